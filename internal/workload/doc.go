@@ -1,0 +1,35 @@
+// Package workload is the shared vocabulary of guest operations that the
+// property tests, the torture campaign and the QEMU adapter drive through an
+// implementation: a Workload is the image geometry (with its backing chain)
+// plus an ordered list of Ops.
+//
+// A workload has a readable, line-oriented script form (Format / Parse) that
+// is what failure artifacts store and what `qedtorture replay` reads; the
+// two are mirror images and round-trip exactly.
+//
+// Script form (one item per line, '#' starts a comment):
+//
+//	qedtorture-workload v1
+//	image cluster_size=4096 table_size=2 size=1048576
+//	backing qed size=524288 cluster_size=65536 table_size=4 fill=1000
+//	backing raw size=262144 fill=2000
+//	write 0x1000 0x200 id=1
+//	zero 0x0 0x10000
+//	read 0x0 0x2000
+//	flush
+//	resize 0x200000
+//	reopen
+//	check
+//	concurrent 2
+//	  write 0x0 0x1000 id=2
+//	  write 0x800 0x1000 id=3
+//
+// Backing lines list the chain from the image's immediate backing file
+// outward. A backing image's contents are generated deterministically: every
+// byte comes from the write pattern of the fill id (see model), so a backing
+// file never has to be stored to replay a workload.
+//
+// Invariants: Validate accepts a workload only if every op lies inside the
+// image size current at that op (resize only grows), lengths are positive,
+// write ids are unique and non-zero, and the geometry is legal QED.
+package workload

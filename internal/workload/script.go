@@ -1,0 +1,310 @@
+package workload
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+const scriptMagic = "qedtorture-workload v1"
+
+// Format writes w in the script form described in the package doc.
+func (w *Workload) Format(out io.Writer) error {
+	bw := bufio.NewWriter(out)
+	g := w.Geometry
+	fmt.Fprintln(bw, scriptMagic)
+	fmt.Fprintf(bw, "image cluster_size=%d table_size=%d size=%d\n", g.ClusterSize, g.TableSize, g.Size)
+	for _, b := range g.Backing {
+		if b.Format == "qed" {
+			fmt.Fprintf(bw, "backing qed size=%d cluster_size=%d table_size=%d fill=%d\n", b.Size, b.ClusterSize, b.TableSize, b.Fill)
+		} else {
+			fmt.Fprintf(bw, "backing %s size=%d fill=%d\n", b.Format, b.Size, b.Fill)
+		}
+	}
+	for _, op := range w.Ops {
+		formatOp(bw, op, "")
+		for _, sub := range op.Group {
+			formatOp(bw, sub, "  ")
+		}
+	}
+	return bw.Flush()
+}
+
+// String returns the script form.
+func (w *Workload) String() string {
+	var sb strings.Builder
+	_ = w.Format(&sb)
+	return sb.String()
+}
+
+// String returns one op in script form (a Concurrent op on one line
+// with its group in brackets), for messages.
+func (op Op) String() string {
+	var sb strings.Builder
+	formatOp(&sb, Op{Kind: op.Kind, Off: op.Off, Len: op.Len, ID: op.ID, Group: op.Group}, "")
+	s := strings.TrimSuffix(sb.String(), "\n")
+	if op.Kind == Concurrent {
+		parts := make([]string, len(op.Group))
+		for i, sub := range op.Group {
+			parts[i] = sub.String()
+		}
+		s += " [" + strings.Join(parts, "; ") + "]"
+	}
+	return s
+}
+
+func formatOp(w io.Writer, op Op, indent string) {
+	switch op.Kind {
+	case Write:
+		fmt.Fprintf(w, "%swrite %#x %#x id=%d\n", indent, op.Off, op.Len, op.ID)
+	case WriteZeroes, Read:
+		fmt.Fprintf(w, "%s%s %#x %#x\n", indent, op.Kind, op.Off, op.Len)
+	case Resize:
+		fmt.Fprintf(w, "%sresize %#x\n", indent, op.Off)
+	case Concurrent:
+		fmt.Fprintf(w, "%sconcurrent %d\n", indent, len(op.Group))
+	default:
+		fmt.Fprintf(w, "%s%s\n", indent, op.Kind)
+	}
+}
+
+// ParseError names the script line that could not be parsed.
+type ParseError struct {
+	Line int
+	Text string
+	Msg  string
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("workload: line %d: %s (%q)", e.Line, e.Msg, e.Text)
+}
+
+// Parse reads a workload in script form and validates it.
+func Parse(r io.Reader) (*Workload, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	w := &Workload{}
+	lineNo := 0
+	sawMagic, sawImage := false, false
+	pendingGroup := 0 // ops still expected in the current concurrent group
+	for sc.Scan() {
+		lineNo++
+		raw := sc.Text()
+		text := raw
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = text[:i]
+		}
+		indented := strings.HasPrefix(text, " ") || strings.HasPrefix(text, "\t")
+		fields := strings.Fields(text)
+		if len(fields) == 0 {
+			continue
+		}
+		bad := func(format string, a ...any) error {
+			return &ParseError{Line: lineNo, Text: raw, Msg: fmt.Sprintf(format, a...)}
+		}
+		if !sawMagic {
+			if strings.Join(fields, " ") != scriptMagic {
+				return nil, bad("expected the header line %q", scriptMagic)
+			}
+			sawMagic = true
+			continue
+		}
+		if pendingGroup > 0 && !indented {
+			return nil, bad("concurrent group needs %d more indented op(s)", pendingGroup)
+		}
+		if pendingGroup == 0 && indented {
+			return nil, bad("indented op outside a concurrent group")
+		}
+		kw, args := fields[0], fields[1:]
+		switch kw {
+		case "image", "backing":
+			if len(w.Ops) > 0 {
+				return nil, bad("%s must come before the first op", kw)
+			}
+			if kw == "image" && sawImage {
+				return nil, bad("duplicate image line")
+			}
+			if kw == "backing" && !sawImage {
+				return nil, bad("backing before the image line")
+			}
+			var format string
+			if kw == "backing" {
+				if len(args) == 0 {
+					return nil, bad("backing needs a format (qed or raw)")
+				}
+				format, args = args[0], args[1:]
+			}
+			kv, err := keyValues(args)
+			if err != nil {
+				return nil, bad("%v", err)
+			}
+			num := func(key string, bitSize int, required bool) (uint64, error) {
+				s, ok := kv[key]
+				if !ok {
+					if required {
+						return 0, bad("missing %s=", key)
+					}
+					return 0, nil
+				}
+				delete(kv, key)
+				v, err := strconv.ParseUint(s, 0, bitSize)
+				if err != nil {
+					return 0, bad("%s=%q is not a number", key, s)
+				}
+				return v, nil
+			}
+			isQED := kw == "image" || format == "qed"
+			var cs, ts, size, fill uint64
+			if size, err = num("size", 63, true); err != nil {
+				return nil, err
+			}
+			if isQED {
+				if cs, err = num("cluster_size", 32, true); err != nil {
+					return nil, err
+				}
+				if ts, err = num("table_size", 32, true); err != nil {
+					return nil, err
+				}
+			}
+			if kw == "backing" {
+				if fill, err = num("fill", 32, true); err != nil {
+					return nil, err
+				}
+			}
+			for k := range kv {
+				return nil, bad("unknown key %q", k)
+			}
+			if kw == "image" {
+				w.Geometry.ClusterSize, w.Geometry.TableSize, w.Geometry.Size = uint32(cs), uint32(ts), int64(size)
+				sawImage = true
+			} else {
+				w.Geometry.Backing = append(w.Geometry.Backing, Backing{Format: format, Size: int64(size), ClusterSize: uint32(cs), TableSize: uint32(ts), Fill: uint32(fill)})
+			}
+			continue
+		}
+		if !sawImage {
+			return nil, bad("ops before the image line")
+		}
+		op, err := parseOp(kw, args)
+		if err != nil {
+			return nil, bad("%v", err)
+		}
+		if pendingGroup > 0 {
+			last := &w.Ops[len(w.Ops)-1]
+			last.Group = append(last.Group, op)
+			pendingGroup--
+			continue
+		}
+		if op.Kind == Concurrent {
+			pendingGroup = int(op.Len)
+			op.Len = 0
+		}
+		w.Ops = append(w.Ops, op)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("workload: line %d: %w", lineNo+1, err)
+	}
+	if !sawMagic || !sawImage {
+		return nil, &ParseError{Line: lineNo, Msg: "missing header or image line"}
+	}
+	if pendingGroup > 0 {
+		return nil, &ParseError{Line: lineNo, Msg: fmt.Sprintf("concurrent group needs %d more op(s) at end of script", pendingGroup)}
+	}
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func keyValues(args []string) (map[string]string, error) {
+	kv := map[string]string{}
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("expected key=value, got %q", a)
+		}
+		if _, dup := kv[k]; dup {
+			return nil, fmt.Errorf("duplicate key %q", k)
+		}
+		kv[k] = v
+	}
+	return kv, nil
+}
+
+func parseOp(kw string, args []string) (Op, error) {
+	num := func(s, what string) (int64, error) {
+		v, err := strconv.ParseInt(s, 0, 64)
+		if err != nil || v < 0 {
+			return 0, fmt.Errorf("%s %q is not a non-negative number", what, s)
+		}
+		return v, nil
+	}
+	nargs := func(n int) error {
+		if len(args) != n {
+			return fmt.Errorf("%s takes %d argument(s), got %d", kw, n, len(args))
+		}
+		return nil
+	}
+	var op Op
+	var err error
+	switch kw {
+	case "write":
+		if err = nargs(3); err != nil {
+			return op, err
+		}
+		op.Kind = Write
+		id, ok := strings.CutPrefix(args[2], "id=")
+		if !ok {
+			return op, fmt.Errorf("write needs id=N as its third argument")
+		}
+		v, perr := strconv.ParseUint(id, 0, 32)
+		if perr != nil {
+			return op, fmt.Errorf("write id %q is not a number", id)
+		}
+		op.ID = uint32(v)
+		args = args[:2]
+		fallthrough
+	case "zero", "read":
+		if op.Kind == 0 {
+			if err = nargs(2); err != nil {
+				return op, err
+			}
+			op.Kind = map[string]Kind{"zero": WriteZeroes, "read": Read}[kw]
+		}
+		if op.Off, err = num(args[0], "offset"); err != nil {
+			return op, err
+		}
+		if op.Len, err = num(args[1], "length"); err != nil {
+			return op, err
+		}
+	case "resize":
+		if err = nargs(1); err != nil {
+			return op, err
+		}
+		op.Kind = Resize
+		if op.Off, err = num(args[0], "size"); err != nil {
+			return op, err
+		}
+	case "concurrent":
+		if err = nargs(1); err != nil {
+			return op, err
+		}
+		op.Kind = Concurrent
+		if op.Len, err = num(args[0], "group size"); err != nil {
+			return op, err
+		}
+		if op.Len < 1 || op.Len > 64 {
+			return op, fmt.Errorf("concurrent group size %d not in 1..64", op.Len)
+		}
+	case "flush", "reopen", "check":
+		if err = nargs(0); err != nil {
+			return op, err
+		}
+		op.Kind = map[string]Kind{"flush": Flush, "reopen": Reopen, "check": Check}[kw]
+	default:
+		return op, fmt.Errorf("unknown op %q", kw)
+	}
+	return op, nil
+}

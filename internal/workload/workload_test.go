@@ -1,0 +1,112 @@
+package workload
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+const sample = `qedtorture-workload v1
+# a comment
+image cluster_size=4096 table_size=2 size=1048576
+backing qed size=524288 cluster_size=65536 table_size=4 fill=1000
+backing raw size=262144 fill=2000
+write 0x1000 0x200 id=1
+zero 0x0 0x10000   # trailing comment
+read 0x0 0x2000
+flush
+resize 0x200000
+reopen
+check
+concurrent 2
+  write 0x0 0x1000 id=2
+  zero 0x800 0x1000
+`
+
+func TestParseFormatRoundTrip(t *testing.T) {
+	w, err := Parse(strings.NewReader(sample))
+	require.NoError(t, err)
+	require.Len(t, w.Geometry.Backing, 2)
+	require.Len(t, w.Ops, 8)
+	require.Equal(t, Op{Kind: Write, Off: 0x1000, Len: 0x200, ID: 1}, w.Ops[0])
+	require.Equal(t, Concurrent, w.Ops[7].Kind)
+	require.Len(t, w.Ops[7].Group, 2)
+	require.Equal(t, int64(0x200000), w.SizeAt(8))
+	require.Equal(t, int64(1048576), w.SizeAt(4))
+
+	w2, err := Parse(strings.NewReader(w.String()))
+	require.NoError(t, err)
+	require.Equal(t, w, w2)
+	require.Equal(t, w.String(), w2.String())
+	require.Equal(t, w, w.Clone())
+}
+
+func TestParseErrors(t *testing.T) {
+	head := "qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=8192\n"
+	cases := []struct{ script, want string }{
+		{"", "missing header"},
+		{"hello\n", "line 1: expected the header line"},
+		{"qedtorture-workload v1\nwrite 0 1 id=1\n", "line 2: ops before the image line"},
+		{"qedtorture-workload v1\nimage cluster_size=4096 size=8192\n", "line 2: missing table_size="},
+		{"qedtorture-workload v1\nimage cluster_size=4096 table_size=3 size=8192\n", "table_size 3 is not a power of two"},
+		{"qedtorture-workload v1\nimage cluster_size=1000 table_size=2 size=8192\n", "cluster_size 1000"},
+		{head + "write 0 16 id=x\n", `line 3: write id "x" is not a number`},
+		{head + "write 0 16\n", "write takes 3 argument(s)"},
+		{head + "write 0x1f00 0x200 id=1\n", "outside the image size"},
+		{head + "write 0 1 id=1\nwrite 0 1 id=1\n", "write id 1 already used"},
+		{head + "resize 0x1000\n", "must grow"},
+		{head + "frobnicate\n", `line 3: unknown op "frobnicate"`},
+		{head + "concurrent 2\n  write 0 1 id=1\nflush\n", "line 5: concurrent group needs 1 more"},
+		{head + "concurrent 1\n  flush\n", "writes only"},
+		{head + "  write 0 1 id=1\n", "outside a concurrent group"},
+		{head + "backing raw size=512 fill=9\n", "unknown"}, // fine syntactically: see below
+		{head + "write 0 1 id=1\nbacking raw size=512 fill=9\n", "must come before the first op"},
+		{head + "read -1 5\n", "not a non-negative number"},
+	}
+	for _, c := range cases {
+		_, err := Parse(strings.NewReader(c.script))
+		if c.want == "unknown" { // a valid backing line
+			require.NoError(t, err, c.script)
+			continue
+		}
+		require.Error(t, err, c.script)
+		require.Contains(t, err.Error(), c.want, c.script)
+	}
+}
+
+func TestGenerateValidAndDeterministic(t *testing.T) {
+	seed := uint64(20261125)
+	t.Logf("seed %d", seed)
+	cfg := DefaultGenConfig()
+	kinds := map[Kind]int{}
+	backed, zeroSize, unaligned := 0, 0, 0
+	for i := range uint64(2000) {
+		w := Generate(rand.New(rand.NewPCG(seed, i)), cfg)
+		require.NoError(t, w.Validate(), "seed %d,%d:\n%s", seed, i, w)
+		again := Generate(rand.New(rand.NewPCG(seed, i)), cfg)
+		require.Equal(t, w, again)
+		back, err := Parse(strings.NewReader(w.String()))
+		require.NoError(t, err)
+		require.Equal(t, w.String(), back.String())
+		for _, op := range w.Ops {
+			kinds[op.Kind]++
+		}
+		if len(w.Geometry.Backing) > 0 {
+			backed++
+		}
+		if w.Geometry.Size == 0 {
+			zeroSize++
+		}
+		if w.Geometry.Size%int64(w.Geometry.ClusterSize) != 0 {
+			unaligned++
+		}
+	}
+	for k := Write; k <= Concurrent; k++ {
+		require.Positive(t, kinds[k], "kind %s never generated", k)
+	}
+	require.Positive(t, backed)
+	require.Positive(t, zeroSize)
+	require.Positive(t, unaligned)
+}
