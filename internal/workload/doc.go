@@ -11,9 +11,9 @@
 //
 //	qedtorture-workload v1
 //	image cluster_size=4096 table_size=2 size=1048576
-//	backing qed size=524288 cluster_size=65536 table_size=4 fill=1000
-//	backing raw size=262144 fill=2000
-//	write 0x1000 0x200 id=1
+//	backing qed size=524288 cluster_size=65536 table_size=4 fill=200
+//	backing raw size=262144 fill=100
+//	write 0x1000 0x200 id=201
 //	zero 0x0 0x10000
 //	read 0x0 0x2000
 //	flush
@@ -21,15 +21,18 @@
 //	reopen
 //	check
 //	concurrent 2
-//	  write 0x0 0x1000 id=2
-//	  write 0x800 0x1000 id=3
+//	  write 0x0 0x1000 id=202
+//	  write 0x800 0x1000 id=203
 //
 // Backing lines list the chain from the image's immediate backing file
-// outward. A backing image's contents are generated deterministically: every
-// byte comes from the write pattern of the fill id (see model), so a backing
-// file never has to be stored to replay a workload.
+// outward. A backing image's contents are generated deterministically from
+// its fill id (the model's write pattern), so a backing file never has to be
+// stored to replay a workload: a raw backing file holds the pattern over its
+// whole size; a qed backing file holds it over its first half (rounded down
+// to 512 bytes) and reads the rest through from the next file in the chain.
 //
 // Invariants: Validate accepts a workload only if every op lies inside the
 // image size current at that op (resize only grows), lengths are positive,
-// write ids are unique and non-zero, and the geometry is legal QED.
+// write and fill ids are non-zero and
+// increase from the deepest backing file to the image and then in op order, and the geometry is legal QED.
 package workload

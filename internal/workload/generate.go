@@ -60,7 +60,8 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	id := func() uint32 { nextID++; return nextID - 1 }
 	if rng.Float64() < cfg.BackingChance && cfg.MaxChain > 0 {
 		n := 1 + rng.IntN(cfg.MaxChain)
-		for range n {
+		g.Backing = make([]Backing, n)
+		for i := n - 1; i >= 0; i-- { // deepest first: ids grow toward the image
 			b := Backing{Fill: id()}
 			// Backing files are often shorter than the image, sometimes longer.
 			b.Size = (rng.Int64N(g.Size/512+8) + 1) * 512
@@ -71,7 +72,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 				b.ClusterSize = cfg.ClusterSizes[rng.IntN(len(cfg.ClusterSizes))]
 				b.TableSize = cfg.TableSizes[rng.IntN(len(cfg.TableSizes))]
 			}
-			g.Backing = append(g.Backing, b)
+			g.Backing[i] = b
 		}
 	}
 	w := &Workload{Geometry: g}

@@ -109,9 +109,14 @@ func (w *Workload) Validate() error {
 			return fmt.Errorf("%w: backing %d: fill id must be non-zero", ErrInvalid, i)
 		}
 	}
-	ids := map[uint32]int{}
-	for _, b := range g.Backing {
-		ids[b.Fill] = -1
+	// Ids increase from the deepest backing file to the image and then in
+	// op order, so that a model can name each write by its id.
+	var lastID uint32
+	for i := len(g.Backing) - 1; i >= 0; i-- {
+		if g.Backing[i].Fill <= lastID {
+			return fmt.Errorf("%w: backing %d: fill id %d must be above the deeper backing's %d", ErrInvalid, i, g.Backing[i].Fill, lastID)
+		}
+		lastID = g.Backing[i].Fill
 	}
 	size := g.Size
 	var check func(i int, op Op, nested bool) error
@@ -125,10 +130,10 @@ func (w *Workload) Validate() error {
 				if op.ID == 0 {
 					return fmt.Errorf("%w: op %d: write id must be non-zero", ErrInvalid, i)
 				}
-				if j, dup := ids[op.ID]; dup {
-					return fmt.Errorf("%w: op %d: write id %d already used (op %d)", ErrInvalid, i, op.ID, j)
+				if op.ID <= lastID {
+					return fmt.Errorf("%w: op %d: write id %d must be above the previous id %d", ErrInvalid, i, op.ID, lastID)
 				}
-				ids[op.ID] = i
+				lastID = op.ID
 			}
 			if nested && op.Kind == Read {
 				return fmt.Errorf("%w: op %d: concurrent groups hold writes only", ErrInvalid, i)
@@ -188,4 +193,13 @@ func (w *Workload) Clone() *Workload {
 		c.Ops[i].Group = append([]Op(nil), op.Group...)
 	}
 	return c
+}
+
+// FillLen is how many bytes from offset 0 of backing file b hold its fill
+// pattern (see the package doc).
+func (b Backing) FillLen() int64 {
+	if b.Format == "qed" {
+		return b.Size / 2 &^ 511
+	}
+	return b.Size
 }

@@ -11,9 +11,9 @@ import (
 const sample = `qedtorture-workload v1
 # a comment
 image cluster_size=4096 table_size=2 size=1048576
-backing qed size=524288 cluster_size=65536 table_size=4 fill=1000
-backing raw size=262144 fill=2000
-write 0x1000 0x200 id=1
+backing qed size=524288 cluster_size=65536 table_size=4 fill=200
+backing raw size=262144 fill=100
+write 0x1000 0x200 id=201
 zero 0x0 0x10000   # trailing comment
 read 0x0 0x2000
 flush
@@ -21,7 +21,7 @@ resize 0x200000
 reopen
 check
 concurrent 2
-  write 0x0 0x1000 id=2
+  write 0x0 0x1000 id=202
   zero 0x800 0x1000
 `
 
@@ -30,7 +30,7 @@ func TestParseFormatRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, w.Geometry.Backing, 2)
 	require.Len(t, w.Ops, 8)
-	require.Equal(t, Op{Kind: Write, Off: 0x1000, Len: 0x200, ID: 1}, w.Ops[0])
+	require.Equal(t, Op{Kind: Write, Off: 0x1000, Len: 0x200, ID: 201}, w.Ops[0])
 	require.Equal(t, Concurrent, w.Ops[7].Kind)
 	require.Len(t, w.Ops[7].Group, 2)
 	require.Equal(t, int64(0x200000), w.SizeAt(8))
@@ -55,7 +55,7 @@ func TestParseErrors(t *testing.T) {
 		{head + "write 0 16 id=x\n", `line 3: write id "x" is not a number`},
 		{head + "write 0 16\n", "write takes 3 argument(s)"},
 		{head + "write 0x1f00 0x200 id=1\n", "outside the image size"},
-		{head + "write 0 1 id=1\nwrite 0 1 id=1\n", "write id 1 already used"},
+		{head + "write 0 1 id=1\nwrite 0 1 id=1\n", "write id 1 must be above the previous id 1"},
 		{head + "resize 0x1000\n", "must grow"},
 		{head + "frobnicate\n", `line 3: unknown op "frobnicate"`},
 		{head + "concurrent 2\n  write 0 1 id=1\nflush\n", "line 5: concurrent group needs 1 more"},
