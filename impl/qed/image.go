@@ -1,34 +1,480 @@
 package qed
 
-// STUB: replaced by the implementation. Signatures are the contract.
-
 import (
 	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/spf13/afero"
 )
 
-var errTODO = errors.New("qed: not implemented yet")
+// defaultL2CacheBytes bounds the default L2 cache by memory as well as by
+// count, since one table can be up to 1 GiB (16 clusters of 64 MiB).
+const (
+	defaultL2CacheTables = 64
+	defaultL2CacheBytes  = 256 << 20
+)
 
 // Image is an open QED image. It is safe for concurrent use.
-type Image struct{}
+//
+// Locking: mu orders guest I/O against metadata changes. ReadAt, in-place
+// WriteAt, Map and Flush hold it shared for their whole duration, data I/O
+// included: the mappings they looked up stay valid until their I/O is done
+// because only holders of mu exclusively change tables (allocating writes,
+// write-zeroes, Check with repair, Resize, the idle NEED_CHECK clear and
+// Close). Allocating writes therefore never race each other for a cluster
+// or a table, and never change a table a reader is walking.
+type Image struct {
+	fs       afero.Fs
+	path     string
+	f        afero.File
+	readOnly bool
+	geo      geometry    // immutable after open
+	backing  backingFile // nil without a backing file; immutable after open
+	clock    Clock
+	idle     time.Duration // <0 disables the idle NEED_CHECK clear
+	cache    *l2Cache      // has its own mutex
 
-// Create makes a new empty QED image at path on fs.
-func Create(fs afero.Fs, path string, opts CreateOptions) error { return errTODO }
+	mu sync.RWMutex
+	// Guarded by mu (written only with mu held exclusively):
+	hdr       Header
+	l1        []uint64 // the L1 table, write-through
+	fileSize  uint64   // allocator: file length rounded down to a cluster
+	closed    bool
+	corrupt   bool   // the open-time repair left corruption: keep NEED_CHECK
+	timer     Timer  // pending idle NEED_CHECK clear, or nil
+	timerGen  uint64 // bumped on every allocating write; stale timers no-op
+	testHooks *testHooks
+}
 
-// Open opens the QED image at path on fs.
-func Open(fs afero.Fs, path string, opts OpenOptions) (*Image, error) { return nil, errTODO }
+// testHooks are seams for tests; nil in production.
+type testHooks struct{}
+
+// Create makes a new empty QED image at path on fs, as qemu-img create
+// does: the file is truncated to zero, then the header, the backing name
+// at offset 64 and a zeroed L1 table are written and synced.
+func Create(fs afero.Fs, path string, opts CreateOptions) error {
+	h, err := newHeader(opts)
+	if err != nil {
+		return err
+	}
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("qed: create %s: %w", path, err)
+	}
+	err = writeNewImage(f, &h, opts.BackingFile)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("qed: create %s: %w", path, err)
+	}
+	return nil
+}
+
+// newHeader builds and checks the header Create writes.
+func newHeader(opts CreateOptions) (Header, error) {
+	cs, ts := opts.ClusterSize, opts.TableSize
+	if cs == 0 {
+		cs = DefaultClusterSize
+	}
+	if ts == 0 {
+		ts = DefaultTableSize
+	}
+	if !validClusterSize(cs) {
+		return Header{}, fmt.Errorf("%w: cluster_size %d: must be a power of two from %d to %d", ErrInvalidOption, cs, MinClusterSize, MaxClusterSize)
+	}
+	if !validTableSize(ts) {
+		return Header{}, fmt.Errorf("%w: table_size %d: must be a power of two from %d to %d", ErrInvalidOption, ts, MinTableSize, MaxTableSize)
+	}
+	if !validImageSize(opts.Size, cs, ts) {
+		return Header{}, fmt.Errorf("%w: size %d: must be a multiple of 512 and at most %d", ErrInvalidOption, opts.Size, MaxImageSize(cs, ts))
+	}
+	h := Header{
+		Magic:         Magic,
+		ClusterSize:   cs,
+		TableSize:     ts,
+		HeaderSize:    1,
+		L1TableOffset: uint64(cs),
+		ImageSize:     opts.Size,
+	}
+	switch opts.BackingFormat {
+	case "", "qed", "raw":
+	default:
+		return Header{}, fmt.Errorf("%w: backing format %q: want qed or raw", ErrInvalidOption, opts.BackingFormat)
+	}
+	if opts.BackingFile != "" {
+		if uint64(HeaderFieldsSize)+uint64(len(opts.BackingFile)) > uint64(cs) || len(opts.BackingFile) > MaxBackingFilenameSize {
+			return Header{}, fmt.Errorf("%w: backing file name of %d bytes does not fit in the header cluster", ErrInvalidOption, len(opts.BackingFile))
+		}
+		h.Features |= FeatureBackingFile
+		if opts.BackingFormat == "raw" {
+			h.Features |= FeatureBackingNoProbe
+		}
+		h.BackingFilenameOffset = HeaderFieldsSize
+		h.BackingFilenameSize = uint32(len(opts.BackingFile))
+		h.BackingFilename = opts.BackingFile
+	}
+	return h, nil
+}
+
+// writeNewImage writes a fresh image into the empty file f.
+func writeNewImage(f afero.File, h *Header, backing string) error {
+	// Truncate again: a filesystem may not honour O_TRUNC, and appending
+	// after old garbage would make it look allocated (a QEMU bug class).
+	if err := f.Truncate(0); err != nil {
+		return err
+	}
+	buf := make([]byte, uint64(h.ClusterSize)*(1+uint64(h.TableSize)))
+	encodeHeader(h, buf)
+	copy(buf[HeaderFieldsSize:], backing)
+	if _, err := f.WriteAt(buf, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
 
 // ReadHeader reads and validates only the header of the image at path.
-func ReadHeader(fs afero.Fs, path string) (Header, error) { return Header{}, errTODO }
+func ReadHeader(fs afero.Fs, path string) (Header, error) {
+	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
+	if err != nil {
+		return Header{}, fmt.Errorf("qed: open %s: %w", path, err)
+	}
+	defer f.Close()
+	h, _, err := readHeader(f)
+	if err != nil {
+		return Header{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
+}
 
-func (im *Image) ReadAt(p []byte, off int64) (int, error)  { return 0, errTODO }
-func (im *Image) WriteAt(p []byte, off int64) (int, error) { return 0, errTODO }
-func (im *Image) WriteZeroes(off, length int64) error      { return errTODO }
-func (im *Image) Flush() error                             { return errTODO }
-func (im *Image) Close() error                             { return errTODO }
-func (im *Image) Size() int64                              { return 0 }
-func (im *Image) Resize(newSize int64) error               { return errTODO }
-func (im *Image) Header() Header                           { return Header{} }
-func (im *Image) Check(repair bool) (CheckReport, error)   { return CheckReport{}, errTODO }
-func (im *Image) Map() ([]Extent, error)                   { return nil, errTODO }
+// readHeader reads, validates and returns the header of f, the backing
+// name included, and the file's length.
+func readHeader(f afero.File) (Header, uint64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return Header{}, 0, err
+	}
+	fileLen := uint64(st.Size())
+	var b [HeaderFieldsSize]byte
+	if n, err := f.ReadAt(b[:], 0); n < len(b) {
+		if err == nil || errors.Is(err, io.EOF) {
+			if n >= 4 && decodeMagic(b[:]) != Magic {
+				return Header{}, 0, &FormatError{Field: "magic", Value: uint64(decodeMagic(b[:])), Offset: offMagic, Reason: "not a QED image", Err: ErrNotQED}
+			}
+			return Header{}, 0, &FormatError{Field: "header", Value: uint64(n), Offset: 0,
+				Reason: fmt.Sprintf("truncated: %d of %d header bytes", n, HeaderFieldsSize), Err: ErrInvalidHeader}
+		}
+		return Header{}, 0, err
+	}
+	h := decodeHeader(b[:])
+	if err := validateHeader(&h, fileLen); err != nil {
+		return Header{}, 0, err
+	}
+	if h.Features&FeatureBackingFile != 0 {
+		name := make([]byte, h.BackingFilenameSize) // bounded by validateHeader
+		if n, err := f.ReadAt(name, int64(h.BackingFilenameOffset)); n < len(name) {
+			return Header{}, 0, fmt.Errorf("qed: reading backing name at %d: %w", h.BackingFilenameOffset, err)
+		}
+		h.BackingFilename = string(name)
+		if h.BackingFilename == "" {
+			return Header{}, 0, &FormatError{Field: "backing_filename_size", Value: 0, Offset: offBackingFilenameSize,
+				Reason: "backing file feature set with an empty name", Err: ErrInvalidHeader}
+		}
+	}
+	return h, fileLen, nil
+}
+
+// Open opens the QED image at path on fs. A writable open of an image
+// with NEED_CHECK set runs Check with repair before returning; a writable
+// open clears unknown autoclear feature bits.
+func Open(fs afero.Fs, path string, opts OpenOptions) (*Image, error) {
+	maxDepth := opts.MaxBackingDepth
+	if maxDepth <= 0 {
+		maxDepth = DefaultMaxBackingDepth
+	}
+	ch := &chain{visited: map[string]bool{filepath.Clean(path): true}, maxDepth: maxDepth}
+	return openImage(fs, path, opts, ch)
+}
+
+func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image, err error) {
+	flag := os.O_RDWR
+	if opts.ReadOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := fs.OpenFile(path, flag, 0)
+	if err != nil {
+		return nil, fmt.Errorf("qed: open %s: %w", path, err)
+	}
+	f = guardFile(f)
+	defer func() {
+		if err != nil {
+			f.Close()
+		}
+	}()
+	h, fileLen, err := readHeader(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	im = &Image{
+		fs:       fs,
+		path:     path,
+		f:        f,
+		readOnly: opts.ReadOnly,
+		geo:      newGeometry(&h),
+		clock:    opts.Clock,
+		idle:     opts.IdleClearDelay,
+		hdr:      h,
+	}
+	if im.clock == nil {
+		im.clock = realClock{}
+	}
+	if im.idle == 0 {
+		im.idle = DefaultIdleClearDelay
+	}
+	im.fileSize = im.geo.startOfCluster(fileLen)
+	n := opts.L2CacheTables
+	if n <= 0 {
+		n = min(defaultL2CacheTables, max(2, int(defaultL2CacheBytes/im.geo.tableBytes)))
+	}
+	im.cache = newL2Cache(n)
+
+	// Unknown autoclear bits: a writable open clears them, durably.
+	if !im.readOnly && h.AutoclearFeatures&^KnownAutoclearFeatures != 0 {
+		nh := im.hdr
+		nh.AutoclearFeatures &= KnownAutoclearFeatures
+		if err := im.writeHeaderLocked(nh); err != nil {
+			return nil, err
+		}
+		if err := im.f.Sync(); err != nil {
+			return nil, fmt.Errorf("qed: %s: sync after clearing autoclear bits: %w", path, err)
+		}
+	}
+
+	// The L1 table lies inside the file (validateHeader), so its size is
+	// bounded by the file's real size.
+	im.l1 = make([]uint64, im.geo.nelems)
+	if err := im.readTable(h.L1TableOffset, im.l1); err != nil {
+		return nil, fmt.Errorf("qed: %s: reading L1 table: %w", path, err)
+	}
+
+	if h.Features&FeatureBackingFile != 0 {
+		im.backing, err = openBacking(fs, path, &im.hdr, ch, opts)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	if !im.readOnly && h.Features&FeatureNeedCheck != 0 {
+		rep, err := im.Check(true)
+		if err != nil {
+			im.closeBacking()
+			return nil, fmt.Errorf("qed: %s: repair on open: %w", path, err)
+		}
+		im.corrupt = rep.Corruptions > 0
+	}
+	return im, nil
+}
+
+// readTable reads the table at off into dst.
+func (im *Image) readTable(off uint64, dst []uint64) error {
+	buf := make([]byte, len(dst)*entrySize)
+	if n, err := im.f.ReadAt(buf, int64(off)); n < len(buf) {
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("reading table at %d: %w", off, err)
+	}
+	decodeTable(dst, buf)
+	return nil
+}
+
+// writeHeaderLocked is the one header-write path: it writes the fixed
+// header fields of h (never the backing name or data after the fields, so
+// unknown compat extensions survive) and on success makes h current. It
+// does not sync; callers order it with Sync as their protocol requires.
+func (im *Image) writeHeaderLocked(h Header) error {
+	var b [HeaderFieldsSize]byte
+	encodeHeader(&h, b[:])
+	if _, err := im.f.WriteAt(b[:], 0); err != nil {
+		return fmt.Errorf("qed: %s: writing header: %w", im.path, err)
+	}
+	im.hdr = h
+	return nil
+}
+
+// Size returns the guest-visible size in bytes.
+func (im *Image) Size() int64 {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	return int64(im.hdr.ImageSize)
+}
+
+// Header returns a copy of the current header.
+func (im *Image) Header() Header {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	return im.hdr
+}
+
+// Path returns the path the image was opened at.
+func (im *Image) Path() string { return im.path }
+
+// ReadOnly reports whether the image was opened read-only.
+func (im *Image) ReadOnly() bool { return im.readOnly }
+
+// Flush makes every completed write durable (File.Sync). It does not
+// clear NEED_CHECK; Close and the idle timer do that after their own flush.
+func (im *Image) Flush() error {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	if im.closed {
+		return ErrClosed
+	}
+	if im.readOnly {
+		return nil
+	}
+	if err := im.f.Sync(); err != nil {
+		return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+	}
+	return nil
+}
+
+// Close flushes the image, clears NEED_CHECK (after that flush, unless an
+// open-time repair left corruption) and closes it and its backing chain.
+func (im *Image) Close() error {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.closed {
+		return ErrClosed
+	}
+	im.closed = true
+	im.stopTimerLocked()
+	var err error
+	if !im.readOnly {
+		err = im.clearNeedCheckLocked()
+	}
+	if cerr := im.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("qed: %s: close: %w", im.path, cerr)
+	}
+	if berr := im.closeBacking(); err == nil && berr != nil {
+		err = berr
+	}
+	return err
+}
+
+func (im *Image) closeBacking() error {
+	if im.backing == nil {
+		return nil
+	}
+	return im.backing.close()
+}
+
+// clearNeedCheckLocked is the one place NEED_CHECK is cleared.
+//
+// Ordering: Sync first, so every data cluster and table update the bit
+// protected is durable; only then write the header without the bit, and
+// Sync again so the clean state is durable before we report success.
+// Clearing before the first Sync could leave a clean-looking image whose
+// L2 entries point past the end of the file.
+func (im *Image) clearNeedCheckLocked() error {
+	if err := im.f.Sync(); err != nil {
+		return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+	}
+	if im.hdr.Features&FeatureNeedCheck == 0 || im.corrupt {
+		return nil
+	}
+	nh := im.hdr
+	nh.Features &^= FeatureNeedCheck
+	if err := im.writeHeaderLocked(nh); err != nil {
+		return err
+	}
+	if err := im.f.Sync(); err != nil {
+		return fmt.Errorf("qed: %s: flush after clearing NEED_CHECK: %w", im.path, err)
+	}
+	return nil
+}
+
+// setNeedCheckLocked durably sets NEED_CHECK before the first unordered
+// metadata update: header write, then Sync, before any L2 entry may be
+// written ahead of its data.
+func (im *Image) setNeedCheckLocked() error {
+	if im.hdr.Features&FeatureNeedCheck != 0 {
+		return nil
+	}
+	nh := im.hdr
+	nh.Features |= FeatureNeedCheck
+	if err := im.writeHeaderLocked(nh); err != nil {
+		return err
+	}
+	if err := im.f.Sync(); err != nil {
+		return fmt.Errorf("qed: %s: flush after setting NEED_CHECK: %w", im.path, err)
+	}
+	return nil
+}
+
+// armIdleTimerLocked (re)starts the idle NEED_CHECK clear after an
+// allocating write.
+func (im *Image) armIdleTimerLocked() {
+	im.timerGen++
+	if im.idle < 0 || im.hdr.Features&FeatureNeedCheck == 0 {
+		return
+	}
+	im.stopTimerLocked()
+	gen := im.timerGen
+	im.timer = im.clock.AfterFunc(im.idle, func() { im.idleClear(gen) })
+}
+
+func (im *Image) stopTimerLocked() {
+	if im.timer != nil {
+		im.timer.Stop()
+		im.timer = nil
+	}
+}
+
+// idleClear runs from the timer: if no allocating write happened since it
+// was armed, flush and clear NEED_CHECK. Errors leave the bit set, which is
+// always safe.
+func (im *Image) idleClear(gen uint64) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.closed || gen != im.timerGen {
+		return
+	}
+	im.timer = nil
+	_ = im.clearNeedCheckLocked()
+}
+
+// Resize grows the guest size to newSize. Shrinking is refused.
+//
+// Ordering: only image_size changes; the header write is synced before
+// Resize returns. No table changes, so no other ordering applies.
+func (im *Image) Resize(newSize int64) error {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.closed {
+		return ErrClosed
+	}
+	if im.readOnly {
+		return ErrReadOnly
+	}
+	if newSize < 0 || uint64(newSize) < im.hdr.ImageSize {
+		return fmt.Errorf("%w: %d is smaller than the current size %d", ErrShrink, newSize, im.hdr.ImageSize)
+	}
+	if !validImageSize(uint64(newSize), im.hdr.ClusterSize, im.hdr.TableSize) {
+		return fmt.Errorf("%w: size %d: must be a multiple of 512 and at most %d", ErrInvalidOption, newSize, MaxImageSize(im.hdr.ClusterSize, im.hdr.TableSize))
+	}
+	nh := im.hdr
+	nh.ImageSize = uint64(newSize)
+	if err := im.writeHeaderLocked(nh); err != nil {
+		return err
+	}
+	if err := im.f.Sync(); err != nil {
+		return fmt.Errorf("qed: %s: flush after resize: %w", im.path, err)
+	}
+	return nil
+}

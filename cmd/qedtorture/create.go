@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/spf13/cobra"
+)
+
+func newCreateCommand(e *env) *cobra.Command {
+	var (
+		format, backing, backingFmt string
+		opts                        []string
+		quiet, unsafe               bool
+	)
+	cmd := &cobra.Command{
+		Use:   "create [-o cluster_size=N,table_size=N] [-b BACKING [-F raw|qed]] IMG [SIZE]",
+		Short: "Create a QED image",
+		Long: `Create a new QED image IMG of SIZE bytes (suffixes K, M, G, T; a multiple of 512).
+With -b the image gets a backing file (a path relative to IMG's directory, or
+absolute); -F raw marks it raw (never probed), -F qed or no -F lets readers
+probe it. SIZE defaults to the backing file's size. An existing IMG is
+overwritten.`,
+		Example: `  qedtorture create disk.qed 10G
+  qedtorture create -o cluster_size=4K,table_size=16 small.qed 64M
+  qedtorture create -b base.raw -F raw overlay.qed`,
+		Args: argsBetween(1, 2, "IMG [SIZE]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(cmd, "format (-f)", format, "qed"); err != nil {
+				return err
+			}
+			o, err := parseOptions(cmd, opts, "cluster_size", "table_size", "backing_file", "backing_fmt", "size")
+			if err != nil {
+				return err
+			}
+			cluster, table, err := geometryOptions(cmd, o)
+			if err != nil {
+				return err
+			}
+			if v, ok := o["backing_file"]; ok {
+				if backing != "" && backing != v {
+					return usagef(cmd, "-b %q and -o backing_file=%q disagree", backing, v)
+				}
+				backing = v
+			}
+			if v, ok := o["backing_fmt"]; ok {
+				if backingFmt != "" && backingFmt != v {
+					return usagef(cmd, "-F %q and -o backing_fmt=%q disagree", backingFmt, v)
+				}
+				backingFmt = v
+			}
+			if backingFmt != "" {
+				if backing == "" {
+					return usagef(cmd, "-F %s needs a backing file (-b)", backingFmt)
+				}
+				if err := checkFormat(cmd, "backing format (-F)", backingFmt, "raw", "qed"); err != nil {
+					return err
+				}
+			}
+			img := args[0]
+			sizeArg := ""
+			if len(args) == 2 {
+				sizeArg = args[1]
+			}
+			if v, ok := o["size"]; ok {
+				if sizeArg != "" && sizeArg != v {
+					return usagef(cmd, "SIZE %q and -o size=%q disagree", sizeArg, v)
+				}
+				sizeArg = v
+			}
+			var size int64 = -1
+			if sizeArg != "" {
+				if size, err = parseImageSize(sizeArg); err != nil {
+					return &usageError{cmd: cmd.CommandPath(), err: err}
+				}
+			} else if backing == "" {
+				return usagef(cmd, "missing SIZE (needed without a backing file)")
+			}
+			if backing != "" && (!unsafe || size < 0) {
+				bsize, bfmt, err := backingSize(e, img, backing, backingFmt)
+				if err != nil {
+					return fail(err)
+				}
+				if size < 0 {
+					size = (bsize + 511) &^ 511
+				}
+				if backingFmt == "" && bfmt == "raw" && !quiet {
+					fmt.Fprintf(e.stderr, "qedtorture: warning: backing file %q is probed as raw; use -F raw to make that safe\n", backing)
+				}
+			}
+			co := qed.CreateOptions{
+				Size: uint64(size), ClusterSize: cluster, TableSize: table,
+				BackingFile: backing, BackingFormat: backingFmt,
+			}
+			if err := qed.Create(e.fs, img, co); err != nil {
+				if errors.Is(err, qed.ErrInvalidOption) {
+					return &usageError{cmd: cmd.CommandPath(), err: err}
+				}
+				return failf("%s: %w", img, err)
+			}
+			if !quiet {
+				fmt.Fprintf(e.stdout, "Formatting '%s', fmt=qed size=%d%s cluster_size=%s table_size=%s\n",
+					img, size, backingDesc(backing, backingFmt), orDefault(cluster, qed.DefaultClusterSize), orDefault(table, qed.DefaultTableSize))
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&format, "format", "f", "qed", "image format (only qed)")
+	f.StringArrayVarP(&opts, "options", "o", nil, "format options: cluster_size, table_size, backing_file, backing_fmt, size")
+	f.StringVarP(&backing, "backing", "b", "", "backing file")
+	f.StringVarP(&backingFmt, "backing-format", "F", "", "backing file format: raw or qed")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print nothing on success")
+	f.BoolVarP(&unsafe, "unsafe", "u", false, "do not open the backing file (SIZE then required)")
+	return cmd
+}
+
+// backingSize opens the backing file named by img's header-to-be and
+// returns its guest size and format (given, or probed).
+func backingSize(e *env, img, backing, backingFmt string) (int64, string, error) {
+	path := resolveBacking(img, backing)
+	fmtName := backingFmt
+	if fmtName == "" {
+		p, err := probeFormat(e.fs, path)
+		if err != nil {
+			return 0, "", fmt.Errorf("backing file %s: %w", backing, err)
+		}
+		fmtName = p
+	}
+	if fmtName == "qed" {
+		h, err := qed.ReadHeader(e.fs, path)
+		if err != nil {
+			return 0, "", fmt.Errorf("backing file %s: %w", backing, err)
+		}
+		return int64(h.ImageSize), "qed", nil
+	}
+	st, err := e.fs.Stat(path)
+	if err != nil {
+		return 0, "", fmt.Errorf("backing file %s: %w", backing, err)
+	}
+	return st.Size(), "raw", nil
+}
+
+func backingDesc(backing, backingFmt string) string {
+	if backing == "" {
+		return ""
+	}
+	s := " backing_file=" + backing
+	if backingFmt != "" {
+		s += " backing_fmt=" + backingFmt
+	}
+	return s
+}
+
+func orDefault(v uint32, def int) string {
+	if v == 0 {
+		return strconv.Itoa(def)
+	}
+	return strconv.FormatUint(uint64(v), 10)
+}

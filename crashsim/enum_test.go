@@ -1,0 +1,284 @@
+package crashsim
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math/big"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+)
+
+// countPoint: an 8 KiB synced file, then w0 @0+512, w1 @1000+1024,
+// w2 @8192+100 (extending), optionally a truncate.
+func countPoint(t testing.TB, withTruncate bool) *Point {
+	f := New(Options{ImplicitDirSync: true})
+	h := mustCreate(t, f, "/a")
+	mustWriteAt(t, h, strings.Repeat("o", 8192), 0)
+	must(t, h.Sync())
+	mustWriteAt(t, h, strings.Repeat("a", 512), 0)
+	mustWriteAt(t, h, strings.Repeat("b", 1024), 1000)
+	mustWriteAt(t, h, strings.Repeat("c", 100), 8192)
+	if withTruncate {
+		must(t, h.Truncate(4000))
+	}
+	return f.Crash()
+}
+
+func TestCounts(t *testing.T) {
+	want := map[string]uint64{
+		"prefix": 4, "prefix+size": 2 + 2 + 2 + 1, "drop": 1, "drop+size": 2,
+		"subset": 8, "subset+size": 2 * 2 * 3,
+		"torn512": 2 * 8 * 2, "torn512+garbage": 3 * 27 * 3, "torn4k": 8, "torn4k+size": 2 * 2 * 4,
+		"torn4k+garbage+size": 3 * 3 * 6,
+	}
+	wantTrunc := map[string]uint64{"prefix": 5, "drop": 1, "subset": 16, "subset+size": 24, "torn512": 64}
+	for name, n := range want {
+		m, err := ParseModel(name)
+		must(t, err)
+		p := countPoint(t, false)
+		if got, exact := p.Count(m); got != n || !exact {
+			t.Errorf("%s: Count = %d (exact %v), want %d", name, got, exact, n)
+		}
+		// Enumeration yields exactly Count states, all buildable.
+		seen := 0
+		for id, s := range p.States(m, EnumOptions{}) {
+			if id.Sampled || id.Ordinal != uint64(seen) {
+				t.Fatalf("%s: state %d has id %s", name, seen, id)
+			}
+			if s == nil {
+				t.Fatalf("%s: nil state", name)
+			}
+			seen++
+		}
+		if uint64(seen) != n {
+			t.Errorf("%s: enumerated %d states, want %d", name, seen, n)
+		}
+		if _, err := p.State(StateID{K: p.K(), Model: m, Ordinal: n}); !errors.Is(err, ErrBadStateID) {
+			t.Errorf("%s: ordinal %d accepted: %v", name, n, err)
+		}
+	}
+	for name, n := range wantTrunc {
+		m, _ := ParseModel(name)
+		if got, _ := countPoint(t, true).Count(m); got != n {
+			t.Errorf("with truncate, %s: Count = %d, want %d", name, got, n)
+		}
+	}
+}
+
+func TestCountSaturatesAndSamples(t *testing.T) {
+	f := New(Options{ImplicitDirSync: true})
+	h := mustCreate(t, f, "/a")
+	mustWriteAt(t, h, strings.Repeat("x", 64*1024), 0) // 128 sectors of 512
+	p := f.Crash()
+	m := Model{Base: Torn, Sector: 512}
+	if n, exact := p.Count(m); exact || n != ^uint64(0) {
+		t.Fatalf("Count = %d exact=%v, want saturated", n, exact)
+	}
+	if want := new(big.Int).Lsh(big.NewInt(1), 128); p.CountBig(m).Cmp(want) != 0 {
+		t.Fatalf("CountBig = %v, want 2^128", p.CountBig(m))
+	}
+	seed := uint64(20261125)
+	t.Logf("sample seed %d", seed)
+	n := 0
+	for id, s := range p.States(m, EnumOptions{Samples: 20, Seed: seed}) {
+		if !id.Sampled {
+			t.Fatalf("id %s not sampled", id)
+		}
+		again, err := p.State(id)
+		must(t, err)
+		if contentOf(t, s, "/a") != contentOf(t, again, "/a") {
+			t.Fatalf("%s does not rebuild identically", id)
+		}
+		n++
+	}
+	if n != 20 {
+		t.Fatalf("sampled %d states, want 20", n)
+	}
+	if p.Exhaustive(m, EnumOptions{}) {
+		t.Fatal("Exhaustive reported for 2^128 states")
+	}
+}
+
+func TestSubsetExactStates(t *testing.T) {
+	f := New(Options{ImplicitDirSync: true})
+	h := mustCreate(t, f, "/a")
+	mustWriteAt(t, h, "....", 0)
+	must(t, h.Sync())
+	for i := range 4 {
+		mustWriteAt(t, h, string(rune('A'+i)), int64(i))
+	}
+	p := f.Crash()
+	for ord := range uint64(16) {
+		s, err := p.State(StateID{K: p.K(), Model: Model{Base: Subset}, Ordinal: ord})
+		must(t, err)
+		want := []byte("....")
+		for i := range 4 {
+			if ord>>i&1 == 1 {
+				want[i] = byte('A' + i)
+			}
+		}
+		if got := contentOf(t, s, "/a"); got != string(want) {
+			t.Errorf("ordinal %d: %q, want %q", ord, got, want)
+		}
+	}
+}
+
+func TestTornStates(t *testing.T) {
+	f := New(Options{ImplicitDirSync: true})
+	h := mustCreate(t, f, "/a")
+	old := strings.Repeat("o", 1024)
+	mustWriteAt(t, h, old, 0)
+	must(t, h.Sync())
+	mustWriteAt(t, h, strings.Repeat("n", 1024), 0)
+	p := f.Crash()
+	O, N := strings.Repeat("o", 512), strings.Repeat("n", 512)
+	got := statesOf(t, p, Model{Base: Torn, Sector: 512}, "/a")
+	if want := set(O+O, N+O, O+N, N+N); len(got) != 4 || !equalSets(got, want) {
+		t.Fatalf("torn512 states: %d, want the 4 sector mixes", len(got))
+	}
+	if got := statesOf(t, p, Model{Base: Torn, Sector: 4096}, "/a"); !equalSets(got, set(O+O, N+N)) {
+		t.Fatalf("torn4k tore inside a 4k block")
+	}
+	// With garbage: 9 states, garbage sectors neither old nor new, and the
+	// same garbage every time.
+	g := Model{Base: Torn, Sector: 512, Garbage: true}
+	got = statesOf(t, p, g, "/a")
+	if len(got) != 9 {
+		t.Fatalf("torn512+garbage: %d distinct states, want 9", len(got))
+	}
+	for s := range got {
+		for _, half := range []string{s[:512], s[512:]} {
+			if half != O && half != N && strings.Count(half, "o") > 32 {
+				t.Fatalf("garbage sector looks like data")
+			}
+		}
+	}
+	if !equalSets(got, statesOf(t, p, g, "/a")) {
+		t.Fatal("garbage is not deterministic")
+	}
+}
+
+func equalSets(a, b map[string]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestStateIDRoundTrip: every state of every model rebuilds bit for bit
+// from its printed identity.
+func TestStateIDRoundTrip(t *testing.T) {
+	p := countPoint(t, true)
+	for _, m := range append(Models(), Model{Base: Prefix, Size: true}, Model{Base: Torn, Sector: 512, Garbage: true, Size: true}) {
+		for id, s := range p.States(m, EnumOptions{Bound: 300, Samples: 50, Seed: 7}) {
+			parsed, err := ParseStateID(id.String())
+			must(t, err)
+			if parsed != id {
+				t.Fatalf("ParseStateID(%q) = %+v, want %+v", id, parsed, id)
+			}
+			again, err := p.State(parsed)
+			must(t, err)
+			if a, b := digest(t, s), digest(t, again); a != b {
+				t.Fatalf("%s rebuilt differently", id)
+			}
+		}
+	}
+	for _, bad := range []string{"", "k=1/subset", "x=1/subset/0", "k=-1/subset/0", "k=1/bogus/0",
+		"k=1/subset/seed=x", "k=1/subset/-3", "k=1/subset+garbage/0", "k=1/torn100/0", "k=1/subset+size+size/0"} {
+		if _, err := ParseStateID(bad); !errors.Is(err, ErrBadStateID) {
+			t.Errorf("ParseStateID(%q) = %v, want ErrBadStateID", bad, err)
+		}
+	}
+	if _, err := p.State(StateID{K: p.K() + 1, Model: Model{Base: Drop}}); !errors.Is(err, ErrBadStateID) {
+		t.Errorf("state of another point accepted: %v", err)
+	}
+}
+
+func digest(t testing.TB, f *FS) string {
+	h := sha256.New()
+	for _, name := range f.Start().Paths() {
+		b, _ := f.Start().ReadFile(name)
+		fmt.Fprintf(h, "%s %d\n", name, len(b))
+		h.Write(b)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// TestPagesAgainstModel drives the page tree with random writes,
+// truncates and snapshots and compares every snapshot with a plain byte
+// slice model.
+func TestPagesAgainstModel(t *testing.T) {
+	seed := rand.Uint64()
+	if s := os.Getenv("CRASHSIM_SEED"); s != "" {
+		fmt.Sscan(s, &seed)
+	}
+	t.Logf("seed %d (CRASHSIM_SEED to replay)", seed)
+	r := rand.New(rand.NewPCG(seed, 1))
+	type snap struct {
+		c    content
+		want []byte
+	}
+	var snaps []snap
+	var c content
+	var model []byte
+	gen := newGen()
+	for step := range 3000 {
+		switch r.IntN(10) {
+		case 0:
+			size := r.Int64N(300_000)
+			c.truncate(size, gen)
+			if int64(len(model)) > size {
+				model = model[:size]
+			} else {
+				model = append(model, make([]byte, size-int64(len(model)))...)
+			}
+		case 1:
+			snaps = append(snaps, snap{c, bytes.Clone(model)})
+			gen = newGen()
+		case 2:
+			off, n := r.Int64N(300_000), r.Int64N(20_000)
+			applyDiscard(&c, off, n, gen)
+			for i := off; i < min(off+n, int64(len(model))); i++ {
+				model[i] = 0
+			}
+		default:
+			off := r.Int64N(300_000)
+			if r.IntN(20) == 0 {
+				off += 1 << 30 // far sparse write
+			}
+			data := make([]byte, r.IntN(10_000))
+			for i := range data {
+				data[i] = byte(r.Uint32())
+			}
+			c.writeAt(data, off, gen)
+			if end := off + int64(len(data)); end > int64(len(model)) {
+				model = append(model, make([]byte, end-int64(len(model)))...)
+			}
+			copy(model[off:], data)
+		}
+		if int64(len(model)) != c.size {
+			t.Fatalf("step %d: size %d, model %d", step, c.size, len(model))
+		}
+		if int64(len(model)) > 1<<29 { // keep the model small
+			c.truncate(100_000, gen)
+			model = model[:100_000]
+		}
+	}
+	snaps = append(snaps, snap{c, model})
+	for i, s := range snaps {
+		got := make([]byte, s.c.size)
+		s.c.readAt(got, 0)
+		if !bytes.Equal(got, s.want) {
+			t.Fatalf("snapshot %d differs from the model", i)
+		}
+	}
+}

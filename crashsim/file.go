@@ -1,0 +1,271 @@
+package crashsim
+
+import (
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/spf13/afero"
+)
+
+// File is an open file or directory of an FS. It shares the FS's lock;
+// after the FS crashes every method fails with ErrCrashed.
+type File struct {
+	fs     *FS
+	ino    *inode
+	name   string // as given to OpenFile
+	path   string // cleaned
+	flag   int
+	pos    int64
+	dirPos int
+	closed bool
+}
+
+var _ afero.File = (*File)(nil)
+
+// check runs under f.fs.mu: dead filesystem first, then closed handle.
+func (f *File) check(op string) error {
+	if f.fs.crashed != nil {
+		return pathErr(op, f.name, ErrCrashed)
+	}
+	if f.closed {
+		return pathErr(op, f.name, os.ErrClosed)
+	}
+	return nil
+}
+
+func (f *File) checkWrite(op string) error {
+	if err := f.check(op); err != nil {
+		return err
+	}
+	if f.ino.dir {
+		return pathErr(op, f.name, errIsDir)
+	}
+	if f.flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+		return pathErr(op, f.name, errBadFd)
+	}
+	return nil
+}
+
+func (f *File) checkRead(op string) error {
+	if err := f.check(op); err != nil {
+		return err
+	}
+	if f.ino.dir {
+		return pathErr(op, f.name, errIsDir)
+	}
+	if f.flag&os.O_WRONLY != 0 {
+		return pathErr(op, f.name, errBadFd)
+	}
+	return nil
+}
+
+// Name implements afero.File.
+func (f *File) Name() string { return f.name }
+
+// Close implements afero.File.
+func (f *File) Close() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("close"); err != nil {
+		return err
+	}
+	f.closed = true
+	return nil
+}
+
+func (f *File) readAtLocked(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, pathErr("read", f.name, errInvalid)
+	}
+	size := f.ino.cur.size
+	if off >= size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), size-off))
+	f.ino.cur.readAt(p[:n], off)
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// ReadAt implements io.ReaderAt.
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkRead("read"); err != nil {
+		return 0, err
+	}
+	return f.readAtLocked(p, off)
+}
+
+// Read implements io.Reader.
+func (f *File) Read(p []byte) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkRead("read"); err != nil {
+		return 0, err
+	}
+	n, err := f.readAtLocked(p, f.pos)
+	f.pos += int64(n)
+	return n, err
+}
+
+func (f *File) writeAtLocked(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, pathErr("write", f.name, errInvalid)
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if err := f.fs.writeLocked(f.ino, f.path, p, off); err != nil {
+		return 0, pathErr("write", f.name, err)
+	}
+	return len(p), nil
+}
+
+// WriteAt implements io.WriterAt. Every non-empty call is one recorded
+// write operation.
+func (f *File) WriteAt(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkWrite("write"); err != nil {
+		return 0, err
+	}
+	return f.writeAtLocked(p, off)
+}
+
+// Write implements io.Writer (at the end of the file with O_APPEND).
+func (f *File) Write(p []byte) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkWrite("write"); err != nil {
+		return 0, err
+	}
+	if f.flag&os.O_APPEND != 0 {
+		f.pos = f.ino.cur.size
+	}
+	n, err := f.writeAtLocked(p, f.pos)
+	f.pos += int64(n)
+	return n, err
+}
+
+// WriteString implements afero.File.
+func (f *File) WriteString(s string) (int, error) { return f.Write([]byte(s)) }
+
+// Seek implements io.Seeker.
+func (f *File) Seek(offset int64, whence int) (int64, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("seek"); err != nil {
+		return 0, err
+	}
+	var base int64
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		base = f.pos
+	case io.SeekEnd:
+		base = f.ino.cur.size
+	default:
+		return 0, pathErr("seek", f.name, errInvalid)
+	}
+	if base+offset < 0 {
+		return 0, pathErr("seek", f.name, errInvalid)
+	}
+	f.pos = base + offset
+	return f.pos, nil
+}
+
+// Truncate implements afero.File: one recorded truncate operation.
+func (f *File) Truncate(size int64) error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkWrite("truncate"); err != nil {
+		return err
+	}
+	if size < 0 {
+		return pathErr("truncate", f.name, errInvalid)
+	}
+	if err := f.fs.truncateLocked(f.ino, f.path, size); err != nil {
+		return pathErr("truncate", f.name, err)
+	}
+	return nil
+}
+
+// Sync implements afero.File. On a file it makes the file's data and
+// length durable (not its directory entry); on a directory it makes the
+// directory's current entries durable.
+func (f *File) Sync() error {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("sync"); err != nil {
+		return err
+	}
+	var err error
+	if f.ino.dir {
+		err = f.fs.dirSyncLocked(f.ino, f.path)
+	} else {
+		err = f.fs.syncLocked(f.ino, f.path)
+	}
+	if err != nil {
+		return pathErr("sync", f.name, err)
+	}
+	return nil
+}
+
+// Stat implements afero.File.
+func (f *File) Stat() (os.FileInfo, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("stat"); err != nil {
+		return nil, err
+	}
+	return infoOf(f.path, f.ino), nil
+}
+
+// Readdir implements afero.File for directories, in name order.
+func (f *File) Readdir(count int) ([]os.FileInfo, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.check("readdir"); err != nil {
+		return nil, err
+	}
+	if !f.ino.dir {
+		return nil, pathErr("readdir", f.name, errNotDir)
+	}
+	kids := f.fs.childrenLocked(f.path)
+	if f.dirPos > len(kids) {
+		f.dirPos = len(kids)
+	}
+	kids = kids[f.dirPos:]
+	if count > 0 && len(kids) == 0 {
+		return nil, io.EOF
+	}
+	if count > 0 && len(kids) > count {
+		kids = kids[:count]
+	}
+	f.dirPos += len(kids)
+	out := make([]os.FileInfo, 0, len(kids))
+	for _, p := range kids {
+		ino, _ := f.fs.lookupLocked(p)
+		out = append(out, infoOf(p, ino))
+	}
+	return out, nil
+}
+
+// Readdirnames implements afero.File.
+func (f *File) Readdirnames(n int) ([]string, error) {
+	fis, err := f.Readdir(n)
+	names := make([]string, len(fis))
+	for i, fi := range fis {
+		names[i] = fi.Name()
+	}
+	return names, err
+}
+
+var _ fs.FileInfo = (*fileInfo)(nil)

@@ -1,0 +1,216 @@
+package crashsim
+
+import "sync/atomic"
+
+// Page-granular persistent storage.
+//
+// A file's bytes live in a radix tree of PageSize pages with fan-out
+// fanout. Trees are persistent: a snapshot is a copy of the root pointer,
+// and a writer copies the path from the root to each page it changes
+// (copy-on-write), so building a crash state costs time proportional to
+// the pages its kept writes touch, never to the file size. Nodes carry
+// the generation of the writer that owns them; a writer mutates a node in
+// place only when the generation matches, which makes runs of writes
+// between two snapshots cheap (the Clojure "transient" trick). Every
+// snapshot switches its owner to a fresh generation, so a shared node is
+// never modified.
+//
+// Invariant: every byte at or past a content's size reads as zero (a
+// shrinking truncate zeroes the tail of the last page and drops the pages
+// beyond), so extending the size never exposes stale bytes.
+
+const (
+	// PageSize is the granularity of copy-on-write storage.
+	PageSize  = 4096
+	pageShift = 12
+	fanBits   = 5
+	fanout    = 1 << fanBits
+	fanMask   = fanout - 1
+)
+
+var genCounter atomic.Uint64
+
+// newGen returns a generation no node has been created with yet.
+func newGen() uint64 { return genCounter.Add(1) }
+
+type node struct {
+	gen  uint64
+	kids *[fanout]*node  // interior node
+	data *[PageSize]byte // leaf (page)
+}
+
+// content is one version of a file's bytes: an immutable-by-convention
+// tree plus a length. height is the number of interior levels above the
+// pages (capacity fanout^height pages).
+type content struct {
+	root   *node
+	height int
+	size   int64
+}
+
+// capacityPages reports how many pages a tree of height h can address
+// (saturating: heights beyond 12 cover every int64 offset).
+func capacityPages(h int) int64 {
+	if h*fanBits >= 63-pageShift {
+		return 1 << (63 - pageShift)
+	}
+	return 1 << (uint(h) * fanBits)
+}
+
+func (c *content) own(n *node, gen uint64, leaf bool) *node {
+	if n != nil && n.gen == gen {
+		return n
+	}
+	m := &node{gen: gen}
+	if leaf {
+		m.data = new([PageSize]byte)
+		if n != nil {
+			*m.data = *n.data
+		}
+	} else {
+		m.kids = new([fanout]*node)
+		if n != nil {
+			*m.kids = *n.kids
+		}
+	}
+	return m
+}
+
+// grow raises the tree until page index pg is addressable.
+func (c *content) grow(pg int64, gen uint64) {
+	for pg >= capacityPages(c.height) {
+		if c.root != nil {
+			r := &node{gen: gen, kids: new([fanout]*node)}
+			r.kids[0] = c.root
+			c.root = r
+		}
+		c.height++
+	}
+}
+
+// pageForWrite returns the page pg owned by gen, copying the path to it.
+func (c *content) pageForWrite(pg int64, gen uint64) *[PageSize]byte {
+	c.grow(pg, gen)
+	c.root = c.own(c.root, gen, c.height == 0)
+	n := c.root
+	for h := c.height; h > 0; h-- {
+		i := (pg >> (uint(h-1) * fanBits)) & fanMask
+		k := c.own(n.kids[i], gen, h == 1)
+		n.kids[i] = k
+		n = k
+	}
+	return n.data
+}
+
+// page returns page pg for reading, or nil when it is a hole.
+func (c *content) page(pg int64) *[PageSize]byte {
+	if pg >= capacityPages(c.height) {
+		return nil
+	}
+	n := c.root
+	for h := c.height; h > 0 && n != nil; h-- {
+		n = n.kids[(pg>>(uint(h-1)*fanBits))&fanMask]
+	}
+	if n == nil {
+		return nil
+	}
+	return n.data
+}
+
+// readAt copies bytes at off into p, zeros past holes; it does not look
+// at size (callers clip).
+func (c *content) readAt(p []byte, off int64) {
+	for len(p) > 0 {
+		pg, po := off>>pageShift, int(off&(PageSize-1))
+		n := min(len(p), PageSize-po)
+		if d := c.page(pg); d != nil {
+			copy(p[:n], d[po:po+n])
+		} else {
+			clear(p[:n])
+		}
+		p, off = p[n:], off+int64(n)
+	}
+}
+
+// writeAt stores p at off and extends size when needed.
+func (c *content) writeAt(p []byte, off int64, gen uint64) {
+	end := off + int64(len(p))
+	for len(p) > 0 {
+		pg, po := off>>pageShift, int(off&(PageSize-1))
+		n := min(len(p), PageSize-po)
+		d := c.pageForWrite(pg, gen)
+		copy(d[po:po+n], p[:n])
+		p, off = p[n:], off+int64(n)
+	}
+	if end > c.size {
+		c.size = end
+	}
+}
+
+// zeroRange zeroes [off, off+n) without changing size; hole pages stay holes.
+func (c *content) zeroRange(off, n int64, gen uint64) {
+	for n > 0 {
+		pg, po := off>>pageShift, off&(PageSize-1)
+		k := min(n, PageSize-po)
+		if c.page(pg) != nil {
+			d := c.pageForWrite(pg, gen)
+			clear(d[po : po+k])
+		}
+		off, n = off+k, n-k
+	}
+}
+
+// truncate sets the size; shrinking zeroes the tail and drops later pages.
+func (c *content) truncate(size int64, gen uint64) {
+	if size >= c.size {
+		c.size = size
+		return
+	}
+	if size == 0 {
+		*c = content{}
+		return
+	}
+	// Zero the tail of the last kept page.
+	if po := size & (PageSize - 1); po != 0 && c.page(size>>pageShift) != nil {
+		d := c.pageForWrite(size>>pageShift, gen)
+		clear(d[po:])
+	}
+	firstDrop := (size + PageSize - 1) >> pageShift
+	if firstDrop < capacityPages(c.height) && c.root != nil {
+		c.root = c.dropFrom(c.root, c.height, firstDrop, gen)
+	}
+	c.size = size
+}
+
+// dropFrom clears every page with index >= first (relative to n's subtree).
+func (c *content) dropFrom(n *node, h int, first int64, gen uint64) *node {
+	if n == nil || h == 0 {
+		if first <= 0 {
+			return nil
+		}
+		return n
+	}
+	if first <= 0 {
+		return nil
+	}
+	span := capacityPages(h - 1)
+	i := first / span
+	anything := false
+	for j := i; j < fanout; j++ {
+		if n.kids[j] != nil {
+			anything = true
+			break
+		}
+	}
+	if !anything {
+		return n
+	}
+	n = c.own(n, gen, false)
+	if i < fanout {
+		n.kids[i] = c.dropFrom(n.kids[i], h-1, first-i*span, gen)
+		for j := i + 1; j < fanout; j++ {
+			n.kids[j] = nil
+		}
+	}
+	return n
+}

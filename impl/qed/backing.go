@@ -1,0 +1,124 @@
+package qed
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/afero"
+)
+
+// backingFile is the read side of a backing image: a raw file or a QED
+// image. Reads past its end return zeros, as the spec requires for backing
+// files shorter than the image they back.
+type backingFile interface {
+	readAt(p []byte, off int64) error
+	close() error
+}
+
+// rawBacking is a backing file read as raw bytes.
+type rawBacking struct {
+	f    afero.File
+	size int64
+}
+
+func (r *rawBacking) readAt(p []byte, off int64) error {
+	n := 0
+	if off < r.size {
+		want := int64(len(p))
+		if off+want > r.size {
+			want = r.size - off
+		}
+		var err error
+		n, err = r.f.ReadAt(p[:want], off)
+		if err != nil && !(errors.Is(err, io.EOF) && n == int(want)) {
+			return fmt.Errorf("qed: reading backing file %s at %d: %w", r.f.Name(), off, err)
+		}
+	}
+	clear(p[n:])
+	return nil
+}
+
+func (r *rawBacking) close() error { return r.f.Close() }
+
+// qedBacking is a backing file that is itself a QED image.
+type qedBacking struct{ im *Image }
+
+func (q *qedBacking) readAt(p []byte, off int64) error {
+	size := q.im.Size()
+	n := 0
+	if off < size {
+		want := int64(len(p))
+		if off+want > size {
+			want = size - off
+		}
+		if _, err := q.im.ReadAt(p[:want], off); err != nil {
+			return err
+		}
+		n = int(want)
+	}
+	clear(p[n:])
+	return nil
+}
+
+func (q *qedBacking) close() error { return q.im.Close() }
+
+// chain tracks the images opened while following a backing chain, to
+// refuse loops and absurd depth.
+type chain struct {
+	visited  map[string]bool
+	depth    int
+	maxDepth int
+}
+
+// resolveBacking returns the path of the backing file named by the image
+// at imgPath: absolute names as they are, relative names against the
+// directory of the naming image.
+func resolveBacking(imgPath, name string) string {
+	if filepath.IsAbs(name) {
+		return filepath.Clean(name)
+	}
+	return filepath.Join(filepath.Dir(imgPath), name)
+}
+
+// openBacking opens the backing file of h (named by the image at imgPath),
+// probing its format unless FeatureBackingNoProbe says raw.
+func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOptions) (backingFile, error) {
+	p := resolveBacking(imgPath, h.BackingFilename)
+	if ch.visited[p] {
+		return nil, fmt.Errorf("%w: %s is named again by %s", ErrBackingLoop, p, imgPath)
+	}
+	if ch.depth+1 > ch.maxDepth {
+		return nil, fmt.Errorf("%w: more than %d backing files below %s", ErrBackingDepth, ch.maxDepth, imgPath)
+	}
+	f, err := fs.OpenFile(p, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("qed: opening backing file %s of %s: %w", p, imgPath, err)
+	}
+	isQED := false
+	if h.Features&FeatureBackingNoProbe == 0 {
+		var magic [4]byte
+		n, _ := f.ReadAt(magic[:], 0)
+		isQED = n == 4 && decodeMagic(magic[:]) == Magic
+	}
+	if !isQED {
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("qed: stat backing file %s: %w", p, err)
+		}
+		return &rawBacking{f: guardFile(f), size: st.Size()}, nil
+	}
+	f.Close()
+	sub := &chain{visited: ch.visited, depth: ch.depth + 1, maxDepth: ch.maxDepth}
+	sub.visited[p] = true
+	bopts := opts
+	bopts.ReadOnly = true
+	im, err := openImage(fs, p, bopts, sub)
+	if err != nil {
+		return nil, fmt.Errorf("qed: opening backing image of %s: %w", imgPath, err)
+	}
+	return &qedBacking{im: im}, nil
+}

@@ -1,0 +1,156 @@
+package qed
+
+import (
+	"fmt"
+)
+
+// Check walks the tables and reports what `qemu-img check -f qed` reports,
+// counted the way QEMU's qed-check.c counts:
+//   - the L1 clusters, every referenced L2 table and every data cluster are
+//     marked in a bitmap of the file's whole clusters; a cluster marked twice
+//     is a corruption (a table with a doubly referenced cluster is skipped);
+//   - an L1 entry that is not a valid table offset, or an L2 entry (not 0 or
+//     1) that is not a valid cluster offset, is a corruption; with repair it
+//     is set to 0, counted in CorruptionsFixed instead, and the table is
+//     rewritten whole;
+//   - Allocated counts every L2 entry other than 0 and 1 (invalid ones too),
+//     Fragmented those not following the previous one in the same table;
+//   - Leaks are unmarked clusters after the header, counted only when every
+//     table could be read (CheckErrors == 0). They are never reclaimed.
+//
+// With repair, if no corruption and no check error remains, NEED_CHECK is
+// cleared after a Sync. An I/O error is counted in CheckErrors and also
+// returned.
+func (im *Image) Check(repair bool) (CheckReport, error) {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if err := im.checkOpenLocked(); err != nil {
+		return CheckReport{}, err
+	}
+	if repair && im.readOnly {
+		return CheckReport{}, ErrReadOnly
+	}
+	return im.checkLocked(repair)
+}
+
+// checkLocked does Check with mu held exclusively. Repairs go through the
+// one table-write path; the L2 cache is dropped afterwards.
+func (im *Image) checkLocked(repair bool) (CheckReport, error) {
+	g := &im.geo
+	rep := CheckReport{
+		TotalClusters: int64((im.hdr.ImageSize + g.clusterSize - 1) / g.clusterSize),
+	}
+	if st, err := im.f.Stat(); err == nil {
+		rep.ImageEndOffset = st.Size()
+	}
+	nclusters := im.fileSize / g.clusterSize
+	used := make([]uint64, (nclusters+63)/64) // bounded by the file's size
+	mark := func(off, n uint64) bool {
+		ok := true
+		for c := off / g.clusterSize; n > 0; c, n = c+1, n-1 {
+			if c >= nclusters {
+				continue // unreachable for validated offsets
+			}
+			if used[c/64]&(1<<(c%64)) != 0 {
+				rep.Corruptions++
+				rep.Problems = append(rep.Problems, fmt.Sprintf("cluster %d (offset %d) is referenced more than once", c, c*g.clusterSize))
+				ok = false
+			}
+			used[c/64] |= 1 << (c % 64)
+		}
+		return ok
+	}
+	invalid := func(what string, off, value uint64) {
+		if repair {
+			rep.CorruptionsFixed++
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s = %#x at offset %d: invalid offset, cleared", what, value, off))
+		} else {
+			rep.Corruptions++
+			rep.Problems = append(rep.Problems, fmt.Sprintf("%s = %#x at offset %d: invalid offset", what, value, off))
+		}
+	}
+
+	var lastErr error
+	mark(im.hdr.L1TableOffset, g.tableSize)
+	l1 := append([]uint64(nil), im.l1...)
+	l1Invalid := 0
+	tbl := make([]uint64, g.nelems)
+	for i, e := range l1 {
+		if e == 0 {
+			continue
+		}
+		if !g.validTableOffset(e, im.fileSize) {
+			invalid(fmt.Sprintf("L1[%d]", i), im.hdr.L1TableOffset+uint64(i)*entrySize, e)
+			if repair {
+				l1[i] = 0
+			}
+			l1Invalid++
+			continue
+		}
+		if !mark(e, g.tableSize) {
+			continue // skip a table that overlaps something else
+		}
+		if err := im.readTable(e, tbl); err != nil {
+			rep.CheckErrors++
+			lastErr = err
+			rep.Problems = append(rep.Problems, fmt.Sprintf("L2 table at %d: %v", e, err))
+			continue
+		}
+		l2Invalid := 0
+		last := uint64(0)
+		for j, d := range tbl {
+			if d == 0 || d == l2ZeroCluster {
+				continue
+			}
+			rep.Allocated++
+			if last != 0 && last+g.clusterSize != d {
+				rep.Fragmented++
+			}
+			last = d
+			if !g.validClusterOffset(d, im.fileSize) {
+				invalid(fmt.Sprintf("L2[%d] of table %d", j, e), e+uint64(j)*entrySize, d)
+				if repair {
+					tbl[j] = 0
+				}
+				l2Invalid++
+				continue
+			}
+			mark(d, 1)
+		}
+		if l2Invalid > 0 && repair {
+			if err := im.writeTableLocked(e, tbl, 0, g.nelems); err != nil {
+				rep.CheckErrors++
+				lastErr = err
+			}
+		}
+	}
+	if l1Invalid > 0 && repair {
+		if err := im.writeTableLocked(im.hdr.L1TableOffset, l1, 0, g.nelems); err != nil {
+			rep.CheckErrors++
+			lastErr = err
+		} else {
+			copy(im.l1, l1)
+		}
+	}
+	if repair {
+		im.cache.clear()
+	}
+	if lastErr != nil {
+		return rep, fmt.Errorf("qed: %s: check: %w", im.path, lastErr)
+	}
+	for c := uint64(im.hdr.HeaderSize); c < nclusters; c++ {
+		if used[c/64]&(1<<(c%64)) == 0 {
+			rep.Leaks++
+		}
+	}
+	if repair {
+		im.corrupt = rep.Corruptions > 0
+		if !im.corrupt && im.hdr.Features&FeatureNeedCheck != 0 {
+			if err := im.clearNeedCheckLocked(); err != nil {
+				rep.CheckErrors++
+				return rep, err
+			}
+		}
+	}
+	return rep, nil
+}

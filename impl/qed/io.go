@@ -1,0 +1,533 @@
+package qed
+
+import (
+	"fmt"
+	"io"
+)
+
+// run is a stretch of guest clusters, all in one L2 table, that share a
+// mapping kind; for ExtentData the host clusters are contiguous.
+type run struct {
+	kind ExtentKind
+	host uint64 // host offset of the first cluster (ExtentData only)
+	n    uint64 // clusters
+}
+
+// lookupLocked classifies the clusters starting at the one holding guest
+// offset pos, at most maxN of them and never past the end of one L2
+// table's range. mu must be held (shared suffices). An entry that is not a
+// valid offset is an error, never a mapping: bytes are never read from or
+// written to a wrong place.
+func (im *Image) lookupLocked(pos, maxN uint64) (run, error) {
+	g := &im.geo
+	l1i := g.l1Index(pos)
+	l2i := g.l2Index(pos)
+	n := min(maxN, g.nelems-l2i)
+	l1e := im.l1[l1i]
+	if l1e == 0 {
+		return run{kind: ExtentUnallocated, n: n}, nil
+	}
+	if !g.validTableOffset(l1e, im.fileSize) {
+		return run{}, &FormatError{Field: fmt.Sprintf("L1[%d]", l1i), Value: l1e,
+			Offset: int64(im.hdr.L1TableOffset + l1i*entrySize),
+			Reason: fmt.Sprintf("not a valid L2 table offset (file has %d whole-cluster bytes)", im.fileSize), Err: ErrCorrupt}
+	}
+	t, err := im.getL2Locked(l1e)
+	if err != nil {
+		return run{}, err
+	}
+	defer im.cache.release(t)
+	first := t.entries[l2i]
+	r := run{n: 1}
+	switch first {
+	case 0:
+		r.kind = ExtentUnallocated
+	case l2ZeroCluster:
+		r.kind = ExtentZero
+	default:
+		if !g.validClusterOffset(first, im.fileSize) {
+			return run{}, &FormatError{Field: fmt.Sprintf("L2[%d] (table at %d)", l2i, l1e), Value: first,
+				Offset: int64(l1e + l2i*entrySize),
+				Reason: fmt.Sprintf("not a valid data cluster offset (file has %d whole-cluster bytes)", im.fileSize), Err: ErrCorrupt}
+		}
+		r.kind = ExtentData
+		r.host = first
+	}
+	for r.n < n {
+		e := t.entries[l2i+r.n]
+		switch r.kind {
+		case ExtentUnallocated:
+			if e != 0 {
+				return r, nil
+			}
+		case ExtentZero:
+			if e != l2ZeroCluster {
+				return r, nil
+			}
+		case ExtentData:
+			if e != first+r.n*g.clusterSize || !g.validClusterOffset(e, im.fileSize) {
+				return r, nil
+			}
+		}
+		r.n++
+	}
+	return r, nil
+}
+
+// getL2Locked returns the L2 table at off, pinned; release it with
+// im.cache.release. mu must be held (shared suffices); off must be a
+// valid table offset, so the read is bounded by the file's size.
+func (im *Image) getL2Locked(off uint64) (*l2Table, error) {
+	if t := im.cache.get(off); t != nil {
+		return t, nil
+	}
+	t := &l2Table{offset: off, entries: make([]uint64, im.geo.nelems)}
+	if err := im.readTable(off, t.entries); err != nil {
+		return nil, fmt.Errorf("qed: %s: reading L2 table: %w", im.path, err)
+	}
+	return im.cache.insert(t), nil
+}
+
+// clustersSpanned returns how many clusters [pos, pos+length) touches.
+func (g *geometry) clustersSpanned(pos, length uint64) uint64 {
+	if length == 0 {
+		return 0
+	}
+	first := pos >> g.l2Shift
+	last := (pos + length - 1) >> g.l2Shift
+	return last - first + 1
+}
+
+// runBytes returns how many bytes of [pos, pos+remaining) the run r,
+// starting at the cluster holding pos, covers.
+func (g *geometry) runBytes(pos, remaining uint64, r run) uint64 {
+	return min(remaining, r.n*g.clusterSize-g.offsetInCluster(pos))
+}
+
+// checkOpen returns ErrClosed once the image is closed. mu must be held.
+func (im *Image) checkOpenLocked() error {
+	if im.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+// ReadAt reads len(p) guest bytes at off (io.ReaderAt semantics: a read
+// reaching past the image size returns the bytes before it and io.EOF).
+func (im *Image) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative offset %d", ErrOutOfRange, off)
+	}
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	if err := im.checkOpenLocked(); err != nil {
+		return 0, err
+	}
+	size := im.hdr.ImageSize
+	if uint64(off) >= size {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		return 0, io.EOF
+	}
+	want := min(uint64(len(p)), size-uint64(off))
+	if err := im.readLocked(p[:want], uint64(off)); err != nil {
+		return 0, err
+	}
+	if want < uint64(len(p)) {
+		return int(want), io.EOF
+	}
+	return int(want), nil
+}
+
+// readLocked fills p from guest offset pos, inside the image.
+func (im *Image) readLocked(p []byte, pos uint64) error {
+	g := &im.geo
+	for done := uint64(0); done < uint64(len(p)); {
+		cur := pos + done
+		rem := uint64(len(p)) - done
+		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
+		if err != nil {
+			return err
+		}
+		k := g.runBytes(cur, rem, r)
+		buf := p[done : done+k]
+		switch r.kind {
+		case ExtentData:
+			host := r.host + g.offsetInCluster(cur)
+			if n, err := im.f.ReadAt(buf, int64(host)); n < len(buf) {
+				if err == nil {
+					err = io.ErrUnexpectedEOF
+				}
+				return fmt.Errorf("qed: %s: reading data at host offset %d: %w", im.path, host, err)
+			}
+		case ExtentZero:
+			clear(buf)
+		default:
+			if err := im.readBacking(buf, cur); err != nil {
+				return err
+			}
+		}
+		done += k
+	}
+	return nil
+}
+
+// readBacking fills p with what the backing file holds at guest offset
+// pos, or zeros without one.
+func (im *Image) readBacking(p []byte, pos uint64) error {
+	if im.backing == nil {
+		clear(p)
+		return nil
+	}
+	return im.backing.readAt(p, int64(pos))
+}
+
+// checkWritable validates a write of length bytes at off. mu must be held.
+func (im *Image) checkWriteLocked(off, length int64) error {
+	if err := im.checkOpenLocked(); err != nil {
+		return err
+	}
+	if im.readOnly {
+		return ErrReadOnly
+	}
+	if off < 0 || length < 0 || uint64(off)+uint64(length) > im.hdr.ImageSize || uint64(off)+uint64(length) < uint64(off) {
+		return fmt.Errorf("%w: %d bytes at %d, image size %d", ErrOutOfRange, length, off, im.hdr.ImageSize)
+	}
+	return nil
+}
+
+// WriteAt writes p at guest offset off. A write reaching past the image
+// size writes nothing and fails with ErrOutOfRange.
+//
+// Writes into allocated clusters happen in place under mu held shared, in
+// parallel with reads and other in-place writes; they touch no metadata,
+// so they need no ordering. The first cluster that needs allocation sends
+// the rest of the write to the exclusive path (writeLocked).
+func (im *Image) WriteAt(p []byte, off int64) (int, error) {
+	done, err := im.writeInPlace(p, off)
+	if err != nil || done == len(p) {
+		return done, err
+	}
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if err := im.checkWriteLocked(off+int64(done), int64(len(p)-done)); err != nil {
+		return done, err
+	}
+	if err := im.writeLocked(p[done:], uint64(off)+uint64(done)); err != nil {
+		return done, err
+	}
+	return len(p), nil
+}
+
+// writeInPlace writes the leading part of p that lands in allocated
+// clusters and returns how many bytes it wrote.
+func (im *Image) writeInPlace(p []byte, off int64) (int, error) {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	if err := im.checkWriteLocked(off, int64(len(p))); err != nil {
+		return 0, err
+	}
+	g := &im.geo
+	pos := uint64(off)
+	done := uint64(0)
+	for done < uint64(len(p)) {
+		cur := pos + done
+		rem := uint64(len(p)) - done
+		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
+		if err != nil {
+			return int(done), err
+		}
+		if r.kind != ExtentData {
+			break
+		}
+		k := g.runBytes(cur, rem, r)
+		if err := im.writeDataAt(p[done:done+k], r.host+g.offsetInCluster(cur)); err != nil {
+			return int(done), err
+		}
+		done += k
+	}
+	return int(done), nil
+}
+
+// writeDataAt writes guest data at a host offset already allocated.
+func (im *Image) writeDataAt(p []byte, host uint64) error {
+	if _, err := im.f.WriteAt(p, int64(host)); err != nil {
+		return fmt.Errorf("qed: %s: writing data at host offset %d: %w", im.path, host, err)
+	}
+	return nil
+}
+
+// writeLocked writes p at guest offset pos with mu held exclusively:
+// in place where allocated, through allocateLocked elsewhere.
+func (im *Image) writeLocked(p []byte, pos uint64) error {
+	g := &im.geo
+	for done := uint64(0); done < uint64(len(p)); {
+		cur := pos + done
+		rem := uint64(len(p)) - done
+		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
+		if err != nil {
+			return err
+		}
+		k := g.runBytes(cur, rem, r)
+		if r.kind == ExtentData {
+			err = im.writeDataAt(p[done:done+k], r.host+g.offsetInCluster(cur))
+		} else {
+			err = im.allocateLocked(cur, p[done:done+k], r)
+		}
+		if err != nil {
+			return err
+		}
+		done += k
+	}
+	return nil
+}
+
+// allocClustersLocked is the one allocator: it hands out n clusters at
+// the end of the file. It writes nothing; a crash before the clusters are
+// linked leaves them leaked, never referenced.
+func (im *Image) allocClustersLocked(n uint64) uint64 {
+	off := im.fileSize
+	im.fileSize += n * im.geo.clusterSize
+	return off
+}
+
+// allocateLocked is the one allocating-write path. It writes data at guest
+// offset pos into the run r of unallocated or zero clusters (data lies
+// inside r), filling the untouched head and tail of the new clusters by
+// copy-on-write: from the backing file for unallocated clusters (zeros past
+// its end or without one), zeros for zero clusters.
+//
+// Ordering, with a backing file: the new data and its COW fill are
+// written, then Sync, then linkLocked points L2 at them; a crash before the
+// link leaks the clusters, a crash after finds them durable. A new L2 table
+// is durable before L1 points at it (linkLocked). NEED_CHECK is not needed.
+//
+// Ordering, without a backing file: data and the L2 update are unordered,
+// so an L2 entry may become durable before its data, even pointing past the
+// end of the file. NEED_CHECK is made durable first (setNeedCheckLocked:
+// header write, Sync) and cleared only after a later Sync
+// (clearNeedCheckLocked), so a crash in between is repaired on next open.
+func (im *Image) allocateLocked(pos uint64, data []byte, r run) error {
+	g := &im.geo
+	if im.backing == nil {
+		if err := im.setNeedCheckLocked(); err != nil {
+			return err
+		}
+	}
+	start := g.startOfCluster(pos)
+	end := pos + uint64(len(data))
+	n := g.clustersSpanned(pos, uint64(len(data)))
+	tailEnd := start + n*g.clusterSize
+	host := im.allocClustersLocked(n)
+
+	fill := func(gpos, length, hpos uint64) error {
+		if length == 0 {
+			return nil
+		}
+		buf := make([]byte, length)
+		if r.kind == ExtentUnallocated {
+			if err := im.readBacking(buf, gpos); err != nil {
+				return fmt.Errorf("qed: %s: copy-on-write read at guest offset %d: %w", im.path, gpos, err)
+			}
+		}
+		return im.writeDataAt(buf, hpos)
+	}
+	if err := fill(start, pos-start, host); err != nil {
+		return err
+	}
+	if err := im.writeDataAt(data, host+(pos-start)); err != nil {
+		return err
+	}
+	if err := fill(end, tailEnd-end, host+(end-start)); err != nil {
+		return err
+	}
+	if im.backing != nil {
+		if err := im.f.Sync(); err != nil {
+			return fmt.Errorf("qed: %s: flush before linking new data: %w", im.path, err)
+		}
+	}
+	if err := im.linkLocked(start, n, host); err != nil {
+		return err
+	}
+	im.armIdleTimerLocked()
+	return nil
+}
+
+// zeroMarkLocked turns the n whole clusters from guest offset start
+// (unallocated or zero) into zero clusters (L2 = 1). No data is written and
+// no entry can dangle, so only linkLocked's table ordering applies.
+func (im *Image) zeroMarkLocked(start, n uint64) error {
+	return im.linkLocked(start, n, l2ZeroCluster)
+}
+
+// linkLocked points the L2 entries of the n clusters from guest offset
+// start (all in one L2 table) at host clusters from first on, or marks
+// them all zero when first is l2ZeroCluster.
+//
+// Ordering: when the L1 entry is empty, a new L2 table is allocated,
+// written whole and synced before the L1 entry is written, so L1 never
+// points at a table that is not durable. An existing table is updated in
+// place by rewriting only the sectors holding the changed entries.
+func (im *Image) linkLocked(start, n, first uint64) error {
+	g := &im.geo
+	l1i := g.l1Index(start)
+	l2i := g.l2Index(start)
+	value := func(i uint64) uint64 {
+		if first == l2ZeroCluster {
+			return l2ZeroCluster
+		}
+		return first + i*g.clusterSize
+	}
+	if im.l1[l1i] == 0 {
+		t := &l2Table{entries: make([]uint64, g.nelems)}
+		for i := range n {
+			t.entries[l2i+i] = value(i)
+		}
+		t.offset = im.allocClustersLocked(g.tableSize)
+		if err := im.writeTableLocked(t.offset, t.entries, 0, g.nelems); err != nil {
+			return err
+		}
+		if err := im.f.Sync(); err != nil {
+			return fmt.Errorf("qed: %s: flush before linking new L2 table: %w", im.path, err)
+		}
+		im.l1[l1i] = t.offset
+		if err := im.writeTableLocked(im.hdr.L1TableOffset, im.l1, l1i, 1); err != nil {
+			im.l1[l1i] = 0
+			return err
+		}
+		im.cache.release(im.cache.insert(t))
+		return nil
+	}
+	t, err := im.getL2Locked(im.l1[l1i])
+	if err != nil {
+		return err
+	}
+	defer im.cache.release(t)
+	old := make([]uint64, n)
+	copy(old, t.entries[l2i:l2i+n])
+	for i := range n {
+		t.entries[l2i+i] = value(i)
+	}
+	if err := im.writeTableLocked(t.offset, t.entries, l2i, n); err != nil {
+		copy(t.entries[l2i:], old)
+		return err
+	}
+	return nil
+}
+
+// writeTableLocked is the one table-write path: it writes entries
+// [first, first+n) of the table at file offset off, rounded out to whole
+// 512-byte sectors (a table update rewrites only the sectors it changes).
+// It does not sync.
+func (im *Image) writeTableLocked(off uint64, entries []uint64, first, n uint64) error {
+	lo := first * entrySize / SectorSize * SectorSize
+	hi := min(((first+n)*entrySize+SectorSize-1)/SectorSize*SectorSize, uint64(len(entries))*entrySize)
+	buf := make([]byte, hi-lo)
+	encodeTable(buf, entries[lo/entrySize:hi/entrySize])
+	if _, err := im.f.WriteAt(buf, int64(off+lo)); err != nil {
+		return fmt.Errorf("qed: %s: writing table at %d: %w", im.path, off+lo, err)
+	}
+	return nil
+}
+
+// WriteZeroes makes length guest bytes at off read as zeros. Whole
+// clusters that are unallocated or zero become zero clusters (L2 = 1) with
+// no data written; whole allocated clusters get zeros written in place;
+// partial clusters at either end are ordinary writes of zeros, so the rest
+// of such a cluster keeps its content (backing data included). A range
+// ending at the image size counts as covering the last cluster whole.
+func (im *Image) WriteZeroes(off, length int64) error {
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if err := im.checkWriteLocked(off, length); err != nil {
+		return err
+	}
+	g := &im.geo
+	pos, end := uint64(off), uint64(off)+uint64(length)
+	alignedStart := (pos + g.clusterSize - 1) &^ (g.clusterSize - 1)
+	if alignedStart >= end {
+		// The range covers no whole cluster.
+		return im.writeLocked(make([]byte, end-pos), pos)
+	}
+	alignedEnd := g.startOfCluster(end)
+	if end == im.hdr.ImageSize {
+		alignedEnd = (end + g.clusterSize - 1) &^ (g.clusterSize - 1)
+	}
+	if alignedStart > pos {
+		if err := im.writeLocked(make([]byte, alignedStart-pos), pos); err != nil {
+			return err
+		}
+	}
+	for cur := alignedStart; cur < alignedEnd; {
+		r, err := im.lookupLocked(cur, (alignedEnd-cur)>>g.l2Shift)
+		if err != nil {
+			return err
+		}
+		k := r.n * g.clusterSize
+		switch r.kind {
+		case ExtentData:
+			if err := im.zeroInPlace(r.host, min(k, im.hdr.ImageSize-cur)); err != nil {
+				return err
+			}
+		case ExtentUnallocated:
+			if err := im.zeroMarkLocked(cur, r.n); err != nil {
+				return err
+			}
+		}
+		cur += k
+	}
+	if end > alignedEnd {
+		return im.writeLocked(make([]byte, end-alignedEnd), alignedEnd)
+	}
+	return nil
+}
+
+// zeroInPlace writes length zero bytes at an allocated host offset.
+func (im *Image) zeroInPlace(host, length uint64) error {
+	zeros := make([]byte, min(length, 4<<20))
+	for done := uint64(0); done < length; {
+		k := min(uint64(len(zeros)), length-done)
+		if err := im.writeDataAt(zeros[:k], host+done); err != nil {
+			return err
+		}
+		done += k
+	}
+	return nil
+}
+
+// Map returns the guest ranges of the image, in order, merged into runs of
+// the same kind (host-contiguous for ExtentData).
+func (im *Image) Map() ([]Extent, error) {
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	if err := im.checkOpenLocked(); err != nil {
+		return nil, err
+	}
+	g := &im.geo
+	size := im.hdr.ImageSize
+	var out []Extent
+	for cur := uint64(0); cur < size; {
+		rem := size - cur
+		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
+		if err != nil {
+			return out, err
+		}
+		k := g.runBytes(cur, rem, r)
+		e := Extent{Start: int64(cur), Length: int64(k), Kind: r.kind}
+		if r.kind == ExtentData {
+			e.HostOffset = int64(r.host)
+		}
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last.Kind == e.Kind && (e.Kind != ExtentData || last.HostOffset+last.Length == e.HostOffset) {
+				last.Length += e.Length
+				cur += k
+				continue
+			}
+		}
+		out = append(out, e)
+		cur += k
+	}
+	return out, nil
+}

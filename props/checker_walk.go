@@ -1,0 +1,578 @@
+package props
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/bits"
+	"os"
+	"sync"
+
+	"github.com/spf13/afero"
+)
+
+// The checker's own decoding of the QED header (docs/qed-format.md). It
+// deliberately shares nothing with impl/qed.
+//
+//	 0        4              8            12            16
+//	 +--------+--------------+------------+-------------+
+//	 | magic  | cluster_size | table_size | header_size |
+//	 +--------+--------------+------------+-------------+
+//	16                 24                 32                     40
+//	 +-----------------+------------------+----------------------+
+//	 | features        | compat_features  | autoclear_features   |
+//	 +-----------------+------------------+----------------------+
+//	40                 48                 56                 60              64
+//	 +-----------------+------------------+------------------+---------------+
+//	 | l1_table_offset | image_size       | backing_filename | backing_      |
+//	 |                 |                  | _offset          | filename_size |
+//	 +-----------------+------------------+------------------+---------------+
+const (
+	hdrMagic         = 0
+	hdrClusterSize   = hdrMagic + 4
+	hdrTableSize     = hdrClusterSize + 4
+	hdrHeaderSize    = hdrTableSize + 4
+	hdrFeatures      = hdrHeaderSize + 4
+	hdrCompat        = hdrFeatures + 8
+	hdrAutoclear     = hdrCompat + 8
+	hdrL1TableOffset = hdrAutoclear + 8
+	hdrImageSize     = hdrL1TableOffset + 8
+	hdrBackingOffset = hdrImageSize + 8
+	hdrBackingSize   = hdrBackingOffset + 4
+	hdrFieldsSize    = hdrBackingSize + 4
+
+	qedMagic = 0x00444551 // "QED\0" little-endian
+
+	featBacking   = 0x01
+	featNeedCheck = 0x02
+	featNoProbe   = 0x04
+	featKnown     = featBacking | featNeedCheck | featNoProbe
+
+	minClusterSize = 4 << 10
+	maxClusterSize = 64 << 20
+	maxTableSize   = 16
+	entrySize      = 8
+)
+
+// DefaultViolationLimit is how many violations a report stores when the
+// checker's ViolationLimit is 0. Counts always include every violation.
+const DefaultViolationLimit = 1000
+
+// MaxCheckedClusters bounds the cluster bitmap (512 MiB): a file with more
+// whole clusters than this is refused with ErrStructureTooLarge.
+const MaxCheckedClusters = 1 << 32
+
+// ErrStructureTooLarge is returned for a file whose cluster bitmap would
+// exceed MaxCheckedClusters.
+var ErrStructureTooLarge = errors.New("props: image file too large to check")
+
+// readerChunk is how much of a table is read at once from an io.ReaderAt.
+const readerChunk = 64 << 10
+
+// StructureChecker checks QED images, reusing its bitmaps and buffers
+// between calls so that checking many crash states allocates little. The
+// zero value is ready to use. A StructureChecker is not safe for concurrent
+// use.
+type StructureChecker struct {
+	// ViolationLimit caps the violations stored per report
+	// (0 = DefaultViolationLimit). Counts are never capped.
+	ViolationLimit int
+
+	used, table  []uint64 // cluster bitmaps: referenced, referenced as a table
+	l1buf, l2buf []byte   // read buffers for io.ReaderAt sources
+
+	// The sources live here so that passing them as a source interface
+	// does not allocate; they are cleared after each check.
+	bsrc bytesSource
+	rsrc readerSource
+}
+
+var checkerPool = sync.Pool{New: func() any { return new(StructureChecker) }}
+
+// CheckStructure checks the QED image held in img. It never fails: every
+// problem is a violation in the report.
+func CheckStructure(img []byte) *StructureReport {
+	c := checkerPool.Get().(*StructureChecker)
+	defer checkerPool.Put(c)
+	return c.Check(img)
+}
+
+// CheckStructureReaderAt checks the QED image of size bytes readable from r.
+// The error is non-nil only when the check could not be completed (a read
+// failed: ErrStructureRead; the file is too large: ErrStructureTooLarge).
+func CheckStructureReaderAt(r io.ReaderAt, size int64) (*StructureReport, error) {
+	c := checkerPool.Get().(*StructureChecker)
+	defer checkerPool.Put(c)
+	return c.CheckReaderAt(r, size)
+}
+
+// CheckStructureFile checks the QED image at name on fs.
+func CheckStructureFile(fs afero.Fs, name string) (*StructureReport, error) {
+	c := checkerPool.Get().(*StructureChecker)
+	defer checkerPool.Put(c)
+	return c.CheckFile(fs, name)
+}
+
+// Check checks the QED image held in img.
+func (c *StructureChecker) Check(img []byte) *StructureReport {
+	c.bsrc.b = img
+	defer func() { c.bsrc.b = nil }()
+	rep, err := c.run(&c.bsrc, int64(len(img)), math.MaxInt)
+	if err != nil {
+		// A byte slice cannot fail to read and its bitmap is bounded by
+		// its own length, so this is a broken invariant.
+		panic("props: structure check of a byte slice failed: " + err.Error())
+	}
+	return rep
+}
+
+// CheckReaderAt checks the QED image of size bytes readable from r.
+func (c *StructureChecker) CheckReaderAt(r io.ReaderAt, size int64) (*StructureReport, error) {
+	c.rsrc.r = r
+	defer func() { c.rsrc.r = nil }()
+	return c.run(&c.rsrc, size, readerChunk)
+}
+
+// CheckFile checks the QED image at name on fs. Errors name the path.
+func (c *StructureChecker) CheckFile(fs afero.Fs, name string) (*StructureReport, error) {
+	f, err := fs.OpenFile(name, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("props: structure check of %s: %w", name, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("props: structure check of %s: %w", name, err)
+	}
+	rep, err := c.CheckReaderAt(f, st.Size())
+	if err != nil {
+		return rep, fmt.Errorf("props: structure check of %s: %w", name, err)
+	}
+	return rep, nil
+}
+
+// source reads n bytes at off; the result is valid until the next read
+// into the same buffer. Callers only read ranges verified to lie in the file.
+type source interface {
+	read(buf *[]byte, off uint64, n int) ([]byte, error)
+}
+
+type bytesSource struct{ b []byte }
+
+func (s *bytesSource) read(_ *[]byte, off uint64, n int) ([]byte, error) {
+	return s.b[off : off+uint64(n)], nil
+}
+
+type readerSource struct{ r io.ReaderAt }
+
+func (s *readerSource) read(buf *[]byte, off uint64, n int) ([]byte, error) {
+	if cap(*buf) < n {
+		*buf = make([]byte, n)
+	}
+	b := (*buf)[:n]
+	m, err := s.r.ReadAt(b, int64(off))
+	if m == n {
+		return b, nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, fmt.Errorf("%w: %d bytes at offset %d: %w", ErrStructureRead, n, off, err)
+}
+
+// walker holds one check's state.
+type walker struct {
+	c     *StructureChecker
+	rep   *StructureReport
+	src   source
+	chunk int
+	limit int
+
+	cs, csMask uint64
+	csShift    uint
+	tableBytes uint64 // table_size * cluster_size
+	headerEnd  uint64 // first byte after the header clusters
+	fileEnd    uint64 // file size rounded down to a whole cluster
+	l1         uint64
+	needCheck  bool
+
+	// priors, in the second pass only, collects the first reference to
+	// each doubly referenced cluster.
+	priors map[uint64]Location
+}
+
+func (c *StructureChecker) run(src source, size int64, chunk int) (*StructureReport, error) {
+	rep := &StructureReport{FileSize: size}
+	w := &walker{c: c, rep: rep, src: src, chunk: chunk, limit: c.ViolationLimit}
+	if w.limit <= 0 {
+		w.limit = DefaultViolationLimit
+	}
+	if size < hdrFieldsSize {
+		w.add(ViolShortFile, SeverityError, hdrLoc("magic", hdrMagic), uint64(max(size, 0)),
+			"file of %d bytes is shorter than the %d bytes of header fields", size, hdrFieldsSize)
+		return rep, nil
+	}
+	hb, err := src.read(&c.l1buf, 0, hdrFieldsSize)
+	if err != nil {
+		return rep, err
+	}
+	h := &rep.Header
+	le := binary.LittleEndian
+	h.Magic = le.Uint32(hb[hdrMagic:])
+	h.ClusterSize = le.Uint32(hb[hdrClusterSize:])
+	h.TableSize = le.Uint32(hb[hdrTableSize:])
+	h.HeaderSize = le.Uint32(hb[hdrHeaderSize:])
+	h.Features = le.Uint64(hb[hdrFeatures:])
+	h.CompatFeatures = le.Uint64(hb[hdrCompat:])
+	h.AutoclearFeatures = le.Uint64(hb[hdrAutoclear:])
+	h.L1TableOffset = le.Uint64(hb[hdrL1TableOffset:])
+	h.ImageSize = le.Uint64(hb[hdrImageSize:])
+	h.BackingNameOffset = le.Uint32(hb[hdrBackingOffset:])
+	h.BackingNameSize = le.Uint32(hb[hdrBackingSize:])
+	w.needCheck = h.Features&featNeedCheck != 0
+
+	magicOK := h.Magic == qedMagic
+	if !magicOK {
+		w.add(ViolBadMagic, SeverityError, hdrLoc("magic", hdrMagic), uint64(h.Magic),
+			"magic is 0x%08x, want 0x%08x (\"QED\\0\")", h.Magic, qedMagic)
+	}
+	if unk := h.Features &^ featKnown; unk != 0 {
+		w.add(ViolUnknownFeatures, SeverityError, hdrLoc("features", hdrFeatures), h.Features,
+			"unknown incompatible feature bits 0x%x", unk)
+	}
+	csOK := h.ClusterSize >= minClusterSize && h.ClusterSize <= maxClusterSize && bits.OnesCount32(h.ClusterSize) == 1
+	if !csOK {
+		w.add(ViolBadClusterSize, SeverityError, hdrLoc("cluster_size", hdrClusterSize), uint64(h.ClusterSize),
+			"cluster_size %d is not a power of two in %d..%d", h.ClusterSize, minClusterSize, maxClusterSize)
+	}
+	tsOK := h.TableSize >= 1 && h.TableSize <= maxTableSize && bits.OnesCount32(h.TableSize) == 1
+	if !tsOK {
+		w.add(ViolBadTableSize, SeverityError, hdrLoc("table_size", hdrTableSize), uint64(h.TableSize),
+			"table_size %d is not a power of two in 1..%d", h.TableSize, maxTableSize)
+	}
+	switch {
+	case h.HeaderSize == 0:
+		w.add(ViolBadHeaderSize, SeverityError, hdrLoc("header_size", hdrHeaderSize), 0,
+			"header_size is 0; the header occupies at least one cluster")
+	case csOK && uint64(h.HeaderSize)*uint64(h.ClusterSize) > math.MaxUint32:
+		w.add(ViolBadHeaderSize, SeverityError, hdrLoc("header_size", hdrHeaderSize), uint64(h.HeaderSize),
+			"header_size %d * cluster_size %d overflows 32 bits", h.HeaderSize, h.ClusterSize)
+	}
+	if h.ImageSize%512 != 0 {
+		w.add(ViolBadImageSize, SeverityError, hdrLoc("image_size", hdrImageSize), h.ImageSize,
+			"image_size %d is not a multiple of 512", h.ImageSize)
+	}
+	if csOK && tsOK {
+		// n = table_size*cluster_size/8 entries; max = n*n*cluster_size,
+		// all powers of two: compare exponents to avoid overflow.
+		csLog := bits.TrailingZeros32(h.ClusterSize)
+		nLog := bits.TrailingZeros32(h.TableSize) + csLog - 3
+		if maxLog := 2*nLog + csLog; maxLog < 64 && h.ImageSize > uint64(1)<<maxLog {
+			w.add(ViolBadImageSize, SeverityError, hdrLoc("image_size", hdrImageSize), h.ImageSize,
+				"image_size %d exceeds the geometry's maximum %d", h.ImageSize, uint64(1)<<maxLog)
+		}
+	}
+	if h.Features&featBacking != 0 {
+		end := uint64(h.BackingNameOffset) + uint64(h.BackingNameSize)
+		hdrBytes := uint64(h.HeaderSize) * uint64(h.ClusterSize)
+		switch {
+		case csOK && end > hdrBytes:
+			w.add(ViolBadBackingName, SeverityError, hdrLoc("backing_filename_offset", hdrBackingOffset), end,
+				"backing name [%d, %d) extends past the header clusters (%d bytes)", h.BackingNameOffset, end, hdrBytes)
+		case end > uint64(size):
+			w.add(ViolBadBackingName, SeverityError, hdrLoc("backing_filename_offset", hdrBackingOffset), end,
+				"backing name [%d, %d) extends past the end of the file (%d bytes)", h.BackingNameOffset, end, size)
+		}
+	} else if h.Features&featNoProbe != 0 {
+		w.add(ViolNoProbeWithoutBacking, SeverityWarning, hdrLoc("features", hdrFeatures), h.Features,
+			"BACKING_FORMAT_NO_PROBE is set without BACKING_FILE")
+	}
+
+	if csOK && tsOK {
+		w.cs = uint64(h.ClusterSize)
+		w.csMask = w.cs - 1
+		w.csShift = uint(bits.TrailingZeros32(h.ClusterSize))
+		w.tableBytes = uint64(h.TableSize) * w.cs
+		w.headerEnd = uint64(max(h.HeaderSize, 1)) * w.cs
+		w.fileEnd = uint64(size) &^ w.csMask
+		rep.FileClusters = w.fileEnd >> w.csShift
+		rep.TotalClusters = h.ImageSize>>w.csShift + boolToUint64(h.ImageSize&w.csMask != 0)
+		w.l1 = h.L1TableOffset
+		l1Kind, why := w.placeTable(w.l1)
+		if l1Kind != ViolNone {
+			w.add(l1Kind, SeverityError, hdrLoc("l1_table_offset", hdrL1TableOffset), w.l1, "L1 table %s", why)
+		}
+		if magicOK && l1Kind == ViolNone {
+			if rep.FileClusters > MaxCheckedClusters {
+				return rep, fmt.Errorf("%w: %d clusters (limit %d)", ErrStructureTooLarge, rep.FileClusters, MaxCheckedClusters)
+			}
+			if err := w.walk(); err != nil {
+				return rep, err
+			}
+			rep.Walked = true
+			// Every mark lies at or after the header and inside the file
+			// (placement was checked first), so the unmarked clusters after
+			// the header are exactly the leaks.
+			rep.Leaks = rep.FileClusters - w.headerEnd>>w.csShift - popcount(c.used)
+			if err := w.findPriors(); err != nil {
+				return rep, err
+			}
+		}
+	}
+
+	if magicOK && !w.needCheck && !rep.IsConsistent() {
+		errs := 0
+		for k := ViolNone + 1; k < numViolationKinds; k++ {
+			if k != ViolNoProbeWithoutBacking {
+				errs += rep.counts[k]
+			}
+		}
+		w.add(ViolNeedCheckClearButInconsistent, SeverityError, hdrLoc("features", hdrFeatures), h.Features,
+			"NEED_CHECK is clear but the image has %d errors: an image marked clean must be fully consistent", errs)
+	}
+	return rep, nil
+}
+
+func hdrLoc(field string, off uint64) Location {
+	return Location{Kind: LocHeader, Field: field, Entry: -1, Offset: off}
+}
+
+func boolToUint64(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// add records a violation, formatting its message only when it is stored.
+func (w *walker) add(k ViolationKind, sev Severity, at Location, value uint64, format string, args ...any) {
+	r := w.rep
+	r.counts[k]++
+	if k.isDoubleRef() || (k.isEntryKind() && at.Kind != LocHeader) {
+		r.corruptions++
+	}
+	if len(r.Violations) >= w.limit {
+		r.Omitted++
+		return
+	}
+	r.Violations = append(r.Violations, Violation{
+		Kind:       k,
+		Severity:   sev,
+		Repairable: w.needCheck && k.isEntryKind() && at.Kind != LocHeader,
+		At:         at,
+		Value:      value,
+		Msg:        fmt.Sprintf(format, args...),
+	})
+}
+
+// placeTable checks that a table at off is aligned, after the header and
+// wholly inside the file.
+func (w *walker) placeTable(off uint64) (ViolationKind, string) {
+	switch {
+	case off&w.csMask != 0:
+		return ViolTableMisaligned, fmt.Sprintf("offset 0x%x is not aligned to the %d-byte cluster", off, w.cs)
+	case off < w.headerEnd:
+		return ViolTableInHeader, fmt.Sprintf("offset 0x%x lies in the header clusters (below 0x%x)", off, w.headerEnd)
+	case off > w.fileEnd || w.tableBytes > w.fileEnd-off:
+		return ViolTablePastEOF, fmt.Sprintf("[0x%x, +0x%x) is not inside the file's %d whole clusters (0x%x bytes)",
+			off, w.tableBytes, w.fileEnd>>w.csShift, w.fileEnd)
+	}
+	return ViolNone, ""
+}
+
+func resetBits(b []uint64, words uint64) []uint64 {
+	if uint64(cap(b)) < words {
+		return make([]uint64, words)
+	}
+	b = b[:words]
+	clear(b)
+	return b
+}
+
+func popcount(b []uint64) uint64 {
+	var n int
+	for _, x := range b {
+		n += bits.OnesCount64(x)
+	}
+	return uint64(n)
+}
+
+// walk marks the L1 table, then follows every L1 entry in order, as QEMU's
+// check does.
+func (w *walker) walk() error {
+	c := w.c
+	words := (w.rep.FileClusters + 63) / 64
+	c.used = resetBits(c.used, words)
+	c.table = resetBits(c.table, words)
+
+	w.markTable(w.l1, hdrLoc("l1_table_offset", hdrL1TableOffset))
+	le := binary.LittleEndian
+	for done := uint64(0); done < w.tableBytes; {
+		n := min(uint64(w.chunk), w.tableBytes-done)
+		b, err := w.src.read(&c.l1buf, w.l1+done, int(n))
+		if err != nil {
+			return err
+		}
+		for j := 0; j+entrySize <= len(b); j += entrySize {
+			v := le.Uint64(b[j:])
+			if v == 0 {
+				continue
+			}
+			pos := done + uint64(j)
+			if err := w.walkL2(int(pos/entrySize), w.l1+pos, v); err != nil {
+				return err
+			}
+		}
+		done += n
+	}
+	return nil
+}
+
+// walkL2 validates L1 entry idx (at host offset entryOff, value l2) and
+// walks the L2 table it links.
+func (w *walker) walkL2(idx int, entryOff, l2 uint64) error {
+	at := Location{Kind: LocL1, TableOffset: w.l1, Entry: idx, Offset: entryOff}
+	if k, why := w.placeTable(l2); k != ViolNone {
+		w.add(k, SeverityError, at, l2, "L2 table %s", why)
+		return nil
+	}
+	if !w.markTable(l2, at) {
+		return nil // shares clusters with an earlier table or data: not walked, as in QEMU
+	}
+	rep := w.rep
+	rep.L2Tables++
+	c := w.c
+	le := binary.LittleEndian
+	var last uint64
+	for done := uint64(0); done < w.tableBytes; {
+		n := min(uint64(w.chunk), w.tableBytes-done)
+		b, err := w.src.read(&c.l2buf, l2+done, int(n))
+		if err != nil {
+			return err
+		}
+		for j := 0; j+entrySize <= len(b); j += entrySize {
+			v := le.Uint64(b[j:])
+			if v <= 1 {
+				rep.ZeroClusters += v
+				continue
+			}
+			rep.AllocatedClusters++
+			if last != 0 && last+w.cs != v {
+				rep.FragmentedClusters++
+			}
+			last = v
+			if v&w.csMask != 0 || v < w.headerEnd || v >= w.fileEnd {
+				// last keeps the invalid offset, as in QEMU 7.2's count.
+				w.badData(idx, l2, done+uint64(j), v)
+				continue
+			}
+			cl := v >> w.csShift
+			word, bit := cl/64, uint64(1)<<(cl%64)
+			if c.used[word]&bit != 0 || w.priors != nil {
+				w.dataCollision(cl, Location{Kind: LocL2, TableIndex: idx, TableOffset: l2,
+					Entry: int((done + uint64(j)) / entrySize), Offset: l2 + done + uint64(j)})
+			}
+			c.used[word] |= bit
+		}
+		done += n
+	}
+	return nil
+}
+
+func (w *walker) badData(idx int, l2, pos, v uint64) {
+	at := Location{Kind: LocL2, TableIndex: idx, TableOffset: l2, Entry: int(pos / entrySize), Offset: l2 + pos}
+	switch {
+	case v&w.csMask != 0:
+		w.add(ViolDataMisaligned, SeverityError, at, v, "data offset 0x%x is not aligned to the %d-byte cluster", v, w.cs)
+	case v < w.headerEnd:
+		w.add(ViolDataInHeader, SeverityError, at, v, "data offset 0x%x lies in the header clusters (below 0x%x)", v, w.headerEnd)
+	default:
+		w.add(ViolDataPastEOF, SeverityError, at, v, "data offset 0x%x is at or past the end of the file's whole clusters (0x%x)", v, w.fileEnd)
+	}
+}
+
+// dataCollision handles a data reference to cluster cl that is already
+// marked (or, in the priors pass, any data reference).
+func (w *walker) dataCollision(cl uint64, at Location) {
+	c := w.c
+	word, bit := cl/64, uint64(1)<<(cl%64)
+	if w.priors != nil {
+		if p, ok := w.priors[cl]; ok && p.Kind == LocNone {
+			w.priors[cl] = at
+		}
+		if c.used[word]&bit == 0 {
+			return
+		}
+	}
+	if c.table[word]&bit != 0 {
+		w.add(ViolDoubleRefTableData, SeverityError, at, cl<<w.csShift,
+			"data cluster 0x%x is also (part of) a table", cl<<w.csShift)
+	} else {
+		w.add(ViolDoubleRefDataData, SeverityError, at, cl<<w.csShift,
+			"data cluster 0x%x is referenced by two L2 entries", cl<<w.csShift)
+	}
+}
+
+// markTable marks the clusters of the table at off, reporting each already
+// referenced cluster. It reports whether the table collided with nothing.
+func (w *walker) markTable(off uint64, at Location) bool {
+	c := w.c
+	ok := true
+	first := off >> w.csShift
+	for cl := first; cl < first+w.tableBytes>>w.csShift; cl++ {
+		word, bit := cl/64, uint64(1)<<(cl%64)
+		if w.priors != nil {
+			if p, found := w.priors[cl]; found && p.Kind == LocNone {
+				w.priors[cl] = at
+			}
+		}
+		if c.used[word]&bit != 0 {
+			ok = false
+			if c.table[word]&bit != 0 {
+				w.add(ViolDoubleRefTableTable, SeverityError, at, cl<<w.csShift,
+					"table cluster 0x%x is also (part of) another table; table not walked", cl<<w.csShift)
+			} else {
+				w.add(ViolDoubleRefTableData, SeverityError, at, cl<<w.csShift,
+					"table cluster 0x%x is also a data cluster; table not walked", cl<<w.csShift)
+			}
+		}
+		c.used[word] |= bit
+		c.table[word] |= bit
+	}
+	return ok
+}
+
+// findPriors fills Violation.Prior for stored double references by walking
+// again and recording the first reference to each shared cluster. It runs
+// only when there are double references (a slow path).
+func (w *walker) findPriors() error {
+	rep := w.rep
+	var need map[uint64]Location
+	for _, v := range rep.Violations {
+		if v.Kind.isDoubleRef() {
+			if need == nil {
+				need = make(map[uint64]Location)
+			}
+			need[v.Value>>w.csShift] = Location{}
+		}
+	}
+	if need == nil {
+		return nil
+	}
+	w2 := *w
+	w2.rep = &StructureReport{FileSize: rep.FileSize, FileClusters: rep.FileClusters}
+	w2.priors = need
+	w2.limit = -1
+	if err := w2.walk(); err != nil {
+		return err
+	}
+	for i := range rep.Violations {
+		v := &rep.Violations[i]
+		if v.Kind.isDoubleRef() {
+			v.Prior = need[v.Value>>w.csShift]
+		}
+	}
+	return nil
+}

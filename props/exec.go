@@ -1,0 +1,388 @@
+package props
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"sync"
+
+	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/spf13/afero"
+)
+
+// ImageName is the file name of the image under test inside an Exec's
+// directory; backing files are named by BackingName.
+const ImageName = "image.qed"
+
+// BackingName is the file name of the i-th backing file (0 = the image's
+// immediate backing file).
+func BackingName(i int, format string) string { return fmt.Sprintf("backing%d.%s", i, format) }
+
+// Exec runs a workload against a Target on a filesystem and mirrors every
+// operation in a model.Disk, so that reads can be checked and crash states
+// judged. It is the shared engine of the property tests, the torture
+// campaign and the differential tests.
+//
+// Ordering contract with the model: an operation is recorded in the model
+// before its I/O is issued (so a crash during it finds it pending: allowed
+// either way), and a flush is recorded only after the target's Flush
+// returned success (so a crash during it still allows the pending writes to
+// be lost).
+//
+// Concurrent operations run as: flush, the group from one goroutine per
+// write, flush; then every byte the group wrote is read back and must be
+// one of the values written to it (overlaps may land in any order), and
+// the model adopts what was read.
+type Exec struct {
+	Target Target
+	FS     afero.Fs
+	Dir    string
+	W      *workload.Workload
+	Model  *model.Disk
+	Disk   Disk // the open image; nil after a failed reopen
+	Next   int  // index of the next op to run
+
+	// Snapshot, if set, is called with the op index and a clone of the
+	// model taken just before the op's I/O is issued (after the model
+	// recorded it). A crash during op i must be judged against that clone.
+	Snapshot func(i int, m *model.Disk)
+}
+
+// ImagePath is the path of the image under test.
+func (e *Exec) ImagePath() string { return path.Join(e.Dir, ImageName) }
+
+// NewExec builds the workload's backing chain (deepest first, each file
+// filled from its fill id, see workload) and the image, opens it writable
+// and returns an Exec positioned before the first op. Setup I/O is flushed.
+func NewExec(t Target, fs afero.Fs, dir string, w *workload.Workload) (*Exec, error) {
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("props: setup: %w", err)
+	}
+	m, err := BuildBacking(t, fs, dir, w.Geometry.Backing)
+	if err != nil {
+		return nil, err
+	}
+	g := w.Geometry
+	opts := CreateOptions{Size: g.Size, ClusterSize: g.ClusterSize, TableSize: g.TableSize}
+	if len(g.Backing) > 0 {
+		opts.BackingFile = BackingName(0, g.Backing[0].Format)
+		opts.BackingFormat = g.Backing[0].Format
+	}
+	e := &Exec{Target: t, FS: fs, Dir: dir, W: w}
+	if err := t.Create(fs, e.ImagePath(), opts); err != nil {
+		return nil, fmt.Errorf("props: create %s: %w", e.ImagePath(), err)
+	}
+	if e.Model, err = model.New(g.Size, m); err != nil {
+		return nil, fmt.Errorf("props: model: %w", err)
+	}
+	if e.Disk, err = t.Open(fs, e.ImagePath(), OpenOptions{}); err != nil {
+		return nil, fmt.Errorf("props: open %s: %w", e.ImagePath(), err)
+	}
+	return e, nil
+}
+
+// BuildBacking writes the backing chain into dir and returns the model of
+// the image's immediate backing file (nil for none).
+func BuildBacking(t Target, fs afero.Fs, dir string, chain []workload.Backing) (*model.Disk, error) {
+	var m *model.Disk
+	for i := len(chain) - 1; i >= 0; i-- {
+		b := chain[i]
+		name := path.Join(dir, BackingName(i, b.Format))
+		bm, err := model.New(b.Size, m)
+		if err != nil {
+			return nil, fmt.Errorf("props: backing %d model: %w", i, err)
+		}
+		if err := bm.WriteID(0, b.FillLen(), uint64(b.Fill)); err != nil {
+			return nil, fmt.Errorf("props: backing %d model: %w", i, err)
+		}
+		bm.Flush()
+		buf := make([]byte, b.FillLen())
+		model.Fill(buf, uint64(b.Fill), 0)
+		switch b.Format {
+		case "raw":
+			err = writeRaw(fs, name, buf, b.Size)
+		case "qed":
+			opts := CreateOptions{Size: b.Size, ClusterSize: b.ClusterSize, TableSize: b.TableSize}
+			if i+1 < len(chain) {
+				opts.BackingFile = BackingName(i+1, chain[i+1].Format)
+				opts.BackingFormat = chain[i+1].Format
+			}
+			err = writeQED(t, fs, name, opts, buf)
+		default:
+			err = fmt.Errorf("unknown format %q", b.Format)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("props: backing %d (%s): %w", i, name, err)
+		}
+		m = bm
+	}
+	return m, nil
+}
+
+func writeRaw(fs afero.Fs, name string, data []byte, size int64) error {
+	f, err := fs.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(data, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Truncate(size); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func writeQED(t Target, fs afero.Fs, name string, opts CreateOptions, data []byte) error {
+	if err := t.Create(fs, name, opts); err != nil {
+		return err
+	}
+	d, err := t.Open(fs, name, OpenOptions{})
+	if err != nil {
+		return err
+	}
+	if len(data) > 0 {
+		if _, err := d.WriteAt(data, 0); err != nil {
+			d.Close()
+			return err
+		}
+	}
+	return d.Close()
+}
+
+// OpError is a failed op: which op, what it was, and what went wrong.
+// Mismatch is set when a read disagreed with the model.
+type OpError struct {
+	Index    int
+	Op       workload.Op
+	Err      error
+	Mismatch *model.Mismatch
+}
+
+func (e *OpError) Error() string {
+	return fmt.Sprintf("op %d (%s): %v", e.Index, e.Op, e.Err)
+}
+
+func (e *OpError) Unwrap() error { return e.Err }
+
+// ErrDataMismatch is wrapped by OpErrors of reads that disagreed with the model.
+var ErrDataMismatch = errors.New("props: data read back differs from the model")
+
+// Done reports whether every op has run.
+func (e *Exec) Done() bool { return e.Next >= len(e.W.Ops) }
+
+// Step runs the next op. An error is an *OpError; the Exec stays usable
+// only if the error came from the target (faults may be injected).
+func (e *Exec) Step() error {
+	i := e.Next
+	op := e.W.Ops[i]
+	e.Next++
+	if err := e.step(i, op); err != nil {
+		oe := &OpError{Index: i, Op: op, Err: err}
+		errors.As(err, &oe.Mismatch)
+		return oe
+	}
+	return nil
+}
+
+// RunAll runs the remaining ops, stopping at the first error.
+func (e *Exec) RunAll() error {
+	for !e.Done() {
+		if err := e.Step(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Exec) snapshot(i int) {
+	if e.Snapshot != nil {
+		e.Snapshot(i, e.Model.Clone())
+	}
+}
+
+func (e *Exec) step(i int, op workload.Op) error {
+	if e.Disk == nil {
+		return errors.New("image is not open (an earlier reopen failed)")
+	}
+	switch op.Kind {
+	case workload.Write:
+		if err := e.Model.WriteID(op.Off, op.Len, uint64(op.ID)); err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+		e.snapshot(i)
+		return e.write(op)
+	case workload.WriteZeroes:
+		if err := e.Model.WriteZeroes(op.Off, op.Len); err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+		e.snapshot(i)
+		return e.Disk.WriteZeroes(op.Off, op.Len)
+	case workload.Read:
+		e.snapshot(i)
+		buf := make([]byte, op.Len)
+		if _, err := e.Disk.ReadAt(buf, op.Off); err != nil {
+			return err
+		}
+		if err := e.Model.Verify(op.Off, buf); err != nil {
+			return fmt.Errorf("%w: %w", ErrDataMismatch, err)
+		}
+		return nil
+	case workload.Flush:
+		e.snapshot(i)
+		if err := e.Disk.Flush(); err != nil {
+			return err
+		}
+		e.Model.Flush()
+		return nil
+	case workload.Resize:
+		if err := e.Model.Grow(op.Off); err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+		e.snapshot(i)
+		if err := e.Disk.Resize(op.Off); err != nil {
+			return err
+		}
+		if got := e.Disk.Size(); got != op.Off {
+			return fmt.Errorf("size after resize is %#x, want %#x", got, op.Off)
+		}
+		return nil
+	case workload.Reopen:
+		e.snapshot(i)
+		err := e.Disk.Close()
+		e.Disk = nil
+		if err != nil {
+			return fmt.Errorf("close: %w", err)
+		}
+		e.Model.Flush() // a clean close makes everything durable
+		if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), OpenOptions{}); err != nil {
+			return fmt.Errorf("reopen: %w", err)
+		}
+		if got, want := e.Disk.Size(), e.Model.Size(); got != want {
+			return fmt.Errorf("size after reopen is %#x, want %#x", got, want)
+		}
+		return nil
+	case workload.Check:
+		e.snapshot(i)
+		r, err := e.Disk.Check(false)
+		if err != nil {
+			return fmt.Errorf("check: %w", err)
+		}
+		if r.Corruptions != 0 || r.CheckErrors != 0 {
+			return fmt.Errorf("check found %d corruptions, %d check errors", r.Corruptions, r.CheckErrors)
+		}
+		return nil
+	case workload.Concurrent:
+		return e.concurrent(i, op)
+	}
+	return fmt.Errorf("unknown op kind %v", op.Kind)
+}
+
+func (e *Exec) write(op workload.Op) error {
+	buf := make([]byte, op.Len)
+	model.Fill(buf, uint64(op.ID), op.Off)
+	n, err := e.Disk.WriteAt(buf, op.Off)
+	if err == nil && n != len(buf) {
+		err = fmt.Errorf("short write: %d of %d bytes without an error", n, len(buf))
+	}
+	return err
+}
+
+// concurrent runs a group: flush; the writes at once; flush; read back.
+func (e *Exec) concurrent(i int, op workload.Op) error {
+	e.snapshot(i)
+	if err := e.Disk.Flush(); err != nil {
+		return fmt.Errorf("flush before the group: %w", err)
+	}
+	e.Model.Flush()
+	for _, sub := range op.Group {
+		var err error
+		if sub.Kind == workload.Write {
+			err = e.Model.WriteID(sub.Off, sub.Len, uint64(sub.ID))
+		} else {
+			err = e.Model.WriteZeroes(sub.Off, sub.Len)
+		}
+		if err != nil {
+			return fmt.Errorf("model: %w", err)
+		}
+	}
+	e.snapshot(i)
+	errs := make([]error, len(op.Group))
+	var wg sync.WaitGroup
+	for j, sub := range op.Group {
+		wg.Go(func() {
+			if sub.Kind == workload.Write {
+				errs[j] = e.write(sub)
+			} else {
+				errs[j] = e.Disk.WriteZeroes(sub.Off, sub.Len)
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := e.Disk.Flush(); err != nil {
+		return fmt.Errorf("flush after the group: %w", err)
+	}
+	if err := e.checkGroup(op.Group); err != nil {
+		return err
+	}
+	// The model then takes what was read as the durable contents (its own
+	// check is weaker: it also allows the values from before the group).
+	err := e.Model.Recover(e.Model.Size(), func(p []byte, off int64) error {
+		_, err := e.Disk.ReadAt(p, off)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: after the concurrent group: %w", ErrDataMismatch, err)
+	}
+	return nil
+}
+
+// checkGroup reads back every byte a concurrent group wrote: each must hold
+// the value of one of the group's writes that cover it (overlaps may land in
+// any order, but a write is never lost nor torn across a flush).
+func (e *Exec) checkGroup(group []workload.Op) error {
+	want := make([][]byte, len(group))
+	lo, hi := group[0].Off, group[0].Off+group[0].Len
+	for j, sub := range group {
+		want[j] = make([]byte, sub.Len)
+		if sub.Kind == workload.Write {
+			model.Fill(want[j], uint64(sub.ID), sub.Off)
+		}
+		lo, hi = min(lo, sub.Off), max(hi, sub.Off+sub.Len)
+	}
+	got := make([]byte, hi-lo)
+	if _, err := e.Disk.ReadAt(got, lo); err != nil {
+		return fmt.Errorf("read back after the concurrent group: %w", err)
+	}
+	for k := range got {
+		pos := lo + int64(k)
+		covered, ok := false, false
+		for j, sub := range group {
+			if pos >= sub.Off && pos < sub.Off+sub.Len {
+				covered = true
+				if want[j][pos-sub.Off] == got[k] {
+					ok = true
+					break
+				}
+			}
+		}
+		if covered && !ok {
+			return fmt.Errorf("%w: after the concurrent group, byte at %#x is %#02x, which none of the group's writes covering it wrote (%s)",
+				ErrDataMismatch, pos, got[k], e.Model.Explain(pos, got[k:min(len(got), k+16)]))
+		}
+	}
+	return nil
+}

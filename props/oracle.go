@@ -1,0 +1,205 @@
+package props
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/spf13/afero"
+)
+
+// Stage names the oracle step at which a crash state failed.
+type Stage string
+
+// The oracle's stages, in the order they run (crash-testing.md).
+const (
+	StageStructureBefore Stage = "structure-before-recovery" // raw crashed bytes: NEED_CHECK clear implies consistent
+	StageRecovery        Stage = "recovery"                  // writable open (check+repair) failed
+	StageSize            Stage = "size"                      // recovered size is not one the model allows
+	StageData            Stage = "data"                      // a guest byte is neither the flushed value nor a later write
+	StageStructureAfter  Stage = "structure-after-recovery"  // inconsistent after recovery and a clean close
+	StageLiveness        Stage = "liveness"                  // further writes, close and reopen failed or needed repair
+)
+
+// OracleOptions tune CheckCrashState.
+type OracleOptions struct {
+	// FullReadLimit: images up to this size are read in full; larger ones
+	// only where the model has pending writes. 0 = 256 MiB.
+	FullReadLimit int64
+	// SkipLiveness skips the liveness stage (write, close, reopen).
+	SkipLiveness bool
+}
+
+// Verdict is the oracle's judgement of one crash state.
+type Verdict struct {
+	Stage    Stage // empty when the state passed
+	Err      error
+	Before   *StructureReport // raw crashed image
+	After    *StructureReport // after recovery and a clean close (nil if not reached)
+	Mismatch *model.Mismatch  // set for StageData
+}
+
+// OK reports whether the crash state passed every stage.
+func (v *Verdict) OK() bool { return v.Stage == "" }
+
+// String explains the verdict in one paragraph.
+func (v *Verdict) String() string {
+	if v.OK() {
+		return "ok: structure sound before and after recovery, every guest byte allowed by the model, image live"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "FAIL at %s: %v", v.Stage, v.Err)
+	switch v.Stage {
+	case StageStructureBefore:
+		fmt.Fprintf(&b, "\nraw crashed image:\n%s", v.Before)
+	case StageStructureAfter:
+		fmt.Fprintf(&b, "\nimage after recovery:\n%s", v.After)
+	}
+	return b.String()
+}
+
+func fail(v *Verdict, st Stage, err error) *Verdict {
+	v.Stage, v.Err = st, err
+	errors.As(err, &v.Mismatch)
+	return v
+}
+
+// CheckCrashState judges one crash state with the oracle of
+// crash-testing.md. fs holds the crashed files; m is the model as of the
+// crash (operations after the last completed flush are pending: each may or
+// may not have reached the disk). m is recovered in place: on success it
+// holds the recovered contents, so a workload can continue from it.
+//
+// Stages: (1) the raw image's structure — if NEED_CHECK is clear it must be
+// fully consistent; (2) a writable open (the target's check and repair);
+// (3) the size is one the model allows; (4) every guest byte is the flushed
+// value or a value written since; (5) after a clean close the image is
+// consistent with NEED_CHECK clear; (6) liveness: it accepts a write, a
+// flush and a close, and the next open needs no repair.
+func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o OracleOptions) *Verdict {
+	v := &Verdict{}
+	var err error
+	if v.Before, err = CheckStructureFile(fs, imagePath); err != nil {
+		return fail(v, StageStructureBefore, fmt.Errorf("reading the crashed image: %w", err))
+	}
+	if !v.Before.NeedCheck() && !v.Before.IsConsistent() {
+		return fail(v, StageStructureBefore, fmt.Errorf("NEED_CHECK is clear but the image is inconsistent (%s)", kindList(v.Before)))
+	}
+	d, err := t.Open(fs, imagePath, OpenOptions{})
+	if err != nil {
+		return fail(v, StageRecovery, fmt.Errorf("writable open of the crashed image: %w", err))
+	}
+	defer func() {
+		if d != nil {
+			d.Close()
+		}
+	}()
+	size := d.Size()
+	if !slices.Contains(m.CrashSizes(), size) {
+		return fail(v, StageSize, fmt.Errorf("recovered size %#x, model allows %#x", size, m.CrashSizes()))
+	}
+	read := func(p []byte, off int64) error {
+		_, err := d.ReadAt(p, off)
+		return err
+	}
+	limit := o.FullReadLimit
+	if limit == 0 {
+		limit = 256 << 20
+	}
+	var ranges []model.Range
+	if size <= limit {
+		ranges = []model.Range{{Off: 0, Len: size}}
+	} else {
+		ranges = m.Uncertain()
+	}
+	buf := make([]byte, 256<<10)
+	for _, r := range ranges {
+		for off := r.Off; off < r.Off+r.Len && off < size; off += int64(len(buf)) {
+			p := buf[:min(int64(len(buf)), r.Off+r.Len-off, size-off)]
+			if err := read(p, off); err != nil {
+				return fail(v, StageData, fmt.Errorf("read [%#x,+%#x) after recovery: %w", off, len(p), err))
+			}
+			if err := m.VerifyCrash(off, p); err != nil {
+				return fail(v, StageData, err)
+			}
+		}
+	}
+	if err := m.Recover(size, read); err != nil {
+		return fail(v, StageData, err)
+	}
+	if o.SkipLiveness {
+		err = d.Close()
+		d = nil
+		if err != nil {
+			return fail(v, StageStructureAfter, fmt.Errorf("close after recovery: %w", err))
+		}
+		if v.After, err = CheckStructureFile(fs, imagePath); err != nil {
+			return fail(v, StageStructureAfter, err)
+		}
+		if !v.After.IsConsistent() || v.After.NeedCheck() {
+			return fail(v, StageStructureAfter, fmt.Errorf("after recovery and close: consistent=%v need_check=%v (%s)", v.After.IsConsistent(), v.After.NeedCheck(), kindList(v.After)))
+		}
+		return v
+	}
+	// Liveness: a write that allocates (or rewrites) the first cluster,
+	// a flush and a clean close; the result must be consistent with
+	// NEED_CHECK clear, and read back through a fresh open.
+	if size > 0 {
+		n := min(size, 4096+512)
+		id, err := m.Write(0, n)
+		if err != nil {
+			return fail(v, StageLiveness, fmt.Errorf("model: %w", err))
+		}
+		p := make([]byte, n)
+		model.Fill(p, id, 0)
+		if _, err := d.WriteAt(p, 0); err != nil {
+			return fail(v, StageLiveness, fmt.Errorf("write after recovery: %w", err))
+		}
+		if err := d.Flush(); err != nil {
+			return fail(v, StageLiveness, fmt.Errorf("flush after recovery: %w", err))
+		}
+		m.Flush()
+	}
+	err = d.Close()
+	d = nil
+	if err != nil {
+		return fail(v, StageLiveness, fmt.Errorf("close after recovery: %w", err))
+	}
+	if v.After, err = CheckStructureFile(fs, imagePath); err != nil {
+		return fail(v, StageStructureAfter, err)
+	}
+	if !v.After.IsConsistent() || v.After.NeedCheck() {
+		return fail(v, StageStructureAfter, fmt.Errorf("after recovery, a write and a clean close: consistent=%v need_check=%v (%s)", v.After.IsConsistent(), v.After.NeedCheck(), kindList(v.After)))
+	}
+	d, err = t.Open(fs, imagePath, OpenOptions{ReadOnly: true})
+	if err != nil {
+		return fail(v, StageLiveness, fmt.Errorf("reopen after recovery: %w", err))
+	}
+	if got := d.Size(); got != m.Size() {
+		return fail(v, StageLiveness, fmt.Errorf("size after reopen %#x, want %#x", got, m.Size()))
+	}
+	if size > 0 {
+		p := make([]byte, min(size, 4096+512))
+		if err := read(p, 0); err != nil {
+			return fail(v, StageLiveness, fmt.Errorf("read after reopen: %w", err))
+		}
+		if err := m.Verify(0, p); err != nil {
+			return fail(v, StageLiveness, err)
+		}
+	}
+	return v
+}
+
+func kindList(r *StructureReport) string {
+	ks := r.Kinds()
+	if len(ks) == 0 {
+		return "no violations"
+	}
+	s := make([]string, len(ks))
+	for i, k := range ks {
+		s[i] = fmt.Sprintf("%s x%d", k, r.Count(k))
+	}
+	return strings.Join(s, ", ")
+}
