@@ -1,6 +1,9 @@
 package crashsim
 
-import "sync/atomic"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // Page-granular persistent storage.
 //
@@ -63,9 +66,11 @@ func (c *content) own(n *node, gen uint64, leaf bool) *node {
 	}
 	m := &node{gen: gen}
 	if leaf {
-		m.data = new([PageSize]byte)
 		if n != nil {
-			*m.data = *n.data
+			// Clone allocates without zeroing what it copies over.
+			m.data = (*[PageSize]byte)(slices.Clone(n.data[:]))
+		} else {
+			m.data = new([PageSize]byte)
 		}
 	} else {
 		m.kids = new([fanout]*node)

@@ -14,7 +14,8 @@ const (
 )
 
 // checkJSON mirrors qemu-img check --output=json (QAPI ImageCheck): counts
-// that are zero are left out, the *-fixed counts appear only with -r.
+// that are zero are left out, the *-fixed counts included (qemu-img 7.2
+// prints them only when non-zero, which needs -r).
 type checkJSON struct {
 	Filename           string `json:"filename"`
 	Format             string `json:"format"`
@@ -22,8 +23,8 @@ type checkJSON struct {
 	ImageEndOffset     int64  `json:"image-end-offset,omitempty"`
 	Corruptions        int64  `json:"corruptions,omitempty"`
 	Leaks              int64  `json:"leaks,omitempty"`
-	CorruptionsFixed   *int64 `json:"corruptions-fixed,omitempty"`
-	LeaksFixed         *int64 `json:"leaks-fixed,omitempty"`
+	CorruptionsFixed   int64  `json:"corruptions-fixed,omitempty"`
+	LeaksFixed         int64  `json:"leaks-fixed,omitempty"`
 	TotalClusters      int64  `json:"total-clusters,omitempty"`
 	AllocatedClusters  int64  `json:"allocated-clusters,omitempty"`
 	FragmentedClusters int64  `json:"fragmented-clusters,omitempty"`
@@ -96,12 +97,7 @@ func runCheck(e *env, img, repair string) (checkJSON, error) {
 		return checkJSON{}, err
 	}
 	if repair != "all" {
-		out := toCheckJSON(img, before)
-		if repair != "" {
-			zero := int64(0)
-			out.CorruptionsFixed, out.LeaksFixed = &zero, &zero
-		}
-		return out, nil
+		return toCheckJSON(img, before), nil
 	}
 	// A writable open of an image with NEED_CHECK set repairs it at once
 	// (the impl/qed contract has no open-for-check mode that defers it), so
@@ -120,8 +116,7 @@ func runCheck(e *env, img, repair string) (checkJSON, error) {
 		fixed = d
 	}
 	out := toCheckJSON(img, after)
-	zero := int64(0)
-	out.CorruptionsFixed, out.LeaksFixed = &fixed, &zero
+	out.CorruptionsFixed = fixed
 	return out, nil
 }
 
@@ -148,10 +143,10 @@ func toCheckJSON(img string, r qed.CheckReport) checkJSON {
 
 func printCheck(e *env, r checkJSON, repaired bool) {
 	w := e.stdout
-	if repaired && (*r.CorruptionsFixed > 0 || *r.LeaksFixed > 0) {
+	if repaired && (r.CorruptionsFixed > 0 || r.LeaksFixed > 0) {
 		fmt.Fprintf(w, "The following inconsistencies were found and repaired:\n\n"+
 			"    %d leaked clusters\n    %d corruptions\n\nDouble checking the fixed image now...\n",
-			*r.LeaksFixed, *r.CorruptionsFixed)
+			r.LeaksFixed, r.CorruptionsFixed)
 	}
 	if r.Corruptions == 0 && r.Leaks == 0 && r.CheckErrors == 0 {
 		fmt.Fprintf(w, "No errors were found on the image.\n")

@@ -1,8 +1,8 @@
 package qed
 
 import (
-	"encoding/binary"
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"testing"

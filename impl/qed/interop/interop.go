@@ -21,6 +21,27 @@ type Deviation struct {
 // Deviations lists the QEMU deviations the interop tests found.
 var Deviations = []Deviation{
 	{
+		Test: "TestDeviationTableSize1",
+		QEMU: "qemu-img create makes table_size=1 images that QEMU cannot open (\"QED table offset is invalid\"): " +
+			"its table-offset check takes end = offset + (table_size-1)*cluster_size and rejects end <= offset as an overflow",
+		Rule:   "qed-format.md, Header: table_size is a power of two from 1 to 16",
+		Follow: "impl/qed opens, writes and checks table_size=1 images, QEMU's and its own",
+	},
+	{
+		Test: "TestDeviationMaxSizeOverflow",
+		QEMU: "the maximum image size n*n*cluster_size wraps to 0 in 64 bits for 2 MiB clusters with 16-cluster tables " +
+			"(and larger geometries): create fails (\"less than 0 bytes\"), open fails (\"QED image size is invalid\")",
+		Rule:   "qed-format.md, Tables: compute the maximum image size without overflowing 64 bits",
+		Follow: "qed.MaxImageSize saturates; impl/qed creates and uses such images",
+	},
+	{
+		Test: "TestDeviationProbeAnyFormat",
+		QEMU: "without NO_PROBE, QEMU probes the backing file among all its formats (a qcow2 backing file is read as qcow2)",
+		Rule: "qed-format.md, Backing files: QED magic -> QED, anything else -> raw " +
+			"(QEMU's qed_spec.txt says only \"probed\"; the narrower rule is this project's)",
+		Follow: "impl/qed reads a non-QED backing file as raw bytes",
+	},
+	{
 		Test: "TestDeviationLongBackingName",
 		QEMU: "qemu-img create -f qed accepts a backing file name longer than the header cluster " +
 			"(cluster_size - 64 bytes): it writes the name over the L1 table, then refuses to open " +

@@ -173,3 +173,22 @@ func firstDiff(a, b []byte) int {
 	}
 	return len(a)
 }
+
+// checkJSON runs qedtorture check --output json on img and decodes it
+// with the same decoder as qemu-img's report.
+func (r *rig) checkJSON(img string, args ...string) qemutool.Check {
+	r.t.Helper()
+	c, _ := r.checkJSONCode(img, args...)
+	return c
+}
+
+// checkJSONCode is checkJSON plus the exit code.
+func (r *rig) checkJSONCode(img string, args ...string) (qemutool.Check, int) {
+	r.t.Helper()
+	out, errs, code := r.qt(append(append([]string{"check", "--output", "json"}, args...), img)...)
+	c, err := qemutool.ParseCheck([]byte(out))
+	if err != nil {
+		r.t.Fatalf("qedtorture check: exit %d, %v, stderr %s", code, err, errs)
+	}
+	return c, code
+}

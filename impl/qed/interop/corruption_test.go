@@ -1,0 +1,227 @@
+package interop
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/internal/qemutool"
+)
+
+// corruption plants one kind of damage in a QEMU-written image.
+type corruption struct {
+	name  string
+	plant func(t *testing.T, img string, l Layout, fileSize int64)
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// l2Of returns L1[i], the offset of an L2 table.
+func l2Of(t *testing.T, img string, l Layout, i int64) uint64 {
+	t.Helper()
+	v, err := GetU64(img, l.L1Entry(i))
+	must(t, err)
+	if v == 0 {
+		t.Fatalf("L1[%d] is empty in the base image", i)
+	}
+	return v
+}
+
+func setL2(t *testing.T, img string, l Layout, j int64, v uint64) {
+	t.Helper()
+	must(t, PutU64(img, l.L2Entry(l2Of(t, img, l, 0), j), v))
+}
+
+func getL2(t *testing.T, img string, l Layout, j int64) uint64 {
+	t.Helper()
+	v, err := GetU64(img, l.L2Entry(l2Of(t, img, l, 0), j))
+	must(t, err)
+	return v
+}
+
+func setNeedCheck(t *testing.T, img string, l Layout) {
+	t.Helper()
+	must(t, PutU64(img, 16, l.Header.Features|qed.FeatureNeedCheck))
+}
+
+// corruptions are the planted damages: invalid offsets in L1 and L2 (past
+// the end, unaligned, the zero-cluster marker in L1), double references
+// (data twice, data onto the L1 table, one L2 table twice), leaks (whole
+// and partial trailing clusters), NEED_CHECK alone and with damage, and a
+// mixture.
+func corruptions() []corruption {
+	cs := func(l Layout) uint64 { return uint64(l.Header.ClusterSize) }
+	pastEOF := func(l Layout, fileSize int64) uint64 { return uint64(fileSize) + 16*cs(l) }
+	return []corruption{
+		{"l2-past-eof", func(t *testing.T, img string, l Layout, fs int64) { setL2(t, img, l, 5, pastEOF(l, fs)) }},
+		{"l2-unaligned", func(t *testing.T, img string, l Layout, fs int64) { setL2(t, img, l, 6, getL2(t, img, l, 0)+512) }},
+		{"l2-onto-l1", func(t *testing.T, img string, l Layout, fs int64) { setL2(t, img, l, 7, l.Header.L1TableOffset) }},
+		{"l2-double-data", func(t *testing.T, img string, l Layout, fs int64) { setL2(t, img, l, 8, getL2(t, img, l, 0)) }},
+		{"l1-past-eof", func(t *testing.T, img string, l Layout, fs int64) {
+			must(t, PutU64(img, l.L1Entry(1), pastEOF(l, fs)))
+		}},
+		{"l1-unaligned", func(t *testing.T, img string, l Layout, fs int64) {
+			must(t, PutU64(img, l.L1Entry(2), l2Of(t, img, l, 0)+8))
+		}},
+		{"l1-zero-marker", func(t *testing.T, img string, l Layout, fs int64) { must(t, PutU64(img, l.L1Entry(1), 1)) }},
+		{"l1-same-table-twice", func(t *testing.T, img string, l Layout, fs int64) {
+			must(t, PutU64(img, l.L1Entry(3), l2Of(t, img, l, 0)))
+		}},
+		{"leaks", func(t *testing.T, img string, l Layout, fs int64) { must(t, Grow(img, 3*int64(cs(l)))) }},
+		{"leaks-partial-tail", func(t *testing.T, img string, l Layout, fs int64) { must(t, Grow(img, 2*int64(cs(l))+100)) }},
+		{"need-check-only", func(t *testing.T, img string, l Layout, fs int64) { setNeedCheck(t, img, l) }},
+		{"need-check-damaged", func(t *testing.T, img string, l Layout, fs int64) {
+			setNeedCheck(t, img, l)
+			setL2(t, img, l, 5, pastEOF(l, fs))
+			setL2(t, img, l, 6, getL2(t, img, l, 0)+512)
+		}},
+		{"mixture", func(t *testing.T, img string, l Layout, fs int64) {
+			setL2(t, img, l, 5, pastEOF(l, fs))
+			setL2(t, img, l, 8, getL2(t, img, l, 1))
+			must(t, Grow(img, int64(cs(l))))
+		}},
+	}
+}
+
+// baseImage makes a QEMU-written image: data in guest clusters 0, 1, 2, 4
+// and 9 and a zero cluster at 3, all under L1[0].
+func (r *rig) baseImage(name string, g geometry, size int64) string {
+	r.t.Helper()
+	img := r.path(name)
+	r.img("create", "-q", "-f", "qed", "-o", fmt.Sprintf("cluster_size=%d,table_size=%d", g.cluster, g.table), img, fmt.Sprint(size))
+	c := g.cluster
+	r.io(img, "qed",
+		fmt.Sprintf("write -P 0x01 0 %d", 3*c),
+		fmt.Sprintf("write -z %d %d", 3*c, c),
+		fmt.Sprintf("write -P 0x04 %d 512", 4*c),
+		fmt.Sprintf("write -P 0x09 %d %d", 9*c+100, 1000))
+	return img
+}
+
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	must(t, err)
+	defer in.Close()
+	out, err := os.Create(dst)
+	must(t, err)
+	if _, err := io.Copy(out, in); err != nil {
+		t.Fatal(err)
+	}
+	must(t, out.Close())
+}
+
+// sameCounts compares the counts both tools report.
+func sameCounts(t *testing.T, what string, ours, theirs qemutool.Check, oursCode, theirsCode int) {
+	t.Helper()
+	type counts struct {
+		Corruptions, Leaks, CheckErrors, Total, Allocated, Fragmented int64
+		Exit                                                          int
+	}
+	o := counts{ours.Corruptions, ours.Leaks, ours.CheckErrors, ours.TotalClusters, ours.AllocatedClusters, ours.FragmentedClusters, oursCode}
+	q := counts{theirs.Corruptions, theirs.Leaks, theirs.CheckErrors, theirs.TotalClusters, theirs.AllocatedClusters, theirs.FragmentedClusters, theirsCode}
+	if o != q {
+		t.Errorf("%s: qedtorture check %+v, qemu-img check %+v", what, o, q)
+	}
+	fixed := func(p *int64) int64 {
+		if p == nil {
+			return -1
+		}
+		return *p
+	}
+	if fixed(ours.CorruptionsFixed) != fixed(theirs.CorruptionsFixed) || fixed(ours.LeaksFixed) != fixed(theirs.LeaksFixed) {
+		t.Errorf("%s: fixed counts: qedtorture %d/%d, qemu-img %d/%d", what,
+			fixed(ours.CorruptionsFixed), fixed(ours.LeaksFixed), fixed(theirs.CorruptionsFixed), fixed(theirs.LeaksFixed))
+	}
+}
+
+// TestPlantedCorruption: on each planted corruption qedtorture check and
+// qemu-img check agree on every count and the exit code, read-only and
+// with -r all; after -r all both repaired images carry the same NEED_CHECK
+// state, read identically (qemu-img compare) and are judged alike by
+// both checkers.
+func TestPlantedCorruption(t *testing.T) {
+	for _, g := range []geometry{{64 << 10, 4}, {4 << 10, 2}} {
+		for _, c := range corruptions() {
+			t.Run(fmt.Sprintf("%v/%s", g, c.name), func(t *testing.T) {
+				r := newRig(t)
+				base := r.baseImage("base.qed", g, 16*g.cluster+1536)
+				l, err := ReadLayout(base)
+				must(t, err)
+				st, err := os.Stat(base)
+				must(t, err)
+				c.plant(t, base, l, st.Size())
+
+				theirs, theirsCode, err := r.q.Check(base, "")
+				must(t, err)
+				ours, oursCode := r.checkJSONCode(base)
+				sameCounts(t, "read-only check", ours, theirs, oursCode, theirsCode)
+				if c.name != "need-check-only" && theirsCode == 0 {
+					t.Errorf("qemu-img finds nothing wrong with %s", c.name)
+				}
+
+				qrep, orep := r.path("qemu-repaired.qed"), r.path("ours-repaired.qed")
+				copyFile(t, base, qrep)
+				copyFile(t, base, orep)
+				theirs, theirsCode, err = r.q.Check(qrep, "all")
+				must(t, err)
+				ours, oursCode = r.checkJSONCode(orep, "-r", "all")
+				sameCounts(t, "check -r all", ours, theirs, oursCode, theirsCode)
+
+				qf, err := GetU64(qrep, 16)
+				must(t, err)
+				of, err := GetU64(orep, 16)
+				must(t, err)
+				if qf != of {
+					t.Errorf("features after -r all: qemu-img %#x, qedtorture %#x", qf, of)
+				}
+				if res, err := r.q.RunImg("compare", "-f", "qed", "-F", "qed", qrep, orep); err != nil || res.ExitCode != 0 {
+					t.Errorf("repaired images read differently: %s%s %v", res.Stdout, res.Stderr, err)
+				}
+				theirs, theirsCode, err = r.q.Check(orep, "")
+				must(t, err)
+				ours, oursCode = r.checkJSONCode(qrep)
+				sameCounts(t, "cross check of the repaired images", ours, theirs, oursCode, theirsCode)
+			})
+		}
+	}
+}
+
+// TestDeviationRepairLeaksMode: qemu-img check -r leaks on a QED image
+// also clears invalid offsets, because QED's check treats any repair mode
+// as "fix everything". Rule (qemu-img(1)): -r leaks repairs only cluster
+// leaks, -r all fixes all kinds of errors. qedtorture check -r leaks
+// changes nothing (QED cannot reclaim leaks) and still reports the
+// corruption with exit 2.
+func TestDeviationRepairLeaksMode(t *testing.T) {
+	r := newRig(t)
+	g := geometry{64 << 10, 4}
+	base := r.baseImage("base.qed", g, 16*g.cluster)
+	l, err := ReadLayout(base)
+	must(t, err)
+	st, err := os.Stat(base)
+	must(t, err)
+	setL2(t, base, l, 5, uint64(st.Size())+16*uint64(g.cluster))
+	qimg, oimg := r.path("q.qed"), r.path("o.qed")
+	copyFile(t, base, qimg)
+	copyFile(t, base, oimg)
+	theirs, theirsCode, err := r.q.Check(qimg, "leaks")
+	must(t, err)
+	if theirs.CorruptionsFixed == nil || *theirs.CorruptionsFixed != 1 || theirsCode != 0 {
+		t.Logf("qemu-img check -r leaks no longer repairs corruption: %+v exit %d", theirs, theirsCode)
+	}
+	ours, oursCode := r.checkJSONCode(oimg, "-r", "leaks")
+	if oursCode != 2 || ours.Corruptions != 1 || ours.CorruptionsFixed != nil {
+		t.Errorf("qedtorture check -r leaks: %+v exit %d, want the corruption reported and not fixed", ours, oursCode)
+	}
+	if v := getL2(t, oimg, l, 5); v == 0 {
+		t.Error("qedtorture check -r leaks cleared an L2 entry")
+	}
+}

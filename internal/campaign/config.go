@@ -1,0 +1,231 @@
+package campaign
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props"
+)
+
+// ErrConfig is wrapped by every configuration error (bad shard, model name,
+// bounds): the command line maps it to a usage error.
+var ErrConfig = errors.New("campaign: bad configuration")
+
+// Shard is the part of the workload index space a run covers: the
+// workloads w with w % Count == Index.
+type Shard struct{ Index, Count int }
+
+func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Count) }
+
+// Has reports whether workload w belongs to the shard.
+func (s Shard) Has(w int) bool { return s.Count <= 1 || w%s.Count == s.Index }
+
+// ParseShard reads "I/N" (0 <= I < N).
+func ParseShard(s string) (Shard, error) {
+	is, ns, ok := strings.Cut(s, "/")
+	i, err1 := strconv.Atoi(is)
+	n, err2 := strconv.Atoi(ns)
+	if !ok || err1 != nil || err2 != nil {
+		return Shard{}, fmt.Errorf("%w: shard %q: want I/N, e.g. 0/4", ErrConfig, s)
+	}
+	sh := Shard{Index: i, Count: n}
+	return sh, sh.Validate()
+}
+
+// Validate checks 0 <= Index < Count.
+func (s Shard) Validate() error {
+	if s.Count < 1 || s.Index < 0 || s.Index >= s.Count {
+		return fmt.Errorf("%w: shard %d/%d: want 0 <= I < N", ErrConfig, s.Index, s.Count)
+	}
+	return nil
+}
+
+// ShardFromEnv builds the shard from JOB_COMPLETION_INDEX (Kubernetes
+// Indexed Jobs) and a shard count; ok is false when the variable is unset.
+func ShardFromEnv(count int) (sh Shard, ok bool, err error) {
+	v := os.Getenv("JOB_COMPLETION_INDEX")
+	if v == "" {
+		return Shard{}, false, nil
+	}
+	i, err := strconv.Atoi(v)
+	if err != nil {
+		return Shard{}, true, fmt.Errorf("%w: JOB_COMPLETION_INDEX=%q is not an integer", ErrConfig, v)
+	}
+	sh = Shard{Index: i, Count: count}
+	return sh, true, sh.Validate()
+}
+
+// ParseModels reads a comma-separated list of crash models: the families
+// prefix, drop, subset, torn (= torn512 and torn4k), all (=
+// crashsim.Models()), or any crashsim model name (torn512+garbage,
+// subset+size, ...). Duplicates are removed, order kept.
+func ParseModels(s string) ([]crashsim.Model, error) {
+	var out []crashsim.Model
+	seen := map[string]bool{}
+	add := func(m crashsim.Model) {
+		if !seen[m.String()] {
+			seen[m.String()] = true
+			out = append(out, m)
+		}
+	}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		switch name {
+		case "all":
+			for _, m := range crashsim.Models() {
+				add(m)
+			}
+		case "torn":
+			add(crashsim.Model{Base: crashsim.Torn, Sector: 512})
+			add(crashsim.Model{Base: crashsim.Torn, Sector: 4096})
+		default:
+			m, err := crashsim.ParseModel(name)
+			if err != nil {
+				return nil, fmt.Errorf("%w: crash model %q: want prefix, drop, subset, torn, all or a crashsim model name (%v)", ErrConfig, name, err)
+			}
+			add(m)
+		}
+	}
+	return out, nil
+}
+
+// Config is one campaign.
+type Config struct {
+	Seed  uint64
+	Shard Shard // zero value: unsharded
+	// Iterations bounds the workload index space: the campaign runs the
+	// workloads w < Iterations of its shard. 0 = unbounded (use Duration).
+	Iterations int
+	// Duration stops starting new workloads after this long (0 = no limit;
+	// at least one of Iterations and Duration must be set).
+	Duration time.Duration
+	Workers  int // parallel workloads; 0 = 1
+	Models   []crashsim.Model
+	Gen      workload.GenConfig
+	// Faults are faultfs rules applied to the run of every workload.
+	Faults string
+	// Bound, Samples: per crash point and model, states are enumerated when
+	// at most Bound, else Samples are drawn. SampledPoints: operation
+	// indices drawn per workload on top of the syncs and the end.
+	Bound         uint64
+	Samples       int
+	SampledPoints int
+	// MaxFailures stops the campaign after this many failures (0 = 1).
+	MaxFailures int
+	// MinimizeCandidates bounds the workloads tried by Minimize (0 = 300).
+	MinimizeCandidates int
+	// Out is where artifacts go ("" = none written).
+	Out    string
+	Target props.Target // nil = props.QEDTarget{}
+	// TargetName names Target in reports and artifacts (replay resolves it
+	// with TargetByName).
+	TargetName string
+	Oracle     props.OracleOptions
+	// Progress, if set, is called about every ProgressEvery (and at the
+	// end) with a snapshot of the counters.
+	Progress      func(Stats)
+	ProgressEvery time.Duration
+}
+
+// Defaults for the bounds.
+const (
+	DefaultBound         = 256
+	DefaultSamples       = 32
+	DefaultSampledPoints = 4
+	DefaultDuration      = 60 * time.Second
+)
+
+// DefaultGenConfig is the campaign's default workload shape: small images
+// (4 to 64 KiB clusters, at most 64 clusters) so that a crash state costs
+// little, with backing chains half of the time.
+func DefaultGenConfig() workload.GenConfig {
+	g := workload.DefaultGenConfig()
+	g.ClusterSizes = []uint32{4096, 16384, 65536}
+	g.MaxClusters = 64
+	return g
+}
+
+func (c *Config) setDefaults() error {
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.Shard.Count == 0 {
+		c.Shard = Shard{0, 1}
+	}
+	if err := c.Shard.Validate(); err != nil {
+		return err
+	}
+	if c.Iterations < 0 || c.Duration < 0 {
+		return fmt.Errorf("%w: negative iterations or duration", ErrConfig)
+	}
+	if c.Iterations == 0 && c.Duration == 0 {
+		c.Duration = DefaultDuration
+	}
+	if len(c.Models) == 0 {
+		c.Models = crashsim.Models()
+	}
+	for _, m := range c.Models {
+		if err := m.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	if c.Gen.Ops == 0 && len(c.Gen.ClusterSizes) == 0 {
+		c.Gen = DefaultGenConfig()
+	}
+	if len(c.Gen.ClusterSizes) == 0 || len(c.Gen.TableSizes) == 0 || c.Gen.MaxClusters < 1 {
+		return fmt.Errorf("%w: geometry needs cluster sizes, table sizes and max clusters >= 1", ErrConfig)
+	}
+	for _, cs := range c.Gen.ClusterSizes {
+		if cs < 4096 || cs > 64<<20 || cs&(cs-1) != 0 {
+			return fmt.Errorf("%w: cluster size %d is not a power of two in 4096..64M", ErrConfig, cs)
+		}
+	}
+	for _, ts := range c.Gen.TableSizes {
+		if ts < 1 || ts > 16 || ts&(ts-1) != 0 {
+			return fmt.Errorf("%w: table size %d is not a power of two in 1..16", ErrConfig, ts)
+		}
+	}
+	if c.Gen.BackingChance < 0 || c.Gen.BackingChance > 1 {
+		return fmt.Errorf("%w: backing chance %g not in [0,1]", ErrConfig, c.Gen.BackingChance)
+	}
+	if c.Bound == 0 {
+		c.Bound = DefaultBound
+	}
+	if c.Samples == 0 {
+		c.Samples = DefaultSamples
+	}
+	if c.SampledPoints < 0 {
+		c.SampledPoints = 0
+	}
+	if c.MaxFailures <= 0 {
+		c.MaxFailures = 1
+	}
+	if c.MinimizeCandidates == 0 {
+		c.MinimizeCandidates = 300
+	}
+	if c.Target == nil {
+		c.Target = props.QEDTarget{}
+	}
+	if c.TargetName == "" {
+		c.TargetName = c.Target.Name()
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = 10 * time.Second
+	}
+	return nil
+}
+
+// WorkloadSeed is the seed of workload w of a campaign (splitmix64 of the
+// pair): it alone regenerates the workload and its sampled crash points.
+func WorkloadSeed(campaign uint64, w int) uint64 {
+	z := campaign ^ (uint64(w)+1)*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}

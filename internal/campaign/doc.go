@@ -1,0 +1,67 @@
+// Package campaign is the engine of `qedtorture run` and `qedtorture
+// replay`: it generates workloads from a seed, runs each on a Target over a
+// recording crashsim filesystem, enumerates the crash states a power loss
+// could leave at every sync point and at sampled operation indices, judges
+// each with props.CheckCrashState, and turns a failure into a minimized,
+// replayable artifact.
+//
+// # Seeds and shards
+//
+// A campaign has one seed. Workload w (w = 0, 1, 2, ...) uses the seed
+// WorkloadSeed(seed, w), so a workload is named by (campaign seed, w) and
+// regenerated bit for bit from it. Shard I of N runs exactly the workloads
+// with w % N == I, so N shards never repeat each other's work, and with a
+// fixed number of iterations the union of the shards is the unsharded run:
+// Merge of their reports has the same workloads, crash-state counts (per
+// model) and digest as one unsharded report.
+//
+// # One workload
+//
+// Record runs the workload through props.Exec on a crashsim.FS (with
+// ImplicitDirSync: the campaign tests the image files' crash safety, not
+// the durability of their directory entries) optionally wrapped in faultfs,
+// keeping the trace, and the model clone Exec hands to its Snapshot hook
+// before each guest operation's I/O together with the index of the next
+// filesystem operation at that moment. A crash point K (just before
+// filesystem operation K) is judged against the last snapshot taken at or
+// before K: the guest operation in progress, whose own effects the model
+// holds as pending (allowed either way).
+//
+// Crash points are every file sync after the setup, up to Config.SampledPoints
+// operation indices drawn from the workload's seed, and the end of the run
+// (a crash after the last operation, or right after a fault stopped it).
+// At each point and for each crash model the states are enumerated
+// exhaustively when their count is at most Config.Bound, else
+// Config.Samples of them are drawn (seeded); see crashsim.Point.IDs.
+//
+// # Failures
+//
+// A failure is a crash state the oracle rejects (its Stage says where), or
+// a guest operation that failed in the crash-free run without an injected
+// fault (stage "workload": a read that disagreed with the model, an I/O
+// error nothing explains). Faults injected with Config.Faults make op
+// errors expected: the run stops there, and the end point is judged.
+//
+// Minimize shrinks a failing case deterministically: it drops chunks of
+// workload operations (halves, then smaller, down to single ops), then
+// tries to run concurrent groups sequentially and to drop the backing
+// chain, keeping each change if some crash state of the same stage still
+// fails; finally it picks the simplest failing state of the minimized
+// workload: the earliest crash point, the weakest model, the lowest
+// ordinal. WriteArtifact stores the case (see artifact.go for the files);
+// Replay rebuilds the crash state from an artifact and judges it again.
+//
+// # Determinism and caveats
+//
+//   - Everything random derives from the campaign seed. A workload with
+//     concurrent groups interleaves its writes as the Go scheduler runs
+//     them, so its trace (and the state counts) may differ between runs;
+//     artifacts therefore store the trace, and Replay uses it when the
+//     re-run's trace differs. Shard/merge equivalence is exact for
+//     workloads without concurrent groups.
+//   - With faults, the rules count operations of the whole run (setup
+//     included); a fault that hits the setup skips the workload (counted
+//     in Report.Skipped).
+//   - The crash states of one workload are checked by one worker; the
+//     pool runs workloads in parallel.
+package campaign

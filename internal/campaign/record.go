@@ -1,0 +1,186 @@
+package campaign
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"path"
+	"slices"
+	"sort"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props"
+)
+
+// Dir is the directory of the image under test inside the recording
+// filesystem and every crash state built from it.
+const Dir = "/w"
+
+// ImagePath is the image under test inside a crash state.
+var ImagePath = path.Join(Dir, props.ImageName)
+
+// fsOptions are the options of every recording filesystem (and, through
+// the points, of every crash state).
+var fsOptions = crashsim.Options{ImplicitDirSync: true}
+
+// Snap is the model as of the start of one guest operation: Exec took it
+// just before the operation's I/O, when the recording filesystem was about
+// to issue operation K.
+type Snap struct {
+	Op    int   // guest op index; -1 for the state right after setup
+	K     int64 // index of the next filesystem operation at that moment
+	Model *model.Disk
+}
+
+// Recording is one run of a workload on a recording filesystem.
+type Recording struct {
+	W        *workload.Workload
+	Seed     uint64 // the workload seed: drives the sampled crash points
+	Trace    *crashsim.Trace
+	SetupEnd int64 // first filesystem op after the setup (image created, opened)
+	Snaps    []Snap // in K order
+	// Syncs are the crash points captured at every sync after the setup.
+	Syncs map[int64]*crashsim.Point
+	// End is the crash point after the last op ran (or the op that failed).
+	End      *crashsim.Point
+	EndModel *model.Disk
+	// OpErr is the first guest op error; Injected the faults injected.
+	OpErr    *props.OpError
+	Injected []faultfs.Injection
+}
+
+// Faulted reports whether a fault was injected during the run.
+func (r *Recording) Faulted() bool { return len(r.Injected) > 0 }
+
+// Record runs w on target over a fresh recording filesystem. With faults
+// (faultfs rules, "" for none) the image is closed after the setup and
+// reopened through the fault layer, seeded with seed, so the rules count
+// the operations of the run proper. A guest op error stops the run and is
+// returned in Recording.OpErr, not as the error; the error is for a
+// setup that could not be done.
+func Record(target props.Target, w *workload.Workload, seed uint64, faults string) (*Recording, error) {
+	fs := crashsim.New(fsOptions)
+	e, err := props.NewExec(target, fs, Dir, w)
+	if err != nil {
+		return nil, fmt.Errorf("campaign: setup: %w", err)
+	}
+	rec := &Recording{W: w, Seed: seed, Syncs: map[int64]*crashsim.Point{}}
+	if faults != "" {
+		ffs, err := faultfs.NewFromString(fs, int64(seed), faults)
+		if err != nil {
+			return nil, fmt.Errorf("campaign: --fault: %w", err)
+		}
+		if err := e.Disk.Close(); err != nil {
+			return nil, fmt.Errorf("campaign: setup: close: %w", err)
+		}
+		e.FS = ffs
+		if e.Disk, err = target.Open(ffs, e.ImagePath(), props.OpenOptions{}); err != nil {
+			return nil, fmt.Errorf("campaign: setup: reopen through the fault layer: %w", err)
+		}
+		defer func() { rec.Injected = ffs.Log() }()
+	}
+	rec.SetupEnd = fs.Ops()
+	rec.Snaps = append(rec.Snaps, Snap{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone()})
+	e.Snapshot = func(i int, m *model.Disk) {
+		rec.Snaps = append(rec.Snaps, Snap{Op: i, K: fs.Ops(), Model: m})
+	}
+	fs.OnSync(func(p *crashsim.Point) bool {
+		rec.Syncs[p.K()] = p
+		return false
+	})
+	err = e.RunAll()
+	fs.OnSync(nil)
+	if err != nil {
+		var oe *props.OpError
+		if !errors.As(err, &oe) {
+			return nil, err
+		}
+		rec.OpErr = oe
+	}
+	rec.Trace = fs.Trace()
+	if rec.End, err = fs.Point(); err != nil {
+		return nil, fmt.Errorf("campaign: end point: %w", err)
+	}
+	rec.EndModel = e.Model.Clone()
+	// Snapshot ran from Exec's goroutine only (concurrent groups take
+	// their snapshot before starting the writers), so Snaps is in K order;
+	// sort anyway so that the lookup's invariant is local.
+	sort.SliceStable(rec.Snaps, func(i, j int) bool { return rec.Snaps[i].K < rec.Snaps[j].K })
+	return rec, nil
+}
+
+// SnapAt returns the snapshot a crash at point k is judged against: the
+// last one taken at or before k.
+func (r *Recording) SnapAt(k int64) Snap {
+	i := sort.Search(len(r.Snaps), func(i int) bool { return r.Snaps[i].K > k })
+	if i == 0 {
+		return r.Snaps[0]
+	}
+	return r.Snaps[i-1]
+}
+
+// ModelAt returns the model a crash at point k is judged against (the
+// end model for the end point).
+func (r *Recording) ModelAt(k int64) *model.Disk {
+	if k == r.End.K() {
+		return r.EndModel
+	}
+	return r.SnapAt(k).Model
+}
+
+// GuestOpAt returns the guest op in progress at crash point k (-1: none
+// yet; len(ops) or the failed op for the end point).
+func (r *Recording) GuestOpAt(k int64) int {
+	if k == r.End.K() {
+		if r.OpErr != nil {
+			return r.OpErr.Index
+		}
+		return len(r.W.Ops)
+	}
+	return r.SnapAt(k).Op
+}
+
+// PointKs returns the crash points of the recording, ascending: every
+// sync after the setup, up to sampled indices drawn from the workload
+// seed, and the end.
+func (r *Recording) PointKs(sampled int) []int64 {
+	ks := make([]int64, 0, len(r.Syncs)+sampled+1)
+	for k := range r.Syncs {
+		ks = append(ks, k)
+	}
+	end := r.End.K()
+	if n := end - r.SetupEnd; n > 0 && sampled > 0 {
+		rng := rand.New(rand.NewPCG(r.Seed, 0x706f696e7473)) // "points"
+		for range sampled {
+			ks = append(ks, r.SetupEnd+rng.Int64N(n))
+		}
+	}
+	ks = append(ks, end)
+	slices.Sort(ks)
+	return slices.Compact(ks)
+}
+
+// Point returns the crash point k of the recording: captured at a sync or
+// the end, else rebuilt by replaying the trace.
+func (r *Recording) Point(k int64) (*crashsim.Point, error) {
+	if p, ok := r.Syncs[k]; ok {
+		return p, nil
+	}
+	if k == r.End.K() {
+		return r.End, nil
+	}
+	return PointFromTrace(r.Trace, k)
+}
+
+// PointFromTrace rebuilds crash point k of a recorded trace (recordings
+// start from an empty filesystem).
+func PointFromTrace(t *crashsim.Trace, k int64) (*crashsim.Point, error) {
+	fs, err := crashsim.EmptyImage().Replay(t, k, fsOptions)
+	if err != nil {
+		return nil, fmt.Errorf("campaign: crash point k=%d: %w", k, err)
+	}
+	return fs.Point()
+}
