@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -217,11 +218,7 @@ func digest(t testing.TB, f *FS) string {
 // truncates and snapshots and compares every snapshot with a plain byte
 // slice model.
 func TestPagesAgainstModel(t *testing.T) {
-	seed := rand.Uint64()
-	if s := os.Getenv("CRASHSIM_SEED"); s != "" {
-		fmt.Sscan(s, &seed)
-	}
-	t.Logf("seed %d (CRASHSIM_SEED to replay)", seed)
+	seed := testSeed(t)
 	r := rand.New(rand.NewPCG(seed, 1))
 	type snap struct {
 		c    content
@@ -308,4 +305,70 @@ func TestSparseHugeOffset(t *testing.T) {
 	if _, err := h.ReadAt(b[:3], off); err != nil || string(b[:3]) != "\x00\x00\x00" {
 		t.Fatalf("after shrink and regrow: %q %v", b[:3], err)
 	}
+}
+
+// TestOverlayMatchesTree: a crash state's lazy overlay reads the same as
+// applying the kept operations to the tree, before and after flattening,
+// and building again from a state with an overlay leaves it untouched.
+func TestOverlayMatchesTree(t *testing.T) {
+	seed := testSeed(t)
+	r := rand.New(rand.NewPCG(seed, 2))
+	for round := range 200 {
+		var base content
+		gen := newGen()
+		base.writeAt(bytes.Repeat([]byte{0xaa}, r.IntN(20000)), 0, gen)
+		direct, lazy := base, base
+		gen2 := newGen()
+		for i := range 1 + r.IntN(10) {
+			o := Op{Index: int64(i)}
+			switch r.IntN(4) {
+			case 0:
+				o.Kind, o.Size = OpTruncate, r.Int64N(30000)
+			case 1:
+				o.Kind, o.Off, o.Size = OpDiscard, r.Int64N(30000), r.Int64N(5000)
+			default:
+				o.Kind, o.Off = OpWrite, r.Int64N(30000)
+				o.Data = bytes.Repeat([]byte{byte(i + 1)}, 1+r.IntN(6000))
+			}
+			switch o.Kind {
+			case OpWrite:
+				direct.writeAt(o.Data, o.Off, gen2)
+			case OpTruncate:
+				direct.truncate(o.Size, gen2)
+			case OpDiscard:
+				applyDiscard(&direct, o.Off, o.Size, gen2)
+			}
+			overlayChoice(&lazy, &o, choice{mode: choiceFull}, 512)
+		}
+		read := func(c content) []byte {
+			b := make([]byte, c.size)
+			c.readAt(b, 0)
+			return b
+		}
+		want := read(direct)
+		if lazy.size != direct.size || !bytes.Equal(read(lazy), want) {
+			t.Fatalf("round %d: overlay differs (size %d vs %d)", round, lazy.size, direct.size)
+		}
+		flat := lazy
+		flat.ovl = slices.Clip(flat.ovl)
+		flat.writeAt(nil, 0, newGen()) // flattens
+		if len(flat.ovl) != 0 || !bytes.Equal(read(flat), want) {
+			t.Fatalf("round %d: flattened overlay differs", round)
+		}
+		if !bytes.Equal(read(lazy), want) {
+			t.Fatalf("round %d: flattening changed the shared overlay", round)
+		}
+	}
+}
+
+// testSeed returns a fresh seed, or CRASHSIM_SEED when set, and logs it.
+func testSeed(t *testing.T) uint64 {
+	seed := rand.Uint64()
+	if s := os.Getenv("CRASHSIM_SEED"); s != "" {
+		if _, err := fmt.Sscan(s, &seed); err != nil {
+			t.Fatalf("CRASHSIM_SEED=%q: %v", s, err)
+		}
+	}
+	t.Logf("seed %d (CRASHSIM_SEED=%d to replay)", seed, seed)
+	return seed
 }

@@ -32,6 +32,8 @@ const (
 //	torn    write of s sectors: 2^s (3^s with Garbage), x2 with Size if extending
 //	        truncate/discard: 2
 //
+// A torn write that extends its file extends it to the end of its last
+// surviving (or trashed) sector, and to its full end with the Size choice.
 // A choice vector is a state; distinct vectors may give equal bytes (two
 // writes of the same data, a torn write keeping all its sectors plus the
 // size choice), so Count counts vectors, not distinct byte images.

@@ -45,11 +45,52 @@ type node struct {
 // content is one version of a file's bytes: an immutable-by-convention
 // tree plus a length. height is the number of interior levels above the
 // pages (capacity fanout^height pages).
+//
+// A content may also carry an overlay: operations applied lazily on top
+// of the tree, in order. Crash states are built as overlays that point at
+// the trace's own data, so building one copies no page at all; the first
+// mutation (or a long overlay) flattens it into the tree.
 type content struct {
 	root   *node
 	height int
 	size   int64
+	ovl    []ovlOp // immutable once shared; never appended to in place
 }
+
+// ovlOp writes data at off, or zeroes n bytes at off when data is nil.
+type ovlOp struct {
+	off  int64
+	n    int64
+	data []byte
+}
+
+// maxOverlay bounds the overlay a crash state keeps lazily.
+const maxOverlay = 64
+
+// flatten applies the overlay to the tree, owned by gen.
+func (c *content) flatten(gen uint64) {
+	if len(c.ovl) == 0 {
+		return
+	}
+	ovl, size := c.ovl, c.size
+	c.ovl = nil
+	for _, o := range ovl {
+		switch {
+		case o.data != nil:
+			c.writeAt(o.data, o.off, gen)
+		case o.n == zeroToEnd:
+			if o.off < c.size {
+				c.truncate(o.off, gen)
+			}
+		default:
+			c.zeroRange(o.off, o.n, gen)
+		}
+	}
+	c.size = size
+}
+
+// zeroToEnd as an ovlOp length clears everything from off on (a truncate).
+const zeroToEnd = -1
 
 // capacityPages reports how many pages a tree of height h can address
 // (saturating: heights beyond 12 cover every int64 offset).
@@ -125,6 +166,25 @@ func (c *content) page(pg int64) *[PageSize]byte {
 // readAt copies bytes at off into p, zeros past holes; it does not look
 // at size (callers clip).
 func (c *content) readAt(p []byte, off int64) {
+	c.readTree(p, off)
+	end := off + int64(len(p))
+	for _, o := range c.ovl {
+		lo, hi := max(o.off, off), end
+		if o.n != zeroToEnd {
+			hi = min(hi, o.off+o.n)
+		}
+		if lo >= hi {
+			continue
+		}
+		if o.data != nil {
+			copy(p[lo-off:hi-off], o.data[lo-o.off:hi-o.off])
+		} else {
+			clear(p[lo-off : hi-off])
+		}
+	}
+}
+
+func (c *content) readTree(p []byte, off int64) {
 	for len(p) > 0 {
 		pg, po := off>>pageShift, int(off&(PageSize-1))
 		n := min(len(p), PageSize-po)
@@ -139,6 +199,7 @@ func (c *content) readAt(p []byte, off int64) {
 
 // writeAt stores p at off and extends size when needed.
 func (c *content) writeAt(p []byte, off int64, gen uint64) {
+	c.flatten(gen)
 	end := off + int64(len(p))
 	for len(p) > 0 {
 		pg, po := off>>pageShift, int(off&(PageSize-1))
@@ -154,6 +215,7 @@ func (c *content) writeAt(p []byte, off int64, gen uint64) {
 
 // zeroRange zeroes [off, off+n) without changing size; hole pages stay holes.
 func (c *content) zeroRange(off, n int64, gen uint64) {
+	c.flatten(gen)
 	for n > 0 {
 		pg, po := off>>pageShift, off&(PageSize-1)
 		k := min(n, PageSize-po)
@@ -167,6 +229,7 @@ func (c *content) zeroRange(off, n int64, gen uint64) {
 
 // truncate sets the size; shrinking zeroes the tail and drops later pages.
 func (c *content) truncate(size int64, gen uint64) {
+	c.flatten(gen)
 	if size >= c.size {
 		c.size = size
 		return

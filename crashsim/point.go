@@ -318,6 +318,7 @@ func (p *Point) State(id StateID) (*FS, error) {
 func (p *Point) build(m Model, ch []choice) *FS {
 	img := p.img
 	var files map[uint64]imgFile
+	var touched []uint64
 	gen := newGen()
 	for i := range p.ops {
 		c := ch[i]
@@ -329,8 +330,19 @@ func (p *Point) build(m Model, ch []choice) *FS {
 		}
 		o := &p.ops[i]
 		f := files[o.File]
-		applyChoice(&f.c, o, c, m.Sector, gen)
+		if len(f.c.ovl) >= maxOverlay {
+			f.c.flatten(gen)
+		}
+		overlayChoice(&f.c, o, c, m.Sector)
 		files[o.File] = f
+		touched = append(touched, o.File)
+	}
+	// A shared overlay must have no spare capacity: the next build
+	// appending to it must copy (see overlayChoice).
+	for _, id := range touched {
+		f := files[id]
+		f.c.ovl = slices.Clip(f.c.ovl)
+		files[id] = f
 	}
 	if files != nil {
 		img = &Image{names: p.img.names, files: files, nextID: p.img.nextID}
@@ -338,16 +350,33 @@ func (p *Point) build(m Model, ch []choice) *FS {
 	return img.NewFS(p.opts)
 }
 
-func applyChoice(c *content, o *Op, ch choice, sector int, gen uint64) {
+// overlayChoice records the surviving part of o in c's overlay (sharing
+// o.Data) and updates the size. The overlay slice is copied on first
+// append so overlays shared with other contents are never modified.
+func overlayChoice(c *content, o *Op, ch choice, sector int) {
+	add := func(x ovlOp) {
+		if cap(c.ovl) == len(c.ovl) {
+			c.ovl = append(make([]ovlOp, 0, 2*len(c.ovl)+4), c.ovl...)
+		}
+		c.ovl = append(c.ovl, x)
+	}
 	switch ch.mode {
 	case choiceFull:
 		switch o.Kind {
 		case OpWrite:
-			c.writeAt(o.Data, o.Off, gen)
+			if len(o.Data) > 0 {
+				add(ovlOp{off: o.Off, n: int64(len(o.Data)), data: o.Data})
+				c.size = max(c.size, o.end())
+			}
 		case OpTruncate:
-			c.truncate(o.Size, gen)
+			if o.Size < c.size {
+				add(ovlOp{off: o.Size, n: zeroToEnd})
+			}
+			c.size = o.Size
 		case OpDiscard:
-			applyDiscard(c, o.Off, o.Size, gen)
+			if end := min(o.end(), c.size); end > o.Off {
+				add(ovlOp{off: o.Off, n: end - o.Off})
+			}
 		}
 	case choiceTorn:
 		g := int64(sector)
@@ -357,9 +386,12 @@ func applyChoice(c *content, o *Op, ch choice, sector int, gen uint64) {
 			hi := min(end, (off/g+int64(k)+1)*g)
 			switch s {
 			case 1:
-				c.writeAt(o.Data[lo-off:hi-off], lo, gen)
+				add(ovlOp{off: lo, n: hi - lo, data: o.Data[lo-off : hi-off]})
 			case 2:
-				c.writeAt(garbage(o.Index, k, int(hi-lo)), lo, gen)
+				add(ovlOp{off: lo, n: hi - lo, data: garbage(o.Index, k, int(hi-lo))})
+			}
+			if s != 0 {
+				c.size = max(c.size, hi)
 			}
 		}
 	}

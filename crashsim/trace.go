@@ -253,3 +253,12 @@ func (t *Trace) UnmarshalBinary(b []byte) error {
 	t.Ops = ops
 	return nil
 }
+
+// DecodeTrace is UnmarshalBinary returning a new trace.
+func DecodeTrace(b []byte) (*Trace, error) {
+	t := &Trace{}
+	if err := t.UnmarshalBinary(b); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
