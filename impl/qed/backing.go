@@ -15,6 +15,8 @@ import (
 // files shorter than the image they back.
 type backingFile interface {
 	readAt(p []byte, off int64) error
+	// length is the guest size of the backing file: reads past it are zeros.
+	length() int64
 	close() error
 }
 
@@ -43,6 +45,8 @@ func (r *rawBacking) readAt(p []byte, off int64) error {
 
 func (r *rawBacking) close() error { return r.f.Close() }
 
+func (r *rawBacking) length() int64 { return r.size }
+
 // qedBacking is a backing file that is itself a QED image.
 type qedBacking struct{ im *Image }
 
@@ -64,6 +68,8 @@ func (q *qedBacking) readAt(p []byte, off int64) error {
 }
 
 func (q *qedBacking) close() error { return q.im.Close() }
+
+func (q *qedBacking) length() int64 { return q.im.Size() }
 
 // chain tracks the images opened while following a backing chain, to
 // refuse loops and absurd depth.

@@ -35,6 +35,12 @@ func (im *Image) Check(repair bool) (CheckReport, error) {
 
 // checkLocked does Check with mu held exclusively. Repairs go through the
 // one table-write path; the L2 cache is dropped afterwards.
+//
+// Ordering of a repair: fixed L2 tables, then the fixed L1 table, are
+// written in place (each only drops entries to 0, so any prefix of them
+// reaching the disk leaves a state the next check repairs again);
+// NEED_CHECK is cleared through clearNeedCheckLocked, which syncs those
+// writes before the header changes.
 func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 	g := &im.geo
 	rep := CheckReport{

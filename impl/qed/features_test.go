@@ -373,3 +373,27 @@ func TestCheckCounts(t *testing.T) {
 	}
 	ro.Close()
 }
+
+// TestUnrepairableKeepsNeedCheck: a double reference cannot be repaired;
+// the writable open succeeds (as in QEMU) but NEED_CHECK survives Close.
+func TestUnrepairableKeepsNeedCheck(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	im := mustCreate(t, fs, "/u.qed", CreateOptions{Size: 16 * cs4k, ClusterSize: cs4k}, OpenOptions{})
+	_, err := im.WriteAt(fill(2*cs4k, 9), 0)
+	mustNil(t, err)
+	mustNil(t, im.Close())
+	pokeL2(t, fs, "/u.qed", 3*cs4k, l2Entry(t, fs, "/u.qed", 0))
+	setHeaderField(t, fs, "/u.qed", offFeatures, 8, FeatureNeedCheck)
+	rw, err := Open(fs, "/u.qed", OpenOptions{})
+	mustNil(t, err)
+	rep, err := rw.Check(false)
+	mustNil(t, err)
+	if rep.Corruptions != 1 {
+		t.Fatalf("double reference not counted: %+v", rep)
+	}
+	mustNil(t, rw.Close())
+	h, _ := ReadHeader(fs, "/u.qed")
+	if h.Features&FeatureNeedCheck == 0 {
+		t.Fatal("NEED_CHECK cleared although a double reference remains")
+	}
+}

@@ -13,12 +13,24 @@ import (
 // TestGeometryMatrix writes and reads back across table sizes 1..16 and
 // cluster sizes 4 KiB..1 MiB, with zero, sector-aligned and unaligned
 // image sizes; writes straddle table and image boundaries.
+//
+// MemMapFs copies whole files around, so by default the matrix stays small
+// (images up to 4 MiB, 1 MiB clusters only with small tables); QED_LONG=1
+// runs 1 MiB clusters with every table size and images up to 64 MiB.
 func TestGeometryMatrix(t *testing.T) {
 	r := newRand(t)
+	long := os.Getenv("QED_LONG") != ""
+	maxSize := uint64(4 << 20)
+	if long {
+		maxSize = 64 << 20
+	}
 	for _, cs := range []uint32{4 << 10, 8 << 10, 64 << 10, 1 << 20} {
 		for _, ts := range []uint32{1, 2, 4, 8, 16} {
+			if cs == 1<<20 && ts > 2 && !long {
+				continue
+			}
 			span := uint64(ts) * uint64(cs) / 8 * uint64(cs) // bytes one L2 table covers
-			for _, size := range []uint64{0, 512, uint64(cs) + 512, min(span+3*512, 64<<20)} {
+			for _, size := range []uint64{0, 512, uint64(cs) + 512, min(span+3*512, maxSize)} {
 				t.Run(fmt.Sprintf("cs%d/ts%d/size%d", cs, ts, size), func(t *testing.T) {
 					fs := afero.NewMemMapFs()
 					im := mustCreate(t, fs, "/g.qed", CreateOptions{Size: size, ClusterSize: cs, TableSize: ts}, OpenOptions{})
@@ -58,14 +70,23 @@ func TestGeometryMatrix(t *testing.T) {
 	}
 }
 
-// TestLargestClusters uses 64 MiB clusters with one write (MemMapFs holds
-// whole files in memory, so this stays small).
+// TestLargestClusters uses 64 MiB clusters. MemMapFs holds whole files in
+// memory, so the default run only creates, opens, reads and checks (128
+// MiB); QED_LONG=1 adds one allocating write (~300 MiB).
 func TestLargestClusters(t *testing.T) {
-	if testing.Short() {
-		t.Skip("allocates ~200 MiB")
-	}
 	fs := afero.NewMemMapFs()
 	im := mustCreate(t, fs, "/big.qed", CreateOptions{Size: 1 << 30, ClusterSize: MaxClusterSize, TableSize: 1}, OpenOptions{})
+	defer im.Close()
+	q := make([]byte, 4096)
+	if _, err := im.ReadAt(q, 1<<30-4096); err != nil || !isZero(q) {
+		t.Fatalf("read of a fresh image: %v", err)
+	}
+	if rep := assertClean(t, im); rep.TotalClusters != 16 {
+		t.Fatalf("total clusters %d", rep.TotalClusters)
+	}
+	if os.Getenv("QED_LONG") == "" {
+		return
+	}
 	if _, err := im.WriteAt([]byte("hello"), 3<<28+7); err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +95,6 @@ func TestLargestClusters(t *testing.T) {
 		t.Fatalf("read %q, %v", p, err)
 	}
 	assertClean(t, im)
-	mustNil(t, im.Close())
 }
 
 func TestMap(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/spf13/afero"
@@ -41,18 +42,14 @@ type Image struct {
 
 	mu sync.RWMutex
 	// Guarded by mu (written only with mu held exclusively):
-	hdr       Header
-	l1        []uint64 // the L1 table, write-through
-	fileSize  uint64   // allocator: file length rounded down to a cluster
-	closed    bool
-	corrupt   bool   // the open-time repair left corruption: keep NEED_CHECK
-	timer     Timer  // pending idle NEED_CHECK clear, or nil
-	timerGen  uint64 // bumped on every allocating write; stale timers no-op
-	testHooks *testHooks
+	hdr      Header
+	l1       []uint64 // the L1 table, write-through
+	fileSize uint64   // allocator: file length rounded down to a cluster
+	closed   bool
+	corrupt  bool   // the open-time repair left corruption: keep NEED_CHECK
+	timer    Timer  // pending idle NEED_CHECK clear, or nil
+	timerGen uint64 // bumped on every allocating write; stale timers no-op
 }
-
-// testHooks are seams for tests; nil in production.
-type testHooks struct{}
 
 // Create makes a new empty QED image at path on fs, as qemu-img create
 // does: the file is truncated to zero, then the header, the backing name
@@ -72,6 +69,28 @@ func Create(fs afero.Fs, path string, opts CreateOptions) error {
 	}
 	if err != nil {
 		return fmt.Errorf("qed: create %s: %w", path, err)
+	}
+	// The new directory entry is durable only once the directory is
+	// synced (POSIX; crashsim's default): without this a crash right after
+	// Create could lose the whole image although its contents were synced.
+	if err := syncDir(fs, filepath.Dir(path)); err != nil {
+		return fmt.Errorf("qed: create %s: %w", path, err)
+	}
+	return nil
+}
+
+// syncDir makes the entries of directory dir durable. Filesystems that
+// cannot open or sync a directory (EINVAL on some systems) are taken as
+// making entries durable by themselves.
+func syncDir(fs afero.Fs, dir string) error {
+	d, err := fs.Open(dir)
+	if err != nil {
+		return nil
+	}
+	err = d.Sync()
+	d.Close()
+	if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
 }
@@ -122,18 +141,32 @@ func newHeader(opts CreateOptions) (Header, error) {
 	return h, nil
 }
 
-// writeNewImage writes a fresh image into the empty file f.
+// writeNewImage writes a fresh image into the empty file f. Ordering:
+// header, name and L1 are written, then one Sync; a crash before it may
+// leave a partial file that Open refuses, never a valid-looking image with
+// stale content, because the file was truncated first.
 func writeNewImage(f afero.File, h *Header, backing string) error {
 	// Truncate again: a filesystem may not honour O_TRUNC, and appending
 	// after old garbage would make it look allocated (a QEMU bug class).
 	if err := f.Truncate(0); err != nil {
 		return err
 	}
-	buf := make([]byte, uint64(h.ClusterSize)*(1+uint64(h.TableSize)))
-	encodeHeader(h, buf)
-	copy(buf[HeaderFieldsSize:], backing)
-	if _, err := f.WriteAt(buf, 0); err != nil {
+	// Header cluster (fields, backing name, zeros), then the zeroed L1
+	// table, written in bounded chunks (a table may be 1 GiB).
+	zeros := make([]byte, min(uint64(h.ClusterSize), 1<<20))
+	head := make([]byte, HeaderFieldsSize+len(backing))
+	encodeHeader(h, head)
+	copy(head[HeaderFieldsSize:], backing)
+	if _, err := f.WriteAt(head, 0); err != nil {
 		return err
+	}
+	end := uint64(h.ClusterSize) * (1 + uint64(h.TableSize))
+	for off := uint64(len(head)); off < end; {
+		n := min(uint64(len(zeros)), end-off)
+		if _, err := f.WriteAt(zeros[:n], int64(off)); err != nil {
+			return err
+		}
+		off += n
 	}
 	return f.Sync()
 }
@@ -243,7 +276,9 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	}
 	im.cache = newL2Cache(n)
 
-	// Unknown autoclear bits: a writable open clears them, durably.
+	// Unknown autoclear bits: a writable open clears them, durably
+	// (header write, then Sync) before any other write, so no write made
+	// under the new meaning can precede the bit's clearing on disk.
 	if !im.readOnly && h.AutoclearFeatures&^KnownAutoclearFeatures != 0 {
 		nh := im.hdr
 		nh.AutoclearFeatures &= KnownAutoclearFeatures
@@ -468,6 +503,9 @@ func (im *Image) Resize(newSize int64) error {
 	if !validImageSize(uint64(newSize), im.hdr.ClusterSize, im.hdr.TableSize) {
 		return fmt.Errorf("%w: size %d: must be a multiple of 512 and at most %d", ErrInvalidOption, newSize, MaxImageSize(im.hdr.ClusterSize, im.hdr.TableSize))
 	}
+	if err := im.hideBackingTailLocked(uint64(newSize)); err != nil {
+		return err
+	}
 	nh := im.hdr
 	nh.ImageSize = uint64(newSize)
 	if err := im.writeHeaderLocked(nh); err != nil {
@@ -475,6 +513,70 @@ func (im *Image) Resize(newSize int64) error {
 	}
 	if err := im.f.Sync(); err != nil {
 		return fmt.Errorf("qed: %s: flush after resize: %w", im.path, err)
+	}
+	return nil
+}
+
+// hideBackingTailLocked makes the range a grow to newSize adds read as
+// zeros where the backing file is longer than the current size: the new
+// guest space must not show the backing file's bytes (it never held guest
+// data). QEMU 7.2 refuses such a grow for QED instead ("Block driver does
+// not support requested flags"); zeroing is what its generic block layer
+// asks drivers to do.
+//
+// Ordering: the zeroing (a COW write for a partial first cluster, zero
+// cluster marks for the rest) follows the backing-file protocol of the
+// write paths and is made durable by a Sync before the header announces
+// the new size; a crash before the header write leaves zero entries past
+// the image size, which read as nothing and are harmless.
+func (im *Image) hideBackingTailLocked(newSize uint64) error {
+	if im.backing == nil {
+		return nil
+	}
+	g := &im.geo
+	old := im.hdr.ImageSize
+	end := min(newSize, uint64(max(im.backing.length(), 0)))
+	if end <= old {
+		return nil
+	}
+	end = (end + g.clusterSize - 1) &^ (g.clusterSize - 1)
+	cur := old
+	if head := g.offsetInCluster(old); head != 0 {
+		n := min(g.clusterSize-head, end-old)
+		r, err := im.lookupLocked(cur, 1)
+		if err != nil {
+			return err
+		}
+		switch r.kind {
+		case ExtentData:
+			err = im.zeroInPlace(r.host+head, n)
+		case ExtentUnallocated:
+			err = im.writeLocked(make([]byte, n), cur)
+		}
+		if err != nil {
+			return err
+		}
+		cur += n
+	}
+	for cur < end {
+		r, err := im.lookupLocked(cur, (end-cur)>>g.l2Shift)
+		if err != nil {
+			return err
+		}
+		k := r.n * g.clusterSize
+		switch r.kind {
+		case ExtentData: // cannot happen past the size of a grow-only image; zero anyway
+			err = im.zeroInPlace(r.host, k)
+		case ExtentUnallocated:
+			err = im.zeroMarkLocked(cur, r.n)
+		}
+		if err != nil {
+			return err
+		}
+		cur += k
+	}
+	if err := im.f.Sync(); err != nil {
+		return fmt.Errorf("qed: %s: flush before resize: %w", im.path, err)
 	}
 	return nil
 }
