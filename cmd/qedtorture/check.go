@@ -17,17 +17,18 @@ const (
 // that are zero are left out, the *-fixed counts included (qemu-img 7.2
 // prints them only when non-zero, which needs -r).
 type checkJSON struct {
-	Filename           string `json:"filename"`
-	Format             string `json:"format"`
-	CheckErrors        int64  `json:"check-errors"`
-	ImageEndOffset     int64  `json:"image-end-offset,omitempty"`
-	Corruptions        int64  `json:"corruptions,omitempty"`
-	Leaks              int64  `json:"leaks,omitempty"`
-	CorruptionsFixed   int64  `json:"corruptions-fixed,omitempty"`
-	LeaksFixed         int64  `json:"leaks-fixed,omitempty"`
-	TotalClusters      int64  `json:"total-clusters,omitempty"`
-	AllocatedClusters  int64  `json:"allocated-clusters,omitempty"`
-	FragmentedClusters int64  `json:"fragmented-clusters,omitempty"`
+	Filename           string   `json:"filename"`
+	Format             string   `json:"format"`
+	CheckErrors        int64    `json:"check-errors"`
+	ImageEndOffset     int64    `json:"image-end-offset,omitempty"`
+	Corruptions        int64    `json:"corruptions,omitempty"`
+	Leaks              int64    `json:"leaks,omitempty"`
+	CorruptionsFixed   int64    `json:"corruptions-fixed,omitempty"`
+	LeaksFixed         int64    `json:"leaks-fixed,omitempty"`
+	TotalClusters      int64    `json:"total-clusters,omitempty"`
+	AllocatedClusters  int64    `json:"allocated-clusters,omitempty"`
+	FragmentedClusters int64    `json:"fragmented-clusters,omitempty"`
+	problems           []string // each finding in words, for the human output
 }
 
 func newCheckCommand(e *env) *cobra.Command {
@@ -97,7 +98,9 @@ func runCheck(e *env, img, repair string) (checkJSON, error) {
 		return checkJSON{}, err
 	}
 	if repair != "all" {
-		return toCheckJSON(img, before), nil
+		out := toCheckJSON(img, before)
+		out.problems = before.Problems
+		return out, nil
 	}
 	// A writable open of an image with NEED_CHECK set repairs it at once
 	// (the impl/qed contract has no open-for-check mode that defers it), so
@@ -117,6 +120,7 @@ func runCheck(e *env, img, repair string) (checkJSON, error) {
 	}
 	out := toCheckJSON(img, after)
 	out.CorruptionsFixed = fixed
+	out.problems = before.Problems // what was found; the counts are after the repair
 	return out, nil
 }
 
@@ -143,6 +147,9 @@ func toCheckJSON(img string, r qed.CheckReport) checkJSON {
 
 func printCheck(e *env, r checkJSON, repaired bool) {
 	w := e.stdout
+	for _, p := range r.problems {
+		fmt.Fprintf(w, "ERROR %s\n", p)
+	}
 	if repaired && (r.CorruptionsFixed > 0 || r.LeaksFixed > 0) {
 		fmt.Fprintf(w, "The following inconsistencies were found and repaired:\n\n"+
 			"    %d leaked clusters\n    %d corruptions\n\nDouble checking the fixed image now...\n",

@@ -72,7 +72,8 @@ func TestCheckExitCodes(t *testing.T) {
 	if c.Corruptions != 1 {
 		t.Errorf("bad: %+v", c)
 	}
-	if r := runWant(t, exitCheckCorrupt, "check", bad); !strings.Contains(r.stdout, "1 errors were found") {
+	if r := runWant(t, exitCheckCorrupt, "check", bad); !strings.Contains(r.stdout, "1 errors were found") ||
+		!strings.Contains(r.stdout, "ERROR ") || !strings.Contains(r.stdout, "0x4000000") {
 		t.Errorf("bad human output %q", r.stdout)
 	}
 	// -r leaks repairs nothing (QED has no leak repair).

@@ -133,7 +133,7 @@ check, map, convert) over a spec-exact Go implementation, and torture campaigns.
 		SilenceUsage:  true,
 		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef(cmd, "missing command: want one of create, info, check, map, convert")
+			return usagef(cmd, "missing command")
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
@@ -148,6 +148,11 @@ check, map, convert) over a spec-exact Go implementation, and torture campaigns.
 		newCheckCommand(e),
 		newMapCommand(e),
 		newConvertCommand(e),
+		newRunCommand(e),
+		newReplayCommand(e),
+		newReportCommand(e),
+		newBenchCommand(e),
+		newQEMUCommand(e),
 	)
 	return root
 }

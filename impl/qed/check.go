@@ -77,6 +77,10 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 	}
 
 	var lastErr error
+	limit := im.fileSize // entries must lie below the last whole cluster
+	if defect(DefectRepairOffByOneCluster) {
+		limit += g.clusterSize // off by one: the cluster just past the end passes
+	}
 	mark(im.hdr.L1TableOffset, g.tableSize)
 	l1 := append([]uint64(nil), im.l1...)
 	l1Invalid := 0
@@ -85,9 +89,9 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		if e == 0 {
 			continue
 		}
-		if !g.validTableOffset(e, im.fileSize) {
+		if !g.validTableOffset(e, limit) {
 			invalid(fmt.Sprintf("L1[%d]", i), im.hdr.L1TableOffset+uint64(i)*entrySize, e)
-			if repair {
+			if repair && !defect(DefectRepairKeepsInvalidEntries) {
 				l1[i] = 0
 			}
 			l1Invalid++
@@ -113,9 +117,9 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 				rep.Fragmented++
 			}
 			last = d
-			if !g.validClusterOffset(d, im.fileSize) {
+			if !g.validClusterOffset(d, limit) {
 				invalid(fmt.Sprintf("L2[%d] of table %d", j, e), e+uint64(j)*entrySize, d)
-				if repair {
+				if repair && !defect(DefectRepairKeepsInvalidEntries) {
 					tbl[j] = 0
 				}
 				l2Invalid++

@@ -17,10 +17,17 @@ type lockedFile struct {
 	mu sync.Mutex // serialises every call on File
 }
 
-// guardFile returns f wrapped in a lockedFile unless it is an *os.File.
+// guardFile returns f wrapped in a lockedFile unless it is an *os.File or
+// says that concurrent positional I/O on it is safe (a wrapper such as an
+// I/O counter over an *os.File implements PositionalIOSafe() bool).
 func guardFile(f afero.File) afero.File {
-	if _, ok := f.(*os.File); ok {
+	switch u := f.(type) {
+	case *os.File:
 		return f
+	case interface{ PositionalIOSafe() bool }:
+		if u.PositionalIOSafe() {
+			return f
+		}
 	}
 	return &lockedFile{File: f}
 }

@@ -131,6 +131,9 @@ func validTableSize(ts uint32) bool {
 // size for, e.g., 2 MiB clusters with 16-cluster tables).
 func MaxImageSize(clusterSize, tableSize uint32) uint64 {
 	n := uint64(tableSize) * uint64(clusterSize) / entrySize
+	if defect(DefectMaxSizeOverflow) {
+		return uint64(uint32(n * n * uint64(clusterSize)))
+	}
 	hi, l2span := bits.Mul64(n, uint64(clusterSize))
 	if hi != 0 {
 		return math.MaxUint64

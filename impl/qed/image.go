@@ -270,6 +270,9 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		im.idle = DefaultIdleClearDelay
 	}
 	im.fileSize = im.geo.startOfCluster(fileLen)
+	if defect(DefectAllocatorUnalignedEnd) {
+		im.fileSize = fileLen
+	}
 	n := opts.L2CacheTables
 	if n <= 0 {
 		n = min(defaultL2CacheTables, max(2, int(defaultL2CacheBytes/im.geo.tableBytes)))
@@ -417,8 +420,10 @@ func (im *Image) closeBacking() error {
 // Clearing before the first Sync could leave a clean-looking image whose
 // L2 entries point past the end of the file.
 func (im *Image) clearNeedCheckLocked() error {
-	if err := im.f.Sync(); err != nil {
-		return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+	if !defect(DefectNeedCheckClearedBeforeFlush) || im.hdr.Features&FeatureNeedCheck == 0 || im.corrupt {
+		if err := im.f.Sync(); err != nil {
+			return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+		}
 	}
 	if im.hdr.Features&FeatureNeedCheck == 0 || im.corrupt {
 		return nil
@@ -438,7 +443,7 @@ func (im *Image) clearNeedCheckLocked() error {
 // metadata update: header write, then Sync, before any L2 entry may be
 // written ahead of its data.
 func (im *Image) setNeedCheckLocked() error {
-	if im.hdr.Features&FeatureNeedCheck != 0 {
+	if im.hdr.Features&FeatureNeedCheck != 0 || defect(DefectNeedCheckNeverSet) {
 		return nil
 	}
 	nh := im.hdr
@@ -503,8 +508,10 @@ func (im *Image) Resize(newSize int64) error {
 	if !validImageSize(uint64(newSize), im.hdr.ClusterSize, im.hdr.TableSize) {
 		return fmt.Errorf("%w: size %d: must be a multiple of 512 and at most %d", ErrInvalidOption, newSize, MaxImageSize(im.hdr.ClusterSize, im.hdr.TableSize))
 	}
-	if err := im.hideBackingTailLocked(uint64(newSize)); err != nil {
-		return err
+	if !defect(DefectResizeExposesBacking) {
+		if err := im.hideBackingTailLocked(uint64(newSize)); err != nil {
+			return err
+		}
 	}
 	nh := im.hdr
 	nh.ImageSize = uint64(newSize)

@@ -310,7 +310,7 @@ func (im *Image) allocClustersLocked(n uint64) uint64 {
 // (clearNeedCheckLocked), so a crash in between is repaired on next open.
 func (im *Image) allocateLocked(pos uint64, data []byte, r run) error {
 	g := &im.geo
-	if im.backing == nil {
+	if im.backing == nil && !defect(DefectNeedCheckAfterMetadata) {
 		if err := im.setNeedCheckLocked(); err != nil {
 			return err
 		}
@@ -326,9 +326,12 @@ func (im *Image) allocateLocked(pos uint64, data []byte, r run) error {
 			return nil
 		}
 		buf := make([]byte, length)
-		if r.kind == ExtentUnallocated {
+		if r.kind == ExtentUnallocated || (r.kind == ExtentZero && defect(DefectZeroClusterPartialWriteReadsBacking)) {
 			if err := im.readBacking(buf, gpos); err != nil {
 				return fmt.Errorf("qed: %s: copy-on-write read at guest offset %d: %w", im.path, gpos, err)
+			}
+			if defect(DefectCOWPastBackingEndGarbage) {
+				im.defectGarblePastBackingEnd(buf, gpos)
 			}
 		}
 		return im.writeDataAt(buf, hpos)
@@ -342,13 +345,18 @@ func (im *Image) allocateLocked(pos uint64, data []byte, r run) error {
 	if err := fill(end, tailEnd-end, host+(end-start)); err != nil {
 		return err
 	}
-	if im.backing != nil {
+	if im.backing != nil && !defect(DefectNoSyncDataBeforeL2Link) {
 		if err := im.f.Sync(); err != nil {
 			return fmt.Errorf("qed: %s: flush before linking new data: %w", im.path, err)
 		}
 	}
 	if err := im.linkLocked(start, n, host); err != nil {
 		return err
+	}
+	if im.backing == nil && defect(DefectNeedCheckAfterMetadata) {
+		if err := im.setNeedCheckLocked(); err != nil {
+			return err
+		}
 	}
 	im.armIdleTimerLocked()
 	return nil
@@ -388,8 +396,10 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 		if err := im.writeTableLocked(t.offset, t.entries, 0, g.nelems); err != nil {
 			return err
 		}
-		if err := im.f.Sync(); err != nil {
-			return fmt.Errorf("qed: %s: flush before linking new L2 table: %w", im.path, err)
+		if !defect(DefectNoSyncL2BeforeL1Link) {
+			if err := im.f.Sync(); err != nil {
+				return fmt.Errorf("qed: %s: flush before linking new L2 table: %w", im.path, err)
+			}
 		}
 		im.l1[l1i] = t.offset
 		if err := im.writeTableLocked(im.hdr.L1TableOffset, im.l1, l1i, 1); err != nil {
@@ -412,6 +422,9 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 	if err := im.writeTableLocked(t.offset, t.entries, l2i, n); err != nil {
 		copy(t.entries[l2i:], old)
 		return err
+	}
+	if defect(DefectCacheStaleTable) {
+		copy(t.entries[l2i:], old) // the cached copy goes stale
 	}
 	return nil
 }
@@ -446,12 +459,15 @@ func (im *Image) WriteZeroes(off, length int64) error {
 	g := &im.geo
 	pos, end := uint64(off), uint64(off)+uint64(length)
 	alignedStart := (pos + g.clusterSize - 1) &^ (g.clusterSize - 1)
+	if defect(DefectZeroesWholeClusters) {
+		alignedStart = g.startOfCluster(pos)
+	}
 	if alignedStart >= end {
 		// The range covers no whole cluster.
 		return im.writeLocked(make([]byte, end-pos), pos)
 	}
 	alignedEnd := g.startOfCluster(end)
-	if end == im.hdr.ImageSize {
+	if end == im.hdr.ImageSize || defect(DefectZeroesWholeClusters) {
 		alignedEnd = (end + g.clusterSize - 1) &^ (g.clusterSize - 1)
 	}
 	if alignedStart > pos {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync/atomic"
+	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/workload"
@@ -14,6 +15,10 @@ import (
 // guest operation failed (a read disagreed with the model, a check found
 // corruption, an I/O error) with no fault injected to explain it.
 const StageWorkload props.Stage = "workload"
+
+// StageSetup is the stage of a workload whose setup (backing chain, image
+// creation, first open) failed.
+const StageSetup props.Stage = "setup"
 
 // Failure is a failing case: a workload and, unless Stage is
 // StageWorkload, the crash state the oracle rejected.
@@ -27,16 +32,22 @@ type Failure struct {
 	GuestOp      int              // guest op in progress at the crash (or the failed op)
 	Verdict      *props.Verdict   // nil for StageWorkload
 	OpErr        *props.OpError   // StageWorkload
+	Err          error            // StageSetup
 	Rec          *Recording       // the run the failure was found in
 	Point        *crashsim.Point  // the crash point (nil for StageWorkload)
 	Artifact     string           // directory written, if any
+	Found        time.Duration    // campaign time when it was found
+	MinimizeTime time.Duration    // time Minimize took
 }
 
 // HasState reports whether the failure is a crash state (not a run error).
-func (f *Failure) HasState() bool { return f.Stage != StageWorkload }
+func (f *Failure) HasState() bool { return f.Stage != StageWorkload && f.Stage != StageSetup }
 
 // Message is the failure's one-line summary.
 func (f *Failure) Message() string {
+	if f.Stage == StageSetup {
+		return fmt.Sprintf("%s: %v", f.Stage, f.Err)
+	}
 	if !f.HasState() {
 		return fmt.Sprintf("%s: %v", f.Stage, f.OpErr)
 	}
@@ -45,8 +56,8 @@ func (f *Failure) Message() string {
 
 // counters are the campaign's live totals, shared by the workers.
 type counters struct {
-	workloads, points, states, failures, skipped atomic.Int64
-	perModel                                     []atomic.Int64 // by index in Config.Models
+	workloads, points, states, failures, skipped, oracleRuns, faulted atomic.Int64
+	perModel                                                          []atomic.Int64 // by index in Config.Models
 }
 
 // checker judges the crash states of recordings.
@@ -57,11 +68,19 @@ type checker struct {
 	sampledPoints int
 	oracle        props.OracleOptions
 	faults        string
-	c             *counters  // may be nil
+	c             *counters   // may be nil
 	stop          func() bool // polled between states; nil = never
 	allPoints     bool        // every op index, not only syncs + samples (minimization)
-	modelIdx      []int       // index of models[i] in the campaign's counters
+	noDedup       bool        // run the oracle on every state, even byte-identical ones
+	hasher        *stateHasher
+	modelIdx      []int // index of models[i] in the campaign's counters
+	// local counts what this checker did (one worker's share).
+	local struct{ points, states, oracleRuns int64 }
 }
+
+// maxDurableCache bounds the images whose durable contents judge() keeps
+// in memory to speed up the data check (props.OracleOptions.Durable).
+const maxDurableCache = 64 << 20
 
 // generate returns workload w's workload for a campaign seed.
 func generate(seed uint64, gen workload.GenConfig) *workload.Workload {
@@ -76,6 +95,9 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage props.St
 	rec, err := Record(ck.target, w, seed, ck.faults)
 	if err != nil {
 		return nil, nil, err
+	}
+	if rec.Faulted() && ck.c != nil {
+		ck.c.faulted.Add(1)
 	}
 	if rec.OpErr != nil && !rec.Faulted() {
 		if stage == "" || stage == StageWorkload {
@@ -93,6 +115,12 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage props.St
 // judge enumerates and checks the crash states of rec.
 func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 	ks := rec.PointKs(ck.sampledPoints)
+	seen := map[stateKey]struct{}{}
+	var durable *props.Durable
+	durSnap := -1
+	if ck.hasher == nil {
+		ck.hasher = newStateHasher()
+	}
 	if ck.allPoints {
 		ks = ks[:0]
 		for k := rec.SetupEnd; k <= rec.End.K(); k++ {
@@ -104,10 +132,24 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 		if err != nil {
 			return nil, err
 		}
+		ck.local.points++
 		if ck.c != nil {
 			ck.c.points.Add(1)
 		}
 		base := rec.ModelAt(k)
+		snap := rec.SnapIndexAt(k)
+		oracle := ck.oracle
+		if oracle.Durable == nil && base.Size() <= maxDurableCache {
+			// Points come in K order, so each snapshot's states are
+			// consecutive: keep the last snapshot's durable contents.
+			if snap != durSnap {
+				if durable, err = props.NewDurable(base); err != nil {
+					return nil, err
+				}
+				durSnap = snap
+			}
+			oracle.Durable = durable
+		}
 		enum := ck.enum
 		enum.Seed = rec.Seed ^ uint64(k)*0x9e3779b97f4a7c15
 		for mi, m := range ck.models {
@@ -119,10 +161,27 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 				if err != nil {
 					return nil, fmt.Errorf("campaign: %s: %w", id, err)
 				}
-				v := props.CheckCrashState(ck.target, st, ImagePath, base.Clone(), ck.oracle)
+				ck.local.states++
 				if ck.c != nil {
 					ck.c.states.Add(1)
 					ck.c.perModel[ck.modelIdx[mi]].Add(1)
+				}
+				var key stateKey
+				keyed := false
+				if !ck.noDedup {
+					if key, keyed = ck.hasher.key(st, snap); keyed {
+						if _, dup := seen[key]; dup {
+							continue // same bytes, same model: same verdict (passed)
+						}
+					}
+				}
+				v := props.CheckCrashState(ck.target, st, ImagePath, base.Clone(), oracle)
+				ck.local.oracleRuns++
+				if ck.c != nil {
+					ck.c.oracleRuns.Add(1)
+				}
+				if keyed && v.OK() {
+					seen[key] = struct{}{}
 				}
 				if !v.OK() && (stage == "" || v.Stage == stage) {
 					return &Failure{Index: -1, WorkloadSeed: rec.Seed, W: rec.W, Stage: v.Stage, State: id,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/props"
 )
@@ -61,10 +62,24 @@ func ShardFromEnv(count int) (sh Shard, ok bool, err error) {
 	return sh, true, sh.Validate()
 }
 
+// DefaultModels is "all": every crashsim.Models() variant except the
+// +garbage ones. QED has no checksums, so a garbage sector in a metadata
+// write (the header, a table) is undetectable by design and fails any QED
+// implementation; ask for torn512+garbage explicitly to see that.
+func DefaultModels() []crashsim.Model {
+	var out []crashsim.Model
+	for _, m := range crashsim.Models() {
+		if !m.Garbage {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // ParseModels reads a comma-separated list of crash models: the families
-// prefix, drop, subset, torn (= torn512 and torn4k), all (=
-// crashsim.Models()), or any crashsim model name (torn512+garbage,
-// subset+size, ...). Duplicates are removed, order kept.
+// prefix, drop, subset, torn (= torn512 and torn4k), all (= DefaultModels),
+// or any crashsim model name (torn512+garbage, subset+size, ...).
+// Duplicates are removed, order kept.
 func ParseModels(s string) ([]crashsim.Model, error) {
 	var out []crashsim.Model
 	seen := map[string]bool{}
@@ -78,7 +93,7 @@ func ParseModels(s string) ([]crashsim.Model, error) {
 		name = strings.TrimSpace(name)
 		switch name {
 		case "all":
-			for _, m := range crashsim.Models() {
+			for _, m := range DefaultModels() {
 				add(m)
 			}
 		case "torn":
@@ -116,10 +131,15 @@ type Config struct {
 	Bound         uint64
 	Samples       int
 	SampledPoints int
+	// NoDedup runs the oracle on every crash state, even on one whose
+	// bytes (and model) equal a state of the same workload that passed.
+	NoDedup bool
 	// MaxFailures stops the campaign after this many failures (0 = 1).
 	MaxFailures int
-	// MinimizeCandidates bounds the workloads tried by Minimize (0 = 300).
+	// MinimizeCandidates bounds the workloads tried by Minimize (0 = 300),
+	// MinimizeTimeout its time (0 = 2 minutes).
 	MinimizeCandidates int
+	MinimizeTimeout    time.Duration
 	// Out is where artifacts go ("" = none written).
 	Out    string
 	Target props.Target // nil = props.QEDTarget{}
@@ -168,7 +188,7 @@ func (c *Config) setDefaults() error {
 		c.Duration = DefaultDuration
 	}
 	if len(c.Models) == 0 {
-		c.Models = crashsim.Models()
+		c.Models = DefaultModels()
 	}
 	for _, m := range c.Models {
 		if err := m.Validate(); err != nil {
@@ -209,6 +229,9 @@ func (c *Config) setDefaults() error {
 	if c.MinimizeCandidates == 0 {
 		c.MinimizeCandidates = 300
 	}
+	if c.MinimizeTimeout == 0 {
+		c.MinimizeTimeout = 2 * time.Minute
+	}
 	if c.Target == nil {
 		c.Target = props.QEDTarget{}
 	}
@@ -228,4 +251,54 @@ func WorkloadSeed(campaign uint64, w int) uint64 {
 	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
 	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
 	return z ^ (z >> 31)
+}
+
+// ValidateFaults parses faultfs rules as Record will use them.
+func ValidateFaults(rules string) (faultfs.RuleSet, error) {
+	rs, err := faultfs.Parse(rules)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return rs, nil
+}
+
+// kindByName maps the workload script keywords to kinds.
+var kindByName = map[string]workload.Kind{
+	"write": workload.Write, "zero": workload.WriteZeroes, "read": workload.Read, "flush": workload.Flush,
+	"resize": workload.Resize, "reopen": workload.Reopen, "check": workload.Check, "concurrent": workload.Concurrent,
+}
+
+// ParseWeights reads operation weights "write=10,flush=3,...": the kinds
+// named (by their script keyword) replace the defaults; a weight of 0
+// removes a kind. Concurrent groups make a workload's I/O order depend on
+// the scheduler: concurrent=0 makes runs repeat exactly.
+func ParseWeights(s string, base map[workload.Kind]int) (map[workload.Kind]int, error) {
+	out := map[workload.Kind]int{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for _, kv := range strings.Split(s, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		name, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		k, known := kindByName[name]
+		n, err := strconv.Atoi(val)
+		if !ok || !known || err != nil || n < 0 || n > 1000 {
+			return nil, fmt.Errorf("%w: op weight %q: want KIND=N with KIND one of write, zero, read, flush, resize, reopen, check, concurrent and N in 0..1000", ErrConfig, kv)
+		}
+		if n == 0 {
+			delete(out, k)
+		} else {
+			out[k] = n
+		}
+	}
+	total := 0
+	for _, v := range out {
+		total += v
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("%w: op weights %q leave no operation kind", ErrConfig, s)
+	}
+	return out, nil
 }

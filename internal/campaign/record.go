@@ -40,7 +40,7 @@ type Recording struct {
 	W        *workload.Workload
 	Seed     uint64 // the workload seed: drives the sampled crash points
 	Trace    *crashsim.Trace
-	SetupEnd int64 // first filesystem op after the setup (image created, opened)
+	SetupEnd int64  // first filesystem op after the setup (image created, opened)
 	Snaps    []Snap // in K order
 	// Syncs are the crash points captured at every sync after the setup.
 	Syncs map[int64]*crashsim.Point
@@ -120,6 +120,16 @@ func (r *Recording) SnapAt(k int64) Snap {
 		return r.Snaps[0]
 	}
 	return r.Snaps[i-1]
+}
+
+// SnapIndexAt returns the index in Snaps of the snapshot a crash at
+// point k is judged against (len(Snaps) for the end model).
+func (r *Recording) SnapIndexAt(k int64) int {
+	if k == r.End.K() {
+		return len(r.Snaps)
+	}
+	i := sort.Search(len(r.Snaps), func(i int) bool { return r.Snaps[i].K > k })
+	return max(i-1, 0)
 }
 
 // ModelAt returns the model a crash at point k is judged against (the

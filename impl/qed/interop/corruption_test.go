@@ -163,6 +163,7 @@ func TestPlantedCorruption(t *testing.T) {
 				must(t, err)
 				ours, oursCode := r.checkJSONCode(base)
 				sameCounts(t, "read-only check", ours, theirs, oursCode, theirsCode)
+				r.compareInfo(base) // dirty-flag follows NEED_CHECK
 				if c.name != "need-check-only" && theirsCode == 0 {
 					t.Errorf("qemu-img finds nothing wrong with %s", c.name)
 				}

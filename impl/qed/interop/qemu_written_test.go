@@ -83,11 +83,15 @@ func qemuWrites(size int64, g geometry) ([]string, []window) {
 	return cmds, ws
 }
 
-// imageSizes are the sizes tested per geometry: zero, two unaligned ones
-// (one smaller than a 2 MiB cluster) and, where it stays under
-// maxSparseSize, an unaligned one crossing the first L2 boundary.
+// imageSizes are the sizes tested per geometry: zero, an unaligned one,
+// for big clusters one that ends inside the first or second cluster, and,
+// where it stays under maxSparseSize, an unaligned one crossing the first
+// L2 boundary.
 func imageSizes(g geometry) []int64 {
-	sizes := []int64{0, 1<<20 + 512, 3<<20 + 1536}
+	sizes := []int64{0, 3<<20 + 1536}
+	if g.cluster >= 1<<20 {
+		sizes = append(sizes, 1<<20+512)
+	}
 	if multi := g.coverage() + g.coverage()/2 + 512; multi <= maxSparseSize {
 		sizes = append(sizes, multi)
 	}
@@ -110,6 +114,7 @@ func TestQEMUWrittenImages(t *testing.T) {
 				r.img("convert", "-f", "qed", "-O", "raw", img, raw)
 				r.compareWithRaw(img, raw, size, ws)
 				r.compareMap(img, g)
+				r.compareInfo(img)
 				if g.cluster*3 <= size {
 					r.wantZeroCluster(img, 2*g.cluster)
 				}
@@ -218,6 +223,7 @@ func TestQEMUWrittenChains(t *testing.T) {
 				}
 				r.compareWithRaw(img, raw, st.Size(), []window{{0, st.Size()}})
 				r.compareMap(img, g)
+				r.compareInfo(img)
 			}
 			// A QED file as the raw backing file of another: its bytes,
 			// header included, are the guest data (NO_PROBE).

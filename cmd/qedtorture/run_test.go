@@ -1,0 +1,142 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/stretchr/testify/require"
+)
+
+// quick are flags for short, deterministic campaigns in tests: small
+// images, no backing chains, few states.
+var quick = []string{"--workers", "2", "--crash-model", "drop,subset", "--backing-chance", "0",
+	"--cluster-sizes", "4K", "--max-clusters", "8", "--ops", "6", "--op-weights", "concurrent=0",
+	"--bound", "8", "--samples", "2", "--sampled-points", "1", "--progress", "none"}
+
+func runArgs(a ...[]string) []string {
+	var out []string
+	for _, x := range a {
+		out = append(out, x...)
+	}
+	return out
+}
+
+func TestRunPassesAndReports(t *testing.T) {
+	dir := t.TempDir()
+	rep := filepath.Join(dir, "r.json")
+	a := runArgs([]string{"run", "--iterations", "3", "--seed", "11", "--report", rep, "--out", dir}, quick)
+	r := runWant(t, exitOK, a...)
+	lines := strings.Split(r.stdout, "\n")
+	require.Equal(t, "seed: 11", lines[0], "the seed is printed first")
+	require.Contains(t, r.stdout, "done: 3 workloads")
+	b, err := os.ReadFile(rep)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.EqualValues(t, 11, m["seed"])
+	require.EqualValues(t, 3, m["workloads"])
+	require.Equal(t, "0/1", m["shard"])
+	require.Empty(t, m["failures"])
+	for _, k := range []string{"crash_states", "seconds", "states_per_second", "per_model"} {
+		require.Contains(t, m, k)
+	}
+}
+
+func TestRunRandomSeedPrinted(t *testing.T) {
+	r := runWant(t, exitOK, runArgs([]string{"run", "--iterations", "1", "--out", t.TempDir()}, quick)...)
+	require.Regexp(t, regexp.MustCompile(`^seed: \d+\n`), r.stdout)
+}
+
+// TestRunFindsBrokenTarget: a deliberately broken target is caught (exit
+// 1), the artifact is written, and replay reproduces the verdict (exit 1).
+func TestRunFindsBrokenTarget(t *testing.T) {
+	dir := t.TempDir()
+	r := runWant(t, exitRuntime, runArgs([]string{"run", "--iterations", "30", "--seed", "3", "--target", "broken:noflush", "--out", dir}, quick)...)
+	require.Contains(t, r.stdout, "FAILURE workload")
+	m := regexp.MustCompile(`artifact: (\S+)`).FindStringSubmatch(r.stdout)
+	require.NotNil(t, m, r.stdout)
+	art := m[1]
+	require.FileExists(t, filepath.Join(art, "image", "image.qed"))
+	rr := qt(t, "replay", art)
+	require.Equal(t, exitRuntime, rr.code, rr.stdout+rr.stderr)
+	verdict, err := os.ReadFile(filepath.Join(art, "verdict.txt"))
+	require.NoError(t, err)
+	require.Contains(t, rr.stdout, strings.TrimSpace(string(verdict)), "replay shows the same verdict")
+	require.Contains(t, rr.stdout, "Replay with")
+}
+
+func TestReplayErrors(t *testing.T) {
+	runWant(t, exitUsage, "replay")
+	runWant(t, exitUsage, "replay", "a", "b")
+	runWant(t, exitRuntime, "replay", t.TempDir())
+}
+
+func TestRunUsageErrors(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--seed", "x"}, "invalid --seed"},
+		{[]string{"run", "--crash-model", "bogus"}, "invalid --crash-model"},
+		{[]string{"run", "--shard", "2/2"}, "invalid --shard"},
+		{[]string{"run", "--shard", "1"}, "invalid --shard"},
+		{[]string{"run", "--workers", "0"}, "invalid --workers"},
+		{[]string{"run", "--duration", "-1s"}, "invalid --duration"},
+		{[]string{"run", "--fault", "write:nope"}, "invalid --fault"},
+		{[]string{"run", "--cluster-sizes", "3000"}, "invalid --cluster-sizes"},
+		{[]string{"run", "--table-sizes", "32"}, "invalid --table-sizes"},
+		{[]string{"run", "--backing-chance", "2"}, "invalid --backing-chance"},
+		{[]string{"run", "--target", "qemu9"}, "invalid --target"},
+		{[]string{"run", "--progress", "fancy"}, "invalid --progress"},
+		{[]string{"run", "--op-weights", "frob=1"}, "invalid --op-weights"},
+		{[]string{"run", "--shards", "4"}, "JOB_COMPLETION_INDEX"},
+		{[]string{"run", "--shards", "4", "--shard", "1/4"}, "exclusive"},
+		{[]string{"run", "extra"}, "too many arguments"},
+		{[]string{"run", "--bogus"}, "unknown flag"},
+		{[]string{"report"}, "want merge"},
+		{[]string{"report", "merge"}, "missing argument"},
+	} {
+		r := runWant(t, exitUsage, c.args...)
+		require.Contains(t, r.stderr, c.want, c.args)
+	}
+}
+
+// TestShardsMergeCLI: shards from --shard and from JOB_COMPLETION_INDEX,
+// merged with 'report merge', equal one unsharded run of the same seeds.
+func TestShardsMergeCLI(t *testing.T) {
+	dir := t.TempDir()
+	base := runArgs([]string{"run", "--iterations", "4", "--seed", "99", "--out", dir}, quick)
+	runWant(t, exitOK, append(base, "--report", filepath.Join(dir, "all.json"))...)
+	runWant(t, exitOK, append(base, "--shard", "0/2", "--report", filepath.Join(dir, "s0.json"))...)
+	t.Setenv("JOB_COMPLETION_INDEX", "1")
+	runWant(t, exitOK, append(base, "--shards", "2", "--report", filepath.Join(dir, "s1.json"))...)
+	out := filepath.Join(dir, "merged.json")
+	r := runWant(t, exitOK, "report", "merge", "-o", out, filepath.Join(dir, "s0.json"), filepath.Join(dir, "s1.json"))
+	require.Contains(t, r.stdout, "merged 2 report(s)")
+	read := func(name string) *campaign.Report {
+		fh, err := os.Open(name)
+		require.NoError(t, err)
+		defer fh.Close()
+		rep, err := campaign.ReadReport(fh)
+		require.NoError(t, err)
+		return rep
+	}
+	all, m := read(filepath.Join(dir, "all.json")), read(out)
+	require.Equal(t, all.Workloads, m.Workloads)
+	require.Equal(t, all.CrashStates, m.CrashStates)
+	require.Equal(t, all.PerModel, m.PerModel)
+	require.Equal(t, all.Digest, m.Digest)
+	// Merging a shard twice is refused.
+	runWant(t, exitRuntime, "report", "merge", filepath.Join(dir, "s0.json"), filepath.Join(dir, "s0.json"))
+	runWant(t, exitRuntime, "report", "merge", filepath.Join(dir, "missing.json"))
+}
+
+func TestRunProgressLines(t *testing.T) {
+	r := runWant(t, exitOK, runArgs([]string{"run", "--iterations", "2", "--seed", "5", "--out", t.TempDir()}, quick, []string{"--progress", "lines", "--progress-interval", "1h"})...)
+	require.Regexp(t, regexp.MustCompile(`\[\d+s\] workloads 2, crash points \d+, crash states \d+ \(\d+/s\), failures 0\n$`), r.stderr)
+}

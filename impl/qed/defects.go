@@ -1,0 +1,103 @@
+package qed
+
+import "strconv"
+
+// Seeded defects: the proof that the property suite (package props) finds
+// the bug classes of QEMU's QED history. Each Defect names one deliberate
+// mistake that the write paths of this package can be switched into; the
+// switch exists only in builds with the `qeddefects` tag. In the default
+// build defect() is a constant false, every hook is dead code, and the
+// package behaves exactly as specified.
+//
+// The catalogue is exported in every build so that reports can name the
+// defects; only SetDefect (qeddefects builds) turns one on.
+
+// Defect identifies one seeded defect (0 = none).
+type Defect int
+
+// The seeded defects. See DefectCatalogue for what each one does.
+const (
+	DefectNone Defect = iota
+	DefectNoSyncDataBeforeL2Link
+	DefectNoSyncL2BeforeL1Link
+	DefectNeedCheckAfterMetadata
+	DefectNeedCheckClearedBeforeFlush
+	DefectNeedCheckNeverSet
+	DefectCacheStaleTable
+	DefectZeroesWholeClusters
+	DefectCOWPastBackingEndGarbage
+	DefectZeroClusterPartialWriteReadsBacking
+	DefectRepairKeepsInvalidEntries
+	DefectRepairOffByOneCluster
+	DefectMaxSizeOverflow
+	DefectAllocatorUnalignedEnd
+	DefectResizeExposesBacking
+	numDefects
+)
+
+// DefectInfo describes a seeded defect.
+type DefectInfo struct {
+	Defect Defect
+	Name   string // short kebab-case name
+	Class  string // the bug class of qed-format.md it belongs to
+	What   string // what the defective code does
+}
+
+// DefectCatalogue lists every seeded defect, in Defect order.
+var DefectCatalogue = []DefectInfo{
+	{DefectNoSyncDataBeforeL2Link, "no-sync-data-before-l2-link", "flush ordering: data vs L2 link (backing)",
+		"with a backing file, links the new cluster in L2 without syncing its data and copy-on-write fill first"},
+	{DefectNoSyncL2BeforeL1Link, "no-sync-l2-before-l1-link", "flush ordering: L2 table vs L1 link",
+		"writes the L1 entry of a new L2 table without syncing the table first"},
+	{DefectNeedCheckAfterMetadata, "need-check-after-metadata", "NEED_CHECK protocol: set after instead of before",
+		"without a backing file, sets NEED_CHECK after linking the new cluster instead of before"},
+	{DefectNeedCheckClearedBeforeFlush, "need-check-cleared-before-flush", "NEED_CHECK protocol: cleared before the flush",
+		"clears NEED_CHECK in the header before the sync that makes the metadata durable"},
+	{DefectNeedCheckNeverSet, "need-check-never-set", "NEED_CHECK protocol: never set",
+		"never sets NEED_CHECK before unordered metadata updates"},
+	{DefectCacheStaleTable, "cache-stale-table", "cache: in-use L2 table evicted and re-read stale",
+		"after updating a cached L2 table on disk, the cache keeps the stale copy (as if the in-use table had been evicted and re-read before the write)"},
+	{DefectZeroesWholeClusters, "zeroes-whole-clusters", "write-zeroes masking backing data",
+		"unaligned write-zeroes zero the whole clusters they touch"},
+	{DefectCOWPastBackingEndGarbage, "cow-past-backing-end-garbage", "copy-on-write past the backing end",
+		"copy-on-write does not zero the part of a new cluster past the backing file's end (stale buffer bytes)"},
+	{DefectZeroClusterPartialWriteReadsBacking, "zero-cluster-partial-write-reads-backing", "zero-cluster partial writes",
+		"a partial write into a zero cluster fills the rest from the backing file instead of zeros"},
+	{DefectRepairKeepsInvalidEntries, "repair-keeps-invalid-entries", "repair: invalid entries not cleared",
+		"repair counts invalid L1/L2 entries as fixed but leaves them, then clears NEED_CHECK"},
+	{DefectRepairOffByOneCluster, "repair-off-by-one-cluster", "repair + size arithmetic: off-by-one bound",
+		"repair's bound check accepts an entry pointing at the cluster just past the end of the file"},
+	{DefectMaxSizeOverflow, "max-size-overflow", "size arithmetic: overflow of the maximum image size",
+		"computes the maximum image size n*n*cluster_size in 32 bits"},
+	{DefectAllocatorUnalignedEnd, "allocator-unaligned-end", "size arithmetic: last partial cluster",
+		"the allocator starts at the raw file length instead of rounding it down to a cluster"},
+	{DefectResizeExposesBacking, "resize-exposes-backing", "size arithmetic: grown area over a longer backing file",
+		"growing the image does not hide the backing file's data past the old size"},
+}
+
+// String returns the defect's name.
+func (d Defect) String() string {
+	if d > DefectNone && int(d) <= len(DefectCatalogue) {
+		return DefectCatalogue[d-1].Name
+	}
+	if d == DefectNone {
+		return "none"
+	}
+	return "Defect(" + strconv.Itoa(int(d)) + ")"
+}
+
+// defectGarblePastBackingEnd overwrites the bytes of a copy-on-write buffer
+// that lie past the backing file's end (which must read as zeros) with
+// stale-looking bytes, as an uninitialised bounce buffer would hold
+// (DefectCOWPastBackingEndGarbage).
+func (im *Image) defectGarblePastBackingEnd(buf []byte, gpos uint64) {
+	if im.backing == nil {
+		return
+	}
+	end := im.backing.length()
+	for i := range buf {
+		if int64(gpos)+int64(i) >= end {
+			buf[i] = 0xa5
+		}
+	}
+}

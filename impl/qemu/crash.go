@@ -1,0 +1,283 @@
+package qemu
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props"
+	"github.com/spf13/afero"
+)
+
+// Side names who judged a failing crash state.
+type Side string
+
+// The sides.
+const (
+	SideRaw  Side = "raw"      // the structural checker on the crashed bytes
+	SideQEMU Side = "qemu"     // recovered and read back by QEMU
+	SideQED  Side = "impl/qed" // recovered and read back by impl/qed
+)
+
+// DefaultModels is every crashsim.Models() variant except +garbage: QED
+// has no checksums, so a garbage sector in a header or table write fails
+// any implementation (as in internal/campaign).
+func DefaultModels() []crashsim.Model {
+	var out []crashsim.Model
+	for _, m := range crashsim.Models() {
+		if !m.Garbage {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// CrashOptions bound CheckCrashes.
+type CrashOptions struct {
+	Models []crashsim.Model // nil = DefaultModels()
+	// Enum bounds the states per crash point and model.
+	Enum crashsim.EnumOptions
+	// SamplePoints: crash points drawn at random trace indices besides
+	// every sync point and the end of the trace.
+	SamplePoints int
+	Seed         uint64
+	// QEMUBudget: at most this many distinct states are recovered and read
+	// back with QEMU (2 qemu-img processes each); 0 = none, <0 = all.
+	QEMUBudget int
+	// SkipQED skips the impl/qed recovery (the raw structural check runs
+	// on every state anyway).
+	SkipQED bool
+	Tool    *qemutool.Tool
+	// WorkDir holds the files of the QEMU recoveries ("" = a temp dir).
+	WorkDir string
+}
+
+// StateFailure is one crash state that failed an oracle.
+type StateFailure struct {
+	ID    crashsim.StateID
+	Op    int    // workload op the crash falls in (len(ops) = the end)
+	What  string // that op
+	Side  Side
+	Stage string
+	Err   string
+	Image []byte // the crashed image file
+}
+
+func (f *StateFailure) String() string {
+	return fmt.Sprintf("%s (during op %d: %s): %s at %s: %s", f.ID, f.Op, f.What, f.Side, f.Stage, f.Err)
+}
+
+// CrashResult summarises CheckCrashes.
+type CrashResult struct {
+	Points      int            // crash points visited
+	States      int            // states (choice vectors) built
+	Distinct    int            // distinct (image bytes, phase) pairs
+	QEDChecked  int            // states judged through impl/qed
+	QEMUChecked int            // states judged through QEMU
+	PerModel    map[string]int // states built per model
+	Failures    []*StateFailure
+}
+
+type stateKey struct {
+	sum   [32]byte
+	phase int
+}
+
+// CheckCrashes enumerates the crash states of rec and judges them (see
+// the package doc). Failures are kept one per (side, stage, phase).
+func CheckCrashes(rec *Recording, o CrashOptions) (*CrashResult, error) {
+	models := o.Models
+	if models == nil {
+		models = DefaultModels()
+	}
+	base, err := rec.Base()
+	if err != nil {
+		return nil, err
+	}
+	n := int64(len(rec.Trace.Ops))
+	ks := append(rec.Trace.SyncPoints(), n)
+	rng := rand.New(rand.NewPCG(o.Seed, 0x71656d75))
+	for range o.SamplePoints {
+		if n > 0 {
+			ks = append(ks, rng.Int64N(n+1))
+		}
+	}
+	slices.Sort(ks)
+	ks = slices.Compact(ks)
+
+	res := &CrashResult{PerModel: map[string]int{}}
+	seen := map[stateKey]bool{}
+	type cand struct {
+		id    crashsim.StateID
+		phase int
+	}
+	var distinct []cand
+	points := map[int64]*crashsim.Point{}
+	reported := map[string]bool{}
+	addFail := func(f *StateFailure) {
+		key := fmt.Sprintf("%s/%s/%d", f.Side, f.Stage, f.Op)
+		if !reported[key] {
+			reported[key] = true
+			res.Failures = append(res.Failures, f)
+		}
+	}
+	for _, k := range ks {
+		fs, err := base.Replay(rec.Trace, k, crashsim.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("qemu: replaying the log to %d: %w", k, err)
+		}
+		pt, err := fs.Point()
+		if err != nil {
+			return nil, err
+		}
+		points[k] = pt
+		res.Points++
+		phIdx := phaseIndex(rec, k)
+		ph := &rec.Phases[phIdx]
+		for _, m := range models {
+			for id, st := range pt.States(m, o.Enum) {
+				res.States++
+				res.PerModel[m.String()]++
+				img, err := afero.ReadFile(st, imageInTree)
+				if err != nil {
+					return nil, fmt.Errorf("qemu: state %s: %w", id, err)
+				}
+				key := stateKey{sha256.Sum256(img), phIdx}
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				distinct = append(distinct, cand{id, phIdx})
+				res.Distinct++
+				fail := func(side Side, stage, msg string) {
+					addFail(&StateFailure{ID: id, Op: ph.Op, What: ph.What, Side: side, Stage: stage, Err: msg, Image: img})
+				}
+				raw := props.CheckStructure(img)
+				if !raw.NeedCheck() && !raw.IsConsistent() {
+					fail(SideRaw, string(props.StageStructureBefore), "NEED_CHECK is clear but the image is inconsistent:\n"+raw.String())
+				}
+				if o.SkipQED {
+					continue
+				}
+				res.QEDChecked++
+				v := props.CheckCrashState(props.QEDTarget{}, st, imageInTree, ph.Model.Clone(), props.OracleOptions{})
+				if !v.OK() && v.Stage != props.StageStructureBefore {
+					fail(SideQED, string(v.Stage), v.String())
+				}
+			}
+		}
+	}
+	if o.QEMUBudget == 0 || len(distinct) == 0 {
+		return res, nil
+	}
+	budget := o.QEMUBudget
+	if budget < 0 || budget > len(distinct) {
+		budget = len(distinct)
+	}
+	rng.Shuffle(len(distinct), func(i, j int) { distinct[i], distinct[j] = distinct[j], distinct[i] })
+	work := o.WorkDir
+	if work == "" {
+		if work, err = os.MkdirTemp("", "qedtorture-qemu-states-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(work)
+	}
+	if err := os.MkdirAll(work, 0o755); err != nil {
+		return nil, err
+	}
+	for name, b := range rec.Files {
+		if name != imageInTree {
+			if err := os.WriteFile(filepath.Join(work, filepath.Base(name)), b, 0o644); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, c := range distinct[:budget] {
+		st, err := points[c.id.K].State(c.id)
+		if err != nil {
+			return nil, err
+		}
+		img, err := afero.ReadFile(st, imageInTree)
+		if err != nil {
+			return nil, err
+		}
+		ph := &rec.Phases[c.phase]
+		res.QEMUChecked++
+		stage, msg, err := QEMURecover(o.Tool, work, img, ph.Model)
+		if err != nil {
+			return nil, err
+		}
+		if stage != "" {
+			addFail(&StateFailure{ID: c.id, Op: ph.Op, What: ph.What, Side: SideQEMU, Stage: stage, Err: msg, Image: img})
+		}
+	}
+	return res, nil
+}
+
+func phaseIndex(rec *Recording, k int64) int {
+	idx := 0
+	for i := range rec.Phases {
+		if rec.Phases[i].Start <= k {
+			idx = i
+		}
+	}
+	return idx
+}
+
+// QEMURecover writes img as image.qed into dir (which holds the backing
+// files) and recovers it as a guest would: a writable open in qemu-io
+// (QEMU checks and repairs only when NEED_CHECK is set) and a clean
+// close. The result must be consistent with NEED_CHECK clear (structural
+// checker); then the guest data is read back with `qemu-img convert -O
+// raw` and judged against m (not modified). It returns the failing stage
+// ("" when the state passed) and an explanation; err is for failures of
+// the harness itself.
+func QEMURecover(tool *qemutool.Tool, dir string, img []byte, m *model.Disk) (stage, msg string, err error) {
+	p := filepath.Join(dir, props.ImageName)
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		return "", "", err
+	}
+	res, err := tool.RunIO("-f", "qed", "-c", "flush", p)
+	if err != nil {
+		return "", "", err
+	}
+	if res.ExitCode != 0 || failed(string(res.Stdout)+string(res.Stderr)) {
+		return string(props.StageRecovery), fmt.Sprintf("writable open in qemu-io failed (exit %d): %s", res.ExitCode,
+			bytes.TrimSpace(append(res.Stdout, res.Stderr...))), nil
+	}
+	after, err := props.CheckStructureFile(afero.NewOsFs(), p)
+	if err != nil {
+		return "", "", err
+	}
+	if !after.IsConsistent() || after.NeedCheck() {
+		return string(props.StageStructureAfter), fmt.Sprintf("after a writable open and close in qemu-io: consistent=%v need_check=%v\n%s", after.IsConsistent(), after.NeedCheck(), after), nil
+	}
+	out := filepath.Join(dir, "readback.raw")
+	defer os.Remove(out)
+	res, err = tool.RunImg("convert", "-f", "qed", "-O", "raw", p, out)
+	if err != nil {
+		return "", "", err
+	}
+	if res.ExitCode != 0 {
+		return string(props.StageData), fmt.Sprintf("qemu-img convert failed after recovery: %s", bytes.TrimSpace(res.Stderr)), nil
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		return "", "", err
+	}
+	size := int64(len(data))
+	if !slices.Contains(m.CrashSizes(), size) {
+		return string(props.StageSize), fmt.Sprintf("recovered size %#x, model allows %#x", size, m.CrashSizes()), nil
+	}
+	if err := m.VerifyCrash(0, data); err != nil {
+		return string(props.StageData), err.Error(), nil
+	}
+	return "", "", nil
+}

@@ -1,0 +1,71 @@
+package qemu
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/workload"
+)
+
+// TestDiff: generated workloads through QEMU and impl/qed give the same
+// guest data and clean check reports (leak counts may differ by design).
+func TestDiff(t *testing.T) {
+	tool := qemutool.Require(t)
+	seed := uint64(3)
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
+	for i := range 4 {
+		w := workload.Generate(rng, GenConfig())
+		res, err := Diff(tool, w, t.TempDir())
+		if err != nil {
+			t.Fatalf("workload %d: %v", i, err)
+		}
+		for _, d := range res.Differences {
+			if d.Follows != "both" {
+				t.Errorf("workload %d: %s\n%s", i, d, res.W)
+			}
+		}
+	}
+}
+
+// TestAdaptGrowOverLongerBacking: the grow QEMU 7.2 refuses is dropped and
+// reported; ops that then fall outside the image are clipped.
+func TestAdaptGrowOverLongerBacking(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=4096 table_size=1 size=8192
+backing raw size=16384 fill=1
+resize 0x4000
+write 0x1000 0x2000 id=2
+flush
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ad := Adapt(w)
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ad) != 2 || ad[0].Quirk != QuirkTableSize1 || ad[1].Quirk != QuirkGrowOverLongerBacking {
+		t.Fatalf("adaptations %+v", ad)
+	}
+	if len(a.Ops) != 2 || a.Ops[0].Kind != workload.Write || a.Ops[0].Len != 0x1000 {
+		t.Fatalf("adapted ops %v", a.Ops)
+	}
+}
+
+func TestDiffSeed9(t *testing.T) {
+	if testing.Short() {
+		t.Skip()
+	}
+	tool := qemutool.Require(t)
+	w, _ := GenerateWorkload(9, 0, GenConfig())
+	res, err := Diff(tool, w, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range res.Differences {
+		t.Errorf("%s\n%s", d, res.W)
+	}
+}

@@ -1,0 +1,77 @@
+// Package qemu points the qedtorture suite at QEMU's QED driver: it runs
+// workloads through one interactive qemu-io process, records every write
+// and flush QEMU issues to the image file with QEMU's blklogwrites driver,
+// rebuilds the crash states of that log with crashsim, and judges each
+// state with the same oracles as impl/qed (the independent structural
+// checker and the model), recovering it both with QEMU and with impl/qed.
+//
+// # Pieces
+//
+//   - [Proc] is one interactive qemu-io process (commands on stdin, one
+//     prompt per command): the batching unit. Every guest op of a workload
+//     is one command (a concurrent group is several aio_write commands and
+//     one aio_flush), so a whole workload costs one process.
+//   - [Target] implements props.Target over qemu-img (create) and a
+//     persistent qemu-io per open image ([Disk]); it drives props.Exec,
+//     props.BuildBacking and the differential runs ([Diff]).
+//   - [Record] runs a workload on a QED image layered over blklogwrites
+//     (image opened as driver=qed, file.driver=blklogwrites, with
+//     log-super-update-interval=1 so the log's entry count is current after
+//     every command) and keeps: the pre-open snapshot of the image and its
+//     backing files, the log turned into a crashsim.Trace, the trace index at
+//     which each guest op began, a model snapshot per op (the model with
+//     that op pending) and the qemu-io script that reproduces the run.
+//     The run ends with a clean close, a qemu-io `abort` or a SIGKILL while
+//     aio writes may be in flight ([End]).
+//   - [CheckCrashes] enumerates crash points (every sync point, the end of
+//     the trace and sampled indices) and crash states under the chosen
+//     crashsim models. Every state gets the structural checker on its raw
+//     bytes and props.CheckCrashState with impl/qed; a budgeted, de-
+//     duplicated sample also gets QEMU's recovery (`qemu-img check -r all`,
+//     a writable open that repairs) and QEMU's read-back (`qemu-img convert
+//     -O raw`), judged against the same model: two qemu-img processes per
+//     state.
+//   - [Diff] runs the same workload through QEMU and impl/qed without
+//     crashes and compares guest data and check reports.
+//   - [Adapt] removes what QEMU 7.2 cannot run from a generated workload
+//     (table_size 1, grows of an image whose backing file is longer than
+//     it) and says what it changed: those are recorded findings, not
+//     failures.
+//
+// # The seam for another implementation
+//
+// An external implementation needs two things: a props.Target (create,
+// open, guest I/O, check) for the differential runs, and a way to record
+// the writes and flushes it issues to its image file as a crashsim.Trace
+// (here blklogwrites; for a Go package, crashsim.FS itself; for a C
+// library, an LD_PRELOAD or a FUSE layer writing the same dm-log format),
+// plus a command that recovers a crash state on real files. Everything
+// after the trace — points, states, oracles, reports — is implementation
+// independent ([Recording] is the hand-over). Adding one is a file like
+// target.go plus a recorder like record.go.
+//
+// # Guarantees
+//
+//   - One qemu-io process per recorded workload and per open Disk; two
+//     qemu-img processes per QEMU-checked crash state; the QEMU budget is
+//     a parameter.
+//   - Crash states are identified by crashsim.StateID and replay from the
+//     recording (snapshot + trace) bit for bit.
+//   - qemu-io output is parsed per command (the prompt delimits it);
+//     command failures come back as *CommandError naming the command and
+//     QEMU's message.
+//
+// # Caveats
+//
+//   - The log holds what QEMU issued to the image file, in submission
+//     order; two writes in flight at once are serialised in the log in
+//     the order QEMU submitted them, so the prefix model sees one order.
+//     The subset and torn models cover the others.
+//   - After a SIGKILL the last entries QEMU issued may be missing from the
+//     log (the kill can land between the image write and the log write);
+//     the states then come from an earlier moment of the same op, which
+//     the model allows.
+//   - Files live on the OS filesystem (qemu-io needs real paths); Target
+//     accepts afero.OsFs and afero.BasePathFs over it only.
+//   - Needs qemu-img and qemu-io; written against Debian's QEMU 7.2.
+package qemu

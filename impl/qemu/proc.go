@@ -1,0 +1,302 @@
+package qemu
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	// ErrCommand is wrapped by every *CommandError.
+	ErrCommand = errors.New("qemu: qemu-io command failed")
+	// ErrExited reports that the qemu-io process is gone (aborted, killed,
+	// or exited on its own).
+	ErrExited = errors.New("qemu: qemu-io process has exited")
+	// ErrNotOSFS reports an afero.Fs that does not map to real files.
+	ErrNotOSFS = errors.New("qemu: the filesystem must be afero.OsFs or a BasePathFs over it")
+	// ErrParse reports qemu-io output this package does not understand.
+	ErrParse = errors.New("qemu: cannot parse qemu-io output")
+)
+
+// CommandError is a qemu-io command that reported a failure.
+type CommandError struct {
+	Cmd    string // the command line sent
+	Output string // what qemu-io printed for it
+}
+
+func (e *CommandError) Error() string {
+	return fmt.Sprintf("qemu: qemu-io %q: %s", e.Cmd, strings.TrimSpace(e.Output))
+}
+
+func (e *CommandError) Unwrap() error { return ErrCommand }
+
+const prompt = "qemu-io> "
+
+// Proc is one interactive qemu-io process: commands go to its stdin one at
+// a time and the prompt that follows each one delimits its output (stdout
+// and stderr share one pipe, so their order is kept). Methods are safe for
+// concurrent use; commands are serialised.
+type Proc struct {
+	mu struct {
+		sync.Mutex // guards everything below and the pipes
+		cmd        *exec.Cmd
+		stdin      *os.File
+		out        *os.File
+		buf        []byte
+		done       bool
+		waitErr    error
+		log        []string // every command sent, in order
+	}
+	// Timeout bounds each command (0 = one minute).
+	Timeout time.Duration
+}
+
+// StartProc starts qemu-io (the binary at ioPath) in dir with no image
+// open and waits for its first prompt.
+func StartProc(ioPath, dir string) (*Proc, error) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("qemu: pipe: %w", err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, fmt.Errorf("qemu: pipe: %w", err)
+	}
+	cmd := exec.Command(ioPath)
+	cmd.Dir = dir
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		inR.Close()
+		inW.Close()
+		outR.Close()
+		outW.Close()
+		return nil, fmt.Errorf("qemu: starting %s: %w", ioPath, err)
+	}
+	inR.Close()
+	outW.Close()
+	p := &Proc{}
+	p.mu.cmd, p.mu.stdin, p.mu.out = cmd, inW, outR
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := p.readPromptLocked(); err != nil {
+		p.killLocked()
+		return nil, fmt.Errorf("qemu: qemu-io did not start: %w", err)
+	}
+	return p, nil
+}
+
+// Pid returns the process id.
+func (p *Proc) Pid() int { return p.mu.cmd.Process.Pid }
+
+// Log returns every command sent so far, in order.
+func (p *Proc) Log() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.mu.log...)
+}
+
+// readPromptLocked reads until the next prompt and returns what came
+// before it.
+func (p *Proc) readPromptLocked() (string, error) {
+	timeout := p.Timeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	_ = p.mu.out.SetReadDeadline(time.Now().Add(timeout))
+	chunk := make([]byte, 64<<10)
+	for {
+		if i := bytes.Index(p.mu.buf, []byte(prompt)); i >= 0 {
+			out := string(p.mu.buf[:i])
+			p.mu.buf = append(p.mu.buf[:0], p.mu.buf[i+len(prompt):]...)
+			return out, nil
+		}
+		n, err := p.mu.out.Read(chunk)
+		p.mu.buf = append(p.mu.buf, chunk[:n]...)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return string(p.mu.buf), fmt.Errorf("qemu: no prompt from qemu-io after %v", timeout)
+			}
+			p.reapLocked()
+			return string(p.mu.buf), fmt.Errorf("%w (%v): output %q", ErrExited, p.mu.waitErr, clip(string(p.mu.buf)))
+		}
+	}
+}
+
+func (p *Proc) reapLocked() {
+	if p.mu.done {
+		return
+	}
+	p.mu.done = true
+	p.mu.waitErr = p.mu.cmd.Wait()
+	p.mu.stdin.Close()
+	p.mu.out.Close()
+}
+
+func clip(s string) string {
+	if len(s) > 300 {
+		return s[:300] + "..."
+	}
+	return s
+}
+
+// Do sends one command and returns its output; a failure reported by
+// qemu-io is a *CommandError.
+func (p *Proc) Do(line string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.doLocked(line)
+}
+
+func (p *Proc) doLocked(line string) (string, error) {
+	if p.mu.done {
+		return "", ErrExited
+	}
+	p.mu.log = append(p.mu.log, line)
+	if _, err := p.mu.stdin.WriteString(line + "\n"); err != nil {
+		p.reapLocked()
+		return "", fmt.Errorf("%w: writing %q: %v", ErrExited, line, err)
+	}
+	out, err := p.readPromptLocked()
+	if err != nil {
+		return out, err
+	}
+	if failed(out) {
+		return out, &CommandError{Cmd: line, Output: out}
+	}
+	return out, nil
+}
+
+// failed reports whether qemu-io output reports a failure.
+func failed(out string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if isDumpLine(l) {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(l, "qemu-io: "),
+			strings.Contains(l, "failed"),
+			strings.Contains(l, "not found"),
+			strings.Contains(l, "no file open"),
+			strings.Contains(l, "can't open"),
+			strings.Contains(l, "Invalid"),
+			strings.Contains(l, "invalid"):
+			return true
+		}
+	}
+	return false
+}
+
+// Abort sends qemu-io's `abort` (the process dies by SIGABRT without
+// flushing or closing anything) and reaps it.
+func (p *Proc) Abort() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.done {
+		return ErrExited
+	}
+	p.mu.log = append(p.mu.log, "abort")
+	if _, err := p.mu.stdin.WriteString("abort\n"); err != nil {
+		p.reapLocked()
+		return nil
+	}
+	_, _ = p.readPromptLocked() // ends in EOF when the process dies
+	p.reapLocked()
+	return nil
+}
+
+// Kill sends SIGKILL to the process (and its group) at once, without
+// waiting for the command in progress, and reaps it.
+func (p *Proc) Kill() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.killLocked()
+}
+
+func (p *Proc) killLocked() error {
+	if p.mu.done {
+		return ErrExited
+	}
+	_ = syscall.Kill(-p.mu.cmd.Process.Pid, syscall.SIGKILL)
+	p.reapLocked()
+	return nil
+}
+
+// Quit sends `quit` and waits for the process to exit (closing any open
+// image cleanly first, as qemu-io does at exit).
+func (p *Proc) Quit() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mu.done {
+		return nil
+	}
+	p.mu.log = append(p.mu.log, "quit")
+	_, _ = p.mu.stdin.WriteString("quit\n")
+	p.mu.stdin.Close()
+	_, _ = p.readPromptLocked()
+	p.reapLocked()
+	var ee *exec.ExitError
+	if p.mu.waitErr != nil && !errors.As(p.mu.waitErr, &ee) {
+		return p.mu.waitErr
+	}
+	return nil
+}
+
+// parseDump decodes the hex dump `read -v off n` prints into p (len n)
+// and checks that it covers [off, off+len(p)) exactly.
+func parseDump(out string, off int64, p []byte) error {
+	got := 0
+	for _, l := range strings.Split(out, "\n") {
+		c := strings.Index(l, ":  ")
+		if c != 8 && c != 16 { // the offset column is %08x (wider past 4 GiB)
+			continue
+		}
+		at, err := strconv.ParseUint(l[:c], 16, 64)
+		if err != nil {
+			continue
+		}
+		pos := int64(at) - off
+		if pos != int64(got) {
+			return fmt.Errorf("%w: dump line at %#x, expected %#x", ErrParse, at, off+int64(got))
+		}
+		s := l[c+3:]
+		for j := 0; j < 16 && len(s) >= 3*j+3; j++ {
+			g := s[3*j : 3*j+3]
+			if g[2] != ' ' || !isHex(g[0]) || !isHex(g[1]) {
+				break
+			}
+			if got >= len(p) {
+				return fmt.Errorf("%w: dump longer than %d bytes", ErrParse, len(p))
+			}
+			v, _ := strconv.ParseUint(g[:2], 16, 8)
+			p[got] = byte(v)
+			got++
+		}
+	}
+	if got != len(p) {
+		return fmt.Errorf("%w: dump holds %d bytes, want %d", ErrParse, got, len(p))
+	}
+	return nil
+}
+
+func isDumpLine(l string) bool {
+	c := strings.Index(l, ":  ")
+	if c != 8 && c != 16 {
+		return false
+	}
+	_, err := strconv.ParseUint(l[:c], 16, 64)
+	return err == nil
+}
+
+func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }

@@ -1,0 +1,253 @@
+package qemu
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/props"
+	"github.com/spf13/afero"
+)
+
+// Target drives QEMU's QED driver through props.Target: qemu-img creates
+// images, and every open image is a Disk backed by one persistent
+// interactive qemu-io process.
+type Target struct {
+	Tool *qemutool.Tool
+}
+
+var _ props.Target = Target{}
+
+// Name implements props.Target.
+func (Target) Name() string { return "qemu" }
+
+// RealPath maps name on fs to a path on the OS filesystem.
+func RealPath(fs afero.Fs, name string) (string, error) {
+	switch f := fs.(type) {
+	case *afero.OsFs:
+		return filepath.Abs(name)
+	case *afero.BasePathFs:
+		p, err := f.RealPath(name)
+		if err != nil {
+			return "", fmt.Errorf("qemu: %s: %w", name, err)
+		}
+		return filepath.Abs(p)
+	}
+	return "", fmt.Errorf("%w (got %T for %s)", ErrNotOSFS, fs, name)
+}
+
+// CreateArgs returns the qemu-img arguments that create an image with o
+// at path (relative backing names are resolved by QEMU against the
+// image's directory).
+func CreateArgs(path string, o props.CreateOptions) []string {
+	opts := fmt.Sprintf("cluster_size=%d,table_size=%d", o.ClusterSize, o.TableSize)
+	args := []string{"create", "-q", "-f", "qed", "-o", opts}
+	if o.BackingFile != "" {
+		args = append(args, "-b", o.BackingFile)
+		if o.BackingFormat != "" {
+			args = append(args, "-F", o.BackingFormat)
+		}
+	}
+	return append(args, path, strconv.FormatInt(o.Size, 10))
+}
+
+// Create implements props.Target with `qemu-img create -f qed`.
+func (t Target) Create(fs afero.Fs, path string, o props.CreateOptions) error {
+	real, err := RealPath(fs, path)
+	if err != nil {
+		return err
+	}
+	_, err = t.Tool.Img(CreateArgs(real, o)...)
+	return err
+}
+
+// Open implements props.Target: it starts one qemu-io process and opens
+// the image in it (a writable open repairs an image with NEED_CHECK set).
+func (t Target) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk, error) {
+	real, err := RealPath(fs, path)
+	if err != nil {
+		return nil, err
+	}
+	size, err := headerSize(real)
+	if err != nil {
+		return nil, err
+	}
+	scratch, err := os.MkdirTemp("", "qedtorture-qemu-pat-")
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
+	}
+	p, err := StartProc(t.Tool.IOPath, filepath.Dir(real))
+	if err != nil {
+		os.RemoveAll(scratch)
+		return nil, err
+	}
+	d := &Disk{tool: t.Tool, proc: p, path: real, readOnly: o.ReadOnly, size: size, scratch: scratch}
+	if _, err := p.Do(d.openCmd()); err != nil {
+		d.shutdown()
+		return nil, fmt.Errorf("qemu: open %s: %w", real, err)
+	}
+	return d, nil
+}
+
+// headerSize reads image_size from a QED header.
+func headerSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, fmt.Errorf("qemu: %w", err)
+	}
+	defer f.Close()
+	var b [8]byte
+	if _, err := f.ReadAt(b[:], 48); err != nil {
+		return 0, fmt.Errorf("qemu: reading image_size of %s: %w", path, err)
+	}
+	return int64(binary.LittleEndian.Uint64(b[:])), nil
+}
+
+// Disk is an image open in one qemu-io process. Its methods are safe for
+// concurrent use (qemu-io runs one command at a time).
+type Disk struct {
+	tool     *qemutool.Tool
+	proc     *Proc
+	path     string
+	readOnly bool
+	size     int64
+	scratch  string // pattern files for write -s
+	seq      int
+	closed   bool
+}
+
+func (d *Disk) openCmd() string {
+	if d.readOnly {
+		return "open -r -o driver=qed " + filepath.Base(d.path)
+	}
+	return "open -o driver=qed " + filepath.Base(d.path)
+}
+
+// Proc returns the qemu-io process behind d.
+func (d *Disk) Proc() *Proc { return d.proc }
+
+// ReadAt implements io.ReaderAt with `read -v` (hex dump), 1 MiB per command.
+func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
+	const chunk = 1 << 20
+	for done := 0; done < len(p); {
+		n := min(len(p)-done, chunk)
+		at := off + int64(done)
+		out, err := d.proc.Do(fmt.Sprintf("read -v %d %d", at, n))
+		if err != nil {
+			return done, err
+		}
+		if err := parseDump(out, at, p[done:done+n]); err != nil {
+			return done, fmt.Errorf("qemu: read %d+%d: %w", at, n, err)
+		}
+		done += n
+	}
+	return len(p), nil
+}
+
+// WriteAt implements io.WriterAt with `write -s FILE` (the bytes go
+// through a pattern file).
+func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
+	d.proc.mu.Lock()
+	d.seq++
+	name := filepath.Join(d.scratch, fmt.Sprintf("w%d.bin", d.seq))
+	d.proc.mu.Unlock()
+	if err := os.WriteFile(name, p, 0o644); err != nil {
+		return 0, fmt.Errorf("qemu: pattern file: %w", err)
+	}
+	defer os.Remove(name)
+	if _, err := d.proc.Do(fmt.Sprintf("write -s %s %d %d", name, off, len(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteZeroes implements props.Disk with `write -z`.
+func (d *Disk) WriteZeroes(off, n int64) error {
+	_, err := d.proc.Do(fmt.Sprintf("write -z %d %d", off, n))
+	return err
+}
+
+// Flush implements props.Disk.
+func (d *Disk) Flush() error {
+	_, err := d.proc.Do("flush")
+	return err
+}
+
+// Size implements props.Disk.
+func (d *Disk) Size() int64 {
+	d.proc.mu.Lock()
+	defer d.proc.mu.Unlock()
+	return d.size
+}
+
+// Resize implements props.Disk with `truncate`.
+func (d *Disk) Resize(size int64) error {
+	if _, err := d.proc.Do(fmt.Sprintf("truncate %d", size)); err != nil {
+		return err
+	}
+	d.proc.mu.Lock()
+	d.size = size
+	d.proc.mu.Unlock()
+	return nil
+}
+
+// Check implements props.Disk with `qemu-img check`: without repair it
+// reads the live image with shared permissions (-U); with repair it closes
+// the image in qemu-io, runs `check -r all` and opens it again.
+func (d *Disk) Check(repair bool) (props.CheckResult, error) {
+	if !repair {
+		c, _, err := checkJSON(d.tool, d.path, "-U")
+		return c, err
+	}
+	if _, err := d.proc.Do("close"); err != nil {
+		return props.CheckResult{}, err
+	}
+	c, _, err := checkJSON(d.tool, d.path, "-r", "all")
+	if _, oerr := d.proc.Do(d.openCmd()); oerr != nil && err == nil {
+		err = oerr
+	}
+	return c, err
+}
+
+// checkJSON runs qemu-img check --output=json with extra args and returns
+// the counts and the exit code (0 clean, 2 corruptions, 3 leaks, 1 failed).
+func checkJSON(tool *qemutool.Tool, path string, extra ...string) (props.CheckResult, int, error) {
+	args := append([]string{"check", "-f", "qed", "--output=json"}, extra...)
+	res, err := tool.RunImg(append(args, path)...)
+	if err != nil {
+		return props.CheckResult{}, -1, err
+	}
+	c, perr := qemutool.ParseCheck(res.Stdout)
+	if perr != nil {
+		return props.CheckResult{}, res.ExitCode, fmt.Errorf("qemu: check %s: exit %d: %s", path, res.ExitCode, res.Stderr)
+	}
+	r := props.CheckResult{Corruptions: c.Corruptions, Leaks: c.Leaks, CheckErrors: c.CheckErrors}
+	if c.CorruptionsFixed != nil {
+		r.CorruptionsFixed = *c.CorruptionsFixed
+	}
+	return r, res.ExitCode, nil
+}
+
+// Close implements props.Disk: `close` (QEMU flushes and clears
+// NEED_CHECK) and the process quits.
+func (d *Disk) Close() error {
+	if d.closed {
+		return errors.New("qemu: disk already closed")
+	}
+	_, err := d.proc.Do("close")
+	if qerr := d.shutdown(); err == nil {
+		err = qerr
+	}
+	return err
+}
+
+func (d *Disk) shutdown() error {
+	d.closed = true
+	err := d.proc.Quit()
+	os.RemoveAll(d.scratch)
+	return err
+}

@@ -1,0 +1,203 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+)
+
+// Stats is a snapshot of a running campaign's counters.
+type Stats struct {
+	Elapsed         time.Duration
+	Workloads       int64 // completed
+	Points          int64
+	States          int64
+	Failures        int64
+	Skipped         int64
+	OracleRuns      int64 // states the oracle actually ran on (the others were byte-identical repeats)
+	StatesPerSecond float64
+	Deadline        time.Duration // Config.Duration (0 = none)
+	Iterations      int           // workloads of this shard to run (0 = unbounded)
+}
+
+// ShardWorkloads returns how many workload indices below iterations belong
+// to the shard.
+func (s Shard) ShardWorkloads(iterations int) int {
+	if s.Count <= 1 {
+		return iterations
+	}
+	if iterations <= s.Index {
+		return 0
+	}
+	return (iterations-s.Index-1)/s.Count + 1
+}
+
+// Run runs a campaign until its iterations are done, its duration is up,
+// MaxFailures failures were found or ctx is cancelled, and returns the
+// report. An error is a bad configuration (wrapping ErrConfig) or an
+// artifact that could not be written; failures found are in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	c := &counters{perModel: make([]atomic.Int64, len(cfg.Models))}
+	parent := ctx
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.Duration > 0 {
+		var stopT context.CancelFunc
+		ctx, stopT = context.WithTimeout(ctx, cfg.Duration)
+		defer stopT()
+	}
+	stop := func() bool { return ctx.Err() != nil }
+
+	rep := &Report{Version: ReportVersion, Seed: cfg.Seed, Shard: cfg.Shard.String(), ShardCount: cfg.Shard.Count,
+		ShardsDone: []int{cfg.Shard.Index}, Target: cfg.TargetName, Faults: cfg.Faults, Iterations: cfg.Iterations,
+		Workers: cfg.Workers, PerModel: map[string]int64{}, Failures: []FailureReport{}}
+	modelIdx := make([]int, len(cfg.Models))
+	for i, m := range cfg.Models {
+		rep.Models = append(rep.Models, m.String())
+		modelIdx[i] = i
+	}
+	var (
+		mu      sync.Mutex // guards digest, rep.Failures, firstErr
+		digest  uint64
+		failed  []*Failure
+		firstEr error
+	)
+	snapshot := func() Stats {
+		el := time.Since(start)
+		s := Stats{Elapsed: el, Workloads: c.workloads.Load(), Points: c.points.Load(), States: c.states.Load(),
+			Failures: c.failures.Load(), Skipped: c.skipped.Load(), OracleRuns: c.oracleRuns.Load(), Deadline: cfg.Duration,
+			Iterations: cfg.Shard.ShardWorkloads(cfg.Iterations)}
+		if el > 0 {
+			s.StatesPerSecond = float64(s.States) / el.Seconds()
+		}
+		return s
+	}
+	progressDone := make(chan struct{})
+	var progressWG sync.WaitGroup
+	if cfg.Progress != nil {
+		progressWG.Go(func() {
+			t := time.NewTicker(cfg.ProgressEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					cfg.Progress(snapshot())
+				case <-progressDone:
+					return
+				}
+			}
+		})
+	}
+
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range cfg.Workers {
+		wg.Go(func() {
+			ck := &checker{target: cfg.Target, models: cfg.Models, sampledPoints: cfg.SampledPoints,
+				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, oracle: cfg.Oracle,
+				faults: cfg.Faults, c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup}
+			for w := range jobs {
+				seed := WorkloadSeed(cfg.Seed, w)
+				wl := generate(seed, cfg.Gen)
+				f, _, err := ck.runWorkload(wl, seed, "")
+				if err != nil {
+					// The setup failed: a failure of the target (or of the
+					// tool), reported with the workload that triggers it.
+					f = &Failure{WorkloadSeed: seed, W: wl, Stage: StageSetup, GuestOp: -1, Err: err}
+				}
+				if f == nil && stop() {
+					continue // interrupted: not a completed workload
+				}
+				if f == nil {
+					c.workloads.Add(1)
+					mu.Lock()
+					digest ^= workloadDigest(w, seed)
+					mu.Unlock()
+					continue
+				}
+				f.Index = w
+				found := time.Since(start)
+				if c.failures.Add(1) > int64(cfg.MaxFailures) {
+					continue // another worker already filled the quota
+				}
+				if int(c.failures.Load()) >= cfg.MaxFailures {
+					cancel() // stop the others while this one minimizes
+				}
+				minStart := time.Now()
+				mk := *ck
+				mk.c, mk.stop = nil, func() bool { return parent.Err() != nil || time.Since(minStart) > cfg.MinimizeTimeout }
+				mf := minimize(&mk, f, cfg.MinimizeCandidates)
+				mf.Found, mf.MinimizeTime = found, time.Since(minStart)
+				if cfg.Out != "" {
+					dir, err := WriteArtifact(cfg.Out, mf, ArtifactMeta{CampaignSeed: cfg.Seed, Faults: cfg.Faults,
+						Target: cfg.TargetName, Oracle: cfg.Oracle, Models: rep.Models, Bound: cfg.Bound,
+						Samples: cfg.Samples, SampledPoints: cfg.SampledPoints})
+					if err != nil {
+						mu.Lock()
+						firstEr = err
+						mu.Unlock()
+					}
+					mf.Artifact = dir
+				}
+				mu.Lock()
+				failed = append(failed, mf)
+				mu.Unlock()
+			}
+		})
+	}
+feed:
+	for j := 0; ; j++ {
+		w := cfg.Shard.Index + j*cfg.Shard.Count
+		if cfg.Iterations > 0 && w >= cfg.Iterations {
+			break
+		}
+		select {
+		case jobs <- w:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	close(progressDone)
+	progressWG.Wait()
+
+	st := snapshot()
+	if cfg.Progress != nil {
+		cfg.Progress(st)
+	}
+	rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = st.Workloads, st.Skipped, st.Points, st.States
+	rep.OracleRuns, rep.Faulted = st.OracleRuns, c.faulted.Load()
+	rep.Seconds, rep.StatesPerSecond = st.Elapsed.Seconds(), st.StatesPerSecond
+	for i, m := range cfg.Models {
+		rep.PerModel[m.String()] += c.perModel[i].Load()
+	}
+	rep.Digest = formatDigest(digest)
+	for _, f := range failed {
+		fr := FailureReport{Workload: f.Index, WorkloadSeed: f.WorkloadSeed, Stage: string(f.Stage),
+			GuestOp: f.GuestOp, Ops: len(f.W.Ops), OriginalOps: len(f.W.Ops), Artifact: f.Artifact, Message: f.Message(),
+			FoundSeconds: f.Found.Seconds(), MinimizeSeconds: f.MinimizeTime.Seconds()}
+		if f.HasState() {
+			fr.Model = f.State.Model.String()
+		}
+		if f.Original != nil {
+			fr.OriginalOps = len(f.Original.Ops)
+		}
+		if f.HasState() {
+			fr.State, fr.CrashPoint = f.State.String(), f.State.K
+		}
+		rep.Failures = append(rep.Failures, fr)
+	}
+	if firstEr != nil {
+		return rep, fmt.Errorf("campaign: writing an artifact: %w", firstEr)
+	}
+	return rep, nil
+}

@@ -1,0 +1,323 @@
+package campaign
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props"
+	"github.com/stretchr/testify/require"
+)
+
+// testSeed returns CAMPAIGN_SEED when set, else a random seed; it is logged.
+func testSeed(t testing.TB) uint64 {
+	seed := rand.Uint64()
+	if s := os.Getenv("CAMPAIGN_SEED"); s != "" {
+		var err error
+		seed, err = parseUint(s)
+		require.NoError(t, err)
+	}
+	t.Logf("seed %d (replay: CAMPAIGN_SEED=%d)", seed, seed)
+	return seed
+}
+
+// quickGen is a small, deterministic workload shape: no concurrent groups
+// (their interleaving is up to the scheduler), no backing chains.
+func quickGen() workload.GenConfig {
+	g := DefaultGenConfig()
+	g.Ops = 8
+	g.MaxClusters = 8
+	g.ClusterSizes = []uint32{4096, 16384}
+	g.BackingChance = 0
+	delete(g.Weights, workload.Concurrent)
+	return g
+}
+
+var quickModels = []crashsim.Model{{Base: crashsim.Drop}, {Base: crashsim.Prefix}, {Base: crashsim.Subset}, {Base: crashsim.Torn, Sector: 4096}}
+
+func TestCampaignPassesOnQED(t *testing.T) {
+	seed := testSeed(t)
+	var last Stats
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 4, Workers: 2, Gen: quickGen(), Models: quickModels,
+		Bound: 16, Samples: 4, SampledPoints: 2, Progress: func(s Stats) { last = s }, ProgressEvery: time.Second})
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures, "%+v", rep.Failures)
+	require.EqualValues(t, 4, rep.Workloads)
+	require.Positive(t, rep.CrashStates)
+	require.Positive(t, rep.CrashPoints)
+	require.Equal(t, rep.CrashStates, last.States, "the final progress call sees the final counts")
+	var sum int64
+	for _, m := range quickModels {
+		require.Positive(t, rep.PerModel[m.String()], m.String())
+		sum += rep.PerModel[m.String()]
+	}
+	require.Equal(t, rep.CrashStates, sum)
+	t.Logf("%d workloads, %d points, %d states in %.2fs (%.0f states/s)", rep.Workloads, rep.CrashPoints, rep.CrashStates, rep.Seconds, rep.StatesPerSecond)
+}
+
+// TestBrokenTargetCaught: a target whose guest flush does nothing loses
+// flushed data at a crash; the campaign finds it, minimizes it, writes an
+// artifact, and Replay reproduces the same verdict.
+func TestBrokenTargetCaught(t *testing.T) {
+	for _, name := range []string{"broken:noflush", "broken:nosync"} {
+		t.Run(name, func(t *testing.T) {
+			seed := testSeed(t)
+			target, err := TargetByName(name)
+			require.NoError(t, err)
+			out := t.TempDir()
+			rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels,
+				Bound: 64, Samples: 8, Target: target, TargetName: name, Out: out})
+			require.NoError(t, err)
+			require.Len(t, rep.Failures, 1)
+			fr := rep.Failures[0]
+			t.Logf("%+v", fr)
+			require.LessOrEqual(t, fr.Ops, fr.OriginalOps)
+			require.LessOrEqual(t, fr.Ops, 3, "a missing flush needs at most a write, a flush and a crash")
+			require.NotEmpty(t, fr.State)
+			for _, f := range []string{"meta.json", "workload.txt", "workload.orig.txt", "seed", "crash.txt", "verdict.txt",
+				"expected-vs-read.txt", "explain.txt", "trace.bin", "image/image.qed"} {
+				require.FileExists(t, filepath.Join(fr.Artifact, f))
+			}
+			explain, err := os.ReadFile(filepath.Join(fr.Artifact, "explain.txt"))
+			require.NoError(t, err)
+			require.Contains(t, string(explain), fr.State)
+
+			res, err := Replay(fr.Artifact)
+			require.NoError(t, err)
+			require.True(t, res.Fails(), "replay must reproduce the failure")
+			require.Equal(t, fr.Stage, string(res.Failure.Stage))
+			require.Equal(t, fr.State, res.Failure.State.String())
+			require.Empty(t, res.Notes)
+			verdict, err := os.ReadFile(filepath.Join(fr.Artifact, "verdict.txt"))
+			require.NoError(t, err)
+			require.Equal(t, string(verdict), res.Verdict.String()+"\n", "replay prints the same verdict")
+		})
+	}
+}
+
+func TestReplayPassesOnFixedTarget(t *testing.T) {
+	seed := testSeed(t)
+	out := t.TempDir()
+	target, _ := TargetByName("broken:noflush")
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
+		Bound: 8, Samples: 2, Target: target, TargetName: "broken:noflush", Out: out})
+	require.NoError(t, err)
+	require.Len(t, rep.Failures, 1)
+	dir := rep.Failures[0].Artifact
+	// "Fix" the implementation: point the artifact at impl/qed.
+	mb, err := os.ReadFile(filepath.Join(dir, "meta.json"))
+	require.NoError(t, err)
+	mb = bytes.Replace(mb, []byte(`"broken:noflush"`), []byte(`"impl/qed"`), 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), mb, 0o644))
+	res, err := Replay(dir)
+	require.NoError(t, err)
+	require.False(t, res.Fails(), "%v", res.Failure)
+	require.NotEmpty(t, res.Notes, "the fixed target issues other I/O: every state is re-checked")
+}
+
+func TestReplayBadArtifact(t *testing.T) {
+	_, err := Replay(t.TempDir())
+	require.ErrorIs(t, err, ErrArtifact)
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), []byte(`{"version":1,"target":"nope"}`), 0o644))
+	_, err = Replay(dir)
+	require.ErrorIs(t, err, ErrArtifact)
+	require.ErrorContains(t, err, "unknown target")
+}
+
+// TestShardMergeEquivalence: two shards plus a merge check the same
+// workloads with the same crash-state counts as one unsharded run.
+func TestShardMergeEquivalence(t *testing.T) {
+	seed := testSeed(t)
+	cfg := Config{Seed: seed, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[:3], Bound: 8, Samples: 2, SampledPoints: 1}
+	all, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	var shards []*Report
+	for i := range 2 {
+		c := cfg
+		c.Shard = Shard{i, 2}
+		r, err := Run(context.Background(), c)
+		require.NoError(t, err)
+		require.Equal(t, []int{i}, r.ShardsDone)
+		require.EqualValues(t, 3, r.Workloads)
+		shards = append(shards, r)
+	}
+	require.NotEqual(t, shards[0].Digest, shards[1].Digest)
+	m, err := Merge(shards[1], shards[0])
+	require.NoError(t, err)
+	require.Equal(t, all.Workloads, m.Workloads)
+	require.Equal(t, all.CrashPoints, m.CrashPoints)
+	require.Equal(t, all.CrashStates, m.CrashStates)
+	require.Equal(t, all.PerModel, m.PerModel)
+	require.Equal(t, all.Digest, m.Digest)
+	require.Equal(t, "all/2", m.Shard)
+	require.Equal(t, []int{0, 1}, m.ShardsDone)
+
+	_, err = Merge(shards[0], shards[0])
+	require.ErrorIs(t, err, ErrMerge)
+	other := *shards[1]
+	other.Seed++
+	_, err = Merge(shards[0], &other)
+	require.ErrorIs(t, err, ErrMerge)
+	require.ErrorContains(t, err, "seed")
+}
+
+func TestReportJSON(t *testing.T) {
+	rep, err := Run(context.Background(), Config{Seed: 7, Iterations: 1, Gen: quickGen(), Models: quickModels[:1]})
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	require.NoError(t, rep.WriteJSON(&buf))
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &m))
+	for _, k := range []string{"seed", "shard", "workloads", "crash_states", "crash_points", "failures", "seconds",
+		"states_per_second", "per_model", "digest", "models", "target"} {
+		require.Contains(t, m, k)
+	}
+	require.EqualValues(t, 7, m["seed"])
+	require.Equal(t, "0/1", m["shard"])
+	back, err := ReadReport(&buf)
+	require.NoError(t, err)
+	require.Equal(t, rep, back)
+	_, err = ReadReport(bytes.NewReader([]byte(`{"version":9}`)))
+	require.Error(t, err)
+}
+
+// TestMinimizeDeterministic: the same failure minimizes to the same case.
+func TestMinimizeDeterministic(t *testing.T) {
+	seed := testSeed(t)
+	target, _ := TargetByName("broken:noflush")
+	var got []string
+	for range 2 {
+		rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels,
+			Bound: 64, Samples: 8, Target: target, TargetName: "broken:noflush", Out: t.TempDir()})
+		require.NoError(t, err)
+		require.Len(t, rep.Failures, 1)
+		w, err := os.ReadFile(filepath.Join(rep.Failures[0].Artifact, "workload.txt"))
+		require.NoError(t, err)
+		got = append(got, rep.Failures[0].State+"\n"+string(w))
+	}
+	require.Equal(t, got[0], got[1])
+}
+
+// TestFaultsAreExpected: injected I/O errors stop a workload without being
+// a failure; the state after the fault is still judged.
+func TestFaultsAreExpected(t *testing.T) {
+	seed := testSeed(t)
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 6, Gen: quickGen(), Models: quickModels[:3],
+		Bound: 32, Samples: 4, Faults: "write:eio@nth=4"})
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures, "%+v", rep.Failures)
+	require.EqualValues(t, 6, rep.Workloads)
+	require.Equal(t, "write:eio@nth=4", rep.Faults)
+	require.Positive(t, rep.Faulted, "the rule fires in some workloads")
+	require.Positive(t, rep.CrashStates)
+}
+
+func TestRecordSnapshots(t *testing.T) {
+	w := benchWorkload(4096, 64<<10, 4, 2)
+	rec, err := Record(props.QEDTarget{}, w, 1, "")
+	require.NoError(t, err)
+	require.Nil(t, rec.OpErr)
+	require.Equal(t, -1, rec.Snaps[0].Op)
+	require.Equal(t, len(w.Ops)+1, len(rec.Snaps))
+	require.NotEmpty(t, rec.Syncs)
+	for k := range rec.Syncs {
+		require.GreaterOrEqual(t, k, rec.SetupEnd)
+	}
+	ks := rec.PointKs(3)
+	require.Equal(t, rec.End.K(), ks[len(ks)-1])
+	// A point rebuilt from the trace equals the captured one.
+	for k, p := range rec.Syncs {
+		q, err := PointFromTrace(rec.Trace, k)
+		require.NoError(t, err)
+		require.Equal(t, len(p.Unsynced()), len(q.Unsynced()))
+	}
+	require.Equal(t, len(w.Ops), rec.GuestOpAt(rec.End.K()))
+	require.Contains(t, []int{-1, 0}, rec.GuestOpAt(rec.SetupEnd), "op 0 issued no I/O yet")
+}
+
+func TestConfigParsing(t *testing.T) {
+	sh, err := ParseShard("3/8")
+	require.NoError(t, err)
+	require.Equal(t, Shard{3, 8}, sh)
+	require.True(t, sh.Has(11))
+	require.False(t, sh.Has(12))
+	require.Equal(t, 3, Shard{3, 8}.ShardWorkloads(20))
+	for _, bad := range []string{"8/8", "-1/2", "x", "1/0", "1/2/3"} {
+		_, err := ParseShard(bad)
+		require.ErrorIs(t, err, ErrConfig, bad)
+	}
+	t.Setenv("JOB_COMPLETION_INDEX", "2")
+	sh, ok, err := ShardFromEnv(4)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, Shard{2, 4}, sh)
+	_, _, err = ShardFromEnv(2)
+	require.ErrorIs(t, err, ErrConfig)
+
+	ms, err := ParseModels("torn,drop,torn4k")
+	require.NoError(t, err)
+	require.Len(t, ms, 3)
+	ms, err = ParseModels("all")
+	require.NoError(t, err)
+	for _, m := range ms {
+		require.False(t, m.Garbage)
+	}
+	wts, err := ParseWeights("concurrent=0, write=20", workload.DefaultGenConfig().Weights)
+	require.NoError(t, err)
+	require.NotContains(t, wts, workload.Concurrent)
+	require.Equal(t, 20, wts[workload.Write])
+	require.Equal(t, 3, wts[workload.Flush])
+	for _, bad := range []string{"write", "bogus=1", "write=-1", "write=x"} {
+		_, err = ParseWeights(bad, nil)
+		require.ErrorIs(t, err, ErrConfig, bad)
+	}
+	_, err = ParseWeights("write=0", map[workload.Kind]int{workload.Write: 1})
+	require.ErrorIs(t, err, ErrConfig)
+	_, err = ParseModels("subset,bogus")
+	require.ErrorIs(t, err, ErrConfig)
+	require.NotEqual(t, WorkloadSeed(1, 0), WorkloadSeed(1, 1))
+	require.NotEqual(t, WorkloadSeed(1, 0), WorkloadSeed(2, 0))
+	_, err = Run(context.Background(), Config{Shard: Shard{2, 2}})
+	require.ErrorIs(t, err, ErrConfig)
+}
+
+// TestDurableCacheSameVerdicts: props.OracleOptions.Durable (used by the
+// campaign) changes no verdict: every state of a broken target's run gets
+// the same stage and the same first bad offset with and without it.
+func TestDurableCacheSameVerdicts(t *testing.T) {
+	target, _ := TargetByName("broken:noflush")
+	w := benchWorkload(4096, 64<<10, 6, 2)
+	rec, err := Record(target, w, 1, "")
+	require.NoError(t, err)
+	failing := 0
+	for _, k := range rec.PointKs(4) {
+		p, err := rec.Point(k)
+		require.NoError(t, err)
+		m := rec.ModelAt(k)
+		d, err := props.NewDurable(m)
+		require.NoError(t, err)
+		for id := range p.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 64, Samples: 8, Seed: 1}) {
+			s1, err := p.State(id)
+			require.NoError(t, err)
+			s2, err := p.State(id)
+			require.NoError(t, err)
+			v1 := props.CheckCrashState(target, s1, ImagePath, m.Clone(), props.OracleOptions{})
+			v2 := props.CheckCrashState(target, s2, ImagePath, m.Clone(), props.OracleOptions{Durable: d})
+			require.Equal(t, v1.Stage, v2.Stage, id.String())
+			if v1.Mismatch != nil {
+				failing++
+				require.NotNil(t, v2.Mismatch)
+				require.Equal(t, v1.Mismatch.Off, v2.Mismatch.Off, id.String())
+			}
+		}
+	}
+	require.Positive(t, failing, "the broken target must fail some states")
+}

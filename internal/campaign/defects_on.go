@@ -1,0 +1,36 @@
+//go:build qeddefects
+
+package campaign
+
+import (
+	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/props"
+	"github.com/spf13/afero"
+)
+
+// In builds with the qeddefects tag, every seeded defect of impl/qed is a
+// target "defect:NAME": impl/qed with that defect switched on (a process-
+// wide switch, so one campaign runs one defect at a time).
+func init() {
+	for _, info := range qed.DefectCatalogue {
+		d, name := info.Defect, "defect:"+info.Name
+		targets[name] = func() props.Target { return defectTarget{name: name, d: d} }
+	}
+}
+
+type defectTarget struct {
+	name string
+	d    qed.Defect
+}
+
+func (t defectTarget) Name() string { return t.name }
+
+func (t defectTarget) Create(fs afero.Fs, path string, o props.CreateOptions) error {
+	qed.SetDefect(t.d)
+	return props.QEDTarget{}.Create(fs, path, o)
+}
+
+func (t defectTarget) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk, error) {
+	qed.SetDefect(t.d)
+	return props.QEDTarget{}.Open(fs, path, o)
+}

@@ -1,0 +1,179 @@
+package campaign
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"slices"
+	"strconv"
+)
+
+// ReportVersion is the version of the JSON report layout.
+const ReportVersion = 1
+
+// Report is the JSON summary of a campaign (or a merge of shards).
+type Report struct {
+	Version     int      `json:"version"`
+	Seed        uint64   `json:"seed"`
+	Shard       string   `json:"shard"`       // "I/N", or "0,2/4" after a merge
+	ShardCount  int      `json:"shard_count"` // N
+	ShardsDone  []int    `json:"shards"`      // the shard indices covered
+	Target      string   `json:"target"`      // implementation under test
+	Models      []string `json:"models"`      // crash models enumerated
+	Faults      string   `json:"faults,omitempty"`
+	Iterations  int      `json:"iterations,omitempty"` // workload index space bound (0 = by duration)
+	Workloads   int64    `json:"workloads"`            // workloads completed
+	Skipped     int64    `json:"skipped"`              // workloads whose setup failed
+	Faulted     int64    `json:"faulted,omitempty"`    // workloads in which a fault was injected
+	CrashPoints int64    `json:"crash_points"`
+	CrashStates int64    `json:"crash_states"`
+	// OracleRuns counts the states the oracle ran on; the rest of
+	// CrashStates were byte-identical to a state of the same workload
+	// judged against the same model, whose verdict they share.
+	OracleRuns int64 `json:"oracle_runs"`
+	// PerModel counts the crash states checked under each model.
+	PerModel        map[string]int64 `json:"per_model"`
+	Failures        []FailureReport  `json:"failures"`
+	Seconds         float64          `json:"seconds"` // wall time (max over merged shards)
+	StatesPerSecond float64          `json:"states_per_second"`
+	Workers         int              `json:"workers"`
+	// Digest is the XOR over completed workloads of a hash of (index,
+	// seed): equal digests mean the same workloads were completed.
+	Digest string `json:"digest"`
+}
+
+// FailureReport is one failure in a Report.
+type FailureReport struct {
+	Workload     int    `json:"workload"`
+	WorkloadSeed uint64 `json:"workload_seed"`
+	Stage        string `json:"stage"`
+	State        string `json:"state,omitempty"` // crashsim StateID
+	CrashPoint   int64  `json:"crash_point,omitempty"`
+	GuestOp      int    `json:"guest_op"`
+	Ops          int    `json:"ops"`             // minimized workload length
+	OriginalOps  int    `json:"original_ops"`    // before minimization
+	Model        string `json:"model,omitempty"` // crash model of the (minimized) state
+	Artifact     string `json:"artifact,omitempty"`
+	// FoundSeconds is the campaign time at which the failure was found;
+	// MinimizeSeconds how long minimizing it took.
+	FoundSeconds    float64 `json:"found_seconds"`
+	MinimizeSeconds float64 `json:"minimize_seconds"`
+	Message         string  `json:"message"`
+}
+
+func workloadDigest(w int, seed uint64) uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d/%d", w, seed)
+	return h.Sum64()
+}
+
+func formatDigest(d uint64) string { return fmt.Sprintf("%016x", d) }
+
+// WriteJSON writes the report, indented.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// ReadReport decodes a JSON report.
+func ReadReport(rd io.Reader) (*Report, error) {
+	var r Report
+	dec := json.NewDecoder(rd)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("campaign: report: %w", err)
+	}
+	if r.Version != ReportVersion {
+		return nil, fmt.Errorf("campaign: report: version %d, want %d", r.Version, ReportVersion)
+	}
+	return &r, nil
+}
+
+// ErrMerge is wrapped by Merge errors: reports of different campaigns, or
+// overlapping shards.
+var ErrMerge = errors.New("campaign: reports cannot be merged")
+
+// Merge combines the reports of shards of one campaign (same seed, shard
+// count, target, models, faults and iterations; disjoint shards) into one.
+// Counts add up, digests XOR, failures concatenate, seconds is the longest
+// shard (shards run in parallel) and states_per_second is recomputed.
+func Merge(reps ...*Report) (*Report, error) {
+	if len(reps) == 0 {
+		return nil, fmt.Errorf("%w: no reports", ErrMerge)
+	}
+	first := reps[0]
+	out := &Report{Version: ReportVersion, Seed: first.Seed, ShardCount: first.ShardCount, Target: first.Target,
+		Models: first.Models, Faults: first.Faults, Iterations: first.Iterations, PerModel: map[string]int64{},
+		Failures: []FailureReport{}}
+	var digest uint64
+	for i, r := range reps {
+		what := ""
+		switch {
+		case r.Seed != first.Seed:
+			what = "seed " + strconv.FormatUint(r.Seed, 10)
+		case r.ShardCount != first.ShardCount:
+			what = "shard count " + strconv.Itoa(r.ShardCount)
+		case r.Target != first.Target:
+			what = "target " + r.Target
+		case !slices.Equal(r.Models, first.Models):
+			what = fmt.Sprintf("models %v", r.Models)
+		case r.Faults != first.Faults:
+			what = "faults " + strconv.Quote(r.Faults)
+		case r.Iterations != first.Iterations:
+			what = "iterations " + strconv.Itoa(r.Iterations)
+		}
+		if what != "" {
+			return nil, fmt.Errorf("%w: report %d has %s, report 0 differs", ErrMerge, i, what)
+		}
+		for _, s := range r.ShardsDone {
+			if slices.Contains(out.ShardsDone, s) {
+				return nil, fmt.Errorf("%w: shard %d/%d appears twice (report %d)", ErrMerge, s, r.ShardCount, i)
+			}
+			out.ShardsDone = append(out.ShardsDone, s)
+		}
+		d, err := strconv.ParseUint(r.Digest, 16, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: report %d: digest %q is not hex", ErrMerge, i, r.Digest)
+		}
+		digest ^= d
+		out.Workloads += r.Workloads
+		out.Skipped += r.Skipped
+		out.Faulted += r.Faulted
+		out.CrashPoints += r.CrashPoints
+		out.CrashStates += r.CrashStates
+		out.OracleRuns += r.OracleRuns
+		for m, n := range r.PerModel {
+			out.PerModel[m] += n
+		}
+		out.Failures = append(out.Failures, r.Failures...)
+		out.Seconds = max(out.Seconds, r.Seconds)
+		out.Workers += r.Workers
+	}
+	slices.Sort(out.ShardsDone)
+	out.Shard = shardLabel(out.ShardsDone, out.ShardCount)
+	out.Digest = formatDigest(digest)
+	if out.Seconds > 0 {
+		out.StatesPerSecond = float64(out.CrashStates) / out.Seconds
+	}
+	return out, nil
+}
+
+func shardLabel(done []int, n int) string {
+	if len(done) == 1 {
+		return fmt.Sprintf("%d/%d", done[0], n)
+	}
+	if len(done) == n {
+		return fmt.Sprintf("all/%d", n)
+	}
+	s := ""
+	for i, d := range done {
+		if i > 0 {
+			s += ","
+		}
+		s += strconv.Itoa(d)
+	}
+	return s + "/" + strconv.Itoa(n)
+}

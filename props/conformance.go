@@ -1,0 +1,199 @@
+package props
+
+import (
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/workload"
+)
+
+// ConformanceOptions tune TestTarget. The zero value runs the default
+// suite; PROPS_SEED replays a logged seed and PROPS_SCALE multiplies the
+// amount of work (see Scale).
+type ConformanceOptions struct {
+	// Seed of the run; 0 = random (logged). PROPS_SEED overrides it.
+	Seed int64
+	// Sequences and Steps of the state machine (0 = 40 and 30), before
+	// scaling.
+	Sequences, Steps int
+	// Budget bounds the state machine's wall time (0 = none).
+	Budget time.Duration
+	// Models the crash commands draw from (nil = DefaultModels()).
+	Models []crashsim.Model
+	// Explore: extra crash states judged per crash (0 = 8; <0 = none).
+	Explore int
+	// FaultRuns bounds each fault sweep's runs (0 = 24; <0 = skip the sweeps).
+	FaultRuns int
+	// NoFaults, NoConcurrency leave fault commands or concurrent groups
+	// out of the state machine (for implementations that do not support
+	// them yet: say so in your test).
+	NoFaults, NoConcurrency bool
+	// Oracle options for every crash state.
+	Oracle OracleOptions
+	// Regressions are sequences (text form) replayed first; each must pass.
+	Regressions []string
+}
+
+// Scale returns the work multiplier from PROPS_SCALE (default 1): the
+// state machine runs Scale times as many sequences, sequences grow up to
+// min(Scale, 4) times longer, and fault sweeps try Scale times as many
+// points. Nightly runs set e.g. PROPS_SCALE=50.
+func Scale() float64 {
+	if s := os.Getenv("PROPS_SCALE"); s != "" {
+		if v, err := strconv.ParseFloat(s, 64); err == nil && v > 0 {
+			return v
+		}
+	}
+	return 1
+}
+
+// TestTarget runs the whole property suite against an implementation, the
+// way testing/fstest.TestFS checks a file system. Call it from a test of
+// your own with your adapter:
+//
+//	func TestConformance(t *testing.T) {
+//		props.TestTarget(t, myTarget{}, props.ConformanceOptions{})
+//	}
+//
+// Subtests (each reports every problem it finds, then the next one runs):
+//   - Regressions: opts.Regressions replayed;
+//   - StateMachine: random command sequences with reads checked against
+//     the model, crashes under every crash model judged by the oracle
+//     (CheckCrashState), faults that must surface, concurrent groups;
+//     a failure is shrunk and printed as a replayable Sequence with its seed;
+//   - FaultSweep: an I/O-error loop (CheckFaultSweep) per fault rule over
+//     two fixed workloads, one with a backing file and one without.
+func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
+	t.Helper()
+	seed := opts.Seed
+	if seed == 0 {
+		seed = int64(rand.Uint64() >> 1)
+	}
+	seed = int64(envSeed(t, uint64(seed)))
+	scale := Scale()
+	t.Logf("conformance of %s: seed %d (replay: PROPS_SEED=%d), scale %g", target.Name(), seed, seed, scale)
+
+	t.Run("Regressions", func(t *testing.T) {
+		for i, text := range opts.Regressions {
+			s, err := ParseSequence(text)
+			if err != nil {
+				t.Errorf("regression %d: %v", i, err)
+				continue
+			}
+			if _, f := RunSequence(target, s, RunOptions{Explore: 64, Oracle: opts.Oracle}); f != nil {
+				t.Errorf("regression %d failed:\n%s\n%v", i, f.Seq, f)
+			}
+		}
+	})
+
+	t.Run("StateMachine", func(t *testing.T) {
+		cfg := DefaultStateMachineConfig()
+		cfg.Seed = seed
+		if opts.Sequences > 0 {
+			cfg.Sequences = opts.Sequences
+		}
+		if opts.Steps > 0 {
+			cfg.Steps = opts.Steps
+		}
+		cfg.Sequences = int(float64(cfg.Sequences) * scale)
+		cfg.Steps = int(float64(cfg.Steps) * min(scale, 4))
+		cfg.Budget = opts.Budget
+		cfg.Models = opts.Models
+		cfg.NoFaults, cfg.NoConcurrency = opts.NoFaults, opts.NoConcurrency
+		cfg.Run.Oracle = opts.Oracle
+		switch {
+		case opts.Explore > 0:
+			cfg.Run.Explore = opts.Explore
+		case opts.Explore < 0:
+			cfg.Run.Explore = 0
+		}
+		res := CheckStateMachine(target, cfg)
+		if !res.Passed() {
+			t.Error(res.Report())
+			return
+		}
+		t.Log(res.Report())
+		if secs := res.Duration.Seconds(); secs > 0 {
+			t.Logf("%.1f sequences/s, %.0f commands/s, %.0f crash states/s", float64(res.Sequences)/secs, float64(res.Commands)/secs, float64(res.CrashStates)/secs)
+		}
+	})
+
+	t.Run("FaultSweep", func(t *testing.T) {
+		runs := opts.FaultRuns
+		if runs < 0 {
+			t.Skip("fault sweeps disabled by ConformanceOptions.FaultRuns")
+		}
+		if runs == 0 {
+			runs = 24
+		}
+		runs = int(float64(runs) * scale)
+		for name, w := range FaultSweepWorkloads() {
+			for _, rule := range FaultRules {
+				for _, f := range CheckFaultSweep(target, w, rule, runs, opts.Oracle) {
+					t.Errorf("workload %s: %v\nworkload:\n%s", name, f, w)
+				}
+			}
+		}
+	})
+}
+
+// FaultSweepWorkloads are the fixed workloads of the fault sweeps: each
+// allocates L2 tables and clusters, overwrites in place, writes zeroes,
+// flushes, resizes and reopens, with and without a backing file.
+func FaultSweepWorkloads() map[string]*workload.Workload {
+	const script = `
+write 0x0 0x1800 id=11
+write 0x3000 0x200 id=12
+flush
+zero 0x1000 0x3000
+write 0x7e00 0x400 id=13
+resize 0x30000
+write 0x2e000 0x1000 id=14
+flush
+write 0x100 0x100 id=15
+reopen
+write 0x10000 0x2000 id=16
+concurrent 2
+  write 0x20000 0x1000 id=17
+  write 0x21000 0x1000 id=18
+`
+	mk := func(head string) *workload.Workload {
+		w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\n" + head + script))
+		if err != nil {
+			panic("props: bad built-in fault workload: " + err.Error())
+		}
+		return w
+	}
+	return map[string]*workload.Workload{
+		"no-backing":  mk("image cluster_size=4096 table_size=1 size=131072\n"),
+		"raw-backing": mk("image cluster_size=4096 table_size=1 size=131072\nbacking raw size=40960 fill=1\n"),
+	}
+}
+
+// Replay runs a Sequence given in text form (as a failure report prints
+// it) on target and fails t, with the failure explained, if it does not
+// pass. Paste a shrunk counterexample into a regression test with it:
+//
+//	props.Replay(t, props.QEDTarget{}, `qedtorture-workload v1
+//	image cluster_size=4096 table_size=1 size=65536
+//	write 0x0 0x1000 id=1
+//	#! crash sync=1 model=subset choice=3
+//	flush
+//	`)
+func Replay(t testing.TB, target Target, text string) {
+	t.Helper()
+	s, err := ParseSequence(text)
+	if err != nil {
+		t.Fatalf("props.Replay: %v", err)
+	}
+	r, f := RunSequence(target, s, RunOptions{})
+	if f != nil {
+		t.Fatalf("props.Replay on %s failed:\n%s\n%v", target.Name(), f.Seq, f)
+	}
+	t.Logf("replayed %d ops on %s: %d crash states judged, %d faults fired", s.Len(), target.Name(), r.CrashStates, r.Faults)
+}

@@ -1,0 +1,130 @@
+//go:build qeddefects
+
+package props
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed"
+)
+
+// Detection budget per seeded defect: the state machine must find it
+// within this many sequences and this much time (shrinking excluded).
+const (
+	defectBudgetSequences = 1500
+	defectBudgetTime      = 40 * time.Second
+)
+
+// TestDefects runs the state machine against impl/qed with each seeded
+// defect switched on and asserts that every one is detected within the
+// budget. It prints, per defect, the time to detect, the sequences run,
+// the shrunk counterexample's length and the crash models that catch it.
+//
+//	go test -tags qeddefects -run TestDefects -v ./props
+//
+// PROPS_SEED fixes the seed (default: a constant, so the table is
+// reproducible); PROPS_DEFECT=name runs one defect.
+func TestDefects(t *testing.T) {
+	seed := int64(envSeed(t, 20261125))
+	only := os.Getenv("PROPS_DEFECT")
+	type row struct {
+		info      qed.DefectInfo
+		res       *StateMachineResult
+		models    []crashsim.Model
+		noCrash   bool
+		modelTime time.Duration
+	}
+	var rows []row
+	defer qed.SetDefect(qed.DefectNone)
+	for _, info := range qed.DefectCatalogue {
+		if only != "" && only != info.Name {
+			continue
+		}
+		qed.SetDefect(info.Defect)
+		cfg := DefaultStateMachineConfig()
+		cfg.Seed = seed + int64(info.Defect)*1000
+		cfg.Sequences = defectBudgetSequences
+		cfg.Budget = defectBudgetTime
+		cfg.Run.Explore = 16
+		// Count a failure only if the defect causes it: the same sequence
+		// must pass with the defect switched off.
+		cfg.Accept = func(f *Failure) bool {
+			qed.SetDefect(qed.DefectNone)
+			defer qed.SetDefect(info.Defect)
+			_, g := RunSequence(QEDTarget{}, f.Seq, RunOptions{})
+			return g == nil
+		}
+		res := CheckStateMachine(QEDTarget{}, cfg)
+		r := row{info: info, res: res}
+		if res.Passed() {
+			t.Errorf("defect %s (%s) NOT detected: %s", info.Name, info.Class, res.Report())
+		} else {
+			t.Logf("defect %s detected:\n%s", info.Name, res.Report())
+			start := time.Now()
+			seq := res.Shrunk
+			if seq == nil {
+				seq = res.First
+			}
+			if res.Rejected > 0 {
+				t.Logf("defect %s: %d failures also happened without the defect (not counted)", info.Name, res.Rejected)
+			}
+			r.models, r.noCrash = CatchingModels(QEDTarget{}, seq.Seq, DefaultModels(), 256)
+			r.modelTime = time.Since(start)
+		}
+		rows = append(rows, r)
+	}
+	qed.SetDefect(qed.DefectNone)
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "defect\tclass\tdetected\ttime\tsequences\tshrunk ops\tfailure\tmodels that catch it")
+	for _, r := range rows {
+		det, tm, seqs, ops, kind, models := "NO", "-", fmt.Sprint(r.res.Sequences), "-", "-", "-"
+		if !r.res.Passed() {
+			det = "yes"
+			tm = (r.res.Duration - r.res.ShrinkTime).Round(time.Millisecond).String()
+			f := r.res.Shrunk
+			if f == nil {
+				f = r.res.First
+			}
+			ops = fmt.Sprint(f.Seq.Len())
+			kind = f.Kind
+			if f.Stage != "" {
+				kind += "/" + string(f.Stage)
+			}
+			switch {
+			case r.noCrash:
+				models = "any (no crash needed)"
+			default:
+				models = modelList(r.models)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.info.Name, r.info.Class, det, tm, seqs, ops, kind, models)
+	}
+	tw.Flush()
+	t.Logf("seeded defects (seed %d, budget %d sequences / %v per defect):\n%s", seed, defectBudgetSequences, defectBudgetTime, b.String())
+}
+
+func modelList(ms []crashsim.Model) string {
+	if len(ms) == 0 {
+		return "none (only the sampled state found it)"
+	}
+	s := make([]string, len(ms))
+	strong := true
+	for i, m := range ms {
+		s[i] = m.String()
+		if m.Base == crashsim.Prefix || m.Base == crashsim.Drop {
+			strong = false
+		}
+	}
+	out := strings.Join(s, ",")
+	if strong {
+		out += " (subset/torn only)"
+	}
+	return out
+}

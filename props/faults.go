@@ -1,0 +1,134 @@
+package props
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/workload"
+)
+
+// FaultSweepResult is one run of a fault sweep that went wrong.
+type FaultSweepResult struct {
+	Rule string // the faultfs rule, with its nth
+	Err  error
+}
+
+func (r FaultSweepResult) Error() string { return fmt.Sprintf("%s: %v", r.Rule, r.Err) }
+
+// CheckFaultSweep is an I/O-error loop in the style of SQLite's: it runs
+// workload w once to count the operations on the image file that rule
+// (e.g. "write:eio", "sync:eio", "write:short", "write:enospc") matches,
+// then reruns it with the fault at the n-th of them for every n (at most
+// maxRuns values of n, evenly spread; 0 = all). Each run must:
+//   - surface the injected error: the op that met it fails with an error
+//     wrapping the one faultfs returned (creation and open included);
+//   - not panic;
+//   - leave an image that passes the crash oracle (CheckCrashState: no
+//     structural corruption, flushed data intact, pending ops allowed
+//     either way, liveness) both as the live files are after a clean close
+//     and as a "drop" crash state right after the fault (a failed sync may
+//     have lost every unsynced write).
+//
+// It returns every failing run.
+func CheckFaultSweep(target Target, w *workload.Workload, rule string, maxRuns int, oracle OracleOptions) []FaultSweepResult {
+	if _, err := faultfs.ParseRule(rule); err != nil {
+		return []FaultSweepResult{{Rule: rule, Err: err}}
+	}
+	count, err := faultRun(target, w, fmt.Sprintf("%s@nth=%d,path=%s", rule, uint64(math.MaxInt32), ImageName), oracle, true)
+	if err != nil {
+		return []FaultSweepResult{{Rule: rule + " (dry run)", Err: err}}
+	}
+	var out []FaultSweepResult
+	step := uint64(1)
+	if maxRuns > 0 && count > uint64(maxRuns) {
+		step = (count + uint64(maxRuns) - 1) / uint64(maxRuns)
+	}
+	for n := uint64(1); n <= count; n += step {
+		r := fmt.Sprintf("%s@nth=%d,path=%s", rule, n, ImageName)
+		if _, err := faultRun(target, w, r, oracle, false); err != nil {
+			out = append(out, FaultSweepResult{Rule: r, Err: err})
+		}
+	}
+	return out
+}
+
+// faultRun runs w over faultfs(crashsim) with one rule. In a dry run it
+// returns how many operations the rule matched.
+func faultRun(target Target, w *workload.Workload, rule string, oracle OracleOptions, dry bool) (uint64, error) {
+	base := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
+	ffs, err := faultfs.NewFromString(base, 1, rule)
+	if err != nil {
+		return 0, err
+	}
+	// The rule matches only the image file: the backing chain that
+	// NewExec builds is not under test.
+	var e *Exec
+	runErr := protect(func() error {
+		var err error
+		if e, err = NewExec(target, ffs, "/w", w); err != nil {
+			return err
+		}
+		if err := e.RunAll(); err != nil {
+			return err
+		}
+		// The final close is part of the run: it flushes and clears NEED_CHECK.
+		err = e.Disk.Close()
+		e.Disk = nil
+		return err
+	})
+	var pe *panicError
+	if errors.As(runErr, &pe) {
+		return 0, runErr
+	}
+	log := ffs.Log()
+	if dry {
+		if runErr != nil {
+			return 0, runErr
+		}
+		return ffs.Matches(0), nil
+	}
+	if len(log) == 0 {
+		// The workload issued fewer matching ops this time (it may
+		// legitimately vary, e.g. with concurrency): nothing to judge.
+		if runErr != nil {
+			return 0, fmt.Errorf("no fault fired but the run failed: %w", runErr)
+		}
+		return 0, nil
+	}
+	inj := log[0]
+	if runErr == nil {
+		return 0, fmt.Errorf("injected %s at %s %s off=%d len=%d did not surface: the workload completed", inj.Fault, inj.Op, inj.Path, inj.Off, inj.Len)
+	}
+	if !errors.Is(runErr, inj.Err) {
+		return 0, fmt.Errorf("injected %s surfaced as a different error: %v", inj.Fault, runErr)
+	}
+	if e == nil || e.Model == nil {
+		return 0, nil // the fault hit creation: nothing was promised yet
+	}
+	ffs.Arm(false)
+	// A failed sync may have lost every unsynced write: judge the "drop"
+	// state right after the fault, then the live files after a close.
+	p, err := base.Point()
+	if err != nil {
+		return 0, err
+	}
+	drop, err := p.State(crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}})
+	if err != nil {
+		return 0, err
+	}
+	if v := CheckCrashState(target, drop, e.ImagePath(), e.Model.Clone(), oracle); !v.OK() {
+		return 0, fmt.Errorf("after the fault (%s), drop crash state: %v", rule, v)
+	}
+	if e.Disk != nil {
+		if err := protect(e.Disk.Close); err != nil && errors.As(err, &pe) {
+			return 0, err
+		}
+	}
+	if v := CheckCrashState(target, base, e.ImagePath(), e.Model, oracle); !v.OK() {
+		return 0, fmt.Errorf("after the fault (%s) and a close: %v", rule, v)
+	}
+	return 0, nil
+}

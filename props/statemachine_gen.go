@@ -1,0 +1,507 @@
+package props
+
+import (
+	"fmt"
+	"math/rand"
+	"strings"
+	"time"
+
+	"github.com/leanovate/gopter"
+	"github.com/leanovate/gopter/commands"
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/workload"
+)
+
+// StateMachineConfig configures CheckStateMachine. Zero fields take the
+// defaults of DefaultStateMachineConfig.
+type StateMachineConfig struct {
+	// Seed of the whole run; the i-th batch of sequences uses Seed+i.
+	Seed int64
+	// Sequences is the number of command sequences to run (at most).
+	Sequences int
+	// Steps is the maximum sequence length; lengths grow from Steps/4.
+	Steps int
+	// Batch is the number of sequences per gopter check (shrinking happens
+	// inside a batch); 0 = 10.
+	Batch int
+	// Budget stops the run (between batches) after this long; 0 = none.
+	Budget time.Duration
+	// MaxShrink bounds the shrink steps of a failing sequence; 0 = 200.
+	MaxShrink int
+	// Models the crash commands draw from; nil = crashsim.Models().
+	Models []crashsim.Model
+	// MaxClusters bounds image sizes (in clusters) except for the
+	// occasional image spanning several L2 tables; 0 = 24.
+	MaxClusters int64
+	// NoCrashes, NoFaults, NoConcurrency leave those commands out.
+	NoCrashes, NoFaults, NoConcurrency bool
+	// Run options (crash-state exploration, oracle options).
+	Run RunOptions
+	// Accept, if set, vets every failure (during shrinking too): a failure
+	// it rejects ends its sequence as if it had passed. The seeded-defect
+	// test uses it to count only failures the defect causes (the same
+	// sequence must pass with the defect off).
+	Accept func(*Failure) bool
+}
+
+// DefaultStateMachineConfig returns the defaults: 40 sequences of up to 30
+// commands, 8 explored crash states per crash, every crash model.
+func DefaultStateMachineConfig() StateMachineConfig {
+	return StateMachineConfig{Sequences: 40, Steps: 30, Batch: 10, MaxShrink: 200, MaxClusters: 24, Run: RunOptions{Explore: 8}}
+}
+
+func (c *StateMachineConfig) fill() {
+	d := DefaultStateMachineConfig()
+	if c.Sequences <= 0 {
+		c.Sequences = d.Sequences
+	}
+	if c.Steps <= 0 {
+		c.Steps = d.Steps
+	}
+	if c.Batch <= 0 {
+		c.Batch = d.Batch
+	}
+	if c.MaxShrink <= 0 {
+		c.MaxShrink = d.MaxShrink
+	}
+	if c.MaxClusters <= 0 {
+		c.MaxClusters = d.MaxClusters
+	}
+	if len(c.Models) == 0 {
+		c.Models = DefaultModels()
+	}
+}
+
+// StateMachineResult reports a CheckStateMachine run.
+type StateMachineResult struct {
+	Seed        int64
+	Sequences   int           // sequences run (including the failing one)
+	Commands    int           // commands run, shrinking excluded
+	CrashStates int           // crash states judged
+	Faults      int           // faults that fired
+	Duration    time.Duration // wall time, shrinking included
+	First       *Failure      // the first failure as found
+	Shrunk      *Failure      // the same failure after shrinking
+	ShrinkTime  time.Duration
+	Gopter      string // gopter's own summary of a failure
+	Rejected    int    // failures Accept rejected
+}
+
+// Passed reports whether no sequence failed.
+func (r *StateMachineResult) Passed() bool { return r.First == nil }
+
+// Report explains a failure: seed, shrunk sequence in replayable form,
+// the error, and how to replay it.
+func (r *StateMachineResult) Report() string {
+	if r.Passed() {
+		return fmt.Sprintf("passed: %d sequences, %d commands, %d crash states, %d faults in %v (seed %d)",
+			r.Sequences, r.Commands, r.CrashStates, r.Faults, r.Duration.Round(time.Millisecond), r.Seed)
+	}
+	f := r.Shrunk
+	if f == nil {
+		f = r.First
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "state machine FAILED (seed %d; replay: PROPS_SEED=%d) after %d sequences\n", r.Seed, r.Seed, r.Sequences)
+	fmt.Fprintf(&b, "first failure at op %d of %d; shrunk to %d ops:\n", r.First.Op, r.First.Seq.Len(), f.Seq.Len())
+	fmt.Fprintf(&b, "----- sequence (paste into props.Replay) -----\n%s----- end -----\n", f.Seq)
+	fmt.Fprintf(&b, "%v\n", f)
+	return b.String()
+}
+
+// smState is the abstract state the generators work from: just enough to
+// generate valid ops. The reference model lives in the Runner.
+type smState struct {
+	G      workload.Geometry
+	Size   int64
+	NextID uint32
+	Model  crashsim.Model
+	cfg    *StateMachineConfig
+}
+
+// smCommand is one command: an op and its crash or fault.
+type smCommand struct {
+	Op   workload.Op
+	Step Step
+	cfg  *StateMachineConfig
+}
+
+func (c *smCommand) String() string {
+	s := c.Op.String()
+	if c.Step.Crash != nil {
+		s += " {" + c.Step.Crash.String() + "}"
+	}
+	if c.Step.Fault != nil {
+		s += " {" + c.Step.Fault.String() + "}"
+	}
+	return s
+}
+
+// Run implements commands.Command.
+func (c *smCommand) Run(sut commands.SystemUnderTest) commands.Result {
+	r, ok := sut.(*Runner)
+	if !ok || r == nil {
+		return &Failure{Op: -1, Err: fmt.Errorf("setup failed"), Kind: "setup"}
+	}
+	if r.rejected {
+		return nil
+	}
+	if f := r.Run(c.Op, c.Step); f != nil {
+		if c.cfg != nil && c.cfg.Accept != nil && !c.cfg.Accept(f) {
+			r.rejected = true
+			return nil
+		}
+		return f
+	}
+	return nil
+}
+
+// NextState implements commands.Command.
+func (c *smCommand) NextState(state commands.State) commands.State {
+	s := *state.(*smState)
+	switch c.Op.Kind {
+	case workload.Resize:
+		s.Size = c.Op.Off
+	case workload.Write:
+		s.NextID = max(s.NextID, c.Op.ID+1)
+	case workload.Concurrent:
+		for _, sub := range c.Op.Group {
+			if sub.Kind == workload.Write {
+				s.NextID = max(s.NextID, sub.ID+1)
+			}
+		}
+	}
+	return &s
+}
+
+// PreCondition implements commands.Command: the op fits the current size
+// and its ids are fresh (shrinking may remove a resize or a write).
+func (c *smCommand) PreCondition(state commands.State) bool {
+	s := state.(*smState)
+	ok := func(op workload.Op) bool {
+		switch op.Kind {
+		case workload.Write, workload.WriteZeroes, workload.Read:
+			if op.Off < 0 || op.Len <= 0 || op.Off+op.Len > s.Size {
+				return false
+			}
+			return op.Kind != workload.Write || op.ID >= s.NextID
+		case workload.Resize:
+			return op.Off >= s.Size
+		}
+		return true
+	}
+	if c.Op.Kind == workload.Concurrent {
+		next := s.NextID
+		for _, sub := range c.Op.Group {
+			if !ok(sub) || (sub.Kind == workload.Write && sub.ID < next) {
+				return false
+			}
+			if sub.Kind == workload.Write {
+				next = sub.ID + 1
+			}
+		}
+		return len(c.Op.Group) > 0
+	}
+	return ok(c.Op)
+}
+
+// PostCondition implements commands.Command.
+func (c *smCommand) PostCondition(_ commands.State, result commands.Result) *gopter.PropResult {
+	if f, ok := result.(*Failure); ok && f != nil {
+		return &gopter.PropResult{Status: gopter.PropFalse, Labels: []string{f.Error()}}
+	}
+	return &gopter.PropResult{Status: gopter.PropTrue}
+}
+
+// genState draws an initial state: geometry, backing chain, crash model.
+func genState(cfg *StateMachineConfig) gopter.Gen {
+	return func(p *gopter.GenParameters) *gopter.GenResult {
+		r := p.Rng
+		g := workload.Geometry{
+			ClusterSize: 4096 << r.Intn(5), // 4 KiB .. 64 KiB
+			TableSize:   1 << r.Intn(5),    // 1 .. 16
+		}
+		cs := int64(g.ClusterSize)
+		l2Range := cs * (cs * int64(g.TableSize) / 8)
+		switch k := r.Intn(20); {
+		case k < 2:
+			g.Size = 0
+		case k < 10:
+			g.Size = (1 + r.Int63n(cfg.MaxClusters)) * cs
+		case k < 18:
+			g.Size = r.Int63n(cfg.MaxClusters)*cs + 512*(1+r.Int63n(cs/512-1))
+		default: // several L2 tables, when that stays small
+			if l2Range <= 4<<20 {
+				g.Size = (1+r.Int63n(3))*l2Range + 512*r.Int63n(cs/512)
+			} else {
+				g.Size = (1 + r.Int63n(cfg.MaxClusters)) * cs
+			}
+		}
+		var chain []workload.Backing
+		switch k := r.Intn(20); {
+		case k < 7: // none
+		case k < 12:
+			chain = []workload.Backing{{Format: "raw"}}
+		case k < 17:
+			chain = []workload.Backing{{Format: "qed"}}
+		default:
+			chain = []workload.Backing{{Format: "qed"}, {Format: []string{"raw", "qed"}[r.Intn(2)]}}
+		}
+		id := uint32(1)
+		for i := len(chain) - 1; i >= 0; i-- {
+			b := &chain[i]
+			b.Fill = id
+			id++
+			if r.Intn(4) == 0 { // sometimes longer than the image
+				b.Size = g.Size + 512*(1+r.Int63n(64))
+			} else { // usually shorter
+				b.Size = 512 * (1 + r.Int63n(g.Size/512+1))
+			}
+			if b.Format == "qed" {
+				b.ClusterSize = 4096 << r.Intn(5)
+				b.TableSize = 1 << r.Intn(5)
+			}
+		}
+		g.Backing = chain
+		s := &smState{G: g, Size: g.Size, NextID: id, cfg: cfg, Model: cfg.Models[r.Intn(len(cfg.Models))]}
+		return gopter.NewGenResult(s, gopter.NoShrinker)
+	}
+}
+
+// extent picks a range of [0, size): cluster-aligned, sector-aligned or
+// unaligned, biased toward a few hot clusters and the L2 boundaries so that
+// ops overlap and cross tables.
+func extent(r *rand.Rand, s *smState) (off, n int64) {
+	size := s.Size
+	cs := int64(s.G.ClusterSize)
+	span := size
+	base := int64(0)
+	switch r.Intn(4) {
+	case 0, 1:
+		span = min(size, 4*cs)
+	case 2:
+		l2Range := cs * (cs * int64(s.G.TableSize) / 8)
+		if size > l2Range {
+			base = l2Range * r.Int63n(size/l2Range)
+			if base > cs && r.Intn(2) == 0 {
+				base -= cs
+			}
+			span = min(size-base, 3*cs)
+		}
+	}
+	switch r.Intn(3) {
+	case 0:
+		off = base + r.Int63n(max(span/cs, 1))*cs
+		n = cs * (1 + r.Int63n(2))
+	case 1:
+		off = base + r.Int63n(max(span/512, 1))*512
+		n = 512 * (1 + r.Int63n(2*cs/512))
+	default:
+		off = base + r.Int63n(span)
+		n = 1 + r.Int63n(cs+cs/2)
+	}
+	off = min(off, size-1)
+	n = min(n, size-off)
+	return off, n
+}
+
+// genCommand draws a command for state s.
+func genCommand(st commands.State) gopter.Gen {
+	s := st.(*smState)
+	cfg := s.cfg
+	return func(p *gopter.GenParameters) *gopter.GenResult {
+		r := p.Rng
+		id := s.NextID
+		var op workload.Op
+		pickOp := func(writePath bool) {
+			for {
+				k := r.Intn(28)
+				if s.Size == 0 && (k < 17 || k == 21) {
+					continue // needs a non-empty image
+				}
+				switch {
+				case k < 10:
+					off, n := extent(r, s)
+					op = workload.Op{Kind: workload.Write, Off: off, Len: n, ID: id}
+				case k < 14:
+					off, n := extent(r, s)
+					if r.Intn(2) == 0 { // cluster-aligned both ends when possible
+						cs := int64(s.G.ClusterSize)
+						off = off / cs * cs
+						n = max(cs, (n+cs-1)/cs*cs)
+						n = min(n, s.Size-off)
+					}
+					op = workload.Op{Kind: workload.WriteZeroes, Off: off, Len: n}
+				case k < 17:
+					if writePath {
+						continue
+					}
+					off, n := extent(r, s)
+					op = workload.Op{Kind: workload.Read, Off: off, Len: n}
+				case k < 20:
+					op = workload.Op{Kind: workload.Flush}
+				case k < 21:
+					cs := int64(s.G.ClusterSize)
+					grow := 512 * r.Int63n(2*cs/512+1)
+					if r.Intn(2) == 0 {
+						grow = cs * r.Int63n(4)
+					}
+					op = workload.Op{Kind: workload.Resize, Off: s.Size + grow}
+				case k < 22:
+					if cfg.NoConcurrency {
+						continue
+					}
+					op = workload.Op{Kind: workload.Concurrent}
+					n := 2 + r.Intn(3)
+					disjoint := r.Intn(2) == 0
+					var next int64
+					for j := range n {
+						off, l := extent(r, s)
+						if disjoint {
+							chunk := max(s.Size/int64(n), 1)
+							off = min(int64(j)*chunk+r.Int63n(chunk), s.Size-1)
+							l = min(l, chunk-(off-int64(j)*chunk), s.Size-off)
+							if l <= 0 || off < next {
+								continue
+							}
+							next = off + l
+						}
+						if r.Intn(4) == 0 {
+							op.Group = append(op.Group, workload.Op{Kind: workload.WriteZeroes, Off: off, Len: l})
+						} else {
+							op.Group = append(op.Group, workload.Op{Kind: workload.Write, Off: off, Len: l, ID: id})
+							id++
+						}
+					}
+					if len(op.Group) == 0 {
+						continue
+					}
+				case k < 25:
+					op = workload.Op{Kind: workload.Reopen}
+				default:
+					if writePath {
+						continue
+					}
+					op = workload.Op{Kind: workload.Check}
+				}
+				return
+			}
+		}
+		c := &smCommand{cfg: cfg}
+		k := r.Intn(20)
+		switch {
+		case k < 4 && !cfg.NoCrashes:
+			pickOp(true)
+			m := s.Model
+			if r.Intn(3) == 0 {
+				m = cfg.Models[r.Intn(len(cfg.Models))]
+			}
+			c.Step.Crash = &CrashSpec{Sync: r.Intn(4), Model: m, Choice: uint64(r.Int63n(1 << 20))}
+		case k < 6 && !cfg.NoFaults && s.Size > 0:
+			pickOp(true)
+			f := &FaultSpec{Rule: FaultRules[r.Intn(len(FaultRules))], Nth: 1 + r.Intn(6)}
+			if r.Intn(2) == 0 {
+				m := s.Model
+				if r.Intn(2) == 0 {
+					m = crashsim.Model{Base: crashsim.Drop}
+				}
+				f.Then = &CrashSpec{Model: m, Choice: uint64(r.Int63n(1 << 20))}
+			}
+			c.Step.Fault = f
+		default:
+			pickOp(false)
+		}
+		c.Op = op
+		return gopter.NewGenResult(c, gopter.NoShrinker)
+	}
+}
+
+// DefaultModels are the crash models the properties use: every model of
+// crashsim.Models() except the +garbage variants. A lost sector holding
+// garbage is, by the oracle's rule (a byte reads its durable value or a
+// value written since), a failure for any implementation without data
+// checksums, QED included: it measures the disk, not the format.
+func DefaultModels() []crashsim.Model {
+	var out []crashsim.Model
+	for _, m := range crashsim.Models() {
+		if !m.Garbage {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// CheckStateMachine runs the state-machine property on target: random
+// command sequences (see Sequence for what each command does), every read
+// and every crash state checked against the model, faults required to
+// surface. A failing sequence is shrunk by gopter (commands removed while
+// it still fails) and reported with its seed.
+func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResult {
+	cfg.fill()
+	res := &StateMachineResult{Seed: cfg.Seed}
+	start := time.Now()
+	var last *Failure
+	shrinking := false
+	var shrinkStart time.Time
+	cmds := &commands.ProtoCommands{
+		NewSystemUnderTestFunc: func(initial commands.State) commands.SystemUnderTest {
+			s := initial.(*smState)
+			r, err := NewRunner(target, s.G, cfg.Run)
+			if err != nil {
+				seq := &Sequence{W: &workload.Workload{Geometry: s.G}}
+				return &Runner{Target: target, seq: seq, failed: &Failure{Op: -1, Seq: seq, Err: err, Kind: "setup"}}
+			}
+			return r
+		},
+		DestroySystemUnderTestFunc: func(sut commands.SystemUnderTest) {
+			r, ok := sut.(*Runner)
+			if !ok || r == nil {
+				return
+			}
+			r.Close()
+			if !shrinking {
+				res.Sequences++
+				res.Commands += r.Sequence().Len()
+				res.CrashStates += r.CrashStates
+				res.Faults += r.Faults
+			}
+			if r.rejected {
+				res.Rejected++
+				return
+			}
+			if f := r.Failed(); f != nil {
+				if !shrinking {
+					res.First = f
+					shrinking = true
+					shrinkStart = time.Now()
+				}
+				last = f
+			}
+		},
+		InitialStateGen: genState(&cfg),
+		GenCommandFunc:  genCommand,
+	}
+	for batch := 0; res.Sequences < cfg.Sequences; batch++ {
+		if cfg.Budget > 0 && time.Since(start) > cfg.Budget {
+			break
+		}
+		params := gopter.DefaultTestParametersWithSeed(cfg.Seed + int64(batch))
+		params.MinSuccessfulTests = min(cfg.Batch, cfg.Sequences-res.Sequences)
+		params.MinSize = max(1, cfg.Steps/4)
+		params.MaxSize = cfg.Steps + 1
+		params.MaxShrinkCount = cfg.MaxShrink
+		params.Workers = 1
+		tr := commands.Prop(cmds).Check(params)
+		if !tr.Passed() || res.First != nil {
+			res.Shrunk = last
+			res.ShrinkTime = time.Since(shrinkStart)
+			res.Gopter = fmt.Sprintf("gopter: %s after %d tests (error: %v)", tr.Status, tr.Succeeded, tr.Error)
+			if res.First == nil { // a gopter-level error (setup, panic in a generator)
+				res.First = &Failure{Op: -1, Seq: &Sequence{W: &workload.Workload{}}, Err: fmt.Errorf("%s\n%s", res.Gopter, tr.ErrorStack), Kind: "setup"}
+			}
+			break
+		}
+	}
+	res.Duration = time.Since(start)
+	return res
+}
