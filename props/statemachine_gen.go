@@ -221,6 +221,11 @@ func genState(cfg *StateMachineConfig) gopter.Gen {
 			ClusterSize: 4096 << r.Intn(5), // 4 KiB .. 64 KiB
 			TableSize:   1 << r.Intn(5),    // 1 .. 16
 		}
+		if g.ClusterSize*g.TableSize > 256<<10 && r.Intn(4) != 0 {
+			// Mostly keep tables small: every crash state opens the image
+			// and reads its L1 table (up to 1 MiB) several times.
+			g.TableSize = max(1, (256<<10)/g.ClusterSize)
+		}
 		cs := int64(g.ClusterSize)
 		l2Range := cs * (cs * int64(g.TableSize) / 8)
 		switch k := r.Intn(20); {

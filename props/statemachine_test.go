@@ -17,10 +17,11 @@ backing raw size=40960 fill=1
 write 0x0 0x1800 id=2
 #! crash sync=1 model=subset choice=3
 flush
-#! fault write:eio nth=2 then=close
+#! fault write:eio nth=1 then=close
 write 0x5000 0x2000 id=3
-#! fault sync:eio nth=1 then=crash model=drop choice=0
 zero 0x800 0x3000
+#! fault sync:eio nth=1 then=crash model=drop choice=0
+flush
 concurrent 2
   write 0x8000 0x1000 id=5
   zero 0x8800 0x1000
@@ -37,14 +38,14 @@ func TestSequenceRoundTrip(t *testing.T) {
 	s, err := ParseSequence(sampleSequence)
 	require.NoError(t, err)
 	require.Equal(t, sampleSequence, s.String())
-	require.Equal(t, 9, s.Len())
+	require.Equal(t, 10, s.Len())
 	c, f := s.Events()
 	require.Equal(t, 3, c)
 	require.Equal(t, 2, f)
 	require.Equal(t, 1, s.Steps[1].Crash.Sync)
 	require.Equal(t, "write:eio", s.Steps[2].Fault.Rule)
 	require.Nil(t, s.Steps[2].Fault.Then)
-	require.Equal(t, "drop", s.Steps[3].Fault.Then.Model.String())
+	require.Equal(t, "drop", s.Steps[4].Fault.Then.Model.String())
 	w, err := workload.Parse(strings.NewReader(sampleSequence))
 	require.NoError(t, err)
 	require.Equal(t, w.String(), s.W.String())
@@ -110,6 +111,7 @@ func TestStateMachineCatchesLostFlush(t *testing.T) {
 	cfg.Seed = seed
 	cfg.Sequences = 200
 	cfg.NoFaults = true
+	cfg.MaxShrink = 60
 	res := CheckStateMachine(lossyTarget{QEDTarget{}}, cfg)
 	require.False(t, res.Passed(), "a target that ignores Flush passed %d sequences", res.Sequences)
 	t.Log(res.Report())

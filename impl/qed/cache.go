@@ -1,7 +1,9 @@
 package qed
 
 import (
+	"cmp"
 	"container/list"
+	"slices"
 	"sync"
 )
 
@@ -9,17 +11,44 @@ import (
 // shared and modified only under Image.mu held exclusively, so readers never
 // see a table change under them; refs pins the table against eviction while
 // a request uses it.
+//
+// A table may be dirty: entries [dirtyLo, dirtyHi) (or, when fresh, the
+// whole table, never written yet) differ from the file and are written by
+// the next metadata writeback (Image.flushMetaLocked). The dirty fields are
+// written only under Image.mu held exclusively and read under Image.mu
+// held in either mode; a dirty table is never evicted.
 type l2Table struct {
 	offset  uint64
 	entries []uint64
 	refs    int           // guarded by l2Cache.mu
 	elem    *list.Element // guarded by l2Cache.mu; nil once evicted
+
+	fresh            bool   // allocated this session, not yet written at all
+	dirtyLo, dirtyHi uint64 // changed entry range; empty when dirtyLo >= dirtyHi
 }
 
+// dirty reports whether t has changes not yet written to the file.
+func (t *l2Table) dirty() bool { return t.fresh || t.dirtyLo < t.dirtyHi }
+
+// markDirty records that entries [lo, hi) changed in memory.
+func (t *l2Table) markDirty(lo, hi uint64) {
+	if t.dirtyLo >= t.dirtyHi {
+		t.dirtyLo, t.dirtyHi = lo, hi
+		return
+	}
+	t.dirtyLo, t.dirtyHi = min(t.dirtyLo, lo), max(t.dirtyHi, hi)
+}
+
+// markClean records that the file holds every entry of t.
+func (t *l2Table) markClean() { t.fresh, t.dirtyLo, t.dirtyHi = false, 0, 0 }
+
 // l2Cache is a bounded LRU of L2 tables keyed by file offset. It is
-// write-through: a table's entries always equal what was last written to
-// the file. A pinned table (refs > 0) is never evicted; when every table
-// is pinned the cache may briefly hold more than max.
+// write-back: a table's entries equal what was last written to the file
+// unless the table is dirty. A pinned table (refs > 0) or a dirty one is
+// never evicted; the cache may therefore briefly hold more than max, and
+// the Image writes its metadata back as soon as overfull reports it (after
+// an allocating write), which bounds memory by max plus the tables pinned
+// by requests in flight.
 type l2Cache struct {
 	mu    sync.Mutex // guards byOff, lru and every table's refs and elem
 	max   int
@@ -82,13 +111,44 @@ func (c *l2Cache) evictLocked() {
 	for e := c.lru.Back(); e != nil && c.lru.Len() > c.max; {
 		prev := e.Prev()
 		t := e.Value.(*l2Table)
-		if t.refs == 0 {
+		if t.refs == 0 && !t.dirty() {
 			c.lru.Remove(e)
 			t.elem = nil
 			delete(c.byOff, t.offset)
 		}
 		e = prev
 	}
+}
+
+// overfull reports whether the cache holds more tables than its bound
+// (which happens only when dirty or pinned tables could not be evicted).
+func (c *l2Cache) overfull() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len() > c.max
+}
+
+// dirtyTables returns the dirty tables, in file offset order. The caller
+// holds Image.mu exclusively.
+func (c *l2Cache) dirtyTables() []*l2Table {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []*l2Table
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		if t := e.Value.(*l2Table); t.dirty() {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(a, b *l2Table) int { return cmp.Compare(a.offset, b.offset) })
+	return out
+}
+
+// evict drops unpinned clean tables beyond the bound (after a writeback
+// cleaned them).
+func (c *l2Cache) evict() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.evictLocked()
 }
 
 // clear drops every unpinned table (used after repair rewrote tables).

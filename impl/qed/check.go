@@ -30,6 +30,13 @@ func (im *Image) Check(repair bool) (CheckReport, error) {
 	if repair && im.readOnly {
 		return CheckReport{}, ErrReadOnly
 	}
+	if !im.readOnly && im.metaDirtyLocked() {
+		// The check reads tables from the file: write pending metadata
+		// back first (a flush, with its ordering).
+		if err := im.flushMetaLocked(); err != nil {
+			return CheckReport{}, err
+		}
+	}
 	return im.checkLocked(repair)
 }
 

@@ -49,6 +49,18 @@ type Image struct {
 	corrupt  bool   // the open-time repair left corruption: keep NEED_CHECK
 	timer    Timer  // pending idle NEED_CHECK clear, or nil
 	timerGen uint64 // bumped on every allocating write; stale timers no-op
+	// Metadata write-back state (flushMetaLocked): the in-memory L1
+	// entries [l1DirtyLo, l1DirtyHi) are not yet written; lenShort says an
+	// allocation skipped writing zeros at the end of a fresh cluster, so
+	// the file may end before fileSize.
+	l1DirtyLo, l1DirtyHi uint64
+	lenShort             bool
+	cow                  []byte // scratch buffer of allocateLocked
+
+	// openLen is the file's length at open (immutable). Clusters at or
+	// past it were never written before this session: they read as zeros
+	// until written, so allocations there may skip zero fill.
+	openLen uint64
 }
 
 // Create makes a new empty QED image at path on fs, as qemu-img create
@@ -270,6 +282,7 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		im.idle = DefaultIdleClearDelay
 	}
 	im.fileSize = im.geo.startOfCluster(fileLen)
+	im.openLen = fileLen
 	if defect(DefectAllocatorUnalignedEnd) {
 		im.fileSize = fileLen
 	}
@@ -365,21 +378,34 @@ func (im *Image) Path() string { return im.path }
 // ReadOnly reports whether the image was opened read-only.
 func (im *Image) ReadOnly() bool { return im.readOnly }
 
-// Flush makes every completed write durable (File.Sync). It does not
-// clear NEED_CHECK; Close and the idle timer do that after their own flush.
+// Flush makes every completed write durable: with no metadata pending a
+// File.Sync under mu held shared, else the metadata writeback
+// (flushMetaLocked) under mu held exclusively. It does not clear
+// NEED_CHECK; Close and the idle timer do that after their own flush.
 func (im *Image) Flush() error {
 	im.mu.RLock()
-	defer im.mu.RUnlock()
 	if im.closed {
+		im.mu.RUnlock()
 		return ErrClosed
 	}
 	if im.readOnly {
+		im.mu.RUnlock()
 		return nil
 	}
-	if err := im.f.Sync(); err != nil {
-		return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+	if !im.metaDirtyLocked() {
+		defer im.mu.RUnlock()
+		if err := im.f.Sync(); err != nil {
+			return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+		}
+		return nil
 	}
-	return nil
+	im.mu.RUnlock()
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if im.closed {
+		return ErrClosed
+	}
+	return im.flushMetaLocked()
 }
 
 // Close flushes the image, clears NEED_CHECK (after that flush, unless an
@@ -414,18 +440,28 @@ func (im *Image) closeBacking() error {
 
 // clearNeedCheckLocked is the one place NEED_CHECK is cleared.
 //
-// Ordering: Sync first, so every data cluster and table update the bit
-// protected is durable; only then write the header without the bit, and
-// Sync again so the clean state is durable before we report success.
-// Clearing before the first Sync could leave a clean-looking image whose
-// L2 entries point past the end of the file.
+// Ordering: the metadata writeback first (flushMetaLocked, which ends with
+// a Sync), so every data cluster and table update the bit protected is
+// durable; only then write the header without the bit, and Sync again so
+// the clean state is durable before we report success. Clearing before
+// that could leave a clean-looking image whose L2 entries point past the
+// end of the file.
 func (im *Image) clearNeedCheckLocked() error {
-	if !defect(DefectNeedCheckClearedBeforeFlush) || im.hdr.Features&FeatureNeedCheck == 0 || im.corrupt {
-		if err := im.f.Sync(); err != nil {
-			return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+	need := im.hdr.Features&FeatureNeedCheck != 0 && !im.corrupt
+	if need && defect(DefectNeedCheckClearedBeforeFlush) {
+		// The seeded defect: the cleared header shares an epoch with the
+		// metadata it should follow.
+		nh := im.hdr
+		nh.Features &^= FeatureNeedCheck
+		if err := im.writeHeaderLocked(nh); err != nil {
+			return err
 		}
+		return im.flushMetaLocked()
 	}
-	if im.hdr.Features&FeatureNeedCheck == 0 || im.corrupt {
+	if err := im.flushMetaLocked(); err != nil {
+		return err
+	}
+	if !need {
 		return nil
 	}
 	nh := im.hdr
@@ -582,7 +618,9 @@ func (im *Image) hideBackingTailLocked(newSize uint64) error {
 		}
 		cur += k
 	}
-	if err := im.f.Sync(); err != nil {
+	// The zero marks (and any COW write) are written back and durable
+	// before the header announces the new size.
+	if err := im.flushMetaLocked(); err != nil {
 		return fmt.Errorf("qed: %s: flush before resize: %w", im.path, err)
 	}
 	return nil

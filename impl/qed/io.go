@@ -1,6 +1,8 @@
 package qed
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 )
@@ -156,10 +158,17 @@ func (im *Image) readLocked(p []byte, pos uint64) error {
 		case ExtentData:
 			host := r.host + g.offsetInCluster(cur)
 			if n, err := im.f.ReadAt(buf, int64(host)); n < len(buf) {
-				if err == nil {
-					err = io.ErrUnexpectedEOF
+				// A cluster allocated in this session may end past the
+				// end of the file until the next writeback extends it
+				// (allocateLocked skips zero fill): the rest is zeros.
+				if (err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && r.host >= im.openLen {
+					clear(buf[n:])
+				} else {
+					if err == nil {
+						err = io.ErrUnexpectedEOF
+					}
+					return fmt.Errorf("qed: %s: reading data at host offset %d: %w", im.path, host, err)
 				}
-				return fmt.Errorf("qed: %s: reading data at host offset %d: %w", im.path, host, err)
 			}
 		case ExtentZero:
 			clear(buf)
@@ -296,18 +305,31 @@ func (im *Image) allocClustersLocked(n uint64) uint64 {
 // offset pos into the run r of unallocated or zero clusters (data lies
 // inside r), filling the untouched head and tail of the new clusters by
 // copy-on-write: from the backing file for unallocated clusters (zeros past
-// its end or without one), zeros for zero clusters.
+// its end or without one), zeros for zero clusters. It then links the
+// clusters in the cached L2 table (linkLocked), which the next metadata
+// writeback (flushMetaLocked) writes to the file.
 //
-// Ordering, with a backing file: the new data and its COW fill are
-// written, then Sync, then linkLocked points L2 at them; a crash before the
-// link leaks the clusters, a crash after finds them durable. A new L2 table
-// is durable before L1 points at it (linkLocked). NEED_CHECK is not needed.
+// I/O economy: the fill and the data go out as one write of the whole new
+// clusters. A cluster at or past the file's length at open (fresh: nothing
+// was ever written there, so it reads as zeros) gets no fill at all when
+// the fill is zeros; only the data is written, and the file may end short
+// of fileSize until the writeback extends it (lenShort).
 //
-// Ordering, without a backing file: data and the L2 update are unordered,
-// so an L2 entry may become durable before its data, even pointing past the
-// end of the file. NEED_CHECK is made durable first (setNeedCheckLocked:
-// header write, Sync) and cleared only after a later Sync
-// (clearNeedCheckLocked), so a crash in between is repaired on next open.
+// Ordering, with a backing file: the data and its COW fill are written
+// here; the L2 entry pointing at them reaches the file only in
+// flushMetaLocked, after the file was extended to cover every allocated
+// cluster and a Sync made the data durable. A crash before that leaves
+// the clusters leaked, never linked to data that is not durable. A new L2
+// table is durable before L1 points at it (flushMetaLocked). NEED_CHECK is
+// not needed.
+//
+// Ordering, without a backing file: data and the L2 update are unordered
+// (flushMetaLocked does not sync between them), so an L2 entry may become
+// durable before its data, even pointing past the end of the file.
+// NEED_CHECK is made durable first (setNeedCheckLocked: header write,
+// Sync) and cleared only after a writeback and Sync made all metadata
+// durable (clearNeedCheckLocked), so a crash in between is repaired on
+// next open.
 func (im *Image) allocateLocked(pos uint64, data []byte, r run) error {
 	g := &im.geo
 	if im.backing == nil && !defect(DefectNeedCheckAfterMetadata) {
@@ -320,46 +342,115 @@ func (im *Image) allocateLocked(pos uint64, data []byte, r run) error {
 	n := g.clustersSpanned(pos, uint64(len(data)))
 	tailEnd := start + n*g.clusterSize
 	host := im.allocClustersLocked(n)
+	fresh := host >= im.openLen
 
-	fill := func(gpos, length, hpos uint64) error {
-		if length == 0 {
-			return nil
+	// fill computes the copy-on-write bytes of guest [gpos, gpos+len(buf))
+	// and reports whether they are all zeros.
+	fill := func(buf []byte, gpos uint64) (bool, error) {
+		if len(buf) == 0 {
+			return true, nil
 		}
-		buf := make([]byte, length)
 		if r.kind == ExtentUnallocated || (r.kind == ExtentZero && defect(DefectZeroClusterPartialWriteReadsBacking)) {
 			if err := im.readBacking(buf, gpos); err != nil {
-				return fmt.Errorf("qed: %s: copy-on-write read at guest offset %d: %w", im.path, gpos, err)
+				return false, fmt.Errorf("qed: %s: copy-on-write read at guest offset %d: %w", im.path, gpos, err)
 			}
 			if defect(DefectCOWPastBackingEndGarbage) {
 				im.defectGarblePastBackingEnd(buf, gpos)
 			}
+			return im.backing == nil || allZero(buf), nil
 		}
-		return im.writeDataAt(buf, hpos)
+		clear(buf)
+		return true, nil
 	}
-	if err := fill(start, pos-start, host); err != nil {
-		return err
-	}
-	if err := im.writeDataAt(data, host+(pos-start)); err != nil {
-		return err
-	}
-	if err := fill(end, tailEnd-end, host+(end-start)); err != nil {
-		return err
-	}
-	if im.backing != nil && !defect(DefectNoSyncDataBeforeL2Link) {
-		if err := im.f.Sync(); err != nil {
-			return fmt.Errorf("qed: %s: flush before linking new data: %w", im.path, err)
+	head, tail := pos-start, tailEnd-end
+	if head+tail == 0 {
+		if err := im.writeDataAt(data, host); err != nil {
+			return err
+		}
+	} else if total := n * g.clusterSize; total <= maxCOWBuffer {
+		// One buffer: head fill, data, tail fill.
+		buf := im.cowBuffer(total)
+		zh, err := fill(buf[:head], start)
+		if err != nil {
+			return err
+		}
+		zt, err := fill(buf[head+uint64(len(data)):], end)
+		if err != nil {
+			return err
+		}
+		if fresh && zh && zt {
+			err = im.writeDataAt(data, host+head)
+			im.lenShort = im.lenShort || tail > 0
+		} else {
+			copy(buf[head:], data)
+			err = im.writeDataAt(buf, host)
+		}
+		if err != nil {
+			return err
+		}
+	} else {
+		// Too large for one buffer: head cluster, data, tail cluster.
+		for _, part := range []struct{ gpos, length, hpos uint64 }{{start, head, host}, {end, tail, host + (end - start)}} {
+			if part.length == 0 {
+				continue
+			}
+			buf := make([]byte, part.length)
+			zero, err := fill(buf, part.gpos)
+			if err != nil {
+				return err
+			}
+			if fresh && zero {
+				im.lenShort = true
+				continue
+			}
+			if err := im.writeDataAt(buf, part.hpos); err != nil {
+				return err
+			}
+		}
+		if err := im.writeDataAt(data, host+head); err != nil {
+			return err
 		}
 	}
 	if err := im.linkLocked(start, n, host); err != nil {
 		return err
 	}
-	if im.backing == nil && defect(DefectNeedCheckAfterMetadata) {
-		if err := im.setNeedCheckLocked(); err != nil {
+	if im.cache.overfull() {
+		// Dirty tables cannot be evicted: write them back to bound memory.
+		if err := im.flushMetaLocked(); err != nil {
 			return err
 		}
 	}
 	im.armIdleTimerLocked()
 	return nil
+}
+
+// maxCOWBuffer bounds the buffer allocateLocked builds to write fill and
+// data at once; larger allocations write head, data and tail separately.
+const maxCOWBuffer = 4 << 20
+
+// cowBuffer returns a scratch buffer of n bytes (n <= maxCOWBuffer). mu
+// must be held exclusively: the buffer is shared by allocating writes.
+func (im *Image) cowBuffer(n uint64) []byte {
+	if uint64(cap(im.cow)) < n {
+		im.cow = make([]byte, n)
+	}
+	return im.cow[:n]
+}
+
+// allZero reports whether b holds only zero bytes.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // zeroMarkLocked turns the n whole clusters from guest offset start
@@ -373,10 +464,13 @@ func (im *Image) zeroMarkLocked(start, n uint64) error {
 // start (all in one L2 table) at host clusters from first on, or marks
 // them all zero when first is l2ZeroCluster.
 //
-// Ordering: when the L1 entry is empty, a new L2 table is allocated,
-// written whole and synced before the L1 entry is written, so L1 never
-// points at a table that is not durable. An existing table is updated in
-// place by rewriting only the sectors holding the changed entries.
+// The change is made in the cached table only and recorded as dirty; when
+// the L1 entry is empty, a new L2 table is allocated, cached as fresh and
+// linked in the in-memory L1 (recorded as dirty too). flushMetaLocked
+// writes them in the order the crash-safety rules need (data, then L2
+// tables, then L1). Readers see the new mapping at once: every lookup goes
+// through the in-memory L1 and the cache, and a dirty table is never
+// evicted.
 func (im *Image) linkLocked(start, n, first uint64) error {
 	g := &im.geo
 	l1i := g.l1Index(start)
@@ -388,24 +482,13 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 		return first + i*g.clusterSize
 	}
 	if im.l1[l1i] == 0 {
-		t := &l2Table{entries: make([]uint64, g.nelems)}
+		t := &l2Table{entries: make([]uint64, g.nelems), fresh: true}
 		for i := range n {
 			t.entries[l2i+i] = value(i)
 		}
 		t.offset = im.allocClustersLocked(g.tableSize)
-		if err := im.writeTableLocked(t.offset, t.entries, 0, g.nelems); err != nil {
-			return err
-		}
-		if !defect(DefectNoSyncL2BeforeL1Link) {
-			if err := im.f.Sync(); err != nil {
-				return fmt.Errorf("qed: %s: flush before linking new L2 table: %w", im.path, err)
-			}
-		}
 		im.l1[l1i] = t.offset
-		if err := im.writeTableLocked(im.hdr.L1TableOffset, im.l1, l1i, 1); err != nil {
-			im.l1[l1i] = 0
-			return err
-		}
+		im.markL1DirtyLocked(l1i)
 		im.cache.release(im.cache.insert(t))
 		return nil
 	}
@@ -419,13 +502,111 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 	for i := range n {
 		t.entries[l2i+i] = value(i)
 	}
-	if err := im.writeTableLocked(t.offset, t.entries, l2i, n); err != nil {
-		copy(t.entries[l2i:], old)
-		return err
-	}
 	if defect(DefectCacheStaleTable) {
-		copy(t.entries[l2i:], old) // the cached copy goes stale
+		// The seeded defect: write the entries through, then let the
+		// cached copy go stale, as if the in-use table had been evicted
+		// and re-read before the write.
+		if err := im.writeTableLocked(t.offset, t.entries, l2i, n); err != nil {
+			copy(t.entries[l2i:], old)
+			return err
+		}
+		copy(t.entries[l2i:], old)
+		return nil
 	}
+	t.markDirty(l2i, l2i+n)
+	return nil
+}
+
+// markL1DirtyLocked records that L1 entry i changed in memory.
+func (im *Image) markL1DirtyLocked(i uint64) {
+	if im.l1DirtyLo >= im.l1DirtyHi {
+		im.l1DirtyLo, im.l1DirtyHi = i, i+1
+		return
+	}
+	im.l1DirtyLo, im.l1DirtyHi = min(im.l1DirtyLo, i), max(im.l1DirtyHi, i+1)
+}
+
+// metaDirtyLocked reports whether flushMetaLocked has anything to write.
+func (im *Image) metaDirtyLocked() bool {
+	return im.lenShort || im.l1DirtyLo < im.l1DirtyHi || len(im.cache.dirtyTables()) > 0
+}
+
+// flushMetaLocked is the one metadata writeback, and a flush: on success
+// every completed write and every metadata change is durable. mu must be
+// held exclusively.
+//
+// Ordering:
+//  1. If an allocation left the file shorter than the allocator's end
+//     (lenShort), the file is extended to it, so that no L2 entry written
+//     below can point past the end of the file once it is durable.
+//  2. With a backing file, Sync: the data and copy-on-write fill of every
+//     new cluster (and the extension) are durable before any L2 entry
+//     points at them. Without a backing file this Sync is skipped: the
+//     entries may overtake their data, which NEED_CHECK (set durably
+//     before the first allocation) covers.
+//  3. Dirty L2 tables are written: fresh ones whole, others as the
+//     512-byte sectors holding their changed entries.
+//  4. If L1 entries changed: Sync, so every new L2 table is durable before
+//     L1 points at it; then the changed L1 sectors are written.
+//  5. Sync.
+//
+// A crash anywhere leaves, with a backing file, at most leaked clusters
+// (entries reach the disk only pointing at durable data and tables);
+// without one, NEED_CHECK set and a state the check repairs. Tables are
+// marked clean only after the final Sync succeeded; on error they stay
+// dirty and the next writeback writes them again.
+func (im *Image) flushMetaLocked() error {
+	tables := im.cache.dirtyTables()
+	l1Dirty := im.l1DirtyLo < im.l1DirtyHi
+	if !im.lenShort && !l1Dirty && len(tables) == 0 {
+		if err := im.f.Sync(); err != nil {
+			return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+		}
+		return nil
+	}
+	if im.lenShort {
+		if err := im.f.Truncate(int64(im.fileSize)); err != nil {
+			return fmt.Errorf("qed: %s: extending the file to %d bytes: %w", im.path, im.fileSize, err)
+		}
+		im.lenShort = false
+	}
+	if im.backing != nil && !defect(DefectNoSyncDataBeforeL2Link) {
+		if err := im.f.Sync(); err != nil {
+			return fmt.Errorf("qed: %s: flush before linking new data: %w", im.path, err)
+		}
+	}
+	for _, t := range tables {
+		lo, hi := t.dirtyLo, t.dirtyHi
+		if t.fresh {
+			lo, hi = 0, im.geo.nelems
+		}
+		if err := im.writeTableLocked(t.offset, t.entries, lo, hi-lo); err != nil {
+			return err
+		}
+	}
+	if im.backing == nil && defect(DefectNeedCheckAfterMetadata) {
+		if err := im.setNeedCheckLocked(); err != nil {
+			return err
+		}
+	}
+	if l1Dirty {
+		if !defect(DefectNoSyncL2BeforeL1Link) {
+			if err := im.f.Sync(); err != nil {
+				return fmt.Errorf("qed: %s: flush before linking new L2 table: %w", im.path, err)
+			}
+		}
+		if err := im.writeTableLocked(im.hdr.L1TableOffset, im.l1, im.l1DirtyLo, im.l1DirtyHi-im.l1DirtyLo); err != nil {
+			return err
+		}
+	}
+	if err := im.f.Sync(); err != nil {
+		return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+	}
+	for _, t := range tables {
+		t.markClean()
+	}
+	im.l1DirtyLo, im.l1DirtyHi = 0, 0
+	im.cache.evict()
 	return nil
 }
 

@@ -135,6 +135,11 @@ type finding struct {
 	guestOp int
 }
 
+// KnownNeedCheck is the signature of finding F1 (docs/findings.md): a
+// crash state with NEED_CHECK clear and an L2 entry past the end of the
+// file.
+const KnownNeedCheck = "raw/structure-before-recovery/data-past-eof+need-check-clear-but-inconsistent"
+
 // Signature classifies a crash failure: side, stage and, for structure
 // failures, the violation kinds of the raw image.
 func Signature(f *StateFailure) string {

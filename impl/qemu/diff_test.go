@@ -54,18 +54,3 @@ flush
 		t.Fatalf("adapted ops %v", a.Ops)
 	}
 }
-
-func TestDiffSeed9(t *testing.T) {
-	if testing.Short() {
-		t.Skip()
-	}
-	tool := qemutool.Require(t)
-	w, _ := GenerateWorkload(9, 0, GenConfig())
-	res, err := Diff(tool, w, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range res.Differences {
-		t.Errorf("%s\n%s", d, res.W)
-	}
-}

@@ -8,6 +8,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props"
 	"github.com/spf13/afero"
 )
 
@@ -60,26 +61,36 @@ func TestRecordReplaysToFinal(t *testing.T) {
 	}
 }
 
-// TestCheckCrashesEndToEnd runs a short crash campaign on QEMU.
+// TestCheckCrashesEndToEnd runs a short crash campaign on QEMU: small
+// workloads, every default model with small bounds, a few states through
+// QEMU. The only failure allowed is finding F1 of docs/findings.md (the
+// raw image with NEED_CHECK clear but inconsistent, and QEMU's recovery
+// keeping it); anything else fails the test.
 func TestCheckCrashesEndToEnd(t *testing.T) {
 	tool := qemutool.Require(t)
 	seed := uint64(5)
 	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
+	gen := GenConfig()
+	gen.Ops, gen.MaxClusters = 8, 16
 	for i := range 2 {
-		w := workload.Generate(rng, GenConfig())
-		rec, err := Record(tool, w, t.TempDir(), EndClose)
+		w, _ := GenerateWorkload(seed, i, gen)
+		rec, err := Record(tool, w, t.TempDir(), []End{EndClose, EndKill}[i])
 		if err != nil {
 			t.Fatalf("workload %d: %v\n%s", i, err, w)
 		}
-		res, err := CheckCrashes(rec, CrashOptions{Tool: tool, QEMUBudget: 10, Seed: seed, SamplePoints: 4,
-			Enum: crashsim.EnumOptions{Bound: 64, Samples: 16}})
+		res, err := CheckCrashes(rec, CrashOptions{Tool: tool, QEMUBudget: 6, Seed: seed, SamplePoints: 2,
+			Enum: crashsim.EnumOptions{Bound: 8, Samples: 4}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("workload %d: %+v", i, *res)
+		t.Logf("workload %d: %d points, %d states, %d distinct, %d via impl/qed, %d via QEMU", i, res.Points, res.States, res.Distinct, res.QEDChecked, res.QEMUChecked)
+		if res.Points == 0 || res.States == 0 || res.QEDChecked == 0 || res.QEMUChecked == 0 || len(res.PerModel) != len(DefaultModels()) {
+			t.Errorf("workload %d: nothing checked: %+v", i, res)
+		}
 		for _, f := range res.Failures {
-			t.Errorf("workload %d: %s", i, f)
+			if sig := Signature(f); sig != KnownNeedCheck && !(f.Side == SideQEMU && f.Stage == string(props.StageStructureAfter)) {
+				t.Errorf("workload %d: %s [%s]", i, f, sig)
+			}
 		}
 	}
 }

@@ -321,3 +321,11 @@ func TestDurableCacheSameVerdicts(t *testing.T) {
 	}
 	require.Positive(t, failing, "the broken target must fail some states")
 }
+
+// TargetOrDie returns the named target.
+func TargetOrDie(t testing.TB, name string) props.Target {
+	t.Helper()
+	target, err := TargetByName(name)
+	require.NoError(t, err)
+	return target
+}

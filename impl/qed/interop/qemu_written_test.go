@@ -105,6 +105,7 @@ func TestQEMUWrittenImages(t *testing.T) {
 	for _, g := range geometries() {
 		for _, size := range imageSizes(g) {
 			t.Run(fmt.Sprintf("%v-s%d", g, size), func(t *testing.T) {
+				t.Parallel() // mostly waiting for QEMU and fsync
 				r := newRig(t)
 				img, raw := r.path("q.qed"), r.path("q.raw")
 				r.img("create", "-q", "-f", "qed", "-o",
@@ -224,6 +225,12 @@ func TestQEMUWrittenChains(t *testing.T) {
 				r.compareWithRaw(img, raw, st.Size(), []window{{0, st.Size()}})
 				r.compareMap(img, g)
 				r.compareInfo(img)
+				theirs, theirsCode, err := r.q.Check(img, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				ours, oursCode := r.checkJSONCode(img)
+				sameCounts(t, "check of a QEMU-written overlay", ours, theirs, oursCode, theirsCode)
 			}
 			// A QED file as the raw backing file of another: its bytes,
 			// header included, are the guest data (NO_PROBE).

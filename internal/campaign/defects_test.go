@@ -1,0 +1,56 @@
+//go:build qeddefects
+
+package campaign
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSeededDefects runs a default campaign against each seeded defect of
+// impl/qed and asserts it is found within 60 s, that the artifact replays,
+// and that the minimized case passes on impl/qed without the defect
+// (re-checking every crash state of the workload). It prints the table of
+// docs/campaigns.md.
+//
+//	go test -tags qeddefects -run TestSeededDefects -v ./internal/campaign
+//
+// CAMPAIGN_DEFECT=name runs one defect.
+func TestSeededDefects(t *testing.T) {
+	seed := uint64(1)
+	t.Logf("seed %d", seed)
+	only := os.Getenv("CAMPAIGN_DEFECT")
+	defer qed.SetDefect(qed.DefectNone)
+	for _, info := range qed.DefectCatalogue {
+		if only != "" && only != info.Name {
+			continue
+		}
+		t.Run(info.Name, func(t *testing.T) {
+			name := "defect:" + info.Name
+			target, err := TargetByName(name)
+			require.NoError(t, err)
+			rep, err := Run(context.Background(), Config{Seed: seed, Duration: 60 * time.Second, Workers: 2,
+				Target: target, TargetName: name, Out: t.TempDir()})
+			require.NoError(t, err)
+			require.Len(t, rep.Failures, 1, "%s not found in 60 s", info.Name)
+			fr := rep.Failures[0]
+			t.Logf("| %s | %s | %s | %.1f | %d (from %d) |", info.Name, fr.Stage, fr.Model, fr.FoundSeconds, fr.Ops, fr.OriginalOps)
+			res, err := Replay(fr.Artifact)
+			require.NoError(t, err)
+			require.True(t, res.Fails(), "the artifact must replay")
+			qed.SetDefect(qed.DefectNone)
+			rec, err := Record(TargetOrDie(t, "impl/qed"), res.Failure.W, fr.WorkloadSeed, "")
+			require.NoError(t, err)
+			require.Nil(t, rec.OpErr, "the minimized workload fails without the defect")
+			ck := &checker{target: TargetOrDie(t, "impl/qed"), models: DefaultModels(), allPoints: true}
+			f, err := ck.judge(rec, "")
+			require.NoError(t, err)
+			require.Nil(t, f, "the minimized case also fails without the defect")
+		})
+	}
+}

@@ -1,0 +1,7 @@
+//go:build race
+
+package props
+
+// raceEnabled: the race detector slows the state machine ~15x; the default
+// tests scale their work down under it.
+const raceEnabled = true
