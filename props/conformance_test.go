@@ -2,6 +2,8 @@ package props
 
 import (
 	"testing"
+
+	"github.com/qedtorture/qedtorture/impl/qed"
 )
 
 // TestConformanceQED runs impl/qed through the conformance door, exactly
@@ -12,4 +14,15 @@ func TestConformanceQED(t *testing.T) {
 		opts.Sequences, opts.Steps, opts.Explore, opts.FaultRuns = 12, 20, 4, 6
 	}
 	TestTarget(t, QEDTarget{}, opts)
+}
+
+// TestConformanceQEDOneTableCache runs the state machine with a one-table
+// L2 cache, so that eviction (and the write-back of dirty tables it
+// forces) happens in the small images the state machine uses.
+func TestConformanceQEDOneTableCache(t *testing.T) {
+	opts := ConformanceOptions{Sequences: 20, FaultRuns: -1}
+	if raceEnabled {
+		opts.Sequences, opts.Steps, opts.Explore = 6, 20, 4
+	}
+	TestTarget(t, QEDTarget{Options: qed.OpenOptions{L2CacheTables: 1}}, opts)
 }

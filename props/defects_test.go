@@ -47,6 +47,9 @@ func TestDefects(t *testing.T) {
 			continue
 		}
 		qed.SetDefect(info.Defect)
+		// A one-table L2 cache, so that eviction happens at all in
+		// the small images of the state machine.
+		target := QEDTarget{Options: qed.OpenOptions{L2CacheTables: 1}}
 		cfg := DefaultStateMachineConfig()
 		cfg.Seed = seed + int64(info.Defect)*1000
 		cfg.Sequences = defectBudgetSequences
@@ -57,10 +60,10 @@ func TestDefects(t *testing.T) {
 		cfg.Accept = func(f *Failure) bool {
 			qed.SetDefect(qed.DefectNone)
 			defer qed.SetDefect(info.Defect)
-			_, g := RunSequence(QEDTarget{}, f.Seq, RunOptions{})
+			_, g := RunSequence(target, f.Seq, RunOptions{})
 			return g == nil
 		}
-		res := CheckStateMachine(QEDTarget{}, cfg)
+		res := CheckStateMachine(target, cfg)
 		r := row{info: info, res: res}
 		if res.Passed() {
 			t.Errorf("defect %s (%s) NOT detected: %s", info.Name, info.Class, res.Report())
@@ -74,7 +77,7 @@ func TestDefects(t *testing.T) {
 			if res.Rejected > 0 {
 				t.Logf("defect %s: %d failures also happened without the defect (not counted)", info.Name, res.Rejected)
 			}
-			r.models, r.noCrash = CatchingModels(QEDTarget{}, seq.Seq, DefaultModels(), 256)
+			r.models, r.noCrash = CatchingModels(target, seq.Seq, DefaultModels(), 256)
 			r.modelTime = time.Since(start)
 		}
 		rows = append(rows, r)

@@ -334,17 +334,13 @@ type Failure struct {
 	StateID string    // the crash state that failed, if a crash did
 	Verdict *Verdict  // the oracle's verdict, if a crash state failed
 	Stage   Stage     // the oracle stage, if any
-	Kind    string    // "op", "crash", "fault", "panic"
-	Models  []string  // filled by the defect analysis: models that catch it
+	Kind    string    // "op", "crash", "fault", "panic", "setup"
 	Panic   string    // stack of a panic
 }
 
 func (f *Failure) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s failure at op %d: %v", f.Kind, f.Op, f.Err)
-	if f.Panic != "" {
-		fmt.Fprintf(&b, "\n%s", f.Panic)
-	}
+	fmt.Fprintf(&b, "%s failure at op %d: %v", f.Kind, f.Op, f.Err) // a panic's Err carries its stack
 	return b.String()
 }
 

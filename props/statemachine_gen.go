@@ -396,7 +396,17 @@ func genCommand(st commands.State) gopter.Gen {
 		k := r.Intn(20)
 		switch {
 		case k < 4 && !cfg.NoCrashes:
-			pickOp(true)
+			// Crashes land most often where the syncs are: in a flush
+			// or a close/reopen (which writes back and clears
+			// NEED_CHECK); otherwise on a write-path op.
+			switch j := r.Intn(10); {
+			case j < 2:
+				op = workload.Op{Kind: workload.Flush}
+			case j < 4:
+				op = workload.Op{Kind: workload.Reopen}
+			default:
+				pickOp(true)
+			}
 			m := s.Model
 			if r.Intn(3) == 0 {
 				m = cfg.Models[r.Intn(len(cfg.Models))]
@@ -499,6 +509,9 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 		tr := commands.Prop(cmds).Check(params)
 		if !tr.Passed() || res.First != nil {
 			res.Shrunk = last
+			if last != nil && last.Kind != "setup" {
+				res.Shrunk = Simplify(target, last, cfg.Run, cfg.Accept)
+			}
 			res.ShrinkTime = time.Since(shrinkStart)
 			res.Gopter = fmt.Sprintf("gopter: %s after %d tests (error: %v)", tr.Status, tr.Succeeded, tr.Error)
 			if res.First == nil { // a gopter-level error (setup, panic in a generator)
@@ -509,4 +522,57 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 	}
 	res.Duration = time.Since(start)
 	return res
+}
+
+// Simplify finishes the shrinking gopter cannot do, which only removes
+// whole commands: greedily, for each op from the last, it tries to drop the
+// op's crash or fault directive, then to move a crash to right after its op
+// (sync=0), then to weaken its model to drop, then prefix; a change is kept
+// when the sequence still fails the same way (same kind and oracle stage,
+// and accepted by accept if set). It returns the simplest failure found.
+func Simplify(t Target, f *Failure, o RunOptions, accept func(*Failure) bool) *Failure {
+	same := func(g *Failure) bool {
+		return g != nil && g.Kind == f.Kind && g.Stage == f.Stage && (accept == nil || accept(g))
+	}
+	best := f
+	try := func(s *Sequence) bool {
+		if _, g := RunSequence(t, s, o); same(g) {
+			best = g
+			return true
+		}
+		return false
+	}
+	for i := best.Seq.Len() - 1; i >= 0; i-- {
+		if i >= best.Seq.Len() {
+			continue
+		}
+		st := best.Seq.Steps[i]
+		if st.Crash == nil && st.Fault == nil {
+			continue
+		}
+		s := best.Seq.Clone()
+		s.Steps[i] = Step{}
+		if try(s) {
+			continue
+		}
+		if st.Crash == nil {
+			continue
+		}
+		if st.Crash.Sync != 0 {
+			s := best.Seq.Clone()
+			s.Steps[i].Crash.Sync = 0
+			try(s)
+		}
+		for _, m := range []crashsim.Model{{Base: crashsim.Drop}, {Base: crashsim.Prefix}} {
+			if best.Seq.Steps[i].Crash == nil || best.Seq.Steps[i].Crash.Model == m {
+				break
+			}
+			s := best.Seq.Clone()
+			s.Steps[i].Crash.Model = m
+			if try(s) {
+				break
+			}
+		}
+	}
+	return best
 }

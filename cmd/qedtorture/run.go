@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -256,6 +257,13 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		}
 	}
 
+	if os.Getenv("GOGC") == "" {
+		// A campaign allocates short-lived table buffers at a high rate
+		// with a small live heap: collecting less often buys CPU (about
+		// 10 to 40 % more states per CPU second) for a few hundred MB.
+		old := debug.SetGCPercent(400)
+		defer debug.SetGCPercent(old)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	rep, err := campaign.Run(ctx, cfg)

@@ -111,7 +111,7 @@ func (c *l2Cache) evictLocked() {
 	for e := c.lru.Back(); e != nil && c.lru.Len() > c.max; {
 		prev := e.Prev()
 		t := e.Value.(*l2Table)
-		if t.refs == 0 && !t.dirty() {
+		if (t.refs == 0 && !t.dirty()) || defect(DefectCacheEvictInUse) {
 			c.lru.Remove(e)
 			t.elem = nil
 			delete(c.byOff, t.offset)

@@ -32,6 +32,7 @@ const (
 	DefectMaxSizeOverflow
 	DefectAllocatorUnalignedEnd
 	DefectResizeExposesBacking
+	DefectCacheEvictInUse
 	numDefects
 )
 
@@ -55,7 +56,7 @@ var DefectCatalogue = []DefectInfo{
 		"clears NEED_CHECK in the header before the sync that makes the metadata durable"},
 	{DefectNeedCheckNeverSet, "need-check-never-set", "NEED_CHECK protocol: never set",
 		"never sets NEED_CHECK before unordered metadata updates"},
-	{DefectCacheStaleTable, "cache-stale-table", "cache: in-use L2 table evicted and re-read stale",
+	{DefectCacheStaleTable, "cache-stale-table", "cache: stale cached copy after an update",
 		"after updating a cached L2 table on disk, the cache keeps the stale copy (as if the in-use table had been evicted and re-read before the write)"},
 	{DefectZeroesWholeClusters, "zeroes-whole-clusters", "write-zeroes masking backing data",
 		"unaligned write-zeroes zero the whole clusters they touch"},
@@ -73,6 +74,8 @@ var DefectCatalogue = []DefectInfo{
 		"the allocator starts at the raw file length instead of rounding it down to a cluster"},
 	{DefectResizeExposesBacking, "resize-exposes-backing", "size arithmetic: grown area over a longer backing file",
 		"growing the image does not hide the backing file's data past the old size"},
+	{DefectCacheEvictInUse, "cache-evicts-in-use-table", "cache: in-use L2 table evicted and re-read stale",
+		"the L2 cache evicts tables over its bound even when pinned or dirty, so a pending update is lost and the table re-read stale"},
 }
 
 // String returns the defect's name.

@@ -18,12 +18,21 @@
 //
 //   - Crash safety, as the spec argues: with a backing file, new data
 //     (copy-on-write fill included) is synced before an L2 entry points at
-//     it; a new L2 table is written whole and synced before L1 points at it.
-//     Without a backing file, NEED_CHECK is durably set before the first
-//     unordered metadata update and cleared only after a Sync made all
-//     metadata durable (on Close, after a repair that left no corruption,
-//     and after an idle period with no allocating writes, default 5 s, on
-//     an injectable Clock).
+//     it; a new L2 table is written whole and synced before L1 points at
+//     it. Without a backing file, NEED_CHECK is durably set before the
+//     first unordered metadata update and cleared only after a Sync made
+//     all metadata durable (on Close, after a repair that left no
+//     corruption, and after an idle period with no allocating writes,
+//     default 5 s, on an injectable Clock).
+//   - Write-back metadata, for I/O economy (docs/performance.md): an
+//     allocating write issues one write request (data and copy-on-write
+//     fill together; no zero fill at all into clusters never written
+//     before) and no sync. The L2 and L1 changes stay in memory, dirty,
+//     until the next metadata writeback (flushMetaLocked), which runs on
+//     Flush, Close, Check, Resize, the idle NEED_CHECK clear and when the
+//     L2 cache overflows, and applies the ordering above to everything
+//     pending at once: one writeback serves any number of allocations.
+//     Flush therefore makes completed writes durable with their mappings.
 //   - A writable open of an image with NEED_CHECK runs Check with repair
 //     first. A read-only open never repairs; a read that meets an invalid
 //     table entry fails with a *FormatError instead of returning bytes.
@@ -40,8 +49,11 @@
 //
 //   - Allocation is append-only: the file length rounded down to a cluster
 //     is the allocator; nothing is freed, so lost links are leaks.
-//   - The L1 table and the L2 cache are write-through: in memory equals
-//     what was last written to the file.
+//   - The in-memory L1 table and the cached L2 tables are the truth; the
+//     file equals them except for the entries recorded as dirty (which are
+//     written only after the data they point at, per the ordering above).
+//     A dirty table is never evicted, so the cache never loses a mapping
+//     and memory stays bounded by the cache size plus pinned tables.
 //
 // # Caveats
 //

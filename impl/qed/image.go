@@ -282,10 +282,28 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		im.idle = DefaultIdleClearDelay
 	}
 	im.fileSize = im.geo.startOfCluster(fileLen)
-	im.openLen = fileLen
 	if defect(DefectAllocatorUnalignedEnd) {
 		im.fileSize = fileLen
 	}
+	// Bytes past the last whole cluster (a crash can leave a data write
+	// that extended the file into a cluster never linked) may be stale
+	// guest data. The allocator would hand that partial cluster out next,
+	// and a later crash that lost part of the new cluster's write would
+	// show the stale bytes at another guest offset. A writable open
+	// therefore cuts them off (the spec lets such bytes be overwritten)
+	// and syncs before any allocation, so every cluster the allocator
+	// hands out reads as zeros until written. No table entry can point
+	// there validly: validity is judged against the whole clusters.
+	if !opts.ReadOnly && fileLen > im.fileSize {
+		if err := f.Truncate(int64(im.fileSize)); err != nil {
+			return nil, fmt.Errorf("qed: %s: dropping the partial cluster at the end of the file: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("qed: %s: sync after dropping the partial cluster: %w", path, err)
+		}
+		fileLen = im.fileSize
+	}
+	im.openLen = fileLen
 	n := opts.L2CacheTables
 	if n <= 0 {
 		n = min(defaultL2CacheTables, max(2, int(defaultL2CacheBytes/im.geo.tableBytes)))

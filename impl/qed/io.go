@@ -160,8 +160,12 @@ func (im *Image) readLocked(p []byte, pos uint64) error {
 			if n, err := im.f.ReadAt(buf, int64(host)); n < len(buf) {
 				// A cluster allocated in this session may end past the
 				// end of the file until the next writeback extends it
-				// (allocateLocked skips zero fill): the rest is zeros.
-				if (err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && r.host >= im.openLen {
+				// (allocateLocked skips zero fill): if what is missing
+				// lies at or past the file's length at open, it is such a
+				// fresh cluster's unwritten tail and reads as zeros. (The
+				// run may start in an older cluster: judge by where the
+				// read stopped, not by the run's first cluster.)
+				if (err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) && host+uint64(n) >= im.openLen {
 					clear(buf[n:])
 				} else {
 					if err == nil {
@@ -457,7 +461,13 @@ func allZero(b []byte) bool {
 // (unallocated or zero) into zero clusters (L2 = 1). No data is written and
 // no entry can dangle, so only linkLocked's table ordering applies.
 func (im *Image) zeroMarkLocked(start, n uint64) error {
-	return im.linkLocked(start, n, l2ZeroCluster)
+	if err := im.linkLocked(start, n, l2ZeroCluster); err != nil {
+		return err
+	}
+	if im.cache.overfull() {
+		return im.flushMetaLocked() // dirty tables cannot be evicted
+	}
+	return nil
 }
 
 // linkLocked points the L2 entries of the n clusters from guest offset

@@ -27,12 +27,18 @@
 //     the trace and sampled indices) and crash states under the chosen
 //     crashsim models. Every state gets the structural checker on its raw
 //     bytes and props.CheckCrashState with impl/qed; a budgeted, de-
-//     duplicated sample also gets QEMU's recovery (`qemu-img check -r all`,
-//     a writable open that repairs) and QEMU's read-back (`qemu-img convert
-//     -O raw`), judged against the same model: two qemu-img processes per
-//     state.
+//     duplicated sample also gets QEMU's recovery as a guest would see it
+//     (a writable open and close in qemu-io: QEMU checks and repairs only
+//     when NEED_CHECK is set), the structural checker on the result, and
+//     QEMU's read-back (`qemu-img convert -O raw`) judged against the same
+//     model: two QEMU processes per state.
 //   - [Diff] runs the same workload through QEMU and impl/qed without
-//     crashes and compares guest data and check reports.
+//     crashes and compares guest data and check reports, naming the rule
+//     and the side that follows it.
+//   - [Run] is the campaign behind `qedtorture qemu`: seeded workloads,
+//     the above per workload, failures grouped by [Signature], the first
+//     of each minimized (ops dropped while it reproduces) and written as
+//     an artifact (workload, snapshot, log, trace, crashed image, repro.sh).
 //   - [Adapt] removes what QEMU 7.2 cannot run from a generated workload
 //     (table_size 1, grows of an image whose backing file is longer than
 //     it) and says what it changed: those are recorded findings, not
@@ -53,8 +59,11 @@
 // # Guarantees
 //
 //   - One qemu-io process per recorded workload and per open Disk; two
-//     qemu-img processes per QEMU-checked crash state; the QEMU budget is
-//     a parameter.
+//     QEMU processes per QEMU-checked crash state; the QEMU budget is a
+//     parameter.
+//   - The imported log is validated: replaying the whole trace on the
+//     snapshot gives exactly the file QEMU left (tested for clean close
+//     and abort).
 //   - Crash states are identified by crashsim.StateID and replay from the
 //     recording (snapshot + trace) bit for bit.
 //   - qemu-io output is parsed per command (the prompt delimits it);
@@ -73,5 +82,11 @@
 //     the model allows.
 //   - Files live on the OS filesystem (qemu-io needs real paths); Target
 //     accepts afero.OsFs and afero.BasePathFs over it only.
+//   - Concurrent groups run as qemu-io aio_write commands, which take only
+//     a byte pattern (-P), not a pattern file: their writes are recorded
+//     in the model as bytes, so misplaced data from them is recognised by
+//     value, not by origin.
+//   - A QEMU-side liveness stage (write after recovery, reopen) is not run;
+//     impl/qed's recovery of the same state runs the full oracle.
 //   - Needs qemu-img and qemu-io; written against Debian's QEMU 7.2.
 package qemu

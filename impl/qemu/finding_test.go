@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -37,6 +38,22 @@ func TestFindingNeedCheckNotDurable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Which models expose it: every model that can drop the header
+	// write while keeping the later L2 write of the same epoch.
+	for _, m := range DefaultModels() {
+		res, err := CheckCrashes(rec, CrashOptions{Models: []crashsim.Model{m}, SkipQED: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, f := range res.Failures {
+			found = found || Signature(f) == KnownNeedCheck
+		}
+		want := m.Base != crashsim.Prefix && m.Base != crashsim.Drop
+		if found != want || res.States == 0 {
+			t.Errorf("model %s: found=%v, want %v (%d states)", m, found, want, res.States)
+		}
+	}
 	prefix, err := CheckCrashes(rec, CrashOptions{Tool: tool, QEMUBudget: 4, Models: []crashsim.Model{{Base: crashsim.Prefix}}})
 	if err != nil {
 		t.Fatal(err)
@@ -62,5 +79,54 @@ func TestFindingNeedCheckNotDurable(t *testing.T) {
 	}
 	if !found || !qemuKeeps {
 		t.Fatalf("subset: want the NEED_CHECK-clear-but-inconsistent state, and QEMU's recovery keeping it; failures %v", subset.Failures)
+	}
+}
+
+// TestFindingPartialWriteIntoZeroCluster (finding F2): with a backing
+// file, a partial write (data or write-zeroes) into a zero cluster makes
+// QEMU fill the rest of the new cluster from the backing file, so bytes
+// the guest zeroed read backing data. The differential run names the rule
+// and that impl/qed follows it.
+func TestFindingPartialWriteIntoZeroCluster(t *testing.T) {
+	tool := qemutool.Require(t)
+	for _, second := range []string{"write 0x11000 0x1000 id=2", "zero 0x11000 0x1000"} {
+		w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=65536 table_size=4 size=1048576
+backing raw size=1048576 fill=1
+zero 0x10000 0x10000
+` + second + `
+read 0x12000 0x1000
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Diff(tool, w, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Differences) != 1 || res.Differences[0].Follows != "impl/qed" || !strings.Contains(res.Differences[0].QEMU, "pattern of write id 1") {
+			t.Fatalf("%s: want QEMU reading the backing file's pattern where impl/qed follows the model; got %v", second, res.Differences)
+		}
+	}
+}
+
+// TestFindingConcurrentZeroAssert (finding F3): an unaligned write-zeroes
+// that crosses a cluster boundary, in flight together with an allocating
+// write, aborts QEMU 7.2 on an assertion in qed_aio_write_alloc.
+func TestFindingConcurrentZeroAssert(t *testing.T) {
+	tool := qemutool.Require(t)
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=4096 table_size=16 size=1048576
+concurrent 2
+  zero 0x400 0x1e00
+  write 0x4000 0x200 id=1
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Record(tool, w, t.TempDir(), EndClose)
+	var re *RunError
+	if !errors.As(err, &re) || !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "allocating_acb == NULL") {
+		t.Fatalf("want qemu-io to abort on the allocating_acb assertion, got %v", err)
 	}
 }

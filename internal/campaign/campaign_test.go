@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -98,6 +99,22 @@ func TestBrokenTargetCaught(t *testing.T) {
 			verdict, err := os.ReadFile(filepath.Join(fr.Artifact, "verdict.txt"))
 			require.NoError(t, err)
 			require.Equal(t, string(verdict), res.Verdict.String()+"\n", "replay prints the same verdict")
+
+			// A damaged artifact is an ErrArtifact, never a panic.
+			for _, c := range []struct{ file, old, new string }{
+				{"meta.json", fr.State, "k=99999/subset/0"},
+				{"meta.json", fr.State, "k=1/bogus/0"},
+				{"meta.json", fr.State, fmt.Sprintf("k=%d/subset/999999999", fr.CrashPoint)},
+				{"workload.txt", "qedtorture-workload v1", "nope"},
+			} {
+				bad := t.TempDir()
+				require.NoError(t, os.CopyFS(bad, os.DirFS(fr.Artifact)))
+				b, err := os.ReadFile(filepath.Join(bad, c.file))
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(filepath.Join(bad, c.file), bytes.Replace(b, []byte(c.old), []byte(c.new), 1), 0o644))
+				_, err = Replay(bad)
+				require.ErrorIs(t, err, ErrArtifact, "%s: %s -> %s", c.file, c.old, c.new)
+			}
 		})
 	}
 }

@@ -34,6 +34,20 @@
 // exhaustively when their count is at most Config.Bound, else
 // Config.Samples of them are drawn (seeded); see crashsim.Point.IDs.
 //
+// The data check uses the model's durable contents computed once per
+// snapshot (props.OracleOptions.Durable; same verdicts), and states of one
+// workload whose bytes (every file, 128-bit hash) equal a state already
+// judged against the same snapshot share its verdict: Report.CrashStates
+// counts every state, Report.OracleRuns the oracle calls (Config.NoDedup
+// turns this off).
+//
+// # Targets
+//
+// TargetByName resolves "impl/qed", the deliberately broken wrappers
+// "broken:noflush" (a guest flush does nothing) and "broken:nosync" (every
+// file sync is dropped), and, in builds with the qeddefects tag, every
+// seeded defect of impl/qed as "defect:NAME".
+//
 // # Failures
 //
 // A failure is a crash state the oracle rejects (its Stage says where), or
