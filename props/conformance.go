@@ -1,6 +1,8 @@
 package props
 
 import (
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -42,14 +44,18 @@ type ConformanceOptions struct {
 // Scale returns the work multiplier from PROPS_SCALE (default 1): the
 // state machine runs Scale times as many sequences, sequences grow up to
 // min(Scale, 4) times longer, and fault sweeps try Scale times as many
-// points. Nightly runs set e.g. PROPS_SCALE=50.
-func Scale() float64 {
-	if s := os.Getenv("PROPS_SCALE"); s != "" {
-		if v, err := strconv.ParseFloat(s, 64); err == nil && v > 0 {
-			return v
-		}
+// points. Nightly runs set e.g. PROPS_SCALE=50. A value that is not a
+// positive number is an error naming it.
+func Scale() (float64, error) {
+	s := os.Getenv("PROPS_SCALE")
+	if s == "" {
+		return 1, nil
 	}
-	return 1
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || !(v > 0) || math.IsInf(v, 0) {
+		return 0, fmt.Errorf("props: PROPS_SCALE=%q is not a positive number", s)
+	}
+	return v, nil
 }
 
 // TestTarget runs the whole property suite against an implementation, the
@@ -75,7 +81,15 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 		seed = int64(rand.Uint64() >> 1)
 	}
 	seed = int64(envSeed(t, uint64(seed)))
-	scale := Scale()
+	scale, err := Scale()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range opts.Models {
+		if err := m.Validate(); err != nil {
+			t.Fatalf("props: ConformanceOptions.Models: %v", err)
+		}
+	}
 	t.Logf("conformance of %s: seed %d (replay: PROPS_SEED=%d), scale %g", target.Name(), seed, seed, scale)
 
 	t.Run("Regressions", func(t *testing.T) {

@@ -22,6 +22,7 @@ write 0x5000 0x2000 id=3
 zero 0x800 0x3000
 #! fault sync:eio nth=1 then=crash model=drop choice=0
 flush
+#! crash sync=0 model=subset choice=1
 concurrent 2
   write 0x8000 0x1000 id=5
   zero 0x8800 0x1000
@@ -40,7 +41,7 @@ func TestSequenceRoundTrip(t *testing.T) {
 	require.Equal(t, sampleSequence, s.String())
 	require.Equal(t, 10, s.Len())
 	c, f := s.Events()
-	require.Equal(t, 3, c)
+	require.Equal(t, 4, c)
 	require.Equal(t, 2, f)
 	require.Equal(t, 1, s.Steps[1].Crash.Sync)
 	require.Equal(t, "write:eio", s.Steps[2].Fault.Rule)

@@ -13,6 +13,7 @@ import (
 	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/spf13/cobra"
 )
 
@@ -37,6 +38,9 @@ type qemuFlags struct {
 	minimize      int
 	progress      string
 	progressEvery time.Duration
+	workload      string
+	replay        string
+	weights       string
 }
 
 func newQEMUCommand(e *env) *cobra.Command {
@@ -60,7 +64,8 @@ Exit status: 0 no failure, 1 a failure was found (or the campaign could not run)
 2 usage error.`,
 		Example: `  qedtorture qemu --iterations 20
   qedtorture qemu --duration 5m --crash-model subset,torn --qemu-states 64 --report q.json
-  qedtorture qemu --iterations 50 --ends kill --no-diff`,
+  qedtorture qemu --iterations 50 --ends kill --diff=false
+  qedtorture qemu --workload ARTIFACT/workload.txt --ends close --crash-model subset`,
 		Args: argsBetween(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error { return runQEMU(cmd, e, f) },
 	}
@@ -74,6 +79,7 @@ Exit status: 0 no failure, 1 a failure was found (or the campaign could not run)
 	fl.Int64Var(&f.maxClusters, "max-clusters", gen.MaxClusters, "maximum image size, in clusters")
 	fl.Float64Var(&f.backingChance, "backing-chance", gen.BackingChance, "probability that a workload has a backing chain")
 	fl.IntVar(&f.ops, "ops", gen.Ops, "guest operations per workload")
+	fl.StringVar(&f.weights, "op-weights", "", "operation weights replacing the defaults, e.g. 'concurrent=0,zero=0' (0 removes a kind)")
 	fl.StringVar(&f.out, "out", "qedtorture-qemu-failures", "directory for failure artifacts ('' for none)")
 	fl.StringVar(&f.report, "report", "", "write the JSON report to this file ('-' for stdout)")
 	fl.Uint64Var(&f.bound, "bound", 256, "enumerate a crash point's states exhaustively up to this many per model")
@@ -83,6 +89,8 @@ Exit status: 0 no failure, 1 a failure was found (or the campaign could not run)
 	fl.StringVar(&f.ends, "ends", "close,abort,kill", "how runs end, rotated over workloads: close, abort, kill")
 	fl.BoolVar(&f.diff, "diff", true, "also compare QEMU and impl/qed without crashes (--diff=false to skip)")
 	fl.IntVar(&f.minimize, "minimize", 60, "workloads tried when minimizing a failure (-1 = no minimization)")
+	fl.StringVar(&f.workload, "workload", "", "run this workload script (e.g. an artifact's workload.txt) instead of generated ones; with --iterations 1 by default")
+	fl.StringVar(&f.replay, "replay", "", "re-check the artifact in this directory (rebuild its crash state from snapshot and log, rerun its workload through QEMU) and exit")
 	fl.StringVar(&f.progress, "progress", "lines", "progress display: lines, none")
 	fl.DurationVar(&f.progressEvery, "progress-interval", 10*time.Second, "interval of the progress lines")
 	return cmd
@@ -126,6 +134,9 @@ func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 		return bad("invalid --ops %d: want 1..1000", f.ops)
 	}
 	gen.MaxClusters, gen.BackingChance, gen.Ops = f.maxClusters, f.backingChance, f.ops
+	if gen.Weights, err = campaign.ParseWeights(f.weights, gen.Weights); err != nil {
+		return bad("invalid --op-weights: %v", err)
+	}
 	cfg.Gen = gen
 	if f.bound < 1 || f.samples < 1 || f.sampledPoints < 0 || f.qemuStates < -1 {
 		return bad("--bound and --samples must be at least 1, --sampled-points at least 0, --qemu-states at least -1")
@@ -150,6 +161,19 @@ func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 		return bad("invalid --progress %q: want lines or none", f.progress)
 	}
 	cfg.Out = f.out
+	if f.workload != "" {
+		fh, err := os.Open(f.workload)
+		if err != nil {
+			return bad("invalid --workload: %v", err)
+		}
+		defer fh.Close()
+		if cfg.Workload, err = workload.Parse(fh); err != nil {
+			return bad("invalid --workload %s: %v", f.workload, err)
+		}
+		if f.iterations == 0 && f.duration == 60*time.Second {
+			cfg.Iterations, cfg.Duration = 1, 0
+		}
+	}
 	return cfg, nil
 }
 
@@ -163,6 +187,9 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 		return fail(err)
 	}
 	cfg.Tool = tool
+	if f.replay != "" {
+		return replayQEMU(e, cfg, f.replay)
+	}
 	fmt.Fprintf(e.stderr, "qedtorture qemu: seed %d\n", cfg.Seed)
 	if f.progress == "lines" {
 		cfg.ProgressEvery = f.progressEvery
@@ -221,4 +248,26 @@ func writeReportFile(name string, rep *qemu.Report) error {
 func qemuFirstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// replayQEMU re-checks an artifact of `qedtorture qemu`.
+func replayQEMU(e *env, cfg qemu.Config, dir string) error {
+	res, err := qemu.ReplayArtifact(cfg, dir)
+	if err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(e.stdout, "artifact: %s\nsignature: %s\n", dir, res.Signature)
+	if res.State != "" {
+		fmt.Fprintf(e.stdout, "crash state %s rebuilt from snapshot and log: identical to crashed.qed: %v\n", res.State, res.Rebuilt)
+		fmt.Fprintf(e.stdout, "structural checker on the rebuilt state:\n%s\n", res.Raw)
+	}
+	if !res.Reproduced {
+		fmt.Fprintln(e.stdout, "PASS: running the workload through QEMU again no longer shows this failure")
+		if res.State != "" && !res.Rebuilt {
+			return failf("the crash state could not be rebuilt bit for bit")
+		}
+		return nil
+	}
+	fmt.Fprintf(e.stdout, "FAIL: reproduced: %s\n", res.Message)
+	return failf("the case still fails (%s)", res.Signature)
 }

@@ -18,7 +18,7 @@ func TestQEMUCommandCampaign(t *testing.T) {
 	qemutool.Require(t)
 	dir := t.TempDir()
 	report := filepath.Join(dir, "r.json")
-	args := []string{"qemu", "--iterations", "3", "--seed", "9", "--crash-model", "prefix,drop", "--qemu-states", "4",
+	args := []string{"qemu", "--iterations", "3", "--seed", "9", "--ops", "6", "--max-clusters", "16", "--crash-model", "prefix,drop", "--qemu-states", "4",
 		"--out", filepath.Join(dir, "art"), "--report", report, "--progress", "none", "--minimize", "-1"}
 	r := qt(t, args...)
 	if r.code != exitOK {
@@ -51,5 +51,42 @@ func TestQEMUCommandUsage(t *testing.T) {
 		{"qemu", "stray"},
 	} {
 		runWant(t, exitUsage, args...)
+	}
+}
+
+// TestQEMUCommandFindingArtifactReplay: a known QEMU finding (F1 of
+// docs/findings.md) run from a workload script is found, minimized and
+// written as an artifact, and --replay rebuilds its crash state bit for
+// bit and reproduces it.
+func TestQEMUCommandFindingArtifactReplay(t *testing.T) {
+	qemutool.Require(t)
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "w.txt")
+	script := "qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\n" +
+		"write 0x0 0x1000 id=1\nreopen\nwrite 0x20000 0x1000 id=2\nflush\n"
+	if err := os.WriteFile(wf, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "art")
+	r := qt(t, "qemu", "--workload", wf, "--ends", "close", "--crash-model", "subset", "--qemu-states", "0",
+		"--diff=false", "--seed", "1", "--out", out, "--progress", "none")
+	if r.code != exitRuntime || !strings.Contains(r.stdout, qemu.KnownNeedCheck) {
+		t.Fatalf("want the finding (exit 1), got exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	arts, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(arts) != 1 {
+		t.Fatalf("artifacts %v", arts)
+	}
+	for _, n := range []string{"workload.txt", "crashed.qed", "repro.sh", "image.log", "trace.txt", "snapshot/image.qed", "pat/1.bin"} {
+		if _, err := os.Stat(filepath.Join(arts[0], n)); err != nil {
+			t.Errorf("artifact lacks %s: %v", n, err)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(arts[0], "workload.txt")); strings.Count(string(b), "\n") > 5 {
+		t.Errorf("workload not minimized:\n%s", b)
+	}
+	rr := qt(t, "qemu", "--replay", arts[0])
+	if rr.code != exitRuntime || !strings.Contains(rr.stdout, "identical to crashed.qed: true") || !strings.Contains(rr.stdout, "FAIL: reproduced") {
+		t.Fatalf("replay: exit %d\nstdout: %s\nstderr: %s", rr.code, rr.stdout, rr.stderr)
 	}
 }

@@ -42,9 +42,18 @@ func TestRunPassesAndReports(t *testing.T) {
 	require.EqualValues(t, 3, m["workloads"])
 	require.Equal(t, "0/1", m["shard"])
 	require.Empty(t, m["failures"])
-	for _, k := range []string{"crash_states", "seconds", "states_per_second", "per_model"} {
+	for _, k := range []string{"crash_states", "oracle_runs", "seconds", "states_per_second", "per_model"} {
 		require.Contains(t, m, k)
 	}
+	require.LessOrEqual(t, m["oracle_runs"], m["crash_states"])
+	// --no-dedup judges every state: the same states, as many oracle runs.
+	r = runWant(t, exitOK, runArgs(a, []string{"--no-dedup"})...)
+	b, err = os.ReadFile(rep)
+	require.NoError(t, err)
+	var nd map[string]any
+	require.NoError(t, json.Unmarshal(b, &nd))
+	require.Equal(t, m["crash_states"], nd["crash_states"])
+	require.Equal(t, nd["crash_states"], nd["oracle_runs"])
 }
 
 func TestRunRandomSeedPrinted(t *testing.T) {

@@ -21,7 +21,10 @@ import (
 
 // Config is one QEMU campaign (`qedtorture qemu`).
 type Config struct {
-	Tool       *qemutool.Tool
+	Tool *qemutool.Tool
+	// Workload, if set, is run instead of generated ones (every iteration
+	// runs it; Seed still drives the crash-point and state sampling).
+	Workload   *workload.Workload
 	Seed       uint64
 	Iterations int           // workloads to run (0 = until Duration)
 	Duration   time.Duration // stop starting workloads after this long
@@ -83,7 +86,8 @@ type Report struct {
 // FailureReport is one distinct failure (by signature) in a Report.
 type FailureReport struct {
 	Signature    string `json:"signature"`
-	Count        int64  `json:"count"` // occurrences over the campaign (states or runs)
+	Count        int64  `json:"count"`     // occurrences over the campaign (states or runs)
+	InWorkloads  []int  `json:"workloads"` // workloads it occurred in (the first 50)
 	Workload     int    `json:"workload"`
 	WorkloadSeed uint64 `json:"workload_seed"`
 	End          string `json:"end"`
@@ -202,6 +206,7 @@ func Run(cfg Config) (*Report, error) {
 	var stats Stats
 	first := map[string]*finding{}
 	counts := map[string]int64{}
+	where := map[string][]int{}
 	next := 0
 	var runErr error
 	take := func() (int, bool) {
@@ -215,6 +220,9 @@ func Run(cfg Config) (*Report, error) {
 	}
 	record := func(f *finding) {
 		counts[f.sig]++
+		if ws := where[f.sig]; len(ws) < 50 && (len(ws) == 0 || ws[len(ws)-1] != f.wi) {
+			where[f.sig] = append(ws, f.wi)
+		}
 		if _, ok := first[f.sig]; !ok {
 			first[f.sig] = f
 			stats.Failures++
@@ -253,6 +261,9 @@ func Run(cfg Config) (*Report, error) {
 					return
 				}
 				w, ws := GenerateWorkload(cfg.Seed, i, cfg.Gen)
+				if cfg.Workload != nil {
+					w, ws = cfg.Workload.Clone(), workloadSeed(cfg.Seed, i)
+				}
 				end := ends[i%len(ends)]
 				fs, res, dres, ad, err := runOne(cfg, w, ws, end, filepath.Join(tmp, fmt.Sprintf("w%d", i)))
 				mu.Lock()
@@ -302,7 +313,7 @@ func Run(cfg Config) (*Report, error) {
 	})
 	for _, sig := range sigs {
 		f := first[sig]
-		fr := FailureReport{Signature: sig, Count: counts[sig], Workload: f.wi, WorkloadSeed: f.wseed, End: string(f.end),
+		fr := FailureReport{Signature: sig, Count: counts[sig], InWorkloads: where[sig], Workload: f.wi, WorkloadSeed: f.wseed, End: string(f.end),
 			Side: f.side, Stage: f.stage, GuestOp: f.guestOp, OriginalOps: len(f.w.Ops), Ops: len(f.w.Ops), Message: f.msg}
 		if f.state != nil {
 			fr.State = f.state.ID.String()
@@ -504,19 +515,11 @@ func writeArtifact(cfg Config, f *finding) (string, error) {
 		if err := write("repro.sh", []byte(f.rec.ScriptText())); err != nil {
 			return "", err
 		}
-		if lb, err := os.ReadFile(filepath.Join(f.rec.Dir, LogName)); err == nil {
-			if err := write(LogName, lb); err != nil {
-				return "", err
-			}
-		}
-		if err := os.MkdirAll(filepath.Join(dir, PatternDir), 0o755); err != nil {
+		if err := write(LogName, f.rec.Log); err != nil {
 			return "", err
 		}
-		pats, _ := filepath.Glob(filepath.Join(f.rec.Dir, PatternDir, "*.bin"))
-		for _, p := range pats {
-			if b, err := os.ReadFile(p); err == nil {
-				_ = write(filepath.Join(PatternDir, filepath.Base(p)), b)
-			}
+		if err := WritePatterns(f.rec.W, dir); err != nil {
+			return "", err
 		}
 		var tr strings.Builder
 		for _, o := range f.rec.Trace.Ops {

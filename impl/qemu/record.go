@@ -68,6 +68,7 @@ type Recording struct {
 	Trace       *crashsim.Trace   // the log, on "/image.qed"
 	Phases      []Phase
 	Script      []string // every qemu-io command sent, in order
+	Log         []byte   // the blklogwrites log as QEMU left it
 	LogEntries  uint64
 }
 
@@ -465,6 +466,7 @@ func (r *recorder) finish() error {
 	if err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
+	rec.Log = logBytes
 	if len(logBytes) == 0 { // nothing was ever written
 		rec.Trace = &crashsim.Trace{}
 	} else if rec.Trace, err = crashsim.ReadDMLog(bytes.NewReader(logBytes), int64(len(logBytes)), imageInTree); err != nil {
@@ -522,6 +524,25 @@ func entryOpIndex(log []byte) ([]int64, error) {
 		out = append(out, ops)
 	}
 	return out, nil
+}
+
+// WritePatterns writes the pattern file of every (non-group) write of w
+// into dir/pat, as the qemu-io script expects them.
+func WritePatterns(w *workload.Workload, dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, PatternDir), 0o755); err != nil {
+		return err
+	}
+	for _, op := range w.Ops {
+		if op.Kind != workload.Write {
+			continue
+		}
+		buf := make([]byte, op.Len)
+		model.Fill(buf, uint64(op.ID), op.Off)
+		if err := os.WriteFile(filepath.Join(dir, PatternDir, fmt.Sprintf("%d.bin", op.ID)), buf, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ScriptText returns the recorded qemu-io session as a shell script that

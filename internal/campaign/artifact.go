@@ -174,8 +174,10 @@ func guestOpText(w *workload.Workload, i int) string {
 	switch {
 	case i < 0:
 		return "none (right after the setup)"
+	case len(w.Ops) == 0:
+		return "none (the workload has no ops)"
 	case i >= len(w.Ops):
-		return fmt.Sprintf("none (after the last op, %d)", len(w.Ops)-1)
+		return fmt.Sprintf("none (the crash follows the last op, %d: %s)", len(w.Ops)-1, w.Ops[len(w.Ops)-1])
 	}
 	return fmt.Sprintf("%d (%s)", i, w.Ops[i])
 }

@@ -51,7 +51,14 @@ func (f *Failure) Message() string {
 	if !f.HasState() {
 		return fmt.Sprintf("%s: %v", f.Stage, f.OpErr)
 	}
-	return fmt.Sprintf("%s at %s (guest op %d in progress): %v", f.Stage, f.State, f.GuestOp, f.Verdict.Err)
+	when := fmt.Sprintf("during guest op %d", f.GuestOp)
+	switch {
+	case f.GuestOp < 0:
+		when = "before the first guest op"
+	case f.GuestOp >= len(f.W.Ops):
+		when = "after the last guest op"
+	}
+	return fmt.Sprintf("%s at %s (%s): %v", f.Stage, f.State, when, f.Verdict.Err)
 }
 
 // counters are the campaign's live totals, shared by the workers.

@@ -56,13 +56,14 @@
 // error nothing explains). Faults injected with Config.Faults make op
 // errors expected: the run stops there, and the end point is judged.
 //
-// Minimize shrinks a failing case deterministically: it drops chunks of
-// workload operations (halves, then smaller, down to single ops), then
-// tries to run concurrent groups sequentially and to drop the backing
-// chain, keeping each change if some crash state of the same stage still
-// fails; finally it picks the simplest failing state of the minimized
-// workload: the earliest crash point, the weakest model, the lowest
-// ordinal. WriteArtifact stores the case (see artifact.go for the files);
+// A failing case is minimized deterministically (within a bound of
+// Config.MinimizeCandidates runs and Config.MinimizeTimeout): chunks of
+// workload operations are dropped (halves, then smaller, down to single
+// ops), concurrent groups are tried as sequential writes and the backing
+// chain is dropped, each change kept if some crash state of the same stage
+// (under the failing state's model) still fails; finally the simplest
+// failing state of the minimized workload is picked: the earliest crash
+// point over every operation index, the weakest model, the lowest ordinal. WriteArtifact stores the case (see artifact.go for the files);
 // Replay rebuilds the crash state from an artifact and judges it again.
 //
 // # Determinism and caveats
