@@ -31,6 +31,9 @@ type ConformanceOptions struct {
 	Explore int
 	// FaultRuns bounds each fault sweep's runs (0 = 24; <0 = skip the sweeps).
 	FaultRuns int
+	// SweepStates bounds the crash states judged per model at each sync
+	// of the crash sweeps (0 = 32; <0 = skip the sweeps).
+	SweepStates int
 	// NoFaults, NoConcurrency leave fault commands or concurrent groups
 	// out of the state machine (for implementations that do not support
 	// them yet: say so in your test).
@@ -72,6 +75,8 @@ func Scale() (float64, error) {
 //     the model, crashes under every crash model judged by the oracle
 //     (CheckCrashState), faults that must surface, concurrent groups;
 //     a failure is shrunk and printed as a replayable Sequence with its seed;
+//   - CrashSweep: every sync of two fixed workloads is a crash point,
+//     judged under every model (CheckCrashSweep);
 //   - FaultSweep: an I/O-error loop (CheckFaultSweep) per fault rule over
 //     two fixed workloads, one with a backing file and one without.
 func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
@@ -135,6 +140,34 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 		if secs := res.Duration.Seconds(); secs > 0 {
 			t.Logf("%.1f sequences/s, %.0f commands/s, %.0f crash states/s", float64(res.Sequences)/secs, float64(res.Commands)/secs, float64(res.CrashStates)/secs)
 		}
+	})
+
+	t.Run("CrashSweep", func(t *testing.T) {
+		n := opts.SweepStates
+		if n < 0 {
+			t.Skip("crash sweeps disabled by ConformanceOptions.SweepStates")
+		}
+		if n == 0 {
+			n = 32
+		}
+		n = int(float64(n) * scale)
+		models := opts.Models
+		if len(models) == 0 {
+			models = DefaultModels()
+		}
+		enum := crashsim.EnumOptions{Bound: uint64(n), Samples: max(1, n/2), Seed: uint64(seed)}
+		total := 0
+		for name, w := range FaultSweepWorkloads() {
+			fails, states, err := CheckCrashSweep(target, w, models, enum, opts.Oracle, 5)
+			total += states
+			if err != nil {
+				t.Errorf("workload %s: the run itself failed: %v\nworkload:\n%s", name, err, w)
+			}
+			for _, f := range fails {
+				t.Errorf("workload %s: %v", name, f)
+			}
+		}
+		t.Logf("%d crash states judged at every sync of %d workloads", total, len(FaultSweepWorkloads()))
 	})
 
 	t.Run("FaultSweep", func(t *testing.T) {

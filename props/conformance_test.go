@@ -11,7 +11,7 @@ import (
 func TestConformanceQED(t *testing.T) {
 	opts := ConformanceOptions{}
 	if raceEnabled {
-		opts.Sequences, opts.Steps, opts.Explore, opts.FaultRuns = 12, 20, 4, 6
+		opts.Sequences, opts.Steps, opts.Explore, opts.FaultRuns, opts.SweepStates = 12, 20, 4, 6, 1
 	}
 	TestTarget(t, QEDTarget{}, opts)
 }
@@ -20,7 +20,7 @@ func TestConformanceQED(t *testing.T) {
 // L2 cache, so that eviction (and the write-back of dirty tables it
 // forces) happens in the small images the state machine uses.
 func TestConformanceQEDOneTableCache(t *testing.T) {
-	opts := ConformanceOptions{Sequences: 20, FaultRuns: -1}
+	opts := ConformanceOptions{Sequences: 20, FaultRuns: -1, SweepStates: -1}
 	if raceEnabled {
 		opts.Sequences, opts.Steps, opts.Explore = 6, 20, 4
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
@@ -165,4 +166,20 @@ func TestStateMachineFaultCommandCatchesSwallowedError(t *testing.T) {
 	require.NotNil(t, f)
 	require.Equal(t, "fault", f.Kind)
 	require.Contains(t, f.Error(), "did not surface")
+}
+
+// TestCrashSweepCatchesLostFlush: the crash sweep rejects a target that
+// ignores flushes, and prints a sequence that replays the failure.
+func TestCrashSweepCatchesLostFlush(t *testing.T) {
+	w := FaultSweepWorkloads()["no-backing"]
+	enum := crashsim.EnumOptions{Bound: 4, Samples: 2}
+	fails, states, err := CheckCrashSweep(lossyTarget{QEDTarget{}}, w, []crashsim.Model{{Base: crashsim.Drop}}, enum, OracleOptions{}, 1)
+	require.NoError(t, err)
+	require.NotEmpty(t, fails, "a target that ignores Flush passed the crash sweep (%d states)", states)
+	_, f := RunSequence(lossyTarget{QEDTarget{}}, fails[0].Seq, RunOptions{})
+	require.NotNil(t, f, "the sweep's counterexample did not replay:\n%s", fails[0].Seq)
+	fails, states, err = CheckCrashSweep(QEDTarget{}, w, DefaultModels(), enum, OracleOptions{}, 1)
+	require.NoError(t, err)
+	require.Empty(t, fails)
+	require.Greater(t, states, 50)
 }
