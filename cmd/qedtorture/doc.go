@@ -1,6 +1,8 @@
-// Command qedtorture is the project's command line: image utilities shaped
-// like qemu-img's (create, info, check, map, convert) over the impl/qed
-// implementation, and, in later parts, the torture campaigns.
+// Command qedtorture is the project's command line: torture campaigns that
+// judge every crash state of generated workloads (run, replay, report merge),
+// the same campaign against QEMU's QED driver (qemu), a qemu-img-bench-like
+// benchmark (bench), and image utilities shaped like qemu-img's (create,
+// info, check, map, convert) over the impl/qed implementation.
 //
 // # Basics
 //
@@ -9,6 +11,11 @@
 //	qedtorture check  [-r leaks|all] [--output human|json] IMG
 //	qedtorture map    [--output human|json] IMG
 //	qedtorture convert [-f raw|qed] [-O raw|qed] [-o cluster_size=N,table_size=N] SRC DST
+//	qedtorture run    [--duration D | --iterations N] [--seed S] [--crash-model M] [--shard I/N] ...
+//	qedtorture replay ARTIFACT_DIR
+//	qedtorture report merge [-o FILE] REPORT...
+//	qedtorture qemu   [flags of run]          (the campaign against qemu-io)
+//	qedtorture bench  [-c N] [-d N] [-s N] [-S N] [-w] ... IMG
 //
 // Sizes are bytes, or a number with a binary suffix K, M, G, T, P or E
 // (case-insensitive, powers of 1024). Image sizes must be multiples of 512.
