@@ -377,6 +377,7 @@ func (d *Disk) attribute(m extentMap, off int64, p, scratch []byte) (extentMap, 
 		rec    *record
 		lo, hi int64
 		want   []byte
+		filled bool // want holds rec's bytes (filled lazily: perf, issue 5)
 	}
 	end := off + int64(len(p))
 	var cands []cand
@@ -394,7 +395,7 @@ func (d *Disk) attribute(m extentMap, off int64, p, scratch []byte) (extentMap, 
 	d.durable.read(buf[:len(p)], off)
 	for pos := off; pos < end; {
 		r, hi := d.durable.at(pos, end)
-		cands = append(cands, cand{r, pos, hi, buf[pos-off : hi-off]})
+		cands = append(cands, cand{r, pos, hi, buf[pos-off : hi-off], true})
 		pos = hi
 	}
 	buf = buf[len(p):]
@@ -406,15 +407,24 @@ func (d *Disk) attribute(m extentMap, off int64, p, scratch []byte) (extentMap, 
 		}
 		w := buf[:hi-lo]
 		buf = buf[hi-lo:]
-		r.expect(w, lo)
-		cands = append(cands, cand{r, lo, hi, w})
+		cands = append(cands, cand{r, lo, hi, w, false})
 	}
 	for pos := off; pos < end; {
 		// The candidate that matches longest from pos takes the run.
 		best, bestEnd := -1, pos
+		// Once a candidate matches to end none can match longer (ties
+		// go to the earlier candidate), so the pending candidates' bytes
+		// are generated only when some earlier one stops short.
 		for i := range cands {
+			if bestEnd == end {
+				break
+			}
 			c := &cands[i]
 			if c.lo <= pos && pos < c.hi {
+				if !c.filled {
+					c.rec.expect(c.want, c.lo)
+					c.filled = true
+				}
 				if e := pos + int64(commonPrefix(c.want[pos-c.lo:], p[pos-off:c.hi-off])); e > bestEnd {
 					best, bestEnd = i, e
 				}
@@ -433,6 +443,11 @@ func (d *Disk) attribute(m extentMap, off int64, p, scratch []byte) (extentMap, 
 func commonPrefix(a, b []byte) int {
 	n := min(len(a), len(b))
 	i := 0
+	// Skip equal 256-byte blocks with bytes.Equal (vectorized; perf,
+	// issue 5), then find the first difference word by word.
+	for i+256 <= n && bytes.Equal(a[i:i+256], b[i:i+256]) {
+		i += 256
+	}
 	for i+8 <= n && binary.LittleEndian.Uint64(a[i:]) == binary.LittleEndian.Uint64(b[i:]) {
 		i += 8
 	}

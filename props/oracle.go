@@ -45,7 +45,19 @@ type OracleOptions struct {
 // Durable is a model's durable contents up to its current size, computed
 // once and shared (read-only, safe for concurrent use) by many
 // CheckCrashState calls.
-type Durable struct{ b []byte }
+type Durable struct {
+	b    []byte
+	zero []bool // zero[i]: 4 KiB block i of b is all zeros
+}
+
+// durableBlock is the granularity of the durable-contents comparison.
+const durableBlock = 4096
+
+// zeroBlock is compared against the blocks of the durable contents that
+// are all zeros: it stays in the L1 cache, so comparing a read-back block
+// with it streams one buffer instead of two (the common case: most of a
+// small image is unallocated).
+var zeroBlock [durableBlock]byte
 
 // NewDurable returns m's durable contents (m.ReadDurableAt over [0,
 // m.Size())).
@@ -54,22 +66,32 @@ func NewDurable(m *model.Disk) (*Durable, error) {
 	if err := m.ReadDurableAt(b, 0); err != nil {
 		return nil, err
 	}
-	return &Durable{b: b}, nil
+	d := &Durable{b: b, zero: make([]bool, (len(b)+durableBlock-1)/durableBlock)}
+	for i := range d.zero {
+		blk := b[i*durableBlock : min((i+1)*durableBlock, len(b))]
+		d.zero[i] = bytes.Equal(blk, zeroBlock[:len(blk)])
+	}
+	return d, nil
 }
 
-// diffSpans returns the maximal runs [lo, hi) of 4 KiB blocks of p (read
-// at off) that differ from the durable contents, in order. Without
-// durable contents (nil), or out of their range, it is all of p.
-func (d *Durable) diffSpans(off int64, p []byte) [][2]int {
+// diffSpans appends to out the maximal runs [lo, hi) of 4 KiB blocks of p
+// (read at off) that differ from the durable contents, in order, and
+// returns it. Without durable contents (nil), or out of their range, it is
+// all of p. A block whose durable contents are all zeros is compared with
+// zeroBlock (same result as comparing with the durable bytes).
+func (d *Durable) diffSpans(off int64, p []byte, out [][2]int) [][2]int {
 	if d == nil || off < 0 || off+int64(len(p)) > int64(len(d.b)) {
-		return [][2]int{{0, len(p)}}
+		return append(out, [2]int{0, len(p)})
 	}
 	want := d.b[off : off+int64(len(p))]
-	const block = 4096
-	var out [][2]int
-	for i := 0; i < len(p); i += block {
-		j := min(i+block, len(p))
-		if bytes.Equal(want[i:j], p[i:j]) {
+	aligned := off%durableBlock == 0
+	for i := 0; i < len(p); i += durableBlock {
+		j := min(i+durableBlock, len(p))
+		w := want[i:j]
+		if aligned && d.zero[(off+int64(i))/durableBlock] {
+			w = zeroBlock[:j-i]
+		}
+		if bytes.Equal(w, p[i:j]) {
 			continue
 		}
 		if n := len(out); n > 0 && out[n-1][1] == i {
@@ -81,8 +103,80 @@ func (d *Durable) diffSpans(off int64, p []byte) [][2]int {
 	return out
 }
 
-// chunkPool holds the oracle's read buffers.
-var chunkPool = sync.Pool{New: func() any { return new([256 << 10]byte) }}
+// oracleChunk is the size of one read-back: small enough that the bytes
+// the target just wrote into the buffer are still in the CPU cache when
+// they are compared (measured: BenchmarkCrashStates, docs/campaigns.md).
+const oracleChunk = 64 << 10
+
+// scratch is the oracle's per-call memory, pooled across calls.
+type scratch struct {
+	chunk [oracleChunk]byte
+	live  [livenessLen]byte
+	spans [][2]int
+	saved []byte // the read-back of the model's uncertain ranges, for Recover
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// livenessLen is the length of the liveness write (a cluster and a bit
+// for images of 4 KiB clusters), clipped to the size.
+const livenessLen = 4096 + 512
+
+// livenessData is the liveness write's contents: the pattern of
+// LivenessPatternID at offset 0 (read-only).
+var livenessData = func() []byte {
+	p := make([]byte, livenessLen)
+	model.Fill(p, LivenessPatternID, 0)
+	return p
+}()
+
+// savedReads keeps the bytes the data stage read back over the model's
+// uncertain ranges, so that model.Disk.Recover, which reads exactly those
+// ranges again, gets them without a second read through the target.
+type savedReads struct {
+	rs  []model.Range // clipped to the size, sorted, disjoint
+	pos []int         // pos[i]: offset of rs[i] in buf
+	buf []byte
+}
+
+func newSavedReads(uncertain []model.Range, size int64, buf []byte) *savedReads {
+	s := &savedReads{}
+	n := 0
+	for _, r := range uncertain {
+		if end := min(r.Off+r.Len, size); r.Off < end {
+			s.rs = append(s.rs, model.Range{Off: r.Off, Len: end - r.Off})
+			s.pos = append(s.pos, n)
+			n += int(end - r.Off)
+		}
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	s.buf = buf[:n]
+	return s
+}
+
+// keep copies the parts of p (read at off) inside the saved ranges.
+func (s *savedReads) keep(off int64, p []byte) {
+	end := off + int64(len(p))
+	for i, r := range s.rs {
+		lo, hi := max(r.Off, off), min(r.Off+r.Len, end)
+		if lo < hi {
+			copy(s.buf[s.pos[i]+int(lo-r.Off):], p[lo-off:hi-off])
+		}
+	}
+}
+
+// read serves a read wholly inside one saved range; ok is false otherwise.
+func (s *savedReads) read(p []byte, off int64) bool {
+	for i, r := range s.rs {
+		if r.Off <= off && off+int64(len(p)) <= r.Off+r.Len {
+			copy(p, s.buf[s.pos[i]+int(off-r.Off):])
+			return true
+		}
+	}
+	return false
+}
 
 // Verdict is the oracle's judgement of one crash state.
 type Verdict struct {
@@ -164,15 +258,20 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 	if limit == 0 {
 		limit = 256 << 20
 	}
+	uncertain := m.Uncertain()
 	var ranges []model.Range
 	if size <= limit {
 		ranges = []model.Range{{Off: 0, Len: size}}
 	} else {
-		ranges = m.Uncertain()
+		ranges = uncertain
 	}
-	chunk := chunkPool.Get().(*[256 << 10]byte)
-	defer chunkPool.Put(chunk)
-	buf := chunk[:]
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	// Every uncertain range (below size) lies inside ranges: keep what is
+	// read there for the model's recovery below.
+	saved := newSavedReads(uncertain, size, sc.saved)
+	sc.saved = saved.buf
+	buf := sc.chunk[:]
 	for _, r := range ranges {
 		for off := r.Off; off < r.Off+r.Len && off < size; off += int64(len(buf)) {
 			p := buf[:min(int64(len(buf)), r.Off+r.Len-off, size-off)]
@@ -180,16 +279,30 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 				return fail(v, StageData, fmt.Errorf("read [%#x,+%#x) after recovery: %w", off, len(p), err))
 			}
 			// With the durable contents at hand, only the runs of 4 KiB
-			// blocks that differ from them need VerifyCrash (bytes equal
-			// to the durable value are always allowed).
-			for _, sp := range o.Durable.diffSpans(off, p) {
-				if err := m.VerifyCrash(off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {
+			// blocks that differ from them need checking (bytes equal to
+			// the durable value are always allowed). Of those, the parts
+			// inside the model's uncertain ranges are checked by Recover
+			// below, byte for byte as VerifyCrash would (same *Mismatch,
+			// same stage); VerifyCrash checks the rest here.
+			sc.spans = o.Durable.diffSpans(off, p, sc.spans[:0])
+			for _, sp := range sc.spans {
+				if err := verifyOutside(m, uncertain, off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {
 					return fail(v, StageData, err)
 				}
 			}
+			saved.keep(off, p)
 		}
 	}
-	if err := m.Recover(size, read); err != nil {
+	// Recover reads back exactly the uncertain ranges: it gets the bytes
+	// the loop above read and checked (the same target reads, not a
+	// second pass through the target), and still checks them itself.
+	recoverRead := func(p []byte, off int64) error {
+		if saved.read(p, off) {
+			return nil
+		}
+		return read(p, off)
+	}
+	if err := m.Recover(size, recoverRead); err != nil {
 		return fail(v, StageData, err)
 	}
 	if o.SkipLiveness {
@@ -210,12 +323,10 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 	// a flush and a clean close; the result must be consistent with
 	// NEED_CHECK clear, and read back through a fresh open.
 	if size > 0 {
-		n := min(size, 4096+512)
 		// The liveness data is the pattern of a reserved id, recorded as
 		// caller bytes: it takes no id from the model, so a workload's
 		// own write ids stay valid after a crash.
-		p := make([]byte, n)
-		model.Fill(p, LivenessPatternID, 0)
+		p := livenessData[:min(size, livenessLen)]
 		if err := m.WriteBytes(0, p); err != nil {
 			return fail(v, StageLiveness, fmt.Errorf("model: %w", err))
 		}
@@ -246,7 +357,7 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 		return fail(v, StageLiveness, fmt.Errorf("size after reopen %#x, want %#x", got, m.Size()))
 	}
 	if size > 0 {
-		p := make([]byte, min(size, 4096+512))
+		p := sc.live[:min(size, livenessLen)]
 		if err := read(p, 0); err != nil {
 			return fail(v, StageLiveness, fmt.Errorf("read after reopen: %w", err))
 		}
@@ -255,6 +366,33 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 		}
 	}
 	return v
+}
+
+// verifyOutside runs m.VerifyCrash over the parts of p (read at off) that
+// lie outside the sorted, disjoint ranges rs.
+func verifyOutside(m *model.Disk, rs []model.Range, off int64, p []byte) error {
+	pos, end := off, off+int64(len(p))
+	for _, r := range rs {
+		if r.Off+r.Len <= pos {
+			continue
+		}
+		if r.Off >= end {
+			break
+		}
+		if pos < r.Off {
+			if err := m.VerifyCrash(pos, p[pos-off:r.Off-off]); err != nil {
+				return err
+			}
+		}
+		pos = r.Off + r.Len
+		if pos >= end {
+			return nil
+		}
+	}
+	if pos < end {
+		return m.VerifyCrash(pos, p[pos-off:])
+	}
+	return nil
 }
 
 func kindList(r *StructureReport) string {

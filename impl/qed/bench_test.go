@@ -156,3 +156,34 @@ func BenchmarkAllocating4K(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSeqRead1M reads a fully allocated image in 1 MiB requests from
+// 16 goroutines (the seq-r1m workload of docs/performance.md): the format's
+// cost per request is one lookup of a host-contiguous run and one pread.
+func BenchmarkSeqRead1M(b *testing.B) {
+	const size = 64 << 20
+	im := benchImage(b, size)
+	if _, err := im.WriteAt(make([]byte, size), 0); err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	b.SetBytes(1 << 20)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			p := make([]byte, 1<<20)
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				if _, err := im.ReadAt(p, (i<<20)%size); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -89,9 +89,13 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		limit += g.clusterSize // off by one: the cluster just past the end passes
 	}
 	mark(im.hdr.L1TableOffset, g.tableSize)
-	l1 := append([]uint64(nil), im.l1...)
+	// Scratch copies of the L1 and of one L2 table, pooled (perf, issue 5).
+	l1p, tblp := getEntries(len(im.l1)), getEntries(int(g.nelems))
+	defer putEntries(l1p)
+	defer putEntries(tblp)
+	l1, tbl := *l1p, *tblp
+	copy(l1, im.l1)
 	l1Invalid := 0
-	tbl := make([]uint64, g.nelems)
 	for i, e := range l1 {
 		if e == 0 {
 			continue

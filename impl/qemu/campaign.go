@@ -52,7 +52,10 @@ type Config struct {
 // Stats are the running counters of a campaign.
 type Stats struct {
 	Workloads, CrashPoints, CrashStates, Distinct, QEDChecked, QEMUChecked, DiffRuns, Failures int64
-	Elapsed                                                                                    time.Duration
+	// Skipped counts workloads whose log did not replay to QEMU's file
+	// (ErrLogMismatch): their crash states are not checked.
+	Skipped int64
+	Elapsed time.Duration
 }
 
 // Report is the JSON summary of a campaign; field names follow
@@ -65,6 +68,8 @@ type Report struct {
 	Models         []string         `json:"models"`
 	Iterations     int              `json:"iterations,omitempty"`
 	Workloads      int64            `json:"workloads"`
+	Skipped        int64            `json:"skipped"` // recordings whose log did not replay to QEMU's file
+	SkipReasons    []string         `json:"skip_reasons,omitempty"`
 	Ends           map[string]int64 `json:"ends"`
 	CrashPoints    int64            `json:"crash_points"`
 	CrashStates    int64            `json:"crash_states"`
@@ -267,6 +272,14 @@ func Run(cfg Config) (*Report, error) {
 				end := ends[i%len(ends)]
 				fs, res, dres, ad, err := runOne(cfg, w, ws, end, filepath.Join(tmp, fmt.Sprintf("w%d", i)))
 				mu.Lock()
+				if errors.Is(err, ErrLogMismatch) {
+					stats.Skipped++
+					if len(rep.SkipReasons) < 10 {
+						rep.SkipReasons = append(rep.SkipReasons, fmt.Sprintf("workload %d (seed %d, end %s): %v", i, ws, end, err))
+					}
+					mu.Unlock()
+					continue
+				}
 				if err != nil {
 					runErr = fmt.Errorf("workload %d (seed %d): %w", i, ws, err)
 					mu.Unlock()
@@ -340,7 +353,7 @@ func Run(cfg Config) (*Report, error) {
 	if cfg.Progress != nil {
 		cfg.Progress(stats)
 	}
-	rep.Workloads, rep.CrashPoints, rep.CrashStates = stats.Workloads, stats.CrashPoints, stats.CrashStates
+	rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = stats.Workloads, stats.Skipped, stats.CrashPoints, stats.CrashStates
 	rep.DistinctStates, rep.QEDChecked, rep.QEMUChecked, rep.DiffRuns = stats.Distinct, stats.QEDChecked, stats.QEMUChecked, stats.DiffRuns
 	rep.Seconds = stats.Elapsed.Seconds()
 	if rep.Seconds > 0 {

@@ -146,12 +146,13 @@ func firstDiff(a, b []byte) int {
 	if bytes.Equal(a, b) {
 		return -1
 	}
-	for i := range a {
+	n := min(len(a), len(b))
+	for i := range n {
 		if a[i] != b[i] {
 			return i
 		}
 	}
-	return -1
+	return n
 }
 
 // runSide runs w on t and gathers the final guest data (readAll, or the

@@ -54,3 +54,27 @@ flush
 		t.Fatalf("adapted ops %v", a.Ops)
 	}
 }
+
+// TestAdaptConcurrentOverlap: writes of a concurrent group that share a
+// 512-byte sector with an earlier write of the group are dropped (the
+// log's order of such writes need not be the file's).
+func TestAdaptConcurrentOverlap(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=4096 table_size=2 size=65536
+concurrent 3
+  write 0x0 0x300 id=1
+  write 0x3ff 0x10 id=2
+  zero 0x400 0x200
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ad := Adapt(w)
+	if len(ad) != 1 || ad[0].Quirk != HarnessConcurrentOverlap {
+		t.Fatalf("adaptations %+v", ad)
+	}
+	g := a.Ops[0].Group
+	if len(g) != 2 || g[0].ID != 1 || g[1].Kind != workload.WriteZeroes {
+		t.Fatalf("group %v", g)
+	}
+}

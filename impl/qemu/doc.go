@@ -72,10 +72,16 @@
 //
 // # Caveats
 //
-//   - The log holds what QEMU issued to the image file, in submission
-//     order; two writes in flight at once are serialised in the log in
-//     the order QEMU submitted them, so the prefix model sees one order.
-//     The subset and torn models cover the others.
+//   - The log holds what QEMU issued to the image file in blklogwrites'
+//     order. Two writes in flight at once to the same host sectors may
+//     reach the file in the other order, so the replayed log could
+//     disagree with the file: Adapt drops the writes of a concurrent group
+//     that share a 512-byte sector with an earlier one of the group
+//     (HarnessConcurrentOverlap), and Record checks that the whole log
+//     replayed on the snapshot gives exactly QEMU's file whenever no write
+//     was in flight at the end (ErrLogMismatch otherwise; the campaign
+//     counts such recordings as skipped). Disjoint in-flight writes are
+//     serialised in the log in one order; subset and torn cover the others.
 //   - After a SIGKILL the last entries QEMU issued may be missing from the
 //     log (the kill can land between the image write and the log write);
 //     the states then come from an earlier moment of the same op, which

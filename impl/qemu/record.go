@@ -69,7 +69,10 @@ type Recording struct {
 	Phases      []Phase
 	Script      []string // every qemu-io command sent, in order
 	Log         []byte   // the blklogwrites log as QEMU left it
-	LogEntries  uint64
+	// InFlight: the run ended (abort or kill) with a concurrent group's
+	// writes possibly in flight, so the log may lag the file.
+	InFlight   bool
+	LogEntries uint64
 }
 
 // Base returns the crashsim image the trace replays on.
@@ -178,6 +181,13 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	if err := r.finish(); err != nil {
 		return nil, err
 	}
+	if runErr == nil && end != EndKill && !rec.InFlight {
+		// Every write completed: the log replayed on the snapshot must give
+		// the file QEMU left, or the crash states would be fiction.
+		if err := rec.verifyReplay(); err != nil {
+			return nil, err
+		}
+	}
 	return rec, runErr
 }
 
@@ -264,6 +274,7 @@ func (r *recorder) run() error {
 			// The group's writes are issued and the process dies with
 			// them possibly in flight.
 			op := ops[last]
+			r.rec.InFlight = true
 			for _, sub := range op.Group {
 				if err := r.modelWrite(sub, true); err != nil {
 					return err
@@ -524,6 +535,30 @@ func entryOpIndex(log []byte) ([]int64, error) {
 		out = append(out, ops)
 	}
 	return out, nil
+}
+
+// ErrLogMismatch reports a recording whose log, replayed on the
+// snapshot, does not give the file QEMU left.
+var ErrLogMismatch = errors.New("qemu: the replayed blklogwrites log differs from the image file")
+
+func (r *Recording) verifyReplay() error {
+	base, err := r.Base()
+	if err != nil {
+		return err
+	}
+	fs, err := base.Replay(r.Trace, int64(len(r.Trace.Ops)), crashsim.Options{})
+	if err != nil {
+		return fmt.Errorf("qemu: replaying the log: %w", err)
+	}
+	got, err := afero.ReadFile(fs, imageInTree)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, r.Final) {
+		at := firstDiff(got, r.Final)
+		return fmt.Errorf("%w (%d vs %d bytes, first difference at %d)", ErrLogMismatch, len(got), len(r.Final), at)
+	}
+	return nil
 }
 
 // WritePatterns writes the pattern file of every (non-group) write of w
