@@ -75,10 +75,14 @@ func BenchmarkCrashStates(b *testing.B) {
 		writes  int
 	}{
 		{"4k-1MiB", 4096, 1 << 20, 16},
+		{"4k-16MiB", 4096, 16 << 20, 16},
 		{"64k-1GiB", 65536, 1 << 30, 16},
 	}
 	for _, c := range cases {
-		for _, unsynced := range []int{2, 8} {
+		// unsynced: the writes between flushes (1 = every write flushed,
+		// 16 = none until the end), i.e. the pending writes at a crash
+		// point: how the cost grows with them and with the image size.
+		for _, unsynced := range []int{1, 2, 8, 16} {
 			b.Run(fmt.Sprintf("%s/unsynced=%d", c.name, unsynced), func(b *testing.B) {
 				rec, states := benchStates(b, benchWorkload(c.cluster, c.size, c.writes, unsynced))
 				durables := map[int64]*props.Durable{}

@@ -176,7 +176,7 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 				var key stateKey
 				keyed := false
 				if !ck.noDedup {
-					if key, keyed = ck.hasher.key(st, snap); keyed {
+					if key, keyed = ck.hasher.key(p, st, snap); keyed {
 						if _, dup := seen[key]; dup {
 							continue // same bytes, same model: same verdict (passed)
 						}

@@ -1,38 +1,112 @@
 package campaign
 
 import (
+	"bytes"
+	"cmp"
 	"hash/maphash"
 	"io"
+	"math"
 	"path"
+	"slices"
 
+	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/spf13/afero"
 )
 
 // stateKey names a crash state's bytes (every file of Dir: name, length,
-// contents) together with the model snapshot it is judged against. The
-// oracle is deterministic, so two states with the same key get the same
-// verdict: judge() runs the oracle once per key and counts the others as
-// checked (Report.OracleRuns counts the oracle runs). The hash is 128 bits
-// (two independently seeded maphashes), so a collision, which could hide a
-// failure, is out of reach (~2^-64 per pair).
+// contents) at one crash point, together with the model snapshot it is
+// judged against. The oracle is deterministic, so two states with the
+// same key get the same verdict: judge() runs the oracle once per key and
+// counts the others as checked (Report.OracleRuns counts the oracle
+// runs). The hash is 128 bits (two independently seeded maphashes), so a
+// collision, which could hide a failure, is out of reach (~2^-64 per
+// pair).
+//
+// Keys are per crash point (k): all states of a point are built over the
+// same durable image, so only the 4 KiB pages of a file that differ from
+// that image are hashed (with their index), plus every file's name and
+// length; the pages that equal the durable image are the same in both
+// states. Two states of one point therefore get equal keys exactly when
+// their files are byte-identical (up to the hash). Keying per point
+// instead of across points loses almost nothing (measured: 36.3 % vs
+// 36.4 % of states reach the oracle in BenchmarkJudge) and hashes a few
+// pages instead of whole images (perf, issue 5).
 type stateKey struct {
 	snap   int
+	k      int64
 	h1, h2 uint64
 }
 
-// stateHasher hashes crash states, reusing its buffer.
+// hashPage is the granularity of the comparison with the durable image.
+const hashPage = 4096
+
+// stateHasher hashes crash states, reusing its buffer and the durable
+// image of the point it last saw.
 type stateHasher struct {
 	s1, s2 maphash.Seed
 	buf    []byte
+
+	baseK     int64             // crash point of base; -1 = none
+	baseImage *crashsim.Image   // its durable image
+	base      map[string][]byte // file name in Dir -> durable contents
+	// dirty: path -> the byte ranges the point's unsynced operations
+	// touch (writes, discards, truncates). A state of the point equals
+	// the durable image outside them (below both lengths), so only the
+	// pages overlapping them (and past the durable length) are read.
+	// Valid when exact (no unsynced operation of another kind).
+	dirty map[string][][2]int64
+	exact bool
+	full  bool // tests: always read and compare every page
 }
 
 func newStateHasher() *stateHasher {
-	return &stateHasher{s1: maphash.MakeSeed(), s2: maphash.MakeSeed()}
+	return &stateHasher{s1: maphash.MakeSeed(), s2: maphash.MakeSeed(), baseK: -1}
 }
 
-// key returns the key of the state in fs, or ok=false if it cannot be
-// read (the oracle will then say why).
-func (sh *stateHasher) key(fs afero.Fs, snap int) (stateKey, bool) {
+// setPoint loads p's durable files (once per point). If they cannot be
+// read, base is empty and every page is hashed (still exact).
+func (sh *stateHasher) setPoint(p *crashsim.Point) {
+	if sh.baseK == p.K() && sh.baseImage == p.Durable() {
+		return
+	}
+	sh.baseK, sh.baseImage, sh.base = p.K(), p.Durable(), map[string][]byte{}
+	sh.dirty, sh.exact = map[string][][2]int64{}, !sh.full
+	for _, o := range p.Unsynced() {
+		pth := path.Clean(o.Path)
+		if path.Dir(pth) != path.Clean(Dir) {
+			sh.exact = false // a path spelled otherwise, or outside Dir: compare every page
+		}
+		switch o.Kind {
+		case crashsim.OpWrite:
+			sh.dirty[pth] = append(sh.dirty[pth], [2]int64{o.Off, o.Off + int64(len(o.Data))})
+		case crashsim.OpDiscard:
+			sh.dirty[pth] = append(sh.dirty[pth], [2]int64{o.Off, o.Off + o.Size})
+		case crashsim.OpTruncate:
+			sh.dirty[pth] = append(sh.dirty[pth], [2]int64{o.Size, math.MaxInt64})
+		case crashsim.OpSync:
+		default:
+			sh.exact = false // namespace changes: compare every page
+		}
+	}
+	fs := p.Durable().NewFS(crashsim.Options{DiscardTrace: true})
+	infos, err := afero.ReadDir(fs, Dir)
+	if err != nil {
+		return
+	}
+	for _, fi := range infos {
+		if fi.IsDir() {
+			continue
+		}
+		if b, err := afero.ReadFile(fs, path.Join(Dir, fi.Name())); err == nil {
+			sh.base[fi.Name()] = b
+		}
+	}
+}
+
+// key returns the key of the state in fs, a crash state of p, or ok=false
+// if it cannot be read (the oracle will then say why).
+func (sh *stateHasher) key(p *crashsim.Point, fs afero.Fs, snap int) (stateKey, bool) {
+	sh.setPoint(p)
 	infos, err := afero.ReadDir(fs, Dir)
 	if err != nil {
 		return stateKey{}, false
@@ -49,20 +123,62 @@ func (sh *stateHasher) key(fs afero.Fs, snap int) (stateKey, bool) {
 			return stateKey{}, false
 		}
 		n := fi.Size()
-		if int64(cap(sh.buf)) < n {
-			sh.buf = make([]byte, n)
-		}
-		b := sh.buf[:n]
-		_, err = f.ReadAt(b, 0)
-		f.Close()
-		if err != nil && err != io.EOF {
-			return stateKey{}, false
-		}
+		d := sh.base[fi.Name()] // nil: no such durable file, every page differs
 		for _, h := range []*maphash.Hash{&h1, &h2} {
 			h.WriteString(fi.Name())
 			maphash.WriteComparable(h, n)
-			h.Write(b)
 		}
+		for _, r := range sh.candidates(path.Join(Dir, fi.Name()), n, d) {
+			if int64(cap(sh.buf)) < r[1]-r[0] {
+				sh.buf = make([]byte, r[1]-r[0])
+			}
+			b := sh.buf[:r[1]-r[0]]
+			if _, err := f.ReadAt(b, r[0]); err != nil && err != io.EOF {
+				f.Close()
+				return stateKey{}, false
+			}
+			for lo := int64(0); lo < int64(len(b)); lo += hashPage {
+				hi := min(lo+hashPage, int64(len(b)))
+				abs := r[0] + lo
+				if abs+hi-lo <= int64(len(d)) && bytes.Equal(b[lo:hi], d[abs:abs+hi-lo]) {
+					continue
+				}
+				for _, h := range []*maphash.Hash{&h1, &h2} {
+					maphash.WriteComparable(h, abs)
+					h.Write(b[lo:hi])
+				}
+			}
+		}
+		f.Close()
 	}
-	return stateKey{snap: snap, h1: h1.Sum64(), h2: h2.Sum64()}, true
+	return stateKey{snap: snap, k: p.K(), h1: h1.Sum64(), h2: h2.Sum64()}, true
+}
+
+// candidates returns the page-aligned byte ranges [lo, hi) of the file at
+// pth (length n, durable contents d) that may differ from d: everything
+// unless exact, else the pages overlapping the point's dirty ranges for
+// pth and those past len(d); sorted, merged, clipped to n.
+func (sh *stateHasher) candidates(pth string, n int64, d []byte) [][2]int64 {
+	if !sh.exact || d == nil {
+		return [][2]int64{{0, n}}
+	}
+	rs := slices.Clone(sh.dirty[path.Clean(pth)])
+	if n > int64(len(d)) {
+		rs = append(rs, [2]int64{int64(len(d)), n})
+	}
+	var out [][2]int64
+	slices.SortFunc(rs, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })
+	for _, r := range rs {
+		lo := r[0] / hashPage * hashPage
+		hi := min(n, (min(r[1], math.MaxInt64-hashPage)+hashPage-1)/hashPage*hashPage)
+		if lo >= hi {
+			continue
+		}
+		if k := len(out); k > 0 && lo <= out[k-1][1] {
+			out[k-1][1] = max(out[k-1][1], hi)
+			continue
+		}
+		out = append(out, [2]int64{lo, hi})
+	}
+	return out
 }

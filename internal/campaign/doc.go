@@ -36,8 +36,9 @@
 //
 // The data check uses the model's durable contents computed once per
 // snapshot (props.OracleOptions.Durable; same verdicts), and states of one
-// workload whose bytes (every file, 128-bit hash) equal a state already
-// judged against the same snapshot share its verdict: Report.CrashStates
+// crash point whose bytes (every file, 128-bit hash of the pages that
+// differ from the point's durable image) equal a state already judged
+// against the same snapshot share its verdict: Report.CrashStates
 // counts every state, Report.OracleRuns the oracle calls (Config.NoDedup
 // turns this off).
 //

@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -80,4 +81,63 @@ func TestOracleSpeedupsKeepDataChecks(t *testing.T) {
 	}
 	require.Positive(t, checked)
 	t.Logf("%d flipped states judged", checked)
+}
+
+// TestStateKeyExact: two crash states of one point get the same dedup key
+// exactly when every file of Dir is byte-identical (names, lengths,
+// contents), over every state of the subset, torn and prefix models at
+// each crash point of a workload with unsynced writes; and the key read
+// from the pages the point's unsynced operations touch equals the key
+// read from every page.
+func TestStateKeyExact(t *testing.T) {
+	w := benchWorkload(4096, 64<<10, 8, 4)
+	rec, err := Record(props.QEDTarget{}, w, 1, "")
+	require.NoError(t, err)
+	sh := newStateHasher()
+	full := newStateHasher() // same seeds, every page read and compared
+	full.s1, full.s2, full.full = sh.s1, sh.s2, true
+	pairs, equal, exactPoints := 0, 0, 0
+	for _, k := range rec.PointKs(0) {
+		p, err := rec.Point(k)
+		require.NoError(t, err)
+		var keys []stateKey
+		var images []map[string]string
+		for _, m := range []crashsim.Model{{Base: crashsim.Subset}, {Base: crashsim.Torn, Sector: 512}, {Base: crashsim.Prefix}} {
+			for id := range p.IDs(m, crashsim.EnumOptions{Bound: 16, Samples: 8, Seed: 1}) {
+				st, err := p.State(id)
+				require.NoError(t, err)
+				key, ok := sh.key(p, st, 0)
+				require.True(t, ok)
+				fkey, ok := full.key(p, st, 0)
+				require.True(t, ok)
+				require.Equal(t, fkey, key, "k=%d %s: reading only the dirty pages changes the key", k, id)
+				img := map[string]string{}
+				infos, err := afero.ReadDir(st, Dir)
+				require.NoError(t, err)
+				for _, fi := range infos {
+					b, err := afero.ReadFile(st, Dir+"/"+fi.Name())
+					require.NoError(t, err)
+					img[fi.Name()] = string(b)
+				}
+				keys, images = append(keys, key), append(images, img)
+			}
+		}
+		if sh.exact {
+			exactPoints++
+		}
+		for i := range keys {
+			for j := range i {
+				pairs++
+				same := maps.Equal(images[i], images[j])
+				if same {
+					equal++
+				}
+				require.Equal(t, same, keys[i] == keys[j], "k=%d states %d and %d", k, i, j)
+			}
+		}
+	}
+	require.Positive(t, exactPoints, "the dirty-pages path must be taken")
+	require.Positive(t, equal, "some states must be byte-identical")
+	require.Greater(t, pairs, equal, "some states must differ")
+	t.Logf("%d pairs of states, %d byte-identical", pairs, equal)
 }
