@@ -140,6 +140,10 @@ type savedReads struct {
 	buf []byte
 }
 
+// maxSavedReads bounds the bytes savedReads keeps (and the pool holds):
+// above it Recover reads the uncertain ranges through the target again.
+const maxSavedReads = 16 << 20
+
 func newSavedReads(uncertain []model.Range, size int64, buf []byte) *savedReads {
 	s := &savedReads{}
 	n := 0
@@ -149,6 +153,9 @@ func newSavedReads(uncertain []model.Range, size int64, buf []byte) *savedReads 
 			s.pos = append(s.pos, n)
 			n += int(end - r.Off)
 		}
+	}
+	if n > maxSavedReads {
+		return &savedReads{}
 	}
 	if cap(buf) < n {
 		buf = make([]byte, n)

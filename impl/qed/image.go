@@ -351,10 +351,11 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	return im, nil
 }
 
-// tableBufPool holds the byte buffers readTable decodes from (perf,
-// issue 5: an open reads the L1 and the check's and reads' L2 tables, and
-// a fresh buffer per table was most of the oracle's allocation). Buffers
-// above maxPooledTableBuf are not kept.
+// tableBufPool holds the byte buffers readTable decodes from on
+// big-endian hosts (perf, issue 5: an open reads the L1 and the check's
+// and reads' L2 tables, and a fresh buffer per table was most of the
+// oracle's allocation; little-endian hosts read into the entries
+// directly). Buffers above maxPooledTableBuf are not kept.
 var tableBufPool sync.Pool // of *[]byte
 
 const maxPooledTableBuf = 4 << 20
