@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
 
@@ -91,7 +93,7 @@ Exit status: 0 no failure, 1 a failure was found (or the campaign could not run)
 	fl.IntVar(&f.minimize, "minimize", 60, "workloads tried when minimizing a failure (-1 = no minimization)")
 	fl.StringVar(&f.workload, "workload", "", "run this workload script (e.g. an artifact's workload.txt) instead of generated ones; with --iterations 1 by default")
 	fl.StringVar(&f.replay, "replay", "", "re-check the artifact in this directory (rebuild its crash state from snapshot and log, rerun its workload through QEMU) and exit")
-	fl.StringVar(&f.progress, "progress", "lines", "progress display: lines, none")
+	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
 	fl.DurationVar(&f.progressEvery, "progress-interval", 10*time.Second, "interval of the progress lines")
 	return cmd
 }
@@ -156,9 +158,9 @@ func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 		cfg.MinimizeCandidates = -1
 	}
 	switch f.progress {
-	case "lines", "none":
+	case "auto", "bar", "lines", "none":
 	default:
-		return bad("invalid --progress %q: want lines or none", f.progress)
+		return bad("invalid --progress %q: want auto, bar, lines or none", f.progress)
 	}
 	cfg.Out = f.out
 	if f.workload != "" {
@@ -191,7 +193,31 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 		return replayQEMU(e, cfg, f.replay)
 	}
 	fmt.Fprintf(e.stderr, "qedtorture qemu: seed %d\n", cfg.Seed)
-	if f.progress == "lines" {
+	mode := f.progress
+	if mode == "auto" {
+		mode = "lines"
+		if isTerminal(e.stderr) {
+			mode = "bar"
+		}
+	}
+	var bar *progressbar.ProgressBar
+	if mode == "bar" {
+		bar = newQEMUBar(e.stderr, cfg)
+		cfg.ProgressEvery = 200 * time.Millisecond
+		cfg.Progress = func(s qemu.Stats) {
+			rate := 0.0
+			if s.Elapsed > 0 {
+				rate = float64(s.CrashStates) / s.Elapsed.Seconds()
+			}
+			bar.Describe(fmt.Sprintf("workloads %d  states %d (%d via QEMU)  %.0f states/s  failures %d", s.Workloads, s.CrashStates, s.QEMUChecked, rate, s.Failures))
+			if cfg.Iterations > 0 {
+				bar.Set64(s.Workloads)
+			} else {
+				bar.Set64(min(int64(s.Elapsed.Seconds()), bar.GetMax64()))
+			}
+		}
+	}
+	if mode == "lines" {
 		cfg.ProgressEvery = f.progressEvery
 		cfg.Progress = func(s qemu.Stats) {
 			rate := 0.0
@@ -203,6 +229,10 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 		}
 	}
 	rep, err := qemu.Run(cfg)
+	if bar != nil {
+		bar.Finish()
+		fmt.Fprintln(e.stderr)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -270,4 +300,23 @@ func replayQEMU(e *env, cfg qemu.Config, dir string) error {
 	}
 	fmt.Fprintf(e.stdout, "FAIL: reproduced: %s\n", res.Message)
 	return failf("the case still fails (%s)", res.Signature)
+}
+
+// newQEMUBar is the progress bar of `qedtorture qemu` on a terminal: over
+// the duration in seconds, or over the workloads when iterations bound the
+// run (the same shape as run's).
+func newQEMUBar(w io.Writer, cfg qemu.Config) *progressbar.ProgressBar {
+	max := int64(cfg.Duration.Seconds())
+	if cfg.Iterations > 0 {
+		max = int64(cfg.Iterations)
+	}
+	return progressbar.NewOptions64(max,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetWidth(24),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionShowDescriptionAtLineEnd(),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionSetRenderBlankState(true),
+	)
 }
