@@ -490,7 +490,12 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 					shrinking = true
 					shrinkStart = time.Now()
 				}
-				last = f
+				// Keep the shortest failure of the first one's kind: the
+				// last failing candidate gopter tries is not always the
+				// smallest.
+				if last == nil || (f.Kind == res.First.Kind && f.Seq.Len() <= last.Seq.Len()) {
+					last = f
+				}
 			}
 		},
 		InitialStateGen: genState(&cfg),
