@@ -10,7 +10,10 @@ import (
 
 // In builds with the qeddefects tag, every seeded defect of impl/qed is a
 // target "defect:NAME": impl/qed with that defect switched on (a process-
-// wide switch, so one campaign runs one defect at a time).
+// wide switch, so one campaign runs one defect at a time). Defect targets
+// run with a one-table L2 cache, as props' defect test does: the small
+// images of a campaign never evict a table otherwise, and eviction is where
+// the cache defects live.
 func init() {
 	for _, info := range qed.DefectCatalogue {
 		d, name := info.Defect, "defect:"+info.Name
@@ -32,5 +35,5 @@ func (t defectTarget) Create(fs afero.Fs, path string, o props.CreateOptions) er
 
 func (t defectTarget) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk, error) {
 	qed.SetDefect(t.d)
-	return props.QEDTarget{}.Open(fs, path, o)
+	return props.QEDTarget{Options: qed.OpenOptions{L2CacheTables: 1}}.Open(fs, path, o)
 }

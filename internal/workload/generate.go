@@ -2,6 +2,7 @@ package workload
 
 import (
 	"math/rand/v2"
+	"slices"
 )
 
 // GenConfig bounds randomly generated workloads. The zero value is not
@@ -15,6 +16,11 @@ type GenConfig struct {
 	// BackingChance is the probability of a backing chain (length 1..MaxChain).
 	BackingChance float64
 	MaxChain      int
+	// WideChance is the probability of a wide image: the smallest cluster
+	// and table sizes, spanning two or three L2 tables, with operations
+	// near the start of each table's range, so that several L1 entries,
+	// several L2 tables and cache eviction are exercised.
+	WideChance float64
 	// Ops is the number of top-level operations.
 	Ops int
 	// Weights of each kind; missing kinds are never generated.
@@ -31,6 +37,7 @@ func DefaultGenConfig() GenConfig {
 		MaxClusters:   96,
 		BackingChance: 0.5,
 		MaxChain:      2,
+		WideChance:    0.1,
 		Ops:           12,
 		Weights: map[Kind]int{
 			Write: 10, WriteZeroes: 3, Read: 2, Flush: 3, Resize: 1,
@@ -48,13 +55,25 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	}
 	cs := int64(g.ClusterSize)
 	maxC := max(cfg.MaxClusters, 1)
-	switch r := rng.IntN(10); {
-	case r == 0:
-		g.Size = 0
-	case r < 6:
-		g.Size = (1 + rng.Int64N(maxC)) * cs
-	default: // unaligned to the cluster, aligned to 512
-		g.Size = rng.Int64N(maxC)*cs + 512*(1+rng.Int64N(cs/512-1))
+	hot := []int64{0} // starts of the regions most ops go to
+	if cfg.WideChance > 0 && rng.Float64() < cfg.WideChance {
+		g.ClusterSize, g.TableSize = slices.Min(cfg.ClusterSizes), slices.Min(cfg.TableSizes)
+		cs = int64(g.ClusterSize)
+		span := cs * (int64(g.TableSize) * cs / 8) // guest bytes one L2 table maps
+		n := 2 + rng.Int64N(2)
+		g.Size = span*(n-1) + (1+rng.Int64N(maxC))*cs
+		for i := int64(1); i < n; i++ {
+			hot = append(hot, span*i-cs) // straddle the table boundary
+		}
+	} else {
+		switch r := rng.IntN(10); {
+		case r == 0:
+			g.Size = 0
+		case r < 6:
+			g.Size = (1 + rng.Int64N(maxC)) * cs
+		default: // unaligned to the cluster, aligned to 512
+			g.Size = rng.Int64N(maxC)*cs + 512*(1+rng.Int64N(cs/512-1))
+		}
 	}
 	nextID := uint32(1)
 	id := func() uint32 { nextID++; return nextID - 1 }
@@ -88,7 +107,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 			if size == 0 {
 				continue
 			}
-			off, n := extent(rng, size, cs)
+			off, n := extent(rng, size, cs, hot)
 			op := Op{Kind: k, Off: off, Len: n}
 			if k == Write {
 				op.ID = id()
@@ -108,7 +127,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 			n := 2 + rng.IntN(3)
 			op := Op{Kind: Concurrent}
 			for range n {
-				off, l := extent(rng, size, cs)
+				off, l := extent(rng, size, cs, hot)
 				if rng.IntN(4) == 0 {
 					op.Group = append(op.Group, Op{Kind: WriteZeroes, Off: off, Len: l})
 				} else {
@@ -137,11 +156,13 @@ func pickKind(rng *rand.Rand, weights map[Kind]int, total int) Kind {
 // extent picks a range inside [0, size): cluster-aligned, sector-aligned
 // or byte-unaligned, short or spanning clusters, biased toward a few hot
 // clusters so that operations overlap.
-func extent(rng *rand.Rand, size, cs int64) (off, n int64) {
-	hot := min(size, 4*cs)
+func extent(rng *rand.Rand, size, cs int64, hot []int64) (off, n int64) {
+	base := hot[rng.IntN(len(hot))]
 	span := size
 	if rng.IntN(2) == 0 {
-		span = hot
+		span = min(size-min(base, size-1), 4*cs)
+	} else {
+		base = 0
 	}
 	switch rng.IntN(3) {
 	case 0: // cluster-aligned
@@ -154,7 +175,7 @@ func extent(rng *rand.Rand, size, cs int64) (off, n int64) {
 		off = rng.Int64N(span)
 		n = 1 + rng.Int64N(cs+cs/2)
 	}
-	off = min(off, size-1)
+	off = min(base+off, size-1)
 	n = min(n, size-off)
 	return off, n
 }

@@ -81,7 +81,7 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 	t.Logf("seed %d", seed)
 	cfg := DefaultGenConfig()
 	kinds := map[Kind]int{}
-	backed, zeroSize, unaligned := 0, 0, 0
+	backed, zeroSize, unaligned, wide, wideWrites := 0, 0, 0, 0, 0
 	for i := range uint64(2000) {
 		w := Generate(rand.New(rand.NewPCG(seed, i)), cfg)
 		require.NoError(t, w.Validate(), "seed %d,%d:\n%s", seed, i, w)
@@ -102,6 +102,15 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 		if w.Geometry.Size%int64(w.Geometry.ClusterSize) != 0 {
 			unaligned++
 		}
+		cs := int64(w.Geometry.ClusterSize)
+		if span := cs * int64(w.Geometry.TableSize) * cs / 8; w.Geometry.Size > span {
+			wide++
+			for _, op := range w.Ops {
+				if op.Kind == Write && op.Off+op.Len > span {
+					wideWrites++ // a write past the first L2 table's range
+				}
+			}
+		}
 	}
 	for k := Write; k <= Concurrent; k++ {
 		require.Positive(t, kinds[k], "kind %s never generated", k)
@@ -109,4 +118,6 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 	require.Positive(t, backed)
 	require.Positive(t, zeroSize)
 	require.Positive(t, unaligned)
+	require.Positive(t, wide, "no image spans two L2 tables")
+	require.Positive(t, wideWrites, "no write lands past the first L2 table")
 }
