@@ -5,7 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -237,7 +236,7 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 		return fail(err)
 	}
 	for _, fr := range rep.Failures {
-		fmt.Fprintf(e.stdout, "FAILURE %s (x%d): workload %d seed %d, %d ops (from %d); %s\n", fr.Signature, fr.Count, fr.Workload, fr.WorkloadSeed, fr.Ops, fr.OriginalOps, qemuFirstLine(fr.Message))
+		fmt.Fprintf(e.stdout, "FAILURE %s (x%d): workload %d seed %d, %d ops (from %d); %s\n", fr.Signature, fr.Count, fr.Workload, fr.WorkloadSeed, fr.Ops, fr.OriginalOps, firstLineOf(fr.Message))
 		if fr.Artifact != "" {
 			fmt.Fprintf(e.stdout, "  artifact: %s\n", fr.Artifact)
 		}
@@ -245,12 +244,7 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 	fmt.Fprintf(e.stdout, "qemu campaign: seed %d, %d workloads, %d crash states (%d distinct, %d via QEMU), %d diff runs, %d distinct failures, %.1fs\n",
 		rep.Seed, rep.Workloads, rep.CrashStates, rep.DistinctStates, rep.QEMUChecked, rep.DiffRuns, len(rep.Failures), rep.Seconds)
 	if f.report != "" {
-		if f.report == "-" {
-			err = rep.WriteJSON(e.stdout)
-		} else {
-			err = writeReportFile(f.report, rep)
-		}
-		if err != nil {
+		if err := writeReport(e, f.report, rep); err != nil {
 			return fail(err)
 		}
 	}
@@ -258,26 +252,6 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 		return &exitError{code: exitRuntime}
 	}
 	return nil
-}
-
-func writeReportFile(name string, rep *qemu.Report) error {
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return err
-	}
-	fh, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	if err := rep.WriteJSON(fh); err != nil {
-		fh.Close()
-		return err
-	}
-	return fh.Close()
-}
-
-func qemuFirstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }
 
 // replayQEMU re-checks an artifact of `qedtorture qemu`.
@@ -310,13 +284,5 @@ func newQEMUBar(w io.Writer, cfg qemu.Config) *progressbar.ProgressBar {
 	if cfg.Iterations > 0 {
 		max = int64(cfg.Iterations)
 	}
-	return progressbar.NewOptions64(max,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetWidth(24),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionSetPredictTime(false),
-		progressbar.OptionShowDescriptionAtLineEnd(),
-		progressbar.OptionThrottle(200*time.Millisecond),
-		progressbar.OptionSetRenderBlankState(true),
-	)
+	return newBar(w, max)
 }

@@ -304,7 +304,11 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	return nil
 }
 
-func writeReport(e *env, name string, rep *campaign.Report) error {
+// jsonReport is a campaign report of run or qemu.
+type jsonReport interface{ WriteJSON(io.Writer) error }
+
+// writeReport writes rep as JSON to the file name ('-': stdout).
+func writeReport(e *env, name string, rep jsonReport) error {
 	if name == "-" {
 		return rep.WriteJSON(e.stdout)
 	}
@@ -346,6 +350,12 @@ func newCampaignBar(w io.Writer, cfg campaign.Config) *progressbar.ProgressBar {
 	if cfg.Iterations > 0 {
 		max = int64(cfg.Shard.ShardWorkloads(cfg.Iterations))
 	}
+	return newBar(w, max)
+}
+
+// newBar is the progress bar of the campaign commands: max steps (seconds
+// of the duration, or workloads), elapsed time, a description at the end.
+func newBar(w io.Writer, max int64) *progressbar.ProgressBar {
 	return progressbar.NewOptions64(max,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetWidth(24),
