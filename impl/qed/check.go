@@ -90,11 +90,20 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 	}
 	mark(im.hdr.L1TableOffset, g.tableSize)
 	// Scratch copies of the L1 and of one L2 table, pooled (perf, issue 5).
-	l1p, tblp := getEntries(len(im.l1)), getEntries(int(g.nelems))
+	l1p, tblp := getEntries(int(g.nelems)), getEntries(int(g.nelems))
 	defer putEntries(l1p)
 	defer putEntries(tblp)
 	l1, tbl := *l1p, *tblp
-	copy(l1, im.l1)
+	if uint64(len(im.l1)) == g.nelems {
+		copy(l1, im.l1)
+	} else if err := im.readTable(im.hdr.L1TableOffset, l1); err != nil {
+		// A read-only open keeps only the L1 entries below the image
+		// size (l1Entries); the check walks the whole table, read from
+		// the file (which a read-only image never changes).
+		rep.CheckErrors++
+		rep.Problems = append(rep.Problems, fmt.Sprintf("L1 table at %d: %v", im.hdr.L1TableOffset, err))
+		return rep, fmt.Errorf("qed: %s: check: %w", im.path, err)
+	}
 	l1Invalid := 0
 	for i, e := range l1 {
 		if e == 0 {
@@ -150,7 +159,7 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 			rep.CheckErrors++
 			lastErr = err
 		} else {
-			copy(im.l1, l1)
+			copy(im.l1, l1) // im.l1 is whole when writable
 		}
 	}
 	if repair {

@@ -54,6 +54,8 @@
 //     written only after the data they point at, per the ordering above).
 //     A dirty table is never evicted, so the cache never loses a mapping
 //     and memory stays bounded by the cache size plus pinned tables.
+//     A read-only open keeps only the L1 entries below the image size
+//     (whole sectors of them); Check then reads the whole L1 from the file.
 //
 // # Caveats
 //

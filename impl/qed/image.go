@@ -327,8 +327,13 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	}
 
 	// The L1 table lies inside the file (validateHeader), so its size is
-	// bounded by the file's real size.
-	im.l1 = make([]uint64, im.geo.nelems)
+	// bounded by the file's real size. A read-only open keeps only the
+	// entries that map guest offsets below the image size, rounded up to
+	// whole sectors (l1Entries; perf: the oracle reopens every crash state
+	// read-only, and a small image's L1 table is mostly entries no read
+	// can reach). Reads never look at or past the size; Check reads the
+	// whole table from the file when im.l1 is short.
+	im.l1 = make([]uint64, im.l1Entries())
 	if err := im.readTable(h.L1TableOffset, im.l1); err != nil {
 		return nil, fmt.Errorf("qed: %s: reading L1 table: %w", path, err)
 	}
@@ -349,6 +354,25 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		im.corrupt = rep.Corruptions > 0
 	}
 	return im, nil
+}
+
+// l1Entries is how many L1 entries an open keeps in im.l1: all of them
+// for a writable open (Check, repair, allocation and Resize use the whole
+// table); for a read-only open, those covering guest offsets below the
+// image size, rounded up to a whole 512-byte sector of entries and at
+// most the table. hdr and geo must be set.
+func (im *Image) l1Entries() uint64 {
+	g := &im.geo
+	if !im.readOnly {
+		return g.nelems
+	}
+	n := im.hdr.ImageSize >> g.l1Shift
+	if im.hdr.ImageSize&(1<<g.l1Shift-1) != 0 {
+		n++
+	}
+	const perSector = SectorSize / entrySize
+	n = (n + perSector - 1) / perSector * perSector
+	return min(n, g.nelems)
 }
 
 // tableBufPool holds the byte buffers readTable decodes from on

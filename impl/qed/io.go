@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"unsafe"
 )
 
 // run is a stretch of guest clusters, all in one L2 table, that share a
@@ -624,11 +625,23 @@ func (im *Image) flushMetaLocked() error {
 // [first, first+n) of the table at file offset off, rounded out to whole
 // 512-byte sectors (a table update rewrites only the sectors it changes).
 // It does not sync.
+//
+// On little-endian hosts the entries' own memory is written (perf: a
+// fresh table is written whole, and a fresh buffer plus encoding per
+// write was a large part of a metadata writeback): WriteAt must not
+// retain p (io.WriterAt), and the entries cannot change during the call
+// (mu is held exclusively).
 func (im *Image) writeTableLocked(off uint64, entries []uint64, first, n uint64) error {
 	lo := first * entrySize / SectorSize * SectorSize
 	hi := min(((first+n)*entrySize+SectorSize-1)/SectorSize*SectorSize, uint64(len(entries))*entrySize)
-	buf := make([]byte, hi-lo)
-	encodeTable(buf, entries[lo/entrySize:hi/entrySize])
+	src := entries[lo/entrySize : hi/entrySize]
+	var buf []byte
+	if hostLittleEndian {
+		buf = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), len(src)*entrySize)
+	} else {
+		buf = make([]byte, hi-lo)
+		encodeTable(buf, src)
+	}
 	if _, err := im.f.WriteAt(buf, int64(off+lo)); err != nil {
 		return fmt.Errorf("qed: %s: writing table at %d: %w", im.path, off+lo, err)
 	}
