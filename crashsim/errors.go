@@ -21,6 +21,9 @@ var (
 	// ErrUnsupported reports a filesystem operation crashsim does not model
 	// (renaming a directory, removing a non-empty directory).
 	ErrUnsupported = errors.New("crashsim: unsupported operation")
+	// ErrFinal is returned by FS.Point on a filesystem made with
+	// Options.Final, which keeps no unsynced operations to enumerate.
+	ErrFinal = errors.New("crashsim: filesystem is final (it cannot crash)")
 	// ErrFormat is wrapped by every *FormatError.
 	ErrFormat = errors.New("crashsim: malformed input")
 )

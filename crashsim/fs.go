@@ -35,6 +35,12 @@ type Options struct {
 	// and memory stays bounded by the unsynced data instead of growing
 	// with everything ever written.
 	DiscardTrace bool
+	// Final declares that the filesystem will never crash: it keeps no
+	// trace and no unsynced operations, so a write costs only the pages
+	// it changes (nothing is copied to remember it). Crash, CrashAt and
+	// OnSync panic on a final filesystem and Point returns ErrFinal. Use
+	// it for a crash state that is judged and thrown away (Point.FinalState).
+	Final bool
 }
 
 // FS is an in-memory afero.Fs that keeps, per file, the contents and
@@ -128,6 +134,7 @@ func (f *FS) Ops() int64 {
 // filesystem is crashed with the point just before it (see Crashed). A
 // negative k disarms it.
 func (f *FS) CrashAt(k int64) {
+	f.mustNotBeFinal("CrashAt")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.crashAt = k
@@ -140,6 +147,7 @@ func (f *FS) CrashAt(k int64) {
 // fails with ErrCrashed. fn runs with the filesystem locked: it may use
 // the Point (enumerate and check states) but must not call this FS.
 func (f *FS) OnSync(fn func(p *Point) (crash bool)) {
+	f.mustNotBeFinal("OnSync")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.onSync = fn
@@ -149,6 +157,7 @@ func (f *FS) OnSync(fn func(p *Point) (crash bool)) {
 // are dead from here on (ErrCrashed), and the returned point describes
 // what may survive. Crashing again returns the same point.
 func (f *FS) Crash() *Point {
+	f.mustNotBeFinal("Crash")
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.crashed == nil {
@@ -172,7 +181,18 @@ func (f *FS) Point() (*Point, error) {
 	if f.crashed != nil {
 		return nil, ErrCrashed
 	}
+	if f.opts.Final {
+		return nil, ErrFinal
+	}
 	return f.pointLocked(), nil
+}
+
+// mustNotBeFinal panics if f was made Final: a crash hook on a filesystem
+// that keeps no unsynced operations would silently lose them.
+func (f *FS) mustNotBeFinal(method string) {
+	if f.opts.Final {
+		panic("crashsim: " + method + " on a Final filesystem")
+	}
 }
 
 // pointLocked snapshots the durable state and the unsynced operations.
@@ -220,7 +240,7 @@ func (f *FS) beginLocked(kind OpKind) error {
 func (f *FS) recordLocked(o Op) Op {
 	o.Index = f.nops
 	f.nops++
-	if !f.opts.DiscardTrace {
+	if !f.opts.DiscardTrace && !f.opts.Final {
 		f.trace = append(f.trace, o)
 	}
 	return o
@@ -511,6 +531,12 @@ func (f *FS) writeLocked(ino *inode, p string, data []byte, off int64) error {
 	if err := f.beginLocked(OpWrite); err != nil {
 		return err
 	}
+	if f.opts.Final {
+		// Nothing will ask what this write could leave behind.
+		f.recordLocked(Op{Kind: OpWrite})
+		ino.cur.writeAt(data, off, ino.gen)
+		return nil
+	}
 	o := f.recordLocked(Op{Kind: OpWrite, File: ino.id, Path: p, Off: off,
 		Data: slices.Clone(data), Extends: off+int64(len(data)) > ino.cur.size})
 	ino.cur.writeAt(data, off, ino.gen)
@@ -524,7 +550,9 @@ func (f *FS) truncateLocked(ino *inode, p string, size int64) error {
 	}
 	o := f.recordLocked(Op{Kind: OpTruncate, File: ino.id, Path: p, Size: size, Extends: size > ino.cur.size})
 	ino.cur.truncate(size, ino.gen)
-	ino.pending = append(ino.pending, o)
+	if !f.opts.Final {
+		ino.pending = append(ino.pending, o)
+	}
 	return nil
 }
 
@@ -534,7 +562,9 @@ func (f *FS) discardLocked(ino *inode, p string, off, n int64) error {
 	}
 	o := f.recordLocked(Op{Kind: OpDiscard, File: ino.id, Path: p, Off: off, Size: n})
 	applyDiscard(&ino.cur, off, n, ino.gen)
-	ino.pending = append(ino.pending, o)
+	if !f.opts.Final {
+		ino.pending = append(ino.pending, o)
+	}
 	return nil
 }
 
@@ -550,7 +580,12 @@ func (f *FS) syncLocked(ino *inode, p string) error {
 	}
 	f.recordLocked(Op{Kind: OpSync, File: ino.id, Path: p})
 	ino.dur = ino.cur
-	ino.gen = newGen() // dur now shares cur's nodes: copy before writing again
+	if !f.opts.Final {
+		// dur now shares cur's nodes: copy before writing again. (A
+		// final filesystem never reads dur, so its writes keep mutating
+		// their own pages in place.)
+		ino.gen = newGen()
+	}
 	ino.pending = nil
 	return nil
 }

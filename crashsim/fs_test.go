@@ -605,3 +605,64 @@ func TestConcurrentStates(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A final state reads like the state it came from, takes writes and syncs
+// without touching the crash point's durable pages (other states built
+// later still see them), and refuses to crash.
+func TestFinalState(t *testing.T) {
+	f := New(Options{ImplicitDirSync: true})
+	h := mustCreate(t, f, "/a")
+	mustWriteAt(t, h, strings.Repeat(".", 2*PageSize), 0)
+	must(t, h.Sync())
+	mustWriteAt(t, h, "1", 0)
+	mustWriteAt(t, h, "2", PageSize)
+	p := f.Crash()
+	for ord := range uint64(4) {
+		id := StateID{K: p.K(), Model: Model{Base: Subset}, Ordinal: ord}
+		want, err := p.State(id)
+		must(t, err)
+		s, err := p.FinalState(id)
+		must(t, err)
+		if got, w := contentOf(t, s, "/a"), contentOf(t, want, "/a"); got != w {
+			t.Fatalf("%s: final state differs from State", id)
+		}
+		g, err := s.OpenFile("/a", os.O_RDWR, 0)
+		must(t, err)
+		mustWriteAt(t, g, "x", 1)
+		must(t, g.Sync())
+		mustWriteAt(t, g, "y", PageSize+1)
+		must(t, g.Truncate(PageSize+2))
+		must(t, g.Sync())
+		mustWriteAt(t, g, "z", 2)
+		got := contentOf(t, s, "/a")
+		if got[1:3] != "xz" || got[PageSize+1] != 'y' || len(got) != PageSize+2 {
+			t.Fatalf("%s: writes to the final state: got %q...", id, got[:4])
+		}
+		if _, err := s.Point(); !errors.Is(err, ErrFinal) {
+			t.Fatalf("Point on a final state: %v, want ErrFinal", err)
+		}
+		if n := len(s.Trace().Ops); n != 0 {
+			t.Fatalf("final state kept %d trace ops", n)
+		}
+	}
+	// The writes above must not have reached the point's pages.
+	again := statesOf(t, p, Model{Base: Subset}, "/a")
+	dots := strings.Repeat(".", PageSize-1)
+	want := set("."+dots+"."+dots, "1"+dots+"."+dots, "."+dots+"2"+dots, "1"+dots+"2"+dots)
+	if !maps.Equal(again, want) {
+		t.Fatalf("states after writing to final states changed: %d states", len(again))
+	}
+	s, err := p.FinalState(StateID{K: p.K(), Model: Model{Base: Subset}})
+	must(t, err)
+	for name, fn := range map[string]func(){"Crash": func() { s.Crash() }, "CrashAt": func() { s.CrashAt(1) },
+		"OnSync": func() { s.OnSync(func(*Point) bool { return true }) }} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s on a final filesystem did not panic", name)
+				}
+			}()
+			fn()
+		}()
+	}
+}

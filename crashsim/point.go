@@ -313,6 +313,19 @@ func (p *Point) State(id StateID) (*FS, error) {
 	return p.build(id.Model, p.decodeOrdinal(id.Model, id.Ordinal)), nil
 }
 
+// FinalState is State for a state that will be judged and thrown away:
+// the filesystem is made with Options.Final (and the point's
+// ImplicitDirSync), so writes to it copy only the pages they change and it
+// cannot be crashed again. Its contents are exactly State's.
+func (p *Point) FinalState(id StateID) (*FS, error) {
+	st, err := p.State(id)
+	if err != nil {
+		return nil, err
+	}
+	st.opts.Final = true
+	return st, nil
+}
+
 // build applies the chosen operations over the durable image. Cost: the
 // pages the kept operations touch plus O(entries) for the maps.
 func (p *Point) build(m Model, ch []choice) *FS {

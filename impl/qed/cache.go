@@ -20,6 +20,7 @@ import (
 type l2Table struct {
 	offset  uint64
 	entries []uint64
+	ep      *[]uint64     // entries' pooled storage (getEntries)
 	refs    int           // guarded by l2Cache.mu
 	elem    *list.Element // guarded by l2Cache.mu; nil once evicted
 
@@ -118,6 +119,23 @@ func (c *l2Cache) evictLocked() {
 		}
 		e = prev
 	}
+}
+
+// drain empties the cache, handing each table's storage to put. The
+// caller guarantees that no request holds a table (Image.Close).
+func (c *l2Cache) drain(put func(*[]uint64)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		t := e.Value.(*l2Table)
+		t.elem = nil
+		if t.ep != nil {
+			put(t.ep)
+			t.entries, t.ep = nil, nil
+		}
+	}
+	c.lru.Init()
+	clear(c.byOff)
 }
 
 // overfull reports whether the cache holds more tables than its bound

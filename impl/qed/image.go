@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"os"
 	"path/filepath"
 	"sync"
@@ -45,8 +46,9 @@ type Image struct {
 	mu sync.RWMutex
 	// Guarded by mu (written only with mu held exclusively):
 	hdr      Header
-	l1       []uint64 // the L1 table, write-through
-	fileSize uint64   // allocator: file length rounded down to a cluster
+	l1       []uint64  // the L1 table (write-back: see l1DirtyLo)
+	l1p      *[]uint64 // im.l1's pooled storage, given back on Close
+	fileSize uint64    // allocator: file length rounded down to a cluster
 	closed   bool
 	corrupt  bool   // the open-time repair left corruption: keep NEED_CHECK
 	timer    Timer  // pending idle NEED_CHECK clear, or nil
@@ -333,7 +335,8 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	// read-only, and a small image's L1 table is mostly entries no read
 	// can reach). Reads never look at or past the size; Check reads the
 	// whole table from the file when im.l1 is short.
-	im.l1 = make([]uint64, im.l1Entries())
+	im.l1p = getEntries(int(im.l1Entries()))
+	im.l1 = *im.l1p
 	if err := im.readTable(h.L1TableOffset, im.l1); err != nil {
 		return nil, fmt.Errorf("qed: %s: reading L1 table: %w", path, err)
 	}
@@ -384,26 +387,40 @@ var tableBufPool sync.Pool // of *[]byte
 
 const maxPooledTableBuf = 4 << 20
 
-// entriesPool holds scratch tables for Check (perf, issue 5: a writable
-// open of a crashed image runs Check, which needs a copy of the L1 table
-// and one L2 table at a time). Tables above maxPooledTableBuf bytes are
-// not kept. getEntries returns n entries of unspecified contents.
-var entriesPool sync.Pool // of *[]uint64
+// entriesPools hold tables of entries, by size class (perf, issue 5: an
+// oracle run opens each crash state twice, and a fresh L1 table plus
+// fresh L2 tables per open were most of its allocation). Check borrows
+// its scratch tables here; an Image draws its L1 table and the L2 tables
+// it reads or allocates from here and gives back, on Close, the L1 table
+// and the tables still cached (evicted tables go to the garbage
+// collector: a request may still hold one). Class c holds slices of
+// capacity exactly 1<<c; tables above maxPooledTableBuf bytes are not
+// kept. getEntries returns n entries of unspecified contents.
+var entriesPools [bits.UintSize]sync.Pool // of *[]uint64
 
 func getEntries(n int) *[]uint64 {
-	ep, _ := entriesPool.Get().(*[]uint64)
-	if ep == nil || cap(*ep) < n {
+	c := bits.Len(uint(max(n, 1) - 1)) // smallest c with 1<<c >= n
+	if (1<<c)*entrySize > maxPooledTableBuf {
 		e := make([]uint64, n)
+		return &e
+	}
+	ep, _ := entriesPools[c].Get().(*[]uint64)
+	if ep == nil {
+		e := make([]uint64, 1<<c)
 		ep = &e
 	}
 	*ep = (*ep)[:n]
 	return ep
 }
 
+// putEntries gives back a table from getEntries; the caller keeps no
+// reference to it.
 func putEntries(ep *[]uint64) {
-	if cap(*ep)*entrySize <= maxPooledTableBuf {
-		entriesPool.Put(ep)
+	c := cap(*ep)
+	if c == 0 || c&(c-1) != 0 || c*entrySize > maxPooledTableBuf {
+		return // not from a pool class
 	}
+	entriesPools[bits.Len(uint(c))-1].Put(ep)
 }
 
 // hostLittleEndian: the on-disk table layout (little-endian uint64s) is
@@ -524,6 +541,13 @@ func (im *Image) Close() error {
 	var err error
 	if !im.readOnly {
 		err = im.clearNeedCheckLocked()
+	}
+	// No request can use the tables any more (every one checks closed
+	// under mu): give them back to the pool.
+	im.cache.drain(putEntries)
+	if im.l1p != nil {
+		putEntries(im.l1p)
+		im.l1, im.l1p = nil, nil
 	}
 	if cerr := im.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("qed: %s: close: %w", im.path, cerr)

@@ -84,7 +84,8 @@ func (im *Image) getL2Locked(off uint64) (*l2Table, error) {
 	if t := im.cache.get(off); t != nil {
 		return t, nil
 	}
-	t := &l2Table{offset: off, entries: make([]uint64, im.geo.nelems)}
+	ep := getEntries(int(im.geo.nelems))
+	t := &l2Table{offset: off, entries: *ep, ep: ep}
 	if err := im.readTable(off, t.entries); err != nil {
 		return nil, fmt.Errorf("qed: %s: reading L2 table: %w", im.path, err)
 	}
@@ -493,7 +494,9 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 		return first + i*g.clusterSize
 	}
 	if im.l1[l1i] == 0 {
-		t := &l2Table{entries: make([]uint64, g.nelems), fresh: true}
+		ep := getEntries(int(g.nelems))
+		clear(*ep)
+		t := &l2Table{entries: *ep, ep: ep, fresh: true}
 		for i := range n {
 			t.entries[l2i+i] = value(i)
 		}

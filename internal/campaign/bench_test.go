@@ -100,7 +100,7 @@ func BenchmarkCrashStates(b *testing.B) {
 				cpu0 := cpuTime(b)
 				for i := 0; b.Loop(); i++ {
 					s := states[i%len(states)]
-					st, err := s.p.State(s.id)
+					st, err := s.p.FinalState(s.id)
 					if err != nil {
 						b.Fatal(err)
 					}

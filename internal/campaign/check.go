@@ -164,7 +164,7 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 				if ck.stop != nil && ck.stop() {
 					return nil, nil
 				}
-				st, err := p.State(id)
+				st, err := p.FinalState(id)
 				if err != nil {
 					return nil, fmt.Errorf("campaign: %s: %w", id, err)
 				}
