@@ -187,6 +187,28 @@ func (f *FS) Point() (*Point, error) {
 	return f.pointLocked(), nil
 }
 
+// Release ends a Final filesystem and recycles the pages its writes
+// created (shared pages are untouched: they belong to the image or crash
+// point the filesystem came from). Every later operation on it or its
+// open files fails with ErrCrashed, as after a crash. It is a no-op on a
+// filesystem that is not Final (whose pages a crash point may share) or
+// already released.
+func (f *FS) Release() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.opts.Final || f.crashed == releasedPoint {
+		return
+	}
+	f.crashed = releasedPoint
+	for _, ino := range f.inodes {
+		releasePages(ino.cur.root, ino.gen)
+		ino.cur, ino.dur = content{}, content{}
+	}
+}
+
+// releasedPoint marks a released filesystem (FS.crashed).
+var releasedPoint = &Point{k: -1, img: EmptyImage()}
+
 // mustNotBeFinal panics if f was made Final: a crash hook on a filesystem
 // that keeps no unsynced operations would silently lose them.
 func (f *FS) mustNotBeFinal(method string) {

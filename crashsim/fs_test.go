@@ -608,11 +608,12 @@ func TestConcurrentStates(t *testing.T) {
 
 // A final state reads like the state it came from, takes writes and syncs
 // without touching the crash point's durable pages (other states built
-// later still see them), and refuses to crash.
+// later still see them, also after the final states were released and
+// their pages recycled), and refuses to crash.
 func TestFinalState(t *testing.T) {
 	f := New(Options{ImplicitDirSync: true})
 	h := mustCreate(t, f, "/a")
-	mustWriteAt(t, h, strings.Repeat(".", 2*PageSize), 0)
+	mustWriteAt(t, h, strings.Repeat(".", 2*PageSize)+strings.Repeat("3", PageSize), 0) // page 2: never written again
 	must(t, h.Sync())
 	mustWriteAt(t, h, "1", 0)
 	mustWriteAt(t, h, "2", PageSize)
@@ -631,11 +632,10 @@ func TestFinalState(t *testing.T) {
 		mustWriteAt(t, g, "x", 1)
 		must(t, g.Sync())
 		mustWriteAt(t, g, "y", PageSize+1)
-		must(t, g.Truncate(PageSize+2))
 		must(t, g.Sync())
 		mustWriteAt(t, g, "z", 2)
 		got := contentOf(t, s, "/a")
-		if got[1:3] != "xz" || got[PageSize+1] != 'y' || len(got) != PageSize+2 {
+		if got[1:3] != "xz" || got[PageSize+1] != 'y' || got[2*PageSize:] != strings.Repeat("3", PageSize) {
 			t.Fatalf("%s: writes to the final state: got %q...", id, got[:4])
 		}
 		if _, err := s.Point(); !errors.Is(err, ErrFinal) {
@@ -644,11 +644,20 @@ func TestFinalState(t *testing.T) {
 		if n := len(s.Trace().Ops); n != 0 {
 			t.Fatalf("final state kept %d trace ops", n)
 		}
+		// Released, its pages go to the next states (built over the
+		// same point's pages, which must survive).
+		s.Release()
+		if _, err := g.ReadAt(make([]byte, 1), 0); !errors.Is(err, ErrCrashed) {
+			t.Fatalf("read after Release: %v, want ErrCrashed", err)
+		}
+		if _, err := s.Open("/a"); !errors.Is(err, ErrCrashed) {
+			t.Fatalf("open after Release: %v, want ErrCrashed", err)
+		}
 	}
 	// The writes above must not have reached the point's pages.
 	again := statesOf(t, p, Model{Base: Subset}, "/a")
-	dots := strings.Repeat(".", PageSize-1)
-	want := set("."+dots+"."+dots, "1"+dots+"."+dots, "."+dots+"2"+dots, "1"+dots+"2"+dots)
+	dots, threes := strings.Repeat(".", PageSize-1), strings.Repeat("3", PageSize)
+	want := set("."+dots+"."+dots+threes, "1"+dots+"."+dots+threes, "."+dots+"2"+dots+threes, "1"+dots+"2"+dots+threes)
 	if !maps.Equal(again, want) {
 		t.Fatalf("states after writing to final states changed: %d states", len(again))
 	}

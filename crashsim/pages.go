@@ -1,7 +1,7 @@
 package crashsim
 
 import (
-	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -101,17 +101,29 @@ func capacityPages(h int) int64 {
 	return 1 << (uint(h) * fanBits)
 }
 
+// pagePool holds pages given back by FS.Release (perf, issue 5: copying
+// pages on a crash state's first writes was most of an oracle run's
+// allocation). A pooled page is referenced by no tree.
+var pagePool sync.Pool // of *[PageSize]byte
+
+func getPage() *[PageSize]byte {
+	if d, ok := pagePool.Get().(*[PageSize]byte); ok {
+		return d
+	}
+	return new([PageSize]byte)
+}
+
 func (c *content) own(n *node, gen uint64, leaf bool) *node {
 	if n != nil && n.gen == gen {
 		return n
 	}
 	m := &node{gen: gen}
 	if leaf {
+		m.data = getPage()
 		if n != nil {
-			// Clone allocates without zeroing what it copies over.
-			m.data = (*[PageSize]byte)(slices.Clone(n.data[:]))
+			*m.data = *n.data
 		} else {
-			m.data = new([PageSize]byte)
+			clear(m.data[:])
 		}
 	} else {
 		m.kids = new([fanout]*node)
@@ -281,4 +293,25 @@ func (c *content) dropFrom(n *node, h int, first int64, gen uint64) *node {
 		}
 	}
 	return n
+}
+
+// releasePages gives the pages of the tree under n owned by gen to
+// pagePool. Only a node of gen can lead to one (a node of another
+// generation is shared and never points at a node created after it), so
+// shared subtrees are not walked. The caller guarantees that nothing will
+// read the pages of gen again.
+func releasePages(n *node, gen uint64) {
+	if n == nil || n.gen != gen {
+		return
+	}
+	if n.data != nil {
+		pagePool.Put(n.data)
+		n.data = nil
+		return
+	}
+	if n.kids != nil {
+		for _, k := range n.kids {
+			releasePages(k, gen)
+		}
+	}
 }

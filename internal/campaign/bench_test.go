@@ -105,6 +105,7 @@ func BenchmarkCrashStates(b *testing.B) {
 						b.Fatal(err)
 					}
 					v := props.CheckCrashState(props.QEDTarget{}, st, ImagePath, rec.ModelAt(s.k).Clone(), props.OracleOptions{Durable: durables[s.k]})
+					st.Release()
 					if !v.OK() {
 						b.Fatalf("%s: %v", s.id, v)
 					}

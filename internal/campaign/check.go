@@ -178,11 +178,13 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 				if !ck.noDedup {
 					if key, keyed = ck.hasher.key(p, st, snap); keyed {
 						if _, dup := seen[key]; dup {
+							st.Release()
 							continue // same bytes, same model: same verdict (passed)
 						}
 					}
 				}
 				v := props.CheckCrashState(ck.target, st, ImagePath, base.Clone(), oracle)
+				st.Release() // the verdict holds no reference to the state's files
 				ck.local.oracleRuns++
 				if ck.c != nil {
 					ck.c.oracleRuns.Add(1)
