@@ -3,15 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qemu"
-	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/schollz/progressbar/v3"
@@ -20,28 +17,26 @@ import (
 
 // qemuFlags are the flags of `qedtorture qemu`.
 type qemuFlags struct {
-	duration      time.Duration
-	iterations    int
-	seed          string
-	models        string
-	workers       int
-	maxClusters   int64
-	backingChance float64
-	ops           int
-	out           string
-	report        string
-	bound         uint64
-	samples       int
-	sampledPoints int
-	qemuStates    int
-	ends          string
-	diff          bool
-	minimize      int
-	progress      string
-	progressEvery time.Duration
-	workload      string
-	replay        string
-	weights       string
+	campaignFlags
+	qemuStates int
+	ends       string
+	diff       bool
+	minimize   int
+	workload   string
+	replay     string
+}
+
+// qemuDefaults are qemu's values of the shared campaign flags: one worker
+// (each runs a qemu-io process), QEMU-runnable geometries, smaller
+// workloads, a larger exhaustive bound (a QEMU run costs far more than
+// judging a state).
+func qemuDefaults() campaignDefaults {
+	return campaignDefaults{
+		workers: 1, gen: qemu.GenConfig(), maxClusters: 1 << 16, maxOps: 1000,
+		out: "qedtorture-qemu-failures", outHelp: "directory for failure artifacts ('' for none)",
+		bound: 256, samples: 32, sampledPoints: 8,
+		pointsHelp: "non-flush crash points (log entries) sampled per workload", weightsExample: "concurrent=0,zero=0",
+	}
 }
 
 func newQEMUCommand(e *env) *cobra.Command {
@@ -70,77 +65,36 @@ Exit status: 0 no failure, 1 a failure was found (or the campaign could not run)
 		Args: argsBetween(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error { return runQEMU(cmd, e, f) },
 	}
+	f.register(cmd, qemuDefaults())
 	fl := cmd.Flags()
-	gen := qemu.GenConfig()
-	fl.DurationVar(&f.duration, "duration", 0, "stop starting workloads after this long (default 60s unless --iterations)")
-	fl.IntVar(&f.iterations, "iterations", 0, "run workloads 0..N-1 and stop")
-	fl.StringVar(&f.seed, "seed", "", "campaign seed (default: random, printed first)")
-	fl.StringVar(&f.models, "crash-model", "all", "crash models, comma-separated: prefix, drop, subset, torn, all, or crashsim names")
-	fl.IntVar(&f.workers, "workers", 1, "workloads run in parallel")
-	fl.Int64Var(&f.maxClusters, "max-clusters", gen.MaxClusters, "maximum image size, in clusters")
-	fl.Float64Var(&f.backingChance, "backing-chance", gen.BackingChance, "probability that a workload has a backing chain")
-	fl.IntVar(&f.ops, "ops", gen.Ops, "guest operations per workload")
-	fl.StringVar(&f.weights, "op-weights", "", "operation weights replacing the defaults, e.g. 'concurrent=0,zero=0' (0 removes a kind)")
-	fl.StringVar(&f.out, "out", "qedtorture-qemu-failures", "directory for failure artifacts ('' for none)")
-	fl.StringVar(&f.report, "report", "", "write the JSON report to this file ('-' for stdout)")
-	fl.Uint64Var(&f.bound, "bound", 256, "enumerate a crash point's states exhaustively up to this many per model")
-	fl.IntVar(&f.samples, "samples", 32, "states sampled per crash point and model above the bound")
-	fl.IntVar(&f.sampledPoints, "sampled-points", 8, "non-flush crash points (log entries) sampled per workload")
 	fl.IntVar(&f.qemuStates, "qemu-states", 24, "distinct crash states per workload recovered and read back by QEMU (-1 = all)")
 	fl.StringVar(&f.ends, "ends", "close,abort,kill", "how runs end, rotated over workloads: close, abort, kill")
 	fl.BoolVar(&f.diff, "diff", true, "also compare QEMU and impl/qed without crashes (--diff=false to skip)")
 	fl.IntVar(&f.minimize, "minimize", 60, "workloads tried when minimizing a failure (-1 = no minimization)")
 	fl.StringVar(&f.workload, "workload", "", "run this workload script (e.g. an artifact's workload.txt) instead of generated ones; with --iterations 1 by default")
 	fl.StringVar(&f.replay, "replay", "", "re-check the artifact in this directory (rebuild its crash state from snapshot and log, rerun its workload through QEMU) and exit")
-	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
-	fl.DurationVar(&f.progressEvery, "progress-interval", 10*time.Second, "interval of the progress lines")
 	return cmd
 }
 
 func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 	var cfg qemu.Config
 	bad := func(format string, a ...any) (qemu.Config, error) { return cfg, usagef(cmd, format, a...) }
-	if f.seed == "" {
-		cfg.Seed = rand.Uint64()
-	} else {
-		s, err := strconv.ParseUint(f.seed, 0, 64)
-		if err != nil {
-			return bad("invalid --seed %q: want an unsigned 64-bit integer", f.seed)
-		}
-		cfg.Seed = s
-	}
-	if f.duration < 0 || f.iterations < 0 {
-		return bad("--duration and --iterations must not be negative")
-	}
-	if f.duration == 0 && f.iterations == 0 {
-		f.duration = 60 * time.Second
-	}
-	if f.workers < 1 {
-		return bad("invalid --workers %d: want at least 1", f.workers)
-	}
-	cfg.Duration, cfg.Iterations, cfg.Workers = f.duration, f.iterations, f.workers
-	models, err := campaign.ParseModels(f.models)
-	if err != nil {
-		return bad("invalid --crash-model: %v", err)
-	}
-	cfg.Models = models
 	gen := qemu.GenConfig()
-	if f.maxClusters < 1 || f.maxClusters > 1<<16 {
-		return bad("invalid --max-clusters %d: want 1..65536", f.maxClusters)
+	seed, models, err := f.parse(cmd, qemuDefaults(), &gen)
+	if err != nil {
+		return cfg, err
 	}
-	if f.backingChance < 0 || f.backingChance > 1 {
-		return bad("invalid --backing-chance %g: want 0..1", f.backingChance)
+	cfg.Seed, cfg.Models, cfg.Gen = seed, models, gen
+	cfg.Duration, cfg.Iterations, cfg.Workers = f.duration, f.iterations, f.workers
+	if f.duration == 0 && f.iterations == 0 {
+		// One workload when it is given (--workload), else a minute.
+		cfg.Duration = 60 * time.Second
+		if f.workload != "" {
+			cfg.Iterations, cfg.Duration = 1, 0
+		}
 	}
-	if f.ops < 1 || f.ops > 1000 {
-		return bad("invalid --ops %d: want 1..1000", f.ops)
-	}
-	gen.MaxClusters, gen.BackingChance, gen.Ops = f.maxClusters, f.backingChance, f.ops
-	if gen.Weights, err = campaign.ParseWeights(f.weights, gen.Weights); err != nil {
-		return bad("invalid --op-weights: %v", err)
-	}
-	cfg.Gen = gen
-	if f.bound < 1 || f.samples < 1 || f.sampledPoints < 0 || f.qemuStates < -1 {
-		return bad("--bound and --samples must be at least 1, --sampled-points at least 0, --qemu-states at least -1")
+	if f.qemuStates < -1 {
+		return bad("invalid --qemu-states %d: want -1 (all) or more", f.qemuStates)
 	}
 	cfg.Enum = crashsim.EnumOptions{Bound: f.bound, Samples: f.samples}
 	cfg.SampledPoints, cfg.QEMUStates = f.sampledPoints, f.qemuStates
@@ -156,11 +110,6 @@ func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 	if f.minimize < 0 {
 		cfg.MinimizeCandidates = -1
 	}
-	switch f.progress {
-	case "auto", "bar", "lines", "none":
-	default:
-		return bad("invalid --progress %q: want auto, bar, lines or none", f.progress)
-	}
 	cfg.Out = f.out
 	if f.workload != "" {
 		fh, err := os.Open(f.workload)
@@ -170,9 +119,6 @@ func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 		defer fh.Close()
 		if cfg.Workload, err = workload.Parse(fh); err != nil {
 			return bad("invalid --workload %s: %v", f.workload, err)
-		}
-		if f.iterations == 0 && f.duration == 60*time.Second {
-			cfg.Iterations, cfg.Duration = 1, 0
 		}
 	}
 	return cfg, nil
@@ -192,13 +138,7 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 		return replayQEMU(e, cfg, f.replay)
 	}
 	fmt.Fprintf(e.stderr, "qedtorture qemu: seed %d\n", cfg.Seed)
-	mode := f.progress
-	if mode == "auto" {
-		mode = "lines"
-		if isTerminal(e.stderr) {
-			mode = "bar"
-		}
-	}
+	mode := f.progressMode(e.stderr)
 	var bar *progressbar.ProgressBar
 	if mode == "bar" {
 		bar = newQEMUBar(e.stderr, cfg)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/stretchr/testify/require"
 )
 
 // TestQEMUCommandCampaign runs a short real campaign against QEMU under
@@ -43,14 +44,27 @@ func TestQEMUCommandCampaign(t *testing.T) {
 	}
 }
 
+// TestQEMUCommandUsage: bad flags are usage errors naming the flag, with
+// qemu's own limits on the flags it shares with run.
 func TestQEMUCommandUsage(t *testing.T) {
-	for _, args := range [][]string{
-		{"qemu", "--ends", "explode"},
-		{"qemu", "--crash-model", "nope"},
-		{"qemu", "--workers", "0"},
-		{"qemu", "stray"},
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"qemu", "--ends", "explode"}, "invalid --ends"},
+		{[]string{"qemu", "--crash-model", "nope"}, "invalid --crash-model"},
+		{[]string{"qemu", "--workers", "0"}, "invalid --workers"},
+		{[]string{"qemu", "--seed", "-3"}, "invalid --seed"},
+		{[]string{"qemu", "--ops", "1001"}, "invalid --ops 1001: want 1..1000"},
+		{[]string{"qemu", "--max-clusters", "65537"}, "invalid --max-clusters 65537: want 1..65536"},
+		{[]string{"qemu", "--progress-interval", "0s"}, "invalid --progress-interval"},
+		{[]string{"qemu", "--qemu-states", "-2"}, "invalid --qemu-states"},
+		{[]string{"qemu", "--iterations", "-1"}, "invalid --iterations"},
+		{[]string{"qemu", "--workload", "/nonexistent/w.txt"}, "invalid --workload"},
+		{[]string{"qemu", "stray"}, "too many arguments"},
 	} {
-		runWant(t, exitUsage, args...)
+		r := runWant(t, exitUsage, c.args...)
+		require.Contains(t, r.stderr, c.want, c.args)
 	}
 }
 

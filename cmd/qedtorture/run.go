@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,31 +22,26 @@ import (
 
 // runFlags are the flags of `qedtorture run`.
 type runFlags struct {
-	duration      time.Duration
-	iterations    int
-	seed          string
-	models        string
-	workers       int
-	clusterSizes  string
-	tableSizes    string
-	maxClusters   int64
-	backingChance float64
-	maxChain      int
-	ops           int
-	weights       string
-	faults        string
-	out           string
-	report        string
-	shard         string
-	shards        int
-	bound         uint64
-	samples       int
-	sampledPoints int
-	maxFailures   int
-	noDedup       bool
-	target        string
-	progress      string
-	progressEvery time.Duration
+	campaignFlags
+	clusterSizes string
+	tableSizes   string
+	maxChain     int
+	faults       string
+	shard        string
+	shards       int
+	maxFailures  int
+	noDedup      bool
+	target       string
+}
+
+// runDefaults are run's values of the shared campaign flags.
+func runDefaults() campaignDefaults {
+	return campaignDefaults{
+		workers: runtime.GOMAXPROCS(0), gen: campaign.DefaultGenConfig(), maxClusters: 1 << 20, maxOps: 10000,
+		out: "qedtorture-failures", outHelp: "directory for failure artifacts",
+		bound: campaign.DefaultBound, samples: campaign.DefaultSamples, sampledPoints: campaign.DefaultSampledPoints,
+		pointsHelp: "non-sync crash points sampled per workload", weightsExample: "concurrent=0,flush=6",
+	}
 }
 
 func newRunCommand(e *env) *cobra.Command {
@@ -72,32 +66,17 @@ the campaign could not run), 2 usage error.`,
 		Args: argsBetween(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error { return runCampaign(cmd, e, f) },
 	}
+	f.register(cmd, runDefaults())
 	fl := cmd.Flags()
-	fl.DurationVar(&f.duration, "duration", 0, "stop starting workloads after this long (default 60s unless --iterations)")
-	fl.IntVar(&f.iterations, "iterations", 0, "run the workloads 0..N-1 (of this shard) and stop")
-	fl.StringVar(&f.seed, "seed", "", "campaign seed (default: random, printed first)")
-	fl.StringVar(&f.models, "crash-model", "all", "crash models, comma-separated: prefix, drop, subset, torn, all, or crashsim names (torn512+garbage, subset+size, ...)")
-	fl.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "workloads checked in parallel")
 	fl.StringVar(&f.clusterSizes, "cluster-sizes", "4K,16K,64K", "image cluster sizes to draw from")
 	fl.StringVar(&f.tableSizes, "table-sizes", "1,2,4,16", "table sizes (in clusters) to draw from")
-	fl.Int64Var(&f.maxClusters, "max-clusters", campaign.DefaultGenConfig().MaxClusters, "maximum image size, in clusters")
-	fl.Float64Var(&f.backingChance, "backing-chance", campaign.DefaultGenConfig().BackingChance, "probability that a workload has a backing chain")
 	fl.IntVar(&f.maxChain, "max-chain", campaign.DefaultGenConfig().MaxChain, "maximum backing chain length")
-	fl.IntVar(&f.ops, "ops", campaign.DefaultGenConfig().Ops, "guest operations per workload")
-	fl.StringVar(&f.weights, "op-weights", "", "operation weights replacing the defaults, e.g. 'concurrent=0,flush=6' (0 removes a kind)")
 	fl.StringVar(&f.faults, "fault", "", "faultfs rules injected into every workload run, e.g. 'write:enospc@nth=17'")
-	fl.StringVar(&f.out, "out", "qedtorture-failures", "directory for failure artifacts")
-	fl.StringVar(&f.report, "report", "", "write the JSON report to this file ('-' for stdout)")
 	fl.StringVar(&f.shard, "shard", "", "run shard I of N of the workload space (I/N)")
 	fl.IntVar(&f.shards, "shards", 0, "shard count N when the index comes from JOB_COMPLETION_INDEX")
-	fl.Uint64Var(&f.bound, "bound", campaign.DefaultBound, "enumerate a crash point's states exhaustively up to this many per model")
-	fl.IntVar(&f.samples, "samples", campaign.DefaultSamples, "states sampled per crash point and model above the bound")
-	fl.IntVar(&f.sampledPoints, "sampled-points", campaign.DefaultSampledPoints, "non-sync crash points sampled per workload")
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after this many failures")
 	fl.BoolVar(&f.noDedup, "no-dedup", false, "run the oracle on every crash state, even one byte-identical to a state already judged against the same model")
 	fl.StringVar(&f.target, "target", "impl/qed", "implementation under test ("+strings.Join(campaign.TargetNames(), ", ")+")")
-	fl.StringVar(&f.progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
-	fl.DurationVar(&f.progressEvery, "progress-interval", 10*time.Second, "interval of the plain progress lines")
 	return cmd
 }
 
@@ -106,31 +85,13 @@ the campaign could not run), 2 usage error.`,
 func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	cfg := campaign.Config{Shard: campaign.Shard{Index: 0, Count: 1}}
 	bad := func(format string, a ...any) (campaign.Config, error) { return cfg, usagef(cmd, format, a...) }
-	if f.seed == "" {
-		cfg.Seed = rand.Uint64()
-	} else {
-		s, err := strconv.ParseUint(f.seed, 0, 64)
-		if err != nil {
-			return bad("invalid --seed %q: want an unsigned 64-bit integer", f.seed)
-		}
-		cfg.Seed = s
-	}
-	if f.duration < 0 {
-		return bad("invalid --duration %s: must not be negative", f.duration)
-	}
-	if f.iterations < 0 {
-		return bad("invalid --iterations %d: must not be negative", f.iterations)
-	}
-	if f.workers < 1 {
-		return bad("invalid --workers %d: want at least 1", f.workers)
-	}
-	cfg.Duration, cfg.Iterations, cfg.Workers = f.duration, f.iterations, f.workers
-	models, err := campaign.ParseModels(f.models)
-	if err != nil {
-		return bad("invalid --crash-model: %v", err)
-	}
-	cfg.Models = models
 	gen := campaign.DefaultGenConfig()
+	seed, models, err := f.parse(cmd, runDefaults(), &gen)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Seed, cfg.Models = seed, models
+	cfg.Duration, cfg.Iterations, cfg.Workers = f.duration, f.iterations, f.workers
 	gen.ClusterSizes = nil
 	for _, s := range strings.Split(f.clusterSizes, ",") {
 		n, err := parseSize("cluster size", strings.TrimSpace(s))
@@ -147,22 +108,10 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		}
 		gen.TableSizes = append(gen.TableSizes, uint32(n))
 	}
-	if f.maxClusters < 1 || f.maxClusters > 1<<20 {
-		return bad("invalid --max-clusters %d: want 1..1048576", f.maxClusters)
-	}
-	if f.backingChance < 0 || f.backingChance > 1 {
-		return bad("invalid --backing-chance %g: want 0..1", f.backingChance)
-	}
 	if f.maxChain < 0 || f.maxChain > 8 {
 		return bad("invalid --max-chain %d: want 0..8", f.maxChain)
 	}
-	if f.ops < 1 || f.ops > 10000 {
-		return bad("invalid --ops %d: want 1..10000", f.ops)
-	}
-	gen.MaxClusters, gen.BackingChance, gen.MaxChain, gen.Ops = f.maxClusters, f.backingChance, f.maxChain, f.ops
-	if gen.Weights, err = campaign.ParseWeights(f.weights, gen.Weights); err != nil {
-		return bad("invalid --op-weights: %v", err)
-	}
+	gen.MaxChain = f.maxChain
 	cfg.Gen = gen
 	if f.faults != "" {
 		if _, err := campaign.ValidateFaults(f.faults); err != nil {
@@ -189,8 +138,8 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		}
 		cfg.Shard = sh
 	}
-	if f.bound < 1 || f.samples < 1 || f.sampledPoints < 0 || f.maxFailures < 1 {
-		return bad("--bound, --samples and --max-failures must be at least 1, --sampled-points at least 0")
+	if f.maxFailures < 1 {
+		return bad("invalid --max-failures %d: want at least 1", f.maxFailures)
 	}
 	cfg.Bound, cfg.Samples, cfg.SampledPoints, cfg.MaxFailures = f.bound, f.samples, f.sampledPoints, f.maxFailures
 	t, err := campaign.TargetByName(f.target)
@@ -198,14 +147,6 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		return bad("invalid --target: %v", err)
 	}
 	cfg.Target, cfg.TargetName = t, f.target
-	switch f.progress {
-	case "auto", "bar", "lines", "none":
-	default:
-		return bad("invalid --progress %q: want auto, bar, lines or none", f.progress)
-	}
-	if f.progressEvery <= 0 {
-		return bad("invalid --progress-interval %s: must be positive", f.progressEvery)
-	}
 	cfg.Out, cfg.NoDedup = f.out, f.noDedup
 	return cfg, nil
 }
@@ -235,15 +176,8 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		fmt.Fprintf(e.stdout, "faults: %s\n", cfg.Faults)
 	}
 
-	mode := f.progress
-	if mode == "auto" {
-		mode = "lines"
-		if isTerminal(e.stderr) {
-			mode = "bar"
-		}
-	}
 	var bar *progressbar.ProgressBar
-	switch mode {
+	switch f.progressMode(e.stderr) {
 	case "bar":
 		bar = newCampaignBar(e.stderr, cfg)
 		cfg.ProgressEvery = 200 * time.Millisecond

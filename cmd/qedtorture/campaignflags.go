@@ -1,0 +1,139 @@
+package main
+
+import (
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/spf13/cobra"
+)
+
+// campaignFlags are the flags `run` and `qemu` share: how long, the seed,
+// the crash models, the workers, the workload generator's ranges, the
+// crash-state enumeration, the artifacts, the report and the progress
+// display. One definition keeps their names, meanings and checks the same
+// in both commands.
+type campaignFlags struct {
+	duration      time.Duration
+	iterations    int
+	seed          string
+	models        string
+	workers       int
+	maxClusters   int64
+	backingChance float64
+	ops           int
+	weights       string
+	out           string
+	report        string
+	bound         uint64
+	samples       int
+	sampledPoints int
+	progress      string
+	progressEvery time.Duration
+}
+
+// campaignDefaults is what differs between the commands' shared flags.
+type campaignDefaults struct {
+	workers        int
+	gen            workload.GenConfig // defaults of --max-clusters, --backing-chance, --ops
+	maxClusters    int64              // upper limit of --max-clusters
+	maxOps         int                // upper limit of --ops
+	out, outHelp   string
+	bound          uint64
+	samples        int
+	sampledPoints  int
+	pointsHelp     string // what --sampled-points samples
+	weightsExample string
+}
+
+// register defines the shared flags on cmd.
+func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
+	fl := cmd.Flags()
+	fl.DurationVar(&c.duration, "duration", 0, "stop starting workloads after this long (default 60s unless --iterations)")
+	fl.IntVar(&c.iterations, "iterations", 0, "run the workloads 0..N-1 (of this shard, with --shard) and stop")
+	fl.StringVar(&c.seed, "seed", "", "campaign seed (default: random, printed first)")
+	fl.StringVar(&c.models, "crash-model", "all", "crash models, comma-separated: prefix, drop, subset, torn, all, or crashsim names (torn512+garbage, subset+size, ...)")
+	fl.IntVar(&c.workers, "workers", d.workers, "workloads run and checked in parallel")
+	fl.Int64Var(&c.maxClusters, "max-clusters", d.gen.MaxClusters, "maximum image size, in clusters")
+	fl.Float64Var(&c.backingChance, "backing-chance", d.gen.BackingChance, "probability that a workload has a backing chain")
+	fl.IntVar(&c.ops, "ops", d.gen.Ops, "guest operations per workload")
+	fl.StringVar(&c.weights, "op-weights", "", "operation weights replacing the defaults, e.g. '"+d.weightsExample+"' (0 removes a kind)")
+	fl.StringVar(&c.out, "out", d.out, d.outHelp)
+	fl.StringVar(&c.report, "report", "", "write the JSON report to this file ('-' for stdout)")
+	fl.Uint64Var(&c.bound, "bound", d.bound, "enumerate a crash point's states exhaustively up to this many per model")
+	fl.IntVar(&c.samples, "samples", d.samples, "states sampled per crash point and model above the bound")
+	fl.IntVar(&c.sampledPoints, "sampled-points", d.sampledPoints, d.pointsHelp)
+	fl.StringVar(&c.progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
+	fl.DurationVar(&c.progressEvery, "progress-interval", 10*time.Second, "interval of the plain progress lines")
+}
+
+// parse checks the shared flags against d's limits and applies the
+// generator flags to gen. It returns the campaign seed (random when
+// --seed is not given) and the crash models; errors are usage errors.
+func (c *campaignFlags) parse(cmd *cobra.Command, d campaignDefaults, gen *workload.GenConfig) (uint64, []crashsim.Model, error) {
+	bad := func(format string, a ...any) (uint64, []crashsim.Model, error) {
+		return 0, nil, usagef(cmd, format, a...)
+	}
+	seed := rand.Uint64()
+	if c.seed != "" {
+		s, err := strconv.ParseUint(c.seed, 0, 64)
+		if err != nil {
+			return bad("invalid --seed %q: want an unsigned 64-bit integer", c.seed)
+		}
+		seed = s
+	}
+	if c.duration < 0 {
+		return bad("invalid --duration %s: must not be negative", c.duration)
+	}
+	if c.iterations < 0 {
+		return bad("invalid --iterations %d: must not be negative", c.iterations)
+	}
+	if c.workers < 1 {
+		return bad("invalid --workers %d: want at least 1", c.workers)
+	}
+	models, err := campaign.ParseModels(c.models)
+	if err != nil {
+		return bad("invalid --crash-model: %v", err)
+	}
+	if c.maxClusters < 1 || c.maxClusters > d.maxClusters {
+		return bad("invalid --max-clusters %d: want 1..%d", c.maxClusters, d.maxClusters)
+	}
+	if c.backingChance < 0 || c.backingChance > 1 {
+		return bad("invalid --backing-chance %g: want 0..1", c.backingChance)
+	}
+	if c.ops < 1 || c.ops > d.maxOps {
+		return bad("invalid --ops %d: want 1..%d", c.ops, d.maxOps)
+	}
+	gen.MaxClusters, gen.BackingChance, gen.Ops = c.maxClusters, c.backingChance, c.ops
+	if gen.Weights, err = campaign.ParseWeights(c.weights, gen.Weights); err != nil {
+		return bad("invalid --op-weights: %v", err)
+	}
+	if c.bound < 1 || c.samples < 1 || c.sampledPoints < 0 {
+		return bad("--bound and --samples must be at least 1, --sampled-points at least 0")
+	}
+	switch c.progress {
+	case "auto", "bar", "lines", "none":
+	default:
+		return bad("invalid --progress %q: want auto, bar, lines or none", c.progress)
+	}
+	if c.progressEvery <= 0 {
+		return bad("invalid --progress-interval %s: must be positive", c.progressEvery)
+	}
+	return seed, models, nil
+}
+
+// progressMode resolves --progress auto: a bar on a terminal, lines
+// otherwise.
+func (c *campaignFlags) progressMode(stderr io.Writer) string {
+	if c.progress != "auto" {
+		return c.progress
+	}
+	if isTerminal(stderr) {
+		return "bar"
+	}
+	return "lines"
+}
