@@ -223,3 +223,39 @@ func TestDMLogHostile(t *testing.T) {
 		}
 	}
 }
+
+// ScanDMLog reports every committed entry with its log offsets (MARK
+// included: only ReadDMLog rejects it) and stops at fn's error.
+func TestScanDMLog(t *testing.T) {
+	data := bytes.Repeat([]byte{7}, 1024)
+	log := dmLog(512, 3,
+		dmEntry(512, 2, 2, DMLogFlush, data),
+		dmEntry(512, 0, 0, DMLogMark, nil),
+		dmEntry(512, 6, 8, DMLogDiscard, nil),
+	)
+	var got []DMLogEntry
+	s, err := ScanDMLog(bytes.NewReader(log), int64(len(log)), func(e DMLogEntry) error {
+		got = append(got, e)
+		return nil
+	})
+	must(t, err)
+	want := []DMLogEntry{
+		{Index: 0, Header: 512, Flags: DMLogFlush, Off: 1024, Len: 1024, Data: 1024},
+		{Index: 1, Header: 2048, Flags: DMLogMark, Off: 0, Len: 0, Data: 2560},
+		{Index: 2, Header: 2560, Flags: DMLogDiscard, Off: 3072, Len: 4096, Data: 3072},
+	}
+	if s != 512 || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("sector size %d, entries\n%v\nwant\n%v", s, got, want)
+	}
+	if !got[0].HasData() || got[1].HasData() || got[2].HasData() {
+		t.Fatalf("HasData wrong: %v", got)
+	}
+	stop := errors.New("stop")
+	n := 0
+	if _, err := ScanDMLog(bytes.NewReader(log), int64(len(log)), func(DMLogEntry) error { n++; return stop }); err != stop || n != 1 {
+		t.Fatalf("fn's error: got %v after %d entries, want it after 1", err, n)
+	}
+	if _, err := ReadDMLog(bytes.NewReader(log), int64(len(log)), "/d"); err == nil {
+		t.Fatal("ReadDMLog accepted a MARK entry")
+	}
+}

@@ -81,7 +81,16 @@
 // Points. ReadDMLog turns a log written by Linux's dm-log-writes or QEMU's
 // blklogwrites driver into a trace on one file, so crash states of any
 // external implementation's I/O can be rebuilt from a snapshot of its
-// image taken before the log began.
+// image taken before the log began; ScanDMLog checks a log and walks its
+// entry headers without reading data (for counting I/O in huge logs).
+//
+// # Final states
+//
+// A crash state that is judged and thrown away can be built with
+// Point.FinalState: a filesystem with Options.Final keeps no trace and no
+// unsynced operations (it can never crash), so a write costs only the
+// pages it changes, and FS.Release hands those pages back for the next
+// state. Contents are exactly Point.State's.
 //
 // # Caveats
 //

@@ -10,7 +10,8 @@
 // write requests, their bytes, the syncs and the truncates. FS.Counts(path)
 // returns one file's counts, FS.Total all of them, FS.Reset zeroes them.
 // ReadDMLog(r, size) counts a dm-log-writes log the same way, reading only
-// the entry headers (data is skipped, so multi-GiB logs cost no memory).
+// the entry headers through crashsim.ScanDMLog, the project's one parser
+// of the format (data is skipped, so multi-GiB logs cost no memory).
 //
 // # Guarantees
 //

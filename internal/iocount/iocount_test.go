@@ -10,7 +10,18 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/spf13/afero"
+)
+
+// The dm-log-writes constants the test logs are built with.
+const (
+	dmMagic   = crashsim.DMLogMagic
+	dmVersion = crashsim.DMLogVersion
+	dmFlush   = crashsim.DMLogFlush
+	dmFUA     = crashsim.DMLogFUA
+	dmDiscard = crashsim.DMLogDiscard
+	dmMeta    = crashsim.DMLogMetadata
 )
 
 func TestCountsPerFile(t *testing.T) {
@@ -209,9 +220,9 @@ func TestReadDMLogMalformed(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			b := c.mess(append([]byte(nil), good...))
 			_, err := ReadDMLog(bytes.NewReader(b), int64(len(b)))
-			var de *DMLogError
-			if !errors.As(err, &de) || !errors.Is(err, ErrDMLog) || de.Field != c.field {
-				t.Fatalf("got %v, want a *DMLogError on %q", err, c.field)
+			var de *crashsim.FormatError
+			if !errors.As(err, &de) || !errors.Is(err, crashsim.ErrFormat) || de.Field != c.field {
+				t.Fatalf("got %v, want a *crashsim.FormatError on %q", err, c.field)
 			}
 		})
 	}
