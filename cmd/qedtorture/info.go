@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
-	"syscall"
 
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/spf13/cobra"
@@ -152,15 +150,6 @@ func featureNames(f uint64) []string {
 		names = append(names, fmt.Sprintf("unknown:%#x", f))
 	}
 	return names
-}
-
-// diskUsage is the space the file occupies (st_blocks), or its length where
-// the filesystem does not say.
-func diskUsage(st os.FileInfo) int64 {
-	if s, ok := st.Sys().(*syscall.Stat_t); ok {
-		return s.Blocks * 512
-	}
-	return st.Size()
 }
 
 func writeJSON(e *env, v any) error {

@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/qedtorture/qedtorture/internal/qemutool"
 )
 
 // Sentinel errors.
@@ -76,7 +77,7 @@ func StartProc(ioPath, dir string) (*Proc, error) {
 	cmd.Dir = dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	qemutool.NewProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		inR.Close()
 		inW.Close()
@@ -228,7 +229,7 @@ func (p *Proc) killLocked() error {
 	if p.mu.done {
 		return ErrExited
 	}
-	_ = syscall.Kill(-p.mu.cmd.Process.Pid, syscall.SIGKILL)
+	_ = qemutool.KillGroup(p.mu.cmd)
 	p.reapLocked()
 	return nil
 }

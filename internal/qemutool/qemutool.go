@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -101,8 +100,8 @@ func (t *Tool) Run(binary string, args ...string) (Result, error) {
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	// Kill the whole process group at the timeout, and stop waiting for
 	// output pipes held open by a stray grandchild soon after.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	NewProcessGroup(cmd)
+	cmd.Cancel = func() error { return KillGroup(cmd) }
 	cmd.WaitDelay = 2 * time.Second
 	// C locale: stable messages and number formats to parse.
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
