@@ -108,6 +108,34 @@ func (g *geometry) runBytes(pos, remaining uint64, r run) uint64 {
 	return min(remaining, r.n*g.clusterSize-g.offsetInCluster(pos))
 }
 
+// walkRunsLocked calls fn for each run of same-kind clusters covering
+// guest bytes [pos, pos+length), in order: cur is the first byte of the
+// run inside the range, k how many bytes of the range it covers. Each run
+// is looked up after fn returned for the previous one, so fn may change
+// the mapping (allocate) of the bytes it was given. fn returns more=false
+// to stop early. walkRunsLocked returns the bytes of the runs fn finished
+// (with more=true or at the end); on an error, those before the failing
+// run. mu must be held.
+func (im *Image) walkRunsLocked(pos, length uint64, fn func(cur, k uint64, r run) (more bool, err error)) (uint64, error) {
+	g := &im.geo
+	done := uint64(0)
+	for done < length {
+		cur := pos + done
+		rem := length - done
+		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
+		if err != nil {
+			return done, err
+		}
+		k := g.runBytes(cur, rem, r)
+		more, err := fn(cur, k, r)
+		if err != nil || !more {
+			return done, err
+		}
+		done += k
+	}
+	return done, nil
+}
+
 // checkOpen returns ErrClosed once the image is closed. mu must be held.
 func (im *Image) checkOpenLocked() error {
 	if im.closed {
@@ -147,15 +175,8 @@ func (im *Image) ReadAt(p []byte, off int64) (int, error) {
 // readLocked fills p from guest offset pos, inside the image.
 func (im *Image) readLocked(p []byte, pos uint64) error {
 	g := &im.geo
-	for done := uint64(0); done < uint64(len(p)); {
-		cur := pos + done
-		rem := uint64(len(p)) - done
-		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
-		if err != nil {
-			return err
-		}
-		k := g.runBytes(cur, rem, r)
-		buf := p[done : done+k]
+	_, err := im.walkRunsLocked(pos, uint64(len(p)), func(cur, k uint64, r run) (bool, error) {
+		buf := p[cur-pos : cur-pos+k]
 		switch r.kind {
 		case ExtentData:
 			host := r.host + g.offsetInCluster(cur)
@@ -173,19 +194,19 @@ func (im *Image) readLocked(p []byte, pos uint64) error {
 					if err == nil {
 						err = io.ErrUnexpectedEOF
 					}
-					return fmt.Errorf("qed: %s: reading data at host offset %d: %w", im.path, host, err)
+					return false, fmt.Errorf("qed: %s: reading data at host offset %d: %w", im.path, host, err)
 				}
 			}
 		case ExtentZero:
 			clear(buf)
 		default:
 			if err := im.readBacking(buf, cur); err != nil {
-				return err
+				return false, err
 			}
 		}
-		done += k
-	}
-	return nil
+		return true, nil
+	})
+	return err
 }
 
 // readBacking fills p with what the backing file holds at guest offset
@@ -245,24 +266,13 @@ func (im *Image) writeInPlace(p []byte, off int64) (int, error) {
 	}
 	g := &im.geo
 	pos := uint64(off)
-	done := uint64(0)
-	for done < uint64(len(p)) {
-		cur := pos + done
-		rem := uint64(len(p)) - done
-		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
-		if err != nil {
-			return int(done), err
-		}
+	done, err := im.walkRunsLocked(pos, uint64(len(p)), func(cur, k uint64, r run) (bool, error) {
 		if r.kind != ExtentData {
-			break
+			return false, nil
 		}
-		k := g.runBytes(cur, rem, r)
-		if err := im.writeDataAt(p[done:done+k], r.host+g.offsetInCluster(cur)); err != nil {
-			return int(done), err
-		}
-		done += k
-	}
-	return int(done), nil
+		return true, im.writeDataAt(p[cur-pos:cur-pos+k], r.host+g.offsetInCluster(cur))
+	})
+	return int(done), err
 }
 
 // writeDataAt writes guest data at a host offset already allocated.
@@ -277,25 +287,14 @@ func (im *Image) writeDataAt(p []byte, host uint64) error {
 // in place where allocated, through allocateLocked elsewhere.
 func (im *Image) writeLocked(p []byte, pos uint64) error {
 	g := &im.geo
-	for done := uint64(0); done < uint64(len(p)); {
-		cur := pos + done
-		rem := uint64(len(p)) - done
-		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
-		if err != nil {
-			return err
-		}
-		k := g.runBytes(cur, rem, r)
+	_, err := im.walkRunsLocked(pos, uint64(len(p)), func(cur, k uint64, r run) (bool, error) {
+		buf := p[cur-pos : cur-pos+k]
 		if r.kind == ExtentData {
-			err = im.writeDataAt(p[done:done+k], r.host+g.offsetInCluster(cur))
-		} else {
-			err = im.allocateLocked(cur, p[done:done+k], r)
+			return true, im.writeDataAt(buf, r.host+g.offsetInCluster(cur))
 		}
-		if err != nil {
-			return err
-		}
-		done += k
-	}
-	return nil
+		return true, im.allocateLocked(cur, buf, r)
+	})
+	return err
 }
 
 // allocClustersLocked is the one allocator: it hands out n clusters at
@@ -727,16 +726,8 @@ func (im *Image) Map() ([]Extent, error) {
 	if err := im.checkOpenLocked(); err != nil {
 		return nil, err
 	}
-	g := &im.geo
-	size := im.hdr.ImageSize
 	var out []Extent
-	for cur := uint64(0); cur < size; {
-		rem := size - cur
-		r, err := im.lookupLocked(cur, g.clustersSpanned(cur, rem))
-		if err != nil {
-			return out, err
-		}
-		k := g.runBytes(cur, rem, r)
+	_, err := im.walkRunsLocked(0, im.hdr.ImageSize, func(cur, k uint64, r run) (bool, error) {
 		e := Extent{Start: int64(cur), Length: int64(k), Kind: r.kind}
 		if r.kind == ExtentData {
 			e.HostOffset = int64(r.host)
@@ -745,12 +736,11 @@ func (im *Image) Map() ([]Extent, error) {
 			last := &out[n-1]
 			if last.Kind == e.Kind && (e.Kind != ExtentData || last.HostOffset+last.Length == e.HostOffset) {
 				last.Length += e.Length
-				cur += k
-				continue
+				return true, nil
 			}
 		}
 		out = append(out, e)
-		cur += k
-	}
-	return out, nil
+		return true, nil
+	})
+	return out, err
 }
