@@ -50,7 +50,8 @@ QEMU issues is logged. The log is replayed with crashsim over a snapshot taken b
 the run; the crash states at every flush and at sampled log entries, under each crash
 model, get the structural checker on their raw bytes and a recovery plus read-back
 with impl/qed, and a budgeted sample (--qemu-states) is recovered and read back by
-QEMU itself (qemu-img check -r all, qemu-img convert). With --diff each workload also
+QEMU itself (a writable open in qemu-io, qemu-img convert, then a write, a clean
+close and a read-back in a fresh qemu-io). With --diff each workload also
 runs through QEMU and impl/qed without crashes and the results are compared.
 
 Runs end in turn with a clean close, qemu-io 'abort' and SIGKILL (--ends). The first

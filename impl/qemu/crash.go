@@ -236,7 +236,10 @@ func phaseIndex(rec *Recording, k int64) int {
 // (QEMU checks and repairs only when NEED_CHECK is set) and a clean
 // close. The result must be consistent with NEED_CHECK clear (structural
 // checker); then the guest data is read back with `qemu-img convert -O
-// raw` and judged against m (not modified). It returns the failing stage
+// raw` and judged against m (not modified). Last, liveness, as impl/qed's
+// oracle runs it: QEMU writes a sector at offset 0 and closes cleanly (the
+// image must again be consistent with NEED_CHECK clear) and a fresh
+// read-only qemu-io reads the sector back. It returns the failing stage
 // ("" when the state passed) and an explanation; err is for failures of
 // the harness itself.
 func QEMURecover(tool *qemutool.Tool, dir string, img []byte, m *model.Disk) (stage, msg string, err error) {
@@ -278,6 +281,47 @@ func QEMURecover(tool *qemutool.Tool, dir string, img []byte, m *model.Disk) (st
 	}
 	if err := m.VerifyCrash(0, data); err != nil {
 		return string(props.StageData), err.Error(), nil
+	}
+	if size == 0 {
+		return "", "", nil // nothing to write
+	}
+	return qemuLiveness(tool, p, min(size, livenessLen))
+}
+
+// livenessLen and livenessPattern are QEMU's liveness write: one sector of
+// a byte pattern at offset 0 (qemu-io write -P).
+const (
+	livenessLen     = 512
+	livenessPattern = 0xa5
+)
+
+// qemuLiveness writes n bytes of livenessPattern at offset 0 of the
+// recovered image at p with a flush and a clean exit of qemu-io, checks
+// that the image is consistent with NEED_CHECK clear, and reads the bytes
+// back in a new read-only qemu-io.
+func qemuLiveness(tool *qemutool.Tool, p string, n int64) (stage, msg string, err error) {
+	res, err := tool.RunIO("-f", "qed", "-c", fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n), "-c", "flush", p)
+	if err != nil {
+		return "", "", err
+	}
+	if res.ExitCode != 0 || failed(string(res.Stdout)+string(res.Stderr)) {
+		return string(props.StageLiveness), fmt.Sprintf("write after recovery in qemu-io failed (exit %d): %s", res.ExitCode,
+			bytes.TrimSpace(append(res.Stdout, res.Stderr...))), nil
+	}
+	after, err := props.CheckStructureFile(afero.NewOsFs(), p)
+	if err != nil {
+		return "", "", err
+	}
+	if !after.IsConsistent() || after.NeedCheck() {
+		return string(props.StageStructureAfter), fmt.Sprintf("after recovery, a write and a clean close in qemu-io: consistent=%v need_check=%v\n%s", after.IsConsistent(), after.NeedCheck(), after), nil
+	}
+	res, err = tool.RunIO("-f", "qed", "-r", "-c", fmt.Sprintf("read -P %#x 0 %d", livenessPattern, n), p)
+	if err != nil {
+		return "", "", err
+	}
+	if res.ExitCode != 0 || failed(string(res.Stdout)+string(res.Stderr)) {
+		return string(props.StageLiveness), fmt.Sprintf("reading back the write after reopening in qemu-io failed (exit %d): %s", res.ExitCode,
+			bytes.TrimSpace(append(res.Stdout, res.Stderr...))), nil
 	}
 	return "", "", nil
 }

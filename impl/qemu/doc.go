@@ -31,7 +31,9 @@
 //     (a writable open and close in qemu-io: QEMU checks and repairs only
 //     when NEED_CHECK is set), the structural checker on the result, and
 //     QEMU's read-back (`qemu-img convert -O raw`) judged against the same
-//     model: two QEMU processes per state.
+//     model, then QEMU-side liveness (a one-sector write and a clean close
+//     in qemu-io, the structural checker again, a read-back in a fresh
+//     read-only qemu-io): four QEMU processes per state.
 //   - [Diff] runs the same workload through QEMU and impl/qed without
 //     crashes and compares guest data and check reports, naming the rule
 //     and the side that follows it.
@@ -92,7 +94,5 @@
 //     a byte pattern (-P), not a pattern file: their writes are recorded
 //     in the model as bytes, so misplaced data from them is recognised by
 //     value, not by origin.
-//   - A QEMU-side liveness stage (write after recovery, reopen) is not run;
-//     impl/qed's recovery of the same state runs the full oracle.
 //   - Needs qemu-img and qemu-io; written against Debian's QEMU 7.2.
 package qemu
