@@ -1,6 +1,7 @@
 package props
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -399,6 +400,22 @@ func popcount(b []uint64) uint64 {
 	return uint64(n)
 }
 
+// zeroBlockLen is the stride of zeroRun: 32 table entries.
+const zeroBlockLen = 256
+
+var zeroEntries [zeroBlockLen]byte
+
+// zeroRun returns zeroBlockLen when j starts an aligned block of
+// zeroBlockLen bytes of b that are all zero (32 unused entries, skipped
+// with one vectorized compare: perf, issue 5, most of a small image's
+// tables is unused), else 0.
+func zeroRun(b []byte, j int) int {
+	if j%zeroBlockLen == 0 && j+zeroBlockLen <= len(b) && bytes.Equal(b[j:j+zeroBlockLen], zeroEntries[:]) {
+		return zeroBlockLen
+	}
+	return 0
+}
+
 // walk marks the L1 table, then follows every L1 entry in order, as QEMU's
 // check does.
 func (w *walker) walk() error {
@@ -416,6 +433,10 @@ func (w *walker) walk() error {
 			return err
 		}
 		for j := 0; j+entrySize <= len(b); j += entrySize {
+			if skip := zeroRun(b, j); skip > 0 {
+				j += skip - entrySize
+				continue
+			}
 			v := le.Uint64(b[j:])
 			if v == 0 {
 				continue
@@ -453,6 +474,10 @@ func (w *walker) walkL2(idx int, entryOff, l2 uint64) error {
 			return err
 		}
 		for j := 0; j+entrySize <= len(b); j += entrySize {
+			if skip := zeroRun(b, j); skip > 0 {
+				j += skip - entrySize // zero entries change no count
+				continue
+			}
 			v := le.Uint64(b[j:])
 			if v <= 1 {
 				rep.ZeroClusters += v
