@@ -142,6 +142,10 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		return bad("invalid --max-failures %d: want at least 1", f.maxFailures)
 	}
 	cfg.Bound, cfg.Samples, cfg.SampledPoints, cfg.MaxFailures = f.bound, f.samples, f.sampledPoints, f.maxFailures
+	if strings.HasPrefix(strings.ToLower(f.target), "qemu") {
+		// run's targets run in process over crashsim; QEMU cannot.
+		return bad("invalid --target %q: QEMU is tested with 'qedtorture qemu' (qemu-io over blklogwrites, its log replayed through crashsim); run's targets are %s", f.target, strings.Join(campaign.TargetNames(), ", "))
+	}
 	t, err := campaign.TargetByName(f.target)
 	if err != nil {
 		return bad("invalid --target: %v", err)
