@@ -34,6 +34,7 @@ type campaignFlags struct {
 	sampledPoints int
 	progress      string
 	progressEvery time.Duration
+	minimizeTime  time.Duration
 }
 
 // campaignDefaults is what differs between the commands' shared flags.
@@ -48,6 +49,7 @@ type campaignDefaults struct {
 	sampledPoints  int
 	pointsHelp     string // what --sampled-points samples
 	weightsExample string
+	minimizeTime   time.Duration
 }
 
 // register defines the shared flags on cmd.
@@ -69,6 +71,7 @@ func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
 	fl.IntVar(&c.sampledPoints, "sampled-points", d.sampledPoints, d.pointsHelp)
 	fl.StringVar(&c.progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
 	fl.DurationVar(&c.progressEvery, "progress-interval", 10*time.Second, "interval of the plain progress lines")
+	fl.DurationVar(&c.minimizeTime, "minimize-time", d.minimizeTime, "time spent minimizing one failure before its artifact is written")
 }
 
 // parse checks the shared flags against d's limits and applies the
@@ -122,6 +125,9 @@ func (c *campaignFlags) parse(cmd *cobra.Command, d campaignDefaults, gen *workl
 	}
 	if c.progressEvery <= 0 {
 		return bad("invalid --progress-interval %s: must be positive", c.progressEvery)
+	}
+	if c.minimizeTime <= 0 {
+		return bad("invalid --minimize-time %s: must be positive", c.minimizeTime)
 	}
 	return seed, models, nil
 }

@@ -36,6 +36,7 @@ func qemuDefaults() campaignDefaults {
 		out: "qedtorture-qemu-failures", outHelp: "directory for failure artifacts ('' for none)",
 		bound: 256, samples: 32, sampledPoints: 8,
 		pointsHelp: "non-flush crash points (log entries) sampled per workload", weightsExample: "concurrent=0,zero=0",
+		minimizeTime: time.Minute,
 	}
 }
 
@@ -107,7 +108,7 @@ func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 		cfg.Ends = append(cfg.Ends, end)
 	}
 	cfg.Diff = f.diff
-	cfg.MinimizeCandidates = f.minimize
+	cfg.MinimizeCandidates, cfg.MinimizeTimeout = f.minimize, f.minimizeTime
 	if f.minimize < 0 {
 		cfg.MinimizeCandidates = -1
 	}

@@ -41,6 +41,7 @@ func runDefaults() campaignDefaults {
 		out: "qedtorture-failures", outHelp: "directory for failure artifacts",
 		bound: campaign.DefaultBound, samples: campaign.DefaultSamples, sampledPoints: campaign.DefaultSampledPoints,
 		pointsHelp: "non-sync crash points sampled per workload", weightsExample: "concurrent=0,flush=6",
+		minimizeTime: 2 * time.Minute,
 	}
 }
 
@@ -151,7 +152,7 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		return bad("invalid --target: %v", err)
 	}
 	cfg.Target, cfg.TargetName = t, f.target
-	cfg.Out, cfg.NoDedup = f.out, f.noDedup
+	cfg.Out, cfg.NoDedup, cfg.MinimizeTimeout = f.out, f.noDedup, f.minimizeTime
 	return cfg, nil
 }
 

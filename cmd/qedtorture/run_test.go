@@ -110,6 +110,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--max-failures", "0"}, "invalid --max-failures"},
 		{[]string{"run", "--bound", "0"}, "--bound and --samples"},
 		{[]string{"run", "--progress-interval", "-1s"}, "invalid --progress-interval"},
+		{[]string{"run", "--minimize-time", "0s"}, "invalid --minimize-time"},
 		{[]string{"run", "--shards", "4"}, "JOB_COMPLETION_INDEX"},
 		{[]string{"run", "--shards", "4", "--shard", "1/4"}, "exclusive"},
 		{[]string{"run", "extra"}, "too many arguments"},

@@ -44,9 +44,12 @@ type Config struct {
 	Diff bool
 	// MinimizeCandidates bounds the workloads tried per minimization (0 = 60; <0 = none).
 	MinimizeCandidates int
-	Out                string // artifact directory ("" = none)
-	Progress           func(Stats)
-	ProgressEvery      time.Duration
+	// MinimizeTimeout bounds the time spent minimizing one failure (0 = 1
+	// minute): each candidate is a QEMU run and its crash checks.
+	MinimizeTimeout time.Duration
+	Out             string // artifact directory ("" = none)
+	Progress        func(Stats)
+	ProgressEvery   time.Duration
 }
 
 // Stats are the running counters of a campaign.
@@ -451,10 +454,15 @@ func minimize(cfg Config, f *finding, dir string) *finding {
 	if budget == 0 {
 		budget = 60
 	}
+	timeout := cfg.MinimizeTimeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	start := time.Now()
 	best := f
 	tries := 0
 	try := func(w *workload.Workload) bool {
-		if tries >= budget || w.Validate() != nil {
+		if tries >= budget || time.Since(start) > timeout || w.Validate() != nil {
 			return false
 		}
 		tries++
