@@ -59,10 +59,14 @@ type FS struct {
 	onSync   func(*Point) bool // called before each sync op; true = crash there
 	names    map[string]uint64 // live namespace
 	durNames map[string]uint64 // durable namespace
-	inodes   map[uint64]*inode
-	nextID   uint64
-	nops     int64
-	trace    []Op
+	// sharedNames, sharedDur: names, durNames is still the start image's
+	// map (read-only): the first change copies it (ownNamesLocked; perf,
+	// issue 5: most crash states never change their namespace).
+	sharedNames, sharedDur bool
+	inodes                 map[uint64]*inode
+	nextID                 uint64
+	nops                   int64
+	trace                  []Op
 }
 
 type inode struct {
@@ -85,13 +89,15 @@ func New(opts Options) *FS { return EmptyImage().NewFS(opts) }
 // are the image's. It costs O(entries); pages are shared.
 func (img *Image) NewFS(opts Options) *FS {
 	f := &FS{
-		opts:     opts,
-		start:    img,
-		crashAt:  -1,
-		names:    maps.Clone(img.names),
-		durNames: maps.Clone(img.names),
-		inodes:   make(map[uint64]*inode, len(img.files)),
-		nextID:   img.nextID,
+		opts:        opts,
+		start:       img,
+		crashAt:     -1,
+		names:       img.names,
+		durNames:    img.names,
+		sharedNames: true,
+		sharedDur:   true,
+		inodes:      make(map[uint64]*inode, len(img.files)),
+		nextID:      img.nextID,
 	}
 	for id, file := range img.files {
 		f.inodes[id] = &inode{id: id, dir: file.dir, mode: defaultMode(file.dir), mtime: epoch,
@@ -209,6 +215,17 @@ func (f *FS) Release() {
 // releasedPoint marks a released filesystem (FS.crashed).
 var releasedPoint = &Point{k: -1, img: EmptyImage()}
 
+// ownNamesLocked makes names and durNames private copies before a
+// namespace change.
+func (f *FS) ownNamesLocked() {
+	if f.sharedNames {
+		f.names, f.sharedNames = maps.Clone(f.names), false
+	}
+	if f.sharedDur {
+		f.durNames, f.sharedDur = maps.Clone(f.durNames), false
+	}
+}
+
 // mustNotBeFinal panics if f was made Final: a crash hook on a filesystem
 // that keeps no unsynced operations would silently lose them.
 func (f *FS) mustNotBeFinal(method string) {
@@ -314,6 +331,7 @@ func (f *FS) createLocked(p string, dir bool, want uint64) (*inode, error) {
 	ino := &inode{id: f.nextID, dir: dir, mode: defaultMode(dir), mtime: epoch, gen: newGen()}
 	f.nextID++
 	f.inodes[ino.id] = ino
+	f.ownNamesLocked()
 	f.names[p] = ino.id
 	if f.opts.ImplicitDirSync {
 		f.durNames[p] = ino.id
@@ -434,6 +452,7 @@ func (f *FS) removeLocked(name string) error {
 	if err := f.beginLocked(OpRemove); err != nil {
 		return pathErr("remove", name, err)
 	}
+	f.ownNamesLocked()
 	delete(f.names, p)
 	if f.opts.ImplicitDirSync {
 		delete(f.durNames, p)
@@ -504,6 +523,7 @@ func (f *FS) renameLocked(oldname, newname string) error {
 	if err := f.beginLocked(OpRename); err != nil {
 		return pathErr("rename", oldname, err)
 	}
+	f.ownNamesLocked()
 	delete(f.names, op)
 	f.names[np] = ino.id
 	if f.opts.ImplicitDirSync {
@@ -531,6 +551,7 @@ func (f *FS) dirSyncLocked(ino *inode, d string) error {
 	if err := f.beginLocked(OpDirSync); err != nil {
 		return err
 	}
+	f.ownNamesLocked()
 	for p, id := range f.names {
 		if parent(p) == d && p != d {
 			f.durNames[p] = id

@@ -675,3 +675,33 @@ func TestFinalState(t *testing.T) {
 		}()
 	}
 }
+
+// Namespace changes in one crash state (create, rename, remove, directory
+// sync) stay in it: the point's image and the next state built from it
+// keep the durable names.
+func TestStateNamespaceIsPrivate(t *testing.T) {
+	f := New(Options{})
+	h := mustCreate(t, f, "/a")
+	mustWriteAt(t, h, "a", 0)
+	must(t, h.Sync())
+	syncDir(t, f, "/")
+	p := f.Crash()
+	for i := range 2 {
+		s, err := p.State(StateID{K: p.K(), Model: Model{Base: Prefix}})
+		must(t, err)
+		if got := contentOf(t, s, "/b"); got != absent {
+			t.Fatalf("state %d sees /b from an earlier state", i)
+		}
+		if got := contentOf(t, s, "/a"); got != "a" {
+			t.Fatalf("state %d: /a = %q", i, got)
+		}
+		mustCreate(t, s, "/b").Close()
+		syncDir(t, s, "/")
+		must(t, s.Rename("/a", "/c"))
+		syncDir(t, s, "/")
+		must(t, s.Remove("/b"))
+	}
+	if got := p.Durable().Paths(); !slices.Equal(got, []string{"/a"}) {
+		t.Fatalf("the point's image changed: %q", got)
+	}
+}
