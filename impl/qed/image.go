@@ -59,7 +59,7 @@ type Image struct {
 	// the file may end before fileSize.
 	l1DirtyLo, l1DirtyHi uint64
 	lenShort             bool
-	cow                  []byte // scratch buffer of allocateLocked
+	cow                  *[]byte // scratch buffer of allocateLocked (pooled: getBytes)
 
 	// openLen is the file's length at open (immutable). Clusters at or
 	// past it were never written before this session: they read as zeros
@@ -423,6 +423,39 @@ func putEntries(ep *[]uint64) {
 	entriesPools[bits.Len(uint(c))-1].Put(ep)
 }
 
+// bytesPools hold byte buffers by size class, as entriesPools do tables:
+// the copy-on-write buffer of allocating writes (perf, issue 5: the
+// oracle's liveness write allocates a cluster on most crash states, one
+// fresh buffer each), given back on Close. Class c holds capacity 1<<c;
+// above maxCOWBuffer nothing is kept. getBytes returns n bytes of
+// unspecified contents.
+var bytesPools [bits.UintSize]sync.Pool // of *[]byte
+
+func getBytes(n int) *[]byte {
+	c := bits.Len(uint(max(n, 1) - 1))
+	if 1<<c > maxCOWBuffer {
+		b := make([]byte, n)
+		return &b
+	}
+	bp, _ := bytesPools[c].Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, 1<<c)
+		bp = &b
+	}
+	*bp = (*bp)[:n]
+	return bp
+}
+
+// putBytes gives back a buffer from getBytes; the caller keeps no
+// reference to it.
+func putBytes(bp *[]byte) {
+	c := cap(*bp)
+	if c == 0 || c&(c-1) != 0 || c > maxCOWBuffer {
+		return
+	}
+	bytesPools[bits.Len(uint(c))-1].Put(bp)
+}
+
 // hostLittleEndian: the on-disk table layout (little-endian uint64s) is
 // the memory layout of a []uint64 on this host.
 var hostLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
@@ -548,6 +581,10 @@ func (im *Image) Close() error {
 	if im.l1p != nil {
 		putEntries(im.l1p)
 		im.l1, im.l1p = nil, nil
+	}
+	if im.cow != nil {
+		putBytes(im.cow)
+		im.cow = nil
 	}
 	if cerr := im.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("qed: %s: close: %w", im.path, cerr)

@@ -436,10 +436,13 @@ const maxCOWBuffer = 4 << 20
 // cowBuffer returns a scratch buffer of n bytes (n <= maxCOWBuffer). mu
 // must be held exclusively: the buffer is shared by allocating writes.
 func (im *Image) cowBuffer(n uint64) []byte {
-	if uint64(cap(im.cow)) < n {
-		im.cow = make([]byte, n)
+	if im.cow == nil || uint64(cap(*im.cow)) < n {
+		if im.cow != nil {
+			putBytes(im.cow)
+		}
+		im.cow = getBytes(int(n))
 	}
-	return im.cow[:n]
+	return (*im.cow)[:n]
 }
 
 // allZero reports whether b holds only zero bytes.
