@@ -115,3 +115,70 @@ func TestConcurrentOverlappingWrites(t *testing.T) {
 	assertClean(t, im)
 	mustNil(t, im.Close())
 }
+
+// TestPooledTablesStayPrivate: images opened and closed over and over in
+// parallel draw their L1 and L2 tables and copy-on-write buffers from
+// shared pools and give them back on Close. If a table or buffer were
+// given back twice, or while still in use, two images would share it and
+// one would read the other's mapping or data. Each worker keeps its own
+// image (two L2 tables, a tiny cache so tables are evicted and reloaded)
+// with its own pattern, reopening it every round, and checks every byte.
+func TestPooledTablesStayPrivate(t *testing.T) {
+	r := newRand(t)
+	fs := afero.NewMemMapFs()
+	const workers, rounds = 6, 12
+	const size = 3 << 20 // 4 KiB clusters, table size 1: 2 MiB per L2 table
+	seeds := make([]uint64, workers)
+	for i := range seeds {
+		seeds[i] = r.Uint64()
+	}
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rr := newRandFrom(seeds[w])
+			name := "/p" + string(rune('a'+w)) + ".qed"
+			mustCreate(t, fs, name, CreateOptions{Size: size, ClusterSize: cs4k, TableSize: 1}, OpenOptions{}).Close()
+			want := make([]byte, size)
+			for round := range rounds {
+				im, err := Open(fs, name, OpenOptions{L2CacheTables: 1, ReadOnly: round%5 == 4})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if round%5 != 4 {
+					for range 4 {
+						off := rr.IntN(size - cs4k)
+						n := rr.IntN(cs4k) + 1
+						p := make([]byte, n)
+						for i := range p {
+							p[i] = byte(w*rounds+round) | 1
+						}
+						if _, err := im.WriteAt(p, int64(off)); err != nil {
+							t.Error(err)
+							return
+						}
+						copy(want[off:], p)
+					}
+				}
+				got := make([]byte, size)
+				if _, err := im.ReadAt(got, 0); err != nil {
+					t.Error(err)
+					return
+				}
+				for i := range got {
+					if got[i] != want[i] {
+						t.Errorf("worker %d round %d: byte %d = %#x, want %#x", w, round, i, got[i], want[i])
+						return
+					}
+				}
+				if err := im.Close(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
