@@ -387,74 +387,59 @@ var tableBufPool sync.Pool // of *[]byte
 
 const maxPooledTableBuf = 4 << 20
 
-// entriesPools hold tables of entries, by size class (perf, issue 5: an
-// oracle run opens each crash state twice, and a fresh L1 table plus
-// fresh L2 tables per open were most of its allocation). Check borrows
-// its scratch tables here; an Image draws its L1 table and the L2 tables
-// it reads or allocates from here and gives back, on Close, the L1 table
-// and the tables still cached (evicted tables go to the garbage
-// collector: a request may still hold one). Class c holds slices of
-// capacity exactly 1<<c; tables above maxPooledTableBuf bytes are not
-// kept. getEntries returns n entries of unspecified contents.
-var entriesPools [bits.UintSize]sync.Pool // of *[]uint64
-
-func getEntries(n int) *[]uint64 {
-	c := bits.Len(uint(max(n, 1) - 1)) // smallest c with 1<<c >= n
-	if (1<<c)*entrySize > maxPooledTableBuf {
-		e := make([]uint64, n)
-		return &e
-	}
-	ep, _ := entriesPools[c].Get().(*[]uint64)
-	if ep == nil {
-		e := make([]uint64, 1<<c)
-		ep = &e
-	}
-	*ep = (*ep)[:n]
-	return ep
+// classPool holds slices by size class: class c holds slices of capacity
+// exactly 1<<c, up to maxLen elements; larger slices are never kept. get
+// returns n elements of unspecified contents; put gives a slice from get
+// back, and the caller keeps no reference to it.
+type classPool[T any] struct {
+	maxLen  int
+	classes [bits.UintSize]sync.Pool // of *[]T
 }
 
-// putEntries gives back a table from getEntries; the caller keeps no
-// reference to it.
-func putEntries(ep *[]uint64) {
-	c := cap(*ep)
-	if c == 0 || c&(c-1) != 0 || c*entrySize > maxPooledTableBuf {
+func (p *classPool[T]) get(n int) *[]T {
+	c := bits.Len(uint(max(n, 1) - 1)) // smallest c with 1<<c >= n
+	if 1<<c > p.maxLen {
+		s := make([]T, n)
+		return &s
+	}
+	sp, _ := p.classes[c].Get().(*[]T)
+	if sp == nil {
+		s := make([]T, 1<<c)
+		sp = &s
+	}
+	*sp = (*sp)[:n]
+	return sp
+}
+
+func (p *classPool[T]) put(sp *[]T) {
+	c := cap(*sp)
+	if c == 0 || c&(c-1) != 0 || c > p.maxLen {
 		return // not from a pool class
 	}
-	entriesPools[bits.Len(uint(c))-1].Put(ep)
+	p.classes[bits.Len(uint(c))-1].Put(sp)
 }
 
-// bytesPools hold byte buffers by size class, as entriesPools do tables:
-// the copy-on-write buffer of allocating writes (perf, issue 5: the
-// oracle's liveness write allocates a cluster on most crash states, one
-// fresh buffer each), given back on Close. Class c holds capacity 1<<c;
-// above maxCOWBuffer nothing is kept. getBytes returns n bytes of
-// unspecified contents.
-var bytesPools [bits.UintSize]sync.Pool // of *[]byte
+// entriesPool holds tables of entries (perf, issue 5: an oracle run opens
+// each crash state twice, and a fresh L1 table plus fresh L2 tables per
+// open were most of its allocation). Check borrows its scratch tables
+// here; an Image draws its L1 table and the L2 tables it reads or
+// allocates from here and gives back, on Close, the L1 table and the
+// tables still cached (evicted tables go to the garbage collector: a
+// request may still hold one). Tables above maxPooledTableBuf bytes are
+// not kept.
+var entriesPool = classPool[uint64]{maxLen: maxPooledTableBuf / entrySize}
 
-func getBytes(n int) *[]byte {
-	c := bits.Len(uint(max(n, 1) - 1))
-	if 1<<c > maxCOWBuffer {
-		b := make([]byte, n)
-		return &b
-	}
-	bp, _ := bytesPools[c].Get().(*[]byte)
-	if bp == nil {
-		b := make([]byte, 1<<c)
-		bp = &b
-	}
-	*bp = (*bp)[:n]
-	return bp
-}
+func getEntries(n int) *[]uint64 { return entriesPool.get(n) }
+func putEntries(ep *[]uint64)    { entriesPool.put(ep) }
 
-// putBytes gives back a buffer from getBytes; the caller keeps no
-// reference to it.
-func putBytes(bp *[]byte) {
-	c := cap(*bp)
-	if c == 0 || c&(c-1) != 0 || c > maxCOWBuffer {
-		return
-	}
-	bytesPools[bits.Len(uint(c))-1].Put(bp)
-}
+// bytesPool holds the copy-on-write buffers of allocating writes (perf,
+// issue 5: the oracle's liveness write allocates a cluster on most crash
+// states, one fresh buffer each), given back on Close. Buffers above
+// maxCOWBuffer are not kept.
+var bytesPool = classPool[byte]{maxLen: maxCOWBuffer}
+
+func getBytes(n int) *[]byte { return bytesPool.get(n) }
+func putBytes(bp *[]byte)    { bytesPool.put(bp) }
 
 // hostLittleEndian: the on-disk table layout (little-endian uint64s) is
 // the memory layout of a []uint64 on this host.

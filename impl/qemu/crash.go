@@ -247,24 +247,15 @@ func QEMURecover(tool *qemutool.Tool, dir string, img []byte, m *model.Disk) (st
 	if err := os.WriteFile(p, img, 0o644); err != nil {
 		return "", "", err
 	}
-	res, err := tool.RunIO("-f", "qed", "-c", "flush", p)
-	if err != nil {
-		return "", "", err
+	if stage, msg, err := qemuIOStage(tool, props.StageRecovery, "writable open", "-f", "qed", "-c", "flush", p); stage != "" || err != nil {
+		return stage, msg, err
 	}
-	if res.ExitCode != 0 || failed(string(res.Stdout)+string(res.Stderr)) {
-		return string(props.StageRecovery), fmt.Sprintf("writable open in qemu-io failed (exit %d): %s", res.ExitCode,
-			bytes.TrimSpace(append(res.Stdout, res.Stderr...))), nil
-	}
-	after, err := props.CheckStructureFile(afero.NewOsFs(), p)
-	if err != nil {
-		return "", "", err
-	}
-	if !after.IsConsistent() || after.NeedCheck() {
-		return string(props.StageStructureAfter), fmt.Sprintf("after a writable open and close in qemu-io: consistent=%v need_check=%v\n%s", after.IsConsistent(), after.NeedCheck(), after), nil
+	if stage, msg, err := cleanAfter(p, "a writable open and close"); stage != "" || err != nil {
+		return stage, msg, err
 	}
 	out := filepath.Join(dir, "readback.raw")
 	defer os.Remove(out)
-	res, err = tool.RunImg("convert", "-f", "qed", "-O", "raw", p, out)
+	res, err := tool.RunImg("convert", "-f", "qed", "-O", "raw", p, out)
 	if err != nil {
 		return "", "", err
 	}
@@ -300,28 +291,41 @@ const (
 // that the image is consistent with NEED_CHECK clear, and reads the bytes
 // back in a new read-only qemu-io.
 func qemuLiveness(tool *qemutool.Tool, p string, n int64) (stage, msg string, err error) {
-	res, err := tool.RunIO("-f", "qed", "-c", fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n), "-c", "flush", p)
+	write := fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n)
+	if stage, msg, err := qemuIOStage(tool, props.StageLiveness, "write after recovery", "-f", "qed", "-c", write, "-c", "flush", p); stage != "" || err != nil {
+		return stage, msg, err
+	}
+	if stage, msg, err := cleanAfter(p, "recovery, a write and a clean close"); stage != "" || err != nil {
+		return stage, msg, err
+	}
+	read := fmt.Sprintf("read -P %#x 0 %d", livenessPattern, n)
+	return qemuIOStage(tool, props.StageLiveness, "reading back the write after reopening", "-f", "qed", "-r", "-c", read, p)
+}
+
+// qemuIOStage runs qemu-io with args: a non-zero exit or a failed command
+// is a failure at stage, explained by what was attempted.
+func qemuIOStage(tool *qemutool.Tool, stage props.Stage, what string, args ...string) (string, string, error) {
+	res, err := tool.RunIO(args...)
 	if err != nil {
 		return "", "", err
 	}
 	if res.ExitCode != 0 || failed(string(res.Stdout)+string(res.Stderr)) {
-		return string(props.StageLiveness), fmt.Sprintf("write after recovery in qemu-io failed (exit %d): %s", res.ExitCode,
+		return string(stage), fmt.Sprintf("%s in qemu-io failed (exit %d): %s", what, res.ExitCode,
 			bytes.TrimSpace(append(res.Stdout, res.Stderr...))), nil
 	}
+	return "", "", nil
+}
+
+// cleanAfter requires the image at p to be consistent with NEED_CHECK
+// clear after what QEMU just did to it (a structure-after-recovery
+// failure otherwise).
+func cleanAfter(p, what string) (string, string, error) {
 	after, err := props.CheckStructureFile(afero.NewOsFs(), p)
 	if err != nil {
 		return "", "", err
 	}
 	if !after.IsConsistent() || after.NeedCheck() {
-		return string(props.StageStructureAfter), fmt.Sprintf("after recovery, a write and a clean close in qemu-io: consistent=%v need_check=%v\n%s", after.IsConsistent(), after.NeedCheck(), after), nil
-	}
-	res, err = tool.RunIO("-f", "qed", "-r", "-c", fmt.Sprintf("read -P %#x 0 %d", livenessPattern, n), p)
-	if err != nil {
-		return "", "", err
-	}
-	if res.ExitCode != 0 || failed(string(res.Stdout)+string(res.Stderr)) {
-		return string(props.StageLiveness), fmt.Sprintf("reading back the write after reopening in qemu-io failed (exit %d): %s", res.ExitCode,
-			bytes.TrimSpace(append(res.Stdout, res.Stderr...))), nil
+		return string(props.StageStructureAfter), fmt.Sprintf("after %s in qemu-io: consistent=%v need_check=%v\n%s", what, after.IsConsistent(), after.NeedCheck(), after), nil
 	}
 	return "", "", nil
 }
