@@ -26,7 +26,12 @@ func newRand(t testing.TB) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 }
 
-// mustCreate creates an image and opens it writable.
+// mustCreate creates an image and opens it writable. When the test ends,
+// the file must pass a read-only Check with no corruption (as bbolt checks
+// its database after every test): whether the test closed the image or
+// left it open (the file is then a crash state, whose metadata writeback
+// has not happened: it may leak clusters, never corrupt). Tests that damage
+// the file on purpose call skipFinalCheck.
 func mustCreate(t testing.TB, fs afero.Fs, path string, co CreateOptions, oo OpenOptions) *Image {
 	t.Helper()
 	if err := Create(fs, path, co); err != nil {
@@ -36,7 +41,39 @@ func mustCreate(t testing.TB, fs afero.Fs, path string, co CreateOptions, oo Ope
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
+	t.Cleanup(func() { finalCheck(t, fs, path) })
 	return im
+}
+
+// finalCheck requires the image file at path to have no corruption.
+func finalCheck(t testing.TB, fs afero.Fs, path string) {
+	if t.Failed() || skippedFinalCheck(t, path) {
+		return
+	}
+	if _, err := fs.Stat(path); err != nil {
+		return // removed or renamed by the test
+	}
+	im, err := Open(fs, path, OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Errorf("final check of %s: open: %v", path, err)
+		return
+	}
+	defer im.Close()
+	rep, err := im.Check(false)
+	if err != nil || rep.Corruptions > 0 || rep.CheckErrors > 0 {
+		t.Errorf("final check of %s: %v, %d corruptions, %d check errors: %q", path, err, rep.Corruptions, rep.CheckErrors, rep.Problems)
+	}
+}
+
+var skipped sync.Map // "test name\x00path" -> true
+
+// skipFinalCheck exempts path from the final check of the current test
+// (the test corrupts it on purpose).
+func skipFinalCheck(t testing.TB, path string) { skipped.Store(t.Name()+"\x00"+path, true) }
+
+func skippedFinalCheck(t testing.TB, path string) bool {
+	_, ok := skipped.Load(t.Name() + "\x00" + path)
+	return ok
 }
 
 // readAll reads the whole guest image.
