@@ -83,4 +83,9 @@
 //     reached.
 //   - Runs with concurrent groups are not bit-for-bit replayable: the
 //     interleaving of the goroutines' file operations varies.
+//   - QEDTarget runs impl/qed with its idle NEED_CHECK clear off (a run is
+//     faster than its 5 s delay, and a real timer would make runs differ).
+//     TestIdleClearCrashSafe (idle_test.go) is that path's crash test: a
+//     manual clock idles impl/qed after every write and a crash sweep
+//     judges every state of every sync, the idle clear's included.
 package props
