@@ -189,11 +189,14 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		cfg.Progress = func(s campaign.Stats) { updateBar(bar, s) }
 	case "lines":
 		cfg.ProgressEvery = f.progressEvery
-		last := ""
+		type counts struct{ workloads, points, states, failures int64 }
+		last := counts{-1, -1, -1, -1}
 		cfg.Progress = func(s campaign.Stats) {
-			if l := progressLine(s); l != last { // the final call may repeat the last tick
-				fmt.Fprintln(e.stderr, l)
-				last = l
+			// The final call may repeat the last tick's counts (with a
+			// rate a hair lower): print a line only when they moved.
+			if c := (counts{s.Workloads, s.Points, s.States, s.Failures}); c != last {
+				fmt.Fprintln(e.stderr, progressLine(s))
+				last = c
 			}
 		}
 	}
