@@ -50,13 +50,14 @@ type campaignDefaults struct {
 	pointsHelp     string // what --sampled-points samples
 	weightsExample string
 	minimizeTime   time.Duration
+	iterationsNote string // appended to "run the workloads 0..N-1"
 }
 
 // register defines the shared flags on cmd.
 func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
 	fl := cmd.Flags()
 	fl.DurationVar(&c.duration, "duration", 0, "stop starting workloads after this long (default 60s unless --iterations)")
-	fl.IntVar(&c.iterations, "iterations", 0, "run the workloads 0..N-1 (of this shard, with --shard) and stop")
+	fl.IntVar(&c.iterations, "iterations", 0, "run the workloads 0..N-1"+d.iterationsNote+" and stop")
 	fl.StringVar(&c.seed, "seed", "", "campaign seed (default: random, printed first)")
 	fl.StringVar(&c.models, "crash-model", "all", "crash models, comma-separated: prefix, drop, subset, torn, all, or crashsim names (torn512+garbage, subset+size, ...)")
 	fl.IntVar(&c.workers, "workers", d.workers, "workloads run and checked in parallel")

@@ -41,7 +41,7 @@ func runDefaults() campaignDefaults {
 		out: "qedtorture-failures", outHelp: "directory for failure artifacts",
 		bound: campaign.DefaultBound, samples: campaign.DefaultSamples, sampledPoints: campaign.DefaultSampledPoints,
 		pointsHelp: "non-sync crash points sampled per workload", weightsExample: "concurrent=0,flush=6",
-		minimizeTime: 2 * time.Minute,
+		minimizeTime: 2 * time.Minute, iterationsNote: " (those of this shard, with --shard)",
 	}
 }
 
