@@ -378,13 +378,7 @@ func (im *Image) l1Entries() uint64 {
 	return min(n, g.nelems)
 }
 
-// tableBufPool holds the byte buffers readTable decodes from on
-// big-endian hosts (perf, issue 5: an open reads the L1 and the check's
-// and reads' L2 tables, and a fresh buffer per table was most of the
-// oracle's allocation; little-endian hosts read into the entries
-// directly). Buffers above maxPooledTableBuf are not kept.
-var tableBufPool sync.Pool // of *[]byte
-
+// maxPooledTableBuf bounds the tables entriesPool keeps, in bytes.
 const maxPooledTableBuf = 4 << 20
 
 // classPool holds slices by size class: class c holds slices of capacity
@@ -445,40 +439,33 @@ func putBytes(bp *[]byte)    { bytesPool.put(bp) }
 // the memory layout of a []uint64 on this host.
 var hostLittleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
+// entryBytes is e's memory as bytes: on a little-endian host
+// (hostLittleEndian) exactly the on-disk layout of the entries, so tables
+// are read and written in place, with no buffer and no coding (perf,
+// issue 5: decoding was 7 % of an oracle run). The caller must not change
+// e while the bytes are in use.
+func entryBytes(e []uint64) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(e))), len(e)*entrySize)
+}
+
 // readTable reads the table at off into dst. On error dst's contents are
 // unspecified (callers drop it).
 func (im *Image) readTable(off uint64, dst []uint64) error {
-	need := len(dst) * entrySize
-	if hostLittleEndian {
-		// Read straight into dst's memory: no buffer, no decoding
-		// (perf, issue 5: decoding was 7% of an oracle run).
-		buf := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), need)
-		if n, err := im.f.ReadAt(buf, int64(off)); n < len(buf) {
-			if err == nil {
-				err = io.ErrUnexpectedEOF
-			}
-			return fmt.Errorf("reading table at %d: %w", off, err)
-		}
-		return nil
+	buf := entryBytes(dst)
+	if !hostLittleEndian {
+		bp := getBytes(len(buf))
+		defer putBytes(bp)
+		buf = *bp
 	}
-	bp, _ := tableBufPool.Get().(*[]byte)
-	if bp == nil || cap(*bp) < need {
-		b := make([]byte, need)
-		bp = &b
-	}
-	defer func() {
-		if cap(*bp) <= maxPooledTableBuf {
-			tableBufPool.Put(bp)
-		}
-	}()
-	buf := (*bp)[:need]
 	if n, err := im.f.ReadAt(buf, int64(off)); n < len(buf) {
 		if err == nil {
 			err = io.ErrUnexpectedEOF
 		}
 		return fmt.Errorf("reading table at %d: %w", off, err)
 	}
-	decodeTable(dst, buf)
+	if !hostLittleEndian {
+		decodeTable(dst, buf)
+	}
 	return nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"unsafe"
 )
 
 // run is a stretch of guest clusters, all in one L2 table, that share a
@@ -84,12 +83,22 @@ func (im *Image) getL2Locked(off uint64) (*l2Table, error) {
 	if t := im.cache.get(off); t != nil {
 		return t, nil
 	}
-	ep := getEntries(int(im.geo.nelems))
-	t := &l2Table{offset: off, entries: *ep, ep: ep}
+	t := im.newL2Table(off, false)
 	if err := im.readTable(off, t.entries); err != nil {
 		return nil, fmt.Errorf("qed: %s: reading L2 table: %w", im.path, err)
 	}
 	return im.cache.insert(t), nil
+}
+
+// newL2Table returns a table at file offset off with pooled entries: for
+// a fresh table (allocated this session, offset set by the caller) all
+// zero, else of unspecified contents, to be read from the file.
+func (im *Image) newL2Table(off uint64, fresh bool) *l2Table {
+	ep := getEntries(int(im.geo.nelems))
+	if fresh {
+		clear(*ep)
+	}
+	return &l2Table{offset: off, entries: *ep, ep: ep, fresh: fresh}
 }
 
 // clustersSpanned returns how many clusters [pos, pos+length) touches.
@@ -496,9 +505,7 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 		return first + i*g.clusterSize
 	}
 	if im.l1[l1i] == 0 {
-		ep := getEntries(int(g.nelems))
-		clear(*ep)
-		t := &l2Table{entries: *ep, ep: ep, fresh: true}
+		t := im.newL2Table(0, true)
 		for i := range n {
 			t.entries[l2i+i] = value(i)
 		}
@@ -640,11 +647,11 @@ func (im *Image) writeTableLocked(off uint64, entries []uint64, first, n uint64)
 	lo := first * entrySize / SectorSize * SectorSize
 	hi := min(((first+n)*entrySize+SectorSize-1)/SectorSize*SectorSize, uint64(len(entries))*entrySize)
 	src := entries[lo/entrySize : hi/entrySize]
-	var buf []byte
-	if hostLittleEndian {
-		buf = unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(src))), len(src)*entrySize)
-	} else {
-		buf = make([]byte, hi-lo)
+	buf := entryBytes(src)
+	if !hostLittleEndian {
+		bp := getBytes(len(buf))
+		defer putBytes(bp)
+		buf = *bp
 		encodeTable(buf, src)
 	}
 	if _, err := im.f.WriteAt(buf, int64(off+lo)); err != nil {
