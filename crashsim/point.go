@@ -297,7 +297,20 @@ func (p *Point) sampleChoices(m Model, seed uint64) []choice {
 
 // State builds the crash state id names. It fails if id is for another
 // crash point, if its model is invalid, or if its ordinal is out of range.
-func (p *Point) State(id StateID) (*FS, error) {
+func (p *Point) State(id StateID) (*FS, error) { return p.state(id, p.opts) }
+
+// FinalState is State for a state that will be judged and thrown away:
+// the filesystem is made with Options.Final (and the point's
+// ImplicitDirSync), so writes to it copy only the pages they change and it
+// cannot be crashed again. Its contents are exactly State's.
+func (p *Point) FinalState(id StateID) (*FS, error) {
+	o := p.opts
+	o.Final = true
+	return p.state(id, o)
+}
+
+// state builds the crash state id names as a filesystem with options o.
+func (p *Point) state(id StateID, o Options) (*FS, error) {
 	if id.K != p.k {
 		return nil, fmt.Errorf("%w: %s: crash point is k=%d", ErrBadStateID, id, p.k)
 	}
@@ -305,30 +318,17 @@ func (p *Point) State(id StateID) (*FS, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadStateID, id, err)
 	}
 	if id.Sampled {
-		return p.build(id.Model, p.sampleChoices(id.Model, id.Seed)), nil
+		return p.build(id.Model, p.sampleChoices(id.Model, id.Seed), o), nil
 	}
 	if n, exact := p.Count(id.Model); exact && id.Ordinal >= n {
 		return nil, fmt.Errorf("%w: %s: ordinal out of range (%d states)", ErrBadStateID, id, n)
 	}
-	return p.build(id.Model, p.decodeOrdinal(id.Model, id.Ordinal)), nil
-}
-
-// FinalState is State for a state that will be judged and thrown away:
-// the filesystem is made with Options.Final (and the point's
-// ImplicitDirSync), so writes to it copy only the pages they change and it
-// cannot be crashed again. Its contents are exactly State's.
-func (p *Point) FinalState(id StateID) (*FS, error) {
-	st, err := p.State(id)
-	if err != nil {
-		return nil, err
-	}
-	st.opts.Final = true
-	return st, nil
+	return p.build(id.Model, p.decodeOrdinal(id.Model, id.Ordinal), o), nil
 }
 
 // build applies the chosen operations over the durable image. Cost: the
 // pages the kept operations touch plus O(entries) for the maps.
-func (p *Point) build(m Model, ch []choice) *FS {
+func (p *Point) build(m Model, ch []choice, o Options) *FS {
 	img := p.img
 	var files map[uint64]imgFile
 	var touched []uint64
@@ -360,7 +360,7 @@ func (p *Point) build(m Model, ch []choice) *FS {
 	if files != nil {
 		img = &Image{names: p.img.names, files: files, nextID: p.img.nextID}
 	}
-	return img.NewFS(p.opts)
+	return img.NewFS(o)
 }
 
 // overlayChoice records the surviving part of o in c's overlay (sharing
@@ -485,7 +485,7 @@ func (p *Point) States(m Model, o EnumOptions) iter.Seq2[StateID, *FS] {
 			} else {
 				ch = p.decodeOrdinal(m, id.Ordinal)
 			}
-			if !yield(id, p.build(m, ch)) {
+			if !yield(id, p.build(m, ch, p.opts)) {
 				return
 			}
 		}
