@@ -143,21 +143,14 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 	})
 
 	t.Run("CrashSweep", func(t *testing.T) {
-		n := opts.SweepStates
-		if n < 0 {
-			t.Skip("crash sweeps disabled by ConformanceOptions.SweepStates")
-		}
-		if n == 0 {
-			n = 32
-		}
-		n = int(float64(n) * scale)
+		n := sweepSize(t, opts.SweepStates, 32, scale, "crash sweeps disabled by ConformanceOptions.SweepStates")
 		models := opts.Models
 		if len(models) == 0 {
 			models = DefaultModels()
 		}
 		enum := crashsim.EnumOptions{Bound: uint64(n), Samples: max(1, n/2), Seed: uint64(seed)}
-		total := 0
-		for name, w := range FaultSweepWorkloads() {
+		total, workloads := 0, FaultSweepWorkloads()
+		for name, w := range workloads {
 			fails, states, err := CheckCrashSweep(target, w, models, enum, opts.Oracle, 5)
 			total += states
 			if err != nil {
@@ -167,18 +160,11 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 				t.Errorf("workload %s: %v", name, f)
 			}
 		}
-		t.Logf("%d crash states judged at every sync of %d workloads", total, len(FaultSweepWorkloads()))
+		t.Logf("%d crash states judged at every sync of %d workloads", total, len(workloads))
 	})
 
 	t.Run("FaultSweep", func(t *testing.T) {
-		runs := opts.FaultRuns
-		if runs < 0 {
-			t.Skip("fault sweeps disabled by ConformanceOptions.FaultRuns")
-		}
-		if runs == 0 {
-			runs = 24
-		}
-		runs = int(float64(runs) * scale)
+		runs := sweepSize(t, opts.FaultRuns, 24, scale, "fault sweeps disabled by ConformanceOptions.FaultRuns")
 		for name, w := range FaultSweepWorkloads() {
 			for _, rule := range FaultRules {
 				for _, f := range CheckFaultSweep(target, w, rule, runs, opts.Oracle) {
@@ -187,6 +173,19 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 			}
 		}
 	})
+}
+
+// sweepSize is a sweep's size from its option n: negative skips the
+// subtest (with why), 0 takes def; the result is scaled by PROPS_SCALE.
+func sweepSize(t *testing.T, n, def int, scale float64, why string) int {
+	t.Helper()
+	if n < 0 {
+		t.Skip(why)
+	}
+	if n == 0 {
+		n = def
+	}
+	return int(float64(n) * scale)
 }
 
 // FaultSweepWorkloads are the fixed workloads of the fault sweeps: each
