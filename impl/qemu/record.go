@@ -500,39 +500,29 @@ func (r *recorder) finish() error {
 
 // entryOpIndex returns, for each e in 0..nr_entries, how many trace ops
 // crashsim.ReadDMLog makes of the first e log entries (a FLUSH and a FUA
-// each add a sync to the entry's write or discard).
+// each add a sync to the entry's write or discard), walking the entry
+// headers with crashsim.ScanDMLog.
 func entryOpIndex(log []byte) ([]int64, error) {
 	out := []int64{0}
-	if len(log) < 32 {
+	if len(log) == 0 { // nothing was ever written
 		return out, nil
 	}
-	le := binary.LittleEndian
-	nr := le.Uint64(log[16:])
-	s := int64(le.Uint32(log[24:]))
-	if s < 512 || s&(s-1) != 0 {
-		return nil, fmt.Errorf("qemu: log sector size %d", s)
-	}
-	pos, ops := s, int64(0)
-	for i := uint64(0); i < nr; i++ {
-		if pos+32 > int64(len(log)) {
-			return nil, fmt.Errorf("qemu: log entry %d runs past the log", i)
-		}
-		nsec := int64(le.Uint64(log[pos+8:]))
-		flags := le.Uint64(log[pos+16:])
-		pos += s
-		if flags&crashsim.DMLogFlush != 0 {
+	ops := int64(0)
+	_, err := crashsim.ScanDMLog(bytes.NewReader(log), int64(len(log)), func(e crashsim.DMLogEntry) error {
+		if e.Flags&crashsim.DMLogFlush != 0 {
 			ops++
 		}
-		if flags&crashsim.DMLogDiscard != 0 {
+		if e.Flags&crashsim.DMLogDiscard != 0 || e.HasData() {
 			ops++
-		} else if nsec > 0 {
-			ops++
-			pos += nsec * s
 		}
-		if flags&crashsim.DMLogFUA != 0 {
+		if e.Flags&crashsim.DMLogFUA != 0 {
 			ops++
 		}
 		out = append(out, ops)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
 	}
 	return out, nil
 }
