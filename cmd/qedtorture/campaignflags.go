@@ -35,6 +35,8 @@ type campaignFlags struct {
 	progress      string
 	progressEvery time.Duration
 	minimizeTime  time.Duration
+
+	d campaignDefaults // the command's defaults and limits (register)
 }
 
 // campaignDefaults is what differs between the commands' shared flags.
@@ -55,6 +57,7 @@ type campaignDefaults struct {
 
 // register defines the shared flags on cmd.
 func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
+	c.d = d
 	fl := cmd.Flags()
 	fl.DurationVar(&c.duration, "duration", 0, "stop starting workloads after this long (default 60s unless --iterations)")
 	fl.IntVar(&c.iterations, "iterations", 0, "run the workloads 0..N-1"+d.iterationsNote+" and stop")
@@ -75,12 +78,14 @@ func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
 	fl.DurationVar(&c.minimizeTime, "minimize-time", d.minimizeTime, "time spent minimizing one failure before its artifact is written")
 }
 
-// parse checks the shared flags against d's limits and applies the
-// generator flags to gen. It returns the campaign seed (random when
-// --seed is not given) and the crash models; errors are usage errors.
-func (c *campaignFlags) parse(cmd *cobra.Command, d campaignDefaults, gen *workload.GenConfig) (uint64, []crashsim.Model, error) {
-	bad := func(format string, a ...any) (uint64, []crashsim.Model, error) {
-		return 0, nil, usagef(cmd, format, a...)
+// parse checks the shared flags against the command's limits. It returns
+// the campaign seed (random when --seed is not given), the crash models,
+// and the command's default generator with the generator flags applied;
+// errors are usage errors.
+func (c *campaignFlags) parse(cmd *cobra.Command) (uint64, []crashsim.Model, workload.GenConfig, error) {
+	d, gen := c.d, c.d.gen
+	bad := func(format string, a ...any) (uint64, []crashsim.Model, workload.GenConfig, error) {
+		return 0, nil, gen, usagef(cmd, format, a...)
 	}
 	seed := rand.Uint64()
 	if c.seed != "" {
@@ -130,7 +135,7 @@ func (c *campaignFlags) parse(cmd *cobra.Command, d campaignDefaults, gen *workl
 	if c.minimizeTime <= 0 {
 		return bad("invalid --minimize-time %s: must be positive", c.minimizeTime)
 	}
-	return seed, models, nil
+	return seed, models, gen, nil
 }
 
 // progressMode resolves --progress auto: a bar on a terminal, lines

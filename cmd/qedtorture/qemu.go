@@ -81,8 +81,7 @@ Exit status: 0 no failure, 1 a failure was found (or the campaign could not run)
 func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 	var cfg qemu.Config
 	bad := func(format string, a ...any) (qemu.Config, error) { return cfg, usagef(cmd, format, a...) }
-	gen := qemu.GenConfig()
-	seed, models, err := f.parse(cmd, qemuDefaults(), &gen)
+	seed, models, gen, err := f.parse(cmd)
 	if err != nil {
 		return cfg, err
 	}

@@ -86,8 +86,7 @@ the campaign could not run), 2 usage error.`,
 func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	cfg := campaign.Config{Shard: campaign.Shard{Index: 0, Count: 1}}
 	bad := func(format string, a ...any) (campaign.Config, error) { return cfg, usagef(cmd, format, a...) }
-	gen := campaign.DefaultGenConfig()
-	seed, models, err := f.parse(cmd, runDefaults(), &gen)
+	seed, models, gen, err := f.parse(cmd)
 	if err != nil {
 		return cfg, err
 	}
