@@ -37,7 +37,8 @@
 //
 // # Crash models
 //
-// Model selects which unsynced operations survive (see crash-testing.md):
+// Model selects which unsynced operations survive (docs/format.md, Crash
+// models):
 // Prefix (the first j, in issue order), Drop (none), Subset (any subset),
 // Torn (any subset, and a write may keep only some of its 512-byte or
 // 4 KiB sectors, optionally with Garbage in a lost one) and the Size

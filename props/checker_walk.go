@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/afero"
 )
 
-// The checker's own decoding of the QED header (docs/qed-format.md). It
+// The checker's own decoding of the QED header (docs/format.md, Header). It
 // deliberately shares nothing with impl/qed.
 //
 //	 0        4              8            12            16

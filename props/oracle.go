@@ -15,7 +15,7 @@ import (
 // Stage names the oracle step at which a crash state failed.
 type Stage string
 
-// The oracle's stages, in the order they run (crash-testing.md).
+// The oracle's stages, in the order they run (docs/format.md, The crash oracle).
 const (
 	StageStructureBefore Stage = "structure-before-recovery" // raw crashed bytes: NEED_CHECK clear implies consistent
 	StageRecovery        Stage = "recovery"                  // writable open (check+repair) failed
@@ -230,7 +230,7 @@ func fail(v *Verdict, st Stage, err error) *Verdict {
 const LivenessPatternID = model.MaxPatternID
 
 // CheckCrashState judges one crash state with the oracle of
-// crash-testing.md. fs holds the crashed files; m is the model as of the
+// docs/format.md ("The crash oracle"). fs holds the crashed files; m is the model as of the
 // crash (operations after the last completed flush are pending: each may or
 // may not have reached the disk). m is recovered in place: on success it
 // holds the recovered contents, so a workload can continue from it.

@@ -3,8 +3,8 @@ package props
 import "testing"
 
 // qedRegressions are shrunk counterexamples the state machine found in
-// impl/qed, kept as regression cases (see /work/notes/props-findings.md).
-// Each replays with Replay and must pass.
+// impl/qed, kept as regression cases; the comment above each says what
+// broke and when it was fixed. Each replays with Replay and must pass.
 var qedRegressions = map[string]string{
 	// The allocator reused the partial cluster at the end of the file, which
 	// a crash had left holding stale guest data; a later crash that kept the

@@ -40,7 +40,7 @@ const (
 type DefectInfo struct {
 	Defect Defect
 	Name   string // short kebab-case name
-	Class  string // the bug class of qed-format.md it belongs to
+	Class  string // the bug class (docs/format.md, Bug classes) it belongs to
 	What   string // what the defective code does
 }
 

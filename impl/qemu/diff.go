@@ -86,7 +86,7 @@ func Diff(tool *qemutool.Tool, w *workload.Workload, dir string) (*DiffResult, e
 			follows = "neither"
 		}
 		add("run (reads checked against the model)", errText(q.runErr), errText(d.runErr),
-			"every read returns the last value written (qed-format.md: translation, backing files, write-zeroes)", follows)
+			"every read returns the last value written (docs/format.md: Tables, Backing files, Write-zeroes and resize)", follows)
 	}
 	if q.runErr == nil && d.runErr == nil {
 		if len(q.data) != len(d.data) {

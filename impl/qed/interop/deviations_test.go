@@ -49,7 +49,7 @@ func (r *rig) implRoundTrip(img string, off int64) {
 // cannot open them: its table-offset check computes the table's last
 // cluster as offset + (table_size-1)*cluster_size and rejects end <= start
 // as an overflow, which is every offset when table_size is 1 ("QED table
-// offset is invalid"). Rule (qed-format.md, Header): table_size is a power
+// offset is invalid"). Rule (docs/format.md, Header): table_size is a power
 // of two from 1 to 16. impl/qed opens, writes and checks such images, both
 // QEMU's and its own.
 func TestDeviationTableSize1(t *testing.T) {
@@ -81,7 +81,7 @@ func TestDeviationTableSize1(t *testing.T) {
 // n*n*cluster_size in 64 bits, so for 2 MiB clusters with 16-cluster
 // tables (2^65 bytes) it wraps to 0 and refuses every size, at create
 // ("less than 0 bytes") and at open ("QED image size is invalid"). Rule
-// (qed-format.md, Tables): compute the maximum without overflowing 64 bits.
+// (docs/format.md, Tables): compute the maximum without overflowing 64 bits.
 // impl/qed caps the maximum instead and uses the geometry.
 func TestDeviationMaxSizeOverflow(t *testing.T) {
 	r := newRig(t)
@@ -109,7 +109,7 @@ func TestDeviationMaxSizeOverflow(t *testing.T) {
 // TestDeviationLongBackingName: qemu-img 7.2 creates a QED image whose
 // backing file name does not fit in the header cluster (cluster_size - 64
 // bytes); the name runs into the L1 table and QEMU cannot open the result
-// ("QED backing filename offset is invalid"). Rule (qed-format.md,
+// ("QED backing filename offset is invalid"). Rule (docs/format.md,
 // Creating an image): such a name must be refused at create time.
 // qed.Create and qedtorture create refuse it; opening QEMU's image fails
 // in impl/qed with a FormatError naming the field.
@@ -145,7 +145,7 @@ func TestDeviationLongBackingName(t *testing.T) {
 
 // TestDeviationProbeAnyFormat: without BACKING_FORMAT_NO_PROBE QEMU probes
 // the backing file among all formats it knows, so a qcow2 backing file is
-// read as qcow2. Rule (qed-format.md, Backing files): QED magic -> QED,
+// read as qcow2. Rule (docs/format.md, Backing files): QED magic -> QED,
 // anything else -> raw. impl/qed reads the qcow2 file's bytes as raw data.
 // (QEMU's own qed_spec.txt only says "probed"; the narrower rule is this
 // project's, and it is the safe one: a guest cannot make its raw disk

@@ -24,20 +24,20 @@ var Deviations = []Deviation{
 		Test: "TestDeviationTableSize1",
 		QEMU: "qemu-img create makes table_size=1 images that QEMU cannot open (\"QED table offset is invalid\"): " +
 			"its table-offset check takes end = offset + (table_size-1)*cluster_size and rejects end <= offset as an overflow",
-		Rule:   "qed-format.md, Header: table_size is a power of two from 1 to 16",
+		Rule:   "docs/format.md, Header: table_size is a power of two from 1 to 16",
 		Follow: "impl/qed opens, writes and checks table_size=1 images, QEMU's and its own",
 	},
 	{
 		Test: "TestDeviationMaxSizeOverflow",
 		QEMU: "the maximum image size n*n*cluster_size wraps to 0 in 64 bits for 2 MiB clusters with 16-cluster tables " +
 			"(and larger geometries): create fails (\"less than 0 bytes\"), open fails (\"QED image size is invalid\")",
-		Rule:   "qed-format.md, Tables: compute the maximum image size without overflowing 64 bits",
+		Rule:   "docs/format.md, Tables: compute the maximum image size without overflowing 64 bits",
 		Follow: "qed.MaxImageSize saturates; impl/qed creates and uses such images",
 	},
 	{
 		Test: "TestDeviationProbeAnyFormat",
 		QEMU: "without NO_PROBE, QEMU probes the backing file among all its formats (a qcow2 backing file is read as qcow2)",
-		Rule: "qed-format.md, Backing files: QED magic -> QED, anything else -> raw " +
+		Rule: "docs/format.md, Backing files: QED magic -> QED, anything else -> raw " +
 			"(QEMU's qed_spec.txt says only \"probed\"; the narrower rule is this project's)",
 		Follow: "impl/qed reads a non-QED backing file as raw bytes",
 	},
@@ -46,7 +46,7 @@ var Deviations = []Deviation{
 		QEMU: "qemu-img create -f qed accepts a backing file name longer than the header cluster " +
 			"(cluster_size - 64 bytes): it writes the name over the L1 table, then refuses to open " +
 			"the image it made (\"QED backing filename offset is invalid\")",
-		Rule:   "qed-format.md, Creating an image: a backing name that does not fit in the header cluster must be refused at create time",
+		Rule:   "docs/format.md, Creating an image: a backing name that does not fit in the header cluster must be refused at create time",
 		Follow: "qed.Create and qedtorture create refuse the name with ErrInvalidOption (exit 2); opening QEMU's image fails with a FormatError",
 	},
 	{
