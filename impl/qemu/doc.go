@@ -56,7 +56,8 @@
 // plus a command that recovers a crash state on real files. Everything
 // after the trace — points, states, oracles, reports — is implementation
 // independent ([Recording] is the hand-over). Adding one is a file like
-// target.go plus a recorder like record.go.
+// target.go plus a recorder like record.go. docs/architecture.md plans
+// the one engine behind this seam (a Driver per implementation).
 //
 // # Guarantees
 //
