@@ -107,7 +107,8 @@ func (d *Disk) lookup(id uint64) *record {
 // between extent maps (and, copied with a deeper layer, with child disks).
 type record struct {
 	Source
-	data []byte // KindBytes only, len == Len
+	data  []byte // KindBytes only, len == Len
+	group int    // concurrent group (see BeginGroup); 0 = none
 }
 
 // expect fills dst with the record's bytes at guest offset off. nil means
@@ -236,6 +237,8 @@ type Disk struct {
 	flushOp     int       // operation index of the last flush (0: none)
 	nextID      uint64    // == len(byID)+1
 	byID        []*record // pattern records of this disk and its backing chain; byID[id-1]
+	group       int       // the open concurrent group (0: none)
+	groups      int       // groups begun so far
 }
 
 // New returns a disk of size bytes over an optional backing disk (nil for
@@ -302,6 +305,7 @@ func (d *Disk) Size() int64 { return d.size }
 func (d *Disk) Ops() int { return d.ops }
 
 func (d *Disk) apply(r *record) {
+	r.group = d.group
 	d.pending = append(d.pending, r)
 	if r.Kind != KindGrow {
 		d.current = d.current.set(r.Off, r.Off+r.Len, r)
@@ -387,6 +391,20 @@ func (d *Disk) Grow(size int64) error {
 	return nil
 }
 
+// BeginGroup starts a concurrent group: the writes recorded until EndGroup
+// (or the next Flush) were issued at once, so after a crash they may have
+// been applied in any order (each still atomic per sector). The model's
+// current contents apply them in the order recorded; a caller that lets
+// overlapping writes of a group race reads them back and adopts what it
+// read with Recover.
+func (d *Disk) BeginGroup() {
+	d.groups++
+	d.group = d.groups
+}
+
+// EndGroup ends the concurrent group begun by BeginGroup.
+func (d *Disk) EndGroup() { d.group = 0 }
+
 // Flush makes everything durable: the current contents become the durable
 // contents and the pending list is emptied.
 func (d *Disk) Flush() {
@@ -395,6 +413,7 @@ func (d *Disk) Flush() {
 	d.durable = append(d.durable[:0], d.current...)
 	d.durableSize = d.size
 	d.pending = d.pending[:0]
+	d.group = 0
 }
 
 // ReadAt fills p with the current contents at off (what a running disk

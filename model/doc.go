@@ -44,14 +44,25 @@
 // The disk keeps two views: the current contents (what a read must return
 // while the disk is running: [Disk.Verify], [Disk.ReadAt]) and the durable
 // contents as of the last [Disk.Flush], plus the ordered list of operations
-// since then (the pending epoch). After a crash, [Disk.VerifyCrash] accepts a
-// byte if it equals the durable value or the value any pending operation
-// gave it. The check is per byte, on purpose: an implementation may issue
-// several partial-sector writes to one sector and a subset crash model may
-// keep any of them. [Disk.CrashSizes] lists the sizes allowed after a crash
-// (the durable size and the size of every pending Grow).
+// since then (the pending epoch). After a crash, [Disk.VerifyCrash] applies
+// the sector rule: each [SectorSize]-aligned guest sector must read as its
+// durable value with some subset of the pending writes covering it applied
+// in the order they were issued (write-zeroes and WriteBytes count as
+// writes). A guest relies on sector atomicity, so a boundary between values
+// inside a sector is legal only where a pending guest write starts or ends
+// there; whole sectors of a write may be lost independently (a torn write),
+// and a write may be kept in one sector and lost in the next. Writes
+// recorded between [Disk.BeginGroup] and [Disk.EndGroup] were issued at
+// once (a concurrent group): among them any order is allowed. The
+// decision is exact (a greedy sweep from the latest write, proved in
+// sector.go and checked against brute force in the tests).
+// [Disk.CrashSizes] lists the sizes allowed after a crash (the durable
+// size and the size of every pending Grow).
 //
-// A failed check returns a [*Mismatch]: the guest offset of the first bad
+// A failed check returns a [*Mismatch]: the rule broken (Reason: "value",
+// a byte no candidate allows; "torn", a write applied to part of a sector
+// only; "order", an earlier write's value over a later one inside a
+// sector) in words (Detail), the guest offset of the first bad
 // byte and the length of the bad run (up to its last bad byte before 16
 // allowed bytes in a row: bytes that match by chance do not split it), an
 // excerpt of the bytes read, every allowed candidate at the first bad byte
@@ -63,8 +74,9 @@
 // ([Disk.ReadDurableAt] gives the "drop" crash state directly).
 //
 // After a successful recovery, [Disk.Recover] reads back only the uncertain
-// ranges ([Disk.Uncertain]: the union of the pending writes), checks them,
-// and makes what was read the new durable state, so a workload can continue
+// ranges ([Disk.Uncertain]: the union of the pending writes), checks them
+// by the same rule (bytes outside them are covered by no pending write, so
+// the rule decomposes over them exactly), and makes what was read the new durable state, so a workload can continue
 // past a crash. Everything outside the uncertain ranges is known and is not
 // read.
 //

@@ -47,6 +47,7 @@ func ExampleMismatch() {
 	fmt.Println(err)
 	// Output:
 	// model: crash check: bad data at 0x1000: run of 0x200 bytes (0x1fe bad in the read [0x1000,+0x200))
+	//   rule broken (value): the byte at 0x1000 is neither its durable value nor any pending write's
 	//   read:    a3057ec2f820336bacd0fe6f0d017a69eb19ac1267cef6e2171b985c69b38404
 	//   looks like: pattern of write id 1 (op 1) [0x3000,+0x1000) for 0x200 bytes, generated for guest offset 0x3000 (misplaced by -0x2000)
 	//   allowed (durable) write id 2 (op 2) [0x1000,+0x1000): ae4287f192b0e97b97d760addf8bcd3eb916013752460520408ff62b307d4f63

@@ -3,7 +3,6 @@ package model
 import (
 	"bytes"
 	"cmp"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -30,6 +29,12 @@ type Mismatch struct {
 	Got        []byte      // an excerpt of the bytes read, from Off
 	Candidates []Candidate // what was allowed at Off, durable value first
 	Looks      string      // what the bytes read from Off look like
+	// Reason says which rule the bytes break: ReasonValue (a byte no
+	// candidate allows), ReasonTorn or ReasonOrder (a sector that is no
+	// ordered subset of the pending writes covering it); Detail says it
+	// in words, naming the sector, the bytes and the writes.
+	Reason string
+	Detail string
 }
 
 const excerptLen = 32
@@ -45,6 +50,9 @@ func (m *Mismatch) Error() string {
 	}
 	fmt.Fprintf(&b, "model: %s: bad data at %#x: run of %#x bytes (%#x bad in the read [%#x,+%#x))\n",
 		what, m.Off, m.Len, m.Bad, m.ReadOff, m.ReadLen)
+	if m.Detail != "" {
+		fmt.Fprintf(&b, "  rule broken (%s): %s\n", m.Reason, m.Detail)
+	}
 	fmt.Fprintf(&b, "  read:    %s\n", hexExcerpt(m.Got))
 	fmt.Fprintf(&b, "  looks like: %s\n", m.Looks)
 	for _, c := range m.Candidates {
@@ -93,90 +101,37 @@ func (d *Disk) Verify(off int64, got []byte) error {
 	for i := range got {
 		ok[i] = want[i] == got[i]
 	}
-	return d.mismatch(false, off, got, ok)
+	m := d.mismatch(false, off, got, ok)
+	m.Reason = ReasonValue
+	return m
 }
 
-// VerifyCrash checks bytes read at off after a crash: each byte must equal
-// its durable value (as of the last flush) or the value a pending operation
-// wrote to it. The range may extend to the current size (see CrashSizes for
-// the sizes a crashed disk may have). It returns nil or a *Mismatch (or a
-// *RangeError).
+// VerifyCrash checks bytes read at off after a crash against the crash
+// rule: each sector (SectorSize-aligned) must read as its durable value
+// (as of the last flush) with some subset of the pending writes covering it
+// applied in issue order (any order inside a concurrent group). A sector
+// cut by the edge of the range is judged on its part inside the range
+// only, so callers pass sector-aligned ranges (or cut them where no
+// pending write lies) for the rule to be exact. The range may extend to
+// the current size (see CrashSizes for the sizes a crashed disk may
+// have). It returns nil or a *Mismatch (or a *RangeError).
 func (d *Disk) VerifyCrash(off int64, got []byte) error {
 	if err := d.checkRange("verify-crash", off, int64(len(got))); err != nil {
 		return err
 	}
-	sp := getScratch(len(got))
-	defer scratchPool.Put(sp)
-	if ok := d.crashOK(off, got, *sp); ok != nil {
-		return d.mismatch(true, off, got, ok)
+	sc := judgePool.Get().(*judgeScratch)
+	defer sc.put()
+	if ok, f := d.judge(off, got, sc); f != nil {
+		return d.crashMismatch(off, got, ok, f)
 	}
 	return nil
 }
 
-// crashOK returns nil if got is allowed at off after a crash, else a mask of
-// the allowed bytes. want is scratch space of len(got). Only the span from
-// the first to the last byte that differs from the durable contents is
-// examined byte by byte.
-func (d *Disk) crashOK(off int64, got, want []byte) []bool {
-	d.durable.read(want, off)
-	if bytes.Equal(want, got) {
-		return nil
-	}
-	lo, hi := diffSpan(want, got)
-	span := hi - lo
-	mp := getScratch(span)
-	defer scratchPool.Put(mp)
-	good := *mp // good[i] != 0: byte lo+i is allowed
-	for i := range good {
-		good[i] = b2u(want[lo+i] == got[lo+i])
-	}
-	sOff, sEnd := off+int64(lo), off+int64(hi)
-	for _, r := range d.pending {
-		a, b := max(r.Off, sOff), min(r.Off+r.Len, sEnd)
-		if r.Kind == KindGrow || a >= b {
-			continue
-		}
-		w := want[a-off : b-off]
-		r.expect(w, a)
-		g, o := got[a-off:b-off], good[a-sOff:b-sOff]
-		for i := range w {
-			o[i] |= b2u(w[i] == g[i])
-		}
-	}
-	if bytes.IndexByte(good, 0) < 0 {
-		return nil
-	}
-	ok := make([]bool, len(got))
-	for i := range ok {
-		ok[i] = i < lo || i >= hi || good[i-lo] != 0
-	}
-	return ok
-}
-
-func b2u(b bool) byte {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// diffSpan returns the first index where a and b differ and one past the
-// last; they must differ somewhere.
-func diffSpan(a, b []byte) (lo, hi int) {
-	for lo+8 <= len(a) && binary.LittleEndian.Uint64(a[lo:]) == binary.LittleEndian.Uint64(b[lo:]) {
-		lo += 8
-	}
-	for a[lo] == b[lo] {
-		lo++
-	}
-	hi = len(a)
-	for hi-8 >= lo && binary.LittleEndian.Uint64(a[hi-8:]) == binary.LittleEndian.Uint64(b[hi-8:]) {
-		hi -= 8
-	}
-	for a[hi-1] == b[hi-1] {
-		hi--
-	}
-	return lo, hi
+// crashMismatch builds the *Mismatch of a failed judge.
+func (d *Disk) crashMismatch(off int64, got []byte, ok []bool, f *sectorFail) *Mismatch {
+	m := d.mismatch(true, off, got, ok)
+	m.Reason, m.Detail = f.reason, f.detail
+	return m
 }
 
 func (d *Disk) mismatch(crash bool, off int64, got []byte, ok []bool) *Mismatch {
@@ -316,33 +271,27 @@ func (d *Disk) Uncertain() []Range {
 	return out
 }
 
-// recoverChunk bounds the memory Recover uses per read-back.
+// recoverChunk bounds the memory Recover uses per read-back (a multiple
+// of SectorSize: chunks end on sector boundaries, so that no sector is
+// judged in two parts).
 const recoverChunk = 64 << 10
 
 // recoverScratch is Recover's reusable memory (perf, issue 5: fresh
-// buffers per call were half of Recover's time in the crash oracle):
-// the read-back chunk and attribute's candidate bytes.
-type recoverScratch struct{ buf, attr []byte }
+// buffers per call were half of Recover's time in the crash oracle).
+type recoverScratch struct{ buf []byte }
 
 var recoverPool = sync.Pool{New: func() any { return new(recoverScratch) }}
-
-// maxPooledAttr bounds the attribute scratch kept in the pool.
-const maxPooledAttr = 1 << 20
-
-func (sc *recoverScratch) put() {
-	if cap(sc.attr) > maxPooledAttr {
-		sc.attr = nil
-	}
-	recoverPool.Put(sc)
-}
 
 // Recover collapses the model after a crash and a successful recovery:
 // size is the size the recovered disk reports and read reads its contents.
 // Recover reads back only the Uncertain ranges (below size), checks them as
-// VerifyCrash does, and makes what was read the new durable and current
-// contents, with no pending operations. On error (size not allowed, read
-// error, *Mismatch) the model is unchanged. The read-back is assumed to be
-// durable, as the crashed medium is.
+// VerifyCrash does (sector by sector: a read-back chunk ends on a sector
+// boundary unless the uncertain range ends first, and the bytes of a
+// sector outside the uncertain ranges are covered by no pending write), and
+// makes what was read the new durable and current contents, with no
+// pending operations. On error (size not allowed, read error, *Mismatch)
+// the model is unchanged. The read-back is assumed to be durable, as the
+// crashed medium is.
 func (d *Disk) Recover(size int64, read func(p []byte, off int64) error) error {
 	allowed := d.CrashSizes()
 	if !slices.Contains(allowed, size) {
@@ -355,25 +304,27 @@ func (d *Disk) Recover(size int64, read func(p []byte, off int64) error) error {
 		longest = max(longest, u.Len)
 	}
 	sc := recoverPool.Get().(*recoverScratch)
-	defer sc.put()
-	if n := int(min(longest, recoverChunk)); cap(sc.buf) < n {
+	defer recoverPool.Put(sc)
+	if n := int(min(longest+SectorSize, recoverChunk)); cap(sc.buf) < n {
 		sc.buf = make([]byte, n)
 	}
+	js := judgePool.Get().(*judgeScratch)
+	defer js.put()
 	buf := sc.buf
 	for _, u := range uncertain {
 		for off := u.Off; off < min(u.Off+u.Len, size); {
-			n := min(u.Off+u.Len, size, off+recoverChunk) - off
+			stop := (off + recoverChunk) / SectorSize * SectorSize
+			n := min(u.Off+u.Len, size, stop) - off
 			p := buf[:n]
 			if err := read(p, off); err != nil {
 				return fmt.Errorf("%w at [%#x,+%#x): %w", ErrRead, off, n, err)
 			}
-			var ok bool
-			if m, sc.attr, ok = d.attribute(m, off, p, sc.attr); !ok {
-				mask := d.crashOK(off, p, make([]byte, n))
-				if mask == nil { // attribute and crashOK disagree: a bug here
-					panic(fmt.Sprintf("model: internal error: attribute rejects [%#x,+%#x), crashOK accepts it", off, n))
-				}
-				return d.mismatch(true, off, p, mask)
+			if ok, f := d.judge(off, p, js); f != nil {
+				return d.crashMismatch(off, p, ok, f)
+			}
+			// What pending writes explain; the rest stays durable.
+			for _, r := range js.runs {
+				m = m.set(r.lo, r.hi, js.cands[r.idx].rec)
 			}
 			off += n
 		}
@@ -383,96 +334,7 @@ func (d *Disk) Recover(size int64, read func(p []byte, off int64) error) error {
 	d.durable = m
 	d.current = slices.Clone(m)
 	d.pending = nil
+	d.group = 0
 	d.size, d.durableSize = size, size
 	return nil
-}
-
-// attribute sets [off, off+len(p)) of m to records that reproduce p, each
-// byte from its durable record or a pending one, or reports false if some
-// byte of p is not allowed (m is then partly updated). scratch is reused
-// memory, returned grown. Runs are taken greedily by the candidate matching
-// longest, so coincidental matches do not fragment the map.
-func (d *Disk) attribute(m extentMap, off int64, p, scratch []byte) (extentMap, []byte, bool) {
-	type cand struct {
-		rec    *record
-		lo, hi int64
-		want   []byte
-		filled bool // want holds rec's bytes (filled lazily: perf, issue 5)
-	}
-	end := off + int64(len(p))
-	var cands []cand
-	// Lay out all candidates' bytes in scratch first, then slice it.
-	need := int64(len(p))
-	for _, r := range d.pending {
-		if lo, hi := max(r.Off, off), min(r.Off+r.Len, end); r.Kind != KindGrow && lo < hi {
-			need += hi - lo
-		}
-	}
-	if int64(cap(scratch)) < need {
-		scratch = make([]byte, need)
-	}
-	buf := scratch[:need]
-	d.durable.read(buf[:len(p)], off)
-	for pos := off; pos < end; {
-		r, hi := d.durable.at(pos, end)
-		cands = append(cands, cand{r, pos, hi, buf[pos-off : hi-off], true})
-		pos = hi
-	}
-	buf = buf[len(p):]
-	for i := len(d.pending) - 1; i >= 0; i-- {
-		r := d.pending[i]
-		lo, hi := max(r.Off, off), min(r.Off+r.Len, end)
-		if r.Kind == KindGrow || lo >= hi {
-			continue
-		}
-		w := buf[:hi-lo]
-		buf = buf[hi-lo:]
-		cands = append(cands, cand{r, lo, hi, w, false})
-	}
-	for pos := off; pos < end; {
-		// The candidate that matches longest from pos takes the run.
-		best, bestEnd := -1, pos
-		// Once a candidate matches to end none can match longer (ties
-		// go to the earlier candidate), so the pending candidates' bytes
-		// are generated only when some earlier one stops short.
-		for i := range cands {
-			if bestEnd == end {
-				break
-			}
-			c := &cands[i]
-			if c.lo <= pos && pos < c.hi {
-				if !c.filled {
-					c.rec.expect(c.want, c.lo)
-					c.filled = true
-				}
-				if e := pos + int64(commonPrefix(c.want[pos-c.lo:], p[pos-off:c.hi-off])); e > bestEnd {
-					best, bestEnd = i, e
-				}
-			}
-		}
-		if best < 0 {
-			return m, scratch, false // the byte at pos is not allowed
-		}
-		m = m.set(pos, bestEnd, cands[best].rec)
-		pos = bestEnd
-	}
-	return m, scratch, true
-}
-
-// commonPrefix returns the length of the common prefix of a and b.
-func commonPrefix(a, b []byte) int {
-	n := min(len(a), len(b))
-	i := 0
-	// Skip equal 256-byte blocks with bytes.Equal (vectorized; perf,
-	// issue 5), then find the first difference word by word.
-	for i+256 <= n && bytes.Equal(a[i:i+256], b[i:i+256]) {
-		i += 256
-	}
-	for i+8 <= n && binary.LittleEndian.Uint64(a[i:]) == binary.LittleEndian.Uint64(b[i:]) {
-		i += 8
-	}
-	for i < n && a[i] == b[i] {
-		i++
-	}
-	return i
 }

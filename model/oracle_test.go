@@ -67,11 +67,20 @@ func TestCrashCandidates(t *testing.T) {
 			}
 		}
 	}
-	// A torn mixture: every byte from a different candidate is fine.
+	// A mixture of allowed bytes is not enough: the sector at 0x200 shows
+	// write 3 over [500,600) but write 1 after it, where write 3 does not
+	// end.
 	got := pat(a, 0, 1000)
 	copy(got[500:600], pat(c, 500, 100))
 	copy(got[700:720], zeros(20))
 	got[750] = 0xee
+	var m *Mismatch
+	if err := d.VerifyCrash(0, got); !errors.As(err, &m) || m.Reason != ReasonTorn || m.Off != 512 {
+		t.Fatalf("torn mixture: %v", err)
+	}
+	// Every pending write applied to both sectors, in issue order, is.
+	copy(got[500:1000], pat(c, 500, 500))
+	copy(got[700:800], zeros(100))
 	must(t, d.VerifyCrash(0, got))
 	// But the running disk must show the latest values only.
 	if err := d.Verify(0, got); err == nil {
@@ -193,12 +202,13 @@ func TestRecover(t *testing.T) {
 	must(t, d.Grow(16384))
 	w4 := mustWrite(t, d, 9000, 100)
 
-	// The crash kept write 3's first 300 bytes, half the zeroes, the grow
+	// The crash kept write 3's first sector (its first 548 bytes, to the
+	// sector boundary at 2048), the first sector of the zeroes, the grow
 	// and write 4.
 	medium := &crashDisk{data: cat(pat(1, 0, 1000), pat(w2, 1000, 1000), zeros(16384-2000))}
 	copy(medium.data[2000:], pat(1, 2000, 8192-2000))
-	copy(medium.data[1500:], pat(w3, 1500, 300))
-	copy(medium.data[3000:3300], zeros(300))
+	copy(medium.data[1500:], pat(w3, 1500, 548))
+	copy(medium.data[3000:3072], zeros(72))
 	copy(medium.data[9000:], pat(w4, 9000, 100))
 	all := slices.Clone(medium.data)
 
@@ -238,7 +248,7 @@ func TestRecover(t *testing.T) {
 	}
 	// Collapsed extents refer to the original operations, not to copies.
 	desc := d.Describe(0)
-	for _, s := range []string{"[0x5dc,0x708) write id 3 (op 3)", "[0x2328,0x238c) write id 4 (op 6)"} {
+	for _, s := range []string{"[0x5dc,0x800) write id 3 (op 3)", "[0x2328,0x238c) write id 4 (op 6)"} {
 		if !strings.Contains(desc, s) {
 			t.Errorf("Describe lacks %q:\n%s", s, desc)
 		}

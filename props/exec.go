@@ -305,6 +305,7 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 		return fmt.Errorf("flush before the group: %w", err)
 	}
 	e.Model.Flush()
+	e.Model.BeginGroup() // issued at once: after a crash, in any order
 	for _, sub := range op.Group {
 		var err error
 		if sub.Kind == workload.Write {
@@ -316,6 +317,7 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 			return fmt.Errorf("model: %w", err)
 		}
 	}
+	e.Model.EndGroup()
 	e.snapshot(i)
 	errs := make([]error, len(op.Group))
 	var wg sync.WaitGroup

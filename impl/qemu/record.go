@@ -275,11 +275,13 @@ func (r *recorder) run() error {
 			// them possibly in flight.
 			op := ops[last]
 			r.rec.InFlight = true
+			r.m.BeginGroup() // issued at once: after a crash, in any order
 			for _, sub := range op.Group {
 				if err := r.modelWrite(sub, true); err != nil {
 					return err
 				}
 			}
+			r.m.EndGroup()
 			if err := r.phase(last, op.String()+" (in flight at "+string(r.rec.End)+")"); err != nil {
 				return err
 			}
@@ -404,11 +406,13 @@ func (r *recorder) step(i int, op workload.Op) error {
 			return err
 		}
 		r.m.Flush()
+		r.m.BeginGroup() // issued at once: after a crash, in any order
 		for _, sub := range op.Group {
 			if err := r.modelWrite(sub, true); err != nil {
 				return err
 			}
 		}
+		r.m.EndGroup()
 		if err := r.phase(i, op.String()); err != nil {
 			return err
 		}
