@@ -108,7 +108,8 @@ func (d *Disk) lookup(id uint64) *record {
 type record struct {
 	Source
 	data  []byte // KindBytes only, len == Len
-	group int    // concurrent group (see BeginGroup); 0 = none
+	group  int  // concurrent group (see BeginGroup); 0 = none
+	failed bool // the write returned an error (see FailWrite)
 }
 
 // expect fills dst with the record's bytes at guest offset off. nil means
@@ -237,6 +238,7 @@ type Disk struct {
 	flushOp     int       // operation index of the last flush (0: none)
 	nextID      uint64    // == len(byID)+1
 	byID        []*record // pattern records of this disk and its backing chain; byID[id-1]
+	backingLen  int64     // guest bytes [0, backingLen) show the backing disk where not written
 	group       int       // the open concurrent group (0: none)
 	groups      int       // groups begun so far
 }
@@ -273,6 +275,7 @@ func New(size int64, backing *Disk) (*Disk, error) {
 			}
 		}
 		limit := min(size, backing.durableSize)
+		d.backingLen = limit
 		for _, e := range backing.durable {
 			if e.off >= limit {
 				break
@@ -402,8 +405,60 @@ func (d *Disk) BeginGroup() {
 	d.group = d.groups
 }
 
+// FailWrite records that a pending write returned an error: the k-th
+// pending operation counted from the last (0 = the last one recorded), a
+// write, write-zeroes or WriteBytes. An error can stop a write anywhere
+// (a short host write ends mid-sector), so after a crash the failed
+// write's bytes are judged one by one: each byte independently holds the
+// write's value or not, in the write's place in the issue order. It
+// reports false if there is no such pending write.
+func (d *Disk) FailWrite(k int) bool {
+	i := len(d.pending) - 1 - k
+	if i < 0 || k < 0 || d.pending[i].Kind == KindGrow {
+		return false
+	}
+	// Records are shared between clones and extent maps: replace it.
+	r := *d.pending[i]
+	r.failed = true
+	old := d.pending[i]
+	d.pending[i] = &r
+	for j, e := range d.current {
+		if e.rec == old {
+			d.current[j].rec = &r
+		}
+	}
+	if r.Kind == KindPattern && d.byID[r.ID-1] == old {
+		d.byID[r.ID-1] = &r
+	}
+	return true
+}
+
 // EndGroup ends the concurrent group begun by BeginGroup.
 func (d *Disk) EndGroup() { d.group = 0 }
+
+// BackingLen returns the length of the guest range that shows the backing
+// disk where this disk has not written (0 without a backing disk): the
+// backing disk's size when the disk was made, capped at the disk's size
+// then (growing never exposes backing data).
+func (d *Disk) BackingLen() int64 { return d.backingLen }
+
+// Written returns the ranges whose durable contents are data (a pattern
+// write or caller bytes, of this disk or its backing chain), sorted and
+// merged. Outside them and the Uncertain ranges the disk reads zeros.
+func (d *Disk) Written() []Range {
+	var rs []Range
+	for _, e := range d.durable {
+		if e.rec == nil || (e.rec.Kind != KindPattern && e.rec.Kind != KindBytes) {
+			continue
+		}
+		if n := len(rs); n > 0 && rs[n-1].Off+rs[n-1].Len == e.off {
+			rs[n-1].Len += e.end - e.off
+			continue
+		}
+		rs = append(rs, Range{e.off, e.end - e.off})
+	}
+	return rs
+}
 
 // Flush makes everything durable: the current contents become the durable
 // contents and the pending list is emptied.

@@ -51,7 +51,8 @@ type cand struct {
 	lo, hi int64
 	want   []byte
 	filled bool
-	group  int // the record's concurrent group (0: none)
+	group  int  // the record's concurrent group (0: none)
+	failed bool // the write returned an error: judged byte by byte
 }
 
 func (c *cand) bytes() []byte {
@@ -138,7 +139,7 @@ func (d *Disk) judge(off int64, got []byte, sc *judgeScratch) ([]bool, *sectorFa
 		if r.Kind == KindGrow || lo >= hi {
 			continue
 		}
-		sc.cands = append(sc.cands, cand{rec: r, lo: lo, hi: hi, want: buf[:hi-lo], group: r.group})
+		sc.cands = append(sc.cands, cand{rec: r, lo: lo, hi: hi, want: buf[:hi-lo], group: r.group, failed: r.failed})
 		buf = buf[hi-lo:]
 	}
 	var fail *sectorFail
@@ -248,6 +249,9 @@ func (d *Disk) judgeSector(off, lo, hi int64, got, dur []byte, sc *judgeScratch)
 // candidate with no bytes in U is not kept (it would explain nothing).
 func (sc *judgeScratch) keep(off int64, got []byte, j int) bool {
 	c := &sc.cands[j]
+	if c.failed {
+		return sc.keepBytes(off, got, j)
+	}
 	hit := false
 	for _, u := range sc.u {
 		lo, hi := max(u.lo, c.lo), min(u.hi, c.hi)
@@ -279,6 +283,44 @@ func (sc *judgeScratch) keep(off int64, got []byte, j int) bool {
 	}
 	sc.u, sc.nu = sc.nu, sc.u
 	return true
+}
+
+// keepBytes is keep for a failed write: every byte of it in U that holds
+// its value is explained by it (each byte kept or not on its own).
+func (sc *judgeScratch) keepBytes(off int64, got []byte, j int) bool {
+	c := &sc.cands[j]
+	kept := false
+	sc.nu = sc.nu[:0]
+	for _, u := range sc.u {
+		lo, hi := max(u.lo, c.lo), min(u.hi, c.hi)
+		if lo >= hi {
+			sc.nu = append(sc.nu, u)
+			continue
+		}
+		if u.lo < lo {
+			sc.nu = append(sc.nu, span{u.lo, lo})
+		}
+		want := c.bytes()
+		for p := lo; p < hi; {
+			q := p
+			match := got[p-off] == want[p-c.lo]
+			for q < hi && (got[q-off] == want[q-c.lo]) == match {
+				q++
+			}
+			if match {
+				sc.sec = append(sc.sec, attrRun{p, q, j})
+				kept = true
+			} else {
+				sc.nu = append(sc.nu, span{p, q})
+			}
+			p = q
+		}
+		if hi < u.hi {
+			sc.nu = append(sc.nu, span{hi, u.hi})
+		}
+	}
+	sc.u, sc.nu = sc.nu, sc.u
+	return kept
 }
 
 // explainSector says why the sector part [lo, hi) breaks the rule, after

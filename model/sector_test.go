@@ -153,3 +153,36 @@ func TestCrashSizesEveryGrow(t *testing.T) {
 		}
 	}
 }
+
+// TestFailedWriteByteWise: a write that returned an error may have landed
+// in part anywhere (a short host write), so its bytes are judged one by
+// one; the other writes keep the sector rule.
+func TestFailedWriteByteWise(t *testing.T) {
+	d, _ := New(4096, nil)
+	base := mustWrite(t, d, 0, 4096)
+	d.Flush()
+	w := mustWrite(t, d, 256, 256)
+	got := cat(pat(base, 0, 256), pat(w, 256, 128), pat(base, 384, 4096-384))
+	var m *Mismatch
+	if err := d.VerifyCrash(0, got); !errors.As(err, &m) || m.Reason != ReasonTorn {
+		t.Fatalf("torn write accepted before it failed: %v", err)
+	}
+	if !d.FailWrite(0) {
+		t.Fatal("FailWrite(0) = false")
+	}
+	must(t, d.VerifyCrash(0, got))
+	c := d.Clone()
+	must(t, c.Recover(4096, (&crashDisk{data: got}).read))
+	if back := read(t, c, 0, 4096); !slices.Equal(back, got) {
+		t.Fatalf("recovered contents differ at %#x", firstDiff(back, got))
+	}
+	// A later write in the same sector still obeys the rule.
+	w2 := mustWrite(t, d, 0, 512)
+	got2 := cat(pat(w2, 0, 100), got[100:])
+	if err := d.VerifyCrash(0, got2); !errors.As(err, &m) || m.Reason != ReasonTorn {
+		t.Fatalf("torn later write accepted: %v", err)
+	}
+	if d.FailWrite(5) || d.FailWrite(-1) {
+		t.Fatal("FailWrite of no pending write = true")
+	}
+}

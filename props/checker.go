@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/qedtorture/qedtorture/model"
 )
 
 // Errors returned by the structural checker.
@@ -244,6 +246,11 @@ type StructureReport struct {
 	Violations []Violation
 	// Omitted counts violations found but not stored in Violations.
 	Omitted int
+	// Mapped lists, ascending, the guest ranges (whole clusters) whose L2
+	// entries point at a cluster, valid or not, when the checker's Mapped
+	// option is set. Guest ranges outside them read as zeros or from the
+	// backing file, by the format.
+	Mapped []model.Range
 
 	counts      [numViolationKinds]int
 	corruptions int

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/qedtorture/qedtorture/model"
 	"github.com/spf13/afero"
 )
 
@@ -80,6 +81,10 @@ type StructureChecker struct {
 	// ViolationLimit caps the violations stored per report
 	// (0 = DefaultViolationLimit). Counts are never capped.
 	ViolationLimit int
+	// Mapped, if set, makes the report list the guest ranges whose L2
+	// entries point at a cluster (valid or not; zero clusters and
+	// unallocated entries are not listed): StructureReport.Mapped.
+	Mapped bool
 
 	used, table  []uint64 // cluster bitmaps: referenced, referenced as a table
 	l1buf, l2buf []byte   // read buffers for io.ReaderAt sources
@@ -484,6 +489,9 @@ func (w *walker) walkL2(idx int, entryOff, l2 uint64) error {
 				continue
 			}
 			rep.AllocatedClusters++
+			if c.Mapped {
+				w.mapEntry(idx, int((done+uint64(j))/entrySize))
+			}
 			if last != 0 && last+w.cs != v {
 				rep.FragmentedClusters++
 			}
@@ -504,6 +512,21 @@ func (w *walker) walkL2(idx int, entryOff, l2 uint64) error {
 		done += n
 	}
 	return nil
+}
+
+// mapEntry adds the guest cluster of L2 entry e of the table linked by L1
+// entry idx to the report's Mapped ranges (merged with the last one when
+// they touch). Guest offsets past what the header's geometry can address
+// cannot occur: idx and e are bounded by the table sizes.
+func (w *walker) mapEntry(idx, e int) {
+	per := w.tableBytes / entrySize
+	off := int64((uint64(idx)*per + uint64(e)) << w.csShift)
+	m := w.rep.Mapped
+	if n := len(m); n > 0 && m[n-1].Off+m[n-1].Len == off {
+		m[n-1].Len += int64(w.cs)
+		return
+	}
+	w.rep.Mapped = append(m, model.Range{Off: off, Len: int64(w.cs)})
 }
 
 func (w *walker) badData(idx int, l2, pos, v uint64) {

@@ -58,6 +58,9 @@ func TestDefects(t *testing.T) {
 		cfg.Sequences = defectBudgetSequences
 		cfg.Budget = defectBudgetTime
 		cfg.Run.Explore = 16
+		// A defect meant for images above the full-read limit is judged
+		// with a small limit (qed.DefectReadLimit).
+		cfg.Run.Oracle.FullReadLimit = qed.DefectReadLimit(info.Defect)
 		// Count a failure only if the defect causes it: the same sequence
 		// must pass with the defect switched off.
 		cfg.Accept = func(f *Failure) bool {

@@ -221,13 +221,21 @@ func (e *Exec) step(i int, op workload.Op) error {
 			return fmt.Errorf("model: %w", err)
 		}
 		e.snapshot(i)
-		return e.write(op)
+		if err := e.write(op); err != nil {
+			e.Model.FailWrite(0) // it may have landed in part, anywhere
+			return err
+		}
+		return nil
 	case workload.WriteZeroes:
 		if err := e.Model.WriteZeroes(op.Off, op.Len); err != nil {
 			return fmt.Errorf("model: %w", err)
 		}
 		e.snapshot(i)
-		return e.Disk.WriteZeroes(op.Off, op.Len)
+		if err := e.Disk.WriteZeroes(op.Off, op.Len); err != nil {
+			e.Model.FailWrite(0)
+			return err
+		}
+		return nil
 	case workload.Read:
 		e.snapshot(i)
 		buf := make([]byte, op.Len)
@@ -331,6 +339,11 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 		})
 	}
 	wg.Wait()
+	for j, err := range errs {
+		if err != nil {
+			e.Model.FailWrite(len(op.Group) - 1 - j)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}

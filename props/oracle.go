@@ -2,6 +2,7 @@ package props
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -23,12 +24,18 @@ const (
 	StageData            Stage = "data"                      // a guest byte is neither the flushed value nor a later write
 	StageStructureAfter  Stage = "structure-after-recovery"  // inconsistent after recovery and a clean close
 	StageLiveness        Stage = "liveness"                  // further writes, close and reopen failed or needed repair
+	StageDataAfterReopen Stage = "data-after-reopen"         // a guest byte changed by the close after recovery (read through a fresh open)
 )
 
 // OracleOptions tune CheckCrashState.
 type OracleOptions struct {
-	// FullReadLimit: images up to this size are read in full; larger ones
-	// only where the model has pending writes. 0 = 256 MiB.
+	// FullReadLimit: images up to this size are read in full. Larger ones
+	// are read where the model has pending writes, where its durable
+	// contents are data (every flushed write, the backing chain's range),
+	// and where the independent checker finds a data cluster mapped in the
+	// image file; the rest is proven to read zeros by the format (no
+	// mapping in the image, no backing data, and the model says zeros).
+	// 0 = 256 MiB.
 	FullReadLimit int64
 	// SkipLiveness skips the liveness stage (write, close, reopen).
 	SkipLiveness bool
@@ -255,7 +262,7 @@ const LivenessPatternID = model.MaxPatternID
 func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o OracleOptions) *Verdict {
 	v := &Verdict{}
 	var err error
-	if v.Before, err = CheckStructureFile(fs, imagePath); err != nil {
+	if v.Before, err = checkStructureMapped(fs, imagePath); err != nil {
 		return fail(v, StageStructureBefore, fmt.Errorf("reading the crashed image: %w", err))
 	}
 	if !v.Before.NeedCheck() && !v.Before.IsConsistent() {
@@ -283,12 +290,7 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 		limit = 256 << 20
 	}
 	uncertain := m.Uncertain()
-	var ranges []model.Range
-	if size <= limit {
-		ranges = []model.Range{{Off: 0, Len: size}}
-	} else {
-		ranges = uncertain
-	}
+	ranges := readRanges(m, size, limit, uncertain, v.Before.Mapped)
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	// Every uncertain range (below size) lies inside ranges: keep what is
@@ -367,7 +369,7 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 	if err != nil {
 		return fail(v, StageLiveness, fmt.Errorf("close after recovery: %w", err))
 	}
-	if v.After, err = CheckStructureFile(fs, imagePath); err != nil {
+	if v.After, err = checkStructureMapped(fs, imagePath); err != nil {
 		return fail(v, StageStructureAfter, err)
 	}
 	if !v.After.IsConsistent() || v.After.NeedCheck() {
@@ -389,7 +391,67 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 			return fail(v, StageLiveness, err)
 		}
 	}
+	// Every guest byte again (or, above FullReadLimit, every byte not
+	// proven zero by the closed image's map): the close after recovery
+	// must not have changed flushed data (a stale table written back, a
+	// misdirected write-back). The model now holds exactly the recovered
+	// contents plus the liveness write, all durable.
+	buf = sc.chunk[:]
+	for _, r := range readRanges(m, size, limit, nil, v.After.Mapped) {
+		for off := r.Off; off < r.Off+r.Len; off += int64(len(buf)) {
+			p := buf[:min(int64(len(buf)), r.Off+r.Len-off)]
+			if err := read(p, off); err != nil {
+				return fail(v, StageDataAfterReopen, fmt.Errorf("read [%#x,+%#x) after the close that followed recovery: %w", off, len(p), err))
+			}
+			if err := m.Verify(off, p); err != nil {
+				return fail(v, StageDataAfterReopen, fmt.Errorf("after recovery, a write, a clean close and a reopen: %w", err))
+			}
+		}
+	}
 	return v
+}
+
+// checkStructureMapped is CheckStructureFile with the checker's Mapped
+// option.
+func checkStructureMapped(fs afero.Fs, name string) (*StructureReport, error) {
+	c := checkerPool.Get().(*StructureChecker)
+	defer checkerPool.Put(c)
+	c.Mapped = true
+	defer func() { c.Mapped = false }()
+	return c.CheckFile(fs, name)
+}
+
+// readRanges returns the guest ranges below size the oracle reads back:
+// all of them up to limit; above it the union, sorted and merged, of
+// extra (the model's uncertain ranges), m's Written ranges (flushed data),
+// [0, m.BackingLen()) (what the backing chain shows) and mapped (the data
+// clusters the independent checker found linked in the image file).
+// Whatever is left out the model says reads zeros, and the image maps no
+// cluster and no backing data there, so by the format it reads zeros:
+// the implementation's own word on unallocated ranges is never taken.
+func readRanges(m *model.Disk, size, limit int64, extra, mapped []model.Range) []model.Range {
+	if size <= limit {
+		return []model.Range{{Off: 0, Len: size}}
+	}
+	rs := slices.Concat(extra, m.Written(), mapped)
+	if b := m.BackingLen(); b > 0 {
+		rs = append(rs, model.Range{Off: 0, Len: b})
+	}
+	slices.SortFunc(rs, func(a, b model.Range) int { return cmp.Compare(a.Off, b.Off) })
+	out := rs[:0]
+	for _, r := range rs {
+		if end := min(r.Off+r.Len, size); r.Off < end {
+			r.Len = end - r.Off
+		} else {
+			continue
+		}
+		if n := len(out); n > 0 && r.Off <= out[n-1].Off+out[n-1].Len {
+			out[n-1].Len = max(out[n-1].Len, r.Off+r.Len-out[n-1].Off)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // verifyOutside runs m.VerifyCrash over the parts of p (read at off) that

@@ -33,6 +33,9 @@ const (
 	DefectAllocatorUnalignedEnd
 	DefectResizeExposesBacking
 	DefectCacheEvictInUse
+	DefectSplitSectorWrite
+	DefectCloseAfterRecoveryDropsLink
+	DefectRecoveryDropsLink
 	numDefects
 )
 
@@ -76,6 +79,23 @@ var DefectCatalogue = []DefectInfo{
 		"growing the image does not hide the backing file's data past the old size"},
 	{DefectCacheEvictInUse, "cache-evicts-in-use-table", "cache: in-use L2 table evicted and re-read stale",
 		"the L2 cache evicts tables over its bound even when pinned or dirty, so a pending update is lost and the table re-read stale"},
+	{DefectSplitSectorWrite, "split-sector-write", "sector atomicity: a guest sector written in two pieces",
+		"an in-place data write is issued as two host writes split 256 bytes into a sector (a bounce buffer split at a non-sector boundary), so a crash can tear a guest sector inside a guest write"},
+	{DefectCloseAfterRecoveryDropsLink, "close-after-recovery-drops-link", "recovery: the first close after a repair damages flushed data",
+		"the first writable close after an open that repaired the image writes back a stale L2 entry: the highest guest cluster mapped (other than cluster 0) loses its data cluster"},
+	{DefectRecoveryDropsLink, "recovery-drops-link", "recovery: a repair that loses a mapping of flushed data",
+		"the repair on open clears the L2 entry of the highest guest cluster mapped (other than cluster 0); judged on images above the oracle's full-read limit (ReadLimit), where only the oracle's map-based read-back sees it"},
+}
+
+// DefectReadLimit is the oracle's FullReadLimit under which a defect is
+// meant to be judged (0: the default): DefectRecoveryDropsLink stands for a
+// lost mapping on an image too big to read back whole, which the small
+// images of the property tests and campaigns reach with a small limit.
+func DefectReadLimit(d Defect) int64 {
+	if d == DefectRecoveryDropsLink {
+		return 4096
+	}
+	return 0
 }
 
 // String returns the defect's name.
@@ -103,4 +123,54 @@ func (im *Image) defectGarblePastBackingEnd(buf []byte, gpos uint64) {
 			buf[i] = 0xa5
 		}
 	}
+}
+
+// defectSplitWrite writes p at host in two pieces split 256 bytes into a
+// sector (DefectSplitSectorWrite); it reports false (nothing written) when
+// p has no such point inside it.
+func (im *Image) defectSplitWrite(p []byte, host uint64) (bool, error) {
+	cut := (host/SectorSize)*SectorSize + SectorSize/2
+	if cut <= host {
+		cut += SectorSize
+	}
+	k := cut - host
+	if k >= uint64(len(p)) {
+		return false, nil
+	}
+	if _, err := im.f.WriteAt(p[:k], int64(host)); err != nil {
+		return true, err
+	}
+	_, err := im.f.WriteAt(p[k:], int64(cut))
+	return true, err
+}
+
+// defectDropLastLink clears, in the file, the L2 entry of the highest
+// guest cluster other than cluster 0 that has a data cluster, as writing
+// back a stale copy of its table would (the data cluster leaks), syncs,
+// and drops the cached tables (DefectCloseAfterRecoveryDropsLink,
+// DefectRecoveryDropsLink). mu must be held exclusively.
+func (im *Image) defectDropLastLink() error {
+	ep := getEntries(int(im.geo.nelems))
+	defer putEntries(ep)
+	for i := len(im.l1) - 1; i >= 0; i-- {
+		l2 := im.l1[i]
+		if l2 == 0 {
+			continue
+		}
+		if err := im.readTable(l2, *ep); err != nil {
+			return err
+		}
+		for j := len(*ep) - 1; j >= 0; j-- {
+			if (*ep)[j] <= 1 || (i == 0 && j == 0) {
+				continue
+			}
+			(*ep)[j] = 0
+			if err := im.writeTableLocked(l2, *ep, uint64(j), 1); err != nil {
+				return err
+			}
+			im.cache.clear()
+			return im.f.Sync()
+		}
+	}
+	return nil
 }

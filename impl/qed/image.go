@@ -51,6 +51,7 @@ type Image struct {
 	fileSize uint64    // allocator: file length rounded down to a cluster
 	closed   bool
 	corrupt  bool   // the open-time repair left corruption: keep NEED_CHECK
+	repaired bool   // this open ran the repair (seeded defects only)
 	timer    Timer  // pending idle NEED_CHECK clear, or nil
 	timerGen uint64 // bumped on every allocating write; stale timers no-op
 	// Metadata write-back state (flushMetaLocked): the in-memory L1
@@ -355,6 +356,16 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 			return nil, fmt.Errorf("qed: %s: repair on open: %w", path, err)
 		}
 		im.corrupt = rep.Corruptions > 0
+		im.repaired = true
+		if defect(DefectRecoveryDropsLink) {
+			im.mu.Lock()
+			err := im.defectDropLastLink()
+			im.mu.Unlock()
+			if err != nil {
+				im.closeBacking()
+				return nil, err
+			}
+		}
 	}
 	return im, nil
 }
@@ -546,6 +557,9 @@ func (im *Image) Close() error {
 	var err error
 	if !im.readOnly {
 		err = im.clearNeedCheckLocked()
+		if err == nil && im.repaired && defect(DefectCloseAfterRecoveryDropsLink) {
+			err = im.defectDropLastLink()
+		}
 	}
 	// No request can use the tables any more (every one checks closed
 	// under mu): give them back to the pool.

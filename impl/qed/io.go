@@ -286,6 +286,14 @@ func (im *Image) writeInPlace(p []byte, off int64) (int, error) {
 
 // writeDataAt writes guest data at a host offset already allocated.
 func (im *Image) writeDataAt(p []byte, host uint64) error {
+	if defect(DefectSplitSectorWrite) {
+		if split, err := im.defectSplitWrite(p, host); split {
+			if err != nil {
+				return fmt.Errorf("qed: %s: writing data at host offset %d: %w", im.path, host, err)
+			}
+			return nil
+		}
+	}
 	if _, err := im.f.WriteAt(p, int64(host)); err != nil {
 		return fmt.Errorf("qed: %s: writing data at host offset %d: %w", im.path, host, err)
 	}

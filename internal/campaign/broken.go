@@ -40,6 +40,14 @@ func TargetByName(name string) (props.Target, error) {
 	return mk(), nil
 }
 
+// oracleTuner is a target that is meant to be judged with its own oracle
+// options (a seeded defect that stands for a lost mapping on an image
+// above the full-read limit). A campaign applies them, and its artifacts
+// record them for replay.
+type oracleTuner interface {
+	TuneOracle(props.OracleOptions) props.OracleOptions
+}
+
 type noSyncTarget struct{ inner props.Target }
 
 func (noSyncTarget) Name() string { return "broken:nosync" }

@@ -238,6 +238,9 @@ func (c *Config) setDefaults() error {
 	if c.TargetName == "" {
 		c.TargetName = c.Target.Name()
 	}
+	if t, ok := c.Target.(oracleTuner); ok {
+		c.Oracle = t.TuneOracle(c.Oracle)
+	}
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = 10 * time.Second
 	}

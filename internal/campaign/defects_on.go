@@ -37,3 +37,11 @@ func (t defectTarget) Open(fs afero.Fs, path string, o props.OpenOptions) (props
 	qed.SetDefect(t.d)
 	return props.QEDTarget{Options: qed.OpenOptions{L2CacheTables: 1}}.Open(fs, path, o)
 }
+
+// TuneOracle applies the defect's full-read limit (qed.DefectReadLimit).
+func (t defectTarget) TuneOracle(o props.OracleOptions) props.OracleOptions {
+	if l := qed.DefectReadLimit(t.d); l > 0 {
+		o.FullReadLimit = l
+	}
+	return o
+}
