@@ -107,9 +107,9 @@ func (d *Disk) lookup(id uint64) *record {
 // between extent maps (and, copied with a deeper layer, with child disks).
 type record struct {
 	Source
-	data  []byte // KindBytes only, len == Len
-	group  int  // concurrent group (see BeginGroup); 0 = none
-	failed bool // the write returned an error (see FailWrite)
+	data   []byte // KindBytes only, len == Len
+	group  int    // concurrent group (see BeginGroup); 0 = none
+	failed bool   // the write returned an error (see FailWrite)
 }
 
 // expect fills dst with the record's bytes at guest offset off. nil means

@@ -84,7 +84,7 @@ var DefectCatalogue = []DefectInfo{
 	{DefectCloseAfterRecoveryDropsLink, "close-after-recovery-drops-link", "recovery: the first close after a repair damages flushed data",
 		"the first writable close after an open that repaired the image writes back a stale L2 entry: the highest guest cluster mapped (other than cluster 0) loses its data cluster"},
 	{DefectRecoveryDropsLink, "recovery-drops-link", "recovery: a repair that loses a mapping of flushed data",
-		"the repair on open clears the L2 entry of the highest guest cluster mapped (other than cluster 0); judged on images above the oracle's full-read limit (ReadLimit), where only the oracle's map-based read-back sees it"},
+		"the repair on open clears the L2 entry of the lowest guest cluster mapped (other than cluster 0); judged on images above the oracle's full-read limit (ReadLimit), where only the oracle's map-based read-back sees it"},
 }
 
 // DefectReadLimit is the oracle's FullReadLimit under which a defect is
@@ -144,15 +144,22 @@ func (im *Image) defectSplitWrite(p []byte, host uint64) (bool, error) {
 	return true, err
 }
 
-// defectDropLastLink clears, in the file, the L2 entry of the highest
-// guest cluster other than cluster 0 that has a data cluster, as writing
-// back a stale copy of its table would (the data cluster leaks), syncs,
-// and drops the cached tables (DefectCloseAfterRecoveryDropsLink,
-// DefectRecoveryDropsLink). mu must be held exclusively.
-func (im *Image) defectDropLastLink() error {
+// defectDropLink clears, in the file, the L2 entry of the highest guest
+// cluster (lowest, if lowest is set) other than cluster 0 that has a data
+// cluster, as writing back a stale copy of its table would (the data
+// cluster leaks), syncs, and drops the cached tables
+// (DefectCloseAfterRecoveryDropsLink: highest; DefectRecoveryDropsLink:
+// lowest, the cluster least likely to hold the writes in flight at the
+// crash). mu must be held exclusively.
+func (im *Image) defectDropLink(lowest bool) error {
 	ep := getEntries(int(im.geo.nelems))
 	defer putEntries(ep)
-	for i := len(im.l1) - 1; i >= 0; i-- {
+	n := len(im.l1)
+	for ii := range n {
+		i := n - 1 - ii
+		if lowest {
+			i = ii
+		}
 		l2 := im.l1[i]
 		if l2 == 0 {
 			continue
@@ -160,7 +167,12 @@ func (im *Image) defectDropLastLink() error {
 		if err := im.readTable(l2, *ep); err != nil {
 			return err
 		}
-		for j := len(*ep) - 1; j >= 0; j-- {
+		m := len(*ep)
+		for jj := range m {
+			j := m - 1 - jj
+			if lowest {
+				j = jj
+			}
 			if (*ep)[j] <= 1 || (i == 0 && j == 0) {
 				continue
 			}

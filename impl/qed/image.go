@@ -359,7 +359,7 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		im.repaired = true
 		if defect(DefectRecoveryDropsLink) {
 			im.mu.Lock()
-			err := im.defectDropLastLink()
+			err := im.defectDropLink(true)
 			im.mu.Unlock()
 			if err != nil {
 				im.closeBacking()
@@ -558,7 +558,7 @@ func (im *Image) Close() error {
 	if !im.readOnly {
 		err = im.clearNeedCheckLocked()
 		if err == nil && im.repaired && defect(DefectCloseAfterRecoveryDropsLink) {
-			err = im.defectDropLastLink()
+			err = im.defectDropLink(false)
 		}
 	}
 	// No request can use the tables any more (every one checks closed

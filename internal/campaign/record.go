@@ -78,7 +78,17 @@ func Record(target props.Target, w *workload.Workload, seed uint64, faults strin
 		}
 		e.FS = ffs
 		if e.Disk, err = target.Open(ffs, e.ImagePath(), props.OpenOptions{}); err != nil {
-			return nil, fmt.Errorf("campaign: setup: reopen through the fault layer: %w", err)
+			// An error the fault layer injected into this open is
+			// expected: the open surfaced it, and the run stops before
+			// its first op with the image as the failed open left it
+			// (its crash states are judged like any faulted run's). Any
+			// other error is a setup failure.
+			log := ffs.Log()
+			if len(log) == 0 || !errors.Is(err, log[0].Err) {
+				return nil, fmt.Errorf("campaign: setup: reopen through the fault layer: %w", err)
+			}
+			e.Disk = nil
+			rec.OpErr = &props.OpError{Index: -1, Err: fmt.Errorf("reopen through the fault layer (setup): %w", err)}
 		}
 		defer func() { rec.Injected = ffs.Log() }()
 	}
@@ -91,7 +101,10 @@ func Record(target props.Target, w *workload.Workload, seed uint64, faults strin
 		rec.Syncs[p.K()] = p
 		return false
 	})
-	err = e.RunAll()
+	err = nil
+	if rec.OpErr == nil {
+		err = e.RunAll()
+	}
 	fs.OnSync(nil)
 	if err != nil {
 		var oe *props.OpError
