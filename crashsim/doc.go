@@ -93,6 +93,53 @@
 // pages it changes, and FS.Release hands those pages back for the next
 // state. Contents are exactly Point.State's.
 //
+// # Exploring a workload
+//
+// Explore is the whole crash test of Go code that writes through an
+// afero.Fs: it runs the code (the workload, a func(*FS) error) once on a
+// fresh recording filesystem, then hands every crash state that matters to
+// the caller's check, a func(State) error that reads the crashed files (and
+// typically runs the code's own recovery on them) and says what is wrong.
+// The crash points judged are:
+//
+//   - every sync (file or directory): the point just before it, which for
+//     Subset and Torn also covers every earlier moment since the previous
+//     sync of the same files;
+//   - the end: a power loss after the workload returned. It is always
+//     judged, because the last operations of a run are often the ones
+//     whose durability nobody asked for (the classic: rename a file whose
+//     data was never synced, sync the directory, return; every sync point
+//     looks fine, only the end shows an empty file);
+//   - optionally, sampled operation indices (ExploreOptions.SampledPoints,
+//     seeded) or every index (AllPoints).
+//
+// At each point and for each model (DefaultExploreModels unless given),
+// every state is checked when there are at most Bound of them, else Samples
+// seeded ones: exactly the states Point.IDs names, each built with
+// Point.FinalState and released after the check. A state the check rejects
+// is reported by its StateID, whose text form ("k=4/subset+size/0")
+// rebuilds the same bytes with Replay, given the same workload and options.
+//
+// Guarantees (stated by explore_test.go):
+//
+//   - the points judged are the syncs at or after From, the sampled indices
+//     and the end, ascending, each once;
+//   - per point and model, the states checked are exactly
+//     Point.IDs(model, EnumOptions{Bound, Samples, PointSeed(Seed, K)});
+//   - sampled points and states depend only on Seed: two explorations of a
+//     deterministic workload with the same options check the same states,
+//     and Replay rebuilds any of them byte for byte;
+//   - a state's filesystem is valid only during the check (it is released
+//     after): keep its StateID, not the FS;
+//   - no allocation per state beyond FinalState's: an engine with its own
+//     recording (the QED campaign) fills in a Run and calls Run.Explore,
+//     with its own de-duplication in the check (a state key must know what
+//     the check depends on, so the explorer does not guess one).
+//
+// Faults are faultfs' side (faultfs.SweepRules): the same workload run once
+// per fault, each outcome and the files after it checked; over a crashsim
+// base the check can crash those files too.
+//
 // # Caveats
 //
 //   - Renaming a directory is not supported (ErrUnsupported); files only.
