@@ -108,6 +108,13 @@
 // Count and Sweep implement SQLite-style I/O error loops: Count runs a
 // workload over a disarmed wrapper and returns how many operations a filter
 // matches; Sweep then reruns it with the fault at the n-th match for every n.
+// SweepRules is the whole fault test of any Go code that writes through an
+// afero.Fs (the fault side of crashsim.Explore): every rule of a rule set
+// swept (all n, or MaxRuns spread), each outcome handed to the caller's
+// check with the injection, the run's error and the files after the fault
+// (over a crashsim base the check can crash them and judge every state),
+// panics caught, and each failing run reported with the rule text
+// ("write:eio@nth=3") that replays it with the sweep's seed.
 //
 // # Concurrency and determinism
 //
