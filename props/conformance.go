@@ -137,6 +137,13 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 			return
 		}
 		t.Log(res.Report())
+		// The run must have done what it was asked: every sequence,
+		// unless its budget ran out first.
+		if res.Sequences < cfg.Sequences && (cfg.Budget == 0 || res.Duration < cfg.Budget) {
+			t.Errorf("the state machine ran %d of %d sequences, within its budget", res.Sequences, cfg.Sequences)
+		}
+		t.Logf("explored: op kinds %v; crashes by model %v; crash states by model %v; faults by rule %v; size classes %v; backing layouts %v",
+			res.Explored.OpKinds, res.Explored.Crashes, res.Explored.StatesByModel, res.Explored.FaultRules, res.Explored.SizeClasses, res.Explored.Backings)
 		if secs := res.Duration.Seconds(); secs > 0 {
 			t.Logf("%.1f sequences/s, %.0f commands/s, %.0f crash states/s", float64(res.Sequences)/secs, float64(res.Commands)/secs, float64(res.CrashStates)/secs)
 		}
@@ -159,6 +166,9 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 			for _, f := range fails {
 				t.Errorf("workload %s: %v", name, f)
 			}
+		}
+		if total < len(workloads)*len(models) {
+			t.Errorf("%d crash states judged over %d workloads and %d models: each sync of each workload has at least one per model", total, len(workloads), len(models))
 		}
 		t.Logf("%d crash states judged at every sync of %d workloads", total, len(workloads))
 	})

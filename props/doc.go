@@ -72,6 +72,28 @@
 //
 //	go test -tags qeddefects -run TestDefects -v ./props
 //
+// # The checks check themselves
+//
+// A run accounts for what it explored, so that a generator or a loop that
+// quietly stops exploring fails a test instead of passing vacuously:
+// StateMachineResult counts sequences and commands, and Explored counts the
+// op kinds, the crash directives and the crash states judged per crash
+// model, the faults per rule, the geometries, size classes (SizeClass) and
+// backing layouts (BackingLayout) of the sequences run. The tests hold
+// these to the configuration: every sequence asked for runs (a budget
+// stops a run only after its first batch), each sequence has at least
+// Steps/4 commands, every crash directive is judged under its own model,
+// every disk opened is closed (the final close of each sequence
+// included), and each op kind, model, rule and layout appears once the
+// draws make it near certain (exploration_test.go); the generators are
+// held to their stated draw probabilities over many cheap draws
+// (generator_test.go); the crash sweep judges exactly the states its sync
+// points have under each model and the fault sweep runs once per fault
+// position, its fault firing every time (sweep_exploration_test.go); a
+// failure report's sequence replays through Replay to the same failure.
+// TestTarget itself fails a state machine that ran fewer sequences than
+// asked within its budget.
+//
 // # Caveats
 //
 //   - The +garbage torn models are left out of DefaultModels: a lost sector

@@ -360,6 +360,18 @@ type Runner struct {
 	rejected bool
 	// CrashStates counts crash states judged; Faults counts faults that fired.
 	CrashStates, Faults int
+	// StatesByModel counts the crash states judged under each crash model
+	// (by its name); the counts add up to CrashStates.
+	StatesByModel map[string]int
+}
+
+// judged counts one crash state judged under model m.
+func (r *Runner) judged(m crashsim.Model) {
+	r.CrashStates++
+	if r.StatesByModel == nil {
+		r.StatesByModel = map[string]int{}
+	}
+	r.StatesByModel[m.String()]++
 }
 
 // NewRunner creates the geometry of w (backing chain and image) on a fresh
@@ -562,7 +574,7 @@ func (r *Runner) explorePoint(p *crashsim.Point, m *model.Disk, c *CrashSpec, n 
 		}); err != nil {
 			return err
 		}
-		r.CrashStates++
+		r.judged(c.Model)
 		if !v.OK() {
 			return &crashError{kind: "crash", id: id, v: v, sync: n}
 		}
@@ -588,7 +600,7 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 	if err := protect(func() error { v = CheckCrashState(r.Target, fs, e.ImagePath(), m, r.Opts.Oracle); return nil }); err != nil {
 		return err
 	}
-	r.CrashStates++
+	r.judged(c.Model)
 	if !v.OK() {
 		return &crashError{kind: kind, id: id, v: v}
 	}
@@ -604,7 +616,7 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 			}); err != nil {
 				return err
 			}
-			r.CrashStates++
+			r.judged(c.Model)
 			if !xv.OK() {
 				return &crashError{kind: kind, id: xid, v: xv}
 			}

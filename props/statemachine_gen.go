@@ -25,6 +25,7 @@ type StateMachineConfig struct {
 	// inside a batch); 0 = 10.
 	Batch int
 	// Budget stops the run (between batches) after this long; 0 = none.
+	// The first batch always runs.
 	Budget time.Duration
 	// MaxShrink bounds the shrink steps of a failing sequence; 0 = 200.
 	MaxShrink int
@@ -85,6 +86,87 @@ type StateMachineResult struct {
 	ShrinkTime  time.Duration
 	Gopter      string // gopter's own summary of a failure
 	Rejected    int    // failures Accept rejected
+	// Explored is what the sequences run (shrinking excluded) exercised:
+	// the run's own account of its coverage, which the tests hold against
+	// the configuration.
+	Explored Exploration
+}
+
+// Exploration counts what the sequences of a state-machine run exercised.
+type Exploration struct {
+	OpKinds       map[workload.Kind]int // commands run, by op kind (a concurrent group counts as Concurrent)
+	Crashes       map[string]int        // crash directives run (a fault's then=crash included), by crash model
+	StatesByModel map[string]int        // crash states judged, by crash model
+	FaultRules    map[string]int        // fault directives run, by faultfs rule
+	ClusterSizes  map[uint32]int        // sequences, by the image's cluster size
+	TableSizes    map[uint32]int        // sequences, by the image's table size
+	SizeClasses   map[string]int        // sequences, by SizeClass of the image's initial size
+	Backings      map[string]int        // sequences, by BackingLayout of the chain
+}
+
+// SizeClass names the class of an initial image size that the generator
+// draws from: "zero", "aligned" (whole clusters, less than one L2 table's
+// range), "unaligned" (not whole clusters, less than one L2 table's range)
+// or "multi-table" (one L2 table's range or more: up to three tables);
+// "negative" is never drawn.
+func SizeClass(g workload.Geometry) string {
+	cs := int64(g.ClusterSize)
+	l2Range := cs * (cs * int64(g.TableSize) / 8)
+	switch {
+	case g.Size < 0:
+		return "negative"
+	case g.Size == 0:
+		return "zero"
+	case g.Size >= l2Range:
+		return "multi-table"
+	case g.Size%cs == 0:
+		return "aligned"
+	}
+	return "unaligned"
+}
+
+// BackingLayout names a backing chain by its formats, image side first:
+// "none", "raw", "qed", "qed+raw", "qed+qed".
+func BackingLayout(chain []workload.Backing) string {
+	if len(chain) == 0 {
+		return "none"
+	}
+	s := make([]string, len(chain))
+	for i, b := range chain {
+		s[i] = b.Format
+	}
+	return strings.Join(s, "+")
+}
+
+// add counts the sequence r ran.
+func (x *Exploration) add(r *Runner) {
+	if x.OpKinds == nil {
+		*x = Exploration{OpKinds: map[workload.Kind]int{}, Crashes: map[string]int{}, StatesByModel: map[string]int{},
+			FaultRules: map[string]int{}, ClusterSizes: map[uint32]int{}, TableSizes: map[uint32]int{},
+			SizeClasses: map[string]int{}, Backings: map[string]int{}}
+	}
+	s := r.Sequence()
+	g := s.W.Geometry
+	x.ClusterSizes[g.ClusterSize]++
+	x.TableSizes[g.TableSize]++
+	x.SizeClasses[SizeClass(g)]++
+	x.Backings[BackingLayout(g.Backing)]++
+	for i, op := range s.W.Ops {
+		x.OpKinds[op.Kind]++
+		st := s.Steps[i]
+		if st.Crash != nil {
+			x.Crashes[st.Crash.Model.String()]++
+		}
+		if st.Fault != nil {
+			x.FaultRules[st.Fault.Rule]++
+			if st.Fault.Then != nil {
+				x.Crashes[st.Fault.Then.Model.String()]++
+			}
+		}
+	}
+	for m, n := range r.StatesByModel {
+		x.StatesByModel[m] += n
+	}
 }
 
 // Passed reports whether no sequence failed.
@@ -214,6 +296,17 @@ func (c *smCommand) PostCondition(_ commands.State, result commands.Result) *gop
 }
 
 // genState draws an initial state: geometry, backing chain, crash model.
+// The draws (the tests hold the generator to these probabilities):
+//   - cluster size 4 KiB << U{0..4}; table size 1 << U{0..4}, except that a
+//     table over 256 KiB is cut to 256 KiB three times in four;
+//   - image size (see SizeClass): zero 1/10; aligned 2/5 (1..MaxClusters
+//     clusters); unaligned 2/5 (0..MaxClusters-1 clusters plus 1..cs/512-1
+//     sectors); multi-table 1/10 (1..3 L2 ranges plus 0..cs/512-1 sectors),
+//     aligned instead when one L2 table covers more than 4 MiB;
+//   - backing chain (see BackingLayout): none 7/20, raw 1/4, qed 1/4,
+//     qed+raw 3/40, qed+qed 3/40; each backing file is longer than the image
+//     (by 1..64 sectors) one time in four, else 1..size/512+1 sectors long;
+//   - preferred crash model: uniform over the configured models.
 func genState(cfg *StateMachineConfig) gopter.Gen {
 	return func(p *gopter.GenParameters) *gopter.GenResult {
 		r := p.Rng
@@ -479,6 +572,7 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 				res.Commands += r.Sequence().Len()
 				res.CrashStates += r.CrashStates
 				res.Faults += r.Faults
+				res.Explored.add(r)
 			}
 			if r.rejected {
 				res.Rejected++
@@ -502,7 +596,7 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 		GenCommandFunc:  genCommand,
 	}
 	for batch := 0; res.Sequences < cfg.Sequences; batch++ {
-		if cfg.Budget > 0 && time.Since(start) > cfg.Budget {
+		if batch > 0 && cfg.Budget > 0 && time.Since(start) > cfg.Budget {
 			break
 		}
 		params := gopter.DefaultTestParametersWithSeed(cfg.Seed + int64(batch))

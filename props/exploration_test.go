@@ -1,0 +1,237 @@
+package props
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/spf13/afero"
+	"github.com/stretchr/testify/require"
+)
+
+// The state machine asserts its own exploration: what its result says it
+// ran (StateMachineResult.Explored) is held against the configuration, and
+// every disk it opened must have been closed (the final close of every
+// sequence included).
+
+// countingTarget counts the disks opened through it and those closed.
+type countingTarget struct {
+	Target
+	opens, closes *atomic.Int64
+}
+
+func newCountingTarget(t Target) countingTarget {
+	return countingTarget{Target: t, opens: new(atomic.Int64), closes: new(atomic.Int64)}
+}
+
+func (c countingTarget) Open(fs afero.Fs, path string, o OpenOptions) (Disk, error) {
+	d, err := c.Target.Open(fs, path, o)
+	if err != nil {
+		return nil, err
+	}
+	c.opens.Add(1)
+	return &countedDisk{Disk: d, closes: c.closes}, nil
+}
+
+type countedDisk struct {
+	Disk
+	closes *atomic.Int64
+	closed atomic.Bool
+}
+
+func (d *countedDisk) Close() error {
+	if !d.closed.Swap(true) {
+		d.closes.Add(1)
+	}
+	return d.Disk.Close()
+}
+
+// seen requires n >= 1 when the count expected is at least 15 (a binomial
+// count with that mean is 0 with probability below e^-15 = 3e-7); it
+// reports whether it asserted.
+func seen(t *testing.T, what string, n int, expected float64) bool {
+	t.Helper()
+	if expected < 15 {
+		t.Logf("%s: %d (expected %.1f: too few draws to require one)", what, n, expected)
+		return false
+	}
+	if n == 0 {
+		t.Errorf("%s: never exercised, although %.1f were expected", what, expected)
+	}
+	return true
+}
+
+func TestStateMachineExploration(t *testing.T) {
+	seed := int64(envSeed(t, rand.Uint64()>>1))
+	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
+	cfg := DefaultStateMachineConfig()
+	cfg.Seed = seed
+	cfg.Sequences = 200
+	if raceEnabled {
+		cfg.Sequences, cfg.Steps, cfg.Run.Explore = 20, 20, 2
+	}
+	// A budget that is not reached must not cut the run short.
+	cfg.Budget = time.Hour
+	target := newCountingTarget(QEDTarget{})
+	res := CheckStateMachine(target, cfg)
+	require.True(t, res.Passed(), res.Report())
+	t.Log(res.Report())
+	x := res.Explored
+	t.Logf("explored: %+v", x)
+
+	// Sequences and commands: every sequence asked for ran, each with at
+	// least Steps/4 commands (gopter's smallest size), all counted.
+	require.Equal(t, cfg.Sequences, res.Sequences, "sequences run")
+	minSteps := max(1, cfg.Steps/4)
+	require.GreaterOrEqual(t, res.Commands, cfg.Sequences*minSteps, "commands run")
+	sum := func(m map[string]int) (n int) {
+		for _, v := range m {
+			n += v
+		}
+		return n
+	}
+	kinds := 0
+	for _, n := range x.OpKinds {
+		kinds += n
+	}
+	require.Equal(t, res.Commands, kinds, "commands by op kind")
+	for name, m := range map[string]map[string]int{"size class": x.SizeClasses, "backing layout": x.Backings} {
+		require.Equal(t, res.Sequences, sum(m), "sequences by %s", name)
+	}
+	geoms := 0
+	for _, n := range x.ClusterSizes {
+		geoms += n
+	}
+	require.Equal(t, res.Sequences, geoms, "sequences by cluster size")
+
+	// Every disk opened was closed: the final close of each sequence, the
+	// recoveries, the oracle's own opens.
+	require.Positive(t, target.opens.Load())
+	require.Equal(t, target.opens.Load(), target.closes.Load(), "disks opened vs closed")
+
+	// Crash states judged per model: each crash directive judges at least
+	// the state it picks, under its own model; the counts add up.
+	require.Equal(t, res.CrashStates, sum(x.StatesByModel), "crash states by model")
+	for m, n := range x.Crashes {
+		require.GreaterOrEqual(t, x.StatesByModel[m], n, "crash states judged under %s vs crash directives", m)
+	}
+	allowed := map[string]bool{"prefix": true, "drop": true} // a fault's close and then=crash
+	for _, m := range DefaultModels() {
+		allowed[m.String()] = true
+	}
+	for m := range x.StatesByModel {
+		require.True(t, allowed[m], "states judged under %s, a model not configured", m)
+	}
+	crashes, faults := sum(x.Crashes), sum(x.FaultRules)
+	require.LessOrEqual(t, res.Faults, faults, "faults fired vs fault directives")
+
+	// Every op kind, crash model and fault rule: required once the draws
+	// make it near certain (genCommand's probabilities, held by
+	// TestGenCommandDistribution; lower estimates: plain commands are at
+	// least 7/10 of the commands on a non-empty image, 9/10 of the images
+	// are non-empty, the models are drawn uniformly at least a third of
+	// the time).
+	for _, o := range opWeights {
+		seen(t, "op kind "+o.kind.String(), x.OpKinds[o.kind], float64(res.Commands)*0.9*0.7*o.w/28)
+	}
+	for _, m := range DefaultModels() {
+		seen(t, "crash model "+m.String(), x.Crashes[m.String()], float64(crashes)/3/float64(len(DefaultModels())))
+		seen(t, "crash states under "+m.String(), x.StatesByModel[m.String()], float64(crashes)/3/float64(len(DefaultModels())))
+	}
+	for _, r := range FaultRules {
+		seen(t, "fault rule "+r, x.FaultRules[r], float64(faults)/float64(len(FaultRules)))
+	}
+	// Geometries and backing layouts (genState's probabilities, held by
+	// TestGenStateDistribution).
+	n := float64(res.Sequences)
+	for c, p := range map[string]float64{"zero": 0.1, "aligned": 0.4, "unaligned": 0.4} {
+		seen(t, "size class "+c, x.SizeClasses[c], n*p)
+	}
+	for l, p := range map[string]float64{"none": 7.0 / 20, "raw": 0.25, "qed": 0.25, "qed+raw": 3.0 / 40, "qed+qed": 3.0 / 40} {
+		seen(t, "backing layout "+l, x.Backings[l], n*p)
+	}
+	for i := range 5 {
+		seen(t, fmt.Sprintf("cluster size %d", 4096<<i), x.ClusterSizes[4096<<i], n/5)
+	}
+}
+
+// TestStateMachineBudget: a budget stops the run between batches, after
+// the first batch (which always runs); without one, or with one not
+// reached, every sequence runs (TestStateMachineExploration).
+func TestStateMachineBudget(t *testing.T) {
+	cfg := DefaultStateMachineConfig()
+	cfg.Seed = int64(envSeed(t, 1))
+	cfg.Sequences, cfg.Batch, cfg.Steps = 9, 3, 8
+	cfg.Budget = time.Nanosecond
+	res := CheckStateMachine(QEDTarget{}, cfg)
+	require.True(t, res.Passed(), res.Report())
+	require.Equal(t, cfg.Batch, res.Sequences, "a spent budget stops the run after its first batch")
+	cfg.Budget = time.Hour
+	res = CheckStateMachine(QEDTarget{}, cfg)
+	require.True(t, res.Passed(), res.Report())
+	require.Equal(t, cfg.Sequences, res.Sequences)
+}
+
+// reportSequence returns the sequence a failure report prints for pasting
+// into Replay.
+func reportSequence(t *testing.T, report string) string {
+	t.Helper()
+	const begin, end = "----- sequence (paste into props.Replay) -----\n", "----- end -----\n"
+	_, rest, ok := strings.Cut(report, begin)
+	require.True(t, ok, "the report has no sequence to paste into props.Replay:\n%s", report)
+	text, _, ok := strings.Cut(rest, end)
+	require.True(t, ok, "the report's sequence has no end marker:\n%s", report)
+	return text
+}
+
+// replayOutcome runs Replay on a TB that records a fatal failure instead
+// of failing the test, and returns the failure message ("" if it passed).
+func replayOutcome(t *testing.T, target Target, text string) string {
+	tb := &recordingTB{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Replay(tb, target, text)
+	}()
+	<-done
+	return tb.fatal
+}
+
+type recordingTB struct {
+	testing.TB
+	fatal string
+}
+
+func (r *recordingTB) Helper()                   {}
+func (r *recordingTB) Logf(string, ...any)       {}
+func (r *recordingTB) Fatalf(f string, a ...any) { r.fatal = fmt.Sprintf(f, a...); runtime.Goexit() }
+
+// TestFailureReportReplays: the sequence a failure report prints replays,
+// through Replay, to the same failure (kind, stage, op), and passes on
+// impl/qed.
+func TestFailureReportReplays(t *testing.T) {
+	seed := int64(envSeed(t, rand.Uint64()>>1))
+	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
+	cfg := DefaultStateMachineConfig()
+	cfg.Seed, cfg.Sequences, cfg.NoFaults, cfg.NoConcurrency, cfg.MaxShrink = seed, 200, true, true, 60
+	res := CheckStateMachine(lossyTarget{QEDTarget{}}, cfg)
+	require.False(t, res.Passed(), "a target that ignores Flush passed %d sequences", res.Sequences)
+	report := res.Report()
+	text := reportSequence(t, report)
+	s, err := ParseSequence(text)
+	require.NoError(t, err)
+	require.Equal(t, res.Shrunk.Seq.String(), s.String(), "the report prints the shrunk sequence")
+	_, f := RunSequence(lossyTarget{QEDTarget{}}, s, RunOptions{})
+	require.NotNil(t, f, "the report's sequence does not fail:\n%s", text)
+	require.Equal(t, res.Shrunk.Kind, f.Kind)
+	require.Equal(t, res.Shrunk.Stage, f.Stage)
+	require.Equal(t, res.Shrunk.Op, f.Op)
+	msg := replayOutcome(t, lossyTarget{QEDTarget{}}, text)
+	require.Contains(t, msg, "props.Replay on lossy failed", "Replay of the report's sequence must fail")
+	require.Contains(t, msg, f.Error())
+	require.Empty(t, replayOutcome(t, QEDTarget{}, text), "impl/qed passes the sequence")
+}

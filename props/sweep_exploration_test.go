@@ -1,0 +1,121 @@
+package props
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/spf13/afero"
+	"github.com/stretchr/testify/require"
+)
+
+// The conformance sweeps assert their own exploration: the crash sweep
+// judges exactly the states its crash points and models have (counted
+// independently here), the fault sweep runs once per fault position it
+// promises and its fault fires in every run.
+
+// sweepPoints runs w as CheckCrashSweep does (every file sync from the first
+// op on, the final close included) and returns the number of syncs and the
+// number of states the sweep must judge at them under models and enum.
+func sweepPoints(t *testing.T, w *workload.Workload, models []crashsim.Model, enum crashsim.EnumOptions) (syncs, states int) {
+	t.Helper()
+	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
+	e, err := NewExec(QEDTarget{}, fs, "/w", w)
+	require.NoError(t, err)
+	started := false
+	e.Snapshot = func(int, *model.Disk) { started = true }
+	fs.OnSync(func(p *crashsim.Point) bool {
+		if !started {
+			return false
+		}
+		syncs++
+		for _, m := range models {
+			for range p.IDs(m, enum) {
+				states++
+			}
+		}
+		return false
+	})
+	require.NoError(t, e.RunAll())
+	require.NoError(t, e.Disk.Close())
+	fs.OnSync(nil)
+	return syncs, states
+}
+
+func TestCrashSweepExploration(t *testing.T) {
+	models := DefaultModels()
+	enum := crashsim.EnumOptions{Bound: 6, Samples: 3, Seed: 7}
+	if raceEnabled {
+		models = models[:3]
+	}
+	for name, w := range FaultSweepWorkloads() {
+		// Every flush and every close (the reopens', the final one)
+		// syncs at least once.
+		minSyncs := 1
+		for _, op := range w.Ops {
+			if op.Kind == workload.Flush || op.Kind == workload.Reopen || op.Kind == workload.Concurrent {
+				minSyncs++
+			}
+		}
+		syncs, want := sweepPoints(t, w, models, enum)
+		require.GreaterOrEqual(t, syncs, minSyncs, "%s: syncs", name)
+		require.GreaterOrEqual(t, want, syncs*len(models), "%s: at least one state per sync and model", name)
+		fails, states, err := CheckCrashSweep(QEDTarget{}, w, models, enum, OracleOptions{}, 1)
+		require.NoError(t, err)
+		require.Empty(t, fails)
+		require.Equal(t, want, states, "%s: crash states judged at %d syncs under %d models", name, syncs, len(models))
+		t.Logf("%s: %d syncs, %d states", name, syncs, states)
+	}
+}
+
+// faultCountingTarget keeps the fault layer of every image it creates.
+type faultCountingTarget struct {
+	Target
+	mu     sync.Mutex
+	layers []*faultfs.FS
+}
+
+func (f *faultCountingTarget) Create(fs afero.Fs, path string, o CreateOptions) error {
+	if ffs, ok := fs.(*faultfs.FS); ok {
+		f.mu.Lock()
+		f.layers = append(f.layers, ffs)
+		f.mu.Unlock()
+	}
+	return f.Target.Create(fs, path, o)
+}
+
+func TestFaultSweepExploration(t *testing.T) {
+	w := FaultSweepWorkloads()["raw-backing"]
+	for _, rule := range FaultRules {
+		for _, maxRuns := range []int{0, 4} {
+			if maxRuns == 0 && (raceEnabled || rule != "sync:eio") {
+				continue // every position of every rule: the conformance sweeps' job
+			}
+			t.Run(fmt.Sprintf("%s/max%d", rule, maxRuns), func(t *testing.T) {
+				target := &faultCountingTarget{Target: QEDTarget{}}
+				fails := CheckFaultSweep(target, w, rule, maxRuns, OracleOptions{})
+				require.Empty(t, fails)
+				require.NotEmpty(t, target.layers)
+				dry := target.layers[0]
+				count := dry.Matches(0)
+				// The workload writes and syncs its image many times over.
+				require.GreaterOrEqual(t, count, uint64(3), "%s matches in the dry run", rule)
+				require.Zero(t, dry.Injected(), "the dry run injects nothing")
+				step := uint64(1)
+				if maxRuns > 0 && count > uint64(maxRuns) {
+					step = uint64(math.Ceil(float64(count) / float64(maxRuns)))
+				}
+				runs := (count-1)/step + 1
+				require.EqualValues(t, 1+runs, len(target.layers), "runs of the sweep (dry run + one per fault position; %d matches, step %d)", count, step)
+				for i, l := range target.layers[1:] {
+					require.Equal(t, 1, l.Injected(), "run %d (fault at match %d): the fault must fire once", i+1, uint64(i)*step+1)
+				}
+			})
+		}
+	}
+}
