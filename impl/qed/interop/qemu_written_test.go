@@ -230,7 +230,7 @@ func TestQEMUWrittenChains(t *testing.T) {
 					t.Fatal(err)
 				}
 				ours, oursCode := r.checkJSONCode(img)
-				sameCounts(t, "check of a QEMU-written overlay", ours, theirs, oursCode, theirsCode)
+				sameCounts(t, "check of a QEMU-written overlay", img, img, ours, theirs, oursCode, theirsCode)
 			}
 			// A QED file as the raw backing file of another: its bytes,
 			// header included, are the guest data (NO_PROBE).
