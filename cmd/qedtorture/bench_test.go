@@ -60,7 +60,6 @@ func TestBenchAllocatingWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer im.Close()
 	got := make([]byte, 64<<10)
 	for i := range 17 {
 		if _, err := im.ReadAt(got, int64(i)<<16); err != nil {
@@ -74,6 +73,12 @@ func TestBenchAllocatingWrites(t *testing.T) {
 			t.Fatalf("cluster %d holds the wrong bytes", i)
 		}
 	}
+	// Our read-only open locks the image: a writing bench is refused.
+	r = runWant(t, exitRuntime, args...)
+	if !strings.Contains(r.stderr, `Failed to get "write" lock`) {
+		t.Errorf("bench -w beside a reader: %q", r.stderr)
+	}
+	im.Close()
 
 	// Rewriting the same clusters allocates nothing.
 	r = runWant(t, 0, args...)

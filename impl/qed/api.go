@@ -53,6 +53,9 @@ type CreateOptions struct {
 	TableSize     uint32 // 0 = DefaultTableSize
 	BackingFile   string // "" = no backing file; stored verbatim in the header
 	BackingFormat string // "", "qed" or "raw"; "raw" sets FeatureBackingNoProbe
+	// NoLock skips the image locks (lock.go) Create otherwise takes on a
+	// real OS file before truncating it.
+	NoLock bool
 }
 
 // Clock abstracts time for the idle NEED_CHECK clear timer so tests can
@@ -81,6 +84,13 @@ type OpenOptions struct {
 	L2CacheTables int
 	// MaxBackingDepth bounds backing chains; 0 = default (16).
 	MaxBackingDepth int
+	// NoLock skips the QEMU-compatible image locks (lock.go) an open of a
+	// real OS file otherwise takes on the image and its backing chain.
+	NoLock bool
+	// ForceShare (read-only opens only, like qemu-img -U) takes the locks
+	// that share every permission: the open coexists with a writer, and
+	// may read an image that is changing under it.
+	ForceShare bool
 }
 
 // CheckReport carries the same counts as `qemu-img check` for a QED image.

@@ -18,11 +18,14 @@ type backingFile interface {
 	// length is the guest size of the backing file: reads past it are zeros.
 	length() int64
 	close() error
+	// files lists the paths of the backing file and its own chain.
+	files() []string
 }
 
 // rawBacking is a backing file read as raw bytes.
 type rawBacking struct {
 	f    afero.File
+	path string
 	size int64
 }
 
@@ -47,6 +50,8 @@ func (r *rawBacking) close() error { return r.f.Close() }
 
 func (r *rawBacking) length() int64 { return r.size }
 
+func (r *rawBacking) files() []string { return []string{r.path} }
+
 // qedBacking is a backing file that is itself a QED image.
 type qedBacking struct{ im *Image }
 
@@ -70,6 +75,8 @@ func (q *qedBacking) readAt(p []byte, off int64) error {
 func (q *qedBacking) close() error { return q.im.Close() }
 
 func (q *qedBacking) length() int64 { return q.im.Size() }
+
+func (q *qedBacking) files() []string { return q.im.Files() }
 
 // chain tracks the images opened while following a backing chain, to
 // refuse loops and absurd depth.
@@ -101,7 +108,7 @@ func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOpt
 	}
 	f, err := fs.OpenFile(p, os.O_RDONLY, 0)
 	if err != nil {
-		return nil, fmt.Errorf("qed: opening backing file %s of %s: %w", p, imgPath, err)
+		return nil, fileErr(imgPath, "backing file", fileErr(p, "", err))
 	}
 	isQED := false
 	if h.Features&FeatureBackingNoProbe == 0 {
@@ -110,12 +117,19 @@ func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOpt
 		isQED = n == 4 && decodeMagic(magic[:]) == Magic
 	}
 	if !isQED {
+		// A raw backing file is locked as QEMU locks it: read-only.
+		ro := opts
+		ro.ReadOnly = true
+		if err := lockFile(f, p, lockMode(ro), opts.NoLock); err != nil {
+			f.Close()
+			return nil, fileErr(imgPath, "backing file", err)
+		}
 		st, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("qed: stat backing file %s: %w", p, err)
+			return nil, fileErr(imgPath, "backing file", fileErr(p, "", err))
 		}
-		return &rawBacking{f: guardFile(f), size: st.Size()}, nil
+		return &rawBacking{f: guardFile(f), path: p, size: st.Size()}, nil
 	}
 	f.Close()
 	sub := &chain{visited: ch.visited, depth: ch.depth + 1, maxDepth: ch.maxDepth}
@@ -124,7 +138,7 @@ func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOpt
 	bopts.ReadOnly = true
 	im, err := openImage(fs, p, bopts, sub)
 	if err != nil {
-		return nil, fmt.Errorf("qed: opening backing image of %s: %w", imgPath, err)
+		return nil, fileErr(imgPath, "backing file", err)
 	}
 	return &qedBacking{im: im}, nil
 }

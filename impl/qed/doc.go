@@ -40,6 +40,19 @@
 //     offset (errors.Is-matching ErrNotQED, ErrUnsupportedFeature,
 //     ErrInvalidHeader or ErrCorrupt); nothing sized by the file is
 //     allocated before it is bounded by the file's real size.
+//   - Image locks (lock.go): an open of a real OS file takes the advisory
+//     byte-range locks QEMU takes (internal/imagelock) before reading or
+//     changing anything: read-write for a writable open, read-only (or
+//     force-share with OpenOptions.ForceShare) for a read-only open and for
+//     every file of the backing chain. A conflict with qemu-img, qemu-io, a
+//     VM or another open in this process fails the open with an
+//     *imagelock.ConflictError and changes nothing; Create takes the
+//     read-write locks before truncating. Files of other filesystems
+//     (crashsim, faultfs, in memory) take no locks; NoLock turns them off.
+//   - Create refuses a backing file that is the image itself (ErrBackingLoop),
+//     by name or, when both exist, by device and inode.
+//   - Errors of Open, Create and ReadHeader are *FileError values that name
+//     the file once ("PATH: cause"), except lock conflicts (see above).
 //   - An *Image is safe for concurrent use. Reads and in-place writes run
 //     in parallel; allocating writes, write-zeroes, Check, Resize and the
 //     NEED_CHECK clear are serialised. The L2 cache is bounded and never

@@ -172,7 +172,19 @@ func TestBackingLoopAndDepth(t *testing.T) {
 	if _, err := Open(fs, "/l/a.qed", OpenOptions{ReadOnly: true}); !errors.Is(err, ErrBackingLoop) {
 		t.Fatalf("loop: %v, want ErrBackingLoop", err)
 	}
-	mustNil(t, Create(fs, "/l/self.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k, BackingFile: "./self.qed"}))
+	// Create refuses an image that backs itself, by any name; Open still
+	// refuses one written by other means (the name patched in).
+	for _, name := range []string{"./self.qed", "self.qed", "../l/self.qed", "/l/self.qed"} {
+		if err := Create(fs, "/l/self.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k, BackingFile: name}); !errors.Is(err, ErrBackingLoop) {
+			t.Fatalf("create with backing %s: %v, want ErrBackingLoop", name, err)
+		}
+	}
+	mustNil(t, Create(fs, "/l/self.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k, BackingFile: "./selx.qed"}))
+	f, err := fs.OpenFile("/l/self.qed", os.O_RDWR, 0)
+	mustNil(t, err)
+	_, err = f.WriteAt([]byte("./self.qed"), HeaderFieldsSize)
+	mustNil(t, err)
+	mustNil(t, f.Close())
 	if _, err := Open(fs, "/l/self.qed", OpenOptions{}); !errors.Is(err, ErrBackingLoop) {
 		t.Fatalf("self loop: %v, want ErrBackingLoop", err)
 	}

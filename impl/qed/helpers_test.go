@@ -53,7 +53,8 @@ func finalCheck(t testing.TB, fs afero.Fs, path string) {
 	if _, err := fs.Stat(path); err != nil {
 		return // removed or renamed by the test
 	}
-	im, err := Open(fs, path, OpenOptions{ReadOnly: true})
+	// Force-share: the test may have left the image open on purpose.
+	im, err := Open(fs, path, OpenOptions{ReadOnly: true, ForceShare: true})
 	if err != nil {
 		t.Errorf("final check of %s: open: %v", path, err)
 		return

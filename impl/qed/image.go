@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/qedtorture/qedtorture/internal/imagelock"
 	"github.com/spf13/afero"
 )
 
@@ -76,22 +77,50 @@ func Create(fs afero.Fs, path string, opts CreateOptions) error {
 	if err != nil {
 		return err
 	}
-	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err := refuseSelfBacking(fs, path, opts.BackingFile); err != nil {
+		return err
+	}
+	// No O_TRUNC: the file is truncated only after the image locks are
+	// held, so an image another process has open is refused unchanged.
+	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return fmt.Errorf("qed: create %s: %w", path, err)
+		return fileErr(path, "", err)
+	}
+	if err := lockFile(f, path, imagelock.ReadWrite, opts.NoLock); err != nil {
+		f.Close()
+		return fileErr(path, "", err)
 	}
 	err = writeNewImage(f, &h, opts.BackingFile)
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("qed: create %s: %w", path, err)
+		return fileErr(path, "create", err)
 	}
 	// The new directory entry is durable only once the directory is
 	// synced (POSIX; crashsim's default): without this a crash right after
 	// Create could lose the whole image although its contents were synced.
 	if err := syncDir(fs, filepath.Dir(path)); err != nil {
-		return fmt.Errorf("qed: create %s: %w", path, err)
+		return fileErr(path, "create", err)
+	}
+	return nil
+}
+
+// refuseSelfBacking refuses a backing file that is the image itself, by any
+// name: the same cleaned path, or (when both exist) the same file.
+func refuseSelfBacking(fs afero.Fs, path, backing string) error {
+	if backing == "" {
+		return nil
+	}
+	b := resolveBacking(path, backing)
+	same := filepath.Clean(b) == filepath.Clean(path)
+	if !same {
+		si, err1 := fs.Stat(path)
+		sb, err2 := fs.Stat(b)
+		same = err1 == nil && err2 == nil && os.SameFile(si, sb)
+	}
+	if same {
+		return &FileError{Path: path, Err: fmt.Errorf("%w: the backing file %s is the image itself", ErrBackingLoop, backing)}
 	}
 	return nil
 }
@@ -192,12 +221,12 @@ func writeNewImage(f afero.File, h *Header, backing string) error {
 func ReadHeader(fs afero.Fs, path string) (Header, error) {
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
-		return Header{}, fmt.Errorf("qed: open %s: %w", path, err)
+		return Header{}, fileErr(path, "", err)
 	}
 	defer f.Close()
 	h, _, err := readHeader(f)
 	if err != nil {
-		return Header{}, fmt.Errorf("%s: %w", path, err)
+		return Header{}, fileErr(path, "", err)
 	}
 	return h, nil
 }
@@ -256,9 +285,18 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	if opts.ReadOnly {
 		flag = os.O_RDONLY
 	}
+	if opts.ForceShare && !opts.ReadOnly {
+		return nil, fmt.Errorf("%w: force-share needs a read-only open", ErrInvalidOption)
+	}
 	f, err := fs.OpenFile(path, flag, 0)
 	if err != nil {
-		return nil, fmt.Errorf("qed: open %s: %w", path, err)
+		return nil, fileErr(path, "", err)
+	}
+	// Locks first: nothing is read or changed before QEMU's users of the
+	// file are known to allow this open.
+	if err := lockFile(f, path, lockMode(opts), opts.NoLock); err != nil {
+		f.Close()
+		return nil, fileErr(path, "", err)
 	}
 	f = guardFile(f)
 	defer func() {
@@ -268,7 +306,7 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	}()
 	h, fileLen, err := readHeader(f)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fileErr(path, "", err)
 	}
 	im = &Image{
 		fs:       fs,
@@ -301,10 +339,10 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	// there validly: validity is judged against the whole clusters.
 	if !opts.ReadOnly && fileLen > im.fileSize {
 		if err := f.Truncate(int64(im.fileSize)); err != nil {
-			return nil, fmt.Errorf("qed: %s: dropping the partial cluster at the end of the file: %w", path, err)
+			return nil, fileErr(path, "dropping the partial cluster at the end of the file", err)
 		}
 		if err := f.Sync(); err != nil {
-			return nil, fmt.Errorf("qed: %s: sync after dropping the partial cluster: %w", path, err)
+			return nil, fileErr(path, "sync after dropping the partial cluster", err)
 		}
 		fileLen = im.fileSize
 	}
@@ -325,7 +363,7 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 			return nil, err
 		}
 		if err := im.f.Sync(); err != nil {
-			return nil, fmt.Errorf("qed: %s: sync after clearing autoclear bits: %w", path, err)
+			return nil, fileErr(path, "sync after clearing autoclear bits", err)
 		}
 	}
 
@@ -339,7 +377,7 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	im.l1p = getEntries(int(im.l1Entries()))
 	im.l1 = *im.l1p
 	if err := im.readTable(h.L1TableOffset, im.l1); err != nil {
-		return nil, fmt.Errorf("qed: %s: reading L1 table: %w", path, err)
+		return nil, fileErr(path, "reading L1 table", err)
 	}
 
 	if h.Features&FeatureBackingFile != 0 {
@@ -353,7 +391,7 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		rep, err := im.Check(true)
 		if err != nil {
 			im.closeBacking()
-			return nil, fmt.Errorf("qed: %s: repair on open: %w", path, err)
+			return nil, fileErr(path, "repair on open", err)
 		}
 		im.corrupt = rep.Corruptions > 0
 		im.repaired = true
@@ -510,6 +548,16 @@ func (im *Image) Header() Header {
 
 // Path returns the path the image was opened at.
 func (im *Image) Path() string { return im.path }
+
+// Files returns the paths of the files the image reads: its own, then each
+// file of its backing chain in order (relative backing names resolved
+// against the directory of the image naming them). Immutable after Open.
+func (im *Image) Files() []string {
+	if im.backing == nil {
+		return []string{im.path}
+	}
+	return append([]string{im.path}, im.backing.files()...)
+}
 
 // ReadOnly reports whether the image was opened read-only.
 func (im *Image) ReadOnly() bool { return im.readOnly }
