@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math/bits"
-	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +31,7 @@ type benchConfig struct {
 	cache         string // -t: writeback or none
 	format        string // -f: qed or raw ("" = probe)
 	quiet         bool   // -q
+	forceShare    bool   // -U: read even while another process writes
 }
 
 func newBenchCommand(e *env) *cobra.Command {
@@ -49,7 +50,9 @@ requests run as concurrent goroutines (qemu-img runs them as asynchronous
 requests in one thread). With --flush-interval N the requests in flight are
 drained and the image flushed after every N requests. -t none opens the files
 with O_DIRECT (Linux; unaligned requests go through an aligned bounce buffer).
-Opening and closing the image are not timed.
+Opening and closing the image are not timed. IMG is locked as QEMU locks it:
+read-only for reads (refused while another process writes IMG, unless -U,
+--force-share), read-write with -w (refused while anyone else has it open).
 
 Then it prints the requests that reached the image file from open to close
 (write requests, their bytes, flushes, reads) and, for QED, the number of
@@ -96,6 +99,9 @@ by QEMU's blklogwrites driver, so that QEMU runs can be counted alike.`,
 			if c.flushInterval < 0 {
 				return usagef(cmd, "invalid --flush-interval %d: must not be negative", c.flushInterval)
 			}
+			if c.forceShare && c.write {
+				return usagef(cmd, "--force-share (-U) is only available in read tests (without -w)")
+			}
 			if c.flushInterval > 0 && !c.write {
 				return usagef(cmd, "--flush-interval is only available in write tests (-w)")
 			}
@@ -126,6 +132,7 @@ by QEMU's blklogwrites driver, so that QEMU runs can be counted alike.`,
 	f.StringVarP(&c.cache, "cache", "t", "writeback", "cache mode: writeback or none (O_DIRECT)")
 	f.BoolVarP(&c.write, "write", "w", false, "write instead of read")
 	f.BoolVarP(&c.quiet, "quiet", "q", false, "print nothing but errors")
+	f.BoolVarP(&c.forceShare, "force-share", "U", false, "read IMG even while another process writes it (read tests only)")
 	f.StringVar(&logArg, "count-log", "", "print the counts of a blklogwrites (dm-log-writes) log and exit")
 	return cmd
 }
@@ -179,7 +186,7 @@ func runBench(e *env, path string, c benchConfig) error {
 	}
 	res, err := benchRun(e.fs, path, c)
 	if err != nil {
-		return fail(err)
+		return fileError(path, err)
 	}
 	fmt.Fprintf(out, "Run completed in %.3f seconds.\n", res.elapsed.Seconds())
 	fmt.Fprintf(out, "I/O reaching %s (open to close): %s\n", path, res.io)
@@ -198,7 +205,7 @@ func benchRun(base afero.Fs, path string, c benchConfig) (res benchResult, err e
 	if format == "" {
 		// Probe through the page cache: O_DIRECT refuses the 4-byte read.
 		if format, err = probeFormat(base, path); err != nil {
-			return res, fmt.Errorf("bench: %w", err)
+			return res, err
 		}
 	}
 	if c.cache == "none" {
@@ -212,24 +219,20 @@ func benchRun(base afero.Fs, path string, c benchConfig) (res benchResult, err e
 	res.allocated = -1
 	switch format {
 	case "qed":
-		im, err = qed.Open(cfs, path, qed.OpenOptions{ReadOnly: !c.write})
+		im, err = qed.Open(cfs, path, qed.OpenOptions{ReadOnly: !c.write, ForceShare: c.forceShare})
 		if err != nil {
 			return res, err
 		}
 		t = im
 	default:
-		flag := os.O_RDONLY
-		if c.write {
-			flag = os.O_RDWR
-		}
-		f, err := cfs.OpenFile(path, flag, 0)
+		f, err := openRaw(&env{fs: cfs}, path, c.write, c.forceShare)
 		if err != nil {
-			return res, fmt.Errorf("bench: %w", err)
+			return res, err
 		}
 		st, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return res, fmt.Errorf("bench: %w", err)
+			return res, err
 		}
 		t = &rawTarget{f: f, size: st.Size()}
 	}
@@ -348,7 +351,7 @@ func benchRequests(t benchTarget, c benchConfig) (time.Duration, error) {
 						}
 					}
 					if err != nil {
-						setErr(fmt.Errorf("bench: request %d (%d bytes at offset %d): %w", i, len(buf), off, err))
+						setErr(fmt.Errorf("request %d (%d bytes at offset %d): %w", i, len(buf), off, ioCause(err)))
 						return
 					}
 				}
@@ -357,12 +360,23 @@ func benchRequests(t benchTarget, c benchConfig) (time.Duration, error) {
 		wg.Wait()
 		if c.flushInterval > 0 && hi-lo == batch && !failed.Load() {
 			if err := t.Flush(); err != nil {
-				setErr(fmt.Errorf("bench: flush after request %d: %w", hi-1, err))
+				setErr(fmt.Errorf("flush after request %d: %w", hi-1, ioCause(err)))
 			}
 		}
 	}
 	elapsed := time.Since(start)
 	return elapsed, firstErr
+}
+
+// ioCause is err of an I/O request as a cause for a message that names the
+// file already: impl/qed's errors as they are, OS errors without their
+// path.
+func ioCause(err error) error {
+	var fe *qed.FileError
+	if errors.As(err, &fe) {
+		return errors.New(strings.TrimPrefix(err.Error(), fe.Path+": "))
+	}
+	return unwrapPath(err)
 }
 
 // countLog prints the counts of a dm-log-writes log.

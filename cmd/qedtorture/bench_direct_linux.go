@@ -64,6 +64,9 @@ type directFile struct {
 // PositionalIOSafe: pread/pwrite on the OS file.
 func (f *directFile) PositionalIOSafe() bool { return true }
 
+// Unwrap returns the OS file, so that image locks reach it.
+func (f *directFile) Unwrap() afero.File { return f.File }
+
 func aligned(p []byte, off int64) bool {
 	return len(p) > 0 && off%directAlign == 0 && len(p)%directAlign == 0 &&
 		uintptr(unsafe.Pointer(&p[0]))%directAlign == 0

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/internal/imagelock"
 	"github.com/spf13/cobra"
 )
 
@@ -36,15 +39,21 @@ func newCheckCommand(e *env) *cobra.Command {
 		output outputFormat
 		repair string
 		format string
+		share  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "check [-r leaks|all] [--output human|json] IMG",
+		Use:   "check [-r leaks|all] [--output human|json] [-U] IMG",
 		Short: "Check a QED image for consistency (qemu-img's exit codes)",
 		Long: `Check the tables of a QED image: invalid offsets and clusters referenced twice
 (corruptions), unreferenced clusters (leaks). Without -r the image is opened
 read-only and not changed. -r all clears invalid offsets and, when no
 corruption remains, the NEED_CHECK bit; double references cannot be repaired.
 -r leaks repairs nothing: QED never reclaims leaked clusters.
+
+IMG and its backing chain are locked as QEMU locks them: read-only without
+-r (check fails while another process writes IMG, unless -U, --force-share,
+is given), and IMG read-write with -r (check -r fails, changing nothing,
+while any other process has IMG open; -U is refused with -r).
 
 Exit status: 0 clean, 2 corruptions, 3 leaks only, 1 the check failed.`,
 		Example: `  qedtorture check disk.qed
@@ -59,10 +68,13 @@ Exit status: 0 clean, 2 corruptions, 3 leaks only, 1 the check failed.`,
 					return err
 				}
 			}
+			if share && repair != "" {
+				return usagef(cmd, "--force-share (-U) reads a changing image; it cannot be combined with -r")
+			}
 			img := args[0]
-			res, err := runCheck(e, img, repair)
+			res, err := runCheck(e, img, repair, share)
 			if err != nil {
-				return failf("%s: check failed: %w", img, err)
+				return checkFailed(img, err)
 			}
 			if output.json() {
 				if err := writeJSON(e, res); err != nil {
@@ -85,15 +97,16 @@ Exit status: 0 clean, 2 corruptions, 3 leaks only, 1 the check failed.`,
 	cmd.Flags().Var(&output, "output", "output format: human or json")
 	cmd.Flags().StringVarP(&repair, "repair", "r", "", "repair mode: leaks (nothing to do for QED) or all")
 	cmd.Flags().StringVarP(&format, "format", "f", "qed", "image format (only qed)")
+	cmd.Flags().BoolVarP(&share, "force-share", "U", false, "check IMG even while another process writes it (no consistency guarantee; not with -r)")
 	return cmd
 }
 
 // runCheck checks img and, for repair "all", repairs it, then reports like
 // qemu-img: the counts of a final read-only pass plus what the repair fixed.
-func runCheck(e *env, img, repair string) (checkJSON, error) {
+func runCheck(e *env, img, repair string, share bool) (checkJSON, error) {
 	// A read-only open never repairs, so this first pass sees the image as
 	// it is, even with NEED_CHECK set.
-	before, err := checkOnce(e, img, true, false)
+	before, err := checkOnce(e, img, true, false, share)
 	if err != nil {
 		return checkJSON{}, err
 	}
@@ -106,11 +119,11 @@ func runCheck(e *env, img, repair string) (checkJSON, error) {
 	// (the impl/qed contract has no open-for-check mode that defers it), so
 	// the repaired count is also derived from the difference to the
 	// read-only pass.
-	fixedRep, err := checkOnce(e, img, false, true)
+	fixedRep, err := checkOnce(e, img, false, true, false)
 	if err != nil {
 		return checkJSON{}, err
 	}
-	after, err := checkOnce(e, img, true, false)
+	after, err := checkOnce(e, img, true, false, false)
 	if err != nil {
 		return checkJSON{}, err
 	}
@@ -124,8 +137,8 @@ func runCheck(e *env, img, repair string) (checkJSON, error) {
 	return out, nil
 }
 
-func checkOnce(e *env, img string, readOnly, repair bool) (qed.CheckReport, error) {
-	im, err := qed.Open(e.fs, img, qed.OpenOptions{ReadOnly: readOnly, IdleClearDelay: -1})
+func checkOnce(e *env, img string, readOnly, repair, share bool) (qed.CheckReport, error) {
+	im, err := qed.Open(e.fs, img, qed.OpenOptions{ReadOnly: readOnly, ForceShare: share, IdleClearDelay: -1})
 	if err != nil {
 		return qed.CheckReport{}, err
 	}
@@ -133,8 +146,29 @@ func checkOnce(e *env, img string, readOnly, repair bool) (qed.CheckReport, erro
 	if err := im.Close(); err != nil && cerr == nil {
 		cerr = err
 	}
-	return rep, cerr
+	if cerr != nil {
+		return rep, &checkFailure{cerr}
+	}
+	return rep, nil
 }
+
+// checkFailed is the one line of a check that could not run: "IMG: check
+// failed: cause", naming IMG once; a lock conflict is QEMU's message.
+func checkFailed(img string, err error) error {
+	var ce *imagelock.ConflictError
+	if errors.As(err, &ce) {
+		return fail(err)
+	}
+	msg := fileError(img, err).Error()
+	msg = strings.TrimPrefix(strings.TrimPrefix(msg, img+": "), "check: ")
+	return failf("%s: check failed: %s", img, msg)
+}
+
+// checkFailure is an error of the check itself (the image opened).
+type checkFailure struct{ err error }
+
+func (c *checkFailure) Error() string { return c.err.Error() }
+func (c *checkFailure) Unwrap() error { return c.err }
 
 func toCheckJSON(img string, r qed.CheckReport) checkJSON {
 	return checkJSON{

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/spf13/cobra"
@@ -21,8 +23,12 @@ func newCreateCommand(e *env) *cobra.Command {
 		Long: `Create a new QED image IMG of SIZE bytes (suffixes K, M, G, T; a multiple of 512).
 With -b the image gets a backing file (a path relative to IMG's directory, or
 absolute); -F raw marks it raw (never probed), -F qed or no -F lets readers
-probe it. SIZE defaults to the backing file's size. An existing IMG is
-overwritten.`,
+probe it. SIZE defaults to the backing file's size.
+
+An existing IMG is overwritten, but only after taking QEMU's write lock on it:
+create fails, changing nothing, while another process (a VM, qemu-io, an
+image whose backing file IMG is) has IMG open. IMG may not be its own backing
+file, nor a file of the backing file's chain (refused, by any name).`,
 		Example: `  qedtorture create disk.qed 10G
   qedtorture create -o cluster_size=4K,table_size=16 small.qed 64M
   qedtorture create -b base.raw -F raw overlay.qed`,
@@ -81,7 +87,7 @@ overwritten.`,
 			if backing != "" && (!unsafe || size < 0) {
 				bsize, bfmt, err := backingSize(e, img, backing, backingFmt)
 				if err != nil {
-					return fail(err)
+					return err
 				}
 				if size < 0 {
 					size = (bsize + 511) &^ 511
@@ -98,7 +104,7 @@ overwritten.`,
 				if errors.Is(err, qed.ErrInvalidOption) {
 					return &usageError{cmd: cmd.CommandPath(), err: err}
 				}
-				return failf("%s: %w", img, err)
+				return fileError(img, err)
 			}
 			if !quiet {
 				fmt.Fprintf(e.stdout, "Formatting '%s', fmt=qed size=%d%s cluster_size=%s table_size=%s\n",
@@ -117,28 +123,51 @@ overwritten.`,
 	return cmd
 }
 
-// backingSize opens the backing file named by img's header-to-be and
-// returns its guest size and format (given, or probed).
+// backingSize opens the backing file named by img's header-to-be (a QED
+// backing file with its whole chain, read-only and locked as QEMU would)
+// and returns its guest size and format (given, or probed). It refuses an
+// img that is the backing file or any file of its chain: overwriting it
+// would destroy data the new image reads.
 func backingSize(e *env, img, backing, backingFmt string) (int64, string, error) {
 	path := resolveBacking(img, backing)
+	bad := func(err error) error {
+		return failf("%s: backing file %s: %s", img, backing, strings.TrimPrefix(fileError(path, err).Error(), path+": "))
+	}
 	fmtName := backingFmt
 	if fmtName == "" {
 		p, err := probeFormat(e.fs, path)
 		if err != nil {
-			return 0, "", fmt.Errorf("backing file %s: %w", backing, err)
+			return 0, "", bad(err)
 		}
 		fmtName = p
 	}
 	if fmtName == "qed" {
-		h, err := qed.ReadHeader(e.fs, path)
+		im, err := qed.Open(e.fs, path, qed.OpenOptions{ReadOnly: true, IdleClearDelay: -1})
 		if err != nil {
-			return 0, "", fmt.Errorf("backing file %s: %w", backing, err)
+			return 0, "", bad(err)
 		}
-		return int64(h.ImageSize), "qed", nil
+		files, size := im.Files(), im.Size()
+		im.Close()
+		for i, f := range files {
+			if sameFile(e, img, f) {
+				if i == 0 {
+					return 0, "", failf("%s: is its own backing file (%s); refusing", img, backing)
+				}
+				as := ""
+				if filepath.Clean(f) != filepath.Clean(img) {
+					as = " as " + f
+				}
+				return 0, "", failf("%s: is in the backing chain of %s%s; refusing to overwrite it", img, backing, as)
+			}
+		}
+		return size, "qed", nil
+	}
+	if sameFile(e, img, path) {
+		return 0, "", failf("%s: is its own backing file (%s); refusing", img, backing)
 	}
 	st, err := e.fs.Stat(path)
 	if err != nil {
-		return 0, "", fmt.Errorf("backing file %s: %w", backing, err)
+		return 0, "", bad(err)
 	}
 	return st.Size(), "raw", nil
 }

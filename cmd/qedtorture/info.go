@@ -44,13 +44,16 @@ func newInfoCommand(e *env) *cobra.Command {
 	var (
 		output outputFormat
 		format string
+		share  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "info [--output human|json] IMG",
+		Use:   "info [--output human|json] [-U] IMG",
 		Short: "Show a QED image's header and sizes",
 		Long: `Show the geometry, sizes, backing file and feature bits of a QED image. Only
 the header is read (the backing file need not exist); it is validated as a
-writable open would validate it.`,
+writable open would validate it. IMG is locked read-only while it is read, as
+QEMU locks it: info fails while another process (a VM, qemu-io) writes IMG,
+unless -U (--force-share) is given.`,
 		Example: `  qedtorture info disk.qed
   qedtorture info --output json disk.qed`,
 		Args: argsBetween(1, 1, "IMG"),
@@ -59,13 +62,13 @@ writable open would validate it.`,
 				return err
 			}
 			img := args[0]
-			h, err := qed.ReadHeader(e.fs, img)
+			h, err := qed.ReadHeaderWith(e.fs, img, qed.OpenOptions{ForceShare: share})
 			if err != nil {
-				return failf("%s: %w", img, err)
+				return fileError(img, err)
 			}
 			st, err := e.fs.Stat(img)
 			if err != nil {
-				return failf("%s: %w", img, err)
+				return fileError(img, err)
 			}
 			info := infoJSON{
 				VirtualSize: int64(h.ImageSize),
@@ -127,6 +130,7 @@ writable open would validate it.`,
 	}
 	cmd.Flags().Var(&output, "output", "output format: human or json")
 	cmd.Flags().StringVarP(&format, "format", "f", "qed", "image format (only qed)")
+	cmd.Flags().BoolVarP(&share, "force-share", "U", false, "read IMG even while another process writes it (no consistency guarantee)")
 	return cmd
 }
 

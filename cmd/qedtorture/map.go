@@ -39,14 +39,17 @@ func newMapCommand(e *env) *cobra.Command {
 	var (
 		output outputFormat
 		format string
+		share  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "map [--output human|json] IMG",
+		Use:   "map [--output human|json] [-U] IMG",
 		Short: "Show where each guest range of a QED image lives",
 		Long: `Show, for each guest range, which layer of the backing chain provides it
 (depth 0 is IMG) and how: data at a host offset, a zero cluster, or
 unallocated (zeros, or past the end of a shorter backing file). The JSON shape
-is qemu-img map's; the human listing shows only the ranges with data.`,
+is qemu-img map's; the human listing shows only the ranges with data. Each
+file of the chain is locked read-only while it is read, as QEMU locks it: map
+fails while another process writes one, unless -U (--force-share) is given.`,
 		Example: `  qedtorture map disk.qed
   qedtorture map --output json disk.qed`,
 		Args: argsBetween(1, 1, "IMG"),
@@ -55,7 +58,7 @@ is qemu-img map's; the human listing shows only the ranges with data.`,
 				return err
 			}
 			img := args[0]
-			chain, err := openChain(e, img)
+			chain, err := openChain(e, img, share)
 			if err != nil {
 				return fail(err)
 			}
@@ -79,6 +82,7 @@ is qemu-img map's; the human listing shows only the ranges with data.`,
 	}
 	cmd.Flags().Var(&output, "output", "output format: human or json")
 	cmd.Flags().StringVarP(&format, "format", "f", "qed", "image format (only qed)")
+	cmd.Flags().BoolVarP(&share, "force-share", "U", false, "read the chain even while another process writes it (no consistency guarantee)")
 	return cmd
 }
 
@@ -91,7 +95,7 @@ func hex(n int64) string {
 }
 
 // openChain maps img and each image of its backing chain (read-only).
-func openChain(e *env, img string) ([]layer, error) {
+func openChain(e *env, img string, share bool) ([]layer, error) {
 	var chain []layer
 	seen := map[string]bool{}
 	path, fmtName := img, "qed"
@@ -104,22 +108,22 @@ func openChain(e *env, img string) ([]layer, error) {
 		}
 		seen[path] = true
 		if fmtName == "raw" {
-			size, ext, err := rawExtents(e, path)
+			size, ext, err := rawExtents(e, path, share)
 			if err != nil {
-				return nil, fmt.Errorf("backing file: %w", err)
+				return nil, fileError(path, err)
 			}
 			return append(chain, layer{path: path, size: size, raw: true, extents: ext}), nil
 		}
-		im, err := qed.Open(e.fs, path, qed.OpenOptions{ReadOnly: true, IdleClearDelay: -1})
+		im, err := qed.Open(e.fs, path, qed.OpenOptions{ReadOnly: true, ForceShare: share, IdleClearDelay: -1})
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, fileError(path, err)
 		}
 		ext, err := im.Map()
 		h := im.Header()
 		size := im.Size()
 		im.Close()
 		if err != nil {
-			return nil, fmt.Errorf("%s: map: %w", path, err)
+			return nil, fileError(path, err)
 		}
 		sort.Slice(ext, func(i, j int) bool { return ext[i].Start < ext[j].Start })
 		chain = append(chain, layer{path: path, size: size, extents: ext})
@@ -130,7 +134,7 @@ func openChain(e *env, img string) ([]layer, error) {
 		if h.Features&qed.FeatureBackingNoProbe != 0 {
 			fmtName = "raw"
 		} else if fmtName, err = probeFormat(e.fs, next); err != nil {
-			return nil, fmt.Errorf("%s: backing file: %w", path, err)
+			return nil, failf("%s: backing file: %v", path, fileError(next, err))
 		}
 		path = next
 	}
@@ -139,8 +143,8 @@ func openChain(e *env, img string) ([]layer, error) {
 // rawExtents returns the length of the raw file at path and its data and
 // hole ranges (holes as ExtentZero), found with SEEK_DATA/SEEK_HOLE where
 // the filesystem supports them; otherwise the whole file is data.
-func rawExtents(e *env, path string) (int64, []qed.Extent, error) {
-	f, err := e.fs.Open(path)
+func rawExtents(e *env, path string, share bool) (int64, []qed.Extent, error) {
+	f, err := openRaw(e, path, false, share)
 	if err != nil {
 		return 0, nil, err
 	}

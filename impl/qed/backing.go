@@ -39,7 +39,7 @@ func (r *rawBacking) readAt(p []byte, off int64) error {
 		var err error
 		n, err = r.f.ReadAt(p[:want], off)
 		if err != nil && !(errors.Is(err, io.EOF) && n == int(want)) {
-			return fmt.Errorf("qed: reading backing file %s at %d: %w", r.f.Name(), off, err)
+			return fileErr(r.path, fmt.Sprintf("reading backing file at %d", off), err)
 		}
 	}
 	clear(p[n:])

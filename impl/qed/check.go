@@ -102,7 +102,7 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		// the file (which a read-only image never changes).
 		rep.CheckErrors++
 		rep.Problems = append(rep.Problems, fmt.Sprintf("L1 table at %d: %v", im.hdr.L1TableOffset, err))
-		return rep, fmt.Errorf("qed: %s: check: %w", im.path, err)
+		return rep, fileErr(im.path, "check", err)
 	}
 	l1Invalid := 0
 	for i, e := range l1 {
@@ -166,7 +166,7 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		im.cache.clear()
 	}
 	if lastErr != nil {
-		return rep, fmt.Errorf("qed: %s: check: %w", im.path, lastErr)
+		return rep, fileErr(im.path, "check", lastErr)
 	}
 	for c := uint64(im.hdr.HeaderSize); c < nclusters; c++ {
 		if used[c/64]&(1<<(c%64)) == 0 {

@@ -217,13 +217,25 @@ func writeNewImage(f afero.File, h *Header, backing string) error {
 	return f.Sync()
 }
 
-// ReadHeader reads and validates only the header of the image at path.
+// ReadHeader reads and validates only the header of the image at path. It
+// takes no image lock (see ReadHeaderWith).
 func ReadHeader(fs afero.Fs, path string) (Header, error) {
+	return ReadHeaderWith(fs, path, OpenOptions{ReadOnly: true, NoLock: true})
+}
+
+// ReadHeaderWith is ReadHeader holding, while it reads, the read-only image
+// lock an Open with opts would take (force-share with opts.ForceShare,
+// none with opts.NoLock); the backing chain is not opened.
+func ReadHeaderWith(fs afero.Fs, path string, opts OpenOptions) (Header, error) {
 	f, err := fs.OpenFile(path, os.O_RDONLY, 0)
 	if err != nil {
 		return Header{}, fileErr(path, "", err)
 	}
 	defer f.Close()
+	opts.ReadOnly = true
+	if err := lockFile(f, path, lockMode(opts), opts.NoLock); err != nil {
+		return Header{}, err
+	}
 	h, _, err := readHeader(f)
 	if err != nil {
 		return Header{}, fileErr(path, "", err)
@@ -526,7 +538,7 @@ func (im *Image) writeHeaderLocked(h Header) error {
 	var b [HeaderFieldsSize]byte
 	encodeHeader(&h, b[:])
 	if _, err := im.f.WriteAt(b[:], 0); err != nil {
-		return fmt.Errorf("qed: %s: writing header: %w", im.path, err)
+		return fileErr(im.path, "writing header", err)
 	}
 	im.hdr = h
 	return nil
@@ -579,7 +591,7 @@ func (im *Image) Flush() error {
 	if !im.metaDirtyLocked() {
 		defer im.mu.RUnlock()
 		if err := im.f.Sync(); err != nil {
-			return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+			return fileErr(im.path, "flush", err)
 		}
 		return nil
 	}
@@ -621,7 +633,7 @@ func (im *Image) Close() error {
 		im.cow = nil
 	}
 	if cerr := im.f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("qed: %s: close: %w", im.path, cerr)
+		err = fileErr(im.path, "close", cerr)
 	}
 	if berr := im.closeBacking(); err == nil && berr != nil {
 		err = berr
@@ -668,7 +680,7 @@ func (im *Image) clearNeedCheckLocked() error {
 		return err
 	}
 	if err := im.f.Sync(); err != nil {
-		return fmt.Errorf("qed: %s: flush after clearing NEED_CHECK: %w", im.path, err)
+		return fileErr(im.path, "flush after clearing NEED_CHECK", err)
 	}
 	return nil
 }
@@ -686,7 +698,7 @@ func (im *Image) setNeedCheckLocked() error {
 		return err
 	}
 	if err := im.f.Sync(); err != nil {
-		return fmt.Errorf("qed: %s: flush after setting NEED_CHECK: %w", im.path, err)
+		return fileErr(im.path, "flush after setting NEED_CHECK", err)
 	}
 	return nil
 }
@@ -753,7 +765,7 @@ func (im *Image) Resize(newSize int64) error {
 		return err
 	}
 	if err := im.f.Sync(); err != nil {
-		return fmt.Errorf("qed: %s: flush after resize: %w", im.path, err)
+		return fileErr(im.path, "flush after resize", err)
 	}
 	return nil
 }
@@ -819,7 +831,7 @@ func (im *Image) hideBackingTailLocked(newSize uint64) error {
 	// The zero marks (and any COW write) are written back and durable
 	// before the header announces the new size.
 	if err := im.flushMetaLocked(); err != nil {
-		return fmt.Errorf("qed: %s: flush before resize: %w", im.path, err)
+		return fileErr(im.path, "flush before resize", err)
 	}
 	return nil
 }

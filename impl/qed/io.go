@@ -85,7 +85,7 @@ func (im *Image) getL2Locked(off uint64) (*l2Table, error) {
 	}
 	t := im.newL2Table(off, false)
 	if err := im.readTable(off, t.entries); err != nil {
-		return nil, fmt.Errorf("qed: %s: reading L2 table: %w", im.path, err)
+		return nil, fileErr(im.path, "reading L2 table", err)
 	}
 	return im.cache.insert(t), nil
 }
@@ -203,7 +203,7 @@ func (im *Image) readLocked(p []byte, pos uint64) error {
 					if err == nil {
 						err = io.ErrUnexpectedEOF
 					}
-					return false, fmt.Errorf("qed: %s: reading data at host offset %d: %w", im.path, host, err)
+					return false, fileErr(im.path, fmt.Sprintf("reading data at host offset %d", host), err)
 				}
 			}
 		case ExtentZero:
@@ -295,7 +295,7 @@ func (im *Image) writeDataAt(p []byte, host uint64) error {
 		}
 	}
 	if _, err := im.f.WriteAt(p, int64(host)); err != nil {
-		return fmt.Errorf("qed: %s: writing data at host offset %d: %w", im.path, host, err)
+		return fileErr(im.path, fmt.Sprintf("writing data at host offset %d", host), err)
 	}
 	return nil
 }
@@ -374,7 +374,7 @@ func (im *Image) allocateLocked(pos uint64, data []byte, r run) error {
 		}
 		if r.kind == ExtentUnallocated || (r.kind == ExtentZero && defect(DefectZeroClusterPartialWriteReadsBacking)) {
 			if err := im.readBacking(buf, gpos); err != nil {
-				return false, fmt.Errorf("qed: %s: copy-on-write read at guest offset %d: %w", im.path, gpos, err)
+				return false, fileErr(im.path, fmt.Sprintf("copy-on-write read at guest offset %d", gpos), err)
 			}
 			if defect(DefectCOWPastBackingEndGarbage) {
 				im.defectGarblePastBackingEnd(buf, gpos)
@@ -591,19 +591,19 @@ func (im *Image) flushMetaLocked() error {
 	l1Dirty := im.l1DirtyLo < im.l1DirtyHi
 	if !im.lenShort && !l1Dirty && len(tables) == 0 {
 		if err := im.f.Sync(); err != nil {
-			return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+			return fileErr(im.path, "flush", err)
 		}
 		return nil
 	}
 	if im.lenShort {
 		if err := im.f.Truncate(int64(im.fileSize)); err != nil {
-			return fmt.Errorf("qed: %s: extending the file to %d bytes: %w", im.path, im.fileSize, err)
+			return fileErr(im.path, fmt.Sprintf("extending the file to %d bytes", im.fileSize), err)
 		}
 		im.lenShort = false
 	}
 	if im.backing != nil && !defect(DefectNoSyncDataBeforeL2Link) {
 		if err := im.f.Sync(); err != nil {
-			return fmt.Errorf("qed: %s: flush before linking new data: %w", im.path, err)
+			return fileErr(im.path, "flush before linking new data", err)
 		}
 	}
 	for _, t := range tables {
@@ -623,7 +623,7 @@ func (im *Image) flushMetaLocked() error {
 	if l1Dirty {
 		if !defect(DefectNoSyncL2BeforeL1Link) {
 			if err := im.f.Sync(); err != nil {
-				return fmt.Errorf("qed: %s: flush before linking new L2 table: %w", im.path, err)
+				return fileErr(im.path, "flush before linking new L2 table", err)
 			}
 		}
 		if err := im.writeTableLocked(im.hdr.L1TableOffset, im.l1, im.l1DirtyLo, im.l1DirtyHi-im.l1DirtyLo); err != nil {
@@ -631,7 +631,7 @@ func (im *Image) flushMetaLocked() error {
 		}
 	}
 	if err := im.f.Sync(); err != nil {
-		return fmt.Errorf("qed: %s: flush: %w", im.path, err)
+		return fileErr(im.path, "flush", err)
 	}
 	for _, t := range tables {
 		t.markClean()
@@ -663,7 +663,7 @@ func (im *Image) writeTableLocked(off uint64, entries []uint64, first, n uint64)
 		encodeTable(buf, src)
 	}
 	if _, err := im.f.WriteAt(buf, int64(off+lo)); err != nil {
-		return fmt.Errorf("qed: %s: writing table at %d: %w", im.path, off+lo, err)
+		return fileErr(im.path, fmt.Sprintf("writing table at %d", off+lo), err)
 	}
 	return nil
 }

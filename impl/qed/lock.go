@@ -57,3 +57,11 @@ func osFile(f afero.File) *os.File {
 	}
 	return nil
 }
+
+// LockFile takes the image locks of mode m on f (named path in errors)
+// when f is, or wraps, an *os.File; other files take none. It is for files
+// this package does not open itself, such as a raw image or a raw convert
+// destination; the locks go with the file's Close.
+func LockFile(f afero.File, path string, m imagelock.Mode) error {
+	return lockFile(f, path, m, false)
+}
