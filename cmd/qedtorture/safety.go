@@ -115,5 +115,3 @@ func refuseChainFile(e *env, dst string, files []string, what string) error {
 	}
 	return nil
 }
-
-
