@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/internal/imagelock"
@@ -63,11 +64,9 @@ func openRaw(e *env, path string, write, forceShare bool) (afero.File, error) {
 
 // sameFile reports whether the paths a and b name the same existing file
 // (device and inode, through symlinks and hard links), or the same path
-// once symlinks in their directories are resolved.
+// once symlinks are resolved (never lexically: "lnk/../x" is not "x" when
+// lnk is a symlink to another directory).
 func sameFile(e *env, a, b string) bool {
-	if filepath.Clean(a) == filepath.Clean(b) {
-		return true
-	}
 	sa, err1 := e.fs.Stat(a)
 	sb, err2 := e.fs.Stat(b)
 	if err1 == nil && err2 == nil {
@@ -86,11 +85,22 @@ func resolvePath(path string) string {
 			return a
 		}
 	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+	// Split without cleaning (filepath.Dir would resolve "lnk/.."
+	// lexically): the directory part is resolved by EvalSymlinks, which
+	// follows a symlink before applying "..".
+	i := strings.LastIndexAny(path, string(filepath.Separator)+"/")
+	dir, base := ".", path
+	if i >= 0 {
+		dir, base = path[:i+1], path[i+1:]
+	}
+	if base == "" || base == "." || base == ".." {
+		return ""
+	}
+	d, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return ""
 	}
-	a, err := filepath.Abs(filepath.Join(dir, filepath.Base(path)))
+	a, err := filepath.Abs(filepath.Join(d, base))
 	if err != nil {
 		return ""
 	}

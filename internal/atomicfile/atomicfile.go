@@ -92,7 +92,7 @@ func (f *File) Commit() error {
 		f.err = fmt.Errorf("%s: %w", f.final, unwrapPath(err))
 		return f.err
 	}
-	if err := SyncDir(filepath.Dir(f.final)); err != nil {
+	if err := SyncDir(dirOf(f.final)); err != nil {
 		f.err = fmt.Errorf("%s: %w", f.final, unwrapPath(err))
 	}
 	return f.err
@@ -156,7 +156,7 @@ func CommitPath(tmp, path string) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("%s: %w", path, unwrapPath(err))
 	}
-	if err := SyncDir(filepath.Dir(path)); err != nil {
+	if err := SyncDir(dirOf(path)); err != nil {
 		return fmt.Errorf("%s: %w", path, unwrapPath(err))
 	}
 	return nil
@@ -238,6 +238,18 @@ func syncPath(p string) error {
 		return nil
 	}
 	return err
+}
+
+// dirOf is the directory holding path, split off without cleaning: the
+// kernel resolves "lnk/../x" through the symlink lnk, and so must the
+// directory synced after a rename to it (filepath.Dir would clean the
+// ".." away lexically).
+func dirOf(path string) string {
+	dir, _ := filepath.Split(path)
+	if dir == "" {
+		return "."
+	}
+	return dir
 }
 
 // unwrapPath drops the *fs.PathError's own path so that an error names the
