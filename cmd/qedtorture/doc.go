@@ -7,10 +7,10 @@
 // # Basics
 //
 //	qedtorture create [-o cluster_size=N,table_size=N] [-b BACKING [-F raw|qed]] IMG [SIZE]
-//	qedtorture info   [--output human|json] IMG
-//	qedtorture check  [-r leaks|all] [--output human|json] IMG
-//	qedtorture map    [--output human|json] IMG
-//	qedtorture convert [-f raw|qed] [-O raw|qed] [-o cluster_size=N,table_size=N] SRC DST
+//	qedtorture info   [--output human|json] [-U] IMG
+//	qedtorture check  [-r leaks|all] [--output human|json] [-U] IMG
+//	qedtorture map    [--output human|json] [-U] IMG
+//	qedtorture convert [-f raw|qed] [-O raw|qed] [-o cluster_size=N,table_size=N] [-U] SRC DST
 //	qedtorture run    [--duration D | --iterations N] [--seed S] [--crash-model M] [--shard I/N] ...
 //	qedtorture replay ARTIFACT_DIR
 //	qedtorture report merge [-o FILE] REPORT...
@@ -26,6 +26,20 @@
 // 2 a usage error (unknown flag or subcommand, bad argument). check follows
 // qemu-img: 0 clean, 2 corruptions, 3 leaks only, 1 the check itself failed.
 // Every error is one line on stderr, prefixed "qedtorture: ".
+//
+// # Safety of the image utilities
+//
+// Every image file they open is locked as QEMU 7.2 locks it
+// (internal/imagelock, through impl/qed): read-write for create, check -r,
+// bench -w and an existing convert destination; read-only for info, check,
+// map, bench and convert's source and its backing chain; -U (force-share)
+// reads beside a writer. convert refuses a destination that is its source
+// or any file of the source's backing chain (by device and inode, and by
+// path with symlinks resolved), and writes its output through
+// internal/atomicfile (temporary name, sync, rename, directory sync;
+// removed on error). create refuses an image that is its own backing file
+// or in its backing file's chain. Error lines name the file once
+// (fileError). README.md's "Safety" section states the guarantees.
 //
 // # Testing
 //
