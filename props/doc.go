@@ -13,9 +13,10 @@
 // in a reference model (model.Disk). CheckCrashState judges one crash
 // state: the raw image's structure (NEED_CHECK clear implies consistent,
 // by the independent checker), recovery by a writable open, the size, every
-// guest byte against the model (the flushed value or one written since),
-// the structure after recovery, and liveness (a write, a flush, a clean
-// close, a reopen that needs no repair).
+// guest sector against the model (its flushed value with some of the writes
+// issued since applied in order: model's sector rule), the structure after
+// recovery, liveness (a write, a flush, a clean close, a reopen that needs
+// no repair), and every guest byte again through that reopen.
 //
 // # The state machine (statemachine*.go)
 //

@@ -334,7 +334,7 @@ func Replay(dir string) (*ReplayResult, error) {
 		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
 	}
 	oracle := meta.Oracle
-	if oracle.Durable == nil && m.Size() <= maxDurableCache {
+	if oracle.Durable == nil && props.DurableCost(m) <= maxDurableCache {
 		// As judge() does, so that the explanation reads the same.
 		if oracle.Durable, err = props.NewDurable(m); err != nil {
 			return nil, err

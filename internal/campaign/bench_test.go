@@ -85,7 +85,7 @@ func BenchmarkCrashStates(b *testing.B) {
 				rec, states := benchStates(b, benchWorkload(c.cluster, c.size, c.writes, unsynced))
 				durables := map[int64]*props.Durable{}
 				for _, s := range states {
-					if durables[s.k] == nil && c.size <= maxDurableCache {
+					if durables[s.k] == nil && props.DurableCost(rec.ModelAt(s.k)) <= maxDurableCache {
 						d, err := props.NewDurable(rec.ModelAt(s.k))
 						if err != nil {
 							b.Fatal(err)

@@ -85,7 +85,7 @@ type checker struct {
 	local struct{ points, states, oracleRuns int64 }
 }
 
-// maxDurableCache bounds the images whose durable contents judge() keeps
+// maxDurableCache bounds the durable contents (props.DurableCost) judge() keeps
 // in memory to speed up the data check (props.OracleOptions.Durable).
 const maxDurableCache = 64 << 20
 
@@ -146,7 +146,7 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 		base := rec.ModelAt(k)
 		snap := rec.SnapIndexAt(k)
 		oracle := ck.oracle
-		if oracle.Durable == nil && base.Size() <= maxDurableCache {
+		if oracle.Durable == nil && props.DurableCost(base) <= maxDurableCache {
 			// Points come in K order, so each snapshot's states are
 			// consecutive: keep the last snapshot's durable contents.
 			if snap != durSnap {
