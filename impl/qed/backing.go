@@ -86,6 +86,23 @@ type chain struct {
 	maxDepth int
 }
 
+// sameAsVisited reports whether p is, by device and inode (through hard
+// links and symlinks), a file already in the chain. Only filesystems whose
+// FileInfo os.SameFile understands (the OS's) can say yes; this runs only
+// for images with a backing file.
+func (ch *chain) sameAsVisited(fs afero.Fs, p string) bool {
+	sp, err := fs.Stat(p)
+	if err != nil {
+		return false
+	}
+	for v := range ch.visited {
+		if sv, err := fs.Stat(v); err == nil && os.SameFile(sp, sv) {
+			return true
+		}
+	}
+	return false
+}
+
 // resolveBacking returns the path of the backing file named by the image
 // at imgPath: absolute names as they are, relative names against the
 // directory of the naming image.
@@ -100,7 +117,7 @@ func resolveBacking(imgPath, name string) string {
 // probing its format unless FeatureBackingNoProbe says raw.
 func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOptions) (backingFile, error) {
 	p := resolveBacking(imgPath, h.BackingFilename)
-	if ch.visited[p] {
+	if ch.visited[p] || ch.sameAsVisited(fs, p) {
 		return nil, fmt.Errorf("%w: %s is named again by %s", ErrBackingLoop, p, imgPath)
 	}
 	if ch.depth+1 > ch.maxDepth {

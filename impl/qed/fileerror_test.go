@@ -45,3 +45,21 @@ func TestErrorsNameTheFileOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestBackingLoopThroughHardLink: a chain that comes back to one of its
+// files under another name (a hard link, a symlink) is a loop, found by
+// device and inode, not a chain too deep.
+func TestBackingLoopThroughHardLink(t *testing.T) {
+	fs_ := afero.NewOsFs()
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.qed")
+	mustNil(t, Create(fs_, a, CreateOptions{Size: 1 << 20, BackingFile: "b.qed"}))
+	mustNil(t, os.Link(a, filepath.Join(dir, "b.qed")))
+	mustNil(t, os.Symlink("a.qed", filepath.Join(dir, "c.qed")))
+	for _, p := range []string{a, filepath.Join(dir, "c.qed")} {
+		_, err := Open(fs_, p, OpenOptions{ReadOnly: true})
+		if !errors.Is(err, ErrBackingLoop) {
+			t.Errorf("open %s: %v, want ErrBackingLoop", p, err)
+		}
+	}
+}
