@@ -174,8 +174,10 @@ func convert(e *env, j convertJob) (err error) {
 	}
 	if _, err := os.Stat(final); err == nil {
 		// Held until the output replaced it: no other user loses it
-		// under them, and no one opens it meanwhile.
-		old, err := e.fs.Open(final)
+		// under them, and no one opens it meanwhile. Opened for writing,
+		// as qemu-img would open it: a file we may not write is refused
+		// (permission denied), not replaced.
+		old, err := e.fs.OpenFile(final, os.O_RDWR, 0)
 		if err != nil {
 			return fileError(j.dst, err)
 		}
@@ -258,9 +260,6 @@ func convertToQED(e *env, in *source, j convertJob, final string, perm os.FileMo
 	}()
 	qsize := (in.size + 511) &^ 511
 	if err := qed.Create(e.fs, tmp, qed.CreateOptions{Size: uint64(qsize), ClusterSize: j.cluster, TableSize: j.table}); err != nil {
-		if errors.Is(err, qed.ErrInvalidOption) {
-			return 0, &exitError{code: exitUsage, err: err}
-		}
 		return 0, outputError(j.dst, tmp, err)
 	}
 	if err := os.Chmod(tmp, perm); err != nil {
