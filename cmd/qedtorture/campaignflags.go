@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"strconv"
@@ -18,23 +19,24 @@ import (
 // display. One definition keeps their names, meanings and checks the same
 // in both commands.
 type campaignFlags struct {
-	duration      time.Duration
-	iterations    int
-	seed          string
-	models        string
-	workers       int
-	maxClusters   int64
-	backingChance float64
-	ops           int
-	weights       string
-	out           string
-	report        string
-	bound         uint64
-	samples       int
-	sampledPoints int
-	progress      string
-	progressEvery time.Duration
-	minimizeTime  time.Duration
+	duration        time.Duration
+	iterations      int
+	seed            string
+	models          string
+	workers         int
+	maxClusters     int64
+	backingChance   float64
+	ops             int
+	weights         string
+	out             string
+	report          string
+	bound           uint64
+	samples         int
+	sampledPoints   int
+	progress        string
+	progressEvery   time.Duration
+	minimizeTime    time.Duration
+	checkpointEvery time.Duration
 
 	d campaignDefaults // the command's defaults and limits (register)
 }
@@ -69,7 +71,8 @@ func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
 	fl.IntVar(&c.ops, "ops", d.gen.Ops, "guest operations per workload")
 	fl.StringVar(&c.weights, "op-weights", "", "operation weights replacing the defaults, e.g. '"+d.weightsExample+"' (0 removes a kind)")
 	fl.StringVar(&c.out, "out", d.out, d.outHelp)
-	fl.StringVar(&c.report, "report", "", "write the JSON report to this file ('-' for stdout)")
+	fl.StringVar(&c.report, "report", "", "write the JSON report to this file ('-' for stdout, with every other line on stderr)")
+	fl.DurationVar(&c.checkpointEvery, "checkpoint-interval", 60*time.Second, "rewrite the --report file (atomically, marked \"checkpoint\": true) this often during the run; 0 = only at the end")
 	fl.Uint64Var(&c.bound, "bound", d.bound, "enumerate a crash point's states exhaustively up to this many per model")
 	fl.IntVar(&c.samples, "samples", d.samples, "states sampled per crash point and model above the bound")
 	fl.IntVar(&c.sampledPoints, "sampled-points", d.sampledPoints, d.pointsHelp)
@@ -95,8 +98,11 @@ func (c *campaignFlags) parse(cmd *cobra.Command) (uint64, []crashsim.Model, wor
 		}
 		seed = s
 	}
-	if c.duration < 0 {
-		return bad("invalid --duration %s: must not be negative", c.duration)
+	if c.duration < 0 || (c.duration == 0 && cmd.Flags().Changed("duration")) {
+		return bad("invalid --duration %s: must be positive", c.duration)
+	}
+	if c.checkpointEvery < 0 {
+		return bad("invalid --checkpoint-interval %s: must not be negative (0 = only at the end)", c.checkpointEvery)
 	}
 	if c.iterations < 0 {
 		return bad("invalid --iterations %d: must not be negative", c.iterations)
@@ -136,6 +142,32 @@ func (c *campaignFlags) parse(cmd *cobra.Command) (uint64, []crashsim.Model, wor
 		return bad("invalid --minimize-time %s: must be positive", c.minimizeTime)
 	}
 	return seed, models, gen, nil
+}
+
+// humanOut is where the human lines go: stdout, or stderr when the JSON
+// report goes to stdout (--report -), so that stdout parses as JSON.
+func (c *campaignFlags) humanOut(e *env) io.Writer {
+	if c.report == "-" {
+		return e.stderr
+	}
+	return e.stdout
+}
+
+// checkpointer returns the function that rewrites the --report file with
+// a checkpoint (nil when there is no report file). A checkpoint that
+// cannot be written is reported once on stderr; the campaign goes on, and
+// the final report is written (or its error reported) at the end.
+func checkpointer[R any](c *campaignFlags, e *env, conv func(R) jsonReport) func(R) {
+	if c.report == "" || c.report == "-" || c.checkpointEvery <= 0 {
+		return nil
+	}
+	warned := false
+	return func(r R) {
+		if err := writeReport(e, c.report, conv(r)); err != nil && !warned {
+			warned = true
+			fmt.Fprintf(e.stderr, "qedtorture: checkpoint not written (the campaign goes on): %v\n", err)
+		}
+	}
 }
 
 // progressMode resolves --progress auto: a bar on a terminal, lines

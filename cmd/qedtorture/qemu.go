@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -138,6 +139,11 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 	if f.replay != "" {
 		return replayQEMU(e, cfg, f.replay)
 	}
+	// Unwritable outputs fail now, not after the campaign.
+	if err := checkOutputs(f.out, f.report); err != nil {
+		return fail(err)
+	}
+	hum := f.humanOut(e)
 	fmt.Fprintf(e.stderr, "qedtorture qemu: seed %d\n", cfg.Seed)
 	mode := f.progressMode(e.stderr)
 	var bar *progressbar.ProgressBar
@@ -151,7 +157,7 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 			}
 			bar.Describe(fmt.Sprintf("workloads %d  states %d (%d via QEMU)  %.0f states/s  failures %d", s.Workloads, s.CrashStates, s.QEMUChecked, rate, s.Failures))
 			if cfg.Iterations > 0 {
-				bar.Set64(s.Workloads)
+				bar.Set64(s.Workloads + s.Skipped)
 			} else {
 				bar.Set64(min(int64(s.Elapsed.Seconds()), bar.GetMax64()))
 			}
@@ -168,29 +174,57 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 				s.Elapsed.Round(time.Second), s.Workloads, s.CrashStates, s.Distinct, s.QEDChecked, s.QEMUChecked, s.DiffRuns, rate, s.Failures)
 		}
 	}
-	rep, err := qemu.Run(cfg)
-	if bar != nil {
-		bar.Finish()
-		fmt.Fprintln(e.stderr)
+	cfg.CheckpointEvery = f.checkpointEvery
+	cfg.Checkpoint = checkpointer(&f.campaignFlags, e, func(r *qemu.Report) jsonReport { return r })
+	in := watchSignals(e.stderr)
+	defer in.stop()
+	rep, runErr := qemu.Run(in.ctx, cfg)
+	sig := in.signal()
+	if rep == nil {
+		endBar(bar, false)
+		return fail(runErr)
 	}
-	if err != nil {
-		return fail(err)
-	}
+	endBar(bar, sig == nil && runErr == nil)
+	noArtifact := 0
 	for _, fr := range rep.Failures {
-		fmt.Fprintf(e.stdout, "FAILURE %s (x%d): workload %d seed %d, %d ops (from %d); %s\n", fr.Signature, fr.Count, fr.Workload, fr.WorkloadSeed, fr.Ops, fr.OriginalOps, firstLineOf(fr.Message))
-		if fr.Artifact != "" {
-			fmt.Fprintf(e.stdout, "  artifact: %s\n", fr.Artifact)
+		fmt.Fprintf(hum, "FAILURE %s (x%d): workload %d seed %d, %d ops (from %d); %s\n", fr.Signature, fr.Count, fr.Workload, fr.WorkloadSeed, fr.Ops, fr.OriginalOps, firstLineOf(fr.Message))
+		switch {
+		case fr.Artifact != "":
+			fmt.Fprintf(hum, "  artifact: %s\n", fr.Artifact)
+		case fr.ArtifactError != "":
+			noArtifact++
+			fmt.Fprintf(hum, "  artifact: none, it could not be written (see the report's artifact_error)\n")
+			fmt.Fprintf(e.stderr, "qedtorture: the failure %s has no artifact: %s\n", fr.Signature, oneLine(fr.ArtifactError))
 		}
 	}
-	fmt.Fprintf(e.stdout, "qemu campaign: seed %d, %d workloads, %d crash states (%d distinct, %d via QEMU), %d diff runs, %d distinct failures, %.1fs\n",
-		rep.Seed, rep.Workloads, rep.CrashStates, rep.DistinctStates, rep.QEMUChecked, rep.DiffRuns, len(rep.Failures), rep.Seconds)
+	what := "qemu campaign"
+	if sig != nil {
+		what += " interrupted by " + signalName(sig)
+	}
+	fmt.Fprintf(hum, "%s: seed %d, %d workloads completed (%d skipped), %d crash states (%d distinct, %d via QEMU), %d diff runs, %d distinct failures, %.1fs\n",
+		what, rep.Seed, rep.Workloads, rep.Skipped, rep.CrashStates, rep.DistinctStates, rep.QEMUChecked, rep.DiffRuns, len(rep.Failures), rep.Seconds)
 	if f.report != "" {
+		// The final report replaces the last checkpoint (atomically).
 		if err := writeReport(e, f.report, rep); err != nil {
-			return fail(err)
+			return failf("writing the report: %v", err)
 		}
 	}
-	if len(rep.Failures) > 0 {
-		return &exitError{code: exitRuntime}
+	switch {
+	case sig != nil:
+		return interruptedError(sig, fmt.Sprintf("%d workload(s) completed; %s", rep.Workloads, failuresNote(len(rep.Failures), noArtifact)))
+	case runErr != nil && !errors.Is(runErr, qemu.ErrWriteArtifact):
+		// The tools or the machine failed: the campaign stopped there.
+		return fail(runErr)
+	case len(rep.Failures) > 0:
+		return failf("%s (seed %d)", failuresNote(len(rep.Failures), noArtifact), rep.Seed)
+	case rep.Workloads == 0:
+		why := "nothing was verified"
+		if rep.Skipped > 0 {
+			why = fmt.Sprintf("all %d were skipped (their log did not replay to QEMU's file: see the report's skip_reasons)", rep.Skipped)
+		} else if cfg.Duration > 0 && rep.Seconds >= cfg.Duration.Seconds() {
+			why = fmt.Sprintf("--duration %s ended before the first one finished; give a longer --duration", cfg.Duration)
+		}
+		return failf("no workload completed: %s", why)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/spf13/cobra"
@@ -17,14 +19,23 @@ func newReportCommand(e *env) *cobra.Command {
 			return usagef(cmd, "missing command: want merge")
 		},
 	}
-	var out string
+	var (
+		out          string
+		allowPartial bool
+	)
 	merge := &cobra.Command{
 		Use:   "merge REPORT.json...",
 		Short: "Combine the JSON reports of the shards of one campaign",
 		Long: `merge adds up the reports of shards of one campaign (same seed, shard count,
 target, models, faults and iterations; each shard at most once): workloads, crash
 points and states (per model too), failures; seconds is the longest shard and the
-digest XORs, so shards 0..N-1 merged equal one unsharded run of the same seeds.`,
+digest XORs, so shards 0..N-1 merged equal one unsharded run of the same seeds.
+
+Every shard 0..N-1 must be given unless --allow-partial is set; the merged report
+then lists the missing ones ("missing_shards"). Checkpointed reports (written
+during a run) and interrupted ones merge like final ones, covering what their
+shard completed; the merge says so and marks the merged report ("checkpoint",
+"interrupted", "partial_shards").`,
 		Args: argsBetween(1, 1<<20, "REPORT.json..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var reps []*campaign.Report
@@ -44,18 +55,61 @@ digest XORs, so shards 0..N-1 merged equal one unsharded run of the same seeds.`
 			if err != nil {
 				return fail(err)
 			}
+			if !m.Complete() && !allowPartial {
+				return failf("incomplete set of shards: %s missing (of %d); give every shard's report, or --allow-partial to merge what is there",
+					shardList(m.MissingShards), m.ShardCount)
+			}
+			// The JSON goes to stdout or to the file; the human lines to
+			// the other stream.
+			hum := e.stdout
 			if out == "" || out == "-" {
-				return fail(m.WriteJSON(e.stdout))
+				hum = e.stderr
+				if err := m.WriteJSON(e.stdout); err != nil {
+					return fail(err)
+				}
+			} else {
+				if err := checkOutputFile("-o", out); err != nil {
+					return fail(err)
+				}
+				if err := writeReport(e, out, m); err != nil {
+					return failf("writing the merged report: %v", err)
+				}
+				fmt.Fprintf(hum, "merged %d report(s): shard %s, %d workloads, %d crash states, %d failure(s) -> %s\n",
+					len(reps), m.Shard, m.Workloads, m.CrashStates, len(m.Failures), out)
 			}
-			if err := writeReport(e, out, m); err != nil {
-				return fail(err)
+			if len(m.MissingShards) > 0 {
+				fmt.Fprintf(hum, "note: partial merge: %s missing (of %d), listed in the report's missing_shards\n", shardList(m.MissingShards), m.ShardCount)
 			}
-			fmt.Fprintf(e.stdout, "merged %d report(s): shard %s, %d workloads, %d crash states, %d failure(s) -> %s\n",
-				len(reps), m.Shard, m.Workloads, m.CrashStates, len(m.Failures), out)
+			for _, r := range reps {
+				switch {
+				case r.Interrupted:
+					fmt.Fprintf(hum, "note: shard %s was interrupted: it covers the workloads it completed\n", r.Shard)
+				case r.Checkpoint:
+					fmt.Fprintf(hum, "note: shard %s is a checkpoint written during its run (the run may have been killed): it covers the workloads completed by then\n", r.Shard)
+				}
+			}
 			return nil
 		},
 	}
-	merge.Flags().StringVarP(&out, "output", "o", "", "write the merged report here (default stdout)")
+	fl := merge.Flags()
+	fl.StringVarP(&out, "output-file", "o", "", "write the merged report to this file (default stdout)")
+	// --output was the file before -o/--output-file; elsewhere --output
+	// names a format (human|json), as in qemu-img.
+	fl.StringVar(&out, "output", "", "deprecated alias of --output-file")
+	_ = fl.MarkDeprecated("output", "use -o/--output-file (--output names a format in the other commands)")
+	fl.BoolVar(&allowPartial, "allow-partial", false, "merge even when some shards' reports are missing (the merged report lists them)")
 	cmd.AddCommand(merge)
 	return cmd
+}
+
+// shardList is "shard 1" or "shards 1, 3".
+func shardList(s []int) string {
+	if len(s) == 1 {
+		return fmt.Sprintf("shard %d", s[0])
+	}
+	parts := make([]string, len(s))
+	for i, x := range s {
+		parts[i] = strconv.Itoa(x)
+	}
+	return "shards " + strings.Join(parts, ", ")
 }

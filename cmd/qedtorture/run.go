@@ -1,12 +1,11 @@
 package main
 
 import (
-	"context"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
@@ -14,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -138,6 +138,9 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		}
 		cfg.Shard = sh
 	}
+	if (f.shard != "" || f.shards != 0) && f.seed == "" {
+		return bad("--shard and --shards need --seed: every shard must run the same campaign seed, or their workloads overlap and 'report merge' adds up unrelated runs")
+	}
 	if f.maxFailures < 1 {
 		return bad("invalid --max-failures %d: want at least 1", f.maxFailures)
 	}
@@ -160,7 +163,13 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "seed: %d\n", cfg.Seed)
+	// Unwritable outputs fail now, not after an hour of campaign.
+	if err := checkOutputs(f.out, f.report); err != nil {
+		return fail(err)
+	}
+	// With the report on stdout, every human line goes to stderr.
+	hum := f.humanOut(e)
+	fmt.Fprintf(hum, "seed: %d\n", cfg.Seed)
 	if cfg.Iterations == 0 && cfg.Duration == 0 {
 		cfg.Duration = campaign.DefaultDuration
 	}
@@ -174,10 +183,10 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	for i, m := range cfg.Models {
 		names[i] = m.String()
 	}
-	fmt.Fprintf(e.stdout, "campaign: target %s, shard %s, %d workers, %s, models %s\n",
+	fmt.Fprintf(hum, "campaign: target %s, shard %s, %d workers, %s, models %s\n",
 		cfg.TargetName, cfg.Shard, cfg.Workers, limit, strings.Join(names, ","))
 	if cfg.Faults != "" {
-		fmt.Fprintf(e.stdout, "faults: %s\n", cfg.Faults)
+		fmt.Fprintf(hum, "faults: %s\n", cfg.Faults)
 	}
 
 	var bar *progressbar.ProgressBar
@@ -199,6 +208,8 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 			}
 		}
 	}
+	cfg.CheckpointEvery = f.checkpointEvery
+	cfg.Checkpoint = checkpointer(&f.campaignFlags, e, func(r *campaign.Report) jsonReport { return r })
 
 	if os.Getenv("GOGC") == "" {
 		// A campaign allocates short-lived table buffers at a high rate
@@ -207,66 +218,121 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		old := debug.SetGCPercent(200)
 		defer debug.SetGCPercent(old)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	rep, err := campaign.Run(ctx, cfg)
-	if bar != nil {
-		bar.Finish()
-		fmt.Fprintln(e.stderr)
-	}
-	if err != nil {
+	in := watchSignals(e.stderr)
+	defer in.stop()
+	rep, err := campaign.Run(in.ctx, cfg)
+	if err != nil && rep == nil {
+		endBar(bar, false)
 		if errors.Is(err, campaign.ErrConfig) {
 			return usagef(cmd, "%v", err)
 		}
-		if rep == nil {
-			return fail(err)
-		}
-	}
-	fmt.Fprintf(e.stdout, "done: %d workloads, %d crash points, %d crash states in %.1fs (%.0f states/s), %d failure(s)\n",
-		rep.Workloads, rep.CrashPoints, rep.CrashStates, rep.Seconds, rep.StatesPerSecond, len(rep.Failures))
-	for _, fr := range rep.Failures {
-		fmt.Fprintf(e.stdout, "FAILURE workload %d (seed %d), minimized from %d to %d ops: %s\n",
-			fr.Workload, fr.WorkloadSeed, fr.OriginalOps, fr.Ops, firstLineOf(fr.Message))
-		if fr.Artifact != "" {
-			fmt.Fprintf(e.stdout, "  artifact: %s\n  replay:   qedtorture replay %s\n", fr.Artifact, fr.Artifact)
-		}
-	}
-	if f.report != "" {
-		if err := writeReport(e, f.report, rep); err != nil {
-			return fail(err)
-		}
-	}
-	if len(rep.Failures) > 0 {
-		return failf("%d failure(s) found (seed %d); replay with 'qedtorture replay ARTIFACT'", len(rep.Failures), cfg.Seed)
-	}
-	if err != nil {
 		return fail(err)
 	}
+	sig := in.signal()
+	// The bar is full only when the campaign ran to its end (iterations
+	// or duration), not when a signal or the failure quota stopped it.
+	endBar(bar, sig == nil && rep.FailedWorkloads < int64(cfg.MaxFailures))
+	what := "done"
+	if sig != nil {
+		what = "interrupted by " + signalName(sig)
+	}
+	fmt.Fprintf(hum, "%s: %d workload(s) checked in %.1fs (%d passed, %d failed, %d skipped), %d crash points, %d crash states (%.0f states/s)\n",
+		what, rep.Workloads+rep.FailedWorkloads+rep.Skipped, rep.Seconds, rep.Workloads, rep.FailedWorkloads, rep.Skipped,
+		rep.CrashPoints, rep.CrashStates, rep.StatesPerSecond)
+	noArtifact := 0
+	for _, fr := range rep.Failures {
+		fmt.Fprintf(hum, "FAILURE workload %d (seed %d), minimized from %d to %d ops: %s\n",
+			fr.Workload, fr.WorkloadSeed, fr.OriginalOps, fr.Ops, firstLineOf(fr.Message))
+		switch {
+		case fr.Artifact != "":
+			fmt.Fprintf(hum, "  artifact: %s\n  replay:   qedtorture replay %s\n", fr.Artifact, fr.Artifact)
+		case fr.ArtifactError != "":
+			noArtifact++
+			fmt.Fprintf(hum, "  artifact: none, it could not be written (see the report's artifact_error)\n")
+			fmt.Fprintf(e.stderr, "qedtorture: the failure of workload %d has no artifact: %s\n", fr.Workload, oneLine(fr.ArtifactError))
+		}
+	}
+	if n := rep.FailedWorkloads - int64(len(rep.Failures)); n > 0 {
+		fmt.Fprintf(hum, "(%d more failing workload(s) found after the --max-failures quota were not minimized)\n", n)
+	}
+	if f.report != "" {
+		// The final report replaces the last checkpoint (atomically).
+		if err := writeReport(e, f.report, rep); err != nil {
+			return failf("writing the report: %v", err)
+		}
+	}
+	switch {
+	case sig != nil:
+		return interruptedError(sig, fmt.Sprintf("%d workload(s) completed; %s", rep.Workloads, failuresNote(len(rep.Failures), noArtifact)))
+	case len(rep.Failures) > 0:
+		return failf("%s (seed %d); replay with 'qedtorture replay ARTIFACT'", failuresNote(len(rep.Failures), noArtifact), cfg.Seed)
+	case rep.Workloads == 0:
+		why := "nothing was verified"
+		if rep.Skipped > 0 {
+			why = fmt.Sprintf("all %d were skipped (their setup failed)", rep.Skipped)
+		} else if cfg.Duration > 0 && rep.Seconds >= cfg.Duration.Seconds() {
+			why = fmt.Sprintf("--duration %s ended before the first one finished; give a longer --duration", cfg.Duration)
+		}
+		return failf("no workload completed: %s", why)
+	}
 	return nil
+}
+
+// failuresNote is "N failure(s) found", saying how many have no artifact.
+func failuresNote(n, noArtifact int) string {
+	s := fmt.Sprintf("%d failure(s) found", n)
+	if noArtifact > 0 {
+		s += fmt.Sprintf(", %d of them without an artifact (it could not be written)", noArtifact)
+	}
+	return s
+}
+
+// checkOutputs checks --out and --report before a campaign starts.
+func checkOutputs(out, report string) error {
+	if out != "" {
+		if err := checkOutputDir("--out", out); err != nil {
+			return err
+		}
+	}
+	return checkOutputFile("--report", report)
+}
+
+// endBar leaves the progress bar: full when the campaign ran to its end,
+// else as it stands.
+func endBar(bar *progressbar.ProgressBar, full bool) {
+	if bar == nil {
+		return
+	}
+	if full {
+		bar.Finish()
+	} else {
+		bar.Exit()
+	}
 }
 
 // jsonReport is a campaign report of run or qemu.
 type jsonReport interface{ WriteJSON(io.Writer) error }
 
-// writeReport writes rep as JSON to the file name ('-': stdout).
+// writeReport writes rep as JSON to the file name ('-': stdout). A file is
+// replaced atomically (atomicfile: written under a temporary name in its
+// directory, synced, renamed, the directory synced): a reader, a merge or
+// a crash sees the previous complete report or the new one, never a cut
+// one. Errors name the file and the cause.
 func writeReport(e *env, name string, rep jsonReport) error {
+	var b bytes.Buffer
+	if err := rep.WriteJSON(&b); err != nil {
+		return err
+	}
 	if name == "-" {
-		return rep.WriteJSON(e.stdout)
+		_, err := e.stdout.Write(b.Bytes())
+		return err
 	}
 	if dir := filepath.Dir(name); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", name, unwrapPath(err))
 		}
 	}
-	fh, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	if err := rep.WriteJSON(fh); err != nil {
-		fh.Close()
-		return err
-	}
-	return fh.Close()
+	return atomicfile.WriteFile(name, b.Bytes(), 0o644)
 }
 
 func firstLineOf(s string) string {
@@ -311,7 +377,7 @@ func newBar(w io.Writer, max int64) *progressbar.ProgressBar {
 func updateBar(bar *progressbar.ProgressBar, s campaign.Stats) {
 	bar.Describe(fmt.Sprintf("workloads %d  states %d  %.0f states/s  failures %d", s.Workloads, s.States, s.StatesPerSecond, s.Failures))
 	if s.Iterations > 0 {
-		bar.Set64(s.Workloads)
+		bar.Set64(s.Workloads + s.Failures + s.Skipped)
 	} else {
 		bar.Set64(min(int64(s.Elapsed.Seconds()), bar.GetMax64()))
 	}

@@ -33,7 +33,7 @@ func TestRunPassesAndReports(t *testing.T) {
 	r := runWant(t, exitOK, a...)
 	lines := strings.Split(r.stdout, "\n")
 	require.Equal(t, "seed: 11", lines[0], "the seed is printed first")
-	require.Contains(t, r.stdout, "done: 3 workloads")
+	require.Contains(t, r.stdout, "done: 3 workload(s) checked")
 	b, err := os.ReadFile(rep)
 	require.NoError(t, err)
 	var m map[string]any

@@ -1,10 +1,13 @@
 package qemu
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -14,6 +17,7 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/props"
@@ -50,6 +54,12 @@ type Config struct {
 	Out             string // artifact directory ("" = none)
 	Progress        func(Stats)
 	ProgressEvery   time.Duration
+	// Checkpoint, if set, is called every CheckpointEvery during the run
+	// with a report of what was done so far (Report.Checkpoint set; its
+	// failures not yet minimized, without artifacts), from one goroutine,
+	// never after Run returns.
+	Checkpoint      func(*Report)
+	CheckpointEvery time.Duration
 }
 
 // Stats are the running counters of a campaign.
@@ -89,6 +99,11 @@ type Report struct {
 	StatesPerSecond float64          `json:"states_per_second"`
 	QEMUPerSecond   float64          `json:"qemu_states_per_second"`
 	Workers         int              `json:"workers"`
+	// Interrupted: a signal stopped the campaign before its iterations or
+	// duration were done (the counts cover the workloads completed).
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Checkpoint: written during the run; the final report replaces it.
+	Checkpoint bool `json:"checkpoint,omitempty"`
 }
 
 // FailureReport is one distinct failure (by signature) in a Report.
@@ -106,7 +121,10 @@ type FailureReport struct {
 	Ops          int    `json:"ops"`
 	OriginalOps  int    `json:"original_ops"`
 	Artifact     string `json:"artifact,omitempty"`
-	Message      string `json:"message"`
+	// ArtifactError says why the artifact could not be written: the
+	// failure has no artifact.
+	ArtifactError string `json:"artifact_error,omitempty"`
+	Message       string `json:"message"`
 }
 
 // WriteJSON writes the report, indented.
@@ -115,6 +133,10 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)
 }
+
+// ErrWriteArtifact is wrapped by Run's error when an artifact could not be
+// written (the report is returned with it).
+var ErrWriteArtifact = errors.New("qemu: an artifact could not be written")
 
 // workloadSeed derives workload i's seed (splitmix64).
 func workloadSeed(seed uint64, i int) uint64 {
@@ -180,7 +202,26 @@ func runSignature(err error) string {
 // Run runs a campaign and returns its report; artifacts of the first
 // occurrence of each failure signature are minimized and written to
 // cfg.Out.
-func Run(cfg Config) (*Report, error) {
+//
+// Cancelling ctx is an interruption (a signal): no workload starts after
+// it; the QEMU processes in flight are killed (their process groups, by
+// the tool's context) and their workloads abandoned (not counted, their
+// findings dropped: a killed qemu-io proves nothing); minimization is
+// skipped; the artifacts of the failures found so far are written and the
+// report is marked Interrupted. Run then returns within the time it takes
+// to reap the killed processes and write the artifacts.
+//
+// An error of the tools or the machine (not a failure QEMU showed) ends
+// the campaign: Run returns the report of what was done, with the
+// artifacts of the failures found so far, together with the error. An
+// artifact that cannot be written is recorded in its FailureReport
+// (ArtifactError) and does not stop the campaign.
+//
+// Write ordering: artifacts are committed (synced, renamed into place,
+// their directory synced) before the final report is built; checkpoints
+// list failures without artifacts, so no report names an artifact that is
+// not durably complete.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Tool == nil {
 		return nil, errors.New("qemu: campaign needs the QEMU tools")
 	}
@@ -196,22 +237,26 @@ func Run(cfg Config) (*Report, error) {
 	}
 	workers := max(cfg.Workers, 1)
 	start := time.Now()
-	rep := &Report{Version: 1, Target: "qemu", Seed: cfg.Seed, Iterations: cfg.Iterations, Workers: workers,
-		Ends: map[string]int64{}, PerModel: map[string]int64{}, Adaptations: map[string]int64{}}
+	base := Report{Version: 1, Target: "qemu", Seed: cfg.Seed, Iterations: cfg.Iterations, Workers: workers}
 	if res, err := cfg.Tool.RunIO("--version"); err == nil {
-		rep.QEMUVersion = strings.TrimSpace(strings.SplitN(string(res.Stdout), "\n", 2)[0])
+		base.QEMUVersion = strings.TrimSpace(strings.SplitN(string(res.Stdout), "\n", 2)[0])
 	}
 	for _, m := range cfg.Models {
-		rep.Models = append(rep.Models, m.String())
+		base.Models = append(base.Models, m.String())
 	}
-	tmp, err := os.MkdirTemp("", "qedtorture-qemu-")
+	// Every tool run and qemu-io process of the campaign is killed when
+	// ctx is cancelled.
+	cfg.Tool = cfg.Tool.WithContext(ctx)
+	tmp, removeTmp, err := tempDir("qedtorture-qemu-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer removeTmp()
 
-	var mu sync.Mutex // guards rep, stats, first, next
+	var mu sync.Mutex // guards the counters below, stats, first, next, runErr
 	var stats Stats
+	var skipReasons []string
+	endsRun, perModel, adaptations := map[string]int64{}, map[string]int64{}, map[string]int64{}
 	first := map[string]*finding{}
 	counts := map[string]int64{}
 	where := map[string][]int{}
@@ -220,7 +265,7 @@ func Run(cfg Config) (*Report, error) {
 	take := func() (int, bool) {
 		mu.Lock()
 		defer mu.Unlock()
-		if runErr != nil || (cfg.Iterations > 0 && next >= cfg.Iterations) || (cfg.Duration > 0 && time.Since(start) >= cfg.Duration) {
+		if runErr != nil || ctx.Err() != nil || (cfg.Iterations > 0 && next >= cfg.Iterations) || (cfg.Duration > 0 && time.Since(start) >= cfg.Duration) {
 			return 0, false
 		}
 		next++
@@ -236,19 +281,40 @@ func Run(cfg Config) (*Report, error) {
 			stats.Failures++
 		}
 	}
-	stopProgress := make(chan struct{})
-	var progressDone sync.WaitGroup
+	// build makes a report of the counters and, unless final, the failures
+	// as first found (the final report's are minimized, with artifacts).
+	// mu must be held.
+	build := func(final bool) *Report {
+		rep := base
+		rep.Ends, rep.PerModel, rep.Adaptations = maps.Clone(endsRun), maps.Clone(perModel), maps.Clone(adaptations)
+		rep.SkipReasons = slices.Clone(skipReasons)
+		rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = stats.Workloads, stats.Skipped, stats.CrashPoints, stats.CrashStates
+		rep.DistinctStates, rep.QEDChecked, rep.QEMUChecked, rep.DiffRuns = stats.Distinct, stats.QEDChecked, stats.QEMUChecked, stats.DiffRuns
+		rep.Seconds = time.Since(start).Seconds()
+		if rep.Seconds > 0 {
+			rep.StatesPerSecond = float64(rep.CrashStates) / rep.Seconds
+			rep.QEMUPerSecond = float64(rep.QEMUChecked) / rep.Seconds
+		}
+		if !final {
+			for _, sig := range slices.Sorted(maps.Keys(first)) {
+				rep.Failures = append(rep.Failures, failureReport(first[sig], counts[sig], where[sig]))
+			}
+		}
+		return &rep
+	}
+	bgDone := make(chan struct{})
+	var bgWG sync.WaitGroup
 	if cfg.Progress != nil {
 		every := cfg.ProgressEvery
 		if every <= 0 {
 			every = 2 * time.Second
 		}
-		progressDone.Go(func() {
+		bgWG.Go(func() {
 			t := time.NewTicker(every)
 			defer t.Stop()
 			for {
 				select {
-				case <-stopProgress:
+				case <-bgDone:
 					return
 				case <-t.C:
 					mu.Lock()
@@ -256,6 +322,24 @@ func Run(cfg Config) (*Report, error) {
 					mu.Unlock()
 					s.Elapsed = time.Since(start)
 					cfg.Progress(s)
+				}
+			}
+		})
+	}
+	if cfg.Checkpoint != nil && cfg.CheckpointEvery > 0 {
+		bgWG.Go(func() {
+			t := time.NewTicker(cfg.CheckpointEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-bgDone:
+					return
+				case <-t.C:
+					mu.Lock()
+					rep := build(false)
+					mu.Unlock()
+					rep.Checkpoint = true
+					cfg.Checkpoint(rep)
 				}
 			}
 		})
@@ -274,24 +358,29 @@ func Run(cfg Config) (*Report, error) {
 				}
 				end := ends[i%len(ends)]
 				fs, res, dres, ad, err := runOne(cfg, w, ws, end, filepath.Join(tmp, fmt.Sprintf("w%d", i)))
+				if ctx.Err() != nil {
+					return // interrupted: its processes were killed, the workload is abandoned
+				}
 				mu.Lock()
 				if errors.Is(err, ErrLogMismatch) {
 					stats.Skipped++
-					if len(rep.SkipReasons) < 10 {
-						rep.SkipReasons = append(rep.SkipReasons, fmt.Sprintf("workload %d (seed %d, end %s): %v", i, ws, end, err))
+					if len(skipReasons) < 10 {
+						skipReasons = append(skipReasons, fmt.Sprintf("workload %d (seed %d, end %s): %v", i, ws, end, err))
 					}
 					mu.Unlock()
 					continue
 				}
 				if err != nil {
-					runErr = fmt.Errorf("workload %d (seed %d): %w", i, ws, err)
+					if runErr == nil {
+						runErr = fmt.Errorf("workload %d (seed %d): %w", i, ws, err)
+					}
 					mu.Unlock()
 					return
 				}
 				stats.Workloads++
-				rep.Ends[string(end)]++
+				endsRun[string(end)]++
 				for _, a := range ad {
-					rep.Adaptations[string(a.Quirk)]++
+					adaptations[string(a.Quirk)]++
 				}
 				if res != nil {
 					stats.CrashPoints += int64(res.Points)
@@ -300,7 +389,7 @@ func Run(cfg Config) (*Report, error) {
 					stats.QEDChecked += int64(res.QEDChecked)
 					stats.QEMUChecked += int64(res.QEMUChecked)
 					for m, n := range res.PerModel {
-						rep.PerModel[m] += int64(n)
+						perModel[m] += int64(n)
 					}
 				}
 				if dres != nil {
@@ -315,26 +404,15 @@ func Run(cfg Config) (*Report, error) {
 		})
 	}
 	wg.Wait()
-	close(stopProgress)
-	progressDone.Wait()
-	if runErr != nil {
-		return nil, runErr
-	}
-	sigs := slices.Sorted(func(yield func(string) bool) {
-		for s := range first {
-			if !yield(s) {
-				return
-			}
-		}
-	})
-	for _, sig := range sigs {
+	close(bgDone)
+	bgWG.Wait()
+	interrupted := ctx.Err() != nil
+	var artErr error
+	var failures []FailureReport
+	for _, sig := range slices.Sorted(maps.Keys(first)) {
 		f := first[sig]
-		fr := FailureReport{Signature: sig, Count: counts[sig], InWorkloads: where[sig], Workload: f.wi, WorkloadSeed: f.wseed, End: string(f.end),
-			Side: f.side, Stage: f.stage, GuestOp: f.guestOp, OriginalOps: len(f.w.Ops), Ops: len(f.w.Ops), Message: f.msg}
-		if f.state != nil {
-			fr.State = f.state.ID.String()
-		}
-		if cfg.MinimizeCandidates >= 0 {
+		fr := failureReport(f, counts[sig], where[sig])
+		if cfg.MinimizeCandidates >= 0 && !interrupted && runErr == nil {
 			if mf := minimize(cfg, f, filepath.Join(tmp, "min")); mf != nil {
 				f = mf
 				fr.Ops, fr.GuestOp, fr.Message = len(f.w.Ops), f.guestOp, f.msg
@@ -346,24 +424,38 @@ func Run(cfg Config) (*Report, error) {
 		if cfg.Out != "" {
 			dir, err := writeArtifact(cfg, f)
 			if err != nil {
-				return nil, err
+				fr.ArtifactError = err.Error()
+				if artErr == nil {
+					artErr = err
+				}
 			}
 			fr.Artifact = dir
 		}
-		rep.Failures = append(rep.Failures, fr)
+		failures = append(failures, fr)
 	}
 	stats.Elapsed = time.Since(start)
 	if cfg.Progress != nil {
 		cfg.Progress(stats)
 	}
-	rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = stats.Workloads, stats.Skipped, stats.CrashPoints, stats.CrashStates
-	rep.DistinctStates, rep.QEDChecked, rep.QEMUChecked, rep.DiffRuns = stats.Distinct, stats.QEDChecked, stats.QEMUChecked, stats.DiffRuns
-	rep.Seconds = stats.Elapsed.Seconds()
-	if rep.Seconds > 0 {
-		rep.StatesPerSecond = float64(rep.CrashStates) / rep.Seconds
-		rep.QEMUPerSecond = float64(rep.QEMUChecked) / rep.Seconds
+	rep := build(true)
+	rep.Failures, rep.Interrupted = failures, interrupted
+	if runErr != nil {
+		return rep, runErr
+	}
+	if artErr != nil {
+		return rep, fmt.Errorf("%w: %w", ErrWriteArtifact, artErr)
 	}
 	return rep, nil
+}
+
+// failureReport is f's entry in a report, before minimization.
+func failureReport(f *finding, count int64, in []int) FailureReport {
+	fr := FailureReport{Signature: f.sig, Count: count, InWorkloads: slices.Clone(in), Workload: f.wi, WorkloadSeed: f.wseed, End: string(f.end),
+		Side: f.side, Stage: f.stage, GuestOp: f.guestOp, OriginalOps: len(f.w.Ops), Ops: len(f.w.Ops), Message: f.msg}
+	if f.state != nil {
+		fr.State = f.state.ID.String()
+	}
+	return fr
 }
 
 // runOne records one workload, checks its crash states and diffs it.
@@ -498,15 +590,60 @@ func minimize(cfg Config, f *finding, dir string) *finding {
 }
 
 // writeArtifact writes a failure's artifact directory and returns it.
+//
+// The artifact appears complete or not at all: it is filled in a
+// temporary directory next to its final name, every file synced, then
+// renamed into place and its parent synced (atomicfile.CommitDir). On any
+// error the temporary is removed and the error names the artifact and the
+// cause. A name an earlier run left gets "-2", "-3", ... appended.
 func writeArtifact(cfg Config, f *finding) (string, error) {
 	name := fmt.Sprintf("qemu-%d-w%d-%s", cfg.Seed, f.wi, sanitize(f.sig))
-	dir := filepath.Join(cfg.Out, name)
-	if err := os.MkdirAll(filepath.Join(dir, "snapshot"), 0o755); err != nil {
-		return "", err
+	if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
+		return "", fmt.Errorf("qemu: artifact directory %s: %w", cfg.Out, unwrapPathErr(err))
 	}
-	write := func(n string, b []byte) error { return os.WriteFile(filepath.Join(dir, n), b, 0o644) }
+	final := filepath.Join(cfg.Out, name)
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(final); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		final = filepath.Join(cfg.Out, fmt.Sprintf("%s-%d", name, i))
+	}
+	tmp, err := atomicfile.MkdirTemp(final)
+	if err != nil {
+		return "", fmt.Errorf("qemu: artifact %w", err)
+	}
+	if err := fillArtifact(cfg, f, tmp); err != nil {
+		_ = atomicfile.RemoveTemp(tmp)
+		return "", fmt.Errorf("qemu: artifact %s: %w", final, unwrapPathErr(err))
+	}
+	if err := atomicfile.CommitDir(tmp, final); err != nil {
+		return "", fmt.Errorf("qemu: artifact %w", err)
+	}
+	return final, nil
+}
+
+// unwrapPathErr drops an *fs.PathError's path (a temporary's name).
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// fillArtifact writes the artifact's files into dir (a fresh directory).
+func fillArtifact(cfg Config, f *finding, dir string) error {
+	if err := os.Mkdir(filepath.Join(dir, "snapshot"), 0o755); err != nil {
+		return err
+	}
+	write := func(n string, b []byte) error {
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
+			return fmt.Errorf("%s: %w", n, unwrapPathErr(err))
+		}
+		return nil
+	}
 	if err := write("workload.txt", []byte(f.w.String())); err != nil {
-		return "", err
+		return err
 	}
 	var expl strings.Builder
 	fmt.Fprintf(&expl, "target: qemu\nsignature: %s\ncampaign seed: %d\nworkload: %d (seed %d)\nend: %s\nside: %s\nstage: %s\n",
@@ -525,22 +662,22 @@ func writeArtifact(cfg Config, f *finding) (string, error) {
 		for n, b := range f.rec.Files {
 			base := filepath.Base(n)
 			if err := write(filepath.Join("snapshot", base), b); err != nil {
-				return "", err
+				return err
 			}
 			if n != imageInTree {
 				if err := write(base, b); err != nil {
-					return "", err
+					return err
 				}
 			}
 		}
 		if err := write("repro.sh", []byte(f.rec.ScriptText())); err != nil {
-			return "", err
+			return err
 		}
 		if err := write(LogName, f.rec.Log); err != nil {
-			return "", err
+			return err
 		}
 		if err := WritePatterns(f.rec.W, dir); err != nil {
-			return "", err
+			return err
 		}
 		var tr strings.Builder
 		for _, o := range f.rec.Trace.Ops {
@@ -548,20 +685,17 @@ func writeArtifact(cfg Config, f *finding) (string, error) {
 			fmt.Fprintf(&tr, "%s\t# guest op %d: %s\n", o, ph.Op, ph.What)
 		}
 		if err := write("trace.txt", []byte(tr.String())); err != nil {
-			return "", err
+			return err
 		}
 	}
 	if f.state != nil {
 		if err := write("crashed.qed", f.state.Image); err != nil {
-			return "", err
+			return err
 		}
 		rep := props.CheckStructure(f.state.Image)
 		fmt.Fprintf(&expl, "\nStructural checker on crashed.qed:\n%s\n", rep)
 	}
-	if err := write("explanation.txt", []byte(expl.String())); err != nil {
-		return "", err
-	}
-	return dir, nil
+	return write("explanation.txt", []byte(expl.String()))
 }
 
 func sanitize(s string) string {

@@ -184,10 +184,11 @@ func CheckCrashes(rec *Recording, o CrashOptions) (*CrashResult, error) {
 	rng.Shuffle(len(distinct), func(i, j int) { distinct[i], distinct[j] = distinct[j], distinct[i] })
 	work := o.WorkDir
 	if work == "" {
-		if work, err = os.MkdirTemp("", "qedtorture-qemu-states-"); err != nil {
+		var remove func()
+		if work, remove, err = tempDir("qedtorture-qemu-states-"); err != nil {
 			return nil, err
 		}
-		defer os.RemoveAll(work)
+		defer remove()
 	}
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -55,6 +56,7 @@ type Proc struct {
 		done       bool
 		waitErr    error
 		log        []string // every command sent, in order
+		release    func()   // qemutool.Track's, called once reaped
 	}
 	// Timeout bounds each command (0 = one minute).
 	Timeout time.Duration
@@ -63,6 +65,13 @@ type Proc struct {
 // StartProc starts qemu-io (the binary at ioPath) in dir with no image
 // open and waits for its first prompt.
 func StartProc(ioPath, dir string) (*Proc, error) {
+	return StartProcContext(context.Background(), ioPath, dir)
+}
+
+// StartProcContext is StartProc for a process killed (with its process
+// group) when ctx is cancelled: commands in progress then fail with
+// ErrExited.
+func StartProcContext(ctx context.Context, ioPath, dir string) (*Proc, error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("qemu: pipe: %w", err)
@@ -89,6 +98,7 @@ func StartProc(ioPath, dir string) (*Proc, error) {
 	outW.Close()
 	p := &Proc{}
 	p.mu.cmd, p.mu.stdin, p.mu.out = cmd, inW, outR
+	p.mu.release = qemutool.Track(ctx, cmd)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, err := p.readPromptLocked(); err != nil {
@@ -141,6 +151,7 @@ func (p *Proc) reapLocked() {
 	}
 	p.mu.done = true
 	p.mu.waitErr = p.mu.cmd.Wait()
+	p.mu.release()
 	p.mu.stdin.Close()
 	p.mu.out.Close()
 }

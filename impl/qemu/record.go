@@ -165,7 +165,7 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	if err := os.WriteFile(filepath.Join(dir, LogName), nil, 0o644); err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	p, err := StartProc(tool.IOPath, dir)
+	p, err := StartProcContext(tool.Ctx(), tool.IOPath, dir)
 	if err != nil {
 		return nil, err
 	}

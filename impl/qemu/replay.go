@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/spf13/afero"
@@ -40,6 +41,9 @@ var ErrArtifact = errors.New("qemu: bad artifact")
 // workload through QEMU again and checks that the same failure signature
 // comes back (QEMU's I/O timing may move it to another crash state).
 func ReplayArtifact(cfg Config, dir string) (*ReplayResult, error) {
+	if atomicfile.IsTemp(filepath.Clean(dir)) {
+		return nil, fmt.Errorf("%w: %s is the temporary of an artifact that was never completed; it cannot be replayed", ErrArtifact, dir)
+	}
 	expl, err := os.ReadFile(filepath.Join(dir, "explanation.txt"))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrArtifact, err)
@@ -100,11 +104,11 @@ func ReplayArtifact(cfg Config, dir string) (*ReplayResult, error) {
 		res.Rebuilt = bytes.Equal(img, want)
 		res.Raw = props.CheckStructure(img)
 	}
-	tmp, err := os.MkdirTemp("", "qedtorture-qemu-replay-")
+	tmp, remove, err := tempDir("qedtorture-qemu-replay-")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp)
+	defer remove()
 	if g := reproduce(cfg, f, w, tmp); g != nil {
 		res.Reproduced, res.Message = true, g.msg
 	}

@@ -76,16 +76,16 @@ func (t Target) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk,
 	if err != nil {
 		return nil, err
 	}
-	scratch, err := os.MkdirTemp("", "qedtorture-qemu-pat-")
+	scratch, removeScratch, err := tempDir("qedtorture-qemu-pat-")
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	p, err := StartProc(t.Tool.IOPath, filepath.Dir(real))
+	p, err := StartProcContext(t.Tool.Ctx(), t.Tool.IOPath, filepath.Dir(real))
 	if err != nil {
-		os.RemoveAll(scratch)
+		removeScratch()
 		return nil, err
 	}
-	d := &Disk{tool: t.Tool, proc: p, path: real, readOnly: o.ReadOnly, size: size, scratch: scratch}
+	d := &Disk{tool: t.Tool, proc: p, path: real, readOnly: o.ReadOnly, size: size, removeScratch: removeScratch, scratch: scratch}
 	if _, err := p.Do(d.openCmd()); err != nil {
 		d.shutdown()
 		return nil, fmt.Errorf("qemu: open %s: %w", real, err)
@@ -116,8 +116,10 @@ type Disk struct {
 	readOnly bool
 	size     int64
 	scratch  string // pattern files for write -s
-	seq      int
-	closed   bool
+	// removeScratch removes scratch (and takes it off cleanup's list).
+	removeScratch func()
+	seq           int
+	closed        bool
 }
 
 func (d *Disk) openCmd() string {
@@ -248,6 +250,6 @@ func (d *Disk) Close() error {
 func (d *Disk) shutdown() error {
 	d.closed = true
 	err := d.proc.Quit()
-	os.RemoveAll(d.scratch)
+	d.removeScratch()
 	return err
 }

@@ -19,6 +19,11 @@
 //
 // Temporary names start with "." and contain ".tmp-", so that a listing of an
 // output directory (a shard merge's glob, an artifact scan) can skip them.
+//
+// Every temporary made by Create and MkdirTemp is registered with package
+// cleanup until it is committed or removed (Abort, RemoveTemp, or the
+// removal on a failed commit), so that a command exiting at once on a
+// second signal removes it too.
 package atomicfile
 
 import (
@@ -28,6 +33,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+
+	"github.com/qedtorture/qedtorture/internal/cleanup"
 )
 
 // TempMarker is part of every temporary name this package creates.
@@ -45,9 +53,10 @@ func IsTemp(name string) bool {
 // further calls are no-ops that return the first outcome's error.
 type File struct {
 	*os.File
-	final string
-	done  bool
-	err   error
+	final      string
+	done       bool
+	err        error
+	unregister func()
 }
 
 // Create starts writing the output file path: it opens a new temporary file
@@ -66,7 +75,8 @@ func Create(path string, perm os.FileMode) (*File, error) {
 		_ = os.Remove(f.Name())
 		return nil, fmt.Errorf("%s: %w", path, unwrapPath(err))
 	}
-	return &File{File: f, final: path}, nil
+	tmp := f.Name()
+	return &File{File: f, final: path, unregister: cleanup.Register(func() { _ = os.Remove(tmp) })}, nil
 }
 
 // TempName is the temporary file's path.
@@ -79,6 +89,7 @@ func (f *File) Commit() error {
 		return f.err
 	}
 	f.done = true
+	defer f.unregister()
 	tmp := f.File.Name()
 	err := f.File.Sync()
 	if cerr := f.File.Close(); err == nil {
@@ -104,6 +115,7 @@ func (f *File) Abort() error {
 		return f.err
 	}
 	f.done = true
+	defer f.unregister()
 	_ = f.File.Close()
 	if err := os.Remove(f.File.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		f.err = err
@@ -174,13 +186,32 @@ func MkdirTemp(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, unwrapPath(err))
 	}
+	tempDirs.Store(d, cleanup.Register(func() { _ = os.RemoveAll(d) }))
 	return d, nil
+}
+
+// tempDirs maps the temporary directories of MkdirTemp not yet committed
+// or removed to their cleanup registration.
+var tempDirs sync.Map
+
+func forgetDir(tmp string) {
+	if un, ok := tempDirs.LoadAndDelete(tmp); ok {
+		un.(func())()
+	}
+}
+
+// RemoveTemp removes a temporary directory of MkdirTemp that will not be
+// committed (the output failed).
+func RemoveTemp(tmp string) error {
+	defer forgetDir(tmp)
+	return os.RemoveAll(tmp)
 }
 
 // CommitDir syncs every regular file under tmp and every directory, renames
 // tmp to path (which must not exist) and syncs path's parent. On error tmp is
 // removed.
 func CommitDir(tmp, path string) error {
+	defer forgetDir(tmp)
 	err := filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err

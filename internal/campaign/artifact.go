@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
@@ -61,11 +63,55 @@ type ArtifactMeta struct {
 }
 
 // WriteArtifact writes f into a new directory under out (named after the
-// seed, workload and stage) and returns its path.
+// seed, workload and stage; "-2", "-3", ... appended when an earlier run
+// left one of that name) and returns its path.
+//
+// The artifact appears complete or not at all: it is built in a temporary
+// directory next to its final name (atomicfile.MkdirTemp), every file in
+// it is synced, and only then is it renamed into place and out synced
+// (atomicfile.CommitDir). On any error (a full disk, a read-only out) the
+// temporary is removed and the error names the artifact and the cause, so
+// replay never meets a directory with a cut trace.bin or no workload.txt.
 func WriteArtifact(out string, f *Failure, meta ArtifactMeta) (string, error) {
-	dir := filepath.Join(out, fmt.Sprintf("failure-%d-w%d-%s", meta.CampaignSeed, f.Index, f.Stage))
-	if err := os.MkdirAll(filepath.Join(dir, imageDir), 0o755); err != nil {
-		return "", err
+	name := fmt.Sprintf("failure-%d-w%d-%s", meta.CampaignSeed, f.Index, f.Stage)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return "", fmt.Errorf("campaign: artifact directory %s: %w", out, unwrapPathErr(err))
+	}
+	dir := filepath.Join(out, name)
+	for i := 2; ; i++ {
+		if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		dir = filepath.Join(out, fmt.Sprintf("%s-%d", name, i))
+	}
+	tmp, err := atomicfile.MkdirTemp(dir)
+	if err != nil {
+		return "", fmt.Errorf("campaign: artifact %w", err)
+	}
+	if err := fillArtifact(tmp, f, meta); err != nil {
+		_ = atomicfile.RemoveTemp(tmp)
+		return "", fmt.Errorf("campaign: artifact %s: %w", dir, unwrapPathErr(err))
+	}
+	if err := atomicfile.CommitDir(tmp, dir); err != nil {
+		return "", fmt.Errorf("campaign: artifact %w", err)
+	}
+	return dir, nil
+}
+
+// unwrapPathErr drops an *fs.PathError's path (a temporary's name) so that
+// an error names the artifact once.
+func unwrapPathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// fillArtifact writes the artifact's files into dir (a fresh directory).
+func fillArtifact(dir string, f *Failure, meta ArtifactMeta) error {
+	if err := os.Mkdir(filepath.Join(dir, imageDir), 0o755); err != nil {
+		return err
 	}
 	meta.Version = 1
 	meta.Workload, meta.WorkloadSeed = f.Index, f.WorkloadSeed
@@ -76,7 +122,7 @@ func WriteArtifact(out string, f *Failure, meta ArtifactMeta) (string, error) {
 	files := map[string][]byte{}
 	mj, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
-		return "", err
+		return err
 	}
 	files[metaFile] = append(mj, '\n')
 	files["workload.txt"] = []byte(f.W.String())
@@ -93,13 +139,13 @@ func WriteArtifact(out string, f *Failure, meta ArtifactMeta) (string, error) {
 	if f.Rec != nil {
 		tb, err := f.Rec.Trace.MarshalBinary()
 		if err != nil {
-			return "", err
+			return err
 		}
 		files[traceFile] = tb
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
-			return "", err
+			return fmt.Errorf("%s: %w", name, unwrapPathErr(err))
 		}
 	}
 	// The crashed files: rebuilt from the point (the state the oracle
@@ -114,14 +160,14 @@ func WriteArtifact(out string, f *Failure, meta ArtifactMeta) (string, error) {
 		st, err = p.State(crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Prefix}, Ordinal: uint64(len(p.Unsynced()))})
 	}
 	if err != nil {
-		return "", err
+		return err
 	}
 	if st != nil {
 		if err := copyDir(st, Dir, filepath.Join(dir, imageDir)); err != nil {
-			return "", fmt.Errorf("campaign: artifact %s: %w", dir, err)
+			return err
 		}
 	}
-	return dir, nil
+	return nil
 }
 
 // copyDir copies the regular files of directory src of fs into dst.
@@ -139,7 +185,7 @@ func copyDir(fs afero.Fs, src, dst string) error {
 			return err
 		}
 		if err := os.WriteFile(filepath.Join(dst, fi.Name()), b, 0o644); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", filepath.Join(imageDir, fi.Name()), unwrapPathErr(err))
 		}
 	}
 	return nil
@@ -280,6 +326,9 @@ var ErrArtifact = errors.New("campaign: bad artifact")
 // re-run's trace if equal to the recorded one, else from the recorded
 // trace.
 func Replay(dir string) (*ReplayResult, error) {
+	if atomicfile.IsTemp(filepath.Clean(dir)) {
+		return nil, fmt.Errorf("%w: %s is the temporary of an artifact that was never completed (a campaign killed while writing it); it cannot be replayed", ErrArtifact, dir)
+	}
 	mb, err := os.ReadFile(filepath.Join(dir, metaFile))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)

@@ -38,8 +38,23 @@ func (s Shard) ShardWorkloads(iterations int) int {
 
 // Run runs a campaign until its iterations are done, its duration is up,
 // MaxFailures failures were found or ctx is cancelled, and returns the
-// report. An error is a bad configuration (wrapping ErrConfig) or an
-// artifact that could not be written; failures found are in the report.
+// report. An error is a bad configuration (wrapping ErrConfig), or an
+// artifact that could not be written (the report is returned with it, the
+// failure recorded with its ArtifactError).
+//
+// Cancelling ctx is an interruption (a signal): no workload starts after
+// it, the workloads in flight are abandoned at their next crash state (not
+// counted as completed), a failure being minimized keeps the smallest
+// case found so far, the artifacts of the failures found are written, and
+// the report is marked Interrupted. Run returns within a fraction of a
+// second of the cancellation plus the artifact writes.
+//
+// Write ordering: an artifact is committed (atomicfile: synced, renamed,
+// its directory synced) before its failure is added to the list the
+// reports are built from, so a checkpoint or the final report never names
+// an artifact that is not durably complete. Checkpoints (Config.Checkpoint)
+// are taken by one goroutine, which is stopped before the final report is
+// built: the final report is always the last one handed out.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -56,16 +71,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	stop := func() bool { return ctx.Err() != nil }
 
-	rep := &Report{Version: ReportVersion, Seed: cfg.Seed, Shard: cfg.Shard.String(), ShardCount: cfg.Shard.Count,
-		ShardsDone: []int{cfg.Shard.Index}, Target: cfg.TargetName, Faults: cfg.Faults, Iterations: cfg.Iterations,
-		Workers: cfg.Workers, PerModel: map[string]int64{}, Failures: []FailureReport{}}
+	models := make([]string, len(cfg.Models))
 	modelIdx := make([]int, len(cfg.Models))
 	for i, m := range cfg.Models {
-		rep.Models = append(rep.Models, m.String())
+		models[i] = m.String()
 		modelIdx[i] = i
 	}
 	var (
-		mu      sync.Mutex // guards digest, rep.Failures, firstErr
+		mu      sync.Mutex // guards digest, failed, firstEr
 		digest  uint64
 		failed  []*Failure
 		firstEr error
@@ -80,17 +93,53 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		return s
 	}
-	progressDone := make(chan struct{})
-	var progressWG sync.WaitGroup
+	// build makes a report of the counters and the failures written so far.
+	build := func(st Stats) *Report {
+		rep := &Report{Version: ReportVersion, Seed: cfg.Seed, Shard: cfg.Shard.String(), ShardCount: cfg.Shard.Count,
+			ShardsDone: []int{cfg.Shard.Index}, Target: cfg.TargetName, Models: models, Faults: cfg.Faults,
+			Iterations: cfg.Iterations, Workers: cfg.Workers, PerModel: map[string]int64{}, Failures: []FailureReport{}}
+		rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = st.Workloads, st.Skipped, st.Points, st.States
+		rep.FailedWorkloads = st.Failures
+		rep.OracleRuns, rep.Faulted = st.OracleRuns, c.faulted.Load()
+		rep.Seconds, rep.StatesPerSecond = st.Elapsed.Seconds(), st.StatesPerSecond
+		for i, m := range cfg.Models {
+			rep.PerModel[m.String()] += c.perModel[i].Load()
+		}
+		mu.Lock()
+		rep.Digest = formatDigest(digest)
+		for _, f := range failed {
+			rep.Failures = append(rep.Failures, failureReport(f))
+		}
+		mu.Unlock()
+		return rep
+	}
+	bgDone := make(chan struct{})
+	var bgWG sync.WaitGroup
 	if cfg.Progress != nil {
-		progressWG.Go(func() {
+		bgWG.Go(func() {
 			t := time.NewTicker(cfg.ProgressEvery)
 			defer t.Stop()
 			for {
 				select {
 				case <-t.C:
 					cfg.Progress(snapshot())
-				case <-progressDone:
+				case <-bgDone:
+					return
+				}
+			}
+		})
+	}
+	if cfg.Checkpoint != nil && cfg.CheckpointEvery > 0 {
+		bgWG.Go(func() {
+			t := time.NewTicker(cfg.CheckpointEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					rep := build(snapshot())
+					rep.Checkpoint = true
+					cfg.Checkpoint(rep)
+				case <-bgDone:
 					return
 				}
 			}
@@ -137,17 +186,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				mf := minimize(&mk, f, cfg.MinimizeCandidates)
 				mf.Found, mf.MinimizeTime = found, time.Since(minStart)
 				if cfg.Out != "" {
+					// Committed (durable, under its final name) before the
+					// failure joins the list the reports are built from.
 					dir, err := WriteArtifact(cfg.Out, mf, ArtifactMeta{CampaignSeed: cfg.Seed, Faults: cfg.Faults,
-						Target: cfg.TargetName, Oracle: cfg.Oracle, Models: rep.Models, Bound: cfg.Bound,
+						Target: cfg.TargetName, Oracle: cfg.Oracle, Models: models, Bound: cfg.Bound,
 						Samples: cfg.Samples, SampledPoints: cfg.SampledPoints})
-					if err != nil {
-						mu.Lock()
-						firstEr = err
-						mu.Unlock()
-					}
-					mf.Artifact = dir
+					mf.Artifact, mf.ArtifactErr = dir, err
 				}
 				mu.Lock()
+				if mf.ArtifactErr != nil && firstEr == nil {
+					firstEr = mf.ArtifactErr
+				}
 				failed = append(failed, mf)
 				mu.Unlock()
 			}
@@ -167,37 +216,37 @@ feed:
 	}
 	close(jobs)
 	wg.Wait()
-	close(progressDone)
-	progressWG.Wait()
+	close(bgDone)
+	bgWG.Wait()
 
 	st := snapshot()
 	if cfg.Progress != nil {
 		cfg.Progress(st)
 	}
-	rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = st.Workloads, st.Skipped, st.Points, st.States
-	rep.OracleRuns, rep.Faulted = st.OracleRuns, c.faulted.Load()
-	rep.Seconds, rep.StatesPerSecond = st.Elapsed.Seconds(), st.StatesPerSecond
-	for i, m := range cfg.Models {
-		rep.PerModel[m.String()] += c.perModel[i].Load()
-	}
-	rep.Digest = formatDigest(digest)
-	for _, f := range failed {
-		fr := FailureReport{Workload: f.Index, WorkloadSeed: f.WorkloadSeed, Stage: string(f.Stage),
-			GuestOp: f.GuestOp, Ops: len(f.W.Ops), OriginalOps: len(f.W.Ops), Artifact: f.Artifact, Message: f.Message(),
-			FoundSeconds: f.Found.Seconds(), MinimizeSeconds: f.MinimizeTime.Seconds()}
-		if f.HasState() {
-			fr.Model = f.State.Model.String()
-		}
-		if f.Original != nil {
-			fr.OriginalOps = len(f.Original.Ops)
-		}
-		if f.HasState() {
-			fr.State, fr.CrashPoint = f.State.String(), f.State.K
-		}
-		rep.Failures = append(rep.Failures, fr)
-	}
+	rep := build(st)
+	rep.Interrupted = parent.Err() != nil
 	if firstEr != nil {
 		return rep, fmt.Errorf("campaign: writing an artifact: %w", firstEr)
 	}
 	return rep, nil
+}
+
+// failureReport is f's entry in a report.
+func failureReport(f *Failure) FailureReport {
+	fr := FailureReport{Workload: f.Index, WorkloadSeed: f.WorkloadSeed, Stage: string(f.Stage),
+		GuestOp: f.GuestOp, Ops: len(f.W.Ops), OriginalOps: len(f.W.Ops), Artifact: f.Artifact, Message: f.Message(),
+		FoundSeconds: f.Found.Seconds(), MinimizeSeconds: f.MinimizeTime.Seconds()}
+	if f.ArtifactErr != nil {
+		fr.ArtifactError = f.ArtifactErr.Error()
+	}
+	if f.HasState() {
+		fr.Model = f.State.Model.String()
+	}
+	if f.Original != nil {
+		fr.OriginalOps = len(f.Original.Ops)
+	}
+	if f.HasState() {
+		fr.State, fr.CrashPoint = f.State.String(), f.State.K
+	}
+	return fr
 }

@@ -36,6 +36,7 @@ type Failure struct {
 	Rec          *Recording       // the run the failure was found in
 	Point        *crashsim.Point  // the crash point (nil for StageWorkload)
 	Artifact     string           // directory written, if any
+	ArtifactErr  error            // why the artifact could not be written
 	Found        time.Duration    // campaign time when it was found
 	MinimizeTime time.Duration    // time Minimize took
 }

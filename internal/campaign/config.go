@@ -151,6 +151,13 @@ type Config struct {
 	// end) with a snapshot of the counters.
 	Progress      func(Stats)
 	ProgressEvery time.Duration
+	// Checkpoint, if set, is called every CheckpointEvery during the run
+	// with a report of what was done so far (Report.Checkpoint set), from
+	// one goroutine, never after Run returns. The command line rewrites
+	// the report file with it, so a run killed without warning (a
+	// preempted machine) leaves its last checkpoint.
+	Checkpoint      func(*Report)
+	CheckpointEvery time.Duration
 }
 
 // Defaults for the bounds.
@@ -183,6 +190,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.Iterations < 0 || c.Duration < 0 {
 		return fmt.Errorf("%w: negative iterations or duration", ErrConfig)
+	}
+	if c.CheckpointEvery < 0 {
+		return fmt.Errorf("%w: negative checkpoint interval", ErrConfig)
 	}
 	if c.Iterations == 0 && c.Duration == 0 {
 		c.Duration = DefaultDuration

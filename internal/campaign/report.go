@@ -15,20 +15,23 @@ const ReportVersion = 1
 
 // Report is the JSON summary of a campaign (or a merge of shards).
 type Report struct {
-	Version     int      `json:"version"`
-	Seed        uint64   `json:"seed"`
-	Shard       string   `json:"shard"`       // "I/N", or "0,2/4" after a merge
-	ShardCount  int      `json:"shard_count"` // N
-	ShardsDone  []int    `json:"shards"`      // the shard indices covered
-	Target      string   `json:"target"`      // implementation under test
-	Models      []string `json:"models"`      // crash models enumerated
-	Faults      string   `json:"faults,omitempty"`
-	Iterations  int      `json:"iterations,omitempty"` // workload index space bound (0 = by duration)
-	Workloads   int64    `json:"workloads"`            // workloads completed
-	Skipped     int64    `json:"skipped"`              // workloads whose setup failed
-	Faulted     int64    `json:"faulted,omitempty"`    // workloads in which a fault was injected
-	CrashPoints int64    `json:"crash_points"`
-	CrashStates int64    `json:"crash_states"`
+	Version    int      `json:"version"`
+	Seed       uint64   `json:"seed"`
+	Shard      string   `json:"shard"`       // "I/N", or "0,2/4" after a merge
+	ShardCount int      `json:"shard_count"` // N
+	ShardsDone []int    `json:"shards"`      // the shard indices covered
+	Target     string   `json:"target"`      // implementation under test
+	Models     []string `json:"models"`      // crash models enumerated
+	Faults     string   `json:"faults,omitempty"`
+	Iterations int      `json:"iterations,omitempty"` // workload index space bound (0 = by duration)
+	Workloads  int64    `json:"workloads"`            // workloads completed without a failure
+	// FailedWorkloads counts the workloads that failed (Failures lists the
+	// first MaxFailures of them, minimized).
+	FailedWorkloads int64 `json:"failed_workloads"`
+	Skipped         int64 `json:"skipped"`           // workloads whose setup failed
+	Faulted         int64 `json:"faulted,omitempty"` // workloads in which a fault was injected
+	CrashPoints     int64 `json:"crash_points"`
+	CrashStates     int64 `json:"crash_states"`
 	// OracleRuns counts the states the oracle ran on; the rest of
 	// CrashStates were byte-identical to a state of the same workload
 	// judged against the same model, whose verdict they share.
@@ -42,7 +45,23 @@ type Report struct {
 	// Digest is the XOR over completed workloads of a hash of (index,
 	// seed): equal digests mean the same workloads were completed.
 	Digest string `json:"digest"`
+	// Interrupted: the run was stopped by a signal (SIGINT, SIGTERM)
+	// before its iterations or duration were done; the counts cover the
+	// workloads completed until then. After a merge: some shard was.
+	Interrupted bool `json:"interrupted,omitempty"`
+	// Checkpoint: a report written during the run (every
+	// --checkpoint-interval); the final report replaces it. After a merge:
+	// some shard's report was one.
+	Checkpoint bool `json:"checkpoint,omitempty"`
+	// Partial lists, after a merge, the shards whose report was a
+	// checkpoint or interrupted; MissingShards the shards of ShardCount
+	// that no merged report covered (merged with --allow-partial).
+	Partial       []int `json:"partial_shards,omitempty"`
+	MissingShards []int `json:"missing_shards,omitempty"`
 }
+
+// Complete reports whether the report covers every shard of its campaign.
+func (r *Report) Complete() bool { return len(r.MissingShards) == 0 }
 
 // FailureReport is one failure in a Report.
 type FailureReport struct {
@@ -56,6 +75,9 @@ type FailureReport struct {
 	OriginalOps  int    `json:"original_ops"`    // before minimization
 	Model        string `json:"model,omitempty"` // crash model of the (minimized) state
 	Artifact     string `json:"artifact,omitempty"`
+	// ArtifactError says why the artifact could not be written (a full
+	// disk, a read-only --out): the failure has no artifact.
+	ArtifactError string `json:"artifact_error,omitempty"`
 	// FoundSeconds is the campaign time at which the failure was found;
 	// MinimizeSeconds how long minimizing it took.
 	FoundSeconds    float64 `json:"found_seconds"`
@@ -100,6 +122,11 @@ var ErrMerge = errors.New("campaign: reports cannot be merged")
 // count, target, models, faults and iterations; disjoint shards) into one.
 // Counts add up, digests XOR, failures concatenate, seconds is the longest
 // shard (shards run in parallel) and states_per_second is recomputed.
+// Checkpointed and interrupted reports merge like final ones (their counts
+// cover what they completed); the result is marked Checkpoint/Interrupted
+// and lists them in Partial. Shards no report covers are listed in
+// MissingShards (Complete is false): the command line refuses such a
+// merge unless asked for a partial one.
 func Merge(reps ...*Report) (*Report, error) {
 	if len(reps) == 0 {
 		return nil, fmt.Errorf("%w: no reports", ErrMerge)
@@ -148,11 +175,23 @@ func Merge(reps ...*Report) (*Report, error) {
 		for m, n := range r.PerModel {
 			out.PerModel[m] += n
 		}
+		out.FailedWorkloads += r.FailedWorkloads
 		out.Failures = append(out.Failures, r.Failures...)
+		out.Interrupted = out.Interrupted || r.Interrupted
+		out.Checkpoint = out.Checkpoint || r.Checkpoint
+		if r.Interrupted || r.Checkpoint {
+			out.Partial = append(out.Partial, r.ShardsDone...)
+		}
 		out.Seconds = max(out.Seconds, r.Seconds)
 		out.Workers += r.Workers
 	}
 	slices.Sort(out.ShardsDone)
+	slices.Sort(out.Partial)
+	for s := range max(out.ShardCount, 1) {
+		if !slices.Contains(out.ShardsDone, s) {
+			out.MissingShards = append(out.MissingShards, s)
+		}
+	}
 	out.Shard = shardLabel(out.ShardsDone, out.ShardCount)
 	out.Digest = formatDigest(digest)
 	if out.Seconds > 0 {

@@ -9,7 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/qedtorture/qedtorture/internal/cleanup"
 )
 
 // ErrNotFound reports that qemu-img or qemu-io is not installed.
@@ -26,6 +29,50 @@ type Tool struct {
 	ImgPath string        // path of qemu-img
 	IOPath  string        // path of qemu-io
 	Timeout time.Duration // per run; 0 = DefaultTimeout
+	// Context, if set, bounds every run: when it is cancelled, the
+	// running tools' process groups are killed and Run returns an error
+	// wrapping context.Canceled; no new run starts.
+	Context context.Context
+}
+
+// WithContext returns a copy of t whose runs are bounded by ctx.
+func (t *Tool) WithContext(ctx context.Context) *Tool {
+	c := *t
+	c.Context = ctx
+	return &c
+}
+
+// Ctx is t.Context, or context.Background when it is not set.
+func (t *Tool) Ctx() context.Context {
+	if t.Context == nil {
+		return context.Background()
+	}
+	return t.Context
+}
+
+// Track registers a started command, set up with NewProcessGroup, so that
+// its process group is killed when ctx is cancelled and by cleanup.Run (a
+// command exiting at once on a second signal leaves no child behind). Call
+// release once the command has been waited for.
+func Track(ctx context.Context, cmd *exec.Cmd) (release func()) {
+	var mu sync.Mutex
+	reaped := false
+	kill := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !reaped {
+			_ = KillGroup(cmd)
+		}
+	}
+	unregister := cleanup.Register(kill)
+	stop := context.AfterFunc(ctx, kill)
+	return func() {
+		mu.Lock()
+		reaped = true
+		mu.Unlock()
+		stop()
+		unregister()
+	}
 }
 
 // Find locates qemu-img and qemu-io: $QEMU_IMG and $QEMU_IO when set,
@@ -93,7 +140,7 @@ func (t *Tool) Run(binary string, args ...string) (Result, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(t.Ctx(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	var stdout, stderr bytes.Buffer
@@ -105,8 +152,16 @@ func (t *Tool) Run(binary string, args ...string) (Result, error) {
 	cmd.WaitDelay = 2 * time.Second
 	// C locale: stable messages and number formats to parse.
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	err := cmd.Run()
+	err := cmd.Start()
+	if err == nil {
+		release := Track(context.Background(), cmd) // ctx's cancellation is cmd.Cancel's
+		err = cmd.Wait()
+		release()
+	}
 	res := Result{Args: append([]string{binary}, args...), Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	if cerr := t.Ctx().Err(); cerr != nil {
+		return res, fmt.Errorf("qemutool: %s: %w", strings.Join(res.Args, " "), cerr)
+	}
 	if ctx.Err() == context.DeadlineExceeded {
 		return res, fmt.Errorf("%w after %v: %s", ErrTimeout, timeout, strings.Join(res.Args, " "))
 	}

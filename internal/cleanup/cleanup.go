@@ -1,0 +1,72 @@
+// Package cleanup keeps the list of what a running qedtorture command must
+// undo if it is told to exit at once: temporary files and directories not
+// yet published or removed, and child process groups not yet reaped.
+//
+// A campaign interrupted by a first SIGINT or SIGTERM stops on its own and
+// removes its temporaries and children in the ordinary course (deferred
+// removals, context cancellation). A second signal exits at once: the
+// signal handler calls Run, which runs every registered removal, and then
+// exits. Run may therefore run while the rest of the program is still
+// working; a removal must be safe to call from any goroutine at any time
+// (removing an already removed file, killing an already reaped group).
+//
+// Invariant: whatever creates a temporary or starts a child registers it
+// right after creating it and unregisters it once it is published, removed
+// or reaped, so that at any moment the registry holds exactly what would
+// be left behind by an exit.
+package cleanup
+
+import (
+	"slices"
+	"sync"
+)
+
+var reg struct {
+	sync.Mutex
+	next uint64
+	fns  map[uint64]func()
+}
+
+// Register adds fn to the removals Run performs and returns the function
+// that takes it off again (idempotent).
+func Register(fn func()) (unregister func()) {
+	reg.Lock()
+	if reg.fns == nil {
+		reg.fns = map[uint64]func(){}
+	}
+	reg.next++
+	id := reg.next
+	reg.fns[id] = fn
+	reg.Unlock()
+	return func() {
+		reg.Lock()
+		delete(reg.fns, id)
+		reg.Unlock()
+	}
+}
+
+// Run performs every registered removal once, the most recently
+// registered first (a child started in a temporary directory is killed
+// before the directory is removed), and empties the registry.
+func Run() {
+	reg.Lock()
+	ids := make([]uint64, 0, len(reg.fns))
+	for id := range reg.fns {
+		ids = append(ids, id)
+	}
+	fns := reg.fns
+	reg.fns = nil
+	reg.Unlock()
+	slices.Sort(ids)
+	slices.Reverse(ids) // most recent first
+	for _, id := range ids {
+		fns[id]()
+	}
+}
+
+// Len is the number of registered removals (for tests).
+func Len() int {
+	reg.Lock()
+	defer reg.Unlock()
+	return len(reg.fns)
+}
