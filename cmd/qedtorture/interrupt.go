@@ -70,12 +70,18 @@ func watchSignals(stderr io.Writer) *interruption {
 	in := &interruption{ch: make(chan os.Signal, 2), done: make(chan struct{})}
 	in.ctx, in.cancel = context.WithCancel(context.Background())
 	signal.Notify(in.ch, os.Interrupt, syscall.SIGTERM)
+	// QEDTORTURE_TEST_STOP_DELAY (tests only) holds the cancellation back
+	// after the first signal, so that a second one meets a campaign with
+	// its children and temporaries alive, as on a slow stop.
+	delay, _ := time.ParseDuration(os.Getenv("QEDTORTURE_TEST_STOP_DELAY"))
 	in.wg.Go(func() {
-		var grace <-chan time.Time
+		var grace, cancelAt <-chan time.Time
 		for {
 			select {
 			case <-in.done:
 				return
+			case <-cancelAt:
+				in.cancel()
 			case s := <-in.ch:
 				in.mu.Lock()
 				first := in.sig == nil
@@ -86,14 +92,20 @@ func watchSignals(stderr io.Writer) *interruption {
 				in.mu.Unlock()
 				if first {
 					fmt.Fprintf(stderr, "qedtorture: %s: stopping: no new workload, in-flight work abandoned, artifacts and report still written (send it again to exit at once)\n", signalName(s))
-					in.cancel()
+					if delay > 0 {
+						cancelAt = time.After(delay)
+					} else {
+						in.cancel()
+					}
 					grace = time.After(stopGrace)
 					continue
 				}
 				fmt.Fprintf(stderr, "qedtorture: %s again: exiting at once\n", signalName(s))
+				in.cancel()
 				exitNow(sig)
 			case <-grace:
 				fmt.Fprintf(stderr, "qedtorture: the campaign did not stop within %s of the signal: exiting at once\n", stopGrace)
+				in.cancel()
 				exitNow(in.signal())
 			}
 		}
@@ -186,14 +198,4 @@ func probeDir(flag, path, dir string) error {
 		return fmt.Errorf("%s %s: cannot write in %s: %w", flag, path, dir, unwrapPath(errors.Unwrap(err)))
 	}
 	return f.Abort()
-}
-
-// unwrapPath drops an *fs.PathError's path (the message names the file
-// already).
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }

@@ -38,6 +38,9 @@ shard completed; the merge says so and marks the merged report ("checkpoint",
 "interrupted", "partial_shards").`,
 		Args: argsBetween(1, 1<<20, "REPORT.json..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("output") {
+				fmt.Fprintln(e.stderr, "qedtorture: warning: --output FILE is deprecated, use -o/--output-file (--output names a format in the other commands)")
+			}
 			var reps []*campaign.Report
 			for _, name := range args {
 				fh, err := os.Open(name)
@@ -96,7 +99,7 @@ shard completed; the merge says so and marks the merged report ("checkpoint",
 	// --output was the file before -o/--output-file; elsewhere --output
 	// names a format (human|json), as in qemu-img.
 	fl.StringVar(&out, "output", "", "deprecated alias of --output-file")
-	_ = fl.MarkDeprecated("output", "use -o/--output-file (--output names a format in the other commands)")
+	_ = fl.MarkHidden("output")
 	fl.BoolVar(&allowPartial, "allow-partial", false, "merge even when some shards' reports are missing (the merged report lists them)")
 	cmd.AddCommand(merge)
 	return cmd

@@ -23,14 +23,24 @@ import (
 
 var reg struct {
 	sync.Mutex
-	next uint64
-	fns  map[uint64]func()
+	next    uint64
+	fns     map[uint64]func()
+	exiting bool // Run was called: what registers now is undone at once
 }
 
 // Register adds fn to the removals Run performs and returns the function
 // that takes it off again (idempotent).
+//
+// Once Run has been called the process is exiting: Register then runs fn
+// at once (a temporary created or a child started while Run works is
+// undone too) and returns a no-op.
 func Register(fn func()) (unregister func()) {
 	reg.Lock()
+	if reg.exiting {
+		reg.Unlock()
+		fn()
+		return func() {}
+	}
 	if reg.fns == nil {
 		reg.fns = map[uint64]func(){}
 	}
@@ -45,11 +55,15 @@ func Register(fn func()) (unregister func()) {
 	}
 }
 
-// Run performs every registered removal once, the most recently
-// registered first (a child started in a temporary directory is killed
-// before the directory is removed), and empties the registry.
+// Run performs every registered removal, the most recently registered
+// first (a child started in a temporary directory is killed before the
+// directory is removed), and empties the registry; from then on Register
+// undoes at once. The removals run twice: the rest of the program may
+// still be writing into a temporary directory while the first pass
+// removes it.
 func Run() {
 	reg.Lock()
+	reg.exiting = true
 	ids := make([]uint64, 0, len(reg.fns))
 	for id := range reg.fns {
 		ids = append(ids, id)
@@ -59,9 +73,18 @@ func Run() {
 	reg.Unlock()
 	slices.Sort(ids)
 	slices.Reverse(ids) // most recent first
-	for _, id := range ids {
-		fns[id]()
+	for range 2 {
+		for _, id := range ids {
+			fns[id]()
+		}
 	}
+}
+
+// reset ends the exiting state (tests).
+func reset() {
+	reg.Lock()
+	reg.exiting = false
+	reg.Unlock()
 }
 
 // Len is the number of registered removals (for tests).

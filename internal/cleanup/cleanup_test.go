@@ -13,13 +13,20 @@ func TestRunMostRecentFirstOnce(t *testing.T) {
 	un()
 	un() // idempotent
 	Run()
-	Run() // emptied: nothing runs twice
-	if len(got) != 2 || got[0] != 3 || got[1] != 1 {
-		t.Fatalf("ran %v, want [3 1]", got)
+	Run() // emptied: nothing runs again
+	if len(got) != 4 || got[0] != 3 || got[1] != 1 || got[2] != 3 || got[3] != 1 {
+		t.Fatalf("ran %v, want [3 1 3 1] (two passes)", got)
 	}
 	if Len() != 0 {
 		t.Fatalf("registry not empty: %d", Len())
 	}
+	// Exiting: a registration is undone at once.
+	ran := false
+	Register(func() { ran = true })()
+	if !ran || Len() != 0 {
+		t.Fatalf("registration while exiting: ran %v, registry %d", ran, Len())
+	}
+	reset()
 }
 
 func TestConcurrent(t *testing.T) {
@@ -37,4 +44,5 @@ func TestConcurrent(t *testing.T) {
 	if Len() != 0 {
 		t.Fatal("registry not empty")
 	}
+	reset()
 }
