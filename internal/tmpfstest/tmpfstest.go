@@ -11,13 +11,24 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
-	"testing"
 )
+
+// TB is the part of testing.TB these helpers use; it keeps the testing
+// package out of the non-test code of the project.
+type TB interface {
+	Helper()
+	TempDir() string
+	Cleanup(func())
+	Errorf(format string, args ...any)
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Skipf(format string, args ...any)
+}
 
 // Mount mounts a tmpfs with the mount options opts (e.g. "size=64k",
 // "ro") on a fresh directory and returns it; it is unmounted when the test
 // ends.
-func Mount(t testing.TB, opts string) string {
+func Mount(t TB, opts string) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "tmpfs")
 	if err := os.Mkdir(dir, 0o755); err != nil {
@@ -40,7 +51,7 @@ func Mount(t testing.TB, opts string) string {
 // Fill writes a file in dir until its file system is full (ENOSPC), so
 // that the next write of any data fails; creating an empty file still
 // works.
-func Fill(t testing.TB, dir string) {
+func Fill(t TB, dir string) {
 	t.Helper()
 	f, err := os.Create(filepath.Join(dir, "filler"))
 	if err != nil {
