@@ -62,7 +62,7 @@ the campaign could not run), 2 usage error.`,
 		Example: `  qedtorture run                         # 60 s on all cores, all crash models
   qedtorture run --duration 30s --crash-model subset,torn
   qedtorture run --iterations 200 --seed 42 --report r.json
-  qedtorture run --shard 3/8 --duration 1h --out /artifacts
+  qedtorture run --seed 42 --shard 3/8 --duration 1h --out /artifacts
   qedtorture run --fault 'write:eio@p=0.01'`,
 		Args: argsBetween(0, 0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error { return runCampaign(cmd, e, f) },
