@@ -10,8 +10,8 @@ import (
 
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/tmpfstest"
 	"github.com/spf13/afero"
-	"golang.org/x/sys/unix"
 )
 
 const (
@@ -149,36 +149,12 @@ func TestQEMUAgainstOurLocks(t *testing.T) {
 	before.unchanged(t, "qemu-io refused beside our reader")
 }
 
-// tmpfs mounts a tmpfs of size bytes on a new directory and returns it
-// (unmounted at the end). Tests run as root here and in CI: where
-// mounting is impossible the test is skipped, except under CI, where it
-// fails.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "full")
-	if err := os.Mkdir(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size="+size); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and mounting a tmpfs failed: %v", err)
-		}
-		t.Skipf("skipping: cannot mount a tmpfs (not root?): %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
 // TestConvertOntoFullFileSystem: a convert whose output does not fit
 // exits 1 with one line naming the destination and the cause, and leaves
 // neither the output nor a temporary; an existing destination keeps its
 // contents.
 func TestConvertOntoFullFileSystem(t *testing.T) {
-	full := tmpfs(t, "1m")
+	full := tmpfstest.Mount(t, "size=1m")
 	src := filepath.Join(t.TempDir(), "src.raw")
 	data := make([]byte, 4<<20)
 	for i := range data {
