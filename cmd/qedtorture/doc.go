@@ -11,9 +11,9 @@
 //	qedtorture check  [-r leaks|all] [--output human|json] [-U] IMG
 //	qedtorture map    [--output human|json] [-U] IMG
 //	qedtorture convert [-f raw|qed] [-O raw|qed] [-o cluster_size=N,table_size=N] [-U] SRC DST
-//	qedtorture run    [--duration D | --iterations N] [--seed S] [--crash-model M] [--shard I/N] ...
+//	qedtorture run    [--duration D | --iterations N] [--seed S] [--crash-model M] [--seed S --shard I/N] ...
 //	qedtorture replay ARTIFACT_DIR
-//	qedtorture report merge [-o FILE] REPORT...
+//	qedtorture report merge [-o FILE] [--allow-partial] REPORT...
 //	qedtorture qemu   [flags of run]          (the campaign against qemu-io)
 //	qedtorture bench  [-c N] [-d N] [-s N] [-S N] [-w] ... IMG
 //
@@ -25,7 +25,8 @@
 // 0 success; 1 a runtime error (missing file, malformed image, I/O error);
 // 2 a usage error (unknown flag or subcommand, bad argument). check follows
 // qemu-img: 0 clean, 2 corruptions, 3 leaks only, 1 the check itself failed.
-// Every error is one line on stderr, prefixed "qedtorture: ".
+// Every error is one line on stderr, prefixed "qedtorture: ". The campaign
+// commands (run, qemu) exit 130 after SIGINT and 143 after SIGTERM.
 //
 // # Safety of the image utilities
 //
@@ -40,6 +41,19 @@
 // removed on error). create refuses an image that is its own backing file
 // or in its backing file's chain. Error lines name the file once
 // (fileError). README.md's "Safety" section states the guarantees.
+//
+// # Safety of the campaigns
+//
+// run and qemu check --out and --report before the first workload
+// (checkOutputs), write reports and artifacts through internal/atomicfile
+// (a report only names an artifact once it is durably complete), record a
+// failure whose artifact could not be written (stderr, summary, the
+// report's artifact_error), rewrite the report as a checkpoint every
+// --checkpoint-interval, and handle SIGINT/SIGTERM (interrupt.go): the
+// first signal cancels the campaign's context (artifacts, summary and
+// report still written, marked interrupted), a second one (or the campaign
+// still running 10 s later) runs internal/cleanup (children killed,
+// temporaries removed) and exits at once.
 //
 // # Testing
 //

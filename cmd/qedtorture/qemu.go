@@ -59,8 +59,13 @@ runs through QEMU and impl/qed without crashes and the results are compared.
 Runs end in turn with a clean close, qemu-io 'abort' and SIGKILL (--ends). The first
 occurrence of each distinct failure is minimized and written under --out with the
 workload, the crashed image, the backing files, the log and the qemu-io script.
-Exit status: 0 no failure, 1 a failure was found (or the campaign could not run),
-2 usage error.`,
+SIGINT or SIGTERM kills the QEMU processes in flight, writes the artifacts of the
+failures found so far (not minimized) and the report marked interrupted, and
+removes the scratch directories; a second signal exits at once.
+
+Exit status: 0 no failure; 1 a failure was found, or the campaign could not run,
+completed no workload, or could not write its report or an artifact; 2 usage
+error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 		Example: `  qedtorture qemu --iterations 20
   qedtorture qemu --duration 5m --crash-model subset,torn --qemu-states 64 --report q.json
   qedtorture qemu --iterations 50 --ends kill --diff=false

@@ -57,8 +57,15 @@ oracle (structure before and after recovery, data against the model, liveness).
 
 The campaign seed is printed first; the same seed replays the same workloads. A
 failure is minimized and written as an artifact directory under --out; replay it
-with 'qedtorture replay DIR'. Exit status: 0 no failure, 1 a failure was found (or
-the campaign could not run), 2 usage error.`,
+with 'qedtorture replay DIR'. --report FILE is rewritten atomically every
+--checkpoint-interval during the run; --out and --report are checked before the
+start. SIGINT or SIGTERM stops the campaign within seconds: the artifacts of the
+failures found are written and the report is marked interrupted; a second signal
+exits at once. Shards (--shard, --shards) need --seed.
+
+Exit status: 0 no failure; 1 a failure was found, or the campaign could not run,
+completed no workload, or could not write its report or an artifact; 2 usage
+error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 		Example: `  qedtorture run                         # 60 s on all cores, all crash models
   qedtorture run --duration 30s --crash-model subset,torn
   qedtorture run --iterations 200 --seed 42 --report r.json

@@ -73,6 +73,20 @@
 //     command failures come back as *CommandError naming the command and
 //     QEMU's message.
 //
+// # Interruption and cleanup
+//
+// Run takes a context: its cancellation (SIGINT or SIGTERM on the command
+// line) kills the qemu-io and qemu-img process groups in flight (through
+// the tool's context, qemutool.Tool.WithContext, and StartProcContext),
+// abandons their workloads, skips minimization, writes the artifacts of
+// the failures found so far and marks the report Interrupted. Every child
+// process group and scratch directory (qedtorture-qemu-*) is registered
+// with internal/cleanup while it exists, so a command exiting at once on a
+// second signal leaves none behind. Artifacts are written through
+// internal/atomicfile (complete or absent); one that cannot be written is
+// recorded in its FailureReport (ArtifactError). Config.Checkpoint gets a
+// report of the run so far every Config.CheckpointEvery.
+//
 // # Caveats
 //
 //   - The log holds what QEMU issued to the image file in blklogwrites'

@@ -67,6 +67,27 @@
 // point over every operation index, the weakest model, the lowest ordinal. WriteArtifact stores the case (see artifact.go for the files);
 // Replay rebuilds the crash state from an artifact and judges it again.
 //
+// # Interruption, checkpoints and outputs
+//
+// Cancelling Run's context is an interruption (the command line cancels it
+// on SIGINT or SIGTERM): no workload starts after it, the workloads in
+// flight stop at their next crash state and are not counted, a failure
+// being minimized keeps the smallest case found so far, every failure
+// found gets its artifact, and the report is marked Interrupted. The
+// duration running out is not an interruption. Config.Checkpoint receives,
+// every Config.CheckpointEvery, a report of the run so far (Checkpoint
+// set); the command line rewrites the report file with it.
+//
+// Artifacts are written through internal/atomicfile (a temporary directory
+// next to the final name, every file synced, renamed, the parent synced)
+// and a failure joins the list reports are built from only after its
+// artifact is committed: no report, checkpoint or final, names an artifact
+// that is not durably complete. An artifact that cannot be written leaves
+// nothing behind; the failure keeps its place in the report with
+// FailureReport.ArtifactError. Merge accepts checkpointed and interrupted
+// reports (marking the result) and lists the shards no report covers
+// (Report.MissingShards).
+//
 // # Determinism and caveats
 //
 //   - Everything random derives from the campaign seed. A workload with
