@@ -215,3 +215,48 @@ func hasQEMU() bool {
 	_, err := qemutool.Find()
 	return err == nil
 }
+
+// TestQEMUReportStdoutAndNoWorkload: qemu with --report - keeps stdout
+// JSON; a qemu campaign that completed no workload exits 1 and says why.
+func TestQEMUReportStdoutAndNoWorkload(t *testing.T) {
+	qemutool.Require(t)
+	base := []string{"qemu", "--seed", "9", "--ops", "4", "--max-clusters", "16", "--crash-model", "prefix", "--qemu-states", "1",
+		"--diff=false", "--progress", "none", "--minimize", "-1", "--out", t.TempDir()}
+	r := runWant(t, exitOK, append(base, "--iterations", "1", "--report", "-")...)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &m), "stdout: %q", r.stdout)
+	require.EqualValues(t, 1, m["workloads"])
+	require.Contains(t, r.stderr, "qemu campaign: seed 9, 1 workloads completed")
+
+	r = qt(t, append(base, "--duration", "1ns")...) // the seed is on stderr too
+	require.Equal(t, exitRuntime, r.code)
+	require.Contains(t, r.stderr, "no workload completed: --duration 1ns ended before the first one finished")
+}
+
+// TestQEMUArtifactFullDisk: a QEMU finding whose artifact does not fit is
+// reported on stderr and in the report, and --out holds nothing of it.
+func TestQEMUArtifactFullDisk(t *testing.T) {
+	qemutool.Require(t)
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "w.txt")
+	require.NoError(t, os.WriteFile(wf, []byte("qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\n"+
+		"write 0x0 0x1000 id=1\nreopen\nwrite 0x20000 0x1000 id=2\nflush\n"), 0o644))
+	out := tmpfstest.Mount(t, "size=64k")
+	tmpfstest.Fill(t, out)
+	rep := filepath.Join(dir, "r.json")
+	r := qt(t, "qemu", "--workload", wf, "--ends", "close", "--crash-model", "subset", "--qemu-states", "0",
+		"--diff=false", "--seed", "1", "--out", out, "--report", rep, "--progress", "none", "--minimize", "-1")
+	require.Equal(t, exitRuntime, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stdout, "artifact: none, it could not be written")
+	require.Regexp(t, `qedtorture: the failure \S+ has no artifact: qemu: artifact `+regexp.QuoteMeta(out)+`/qemu-1-w0-[^:]+: [^\n]*no space left on device`, r.stderr)
+	es, err := os.ReadDir(out)
+	require.NoError(t, err)
+	require.Len(t, es, 1, "only the filler: %v", es)
+	var q map[string]any
+	b, err := os.ReadFile(rep)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &q))
+	f := q["failures"].([]any)[0].(map[string]any)
+	require.Nil(t, f["artifact"])
+	require.Contains(t, f["artifact_error"], "no space left on device")
+}

@@ -142,6 +142,14 @@ func TestWriteArtifactFullDisk(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure)
 	res.Failure.Index = rep.Failures[0].Workload
+	// An artifact of the same name (an earlier run's) is kept: the new one
+	// gets "-2".
+	again, err := WriteArtifact(filepath.Dir(rep.Failures[0].Artifact), res.Failure, ArtifactMeta{CampaignSeed: seed, Target: "broken:noflush"})
+	require.NoError(t, err)
+	require.Equal(t, rep.Failures[0].Artifact+"-2", again)
+	require.FileExists(t, filepath.Join(rep.Failures[0].Artifact, metaFile))
+	require.FileExists(t, filepath.Join(again, metaFile))
+
 	out := tmpfstest.Mount(t, "size=64k")
 	tmpfstest.Fill(t, out)
 	_, err = WriteArtifact(out, res.Failure, ArtifactMeta{CampaignSeed: seed, Target: "broken:noflush"})

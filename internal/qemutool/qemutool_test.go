@@ -1,13 +1,17 @@
 package qemutool
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qedtorture/qedtorture/internal/cleanup"
 )
 
 // Outputs captured from qemu-img 7.2 on a 1 MiB image (one data cluster,
@@ -200,5 +204,56 @@ func TestRealQEMU(t *testing.T) {
 	}
 	if total != 1<<20 {
 		t.Errorf("map covers %d bytes, want %d", total, 1<<20)
+	}
+}
+
+// TestRunContextKills: cancelling a tool's context kills the running
+// process group at once, Run says so, and nothing stays on cleanup's list.
+func TestRunContextKills(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tool := (&Tool{}).WithContext(ctx)
+	n := cleanup.Len()
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = tool.Run(sleep, "30")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run after cancel: %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Run returned %v after the cancellation", d)
+	}
+	if cleanup.Len() != n {
+		t.Fatalf("cleanup list %d, want %d", cleanup.Len(), n)
+	}
+	// A cancelled context starts nothing.
+	if _, err := tool.Run(sleep, "30"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run on a cancelled context: %v", err)
+	}
+}
+
+// TestTrackKillsOnCancel: a tracked command's process group is killed
+// when its context is cancelled.
+func TestTrackKillsOnCancel(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep(1)")
+	}
+	cmd := exec.Command(sleep, "30")
+	NewProcessGroup(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	release := Track(ctx, cmd)
+	start := time.Now()
+	cancel()
+	_ = cmd.Wait()
+	release()
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("killed after %v", d)
 	}
 }
