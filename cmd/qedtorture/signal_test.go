@@ -46,7 +46,11 @@ func qedtortureBinary(t *testing.T) string {
 			return
 		}
 		built.path = filepath.Join(dir, "qedtorture")
-		cmd := exec.Command("go", "build", "-o", built.path, ".")
+		args := []string{"build", "-o", built.path}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, ".")...)
 		built.out, built.err = cmd.CombinedOutput()
 	})
 	if built.err != nil {
