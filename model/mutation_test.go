@@ -132,3 +132,23 @@ func TestIdentifyStartsInFirst16(t *testing.T) {
 		t.Errorf("Identify after 3 garbage bytes: %+v %v, want %+v", m, ok, want)
 	}
 }
+
+// TestOverlayMapInvariants: an overlay smaller than its backing disk takes
+// the backing extents below its size, clipped, and none past it (not even
+// an empty one at the limit).
+func TestOverlayMapInvariants(t *testing.T) {
+	b, err := New(4*4096, nil)
+	must(t, err)
+	mustWrite(t, b, 0, 4096)
+	mustWrite(t, b, 4096, 8192)
+	mustWrite(t, b, 3*4096, 4096)
+	b.Flush()
+	for _, size := range []int64{4096, 2 * 4096, 6144} {
+		d, err := New(size, b)
+		must(t, err)
+		checkMap(t, "overlay durable", d.durable)
+		if last := d.durable[len(d.durable)-1]; last.end != size {
+			t.Errorf("overlay of size %#x: last extent ends at %#x", size, last.end)
+		}
+	}
+}
