@@ -91,6 +91,10 @@ type OpenOptions struct {
 	// that share every permission: the open coexists with a writer, and
 	// may read an image that is changing under it.
 	ForceShare bool
+
+	// writeDepth, set only by Commit, opens the backing file at that
+	// depth of the chain (1: the image's own backing file) writable.
+	writeDepth int
 }
 
 // CheckReport carries the same counts as `qemu-img check` for a QED image.

@@ -133,10 +133,18 @@ func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOpt
 		n, _ := f.ReadAt(magic[:], 0)
 		isQED = n == 4 && decodeMagic(magic[:]) == Magic
 	}
+	writable := opts.writeDepth == ch.depth+1
 	if !isQED {
-		// A raw backing file is locked as QEMU locks it: read-only.
+		// A raw backing file is locked as QEMU locks it: read-only (or
+		// read-write for Commit's base).
 		ro := opts
-		ro.ReadOnly = true
+		ro.ReadOnly = !writable
+		if writable {
+			f.Close()
+			if f, err = fs.OpenFile(p, os.O_RDWR, 0); err != nil {
+				return nil, fileErr(imgPath, "backing file", fileErr(p, "", err))
+			}
+		}
 		if err := lockFile(f, p, lockMode(ro), opts.NoLock); err != nil {
 			f.Close()
 			return nil, fileErr(imgPath, "backing file", err)
@@ -152,7 +160,10 @@ func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOpt
 	sub := &chain{visited: ch.visited, depth: ch.depth + 1, maxDepth: ch.maxDepth}
 	sub.visited[p] = true
 	bopts := opts
-	bopts.ReadOnly = true
+	bopts.ReadOnly = !writable
+	if writable {
+		bopts.ForceShare = false
+	}
 	im, err := openImage(fs, p, bopts, sub)
 	if err != nil {
 		return nil, fileErr(imgPath, "backing file", err)

@@ -8,7 +8,9 @@
 // Create makes an image the way `qemu-img create -f qed` does; Open returns
 // an *Image offering guest I/O at any offset and length (ReadAt, WriteAt,
 // WriteZeroes), Flush, Close, Resize (grow only), Check (the counts of
-// `qemu-img check`) and Map. The wire format lives in format.go; write
+// `qemu-img check`) and Map. SetBacking, Rebase and Commit are the
+// metadata-changing image utilities (`qemu-img rebase -u`, `rebase`,
+// `commit`; rebase.go and commit.go argue their crash safety). The wire format lives in format.go; write
 // paths are centralised: one allocator (allocClustersLocked), one
 // allocating-write path (allocateLocked), one table-link path (linkLocked),
 // one table-write path (writeTableLocked), one header-write path

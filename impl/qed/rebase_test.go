@@ -1,0 +1,168 @@
+package qed_test
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/spf13/afero"
+
+	"github.com/qedtorture/qedtorture/impl/qed"
+)
+
+// TestSetBackingPlacement: the new name never overwrites the old one's
+// bytes; names alternate between offset 64 and the bytes after the old
+// name; a name fitting in sector 0 with the fields may overwrite it.
+func TestSetBackingPlacement(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	old := longName(600, "a.raw")
+	afero.WriteFile(fs, "/a.raw", nil, 0o644)
+	mustCreate(t, fs, "/t.qed", qed.CreateOptions{Size: 1 << 20, BackingFile: old, BackingFormat: "raw"}, nil)
+	b, c := longName(700, "b.raw"), longName(500, "c.qed")
+	steps := []struct {
+		name   string
+		format string
+		off    uint32
+	}{
+		{b, "raw", uint32(64 + len(old))},     // after the old name
+		{c, "", 64},                           // fits before the old one
+		{"d.raw", "raw", uint32(64 + len(c))}, // after the old one again
+		{"", "", 64},                          // no backing file
+		{"e.raw", "raw", 64},                  // the old bytes are free
+		{"ff.raw", "raw", 69},                 // after "e.raw"
+	}
+	for _, s := range steps {
+		if err := qed.SetBacking(fs, "/t.qed", s.name, s.format, qed.OpenOptions{}); err != nil {
+			t.Fatalf("SetBacking(%.20q): %v", s.name, err)
+		}
+		h, err := qed.ReadHeader(fs, "/t.qed")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.BackingFilename != s.name || int(h.BackingFilenameSize) != len(s.name) || h.BackingFilenameOffset != s.off {
+			t.Errorf("after SetBacking(%.20q): name %.20q size %d offset %d, want offset %d", s.name, h.BackingFilename, h.BackingFilenameSize, h.BackingFilenameOffset, s.off)
+		}
+		wantF := uint64(0)
+		if s.name != "" {
+			wantF |= qed.FeatureBackingFile
+		}
+		if s.format == "raw" {
+			wantF |= qed.FeatureBackingNoProbe
+		}
+		if h.Features != wantF {
+			t.Errorf("after SetBacking(%.20q, %q): features %#x, want %#x", s.name, s.format, h.Features, wantF)
+		}
+	}
+}
+
+// TestSetBackingSector0: with no free bytes beside a long old name, a
+// short new name goes out with the fields in one write inside sector 0.
+func TestSetBackingSector0(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	old := longName(4000, "a.raw")
+	afero.WriteFile(fs, "/a.raw", nil, 0o644)
+	mustCreate(t, fs, "/t.qed", qed.CreateOptions{Size: 1 << 20, BackingFile: old, BackingFormat: "raw"}, nil)
+	if err := qed.SetBacking(fs, "/t.qed", strings.Repeat("g", 60)+".raw", "", qed.OpenOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := qed.ReadHeader(fs, "/t.qed")
+	if err != nil || h.BackingFilename != strings.Repeat("g", 60)+".raw" || h.BackingFilenameOffset != 64 || h.Features != qed.FeatureBackingFile {
+		t.Fatalf("header %+v, %v", h, err)
+	}
+}
+
+// TestSetBackingRefusals: what SetBacking refuses changes nothing.
+func TestSetBackingRefusals(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	old := longName(2100, "a.raw")
+	afero.WriteFile(fs, "/a.raw", nil, 0o644)
+	mustCreate(t, fs, "/t.qed", qed.CreateOptions{Size: 1 << 20, BackingFile: old, BackingFormat: "raw"}, nil)
+	orig, _ := afero.ReadFile(fs, "/t.qed")
+	for _, tc := range []struct {
+		name, format string
+		want         error
+	}{
+		{longName(2100, "b.raw"), "raw", qed.ErrInvalidOption}, // no room beside the old name
+		{"b.raw", "vmdk", qed.ErrInvalidOption},
+		{"", "raw", qed.ErrInvalidOption},
+		{strings.Repeat("x", 5000), "", qed.ErrInvalidOption},
+		{"t.qed", "", qed.ErrBackingLoop},
+	} {
+		err := qed.SetBacking(fs, "/t.qed", tc.name, tc.format, qed.OpenOptions{})
+		if !errors.Is(err, tc.want) || !strings.HasPrefix(err.Error(), "/t.qed: ") {
+			t.Errorf("SetBacking(%.20q, %q) = %v, want %v naming the image", tc.name, tc.format, err, tc.want)
+		}
+		if now, _ := afero.ReadFile(fs, "/t.qed"); !bytes.Equal(now, orig) {
+			t.Fatalf("refused SetBacking(%.20q) changed the image", tc.name)
+		}
+	}
+	// Unknown compat features: the bytes after the fields may be theirs.
+	b := append([]byte(nil), orig...)
+	binary.LittleEndian.PutUint64(b[24:], 1<<40)
+	afero.WriteFile(fs, "/u.qed", b, 0o644)
+	if err := qed.SetBacking(fs, "/u.qed", "b.raw", "raw", qed.OpenOptions{}); !errors.Is(err, qed.ErrUnsupportedFeature) {
+		t.Errorf("SetBacking with unknown compat features = %v, want ErrUnsupportedFeature", err)
+	}
+}
+
+// TestRebaseOntoChainFile: rebasing onto a deeper file of the image's own
+// chain (dropping the middle image) keeps the guest data, and rebasing
+// onto the image itself is refused.
+func TestRebaseOntoChainFile(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	mustCreate(t, fs, "/base.qed", qed.CreateOptions{Size: 8 * opsCluster}, map[int64][]byte{0: pattern(1, 8*opsCluster)})
+	mustCreate(t, fs, "/mid.qed", qed.CreateOptions{Size: 8 * opsCluster, BackingFile: "base.qed"}, map[int64][]byte{opsCluster: pattern(2, 2*opsCluster)})
+	mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 8 * opsCluster, BackingFile: "mid.qed"}, map[int64][]byte{2 * opsCluster: pattern(3, 10)})
+	want := view(t, fs, "/top.qed")
+	var calls int
+	var last [2]int64
+	err := qed.Rebase(fs, "/top.qed", "base.qed", "qed", qed.RebaseOptions{Progress: func(d, n int64) { calls++; last = [2]int64{d, n} }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := view(t, fs, "/top.qed"); !bytes.Equal(got, want) {
+		t.Fatal("rebase onto base.qed changed the guest data")
+	}
+	if h, _ := qed.ReadHeader(fs, "/top.qed"); h.BackingFilename != "base.qed" {
+		t.Fatalf("backing name %q", h.BackingFilename)
+	}
+	if calls < 2 || last != [2]int64{8 * opsCluster, 8 * opsCluster} {
+		t.Errorf("progress: %d calls, last %v", calls, last)
+	}
+	if err := qed.Rebase(fs, "/top.qed", "top.qed", "", qed.RebaseOptions{}); !errors.Is(err, qed.ErrBackingLoop) {
+		t.Errorf("rebase onto itself = %v, want ErrBackingLoop", err)
+	}
+}
+
+// TestCommitDeeperBase: commit -b into the bottom of a three-image chain
+// keeps the top's guest data, leaves the top as it was (implied drop) and
+// makes the base read the top's data; a file outside the chain and an
+// image without a backing file are refused.
+func TestCommitDeeperBase(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	mustCreate(t, fs, "/base.qed", qed.CreateOptions{Size: 4 * opsCluster}, map[int64][]byte{0: pattern(1, 4*opsCluster)})
+	mustCreate(t, fs, "/mid.qed", qed.CreateOptions{Size: 8 * opsCluster, BackingFile: "base.qed"}, map[int64][]byte{opsCluster: pattern(2, 2*opsCluster)})
+	mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 8 * opsCluster, BackingFile: "mid.qed"}, map[int64][]byte{6 * opsCluster: pattern(3, 10)})
+	want := view(t, fs, "/top.qed")
+	topBefore, _ := afero.ReadFile(fs, "/top.qed")
+	if err := qed.Commit(fs, "/top.qed", qed.CommitOptions{Base: "/base.qed"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := view(t, fs, "/top.qed"); !bytes.Equal(got, want) {
+		t.Fatal("commit changed the top's guest data")
+	}
+	if got := view(t, fs, "/base.qed"); !bytes.Equal(got, want) {
+		t.Fatal("the base does not read the top's data (grown to its size)")
+	}
+	if now, _ := afero.ReadFile(fs, "/top.qed"); !bytes.Equal(now, topBefore) {
+		t.Error("commit -b emptied or changed the top image")
+	}
+	if err := qed.Commit(fs, "/top.qed", qed.CommitOptions{Base: "/elsewhere.qed"}); !errors.Is(err, qed.ErrInvalidOption) {
+		t.Errorf("commit into a file outside the chain = %v", err)
+	}
+	if err := qed.Commit(fs, "/base.qed", qed.CommitOptions{}); !errors.Is(err, qed.ErrInvalidOption) {
+		t.Errorf("commit of an image without backing file = %v", err)
+	}
+}
