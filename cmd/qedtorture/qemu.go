@@ -186,10 +186,10 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 	rep, runErr := qemu.Run(in.ctx, cfg)
 	sig := in.signal()
 	if rep == nil {
-		endBar(bar, false)
+		endBar(e.stderr, bar, false)
 		return fail(runErr)
 	}
-	endBar(bar, sig == nil && runErr == nil)
+	endBar(e.stderr, bar, sig == nil && runErr == nil)
 	noArtifact := 0
 	for _, fr := range rep.Failures {
 		fmt.Fprintf(hum, "FAILURE %s (x%d): workload %d seed %d, %d ops (from %d); %s\n", fr.Signature, fr.Count, fr.Workload, fr.WorkloadSeed, fr.Ops, fr.OriginalOps, firstLineOf(fr.Message))

@@ -229,7 +229,7 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	defer in.stop()
 	rep, err := campaign.Run(in.ctx, cfg)
 	if err != nil && rep == nil {
-		endBar(bar, false)
+		endBar(e.stderr, bar, false)
 		if errors.Is(err, campaign.ErrConfig) {
 			return usagef(cmd, "%v", err)
 		}
@@ -238,7 +238,7 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	sig := in.signal()
 	// The bar is full only when the campaign ran to its end (iterations
 	// or duration), not when a signal or the failure quota stopped it.
-	endBar(bar, sig == nil && rep.FailedWorkloads < int64(cfg.MaxFailures))
+	endBar(e.stderr, bar, sig == nil && rep.FailedWorkloads < int64(cfg.MaxFailures))
 	what := "done"
 	if sig != nil {
 		what = "interrupted by " + signalName(sig)
@@ -304,9 +304,9 @@ func checkOutputs(out, report string) error {
 	return checkOutputFile("--report", report)
 }
 
-// endBar leaves the progress bar: full when the campaign ran to its end,
-// else as it stands.
-func endBar(bar *progressbar.ProgressBar, full bool) {
+// endBar leaves the progress bar (drawn on w): full when the campaign ran
+// to its end, else as it stands; the next line starts below it.
+func endBar(w io.Writer, bar *progressbar.ProgressBar, full bool) {
 	if bar == nil {
 		return
 	}
@@ -315,6 +315,7 @@ func endBar(bar *progressbar.ProgressBar, full bool) {
 	} else {
 		bar.Exit()
 	}
+	fmt.Fprintln(w)
 }
 
 // jsonReport is a campaign report of run or qemu.
