@@ -223,7 +223,7 @@ func TestRunSignals(t *testing.T) {
 			}
 			p := start(t, dir, len(c.sig) > 1, args...)
 			var cp *campaign.Report
-			waitFor(t, 30*time.Second, "a checkpoint", func() bool {
+			waitFor(t, 90*time.Second, "a checkpoint", func() bool {
 				cp = checkpoint(rep)
 				return cp != nil && cp.Workloads+int64(len(cp.Failures)) > 0 && (!c.broken || len(cp.Failures) > 0)
 			})
@@ -284,7 +284,7 @@ func TestRunSIGKILLLeavesCheckpoint(t *testing.T) {
 	rep := filepath.Join(dir, "r.json")
 	p := start(t, dir, false, runArgs([]string{"run", "--duration", "2m", "--seed", "8", "--report", rep, "--out", dir,
 		"--checkpoint-interval", "50ms"}, quick)...)
-	waitFor(t, 30*time.Second, "two checkpoints", func() bool {
+	waitFor(t, 90*time.Second, "a checkpoint", func() bool {
 		cp := checkpoint(rep)
 		return cp != nil && cp.Workloads > 0
 	})
@@ -333,7 +333,7 @@ func TestQEMUSignals(t *testing.T) {
 					"--checkpoint-interval", "100ms"}
 			}
 			p := start(t, tmp, len(c.sig) > 1, args...)
-			waitFor(t, 60*time.Second, "a workload done and QEMU running", func() bool {
+			waitFor(t, 90*time.Second, "a workload done and QEMU running", func() bool {
 				var cp qemu.Report
 				b, err := os.ReadFile(rep)
 				return err == nil && json.Unmarshal(b, &cp) == nil && cp.Checkpoint && cp.Workloads > 0 &&

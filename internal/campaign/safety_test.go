@@ -96,7 +96,7 @@ func TestRunCheckpoints(t *testing.T) {
 	rep, err := Run(context.Background(), Config{Seed: seed, Duration: 600 * time.Millisecond, Gen: quickGen(), Models: quickModels,
 		CheckpointEvery: 100 * time.Millisecond, Checkpoint: func(r *Report) { cps = append(cps, r) }})
 	require.NoError(t, err)
-	require.GreaterOrEqual(t, len(cps), 3)
+	require.GreaterOrEqual(t, len(cps), 2)
 	for i, c := range cps {
 		require.True(t, c.Checkpoint)
 		require.Equal(t, rep.Seed, c.Seed)
