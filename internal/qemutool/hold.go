@@ -20,8 +20,11 @@ type Holder struct {
 
 // Hold starts `qemu-io [opts...] -c 'sleep N' path`, which opens path with
 // QEMU's locks and keeps it open, and returns once QEMU holds the image
-// (its consistent-read lock byte is seen; on systems without the locks,
-// after a second). opts are qemu-io's options, e.g. "-f", "qed", "-r",
+// with its final permissions (on systems without the locks, after a
+// second). QEMU takes its lock bytes in more than one step (the
+// consistent-read byte first, the write bytes when the permissions are
+// activated), so Hold waits for every byte the mode implies: the write byte
+// unless -r, the not-shared write byte unless -U. opts are qemu-io's options, e.g. "-f", "qed", "-r",
 // "-U". A qemu-io that exits first (the image was locked by someone else)
 // is an error carrying its message.
 func (t *Tool) Hold(path string, opts ...string) (*Holder, error) {
@@ -35,6 +38,7 @@ func (t *Tool) Hold(path string, opts ...string) (*Holder, error) {
 		return nil, fmt.Errorf("qemutool: starting qemu-io: %w", err)
 	}
 	go func() { h.done <- h.cmd.Wait() }()
+	want := holdMode(opts)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		select {
@@ -43,7 +47,7 @@ func (t *Tool) Hold(path string, opts ...string) (*Holder, error) {
 			return nil, fmt.Errorf("qemutool: qemu-io %v exited before holding the image: %v: %s", args, err, bytes.TrimSpace(h.stderr.Bytes()))
 		default:
 		}
-		if held, err := heldByOther(path); err != nil || held || time.Now().After(deadline) {
+		if held, err := heldByOther(path, want); err != nil || held || time.Now().After(deadline) {
 			if err == nil && !held && imagelock.Supported {
 				h.Release()
 				return nil, fmt.Errorf("qemutool: qemu-io %v did not lock the image within 10 s", args)
@@ -54,9 +58,35 @@ func (t *Tool) Hold(path string, opts ...string) (*Holder, error) {
 	}
 }
 
-// heldByOther reports whether someone holds path's consistent-read lock
-// byte (always true after a second where locks are not supported).
-func heldByOther(path string) (bool, error) {
+// holdMode is the lock bytes a qemu-io with opts holds once its image is
+// open: the permissions it holds and those it does not share.
+func holdMode(opts []string) imagelock.Mode {
+	readOnly, forceShare := false, false
+	for _, o := range opts {
+		switch o {
+		case "-r", "--read-only":
+			readOnly = true
+		case "-U", "--force-share":
+			forceShare = true
+		}
+	}
+	m := imagelock.Mode{Hold: imagelock.ConsistentRead}
+	if !readOnly {
+		m.Hold |= imagelock.Write
+	}
+	if !forceShare {
+		m.Share = imagelock.All &^ imagelock.Write
+	} else {
+		m.Share = imagelock.All
+	}
+	return m
+}
+
+// heldByOther reports whether someone holds every lock byte of want on
+// path: the permissions of want.Hold and the not-shared bytes of the
+// permissions want.Share leaves out (always true after a second where locks
+// are not supported).
+func heldByOther(path string, want imagelock.Mode) (bool, error) {
 	if !imagelock.Supported {
 		time.Sleep(time.Second)
 		return true, nil
@@ -66,8 +96,9 @@ func heldByOther(path string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	held, _, err := imagelock.Probe(f)
-	return held&imagelock.ConsistentRead != 0, err
+	held, unshared, err := imagelock.Probe(f)
+	notShared := imagelock.All &^ want.Share
+	return held&want.Hold == want.Hold && unshared&notShared == notShared, err
 }
 
 // Release kills the qemu-io process (its process group) and waits for it.
