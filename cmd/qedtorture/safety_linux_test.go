@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/internal/imagelock"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/internal/tmpfstest"
 	"github.com/spf13/afero"
@@ -88,6 +89,10 @@ func TestUtilitiesAgainstQEMULocks(t *testing.T) {
 	runWant(t, exitOK, "create", "-q", "-b", "img.qed", "ov.qed")
 	h, err = tool.Hold("ov.qed", "-f", "qed")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// QEMU reads a backing file and does not share writing it.
+	if err := qemutool.WaitLocked("img.qed", imagelock.ReadOnly); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{{"create", "img.qed", "1M"}, {"convert", "-f", "raw", "src.raw", "img.qed"}} {

@@ -58,6 +58,23 @@ func (t *Tool) Hold(path string, opts ...string) (*Holder, error) {
 	}
 }
 
+// WaitLocked waits up to 10 s until someone holds every lock byte of want
+// on path (see heldByOther): for the backing file of an image a Holder
+// opened, whose bytes QEMU may take after the image's own.
+func WaitLocked(path string, want imagelock.Mode) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		held, err := heldByOther(path, want)
+		if err != nil || held {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("qemutool: %s: not locked by QEMU within 10 s", path)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // holdMode is the lock bytes a qemu-io with opts holds once its image is
 // open: the permissions it holds and those it does not share.
 func holdMode(opts []string) imagelock.Mode {
