@@ -40,9 +40,10 @@ func newCheckCommand(e *env) *cobra.Command {
 		repair string
 		format string
 		share  bool
+		quiet  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "check [-r leaks|all] [--output human|json] [-U] IMG",
+		Use:   "check [-r leaks|all] [--output human|json] [-q] [-U] IMG",
 		Short: "Check a QED image for consistency (qemu-img's exit codes)",
 		Long: `Check the tables of a QED image: invalid offsets and clusters referenced twice
 (corruptions), unreferenced clusters (leaks). Without -r the image is opened
@@ -54,6 +55,8 @@ IMG and its backing chain are locked as QEMU locks them: read-only without
 -r (check fails while another process writes IMG, unless -U, --force-share,
 is given), and IMG read-write with -r (check -r fails, changing nothing,
 while any other process has IMG open; -U is refused with -r).
+
+-q prints nothing (errors still go to stderr).
 
 Exit status: 0 clean, 2 corruptions, 3 leaks only, 1 the check failed.`,
 		Example: `  qedtorture check disk.qed
@@ -76,11 +79,13 @@ Exit status: 0 clean, 2 corruptions, 3 leaks only, 1 the check failed.`,
 			if err != nil {
 				return checkFailed(img, err)
 			}
-			if output.json() {
+			switch {
+			case quiet:
+			case output.json():
 				if err := writeJSON(e, res); err != nil {
 					return err
 				}
-			} else {
+			default:
 				printCheck(e, res, repair != "")
 			}
 			switch {
@@ -97,6 +102,7 @@ Exit status: 0 clean, 2 corruptions, 3 leaks only, 1 the check failed.`,
 	cmd.Flags().Var(&output, "output", "output format: human or json")
 	cmd.Flags().StringVarP(&repair, "repair", "r", "", "repair mode: leaks (nothing to do for QED) or all")
 	cmd.Flags().StringVarP(&format, "format", "f", "qed", "image format (only qed)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing: the exit status tells the result")
 	cmd.Flags().BoolVarP(&share, "force-share", "U", false, "check IMG even while another process writes it (no consistency guarantee; not with -r)")
 	return cmd
 }

@@ -23,7 +23,8 @@ func newCreateCommand(e *env) *cobra.Command {
 		Long: `Create a new QED image IMG of SIZE bytes (suffixes K, M, G, T; a multiple of 512).
 With -b the image gets a backing file (a path relative to IMG's directory, or
 absolute); -F raw marks it raw (never probed), -F qed or no -F lets readers
-probe it. SIZE defaults to the backing file's size.
+probe it. SIZE defaults to the backing file's size. -o takes the same options
+as key=value pairs (-o help lists them, as qemu-img does).
 
 An existing IMG is overwritten, but only after taking QEMU's write lock on it:
 create fails, changing nothing, while another process (a VM, qemu-io, an
@@ -32,10 +33,19 @@ file, nor a file of the backing file's chain (refused, by any name).`,
 		Example: `  qedtorture create disk.qed 10G
   qedtorture create -o cluster_size=4K,table_size=16 small.qed 64M
   qedtorture create -b base.raw -F raw overlay.qed`,
-		Args: argsBetween(1, 2, "IMG [SIZE]"),
+		Args: argsBetween(0, 2, "IMG [SIZE]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := checkFormat(cmd, "format (-f)", format, "qed"); err != nil {
 				return err
+			}
+			for _, v := range opts {
+				if v == "help" || v == "?" {
+					fmt.Fprint(e.stdout, createOptionsHelp)
+					return nil
+				}
+			}
+			if len(args) == 0 {
+				return usagef(cmd, "%s: missing argument: expected IMG [SIZE]", cmd.Name())
 			}
 			o, err := parseOptions(cmd, opts, "cluster_size", "table_size", "backing_file", "backing_fmt", "size")
 			if err != nil {
@@ -171,6 +181,16 @@ func backingSize(e *env, img, backing, backingFmt string) (int64, string, error)
 	}
 	return st.Size(), "raw", nil
 }
+
+// createOptionsHelp is what create -o help prints: qemu-img create -f qed
+// -o help's list of options, word for word.
+const createOptionsHelp = `Supported qed options:
+  backing_file=<str>     - File name of a base image
+  backing_fmt=<str>      - Image format of the base image
+  cluster_size=<size>    - Cluster size (in bytes)
+  size=<size>            - Virtual disk size
+  table_size=<size>      - L1/L2 table size (in clusters)
+`
 
 func backingDesc(backing, backingFmt string) string {
 	if backing == "" {

@@ -2,7 +2,8 @@
 // judge every crash state of generated workloads (run, replay, report merge),
 // the same campaign against QEMU's QED driver (qemu), a qemu-img-bench-like
 // benchmark (bench), and image utilities shaped like qemu-img's (create,
-// info, check, map, convert) over the impl/qed implementation.
+// info, check, map, convert, compare, resize, rebase, commit, measure, dd)
+// over the impl/qed implementation, one file per command.
 //
 // # Basics
 //
@@ -10,7 +11,13 @@
 //	qedtorture info   [--output human|json] [-U] IMG
 //	qedtorture check  [-r leaks|all] [--output human|json] [-U] IMG
 //	qedtorture map    [--output human|json] [-U] IMG
-//	qedtorture convert [-f raw|qed] [-O raw|qed] [-o cluster_size=N,table_size=N] [-U] SRC DST
+//	qedtorture convert [-f raw|qed] [-O raw|qed] [-o ...] [-B BACKING] [-S N] [-n] [-p] [-U] SRC DST
+//	qedtorture compare [-f fmt] [-F fmt] [-s] [-p] [-q] [-U] IMG1 IMG2
+//	qedtorture resize [--shrink] [-q] IMG [+|-]SIZE
+//	qedtorture rebase [-u] [-p] [-U] -b BACKING [-F raw|qed] IMG
+//	qedtorture commit [-b BASE] [-d] [-p] [-q] IMG
+//	qedtorture measure [-O raw|qed] [-o ...] (--size N | IMG)
+//	qedtorture dd     [-O raw|qed] [-p] [bs=N] [count=N] [skip=N] if=SRC of=DST
 //	qedtorture run    [--duration D | --iterations N] [--seed S] [--crash-model M] [--seed S --shard I/N] ...
 //	qedtorture replay ARTIFACT_DIR
 //	qedtorture report merge [-o FILE] [--allow-partial] REPORT...
@@ -24,7 +31,9 @@
 //
 // 0 success; 1 a runtime error (missing file, malformed image, I/O error);
 // 2 a usage error (unknown flag or subcommand, bad argument). check follows
-// qemu-img: 0 clean, 2 corruptions, 3 leaks only, 1 the check itself failed.
+// qemu-img: 0 clean, 2 corruptions, 3 leaks only, 1 the check itself failed;
+// compare too: 0 identical, 1 different, 2 an error. -p prints qemu-img's
+// progress line (progress.go).
 // Every error is one line on stderr, prefixed "qedtorture: ". The campaign
 // commands (run, qemu) exit 130 after SIGINT and 143 after SIGTERM.
 //
@@ -39,7 +48,10 @@
 // path with symlinks resolved), and writes its output through
 // internal/atomicfile (temporary name, sync, rename, directory sync;
 // removed on error). create refuses an image that is its own backing file
-// or in its backing file's chain. Error lines name the file once
+// or in its backing file's chain. dd writes as convert; convert -n writes
+// in place. rebase, commit and resize change images through impl/qed's
+// crash-safe SetBacking, Rebase, Commit and Resize, locked read-write.
+// Error lines name the file once
 // (fileError). README.md's "Safety" section states the guarantees.
 //
 // # Safety of the campaigns

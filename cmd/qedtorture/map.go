@@ -37,16 +37,18 @@ type layer struct {
 
 func newMapCommand(e *env) *cobra.Command {
 	var (
-		output outputFormat
-		format string
-		share  bool
+		output           outputFormat
+		format           string
+		share            bool
+		startArg, lenArg string
 	)
 	cmd := &cobra.Command{
-		Use:   "map [--output human|json] [-U] IMG",
+		Use:   "map [--output human|json] [--start-offset N] [--max-length N] [-U] IMG",
 		Short: "Show where each guest range of a QED image lives",
 		Long: `Show, for each guest range, which layer of the backing chain provides it
 (depth 0 is IMG) and how: data at a host offset, a zero cluster, or
-unallocated (zeros, or past the end of a shorter backing file). The JSON shape
+unallocated (zeros, or past the end of a shorter backing file); with
+--start-offset and --max-length only that part of the guest range. The JSON shape
 is qemu-img map's; the human listing shows only the ranges with data. Each
 file of the chain is locked read-only while it is read, as QEMU locks it: map
 fails while another process writes one, unless -U (--force-share) is given.`,
@@ -58,15 +60,33 @@ fails while another process writes one, unless -U (--force-share) is given.`,
 				return err
 			}
 			img := args[0]
+			var start, length int64 = 0, -1
+			for _, a := range []struct {
+				flag, v string
+				dst     *int64
+			}{{"--start-offset", startArg, &start}, {"--max-length", lenArg, &length}} {
+				if a.v == "" {
+					continue
+				}
+				n, err := parseSize(a.flag, a.v)
+				if err != nil {
+					return &usageError{cmd: cmd.CommandPath(), err: err}
+				}
+				*a.dst = n
+			}
 			chain, err := openChain(e, img, share)
 			if err != nil {
 				return fail(err)
 			}
+			end := chain[0].size
+			if length >= 0 && length < end-start {
+				end = start + length
+			}
 			var entries []mapEntry
-			resolveRange(chain, 0, 0, chain[0].size, func(m mapEntry) { entries = appendMerged(entries, m) })
+			resolveRange(chain, 0, start, end, func(m mapEntry) { entries = appendMerged(entries, m) })
 			if len(entries) == 0 {
-				// An empty image: qemu-img prints one empty, absent range.
-				entries = []mapEntry{{file: img}}
+				// An empty range: qemu-img prints one empty, absent range.
+				entries = []mapEntry{{Start: start, file: img}}
 			}
 			if output.json() {
 				return writeMapJSON(e, entries)
@@ -82,6 +102,8 @@ fails while another process writes one, unless -U (--force-share) is given.`,
 	}
 	cmd.Flags().Var(&output, "output", "output format: human or json")
 	cmd.Flags().StringVarP(&format, "format", "f", "qed", "image format (only qed)")
+	cmd.Flags().StringVar(&startArg, "start-offset", "", "first guest byte to map (default 0)")
+	cmd.Flags().StringVar(&lenArg, "max-length", "", "map at most this many bytes (default: to the end)")
 	cmd.Flags().BoolVarP(&share, "force-share", "U", false, "read the chain even while another process writes it (no consistency guarantee)")
 	return cmd
 }

@@ -95,6 +95,13 @@ func run(e *env, args []string) (code int) {
 		}
 	}()
 	root := newRootCommand(e)
+	// A first word that names no command is an unknown command, whatever
+	// follows it: cobra would otherwise parse the flags meant for it
+	// against the root ("unknown shorthand flag: 'u' in -u" for a
+	// misspelt "rebse -u").
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") && !isCommand(root, args[0]) {
+		return report(e.stderr, usagef(root, "unknown command %q for %q", args[0], root.CommandPath()))
+	}
 	root.SetArgs(args)
 	_, err := root.ExecuteC()
 	return report(e.stderr, err)
@@ -128,7 +135,8 @@ func newRootCommand(e *env) *cobra.Command {
 		Use:   "qedtorture",
 		Short: "Verify and torture QED (QEMU Enhanced Disk) images",
 		Long: `qedtorture works with QED disk images: qemu-img-like utilities (create, info,
-check, map, convert) over a spec-exact Go implementation, and torture campaigns.`,
+check, map, convert, compare, resize, rebase, commit, measure, dd) over a
+spec-exact Go implementation, and torture campaigns.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          noArgs,
@@ -148,6 +156,12 @@ check, map, convert) over a spec-exact Go implementation, and torture campaigns.
 		newCheckCommand(e),
 		newMapCommand(e),
 		newConvertCommand(e),
+		newCompareCommand(e),
+		newResizeCommand(e),
+		newRebaseCommand(e),
+		newCommitCommand(e),
+		newMeasureCommand(e),
+		newDDCommand(e),
 		newRunCommand(e),
 		newReplayCommand(e),
 		newReportCommand(e),
@@ -155,6 +169,20 @@ check, map, convert) over a spec-exact Go implementation, and torture campaigns.
 		newQEMUCommand(e),
 	)
 	return root
+}
+
+// isCommand reports whether name names a subcommand of root (or an alias,
+// or help).
+func isCommand(root *cobra.Command, name string) bool {
+	if name == "help" {
+		return true
+	}
+	for _, c := range root.Commands() {
+		if c.Name() == name || c.HasAlias(name) {
+			return true
+		}
+	}
+	return false
 }
 
 // noArgs rejects stray arguments, naming them (cobra's default for a root

@@ -95,6 +95,9 @@ type OpenOptions struct {
 	// writeDepth, set only by Commit, opens the backing file at that
 	// depth of the chain (1: the image's own backing file) writable.
 	writeDepth int
+	// shareChain, set only by Rebase, opens every backing file with the
+	// force-share locks (qemu-img rebase -U).
+	shareChain bool
 }
 
 // CheckReport carries the same counts as `qemu-img check` for a QED image.

@@ -139,6 +139,7 @@ func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOpt
 		// read-write for Commit's base).
 		ro := opts
 		ro.ReadOnly = !writable
+		ro.ForceShare = ro.ForceShare || (opts.shareChain && !writable)
 		if writable {
 			f.Close()
 			if f, err = fs.OpenFile(p, os.O_RDWR, 0); err != nil {
@@ -163,6 +164,8 @@ func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOpt
 	bopts.ReadOnly = !writable
 	if writable {
 		bopts.ForceShare = false
+	} else if opts.shareChain {
+		bopts.ForceShare = true
 	}
 	im, err := openImage(fs, p, bopts, sub)
 	if err != nil {

@@ -162,6 +162,10 @@ type RebaseOptions struct {
 	// and new backing chains (read-only); its ReadOnly and ForceShare are
 	// ignored for the image itself.
 	Open OpenOptions
+	// ForceShareBacking opens the old and the new backing chains with the
+	// force-share locks (qemu-img rebase -U): they are read even while
+	// another process writes them, with no consistency guarantee.
+	ForceShareBacking bool
 	// Progress, when set, is called with the guest bytes compared so far
 	// and the image size, at least once at the start and once at the end.
 	Progress func(done, total int64)
@@ -187,6 +191,7 @@ func Rebase(fs afero.Fs, path, name, format string, o RebaseOptions) (err error)
 	}
 	opts := o.Open
 	opts.ReadOnly, opts.ForceShare = false, false
+	opts.shareChain = o.ForceShareBacking
 	im, err := Open(fs, path, opts)
 	if err != nil {
 		return err
@@ -210,7 +215,7 @@ func Rebase(fs afero.Fs, path, name, format string, o RebaseOptions) (err error)
 			ch.maxDepth = opts.MaxBackingDepth
 		}
 		bo := opts
-		bo.ReadOnly = true
+		bo.ReadOnly, bo.ForceShare = true, o.ForceShareBacking
 		nb, err = openBacking(fs, path, &h, ch, bo)
 		if err != nil {
 			return err
