@@ -531,3 +531,47 @@ func diskBytes(t *testing.T, p string) int64 {
 	}
 	return diskUsage(st)
 }
+
+// TestCreateBackingOptions: -o backing_file=,backing_fmt= make the same
+// bytes as qemu-img create -o with the same options (and as -b/-F).
+func TestCreateBackingOptions(t *testing.T) {
+	tool := qemutool.Require(t)
+	t.Chdir(t.TempDir())
+	writeFile(t, "b.raw", make([]byte, 1<<20))
+	runWant(t, exitOK, "create", "-q", "base.qed", "2M")
+	for _, o := range []string{"backing_file=b.raw,backing_fmt=raw", "backing_file=base.qed,backing_fmt=qed", "backing_file=base.qed,backing_fmt=qed,cluster_size=4k,size=1M"} {
+		qemuImg(t, tool, "create", "-q", "-f", "qed", "-o", o, "q.qed")
+		runWant(t, exitOK, "create", "-q", "-o", o, "o.qed")
+		q, _ := os.ReadFile("q.qed")
+		b, _ := os.ReadFile("o.qed")
+		if !bytes.Equal(q, b) {
+			t.Errorf("create -o %s: not qemu-img's bytes", o)
+		}
+	}
+	runWant(t, exitUsage, "create", "-b", "b.raw", "-o", "backing_file=base.qed", "x.qed")
+}
+
+// TestCommitRawBase: commit into a raw backing file shorter than the
+// image writes what qemu-img commit writes (the base grows to the image's
+// size).
+func TestCommitRawBase(t *testing.T) {
+	tool := qemutool.Require(t)
+	t.Chdir(t.TempDir())
+	os.Mkdir("q", 0o755)
+	for _, d := range []string{".", "q"} {
+		writeFile(t, filepath.Join(d, "b.raw"), bytes.Repeat([]byte{3}, 512<<10))
+		runWant(t, exitOK, "create", "-q", "-b", "b.raw", "-F", "raw", filepath.Join(d, "top.qed"), "1M")
+		qemuIO(t, tool, filepath.Join(d, "top.qed"), "write -P 4 100k 600k", "write -z 0 64k")
+	}
+	q := qemuImg(t, tool, "commit", "q/top.qed")
+	r := runWant(t, exitOK, "commit", "top.qed")
+	if r.stdout != string(q.Stdout) {
+		t.Errorf("commit: %q, qemu-img %q", r.stdout, q.Stdout)
+	}
+	ob, _ := os.ReadFile("b.raw")
+	qb, _ := os.ReadFile("q/b.raw")
+	if !bytes.Equal(ob, qb) || len(ob) != 1<<20 {
+		t.Errorf("raw base after commit: %d bytes, qemu-img's %d; equal %v", len(ob), len(qb), bytes.Equal(ob, qb))
+	}
+	sameAsQEMU(t, tool, []string{"compare", "top.qed", "q/top.qed"})
+}
