@@ -575,3 +575,54 @@ func TestCommitRawBase(t *testing.T) {
 	}
 	sameAsQEMU(t, tool, []string{"compare", "top.qed", "q/top.qed"})
 }
+
+// TestNewCommandsBadInput: bad input is one line, the right exit code,
+// no panic, and changes nothing.
+func TestNewCommandsBadInput(t *testing.T) {
+	t.Chdir(t.TempDir())
+	runWant(t, exitOK, "create", "-q", "a.qed", "1M")
+	writeFile(t, "junk", []byte("not an image at all"))
+	os.Mkdir("dir", 0o755)
+	before := snap(t, "a.qed", "junk")
+	for _, c := range []struct {
+		code int
+		args []string
+	}{
+		{exitUsage, []string{"resize", "a.qed", "abc"}},
+		{exitUsage, []string{"resize", "a.qed"}},
+		{exitUsage, []string{"resize", "--preallocation", "full", "a.qed", "2M"}},
+		{exitRuntime, []string{"resize", "-f", "qed", "junk", "2M"}},
+		{exitRuntime, []string{"resize", "a.qed", "+1E"}},
+		{exitUsage, []string{"compare", "a.qed"}},
+		{exitUsage, []string{"compare", "-f", "vmdk", "a.qed", "a.qed"}},
+		{exitCompareError, []string{"compare", "a.qed", "dir"}},
+		{exitCompareError, []string{"compare", "-f", "qed", "junk", "a.qed"}},
+		{exitUsage, []string{"rebase", "-b", "x.qed", "-F", "vmdk", "a.qed"}},
+		{exitRuntime, []string{"rebase", "-b", strings.Repeat("x", 5000), "a.qed"}},
+		{exitRuntime, []string{"rebase", "-u", "-b", "b.qed", "junk"}},
+		{exitRuntime, []string{"rebase", "-b", "missing.qed", "a.qed"}},
+		{exitRuntime, []string{"commit", "a.qed"}},
+		{exitRuntime, []string{"commit", "junk"}},
+		{exitUsage, []string{"commit", "-t", "fast", "a.qed"}},
+		{exitUsage, []string{"measure", "-O", "vmdk", "--size", "1M"}},
+		{exitUsage, []string{"measure", "--size", "-1"}},
+		{exitUsage, []string{"measure", "-O", "raw", "-o", "cluster_size=4k", "--size", "1M"}},
+		{exitRuntime, []string{"measure", "-O", "qed", "-f", "qed", "junk"}},
+		{exitUsage, []string{"dd", "bs=1x", "if=a.qed", "of=o.raw"}},
+		{exitUsage, []string{"dd", "if=a.qed", "if=b.qed", "of=o.raw"}},
+		{exitUsage, []string{"dd", "count=many", "if=a.qed", "of=o.raw"}},
+		{exitRuntime, []string{"dd", "if=missing.qed", "of=o.raw"}},
+		{exitUsage, []string{"map", "--start-offset", "-5", "a.qed"}},
+		{exitUsage, []string{"map", "--max-length", "lots", "a.qed"}},
+		{exitUsage, []string{"convert", "-S", "1000", "a.qed", "o.raw"}},
+		{exitUsage, []string{"convert", "-n", "-B", "a.qed", "-O", "qed", "a.qed", "o.qed"}},
+		{exitUsage, []string{"create", "-o", "frob=1", "x.qed", "1M"}},
+	} {
+		runWant(t, c.code, c.args...)
+	}
+	before.unchanged(t, "bad input")
+	if _, err := os.Stat("o.raw"); err == nil {
+		t.Error("a refused dd or convert left its output")
+	}
+	noTemps(t, ".")
+}

@@ -86,67 +86,79 @@ func checkBackingArgs(name, format string) error {
 	return nil
 }
 
+// nameSlot decides where setBackingLocked writes a new backing name of n
+// bytes in an image whose header is h: at an offset whose bytes the old
+// name does not use (sector0 false), or with the fields in one write
+// inside sector 0 (sector0 true); else an error. It also refuses an image
+// with unknown compat features, as QEMU does: the bytes after the header
+// fields may then hold their data.
+func nameSlot(h *Header, n uint64) (at uint64, sector0 bool, err error) {
+	if h.CompatFeatures&^KnownCompatFeatures != 0 {
+		return 0, false, fmt.Errorf("%w: compat features %#x: the bytes after the header fields may hold data this implementation does not know", ErrUnsupportedFeature, h.CompatFeatures)
+	}
+	if n == 0 {
+		return HeaderFieldsSize, false, nil
+	}
+	hdrBytes := uint64(h.HeaderSize) * uint64(h.ClusterSize)
+	// The old name's bytes [oLo, oHi) must survive until the fields stop
+	// pointing at them.
+	var oLo, oHi uint64
+	if h.Features&FeatureBackingFile != 0 {
+		oLo, oHi = uint64(h.BackingFilenameOffset), uint64(h.BackingFilenameOffset)+uint64(h.BackingFilenameSize)
+	}
+	free := func(at uint64) bool { return at+n <= hdrBytes && (at+n <= oLo || at >= oHi) }
+	switch {
+	case free(HeaderFieldsSize):
+		return HeaderFieldsSize, false, nil
+	case free(max(oHi, HeaderFieldsSize)):
+		return max(oHi, HeaderFieldsSize), false, nil
+	case HeaderFieldsSize+n <= SectorSize:
+		return HeaderFieldsSize, true, nil
+	}
+	return 0, false, fmt.Errorf("%w: no room for a %d-byte backing name beside the old one (%d bytes) in the %d-byte header: a crash-safe rewrite keeps both until the header switches; rebase to a short name first", ErrInvalidOption, n, oHi-oLo, hdrBytes)
+}
+
 // setBackingLocked writes the header of f (currently h) naming backing
 // file name with format, in the crash-safe order described at the top of
 // this file, and updates h. The caller holds the file exclusively.
 func setBackingLocked(f afero.File, h *Header, name, format string) error {
-	if h.CompatFeatures&^KnownCompatFeatures != 0 {
-		return fmt.Errorf("%w: compat features %#x: the bytes after the header fields may hold data this implementation does not know", ErrUnsupportedFeature, h.CompatFeatures)
+	n := uint64(len(name))
+	at, sector0, err := nameSlot(h, n)
+	if err != nil {
+		return err
 	}
 	nh := *h
 	nh.Features &^= FeatureBackingFile | FeatureBackingNoProbe
-	nh.BackingFilenameOffset, nh.BackingFilenameSize, nh.BackingFilename = HeaderFieldsSize, 0, ""
-	hdrBytes := uint64(h.HeaderSize) * uint64(h.ClusterSize)
-	n := uint64(len(name))
-	var fields [HeaderFieldsSize]byte
+	nh.BackingFilenameOffset, nh.BackingFilenameSize, nh.BackingFilename = uint32(at), uint32(n), name
 	if name != "" {
 		nh.Features |= FeatureBackingFile
 		if format == "raw" {
 			nh.Features |= FeatureBackingNoProbe
 		}
-		// The old name's bytes [oLo, oHi) must survive until the fields
-		// stop pointing at them.
-		var oLo, oHi uint64
-		if h.Features&FeatureBackingFile != 0 {
-			oLo, oHi = uint64(h.BackingFilenameOffset), uint64(h.BackingFilenameOffset)+uint64(h.BackingFilenameSize)
-		}
-		free := func(at uint64) bool { return at+n <= hdrBytes && (at+n <= oLo || at >= oHi) }
-		var at uint64
-		switch {
-		case free(HeaderFieldsSize):
-			at = HeaderFieldsSize
-		case free(max(oHi, HeaderFieldsSize)):
-			at = max(oHi, HeaderFieldsSize)
-		case HeaderFieldsSize+n <= SectorSize:
-			// Fields and name in one write inside sector 0: atomic.
-			nh.BackingFilenameOffset, nh.BackingFilenameSize, nh.BackingFilename = HeaderFieldsSize, uint32(n), name
-			buf := make([]byte, HeaderFieldsSize+n)
-			encodeHeader(&nh, buf)
-			copy(buf[HeaderFieldsSize:], name)
-			if _, err := f.WriteAt(buf, 0); err != nil {
-				return err
-			}
-			if err := f.Sync(); err != nil {
-				return err
-			}
-			*h = nh
-			return nil
-		default:
-			return fmt.Errorf("%w: no room for a %d-byte backing name beside the old one (%d bytes) in the %d-byte header: a crash-safe rewrite keeps both until the header switches; rebase to a short name first", ErrInvalidOption, n, oHi-oLo, hdrBytes)
-		}
-		nh.BackingFilenameOffset, nh.BackingFilenameSize, nh.BackingFilename = uint32(at), uint32(n), name
-		// 1. The new name, into free header bytes, durable before anything
-		// points at it.
+	}
+	var buf []byte
+	switch {
+	case sector0:
+		// Fields and name in one write inside sector 0: atomic.
+		buf = make([]byte, HeaderFieldsSize+n)
+		copy(buf[HeaderFieldsSize:], name)
+	case name != "":
+		// 1. The new name, into free header bytes, durable before
+		// anything points at it.
 		if _, err := f.WriteAt([]byte(name), int64(at)); err != nil {
 			return err
 		}
 		if err := f.Sync(); err != nil {
 			return err
 		}
+		fallthrough
+	default:
+		buf = make([]byte, HeaderFieldsSize)
 	}
-	// 2. The fields: one 64-byte write inside sector 0, then durable.
-	encodeHeader(&nh, fields[:])
-	if _, err := f.WriteAt(fields[:], 0); err != nil {
+	// 2. The fields: one 64-byte write inside sector 0 (with the name in
+	// the sector-0 case), then durable.
+	encodeHeader(&nh, buf)
+	if _, err := f.WriteAt(buf, 0); err != nil {
 		return err
 	}
 	if err := f.Sync(); err != nil {
@@ -226,6 +238,10 @@ func Rebase(fs afero.Fs, path, name, format string, o RebaseOptions) (err error)
 	defer im.mu.Unlock()
 	if err := im.checkWriteLocked(0, 0); err != nil {
 		return err
+	}
+	// Refuse what the header rewrite would refuse before copying anything.
+	if _, _, err := nameSlot(&im.hdr, uint64(len(name))); err != nil {
+		return fileErr(path, "changing the backing file", err)
 	}
 	if err := im.rebaseCopyLocked(nb, o.Progress); err != nil {
 		return err

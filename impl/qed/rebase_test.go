@@ -166,3 +166,21 @@ func TestCommitDeeperBase(t *testing.T) {
 		t.Errorf("commit of an image without backing file = %v", err)
 	}
 }
+
+// TestRebaseRefusesBeforeCopying: a rebase whose header rewrite would be
+// refused (no room for the new name) copies nothing first.
+func TestRebaseRefusesBeforeCopying(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	old := longName(2100, "a.raw")
+	afero.WriteFile(fs, "/a.raw", pattern(1, 8*opsCluster), 0o644)
+	afero.WriteFile(fs, "/b.raw", pattern(2, 8*opsCluster), 0o644)
+	mustCreate(t, fs, "/t.qed", qed.CreateOptions{Size: 8 * opsCluster, BackingFile: old, BackingFormat: "raw"}, nil)
+	before, _ := afero.ReadFile(fs, "/t.qed")
+	err := qed.Rebase(fs, "/t.qed", longName(2100, "b.raw"), "raw", qed.RebaseOptions{})
+	if !errors.Is(err, qed.ErrInvalidOption) {
+		t.Fatalf("Rebase = %v, want ErrInvalidOption", err)
+	}
+	if now, _ := afero.ReadFile(fs, "/t.qed"); !bytes.Equal(now, before) {
+		t.Error("a refused rebase changed the image")
+	}
+}
