@@ -56,6 +56,14 @@ var Deviations = []Deviation{
 		Rule:   "qemu-img(1): '-r leaks repairs only cluster leaks, whereas -r all fixes all kinds of errors'",
 		Follow: "qedtorture check -r leaks changes nothing (QED cannot reclaim leaks); only -r all clears invalid offsets",
 	},
+	{
+		Test: "TestDeviationRebaseTornName",
+		QEMU: "qemu-img rebase (-u or not) rewrites the header fields and the new backing name in one write from " +
+			"offset 0, over the old name: with a name longer than 448 bytes a write torn at a sector boundary " +
+			"leaves a name that is neither the old nor the new one (recorded through blklogwrites)",
+		Rule:   "docs/format.md, Changing the backing file, committing, resizing: a crash leaves the old name or the new one, whole",
+		Follow: "qed.SetBacking and qed.Rebase write the new name into free header bytes and sync it before the fields",
+	},
 }
 
 // QEMUBugs lists QEMU failures the interop tests work around that break no
