@@ -59,9 +59,10 @@ const (
 	KindBytes               // WriteBytes: caller bytes
 	KindZeroes              // WriteZeroes
 	KindGrow                // Grow (changes no bytes: grown space reads zeros)
+	KindUnknown             // Excuse: any value is allowed (what a silent fault touched)
 )
 
-var kindNames = [...]string{"unwritten", "write", "write-bytes", "write-zeroes", "grow"}
+var kindNames = [...]string{"unwritten", "write", "write-bytes", "write-zeroes", "grow", "unknown (excused fault damage)"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -239,7 +240,9 @@ type Disk struct {
 	nextID      uint64    // == len(byID)+1
 	byID        []*record // pattern records of this disk and its backing chain; byID[id-1]
 	backingLen  int64     // guest bytes [0, backingLen) show the backing disk where not written
+	backingSize int64     // the backing disk's size (0: none)
 	group       int       // the open concurrent group (0: none)
+	excused     bool      // some extent is KindUnknown (see Excuse)
 	groups      int       // groups begun so far
 }
 
@@ -275,7 +278,7 @@ func New(size int64, backing *Disk) (*Disk, error) {
 			}
 		}
 		limit := min(size, backing.durableSize)
-		d.backingLen = limit
+		d.backingLen, d.backingSize = limit, backing.durableSize
 		for _, e := range backing.durable {
 			if e.off >= limit {
 				break
@@ -436,19 +439,79 @@ func (d *Disk) FailWrite(k int) bool {
 // EndGroup ends the concurrent group begun by BeginGroup.
 func (d *Disk) EndGroup() { d.group = 0 }
 
+// Excuse makes every value allowed over [off, off+n) (clipped to the
+// size), now and after any crash, until the range is written again: the
+// guest range a silent fault damaged (a lost or misdirected host write, a
+// lost sync, a flipped bit), which no implementation can notice without
+// checksums. Recover keeps what it reads there as excused.
+func (d *Disk) Excuse(off, n int64) {
+	end := min(off+n, d.size)
+	if off < 0 || off >= end {
+		return
+	}
+	d.ops++
+	r := &record{Source: Source{Kind: KindUnknown, Op: d.ops, Off: off, Len: end - off}}
+	d.current = d.current.set(off, end, r)
+	d.durable = d.durable.set(off, end, r)
+	d.excused = true
+}
+
+// allowAny copies got over want wherever m holds an excused extent
+// (KindUnknown) in [off, off+len(got)).
+func (m extentMap) allowAny(want, got []byte, off int64) {
+	end := off + int64(len(got))
+	for i := m.search(off); i < len(m) && m[i].off < end; i++ {
+		if e := m[i]; e.rec != nil && e.rec.Kind == KindUnknown {
+			lo, hi := max(e.off, off), min(e.end, end)
+			copy(want[lo-off:hi-off], got[lo-off:hi-off])
+		}
+	}
+}
+
 // BackingLen returns the length of the guest range that shows the backing
 // disk where this disk has not written (0 without a backing disk): the
 // backing disk's size when the disk was made, capped at the disk's size
 // then (growing never exposes backing data).
 func (d *Disk) BackingLen() int64 { return d.backingLen }
 
+// BackingSize returns the backing disk's size (0 without one); guest bytes
+// from BackingLen up to it read zeros however long the disk grows.
+func (d *Disk) BackingSize() int64 { return d.backingSize }
+
+// Which durable extents a Ranges call returns.
+const (
+	RangesData        = iota // data: pattern writes and caller bytes, any layer
+	RangesOwnData            // data written on this disk (layer 0)
+	RangesBackingData        // data of the backing chain (layer >= 1)
+	RangesOwnZeroes          // write-zeroes of this disk
+)
+
 // Written returns the ranges whose durable contents are data (a pattern
 // write or caller bytes, of this disk or its backing chain), sorted and
 // merged. Outside them and the Uncertain ranges the disk reads zeros.
-func (d *Disk) Written() []Range {
+func (d *Disk) Written() []Range { return d.Ranges(RangesData) }
+
+// Ranges returns the ranges of the durable extents of one class (see
+// RangesData...), sorted and merged.
+func (d *Disk) Ranges(class int) []Range {
 	var rs []Range
 	for _, e := range d.durable {
-		if e.rec == nil || (e.rec.Kind != KindPattern && e.rec.Kind != KindBytes) {
+		if e.rec == nil {
+			continue
+		}
+		data := e.rec.Kind == KindPattern || e.rec.Kind == KindBytes
+		var ok bool
+		switch class {
+		case RangesData:
+			ok = data
+		case RangesOwnData:
+			ok = data && e.rec.Layer == 0
+		case RangesBackingData:
+			ok = data && e.rec.Layer > 0
+		case RangesOwnZeroes:
+			ok = e.rec.Kind == KindZeroes && e.rec.Layer == 0
+		}
+		if !ok {
 			continue
 		}
 		if n := len(rs); n > 0 && rs[n-1].Off+rs[n-1].Len == e.off {

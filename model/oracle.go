@@ -94,6 +94,9 @@ func (d *Disk) Verify(off int64, got []byte) error {
 	defer scratchPool.Put(sp)
 	want := *sp
 	d.current.read(want, off)
+	if d.excused {
+		d.current.allowAny(want, got, off)
+	}
 	if bytes.Equal(want, got) {
 		return nil
 	}

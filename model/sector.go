@@ -121,6 +121,9 @@ func (d *Disk) judge(off int64, got []byte, sc *judgeScratch) ([]bool, *sectorFa
 	}
 	dur := sc.durable[:n]
 	d.durable.read(dur, off)
+	if d.excused {
+		d.durable.allowAny(dur, got, off)
+	}
 	if bytes.Equal(dur, got) {
 		return nil, nil
 	}

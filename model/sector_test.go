@@ -186,3 +186,31 @@ func TestFailedWriteByteWise(t *testing.T) {
 		t.Fatal("FailWrite of no pending write = true")
 	}
 }
+
+// TestExcuse: an excused range allows any value, running or after a
+// crash, and stays excused after Recover; outside it nothing changes.
+func TestExcuse(t *testing.T) {
+	d, _ := New(4096, nil)
+	base := mustWrite(t, d, 0, 4096)
+	d.Flush()
+	d.Excuse(1024, 512)
+	got := pat(base, 0, 4096)
+	copy(got[1024:1536], zeros(512))
+	got[1100] = 0x77
+	must(t, d.Verify(0, got))
+	must(t, d.VerifyCrash(0, got))
+	bad := slices.Clone(got)
+	bad[1600] ^= 1
+	if err := d.VerifyCrash(0, bad); err == nil {
+		t.Fatal("damage outside the excused range accepted")
+	}
+	must(t, d.Recover(4096, (&crashDisk{data: got}).read))
+	got[1200] = 0x99
+	must(t, d.VerifyCrash(0, got))
+	w := mustWrite(t, d, 1024, 512) // written again: no longer excused
+	d.Flush()
+	if err := d.Verify(0, got); err == nil {
+		t.Fatal("a range written after Excuse still allows anything")
+	}
+	must(t, d.Verify(1024, pat(w, 1024, 512)))
+}

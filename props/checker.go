@@ -214,6 +214,14 @@ type StructureHeader struct {
 	BackingNameSize   uint32
 }
 
+// TableRef is a table of the image: at host offset Host, table_size
+// clusters long; Index is the L1 entry linking an L2 table, -1 for the L1
+// table.
+type TableRef struct {
+	Host  uint64
+	Index int
+}
+
 // StructureReport is the result of a structural check.
 type StructureReport struct {
 	// FileSize is the image file's length in bytes.
@@ -251,6 +259,15 @@ type StructureReport struct {
 	// option is set. Guest ranges outside them read as zeros or from the
 	// backing file, by the format.
 	Mapped []model.Range
+	// MappedHost[i] is the host offset Mapped[i] starts at (a range is
+	// contiguous in the guest and in the file).
+	MappedHost []uint64
+	// Zeroed lists, ascending, the guest ranges of zero clusters (L2
+	// entry 1), with the Mapped option.
+	Zeroed []model.Range
+	// Tables lists the tables walked, L1 first (with the Mapped option):
+	// where a fault in the file lands in metadata.
+	Tables []TableRef
 
 	counts      [numViolationKinds]int
 	corruptions int

@@ -430,6 +430,9 @@ func (w *walker) walk() error {
 	c.table = resetBits(c.table, words)
 
 	w.markTable(w.l1, hdrLoc("l1_table_offset", hdrL1TableOffset))
+	if c.Mapped {
+		w.rep.Tables = append(w.rep.Tables, TableRef{Host: w.l1, Index: -1})
+	}
 	le := binary.LittleEndian
 	for done := uint64(0); done < w.tableBytes; {
 		n := min(uint64(w.chunk), w.tableBytes-done)
@@ -468,6 +471,9 @@ func (w *walker) walkL2(idx int, entryOff, l2 uint64) error {
 		return nil // shares clusters with an earlier table or data: not walked, as in QEMU
 	}
 	rep := w.rep
+	if w.c.Mapped {
+		rep.Tables = append(rep.Tables, TableRef{Host: l2, Index: idx})
+	}
 	rep.L2Tables++
 	c := w.c
 	le := binary.LittleEndian
@@ -486,11 +492,14 @@ func (w *walker) walkL2(idx int, entryOff, l2 uint64) error {
 			v := le.Uint64(b[j:])
 			if v <= 1 {
 				rep.ZeroClusters += v
+				if v == 1 && c.Mapped {
+					w.zeroEntry(idx, int((done+uint64(j))/entrySize))
+				}
 				continue
 			}
 			rep.AllocatedClusters++
 			if c.Mapped {
-				w.mapEntry(idx, int((done+uint64(j))/entrySize))
+				w.mapEntry(idx, int((done+uint64(j))/entrySize), v)
 			}
 			if last != 0 && last+w.cs != v {
 				rep.FragmentedClusters++
@@ -518,15 +527,29 @@ func (w *walker) walkL2(idx int, entryOff, l2 uint64) error {
 // entry idx to the report's Mapped ranges (merged with the last one when
 // they touch). Guest offsets past what the header's geometry can address
 // cannot occur: idx and e are bounded by the table sizes.
-func (w *walker) mapEntry(idx, e int) {
+func (w *walker) mapEntry(idx, e int, host uint64) {
 	per := w.tableBytes / entrySize
 	off := int64((uint64(idx)*per + uint64(e)) << w.csShift)
-	m := w.rep.Mapped
-	if n := len(m); n > 0 && m[n-1].Off+m[n-1].Len == off {
+	m, h := w.rep.Mapped, w.rep.MappedHost
+	if n := len(m); n > 0 && m[n-1].Off+m[n-1].Len == off && h[n-1]+uint64(m[n-1].Len) == host {
 		m[n-1].Len += int64(w.cs)
 		return
 	}
 	w.rep.Mapped = append(m, model.Range{Off: off, Len: int64(w.cs)})
+	w.rep.MappedHost = append(h, host)
+}
+
+// zeroEntry adds the guest cluster of zero-cluster entry e of the table
+// linked by L1 entry idx to the report's Zeroed ranges.
+func (w *walker) zeroEntry(idx, e int) {
+	per := w.tableBytes / entrySize
+	off := int64((uint64(idx)*per + uint64(e)) << w.csShift)
+	z := w.rep.Zeroed
+	if n := len(z); n > 0 && z[n-1].Off+z[n-1].Len == off {
+		z[n-1].Len += int64(w.cs)
+		return
+	}
+	w.rep.Zeroed = append(z, model.Range{Off: off, Len: int64(w.cs)})
 }
 
 func (w *walker) badData(idx int, l2, pos, v uint64) {

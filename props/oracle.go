@@ -487,11 +487,11 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 	// write-back). The model now holds exactly the recovered contents plus
 	// the liveness write, all durable: they differ from the pre-crash
 	// durable contents only inside the uncertain ranges and the liveness
-	// sector (changed). Read back, at any image size: changed, every range
-	// whose contents are data, the backing range and every cluster the
-	// checker maps in the closed image (readRanges); the rest reads zeros
-	// by the format and the model says zeros (speed: a second full read
-	// of every state cost half the campaign's throughput). With Durable, a
+	// sector (changed). Read back, at any image size, what is not proven
+	// by the closed image's map (reopenRanges: the rest reads zeros or the
+	// untouched backing file by the format, as the model says; speed: a
+	// second full read of every state cost half the campaign's
+	// throughput). With Durable, a
 	// block read equal to the durable contents is right unless it meets
 	// changed, so m.Verify checks the differing runs and changed; without,
 	// everything read.
@@ -505,7 +505,7 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 		}
 		return nil
 	}
-	for _, r := range readRanges(m, size, -1, changed, v.After.Mapped) {
+	for _, r := range reopenRanges(m, size, changed, v.Before, v.After) {
 		for off := r.Off; off < r.Off+r.Len; off += int64(len(buf)) {
 			p := buf[:min(int64(len(buf)), r.Off+r.Len-off)]
 			if err := read(p, off); err != nil {
@@ -543,22 +543,59 @@ func checkStructureMapped(fs afero.Fs, name string) (*StructureReport, error) {
 	return c.CheckFile(fs, name)
 }
 
-// readRanges returns the guest ranges below size the oracle reads back:
-// all of them up to limit (-1: none); above it the union, sorted and merged, of
-// extra (the model's uncertain ranges), m's Written ranges (flushed data),
-// [0, m.BackingLen()) (what the backing chain shows) and mapped (the data
-// clusters the independent checker found linked in the image file).
-// Whatever is left out the model says reads zeros, and the image maps no
-// cluster and no backing data there, so by the format it reads zeros:
-// the implementation's own word on unallocated ranges is never taken.
-func readRanges(m *model.Disk, size, limit int64, extra, mapped []model.Range) []model.Range {
-	if size <= limit {
+// reopenRanges returns the guest ranges below size that stage 7 reads
+// back, sorted and merged: changed; the data written on the image itself;
+// every cluster the independent checker maps to data in the closed image
+// (after); the backing chain's data where the closed image has a zero
+// cluster; the image's own write-zeroes over the backing range; and the
+// backing file past BackingLen (growing must keep hiding it). Everywhere
+// else the model says the backing chain's data and the image maps nothing
+// (the read goes to the backing file, which nothing writes), or the model
+// says zeros and the image maps nothing over no backing data, or a zero
+// cluster: the format proves the bytes. A header that changed anything but
+// its feature bits between the crashed image (before) and the closed one
+// falls back to everything.
+func reopenRanges(m *model.Disk, size int64, changed []model.Range, before, after *StructureReport) []model.Range {
+	const keep = featNeedCheck
+	hb, ha := before.Header, after.Header
+	hb.Features &^= keep
+	ha.Features &^= keep
+	if hb != ha && (hb.ImageSize != ha.ImageSize || hb.Features != ha.Features || hb.BackingNameOffset != ha.BackingNameOffset ||
+		hb.BackingNameSize != ha.BackingNameSize || hb.ClusterSize != ha.ClusterSize || hb.TableSize != ha.TableSize ||
+		hb.HeaderSize != ha.HeaderSize) {
 		return []model.Range{{Off: 0, Len: size}}
 	}
-	rs := slices.Concat(extra, m.Written(), mapped)
-	if b := m.BackingLen(); b > 0 {
-		rs = append(rs, model.Range{Off: 0, Len: b})
+	rs := slices.Concat(changed, m.Ranges(model.RangesOwnData), after.Mapped,
+		intersect(m.Ranges(model.RangesBackingData), after.Zeroed))
+	if bl := m.BackingLen(); bl > 0 {
+		rs = append(rs, intersect(m.Ranges(model.RangesOwnZeroes), []model.Range{{Off: 0, Len: bl}})...)
+		if bs := m.BackingSize(); bs > bl {
+			rs = append(rs, model.Range{Off: bl, Len: bs - bl})
+		}
 	}
+	return mergeRanges(rs, size)
+}
+
+// intersect returns the intersection of two sorted, disjoint range lists.
+func intersect(a, b []model.Range) []model.Range {
+	var out []model.Range
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		lo, hi := max(a[i].Off, b[j].Off), min(a[i].Off+a[i].Len, b[j].Off+b[j].Len)
+		if lo < hi {
+			out = append(out, model.Range{Off: lo, Len: hi - lo})
+		}
+		if a[i].Off+a[i].Len < b[j].Off+b[j].Len {
+			i++
+		} else {
+			j++
+		}
+	}
+	return out
+}
+
+// mergeRanges sorts rs, merges overlapping or touching ranges and clips
+// them to size (rs is reused).
+func mergeRanges(rs []model.Range, size int64) []model.Range {
 	slices.SortFunc(rs, func(a, b model.Range) int { return cmp.Compare(a.Off, b.Off) })
 	out := rs[:0]
 	for _, r := range rs {
@@ -574,6 +611,25 @@ func readRanges(m *model.Disk, size, limit int64, extra, mapped []model.Range) [
 		out = append(out, r)
 	}
 	return out
+}
+
+// readRanges returns the guest ranges below size the oracle reads back:
+// all of them up to limit (-1: none); above it the union, sorted and merged, of
+// extra (the model's uncertain ranges), m's Written ranges (flushed data),
+// the backing file's range and mapped (the data
+// clusters the independent checker found linked in the image file).
+// Whatever is left out the model says reads zeros, and the image maps no
+// cluster and no backing data there, so by the format it reads zeros:
+// the implementation's own word on unallocated ranges is never taken.
+func readRanges(m *model.Disk, size, limit int64, extra, mapped []model.Range) []model.Range {
+	if size <= limit {
+		return []model.Range{{Off: 0, Len: size}}
+	}
+	rs := slices.Concat(extra, m.Written(), mapped)
+	if b := max(m.BackingLen(), m.BackingSize()); b > 0 {
+		rs = append(rs, model.Range{Off: 0, Len: b})
+	}
+	return mergeRanges(rs, size)
 }
 
 // verifyOutside runs m.VerifyCrash over the parts of p (read at off) that

@@ -184,3 +184,34 @@ func TestDurableSparseMatchesDense(t *testing.T) {
 		require.Equal(t, a, b, "read [%#x,+%#x)", off, n)
 	}
 }
+
+// TestReopenRanges: stage 7 reads what the closed image's map does not
+// prove: changed, the image's own data, mapped clusters, backing data
+// under zero clusters, own write-zeroes over the backing range and the
+// backing file past the creation size; a changed header reads everything.
+func TestReopenRanges(t *testing.T) {
+	b, _ := model.New(0x40000, nil)
+	_, _ = b.Write(0, 0x40000)
+	b.Flush()
+	m, _ := model.New(0x20000, b) // backing longer than the image
+	require.NoError(t, m.Grow(0x80000))
+	_, _ = m.Write(0x50000, 0x1000)
+	require.NoError(t, m.WriteZeroes(0x8000, 0x1000))
+	m.Flush()
+	hdr := StructureHeader{ClusterSize: 4096, TableSize: 1, HeaderSize: 1, ImageSize: 0x80000}
+	before := &StructureReport{Header: hdr}
+	after := &StructureReport{Header: hdr,
+		Mapped: []model.Range{{Off: 0x50000, Len: 0x1000}, {Off: 0x60000, Len: 0x1000}},
+		Zeroed: []model.Range{{Off: 0x8000, Len: 0x1000}, {Off: 0x10000, Len: 0x2000}}}
+	got := reopenRanges(m, 0x80000, []model.Range{{Off: 0, Len: 0x200}}, before, after)
+	require.Equal(t, []model.Range{
+		{Off: 0, Len: 0x200},         // changed
+		{Off: 0x8000, Len: 0x1000},   // own write-zeroes over the backing range
+		{Off: 0x10000, Len: 0x2000},  // backing data under zero clusters
+		{Off: 0x20000, Len: 0x20000}, // the backing file past the creation size
+		{Off: 0x50000, Len: 0x1000},  // own data (and mapped)
+		{Off: 0x60000, Len: 0x1000},  // mapped
+	}, got)
+	after.Header.ImageSize = 0x90000
+	require.Equal(t, []model.Range{{Off: 0, Len: 0x80000}}, reopenRanges(m, 0x80000, nil, before, after))
+}

@@ -360,7 +360,7 @@ func Replay(dir string) (*ReplayResult, error) {
 	}
 	stage := props.Stage(meta.Stage)
 	if stage == StageWorkload || stage == StageSetup {
-		if rec.OpErr != nil && !rec.Faulted() {
+		if fails, _ := rec.workloadFails(); fails {
 			res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageWorkload,
 				GuestOp: rec.OpErr.Index, OpErr: rec.OpErr, Rec: rec}
 		}

@@ -101,6 +101,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = st.Workloads, st.Skipped, st.Points, st.States
 		rep.FailedWorkloads = st.Failures
 		rep.OracleRuns, rep.Faulted = st.OracleRuns, c.faulted.Load()
+		rep.FaultEffects = c.faultEffects.Load()
 		rep.Seconds, rep.StatesPerSecond = st.Elapsed.Seconds(), st.StatesPerSecond
 		for i, m := range cfg.Models {
 			rep.PerModel[m.String()] += c.perModel[i].Load()

@@ -3,11 +3,14 @@ package campaign
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
 )
 
@@ -65,6 +68,7 @@ func (f *Failure) Message() string {
 // counters are the campaign's live totals, shared by the workers.
 type counters struct {
 	workloads, points, states, failures, skipped, oracleRuns, faulted atomic.Int64
+	faultEffects                                                      atomic.Int64
 	perModel                                                          []atomic.Int64 // by index in Config.Models
 }
 
@@ -107,11 +111,13 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage props.St
 	if rec.Faulted() && ck.c != nil {
 		ck.c.faulted.Add(1)
 	}
-	if rec.OpErr != nil && !rec.Faulted() {
+	if fails, effect := rec.workloadFails(); fails {
 		if stage == "" || stage == StageWorkload {
 			return &Failure{Index: -1, WorkloadSeed: seed, W: w, Stage: StageWorkload, GuestOp: rec.OpErr.Index, OpErr: rec.OpErr, Rec: rec}, rec, nil
 		}
 		return nil, rec, nil
+	} else if effect {
+		ck.faultEffect()
 	}
 	if stage == StageWorkload {
 		return nil, rec, nil
@@ -193,6 +199,19 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 				if keyed && v.OK() {
 					seen[key] = struct{}{}
 				}
+				if !v.OK() && rec.Faulted() {
+					// Within what a silent fault touched, a failure is the
+					// fault's direct effect (faults.go); judged again with
+					// that damage excused, what remains is a failure.
+					var direct bool
+					if direct, v, err = ck.directEffect(rec, p, id, k, base, oracle, v); err != nil {
+						return nil, err
+					}
+					if direct {
+						ck.faultEffect()
+						continue
+					}
+				}
 				if !v.OK() && (stage == "" || v.Stage == stage) {
 					return &Failure{Index: -1, WorkloadSeed: rec.Seed, W: rec.W, Stage: v.Stage, State: id,
 						GuestOp: rec.GuestOpAt(k), Verdict: v, Rec: rec, Point: p}, nil
@@ -201,4 +220,70 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 		}
 	}
 	return nil, nil
+}
+
+func (ck *checker) faultEffect() {
+	if ck.c != nil {
+		ck.c.faultEffects.Add(1)
+	}
+}
+
+// directEffect reports whether failing verdict v of crash state id (at
+// point k, judged against base) lies within the damage of the silent
+// faults injected up to k; if not, it returns the verdict of the state
+// judged with that damage excused (the failure outside it).
+func (ck *checker) directEffect(rec *Recording, p *crashsim.Point, id crashsim.StateID, k int64, base *model.Disk, oracle props.OracleOptions, v *props.Verdict) (bool, *props.Verdict, error) {
+	injs, ops := rec.silentUpTo(k)
+	if injs == nil {
+		return false, v, nil
+	}
+	d := damageOf(injs, ops, rec.W, base.Size(), rec.EndMap, v.Before)
+	if structural(v.Stage) && d.meta {
+		return true, v, nil
+	}
+	if len(d.ranges) == 0 {
+		return false, v, nil
+	}
+	st, err := p.FinalState(id)
+	if err != nil {
+		return false, v, fmt.Errorf("campaign: %s: %w", id, err)
+	}
+	m := base.Clone()
+	for _, r := range d.ranges {
+		m.Excuse(r.Off, r.Len)
+	}
+	v2 := props.CheckCrashState(ck.target, st, ImagePath, m, oracle)
+	st.Release()
+	if v2.OK() || structural(v2.Stage) && d.meta {
+		return true, v, nil
+	}
+	return false, v2, nil
+}
+
+// workloadFails reports whether the run's guest op error is a failure of
+// the implementation: an error with no fault injected, or a read that
+// disagreed with the model outside what the silent faults injected so far
+// touched (with only silent faults injected: an injected error ends the
+// run as expected). effect is set when a read disagreed only within that
+// damage (the fault's direct effect).
+func (rec *Recording) workloadFails() (fails, effect bool) {
+	if rec.OpErr == nil {
+		return false, false
+	}
+	if !rec.Faulted() {
+		return true, false
+	}
+	mm := rec.OpErr.Mismatch
+	if mm == nil || slices.ContainsFunc(rec.Injected, func(in faultfs.Injection) bool { return in.Err != nil }) {
+		return false, false
+	}
+	injs, ops := rec.silentUpTo(rec.End.K())
+	if injs == nil {
+		return false, false
+	}
+	d := damageOf(injs, ops, rec.W, rec.EndModel.Size(), rec.EndMap)
+	if !d.within(mm.Off, max(mm.Len, 1)) {
+		return true, false
+	}
+	return false, true
 }

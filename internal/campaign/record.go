@@ -33,6 +33,9 @@ type Snap struct {
 	Op    int   // guest op index; -1 for the state right after setup
 	K     int64 // index of the next filesystem operation at that moment
 	Model *model.Disk
+	// Injected counts the faults injected before the snapshot: later ones
+	// happened during this op or after it.
+	Injected int
 }
 
 // Recording is one run of a workload on a recording filesystem.
@@ -50,6 +53,9 @@ type Recording struct {
 	// OpErr is the first guest op error; Injected the faults injected.
 	OpErr    *props.OpError
 	Injected []faultfs.Injection
+	// EndMap is the structure of the image at the end of a faulted run
+	// (with the checker's map): where silent faults landed (faults.go).
+	EndMap *props.StructureReport
 }
 
 // Faulted reports whether a fault was injected during the run.
@@ -68,6 +74,7 @@ func Record(target props.Target, w *workload.Workload, seed uint64, faults strin
 		return nil, fmt.Errorf("campaign: setup: %w", err)
 	}
 	rec := &Recording{W: w, Seed: seed, Syncs: map[int64]*crashsim.Point{}}
+	injected := func() int { return 0 }
 	if faults != "" {
 		ffs, err := faultfs.NewFromString(fs, int64(seed), faults)
 		if err != nil {
@@ -91,11 +98,12 @@ func Record(target props.Target, w *workload.Workload, seed uint64, faults strin
 			rec.OpErr = &props.OpError{Index: -1, Err: fmt.Errorf("reopen through the fault layer (setup): %w", err)}
 		}
 		defer func() { rec.Injected = ffs.Log() }()
+		injected = ffs.Injected
 	}
 	rec.SetupEnd = fs.Ops()
-	rec.Snaps = append(rec.Snaps, Snap{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone()})
+	rec.Snaps = append(rec.Snaps, Snap{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone(), Injected: injected()})
 	e.Snapshot = func(i int, m *model.Disk) {
-		rec.Snaps = append(rec.Snaps, Snap{Op: i, K: fs.Ops(), Model: m})
+		rec.Snaps = append(rec.Snaps, Snap{Op: i, K: fs.Ops(), Model: m, Injected: injected()})
 	}
 	fs.OnSync(func(p *crashsim.Point) bool {
 		rec.Syncs[p.K()] = p
@@ -118,6 +126,11 @@ func Record(target props.Target, w *workload.Workload, seed uint64, faults strin
 		return nil, fmt.Errorf("campaign: end point: %w", err)
 	}
 	rec.EndModel = e.Model.Clone()
+	if faults != "" {
+		// Best effort: without a map, silent faults are located with the
+		// crash states' own maps only.
+		rec.EndMap, _ = (&props.StructureChecker{Mapped: true}).CheckFile(fs, e.ImagePath())
+	}
 	// Snapshot ran from Exec's goroutine only (concurrent groups take
 	// their snapshot before starting the writers), so Snaps is in K order;
 	// sort anyway so that the lookup's invariant is local.
@@ -206,4 +219,26 @@ func PointFromTrace(t *crashsim.Trace, k int64) (*crashsim.Point, error) {
 		return nil, fmt.Errorf("campaign: crash point k=%d: %w", k, err)
 	}
 	return fs.Point()
+}
+
+// silentUpTo returns the faults injected up to the end of the op in
+// progress at crash point k (those that may have shaped its state), with
+// the guest op in progress at each, if any of them is silent.
+func (r *Recording) silentUpTo(k int64) ([]faultfs.Injection, []int) {
+	s := r.SnapIndexAt(k)
+	n := len(r.Injected)
+	if s+1 < len(r.Snaps) {
+		n = min(n, r.Snaps[s+1].Injected)
+	}
+	injs := r.Injected[:n]
+	if !slices.ContainsFunc(injs, silentFault) {
+		return nil, nil
+	}
+	ops := make([]int, n)
+	for j := range ops {
+		// The op in progress: the last snapshot taken before the injection.
+		i := sort.Search(len(r.Snaps), func(i int) bool { return r.Snaps[i].Injected > j })
+		ops[j] = r.Snaps[max(i-1, 0)].Op
+	}
+	return injs, ops
 }

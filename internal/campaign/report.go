@@ -30,8 +30,12 @@ type Report struct {
 	FailedWorkloads int64 `json:"failed_workloads"`
 	Skipped         int64 `json:"skipped"`           // workloads whose setup failed
 	Faulted         int64 `json:"faulted,omitempty"` // workloads in which a fault was injected
-	CrashPoints     int64 `json:"crash_points"`
-	CrashStates     int64 `json:"crash_states"`
+	// FaultEffects counts crash states (and workload reads) that failed
+	// only within what a silent fault touched: the fault's direct effect,
+	// not a failure (see faults.go).
+	FaultEffects int64 `json:"fault_effects,omitempty"`
+	CrashPoints  int64 `json:"crash_points"`
+	CrashStates  int64 `json:"crash_states"`
 	// OracleRuns counts the states the oracle ran on; the rest of
 	// CrashStates were byte-identical to a state of the same workload
 	// judged against the same model, whose verdict they share.
@@ -169,6 +173,7 @@ func Merge(reps ...*Report) (*Report, error) {
 		out.Workloads += r.Workloads
 		out.Skipped += r.Skipped
 		out.Faulted += r.Faulted
+		out.FaultEffects += r.FaultEffects
 		out.CrashPoints += r.CrashPoints
 		out.CrashStates += r.CrashStates
 		out.OracleRuns += r.OracleRuns

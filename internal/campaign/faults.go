@@ -1,0 +1,190 @@
+package campaign
+
+import (
+	"path"
+	"strings"
+
+	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props"
+)
+
+// Silent faults (write:lost, write:misdirect, sync:lost, read:bitflip)
+// return success: QED has no checksums, so no implementation can notice an
+// acknowledged write that never landed. What an implementation is held to
+// under them:
+//
+//   - the damage stays within what the fault touched: the guest bytes of a
+//     lost data write, the guest bytes at a misdirect's target, the writes
+//     whose durability a lost sync was to ensure, the guest clusters
+//     mapped by the table entries a fault hit (a bitflip in a table read:
+//     the whole disk, as the flipped entry may point anywhere);
+//   - a fault that lands in metadata (the header, the L1 table, an L2
+//     table) may leave the image inconsistent: the structural checks (and
+//     a read that refuses the bad entry) finding it is the expected
+//     outcome, not a failure;
+//   - nothing else is lost: every other guest byte must pass the oracle.
+//
+// A crash state that fails only within that damage is the fault's direct
+// effect: counted (Report.FaultEffects), not a failure. The state is judged
+// again with the touched guest ranges excused in the model
+// (model.Disk.Excuse: any value allowed there); a failure that remains,
+// outside them, is a failure of the implementation.
+
+// damage is what the silent faults of a run may have done.
+type damage struct {
+	ranges []model.Range // guest ranges any value is allowed in
+	meta   bool          // metadata may be hit: structural failures are found damage
+	size   int64
+}
+
+func (d *damage) any() bool { return d.meta || len(d.ranges) > 0 }
+
+func (d *damage) add(off, n int64) {
+	if end := min(off+n, d.size); off < end {
+		d.ranges = append(d.ranges, model.Range{Off: max(off, 0), Len: end - max(off, 0)})
+	}
+}
+
+// within reports whether [off, off+n) lies inside the damaged ranges.
+func (d *damage) within(off, n int64) bool {
+	for pos := off; pos < off+n; {
+		next := pos
+		for _, r := range d.ranges {
+			if r.Off <= pos && pos < r.Off+r.Len {
+				next = max(next, r.Off+r.Len)
+			}
+		}
+		if next == pos {
+			return false
+		}
+		pos = next
+	}
+	return true
+}
+
+// structural reports whether a stage is about the image's structure (where
+// damage in metadata is expected to show).
+func structural(st props.Stage) bool {
+	switch st {
+	case props.StageStructureBefore, props.StageRecovery, props.StageSize, props.StageStructureAfter, props.StageLiveness:
+		return true
+	}
+	return false
+}
+
+// silentFault reports whether an injection returned success.
+func silentFault(in faultfs.Injection) bool {
+	return in.Err == nil && (in.Fault == faultfs.FaultLost || in.Fault == faultfs.FaultMisdirect || in.Fault == faultfs.FaultBitflip)
+}
+
+// damageOf returns the damage of the silent injections among injs (opOf[j]:
+// the guest op in progress at injection j, -1 for none) on a disk of size
+// bytes, located with the structure reports reps (with the checker's
+// Mapped option; nil entries are skipped).
+func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size int64, reps ...*props.StructureReport) damage {
+	d := damage{size: size}
+	img := path.Clean(ImagePath)
+	for j, in := range injs {
+		if !silentFault(in) {
+			continue
+		}
+		if path.Clean(in.Path) != img {
+			// A backing file: only reads happen there. A raw backing
+			// file's bytes are guest bytes at the same offsets; a qed
+			// one's could be anywhere.
+			if in.Fault == faultfs.FaultBitflip {
+				if strings.HasSuffix(in.Path, ".raw") {
+					d.add(in.Off, int64(in.Len))
+				} else {
+					d.add(0, size)
+				}
+			}
+			continue
+		}
+		switch {
+		case in.Op == faultfs.OpSync:
+			d.meta = true
+			d.epochWrites(w, opOf[j])
+		case in.Op == faultfs.OpTruncate:
+			d.meta = true
+		case in.Fault == faultfs.FaultBitflip:
+			d.hostHit(in.Off, int64(in.Len), true, reps)
+		default: // a lost or misdirected write
+			d.hostHit(in.Off, int64(in.Len), false, reps)
+			if in.Fault == faultfs.FaultMisdirect && in.Detail >= 0 {
+				d.hostHit(in.Detail, int64(in.Len), false, reps)
+			}
+		}
+	}
+	return d
+}
+
+// epochWrites adds the guest ranges of the writes since the last flush
+// before op o, through o (what a sync lost during o was to make durable).
+func (d *damage) epochWrites(w *workload.Workload, o int) {
+	if o < 0 || o >= len(w.Ops) {
+		return
+	}
+	start := o
+	for start > 0 {
+		k := w.Ops[start-1].Kind
+		if k == workload.Flush || k == workload.Reopen || k == workload.Concurrent {
+			break
+		}
+		start--
+	}
+	for _, op := range w.Ops[start : o+1] {
+		switch op.Kind {
+		case workload.Write, workload.WriteZeroes:
+			d.add(op.Off, op.Len)
+		case workload.Concurrent:
+			for _, sub := range op.Group {
+				d.add(sub.Off, sub.Len)
+			}
+		}
+	}
+}
+
+// hostHit adds what a fault over host bytes [h, h+n) of the image may have
+// damaged: the guest bytes of data clusters there, the guest clusters
+// mapped by table entries there (a flipped bit in a table read: the whole
+// disk), and metadata.
+func (d *damage) hostHit(h, n int64, flip bool, reps []*props.StructureReport) {
+	end := h + n
+	for _, rep := range reps {
+		if rep == nil || !rep.Walked {
+			continue
+		}
+		cs := int64(rep.Header.ClusterSize)
+		tableBytes := int64(rep.Header.TableSize) * cs
+		nelems := tableBytes / 8
+		if h < int64(max(rep.Header.HeaderSize, 1))*cs {
+			d.meta = true // the header: sizes, features, NEED_CHECK
+		}
+		for _, t := range rep.Tables {
+			lo, hi := max(h, int64(t.Host)), min(end, int64(t.Host)+tableBytes)
+			if lo >= hi {
+				continue
+			}
+			d.meta = true
+			if flip {
+				d.add(0, d.size)
+				continue
+			}
+			e0, e1 := (lo-int64(t.Host))/8, (hi-int64(t.Host)+7)/8
+			if t.Index < 0 { // L1 entries: the spans of their L2 tables
+				d.add(e0*nelems*cs, (e1-e0)*nelems*cs)
+			} else {
+				d.add((int64(t.Index)*nelems+e0)*cs, (e1-e0)*cs)
+			}
+		}
+		for i, r := range rep.Mapped {
+			hs := int64(rep.MappedHost[i])
+			if lo, hi := max(h, hs), min(end, hs+r.Len); lo < hi {
+				d.add(r.Off+lo-hs, hi-lo)
+			}
+		}
+	}
+}

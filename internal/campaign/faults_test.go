@@ -1,0 +1,70 @@
+package campaign
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDamageOf: what each silent fault is allowed to have damaged, located
+// with an image map: 4 KiB clusters, one-cluster tables (512 entries, an
+// L2 table maps 2 MiB), header cluster 0, L1 at 0x1000, the L2 table of L1
+// entry 1 at 0x2000, guest clusters 0x200000.. at host 0x3000...
+func TestDamageOf(t *testing.T) {
+	rep := &props.StructureReport{Walked: true,
+		Header:     props.StructureHeader{ClusterSize: 4096, TableSize: 1, HeaderSize: 1},
+		Tables:     []props.TableRef{{Host: 0x1000, Index: -1}, {Host: 0x2000, Index: 1}},
+		Mapped:     []model.Range{{Off: 0x200000, Len: 0x2000}},
+		MappedHost: []uint64{0x3000},
+	}
+	w := &workload.Workload{Ops: []workload.Op{
+		{Kind: workload.Write, Off: 0x100, Len: 0x200, ID: 1},
+		{Kind: workload.Flush},
+		{Kind: workload.Write, Off: 0x5000, Len: 0x100, ID: 2},
+		{Kind: workload.WriteZeroes, Off: 0x9000, Len: 0x1000},
+		{Kind: workload.Flush},
+	}}
+	const size = 8 << 20
+	img := ImagePath
+	lost := func(off int64, n int) faultfs.Injection {
+		return faultfs.Injection{Op: faultfs.OpWrite, Fault: faultfs.FaultLost, Path: img, Off: off, Len: n}
+	}
+	tests := []struct {
+		name   string
+		in     faultfs.Injection
+		op     int
+		ranges []model.Range
+		meta   bool
+	}{
+		{"lost data write", lost(0x3100, 0x200), 2, []model.Range{{Off: 0x200100, Len: 0x200}}, false},
+		{"lost write to free space", lost(0x9000, 0x1000), 2, nil, false},
+		{"lost L2 entries", lost(0x2008, 16), 2, []model.Range{{Off: 0x201000, Len: 0x2000}}, true},
+		{"lost L1 entry", lost(0x1008, 8), 2, []model.Range{{Off: 0x200000, Len: 0x200000}}, true},
+		{"lost header write", lost(0, 512), 2, nil, true},
+		{"misdirected data write", faultfs.Injection{Op: faultfs.OpWrite, Fault: faultfs.FaultMisdirect, Path: img, Off: 0x3000, Len: 0x100, Detail: 0x4000},
+			2, []model.Range{{Off: 0x200000, Len: 0x100}, {Off: 0x201000, Len: 0x100}}, false},
+		{"lost sync of the second epoch", faultfs.Injection{Op: faultfs.OpSync, Fault: faultfs.FaultLost, Path: img}, 4,
+			[]model.Range{{Off: 0x5000, Len: 0x100}, {Off: 0x9000, Len: 0x1000}}, true},
+		{"bitflip in a table read", faultfs.Injection{Op: faultfs.OpRead, Fault: faultfs.FaultBitflip, Path: img, Off: 0x2000, Len: 0x1000},
+			2, []model.Range{{Off: 0, Len: size}}, true},
+		{"bitflip in a raw backing file", faultfs.Injection{Op: faultfs.OpRead, Fault: faultfs.FaultBitflip, Path: "/w/backing0.raw", Off: 0x700, Len: 0x100},
+			2, []model.Range{{Off: 0x700, Len: 0x100}}, false},
+		{"an error is not silent", faultfs.Injection{Op: faultfs.OpWrite, Fault: faultfs.FaultEIO, Path: img, Off: 0x3000, Len: 0x100, Err: errors.New("injected")},
+			2, nil, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d := damageOf([]faultfs.Injection{tc.in}, []int{tc.op}, w, size, rep)
+			require.Equal(t, tc.ranges, d.ranges)
+			require.Equal(t, tc.meta, d.meta)
+		})
+	}
+	d := damage{size: size, ranges: []model.Range{{Off: 0, Len: 0x100}, {Off: 0x80, Len: 0x100}}}
+	require.True(t, d.within(0x10, 0x150))
+	require.False(t, d.within(0x10, 0x200))
+}
