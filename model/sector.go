@@ -145,6 +145,13 @@ func (d *Disk) judge(off int64, got []byte, sc *judgeScratch) ([]bool, *sectorFa
 		sc.cands = append(sc.cands, cand{rec: r, lo: lo, hi: hi, want: buf[:hi-lo], group: r.group, failed: r.failed})
 		buf = buf[hi-lo:]
 	}
+	if d.excused {
+		// Excused bytes agree with every candidate (any value allowed).
+		for j := range sc.cands {
+			c := &sc.cands[j]
+			d.durable.allowAny(c.bytes(), got[c.lo-off:c.hi-off], c.lo)
+		}
+	}
 	var fail *sectorFail
 	var ok []bool
 	for s := off - off%SectorSize; s < end; s += SectorSize {

@@ -47,6 +47,8 @@ type Exec struct {
 	// model taken just before the op's I/O is issued (after the model
 	// recorded it). A crash during op i must be judged against that clone.
 	Snapshot func(i int, m *model.Disk)
+
+	lastSnap *model.Disk // the snapshot of the op in progress (nil: none taken)
 }
 
 // ImagePath is the path of the image under test.
@@ -206,8 +208,20 @@ func (e *Exec) RunAll() error {
 }
 
 func (e *Exec) snapshot(i int) {
+	e.lastSnap = nil
 	if e.Snapshot != nil {
-		e.Snapshot(i, e.Model.Clone())
+		e.lastSnap = e.Model.Clone()
+		e.Snapshot(i, e.lastSnap)
+	}
+}
+
+// failWrite marks the k-th pending write from the last as failed (see
+// model.Disk.FailWrite) in the model and in the snapshot of the op in
+// progress, which crashes during the op are judged against.
+func (e *Exec) failWrite(k int) {
+	e.Model.FailWrite(k)
+	if e.lastSnap != nil {
+		e.lastSnap.FailWrite(k)
 	}
 }
 
@@ -222,7 +236,7 @@ func (e *Exec) step(i int, op workload.Op) error {
 		}
 		e.snapshot(i)
 		if err := e.write(op); err != nil {
-			e.Model.FailWrite(0) // it may have landed in part, anywhere
+			e.failWrite(0) // it may have landed in part, anywhere
 			return err
 		}
 		return nil
@@ -232,7 +246,7 @@ func (e *Exec) step(i int, op workload.Op) error {
 		}
 		e.snapshot(i)
 		if err := e.Disk.WriteZeroes(op.Off, op.Len); err != nil {
-			e.Model.FailWrite(0)
+			e.failWrite(0)
 			return err
 		}
 		return nil
@@ -341,7 +355,7 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 	wg.Wait()
 	for j, err := range errs {
 		if err != nil {
-			e.Model.FailWrite(len(op.Group) - 1 - j)
+			e.failWrite(len(op.Group) - 1 - j)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

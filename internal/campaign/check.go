@@ -238,7 +238,7 @@ func (ck *checker) directEffect(rec *Recording, p *crashsim.Point, id crashsim.S
 		return false, v, nil
 	}
 	d := damageOf(injs, ops, rec.W, base.Size(), rec.EndMap, v.Before)
-	if structural(v.Stage) && d.meta {
+	if d.foundBy(v) {
 		return true, v, nil
 	}
 	if len(d.ranges) == 0 {
@@ -254,7 +254,7 @@ func (ck *checker) directEffect(rec *Recording, p *crashsim.Point, id crashsim.S
 	}
 	v2 := props.CheckCrashState(ck.target, st, ImagePath, m, oracle)
 	st.Release()
-	if v2.OK() || structural(v2.Stage) && d.meta {
+	if v2.OK() || d.foundBy(v2) {
 		return true, v, nil
 	}
 	return false, v2, nil

@@ -36,7 +36,40 @@ import (
 type damage struct {
 	ranges []model.Range // guest ranges any value is allowed in
 	meta   bool          // metadata may be hit: structural failures are found damage
+	lost   bool          // a host write was lost: the file may end before what it links
 	size   int64
+}
+
+// foundBy reports whether a structural failure is this damage found: any
+// structural failure when metadata was hit; after a lost write, one whose
+// only violations are links past the end of the file and clusters linked
+// twice (a write that would have extended the file never landed, which no
+// implementation can see; a later allocation then takes the same cluster
+// again).
+func (d *damage) foundBy(v *props.Verdict) bool {
+	if !structural(v.Stage) {
+		return false
+	}
+	if d.meta {
+		return true
+	}
+	if !d.lost || v.Stage != props.StageStructureBefore && v.Stage != props.StageStructureAfter {
+		return false
+	}
+	for _, r := range []*props.StructureReport{v.Before, v.After} {
+		if r == nil {
+			continue
+		}
+		for _, k := range r.Kinds() {
+			switch k {
+			case props.ViolDataPastEOF, props.ViolTablePastEOF, props.ViolNeedCheckClearButInconsistent, props.ViolNoProbeWithoutBacking,
+				props.ViolDoubleRefDataData, props.ViolDoubleRefTableData, props.ViolDoubleRefTableTable:
+			default:
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (d *damage) any() bool { return d.meta || len(d.ranges) > 0 }
@@ -108,24 +141,44 @@ func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size i
 			d.meta = true
 			d.epochWrites(w, opOf[j])
 		case in.Op == faultfs.OpTruncate:
-			d.meta = true
+			// The file stays shorter than what it links: the clusters
+			// allocated in the epoch may end past it (found by check) or
+			// be allocated again after a reopen.
+			d.lost = true
+			d.epochWrites(w, opOf[j])
 		case in.Fault == faultfs.FaultBitflip:
 			d.hostHit(in.Off, int64(in.Len), true, reps)
 		default: // a lost or misdirected write
-			d.hostHit(in.Off, int64(in.Len), false, reps)
+			d.lost = true
+			located := d.hostHit(in.Off, int64(in.Len), false, reps)
 			if in.Fault == faultfs.FaultMisdirect && in.Detail >= 0 {
-				d.hostHit(in.Detail, int64(in.Len), false, reps)
+				located = d.hostHit(in.Detail, int64(in.Len), false, reps) && located
+			}
+			if !located {
+				// Bytes in no table, header or mapped cluster of the
+				// maps: a cluster allocated and not yet linked in the
+				// file (data, or a fresh table written back): what was
+				// in flight is the epoch's writes and their metadata.
+				d.meta = true
+				d.epochWrites(w, opOf[j])
 			}
 		}
 	}
 	return d
 }
 
-// epochWrites adds the guest ranges of the writes since the last flush
-// before op o, through o (what a sync lost during o was to make durable).
+// epochWrites adds the guest clusters of the writes since the last flush
+// before op o, through o (what a sync lost during o was to make durable;
+// whole clusters: a write that allocates fills the rest of its clusters
+// from the backing file or with zeros).
 func (d *damage) epochWrites(w *workload.Workload, o int) {
 	if o < 0 || o >= len(w.Ops) {
 		return
+	}
+	cs := max(int64(w.Geometry.ClusterSize), 1)
+	add := func(off, n int64) {
+		lo := off / cs * cs
+		d.add(lo, (off+n+cs-1)/cs*cs-lo)
 	}
 	start := o
 	for start > 0 {
@@ -138,10 +191,10 @@ func (d *damage) epochWrites(w *workload.Workload, o int) {
 	for _, op := range w.Ops[start : o+1] {
 		switch op.Kind {
 		case workload.Write, workload.WriteZeroes:
-			d.add(op.Off, op.Len)
+			add(op.Off, op.Len)
 		case workload.Concurrent:
 			for _, sub := range op.Group {
-				d.add(sub.Off, sub.Len)
+				add(sub.Off, sub.Len)
 			}
 		}
 	}
@@ -151,17 +204,23 @@ func (d *damage) epochWrites(w *workload.Workload, o int) {
 // damaged: the guest bytes of data clusters there, the guest clusters
 // mapped by table entries there (a flipped bit in a table read: the whole
 // disk), and metadata.
-func (d *damage) hostHit(h, n int64, flip bool, reps []*props.StructureReport) {
+//
+// It reports whether one of the maps locates every byte of the range (in
+// the header, a table or a mapped cluster).
+func (d *damage) hostHit(h, n int64, flip bool, reps []*props.StructureReport) bool {
 	end := h + n
+	located := false
 	for _, rep := range reps {
 		if rep == nil || !rep.Walked {
 			continue
 		}
+		covered := int64(0)
 		cs := int64(rep.Header.ClusterSize)
 		tableBytes := int64(rep.Header.TableSize) * cs
 		nelems := tableBytes / 8
-		if h < int64(max(rep.Header.HeaderSize, 1))*cs {
+		if hdrEnd := int64(max(rep.Header.HeaderSize, 1)) * cs; h < hdrEnd {
 			d.meta = true // the header: sizes, features, NEED_CHECK
+			covered += min(end, hdrEnd) - h
 		}
 		for _, t := range rep.Tables {
 			lo, hi := max(h, int64(t.Host)), min(end, int64(t.Host)+tableBytes)
@@ -169,6 +228,7 @@ func (d *damage) hostHit(h, n int64, flip bool, reps []*props.StructureReport) {
 				continue
 			}
 			d.meta = true
+			covered += hi - lo
 			if flip {
 				d.add(0, d.size)
 				continue
@@ -184,7 +244,10 @@ func (d *damage) hostHit(h, n int64, flip bool, reps []*props.StructureReport) {
 			hs := int64(rep.MappedHost[i])
 			if lo, hi := max(h, hs), min(end, hs+r.Len); lo < hi {
 				d.add(r.Off+lo-hs, hi-lo)
+				covered += hi - lo
 			}
 		}
+		located = located || covered >= n
 	}
+	return located
 }

@@ -22,7 +22,7 @@ func TestDamageOf(t *testing.T) {
 		Mapped:     []model.Range{{Off: 0x200000, Len: 0x2000}},
 		MappedHost: []uint64{0x3000},
 	}
-	w := &workload.Workload{Ops: []workload.Op{
+	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 4096}, Ops: []workload.Op{
 		{Kind: workload.Write, Off: 0x100, Len: 0x200, ID: 1},
 		{Kind: workload.Flush},
 		{Kind: workload.Write, Off: 0x5000, Len: 0x100, ID: 2},
@@ -42,14 +42,14 @@ func TestDamageOf(t *testing.T) {
 		meta   bool
 	}{
 		{"lost data write", lost(0x3100, 0x200), 2, []model.Range{{Off: 0x200100, Len: 0x200}}, false},
-		{"lost write to free space", lost(0x9000, 0x1000), 2, nil, false},
+		{"lost write to a cluster not linked in the file: the epoch's writes", lost(0x9000, 0x1000), 2, []model.Range{{Off: 0x5000, Len: 0x1000}}, true},
 		{"lost L2 entries", lost(0x2008, 16), 2, []model.Range{{Off: 0x201000, Len: 0x2000}}, true},
 		{"lost L1 entry", lost(0x1008, 8), 2, []model.Range{{Off: 0x200000, Len: 0x200000}}, true},
 		{"lost header write", lost(0, 512), 2, nil, true},
 		{"misdirected data write", faultfs.Injection{Op: faultfs.OpWrite, Fault: faultfs.FaultMisdirect, Path: img, Off: 0x3000, Len: 0x100, Detail: 0x4000},
 			2, []model.Range{{Off: 0x200000, Len: 0x100}, {Off: 0x201000, Len: 0x100}}, false},
 		{"lost sync of the second epoch", faultfs.Injection{Op: faultfs.OpSync, Fault: faultfs.FaultLost, Path: img}, 4,
-			[]model.Range{{Off: 0x5000, Len: 0x100}, {Off: 0x9000, Len: 0x1000}}, true},
+			[]model.Range{{Off: 0x5000, Len: 0x1000}, {Off: 0x9000, Len: 0x1000}}, true},
 		{"bitflip in a table read", faultfs.Injection{Op: faultfs.OpRead, Fault: faultfs.FaultBitflip, Path: img, Off: 0x2000, Len: 0x1000},
 			2, []model.Range{{Off: 0, Len: size}}, true},
 		{"bitflip in a raw backing file", faultfs.Injection{Op: faultfs.OpRead, Fault: faultfs.FaultBitflip, Path: "/w/backing0.raw", Off: 0x700, Len: 0x100},

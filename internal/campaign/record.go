@@ -88,10 +88,12 @@ func Record(target props.Target, w *workload.Workload, seed uint64, faults strin
 			// An error the fault layer injected into this open is
 			// expected: the open surfaced it, and the run stops before
 			// its first op with the image as the failed open left it
-			// (its crash states are judged like any faulted run's). Any
+			// (its crash states are judged like any faulted run's). So
+			// is an open that refuses what a silent fault garbled (a
+			// flipped bit in the header or a table: found at read). Any
 			// other error is a setup failure.
 			log := ffs.Log()
-			if len(log) == 0 || !errors.Is(err, log[0].Err) {
+			if len(log) == 0 || !errors.Is(err, log[0].Err) && !slices.ContainsFunc(log, silentFault) {
 				return nil, fmt.Errorf("campaign: setup: reopen through the fault layer: %w", err)
 			}
 			e.Disk = nil
