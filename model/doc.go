@@ -59,6 +59,12 @@
 // [Disk.CrashSizes] lists the sizes allowed after a crash (the durable
 // size and the size of every pending Grow).
 //
+// Two marks serve fault injection. A write that returned an error
+// ([Disk.FailWrite]) may have landed in part anywhere (a short host write
+// ends mid-sector): its bytes are judged one by one, in its place in the
+// issue order. A range that a silent fault damaged ([Disk.Excuse]) allows
+// any value, running or after a crash, until it is written again.
+//
 // A failed check returns a [*Mismatch]: the rule broken (Reason: "value",
 // a byte no candidate allows; "torn", a write applied to part of a sector
 // only; "order", an earlier write's value over a later one inside a
