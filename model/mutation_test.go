@@ -2,6 +2,7 @@ package model
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -93,7 +94,7 @@ func TestRecoverKeepsTornHole(t *testing.T) {
 }
 
 func TestBoundaries(t *testing.T) {
-	if got := Kind(len(kindNames)).String(); got != "Kind(5)" {
+	if got := Kind(len(kindNames)).String(); got != fmt.Sprintf("Kind(%d)", len(kindNames)) {
 		t.Errorf("Kind(%d).String() = %q", len(kindNames), got)
 	}
 	if _, err := New(MaxSize, nil); err != nil {
