@@ -40,7 +40,9 @@ type CommitOptions struct {
 	// and ForceShare are ignored.
 	Open OpenOptions
 	// Base names the file to commit into: a path of a file of the image's
-	// backing chain (compared by path, else by device and inode), or ""
+	// backing chain (compared by path, else by device and inode; a relative
+	// path that names no file of the chain is also tried relative to the
+	// image's directory, as backing names are), or ""
 	// for the image's own backing file. A base below the image's own
 	// backing file implies Drop: the images between stay as they are and
 	// no longer read what they read before (as with qemu-img commit -b).
@@ -172,15 +174,23 @@ func commitDepth(fs afero.Fs, path string, o CommitOptions) (int, error) {
 	if o.Base == "" {
 		return 1, nil
 	}
-	for i, f := range files[1:] {
-		if filepath.Clean(f) == filepath.Clean(o.Base) {
-			return i + 1, nil
-		}
+	// The base as named (from the working directory), else as a backing
+	// name would name it (relative to the image's directory).
+	names := []string{o.Base}
+	if !filepath.IsAbs(o.Base) {
+		names = append(names, resolveBacking(path, o.Base))
 	}
-	if sb, err := fs.Stat(o.Base); err == nil {
+	for _, b := range names {
 		for i, f := range files[1:] {
-			if sf, err := fs.Stat(f); err == nil && os.SameFile(sb, sf) {
+			if filepath.Clean(f) == filepath.Clean(b) {
 				return i + 1, nil
+			}
+		}
+		if sb, err := fs.Stat(b); err == nil {
+			for i, f := range files[1:] {
+				if sf, err := fs.Stat(f); err == nil && os.SameFile(sb, sf) {
+					return i + 1, nil
+				}
 			}
 		}
 	}

@@ -159,6 +159,17 @@ func TestCommitDeeperBase(t *testing.T) {
 	if now, _ := afero.ReadFile(fs, "/top.qed"); !bytes.Equal(now, topBefore) {
 		t.Error("commit -b emptied or changed the top image")
 	}
+	if err := fs.MkdirAll("/d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustCreate(t, fs, "/d/b.qed", qed.CreateOptions{Size: 4 * opsCluster}, nil)
+	mustCreate(t, fs, "/d/m.qed", qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "b.qed"}, map[int64][]byte{0: pattern(4, 10)})
+	mustCreate(t, fs, "/d/t.qed", qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "m.qed"}, map[int64][]byte{opsCluster: pattern(5, 10)})
+	if err := qed.Commit(fs, "/d/t.qed", qed.CommitOptions{Base: "b.qed"}); err != nil {
+		t.Errorf("commit -b named relative to the image's directory: %v", err)
+	} else if got, want := view(t, fs, "/d/b.qed"), view(t, fs, "/d/t.qed"); !bytes.Equal(got, want) {
+		t.Error("commit -b b.qed did not write the base")
+	}
 	if err := qed.Commit(fs, "/top.qed", qed.CommitOptions{Base: "/elsewhere.qed"}); !errors.Is(err, qed.ErrInvalidOption) {
 		t.Errorf("commit into a file outside the chain = %v", err)
 	}
