@@ -13,9 +13,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/afero"
 
@@ -423,4 +426,162 @@ func TestCrashResize(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCrashOpsRandom runs the crash checks of this file on seeded random
+// chains: random geometry-preserving images (4 KiB clusters, 2 to 40
+// clusters), backing files of random length and contents, random writes
+// and zero clusters in the image, and a random operation among safe
+// rebase (onto another raw file, a QED file or none), rebase -u, commit
+// (with or without emptying) and grow. The seed is printed; set
+// QED_CRASHOPS_SEED to replay it, QED_CRASHOPS_CASES for more cases than 12.
+func TestCrashOpsRandom(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("QED_CRASHOPS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("QED_CRASHOPS_SEED: %v", err)
+		}
+		seed = v
+	}
+	n := 12
+	if testing.Short() {
+		n = 4
+	}
+	if s := os.Getenv("QED_CRASHOPS_CASES"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			t.Fatalf("QED_CRASHOPS_CASES=%q: want a positive number", s)
+		}
+		n = v
+	}
+	t.Logf("seed %d (QED_CRASHOPS_SEED=%d replays it)", seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 18))
+	for i := range n {
+		cs := rng.Uint64()
+		t.Run(fmt.Sprintf("seed=%d", cs), func(t *testing.T) { crashOpsCase(t, cs) })
+		if t.Failed() {
+			t.Fatalf("case %d failed: QED_CRASHOPS_SEED=%d replays the cases up to it", i, seed)
+		}
+	}
+}
+
+func crashOpsCase(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0))
+	clusters := 2 + rng.IntN(39)
+	size := int64(clusters*opsCluster - rng.IntN(8)*512)
+	randBytes := func(n int) []byte {
+		b := make([]byte, n)
+		for i := 0; i < n; i += 512 {
+			if rng.IntN(3) > 0 {
+				v := byte(rng.IntN(255) + 1)
+				for j := i; j < min(i+512, n); j++ {
+					b[j] = v
+				}
+			}
+		}
+		return b
+	}
+	aLen := rng.IntN(int(size)/512+8) * 512
+	a := randBytes(aLen)
+	b := append([]byte(nil), a...)
+	if rng.IntN(2) == 0 {
+		b = b[:rng.IntN(len(b)+1)]
+	}
+	for range rng.IntN(4) {
+		if len(b) > 0 {
+			off := rng.IntN(len(b))
+			copy(b[off:], randBytes(1+rng.IntN(3*opsCluster)))
+		}
+	}
+	op := rng.IntN(6)
+	start := setup(t, func(fs afero.Fs) {
+		afero.WriteFile(fs, "/a.raw", a, 0o644)
+		afero.WriteFile(fs, "/b.raw", b, 0o644)
+		mustCreate(t, fs, "/c.qed", qed.CreateOptions{Size: uint64(len(b)+511) &^ 511}, map[int64][]byte{0: b[:len(b)&^511]})
+		writes := map[int64][]byte{}
+		var zeroes []int64
+		for range rng.IntN(6) {
+			off := rng.Int64N(size)
+			n := min(int64(1+rng.IntN(2*opsCluster)), size-off)
+			writes[off] = randBytes(int(n))
+		}
+		for range rng.IntN(3) {
+			zeroes = append(zeroes, rng.Int64N(size/opsCluster)*opsCluster)
+		}
+		mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: uint64(size), BackingFile: "a.raw", BackingFormat: "raw"}, writes, zeroes...)
+	})
+	o := qed.OpenOptions{IdleClearDelay: -1}
+	newSize := size + int64(rng.IntN(8)+1)*4096
+	var name string
+	var apply func(fs afero.Fs) error
+	switch op {
+	case 0:
+		name, apply = "rebase onto b.raw", func(fs afero.Fs) error {
+			return qed.Rebase(fs, "/top.qed", "b.raw", "raw", qed.RebaseOptions{Open: o})
+		}
+	case 1:
+		name, apply = "rebase onto c.qed", func(fs afero.Fs) error {
+			return qed.Rebase(fs, "/top.qed", "c.qed", "qed", qed.RebaseOptions{Open: o})
+		}
+	case 2:
+		name, apply = "rebase onto nothing", func(fs afero.Fs) error {
+			return qed.Rebase(fs, "/top.qed", "", "", qed.RebaseOptions{Open: o})
+		}
+	case 3:
+		n := longName(rng.IntN(900)+10, "b.raw")
+		name, apply = fmt.Sprintf("rebase -u onto a %d-byte name of b.raw", len(n)), func(fs afero.Fs) error {
+			return qed.SetBacking(fs, "/top.qed", n, "raw", o)
+		}
+	case 4:
+		drop := rng.IntN(2) == 0
+		name, apply = fmt.Sprintf("commit (drop %v)", drop), func(fs afero.Fs) error {
+			return qed.Commit(fs, "/top.qed", qed.CommitOptions{Open: o, Drop: drop})
+		}
+	default:
+		name, apply = fmt.Sprintf("grow to %d", newSize), func(fs afero.Fs) error {
+			im, err := qed.Open(fs, "/top.qed", o)
+			if err != nil {
+				return err
+			}
+			if err := im.Resize(newSize); err != nil {
+				im.Close()
+				return err
+			}
+			return im.Close()
+		}
+	}
+	t.Logf("%d clusters, size %d, a.raw %d bytes, b.raw %d bytes: %s", clusters, size, len(a), len(b), name)
+	s0 := start.NewFS(crashsim.Options{})
+	before := view(t, s0, "/top.qed")
+	after := view(t, after(t, start, apply), "/top.qed")
+	switch op {
+	case 0, 1, 2, 4:
+		if !bytes.Equal(before, after) {
+			t.Fatal("the operation changed the guest data")
+		}
+	case 5:
+		if !bytes.Equal(after[:len(before)], before) || !allZeroBytes(after[len(before):]) {
+			t.Fatal("the grow changed the data or the new part is not zeros")
+		}
+	}
+	explore(t, start, apply, func(fs afero.Fs) error {
+		_, got, err := guest(fs, "/top.qed")
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, before) && !bytes.Equal(got, after) {
+			return errors.New("guest data is neither the old nor the new view")
+		}
+		return nil
+	})
+}
+
+func allZeroBytes(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
