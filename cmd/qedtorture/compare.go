@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/spf13/cobra"
 )
 
@@ -29,8 +30,9 @@ func newCompareCommand(e *env) *cobra.Command {
 backing chain; formats probed unless -f/-F give them). Images of different
 sizes are identical when the longer one reads zeros past the shorter one's end
 ("Warning: Image size mismatch!"). -s (strict) also fails on a size mismatch
-and where one image allocates a range (data or a zero cluster, anywhere in its
-chain) that the other does not. The first difference is reported as the offset
+and where the block status differs (what map --output json shows: present
+anywhere in the chain, zero, data, mapped to an offset; a raw file's holes are
+present zeros), as qemu-img does. The first difference is reported as the offset
 of its 512-byte sector, as qemu-img does. -p shows progress as qemu-img does;
 -q prints nothing. Both images and their chains are locked read-only while
 they are read (-U: even while another process writes them).
@@ -72,17 +74,27 @@ Exit status: 0 identical, 1 different, 2 an error.`,
 }
 
 // imageView is an opened image for reading as a guest would, with the
-// ranges its chain allocates.
+// block status of its ranges as qemu-img's strict compare sees it.
 type imageView struct {
 	*source
-	format  string // "raw" or "qed"
-	present []span // sorted, disjoint: allocated somewhere in the chain
+	format string       // "raw" or "qed"
+	status []statusSpan // sorted, contiguous from 0: the block status
 }
 
-// span is a byte range [start, end).
-type span struct{ start, end int64 }
+// statusSpan is the block status of the guest bytes [start, end): the
+// flags of qemu-img map's JSON (present, zero, data, and whether an offset
+// is given). Strict compare requires equal flags; a range not present
+// anywhere in the chain reads zeros.
+type statusSpan struct {
+	start, end int64
+	st         blockStatus
+}
+
+type blockStatus struct{ present, zero, data, offset bool }
 
 // openView opens path (format probed when "") with its chain, read-only.
+// A raw image's size is rounded up to 512 bytes, as QEMU sees it (the
+// tail reads zeros).
 func openView(e *env, path, format string, share bool) (*imageView, error) {
 	if format == "" {
 		var err error
@@ -95,8 +107,26 @@ func openView(e *env, path, format string, share bool) (*imageView, error) {
 		return nil, fileError(path, err)
 	}
 	v := &imageView{source: src, format: format}
+	add := func(start, end int64, st blockStatus) {
+		if n := len(v.status); n > 0 && v.status[n-1].end == start && v.status[n-1].st == st {
+			v.status[n-1].end = end
+			return
+		}
+		v.status = append(v.status, statusSpan{start, end, st})
+	}
 	if format == "raw" {
-		v.present = []span{{0, src.size}}
+		size, ext, err := rawExtents(e, path, share)
+		if err != nil {
+			src.closer()
+			return nil, fileError(path, err)
+		}
+		for _, x := range ext {
+			add(x.Start, x.Start+x.Length, blockStatus{present: true, data: x.Kind == qed.ExtentData, zero: x.Kind != qed.ExtentData, offset: true})
+		}
+		src.size = round512(size)
+		if size < src.size {
+			add(size, src.size, blockStatus{present: true, zero: true, offset: true})
+		}
 		return v, nil
 	}
 	chain, err := openChain(e, path, share)
@@ -105,30 +135,20 @@ func openView(e *env, path, format string, share bool) (*imageView, error) {
 		return nil, fail(err)
 	}
 	resolveRange(chain, 0, 0, src.size, func(m mapEntry) {
-		if !m.Present {
-			return
-		}
-		if n := len(v.present); n > 0 && v.present[n-1].end == m.Start {
-			v.present[n-1].end = m.Start + m.Length
-			return
-		}
-		v.present = append(v.present, span{m.Start, m.Start + m.Length})
+		add(m.Start, m.Start+m.Length, blockStatus{m.Present, m.Zero, m.Data, m.Offset != nil})
 	})
 	return v, nil
 }
 
-// allocatedAt reports whether off is allocated and where that state ends
-// (at most limit).
-func (v *imageView) allocatedAt(off, limit int64) (bool, int64) {
-	for _, s := range v.present {
-		if off < s.start {
-			return false, min(s.start, limit)
-		}
-		if off < s.end {
-			return true, min(s.end, limit)
+// statusAt returns the block status at off and where it ends (at most
+// limit).
+func (v *imageView) statusAt(off, limit int64) (blockStatus, int64) {
+	for _, s := range v.status {
+		if off < s.end && off >= s.start {
+			return s.st, min(s.end, limit)
 		}
 	}
-	return false, limit
+	return blockStatus{zero: true}, limit
 }
 
 // compareImages compares two images as qemu-img compare does and returns
@@ -158,14 +178,14 @@ func compareImages(e *env, p1, f1, p2, f2 string, strict, quiet, prog, share boo
 	common, total := min(a.size, b.size), max(a.size, b.size)
 	buf1, buf2 := make([]byte, compareChunk), make([]byte, compareChunk)
 	for off := int64(0); off < common; {
-		al1, end1 := a.allocatedAt(off, common)
-		al2, end2 := b.allocatedAt(off, common)
+		st1, end1 := a.statusAt(off, common)
+		st2, end2 := b.statusAt(off, common)
 		end := min(end1, end2)
-		if strict && al1 != al2 {
+		if strict && st1 != st2 {
 			say("Strict mode: Offset %d block status mismatch!\n", off)
 			return exitCompareDiffer, nil
 		}
-		if al1 || al2 {
+		if st1.present || st2.present {
 			for o := off; o < end; {
 				n := min(int64(compareChunk), end-o)
 				if err := readFull(a, p1, buf1[:n], o); err != nil {
@@ -192,8 +212,8 @@ func compareImages(e *env, p1, f1, p2, f2 string, strict, quiet, prog, share boo
 			long, name = b, p2
 		}
 		for off := common; off < total; {
-			al, end := long.allocatedAt(off, total)
-			if al {
+			st, end := long.statusAt(off, total)
+			if st.present {
 				for o := off; o < end; {
 					n := min(int64(compareChunk), end-o)
 					if err := readFull(long, name, buf1[:n], o); err != nil {

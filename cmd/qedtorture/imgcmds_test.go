@@ -107,6 +107,23 @@ func TestCompareMatchesQEMU(t *testing.T) {
 	for _, c := range cases {
 		sameAsQEMU(t, tool, c)
 	}
+	// Strict mode compares the block status as qemu-img map shows it:
+	// present, zero, data and whether an offset is given; a raw file's
+	// holes are present zeros with an offset. Raw sizes round up to 512.
+	for name, size := range map[string]int64{"h.raw": 1 << 20, "odd.raw": 1000, "odd2.raw": 1024} {
+		writeFile(t, name, nil)
+		if err := os.Truncate(name, size); err != nil { // holes
+			t.Fatal(err)
+		}
+	}
+	runWant(t, exitOK, "create", "-q", "e.qed", "1M")
+	runWant(t, exitOK, "create", "-q", "-b", "h.raw", "-F", "raw", "o.qed")
+	for _, c := range [][]string{
+		{"-s", "z.qed", "h.raw"}, {"-s", "a.raw", "h.raw"}, {"-s", "e.qed", "h.raw"}, {"-s", "e.qed", "o.qed"},
+		{"-s", "o.qed", "h.raw"}, {"odd.raw", "odd2.raw"}, {"-s", "odd.raw", "odd2.raw"}, {"-s", "a.raw", "a.qed"},
+	} {
+		sameAsQEMU(t, tool, append([]string{"compare"}, c...))
+	}
 	qemuIO(t, tool, "b.qed", "write -P 3 1500000 1")
 	sameAsQEMU(t, tool, []string{"compare", "a.qed", "b.qed"}) // in the tail
 	sameAsQEMU(t, tool, []string{"compare", "b.qed", "a.qed"})
