@@ -17,7 +17,8 @@ func newRebaseCommand(e *env) *cobra.Command {
 		Short: "Change the backing file of a QED image",
 		Long: `Make BACKING the backing file of IMG (a path relative to IMG's directory, or
 absolute; -b "" removes the backing file). -F raw marks it raw (never probed);
--F qed or no -F lets readers probe it.
+-F qed or no -F lets readers probe it (qemu-img 7.2 refuses a rebase without
+-F, "backing format must be specified"; QED itself allows probing).
 
 Safe mode (the default) keeps what the guest reads: every cluster IMG does not
 allocate whose contents differ between the old and the new backing file gets
