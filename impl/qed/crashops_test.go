@@ -191,6 +191,7 @@ func longName(n int, file string) string {
 // crash state names the old backing file or the new one, whole, and reads
 // the view that name gives.
 func TestCrashSetBacking(t *testing.T) {
+	crashDefectFromEnv(t)
 	for _, tc := range []struct{ name, oldName, newName string }{
 		{"beside", longName(600, "a.raw"), longName(700, "b.raw")},
 		{"sector0", longName(4000, "a.raw"), longName(300, "b.raw")},
@@ -241,10 +242,15 @@ func crashSetBacking(t *testing.T, oldName, newName string) {
 // TestCrashRebase: safe rebase onto a backing file that differs in some
 // clusters, and removing the backing file: the guest data never changes.
 func TestCrashRebase(t *testing.T) {
-	for _, tc := range []struct{ name, newName, newFmt string }{
-		{"onto-b", "b.raw", "raw"},
-		{"drop", "", ""},
-		{"onto-qed", "c.qed", "qed"},
+	crashDefectFromEnv(t)
+	for _, tc := range []struct {
+		name, newName, newFmt string
+		fresh                 bool // the image allocates nothing: the copies link a new L2 table
+	}{
+		{"onto-b", "b.raw", "raw", false},
+		{"onto-b-fresh", "b.raw", "raw", true},
+		{"drop", "", "", false},
+		{"onto-qed", "c.qed", "qed", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := setup(t, func(fs afero.Fs) {
@@ -256,8 +262,11 @@ func TestCrashRebase(t *testing.T) {
 				afero.WriteFile(fs, "/a.raw", a, 0o644)
 				afero.WriteFile(fs, "/b.raw", b, 0o644)
 				mustCreate(t, fs, "/c.qed", qed.CreateOptions{Size: 6 * opsCluster}, map[int64][]byte{0: pattern(5, opsCluster)})
-				mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 8 * opsCluster, BackingFile: "a.raw", BackingFormat: "raw"},
-					map[int64][]byte{3 * opsCluster: pattern(3, opsCluster)})
+				writes := map[int64][]byte{3 * opsCluster: pattern(3, opsCluster)}
+				if tc.fresh {
+					writes = nil
+				}
+				mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 8 * opsCluster, BackingFile: "a.raw", BackingFormat: "raw"}, writes)
 			})
 			op := func(fs afero.Fs) error {
 				return qed.Rebase(fs, "/top.qed", tc.newName, tc.newFmt, qed.RebaseOptions{Open: qed.OpenOptions{IdleClearDelay: -1}})
@@ -289,6 +298,7 @@ func TestCrashRebase(t *testing.T) {
 // every crash state, and every 512-byte sector of the base reads its old
 // or its new contents.
 func TestCrashCommit(t *testing.T) {
+	crashDefectFromEnv(t)
 	for _, tc := range []struct {
 		name string
 		raw  bool
@@ -394,6 +404,7 @@ func sectorIs(s, view []byte, off int) bool {
 // crash state has the old size and the old data, or the new size with the
 // old data and zeros in the grown part (never the backing file's bytes).
 func TestCrashResize(t *testing.T) {
+	crashDefectFromEnv(t)
 	start := setup(t, func(fs afero.Fs) {
 		afero.WriteFile(fs, "/b.raw", pattern(1, 16*opsCluster), 0o644)
 		mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 3*opsCluster + 1024, BackingFile: "b.raw", BackingFormat: "raw"},
@@ -436,6 +447,7 @@ func TestCrashResize(t *testing.T) {
 // (with or without emptying) and grow. The seed is printed; set
 // QED_CRASHOPS_SEED to replay it, QED_CRASHOPS_CASES for more cases than 12.
 func TestCrashOpsRandom(t *testing.T) {
+	crashDefectFromEnv(t)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("QED_CRASHOPS_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
