@@ -153,3 +153,72 @@ func TestOverlayMapInvariants(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroLengthAtEnd: an operation of 0 bytes at the very end is in range.
+func TestZeroLengthAtEnd(t *testing.T) {
+	d, _ := New(4096, nil)
+	if _, err := d.Write(4096, 0); err != nil {
+		t.Errorf("Write(size, 0): %v", err)
+	}
+	if err := d.WriteZeroes(4096, 0); err != nil {
+		t.Errorf("WriteZeroes(size, 0): %v", err)
+	}
+	if _, err := d.Write(4097, 0); err == nil {
+		t.Error("Write(size+1, 0) accepted")
+	}
+}
+
+// TestFailWriteKeepsOthers: marking one pending write as failed changes
+// no other extent, and works for write-zeroes too.
+func TestFailWriteKeepsOthers(t *testing.T) {
+	d, _ := New(3*4096, nil)
+	a := mustWrite(t, d, 0, 4096)
+	b := mustWrite(t, d, 4096, 4096)
+	must(t, d.WriteZeroes(8192, 4096))
+	if !d.FailWrite(1) { // b
+		t.Fatal("FailWrite(1) = false")
+	}
+	if !d.FailWrite(0) { // the zeroes
+		t.Fatal("FailWrite(0) of write-zeroes = false")
+	}
+	for _, e := range d.current {
+		if e.off == 0 && e.rec.failed {
+			t.Error("FailWrite marked another write's extent as failed")
+		}
+		if e.off == 4096 && !e.rec.failed {
+			t.Error("the failed write's extent is not marked")
+		}
+	}
+	if r := d.byID[b-1]; !r.failed {
+		t.Error("the failed write's id still names the unfailed record")
+	}
+	if r := d.byID[a-1]; r.failed {
+		t.Error("another write's id names a failed record")
+	}
+	want := cat(pat(a, 0, 4096), pat(b, 4096, 4096), zeros(4096))
+	must(t, d.Verify(0, want))
+}
+
+// TestGroupAfterPendingWrite: a concurrent group that follows a pending
+// write over the same sector may land in any order over it; a byte that
+// none of them wrote fails the check (an error, never a panic).
+func TestGroupAfterPendingWrite(t *testing.T) {
+	d, _ := New(4096, nil)
+	w0 := mustWrite(t, d, 0, 512)
+	d.BeginGroup()
+	g1 := mustWrite(t, d, 0, 512)
+	g2 := mustWrite(t, d, 0, 512)
+	d.EndGroup()
+	for name, sec := range map[string][]byte{
+		"w0 only": pat(w0, 0, 512), "g1 last": pat(g1, 0, 512), "g2 last": pat(g2, 0, 512), "none": zeros(512),
+	} {
+		if err := d.VerifyCrash(0, cat(sec, zeros(4096-512))); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	bad := cat(pat(g1, 0, 256), pat(w0, 256, 256), zeros(4096-512))
+	bad[100] ^= 0xff
+	if err := d.VerifyCrash(0, bad); err == nil {
+		t.Error("a byte no write wrote was allowed")
+	}
+}
