@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // ConformanceOptions tune TestTarget. The zero value runs the default

@@ -4,8 +4,8 @@ import (
 	"fmt"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // CrashSweepFailure is one crash state of a sweep that the oracle rejected,

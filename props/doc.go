@@ -9,7 +9,7 @@
 //
 // # The oracle (oracle.go, exec.go)
 //
-// Exec runs a workload (internal/workload) on a Target and mirrors every op
+// Exec runs a workload (props/workload) on a Target and mirrors every op
 // in a reference model (model.Disk). CheckCrashState judges one crash
 // state: the raw image's structure (NEED_CHECK clear implies consistent,
 // by the independent checker), recovery by a writable open, the size, every

@@ -6,8 +6,8 @@ import (
 	"path"
 	"sync"
 
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
 

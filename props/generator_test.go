@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/leanovate/gopter"
-	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // The generators are held to the draw probabilities their doc comments

@@ -8,7 +8,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
-	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )

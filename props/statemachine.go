@@ -12,12 +12,12 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // A Sequence is what the state machine runs and what a failure prints: a
-// workload (geometry plus ops, see internal/workload) in which some ops
+// workload (geometry plus ops, see props/workload) in which some ops
 // carry a crash or a fault. Its text form is the workload script with one
 // directive comment before each such op:
 //

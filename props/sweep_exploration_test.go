@@ -8,8 +8,8 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )

@@ -11,7 +11,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )

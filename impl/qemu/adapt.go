@@ -3,7 +3,7 @@ package qemu
 import (
 	"fmt"
 
-	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // Quirk names a known QEMU 7.2 limitation that Adapt works around.

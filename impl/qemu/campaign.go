@@ -19,8 +19,8 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // Config is one QEMU campaign (`qedtorture qemu`).

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // TestDiff: generated workloads through QEMU and impl/qed give the same

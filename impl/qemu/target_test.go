@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
 

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // benchWorkload: nWrites cluster-sized writes spread over the image, a

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // ErrConfig is wrapped by every configuration error (bad shard, model name,
@@ -275,12 +275,6 @@ func ValidateFaults(rules string) (faultfs.RuleSet, error) {
 	return rs, nil
 }
 
-// kindByName maps the workload script keywords to kinds.
-var kindByName = map[string]workload.Kind{
-	"write": workload.Write, "zero": workload.WriteZeroes, "read": workload.Read, "flush": workload.Flush,
-	"resize": workload.Resize, "reopen": workload.Reopen, "check": workload.Check, "concurrent": workload.Concurrent,
-}
-
 // ParseWeights reads operation weights "write=10,flush=3,...": the kinds
 // named (by their script keyword) replace the defaults; a weight of 0
 // removes a kind. Concurrent groups make a workload's I/O order depend on
@@ -295,10 +289,10 @@ func ParseWeights(s string, base map[workload.Kind]int) (map[workload.Kind]int, 
 			continue
 		}
 		name, val, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		k, known := kindByName[name]
+		k, known := workload.KindByName(name)
 		n, err := strconv.Atoi(val)
 		if !ok || !known || err != nil || n < 0 || n > 1000 {
-			return nil, fmt.Errorf("%w: op weight %q: want KIND=N with KIND one of write, zero, read, flush, resize, reopen, check, concurrent and N in 0..1000", ErrConfig, kv)
+			return nil, fmt.Errorf("%w: op weight %q: want KIND=N with KIND one of %s and N in 0..1000", ErrConfig, kv, strings.Join(workload.KindNames(), ", "))
 		}
 		if n == 0 {
 			delete(out, k)

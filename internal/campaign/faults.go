@@ -5,9 +5,9 @@ import (
 	"strings"
 
 	"github.com/qedtorture/qedtorture/faultfs"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // Silent faults (write:lost, write:misdirect, sync:lost, read:bitflip)

@@ -4,7 +4,7 @@ import (
 	"slices"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/internal/workload"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // modelRank orders crash models weakest first: drop, prefix, subset, torn

@@ -10,9 +10,9 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
-	"github.com/qedtorture/qedtorture/internal/workload"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // Dir is the directory of the image under test inside the recording

@@ -121,3 +121,18 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 	require.Positive(t, wide, "no image spans two L2 tables")
 	require.Positive(t, wideWrites, "no write lands past the first L2 table")
 }
+
+func TestKindNamesRoundTrip(t *testing.T) {
+	if len(Kinds()) != len(kindNames) {
+		t.Fatalf("Kinds() lists %d kinds, kindNames %d", len(Kinds()), len(kindNames))
+	}
+	for i, k := range Kinds() {
+		name := KindNames()[i]
+		if got, ok := KindByName(name); !ok || got != k {
+			t.Errorf("KindByName(%q) = %v, %v; want %v", name, got, ok, k)
+		}
+	}
+	if _, ok := KindByName("nonsense"); ok {
+		t.Error("KindByName accepted an unknown keyword")
+	}
+}

@@ -26,6 +26,31 @@ var kindNames = map[Kind]string{
 	Resize: "resize", Reopen: "reopen", Check: "check", Concurrent: "concurrent",
 }
 
+// Kinds lists every operation kind, in script-keyword order of the
+// constants above.
+func Kinds() []Kind {
+	return []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent}
+}
+
+// KindByName is the kind whose script keyword is name.
+func KindByName(name string) (Kind, bool) {
+	for k, n := range kindNames {
+		if n == name {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// KindNames lists the script keywords of every kind, in the order of Kinds.
+func KindNames() []string {
+	var out []string
+	for _, k := range Kinds() {
+		out = append(out, kindNames[k])
+	}
+	return out
+}
+
 func (k Kind) String() string {
 	if s, ok := kindNames[k]; ok {
 		return s
