@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/imagelock"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 )
 
@@ -51,6 +52,10 @@ func TestNewCommandsAgainstQEMULocks(t *testing.T) {
 	// overlay of base.qed into it is refused.
 	h, err = tool.Hold("top.qed", "-f", "qed")
 	if err != nil {
+		t.Fatal(err)
+	}
+	// QEMU locks the backing file after the image Hold waited for.
+	if err := qemutool.WaitLocked("base.qed", imagelock.ReadOnly); err != nil {
 		t.Fatal(err)
 	}
 	runWant(t, exitOK, "create", "-q", "-b", "base.qed", "-F", "qed", "ov2.qed")
