@@ -285,10 +285,16 @@ func TestRebaseMatchesQEMU(t *testing.T) {
 	runWant(t, exitRuntime, "rebase", "-u", "-b", "ours.qed", "ours.qed")
 	runWant(t, exitRuntime, "rebase", "-b", "./ours.qed", "ours.qed")
 	before.unchanged(t, "rebase onto itself")
-	// -p: qemu-img's progress format.
-	r := runWant(t, exitOK, "rebase", "-p", "-b", "nb.qed", "ours.qed")
-	if !strings.HasPrefix(r.stdout, "    (0.00/100%)\r") || !strings.HasSuffix(r.stdout, "    (100.00/100%)\r\n") {
-		t.Errorf("rebase -p: %q", r.stdout)
+	// -p: qemu-img's progress format, also with -u.
+	for _, u := range []string{"", "-u"} {
+		r := runWant(t, exitOK, nonEmpty("rebase", "-p", u, "-b", "nb.qed", "-F", "qed", "ours.qed")...)
+		if !strings.HasPrefix(r.stdout, "    (0.00/100%)\r") || !strings.HasSuffix(r.stdout, "    (100.00/100%)\r\n") {
+			t.Errorf("rebase -p %s: %q", u, r.stdout)
+		}
+	}
+	q := qemuImg(t, tool, "rebase", "-u", "-p", "-b", "nb.qed", "-F", "qed", "theirs.qed")
+	if r := runWant(t, exitOK, "rebase", "-u", "-p", "-b", "nb.qed", "-F", "qed", "ours.qed"); r.stdout != string(q.Stdout) {
+		t.Errorf("rebase -u -p: %q, qemu-img %q", r.stdout, q.Stdout)
 	}
 }
 

@@ -59,17 +59,19 @@ the header clusters is refused (rebase to a short name first).`,
 			}
 			img := args[0]
 			var err error
+			pr := newProgress(e.stdout, prog && !quiet, 2) // qemu-img rebase's step
 			if unsafe {
-				err = qed.SetBacking(e.fs, img, backing, backingFmt, qed.OpenOptions{})
+				if err = qed.SetBacking(e.fs, img, backing, backingFmt, qed.OpenOptions{}); err == nil {
+					pr.set(100)
+				}
 			} else {
-				pr := newProgress(e.stdout, prog && !quiet, 1)
 				err = qed.Rebase(e.fs, img, backing, backingFmt, qed.RebaseOptions{
 					Open:              qed.OpenOptions{IdleClearDelay: -1},
 					ForceShareBacking: share,
 					Progress:          pr.bytes,
 				})
-				pr.end()
 			}
+			pr.end()
 			if err != nil {
 				if errors.Is(err, qed.ErrInvalidOption) || errors.Is(err, qed.ErrBackingLoop) || errors.Is(err, qed.ErrUnsupportedFeature) {
 					return fail(err)
