@@ -524,21 +524,6 @@ func genCommand(st commands.State) gopter.Gen {
 	}
 }
 
-// DefaultModels are the crash models the properties use: every model of
-// crashsim.Models() except the +garbage variants. A lost sector holding
-// garbage is, by the oracle's rule (a byte reads its durable value or a
-// value written since), a failure for any implementation without data
-// checksums, QED included: it measures the disk, not the format.
-func DefaultModels() []crashsim.Model {
-	var out []crashsim.Model
-	for _, m := range crashsim.Models() {
-		if !m.Garbage {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // CheckStateMachine runs the state-machine property on target: random
 // command sequences (see Sequence for what each command does), every read
 // and every crash state checked against the model, faults required to

@@ -20,6 +20,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -229,7 +230,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, errors.New("qemu: campaign needs iterations or a duration")
 	}
 	if cfg.Models == nil {
-		cfg.Models = DefaultModels()
+		cfg.Models = oracle.DefaultModels()
 	}
 	ends := cfg.Ends
 	if len(ends) == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/spf13/afero"
 )
 
@@ -26,22 +27,9 @@ const (
 	SideQED  Side = "impl/qed" // recovered and read back by impl/qed
 )
 
-// DefaultModels is every crashsim.Models() variant except +garbage: QED
-// has no checksums, so a garbage sector in a header or table write fails
-// any implementation (as in internal/campaign).
-func DefaultModels() []crashsim.Model {
-	var out []crashsim.Model
-	for _, m := range crashsim.Models() {
-		if !m.Garbage {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // CrashOptions bound CheckCrashes.
 type CrashOptions struct {
-	Models []crashsim.Model // nil = DefaultModels()
+	Models []crashsim.Model // nil = oracle.DefaultModels()
 	// Enum bounds the states per crash point and model.
 	Enum crashsim.EnumOptions
 	// SamplePoints: crash points drawn at random trace indices besides
@@ -95,7 +83,7 @@ type stateKey struct {
 func CheckCrashes(rec *Recording, o CrashOptions) (*CrashResult, error) {
 	models := o.Models
 	if models == nil {
-		models = DefaultModels()
+		models = oracle.DefaultModels()
 	}
 	base, err := rec.Base()
 	if err != nil {

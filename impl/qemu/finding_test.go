@@ -8,6 +8,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -40,7 +41,7 @@ func TestFindingNeedCheckNotDurable(t *testing.T) {
 	}
 	// Which models expose it: every model that can drop the header
 	// write while keeping the later L2 write of the same epoch.
-	for _, m := range DefaultModels() {
+	for _, m := range oracle.DefaultModels() {
 		res, err := CheckCrashes(rec, CrashOptions{Models: []crashsim.Model{m}, SkipQED: true})
 		if err != nil {
 			t.Fatal(err)

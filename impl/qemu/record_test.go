@@ -8,6 +8,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -84,7 +85,7 @@ func TestCheckCrashesEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("workload %d: %d points, %d states, %d distinct, %d via impl/qed, %d via QEMU", i, res.Points, res.States, res.Distinct, res.QEDChecked, res.QEMUChecked)
-		if res.Points == 0 || res.States == 0 || res.QEDChecked == 0 || res.QEMUChecked == 0 || len(res.PerModel) != len(DefaultModels()) {
+		if res.Points == 0 || res.States == 0 || res.QEDChecked == 0 || res.QEMUChecked == 0 || len(res.PerModel) != len(oracle.DefaultModels()) {
 			t.Errorf("workload %d: nothing checked: %+v", i, res)
 		}
 		for _, f := range res.Failures {

@@ -15,6 +15,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -465,7 +466,7 @@ func replayChanged(res *ReplayResult, target props.Target, w *workload.Workload,
 		models = append(models, m)
 	}
 	if len(models) == 0 {
-		models = DefaultModels()
+		models = oracle.DefaultModels()
 	}
 	ck := &checker{target: target, models: models, sampledPoints: meta.SampledPoints, allPoints: true,
 		enum: crashsim.EnumOptions{Bound: meta.Bound, Samples: meta.Samples}, oracle: meta.Oracle}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -135,7 +136,7 @@ func BenchmarkJudge(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := cpuTime(b)
 			for b.Loop() {
-				ck := &checker{target: props.QEDTarget{}, models: DefaultModels(), sampledPoints: DefaultSampledPoints,
+				ck := &checker{target: props.QEDTarget{}, models: oracle.DefaultModels(), sampledPoints: DefaultSampledPoints,
 					enum: crashsim.EnumOptions{Bound: DefaultBound, Samples: DefaultSamples}}
 				f, err := ck.judge(rec, "")
 				if err != nil || f != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -62,22 +63,8 @@ func ShardFromEnv(count int) (sh Shard, ok bool, err error) {
 	return sh, true, sh.Validate()
 }
 
-// DefaultModels is "all": every crashsim.Models() variant except the
-// +garbage ones. QED has no checksums, so a garbage sector in a metadata
-// write (the header, a table) is undetectable by design and fails any QED
-// implementation; ask for torn512+garbage explicitly to see that.
-func DefaultModels() []crashsim.Model {
-	var out []crashsim.Model
-	for _, m := range crashsim.Models() {
-		if !m.Garbage {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // ParseModels reads a comma-separated list of crash models: the families
-// prefix, drop, subset, torn (= torn512 and torn4k), all (= DefaultModels),
+// prefix, drop, subset, torn (= torn512 and torn4k), all (= oracle.DefaultModels),
 // or any crashsim model name (torn512+garbage, subset+size, ...).
 // Duplicates are removed, order kept.
 func ParseModels(s string) ([]crashsim.Model, error) {
@@ -93,7 +80,7 @@ func ParseModels(s string) ([]crashsim.Model, error) {
 		name = strings.TrimSpace(name)
 		switch name {
 		case "all":
-			for _, m := range DefaultModels() {
+			for _, m := range oracle.DefaultModels() {
 				add(m)
 			}
 		case "torn":
@@ -198,7 +185,7 @@ func (c *Config) setDefaults() error {
 		c.Duration = DefaultDuration
 	}
 	if len(c.Models) == 0 {
-		c.Models = DefaultModels()
+		c.Models = oracle.DefaultModels()
 	}
 	for _, m := range c.Models {
 		if err := m.Validate(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/stretchr/testify/require"
 )
 
@@ -47,7 +48,7 @@ func TestSeededDefects(t *testing.T) {
 			rec, err := Record(TargetOrDie(t, "impl/qed"), res.Failure.W, fr.WorkloadSeed, "")
 			require.NoError(t, err)
 			require.Nil(t, rec.OpErr, "the minimized workload fails without the defect")
-			ck := &checker{target: TargetOrDie(t, "impl/qed"), models: DefaultModels(), allPoints: true}
+			ck := &checker{target: TargetOrDie(t, "impl/qed"), models: oracle.DefaultModels(), allPoints: true}
 			f, err := ck.judge(rec, "")
 			require.NoError(t, err)
 			require.Nil(t, f, "the minimized case also fails without the defect")
