@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -220,5 +221,52 @@ func TestGroupAfterPendingWrite(t *testing.T) {
 	bad[100] ^= 0xff
 	if err := d.VerifyCrash(0, bad); err == nil {
 		t.Error("a byte no write wrote was allowed")
+	}
+}
+
+func crashReason(t *testing.T, d *Disk, got []byte) string {
+	t.Helper()
+	err := d.VerifyCrash(0, got)
+	var m *Mismatch
+	if !errors.As(err, &m) {
+		t.Fatalf("VerifyCrash = %v, want a *Mismatch", err)
+	}
+	return m.Reason
+}
+
+// TestSectorReasons: the reason a crash state's sector is rejected — a
+// write torn inside a sector where no guest write starts or ends; an
+// earlier write showing over a later one; a failed write's bytes judged
+// one by one, the rest of the sector still judged.
+func TestSectorReasons(t *testing.T) {
+	d, _ := New(4096, nil)
+	a := mustWrite(t, d, 0, 512)
+	b := mustWrite(t, d, 0, 256)
+	// b applied, a applied only up to 300: a torn inside the sector.
+	torn := cat(pat(b, 0, 256), pat(a, 256, 44), zeros(4096-300))
+	if r := crashReason(t, d, torn); r != ReasonTorn {
+		t.Errorf("a torn inside the sector: reason %q, want %q", r, ReasonTorn)
+	}
+
+	e, _ := New(4096, nil)
+	a = mustWrite(t, e, 0, 512)
+	b = mustWrite(t, e, 0, 512)
+	// b's first half, then a over b's second half: a issued first.
+	order := cat(pat(b, 0, 256), pat(a, 256, 256), zeros(4096-512))
+	if r := crashReason(t, e, order); r != ReasonOrder {
+		t.Errorf("an earlier write over a later one: reason %q, want %q", r, ReasonOrder)
+	}
+
+	f, _ := New(4096, nil)
+	a = mustWrite(t, f, 0, 256)
+	if !f.FailWrite(0) {
+		t.Fatal("FailWrite")
+	}
+	half := cat(pat(a, 0, 100), zeros(4096-100))
+	must(t, f.VerifyCrash(0, half)) // a failed write may stop anywhere
+	bad := slices.Clone(half)
+	bad[300] = 0xff // past the failed write: no write allows it
+	if err := f.VerifyCrash(0, bad); err == nil {
+		t.Error("a byte past a failed write that nothing wrote was allowed")
 	}
 }
