@@ -1,0 +1,137 @@
+package qed
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/spf13/afero"
+)
+
+// Tests written for mutants that survived the rest of the suite (see
+// docs/mutation.md).
+
+// TestRawBackingShorterUnaligned: a raw backing file that ends inside a
+// cluster (and inside a sector) reads as its bytes up to its end and as
+// zeros past it, through reads across the end and copy-on-write.
+func TestRawBackingShorterUnaligned(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	const bsize = 10000
+	mustNil(t, afero.WriteFile(fs, "/b/base.raw", fill(bsize, 7), 0o644))
+	im := mustCreate(t, fs, "/b/top.qed", CreateOptions{Size: 4 * cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}, OpenOptions{})
+	want := append(fill(bsize, 7), make([]byte, 4*cs4k-bsize)...)
+	p := make([]byte, 2000)
+	_, err := im.ReadAt(p, 9000)
+	mustNil(t, err)
+	assertEqual(t, p, want[9000:11000])
+	_, err = im.WriteAt([]byte{9}, 2*cs4k+100) // copy-on-write of the cluster holding the end
+	mustNil(t, err)
+	want[2*cs4k+100] = 9
+	assertEqual(t, readAll(t, im), want)
+	mustNil(t, im.Close())
+}
+
+// failingFs fails every ReadAt of one file with EIO.
+type failingFs struct {
+	afero.Fs
+	name string
+}
+
+func (f failingFs) Open(name string) (afero.File, error) {
+	return f.OpenFile(name, os.O_RDONLY, 0)
+}
+
+func (f failingFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
+	file, err := f.Fs.OpenFile(name, flag, perm)
+	if err != nil || filepath.Clean(name) != f.name {
+		return file, err
+	}
+	return failingFile{file}, nil
+}
+
+type failingFile struct{ afero.File }
+
+func (failingFile) ReadAt([]byte, int64) (int, error) {
+	return 0, &os.PathError{Op: "read", Path: "backing", Err: syscall.EIO}
+}
+
+// TestBackingReadErrorsSurface: an I/O error reading a raw backing file,
+// and a corrupt table of a qed backing file, fail the guest read instead of
+// reading as zeros.
+func TestBackingReadErrorsSurface(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	mustNil(t, afero.WriteFile(mem, "/e/base.raw", fill(cs4k, 7), 0o644))
+	mustNil(t, Create(mem, "/e/top.qed", CreateOptions{Size: 2 * cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}))
+	im, err := Open(failingFs{mem, "/e/base.raw"}, "/e/top.qed", OpenOptions{ReadOnly: true})
+	mustNil(t, err)
+	if _, err := im.ReadAt(make([]byte, 100), 0); !errors.Is(err, syscall.EIO) {
+		t.Errorf("read over a failing raw backing file: %v, want EIO", err)
+	}
+	im.Close()
+
+	fs := afero.NewMemMapFs()
+	b := mustCreate(t, fs, "/q/base.qed", CreateOptions{Size: 2 * cs4k, ClusterSize: cs4k}, OpenOptions{})
+	_, err = b.WriteAt(fill(cs4k, 5), 0)
+	mustNil(t, err)
+	mustNil(t, b.Close())
+	pokeL2(t, fs, "/q/base.qed", 0, 1<<30) // past the backing file's end
+	mustNil(t, Create(fs, "/q/top.qed", CreateOptions{Size: 2 * cs4k, ClusterSize: cs4k, BackingFile: "base.qed", BackingFormat: "qed"}))
+	top, err := Open(fs, "/q/top.qed", OpenOptions{ReadOnly: true})
+	mustNil(t, err)
+	if _, err := top.ReadAt(make([]byte, 100), 0); !errors.Is(err, ErrCorrupt) {
+		t.Errorf("read over a corrupt qed backing file: %v, want ErrCorrupt", err)
+	}
+	top.Close()
+}
+
+// TestBackingLoopThroughLinks: a backing chain that comes back to an image
+// under another name (a symlink, a hard link) is a loop, found at the
+// reference that closes it.
+func TestBackingLoopThroughLinks(t *testing.T) {
+	for _, link := range []string{"symlink", "hardlink"} {
+		t.Run(link, func(t *testing.T) {
+			dir := t.TempDir()
+			fs := afero.NewOsFs()
+			a := filepath.Join(dir, "a.qed")
+			mustNil(t, Create(fs, a, CreateOptions{Size: cs4k, ClusterSize: cs4k, BackingFile: "b.qed", BackingFormat: "qed", NoLock: true}))
+			var err error
+			if link == "symlink" {
+				err = os.Symlink("a.qed", filepath.Join(dir, "b.qed"))
+			} else {
+				err = os.Link(a, filepath.Join(dir, "b.qed"))
+			}
+			if err != nil {
+				t.Skipf("%s: %v", link, err)
+			}
+			skipFinalCheck(t, a)
+			_, err = Open(fs, a, OpenOptions{ReadOnly: true})
+			// Found where it is made, by device and inode: b.qed is a.qed,
+			// named again by a.qed (not one hop later, by b.qed's header).
+			if !errors.Is(err, ErrBackingLoop) || !strings.HasSuffix(err.Error(), "named again by "+a) {
+				t.Errorf("a chain back to a.qed through a %s: %v, want ErrBackingLoop found at a.qed", link, err)
+			}
+		})
+	}
+}
+
+// TestRawBackingShrunkUnderneath: a raw backing file that became shorter
+// than it was at open (truncated by someone else) fails the read that
+// reaches past its new end (the OS reports the short read with EOF),
+// rather than reading zeros.
+func TestRawBackingShrunkUnderneath(t *testing.T) {
+	fs := afero.NewOsFs()
+	dir := t.TempDir()
+	base, top := filepath.Join(dir, "base.raw"), filepath.Join(dir, "top.qed")
+	mustNil(t, os.WriteFile(base, fill(2*cs4k, 7), 0o644))
+	mustNil(t, Create(fs, top, CreateOptions{Size: 2 * cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}))
+	im, err := Open(fs, top, OpenOptions{ReadOnly: true})
+	mustNil(t, err)
+	defer im.Close()
+	mustNil(t, os.Truncate(base, 5000))
+	if _, err := im.ReadAt(make([]byte, cs4k), cs4k); err == nil {
+		t.Error("a read past the shrunk backing file's end succeeded")
+	}
+}
