@@ -18,6 +18,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
+	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
@@ -193,7 +194,7 @@ func runSignature(err error) string {
 	if errors.Is(err, props.ErrDataMismatch) {
 		return "qemu/run/data"
 	}
-	var ce *CommandError
+	var ce *qemuio.CommandError
 	if errors.As(err, &ce) {
 		return "qemu/run/command:" + strings.Fields(ce.Cmd)[0]
 	}

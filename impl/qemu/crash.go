@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
@@ -298,7 +299,7 @@ func qemuIOStage(tool *qemutool.Tool, stage props.Stage, what string, args ...st
 	if err != nil {
 		return "", "", err
 	}
-	if res.ExitCode != 0 || failed(string(res.Stdout)+string(res.Stderr)) {
+	if res.ExitCode != 0 || qemuio.Failed(string(res.Stdout)+string(res.Stderr)) {
 		return string(stage), fmt.Sprintf("%s in qemu-io failed (exit %d): %s", what, res.ExitCode,
 			bytes.TrimSpace(append(res.Stdout, res.Stderr...))), nil
 	}

@@ -7,8 +7,8 @@
 //
 // # Pieces
 //
-//   - [Proc] is one interactive qemu-io process (commands on stdin, one
-//     prompt per command): the batching unit. Every guest op of a workload
+//   - qemuio.Proc (internal/qemuio) is one interactive qemu-io process
+//     (commands on stdin, one prompt per command): the batching unit. Every guest op of a workload
 //     is one command (a concurrent group is several aio_write commands and
 //     one aio_flush), so a whole workload costs one process.
 //   - [Target] implements props.Target over qemu-img (create) and a
@@ -77,7 +77,7 @@
 //
 // Run takes a context: its cancellation (SIGINT or SIGTERM on the command
 // line) kills the qemu-io and qemu-img process groups in flight (through
-// the tool's context, qemutool.Tool.WithContext, and StartProcContext),
+// the tool's context, qemutool.Tool.WithContext, and qemuio.Start),
 // abandons their workloads, skips minimization, writes the artifacts of
 // the failures found so far and marks the report Interrupted. Every child
 // process group and scratch directory (qedtorture-qemu-*) is registered

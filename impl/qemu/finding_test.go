@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
@@ -127,7 +128,7 @@ concurrent 2
 	}
 	_, err = Record(tool, w, t.TempDir(), EndClose)
 	var re *RunError
-	if !errors.As(err, &re) || !errors.Is(err, ErrExited) || !strings.Contains(err.Error(), "allocating_acb == NULL") {
+	if !errors.As(err, &re) || !errors.Is(err, qemuio.ErrExited) || !strings.Contains(err.Error(), "allocating_acb == NULL") {
 		t.Fatalf("want qemu-io to abort on the allocating_acb assertion, got %v", err)
 	}
 }

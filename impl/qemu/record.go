@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
@@ -165,7 +166,7 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	if err := os.WriteFile(filepath.Join(dir, LogName), nil, 0o644); err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	p, err := StartProcContext(tool.Ctx(), tool.IOPath, dir)
+	p, err := qemuio.Start(tool.Ctx(), tool.IOPath, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -193,7 +194,7 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 
 type recorder struct {
 	rec *Recording
-	p   *Proc
+	p   *qemuio.Proc
 	m   *model.Disk
 	dir string
 }
@@ -238,7 +239,7 @@ func (r *recorder) read(op int, p []byte, off int64) error {
 		if err != nil {
 			return err
 		}
-		if err := parseDump(out, at, p[done:done+n]); err != nil {
+		if err := qemuio.ParseDump(out, at, p[done:done+n]); err != nil {
 			return &RunError{Op: op, Cmd: "read", Err: err}
 		}
 	}

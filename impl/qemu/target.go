@@ -7,11 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 
+	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/spf13/afero"
 )
+
+// ErrNotOSFS reports an afero.Fs that does not map to real files.
+var ErrNotOSFS = errors.New("qemu: the filesystem must be afero.OsFs or a BasePathFs over it")
 
 // Target drives QEMU's QED driver through props.Target: qemu-img creates
 // images, and every open image is a Disk backed by one persistent
@@ -80,7 +85,7 @@ func (t Target) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk,
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	p, err := StartProcContext(t.Tool.Ctx(), t.Tool.IOPath, filepath.Dir(real))
+	p, err := qemuio.Start(t.Tool.Ctx(), t.Tool.IOPath, filepath.Dir(real))
 	if err != nil {
 		removeScratch()
 		return nil, err
@@ -111,13 +116,14 @@ func headerSize(path string) (int64, error) {
 // concurrent use (qemu-io runs one command at a time).
 type Disk struct {
 	tool     *qemutool.Tool
-	proc     *Proc
+	proc     *qemuio.Proc
 	path     string
 	readOnly bool
 	size     int64
 	scratch  string // pattern files for write -s
 	// removeScratch removes scratch (and takes it off cleanup's list).
 	removeScratch func()
+	mu            sync.Mutex // guards seq and size
 	seq           int
 	closed        bool
 }
@@ -130,7 +136,7 @@ func (d *Disk) openCmd() string {
 }
 
 // Proc returns the qemu-io process behind d.
-func (d *Disk) Proc() *Proc { return d.proc }
+func (d *Disk) Proc() *qemuio.Proc { return d.proc }
 
 // ReadAt implements io.ReaderAt with `read -v` (hex dump), 1 MiB per command.
 func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
@@ -142,7 +148,7 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 		if err != nil {
 			return done, err
 		}
-		if err := parseDump(out, at, p[done:done+n]); err != nil {
+		if err := qemuio.ParseDump(out, at, p[done:done+n]); err != nil {
 			return done, fmt.Errorf("qemu: read %d+%d: %w", at, n, err)
 		}
 		done += n
@@ -153,10 +159,10 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt implements io.WriterAt with `write -s FILE` (the bytes go
 // through a pattern file).
 func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
-	d.proc.mu.Lock()
+	d.mu.Lock()
 	d.seq++
 	name := filepath.Join(d.scratch, fmt.Sprintf("w%d.bin", d.seq))
-	d.proc.mu.Unlock()
+	d.mu.Unlock()
 	if err := os.WriteFile(name, p, 0o644); err != nil {
 		return 0, fmt.Errorf("qemu: pattern file: %w", err)
 	}
@@ -181,8 +187,8 @@ func (d *Disk) Flush() error {
 
 // Size implements props.Disk.
 func (d *Disk) Size() int64 {
-	d.proc.mu.Lock()
-	defer d.proc.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return d.size
 }
 
@@ -191,9 +197,9 @@ func (d *Disk) Resize(size int64) error {
 	if _, err := d.proc.Do(fmt.Sprintf("truncate %d", size)); err != nil {
 		return err
 	}
-	d.proc.mu.Lock()
+	d.mu.Lock()
 	d.size = size
-	d.proc.mu.Unlock()
+	d.mu.Unlock()
 	return nil
 }
 

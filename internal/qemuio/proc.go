@@ -1,4 +1,4 @@
-package qemu
+package qemuio
 
 import (
 	"bytes"
@@ -18,14 +18,14 @@ import (
 // Sentinel errors.
 var (
 	// ErrCommand is wrapped by every *CommandError.
-	ErrCommand = errors.New("qemu: qemu-io command failed")
+	ErrCommand = errors.New("qemuio: qemu-io command failed")
 	// ErrExited reports that the qemu-io process is gone (aborted, killed,
 	// or exited on its own).
-	ErrExited = errors.New("qemu: qemu-io process has exited")
+	ErrExited = errors.New("qemuio: qemu-io process has exited")
 	// ErrNotOSFS reports an afero.Fs that does not map to real files.
-	ErrNotOSFS = errors.New("qemu: the filesystem must be afero.OsFs or a BasePathFs over it")
+	ErrNotOSFS = errors.New("qemuio: the filesystem must be afero.OsFs or a BasePathFs over it")
 	// ErrParse reports qemu-io output this package does not understand.
-	ErrParse = errors.New("qemu: cannot parse qemu-io output")
+	ErrParse = errors.New("qemuio: cannot parse qemu-io output")
 )
 
 // CommandError is a qemu-io command that reported a failure.
@@ -35,7 +35,7 @@ type CommandError struct {
 }
 
 func (e *CommandError) Error() string {
-	return fmt.Sprintf("qemu: qemu-io %q: %s", e.Cmd, strings.TrimSpace(e.Output))
+	return fmt.Sprintf("qemu-io %q: %s", e.Cmd, strings.TrimSpace(e.Output))
 }
 
 func (e *CommandError) Unwrap() error { return ErrCommand }
@@ -62,25 +62,21 @@ type Proc struct {
 	Timeout time.Duration
 }
 
-// StartProc starts qemu-io (the binary at ioPath) in dir with no image
-// open and waits for its first prompt.
-func StartProc(ioPath, dir string) (*Proc, error) {
-	return StartProcContext(context.Background(), ioPath, dir)
-}
-
-// StartProcContext is StartProc for a process killed (with its process
-// group) when ctx is cancelled: commands in progress then fail with
-// ErrExited.
-func StartProcContext(ctx context.Context, ioPath, dir string) (*Proc, error) {
+// Start starts qemu-io (the binary at ioPath) in dir with no image open
+// and waits for its first prompt. The process (with its process group) is
+// killed when ctx is cancelled: commands in progress then fail with
+// ErrExited. While it runs it is on internal/cleanup's list (through
+// qemutool.Track).
+func Start(ctx context.Context, ioPath, dir string) (*Proc, error) {
 	inR, inW, err := os.Pipe()
 	if err != nil {
-		return nil, fmt.Errorf("qemu: pipe: %w", err)
+		return nil, fmt.Errorf("qemuio: pipe: %w", err)
 	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		inR.Close()
 		inW.Close()
-		return nil, fmt.Errorf("qemu: pipe: %w", err)
+		return nil, fmt.Errorf("qemuio: pipe: %w", err)
 	}
 	cmd := exec.Command(ioPath)
 	cmd.Dir = dir
@@ -92,7 +88,7 @@ func StartProcContext(ctx context.Context, ioPath, dir string) (*Proc, error) {
 		inW.Close()
 		outR.Close()
 		outW.Close()
-		return nil, fmt.Errorf("qemu: starting %s: %w", ioPath, err)
+		return nil, fmt.Errorf("qemuio: starting %s: %w", ioPath, err)
 	}
 	inR.Close()
 	outW.Close()
@@ -103,7 +99,7 @@ func StartProcContext(ctx context.Context, ioPath, dir string) (*Proc, error) {
 	defer p.mu.Unlock()
 	if _, err := p.readPromptLocked(); err != nil {
 		p.killLocked()
-		return nil, fmt.Errorf("qemu: qemu-io did not start: %w", err)
+		return nil, fmt.Errorf("qemuio: qemu-io did not start: %w", err)
 	}
 	return p, nil
 }
@@ -137,7 +133,7 @@ func (p *Proc) readPromptLocked() (string, error) {
 		p.mu.buf = append(p.mu.buf, chunk[:n]...)
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				return string(p.mu.buf), fmt.Errorf("qemu: no prompt from qemu-io after %v", timeout)
+				return string(p.mu.buf), fmt.Errorf("qemuio: no prompt from qemu-io after %v", timeout)
 			}
 			p.reapLocked()
 			return string(p.mu.buf), fmt.Errorf("%w (%v): output %q", ErrExited, p.mu.waitErr, clip(string(p.mu.buf)))
@@ -184,14 +180,15 @@ func (p *Proc) doLocked(line string) (string, error) {
 	if err != nil {
 		return out, err
 	}
-	if failed(out) {
+	if Failed(out) {
 		return out, &CommandError{Cmd: line, Output: out}
 	}
 	return out, nil
 }
 
-// failed reports whether qemu-io output reports a failure.
-func failed(out string) bool {
+// Failed reports whether qemu-io output reports a failure (dump lines,
+// whatever their ASCII column says, never do).
+func Failed(out string) bool {
 	for _, l := range strings.Split(out, "\n") {
 		if isDumpLine(l) {
 			continue
@@ -265,9 +262,9 @@ func (p *Proc) Quit() error {
 	return nil
 }
 
-// parseDump decodes the hex dump `read -v off n` prints into p (len n)
+// ParseDump decodes the hex dump `read -v off n` prints into p (len n)
 // and checks that it covers [off, off+len(p)) exactly.
-func parseDump(out string, off int64, p []byte) error {
+func ParseDump(out string, off int64, p []byte) error {
 	got := 0
 	for _, l := range strings.Split(out, "\n") {
 		c := strings.Index(l, ":  ")

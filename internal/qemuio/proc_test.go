@@ -1,4 +1,4 @@
-package qemu
+package qemuio
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ func TestParseDump(t *testing.T) {
 		"00000013:  61 62 20 63  ab c\n" +
 		"read 20/20 bytes at offset 3\n20 bytes, 1 ops; 00.00 sec\n"
 	p := make([]byte, 20)
-	if err := parseDump(out, 3, p); err != nil {
+	if err := ParseDump(out, 3, p); err != nil {
 		t.Fatal(err)
 	}
 	if p[0] != 7 || p[15] != 7 || string(p[16:]) != "ab c" {
@@ -24,7 +24,7 @@ func TestParseDump(t *testing.T) {
 		off  int64
 		n    int
 	}{{"short", 3, 21}, {"long", 3, 19}, {"wrong offset", 0, 20}} {
-		if err := parseDump(out, c.off, make([]byte, c.n)); !errors.Is(err, ErrParse) {
+		if err := ParseDump(out, c.off, make([]byte, c.n)); !errors.Is(err, ErrParse) {
 			t.Errorf("%s: got %v, want ErrParse", c.name, err)
 		}
 	}
@@ -39,8 +39,8 @@ func TestFailed(t *testing.T) {
 		"Pattern verification failed at offset 0, 512 bytes\n":                           true,
 		"00000000:  66 61 69 6c 65 64 00 00 00 00 00 00 00 00 00 00  failed..........\n": false,
 	} {
-		if got := failed(out); got != want {
-			t.Errorf("failed(%q) = %v, want %v", out, got, want)
+		if got := Failed(out); got != want {
+			t.Errorf("Failed(%q) = %v, want %v", out, got, want)
 		}
 	}
 }

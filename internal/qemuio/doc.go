@@ -1,0 +1,25 @@
+// Package qemuio speaks qemu-io's command language. Today it holds the
+// client end: [Proc], one interactive qemu-io process that takes one
+// command at a time on stdin and whose prompt delimits each command's
+// output, with the parsing of that output ([ParseDump] for `read -v`,
+// [Failed] for failure reports). Every QEMU-side part of the suite drives
+// QEMU through it: impl/qemu's Target and its blklogwrites recordings, and
+// QEMU's recovery judge. Issue 13 adds the other end here, a
+// qemu-io-compatible shell over any target (`qedtorture io`), and
+// black-box targets that speak the language (`--target exec:COMMAND`)
+// use the same client.
+//
+// # Guarantees
+//
+//   - Commands are serialised: a Proc is safe for concurrent use, and
+//     every command sent is kept, in order ([Proc.Log]), so a session can
+//     be written out as a script that reproduces it.
+//   - Output is parsed per command; a failure qemu-io reports comes back
+//     as a *CommandError naming the command and QEMU's message; a process
+//     that died (abort, assertion, kill) as ErrExited with what it
+//     printed last (an assertion message, for example).
+//   - Each command is bounded by Proc.Timeout; a process is killed with
+//     its process group when its context is cancelled, and is on
+//     internal/cleanup's list while it runs, so an interrupted command
+//     leaves no qemu-io behind.
+package qemuio
