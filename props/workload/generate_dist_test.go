@@ -1,0 +1,103 @@
+package workload
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestGenerateDistribution holds Generate to the probabilities of its
+// configuration over many draws (no I/O, cheap): each count within six
+// binomial standard deviations of its prediction, every drawn value in its
+// range, exactly cfg.Ops ops per workload. A generator that stops drawing
+// a geometry, a size class or a backing layout fails here; the campaign's
+// own exploration (campaign.TestCampaignExploration) is then recounted from
+// what it drew.
+func TestGenerateDistribution(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	cfg := DefaultGenConfig()
+	const n = 20000
+	obs, exp := map[string]float64{}, map[string]float64{}
+	add := func(k string, p float64) { exp[k] += p }
+	for i := range uint64(n) {
+		w := Generate(rand.New(rand.NewPCG(seed, i)), cfg)
+		g := w.Geometry
+		if len(w.Ops) != cfg.Ops {
+			t.Fatalf("draw %d: %d ops, want %d", i, len(w.Ops), cfg.Ops)
+		}
+		cs := int64(g.ClusterSize)
+		span := cs * int64(g.TableSize) * cs / 8
+		wide := g.ClusterSize == slices.Min(cfg.ClusterSizes) && g.TableSize == slices.Min(cfg.TableSizes) && g.Size > span
+		add("wide", cfg.WideChance)
+		// Not wide (1-WideChance): cluster and table sizes uniform, size
+		// classes zero 1/10, aligned 1/2, unaligned 2/5.
+		q := 1 - cfg.WideChance
+		for _, c := range cfg.ClusterSizes {
+			add(fmt.Sprintf("cluster %d", c), q/float64(len(cfg.ClusterSizes)))
+		}
+		for _, ts := range cfg.TableSizes {
+			add(fmt.Sprintf("table %d", ts), q/float64(len(cfg.TableSizes)))
+		}
+		add("size zero", q*0.1)
+		add("size aligned", q*0.5)
+		add("size unaligned", q*0.4)
+		if wide {
+			obs["wide"]++
+			if g.Size > 2*span+cfg.MaxClusters*cs || g.Size%cs != 0 {
+				t.Fatalf("draw %d: wide size %#x out of range", i, g.Size)
+			}
+		} else {
+			obs[fmt.Sprintf("cluster %d", g.ClusterSize)]++
+			obs[fmt.Sprintf("table %d", g.TableSize)]++
+			switch {
+			case g.Size == 0:
+				obs["size zero"]++
+			case g.Size%cs == 0:
+				obs["size aligned"]++
+				if g.Size > cfg.MaxClusters*cs {
+					t.Fatalf("draw %d: size %#x over %d clusters", i, g.Size, cfg.MaxClusters)
+				}
+			default:
+				obs["size unaligned"]++
+				if g.Size < 0 || g.Size%512 != 0 || g.Size > cfg.MaxClusters*cs {
+					t.Fatalf("draw %d: unaligned size %#x out of range", i, g.Size)
+				}
+			}
+		}
+		// Backing: a chain with BackingChance, of 1..MaxChain files, each
+		// raw or qed with probability 1/2, 1..size/512+8 sectors long.
+		add("backed", cfg.BackingChance)
+		if len(g.Backing) > 0 {
+			obs["backed"]++
+			obs[fmt.Sprintf("chain of %d", len(g.Backing))]++
+			for _, b := range g.Backing {
+				obs["backing "+b.Format]++
+				if b.Size < 512 || b.Size%512 != 0 || b.Size > g.Size+8*512 {
+					t.Fatalf("draw %d: backing size %#x for an image of %#x", i, b.Size, g.Size)
+				}
+			}
+		}
+		for l := 1; l <= cfg.MaxChain; l++ {
+			add(fmt.Sprintf("chain of %d", l), cfg.BackingChance/float64(cfg.MaxChain))
+		}
+		if err := w.Validate(); err != nil {
+			t.Fatalf("draw %d: %v", i, err)
+		}
+	}
+	backings := obs["backing raw"] + obs["backing qed"]
+	exp["backing raw"], exp["backing qed"] = backings/2, backings/2
+	for k, e := range exp {
+		if math.Abs(obs[k]-e) > 6*math.Sqrt(e)+1 {
+			t.Errorf("%s: drawn %.0f times, the configuration predicts %.1f", k, obs[k], e)
+		}
+	}
+	for k := range obs {
+		if _, ok := exp[k]; !ok {
+			t.Errorf("%s: drawn %.0f times, never predicted", k, obs[k])
+		}
+	}
+	t.Logf("drawn %v", obs)
+}
