@@ -1,3 +1,10 @@
+// Package props holds the properties that prove integrity and consistency
+// of QED images after arbitrary crashes and faults: the crash oracle, the
+// state machine and the conformance door. Their first oracle is the
+// independent structural checker, package props/check (standard library
+// only); the checker's props names (CheckStructure, StructureReport, ...)
+// are aliases of it (compat_check.go).
+//
 // # The door (target.go)
 //
 // Every implementation is reached through one interface, Target (Create,

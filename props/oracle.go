@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/spf13/afero"
 )
 
@@ -536,11 +537,21 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 // checkStructureMapped is CheckStructureFile with the checker's Mapped
 // option.
 func checkStructureMapped(fs afero.Fs, name string) (*StructureReport, error) {
-	c := checkerPool.Get().(*StructureChecker)
-	defer checkerPool.Put(c)
-	c.Mapped = true
-	defer func() { c.Mapped = false }()
-	return c.CheckFile(fs, name)
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("props: structure check of %s: %w", name, err)
+	}
+	defer f.Close()
+	return check.FileMapped(f)
+}
+
+// modelRanges appends the checker's guest ranges to rs as model ranges.
+func modelRanges(rs []model.Range, from []check.Range) []model.Range {
+	rs = slices.Grow(rs, len(from))
+	for _, r := range from {
+		rs = append(rs, model.Range{Off: r.Off, Len: r.Len})
+	}
+	return rs
 }
 
 // reopenRanges returns the guest ranges below size that stage 7 reads
@@ -556,7 +567,7 @@ func checkStructureMapped(fs afero.Fs, name string) (*StructureReport, error) {
 // its feature bits between the crashed image (before) and the closed one
 // falls back to everything.
 func reopenRanges(m *model.Disk, size int64, changed []model.Range, before, after *StructureReport) []model.Range {
-	const keep = featNeedCheck
+	const keep = check.FeatureNeedCheck
 	hb, ha := before.Header, after.Header
 	hb.Features &^= keep
 	ha.Features &^= keep
@@ -565,8 +576,8 @@ func reopenRanges(m *model.Disk, size int64, changed []model.Range, before, afte
 		hb.HeaderSize != ha.HeaderSize) {
 		return []model.Range{{Off: 0, Len: size}}
 	}
-	rs := slices.Concat(changed, m.Ranges(model.RangesOwnData), after.Mapped,
-		intersect(m.Ranges(model.RangesBackingData), after.Zeroed))
+	rs := modelRanges(slices.Concat(changed, m.Ranges(model.RangesOwnData)), after.Mapped)
+	rs = append(rs, intersect(m.Ranges(model.RangesBackingData), modelRanges(nil, after.Zeroed))...)
 	if bl := m.BackingLen(); bl > 0 {
 		rs = append(rs, intersect(m.Ranges(model.RangesOwnZeroes), []model.Range{{Off: 0, Len: bl}})...)
 		if bs := m.BackingSize(); bs > bl {
@@ -621,11 +632,11 @@ func mergeRanges(rs []model.Range, size int64) []model.Range {
 // Whatever is left out the model says reads zeros, and the image maps no
 // cluster and no backing data there, so by the format it reads zeros:
 // the implementation's own word on unallocated ranges is never taken.
-func readRanges(m *model.Disk, size, limit int64, extra, mapped []model.Range) []model.Range {
+func readRanges(m *model.Disk, size, limit int64, extra []model.Range, mapped []check.Range) []model.Range {
 	if size <= limit {
 		return []model.Range{{Off: 0, Len: size}}
 	}
-	rs := slices.Concat(extra, m.Written(), mapped)
+	rs := modelRanges(slices.Concat(extra, m.Written()), mapped)
 	if b := max(m.BackingLen(), m.BackingSize()); b > 0 {
 		rs = append(rs, model.Range{Off: 0, Len: b})
 	}

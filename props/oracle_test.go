@@ -7,6 +7,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
@@ -150,7 +151,7 @@ func TestReadRanges(t *testing.T) {
 	require.NoError(t, m.WriteZeroes(0x50000, 0x10000)) // zeros: not data
 	m.Flush()
 	got := readRanges(m, 1<<20, 4096, []model.Range{{Off: 0x1000, Len: 0x2000}, {Off: 0xff000, Len: 0x2000}},
-		[]model.Range{{Off: 0x40000, Len: 0x10000}})
+		[]check.Range{{Off: 0x40000, Len: 0x10000}})
 	require.Equal(t, []model.Range{{Off: 0, Len: 0x3000}, {Off: 0x40000, Len: 0x10000}, {Off: 0xff000, Len: 0x1000}}, got)
 	require.Equal(t, []model.Range{{Off: 0, Len: 1 << 20}}, readRanges(m, 1<<20, 1<<20, nil, nil))
 }
@@ -201,8 +202,8 @@ func TestReopenRanges(t *testing.T) {
 	hdr := StructureHeader{ClusterSize: 4096, TableSize: 1, HeaderSize: 1, ImageSize: 0x80000}
 	before := &StructureReport{Header: hdr}
 	after := &StructureReport{Header: hdr,
-		Mapped: []model.Range{{Off: 0x50000, Len: 0x1000}, {Off: 0x60000, Len: 0x1000}},
-		Zeroed: []model.Range{{Off: 0x8000, Len: 0x1000}, {Off: 0x10000, Len: 0x2000}}}
+		Mapped: []check.Range{{Off: 0x50000, Len: 0x1000}, {Off: 0x60000, Len: 0x1000}},
+		Zeroed: []check.Range{{Off: 0x8000, Len: 0x1000}, {Off: 0x10000, Len: 0x2000}}}
 	got := reopenRanges(m, 0x80000, []model.Range{{Off: 0, Len: 0x200}}, before, after)
 	require.Equal(t, []model.Range{
 		{Off: 0, Len: 0x200},         // changed

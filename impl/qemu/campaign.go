@@ -21,6 +21,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -182,7 +183,7 @@ func Signature(f *StateFailure) string {
 	s := string(f.Side) + "/" + f.Stage
 	if f.Stage == string(props.StageStructureBefore) {
 		var ks []string
-		for _, k := range props.CheckStructure(f.Image).Kinds() {
+		for _, k := range check.Structure(f.Image).Kinds() {
 			ks = append(ks, k.String())
 		}
 		s += "/" + strings.Join(ks, "+")
@@ -694,7 +695,7 @@ func fillArtifact(cfg Config, f *finding, dir string) error {
 		if err := write("crashed.qed", f.state.Image); err != nil {
 			return err
 		}
-		rep := props.CheckStructure(f.state.Image)
+		rep := check.Structure(f.state.Image)
 		fmt.Fprintf(&expl, "\nStructural checker on crashed.qed:\n%s\n", rep)
 	}
 	return write("explanation.txt", []byte(expl.String()))

@@ -14,6 +14,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/spf13/afero"
 )
@@ -148,7 +149,7 @@ func CheckCrashes(rec *Recording, o CrashOptions) (*CrashResult, error) {
 				fail := func(side Side, stage, msg string) {
 					addFail(&StateFailure{ID: id, Op: ph.Op, What: ph.What, Side: side, Stage: stage, Err: msg, Image: img})
 				}
-				raw := props.CheckStructure(img)
+				raw := check.Structure(img)
 				if !raw.NeedCheck() && !raw.IsConsistent() {
 					fail(SideRaw, string(props.StageStructureBefore), "NEED_CHECK is clear but the image is inconsistent:\n"+raw.String())
 				}
@@ -310,7 +311,7 @@ func qemuIOStage(tool *qemutool.Tool, stage props.Stage, what string, args ...st
 // clear after what QEMU just did to it (a structure-after-recovery
 // failure otherwise).
 func cleanAfter(p, what string) (string, string, error) {
-	after, err := props.CheckStructureFile(afero.NewOsFs(), p)
+	after, err := checkFile(afero.NewOsFs(), p)
 	if err != nil {
 		return "", "", err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -42,7 +43,7 @@ type side struct {
 	runErr error
 	data   []byte
 	check  props.CheckResult
-	after  *props.StructureReport
+	after  *check.Report
 	model  error // the final data against the model
 }
 
@@ -123,7 +124,7 @@ func Diff(tool *qemutool.Tool, w *workload.Workload, dir string) (*DiffResult, e
 	}
 	for _, s := range []struct {
 		name string
-		r    *props.StructureReport
+		r    *check.Report
 	}{{"qemu", q.after}, {"impl/qed", d.after}} {
 		if s.r != nil && (!s.r.IsConsistent() || s.r.NeedCheck()) {
 			add("structure after a clean close ("+s.name+")", s.r.String(), "", "after close the image is consistent with NEED_CHECK clear", "not "+s.name)
@@ -173,7 +174,7 @@ func runSide(t props.Target, fs afero.Fs, dir string, w *workload.Workload, read
 		return s, nil
 	}
 	path := e.ImagePath()
-	if s.after, err = props.CheckStructureFile(fs, path); err != nil {
+	if s.after, err = checkFile(fs, path); err != nil {
 		return nil, err
 	}
 	d, err := t.Open(fs, path, props.OpenOptions{ReadOnly: true})

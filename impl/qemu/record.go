@@ -391,7 +391,7 @@ func (r *recorder) step(i int, op workload.Op) error {
 		if err := r.phase(i, op.String()); err != nil {
 			return err
 		}
-		rep, err := props.CheckStructureFile(afero.NewOsFs(), filepath.Join(r.dir, props.ImageName))
+		rep, err := checkFile(afero.NewOsFs(), filepath.Join(r.dir, props.ImageName))
 		if err != nil {
 			return &RunError{Op: i, Cmd: "check", Err: err}
 		}

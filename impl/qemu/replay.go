@@ -13,6 +13,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -25,7 +26,7 @@ type ReplayResult struct {
 	// log and equals crashed.qed bit for bit.
 	Rebuilt bool
 	// Raw is the structural checker's report on the rebuilt state.
-	Raw *props.StructureReport
+	Raw *check.Report
 	// Reproduced: running the artifact's workload through QEMU again gave
 	// a failure with the same signature; Message is its explanation.
 	Reproduced bool
@@ -102,7 +103,7 @@ func ReplayArtifact(cfg Config, dir string) (*ReplayResult, error) {
 			return nil, fmt.Errorf("%w: %v", ErrArtifact, err)
 		}
 		res.Rebuilt = bytes.Equal(img, want)
-		res.Raw = props.CheckStructure(img)
+		res.Raw = check.Structure(img)
 	}
 	tmp, remove, err := tempDir("qedtorture-qemu-replay-")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -56,14 +57,14 @@ func (d *damage) foundBy(v *props.Verdict) bool {
 	if !d.lost || v.Stage != props.StageStructureBefore && v.Stage != props.StageStructureAfter {
 		return false
 	}
-	for _, r := range []*props.StructureReport{v.Before, v.After} {
+	for _, r := range []*check.Report{v.Before, v.After} {
 		if r == nil {
 			continue
 		}
 		for _, k := range r.Kinds() {
 			switch k {
-			case props.ViolDataPastEOF, props.ViolTablePastEOF, props.ViolNeedCheckClearButInconsistent, props.ViolNoProbeWithoutBacking,
-				props.ViolDoubleRefDataData, props.ViolDoubleRefTableData, props.ViolDoubleRefTableTable:
+			case check.ViolDataPastEOF, check.ViolTablePastEOF, check.ViolNeedCheckClearButInconsistent, check.ViolNoProbeWithoutBacking,
+				check.ViolDoubleRefDataData, check.ViolDoubleRefTableData, check.ViolDoubleRefTableTable:
 			default:
 				return false
 			}
@@ -116,7 +117,7 @@ func silentFault(in faultfs.Injection) bool {
 // the guest op in progress at injection j, -1 for none) on a disk of size
 // bytes, located with the structure reports reps (with the checker's
 // Mapped option; nil entries are skipped).
-func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size int64, reps ...*props.StructureReport) damage {
+func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size int64, reps ...*check.Report) damage {
 	d := damage{size: size}
 	img := path.Clean(ImagePath)
 	for j, in := range injs {
@@ -207,7 +208,7 @@ func (d *damage) epochWrites(w *workload.Workload, o int) {
 //
 // It reports whether one of the maps locates every byte of the range (in
 // the header, a table or a mapped cluster).
-func (d *damage) hostHit(h, n int64, flip bool, reps []*props.StructureReport) bool {
+func (d *damage) hostHit(h, n int64, flip bool, reps []*check.Report) bool {
 	end := h + n
 	located := false
 	for _, rep := range reps {

@@ -7,6 +7,7 @@ import (
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
@@ -19,7 +20,7 @@ func TestDamageOf(t *testing.T) {
 	rep := &props.StructureReport{Walked: true,
 		Header:     props.StructureHeader{ClusterSize: 4096, TableSize: 1, HeaderSize: 1},
 		Tables:     []props.TableRef{{Host: 0x1000, Index: -1}, {Host: 0x2000, Index: 1}},
-		Mapped:     []model.Range{{Off: 0x200000, Len: 0x2000}},
+		Mapped:     []check.Range{{Off: 0x200000, Len: 0x2000}},
 		MappedHost: []uint64{0x3000},
 	}
 	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 4096}, Ops: []workload.Op{

@@ -12,6 +12,7 @@ import (
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -55,7 +56,7 @@ type Recording struct {
 	Injected []faultfs.Injection
 	// EndMap is the structure of the image at the end of a faulted run
 	// (with the checker's map): where silent faults landed (faults.go).
-	EndMap *props.StructureReport
+	EndMap *check.Report
 }
 
 // Faulted reports whether a fault was injected during the run.
@@ -131,7 +132,10 @@ func Record(target props.Target, w *workload.Workload, seed uint64, faults strin
 	if faults != "" {
 		// Best effort: without a map, silent faults are located with the
 		// crash states' own maps only.
-		rec.EndMap, _ = (&props.StructureChecker{Mapped: true}).CheckFile(fs, e.ImagePath())
+		if f, err := fs.Open(e.ImagePath()); err == nil {
+			rec.EndMap, _ = check.FileMapped(f)
+			f.Close()
+		}
 	}
 	// Snapshot ran from Exec's goroutine only (concurrent groups take
 	// their snapshot before starting the writers), so Snaps is in K order;

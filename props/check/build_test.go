@@ -1,4 +1,4 @@
-package props
+package check
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package props
+package check
 
 import (
 	"bytes"
@@ -6,13 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/bits"
-	"os"
 	"sync"
-
-	"github.com/qedtorture/qedtorture/model"
-	"github.com/spf13/afero"
 )
 
 // The checker's own decoding of the QED header (docs/format.md, Header). It
@@ -47,9 +44,9 @@ const (
 
 	qedMagic = 0x00444551 // "QED\0" little-endian
 
-	featBacking   = 0x01
-	featNeedCheck = 0x02
-	featNoProbe   = 0x04
+	featBacking   = FeatureBacking
+	featNeedCheck = FeatureNeedCheck
+	featNoProbe   = FeatureNoProbe
 	featKnown     = featBacking | featNeedCheck | featNoProbe
 
 	minClusterSize = 4 << 10
@@ -58,32 +55,40 @@ const (
 	entrySize      = 8
 )
 
+// The incompatible feature bits of the header's features field
+// (Header.Features) the format defines.
+const (
+	FeatureBacking   = 0x01 // BACKING_FILE: the image has a backing file
+	FeatureNeedCheck = 0x02 // NEED_CHECK: the image may be inconsistent
+	FeatureNoProbe   = 0x04 // BACKING_FORMAT_NO_PROBE: the backing file is raw
+)
+
 // DefaultViolationLimit is how many violations a report stores when the
 // checker's ViolationLimit is 0. Counts always include every violation.
 const DefaultViolationLimit = 1000
 
 // MaxCheckedClusters bounds the cluster bitmap (512 MiB): a file with more
-// whole clusters than this is refused with ErrStructureTooLarge.
+// whole clusters than this is refused with ErrTooLarge.
 const MaxCheckedClusters = 1 << 32
 
-// ErrStructureTooLarge is returned for a file whose cluster bitmap would
+// ErrTooLarge is returned for a file whose cluster bitmap would
 // exceed MaxCheckedClusters.
-var ErrStructureTooLarge = errors.New("props: image file too large to check")
+var ErrTooLarge = errors.New("check: image file too large to check")
 
 // readerChunk is how much of a table is read at once from an io.ReaderAt.
 const readerChunk = 64 << 10
 
-// StructureChecker checks QED images, reusing its bitmaps and buffers
+// Checker checks QED images, reusing its bitmaps and buffers
 // between calls so that checking many crash states allocates little. The
-// zero value is ready to use. A StructureChecker is not safe for concurrent
+// zero value is ready to use. A Checker is not safe for concurrent
 // use.
-type StructureChecker struct {
+type Checker struct {
 	// ViolationLimit caps the violations stored per report
 	// (0 = DefaultViolationLimit). Counts are never capped.
 	ViolationLimit int
 	// Mapped, if set, makes the report list the guest ranges whose L2
 	// entries point at a cluster (valid or not; zero clusters and
-	// unallocated entries are not listed): StructureReport.Mapped.
+	// unallocated entries are not listed): Report.Mapped.
 	Mapped bool
 
 	used, table  []uint64 // cluster bitmaps: referenced, referenced as a table
@@ -95,66 +100,84 @@ type StructureChecker struct {
 	rsrc readerSource
 }
 
-var checkerPool = sync.Pool{New: func() any { return new(StructureChecker) }}
+var checkerPool = sync.Pool{New: func() any { return new(Checker) }}
 
-// CheckStructure checks the QED image held in img. It never fails: every
+// Structure checks the QED image held in img. It never fails: every
 // problem is a violation in the report.
-func CheckStructure(img []byte) *StructureReport {
-	c := checkerPool.Get().(*StructureChecker)
+func Structure(img []byte) *Report {
+	c := checkerPool.Get().(*Checker)
 	defer checkerPool.Put(c)
 	return c.Check(img)
 }
 
-// CheckStructureReaderAt checks the QED image of size bytes readable from r.
+// ReaderAt checks the QED image of size bytes readable from r.
 // The error is non-nil only when the check could not be completed (a read
-// failed: ErrStructureRead; the file is too large: ErrStructureTooLarge).
-func CheckStructureReaderAt(r io.ReaderAt, size int64) (*StructureReport, error) {
-	c := checkerPool.Get().(*StructureChecker)
+// failed: ErrRead; the file is too large: ErrTooLarge).
+func ReaderAt(r io.ReaderAt, size int64) (*Report, error) {
+	c := checkerPool.Get().(*Checker)
 	defer checkerPool.Put(c)
 	return c.CheckReaderAt(r, size)
 }
 
-// CheckStructureFile checks the QED image at name on fs.
-func CheckStructureFile(fs afero.Fs, name string) (*StructureReport, error) {
-	c := checkerPool.Get().(*StructureChecker)
+// File checks the open QED image f (an *os.File, an afero.File: anything
+// with ReadAt and Stat). Errors name the file (its Name method, when it has
+// one) and wrap ErrRead or ErrTooLarge as ReaderAt's do.
+func File(f FileReader) (*Report, error) {
+	c := checkerPool.Get().(*Checker)
 	defer checkerPool.Put(c)
-	return c.CheckFile(fs, name)
+	return c.CheckFile(f)
+}
+
+// FileMapped is File with the Mapped option (Report.Mapped,
+// MappedHost, Zeroed and Tables filled in), from the same pool.
+func FileMapped(f FileReader) (*Report, error) {
+	c := checkerPool.Get().(*Checker)
+	defer checkerPool.Put(c)
+	c.Mapped = true
+	defer func() { c.Mapped = false }()
+	return c.CheckFile(f)
 }
 
 // Check checks the QED image held in img.
-func (c *StructureChecker) Check(img []byte) *StructureReport {
+func (c *Checker) Check(img []byte) *Report {
 	c.bsrc.b = img
 	defer func() { c.bsrc.b = nil }()
 	rep, err := c.run(&c.bsrc, int64(len(img)), math.MaxInt)
 	if err != nil {
 		// A byte slice cannot fail to read and its bitmap is bounded by
 		// its own length, so this is a broken invariant.
-		panic("props: structure check of a byte slice failed: " + err.Error())
+		panic("check: structure check of a byte slice failed: " + err.Error())
 	}
 	return rep
 }
 
 // CheckReaderAt checks the QED image of size bytes readable from r.
-func (c *StructureChecker) CheckReaderAt(r io.ReaderAt, size int64) (*StructureReport, error) {
+func (c *Checker) CheckReaderAt(r io.ReaderAt, size int64) (*Report, error) {
 	c.rsrc.r = r
 	defer func() { c.rsrc.r = nil }()
 	return c.run(&c.rsrc, size, readerChunk)
 }
 
-// CheckFile checks the QED image at name on fs. Errors name the path.
-func (c *StructureChecker) CheckFile(fs afero.Fs, name string) (*StructureReport, error) {
-	f, err := fs.OpenFile(name, os.O_RDONLY, 0)
-	if err != nil {
-		return nil, fmt.Errorf("props: structure check of %s: %w", name, err)
+// FileReader is what File needs of an open file: its bytes and its size.
+// *os.File and afero.File implement it.
+type FileReader interface {
+	io.ReaderAt
+	Stat() (fs.FileInfo, error)
+}
+
+// CheckFile checks the open QED image f. Errors name the file (see File).
+func (c *Checker) CheckFile(f FileReader) (*Report, error) {
+	name := "the image file"
+	if n, ok := f.(interface{ Name() string }); ok {
+		name = n.Name()
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("props: structure check of %s: %w", name, err)
+		return nil, fmt.Errorf("check: structure check of %s: %w", name, err)
 	}
 	rep, err := c.CheckReaderAt(f, st.Size())
 	if err != nil {
-		return rep, fmt.Errorf("props: structure check of %s: %w", name, err)
+		return rep, fmt.Errorf("check: structure check of %s: %w", name, err)
 	}
 	return rep, nil
 }
@@ -185,13 +208,13 @@ func (s *readerSource) read(buf *[]byte, off uint64, n int) ([]byte, error) {
 	if err == nil {
 		err = io.ErrUnexpectedEOF
 	}
-	return nil, fmt.Errorf("%w: %d bytes at offset %d: %w", ErrStructureRead, n, off, err)
+	return nil, fmt.Errorf("%w: %d bytes at offset %d: %w", ErrRead, n, off, err)
 }
 
 // walker holds one check's state.
 type walker struct {
-	c     *StructureChecker
-	rep   *StructureReport
+	c     *Checker
+	rep   *Report
 	src   source
 	chunk int
 	limit int
@@ -209,8 +232,8 @@ type walker struct {
 	priors map[uint64]Location
 }
 
-func (c *StructureChecker) run(src source, size int64, chunk int) (*StructureReport, error) {
-	rep := &StructureReport{FileSize: size}
+func (c *Checker) run(src source, size int64, chunk int) (*Report, error) {
+	rep := &Report{FileSize: size}
 	w := &walker{c: c, rep: rep, src: src, chunk: chunk, limit: c.ViolationLimit}
 	if w.limit <= 0 {
 		w.limit = DefaultViolationLimit
@@ -312,7 +335,7 @@ func (c *StructureChecker) run(src source, size int64, chunk int) (*StructureRep
 		}
 		if magicOK && l1Kind == ViolNone {
 			if rep.FileClusters > MaxCheckedClusters {
-				return rep, fmt.Errorf("%w: %d clusters (limit %d)", ErrStructureTooLarge, rep.FileClusters, MaxCheckedClusters)
+				return rep, fmt.Errorf("%w: %d clusters (limit %d)", ErrTooLarge, rep.FileClusters, MaxCheckedClusters)
 			}
 			if err := w.walk(); err != nil {
 				return rep, err
@@ -535,7 +558,7 @@ func (w *walker) mapEntry(idx, e int, host uint64) {
 		m[n-1].Len += int64(w.cs)
 		return
 	}
-	w.rep.Mapped = append(m, model.Range{Off: off, Len: int64(w.cs)})
+	w.rep.Mapped = append(m, Range{Off: off, Len: int64(w.cs)})
 	w.rep.MappedHost = append(h, host)
 }
 
@@ -549,7 +572,7 @@ func (w *walker) zeroEntry(idx, e int) {
 		z[n-1].Len += int64(w.cs)
 		return
 	}
-	w.rep.Zeroed = append(z, model.Range{Off: off, Len: int64(w.cs)})
+	w.rep.Zeroed = append(z, Range{Off: off, Len: int64(w.cs)})
 }
 
 func (w *walker) badData(idx int, l2, pos, v uint64) {
@@ -633,7 +656,7 @@ func (w *walker) findPriors() error {
 		return nil
 	}
 	w2 := *w
-	w2.rep = &StructureReport{FileSize: rep.FileSize, FileClusters: rep.FileClusters}
+	w2.rep = &Report{FileSize: rep.FileSize, FileClusters: rep.FileClusters}
 	w2.priors = need
 	w2.limit = -1
 	if err := w2.walk(); err != nil {

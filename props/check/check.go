@@ -1,21 +1,19 @@
-package props
+package check
 
 import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"github.com/qedtorture/qedtorture/model"
 )
 
 // Errors returned by the structural checker.
 var (
-	// ErrStructureInconsistent is wrapped by StructureReport.Err when the
+	// ErrInconsistent is wrapped by Report.Err when the
 	// image has at least one error-severity violation.
-	ErrStructureInconsistent = errors.New("props: image structure inconsistent")
-	// ErrStructureRead is wrapped when reading the image failed, so that the
+	ErrInconsistent = errors.New("check: image structure inconsistent")
+	// ErrRead is wrapped when reading the image failed, so that the
 	// check itself could not be completed (qemu-img check's exit code 1).
-	ErrStructureRead = errors.New("props: reading image for structure check failed")
+	ErrRead = errors.New("check: reading image for structure check failed")
 )
 
 // ViolationKind classifies a structural violation.
@@ -199,8 +197,8 @@ func (v Violation) String() string {
 	return b.String()
 }
 
-// StructureHeader is the raw decoded header (fields as stored, unvalidated).
-type StructureHeader struct {
+// Header is the raw decoded header (fields as stored, unvalidated).
+type Header struct {
 	Magic             uint32
 	ClusterSize       uint32
 	TableSize         uint32
@@ -214,6 +212,11 @@ type StructureHeader struct {
 	BackingNameSize   uint32
 }
 
+// Range is a guest byte range [Off, Off+Len): the same shape as the
+// model's ranges, declared here so that the checker needs nothing but the
+// standard library.
+type Range struct{ Off, Len int64 }
+
 // TableRef is a table of the image: at host offset Host, table_size
 // clusters long; Index is the L1 entry linking an L2 table, -1 for the L1
 // table.
@@ -222,13 +225,13 @@ type TableRef struct {
 	Index int
 }
 
-// StructureReport is the result of a structural check.
-type StructureReport struct {
+// Report is the result of a structural check.
+type Report struct {
 	// FileSize is the image file's length in bytes.
 	FileSize int64
 	// Header holds the decoded header fields (zero when the file is shorter
 	// than the header fields).
-	Header StructureHeader
+	Header Header
 	// Walked is true when the header was sound enough to walk the tables
 	// (magic, cluster_size, table_size and L1 placement valid). Counts below
 	// are meaningful only then.
@@ -258,13 +261,13 @@ type StructureReport struct {
 	// entries point at a cluster, valid or not, when the checker's Mapped
 	// option is set. Guest ranges outside them read as zeros or from the
 	// backing file, by the format.
-	Mapped []model.Range
+	Mapped []Range
 	// MappedHost[i] is the host offset Mapped[i] starts at (a range is
 	// contiguous in the guest and in the file).
 	MappedHost []uint64
 	// Zeroed lists, ascending, the guest ranges of zero clusters (L2
 	// entry 1), with the Mapped option.
-	Zeroed []model.Range
+	Zeroed []Range
 	// Tables lists the tables walked, L1 first (with the Mapped option):
 	// where a fault in the file lands in metadata.
 	Tables []TableRef
@@ -274,13 +277,13 @@ type StructureReport struct {
 }
 
 // NeedCheck reports whether the NEED_CHECK feature bit is set.
-func (r *StructureReport) NeedCheck() bool {
+func (r *Report) NeedCheck() bool {
 	return r.FileSize >= hdrFieldsSize && r.Header.Features&featNeedCheck != 0
 }
 
 // IsConsistent reports whether the image has no error-severity violation.
 // Warnings and leaks do not count.
-func (r *StructureReport) IsConsistent() bool {
+func (r *Report) IsConsistent() bool {
 	for k := ViolNone + 1; k < numViolationKinds; k++ {
 		if r.counts[k] > 0 && k != ViolNoProbeWithoutBacking {
 			return false
@@ -290,7 +293,7 @@ func (r *StructureReport) IsConsistent() bool {
 }
 
 // Count returns how many violations of kind k were found (stored or not).
-func (r *StructureReport) Count(k ViolationKind) int {
+func (r *Report) Count(k ViolationKind) int {
 	if k >= numViolationKinds {
 		return 0
 	}
@@ -298,10 +301,10 @@ func (r *StructureReport) Count(k ViolationKind) int {
 }
 
 // Has reports whether at least one violation of kind k was found.
-func (r *StructureReport) Has(k ViolationKind) bool { return r.Count(k) > 0 }
+func (r *Report) Has(k ViolationKind) bool { return r.Count(k) > 0 }
 
 // Kinds returns the distinct kinds found, in kind order.
-func (r *StructureReport) Kinds() []ViolationKind {
+func (r *Report) Kinds() []ViolationKind {
 	var ks []ViolationKind
 	for k := ViolNone + 1; k < numViolationKinds; k++ {
 		if r.counts[k] > 0 {
@@ -313,13 +316,13 @@ func (r *StructureReport) Kinds() []ViolationKind {
 
 // Corruptions counts faults the way `qemu-img check` does: one per invalid
 // L1/L2 entry plus one per doubly referenced cluster.
-func (r *StructureReport) Corruptions() int { return r.corruptions }
+func (r *Report) Corruptions() int { return r.corruptions }
 
 // RepairableByCheck reports whether a repairing check would leave the
 // image consistent: it is consistent already, or NEED_CHECK is set and its
 // only errors are invalid L1/L2 entries (which repair sets to 0). This is
 // the acceptance test for a raw crash state before recovery.
-func (r *StructureReport) RepairableByCheck() bool {
+func (r *Report) RepairableByCheck() bool {
 	if r.IsConsistent() {
 		return true
 	}
@@ -338,7 +341,7 @@ func (r *StructureReport) RepairableByCheck() bool {
 
 // Unrepairable returns the stored error-severity violations that a
 // repairing check would leave in place.
-func (r *StructureReport) Unrepairable() []Violation {
+func (r *Report) Unrepairable() []Violation {
 	var out []Violation
 	for _, v := range r.Violations {
 		if v.Severity == SeverityError && !v.Repairable {
@@ -349,7 +352,7 @@ func (r *StructureReport) Unrepairable() []Violation {
 }
 
 // String lists the counts and every stored violation, one per line.
-func (r *StructureReport) String() string {
+func (r *Report) String() string {
 	var b strings.Builder
 	state := "consistent"
 	if !r.IsConsistent() {
@@ -375,24 +378,24 @@ func (r *StructureReport) String() string {
 }
 
 // Err returns nil when the image is consistent, and otherwise a
-// *StructureError wrapping ErrStructureInconsistent.
-func (r *StructureReport) Err() error {
+// *Error wrapping ErrInconsistent.
+func (r *Report) Err() error {
 	if r.IsConsistent() {
 		return nil
 	}
-	return &StructureError{Report: r}
+	return &Error{Report: r}
 }
 
-// StructureError is an inconsistent image, with its full report.
-type StructureError struct {
+// Error is an inconsistent image, with its full report.
+type Error struct {
 	Path   string // the image's path, when known
-	Report *StructureReport
+	Report *Report
 }
 
 // Error names the path, the violation kinds and the first violation.
-func (e *StructureError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
-	b.WriteString("props: image structure inconsistent")
+	b.WriteString("check: image structure inconsistent")
 	if e.Path != "" {
 		fmt.Fprintf(&b, ": %s", e.Path)
 	}
@@ -411,5 +414,5 @@ func (e *StructureError) Error() string {
 	return b.String()
 }
 
-// Unwrap returns ErrStructureInconsistent.
-func (e *StructureError) Unwrap() error { return ErrStructureInconsistent }
+// Unwrap returns ErrInconsistent.
+func (e *Error) Unwrap() error { return ErrInconsistent }

@@ -1,4 +1,4 @@
-package props
+package check
 
 import (
 	"bytes"
@@ -23,10 +23,10 @@ func FuzzCheckStructure(f *testing.F) {
 		f.Add(im.buf)
 	}
 	f.Add([]byte("QED\x00"))
-	var c StructureChecker
+	var c Checker
 	f.Fuzz(func(t *testing.T, img []byte) {
 		rep := c.Check(img)
-		rep2, err := CheckStructureReaderAt(bytes.NewReader(img), int64(len(img)))
+		rep2, err := ReaderAt(bytes.NewReader(img), int64(len(img)))
 		if err != nil {
 			t.Fatalf("ReaderAt path failed: %v", err)
 		}

@@ -4,10 +4,10 @@
 //
 // # The structural checker (checker*.go)
 //
-// CheckStructure, CheckStructureReaderAt and CheckStructureFile read a raw
+// Structure, ReaderAt and File read a raw
 // QED image with their own minimal decoding — they share no code with
 // impl/qed, so a decoding bug there cannot hide itself — and return a
-// StructureReport listing every Violation found, not just the first:
+// Report listing every Violation found, not just the first:
 //
 //   - header fields: magic, cluster_size (power of two, 4 KiB..64 MiB),
 //     table_size (power of two, 1..16), header_size (non-zero, header_size *
@@ -55,6 +55,6 @@
 //   - QEMU 7.2 refuses to open images with table_size 1 (its table-offset
 //     check treats a one-cluster table as an overflow); the specification
 //     allows them and so does this checker.
-//   - A StructureChecker reuses its buffers between calls and is not safe
+//   - A Checker reuses its buffers between calls and is not safe
 //     for concurrent use; the package-level functions are.
-package props
+package check

@@ -1,4 +1,4 @@
-package props
+package check
 
 import (
 	"fmt"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/spf13/afero"
 )
 
 // TestCheckStructureQEMUImages checks images created and written by
@@ -143,7 +142,7 @@ func TestCheckStructureAgreesWithQEMU(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			im := smallImage(t)
 			tc.poke(im)
-			rep := CheckStructure(im.buf)
+			rep := Structure(im.buf)
 			path := filepath.Join(dir, tc.name+".qed")
 			if err := os.WriteFile(path, im.buf, 0o644); err != nil {
 				t.Fatal(err)
@@ -180,11 +179,16 @@ func mustRun(t *testing.T, tool *qemutool.Tool, args ...string) {
 	}
 }
 
-// checkFileBoth checks path through the OS filesystem (afero) and as bytes,
-// and requires identical reports.
-func checkFileBoth(t *testing.T, path string) *StructureReport {
+// checkFileBoth checks path through an *os.File and as bytes, and requires
+// identical reports.
+func checkFileBoth(t *testing.T, path string) *Report {
 	t.Helper()
-	rep, err := CheckStructureFile(afero.NewOsFs(), path)
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := File(f)
 	if err != nil {
 		t.Fatal(err)
 	}

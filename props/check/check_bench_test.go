@@ -1,4 +1,4 @@
-package props
+package check
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 // campaign's per-crash-state cost).
 func BenchmarkCheckStructure(b *testing.B) {
 	img := benchImage(b, 50).buf
-	var c StructureChecker
+	var c Checker
 	rep := c.Check(img)
 	if !rep.IsConsistent() || rep.AllocatedClusters != 50 || rep.ZeroClusters != 2 {
 		b.Fatalf("bench image:\n%s", rep)
@@ -28,7 +28,7 @@ func BenchmarkCheckStructurePooled(b *testing.B) {
 	img := benchImage(b, 50).buf
 	b.ReportAllocs()
 	for b.Loop() {
-		CheckStructure(img)
+		Structure(img)
 	}
 }
 
@@ -36,7 +36,7 @@ func BenchmarkCheckStructurePooled(b *testing.B) {
 func BenchmarkCheckStructureReaderAt(b *testing.B) {
 	img := benchImage(b, 50).buf
 	r := bytes.NewReader(img)
-	var c StructureChecker
+	var c Checker
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := c.CheckReaderAt(r, int64(len(img))); err != nil {
@@ -51,7 +51,7 @@ func BenchmarkCheckStructureCorrupt(b *testing.B) {
 	im := benchImage(b, 50)
 	im.put64(im.l2Entry(1), im.get64(im.l2Entry(0)))
 	im.put64(im.l2Entry(2), 1<<40)
-	var c StructureChecker
+	var c Checker
 	b.ReportAllocs()
 	for b.Loop() {
 		c.Check(im.buf)

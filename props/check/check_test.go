@@ -1,12 +1,17 @@
-package props
+package check
 
 import (
 	"bytes"
 	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/afero"
 )
@@ -134,7 +139,7 @@ func TestCheckStructureCorruptions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			im := smallImage(t)
 			tc.poke(im)
-			rep := CheckStructure(im.buf)
+			rep := Structure(im.buf)
 			if got := rep.Kinds(); !slices.Equal(got, tc.want) {
 				t.Fatalf("kinds = %v, want %v\n%s", got, tc.want, rep)
 			}
@@ -152,7 +157,7 @@ func TestCheckStructureCorruptions(t *testing.T) {
 			if rep.RepairableByCheck() != wantRepairable {
 				t.Errorf("RepairableByCheck() = %v, want %v", rep.RepairableByCheck(), wantRepairable)
 			}
-			if err := rep.Err(); (err == nil) != wantConsistent || (err != nil && !errors.Is(err, ErrStructureInconsistent)) {
+			if err := rep.Err(); (err == nil) != wantConsistent || (err != nil && !errors.Is(err, ErrInconsistent)) {
 				t.Errorf("Err() = %v", err)
 			}
 			// Every stored violation names a location and explains itself.
@@ -173,24 +178,29 @@ func TestCheckStructureCorruptions(t *testing.T) {
 	}
 }
 
-// assertSameReports checks img through bytes.Reader and an afero MemMapFs
+// assertSameReports checks img through bytes.Reader and an afero.File
 // and compares with want (the []byte path).
-func assertSameReports(t *testing.T, img []byte, want *StructureReport) {
+func assertSameReports(t *testing.T, img []byte, want *Report) {
 	t.Helper()
-	rep, err := CheckStructureReaderAt(bytes.NewReader(img), int64(len(img)))
+	rep, err := ReaderAt(bytes.NewReader(img), int64(len(img)))
 	if err != nil {
-		t.Fatalf("CheckStructureReaderAt: %v", err)
+		t.Fatalf("ReaderAt: %v", err)
 	}
 	if !reflect.DeepEqual(rep, want) {
 		t.Fatalf("ReaderAt report differs from []byte report:\n%s\nvs\n%s", rep, want)
 	}
-	fs := afero.NewMemMapFs()
-	if err := afero.WriteFile(fs, "img.qed", img, 0o644); err != nil {
+	mem := afero.NewMemMapFs()
+	if err := afero.WriteFile(mem, "img.qed", img, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rep, err = CheckStructureFile(fs, "img.qed")
+	f, err := mem.Open("img.qed")
 	if err != nil {
-		t.Fatalf("CheckStructureFile: %v", err)
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err = File(f) // an afero.File is a FileReader
+	if err != nil {
+		t.Fatalf("File: %v", err)
 	}
 	if !reflect.DeepEqual(rep, want) {
 		t.Fatalf("afero report differs from []byte report:\n%s\nvs\n%s", rep, want)
@@ -204,7 +214,7 @@ func TestCheckStructureBuiltImages(t *testing.T) {
 		for _, ts := range []uint32{1, 2, 4, 8, 16} {
 			for _, hs := range []uint32{1, 3} {
 				im := newTestImage(t, cs, ts, hs, 1<<30)
-				rep := CheckStructure(im.buf)
+				rep := Structure(im.buf)
 				if !rep.IsConsistent() || !rep.Walked || rep.Leaks != 0 || rep.L2Tables != 0 || len(rep.Violations) != 0 {
 					t.Fatalf("cs %d ts %d hs %d fresh:\n%s", cs, ts, hs, rep)
 				}
@@ -214,7 +224,7 @@ func TestCheckStructureBuiltImages(t *testing.T) {
 				}
 				im.zero(2)
 				im.appendClusters(2) // leaked
-				rep = CheckStructure(im.buf)
+				rep = Structure(im.buf)
 				if !rep.IsConsistent() || rep.AllocatedClusters != 5 || rep.ZeroClusters != 1 || rep.Leaks != 2 || rep.L2Tables != 3 ||
 					rep.TotalClusters != (1<<30)/uint64(cs) {
 					t.Fatalf("cs %d ts %d hs %d written:\n%s", cs, ts, hs, rep)
@@ -233,7 +243,7 @@ func TestCheckStructureHostile(t *testing.T) {
 		im.put32(hdrTableSize, maxTableSize)
 		im.put64(hdrImageSize, 1<<63)
 		im.put64(hdrL1TableOffset, maxClusterSize)
-		rep := CheckStructure(im.buf)
+		rep := Structure(im.buf)
 		// 2^80 maximum: any image_size is allowed; the L1 table is past EOF.
 		if got, want := rep.Kinds(), []ViolationKind{ViolTablePastEOF, nccOnly}; !slices.Equal(got, want) {
 			t.Fatalf("kinds %v, want %v\n%s", got, want, rep)
@@ -243,7 +253,7 @@ func TestCheckStructureHostile(t *testing.T) {
 		im := smallImage(t)
 		im.put64(im.l1Entry(1), 0xffffffffffffe000) // offset+table wraps around
 		im.put64(l2aEntry(1), 0xfffffffffffff000)
-		rep := CheckStructure(im.buf)
+		rep := Structure(im.buf)
 		if got, want := rep.Kinds(), []ViolationKind{ViolTablePastEOF, ViolDataPastEOF, nccOnly}; !slices.Equal(got, want) {
 			t.Fatalf("kinds %v, want %v\n%s", got, want, rep)
 		}
@@ -257,7 +267,7 @@ func TestCheckStructureHostile(t *testing.T) {
 		for k := uint64(0); k < im.entries(); k++ {
 			im.put64(l2+k*entrySize, l2) // every entry points at its own table
 		}
-		var c StructureChecker
+		var c Checker
 		c.ViolationLimit = 10
 		rep := c.Check(im.buf)
 		// 512 table/data (each entry names the table itself), then 511
@@ -276,25 +286,87 @@ func TestCheckStructureHostile(t *testing.T) {
 	t.Run("too-large", func(t *testing.T) {
 		im := newTestImage(t, 4096, 1, 1, 1<<30)
 		size := int64(MaxCheckedClusters+1) * 4096
-		_, err := CheckStructureReaderAt(zeroTail{im.buf}, size)
-		if !errors.Is(err, ErrStructureTooLarge) {
-			t.Fatalf("err = %v, want ErrStructureTooLarge", err)
+		_, err := ReaderAt(zeroTail{im.buf}, size)
+		if !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("err = %v, want ErrTooLarge", err)
 		}
 	})
 	t.Run("read-error", func(t *testing.T) {
 		im := smallImage(t)
-		_, err := CheckStructureReaderAt(failAt{bytes.NewReader(im.buf), smallL2b}, int64(len(im.buf)))
-		if !errors.Is(err, ErrStructureRead) || !strings.Contains(err.Error(), "offset 36864") {
-			t.Fatalf("err = %v, want ErrStructureRead naming offset 0x9000", err)
+		_, err := ReaderAt(failAt{bytes.NewReader(im.buf), smallL2b}, int64(len(im.buf)))
+		if !errors.Is(err, ErrRead) || !strings.Contains(err.Error(), "offset 36864") {
+			t.Fatalf("err = %v, want ErrRead naming offset 0x9000", err)
 		}
 	})
-	t.Run("missing-file", func(t *testing.T) {
-		_, err := CheckStructureFile(afero.NewMemMapFs(), "nope.qed")
-		if err == nil || !strings.Contains(err.Error(), "nope.qed") {
-			t.Fatalf("err = %v", err)
+	// File's errors name the file: by its Name method when it has one
+	// (*os.File, afero.File), else generically; a failed read still wraps
+	// ErrRead.
+	t.Run("file-read-error", func(t *testing.T) {
+		im := smallImage(t)
+		f := namedFile{failAt{bytes.NewReader(im.buf), smallL2b}, int64(len(im.buf)), "crashed.qed", nil}
+		_, err := File(f)
+		if !errors.Is(err, ErrRead) || !strings.Contains(err.Error(), "crashed.qed") || !strings.Contains(err.Error(), "offset 36864") {
+			t.Fatalf("err = %v, want ErrRead naming crashed.qed and offset 0x9000", err)
+		}
+	})
+	t.Run("file-stat-error", func(t *testing.T) {
+		statErr := errors.New("injected stat failure")
+		f := namedFile{failAt{bytes.NewReader(nil), -1}, 0, "nope.qed", statErr}
+		_, err := File(f)
+		if !errors.Is(err, statErr) || !strings.Contains(err.Error(), "nope.qed") {
+			t.Fatalf("err = %v, want the stat error naming nope.qed", err)
+		}
+		_, err = File(struct{ FileReader }{f}) // no Name method
+		if !errors.Is(err, statErr) || !strings.Contains(err.Error(), "the image file") {
+			t.Fatalf("err = %v, want the stat error naming the image file", err)
+		}
+	})
+	t.Run("os-file", func(t *testing.T) {
+		im := smallImage(t)
+		p := filepath.Join(t.TempDir(), "img.qed")
+		if err := os.WriteFile(p, im.buf, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		rep, err := File(f)
+		if err != nil || !reflect.DeepEqual(rep, Structure(im.buf)) {
+			t.Fatalf("File(*os.File) = %v, %v; want the []byte report", rep, err)
 		}
 	})
 }
+
+// namedFile is a FileReader with a name, a size and an optional Stat error.
+type namedFile struct {
+	io.ReaderAt
+	size    int64
+	name    string
+	statErr error
+}
+
+func (f namedFile) Name() string { return f.name }
+
+func (f namedFile) Stat() (fs.FileInfo, error) {
+	if f.statErr != nil {
+		return nil, f.statErr
+	}
+	return fileInfo{f.name, f.size}, nil
+}
+
+type fileInfo struct {
+	name string
+	size int64
+}
+
+func (i fileInfo) Name() string       { return i.name }
+func (i fileInfo) Size() int64        { return i.size }
+func (i fileInfo) Mode() fs.FileMode  { return 0o644 }
+func (i fileInfo) ModTime() time.Time { return time.Time{} }
+func (i fileInfo) IsDir() bool        { return false }
+func (i fileInfo) Sys() any           { return nil }
 
 // zeroTail reads as b followed by zeros, of any claimed size.
 type zeroTail struct{ b []byte }
