@@ -1,7 +1,9 @@
 package campaign
 
 import (
+	"cmp"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/faultfs"
@@ -148,7 +150,14 @@ func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size i
 			d.lost = true
 			d.epochWrites(w, opOf[j])
 		case in.Fault == faultfs.FaultBitflip:
-			d.hostHit(in.Off, int64(in.Len), true, reps)
+			if o := opOf[j]; o >= 0 && o < len(w.Ops) && w.Ops[o].Kind == workload.Read {
+				d.add(w.Ops[o].Off, w.Ops[o].Len) // what the guest read
+			}
+			if !d.hostHit(in.Off, int64(in.Len), true, reps) {
+				// A cluster not linked in the file yet: what the epoch
+				// wrote there may have been read back and used.
+				d.epochWrites(w, opOf[j])
+			}
 		default: // a lost or misdirected write
 			d.lost = true
 			located := d.hostHit(in.Off, int64(in.Len), false, reps)
@@ -165,7 +174,36 @@ func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size i
 			}
 		}
 	}
+	if d.lost {
+		// The file ended before what it linked: a later allocation may
+		// have taken a linked cluster again. Every guest cluster sharing
+		// its data cluster with another is damaged.
+		for _, rep := range reps {
+			d.collisions(rep)
+		}
+	}
 	return d
+}
+
+// collisions adds the guest ranges of rep's mapped clusters whose data
+// clusters overlap another's.
+func (d *damage) collisions(rep *props.StructureReport) {
+	if rep == nil {
+		return
+	}
+	type ext struct{ host, end, guest int64 }
+	es := make([]ext, len(rep.Mapped))
+	for i, r := range rep.Mapped {
+		es[i] = ext{int64(rep.MappedHost[i]), int64(rep.MappedHost[i]) + r.Len, r.Off}
+	}
+	slices.SortFunc(es, func(a, b ext) int { return cmp.Compare(a.host, b.host) })
+	for i := range es {
+		for j := i + 1; j < len(es) && es[j].host < es[i].end; j++ {
+			lo, hi := es[j].host, min(es[i].end, es[j].end)
+			d.add(es[i].guest+lo-es[i].host, hi-lo)
+			d.add(es[j].guest, hi-lo)
+		}
+	}
 }
 
 // epochWrites adds the guest clusters of the writes since the last flush

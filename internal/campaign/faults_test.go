@@ -65,7 +65,18 @@ func TestDamageOf(t *testing.T) {
 			require.Equal(t, tc.meta, d.meta)
 		})
 	}
-	d := damage{size: size, ranges: []model.Range{{Off: 0, Len: 0x100}, {Off: 0x80, Len: 0x100}}}
+	// After a lost write, guest clusters sharing a data cluster are damaged.
+	twice := &props.StructureReport{Walked: true, Header: rep.Header,
+		Mapped:     []model.Range{{Off: 0x8000, Len: 0x1000}, {Off: 0x88000, Len: 0x2000}},
+		MappedHost: []uint64{0x6000, 0x5000}}
+	d := damageOf([]faultfs.Injection{lost(0x9000, 0x1000)}, []int{0}, w, size, twice)
+	require.Contains(t, d.ranges, model.Range{Off: 0x89000, Len: 0x1000})
+	require.Contains(t, d.ranges, model.Range{Off: 0x8000, Len: 0x1000})
+	// A bitflip in what a guest read: what it read.
+	rd := &workload.Workload{Ops: []workload.Op{{Kind: workload.Read, Off: 0x3700, Len: 0x200}}}
+	d = damageOf([]faultfs.Injection{{Op: faultfs.OpRead, Fault: faultfs.FaultBitflip, Path: img, Off: 0x9000, Len: 0x200}}, []int{0}, rd, size, rep)
+	require.Equal(t, []model.Range{{Off: 0x3700, Len: 0x200}}, d.ranges)
+	d = damage{size: size, ranges: []model.Range{{Off: 0, Len: 0x100}, {Off: 0x80, Len: 0x100}}}
 	require.True(t, d.within(0x10, 0x150))
 	require.False(t, d.within(0x10, 0x200))
 }
