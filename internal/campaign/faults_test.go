@@ -67,7 +67,7 @@ func TestDamageOf(t *testing.T) {
 	}
 	// After a lost write, guest clusters sharing a data cluster are damaged.
 	twice := &props.StructureReport{Walked: true, Header: rep.Header,
-		Mapped:     []model.Range{{Off: 0x8000, Len: 0x1000}, {Off: 0x88000, Len: 0x2000}},
+		Mapped:     []check.Range{{Off: 0x8000, Len: 0x1000}, {Off: 0x88000, Len: 0x2000}},
 		MappedHost: []uint64{0x6000, 0x5000}}
 	d := damageOf([]faultfs.Injection{lost(0x9000, 0x1000)}, []int{0}, w, size, twice)
 	require.Contains(t, d.ranges, model.Range{Off: 0x89000, Len: 0x1000})
