@@ -43,6 +43,10 @@ type StateMachineConfig struct {
 	// test uses it to count only failures the defect causes (the same
 	// sequence must pass with the defect off).
 	Accept func(*Failure) bool
+
+	// seen, if set, gets every sequence run (shrinking excluded), in
+	// order: the pinned-generation test's view of the run.
+	seen func(*Sequence)
 }
 
 // DefaultStateMachineConfig returns the defaults: 40 sequences of up to 30
@@ -558,6 +562,9 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 				res.CrashStates += r.CrashStates
 				res.Faults += r.Faults
 				res.Explored.add(r)
+				if cfg.seen != nil {
+					cfg.seen(r.Sequence())
+				}
 			}
 			if r.rejected {
 				res.Rejected++
