@@ -235,7 +235,7 @@ concurrent 2
 // it) on target and fails t, with the failure explained, if it does not
 // pass. Paste a shrunk counterexample into a regression test with it:
 //
-//	props.Replay(t, props.QEDTarget{}, `qedtorture-workload v1
+//	props.Replay(t, qedtarget.Target{}, `qedtorture-workload v1
 //	image cluster_size=4096 table_size=1 size=65536
 //	write 0x0 0x1000 id=1
 //	#! crash sync=1 model=subset choice=3

@@ -5,14 +5,16 @@
 // only); the checker's props names (CheckStructure, StructureReport, ...)
 // are aliases of it (compat_check.go).
 //
-// # The door (target.go)
+// # The door (props/target)
 //
 // Every implementation is reached through one interface, Target (Create,
 // Open) and the Disk it opens (ReadAt, WriteAt, WriteZeroes, Flush, Close,
-// Size, Resize, Check). Everything it does with files must go through the
-// afero.Fs it is handed, so the crash layer (crashsim) and the fault layer
-// (faultfs) see every byte. QEDTarget adapts impl/qed; another
-// implementation writes a similar adapter of a few dozen lines.
+// Size, Resize, Check), defined in package props/target and aliased here.
+// Everything it does with files must go through the afero.Fs it is
+// handed, so the crash layer (crashsim) and the fault layer (faultfs) see
+// every byte. impl/qed/qedtarget adapts impl/qed; another implementation
+// writes a similar adapter of a few dozen lines. props imports no
+// implementation.
 //
 // # The oracle (oracle.go, exec.go)
 //
@@ -113,8 +115,9 @@
 //     reached.
 //   - Runs with concurrent groups are not bit-for-bit replayable: the
 //     interleaving of the goroutines' file operations varies.
-//   - QEDTarget runs impl/qed with its idle NEED_CHECK clear off (a run is
-//     faster than its 5 s delay, and a real timer would make runs differ).
+//   - qedtarget.Target runs impl/qed with its idle NEED_CHECK clear off (a
+//     run is faster than its 5 s delay, and a real timer would make runs
+//     differ).
 //     TestIdleClearCrashSafe (idle_test.go) is that path's crash test: a
 //     manual clock idles impl/qed after every write and a crash sweep
 //     judges every state of every sync, the idle clear's included.

@@ -140,7 +140,7 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 	if err != nil {
 		return fail(err)
 	}
-	cfg.Tool = tool
+	cfg.Tool, cfg.Reference = tool, referenceTarget()
 	if f.replay != "" {
 		return replayQEMU(e, cfg, f.replay)
 	}

@@ -19,7 +19,7 @@ differs), runs the oracle again and prints the verdict and its explanation.
 Exit status: 1 if the case still fails, 0 if it now passes, 2 usage error.`,
 		Args: argsBetween(1, 1, "ARTIFACT_DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := campaign.Replay(args[0])
+			res, err := campaign.Replay(args[0], resolveTarget)
 			if err != nil {
 				return fail(err)
 			}

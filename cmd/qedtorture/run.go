@@ -84,7 +84,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.IntVar(&f.shards, "shards", 0, "shard count N when the index comes from JOB_COMPLETION_INDEX")
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after this many failures")
 	fl.BoolVar(&f.noDedup, "no-dedup", false, "run the oracle on every crash state, even one byte-identical to a state already judged against the same model")
-	fl.StringVar(&f.target, "target", "impl/qed", "implementation under test ("+strings.Join(campaign.TargetNames(), ", ")+")")
+	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
 	return cmd
 }
 
@@ -152,11 +152,7 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		return bad("invalid --max-failures %d: want at least 1", f.maxFailures)
 	}
 	cfg.Bound, cfg.Samples, cfg.SampledPoints, cfg.MaxFailures = f.bound, f.samples, f.sampledPoints, f.maxFailures
-	if strings.HasPrefix(strings.ToLower(f.target), "qemu") {
-		// run's targets run in process over crashsim; QEMU cannot.
-		return bad("invalid --target %q: QEMU is tested with 'qedtorture qemu' (qemu-io over blklogwrites, its log replayed through crashsim); run's targets are %s", f.target, strings.Join(campaign.TargetNames(), ", "))
-	}
-	t, err := campaign.TargetByName(f.target)
+	t, err := resolveTarget(f.target)
 	if err != nil {
 		return bad("invalid --target: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -63,6 +64,11 @@ type Config struct {
 	// never after Run returns.
 	Checkpoint      func(*Report)
 	CheckpointEvery time.Duration
+	// Reference is the in-process implementation that recovers every
+	// distinct crash state and runs the other side of Diff (side
+	// "impl/qed"): impl/qed's adapter, passed by cmd/qedtorture (this
+	// package imports no other implementation). Required.
+	Reference target.Target
 }
 
 // Stats are the running counters of a campaign.
@@ -230,6 +236,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if cfg.Iterations <= 0 && cfg.Duration <= 0 {
 		return nil, errors.New("qemu: campaign needs iterations or a duration")
+	}
+	if cfg.Reference == nil {
+		return nil, errors.New("qemu: campaign needs the in-process reference implementation (Config.Reference)")
 	}
 	if cfg.Models == nil {
 		cfg.Models = oracle.DefaultModels()
@@ -474,7 +483,7 @@ func runOne(cfg Config, w *workload.Workload, ws uint64, end End, dir string) ([
 		out = append(out, &finding{sig: runSignature(re), side: "qemu", stage: "run", msg: re.Error(), runErr: re, rec: rec, w: rec.W, guestOp: re.Op})
 	}
 	res, err := CheckCrashes(rec, CrashOptions{Models: cfg.Models, Enum: cfg.Enum, SamplePoints: cfg.SampledPoints, Seed: ws,
-		QEMUBudget: cfg.QEMUStates, Tool: cfg.Tool, WorkDir: filepath.Join(dir, "states")})
+		QEMUBudget: cfg.QEMUStates, Tool: cfg.Tool, WorkDir: filepath.Join(dir, "states"), Reference: cfg.Reference})
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
@@ -483,7 +492,7 @@ func runOne(cfg Config, w *workload.Workload, ws uint64, end End, dir string) ([
 	}
 	var dres *DiffResult
 	if cfg.Diff {
-		if dres, err = Diff(cfg.Tool, w, filepath.Join(dir, "diff")); err != nil {
+		if dres, err = Diff(cfg.Tool, cfg.Reference, w, filepath.Join(dir, "diff")); err != nil {
 			return nil, nil, nil, nil, err
 		}
 		for _, d := range dres.Differences {
@@ -502,7 +511,7 @@ func reproduce(cfg Config, f *finding, w *workload.Workload, dir string) *findin
 	defer os.RemoveAll(dir)
 	switch {
 	case f.diff != nil:
-		d, err := Diff(cfg.Tool, w, filepath.Join(dir, "diff"))
+		d, err := Diff(cfg.Tool, cfg.Reference, w, filepath.Join(dir, "diff"))
 		if err != nil {
 			return nil
 		}
@@ -530,7 +539,7 @@ func reproduce(cfg Config, f *finding, w *workload.Workload, dir string) *findin
 		budget = -1
 	}
 	res, err := CheckCrashes(rec, CrashOptions{Models: models, Enum: cfg.Enum, Seed: f.wseed, QEMUBudget: budget, Tool: cfg.Tool,
-		WorkDir: filepath.Join(dir, "states"), SkipQED: f.state.Side != SideQED})
+		WorkDir: filepath.Join(dir, "states"), SkipQED: f.state.Side != SideQED, Reference: cfg.Reference})
 	if err != nil {
 		return nil
 	}

@@ -3,6 +3,7 @@ package qemu
 import (
 	"bytes"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
 )
 
@@ -41,7 +43,12 @@ type CrashOptions struct {
 	// QEMUBudget: at most this many distinct states are recovered and read
 	// back with QEMU (2 qemu-img processes each); 0 = none, <0 = all.
 	QEMUBudget int
-	// SkipQED skips the impl/qed recovery (the raw structural check runs
+	// Reference is the in-process implementation that recovers and reads
+	// back every distinct state (side impl/qed: cmd/qedtorture passes
+	// impl/qed's adapter; this package imports no other implementation).
+	// Required unless SkipQED.
+	Reference target.Target
+	// SkipQED skips the Reference recovery (the raw structural check runs
 	// on every state anyway).
 	SkipQED bool
 	Tool    *qemutool.Tool
@@ -83,6 +90,9 @@ type stateKey struct {
 // CheckCrashes enumerates the crash states of rec and judges them (see
 // the package doc). Failures are kept one per (side, stage, phase).
 func CheckCrashes(rec *Recording, o CrashOptions) (*CrashResult, error) {
+	if o.Reference == nil && !o.SkipQED {
+		return nil, errors.New("qemu: CheckCrashes needs CrashOptions.Reference (the in-process implementation that recovers crash states) or SkipQED")
+	}
 	models := o.Models
 	if models == nil {
 		models = oracle.DefaultModels()
@@ -157,7 +167,7 @@ func CheckCrashes(rec *Recording, o CrashOptions) (*CrashResult, error) {
 					continue
 				}
 				res.QEDChecked++
-				v := props.CheckCrashState(props.QEDTarget{}, st, imageInTree, ph.Model.Clone(), props.OracleOptions{})
+				v := props.CheckCrashState(o.Reference, st, imageInTree, ph.Model.Clone(), props.OracleOptions{})
 				if !v.OK() && v.Stage != props.StageStructureBefore {
 					fail(SideQED, string(v.Stage), v.String())
 				}

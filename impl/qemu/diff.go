@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -47,11 +49,16 @@ type side struct {
 	model  error // the final data against the model
 }
 
-// Diff runs w (adapted) through QEMU (files in dir) and through impl/qed
-// (in memory) with props.Exec, which checks every read and concurrent
-// group against the model on both sides, then compares what each side
-// reports and the final guest data and check reports.
-func Diff(tool *qemutool.Tool, w *workload.Workload, dir string) (*DiffResult, error) {
+// Diff runs w (adapted) through QEMU (files in dir) and through ref, the
+// in-process reference (impl/qed's adapter, in memory), with props.Exec,
+// which checks every read and concurrent group against the model on both
+// sides, then compares what each side reports and the final guest data
+// and check reports. The reference's side is named "impl/qed" in the
+// differences.
+func Diff(tool *qemutool.Tool, ref target.Target, w *workload.Workload, dir string) (*DiffResult, error) {
+	if ref == nil {
+		return nil, errors.New("qemu: Diff needs the in-process reference implementation")
+	}
 	w, ad := Adapt(w)
 	res := &DiffResult{W: w, Adaptations: ad}
 	q, err := runSide(Target{Tool: tool}, afero.NewOsFs(), dir, w, func(path string) ([]byte, error) {
@@ -65,7 +72,7 @@ func Diff(tool *qemutool.Tool, w *workload.Workload, dir string) (*DiffResult, e
 	if err != nil {
 		return nil, err
 	}
-	d, err := runSide(props.QEDTarget{}, afero.NewMemMapFs(), "/diff", w, nil)
+	d, err := runSide(ref, afero.NewMemMapFs(), "/diff", w, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -18,7 +19,7 @@ func TestDiff(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	for i := range 4 {
 		w := workload.Generate(rng, GenConfig())
-		res, err := Diff(tool, w, t.TempDir())
+		res, err := Diff(tool, qedtarget.Target{}, w, t.TempDir())
 		if err != nil {
 			t.Fatalf("workload %d: %v", i, err)
 		}

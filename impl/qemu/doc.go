@@ -26,7 +26,9 @@
 //   - [CheckCrashes] enumerates crash points (every sync point, the end of
 //     the trace and sampled indices) and crash states under the chosen
 //     crashsim models. Every state gets the structural checker on its raw
-//     bytes and props.CheckCrashState with impl/qed; a budgeted, de-
+//     bytes and props.CheckCrashState with the in-process reference
+//     (CrashOptions.Reference: impl/qed's adapter, which cmd/qedtorture
+//     passes in; this package names no other implementation); a budgeted, de-
 //     duplicated sample also gets QEMU's recovery as a guest would see it
 //     (a writable open and close in qemu-io: QEMU checks and repairs only
 //     when NEED_CHECK is set), the structural checker on the result, and

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
@@ -56,7 +57,7 @@ func TestFindingNeedCheckNotDurable(t *testing.T) {
 			t.Errorf("model %s: found=%v, want %v (%d states)", m, found, want, res.States)
 		}
 	}
-	prefix, err := CheckCrashes(rec, CrashOptions{Tool: tool, QEMUBudget: 4, Models: []crashsim.Model{{Base: crashsim.Prefix}}})
+	prefix, err := CheckCrashes(rec, CrashOptions{Tool: tool, Reference: qedtarget.Target{}, QEMUBudget: 4, Models: []crashsim.Model{{Base: crashsim.Prefix}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ read 0x12000 0x1000
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := Diff(tool, w, t.TempDir())
+		res, err := Diff(tool, qedtarget.Target{}, w, t.TempDir())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
@@ -79,7 +80,7 @@ func TestCheckCrashesEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("workload %d: %v\n%s", i, err, w)
 		}
-		res, err := CheckCrashes(rec, CrashOptions{Tool: tool, QEMUBudget: 6, Seed: seed, SamplePoints: 2,
+		res, err := CheckCrashes(rec, CrashOptions{Tool: tool, Reference: qedtarget.Target{}, QEMUBudget: 6, Seed: seed, SamplePoints: 2,
 			Enum: crashsim.EnumOptions{Bound: 8, Samples: 4}})
 		if err != nil {
 			t.Fatal(err)

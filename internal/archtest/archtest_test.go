@@ -91,8 +91,6 @@ var unplaced = map[string]string{}
 
 // edges are today's imports that the layout does not allow.
 var edges = []exception{
-	{"props", "impl/qed", "step 3"},
-	{"internal/campaign", "impl/qed", "step 3 (broken.go and defects_on.go move to impl/qed/qedtarget)"},
 	{"impl/qemu", "props", "steps 2 to 5 (check, target, oracle, executor)"},
 	{"internal/campaign", "props", "steps 2 to 5 (check, target, oracle, executor)"},
 	{"props", "crashsim", "step 6 (the state machine and the sweeps leave props)"},

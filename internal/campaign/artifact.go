@@ -16,6 +16,7 @@ import (
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -321,12 +322,19 @@ func (r *ReplayResult) Fails() bool { return r.Failure != nil }
 // ErrArtifact is wrapped by errors about a malformed artifact directory.
 var ErrArtifact = errors.New("campaign: bad artifact")
 
+// A Resolver returns the target an artifact names (meta.json's "target",
+// a --target name). The engine knows no implementation: cmd/qedtorture's
+// targets.go is the resolver of the command line, tests pass their own.
+// Its error says why the name cannot be run (unknown, or a seeded defect
+// in a build without them) and is returned by Replay as it is.
+type Resolver func(name string) (target.Target, error)
+
 // Replay rebuilds the case an artifact directory describes and judges it
-// again: the workload is re-run on the target (with the same faults and
-// seed) and, for a crash state, the state is rebuilt from its id, from the
-// re-run's trace if equal to the recorded one, else from the recorded
-// trace.
-func Replay(dir string) (*ReplayResult, error) {
+// again: the workload is re-run on the target resolve returns for the
+// artifact's target name (with the same faults and seed) and, for a crash
+// state, the state is rebuilt from its id, from the re-run's trace if
+// equal to the recorded one, else from the recorded trace.
+func Replay(dir string, resolve Resolver) (*ReplayResult, error) {
 	if atomicfile.IsTemp(filepath.Clean(dir)) {
 		return nil, fmt.Errorf("%w: %s is the temporary of an artifact that was never completed (a campaign killed while writing it); it cannot be replayed", ErrArtifact, dir)
 	}
@@ -341,9 +349,9 @@ func Replay(dir string) (*ReplayResult, error) {
 		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, metaFile), err)
 	}
 	meta := res.Meta
-	target, err := TargetByName(meta.Target)
+	tgt, err := resolve(meta.Target)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, metaFile, err)
+		return nil, fmt.Errorf("campaign: replay %s: %w", dir, err)
 	}
 	wf, err := os.Open(filepath.Join(dir, "workload.txt"))
 	if err != nil {
@@ -354,7 +362,7 @@ func Replay(dir string) (*ReplayResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, "workload.txt"), err)
 	}
-	rec, err := Record(target, w, meta.WorkloadSeed, meta.Faults)
+	rec, err := Record(tgt, w, meta.WorkloadSeed, meta.Faults)
 	if err != nil {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
 		return res, nil
@@ -373,7 +381,7 @@ func Replay(dir string) (*ReplayResult, error) {
 	}
 	p, m, guest, notes, err := rebuildPoint(dir, rec, id.K, meta.GuestOp)
 	if errors.Is(err, errImplChanged) {
-		return replayChanged(res, target, w, rec, meta)
+		return replayChanged(res, tgt, w, rec, meta)
 	}
 	if err != nil {
 		return nil, err
@@ -390,7 +398,7 @@ func Replay(dir string) (*ReplayResult, error) {
 			return nil, err
 		}
 	}
-	res.Verdict = props.CheckCrashState(target, st, ImagePath, m.Clone(), oracle)
+	res.Verdict = props.CheckCrashState(tgt, st, ImagePath, m.Clone(), oracle)
 	if !res.Verdict.OK() {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: res.Verdict.Stage,
 			State: id, GuestOp: guest, Verdict: res.Verdict, Rec: rec, Point: p}
@@ -455,7 +463,7 @@ func hasConcurrent(w *workload.Workload) bool {
 // state no longer exists as such. Every crash state of the workload (every
 // operation index, the artifact's models and bounds) is checked instead;
 // the first failure of any stage is reported.
-func replayChanged(res *ReplayResult, target props.Target, w *workload.Workload, rec *Recording, meta ArtifactMeta) (*ReplayResult, error) {
+func replayChanged(res *ReplayResult, tgt target.Target, w *workload.Workload, rec *Recording, meta ArtifactMeta) (*ReplayResult, error) {
 	res.Notes = append(res.Notes, "the implementation's I/O changed since the artifact was written (the workload's filesystem trace differs): every crash state of the workload was checked again instead of the recorded one")
 	var models []crashsim.Model
 	for _, name := range meta.Models {
@@ -468,7 +476,7 @@ func replayChanged(res *ReplayResult, target props.Target, w *workload.Workload,
 	if len(models) == 0 {
 		models = oracle.DefaultModels()
 	}
-	ck := &checker{target: target, models: models, sampledPoints: meta.SampledPoints, allPoints: true,
+	ck := &checker{target: tgt, models: models, sampledPoints: meta.SampledPoints, allPoints: true,
 		enum: crashsim.EnumOptions{Bound: meta.Bound, Samples: meta.Samples}, oracle: meta.Oracle}
 	f, err := ck.judge(rec, "")
 	if err != nil {

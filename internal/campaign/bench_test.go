@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -44,7 +45,7 @@ type benchState struct {
 // benchStates records w and lists the states of its crash points under
 // the subset and torn4k models (bounded).
 func benchStates(b *testing.B, w *workload.Workload) (*Recording, []benchState) {
-	rec, err := Record(props.QEDTarget{}, w, 1, "")
+	rec, err := Record(qedtarget.Target{}, w, 1, "")
 	if err != nil || rec.OpErr != nil {
 		b.Fatal(err, rec.OpErr)
 	}
@@ -103,7 +104,7 @@ func BenchmarkCrashStates(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					v := props.CheckCrashState(props.QEDTarget{}, st, ImagePath, rec.ModelAt(s.k).Clone(), props.OracleOptions{Durable: durables[s.k]})
+					v := props.CheckCrashState(qedtarget.Target{}, st, ImagePath, rec.ModelAt(s.k).Clone(), props.OracleOptions{Durable: durables[s.k]})
 					st.Release()
 					if !v.OK() {
 						b.Fatalf("%s: %v", s.id, v)
@@ -128,7 +129,7 @@ func BenchmarkJudge(b *testing.B) {
 		size    int64
 	}{{"4k-1MiB", 4096, 1 << 20}, {"64k-1GiB", 65536, 1 << 30}} {
 		b.Run(c.name, func(b *testing.B) {
-			rec, err := Record(props.QEDTarget{}, benchWorkload(c.cluster, c.size, 16, 4), 1, "")
+			rec, err := Record(qedtarget.Target{}, benchWorkload(c.cluster, c.size, 16, 4), 1, "")
 			if err != nil || rec.OpErr != nil {
 				b.Fatal(err, rec.OpErr)
 			}
@@ -136,7 +137,7 @@ func BenchmarkJudge(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := cpuTime(b)
 			for b.Loop() {
-				ck := &checker{target: props.QEDTarget{}, models: oracle.DefaultModels(), sampledPoints: DefaultSampledPoints,
+				ck := &checker{target: qedtarget.Target{}, models: oracle.DefaultModels(), sampledPoints: DefaultSampledPoints,
 					enum: crashsim.EnumOptions{Bound: DefaultBound, Samples: DefaultSamples}}
 				f, err := ck.judge(rec, "")
 				if err != nil || f != nil {

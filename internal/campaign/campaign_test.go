@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
@@ -46,7 +47,7 @@ var quickModels = []crashsim.Model{{Base: crashsim.Drop}, {Base: crashsim.Prefix
 func TestCampaignPassesOnQED(t *testing.T) {
 	seed := testSeed(t)
 	var last Stats
-	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 4, Workers: 2, Gen: quickGen(), Models: quickModels,
+	rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: seed, Iterations: 4, Workers: 2, Gen: quickGen(), Models: quickModels,
 		Bound: 16, Samples: 4, SampledPoints: 2, Progress: func(s Stats) { last = s }, ProgressEvery: time.Second})
 	require.NoError(t, err)
 	require.Empty(t, rep.Failures, "%+v", rep.Failures)
@@ -70,7 +71,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 	for _, name := range []string{"broken:noflush", "broken:nosync"} {
 		t.Run(name, func(t *testing.T) {
 			seed := testSeed(t)
-			target, err := TargetByName(name)
+			target, err := targetByName(name)
 			require.NoError(t, err)
 			out := t.TempDir()
 			rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels,
@@ -90,7 +91,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 			require.NoError(t, err)
 			require.Contains(t, string(explain), fr.State)
 
-			res, err := Replay(fr.Artifact)
+			res, err := Replay(fr.Artifact, targetByName)
 			require.NoError(t, err)
 			require.True(t, res.Fails(), "replay must reproduce the failure")
 			require.Equal(t, fr.Stage, string(res.Failure.Stage))
@@ -112,7 +113,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 				b, err := os.ReadFile(filepath.Join(bad, c.file))
 				require.NoError(t, err)
 				require.NoError(t, os.WriteFile(filepath.Join(bad, c.file), bytes.Replace(b, []byte(c.old), []byte(c.new), 1), 0o644))
-				_, err = Replay(bad)
+				_, err = Replay(bad, targetByName)
 				require.ErrorIs(t, err, ErrArtifact, "%s: %s -> %s", c.file, c.old, c.new)
 			}
 		})
@@ -122,7 +123,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 func TestReplayPassesOnFixedTarget(t *testing.T) {
 	seed := testSeed(t)
 	out := t.TempDir()
-	target, _ := TargetByName("broken:noflush")
+	target, _ := targetByName("broken:noflush")
 	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
 		Bound: 8, Samples: 2, Target: target, TargetName: "broken:noflush", Out: out})
 	require.NoError(t, err)
@@ -133,27 +134,26 @@ func TestReplayPassesOnFixedTarget(t *testing.T) {
 	require.NoError(t, err)
 	mb = bytes.Replace(mb, []byte(`"broken:noflush"`), []byte(`"impl/qed"`), 1)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), mb, 0o644))
-	res, err := Replay(dir)
+	res, err := Replay(dir, targetByName)
 	require.NoError(t, err)
 	require.False(t, res.Fails(), "%v", res.Failure)
 	require.NotEmpty(t, res.Notes, "the fixed target issues other I/O: every state is re-checked")
 }
 
 func TestReplayBadArtifact(t *testing.T) {
-	_, err := Replay(t.TempDir())
+	_, err := Replay(t.TempDir(), targetByName)
 	require.ErrorIs(t, err, ErrArtifact)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), []byte(`{"version":1,"target":"nope"}`), 0o644))
-	_, err = Replay(dir)
-	require.ErrorIs(t, err, ErrArtifact)
-	require.ErrorContains(t, err, "unknown target")
+	_, err = Replay(dir, targetByName)
+	require.ErrorContains(t, err, "unknown target", "the resolver's error, as it is")
 }
 
 // TestShardMergeEquivalence: two shards plus a merge check the same
 // workloads with the same crash-state counts as one unsharded run.
 func TestShardMergeEquivalence(t *testing.T) {
 	seed := testSeed(t)
-	cfg := Config{Seed: seed, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[:3], Bound: 8, Samples: 2, SampledPoints: 1}
+	cfg := Config{Target: qedtarget.Target{}, Seed: seed, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[:3], Bound: 8, Samples: 2, SampledPoints: 1}
 	all, err := Run(context.Background(), cfg)
 	require.NoError(t, err)
 	var shards []*Report
@@ -187,7 +187,7 @@ func TestShardMergeEquivalence(t *testing.T) {
 }
 
 func TestReportJSON(t *testing.T) {
-	rep, err := Run(context.Background(), Config{Seed: 7, Iterations: 1, Gen: quickGen(), Models: quickModels[:1]})
+	rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 7, Iterations: 1, Gen: quickGen(), Models: quickModels[:1]})
 	require.NoError(t, err)
 	var buf bytes.Buffer
 	require.NoError(t, rep.WriteJSON(&buf))
@@ -209,7 +209,7 @@ func TestReportJSON(t *testing.T) {
 // TestMinimizeDeterministic: the same failure minimizes to the same case.
 func TestMinimizeDeterministic(t *testing.T) {
 	seed := testSeed(t)
-	target, _ := TargetByName("broken:noflush")
+	target, _ := targetByName("broken:noflush")
 	var got []string
 	for range 2 {
 		rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels,
@@ -227,7 +227,7 @@ func TestMinimizeDeterministic(t *testing.T) {
 // a failure; the state after the fault is still judged.
 func TestFaultsAreExpected(t *testing.T) {
 	seed := testSeed(t)
-	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 6, Gen: quickGen(), Models: quickModels[:3],
+	rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: seed, Iterations: 6, Gen: quickGen(), Models: quickModels[:3],
 		Bound: 32, Samples: 4, Faults: "write:eio@nth=4"})
 	require.NoError(t, err)
 	require.Empty(t, rep.Failures, "%+v", rep.Failures)
@@ -239,7 +239,7 @@ func TestFaultsAreExpected(t *testing.T) {
 
 func TestRecordSnapshots(t *testing.T) {
 	w := benchWorkload(4096, 64<<10, 4, 2)
-	rec, err := Record(props.QEDTarget{}, w, 1, "")
+	rec, err := Record(qedtarget.Target{}, w, 1, "")
 	require.NoError(t, err)
 	require.Nil(t, rec.OpErr)
 	require.Equal(t, -1, rec.Snaps[0].Op)
@@ -302,15 +302,19 @@ func TestConfigParsing(t *testing.T) {
 	require.ErrorIs(t, err, ErrConfig)
 	require.NotEqual(t, WorkloadSeed(1, 0), WorkloadSeed(1, 1))
 	require.NotEqual(t, WorkloadSeed(1, 0), WorkloadSeed(2, 0))
-	_, err = Run(context.Background(), Config{Shard: Shard{2, 2}})
+	_, err = Run(context.Background(), Config{Target: qedtarget.Target{}, Shard: Shard{2, 2}})
 	require.ErrorIs(t, err, ErrConfig)
+	// The engine knows no implementation: the target is required.
+	_, err = Run(context.Background(), Config{Iterations: 1})
+	require.ErrorIs(t, err, ErrConfig)
+	require.ErrorContains(t, err, "no target")
 }
 
 // TestDurableCacheSameVerdicts: props.OracleOptions.Durable (used by the
 // campaign) changes no verdict: every state of a broken target's run gets
 // the same stage and the same first bad offset with and without it.
 func TestDurableCacheSameVerdicts(t *testing.T) {
-	target, _ := TargetByName("broken:noflush")
+	target, _ := targetByName("broken:noflush")
 	w := benchWorkload(4096, 64<<10, 6, 2)
 	rec, err := Record(target, w, 1, "")
 	require.NoError(t, err)
@@ -342,7 +346,7 @@ func TestDurableCacheSameVerdicts(t *testing.T) {
 // TargetOrDie returns the named target.
 func TargetOrDie(t testing.TB, name string) props.Target {
 	t.Helper()
-	target, err := TargetByName(name)
+	target, err := targetByName(name)
 	require.NoError(t, err)
 	return target
 }

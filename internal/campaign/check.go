@@ -11,6 +11,7 @@ import (
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -74,7 +75,7 @@ type counters struct {
 
 // checker judges the crash states of recordings.
 type checker struct {
-	target        props.Target
+	target        target.Target
 	models        []crashsim.Model
 	enum          crashsim.EnumOptions
 	sampledPoints int

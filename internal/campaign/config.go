@@ -12,6 +12,7 @@ import (
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -128,10 +129,13 @@ type Config struct {
 	MinimizeCandidates int
 	MinimizeTimeout    time.Duration
 	// Out is where artifacts go ("" = none written).
-	Out    string
-	Target props.Target // nil = props.QEDTarget{}
-	// TargetName names Target in reports and artifacts (replay resolves it
-	// with TargetByName).
+	Out string
+	// Target is the implementation under test (required: the engine knows
+	// no implementation; cmd/qedtorture's targets.go maps --target names
+	// to targets). A target.ReadLimiter sets Oracle.FullReadLimit.
+	Target target.Target
+	// TargetName names Target in reports and artifacts ("" = Target.Name());
+	// Replay hands it to its resolver.
 	TargetName string
 	Oracle     props.OracleOptions
 	// Progress, if set, is called about every ProgressEvery (and at the
@@ -230,18 +234,26 @@ func (c *Config) setDefaults() error {
 		c.MinimizeTimeout = 2 * time.Minute
 	}
 	if c.Target == nil {
-		c.Target = props.QEDTarget{}
+		return fmt.Errorf("%w: no target (the implementation under test)", ErrConfig)
 	}
 	if c.TargetName == "" {
 		c.TargetName = c.Target.Name()
 	}
-	if t, ok := c.Target.(oracleTuner); ok {
-		c.Oracle = t.TuneOracle(c.Oracle)
-	}
+	c.Oracle = tuneOracle(c.Target, c.Oracle)
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = 10 * time.Second
 	}
 	return nil
+}
+
+// tuneOracle applies what a target asks of the oracle (target.ReadLimiter).
+func tuneOracle(t target.Target, o props.OracleOptions) props.OracleOptions {
+	if rl, ok := t.(target.ReadLimiter); ok {
+		if l := rl.FullReadLimit(); l > 0 {
+			o.FullReadLimit = l
+		}
+	}
+	return o
 }
 
 // WorkloadSeed is the seed of workload w of a campaign (splitmix64 of the

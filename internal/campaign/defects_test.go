@@ -33,7 +33,7 @@ func TestSeededDefects(t *testing.T) {
 		}
 		t.Run(info.Name, func(t *testing.T) {
 			name := "defect:" + info.Name
-			target, err := TargetByName(name)
+			target, err := targetByName(name)
 			require.NoError(t, err)
 			rep, err := Run(context.Background(), Config{Seed: seed, Duration: 60 * time.Second, Workers: 2,
 				Target: target, TargetName: name, Out: t.TempDir()})
@@ -41,7 +41,7 @@ func TestSeededDefects(t *testing.T) {
 			require.Len(t, rep.Failures, 1, "%s not found in 60 s", info.Name)
 			fr := rep.Failures[0]
 			t.Logf("| %s | %s | %s | %.1f | %d (from %d) |", info.Name, fr.Stage, fr.Model, fr.FoundSeconds, fr.Ops, fr.OriginalOps)
-			res, err := Replay(fr.Artifact)
+			res, err := Replay(fr.Artifact, targetByName)
 			require.NoError(t, err)
 			require.True(t, res.Fails(), "the artifact must replay")
 			qed.SetDefect(qed.DefectNone)

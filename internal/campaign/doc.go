@@ -44,10 +44,14 @@
 //
 // # Targets
 //
-// TargetByName resolves "impl/qed", the deliberately broken wrappers
-// "broken:noflush" (a guest flush does nothing) and "broken:nosync" (every
-// file sync is dropped), and, in builds with the qeddefects tag, every
-// seeded defect of impl/qed as "defect:NAME".
+// The engine imports no implementation: Config.Target is required, and
+// Replay takes a Resolver for the target name an artifact records. The
+// command line maps --target names (cmd/qedtorture/targets.go): "impl/qed",
+// the deliberately broken wrappers "broken:noflush" (a guest flush does
+// nothing) and "broken:nosync" (every file sync is dropped), and, in
+// builds with the qeddefects tag, every seeded defect of impl/qed as
+// "defect:NAME" (all in impl/qed/qedtarget). A target that implements
+// target.ReadLimiter is judged with its oracle full-read limit.
 //
 // # Failures
 //

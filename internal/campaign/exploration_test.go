@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +18,7 @@ import (
 // to Bound, else Samples, and at least one); the per-model counts add up.
 func TestCampaignExploration(t *testing.T) {
 	seed := testSeed(t)
-	cfg := Config{Seed: seed, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels,
+	cfg := Config{Target: qedtarget.Target{}, Seed: seed, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels,
 		Bound: 16, Samples: 4, SampledPoints: 3}
 	rep, err := Run(context.Background(), cfg)
 	require.NoError(t, err)
@@ -31,7 +31,7 @@ func TestCampaignExploration(t *testing.T) {
 	for w := range cfg.Iterations {
 		ws := WorkloadSeed(seed, w)
 		wl := generate(ws, cfg.Gen)
-		rec, err := Record(props.QEDTarget{}, wl, ws, "")
+		rec, err := Record(qedtarget.Target{}, wl, ws, "")
 		require.NoError(t, err)
 		require.Nil(t, rec.OpErr)
 		ks := rec.PointKs(cfg.SampledPoints)

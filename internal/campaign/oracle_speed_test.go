@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
@@ -13,7 +14,7 @@ import (
 // flipTarget is impl/qed whose reads return one guest byte (at flipAt)
 // inverted: a data defect the oracle must report at that offset.
 type flipTarget struct {
-	props.QEDTarget
+	qedtarget.Target
 	flipAt int64
 }
 
@@ -23,7 +24,7 @@ type flipDisk struct {
 }
 
 func (t flipTarget) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk, error) {
-	d, err := t.QEDTarget.Open(fs, path, o)
+	d, err := t.Target.Open(fs, path, o)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +48,7 @@ func (d flipDisk) ReadAt(p []byte, off int64) (int, error) {
 // and without the durable contents.
 func TestOracleSpeedupsKeepDataChecks(t *testing.T) {
 	w := benchWorkload(4096, 64<<10, 6, 2)
-	rec, err := Record(props.QEDTarget{}, w, 1, "")
+	rec, err := Record(qedtarget.Target{}, w, 1, "")
 	require.NoError(t, err)
 	require.True(t, rec.OpErr == nil, "workload failed: %v", rec.OpErr)
 	checked := 0
@@ -91,7 +92,7 @@ func TestOracleSpeedupsKeepDataChecks(t *testing.T) {
 // read from every page.
 func TestStateKeyExact(t *testing.T) {
 	w := benchWorkload(4096, 64<<10, 8, 4)
-	rec, err := Record(props.QEDTarget{}, w, 1, "")
+	rec, err := Record(qedtarget.Target{}, w, 1, "")
 	require.NoError(t, err)
 	sh := newStateHasher()
 	full := newStateHasher() // same seeds, every page read and compared

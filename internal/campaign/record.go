@@ -13,6 +13,7 @@ import (
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -62,15 +63,15 @@ type Recording struct {
 // Faulted reports whether a fault was injected during the run.
 func (r *Recording) Faulted() bool { return len(r.Injected) > 0 }
 
-// Record runs w on target over a fresh recording filesystem. With faults
+// Record runs w on tgt over a fresh recording filesystem. With faults
 // (faultfs rules, "" for none) the image is closed after the setup and
 // reopened through the fault layer, seeded with seed, so the rules count
 // the operations of the run proper. A guest op error stops the run and is
 // returned in Recording.OpErr, not as the error; the error is for a
 // setup that could not be done.
-func Record(target props.Target, w *workload.Workload, seed uint64, faults string) (*Recording, error) {
+func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string) (*Recording, error) {
 	fs := crashsim.New(fsOptions)
-	e, err := props.NewExec(target, fs, Dir, w)
+	e, err := props.NewExec(tgt, fs, Dir, w)
 	if err != nil {
 		return nil, fmt.Errorf("campaign: setup: %w", err)
 	}
@@ -85,7 +86,7 @@ func Record(target props.Target, w *workload.Workload, seed uint64, faults strin
 			return nil, fmt.Errorf("campaign: setup: close: %w", err)
 		}
 		e.FS = ffs
-		if e.Disk, err = target.Open(ffs, e.ImagePath(), props.OpenOptions{}); err != nil {
+		if e.Disk, err = tgt.Open(ffs, e.ImagePath(), target.OpenOptions{}); err != nil {
 			// An error the fault layer injected into this open is
 			// expected: the open surfaced it, and the run stops before
 			// its first op with the image as the failed open left it

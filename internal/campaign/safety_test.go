@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/cleanup"
 	"github.com/qedtorture/qedtorture/internal/tmpfstest"
@@ -36,7 +37,7 @@ func TestRunInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var cancelled time.Time
 	var once sync.Once
-	rep, err := Run(ctx, Config{Seed: seed, Duration: time.Minute, Workers: 2, Gen: quickGen(), Models: quickModels,
+	rep, err := Run(ctx, Config{Target: qedtarget.Target{}, Seed: seed, Duration: time.Minute, Workers: 2, Gen: quickGen(), Models: quickModels,
 		ProgressEvery: 10 * time.Millisecond, Progress: func(s Stats) {
 			if s.Workloads > 0 {
 				once.Do(func() { cancelled = time.Now(); cancel() })
@@ -51,7 +52,7 @@ func TestRunInterrupted(t *testing.T) {
 	t.Logf("stopped %v after the cancellation", took)
 	require.Positive(t, rep.Workloads)
 
-	rep, err = Run(context.Background(), Config{Seed: seed, Duration: 200 * time.Millisecond, Gen: quickGen(), Models: quickModels[:1]})
+	rep, err = Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: seed, Duration: 200 * time.Millisecond, Gen: quickGen(), Models: quickModels[:1]})
 	require.NoError(t, err)
 	require.False(t, rep.Interrupted, "the duration running out is not an interruption")
 }
@@ -61,7 +62,7 @@ func TestRunInterrupted(t *testing.T) {
 // the (interrupted) report; nothing half-written is left in --out.
 func TestRunInterruptedKeepsFailures(t *testing.T) {
 	seed := testSeed(t)
-	target, err := TargetByName("broken:noflush")
+	target, err := targetByName("broken:noflush")
 	require.NoError(t, err)
 	out := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -93,7 +94,7 @@ func TestRunInterruptedKeepsFailures(t *testing.T) {
 func TestRunCheckpoints(t *testing.T) {
 	seed := testSeed(t)
 	var cps []*Report
-	rep, err := Run(context.Background(), Config{Seed: seed, Duration: 600 * time.Millisecond, Gen: quickGen(), Models: quickModels,
+	rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: seed, Duration: 600 * time.Millisecond, Gen: quickGen(), Models: quickModels,
 		CheckpointEvery: 100 * time.Millisecond, Checkpoint: func(r *Report) { cps = append(cps, r) }})
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, len(cps), 2)
@@ -113,7 +114,7 @@ func TestRunCheckpoints(t *testing.T) {
 // Run says so.
 func TestRunArtifactNotWritten(t *testing.T) {
 	seed := testSeed(t)
-	target, err := TargetByName("broken:noflush")
+	target, err := targetByName("broken:noflush")
 	require.NoError(t, err)
 	out := filepath.Join(t.TempDir(), "file")
 	require.NoError(t, os.WriteFile(out, []byte("x"), 0o644))
@@ -131,14 +132,14 @@ func TestRunArtifactNotWritten(t *testing.T) {
 // and the error names the artifact and the cause.
 func TestWriteArtifactFullDisk(t *testing.T) {
 	seed := testSeed(t)
-	target, err := TargetByName("broken:noflush")
+	target, err := targetByName("broken:noflush")
 	require.NoError(t, err)
 	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels,
 		Bound: 64, Samples: 8, Target: target, TargetName: "broken:noflush", Out: t.TempDir()})
 	require.NoError(t, err)
 	require.Len(t, rep.Failures, 1)
 	// Rebuild the failure from its artifact, then write it to a full disk.
-	res, err := Replay(rep.Failures[0].Artifact)
+	res, err := Replay(rep.Failures[0].Artifact, targetByName)
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure)
 	res.Failure.Index = rep.Failures[0].Workload
@@ -168,7 +169,7 @@ func TestReplayRefusesTemporary(t *testing.T) {
 	tmp, err := atomicfile.MkdirTemp(filepath.Join(t.TempDir(), "failure-1-w0-data"))
 	require.NoError(t, err)
 	defer atomicfile.RemoveTemp(tmp)
-	_, err = Replay(tmp)
+	_, err = Replay(tmp, targetByName)
 	require.ErrorIs(t, err, ErrArtifact)
 	require.ErrorContains(t, err, "never completed")
 }

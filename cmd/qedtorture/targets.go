@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/target"
+)
+
+// The --target names: the only place that maps names to implementations
+// under test. The engine (internal/campaign) imports none; it is handed a
+// target.Target by run and a resolver (resolveTarget) by replay. A new
+// in-process implementation adds its adapter to inProcessTargets.
+
+// inProcessTargets returns the in-process targets of this build by their
+// --target name (each one's Name): impl/qed, the deliberately broken
+// wrappers and, with the qeddefects tag, the seeded defects.
+func inProcessTargets() map[string]target.Target {
+	m := map[string]target.Target{}
+	add := func(t target.Target) {
+		if _, dup := m[t.Name()]; dup {
+			panic("qedtorture: two targets named " + t.Name())
+		}
+		m[t.Name()] = t
+	}
+	add(qedtarget.Target{})
+	for _, t := range qedtarget.Broken() {
+		add(t)
+	}
+	for _, t := range qedtarget.Defects() {
+		add(t)
+	}
+	return m
+}
+
+// targetNames lists the names resolveTarget accepts, sorted.
+func targetNames() []string {
+	var out []string
+	for n := range inProcessTargets() {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// targetHelp is --target's help text.
+func targetHelp() string {
+	h := "implementation under test (impl/qed, broken:noflush, broken:nosync"
+	if !qed.DefectsCompiled {
+		return h + "; defect:NAME in builds with -tags qeddefects)"
+	}
+	return h + ", defect:NAME with NAME one of the seeded defects: " + strings.Join(defectNames(), ", ") + ")"
+}
+
+func defectNames() []string {
+	var out []string
+	for _, d := range qed.DefectCatalogue {
+		out = append(out, d.Name)
+	}
+	return out
+}
+
+// resolveTarget returns the target named name: run's --target and the
+// target an artifact names (replay). Its error is one line saying what the
+// name is and what to do: QEMU has its own command (for now), and a
+// seeded defect named in a build without them needs -tags qeddefects.
+func resolveTarget(name string) (target.Target, error) {
+	if t, ok := inProcessTargets()[name]; ok {
+		return t, nil
+	}
+	if strings.HasPrefix(strings.ToLower(name), "qemu") {
+		// run's targets run in process over crashsim; QEMU cannot.
+		return nil, fmt.Errorf("target %q: QEMU is tested with 'qedtorture qemu' (qemu-io over blklogwrites, its log replayed through crashsim); run's targets are %s", name, strings.Join(targetNames(), ", "))
+	}
+	if d, ok := strings.CutPrefix(name, "defect:"); ok {
+		known := slices.Contains(defectNames(), d)
+		switch {
+		case known && !qed.DefectsCompiled:
+			return nil, fmt.Errorf("target %q is a seeded defect of impl/qed, and this qedtorture was built without them: rebuild it with -tags qeddefects (go build -tags qeddefects ./cmd/qedtorture)", name)
+		case !known:
+			return nil, fmt.Errorf("unknown target %q: impl/qed has no seeded defect %q (they are %s)", name, d, strings.Join(defectNames(), ", "))
+		}
+	}
+	return nil, fmt.Errorf("unknown target %q (want one of %s)", name, strings.Join(targetNames(), ", "))
+}
+
+// referenceTarget is the in-process implementation that recovers the
+// crash states of targets that have no in-process recovery of their own
+// (QEMU) and runs the other side of their differential runs: impl/qed.
+func referenceTarget() target.Target { return qedtarget.Target{} }

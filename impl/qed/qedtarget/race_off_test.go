@@ -1,0 +1,5 @@
+//go:build !race
+
+package qedtarget_test
+
+const raceEnabled = false
