@@ -31,9 +31,11 @@ func BackingName(i int, format string) string { return fmt.Sprintf("backing%d.%s
 // be lost).
 //
 // Concurrent operations run as: flush, the group from one goroutine per
-// write, flush; then every byte the group wrote is read back and must be
-// one of the values written to it (overlaps may land in any order), and
-// the model adopts what was read.
+// write (or, when the Disk is a GroupWriter, issued by the implementation
+// itself, all in flight at once), flush; then every byte the group wrote
+// is read back and must be one of the values written to it (overlaps may
+// land in any order), and the model adopts what was read. A pattern-only
+// GroupWriter writes GroupPattern(id) bytes, and the model records them.
 type Exec struct {
 	Target Target
 	FS     afero.Fs
@@ -321,19 +323,27 @@ func (e *Exec) write(op workload.Op) error {
 }
 
 // concurrent runs a group: flush; the writes at once; flush; read back.
+// A Disk that is a GroupWriter issues the writes itself (qemu-io's aio
+// commands); otherwise each write runs in its own goroutine.
 func (e *Exec) concurrent(i int, op workload.Op) error {
 	e.snapshot(i)
 	if err := e.Disk.Flush(); err != nil {
 		return fmt.Errorf("flush before the group: %w", err)
 	}
 	e.Model.Flush()
+	gw, _ := e.Disk.(GroupWriter)
+	pattern := gw != nil && gw.PatternOnly()
+	data := groupData(op.Group, pattern)
 	e.Model.BeginGroup() // issued at once: after a crash, in any order
-	for _, sub := range op.Group {
+	for j, sub := range op.Group {
 		var err error
-		if sub.Kind == workload.Write {
-			err = e.Model.WriteID(sub.Off, sub.Len, uint64(sub.ID))
-		} else {
+		switch {
+		case sub.Kind != workload.Write:
 			err = e.Model.WriteZeroes(sub.Off, sub.Len)
+		case pattern:
+			err = e.Model.WriteBytes(sub.Off, data[j])
+		default:
+			err = e.Model.WriteID(sub.Off, sub.Len, uint64(sub.ID))
 		}
 		if err != nil {
 			return fmt.Errorf("model: %w", err)
@@ -341,30 +351,43 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 	}
 	e.Model.EndGroup()
 	e.snapshot(i)
-	errs := make([]error, len(op.Group))
-	var wg sync.WaitGroup
-	for j, sub := range op.Group {
-		wg.Go(func() {
-			if sub.Kind == workload.Write {
-				errs[j] = e.write(sub)
-			} else {
-				errs[j] = e.Disk.WriteZeroes(sub.Off, sub.Len)
-			}
-		})
-	}
-	wg.Wait()
-	for j, err := range errs {
-		if err != nil {
-			e.failWrite(len(op.Group) - 1 - j)
+	if gw != nil {
+		ws := make([]GroupWrite, len(op.Group))
+		for j, sub := range op.Group {
+			ws[j] = GroupWrite{Off: sub.Off, Len: sub.Len, Zero: sub.Kind != workload.Write, Data: data[j]}
 		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err
+		if err := gw.WriteGroup(ws); err != nil {
+			for k := range op.Group { // which write failed is not known
+				e.failWrite(k)
+			}
+			return err
+		}
+	} else {
+		errs := make([]error, len(op.Group))
+		var wg sync.WaitGroup
+		for j, sub := range op.Group {
+			wg.Go(func() {
+				if sub.Kind == workload.Write {
+					errs[j] = e.write(sub)
+				} else {
+					errs[j] = e.Disk.WriteZeroes(sub.Off, sub.Len)
+				}
+			})
+		}
+		wg.Wait()
+		for j, err := range errs {
+			if err != nil {
+				e.failWrite(len(op.Group) - 1 - j)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
 	}
 	if err := e.Disk.Flush(); err != nil {
 		return fmt.Errorf("flush after the group: %w", err)
 	}
-	if err := e.checkGroup(op.Group); err != nil {
+	if err := e.checkGroup(op.Group, data); err != nil {
 		return err
 	}
 	// The model then takes what was read as the durable contents (its own
@@ -379,17 +402,33 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 	return nil
 }
 
+// groupData returns the bytes each write of a group writes (nil for a
+// write-zeroes): its id's pattern (model.Fill), or GroupPattern(id)
+// repeated for a pattern-only GroupWriter.
+func groupData(group []workload.Op, pattern bool) [][]byte {
+	data := make([][]byte, len(group))
+	for j, sub := range group {
+		if sub.Kind != workload.Write {
+			continue
+		}
+		data[j] = make([]byte, sub.Len)
+		if pattern {
+			for k := range data[j] {
+				data[j][k] = GroupPattern(sub.ID)
+			}
+		} else {
+			model.Fill(data[j], uint64(sub.ID), sub.Off)
+		}
+	}
+	return data
+}
+
 // checkGroup reads back every byte a concurrent group wrote: each must hold
 // the value of one of the group's writes that cover it (overlaps may land in
 // any order, but a write is never lost nor torn across a flush).
-func (e *Exec) checkGroup(group []workload.Op) error {
-	want := make([][]byte, len(group))
+func (e *Exec) checkGroup(group []workload.Op, data [][]byte) error {
 	lo, hi := group[0].Off, group[0].Off+group[0].Len
-	for j, sub := range group {
-		want[j] = make([]byte, sub.Len)
-		if sub.Kind == workload.Write {
-			model.Fill(want[j], uint64(sub.ID), sub.Off)
-		}
+	for _, sub := range group {
 		lo, hi = min(lo, sub.Off), max(hi, sub.Off+sub.Len)
 	}
 	got := make([]byte, hi-lo)
@@ -402,7 +441,11 @@ func (e *Exec) checkGroup(group []workload.Op) error {
 		for j, sub := range group {
 			if pos >= sub.Off && pos < sub.Off+sub.Len {
 				covered = true
-				if want[j][pos-sub.Off] == got[k] {
+				want := byte(0) // a write-zeroes
+				if data[j] != nil {
+					want = data[j][pos-sub.Off]
+				}
+				if want == got[k] {
 					ok = true
 					break
 				}

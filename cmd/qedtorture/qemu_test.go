@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -91,9 +92,20 @@ func TestQEMUCommandFindingArtifactReplay(t *testing.T) {
 	if len(arts) != 1 {
 		t.Fatalf("artifacts %v", arts)
 	}
-	for _, n := range []string{"workload.txt", "crashed.qed", "repro.sh", "image.log", "trace.txt", "snapshot/image.qed", "pat/1.bin"} {
+	for _, n := range []string{"workload.txt", "crashed.qed", "repro.sh", "image.log", "trace.txt", "snapshot/image.qed"} {
 		if _, err := os.Stat(filepath.Join(arts[0], n)); err != nil {
 			t.Errorf("artifact lacks %s: %v", n, err)
+		}
+	}
+	// Every pattern file the qemu-io script writes from is in the artifact.
+	repro, _ := os.ReadFile(filepath.Join(arts[0], "repro.sh"))
+	pats := regexp.MustCompile(`pat/[0-9a-f]+\.bin`).FindAllString(string(repro), -1)
+	if len(pats) == 0 {
+		t.Errorf("repro.sh writes from no pattern file:\n%s", repro)
+	}
+	for _, n := range pats {
+		if _, err := os.Stat(filepath.Join(arts[0], n)); err != nil {
+			t.Errorf("artifact lacks %s, which repro.sh writes from: %v", n, err)
 		}
 	}
 	if b, _ := os.ReadFile(filepath.Join(arts[0], "workload.txt")); strings.Count(string(b), "\n") > 5 {

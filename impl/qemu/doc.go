@@ -14,10 +14,12 @@
 //   - [Target] implements props.Target over qemu-img (create) and a
 //     persistent qemu-io per open image ([Disk]); it drives props.Exec,
 //     props.BuildBacking and the differential runs ([Diff]).
-//   - [Record] runs a workload on a QED image layered over blklogwrites
-//     (image opened as driver=qed, file.driver=blklogwrites, with
-//     log-super-update-interval=1 so the log's entry count is current after
-//     every command) and keeps: the pre-open snapshot of the image and its
+//   - [Record] runs a workload through props.Exec, the one executor of
+//     the suite, over a Target in recording mode ([Recorder]): the image is
+//     opened as driver=qed, file.driver=blklogwrites, with
+//     log-super-update-interval=1 so the log's entry count is current
+//     after every command, and the executor's Snapshot marks where each
+//     guest op begins. It keeps: the pre-open snapshot of the image and its
 //     backing files, the log turned into a crashsim.Trace, the trace index at
 //     which each guest op began, a model snapshot per op (the model with
 //     that op pending) and the qemu-io script that reproduces the run.

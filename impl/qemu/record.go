@@ -2,16 +2,13 @@ package qemu
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
@@ -102,23 +99,12 @@ type RunError struct {
 func (e *RunError) Error() string { return fmt.Sprintf("op %d (%s): %v", e.Op, e.Cmd, e.Err) }
 func (e *RunError) Unwrap() error { return e.Err }
 
-// logOpts returns the -o options of an open through blklogwrites.
-func logOpts(appendLog bool) string {
-	o := "driver=qed,file.driver=blklogwrites,file.file.driver=file,file.file.filename=" + props.ImageName +
-		",file.log.driver=file,file.log.filename=" + LogName + ",file.log-super-update-interval=1"
-	if appendLog {
-		return o + ",file.log-append=on"
-	}
-	return o + ",file.log-sector-size=512"
-}
-
-// groupByte is the byte pattern of a concurrent group's write (aio_write
-// takes only a byte pattern): non-zero and distinct for neighbouring ids.
-func groupByte(id uint32) byte { return byte(id%255) + 1 }
-
 // Record runs w (adapted with Adapt) through one qemu-io process on a
 // QED image over blklogwrites in dir (which must be empty or absent) and
-// returns the recording. A *RunError reports a failure QEMU showed during
+// returns the recording. The ops run through props.Exec, the one executor,
+// over a Target in recording mode (see Recorder); a run ending with abort
+// or kill whose last op is a concurrent group issues that group itself and
+// dies with it in flight. A *RunError reports a failure QEMU showed during
 // the run; the recording is returned with it when it is usable.
 func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Recording, error) {
 	w, ad := Adapt(w)
@@ -132,54 +118,46 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	if err := os.MkdirAll(filepath.Join(dir, PatternDir), 0o755); err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	fs := afero.NewOsFs()
-	t := Target{Tool: tool}
-	bm, err := props.BuildBacking(t, fs, dir, w.Geometry.Backing)
+	r := NewRecorder(filepath.Join(dir, props.ImageName))
+	defer r.Kill() // whatever failed, no qemu-io outlives the recording
+	rec := &Recording{W: w, Adaptations: ad, End: end, Dir: dir}
+	e, err := props.NewExec(Target{Tool: tool, Rec: r}, afero.NewOsFs(), dir, w)
 	if err != nil {
 		return nil, err
 	}
-	g := w.Geometry
-	co := props.CreateOptions{Size: g.Size, ClusterSize: g.ClusterSize, TableSize: g.TableSize}
-	if len(g.Backing) > 0 {
-		co.BackingFile = props.BackingName(0, g.Backing[0].Format)
-		co.BackingFormat = g.Backing[0].Format
-	}
-	if err := t.Create(fs, filepath.Join(dir, props.ImageName), co); err != nil {
-		return nil, err
-	}
-	m, err := model.New(g.Size, bm)
-	if err != nil {
-		return nil, err
-	}
-	rec := &Recording{W: w, Adaptations: ad, End: end, Dir: dir, Files: map[string][]byte{}}
-	names := []string{props.ImageName}
-	for i, b := range g.Backing {
-		names = append(names, props.BackingName(i, b.Format))
-	}
-	for _, n := range names {
-		b, err := os.ReadFile(filepath.Join(dir, n))
-		if err != nil {
-			return nil, fmt.Errorf("qemu: snapshot: %w", err)
+	ops := w.Ops
+	e.Snapshot = func(i int, m *model.Disk) {
+		what := ops[i].String()
+		if n := len(rec.Phases); n > 0 && rec.Phases[n-1].Op == i && ops[i].Kind == workload.Concurrent {
+			rec.Phases[n-1].What = what + " (flush before)"
 		}
-		rec.Files["/"+n] = b
+		r.phase(rec, i, what, m)
 	}
-	if err := os.WriteFile(filepath.Join(dir, LogName), nil, 0o644); err != nil {
-		return nil, fmt.Errorf("qemu: %w", err)
+	last := len(ops)
+	if end != EndClose && last > 0 && ops[last-1].Kind == workload.Concurrent {
+		last-- // run as the in-flight group of the abrupt end
 	}
-	p, err := qemuio.Start(tool.Ctx(), tool.IOPath, dir)
-	if err != nil {
-		return nil, err
+	var runErr error
+	for e.Next < last {
+		if err := e.Step(); err != nil {
+			runErr = runError(err)
+			break
+		}
 	}
-	r := &recorder{rec: rec, p: p, m: m, dir: dir}
-	runErr := r.run()
-	rec.Script = p.Log()
+	if runErr == nil && r.err == nil {
+		runErr = r.end(rec, e, last)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	rec.Script = r.proc.Log()
 	if runErr != nil {
-		p.Kill()
+		r.Kill()
 		if !errors.As(runErr, new(*RunError)) {
 			return nil, runErr
 		}
 	}
-	if err := r.finish(); err != nil {
+	if err := r.finish(rec, e.Model); err != nil {
 		return nil, err
 	}
 	if runErr == nil && end != EndKill && !rec.InFlight {
@@ -192,290 +170,82 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	return rec, runErr
 }
 
-type recorder struct {
-	rec *Recording
-	p   *qemuio.Proc
-	m   *model.Disk
-	dir string
+// runError turns the executor's *props.OpError into a *RunError.
+func runError(err error) error {
+	var oe *props.OpError
+	if errors.As(err, &oe) {
+		return &RunError{Op: oe.Index, Cmd: oe.Op.String(), Err: oe.Err}
+	}
+	return err
 }
 
-// entries reads nr_entries from the log's super block.
-func (r *recorder) entries() (uint64, error) {
-	f, err := os.Open(filepath.Join(r.dir, LogName))
-	if err != nil {
-		return 0, err
+// end ends the run as rec.End says, after the executor ran ops[:last].
+func (r *Recorder) end(rec *Recording, e *props.Exec, last int) error {
+	ops := rec.W.Ops
+	if e.Disk == nil {
+		return &RunError{Op: last, Cmd: string(rec.End), Err: errors.New("image is not open (an earlier reopen failed)")}
 	}
-	defer f.Close()
-	var b [8]byte
-	if _, err := f.ReadAt(b[:], 16); err != nil {
-		return 0, nil // not written yet
-	}
-	return binary.LittleEndian.Uint64(b[:]), nil
-}
-
-func (r *recorder) phase(op int, what string) error {
-	n, err := r.entries()
-	if err != nil {
-		return err
-	}
-	r.rec.Phases = append(r.rec.Phases, Phase{Op: op, What: what, Model: r.m.Clone(), entries: n})
-	return nil
-}
-
-func (r *recorder) do(op int, cmd string) (string, error) {
-	out, err := r.p.Do(cmd)
-	if err != nil {
-		return out, &RunError{Op: op, Cmd: cmd, Err: err}
-	}
-	return out, nil
-}
-
-func (r *recorder) read(op int, p []byte, off int64) error {
-	const chunk = 1 << 20
-	for done := 0; done < len(p); done += chunk {
-		n := min(len(p)-done, chunk)
-		at := off + int64(done)
-		out, err := r.do(op, fmt.Sprintf("read -v %d %d", at, n))
-		if err != nil {
-			return err
-		}
-		if err := qemuio.ParseDump(out, at, p[done:done+n]); err != nil {
-			return &RunError{Op: op, Cmd: "read", Err: err}
-		}
-	}
-	return nil
-}
-
-func (r *recorder) run() error {
-	if _, err := r.p.Do("open -o " + logOpts(false)); err != nil {
-		return fmt.Errorf("qemu: open through blklogwrites: %w", err)
-	}
-	ops := r.rec.W.Ops
-	last := len(ops)
-	if r.rec.End != EndClose && last > 0 && ops[last-1].Kind == workload.Concurrent {
-		last-- // run as the in-flight group of the abrupt end
-	}
-	for i, op := range ops[:last] {
-		if err := r.step(i, op); err != nil {
-			return err
-		}
-	}
-	switch r.rec.End {
+	m := e.Model
+	switch rec.End {
 	case EndClose:
-		if err := r.phase(len(ops), "close"); err != nil {
-			return err
+		r.phase(rec, len(ops), "close", m.Clone())
+		if err := e.Disk.Close(); err != nil {
+			return &RunError{Op: len(ops), Cmd: "close", Err: err}
 		}
-		if _, err := r.do(len(ops), "close"); err != nil {
-			return err
-		}
-		r.m.Flush()
-		return r.p.Quit()
+		m.Flush()
+		return r.proc.Quit()
 	default:
 		if last < len(ops) {
 			// The group's writes are issued and the process dies with
 			// them possibly in flight.
 			op := ops[last]
-			r.rec.InFlight = true
-			r.m.BeginGroup() // issued at once: after a crash, in any order
-			for _, sub := range op.Group {
-				if err := r.modelWrite(sub, true); err != nil {
+			rec.InFlight = true
+			m.BeginGroup() // issued at once: after a crash, in any order
+			ws := make([]props.GroupWrite, len(op.Group))
+			for j, sub := range op.Group {
+				var err error
+				if sub.Kind == workload.Write {
+					ws[j] = props.GroupWrite{Off: sub.Off, Len: sub.Len, Data: bytes.Repeat([]byte{props.GroupPattern(sub.ID)}, int(sub.Len))}
+					err = m.WriteBytes(sub.Off, ws[j].Data)
+				} else {
+					ws[j] = props.GroupWrite{Off: sub.Off, Len: sub.Len, Zero: true}
+					err = m.WriteZeroes(sub.Off, sub.Len)
+				}
+				if err != nil {
 					return err
 				}
 			}
-			r.m.EndGroup()
-			if err := r.phase(last, op.String()+" (in flight at "+string(r.rec.End)+")"); err != nil {
-				return err
+			m.EndGroup()
+			r.phase(rec, last, op.String()+" (in flight at "+string(rec.End)+")", m.Clone())
+			if err := r.issueGroup(ws); err != nil {
+				return &RunError{Op: last, Cmd: op.String(), Err: err}
 			}
-			for _, sub := range op.Group {
-				if _, err := r.do(last, aioCmd(sub)); err != nil {
-					return err
-				}
-			}
-		} else if err := r.phase(len(ops), string(r.rec.End)); err != nil {
-			return err
+		} else {
+			r.phase(rec, len(ops), string(rec.End), m.Clone())
 		}
-		if r.rec.End == EndAbort {
-			return r.p.Abort()
+		if rec.End == EndAbort {
+			return r.proc.Abort()
 		}
-		return r.p.Kill()
+		return r.proc.Kill()
 	}
 }
 
-func aioCmd(sub workload.Op) string {
-	if sub.Kind == workload.Write {
-		return fmt.Sprintf("aio_write -q -P %d %d %d", groupByte(sub.ID), sub.Off, sub.Len)
+// phase starts a phase: the model m (the op pending) judges crashes from
+// the log's current entry count on.
+func (r *Recorder) phase(rec *Recording, op int, what string, m *model.Disk) {
+	n, err := r.entries()
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("qemu: reading %s: %w", LogName, err)
 	}
-	return fmt.Sprintf("aio_write -q -z %d %d", sub.Off, sub.Len)
-}
-
-// modelWrite records a write in the model; group writes (aio, byte
-// pattern) are recorded as their bytes.
-func (r *recorder) modelWrite(op workload.Op, group bool) error {
-	switch {
-	case op.Kind == workload.WriteZeroes:
-		return r.m.WriteZeroes(op.Off, op.Len)
-	case group:
-		return r.m.WriteBytes(op.Off, bytes.Repeat([]byte{groupByte(op.ID)}, int(op.Len)))
-	default:
-		return r.m.WriteID(op.Off, op.Len, uint64(op.ID))
-	}
-}
-
-func (r *recorder) step(i int, op workload.Op) error {
-	switch op.Kind {
-	case workload.Write:
-		if err := r.modelWrite(op, false); err != nil {
-			return err
-		}
-		buf := make([]byte, op.Len)
-		model.Fill(buf, uint64(op.ID), op.Off)
-		name := path.Join(PatternDir, fmt.Sprintf("%d.bin", op.ID))
-		if err := os.WriteFile(filepath.Join(r.dir, name), buf, 0o644); err != nil {
-			return err
-		}
-		if err := r.phase(i, op.String()); err != nil {
-			return err
-		}
-		_, err := r.do(i, fmt.Sprintf("write -q -s %s %d %d", name, op.Off, op.Len))
-		return err
-	case workload.WriteZeroes:
-		if err := r.modelWrite(op, false); err != nil {
-			return err
-		}
-		if err := r.phase(i, op.String()); err != nil {
-			return err
-		}
-		_, err := r.do(i, fmt.Sprintf("write -q -z %d %d", op.Off, op.Len))
-		return err
-	case workload.Read:
-		if err := r.phase(i, op.String()); err != nil {
-			return err
-		}
-		buf := make([]byte, op.Len)
-		if err := r.read(i, buf, op.Off); err != nil {
-			return err
-		}
-		if err := r.m.Verify(op.Off, buf); err != nil {
-			return &RunError{Op: i, Cmd: op.String(), Err: fmt.Errorf("%w: %w", props.ErrDataMismatch, err)}
-		}
-		return nil
-	case workload.Flush:
-		if err := r.phase(i, op.String()); err != nil {
-			return err
-		}
-		if _, err := r.do(i, "flush"); err != nil {
-			return err
-		}
-		r.m.Flush()
-		return nil
-	case workload.Resize:
-		if err := r.m.Grow(op.Off); err != nil {
-			return err
-		}
-		if err := r.phase(i, op.String()); err != nil {
-			return err
-		}
-		_, err := r.do(i, fmt.Sprintf("truncate %d", op.Off))
-		return err
-	case workload.Reopen:
-		if err := r.phase(i, op.String()); err != nil {
-			return err
-		}
-		if _, err := r.do(i, "close"); err != nil {
-			return err
-		}
-		r.m.Flush()
-		_, err := r.do(i, "open -o "+logOpts(true))
-		return err
-	case workload.Check:
-		if err := r.phase(i, op.String()); err != nil {
-			return err
-		}
-		rep, err := checkFile(afero.NewOsFs(), filepath.Join(r.dir, props.ImageName))
-		if err != nil {
-			return &RunError{Op: i, Cmd: "check", Err: err}
-		}
-		if !rep.IsConsistent() {
-			return &RunError{Op: i, Cmd: "check", Err: fmt.Errorf("live image inconsistent:\n%s", rep)}
-		}
-		return nil
-	case workload.Concurrent:
-		if err := r.phase(i, op.String()+" (flush before)"); err != nil {
-			return err
-		}
-		if _, err := r.do(i, "flush"); err != nil {
-			return err
-		}
-		r.m.Flush()
-		r.m.BeginGroup() // issued at once: after a crash, in any order
-		for _, sub := range op.Group {
-			if err := r.modelWrite(sub, true); err != nil {
-				return err
-			}
-		}
-		r.m.EndGroup()
-		if err := r.phase(i, op.String()); err != nil {
-			return err
-		}
-		for _, sub := range op.Group {
-			if _, err := r.do(i, aioCmd(sub)); err != nil {
-				return err
-			}
-		}
-		if _, err := r.do(i, "aio_flush"); err != nil {
-			return err
-		}
-		if _, err := r.do(i, "flush"); err != nil {
-			return err
-		}
-		return r.checkGroup(i, op)
-	}
-	return fmt.Errorf("qemu: unknown op kind %v", op.Kind)
-}
-
-// checkGroup reads back what a concurrent group wrote (every byte must be
-// one of the covering writes' values) and makes it the model's durable
-// contents, as props.Exec does.
-func (r *recorder) checkGroup(i int, op workload.Op) error {
-	lo, hi := op.Group[0].Off, op.Group[0].Off+op.Group[0].Len
-	for _, s := range op.Group {
-		lo, hi = min(lo, s.Off), max(hi, s.Off+s.Len)
-	}
-	got := make([]byte, hi-lo)
-	if err := r.read(i, got, lo); err != nil {
-		return err
-	}
-	for k, b := range got {
-		pos := lo + int64(k)
-		covered, ok := false, false
-		for _, s := range op.Group {
-			if pos >= s.Off && pos < s.Off+s.Len {
-				covered = true
-				want := byte(0)
-				if s.Kind == workload.Write {
-					want = groupByte(s.ID)
-				}
-				ok = ok || b == want
-			}
-		}
-		if covered && !ok {
-			return &RunError{Op: i, Cmd: op.String(), Err: fmt.Errorf("%w: after the concurrent group, byte at %#x is %#02x, written by none of the group's writes covering it",
-				props.ErrDataMismatch, pos, b)}
-		}
-	}
-	err := r.m.Recover(r.m.Size(), func(p []byte, off int64) error { return r.read(i, p, off) })
-	if err != nil {
-		return &RunError{Op: i, Cmd: op.String(), Err: fmt.Errorf("%w: after the concurrent group: %w", props.ErrDataMismatch, err)}
-	}
-	return nil
+	rec.Phases = append(rec.Phases, Phase{Op: op, What: what, Model: m, entries: n})
 }
 
 // finish reads the log into a trace and maps each phase's entry count
 // to a trace index.
-func (r *recorder) finish() error {
-	rec := r.rec
+func (r *Recorder) finish(rec *Recording, m *model.Disk) error {
+	rec.Files = r.files
 	var err error
-	if rec.Final, err = os.ReadFile(filepath.Join(r.dir, props.ImageName)); err != nil {
+	if rec.Final, err = os.ReadFile(r.path); err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
 	logBytes, err := os.ReadFile(filepath.Join(r.dir, LogName))
@@ -498,7 +268,7 @@ func (r *recorder) finish() error {
 		rec.Phases[i].Start = idx[e]
 	}
 	if len(rec.Phases) == 0 {
-		rec.Phases = []Phase{{Op: 0, What: "start", Model: r.m.Clone()}}
+		rec.Phases = []Phase{{Op: 0, What: "start", Model: m.Clone()}}
 	}
 	return nil
 }
@@ -557,7 +327,8 @@ func (r *Recording) verifyReplay() error {
 }
 
 // WritePatterns writes the pattern file of every (non-group) write of w
-// into dir/pat, as the qemu-io script expects them.
+// into dir/pat, named as a recording names them (patternName), as the
+// qemu-io script expects them.
 func WritePatterns(w *workload.Workload, dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, PatternDir), 0o755); err != nil {
 		return err
@@ -568,7 +339,7 @@ func WritePatterns(w *workload.Workload, dir string) error {
 		}
 		buf := make([]byte, op.Len)
 		model.Fill(buf, uint64(op.ID), op.Off)
-		if err := os.WriteFile(filepath.Join(dir, PatternDir, fmt.Sprintf("%d.bin", op.ID)), buf, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, patternName(buf)), buf, 0o644); err != nil {
 			return err
 		}
 	}

@@ -23,6 +23,10 @@ var ErrNotOSFS = errors.New("qemu: the filesystem must be afero.OsFs or a BasePa
 // interactive qemu-io process.
 type Target struct {
 	Tool *qemutool.Tool
+	// Rec, when set, puts the target in recording mode: the opens of the
+	// image Rec names go through QEMU's blklogwrites driver (see
+	// Recorder); every other file is opened as usual.
+	Rec *Recorder
 }
 
 var _ props.Target = Target{}
@@ -77,6 +81,9 @@ func (t Target) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk,
 	if err != nil {
 		return nil, err
 	}
+	if t.Rec != nil && real == t.Rec.path {
+		return t.Rec.open(t.Tool, o)
+	}
 	size, err := headerSize(real)
 	if err != nil {
 		return nil, err
@@ -126,6 +133,7 @@ type Disk struct {
 	mu            sync.Mutex // guards seq and size
 	seq           int
 	closed        bool
+	rec           *Recorder // recording mode (see Recorder); nil otherwise
 }
 
 func (d *Disk) openCmd() string {
@@ -159,6 +167,9 @@ func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt implements io.WriterAt with `write -s FILE` (the bytes go
 // through a pattern file).
 func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
+	if d.rec != nil {
+		return d.rec.writeAt(p, off)
+	}
 	d.mu.Lock()
 	d.seq++
 	name := filepath.Join(d.scratch, fmt.Sprintf("w%d.bin", d.seq))
@@ -175,7 +186,11 @@ func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
 
 // WriteZeroes implements props.Disk with `write -z`.
 func (d *Disk) WriteZeroes(off, n int64) error {
-	_, err := d.proc.Do(fmt.Sprintf("write -z %d %d", off, n))
+	q := ""
+	if d.rec != nil {
+		q = "-q "
+	}
+	_, err := d.proc.Do(fmt.Sprintf("write %s-z %d %d", q, off, n))
 	return err
 }
 
@@ -207,6 +222,9 @@ func (d *Disk) Resize(size int64) error {
 // reads the live image with shared permissions (-U); with repair it closes
 // the image in qemu-io, runs `check -r all` and opens it again.
 func (d *Disk) Check(repair bool) (props.CheckResult, error) {
+	if d.rec != nil {
+		return d.rec.check(d, repair)
+	}
 	if !repair {
 		c, _, err := checkJSON(d.tool, d.path, "-U")
 		return c, err
@@ -247,6 +265,10 @@ func (d *Disk) Close() error {
 		return errors.New("qemu: disk already closed")
 	}
 	_, err := d.proc.Do("close")
+	if d.rec != nil { // the recording's qemu-io lives on (Recorder.Proc)
+		d.closed = true
+		return err
+	}
 	if qerr := d.shutdown(); err == nil {
 		err = qerr
 	}
