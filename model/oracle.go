@@ -332,6 +332,15 @@ func (d *Disk) Recover(size int64, read func(p []byte, off int64) error) error {
 			off += n
 		}
 	}
+	if d.excused {
+		// Excused bytes stay excused (the damage is still there), even
+		// where a pending write agreed with them.
+		for _, e := range d.durable {
+			if e.rec != nil && e.rec.Kind == KindUnknown && e.off < size {
+				m = m.set(e.off, min(e.end, size), e.rec)
+			}
+		}
+	}
 	d.ops++
 	d.flushOp = d.ops
 	d.durable = m

@@ -229,3 +229,15 @@ func TestExcuseInsideSector(t *testing.T) {
 		t.Fatal("a corrupted byte outside the excused range accepted")
 	}
 }
+
+// TestExcuseSurvivesRecover: bytes excused stay excused after a Recover in
+// which a pending write agreed with them.
+func TestExcuseSurvivesRecover(t *testing.T) {
+	d, _ := New(4096, nil)
+	d.Excuse(0, 512)
+	must(t, d.WriteZeroes(0, 512))
+	must(t, d.Recover(4096, (&crashDisk{data: zeros(4096)}).read))
+	got := zeros(4096)
+	got[10] = 0x55
+	must(t, d.Verify(0, got))
+}

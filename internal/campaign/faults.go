@@ -206,10 +206,11 @@ func (d *damage) collisions(rep *props.StructureReport) {
 	}
 }
 
-// epochWrites adds the guest clusters of the writes since the last flush
-// before op o, through o (what a sync lost during o was to make durable;
-// whole clusters: a write that allocates fills the rest of its clusters
-// from the backing file or with zeros).
+// epochWrites adds the guest clusters of the writes (and of the space
+// resizes added) since the last flush before op o, through o (what a sync
+// lost during o was to make durable; whole clusters: a write that
+// allocates fills the rest of its clusters from the backing file or with
+// zeros).
 func (d *damage) epochWrites(w *workload.Workload, o int) {
 	if o < 0 || o >= len(w.Ops) {
 		return
@@ -219,6 +220,16 @@ func (d *damage) epochWrites(w *workload.Workload, o int) {
 		lo := off / cs * cs
 		d.add(lo, (off+n+cs-1)/cs*cs-lo)
 	}
+	// The size before each resize (a lost sync may lose the hiding of the
+	// backing file's data past the old size).
+	size := w.Geometry.Size
+	sizes := make([]int64, len(w.Ops))
+	for i, op := range w.Ops {
+		sizes[i] = size
+		if op.Kind == workload.Resize {
+			size = op.Off
+		}
+	}
 	start := o
 	for start > 0 {
 		k := w.Ops[start-1].Kind
@@ -227,8 +238,10 @@ func (d *damage) epochWrites(w *workload.Workload, o int) {
 		}
 		start--
 	}
-	for _, op := range w.Ops[start : o+1] {
+	for i, op := range w.Ops[start : o+1] {
 		switch op.Kind {
+		case workload.Resize:
+			add(sizes[start+i], op.Off-sizes[start+i])
 		case workload.Write, workload.WriteZeroes:
 			add(op.Off, op.Len)
 		case workload.Concurrent:
