@@ -12,6 +12,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -201,14 +202,14 @@ func (r *Recorder) end(rec *Recording, e *props.Exec, last int) error {
 			op := ops[last]
 			rec.InFlight = true
 			m.BeginGroup() // issued at once: after a crash, in any order
-			ws := make([]props.GroupWrite, len(op.Group))
+			ws := make([]target.GroupWrite, len(op.Group))
 			for j, sub := range op.Group {
 				var err error
 				if sub.Kind == workload.Write {
-					ws[j] = props.GroupWrite{Off: sub.Off, Len: sub.Len, Data: bytes.Repeat([]byte{props.GroupPattern(sub.ID)}, int(sub.Len))}
+					ws[j] = target.GroupWrite{Off: sub.Off, Len: sub.Len, Data: bytes.Repeat([]byte{target.GroupPattern(sub.ID)}, int(sub.Len))}
 					err = m.WriteBytes(sub.Off, ws[j].Data)
 				} else {
-					ws[j] = props.GroupWrite{Off: sub.Off, Len: sub.Len, Zero: true}
+					ws[j] = target.GroupWrite{Off: sub.Off, Len: sub.Len, Zero: true}
 					err = m.WriteZeroes(sub.Off, sub.Len)
 				}
 				if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
 )
 
@@ -34,7 +35,7 @@ import (
 // so that the session's script reproduces the run from the artifact's
 // files (WritePatterns writes the same files from the workload); Check
 // runs the independent structural checker on QEMU's live file besides
-// `qemu-img check -U`; and they implement props.GroupWriter with
+// `qemu-img check -U`; and they implement target.GroupWriter with
 // aio_write commands, which take only a byte pattern (PatternOnly). Close
 // closes the image but leaves the process running for the next open; the
 // recording ends it (Quit, Abort or Kill).
@@ -194,7 +195,7 @@ func (r *Recorder) check(d *Disk, repair bool) (props.CheckResult, error) {
 
 // issueGroup sends one aio_write per write of ws, without waiting for them
 // (a byte pattern each: every Data must repeat one byte).
-func (r *Recorder) issueGroup(ws []props.GroupWrite) error {
+func (r *Recorder) issueGroup(ws []target.GroupWrite) error {
 	p := r.Proc()
 	for _, w := range ws {
 		var cmd string
@@ -227,14 +228,14 @@ func (r *Recorder) entries() (uint64, error) {
 	return binary.LittleEndian.Uint64(b[:]), nil
 }
 
-// recDisk is a Disk opened by a Recorder: a props.GroupWriter.
+// recDisk is a Disk opened by a Recorder: a target.GroupWriter.
 type recDisk struct{ *Disk }
 
-var _ props.GroupWriter = recDisk{}
+var _ target.GroupWriter = recDisk{}
 
-// WriteGroup implements props.GroupWriter: every write is issued with
+// WriteGroup implements target.GroupWriter: every write is issued with
 // aio_write, then aio_flush waits for them all.
-func (d recDisk) WriteGroup(ws []props.GroupWrite) error {
+func (d recDisk) WriteGroup(ws []target.GroupWrite) error {
 	if err := d.rec.issueGroup(ws); err != nil {
 		return err
 	}
@@ -242,5 +243,5 @@ func (d recDisk) WriteGroup(ws []props.GroupWrite) error {
 	return err
 }
 
-// PatternOnly implements props.GroupWriter: aio_write takes a byte pattern.
+// PatternOnly implements target.GroupWriter: aio_write takes a byte pattern.
 func (recDisk) PatternOnly() bool { return true }

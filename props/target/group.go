@@ -1,4 +1,4 @@
-package props
+package target
 
 // GroupWrite is one write of a concurrent group handed to a GroupWriter:
 // Data at Off, or Len zero bytes when Zero is set (Data nil).
