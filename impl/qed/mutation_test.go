@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -134,4 +135,82 @@ func TestRawBackingShrunkUnderneath(t *testing.T) {
 	if _, err := im.ReadAt(make([]byte, cs4k), cs4k); err == nil {
 		t.Error("a read past the shrunk backing file's end succeeded")
 	}
+}
+
+// TestRepairReportsNoErrorWhenItWorks: a repair that writes its fixes and
+// clears NEED_CHECK reports no check error; one whose table write fails
+// reports it and returns the error.
+func TestRepairReportsNoErrorWhenItWorks(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	im := mustCreate(t, fs, "/n/n.qed", CreateOptions{Size: 16 * cs4k, ClusterSize: cs4k}, OpenOptions{IdleClearDelay: -1})
+	_, err := im.WriteAt(fill(cs4k, 3), 0) // allocates: NEED_CHECK set until a clean point
+	mustNil(t, err)
+	if im.Header().Features&FeatureNeedCheck == 0 {
+		t.Skip("NEED_CHECK not set by an allocating write: nothing to clear")
+	}
+	rep, err := im.Check(true)
+	mustNil(t, err)
+	if rep.CheckErrors != 0 || rep.Corruptions != 0 {
+		t.Errorf("repair of a consistent image: %+v", rep)
+	}
+	if im.Header().Features&FeatureNeedCheck != 0 {
+		t.Error("NEED_CHECK still set after a clean repair")
+	}
+	mustNil(t, im.Close())
+
+	for _, what := range []string{"L2", "L1"} {
+		t.Run(what, func(t *testing.T) {
+			mem := afero.NewMemMapFs()
+			path := "/w/w.qed"
+			im := mustCreate(t, mem, path, CreateOptions{Size: 4 * 512 * cs4k, ClusterSize: cs4k, TableSize: 1}, OpenOptions{})
+			_, err := im.WriteAt(fill(2*cs4k, 7), 0)
+			mustNil(t, err)
+			mustNil(t, im.Close())
+			if what == "L2" {
+				pokeL2(t, mem, path, cs4k, 1<<30)
+			} else {
+				h, err := ReadHeader(mem, path)
+				mustNil(t, err)
+				skipFinalCheck(t, path)
+				setHeaderField(t, mem, path, int64(h.L1TableOffset)+16, 8, 1<<40)
+			}
+			ffs := &writeFailFs{Fs: mem, name: path}
+			rw, err := Open(ffs, path, OpenOptions{})
+			mustNil(t, err)
+			ffs.armed.Store(true)
+			rep, err := rw.Check(true)
+			if !errors.Is(err, syscall.EIO) || rep.CheckErrors == 0 {
+				t.Errorf("repair whose %s write fails: %+v, %v; want a check error and EIO", what, rep, err)
+			}
+			ffs.armed.Store(false)
+			rw.Close()
+		})
+	}
+}
+
+// writeFailFs fails every WriteAt of one file with EIO while armed.
+type writeFailFs struct {
+	afero.Fs
+	name  string
+	armed atomic.Bool
+}
+
+func (f *writeFailFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
+	file, err := f.Fs.OpenFile(name, flag, perm)
+	if err != nil || filepath.Clean(name) != f.name {
+		return file, err
+	}
+	return writeFailFile{file, &f.armed}, nil
+}
+
+type writeFailFile struct {
+	afero.File
+	armed *atomic.Bool
+}
+
+func (w writeFailFile) WriteAt(p []byte, off int64) (int, error) {
+	if w.armed.Load() {
+		return 0, &os.PathError{Op: "write", Path: "image", Err: syscall.EIO}
+	}
+	return w.File.WriteAt(p, off)
 }
