@@ -2,6 +2,7 @@ package qed
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,4 +214,130 @@ func (w writeFailFile) WriteAt(p []byte, off int64) (int, error) {
 		return 0, &os.PathError{Op: "write", Path: "image", Err: syscall.EIO}
 	}
 	return w.File.WriteAt(p, off)
+}
+
+// TestHeaderBoundaries: validateHeader accepts every value at the edge of
+// what the spec allows (image size at its maximum, header_size*cluster_size
+// at the 32-bit limit, a backing name of the maximum length, ending at the
+// end of the header clusters), and a data cluster
+// at the end of the file's whole clusters is not a valid offset.
+func TestHeaderBoundaries(t *testing.T) {
+	base, err := newHeader(CreateOptions{Size: cs4k, ClusterSize: cs4k, TableSize: 1})
+	mustNil(t, err)
+	const big = uint64(1) << 40 // a file length: validateHeader reads nothing
+	ok := func(what string, h Header, fileLen uint64) {
+		t.Helper()
+		if err := validateHeader(&h, fileLen); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	h := base
+	h.ImageSize = MaxImageSize(h.ClusterSize, h.TableSize)
+	ok("image size at the maximum", h, big)
+	h = base
+	h.HeaderSize = math.MaxUint32 / h.ClusterSize
+	h.L1TableOffset = uint64(h.HeaderSize) * uint64(h.ClusterSize)
+	ok("header_size * cluster_size at the 32-bit limit", h, big)
+	h = base
+	h.HeaderSize = 2
+	h.L1TableOffset = 2 * cs4k
+	h.Features |= FeatureBackingFile
+	h.BackingFilenameOffset = 2*cs4k - MaxBackingFilenameSize
+	h.BackingFilenameSize = MaxBackingFilenameSize
+	ok("a backing name of the maximum length ending at the end of the header", h, big)
+	h.BackingFilenameSize = MaxBackingFilenameSize + 1
+	h.BackingFilenameOffset--
+	if err := validateHeader(&h, big); err == nil {
+		t.Error("a backing name one byte over the maximum accepted")
+	}
+	g := newGeometry(&base)
+	if g.validClusterOffset(4*cs4k, 4*cs4k) {
+		t.Error("a cluster at the end of the file's whole clusters is a valid offset")
+	}
+	if !g.validClusterOffset(3*cs4k, 4*cs4k) {
+		t.Error("the last whole cluster is not a valid offset")
+	}
+}
+
+// dirFs wraps a file system: Sync of a directory counts (or fails with EIO
+// while failDir is set), Close of the file named failClose fails.
+type dirFs struct {
+	afero.Fs
+	dirSyncs  atomic.Int64
+	failDir   bool
+	failClose string
+}
+
+func (d *dirFs) Open(name string) (afero.File, error) {
+	f, err := d.Fs.Open(name)
+	if err != nil {
+		return f, err
+	}
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return dirFile{f, d}, nil
+	}
+	return f, nil
+}
+
+func (d *dirFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
+	f, err := d.Fs.OpenFile(name, flag, perm)
+	if err != nil || filepath.Clean(name) != d.failClose {
+		return f, err
+	}
+	return closeFailFile{f}, nil
+}
+
+type dirFile struct {
+	afero.File
+	d *dirFs
+}
+
+func (f dirFile) Sync() error {
+	if f.d.failDir {
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
+	}
+	f.d.dirSyncs.Add(1)
+	return nil
+}
+
+type closeFailFile struct{ afero.File }
+
+func (f closeFailFile) Close() error {
+	f.File.Close()
+	return &os.PathError{Op: "close", Path: f.Name(), Err: syscall.EIO}
+}
+
+// TestCreateDurableAndChecked: Create syncs the directory that holds the
+// new image (its entry is durable only then), and reports a directory sync
+// error and an error closing the image file.
+func TestCreateDurableAndChecked(t *testing.T) {
+	fs := &dirFs{Fs: afero.NewMemMapFs()}
+	mustNil(t, fs.MkdirAll("/c", 0o755))
+	mustNil(t, Create(fs, "/c/a.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k}))
+	if fs.dirSyncs.Load() == 0 {
+		t.Error("Create did not sync the image's directory")
+	}
+	fs.failDir = true
+	if err := Create(fs, "/c/b.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k}); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Create with a failing directory sync: %v, want EIO", err)
+	}
+	fs.failDir, fs.failClose = false, "/c/d.qed"
+	if err := Create(fs, "/c/d.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k}); !errors.Is(err, syscall.EIO) {
+		t.Errorf("Create whose close fails: %v, want EIO", err)
+	}
+}
+
+// TestCreateRefusesSelfThroughLink: Create refuses a backing file that is
+// the image itself under another name (a symlink to it).
+func TestCreateRefusesSelfThroughLink(t *testing.T) {
+	dir := t.TempDir()
+	fs := afero.NewOsFs()
+	a := filepath.Join(dir, "a.qed")
+	mustNil(t, Create(fs, a, CreateOptions{Size: cs4k, ClusterSize: cs4k, NoLock: true}))
+	if err := os.Symlink("a.qed", filepath.Join(dir, "b.qed")); err != nil {
+		t.Skipf("symlink: %v", err)
+	}
+	if err := Create(fs, a, CreateOptions{Size: cs4k, ClusterSize: cs4k, BackingFile: "b.qed", NoLock: true}); !errors.Is(err, ErrBackingLoop) {
+		t.Errorf("Create of a.qed backed by b.qed -> a.qed: %v, want ErrBackingLoop", err)
+	}
 }
