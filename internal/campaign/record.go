@@ -77,8 +77,9 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 	}
 	rec := &Recording{W: w, Seed: seed, Syncs: map[int64]*crashsim.Point{}}
 	injected := func() int { return 0 }
+	var ffs *faultfs.FS
 	if faults != "" {
-		ffs, err := faultfs.NewFromString(fs, int64(seed), faults)
+		ffs, err = faultfs.NewFromString(fs, int64(seed), faults)
 		if err != nil {
 			return nil, fmt.Errorf("campaign: --fault: %w", err)
 		}
@@ -95,7 +96,8 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 			// flipped bit in the header or a table: found at read). Any
 			// other error is a setup failure.
 			log := ffs.Log()
-			if len(log) == 0 || !errors.Is(err, log[0].Err) && !slices.ContainsFunc(log, silentFault) {
+			surfaced := slices.ContainsFunc(log, func(in faultfs.Injection) bool { return in.Err != nil && errors.Is(err, in.Err) })
+			if !surfaced && !slices.ContainsFunc(log, silentFault) {
 				return nil, fmt.Errorf("campaign: setup: reopen through the fault layer: %w", err)
 			}
 			e.Disk = nil
@@ -131,8 +133,15 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 	}
 	rec.EndModel = e.Model.Clone()
 	if faults != "" {
-		// Best effort: without a map, silent faults are located with the
-		// crash states' own maps only.
+		// Where silent faults landed is located with the image's map.
+		// The running image may hold metadata in memory only: write it
+		// back first, faults disarmed (after End: the recorded points
+		// keep their own pages). Best effort: without a map, silent
+		// faults are located with the crash states' own maps only.
+		ffs.Arm(false)
+		if e.Disk != nil {
+			_ = e.Disk.Flush()
+		}
 		if f, err := fs.Open(e.ImagePath()); err == nil {
 			rec.EndMap, _ = check.FileMapped(f)
 			f.Close()
