@@ -16,11 +16,12 @@
 // writes a similar adapter of a few dozen lines. props imports no
 // implementation.
 //
-// # The oracle (oracle.go, exec.go)
+// # The oracle (props/oracle, exec.go)
 //
 // Exec runs a workload (props/workload) on a Target and mirrors every op
-// in a reference model (model.Disk). CheckCrashState judges one crash
-// state: the raw image's structure (NEED_CHECK clear implies consistent,
+// in a reference model (model.Disk). CheckCrashState (oracle.Judge of
+// package props/oracle; the props names are aliases, compat_oracle.go)
+// judges one crash state: the raw image's structure (NEED_CHECK clear implies consistent,
 // by the independent checker), recovery by a writable open, the size, every
 // guest sector against the model (its flushed value with some of the writes
 // issued since applied in order: model's sector rule), the structure after

@@ -187,7 +187,7 @@ const KnownNeedCheck = "raw/structure-before-recovery/data-past-eof+need-check-c
 // failures, the violation kinds of the raw image.
 func Signature(f *StateFailure) string {
 	s := string(f.Side) + "/" + f.Stage
-	if f.Stage == string(props.StageStructureBefore) {
+	if f.Stage == string(oracle.StageStructureBefore) {
 		var ks []string
 		for _, k := range check.Structure(f.Image).Kinds() {
 			ks = append(ks, k.String())

@@ -161,14 +161,14 @@ func CheckCrashes(rec *Recording, o CrashOptions) (*CrashResult, error) {
 				}
 				raw := check.Structure(img)
 				if !raw.NeedCheck() && !raw.IsConsistent() {
-					fail(SideRaw, string(props.StageStructureBefore), "NEED_CHECK is clear but the image is inconsistent:\n"+raw.String())
+					fail(SideRaw, string(oracle.StageStructureBefore), "NEED_CHECK is clear but the image is inconsistent:\n"+raw.String())
 				}
 				if o.SkipQED {
 					continue
 				}
 				res.QEDChecked++
-				v := props.CheckCrashState(o.Reference, st, imageInTree, ph.Model.Clone(), props.OracleOptions{})
-				if !v.OK() && v.Stage != props.StageStructureBefore {
+				v := oracle.Judge(o.Reference, st, imageInTree, ph.Model.Clone(), oracle.Options{})
+				if !v.OK() && v.Stage != oracle.StageStructureBefore {
 					fail(SideQED, string(v.Stage), v.String())
 				}
 			}
@@ -248,7 +248,7 @@ func QEMURecover(tool *qemutool.Tool, dir string, img []byte, m *model.Disk) (st
 	if err := os.WriteFile(p, img, 0o644); err != nil {
 		return "", "", err
 	}
-	if stage, msg, err := qemuIOStage(tool, props.StageRecovery, "writable open", "-f", "qed", "-c", "flush", p); stage != "" || err != nil {
+	if stage, msg, err := qemuIOStage(tool, oracle.StageRecovery, "writable open", "-f", "qed", "-c", "flush", p); stage != "" || err != nil {
 		return stage, msg, err
 	}
 	if stage, msg, err := cleanAfter(p, "a writable open and close"); stage != "" || err != nil {
@@ -261,7 +261,7 @@ func QEMURecover(tool *qemutool.Tool, dir string, img []byte, m *model.Disk) (st
 		return "", "", err
 	}
 	if res.ExitCode != 0 {
-		return string(props.StageData), fmt.Sprintf("qemu-img convert failed after recovery: %s", bytes.TrimSpace(res.Stderr)), nil
+		return string(oracle.StageData), fmt.Sprintf("qemu-img convert failed after recovery: %s", bytes.TrimSpace(res.Stderr)), nil
 	}
 	data, err := os.ReadFile(out)
 	if err != nil {
@@ -269,10 +269,10 @@ func QEMURecover(tool *qemutool.Tool, dir string, img []byte, m *model.Disk) (st
 	}
 	size := int64(len(data))
 	if !slices.Contains(m.CrashSizes(), size) {
-		return string(props.StageSize), fmt.Sprintf("recovered size %#x, model allows %#x", size, m.CrashSizes()), nil
+		return string(oracle.StageSize), fmt.Sprintf("recovered size %#x, model allows %#x", size, m.CrashSizes()), nil
 	}
 	if err := m.VerifyCrash(0, data); err != nil {
-		return string(props.StageData), err.Error(), nil
+		return string(oracle.StageData), err.Error(), nil
 	}
 	if size == 0 {
 		return "", "", nil // nothing to write
@@ -293,19 +293,19 @@ const (
 // back in a new read-only qemu-io.
 func qemuLiveness(tool *qemutool.Tool, p string, n int64) (stage, msg string, err error) {
 	write := fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n)
-	if stage, msg, err := qemuIOStage(tool, props.StageLiveness, "write after recovery", "-f", "qed", "-c", write, "-c", "flush", p); stage != "" || err != nil {
+	if stage, msg, err := qemuIOStage(tool, oracle.StageLiveness, "write after recovery", "-f", "qed", "-c", write, "-c", "flush", p); stage != "" || err != nil {
 		return stage, msg, err
 	}
 	if stage, msg, err := cleanAfter(p, "recovery, a write and a clean close"); stage != "" || err != nil {
 		return stage, msg, err
 	}
 	read := fmt.Sprintf("read -P %#x 0 %d", livenessPattern, n)
-	return qemuIOStage(tool, props.StageLiveness, "reading back the write after reopening", "-f", "qed", "-r", "-c", read, p)
+	return qemuIOStage(tool, oracle.StageLiveness, "reading back the write after reopening", "-f", "qed", "-r", "-c", read, p)
 }
 
 // qemuIOStage runs qemu-io with args: a non-zero exit or a failed command
 // is a failure at stage, explained by what was attempted.
-func qemuIOStage(tool *qemutool.Tool, stage props.Stage, what string, args ...string) (string, string, error) {
+func qemuIOStage(tool *qemutool.Tool, stage oracle.Stage, what string, args ...string) (string, string, error) {
 	res, err := tool.RunIO(args...)
 	if err != nil {
 		return "", "", err
@@ -326,7 +326,7 @@ func cleanAfter(p, what string) (string, string, error) {
 		return "", "", err
 	}
 	if !after.IsConsistent() || after.NeedCheck() {
-		return string(props.StageStructureAfter), fmt.Sprintf("after %s in qemu-io: consistent=%v need_check=%v\n%s", what, after.IsConsistent(), after.NeedCheck(), after), nil
+		return string(oracle.StageStructureAfter), fmt.Sprintf("after %s in qemu-io: consistent=%v need_check=%v\n%s", what, after.IsConsistent(), after.NeedCheck(), after), nil
 	}
 	return "", "", nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/spf13/afero"
 )
 
@@ -91,14 +92,14 @@ func TestQEMURecoverLiveness(t *testing.T) {
 	// QEMU reads the bad cluster when converting (an I/O error or
 	// zeros), or keeps it past its write and close: either way the state
 	// must fail, and never at recovery (NEED_CHECK is clear).
-	if stage == "" || stage == string(props.StageRecovery) {
+	if stage == "" || stage == string(oracle.StageRecovery) {
 		t.Fatalf("image with a bad L2 entry: stage %q (%s)", stage, msg)
 	}
 	t.Logf("bad L2 entry: %s: %.200s", stage, msg)
 
 	// Liveness alone, on an image QEMU cannot open.
 	stage, msg, err = qemuLiveness(tool, filepath.Join(t.TempDir(), "missing.qed"), livenessLen)
-	if err != nil || stage != string(props.StageLiveness) {
+	if err != nil || stage != string(oracle.StageLiveness) {
 		t.Fatalf("missing image: stage %q (%s), err %v", stage, msg, err)
 	}
 }

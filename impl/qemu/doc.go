@@ -28,7 +28,7 @@
 //   - [CheckCrashes] enumerates crash points (every sync point, the end of
 //     the trace and sampled indices) and crash states under the chosen
 //     crashsim models. Every state gets the structural checker on its raw
-//     bytes and props.CheckCrashState with the in-process reference
+//     bytes and oracle.Judge with the in-process reference
 //     (CrashOptions.Reference: impl/qed's adapter, which cmd/qedtorture
 //     passes in; this package names no other implementation); a budgeted, de-
 //     duplicated sample also gets QEMU's recovery as a guest would see it

@@ -72,13 +72,13 @@ func TestFindingNeedCheckNotDurable(t *testing.T) {
 	var found, qemuKeeps bool
 	for _, f := range subset.Failures {
 		t.Logf("%s", f)
-		if f.Side == SideRaw && f.Stage == string(props.StageStructureBefore) {
+		if f.Side == SideRaw && f.Stage == string(oracle.StageStructureBefore) {
 			rep := props.CheckStructure(f.Image)
 			found = found || rep.Has(props.ViolNeedCheckClearButInconsistent)
 		}
 		// QEMU's own writable open does not check (NEED_CHECK is clear),
 		// so the dangling entry survives recovery.
-		qemuKeeps = qemuKeeps || f.Side == SideQEMU && f.Stage == string(props.StageStructureAfter)
+		qemuKeeps = qemuKeeps || f.Side == SideQEMU && f.Stage == string(oracle.StageStructureAfter)
 	}
 	if !found || !qemuKeeps {
 		t.Fatalf("subset: want the NEED_CHECK-clear-but-inconsistent state, and QEMU's recovery keeping it; failures %v", subset.Failures)

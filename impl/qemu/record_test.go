@@ -8,7 +8,6 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
@@ -90,7 +89,7 @@ func TestCheckCrashesEndToEnd(t *testing.T) {
 			t.Errorf("workload %d: nothing checked: %+v", i, res)
 		}
 		for _, f := range res.Failures {
-			if sig := Signature(f); sig != KnownNeedCheck && !(f.Side == SideQEMU && f.Stage == string(props.StageStructureAfter)) {
+			if sig := Signature(f); sig != KnownNeedCheck && !(f.Side == SideQEMU && f.Stage == string(oracle.StageStructureAfter)) {
 				t.Errorf("workload %d: %s [%s]", i, f, sig)
 			}
 		}

@@ -14,7 +14,6 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -44,18 +43,18 @@ const (
 
 // ArtifactMeta is meta.json.
 type ArtifactMeta struct {
-	Version      int                 `json:"version"`
-	Target       string              `json:"target"`
-	CampaignSeed uint64              `json:"campaign_seed"`
-	Workload     int                 `json:"workload"`
-	WorkloadSeed uint64              `json:"workload_seed"`
-	Faults       string              `json:"faults,omitempty"`
-	Stage        string              `json:"stage"`
-	State        string              `json:"state,omitempty"`
-	CrashPoint   int64               `json:"crash_point"`
-	GuestOp      int                 `json:"guest_op"`
-	Message      string              `json:"message"`
-	Oracle       props.OracleOptions `json:"oracle"`
+	Version      int            `json:"version"`
+	Target       string         `json:"target"`
+	CampaignSeed uint64         `json:"campaign_seed"`
+	Workload     int            `json:"workload"`
+	WorkloadSeed uint64         `json:"workload_seed"`
+	Faults       string         `json:"faults,omitempty"`
+	Stage        string         `json:"stage"`
+	State        string         `json:"state,omitempty"`
+	CrashPoint   int64          `json:"crash_point"`
+	GuestOp      int            `json:"guest_op"`
+	Message      string         `json:"message"`
+	Oracle       oracle.Options `json:"oracle"`
 	// The enumeration of the campaign, used when the implementation
 	// changed since the artifact was written (see Replay).
 	Models        []string `json:"models"`
@@ -254,16 +253,16 @@ func expectedVsRead(f *Failure) string {
 	return mm.Error()
 }
 
-var stageHints = map[props.Stage]string{
-	props.StageStructureBefore: "The raw crashed image has NEED_CHECK clear, so it promises to be consistent without a check, yet its tables are not: a metadata update reached the disk before what it depends on, or NEED_CHECK was cleared too early.",
-	props.StageRecovery:        "Opening the crashed image writable (which checks and repairs it) failed.",
-	props.StageSize:            "The recovered image size is neither the size at the last flush nor one a pending resize set.",
-	props.StageData:            "A guest sector read after recovery is not its value at the last completed guest flush with some of the writes issued since applied in order: flushed data was lost, data came from the wrong place, or a write was torn inside a sector (expected-vs-read.txt names the rule broken, the candidates and what was read).",
-	props.StageDataAfterReopen: "The data read after recovery was right, but after the liveness write, a clean close and a reopen a guest byte changed: the close after recovery damaged data (a stale table written back, a misdirected write-back).",
-	props.StageStructureAfter:  "After recovery, a write and a clean close, the image is still inconsistent or keeps NEED_CHECK set: the repair left damage behind.",
-	props.StageLiveness:        "The recovered image did not accept a write, a flush, a clean close and a clean reopen.",
-	StageWorkload:              "No crash was involved: a guest operation of the workload failed on the running image (a read disagreed with the model, a check found corruption, or an I/O error nothing injected).",
-	StageSetup:                 "Building the backing chain, creating or opening the image failed before the workload started.",
+var stageHints = map[oracle.Stage]string{
+	oracle.StageStructureBefore: "The raw crashed image has NEED_CHECK clear, so it promises to be consistent without a check, yet its tables are not: a metadata update reached the disk before what it depends on, or NEED_CHECK was cleared too early.",
+	oracle.StageRecovery:        "Opening the crashed image writable (which checks and repairs it) failed.",
+	oracle.StageSize:            "The recovered image size is neither the size at the last flush nor one a pending resize set.",
+	oracle.StageData:            "A guest sector read after recovery is not its value at the last completed guest flush with some of the writes issued since applied in order: flushed data was lost, data came from the wrong place, or a write was torn inside a sector (expected-vs-read.txt names the rule broken, the candidates and what was read).",
+	oracle.StageDataAfterReopen: "The data read after recovery was right, but after the liveness write, a clean close and a reopen a guest byte changed: the close after recovery damaged data (a stale table written back, a misdirected write-back).",
+	oracle.StageStructureAfter:  "After recovery, a write and a clean close, the image is still inconsistent or keeps NEED_CHECK set: the repair left damage behind.",
+	oracle.StageLiveness:        "The recovered image did not accept a write, a flush, a clean close and a clean reopen.",
+	StageWorkload:               "No crash was involved: a guest operation of the workload failed on the running image (a read disagreed with the model, a check found corruption, or an I/O error nothing injected).",
+	StageSetup:                  "Building the backing chain, creating or opening the image failed before the workload started.",
 }
 
 // Explain returns the one-paragraph explanation of a failure.
@@ -310,7 +309,7 @@ func firstLine(err error) string {
 type ReplayResult struct {
 	Meta    ArtifactMeta
 	Failure *Failure // the failure as reproduced (nil when it now passes)
-	Verdict *props.Verdict
+	Verdict *oracle.Verdict
 	// Notes are caveats about the rebuild (e.g. the re-run's trace differs
 	// from the recorded one, so the recorded trace was used).
 	Notes []string
@@ -367,7 +366,7 @@ func Replay(dir string, resolve Resolver) (*ReplayResult, error) {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
 		return res, nil
 	}
-	stage := props.Stage(meta.Stage)
+	stage := oracle.Stage(meta.Stage)
 	if stage == StageWorkload || stage == StageSetup {
 		if fails, _ := rec.workloadFails(); fails {
 			res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageWorkload,
@@ -391,14 +390,14 @@ func Replay(dir string, resolve Resolver) (*ReplayResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
 	}
-	oracle := meta.Oracle
-	if oracle.Durable == nil && props.DurableCost(m) <= maxDurableCache {
+	opts := meta.Oracle
+	if opts.Durable == nil && oracle.DurableCost(m) <= maxDurableCache {
 		// As judge() does, so that the explanation reads the same.
-		if oracle.Durable, err = props.NewDurable(m); err != nil {
+		if opts.Durable, err = oracle.NewDurable(m); err != nil {
 			return nil, err
 		}
 	}
-	res.Verdict = props.CheckCrashState(tgt, st, ImagePath, m.Clone(), oracle)
+	res.Verdict = oracle.Judge(tgt, st, ImagePath, m.Clone(), opts)
 	if !res.Verdict.OK() {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: res.Verdict.Stage,
 			State: id, GuestOp: guest, Verdict: res.Verdict, Rec: rec, Point: p}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -85,10 +84,10 @@ func BenchmarkCrashStates(b *testing.B) {
 		for _, unsynced := range []int{1, 2, 8, 16} {
 			b.Run(fmt.Sprintf("%s/unsynced=%d", c.name, unsynced), func(b *testing.B) {
 				rec, states := benchStates(b, benchWorkload(c.cluster, c.size, c.writes, unsynced))
-				durables := map[int64]*props.Durable{}
+				durables := map[int64]*oracle.Durable{}
 				for _, s := range states {
-					if durables[s.k] == nil && props.DurableCost(rec.ModelAt(s.k)) <= maxDurableCache {
-						d, err := props.NewDurable(rec.ModelAt(s.k))
+					if durables[s.k] == nil && oracle.DurableCost(rec.ModelAt(s.k)) <= maxDurableCache {
+						d, err := oracle.NewDurable(rec.ModelAt(s.k))
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -104,7 +103,7 @@ func BenchmarkCrashStates(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					v := props.CheckCrashState(qedtarget.Target{}, st, ImagePath, rec.ModelAt(s.k).Clone(), props.OracleOptions{Durable: durables[s.k]})
+					v := oracle.Judge(qedtarget.Target{}, st, ImagePath, rec.ModelAt(s.k).Clone(), oracle.Options{Durable: durables[s.k]})
 					st.Release()
 					if !v.OK() {
 						b.Fatalf("%s: %v", s.id, v)

@@ -14,6 +14,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
@@ -310,7 +311,7 @@ func TestConfigParsing(t *testing.T) {
 	require.ErrorContains(t, err, "no target")
 }
 
-// TestDurableCacheSameVerdicts: props.OracleOptions.Durable (used by the
+// TestDurableCacheSameVerdicts: oracle.Options.Durable (used by the
 // campaign) changes no verdict: every state of a broken target's run gets
 // the same stage and the same first bad offset with and without it.
 func TestDurableCacheSameVerdicts(t *testing.T) {
@@ -323,15 +324,15 @@ func TestDurableCacheSameVerdicts(t *testing.T) {
 		p, err := rec.Point(k)
 		require.NoError(t, err)
 		m := rec.ModelAt(k)
-		d, err := props.NewDurable(m)
+		d, err := oracle.NewDurable(m)
 		require.NoError(t, err)
 		for id := range p.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 64, Samples: 8, Seed: 1}) {
 			s1, err := p.State(id)
 			require.NoError(t, err)
 			s2, err := p.State(id)
 			require.NoError(t, err)
-			v1 := props.CheckCrashState(target, s1, ImagePath, m.Clone(), props.OracleOptions{})
-			v2 := props.CheckCrashState(target, s2, ImagePath, m.Clone(), props.OracleOptions{Durable: d})
+			v1 := oracle.Judge(target, s1, ImagePath, m.Clone(), oracle.Options{})
+			v2 := oracle.Judge(target, s2, ImagePath, m.Clone(), oracle.Options{Durable: d})
 			require.Equal(t, v1.Stage, v2.Stage, id.String())
 			if v1.Mismatch != nil {
 				failing++

@@ -11,6 +11,7 @@ import (
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -18,11 +19,11 @@ import (
 // StageWorkload is the stage of a failure of the crash-free run itself: a
 // guest operation failed (a read disagreed with the model, a check found
 // corruption, an I/O error) with no fault injected to explain it.
-const StageWorkload props.Stage = "workload"
+const StageWorkload oracle.Stage = "workload"
 
 // StageSetup is the stage of a workload whose setup (backing chain, image
 // creation, first open) failed.
-const StageSetup props.Stage = "setup"
+const StageSetup oracle.Stage = "setup"
 
 // Failure is a failing case: a workload and, unless Stage is
 // StageWorkload, the crash state the oracle rejected.
@@ -31,10 +32,10 @@ type Failure struct {
 	WorkloadSeed uint64 // seed of the workload's generation and sampling
 	W            *workload.Workload
 	Original     *workload.Workload // before minimization (nil if not minimized)
-	Stage        props.Stage
+	Stage        oracle.Stage
 	State        crashsim.StateID // zero for StageWorkload
 	GuestOp      int              // guest op in progress at the crash (or the failed op)
-	Verdict      *props.Verdict   // nil for StageWorkload
+	Verdict      *oracle.Verdict  // nil for StageWorkload
 	OpErr        *props.OpError   // StageWorkload
 	Err          error            // StageSetup
 	Rec          *Recording       // the run the failure was found in
@@ -79,7 +80,7 @@ type checker struct {
 	models        []crashsim.Model
 	enum          crashsim.EnumOptions
 	sampledPoints int
-	oracle        props.OracleOptions
+	oracle        oracle.Options
 	faults        string
 	c             *counters   // may be nil
 	stop          func() bool // polled between states; nil = never
@@ -91,8 +92,8 @@ type checker struct {
 	local struct{ points, states, oracleRuns int64 }
 }
 
-// maxDurableCache bounds the durable contents (props.DurableCost) judge() keeps
-// in memory to speed up the data check (props.OracleOptions.Durable).
+// maxDurableCache bounds the durable contents (oracle.DurableCost) judge() keeps
+// in memory to speed up the data check (oracle.Options.Durable).
 const maxDurableCache = 64 << 20
 
 // generate returns workload w's workload for a campaign seed.
@@ -104,7 +105,7 @@ func generate(seed uint64, gen workload.GenConfig) *workload.Workload {
 // failure (nil if none). stage, when non-empty, restricts failures to that
 // stage (minimization keeps the failure kind); other failures then count
 // as passes.
-func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage props.Stage) (*Failure, *Recording, error) {
+func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.Stage) (*Failure, *Recording, error) {
 	rec, err := Record(ck.target, w, seed, ck.faults)
 	if err != nil {
 		return nil, nil, err
@@ -128,10 +129,10 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage props.St
 }
 
 // judge enumerates and checks the crash states of rec.
-func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
+func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 	ks := rec.PointKs(ck.sampledPoints)
 	seen := map[stateKey]struct{}{}
-	var durable *props.Durable
+	var durable *oracle.Durable
 	durSnap := -1
 	if ck.hasher == nil {
 		ck.hasher = newStateHasher()
@@ -153,17 +154,17 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 		}
 		base := rec.ModelAt(k)
 		snap := rec.SnapIndexAt(k)
-		oracle := ck.oracle
-		if oracle.Durable == nil && props.DurableCost(base) <= maxDurableCache {
+		opts := ck.oracle
+		if opts.Durable == nil && oracle.DurableCost(base) <= maxDurableCache {
 			// Points come in K order, so each snapshot's states are
 			// consecutive: keep the last snapshot's durable contents.
 			if snap != durSnap {
-				if durable, err = props.NewDurable(base); err != nil {
+				if durable, err = oracle.NewDurable(base); err != nil {
 					return nil, err
 				}
 				durSnap = snap
 			}
-			oracle.Durable = durable
+			opts.Durable = durable
 		}
 		enum := ck.enum
 		enum.Seed = rec.Seed ^ uint64(k)*0x9e3779b97f4a7c15
@@ -191,7 +192,7 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 						}
 					}
 				}
-				v := props.CheckCrashState(ck.target, st, ImagePath, base.Clone(), oracle)
+				v := oracle.Judge(ck.target, st, ImagePath, base.Clone(), opts)
 				st.Release() // the verdict holds no reference to the state's files
 				ck.local.oracleRuns++
 				if ck.c != nil {
@@ -205,7 +206,7 @@ func (ck *checker) judge(rec *Recording, stage props.Stage) (*Failure, error) {
 					// fault's direct effect (faults.go); judged again with
 					// that damage excused, what remains is a failure.
 					var direct bool
-					if direct, v, err = ck.directEffect(rec, p, id, k, base, oracle, v); err != nil {
+					if direct, v, err = ck.directEffect(rec, p, id, k, base, opts, v); err != nil {
 						return nil, err
 					}
 					if direct {
@@ -233,7 +234,7 @@ func (ck *checker) faultEffect() {
 // point k, judged against base) lies within the damage of the silent
 // faults injected up to k; if not, it returns the verdict of the state
 // judged with that damage excused (the failure outside it).
-func (ck *checker) directEffect(rec *Recording, p *crashsim.Point, id crashsim.StateID, k int64, base *model.Disk, oracle props.OracleOptions, v *props.Verdict) (bool, *props.Verdict, error) {
+func (ck *checker) directEffect(rec *Recording, p *crashsim.Point, id crashsim.StateID, k int64, base *model.Disk, opts oracle.Options, v *oracle.Verdict) (bool, *oracle.Verdict, error) {
 	injs, ops := rec.silentUpTo(k)
 	if injs == nil {
 		return false, v, nil
@@ -253,7 +254,7 @@ func (ck *checker) directEffect(rec *Recording, p *crashsim.Point, id crashsim.S
 	for _, r := range d.ranges {
 		m.Excuse(r.Off, r.Len)
 	}
-	v2 := props.CheckCrashState(ck.target, st, ImagePath, m, oracle)
+	v2 := oracle.Judge(ck.target, st, ImagePath, m, opts)
 	st.Release()
 	if v2.OK() || d.foundBy(v2) {
 		return true, v, nil

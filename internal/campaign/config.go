@@ -10,7 +10,6 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -137,7 +136,7 @@ type Config struct {
 	// TargetName names Target in reports and artifacts ("" = Target.Name());
 	// Replay hands it to its resolver.
 	TargetName string
-	Oracle     props.OracleOptions
+	Oracle     oracle.Options
 	// Progress, if set, is called about every ProgressEvery (and at the
 	// end) with a snapshot of the counters.
 	Progress      func(Stats)
@@ -247,7 +246,7 @@ func (c *Config) setDefaults() error {
 }
 
 // tuneOracle applies what a target asks of the oracle (target.ReadLimiter).
-func tuneOracle(t target.Target, o props.OracleOptions) props.OracleOptions {
+func tuneOracle(t target.Target, o oracle.Options) oracle.Options {
 	if rl, ok := t.(target.ReadLimiter); ok {
 		if l := rl.FullReadLimit(); l > 0 {
 			o.FullReadLimit = l

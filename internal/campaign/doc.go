@@ -2,7 +2,7 @@
 // replay`: it generates workloads from a seed, runs each on a Target over a
 // recording crashsim filesystem, enumerates the crash states a power loss
 // could leave at every sync point and at sampled operation indices, judges
-// each with props.CheckCrashState, and turns a failure into a minimized,
+// each with oracle.Judge, and turns a failure into a minimized,
 // replayable artifact.
 //
 // # Seeds and shards
@@ -35,7 +35,7 @@
 // Config.Samples of them are drawn (seeded); see crashsim.Point.IDs.
 //
 // The data check uses the model's durable contents computed once per
-// snapshot (props.OracleOptions.Durable; same verdicts), and states of one
+// snapshot (oracle.Options.Durable; same verdicts), and states of one
 // crash point whose bytes (every file, 128-bit hash of the pages that
 // differ from the point's durable image) equal a state already judged
 // against the same snapshot share its verdict: Report.CrashStates

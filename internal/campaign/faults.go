@@ -10,6 +10,7 @@ import (
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -49,14 +50,14 @@ type damage struct {
 // twice (a write that would have extended the file never landed, which no
 // implementation can see; a later allocation then takes the same cluster
 // again).
-func (d *damage) foundBy(v *props.Verdict) bool {
+func (d *damage) foundBy(v *oracle.Verdict) bool {
 	if !structural(v.Stage) {
 		return false
 	}
 	if d.meta {
 		return true
 	}
-	if !d.lost || v.Stage != props.StageStructureBefore && v.Stage != props.StageStructureAfter {
+	if !d.lost || v.Stage != oracle.StageStructureBefore && v.Stage != oracle.StageStructureAfter {
 		return false
 	}
 	for _, r := range []*check.Report{v.Before, v.After} {
@@ -102,9 +103,9 @@ func (d *damage) within(off, n int64) bool {
 
 // structural reports whether a stage is about the image's structure (where
 // damage in metadata is expected to show).
-func structural(st props.Stage) bool {
+func structural(st oracle.Stage) bool {
 	switch st {
-	case props.StageStructureBefore, props.StageRecovery, props.StageSize, props.StageStructureAfter, props.StageLiveness:
+	case oracle.StageStructureBefore, oracle.StageRecovery, oracle.StageSize, oracle.StageStructureAfter, oracle.StageLiveness:
 		return true
 	}
 	return false

@@ -7,6 +7,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
@@ -58,7 +59,7 @@ func TestOracleSpeedupsKeepDataChecks(t *testing.T) {
 		if len(unc) == 0 {
 			continue
 		}
-		d, err := props.NewDurable(m)
+		d, err := oracle.NewDurable(m)
 		require.NoError(t, err)
 		p, err := rec.Point(k)
 		require.NoError(t, err)
@@ -68,11 +69,11 @@ func TestOracleSpeedupsKeepDataChecks(t *testing.T) {
 		last := unc[len(unc)-1]
 		for _, at := range []int64{last.Off + last.Len/2, 100, m.Size() - 1} {
 			for id := range p.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 4, Samples: 2, Seed: 1}) {
-				for _, dur := range []*props.Durable{nil, d} {
+				for _, dur := range []*oracle.Durable{nil, d} {
 					st, err := p.State(id)
 					require.NoError(t, err)
-					v := props.CheckCrashState(flipTarget{flipAt: at}, st, ImagePath, m.Clone(), props.OracleOptions{Durable: dur})
-					require.Equal(t, props.StageData, v.Stage, "k=%d %s flip at %#x durable=%v: %v", k, id, at, dur != nil, v)
+					v := oracle.Judge(flipTarget{flipAt: at}, st, ImagePath, m.Clone(), oracle.Options{Durable: dur})
+					require.Equal(t, oracle.StageData, v.Stage, "k=%d %s flip at %#x durable=%v: %v", k, id, at, dur != nil, v)
 					require.NotNil(t, v.Mismatch)
 					require.Equal(t, at, v.Mismatch.Off, "k=%d %s", k, id)
 					checked++

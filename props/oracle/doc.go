@@ -3,14 +3,31 @@
 // format and the reference model allow (docs/format.md, "The crash
 // oracle").
 //
-// It holds what every campaign, every executor and the state machine share
-// about judging: the crash models a QED oracle can judge fairly
-// (DefaultModels, defined here once), and, as the migration of
-// docs/architecture.md proceeds, the stages, the verdict, the options and
-// the durable contents of the oracle itself (props.CheckCrashState today,
-// oracle.Judge after step 4).
+// Judge runs the stages in order (Stage): the raw image's structure by
+// the independent checker (props/check), a writable open by the target
+// (its check and repair), the recovered size, every guest byte against the
+// model (package model's sector rule), the structure after a clean close,
+// liveness (a write, a flush, a close, a reopen that needs no repair) and
+// every guest byte again through that reopen. A Verdict names the first
+// stage that failed, with the checker's reports and the model's mismatch.
+// Options tune how much is read back; Durable, the model's durable
+// contents computed once, lets a campaign judge many states of one crash
+// point without generating them again (the verdicts are the same).
+// DefaultModels are the crash models a QED oracle judges fairly, defined
+// here once for the campaign, the QEMU crash checks and the state machine.
 //
-// Guarantees: the package imports only crashsim, model, props/check and
-// props/target of this module (internal/archtest states it), so the oracle
-// never depends on the implementation it judges.
+// Guarantees: the oracle reaches the implementation only through
+// props/target (it never imports an implementation), reads the image's
+// structure only through props/check, and never takes the
+// implementation's word on what it does not read back: the ranges left
+// out are proven by the checker's map of the image (see Options). The
+// model passed to Judge is recovered in place (on success it holds the
+// recovered contents, so a workload can go on from it). Judge is safe for
+// concurrent use on different states and models; a Durable is read-only
+// and may be shared.
+//
+// The package imports only crashsim, model, props/check and props/target
+// of this module (internal/archtest holds it to that). It was props'
+// oracle.go until migration step 4 of docs/architecture.md; props keeps
+// its old names as aliases (props.CheckCrashState, props.Verdict, ...).
 package oracle

@@ -1,4 +1,4 @@
-package props
+package oracle
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
 )
 
@@ -28,8 +29,8 @@ const (
 	StageDataAfterReopen Stage = "data-after-reopen"         // a guest byte changed by the close after recovery (read through a fresh open)
 )
 
-// OracleOptions tune CheckCrashState.
-type OracleOptions struct {
+// Options tune Judge.
+type Options struct {
 	// FullReadLimit: images up to this size are read in full. Larger ones
 	// are read where the model has pending writes, where its durable
 	// contents are data (every flushed write, the backing chain's range),
@@ -41,7 +42,7 @@ type OracleOptions struct {
 	// SkipLiveness skips the liveness stage (write, close, reopen).
 	SkipLiveness bool
 	// Durable, if set, must be NewDurable of the very model passed to
-	// CheckCrashState (before its recovery): a speed-up for checking many
+	// Judge (before its recovery): a speed-up for checking many
 	// crash states against one model. Only the runs of 4 KiB blocks read
 	// back that differ from the durable contents go through VerifyCrash;
 	// the bytes skipped equal their durable value, which VerifyCrash
@@ -53,7 +54,7 @@ type OracleOptions struct {
 
 // Durable is a model's durable contents up to its current size, computed
 // once and shared (read-only, safe for concurrent use) by many
-// CheckCrashState calls. Up to denseDurable it holds every byte; above,
+// Judge calls. Up to denseDurable it holds every byte; above,
 // only the model's Written ranges (the durable contents are zeros
 // elsewhere), so that the flushed data of a big image is compared without
 // generating the model's bytes again for every state.
@@ -290,9 +291,9 @@ func (s *savedReads) read(p []byte, off int64) bool {
 type Verdict struct {
 	Stage    Stage // empty when the state passed
 	Err      error
-	Before   *StructureReport // raw crashed image
-	After    *StructureReport // after recovery and a clean close (nil if not reached)
-	Mismatch *model.Mismatch  // set for StageData
+	Before   *check.Report   // raw crashed image
+	After    *check.Report   // after recovery and a clean close (nil if not reached)
+	Mismatch *model.Mismatch // set for StageData
 }
 
 // OK reports whether the crash state passed every stage.
@@ -324,7 +325,7 @@ func fail(v *Verdict, st Stage, err error) *Verdict {
 // (model.MaxPatternID, never used by workloads).
 const LivenessPatternID = model.MaxPatternID
 
-// CheckCrashState judges one crash state with the oracle of
+// Judge judges one crash state with the oracle of
 // docs/format.md ("The crash oracle"). fs holds the crashed files; m is the model as of the
 // crash (operations after the last completed flush are pending: each may or
 // may not have reached the disk). m is recovered in place: on success it
@@ -339,7 +340,7 @@ const LivenessPatternID = model.MaxPatternID
 // flush and a close, and the next open needs no repair; (7) through that
 // open every guest byte equals the recovered contents plus the liveness
 // write. Above FullReadLimit, stages (4) and (7) read what is not proven
-// zero (see OracleOptions.FullReadLimit).
+// zero (see Options.FullReadLimit).
 //
 // How stage (4) is computed (speed, issue 5; same verdicts, tested in
 // internal/campaign): every guest byte (or, above FullReadLimit, every
@@ -351,7 +352,7 @@ const LivenessPatternID = model.MaxPatternID
 // VerifyCrash does (same *Mismatch). Recover is served the bytes this
 // stage read over the uncertain ranges instead of reading them again
 // through the target. Scratch buffers are pooled across calls.
-func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o OracleOptions) *Verdict {
+func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Options) *Verdict {
 	v := &Verdict{}
 	var err error
 	if v.Before, err = checkStructureMapped(fs, imagePath); err != nil {
@@ -360,7 +361,7 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 	if !v.Before.NeedCheck() && !v.Before.IsConsistent() {
 		return fail(v, StageStructureBefore, fmt.Errorf("NEED_CHECK is clear but the image is inconsistent (%s)", kindList(v.Before)))
 	}
-	d, err := t.Open(fs, imagePath, OpenOptions{})
+	d, err := t.Open(fs, imagePath, target.OpenOptions{})
 	if err != nil {
 		return fail(v, StageRecovery, fmt.Errorf("writable open of the crashed image: %w", err))
 	}
@@ -429,7 +430,7 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 		if err != nil {
 			return fail(v, StageStructureAfter, fmt.Errorf("close after recovery: %w", err))
 		}
-		if v.After, err = CheckStructureFile(fs, imagePath); err != nil {
+		if v.After, err = checkStructure(fs, imagePath, check.File); err != nil {
 			return fail(v, StageStructureAfter, err)
 		}
 		if !v.After.IsConsistent() || v.After.NeedCheck() {
@@ -467,7 +468,7 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 	if !v.After.IsConsistent() || v.After.NeedCheck() {
 		return fail(v, StageStructureAfter, fmt.Errorf("after recovery, a write and a clean close: consistent=%v need_check=%v (%s)", v.After.IsConsistent(), v.After.NeedCheck(), kindList(v.After)))
 	}
-	d, err = t.Open(fs, imagePath, OpenOptions{ReadOnly: true})
+	d, err = t.Open(fs, imagePath, target.OpenOptions{ReadOnly: true})
 	if err != nil {
 		return fail(v, StageLiveness, fmt.Errorf("reopen after recovery: %w", err))
 	}
@@ -534,15 +535,22 @@ func CheckCrashState(t Target, fs afero.Fs, imagePath string, m *model.Disk, o O
 	return v
 }
 
-// checkStructureMapped is CheckStructureFile with the checker's Mapped
-// option.
-func checkStructureMapped(fs afero.Fs, name string) (*StructureReport, error) {
+// checkStructureMapped checks the image at name on fs with the checker's
+// Mapped option (the report's Mapped and Zeroed ranges, which stages 4 and 7
+// use to read back only what the format does not prove).
+func checkStructureMapped(fs afero.Fs, name string) (*check.Report, error) {
+	return checkStructure(fs, name, check.FileMapped)
+}
+
+// checkStructure runs the independent checker (with) over the file at
+// name on fs. Errors name the path.
+func checkStructure(fs afero.Fs, name string, with func(check.FileReader) (*check.Report, error)) (*check.Report, error) {
 	f, err := fs.Open(name)
 	if err != nil {
-		return nil, fmt.Errorf("props: structure check of %s: %w", name, err)
+		return nil, fmt.Errorf("oracle: structure check of %s: %w", name, err)
 	}
 	defer f.Close()
-	return check.FileMapped(f)
+	return with(f)
 }
 
 // modelRanges appends the checker's guest ranges to rs as model ranges.
@@ -566,7 +574,7 @@ func modelRanges(rs []model.Range, from []check.Range) []model.Range {
 // cluster: the format proves the bytes. A header that changed anything but
 // its feature bits between the crashed image (before) and the closed one
 // falls back to everything.
-func reopenRanges(m *model.Disk, size int64, changed []model.Range, before, after *StructureReport) []model.Range {
+func reopenRanges(m *model.Disk, size int64, changed []model.Range, before, after *check.Report) []model.Range {
 	const keep = check.FeatureNeedCheck
 	hb, ha := before.Header, after.Header
 	hb.Features &^= keep
@@ -670,7 +678,7 @@ func verifyOutside(m *model.Disk, rs []model.Range, off int64, p []byte) error {
 	return nil
 }
 
-func kindList(r *StructureReport) string {
+func kindList(r *check.Report) string {
 	ks := r.Kinds()
 	if len(ks) == 0 {
 		return "no violations"
