@@ -20,7 +20,6 @@ import (
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
@@ -198,7 +197,7 @@ func Signature(f *StateFailure) string {
 }
 
 func runSignature(err error) string {
-	if errors.Is(err, props.ErrDataMismatch) {
+	if errors.Is(err, workload.ErrDataMismatch) {
 		return "qemu/run/data"
 	}
 	var ce *qemuio.CommandError

@@ -14,10 +14,10 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
 
@@ -244,7 +244,7 @@ func phaseIndex(rec *Recording, k int64) int {
 // ("" when the state passed) and an explanation; err is for failures of
 // the harness itself.
 func QEMURecover(tool *qemutool.Tool, dir string, img []byte, m *model.Disk) (stage, msg string, err error) {
-	p := filepath.Join(dir, props.ImageName)
+	p := filepath.Join(dir, workload.ImageName)
 	if err := os.WriteFile(p, img, 0o644); err != nil {
 		return "", "", err
 	}

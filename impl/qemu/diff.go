@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -36,21 +35,21 @@ type DiffResult struct {
 	W           *workload.Workload // as run (adapted)
 	Adaptations []Adaptation
 	Differences []Difference
-	QEMUCheck   props.CheckResult
-	QEDCheck    props.CheckResult
+	QEMUCheck   target.CheckResult
+	QEDCheck    target.CheckResult
 }
 
 // side is one implementation's run of a workload.
 type side struct {
 	runErr error
 	data   []byte
-	check  props.CheckResult
+	check  target.CheckResult
 	after  *check.Report
 	model  error // the final data against the model
 }
 
 // Diff runs w (adapted) through QEMU (files in dir) and through ref, the
-// in-process reference (impl/qed's adapter, in memory), with props.Exec,
+// in-process reference (impl/qed's adapter, in memory), with workload.Exec,
 // which checks every read and concurrent group against the model on both
 // sides, then compares what each side reports and the final guest data
 // and check reports. The reference's side is named "impl/qed" in the
@@ -166,8 +165,8 @@ func firstDiff(a, b []byte) int {
 // runSide runs w on t and gathers the final guest data (readAll, or the
 // target's own reads when nil), its check report and the structural
 // checker's report, after a clean close.
-func runSide(t props.Target, fs afero.Fs, dir string, w *workload.Workload, readAll func(path string) ([]byte, error)) (*side, error) {
-	e, err := props.NewExec(t, fs, dir, w)
+func runSide(t target.Target, fs afero.Fs, dir string, w *workload.Workload, readAll func(path string) ([]byte, error)) (*side, error) {
+	e, err := workload.NewExec(t, fs, dir, w)
 	if err != nil {
 		return nil, fmt.Errorf("qemu: diff: %s setup: %w", t.Name(), err)
 	}
@@ -184,7 +183,7 @@ func runSide(t props.Target, fs afero.Fs, dir string, w *workload.Workload, read
 	if s.after, err = checkFile(fs, path); err != nil {
 		return nil, err
 	}
-	d, err := t.Open(fs, path, props.OpenOptions{ReadOnly: true})
+	d, err := t.Open(fs, path, target.OpenOptions{ReadOnly: true})
 	if err != nil {
 		s.runErr = fmt.Errorf("reopen: %w", err)
 		return s, nil

@@ -11,10 +11,10 @@
 //     (commands on stdin, one prompt per command): the batching unit. Every guest op of a workload
 //     is one command (a concurrent group is several aio_write commands and
 //     one aio_flush), so a whole workload costs one process.
-//   - [Target] implements props.Target over qemu-img (create) and a
-//     persistent qemu-io per open image ([Disk]); it drives props.Exec,
-//     props.BuildBacking and the differential runs ([Diff]).
-//   - [Record] runs a workload through props.Exec, the one executor of
+//   - [Target] implements target.Target over qemu-img (create) and a
+//     persistent qemu-io per open image ([Disk]); it drives workload.Exec,
+//     workload.BuildBacking and the differential runs ([Diff]).
+//   - [Record] runs a workload through workload.Exec, the one executor of
 //     the suite, over a Target in recording mode ([Recorder]): the image is
 //     opened as driver=qed, file.driver=blklogwrites, with
 //     log-super-update-interval=1 so the log's entry count is current
@@ -52,7 +52,7 @@
 //
 // # The seam for another implementation
 //
-// An external implementation needs two things: a props.Target (create,
+// An external implementation needs two things: a target.Target (create,
 // open, guest I/O, check) for the differential runs, and a way to record
 // the writes and flushes it issues to its image file as a crashsim.Trace
 // (here blklogwrites; for a Go package, crashsim.FS itself; for a C

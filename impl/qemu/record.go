@@ -11,7 +11,6 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
@@ -40,7 +39,7 @@ func ParseEnd(s string) (End, error) {
 const (
 	LogName     = "image.log" // the blklogwrites log
 	PatternDir  = "pat"       // pattern files for write -s, by write id
-	imageInTree = "/" + props.ImageName
+	imageInTree = "/" + workload.ImageName
 )
 
 // Phase is a stretch of the trace during which one model is the oracle:
@@ -102,7 +101,7 @@ func (e *RunError) Unwrap() error { return e.Err }
 
 // Record runs w (adapted with Adapt) through one qemu-io process on a
 // QED image over blklogwrites in dir (which must be empty or absent) and
-// returns the recording. The ops run through props.Exec, the one executor,
+// returns the recording. The ops run through workload.Exec, the one executor,
 // over a Target in recording mode (see Recorder); a run ending with abort
 // or kill whose last op is a concurrent group issues that group itself and
 // dies with it in flight. A *RunError reports a failure QEMU showed during
@@ -119,10 +118,10 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	if err := os.MkdirAll(filepath.Join(dir, PatternDir), 0o755); err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	r := NewRecorder(filepath.Join(dir, props.ImageName))
+	r := NewRecorder(filepath.Join(dir, workload.ImageName))
 	defer r.Kill() // whatever failed, no qemu-io outlives the recording
 	rec := &Recording{W: w, Adaptations: ad, End: end, Dir: dir}
-	e, err := props.NewExec(Target{Tool: tool, Rec: r}, afero.NewOsFs(), dir, w)
+	e, err := workload.NewExec(Target{Tool: tool, Rec: r}, afero.NewOsFs(), dir, w)
 	if err != nil {
 		return nil, err
 	}
@@ -171,9 +170,9 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	return rec, runErr
 }
 
-// runError turns the executor's *props.OpError into a *RunError.
+// runError turns the executor's *workload.OpError into a *RunError.
 func runError(err error) error {
-	var oe *props.OpError
+	var oe *workload.OpError
 	if errors.As(err, &oe) {
 		return &RunError{Op: oe.Index, Cmd: oe.Op.String(), Err: oe.Err}
 	}
@@ -181,7 +180,7 @@ func runError(err error) error {
 }
 
 // end ends the run as rec.End says, after the executor ran ops[:last].
-func (r *Recorder) end(rec *Recording, e *props.Exec, last int) error {
+func (r *Recorder) end(rec *Recording, e *workload.Exec, last int) error {
 	ops := rec.W.Ops
 	if e.Disk == nil {
 		return &RunError{Op: last, Cmd: string(rec.End), Err: errors.New("image is not open (an earlier reopen failed)")}

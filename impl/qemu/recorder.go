@@ -13,8 +13,8 @@ import (
 
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
 
@@ -81,7 +81,7 @@ func (r *Recorder) Kill() {
 
 // logOpts returns the -o options of an open through blklogwrites.
 func logOpts(appendLog bool) string {
-	o := "driver=qed,file.driver=blklogwrites,file.file.driver=file,file.file.filename=" + props.ImageName +
+	o := "driver=qed,file.driver=blklogwrites,file.file.driver=file,file.file.filename=" + workload.ImageName +
 		",file.log.driver=file,file.log.filename=" + LogName + ",file.log-super-update-interval=1"
 	if appendLog {
 		return o + ",file.log-append=on"
@@ -89,12 +89,12 @@ func logOpts(appendLog bool) string {
 	return o + ",file.log-sector-size=512"
 }
 
-func (r *Recorder) open(tool *qemutool.Tool, o props.OpenOptions) (props.Disk, error) {
+func (r *Recorder) open(tool *qemutool.Tool, o target.OpenOptions) (target.Disk, error) {
 	if o.ReadOnly {
 		return nil, errors.New("qemu: a recording opens its image writable")
 	}
-	if filepath.Base(r.path) != props.ImageName {
-		return nil, fmt.Errorf("qemu: a recording records %s, not %s", props.ImageName, r.path)
+	if filepath.Base(r.path) != workload.ImageName {
+		return nil, fmt.Errorf("qemu: a recording records %s, not %s", workload.ImageName, r.path)
 	}
 	r.mu.Lock()
 	appendLog := r.proc != nil
@@ -178,16 +178,16 @@ func (r *Recorder) writeAt(p []byte, off int64) (int, error) {
 // must be consistent: QEMU writes its metadata through, so between
 // commands the file is a consistent image, NEED_CHECK set or not) and
 // then `qemu-img check -U`. A recording does not repair.
-func (r *Recorder) check(d *Disk, repair bool) (props.CheckResult, error) {
+func (r *Recorder) check(d *Disk, repair bool) (target.CheckResult, error) {
 	if repair {
-		return props.CheckResult{}, errors.New("qemu: a recording does not repair its image")
+		return target.CheckResult{}, errors.New("qemu: a recording does not repair its image")
 	}
 	rep, err := checkFile(afero.NewOsFs(), r.path)
 	if err != nil {
-		return props.CheckResult{}, err
+		return target.CheckResult{}, err
 	}
 	if !rep.IsConsistent() {
-		return props.CheckResult{}, fmt.Errorf("live image inconsistent:\n%s", rep)
+		return target.CheckResult{}, fmt.Errorf("live image inconsistent:\n%s", rep)
 	}
 	c, _, err := checkJSON(d.tool, r.path, "-U")
 	return c, err

@@ -12,7 +12,6 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
@@ -128,7 +127,7 @@ func rebuildState(dir string, id crashsim.StateID) ([]byte, error) {
 		files["/"+filepath.Base(p)] = b
 	}
 	if _, ok := files[imageInTree]; !ok {
-		return nil, fmt.Errorf("%w: snapshot/%s missing", ErrArtifact, props.ImageName)
+		return nil, fmt.Errorf("%w: snapshot/%s missing", ErrArtifact, workload.ImageName)
 	}
 	logBytes, err := os.ReadFile(filepath.Join(dir, LogName))
 	if err != nil {

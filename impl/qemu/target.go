@@ -11,14 +11,14 @@ import (
 
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
 )
 
 // ErrNotOSFS reports an afero.Fs that does not map to real files.
 var ErrNotOSFS = errors.New("qemu: the filesystem must be afero.OsFs or a BasePathFs over it")
 
-// Target drives QEMU's QED driver through props.Target: qemu-img creates
+// Target drives QEMU's QED driver through target.Target: qemu-img creates
 // images, and every open image is a Disk backed by one persistent
 // interactive qemu-io process.
 type Target struct {
@@ -29,9 +29,9 @@ type Target struct {
 	Rec *Recorder
 }
 
-var _ props.Target = Target{}
+var _ target.Target = Target{}
 
-// Name implements props.Target.
+// Name implements target.Target.
 func (Target) Name() string { return "qemu" }
 
 // RealPath maps name on fs to a path on the OS filesystem.
@@ -52,7 +52,7 @@ func RealPath(fs afero.Fs, name string) (string, error) {
 // CreateArgs returns the qemu-img arguments that create an image with o
 // at path (relative backing names are resolved by QEMU against the
 // image's directory).
-func CreateArgs(path string, o props.CreateOptions) []string {
+func CreateArgs(path string, o target.CreateOptions) []string {
 	opts := fmt.Sprintf("cluster_size=%d,table_size=%d", o.ClusterSize, o.TableSize)
 	args := []string{"create", "-q", "-f", "qed", "-o", opts}
 	if o.BackingFile != "" {
@@ -64,8 +64,8 @@ func CreateArgs(path string, o props.CreateOptions) []string {
 	return append(args, path, strconv.FormatInt(o.Size, 10))
 }
 
-// Create implements props.Target with `qemu-img create -f qed`.
-func (t Target) Create(fs afero.Fs, path string, o props.CreateOptions) error {
+// Create implements target.Target with `qemu-img create -f qed`.
+func (t Target) Create(fs afero.Fs, path string, o target.CreateOptions) error {
 	real, err := RealPath(fs, path)
 	if err != nil {
 		return err
@@ -74,9 +74,9 @@ func (t Target) Create(fs afero.Fs, path string, o props.CreateOptions) error {
 	return err
 }
 
-// Open implements props.Target: it starts one qemu-io process and opens
+// Open implements target.Target: it starts one qemu-io process and opens
 // the image in it (a writable open repairs an image with NEED_CHECK set).
-func (t Target) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk, error) {
+func (t Target) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
 	real, err := RealPath(fs, path)
 	if err != nil {
 		return nil, err
@@ -184,7 +184,7 @@ func (d *Disk) WriteAt(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// WriteZeroes implements props.Disk with `write -z`.
+// WriteZeroes implements target.Disk with `write -z`.
 func (d *Disk) WriteZeroes(off, n int64) error {
 	q := ""
 	if d.rec != nil {
@@ -194,20 +194,20 @@ func (d *Disk) WriteZeroes(off, n int64) error {
 	return err
 }
 
-// Flush implements props.Disk.
+// Flush implements target.Disk.
 func (d *Disk) Flush() error {
 	_, err := d.proc.Do("flush")
 	return err
 }
 
-// Size implements props.Disk.
+// Size implements target.Disk.
 func (d *Disk) Size() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.size
 }
 
-// Resize implements props.Disk with `truncate`.
+// Resize implements target.Disk with `truncate`.
 func (d *Disk) Resize(size int64) error {
 	if _, err := d.proc.Do(fmt.Sprintf("truncate %d", size)); err != nil {
 		return err
@@ -218,10 +218,10 @@ func (d *Disk) Resize(size int64) error {
 	return nil
 }
 
-// Check implements props.Disk with `qemu-img check`: without repair it
+// Check implements target.Disk with `qemu-img check`: without repair it
 // reads the live image with shared permissions (-U); with repair it closes
 // the image in qemu-io, runs `check -r all` and opens it again.
-func (d *Disk) Check(repair bool) (props.CheckResult, error) {
+func (d *Disk) Check(repair bool) (target.CheckResult, error) {
 	if d.rec != nil {
 		return d.rec.check(d, repair)
 	}
@@ -230,7 +230,7 @@ func (d *Disk) Check(repair bool) (props.CheckResult, error) {
 		return c, err
 	}
 	if _, err := d.proc.Do("close"); err != nil {
-		return props.CheckResult{}, err
+		return target.CheckResult{}, err
 	}
 	c, _, err := checkJSON(d.tool, d.path, "-r", "all")
 	if _, oerr := d.proc.Do(d.openCmd()); oerr != nil && err == nil {
@@ -241,24 +241,24 @@ func (d *Disk) Check(repair bool) (props.CheckResult, error) {
 
 // checkJSON runs qemu-img check --output=json with extra args and returns
 // the counts and the exit code (0 clean, 2 corruptions, 3 leaks, 1 failed).
-func checkJSON(tool *qemutool.Tool, path string, extra ...string) (props.CheckResult, int, error) {
+func checkJSON(tool *qemutool.Tool, path string, extra ...string) (target.CheckResult, int, error) {
 	args := append([]string{"check", "-f", "qed", "--output=json"}, extra...)
 	res, err := tool.RunImg(append(args, path)...)
 	if err != nil {
-		return props.CheckResult{}, -1, err
+		return target.CheckResult{}, -1, err
 	}
 	c, perr := qemutool.ParseCheck(res.Stdout)
 	if perr != nil {
-		return props.CheckResult{}, res.ExitCode, fmt.Errorf("qemu: check %s: exit %d: %s", path, res.ExitCode, res.Stderr)
+		return target.CheckResult{}, res.ExitCode, fmt.Errorf("qemu: check %s: exit %d: %s", path, res.ExitCode, res.Stderr)
 	}
-	r := props.CheckResult{Corruptions: c.Corruptions, Leaks: c.Leaks, CheckErrors: c.CheckErrors}
+	r := target.CheckResult{Corruptions: c.Corruptions, Leaks: c.Leaks, CheckErrors: c.CheckErrors}
 	if c.CorruptionsFixed != nil {
 		r.CorruptionsFixed = *c.CorruptionsFixed
 	}
 	return r, res.ExitCode, nil
 }
 
-// Close implements props.Disk: `close` (QEMU flushes and clears
+// Close implements target.Disk: `close` (QEMU flushes and clears
 // NEED_CHECK) and the process quits.
 func (d *Disk) Close() error {
 	if d.closed {

@@ -10,7 +10,6 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -33,17 +32,17 @@ type Failure struct {
 	W            *workload.Workload
 	Original     *workload.Workload // before minimization (nil if not minimized)
 	Stage        oracle.Stage
-	State        crashsim.StateID // zero for StageWorkload
-	GuestOp      int              // guest op in progress at the crash (or the failed op)
-	Verdict      *oracle.Verdict  // nil for StageWorkload
-	OpErr        *props.OpError   // StageWorkload
-	Err          error            // StageSetup
-	Rec          *Recording       // the run the failure was found in
-	Point        *crashsim.Point  // the crash point (nil for StageWorkload)
-	Artifact     string           // directory written, if any
-	ArtifactErr  error            // why the artifact could not be written
-	Found        time.Duration    // campaign time when it was found
-	MinimizeTime time.Duration    // time Minimize took
+	State        crashsim.StateID  // zero for StageWorkload
+	GuestOp      int               // guest op in progress at the crash (or the failed op)
+	Verdict      *oracle.Verdict   // nil for StageWorkload
+	OpErr        *workload.OpError // StageWorkload
+	Err          error             // StageSetup
+	Rec          *Recording        // the run the failure was found in
+	Point        *crashsim.Point   // the crash point (nil for StageWorkload)
+	Artifact     string            // directory written, if any
+	ArtifactErr  error             // why the artifact could not be written
+	Found        time.Duration     // campaign time when it was found
+	MinimizeTime time.Duration     // time Minimize took
 }
 
 // HasState reports whether the failure is a crash state (not a run error).

@@ -17,7 +17,7 @@
 //
 // # One workload
 //
-// Record runs the workload through props.Exec on a crashsim.FS (with
+// Record runs the workload through workload.Exec on a crashsim.FS (with
 // ImplicitDirSync: the campaign tests the image files' crash safety, not
 // the durability of their directory entries) optionally wrapped in faultfs,
 // keeping the trace, and the model clone Exec hands to its Snapshot hook

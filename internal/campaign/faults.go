@@ -8,7 +8,6 @@ import (
 
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -188,7 +187,7 @@ func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size i
 
 // collisions adds the guest ranges of rep's mapped clusters whose data
 // clusters overlap another's.
-func (d *damage) collisions(rep *props.StructureReport) {
+func (d *damage) collisions(rep *check.Report) {
 	if rep == nil {
 		return
 	}

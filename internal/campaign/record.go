@@ -11,7 +11,6 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -22,7 +21,7 @@ import (
 const Dir = "/w"
 
 // ImagePath is the image under test inside a crash state.
-var ImagePath = path.Join(Dir, props.ImageName)
+var ImagePath = path.Join(Dir, workload.ImageName)
 
 // fsOptions are the options of every recording filesystem (and, through
 // the points, of every crash state).
@@ -53,7 +52,7 @@ type Recording struct {
 	End      *crashsim.Point
 	EndModel *model.Disk
 	// OpErr is the first guest op error; Injected the faults injected.
-	OpErr    *props.OpError
+	OpErr    *workload.OpError
 	Injected []faultfs.Injection
 	// EndMap is the structure of the image at the end of a faulted run
 	// (with the checker's map): where silent faults landed (faults.go).
@@ -71,7 +70,7 @@ func (r *Recording) Faulted() bool { return len(r.Injected) > 0 }
 // setup that could not be done.
 func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string) (*Recording, error) {
 	fs := crashsim.New(fsOptions)
-	e, err := props.NewExec(tgt, fs, Dir, w)
+	e, err := workload.NewExec(tgt, fs, Dir, w)
 	if err != nil {
 		return nil, fmt.Errorf("campaign: setup: %w", err)
 	}
@@ -101,7 +100,7 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 				return nil, fmt.Errorf("campaign: setup: reopen through the fault layer: %w", err)
 			}
 			e.Disk = nil
-			rec.OpErr = &props.OpError{Index: -1, Err: fmt.Errorf("reopen through the fault layer (setup): %w", err)}
+			rec.OpErr = &workload.OpError{Index: -1, Err: fmt.Errorf("reopen through the fault layer (setup): %w", err)}
 		}
 		defer func() { rec.Injected = ffs.Log() }()
 		injected = ffs.Injected
@@ -121,7 +120,7 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 	}
 	fs.OnSync(nil)
 	if err != nil {
-		var oe *props.OpError
+		var oe *workload.OpError
 		if !errors.As(err, &oe) {
 			return nil, err
 		}

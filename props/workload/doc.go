@@ -31,6 +31,15 @@
 // whole size; a qed backing file holds it over its first half (rounded down
 // to 512 bytes) and reads the rest through from the next file in the chain.
 //
+// Exec is the one executor: it builds a workload's backing chain and image
+// through a target.Target (package props/target, the only project packages
+// it reaches being model and props/target), runs the ops and mirrors each
+// in a model.Disk, model first and then the I/O, a flush recorded only
+// after the target's flush returned (the contract is on Exec). The
+// campaign, the state machine, the conformance door and the QEMU adapter
+// all run workloads through it; what the crash or fault layer is, is the
+// caller's: Exec sees only the afero.Fs it is given.
+//
 // Invariants: Validate accepts a workload only if every op lies inside the
 // image size current at that op (resize only grows), lengths are positive,
 // write and fill ids are non-zero and

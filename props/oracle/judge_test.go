@@ -1,10 +1,13 @@
-package props
+package oracle_test
 
 import (
 	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
@@ -12,12 +15,12 @@ import (
 
 // oracleCase runs a script on impl/qed over crashsim and returns the
 // "drop" crash state at its end (the pending writes lost) and the model.
-func oracleCase(t *testing.T, script string) (afero.Fs, *Exec) {
+func oracleCase(t *testing.T, script string) (afero.Fs, *workload.Exec) {
 	t.Helper()
 	w, err := workload.Parse(strings.NewReader(script))
 	require.NoError(t, err)
 	base := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
-	e, err := NewExec(QEDTarget{}, base, "/w", w)
+	e, err := workload.NewExec(qedtarget.Target{}, base, "/w", w)
 	require.NoError(t, err)
 	require.NoError(t, e.RunAll())
 	p, err := base.Point()
@@ -40,16 +43,16 @@ write 0x20000 0x200 id=2
 // closeDamageTarget is impl/qed whose writable close then zeroes the
 // guest cluster at 0x10000 (flushed data): a close after recovery that
 // damages data.
-type closeDamageTarget struct{ QEDTarget }
+type closeDamageTarget struct{ qedtarget.Target }
 
 type closeDamageDisk struct {
-	Disk
+	target.Disk
 	fs   afero.Fs
 	path string
 }
 
-func (t closeDamageTarget) Open(fs afero.Fs, path string, o OpenOptions) (Disk, error) {
-	d, err := t.QEDTarget.Open(fs, path, o)
+func (t closeDamageTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
 	if err != nil || o.ReadOnly {
 		return d, err
 	}
@@ -60,7 +63,7 @@ func (d closeDamageDisk) Close() error {
 	if err := d.Disk.Close(); err != nil {
 		return err
 	}
-	x, err := QEDTarget{}.Open(d.fs, d.path, OpenOptions{})
+	x, err := qedtarget.Target{}.Open(d.fs, d.path, target.OpenOptions{})
 	if err != nil {
 		return err
 	}
@@ -74,18 +77,18 @@ func (d closeDamageDisk) Close() error {
 // recovery fails at data-after-reopen; the same state on impl/qed passes.
 func TestOracleRereadsAfterReopen(t *testing.T) {
 	st, e := oracleCase(t, oracleScript)
-	v := CheckCrashState(QEDTarget{}, st, e.ImagePath(), e.Model.Clone(), OracleOptions{})
+	v := oracle.Judge(qedtarget.Target{}, st, e.ImagePath(), e.Model.Clone(), oracle.Options{})
 	require.True(t, v.OK(), "%v", v)
 	for _, dur := range []bool{false, true} {
 		st, e := oracleCase(t, oracleScript)
-		o := OracleOptions{}
+		o := oracle.Options{}
 		if dur {
 			var err error
-			o.Durable, err = NewDurable(e.Model)
+			o.Durable, err = oracle.NewDurable(e.Model)
 			require.NoError(t, err)
 		}
-		v := CheckCrashState(closeDamageTarget{}, st, e.ImagePath(), e.Model.Clone(), o)
-		require.Equal(t, StageDataAfterReopen, v.Stage, "durable=%v: %v", dur, v)
+		v := oracle.Judge(closeDamageTarget{}, st, e.ImagePath(), e.Model.Clone(), o)
+		require.Equal(t, oracle.StageDataAfterReopen, v.Stage, "durable=%v: %v", dur, v)
 		require.NotNil(t, v.Mismatch)
 		require.Equal(t, int64(0x10000), v.Mismatch.Off)
 	}
@@ -93,12 +96,12 @@ func TestOracleRereadsAfterReopen(t *testing.T) {
 
 // lostMappingTarget is impl/qed whose writable open reads the guest
 // cluster at 0x10000 as zeros (as if recovery lost its mapping).
-type lostMappingTarget struct{ QEDTarget }
+type lostMappingTarget struct{ qedtarget.Target }
 
-type lostMappingDisk struct{ Disk }
+type lostMappingDisk struct{ target.Disk }
 
-func (t lostMappingTarget) Open(fs afero.Fs, path string, o OpenOptions) (Disk, error) {
-	d, err := t.QEDTarget.Open(fs, path, o)
+func (t lostMappingTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
 	if err != nil || o.ReadOnly {
 		return d, err
 	}
@@ -120,18 +123,18 @@ func (d lostMappingDisk) ReadAt(p []byte, off int64) (int, error) {
 // at data), and impl/qed passes.
 func TestOracleBigImageReadsFlushedData(t *testing.T) {
 	for _, dur := range []bool{false, true} {
-		o := OracleOptions{FullReadLimit: 4096}
+		o := oracle.Options{FullReadLimit: 4096}
 		st, e := oracleCase(t, oracleScript)
 		if dur {
 			var err error
-			o.Durable, err = NewDurable(e.Model)
+			o.Durable, err = oracle.NewDurable(e.Model)
 			require.NoError(t, err)
 		}
-		v := CheckCrashState(QEDTarget{}, st, e.ImagePath(), e.Model.Clone(), o)
+		v := oracle.Judge(qedtarget.Target{}, st, e.ImagePath(), e.Model.Clone(), o)
 		require.True(t, v.OK(), "%v", v)
 		st, e = oracleCase(t, oracleScript)
-		v = CheckCrashState(lostMappingTarget{}, st, e.ImagePath(), e.Model.Clone(), o)
-		require.Equal(t, StageData, v.Stage, "durable=%v: %v", dur, v)
+		v = oracle.Judge(lostMappingTarget{}, st, e.ImagePath(), e.Model.Clone(), o)
+		require.Equal(t, oracle.StageData, v.Stage, "durable=%v: %v", dur, v)
 		require.Equal(t, int64(0x10000), v.Mismatch.Off)
 	}
 }

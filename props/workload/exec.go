@@ -1,4 +1,4 @@
-package props
+package workload
 
 import (
 	"errors"
@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
 )
 
@@ -19,10 +19,11 @@ const ImageName = "image.qed"
 // immediate backing file).
 func BackingName(i int, format string) string { return fmt.Sprintf("backing%d.%s", i, format) }
 
-// Exec runs a workload against a Target on a filesystem and mirrors every
-// operation in a model.Disk, so that reads can be checked and crash states
-// judged. It is the shared engine of the property tests, the torture
-// campaign and the differential tests.
+// Exec runs a workload against a target.Target on a filesystem and
+// mirrors every operation in a model.Disk, so that reads can be checked and
+// crash states judged. It is the one executor of the property tests, the
+// torture campaign, the QEMU recorder and the differential tests (it was
+// props.Exec until migration step 5 of docs/architecture.md).
 //
 // Ordering contract with the model: an operation is recorded in the model
 // before its I/O is issued (so a crash during it finds it pending: allowed
@@ -31,19 +32,19 @@ func BackingName(i int, format string) string { return fmt.Sprintf("backing%d.%s
 // be lost).
 //
 // Concurrent operations run as: flush, the group from one goroutine per
-// write (or, when the Disk is a GroupWriter, issued by the implementation
+// write (or, when the Disk is a target.GroupWriter, issued by the implementation
 // itself, all in flight at once), flush; then every byte the group wrote
 // is read back and must be one of the values written to it (overlaps may
 // land in any order), and the model adopts what was read. A pattern-only
-// GroupWriter writes GroupPattern(id) bytes, and the model records them.
+// GroupWriter writes target.GroupPattern(id) bytes, and the model records them.
 type Exec struct {
-	Target Target
+	Target target.Target
 	FS     afero.Fs
 	Dir    string
-	W      *workload.Workload
+	W      *Workload
 	Model  *model.Disk
-	Disk   Disk // the open image; nil after a failed reopen
-	Next   int  // index of the next op to run
+	Disk   target.Disk // the open image; nil after a failed reopen
+	Next   int         // index of the next op to run
 
 	// Snapshot, if set, is called with the op index and a clone of the
 	// model taken just before the op's I/O is issued (after the model
@@ -59,49 +60,49 @@ func (e *Exec) ImagePath() string { return path.Join(e.Dir, ImageName) }
 // NewExec builds the workload's backing chain (deepest first, each file
 // filled from its fill id, see workload) and the image, opens it writable
 // and returns an Exec positioned before the first op. Setup I/O is flushed.
-func NewExec(t Target, fs afero.Fs, dir string, w *workload.Workload) (*Exec, error) {
+func NewExec(t target.Target, fs afero.Fs, dir string, w *Workload) (*Exec, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("props: setup: %w", err)
+		return nil, fmt.Errorf("workload: setup: %w", err)
 	}
 	m, err := BuildBacking(t, fs, dir, w.Geometry.Backing)
 	if err != nil {
 		return nil, err
 	}
 	g := w.Geometry
-	opts := CreateOptions{Size: g.Size, ClusterSize: g.ClusterSize, TableSize: g.TableSize}
+	opts := target.CreateOptions{Size: g.Size, ClusterSize: g.ClusterSize, TableSize: g.TableSize}
 	if len(g.Backing) > 0 {
 		opts.BackingFile = BackingName(0, g.Backing[0].Format)
 		opts.BackingFormat = g.Backing[0].Format
 	}
 	e := &Exec{Target: t, FS: fs, Dir: dir, W: w}
 	if err := t.Create(fs, e.ImagePath(), opts); err != nil {
-		return nil, fmt.Errorf("props: create %s: %w", e.ImagePath(), err)
+		return nil, fmt.Errorf("workload: create %s: %w", e.ImagePath(), err)
 	}
 	if e.Model, err = model.New(g.Size, m); err != nil {
-		return nil, fmt.Errorf("props: model: %w", err)
+		return nil, fmt.Errorf("workload: model: %w", err)
 	}
-	if e.Disk, err = t.Open(fs, e.ImagePath(), OpenOptions{}); err != nil {
-		return nil, fmt.Errorf("props: open %s: %w", e.ImagePath(), err)
+	if e.Disk, err = t.Open(fs, e.ImagePath(), target.OpenOptions{}); err != nil {
+		return nil, fmt.Errorf("workload: open %s: %w", e.ImagePath(), err)
 	}
 	return e, nil
 }
 
 // BuildBacking writes the backing chain into dir and returns the model of
 // the image's immediate backing file (nil for none).
-func BuildBacking(t Target, fs afero.Fs, dir string, chain []workload.Backing) (*model.Disk, error) {
+func BuildBacking(t target.Target, fs afero.Fs, dir string, chain []Backing) (*model.Disk, error) {
 	var m *model.Disk
 	for i := len(chain) - 1; i >= 0; i-- {
 		b := chain[i]
 		name := path.Join(dir, BackingName(i, b.Format))
 		bm, err := model.New(b.Size, m)
 		if err != nil {
-			return nil, fmt.Errorf("props: backing %d model: %w", i, err)
+			return nil, fmt.Errorf("workload: backing %d model: %w", i, err)
 		}
 		if err := bm.WriteID(0, b.FillLen(), uint64(b.Fill)); err != nil {
-			return nil, fmt.Errorf("props: backing %d model: %w", i, err)
+			return nil, fmt.Errorf("workload: backing %d model: %w", i, err)
 		}
 		bm.Flush()
 		buf := make([]byte, b.FillLen())
@@ -110,7 +111,7 @@ func BuildBacking(t Target, fs afero.Fs, dir string, chain []workload.Backing) (
 		case "raw":
 			err = writeRaw(fs, name, buf, b.Size)
 		case "qed":
-			opts := CreateOptions{Size: b.Size, ClusterSize: b.ClusterSize, TableSize: b.TableSize}
+			opts := target.CreateOptions{Size: b.Size, ClusterSize: b.ClusterSize, TableSize: b.TableSize}
 			if i+1 < len(chain) {
 				opts.BackingFile = BackingName(i+1, chain[i+1].Format)
 				opts.BackingFormat = chain[i+1].Format
@@ -120,7 +121,7 @@ func BuildBacking(t Target, fs afero.Fs, dir string, chain []workload.Backing) (
 			err = fmt.Errorf("unknown format %q", b.Format)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("props: backing %d (%s): %w", i, name, err)
+			return nil, fmt.Errorf("workload: backing %d (%s): %w", i, name, err)
 		}
 		m = bm
 	}
@@ -147,11 +148,11 @@ func writeRaw(fs afero.Fs, name string, data []byte, size int64) error {
 	return f.Close()
 }
 
-func writeQED(t Target, fs afero.Fs, name string, opts CreateOptions, data []byte) error {
+func writeQED(t target.Target, fs afero.Fs, name string, opts target.CreateOptions, data []byte) error {
 	if err := t.Create(fs, name, opts); err != nil {
 		return err
 	}
-	d, err := t.Open(fs, name, OpenOptions{})
+	d, err := t.Open(fs, name, target.OpenOptions{})
 	if err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func writeQED(t Target, fs afero.Fs, name string, opts CreateOptions, data []byt
 // Mismatch is set when a read disagreed with the model.
 type OpError struct {
 	Index    int
-	Op       workload.Op
+	Op       Op
 	Err      error
 	Mismatch *model.Mismatch
 }
@@ -180,7 +181,7 @@ func (e *OpError) Error() string {
 func (e *OpError) Unwrap() error { return e.Err }
 
 // ErrDataMismatch is wrapped by OpErrors of reads that disagreed with the model.
-var ErrDataMismatch = errors.New("props: data read back differs from the model")
+var ErrDataMismatch = errors.New("workload: data read back differs from the model")
 
 // Done reports whether every op has run.
 func (e *Exec) Done() bool { return e.Next >= len(e.W.Ops) }
@@ -227,12 +228,12 @@ func (e *Exec) failWrite(k int) {
 	}
 }
 
-func (e *Exec) step(i int, op workload.Op) error {
+func (e *Exec) step(i int, op Op) error {
 	if e.Disk == nil {
 		return errors.New("image is not open (an earlier reopen failed)")
 	}
 	switch op.Kind {
-	case workload.Write:
+	case Write:
 		if err := e.Model.WriteID(op.Off, op.Len, uint64(op.ID)); err != nil {
 			return fmt.Errorf("model: %w", err)
 		}
@@ -242,7 +243,7 @@ func (e *Exec) step(i int, op workload.Op) error {
 			return err
 		}
 		return nil
-	case workload.WriteZeroes:
+	case WriteZeroes:
 		if err := e.Model.WriteZeroes(op.Off, op.Len); err != nil {
 			return fmt.Errorf("model: %w", err)
 		}
@@ -252,7 +253,7 @@ func (e *Exec) step(i int, op workload.Op) error {
 			return err
 		}
 		return nil
-	case workload.Read:
+	case Read:
 		e.snapshot(i)
 		buf := make([]byte, op.Len)
 		if _, err := e.Disk.ReadAt(buf, op.Off); err != nil {
@@ -262,14 +263,14 @@ func (e *Exec) step(i int, op workload.Op) error {
 			return fmt.Errorf("%w: %w", ErrDataMismatch, err)
 		}
 		return nil
-	case workload.Flush:
+	case Flush:
 		e.snapshot(i)
 		if err := e.Disk.Flush(); err != nil {
 			return err
 		}
 		e.Model.Flush()
 		return nil
-	case workload.Resize:
+	case Resize:
 		if err := e.Model.Grow(op.Off); err != nil {
 			return fmt.Errorf("model: %w", err)
 		}
@@ -281,7 +282,7 @@ func (e *Exec) step(i int, op workload.Op) error {
 			return fmt.Errorf("size after resize is %#x, want %#x", got, op.Off)
 		}
 		return nil
-	case workload.Reopen:
+	case Reopen:
 		e.snapshot(i)
 		err := e.Disk.Close()
 		e.Disk = nil
@@ -289,14 +290,14 @@ func (e *Exec) step(i int, op workload.Op) error {
 			return fmt.Errorf("close: %w", err)
 		}
 		e.Model.Flush() // a clean close makes everything durable
-		if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), OpenOptions{}); err != nil {
+		if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{}); err != nil {
 			return fmt.Errorf("reopen: %w", err)
 		}
 		if got, want := e.Disk.Size(), e.Model.Size(); got != want {
 			return fmt.Errorf("size after reopen is %#x, want %#x", got, want)
 		}
 		return nil
-	case workload.Check:
+	case Check:
 		e.snapshot(i)
 		r, err := e.Disk.Check(false)
 		if err != nil {
@@ -306,13 +307,13 @@ func (e *Exec) step(i int, op workload.Op) error {
 			return fmt.Errorf("check found %d corruptions, %d check errors", r.Corruptions, r.CheckErrors)
 		}
 		return nil
-	case workload.Concurrent:
+	case Concurrent:
 		return e.concurrent(i, op)
 	}
 	return fmt.Errorf("unknown op kind %v", op.Kind)
 }
 
-func (e *Exec) write(op workload.Op) error {
+func (e *Exec) write(op Op) error {
 	buf := make([]byte, op.Len)
 	model.Fill(buf, uint64(op.ID), op.Off)
 	n, err := e.Disk.WriteAt(buf, op.Off)
@@ -323,22 +324,22 @@ func (e *Exec) write(op workload.Op) error {
 }
 
 // concurrent runs a group: flush; the writes at once; flush; read back.
-// A Disk that is a GroupWriter issues the writes itself (qemu-io's aio
+// A Disk that is a target.GroupWriter issues the writes itself (qemu-io's aio
 // commands); otherwise each write runs in its own goroutine.
-func (e *Exec) concurrent(i int, op workload.Op) error {
+func (e *Exec) concurrent(i int, op Op) error {
 	e.snapshot(i)
 	if err := e.Disk.Flush(); err != nil {
 		return fmt.Errorf("flush before the group: %w", err)
 	}
 	e.Model.Flush()
-	gw, _ := e.Disk.(GroupWriter)
+	gw, _ := e.Disk.(target.GroupWriter)
 	pattern := gw != nil && gw.PatternOnly()
 	data := groupData(op.Group, pattern)
 	e.Model.BeginGroup() // issued at once: after a crash, in any order
 	for j, sub := range op.Group {
 		var err error
 		switch {
-		case sub.Kind != workload.Write:
+		case sub.Kind != Write:
 			err = e.Model.WriteZeroes(sub.Off, sub.Len)
 		case pattern:
 			err = e.Model.WriteBytes(sub.Off, data[j])
@@ -352,9 +353,9 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 	e.Model.EndGroup()
 	e.snapshot(i)
 	if gw != nil {
-		ws := make([]GroupWrite, len(op.Group))
+		ws := make([]target.GroupWrite, len(op.Group))
 		for j, sub := range op.Group {
-			ws[j] = GroupWrite{Off: sub.Off, Len: sub.Len, Zero: sub.Kind != workload.Write, Data: data[j]}
+			ws[j] = target.GroupWrite{Off: sub.Off, Len: sub.Len, Zero: sub.Kind != Write, Data: data[j]}
 		}
 		if err := gw.WriteGroup(ws); err != nil {
 			for k := range op.Group { // which write failed is not known
@@ -367,7 +368,7 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 		var wg sync.WaitGroup
 		for j, sub := range op.Group {
 			wg.Go(func() {
-				if sub.Kind == workload.Write {
+				if sub.Kind == Write {
 					errs[j] = e.write(sub)
 				} else {
 					errs[j] = e.Disk.WriteZeroes(sub.Off, sub.Len)
@@ -403,18 +404,18 @@ func (e *Exec) concurrent(i int, op workload.Op) error {
 }
 
 // groupData returns the bytes each write of a group writes (nil for a
-// write-zeroes): its id's pattern (model.Fill), or GroupPattern(id)
+// write-zeroes): its id's pattern (model.Fill), or target.GroupPattern(id)
 // repeated for a pattern-only GroupWriter.
-func groupData(group []workload.Op, pattern bool) [][]byte {
+func groupData(group []Op, pattern bool) [][]byte {
 	data := make([][]byte, len(group))
 	for j, sub := range group {
-		if sub.Kind != workload.Write {
+		if sub.Kind != Write {
 			continue
 		}
 		data[j] = make([]byte, sub.Len)
 		if pattern {
 			for k := range data[j] {
-				data[j][k] = GroupPattern(sub.ID)
+				data[j][k] = target.GroupPattern(sub.ID)
 			}
 		} else {
 			model.Fill(data[j], uint64(sub.ID), sub.Off)
@@ -426,7 +427,7 @@ func groupData(group []workload.Op, pattern bool) [][]byte {
 // checkGroup reads back every byte a concurrent group wrote: each must hold
 // the value of one of the group's writes that cover it (overlaps may land in
 // any order, but a write is never lost nor torn across a flush).
-func (e *Exec) checkGroup(group []workload.Op, data [][]byte) error {
+func (e *Exec) checkGroup(group []Op, data [][]byte) error {
 	lo, hi := group[0].Off, group[0].Off+group[0].Len
 	for _, sub := range group {
 		lo, hi = min(lo, sub.Off), max(hi, sub.Off+sub.Len)
