@@ -10,6 +10,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qemu"
+	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/schollz/progressbar/v3"
@@ -28,12 +29,13 @@ type qemuFlags struct {
 }
 
 // qemuDefaults are qemu's values of the shared campaign flags: one worker
-// (each runs a qemu-io process), QEMU-runnable geometries, smaller
-// workloads, a larger exhaustive bound (a QEMU run costs far more than
-// judging a state).
+// (each runs a qemu-io process), a larger exhaustive bound (a QEMU run
+// costs far more than judging a state). The generator is run's, so that
+// the same seed draws the same workloads as `run` (qemu.Adapt then
+// changes what QEMU 7.2 cannot run, counted in the report).
 func qemuDefaults() campaignDefaults {
 	return campaignDefaults{
-		workers: 1, gen: qemu.GenConfig(), maxClusters: 1 << 16, maxOps: 1000,
+		workers: 1, gen: campaign.DefaultGenConfig(), maxClusters: 1 << 16, maxOps: 1000,
 		out: "qedtorture-qemu-failures", outHelp: "directory for failure artifacts ('' for none)",
 		bound: 256, samples: 32, sampledPoints: 8,
 		pointsHelp: "non-flush crash points (log entries) sampled per workload", weightsExample: "concurrent=0,zero=0",

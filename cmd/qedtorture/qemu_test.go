@@ -14,13 +14,13 @@ import (
 )
 
 // TestQEMUCommandCampaign runs a short real campaign against QEMU under
-// the prefix model (which QEMU 7.2 passes: see docs/findings.md) and checks
-// the report.
+// the prefix model (which QEMU 7.2 passes: see docs/findings.md) without
+// backing files (finding F2 needs one) and checks the report.
 func TestQEMUCommandCampaign(t *testing.T) {
 	qemutool.Require(t)
 	dir := t.TempDir()
 	report := filepath.Join(dir, "r.json")
-	args := []string{"qemu", "--iterations", "3", "--seed", "9", "--ops", "6", "--max-clusters", "16", "--crash-model", "prefix,drop", "--qemu-states", "4",
+	args := []string{"qemu", "--iterations", "3", "--seed", "9", "--ops", "6", "--max-clusters", "16", "--backing-chance", "0", "--crash-model", "prefix,drop", "--qemu-states", "4",
 		"--out", filepath.Join(dir, "art"), "--report", report, "--progress", "none", "--minimize", "-1"}
 	r := qt(t, args...)
 	if r.code != exitOK {
@@ -114,5 +114,47 @@ func TestQEMUCommandFindingArtifactReplay(t *testing.T) {
 	rr := qt(t, "qemu", "--replay", arts[0])
 	if rr.code != exitRuntime || !strings.Contains(rr.stdout, "identical to crashed.qed: true") || !strings.Contains(rr.stdout, "FAIL: reproduced") {
 		t.Fatalf("replay: exit %d\nstdout: %s\nstderr: %s", rr.code, rr.stdout, rr.stderr)
+	}
+}
+
+// TestSameSeedSameWorkloads: run and qemu draw the same workloads from the
+// same seed and generator flags (their reports' workload digests agree,
+// and change with the seed); QEMU's adaptations come after generation.
+func TestSameSeedSameWorkloads(t *testing.T) {
+	qemutool.Require(t)
+	gen := []string{"--iterations", "3", "--backing-chance", "0.5", "--max-clusters", "8",
+		"--ops", "5", "--op-weights", "concurrent=0", "--crash-model", "prefix", "--bound", "1", "--samples", "1",
+		"--sampled-points", "0", "--progress", "none", "--out", ""}
+	digest := func(args ...string) string {
+		t.Helper()
+		rep := filepath.Join(t.TempDir(), "r.json")
+		r := qt(t, append(append(args, "--report", rep), gen...)...)
+		if r.code != exitOK && r.code != exitRuntime {
+			t.Fatalf("%q: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
+		}
+		b, err := os.ReadFile(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Workloads      int64  `json:"workloads"`
+			WorkloadDigest string `json:"workload_digest"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.WorkloadDigest == "" {
+			t.Fatalf("%q: no workload_digest in %s", args, b)
+		}
+		return m.WorkloadDigest
+	}
+	run := digest("run", "--seed", "9", "--workers", "2")
+	qemu := digest("qemu", "--seed", "9", "--qemu-states", "0", "--diff=false", "--ends", "close", "--minimize", "-1")
+	other := digest("run", "--seed", "10", "--workers", "2")
+	if run != qemu {
+		t.Errorf("seed 9: run's workload digest %s, qemu's %s", run, qemu)
+	}
+	if run == other {
+		t.Errorf("seeds 9 and 10 give the same workload digest %s", run)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
+	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/check"
@@ -97,16 +97,19 @@ type Report struct {
 	DistinctStates int64            `json:"distinct_states"`
 	// QEDChecked states were recovered and read back by impl/qed, QEMUChecked
 	// ones by QEMU; every state got the structural checker on its raw bytes.
-	QEDChecked      int64            `json:"qed_checked"`
-	QEMUChecked     int64            `json:"qemu_checked"`
-	PerModel        map[string]int64 `json:"per_model"`
-	DiffRuns        int64            `json:"diff_runs"`
-	Adaptations     map[string]int64 `json:"adaptations"`
-	Failures        []FailureReport  `json:"failures"`
-	Seconds         float64          `json:"seconds"`
-	StatesPerSecond float64          `json:"states_per_second"`
-	QEMUPerSecond   float64          `json:"qemu_states_per_second"`
-	Workers         int              `json:"workers"`
+	QEDChecked  int64            `json:"qed_checked"`
+	QEMUChecked int64            `json:"qemu_checked"`
+	PerModel    map[string]int64 `json:"per_model"`
+	DiffRuns    int64            `json:"diff_runs"`
+	Adaptations map[string]int64 `json:"adaptations"`
+	// WorkloadDigest is the run report's (campaign.Report.WorkloadDigest):
+	// equal for campaigns of any targets that ran the same workloads.
+	WorkloadDigest  string          `json:"workload_digest"`
+	Failures        []FailureReport `json:"failures"`
+	Seconds         float64         `json:"seconds"`
+	StatesPerSecond float64         `json:"states_per_second"`
+	QEMUPerSecond   float64         `json:"qemu_states_per_second"`
+	Workers         int             `json:"workers"`
 	// Interrupted: a signal stopped the campaign before its iterations or
 	// duration were done (the counts cover the workloads completed).
 	Interrupted bool `json:"interrupted,omitempty"`
@@ -146,18 +149,12 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // written (the report is returned with it).
 var ErrWriteArtifact = errors.New("qemu: an artifact could not be written")
 
-// workloadSeed derives workload i's seed (splitmix64).
-func workloadSeed(seed uint64, i int) uint64 {
-	z := seed + uint64(i+1)*0x9e3779b97f4a7c15
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
-}
-
-// GenerateWorkload returns workload i of a campaign seed.
+// GenerateWorkload returns workload i of a campaign seed and its seed:
+// campaign.GenerateWorkload, the same workloads as every other target's
+// campaign with the same seed and generator configuration (Adapt then
+// changes what QEMU cannot run, counted per kind in the report).
 func GenerateWorkload(seed uint64, i int, gen workload.GenConfig) (*workload.Workload, uint64) {
-	ws := workloadSeed(seed, i)
-	return workload.Generate(rand.New(rand.NewPCG(ws, 0)), gen), ws
+	return campaign.GenerateWorkload(seed, i, gen)
 }
 
 // finding is one failure occurrence before minimization.
@@ -266,6 +263,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	var mu sync.Mutex // guards the counters below, stats, first, next, runErr
 	var stats Stats
+	var wdigest uint64 // Report.WorkloadDigest
 	var skipReasons []string
 	endsRun, perModel, adaptations := map[string]int64{}, map[string]int64{}, map[string]int64{}
 	first := map[string]*finding{}
@@ -299,6 +297,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep := base
 		rep.Ends, rep.PerModel, rep.Adaptations = maps.Clone(endsRun), maps.Clone(perModel), maps.Clone(adaptations)
 		rep.SkipReasons = slices.Clone(skipReasons)
+		rep.WorkloadDigest = campaign.FormatDigest(wdigest)
 		rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = stats.Workloads, stats.Skipped, stats.CrashPoints, stats.CrashStates
 		rep.DistinctStates, rep.QEDChecked, rep.QEMUChecked, rep.DiffRuns = stats.Distinct, stats.QEDChecked, stats.QEMUChecked, stats.DiffRuns
 		rep.Seconds = time.Since(start).Seconds()
@@ -365,14 +364,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				w, ws := GenerateWorkload(cfg.Seed, i, cfg.Gen)
 				if cfg.Workload != nil {
-					w, ws = cfg.Workload.Clone(), workloadSeed(cfg.Seed, i)
+					w, ws = cfg.Workload.Clone(), campaign.WorkloadSeed(cfg.Seed, i)
 				}
+				share := campaign.ScriptDigest(i, w) // of the workload as generated
 				end := ends[i%len(ends)]
 				fs, res, dres, ad, err := runOne(cfg, w, ws, end, filepath.Join(tmp, fmt.Sprintf("w%d", i)))
 				if ctx.Err() != nil {
 					return // interrupted: its processes were killed, the workload is abandoned
 				}
 				mu.Lock()
+				if err == nil || errors.Is(err, ErrLogMismatch) {
+					wdigest ^= share
+				}
 				if errors.Is(err, ErrLogMismatch) {
 					stats.Skipped++
 					if len(skipReasons) < 10 {

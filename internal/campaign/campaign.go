@@ -78,8 +78,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		modelIdx[i] = i
 	}
 	var (
-		mu      sync.Mutex // guards digest, failed, firstEr
+		mu      sync.Mutex // guards digest, wdigest, failed, firstEr
 		digest  uint64
+		wdigest uint64 // Report.WorkloadDigest
 		failed  []*Failure
 		firstEr error
 	)
@@ -108,6 +109,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 		mu.Lock()
 		rep.Digest = formatDigest(digest)
+		rep.WorkloadDigest = formatDigest(wdigest)
 		for _, f := range failed {
 			rep.Failures = append(rep.Failures, failureReport(f))
 		}
@@ -157,6 +159,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			for w := range jobs {
 				seed := WorkloadSeed(cfg.Seed, w)
 				wl := generate(seed, cfg.Gen)
+				share := ScriptDigest(w, wl) // of the workload as generated
 				f, _, err := ck.runWorkload(wl, seed, "")
 				if err != nil {
 					// The setup failed: a failure of the target (or of the
@@ -166,6 +169,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				if f == nil && stop() {
 					continue // interrupted: not a completed workload
 				}
+				mu.Lock()
+				wdigest ^= share
+				mu.Unlock()
 				if f == nil {
 					c.workloads.Add(1)
 					mu.Lock()

@@ -175,6 +175,8 @@ func TestShardMergeEquivalence(t *testing.T) {
 	require.Equal(t, all.CrashStates, m.CrashStates)
 	require.Equal(t, all.PerModel, m.PerModel)
 	require.Equal(t, all.Digest, m.Digest)
+	require.NotEqual(t, shards[0].WorkloadDigest, shards[1].WorkloadDigest)
+	require.Equal(t, all.WorkloadDigest, m.WorkloadDigest, "the workloads' digest merges like the shards")
 	require.Equal(t, "all/2", m.Shard)
 	require.Equal(t, []int{0, 1}, m.ShardsDone)
 

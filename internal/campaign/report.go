@@ -49,6 +49,13 @@ type Report struct {
 	// Digest is the XOR over completed workloads of a hash of (index,
 	// seed): equal digests mean the same workloads were completed.
 	Digest string `json:"digest"`
+	// WorkloadDigest is the XOR over the workloads run to their end
+	// (passed or failed; not those an interruption abandoned) of
+	// ScriptDigest: a hash of the index and of the workload's script as
+	// generated, before a target adapted it. Two campaigns, of any
+	// targets, with equal digests ran the same workloads ("" in reports
+	// written before it existed).
+	WorkloadDigest string `json:"workload_digest,omitempty"`
 	// Interrupted: the run was stopped by a signal (SIGINT, SIGTERM)
 	// before its iterations or duration were done; the counts cover the
 	// workloads completed until then. After a merge: some shard was.
@@ -139,7 +146,7 @@ func Merge(reps ...*Report) (*Report, error) {
 	out := &Report{Version: ReportVersion, Seed: first.Seed, ShardCount: first.ShardCount, Target: first.Target,
 		Models: first.Models, Faults: first.Faults, Iterations: first.Iterations, PerModel: map[string]int64{},
 		Failures: []FailureReport{}}
-	var digest uint64
+	var digest, wdigest uint64
 	for i, r := range reps {
 		what := ""
 		switch {
@@ -170,6 +177,13 @@ func Merge(reps ...*Report) (*Report, error) {
 			return nil, fmt.Errorf("%w: report %d: digest %q is not hex", ErrMerge, i, r.Digest)
 		}
 		digest ^= d
+		if r.WorkloadDigest != "" {
+			d, err := strconv.ParseUint(r.WorkloadDigest, 16, 64)
+			if err != nil {
+				return nil, fmt.Errorf("%w: report %d: workload_digest %q is not hex", ErrMerge, i, r.WorkloadDigest)
+			}
+			wdigest ^= d
+		}
 		out.Workloads += r.Workloads
 		out.Skipped += r.Skipped
 		out.Faulted += r.Faulted
@@ -199,6 +213,7 @@ func Merge(reps ...*Report) (*Report, error) {
 	}
 	out.Shard = shardLabel(out.ShardsDone, out.ShardCount)
 	out.Digest = formatDigest(digest)
+	out.WorkloadDigest = formatDigest(wdigest)
 	if out.Seconds > 0 {
 		out.StatesPerSecond = float64(out.CrashStates) / out.Seconds
 	}
