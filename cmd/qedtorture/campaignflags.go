@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"time"
 
@@ -37,6 +38,7 @@ type campaignFlags struct {
 	progressEvery   time.Duration
 	minimizeTime    time.Duration
 	checkpointEvery time.Duration
+	workload        string
 
 	d campaignDefaults // the command's defaults and limits (register)
 }
@@ -79,6 +81,25 @@ func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
 	fl.StringVar(&c.progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
 	fl.DurationVar(&c.progressEvery, "progress-interval", 10*time.Second, "interval of the plain progress lines")
 	fl.DurationVar(&c.minimizeTime, "minimize-time", d.minimizeTime, "time spent minimizing one failure before its artifact is written")
+	fl.StringVar(&c.workload, "workload", "", "run this workload script (e.g. an artifact's workload.txt) instead of generated ones; with --iterations 1 by default")
+}
+
+// loadWorkload reads --workload (nil when not given); errors are usage
+// errors naming the file.
+func (c *campaignFlags) loadWorkload(cmd *cobra.Command) (*workload.Workload, error) {
+	if c.workload == "" {
+		return nil, nil
+	}
+	fh, err := os.Open(c.workload)
+	if err != nil {
+		return nil, usagef(cmd, "invalid --workload: %v", err)
+	}
+	defer fh.Close()
+	w, err := workload.Parse(fh)
+	if err != nil {
+		return nil, usagef(cmd, "invalid --workload %s: %v", c.workload, err)
+	}
+	return w, nil
 }
 
 // parse checks the shared flags against the command's limits. It returns

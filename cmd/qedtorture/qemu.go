@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 )
@@ -24,7 +22,6 @@ type qemuFlags struct {
 	ends       string
 	diff       bool
 	minimize   int
-	workload   string
 	replay     string
 }
 
@@ -81,7 +78,6 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.StringVar(&f.ends, "ends", "close,abort,kill", "how runs end, rotated over workloads: close, abort, kill")
 	fl.BoolVar(&f.diff, "diff", true, "also compare QEMU and impl/qed without crashes (--diff=false to skip)")
 	fl.IntVar(&f.minimize, "minimize", 60, "workloads tried when minimizing a failure (-1 = no minimization)")
-	fl.StringVar(&f.workload, "workload", "", "run this workload script (e.g. an artifact's workload.txt) instead of generated ones; with --iterations 1 by default")
 	fl.StringVar(&f.replay, "replay", "", "re-check the artifact in this directory (rebuild its crash state from snapshot and log, rerun its workload through QEMU) and exit")
 	return cmd
 }
@@ -120,15 +116,8 @@ func qemuConfig(cmd *cobra.Command, f *qemuFlags) (qemu.Config, error) {
 		cfg.MinimizeCandidates = -1
 	}
 	cfg.Out = f.out
-	if f.workload != "" {
-		fh, err := os.Open(f.workload)
-		if err != nil {
-			return bad("invalid --workload: %v", err)
-		}
-		defer fh.Close()
-		if cfg.Workload, err = workload.Parse(fh); err != nil {
-			return bad("invalid --workload %s: %v", f.workload, err)
-		}
+	if cfg.Workload, err = f.loadWorkload(cmd); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }

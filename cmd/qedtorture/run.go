@@ -99,6 +99,12 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	}
 	cfg.Seed, cfg.Models = seed, models
 	cfg.Duration, cfg.Iterations, cfg.Workers = f.duration, f.iterations, f.workers
+	if cfg.Workload, err = f.loadWorkload(cmd); err != nil {
+		return cfg, err
+	}
+	if cfg.Workload != nil && f.duration == 0 && f.iterations == 0 {
+		cfg.Iterations = 1 // the one workload given, once
+	}
 	gen.ClusterSizes = nil
 	for _, s := range strings.Split(f.clusterSizes, ",") {
 		n, err := parseSize("cluster size", strings.TrimSpace(s))

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
 
@@ -156,4 +157,39 @@ func TestShardsMergeCLI(t *testing.T) {
 func TestRunProgressLines(t *testing.T) {
 	r := runWant(t, exitOK, runArgs([]string{"run", "--iterations", "2", "--seed", "5", "--out", t.TempDir()}, quick, []string{"--progress", "lines", "--progress-interval", "1h"})...)
 	require.Regexp(t, regexp.MustCompile(`\[\d+s\] workloads 2, crash points \d+, crash states \d+ \(\d+/s\), failures 0\n$`), r.stderr)
+}
+
+// TestRunWorkloadFile: run --workload runs the given script instead of
+// generated ones (once by default, at every index with --iterations), and
+// a missing or malformed file is a usage error naming it.
+func TestRunWorkloadFile(t *testing.T) {
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "w.txt")
+	script := "qedtorture-workload v1\nimage cluster_size=4096 table_size=4 size=65536\n" +
+		"write 0x0 0x1000 id=1\nflush\nwrite 0x2000 0x800 id=2\n"
+	require.NoError(t, os.WriteFile(wf, []byte(script), 0o644))
+	w, err := workload.Parse(strings.NewReader(script))
+	require.NoError(t, err)
+	for _, c := range []struct {
+		args []string
+		n    int
+	}{{nil, 1}, {[]string{"--iterations", "3"}, 3}} {
+		rep := filepath.Join(dir, "r.json")
+		runWant(t, exitOK, append([]string{"run", "--workload", wf, "--seed", "4", "--report", rep, "--out", dir, "--progress", "none"}, c.args...)...)
+		b, err := os.ReadFile(rep)
+		require.NoError(t, err)
+		var m campaign.Report
+		require.NoError(t, json.Unmarshal(b, &m))
+		require.EqualValues(t, c.n, m.Workloads)
+		var d uint64
+		for i := range c.n {
+			d ^= campaign.ScriptDigest(i, w)
+		}
+		require.Equal(t, campaign.FormatDigest(d), m.WorkloadDigest, "the given workload ran at every index")
+	}
+	r := runWant(t, exitUsage, "run", "--workload", filepath.Join(dir, "missing.txt"))
+	require.Contains(t, r.stderr, "invalid --workload")
+	require.NoError(t, os.WriteFile(wf, []byte("qedtorture-workload v1\nbogus\n"), 0o644))
+	r = runWant(t, exitUsage, "run", "--workload", wf)
+	require.Contains(t, r.stderr, "invalid --workload "+wf)
 }

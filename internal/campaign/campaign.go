@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // Stats is a snapshot of a running campaign's counters.
@@ -158,7 +159,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				faults: cfg.Faults, c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup}
 			for w := range jobs {
 				seed := WorkloadSeed(cfg.Seed, w)
-				wl := generate(seed, cfg.Gen)
+				var wl *workload.Workload
+				if cfg.Workload != nil {
+					wl = cfg.Workload.Clone()
+				} else {
+					wl = generate(seed, cfg.Gen)
+				}
 				share := ScriptDigest(w, wl) // of the workload as generated
 				f, _, err := ck.runWorkload(wl, seed, "")
 				if err != nil {

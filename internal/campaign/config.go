@@ -110,6 +110,10 @@ type Config struct {
 	Workers  int // parallel workloads; 0 = 1
 	Models   []crashsim.Model
 	Gen      workload.GenConfig
+	// Workload, if set, is run instead of generated ones: every workload
+	// index runs it (its workload seed still drives the sampled crash
+	// points and states, and the faults).
+	Workload *workload.Workload
 	// Faults are faultfs rules applied to the run of every workload.
 	Faults string
 	// Bound, Samples: per crash point and model, states are enumerated when
