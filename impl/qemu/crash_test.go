@@ -113,3 +113,36 @@ func aferoFile(t *testing.T, b []byte) afero.Fs {
 	}
 	return fs
 }
+
+// TestJudgeRecovery: the judge over a crash state's files passes a sound
+// image (its backing file copied beside it) and fails one with a bad L2
+// entry that NEED_CHECK does not announce, never at recovery.
+func TestJudgeRecovery(t *testing.T) {
+	tool := qemutool.Require(t)
+	img, m := liveImage(t)
+	fs := afero.NewMemMapFs()
+	if err := afero.WriteFile(fs, "/s/image.qed", img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err := JudgeRecovery(tool, fs, "/s", "/s/image.qed", m.Clone())
+	if err != nil || !v.OK() {
+		t.Fatalf("sound image: %v, err %v", v, err)
+	}
+	bad := append([]byte(nil), img...)
+	h, err := qed.ReadHeader(aferoFile(t, img), "/i.qed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2 := binary.LittleEndian.Uint64(bad[h.L1TableOffset:])
+	binary.LittleEndian.PutUint64(bad[l2+16*8:], uint64(len(bad))+1<<20)
+	if err := afero.WriteFile(fs, "/s/image.qed", bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err = JudgeRecovery(tool, fs, "/s", "/s/image.qed", m.Clone())
+	if err != nil || v.OK() || v.Stage == oracle.StageRecovery {
+		t.Fatalf("bad L2 entry: %v, err %v", v, err)
+	}
+	if _, err := JudgeRecovery(tool, fs, "/s", "/s/missing.qed", m.Clone()); err == nil {
+		t.Fatal("a state without its image: want an error")
+	}
+}

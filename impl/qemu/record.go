@@ -71,6 +71,10 @@ type Recording struct {
 	// writes possibly in flight, so the log may lag the file.
 	InFlight   bool
 	LogEntries uint64
+	// Setup is the model right after the setup (before the first op),
+	// EndModel the model as the run ended (after a clean close: every
+	// write durable).
+	Setup, EndModel *model.Disk
 }
 
 // Base returns the crashsim image the trace replays on.
@@ -125,6 +129,7 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	if err != nil {
 		return nil, err
 	}
+	rec.Setup = e.Model.Clone()
 	ops := w.Ops
 	e.Snapshot = func(i int, m *model.Disk) {
 		what := ops[i].String()
@@ -157,6 +162,7 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 			return nil, runErr
 		}
 	}
+	rec.EndModel = e.Model.Clone()
 	if err := r.finish(rec, e.Model); err != nil {
 		return nil, err
 	}
