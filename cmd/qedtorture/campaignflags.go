@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -39,6 +40,9 @@ type campaignFlags struct {
 	minimizeTime    time.Duration
 	checkpointEvery time.Duration
 	workload        string
+	clusterSizes    string
+	tableSizes      string
+	maxChain        int
 
 	d campaignDefaults // the command's defaults and limits (register)
 }
@@ -81,6 +85,9 @@ func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
 	fl.StringVar(&c.progress, "progress", "auto", "progress display: auto (bar on a terminal, lines otherwise), bar, lines, none")
 	fl.DurationVar(&c.progressEvery, "progress-interval", 10*time.Second, "interval of the plain progress lines")
 	fl.DurationVar(&c.minimizeTime, "minimize-time", d.minimizeTime, "time spent minimizing one failure before its artifact is written")
+	fl.StringVar(&c.clusterSizes, "cluster-sizes", sizeList(d.gen.ClusterSizes, true), "image cluster sizes to draw from")
+	fl.StringVar(&c.tableSizes, "table-sizes", sizeList(d.gen.TableSizes, false), "table sizes (in clusters) to draw from")
+	fl.IntVar(&c.maxChain, "max-chain", d.gen.MaxChain, "maximum backing chain length")
 	fl.StringVar(&c.workload, "workload", "", "run this workload script (e.g. an artifact's workload.txt) instead of generated ones; with --iterations 1 by default")
 }
 
@@ -145,6 +152,26 @@ func (c *campaignFlags) parse(cmd *cobra.Command) (uint64, []crashsim.Model, wor
 		return bad("invalid --ops %d: want 1..%d", c.ops, d.maxOps)
 	}
 	gen.MaxClusters, gen.BackingChance, gen.Ops = c.maxClusters, c.backingChance, c.ops
+	gen.ClusterSizes = nil
+	for _, s := range strings.Split(c.clusterSizes, ",") {
+		n, err := parseSize("cluster size", strings.TrimSpace(s))
+		if err != nil || n < 4096 || n > 64<<20 || n&(n-1) != 0 {
+			return bad("invalid --cluster-sizes entry %q: want powers of two from 4K to 64M", s)
+		}
+		gen.ClusterSizes = append(gen.ClusterSizes, uint32(n))
+	}
+	gen.TableSizes = nil
+	for _, s := range strings.Split(c.tableSizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 16 || n&(n-1) != 0 {
+			return bad("invalid --table-sizes entry %q: want powers of two from 1 to 16", s)
+		}
+		gen.TableSizes = append(gen.TableSizes, uint32(n))
+	}
+	if c.maxChain < 0 || c.maxChain > 8 {
+		return bad("invalid --max-chain %d: want 0..8", c.maxChain)
+	}
+	gen.MaxChain = c.maxChain
 	if gen.Weights, err = campaign.ParseWeights(c.weights, gen.Weights); err != nil {
 		return bad("invalid --op-weights: %v", err)
 	}
@@ -163,6 +190,23 @@ func (c *campaignFlags) parse(cmd *cobra.Command) (uint64, []crashsim.Model, wor
 		return bad("invalid --minimize-time %s: must be positive", c.minimizeTime)
 	}
 	return seed, models, gen, nil
+}
+
+// sizeList is the flag text of a list of sizes: in K when kib (cluster
+// sizes: 4K,16K,64K), else plain numbers.
+func sizeList(ns []uint32, kib bool) string {
+	var parts []string
+	for _, n := range ns {
+		switch {
+		case kib && n%(1<<20) == 0:
+			parts = append(parts, fmt.Sprintf("%dM", n>>20))
+		case kib && n%1024 == 0:
+			parts = append(parts, fmt.Sprintf("%dK", n>>10))
+		default:
+			parts = append(parts, strconv.FormatUint(uint64(n), 10))
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // humanOut is where the human lines go: stdout, or stderr when the JSON

@@ -122,7 +122,7 @@ func TestQEMUCommandFindingArtifactReplay(t *testing.T) {
 // and change with the seed); QEMU's adaptations come after generation.
 func TestSameSeedSameWorkloads(t *testing.T) {
 	qemutool.Require(t)
-	gen := []string{"--iterations", "3", "--backing-chance", "0.5", "--max-clusters", "8",
+	gen := []string{"--iterations", "3", "--backing-chance", "0.5", "--cluster-sizes", "4K,64K", "--table-sizes", "1,4", "--max-clusters", "8",
 		"--ops", "5", "--op-weights", "concurrent=0", "--crash-model", "prefix", "--bound", "1", "--samples", "1",
 		"--sampled-points", "0", "--progress", "none", "--out", ""}
 	digest := func(args ...string) string {

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,15 +22,12 @@ import (
 // runFlags are the flags of `qedtorture run`.
 type runFlags struct {
 	campaignFlags
-	clusterSizes string
-	tableSizes   string
-	maxChain     int
-	faults       string
-	shard        string
-	shards       int
-	maxFailures  int
-	noDedup      bool
-	target       string
+	faults      string
+	shard       string
+	shards      int
+	maxFailures int
+	noDedup     bool
+	target      string
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -76,9 +72,6 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	}
 	f.register(cmd, runDefaults())
 	fl := cmd.Flags()
-	fl.StringVar(&f.clusterSizes, "cluster-sizes", "4K,16K,64K", "image cluster sizes to draw from")
-	fl.StringVar(&f.tableSizes, "table-sizes", "1,2,4,16", "table sizes (in clusters) to draw from")
-	fl.IntVar(&f.maxChain, "max-chain", campaign.DefaultGenConfig().MaxChain, "maximum backing chain length")
 	fl.StringVar(&f.faults, "fault", "", "faultfs rules injected into every workload run, e.g. 'write:enospc@nth=17'")
 	fl.StringVar(&f.shard, "shard", "", "run shard I of N of the workload space (I/N)")
 	fl.IntVar(&f.shards, "shards", 0, "shard count N when the index comes from JOB_COMPLETION_INDEX")
@@ -105,26 +98,6 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	if cfg.Workload != nil && f.duration == 0 && f.iterations == 0 {
 		cfg.Iterations = 1 // the one workload given, once
 	}
-	gen.ClusterSizes = nil
-	for _, s := range strings.Split(f.clusterSizes, ",") {
-		n, err := parseSize("cluster size", strings.TrimSpace(s))
-		if err != nil || n < 4096 || n > 64<<20 || n&(n-1) != 0 {
-			return bad("invalid --cluster-sizes entry %q: want powers of two from 4K to 64M", s)
-		}
-		gen.ClusterSizes = append(gen.ClusterSizes, uint32(n))
-	}
-	gen.TableSizes = nil
-	for _, s := range strings.Split(f.tableSizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 || n > 16 || n&(n-1) != 0 {
-			return bad("invalid --table-sizes entry %q: want powers of two from 1 to 16", s)
-		}
-		gen.TableSizes = append(gen.TableSizes, uint32(n))
-	}
-	if f.maxChain < 0 || f.maxChain > 8 {
-		return bad("invalid --max-chain %d: want 0..8", f.maxChain)
-	}
-	gen.MaxChain = f.maxChain
 	cfg.Gen = gen
 	if f.faults != "" {
 		if _, err := campaign.ValidateFaults(f.faults); err != nil {
