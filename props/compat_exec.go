@@ -1,9 +1,9 @@
 package props
 
 import (
-	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
+
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // Step 5 of the engine migration (docs/architecture.md) moved the executor
@@ -32,6 +32,7 @@ func NewExec(t Target, fs afero.Fs, dir string, w *workload.Workload) (*Exec, er
 }
 
 // BuildBacking is workload.BuildBacking.
-func BuildBacking(t Target, fs afero.Fs, dir string, chain []workload.Backing) (*model.Disk, error) {
-	return workload.BuildBacking(t, fs, dir, chain)
-}
+//
+// A variable holding the function: its result is a model type, and props
+// imports only props/... packages (internal/archtest, step 6).
+var BuildBacking = workload.BuildBacking

@@ -6,12 +6,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/qedtorture/qedtorture/props/statemachine"
 )
 
 // ConformanceOptions tune TestTarget. The zero value runs the default
@@ -25,8 +23,9 @@ type ConformanceOptions struct {
 	Sequences, Steps int
 	// Budget bounds the state machine's wall time (0 = none).
 	Budget time.Duration
-	// Models the crash commands draw from (nil = DefaultModels()).
-	Models []crashsim.Model
+	// Models the crash commands draw from (nil = DefaultModels()); a
+	// statemachine.Model is a crashsim.Model.
+	Models []statemachine.Model
 	// Explore: extra crash states judged per crash (0 = 8; <0 = none).
 	Explore int
 	// FaultRuns bounds each fault sweep's runs (0 = 24; <0 = skip the sweeps).
@@ -99,19 +98,19 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 
 	t.Run("Regressions", func(t *testing.T) {
 		for i, text := range opts.Regressions {
-			s, err := ParseSequence(text)
+			s, err := statemachine.ParseSequence(text)
 			if err != nil {
 				t.Errorf("regression %d: %v", i, err)
 				continue
 			}
-			if _, f := RunSequence(target, s, RunOptions{Explore: 64, Oracle: opts.Oracle}); f != nil {
+			if _, f := statemachine.RunSequence(target, s, statemachine.RunOptions{Explore: 64, Oracle: opts.Oracle}); f != nil {
 				t.Errorf("regression %d failed:\n%s\n%v", i, f.Seq, f)
 			}
 		}
 	})
 
 	t.Run("StateMachine", func(t *testing.T) {
-		cfg := DefaultStateMachineConfig()
+		cfg := statemachine.DefaultConfig()
 		cfg.Seed = seed
 		if opts.Sequences > 0 {
 			cfg.Sequences = opts.Sequences
@@ -131,7 +130,7 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 		case opts.Explore < 0:
 			cfg.Run.Explore = 0
 		}
-		res := CheckStateMachine(target, cfg)
+		res := statemachine.Check(target, cfg)
 		if !res.Passed() {
 			t.Error(res.Report())
 			return
@@ -155,29 +154,18 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 		if len(models) == 0 {
 			models = DefaultModels()
 		}
-		enum := crashsim.EnumOptions{Bound: uint64(n), Samples: max(1, n/2), Seed: uint64(seed)}
-		total, workloads := 0, FaultSweepWorkloads()
-		for name, w := range workloads {
-			fails, states, err := CheckCrashSweep(target, w, models, enum, opts.Oracle, 5)
-			total += states
-			if err != nil {
-				t.Errorf("workload %s: the run itself failed: %v\nworkload:\n%s", name, err, w)
-			}
-			for _, f := range fails {
-				t.Errorf("workload %s: %v", name, f)
-			}
+		total, problems := statemachine.CrashSweeps(target, models, n, uint64(seed), opts.Oracle)
+		for _, p := range problems {
+			t.Error(p)
 		}
-		if total < len(workloads)*len(models) {
-			t.Errorf("%d crash states judged over %d workloads and %d models: each sync of each workload has at least one per model", total, len(workloads), len(models))
-		}
-		t.Logf("%d crash states judged at every sync of %d workloads", total, len(workloads))
+		t.Logf("%d crash states judged at every sync of %d workloads", total, len(statemachine.FaultSweepWorkloads()))
 	})
 
 	t.Run("FaultSweep", func(t *testing.T) {
 		runs := sweepSize(t, opts.FaultRuns, 24, scale, "fault sweeps disabled by ConformanceOptions.FaultRuns")
-		for name, w := range FaultSweepWorkloads() {
-			for _, rule := range FaultRules {
-				for _, f := range CheckFaultSweep(target, w, rule, runs, opts.Oracle) {
+		for name, w := range statemachine.FaultSweepWorkloads() {
+			for _, rule := range statemachine.FaultRules {
+				for _, f := range statemachine.CheckFaultSweep(target, w, rule, runs, opts.Oracle) {
 					t.Errorf("workload %s: %v\nworkload:\n%s", name, f, w)
 				}
 			}
@@ -198,39 +186,6 @@ func sweepSize(t *testing.T, n, def int, scale float64, why string) int {
 	return int(float64(n) * scale)
 }
 
-// FaultSweepWorkloads are the fixed workloads of the fault sweeps: each
-// allocates L2 tables and clusters, overwrites in place, writes zeroes,
-// flushes, resizes and reopens, with and without a backing file.
-func FaultSweepWorkloads() map[string]*workload.Workload {
-	const script = `
-write 0x0 0x1800 id=11
-write 0x3000 0x200 id=12
-flush
-zero 0x1000 0x3000
-write 0x7e00 0x400 id=13
-resize 0x30000
-write 0x2e000 0x1000 id=14
-flush
-write 0x100 0x100 id=15
-reopen
-write 0x10000 0x2000 id=16
-concurrent 2
-  write 0x20000 0x1000 id=17
-  write 0x21000 0x1000 id=18
-`
-	mk := func(head string) *workload.Workload {
-		w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\n" + head + script))
-		if err != nil {
-			panic("props: bad built-in fault workload: " + err.Error())
-		}
-		return w
-	}
-	return map[string]*workload.Workload{
-		"no-backing":  mk("image cluster_size=4096 table_size=1 size=131072\n"),
-		"raw-backing": mk("image cluster_size=4096 table_size=1 size=131072\nbacking raw size=40960 fill=1\n"),
-	}
-}
-
 // Replay runs a Sequence given in text form (as a failure report prints
 // it) on target and fails t, with the failure explained, if it does not
 // pass. Paste a shrunk counterexample into a regression test with it:
@@ -243,11 +198,11 @@ concurrent 2
 //	`)
 func Replay(t testing.TB, target Target, text string) {
 	t.Helper()
-	s, err := ParseSequence(text)
+	s, err := statemachine.ParseSequence(text)
 	if err != nil {
 		t.Fatalf("props.Replay: %v", err)
 	}
-	r, f := RunSequence(target, s, RunOptions{})
+	r, f := statemachine.RunSequence(target, s, statemachine.RunOptions{})
 	if f != nil {
 		t.Fatalf("props.Replay on %s failed:\n%s\n%v", target.Name(), f.Seq, f)
 	}

@@ -90,13 +90,7 @@ type exception struct {
 var unplaced = map[string]string{}
 
 // edges are today's imports that the layout does not allow.
-var edges = []exception{
-	{"props", "crashsim", "step 6 (the state machine and the sweeps leave props)"},
-	{"props", "faultfs", "step 6"},
-	{"props", "model", "step 6"},
-	{"props", gopter, "step 6"},
-	{"props", gopter + "/commands", "step 6"},
-}
+var edges = []exception{}
 
 // cmdDeps are today's forbidden packages in cmd/qedtorture's transitive
 // dependencies: none since step 5 (cmd reaches the oracle, the checker,

@@ -1,4 +1,4 @@
-package props
+package statemachine
 
 import (
 	"fmt"
@@ -6,12 +6,14 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/spf13/afero"
+	"github.com/stretchr/testify/require"
+
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
-	"github.com/spf13/afero"
-	"github.com/stretchr/testify/require"
 )
 
 // The conformance sweeps assert their own exploration: the crash sweep
@@ -25,7 +27,7 @@ import (
 func sweepPoints(t *testing.T, w *workload.Workload, models []crashsim.Model, enum crashsim.EnumOptions) (syncs, states int) {
 	t.Helper()
 	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
-	e, err := NewExec(QEDTarget{}, fs, "/w", w)
+	e, err := workload.NewExec(QEDTarget{}, fs, "/w", w)
 	require.NoError(t, err)
 	started := false
 	e.Snapshot = func(int, *model.Disk) { started = true }
@@ -48,7 +50,7 @@ func sweepPoints(t *testing.T, w *workload.Workload, models []crashsim.Model, en
 }
 
 func TestCrashSweepExploration(t *testing.T) {
-	models := DefaultModels()
+	models := oracle.DefaultModels()
 	enum := crashsim.EnumOptions{Bound: 6, Samples: 3, Seed: 7}
 	if raceEnabled {
 		models = models[:3]
@@ -65,7 +67,7 @@ func TestCrashSweepExploration(t *testing.T) {
 		syncs, want := sweepPoints(t, w, models, enum)
 		require.GreaterOrEqual(t, syncs, minSyncs, "%s: syncs", name)
 		require.GreaterOrEqual(t, want, syncs*len(models), "%s: at least one state per sync and model", name)
-		fails, states, err := CheckCrashSweep(QEDTarget{}, w, models, enum, OracleOptions{}, 1)
+		fails, states, err := CheckCrashSweep(QEDTarget{}, w, models, enum, oracle.Options{}, 1)
 		require.NoError(t, err)
 		require.Empty(t, fails)
 		require.Equal(t, want, states, "%s: crash states judged at %d syncs under %d models", name, syncs, len(models))
@@ -98,7 +100,7 @@ func TestFaultSweepExploration(t *testing.T) {
 			}
 			t.Run(fmt.Sprintf("%s/max%d", rule, maxRuns), func(t *testing.T) {
 				target := &faultCountingTarget{Target: QEDTarget{}}
-				fails := CheckFaultSweep(target, w, rule, maxRuns, OracleOptions{})
+				fails := CheckFaultSweep(target, w, rule, maxRuns, oracle.Options{})
 				require.Empty(t, fails)
 				require.NotEmpty(t, target.layers)
 				dry := target.layers[0]

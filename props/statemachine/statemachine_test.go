@@ -1,4 +1,4 @@
-package props
+package statemachine
 
 import (
 	"errors"
@@ -6,10 +6,12 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 const sampleSequence = `qedtorture-workload v1
@@ -84,10 +86,10 @@ func TestReplaySample(t *testing.T) {
 	require.Nil(t, f, "%v", f)
 	require.GreaterOrEqual(t, r.Faults, 2)
 	require.Greater(t, r.CrashStates, 3)
-	Replay(t, QEDTarget{}, sampleSequence)
+	replay(t, QEDTarget{}, sampleSequence)
 }
 
-// lossyTarget wraps a Target whose Flush does nothing: acknowledged data
+// lossyTarget wraps a target.Target whose Flush does nothing: acknowledged data
 // is lost at a crash. The properties must catch it.
 type lossyTarget struct{ Target }
 
@@ -109,12 +111,12 @@ func (lossyDisk) Flush() error { return nil }
 func TestStateMachineCatchesLostFlush(t *testing.T) {
 	seed := int64(envSeed(t, rand.Uint64()>>1))
 	t.Logf("seed %d", seed)
-	cfg := DefaultStateMachineConfig()
+	cfg := DefaultConfig()
 	cfg.Seed = seed
 	cfg.Sequences = 200
 	cfg.NoFaults = true
 	cfg.MaxShrink = 60
-	res := CheckStateMachine(lossyTarget{QEDTarget{}}, cfg)
+	res := Check(lossyTarget{QEDTarget{}}, cfg)
 	require.False(t, res.Passed(), "a target that ignores Flush passed %d sequences", res.Sequences)
 	t.Log(res.Report())
 	require.NotNil(t, res.Shrunk)
@@ -150,16 +152,16 @@ func (d swallowDisk) Flush() error { _ = d.Disk.Flush(); return nil }
 
 func TestFaultSweepCatchesSwallowedError(t *testing.T) {
 	w := FaultSweepWorkloads()["no-backing"]
-	fails := CheckFaultSweep(swallowTarget{QEDTarget{}}, w, "sync:eio", 0, OracleOptions{})
+	fails := CheckFaultSweep(swallowTarget{QEDTarget{}}, w, "sync:eio", 0, oracle.Options{})
 	require.NotEmpty(t, fails, "a target that swallows flush errors passed the sync:eio sweep")
 	require.Contains(t, fails[0].Error(), "did not surface")
-	require.Empty(t, CheckFaultSweep(QEDTarget{}, w, "sync:eio", 0, OracleOptions{}))
+	require.Empty(t, CheckFaultSweep(QEDTarget{}, w, "sync:eio", 0, oracle.Options{}))
 }
 
 // TestStateMachineFaultCommandCatchesSwallowedError: the fault commands of
 // the state machine catch it too.
 func TestStateMachineFaultCommandCatchesSwallowedError(t *testing.T) {
-	Replay(t, QEDTarget{}, "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\n#! fault sync:eio nth=1 then=close\nflush\n")
+	replay(t, QEDTarget{}, "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\n#! fault sync:eio nth=1 then=close\nflush\n")
 	s, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\n#! fault sync:eio nth=1 then=close\nflush\n")
 	require.NoError(t, err)
 	_, f := RunSequence(swallowTarget{QEDTarget{}}, s, RunOptions{})
@@ -173,12 +175,12 @@ func TestStateMachineFaultCommandCatchesSwallowedError(t *testing.T) {
 func TestCrashSweepCatchesLostFlush(t *testing.T) {
 	w := FaultSweepWorkloads()["no-backing"]
 	enum := crashsim.EnumOptions{Bound: 4, Samples: 2}
-	fails, states, err := CheckCrashSweep(lossyTarget{QEDTarget{}}, w, []crashsim.Model{{Base: crashsim.Drop}}, enum, OracleOptions{}, 1)
+	fails, states, err := CheckCrashSweep(lossyTarget{QEDTarget{}}, w, []crashsim.Model{{Base: crashsim.Drop}}, enum, oracle.Options{}, 1)
 	require.NoError(t, err)
 	require.NotEmpty(t, fails, "a target that ignores Flush passed the crash sweep (%d states)", states)
 	_, f := RunSequence(lossyTarget{QEDTarget{}}, fails[0].Seq, RunOptions{})
 	require.NotNil(t, f, "the sweep's counterexample did not replay:\n%s", fails[0].Seq)
-	fails, states, err = CheckCrashSweep(QEDTarget{}, w, DefaultModels(), enum, OracleOptions{}, 1)
+	fails, states, err = CheckCrashSweep(QEDTarget{}, w, oracle.DefaultModels(), enum, oracle.Options{}, 1)
 	require.NoError(t, err)
 	require.Empty(t, fails)
 	require.Greater(t, states, 50)

@@ -1,6 +1,6 @@
 //go:build race
 
-package props
+package statemachine
 
 // raceEnabled: the race detector slows the state machine ~15x; the default
 // tests scale their work down under it.

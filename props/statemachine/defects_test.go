@@ -1,6 +1,6 @@
 //go:build qeddefects
 
-package props
+package statemachine
 
 import (
 	"fmt"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/props/oracle"
 )
 
 // Detection budget per seeded defect: the state machine must find it
@@ -38,7 +39,7 @@ func TestDefects(t *testing.T) {
 	only := os.Getenv("PROPS_DEFECT")
 	type row struct {
 		info      qed.DefectInfo
-		res       *StateMachineResult
+		res       *Result
 		models    []crashsim.Model
 		noCrash   bool
 		modelTime time.Duration
@@ -53,7 +54,7 @@ func TestDefects(t *testing.T) {
 		// A one-table L2 cache, so that eviction happens at all in
 		// the small images of the state machine.
 		target := QEDTarget{Options: qed.OpenOptions{L2CacheTables: 1}}
-		cfg := DefaultStateMachineConfig()
+		cfg := DefaultConfig()
 		cfg.Seed = seed + int64(info.Defect)*1000
 		cfg.Sequences = defectBudgetSequences
 		cfg.Budget = defectBudgetTime
@@ -69,7 +70,7 @@ func TestDefects(t *testing.T) {
 			_, g := RunSequence(target, f.Seq, RunOptions{})
 			return g == nil
 		}
-		res := CheckStateMachine(target, cfg)
+		res := Check(target, cfg)
 		r := row{info: info, res: res}
 		if res.Passed() {
 			t.Errorf("defect %s (%s) NOT detected: %s", info.Name, info.Class, res.Report())
@@ -83,7 +84,7 @@ func TestDefects(t *testing.T) {
 			if res.Rejected > 0 {
 				t.Logf("defect %s: %d failures also happened without the defect (not counted)", info.Name, res.Rejected)
 			}
-			r.models, r.noCrash = CatchingModels(target, seq.Seq, DefaultModels(), 256)
+			r.models, r.noCrash = CatchingModels(target, seq.Seq, oracle.DefaultModels(), 256)
 			r.modelTime = time.Since(start)
 		}
 		rows = append(rows, r)

@@ -1,15 +1,17 @@
 //go:build qeddefects
 
-package props
+package statemachine
 
 import (
 	"testing"
 	"time"
 
+	"github.com/spf13/afero"
+
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
-	"github.com/spf13/afero"
 )
 
 // TestIdleClearSweepCatchesDefect: with NEED_CHECK cleared before the
@@ -20,7 +22,7 @@ func TestIdleClearSweepCatchesDefect(t *testing.T) {
 	qed.SetDefect(qed.DefectNeedCheckClearedBeforeFlush)
 	defer qed.SetDefect(qed.DefectNone)
 	clk := &manualClock{now: time.Unix(0, 0)}
-	fails, _, err := CheckCrashSweep(idleTarget{clk, new(afero.Fs)}, idleWorkload(), DefaultModels(), crashsim.EnumOptions{Bound: 64, Samples: 16, Seed: 1}, OracleOptions{}, 100)
+	fails, _, err := CheckCrashSweep(idleTarget{clk, new(afero.Fs)}, idleWorkload(), oracle.DefaultModels(), crashsim.EnumOptions{Bound: 64, Samples: 16, Seed: 1}, oracle.Options{}, 100)
 	if err != nil {
 		t.Fatalf("the workload failed: %v", err)
 	}

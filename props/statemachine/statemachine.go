@@ -1,4 +1,4 @@
-package props
+package statemachine
 
 import (
 	"bufio"
@@ -13,6 +13,8 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -177,11 +179,11 @@ type SequenceParseError struct {
 }
 
 func (e *SequenceParseError) Error() string {
-	return fmt.Sprintf("props: sequence line %d: %s (%q)", e.Line, e.Msg, e.Text)
+	return fmt.Sprintf("statemachine: sequence line %d: %s (%q)", e.Line, e.Msg, e.Text)
 }
 
 // ErrSequence is wrapped by ParseSequence errors about directives.
-var ErrSequence = errors.New("props: bad sequence")
+var ErrSequence = errors.New("statemachine: bad sequence")
 
 func (e *SequenceParseError) Unwrap() error { return ErrSequence }
 
@@ -322,20 +324,20 @@ type RunOptions struct {
 	// there are at most Explore). 0 = none.
 	Explore int
 	// Oracle options passed to CheckCrashState.
-	Oracle OracleOptions
+	Oracle oracle.Options
 }
 
 // Failure is a failed run: where, what, and the sequence up to and
 // including the failing op (with the failing crash state as its choice).
 type Failure struct {
-	Op      int       // index of the failing op
-	Seq     *Sequence // the ops run, the failing one last
-	Err     error     // what went wrong
-	StateID string    // the crash state that failed, if a crash did
-	Verdict *Verdict  // the oracle's verdict, if a crash state failed
-	Stage   Stage     // the oracle stage, if any
-	Kind    string    // "op", "crash", "fault", "panic", "setup"
-	Panic   string    // stack of a panic
+	Op      int             // index of the failing op
+	Seq     *Sequence       // the ops run, the failing one last
+	Err     error           // what went wrong
+	StateID string          // the crash state that failed, if a crash did
+	Verdict *oracle.Verdict // the oracle's verdict, if a crash state failed
+	Stage   oracle.Stage    // the oracle stage, if any
+	Kind    string          // "op", "crash", "fault", "panic", "setup"
+	Panic   string          // stack of a panic
 }
 
 func (f *Failure) Error() string {
@@ -344,15 +346,15 @@ func (f *Failure) Error() string {
 	return b.String()
 }
 
-// Runner executes a Sequence op by op on a Target over a crash-simulating
+// Runner executes a Sequence op by op on a target.Target over a crash-simulating
 // filesystem. It is the system under test of the state machine.
 type Runner struct {
-	Target Target
+	Target target.Target
 	Opts   RunOptions
 	Dir    string
 
 	fs     *crashsim.FS
-	e      *Exec
+	e      *workload.Exec
 	seq    *Sequence // ops run so far
 	snap   *model.Disk
 	failed *Failure
@@ -376,14 +378,14 @@ func (r *Runner) judged(m crashsim.Model) {
 
 // NewRunner creates the geometry of w (backing chain and image) on a fresh
 // crashsim filesystem and opens the image. w's ops are ignored.
-func NewRunner(t Target, g workload.Geometry, o RunOptions) (*Runner, error) {
+func NewRunner(t target.Target, g workload.Geometry, o RunOptions) (*Runner, error) {
 	r := &Runner{Target: t, Opts: o, Dir: "/w"}
 	r.fs = crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
 	w := &workload.Workload{Geometry: g}
 	w.Geometry.Backing = append([]workload.Backing(nil), g.Backing...)
 	var err error
 	if err = protect(func() error {
-		r.e, err = NewExec(t, r.fs, r.Dir, w)
+		r.e, err = workload.NewExec(t, r.fs, r.Dir, w)
 		return err
 	}); err != nil {
 		return nil, err
@@ -482,7 +484,7 @@ func (r *Runner) Run(op workload.Op, st Step) *Failure {
 
 // RunSequence runs every op of s on a fresh Runner and returns the first
 // failure (nil if none) and the runner (closed).
-func RunSequence(t Target, s *Sequence, o RunOptions) (*Runner, *Failure) {
+func RunSequence(t target.Target, s *Sequence, o RunOptions) (*Runner, *Failure) {
 	r, err := NewRunner(t, s.W.Geometry, o)
 	if err != nil {
 		return nil, &Failure{Op: -1, Seq: &Sequence{W: &workload.Workload{Geometry: s.W.Geometry}}, Err: err, Kind: "setup"}
@@ -500,7 +502,7 @@ func RunSequence(t Target, s *Sequence, o RunOptions) (*Runner, *Failure) {
 type crashError struct {
 	kind string
 	id   crashsim.StateID
-	v    *Verdict
+	v    *oracle.Verdict
 	sync int // >0: the state is at this sync of the op, not where the spec crashed
 }
 
@@ -567,9 +569,9 @@ func (r *Runner) runOp(i int, c *CrashSpec) error {
 // model m (cloned per state), the crash point being the n-th sync of the op.
 func (r *Runner) explorePoint(p *crashsim.Point, m *model.Disk, c *CrashSpec, n int) error {
 	for id, fs := range p.States(c.Model, crashsim.EnumOptions{Bound: uint64(r.Opts.Explore), Samples: r.Opts.Explore, Seed: c.Choice}) {
-		var v *Verdict
+		var v *oracle.Verdict
 		if err := protect(func() error {
-			v = CheckCrashState(r.Target, fs, r.e.ImagePath(), m.Clone(), r.Opts.Oracle)
+			v = oracle.Judge(r.Target, fs, r.e.ImagePath(), m.Clone(), r.Opts.Oracle)
 			return nil
 		}); err != nil {
 			return err
@@ -596,8 +598,8 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 		return fmt.Errorf("building crash state %s: %w", id, err)
 	}
 	m0 := m.Clone()
-	var v *Verdict
-	if err := protect(func() error { v = CheckCrashState(r.Target, fs, e.ImagePath(), m, r.Opts.Oracle); return nil }); err != nil {
+	var v *oracle.Verdict
+	if err := protect(func() error { v = oracle.Judge(r.Target, fs, e.ImagePath(), m, r.Opts.Oracle); return nil }); err != nil {
 		return err
 	}
 	r.judged(c.Model)
@@ -609,9 +611,9 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 			if xid == id {
 				continue
 			}
-			var xv *Verdict
+			var xv *oracle.Verdict
 			if err := protect(func() error {
-				xv = CheckCrashState(r.Target, xfs, e.ImagePath(), m0.Clone(), r.Opts.Oracle)
+				xv = oracle.Judge(r.Target, xfs, e.ImagePath(), m0.Clone(), r.Opts.Oracle)
 				return nil
 			}); err != nil {
 				return err
@@ -627,7 +629,7 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 	e.FS = fs
 	e.Model = m
 	if err := protect(func() error {
-		e.Disk, err = r.Target.Open(fs, e.ImagePath(), OpenOptions{})
+		e.Disk, err = r.Target.Open(fs, e.ImagePath(), target.OpenOptions{})
 		return err
 	}); err != nil {
 		return fmt.Errorf("reopen after recovery from %s: %w", id, err)
@@ -662,14 +664,14 @@ func (r *Runner) runFault(i int, op workload.Op, f *FaultSpec) error {
 		return fmt.Errorf("close before injecting a fault: %w", err)
 	}
 	e.Model.Flush()
-	rule := fmt.Sprintf("%s@nth=%d,path=%s", f.Rule, f.Nth, ImageName)
+	rule := fmt.Sprintf("%s@nth=%d,path=%s", f.Rule, f.Nth, workload.ImageName)
 	ffs, err := faultfs.NewFromString(r.fs, int64(f.Nth), rule)
 	if err != nil {
 		return fmt.Errorf("fault rule %q: %w", rule, err)
 	}
 	e.FS = ffs
 	if err := protect(func() error {
-		e.Disk, err = r.Target.Open(ffs, e.ImagePath(), OpenOptions{})
+		e.Disk, err = r.Target.Open(ffs, e.ImagePath(), target.OpenOptions{})
 		return err
 	}); err != nil {
 		e.Disk = nil
@@ -730,7 +732,7 @@ func (r *Runner) runFault(i int, op workload.Op, f *FaultSpec) error {
 // up to explore states per crash, and returns the models under which it
 // still fails. A sequence without crashes fails or passes the same under
 // every model; then it returns nil and noCrash is true.
-func CatchingModels(t Target, s *Sequence, models []crashsim.Model, explore int) (caught []crashsim.Model, noCrash bool) {
+func CatchingModels(t target.Target, s *Sequence, models []crashsim.Model, explore int) (caught []crashsim.Model, noCrash bool) {
 	if c, _ := s.Events(); c == 0 {
 		return nil, true
 	}

@@ -1,4 +1,4 @@
-package props
+package statemachine
 
 import (
 	"crypto/sha256"
@@ -19,7 +19,7 @@ func TestStateMachinePinned(t *testing.T) {
 		wantDigest   = "fec8e76986408154cd73d18805cc2c31a4800a2ec22126f2e21378404c2db6a1"
 		wantCommands = 354
 	)
-	cfg := DefaultStateMachineConfig()
+	cfg := DefaultConfig()
 	cfg.Seed = 1
 	cfg.Sequences, cfg.Steps, cfg.Run.Explore = 30, 20, 0
 	h := sha256.New()
@@ -28,7 +28,7 @@ func TestStateMachinePinned(t *testing.T) {
 		n++
 		fmt.Fprintf(h, "%d\n%s", n, s)
 	}
-	res := CheckStateMachine(QEDTarget{}, cfg)
+	res := Check(QEDTarget{}, cfg)
 	if !res.Passed() {
 		t.Fatal(res.Report())
 	}

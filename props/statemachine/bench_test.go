@@ -1,4 +1,4 @@
-package props
+package statemachine
 
 import "testing"
 
@@ -9,14 +9,14 @@ import "testing"
 // here a failing sequence just ends (counted in failed/seq), so that the
 // speed can be measured whatever the state of the implementation.
 func BenchmarkStateMachineSequence(b *testing.B) {
-	cfg := DefaultStateMachineConfig()
+	cfg := DefaultConfig()
 	cfg.Seed = 42
 	cfg.Sequences = b.N
 	cfg.Batch = 50
 	cfg.Accept = func(*Failure) bool { return false }
 	b.ReportAllocs()
 	b.ResetTimer()
-	res := CheckStateMachine(QEDTarget{}, cfg)
+	res := Check(QEDTarget{}, cfg)
 	b.StopTimer()
 	if res.Sequences < b.N {
 		b.Fatalf("ran %d of %d sequences: %s", res.Sequences, b.N, res.Report())

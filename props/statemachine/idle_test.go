@@ -1,14 +1,16 @@
-package props
+package statemachine
 
 import (
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/spf13/afero"
+
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
-	"github.com/spf13/afero"
 )
 
 // manualClock is a qed.Clock that moves only when told. Due timers run
@@ -146,7 +148,7 @@ func TestIdleClearCrashSafe(t *testing.T) {
 	if err := w.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	fails, states, err := CheckCrashSweep(idleTarget{clk, new(afero.Fs)}, w, DefaultModels(), crashsim.EnumOptions{Bound: 64, Samples: 16, Seed: 1}, OracleOptions{}, 5)
+	fails, states, err := CheckCrashSweep(idleTarget{clk, new(afero.Fs)}, w, oracle.DefaultModels(), crashsim.EnumOptions{Bound: 64, Samples: 16, Seed: 1}, oracle.Options{}, 5)
 	if err != nil {
 		t.Fatalf("the workload failed: %v", err)
 	}

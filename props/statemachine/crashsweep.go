@@ -1,10 +1,13 @@
-package props
+package statemachine
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -14,7 +17,7 @@ import (
 type CrashSweepFailure struct {
 	Seq *Sequence
 	ID  crashsim.StateID
-	V   *Verdict
+	V   *oracle.Verdict
 }
 
 func (f *CrashSweepFailure) Error() string {
@@ -25,21 +28,21 @@ func (f *CrashSweepFailure) Error() string {
 // the manner of CrashMonkey: it runs workload w once (ending with a clean
 // close) and, at every file sync it issues, judges the crash states of
 // every model in models (all of them up to enum.Bound, else enum.Samples
-// sampled ones) with CheckCrashState against the model as of that moment.
+// sampled ones) with oracle.Judge against the model as of that moment.
 // Under subset and torn the states at a sync include those of every
 // earlier moment since the previous sync, so this covers every crash
 // point of the run for those models. It returns at most maxFailures
 // failures (0 = 10) and the number of states judged; a workload error is
 // returned as err.
-func CheckCrashSweep(t Target, w *workload.Workload, models []crashsim.Model, enum crashsim.EnumOptions, oracle OracleOptions, maxFailures int) (fails []*CrashSweepFailure, states int, err error) {
+func CheckCrashSweep(t target.Target, w *workload.Workload, models []crashsim.Model, enum crashsim.EnumOptions, oo oracle.Options, maxFailures int) (fails []*CrashSweepFailure, states int, err error) {
 	if maxFailures <= 0 {
 		maxFailures = 10
 	}
 	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
-	var e *Exec
+	var e *workload.Exec
 	if err := protect(func() error {
 		var err error
-		e, err = NewExec(t, fs, "/w", w)
+		e, err = workload.NewExec(t, fs, "/w", w)
 		return err
 	}); err != nil {
 		return nil, 0, err
@@ -60,12 +63,12 @@ func CheckCrashSweep(t Target, w *workload.Workload, models []crashsim.Model, en
 		}
 		for _, m := range models {
 			for id, sfs := range p.States(m, enum) {
-				var v *Verdict
+				var v *oracle.Verdict
 				if perr := protect(func() error {
-					v = CheckCrashState(t, sfs, e.ImagePath(), snap.Clone(), oracle)
+					v = oracle.Judge(t, sfs, e.ImagePath(), snap.Clone(), oo)
 					return nil
 				}); perr != nil {
-					v = &Verdict{Stage: StageRecovery, Err: perr}
+					v = &oracle.Verdict{Stage: oracle.StageRecovery, Err: perr}
 				}
 				states++
 				if v.OK() {
@@ -106,4 +109,36 @@ func CheckCrashSweep(t Target, w *workload.Workload, models []crashsim.Model, en
 	})
 	fs.OnSync(nil)
 	return fails, states, runErr
+}
+
+// CrashSweeps is the conformance door's crash sweep: CheckCrashSweep on
+// every workload of FaultSweepWorkloads (in name order) under every model
+// of models, judging at each sync all crash states up to states per model,
+// else max(1, states/2) sampled ones seeded with seed. It returns the
+// states judged and every problem found, each naming its workload: a run
+// that failed by itself, a rejected crash state (at most 5 per workload),
+// or a sweep that judged fewer states than one per workload and model.
+func CrashSweeps(tg target.Target, models []crashsim.Model, states int, seed uint64, oo oracle.Options) (judged int, problems []error) {
+	enum := crashsim.EnumOptions{Bound: uint64(states), Samples: max(1, states/2), Seed: seed}
+	workloads := FaultSweepWorkloads()
+	names := make([]string, 0, len(workloads))
+	for name := range workloads {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		w := workloads[name]
+		fails, n, err := CheckCrashSweep(tg, w, models, enum, oo, 5)
+		judged += n
+		if err != nil {
+			problems = append(problems, fmt.Errorf("workload %s: the run itself failed: %w\nworkload:\n%s", name, err, w))
+		}
+		for _, f := range fails {
+			problems = append(problems, fmt.Errorf("workload %s: %w", name, f))
+		}
+	}
+	if judged < len(workloads)*len(models) {
+		problems = append(problems, fmt.Errorf("%d crash states judged over %d workloads and %d models: each sync of each workload has at least one per model", judged, len(workloads), len(models)))
+	}
+	return judged, problems
 }

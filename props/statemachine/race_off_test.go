@@ -1,5 +1,5 @@
 //go:build !race
 
-package props
+package statemachine
 
 const raceEnabled = false

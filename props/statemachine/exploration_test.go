@@ -1,20 +1,21 @@
-package props
+package statemachine
 
 import (
 	"fmt"
 	"math/rand/v2"
-	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
+
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 )
 
 // The state machine asserts its own exploration: what its result says it
-// ran (StateMachineResult.Explored) is held against the configuration, and
+// ran (Result.Explored) is held against the configuration, and
 // every disk it opened must have been closed (the final close of every
 // sequence included).
 
@@ -24,7 +25,7 @@ type countingTarget struct {
 	opens, closes *atomic.Int64
 }
 
-func newCountingTarget(t Target) countingTarget {
+func newCountingTarget(t target.Target) countingTarget {
 	return countingTarget{Target: t, opens: new(atomic.Int64), closes: new(atomic.Int64)}
 }
 
@@ -68,7 +69,7 @@ func seen(t *testing.T, what string, n int, expected float64) bool {
 func TestStateMachineExploration(t *testing.T) {
 	seed := int64(envSeed(t, rand.Uint64()>>1))
 	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
-	cfg := DefaultStateMachineConfig()
+	cfg := DefaultConfig()
 	cfg.Seed = seed
 	cfg.Sequences = 200
 	if raceEnabled {
@@ -77,7 +78,7 @@ func TestStateMachineExploration(t *testing.T) {
 	// A budget that is not reached must not cut the run short.
 	cfg.Budget = time.Hour
 	target := newCountingTarget(QEDTarget{})
-	res := CheckStateMachine(target, cfg)
+	res := Check(target, cfg)
 	require.True(t, res.Passed(), res.Report())
 	t.Log(res.Report())
 	x := res.Explored
@@ -120,7 +121,7 @@ func TestStateMachineExploration(t *testing.T) {
 		require.GreaterOrEqual(t, x.StatesByModel[m], n, "crash states judged under %s vs crash directives", m)
 	}
 	allowed := map[string]bool{"prefix": true, "drop": true} // a fault's close and then=crash
-	for _, m := range DefaultModels() {
+	for _, m := range oracle.DefaultModels() {
 		allowed[m.String()] = true
 	}
 	for m := range x.StatesByModel {
@@ -138,9 +139,9 @@ func TestStateMachineExploration(t *testing.T) {
 	for _, o := range opWeights {
 		seen(t, "op kind "+o.kind.String(), x.OpKinds[o.kind], float64(res.Commands)*0.9*0.7*o.w/28)
 	}
-	for _, m := range DefaultModels() {
-		seen(t, "crash model "+m.String(), x.Crashes[m.String()], float64(crashes)/3/float64(len(DefaultModels())))
-		seen(t, "crash states under "+m.String(), x.StatesByModel[m.String()], float64(crashes)/3/float64(len(DefaultModels())))
+	for _, m := range oracle.DefaultModels() {
+		seen(t, "crash model "+m.String(), x.Crashes[m.String()], float64(crashes)/3/float64(len(oracle.DefaultModels())))
+		seen(t, "crash states under "+m.String(), x.StatesByModel[m.String()], float64(crashes)/3/float64(len(oracle.DefaultModels())))
 	}
 	for _, r := range FaultRules {
 		seen(t, "fault rule "+r, x.FaultRules[r], float64(faults)/float64(len(FaultRules)))
@@ -163,75 +164,15 @@ func TestStateMachineExploration(t *testing.T) {
 // the first batch (which always runs); without one, or with one not
 // reached, every sequence runs (TestStateMachineExploration).
 func TestStateMachineBudget(t *testing.T) {
-	cfg := DefaultStateMachineConfig()
+	cfg := DefaultConfig()
 	cfg.Seed = int64(envSeed(t, 1))
 	cfg.Sequences, cfg.Batch, cfg.Steps = 9, 3, 8
 	cfg.Budget = time.Nanosecond
-	res := CheckStateMachine(QEDTarget{}, cfg)
+	res := Check(QEDTarget{}, cfg)
 	require.True(t, res.Passed(), res.Report())
 	require.Equal(t, cfg.Batch, res.Sequences, "a spent budget stops the run after its first batch")
 	cfg.Budget = time.Hour
-	res = CheckStateMachine(QEDTarget{}, cfg)
+	res = Check(QEDTarget{}, cfg)
 	require.True(t, res.Passed(), res.Report())
 	require.Equal(t, cfg.Sequences, res.Sequences)
-}
-
-// reportSequence returns the sequence a failure report prints for pasting
-// into Replay.
-func reportSequence(t *testing.T, report string) string {
-	t.Helper()
-	const begin, end = "----- sequence (paste into props.Replay) -----\n", "----- end -----\n"
-	_, rest, ok := strings.Cut(report, begin)
-	require.True(t, ok, "the report has no sequence to paste into props.Replay:\n%s", report)
-	text, _, ok := strings.Cut(rest, end)
-	require.True(t, ok, "the report's sequence has no end marker:\n%s", report)
-	return text
-}
-
-// replayOutcome runs Replay on a TB that records a fatal failure instead
-// of failing the test, and returns the failure message ("" if it passed).
-func replayOutcome(t *testing.T, target Target, text string) string {
-	tb := &recordingTB{TB: t}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		Replay(tb, target, text)
-	}()
-	<-done
-	return tb.fatal
-}
-
-type recordingTB struct {
-	testing.TB
-	fatal string
-}
-
-func (r *recordingTB) Helper()                   {}
-func (r *recordingTB) Logf(string, ...any)       {}
-func (r *recordingTB) Fatalf(f string, a ...any) { r.fatal = fmt.Sprintf(f, a...); runtime.Goexit() }
-
-// TestFailureReportReplays: the sequence a failure report prints replays,
-// through Replay, to the same failure (kind, stage, op), and passes on
-// impl/qed.
-func TestFailureReportReplays(t *testing.T) {
-	seed := int64(envSeed(t, rand.Uint64()>>1))
-	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
-	cfg := DefaultStateMachineConfig()
-	cfg.Seed, cfg.Sequences, cfg.NoFaults, cfg.NoConcurrency, cfg.MaxShrink = seed, 200, true, true, 60
-	res := CheckStateMachine(lossyTarget{QEDTarget{}}, cfg)
-	require.False(t, res.Passed(), "a target that ignores Flush passed %d sequences", res.Sequences)
-	report := res.Report()
-	text := reportSequence(t, report)
-	s, err := ParseSequence(text)
-	require.NoError(t, err)
-	require.Equal(t, res.Shrunk.Seq.String(), s.String(), "the report prints the shrunk sequence")
-	_, f := RunSequence(lossyTarget{QEDTarget{}}, s, RunOptions{})
-	require.NotNil(t, f, "the report's sequence does not fail:\n%s", text)
-	require.Equal(t, res.Shrunk.Kind, f.Kind)
-	require.Equal(t, res.Shrunk.Stage, f.Stage)
-	require.Equal(t, res.Shrunk.Op, f.Op)
-	msg := replayOutcome(t, lossyTarget{QEDTarget{}}, text)
-	require.Contains(t, msg, "props.Replay on lossy failed", "Replay of the report's sequence must fail")
-	require.Contains(t, msg, f.Error())
-	require.Empty(t, replayOutcome(t, QEDTarget{}, text), "impl/qed passes the sequence")
 }

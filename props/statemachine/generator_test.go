@@ -1,4 +1,4 @@
-package props
+package statemachine
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/leanovate/gopter"
+
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -61,7 +62,7 @@ func genParams(seed int64) *gopter.GenParameters {
 func TestGenStateDistribution(t *testing.T) {
 	seed := int64(envSeed(t, rand.Uint64()>>1))
 	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
-	cfg := DefaultStateMachineConfig()
+	cfg := DefaultConfig()
 	cfg.fill()
 	gen, params := genState(&cfg), genParams(seed)
 	const n = 40000
@@ -175,7 +176,7 @@ var opWeights = []struct {
 func TestGenCommandDistribution(t *testing.T) {
 	seed := int64(envSeed(t, rand.Uint64()>>1))
 	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
-	cfg := DefaultStateMachineConfig()
+	cfg := DefaultConfig()
 	cfg.fill()
 	params := genParams(seed)
 	const sequences, steps = 1500, 20

@@ -1,12 +1,15 @@
-package props
+package statemachine
 
 import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -26,18 +29,18 @@ func (r FaultSweepResult) Error() string { return fmt.Sprintf("%s: %v", r.Rule, 
 //   - surface the injected error: the op that met it fails with an error
 //     wrapping the one faultfs returned (creation and open included);
 //   - not panic;
-//   - leave an image that passes the crash oracle (CheckCrashState: no
+//   - leave an image that passes the crash oracle (oracle.Judge: no
 //     structural corruption, flushed data intact, pending ops allowed
 //     either way, liveness) both as the live files are after a clean close
 //     and as a "drop" crash state right after the fault (a failed sync may
 //     have lost every unsynced write).
 //
 // It returns every failing run.
-func CheckFaultSweep(target Target, w *workload.Workload, rule string, maxRuns int, oracle OracleOptions) []FaultSweepResult {
+func CheckFaultSweep(tg target.Target, w *workload.Workload, rule string, maxRuns int, oo oracle.Options) []FaultSweepResult {
 	if _, err := faultfs.ParseRule(rule); err != nil {
 		return []FaultSweepResult{{Rule: rule, Err: err}}
 	}
-	count, err := faultRun(target, w, fmt.Sprintf("%s@nth=%d,path=%s", rule, uint64(math.MaxInt32), ImageName), oracle, true)
+	count, err := faultRun(tg, w, fmt.Sprintf("%s@nth=%d,path=%s", rule, uint64(math.MaxInt32), workload.ImageName), oo, true)
 	if err != nil {
 		return []FaultSweepResult{{Rule: rule + " (dry run)", Err: err}}
 	}
@@ -47,8 +50,8 @@ func CheckFaultSweep(target Target, w *workload.Workload, rule string, maxRuns i
 		step = (count + uint64(maxRuns) - 1) / uint64(maxRuns)
 	}
 	for n := uint64(1); n <= count; n += step {
-		r := fmt.Sprintf("%s@nth=%d,path=%s", rule, n, ImageName)
-		if _, err := faultRun(target, w, r, oracle, false); err != nil {
+		r := fmt.Sprintf("%s@nth=%d,path=%s", rule, n, workload.ImageName)
+		if _, err := faultRun(tg, w, r, oo, false); err != nil {
 			out = append(out, FaultSweepResult{Rule: r, Err: err})
 		}
 	}
@@ -57,7 +60,7 @@ func CheckFaultSweep(target Target, w *workload.Workload, rule string, maxRuns i
 
 // faultRun runs w over faultfs(crashsim) with one rule. In a dry run it
 // returns how many operations the rule matched.
-func faultRun(target Target, w *workload.Workload, rule string, oracle OracleOptions, dry bool) (uint64, error) {
+func faultRun(tg target.Target, w *workload.Workload, rule string, oo oracle.Options, dry bool) (uint64, error) {
 	base := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
 	ffs, err := faultfs.NewFromString(base, 1, rule)
 	if err != nil {
@@ -65,10 +68,10 @@ func faultRun(target Target, w *workload.Workload, rule string, oracle OracleOpt
 	}
 	// The rule matches only the image file: the backing chain that
 	// NewExec builds is not under test.
-	var e *Exec
+	var e *workload.Exec
 	runErr := protect(func() error {
 		var err error
-		if e, err = NewExec(target, ffs, "/w", w); err != nil {
+		if e, err = workload.NewExec(tg, ffs, "/w", w); err != nil {
 			return err
 		}
 		if err := e.RunAll(); err != nil {
@@ -119,7 +122,7 @@ func faultRun(target Target, w *workload.Workload, rule string, oracle OracleOpt
 	if err != nil {
 		return 0, err
 	}
-	if v := CheckCrashState(target, drop, e.ImagePath(), e.Model.Clone(), oracle); !v.OK() {
+	if v := oracle.Judge(tg, drop, e.ImagePath(), e.Model.Clone(), oo); !v.OK() {
 		return 0, fmt.Errorf("after the fault (%s), drop crash state: %v", rule, v)
 	}
 	if e.Disk != nil {
@@ -127,8 +130,41 @@ func faultRun(target Target, w *workload.Workload, rule string, oracle OracleOpt
 			return 0, err
 		}
 	}
-	if v := CheckCrashState(target, base, e.ImagePath(), e.Model, oracle); !v.OK() {
+	if v := oracle.Judge(tg, base, e.ImagePath(), e.Model, oo); !v.OK() {
 		return 0, fmt.Errorf("after the fault (%s) and a close: %v", rule, v)
 	}
 	return 0, nil
+}
+
+// FaultSweepWorkloads are the fixed workloads of the fault sweeps: each
+// allocates L2 tables and clusters, overwrites in place, writes zeroes,
+// flushes, resizes and reopens, with and without a backing file.
+func FaultSweepWorkloads() map[string]*workload.Workload {
+	const script = `
+write 0x0 0x1800 id=11
+write 0x3000 0x200 id=12
+flush
+zero 0x1000 0x3000
+write 0x7e00 0x400 id=13
+resize 0x30000
+write 0x2e000 0x1000 id=14
+flush
+write 0x100 0x100 id=15
+reopen
+write 0x10000 0x2000 id=16
+concurrent 2
+  write 0x20000 0x1000 id=17
+  write 0x21000 0x1000 id=18
+`
+	mk := func(head string) *workload.Workload {
+		w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\n" + head + script))
+		if err != nil {
+			panic("statemachine: bad built-in fault workload: " + err.Error())
+		}
+		return w
+	}
+	return map[string]*workload.Workload{
+		"no-backing":  mk("image cluster_size=4096 table_size=1 size=131072\n"),
+		"raw-backing": mk("image cluster_size=4096 table_size=1 size=131072\nbacking raw size=40960 fill=1\n"),
+	}
 }

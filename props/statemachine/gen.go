@@ -1,4 +1,4 @@
-package props
+package statemachine
 
 import (
 	"fmt"
@@ -8,13 +8,21 @@ import (
 
 	"github.com/leanovate/gopter"
 	"github.com/leanovate/gopter/commands"
+
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
-// StateMachineConfig configures CheckStateMachine. Zero fields take the
-// defaults of DefaultStateMachineConfig.
-type StateMachineConfig struct {
+// Model is a crash model (crashsim.Model), named here so that the
+// conformance door (props) can name it while importing only props/...
+// packages.
+type Model = crashsim.Model
+
+// Config configures Check. Zero fields take the
+// defaults of DefaultConfig.
+type Config struct {
 	// Seed of the whole run; the i-th batch of sequences uses Seed+i.
 	Seed int64
 	// Sequences is the number of command sequences to run (at most).
@@ -49,14 +57,14 @@ type StateMachineConfig struct {
 	seen func(*Sequence)
 }
 
-// DefaultStateMachineConfig returns the defaults: 40 sequences of up to 30
+// DefaultConfig returns the defaults: 40 sequences of up to 30
 // commands, 8 explored crash states per crash, every crash model.
-func DefaultStateMachineConfig() StateMachineConfig {
-	return StateMachineConfig{Sequences: 40, Steps: 30, Batch: 10, MaxShrink: 200, MaxClusters: 24, Run: RunOptions{Explore: 8}}
+func DefaultConfig() Config {
+	return Config{Sequences: 40, Steps: 30, Batch: 10, MaxShrink: 200, MaxClusters: 24, Run: RunOptions{Explore: 8}}
 }
 
-func (c *StateMachineConfig) fill() {
-	d := DefaultStateMachineConfig()
+func (c *Config) fill() {
+	d := DefaultConfig()
 	if c.Sequences <= 0 {
 		c.Sequences = d.Sequences
 	}
@@ -73,12 +81,12 @@ func (c *StateMachineConfig) fill() {
 		c.MaxClusters = d.MaxClusters
 	}
 	if len(c.Models) == 0 {
-		c.Models = DefaultModels()
+		c.Models = oracle.DefaultModels()
 	}
 }
 
-// StateMachineResult reports a CheckStateMachine run.
-type StateMachineResult struct {
+// Result reports a Check run.
+type Result struct {
 	Seed        int64
 	Sequences   int           // sequences run (including the failing one)
 	Commands    int           // commands run, shrinking excluded
@@ -174,11 +182,11 @@ func (x *Exploration) add(r *Runner) {
 }
 
 // Passed reports whether no sequence failed.
-func (r *StateMachineResult) Passed() bool { return r.First == nil }
+func (r *Result) Passed() bool { return r.First == nil }
 
 // Report explains a failure: seed, shrunk sequence in replayable form,
 // the error, and how to replay it.
-func (r *StateMachineResult) Report() string {
+func (r *Result) Report() string {
 	if r.Passed() {
 		return fmt.Sprintf("passed: %d sequences, %d commands, %d crash states, %d faults in %v (seed %d)",
 			r.Sequences, r.Commands, r.CrashStates, r.Faults, r.Duration.Round(time.Millisecond), r.Seed)
@@ -202,14 +210,14 @@ type smState struct {
 	Size   int64
 	NextID uint32
 	Model  crashsim.Model
-	cfg    *StateMachineConfig
+	cfg    *Config
 }
 
 // smCommand is one command: an op and its crash or fault.
 type smCommand struct {
 	Op   workload.Op
 	Step Step
-	cfg  *StateMachineConfig
+	cfg  *Config
 }
 
 func (c *smCommand) String() string {
@@ -311,7 +319,7 @@ func (c *smCommand) PostCondition(_ commands.State, result commands.Result) *gop
 //     qed+raw 3/40, qed+qed 3/40; each backing file is longer than the image
 //     (by 1..64 sectors) one time in four, else 1..size/512+1 sectors long;
 //   - preferred crash model: uniform over the configured models.
-func genState(cfg *StateMachineConfig) gopter.Gen {
+func genState(cfg *Config) gopter.Gen {
 	return func(p *gopter.GenParameters) *gopter.GenResult {
 		r := p.Rng
 		g := workload.Geometry{
@@ -528,14 +536,14 @@ func genCommand(st commands.State) gopter.Gen {
 	}
 }
 
-// CheckStateMachine runs the state-machine property on target: random
+// Check runs the state-machine property on target: random
 // command sequences (see Sequence for what each command does), every read
 // and every crash state checked against the model, faults required to
 // surface. A failing sequence is shrunk by gopter (commands removed while
 // it still fails) and reported with its seed.
-func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResult {
+func Check(tg target.Target, cfg Config) *Result {
 	cfg.fill()
-	res := &StateMachineResult{Seed: cfg.Seed}
+	res := &Result{Seed: cfg.Seed}
 	start := time.Now()
 	var last *Failure
 	shrinking := false
@@ -543,10 +551,10 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 	cmds := &commands.ProtoCommands{
 		NewSystemUnderTestFunc: func(initial commands.State) commands.SystemUnderTest {
 			s := initial.(*smState)
-			r, err := NewRunner(target, s.G, cfg.Run)
+			r, err := NewRunner(tg, s.G, cfg.Run)
 			if err != nil {
 				seq := &Sequence{W: &workload.Workload{Geometry: s.G}}
-				return &Runner{Target: target, seq: seq, failed: &Failure{Op: -1, Seq: seq, Err: err, Kind: "setup"}}
+				return &Runner{Target: tg, seq: seq, failed: &Failure{Op: -1, Seq: seq, Err: err, Kind: "setup"}}
 			}
 			return r
 		},
@@ -601,7 +609,7 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 		if !tr.Passed() || res.First != nil {
 			res.Shrunk = last
 			if last != nil && last.Kind != "setup" {
-				res.Shrunk = Simplify(target, last, cfg.Run, cfg.Accept)
+				res.Shrunk = Simplify(tg, last, cfg.Run, cfg.Accept)
 			}
 			res.ShrinkTime = time.Since(shrinkStart)
 			res.Gopter = fmt.Sprintf("gopter: %s after %d tests (error: %v)", tr.Status, tr.Succeeded, tr.Error)
@@ -621,7 +629,7 @@ func CheckStateMachine(target Target, cfg StateMachineConfig) *StateMachineResul
 // (sync=0), then to weaken its model to drop, then prefix; a change is kept
 // when the sequence still fails the same way (same kind and oracle stage,
 // and accepted by accept if set). It returns the simplest failure found.
-func Simplify(t Target, f *Failure, o RunOptions, accept func(*Failure) bool) *Failure {
+func Simplify(t target.Target, f *Failure, o RunOptions, accept func(*Failure) bool) *Failure {
 	same := func(g *Failure) bool {
 		return g != nil && g.Kind == f.Kind && g.Stage == f.Stage && (accept == nil || accept(g))
 	}
