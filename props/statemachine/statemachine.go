@@ -31,12 +31,12 @@ import (
 // file sync the next op issues, or right after that op when S is 0 or the
 // op issues fewer syncs; the crash state is the one numbered C (modulo the
 // count, or a sampled state with seed C when the count is huge) under crash
-// model M, and it is judged by CheckCrashState against the model. A fault
+// model M, and it is judged by oracle.Judge against the model. A fault
 // directive reopens the image over a faultfs layer whose only rule is
 // "RULE@nth=N,path=image.qed" (RULE is write:eio, write:enospc, write:short
 // or sync:eio), runs the op, requires the injected error to surface, then
 // either closes the image (then=close) or crashes (then=crash ...) and
-// judges the result with CheckCrashState. Either way the workload goes on
+// judges the result with oracle.Judge. Either way the workload goes on
 // from the recovered image; if a crash lost a completed resize, the image
 // is grown again to the size the workload expects.
 //
@@ -323,7 +323,7 @@ type RunOptions struct {
 	// other states of the same crash point and model (all of them when
 	// there are at most Explore). 0 = none.
 	Explore int
-	// Oracle options passed to CheckCrashState.
+	// Oracle options passed to oracle.Judge.
 	Oracle oracle.Options
 }
 
