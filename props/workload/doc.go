@@ -31,6 +31,13 @@
 // whole size; a qed backing file holds it over its first half (rounded down
 // to 512 bytes) and reads the rest through from the next file in the chain.
 //
+// Op kinds are defined once: each kind is a type in its own file (op_*.go)
+// that states its bounds (Validate), its script line (Format, Parse), how
+// it is drawn (Generate; its default weight) and how it runs (Exec, model
+// first and then the I/O), listed once in kindTable (kinds.go). Kinds,
+// KindByName, KindNames and DefaultWeights read that table, so the
+// keywords of scripts and of --op-weights cannot drift apart.
+//
 // Exec is the one executor: it builds a workload's backing chain and image
 // through a target.Target (package props/target, the only project packages
 // it reaches being model and props/target), runs the ops and mirrors each

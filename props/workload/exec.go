@@ -232,85 +232,11 @@ func (e *Exec) step(i int, op Op) error {
 	if e.Disk == nil {
 		return errors.New("image is not open (an earlier reopen failed)")
 	}
-	switch op.Kind {
-	case Write:
-		if err := e.Model.WriteID(op.Off, op.Len, uint64(op.ID)); err != nil {
-			return fmt.Errorf("model: %w", err)
-		}
-		e.snapshot(i)
-		if err := e.write(op); err != nil {
-			e.failWrite(0) // it may have landed in part, anywhere
-			return err
-		}
-		return nil
-	case WriteZeroes:
-		if err := e.Model.WriteZeroes(op.Off, op.Len); err != nil {
-			return fmt.Errorf("model: %w", err)
-		}
-		e.snapshot(i)
-		if err := e.Disk.WriteZeroes(op.Off, op.Len); err != nil {
-			e.failWrite(0)
-			return err
-		}
-		return nil
-	case Read:
-		e.snapshot(i)
-		buf := make([]byte, op.Len)
-		if _, err := e.Disk.ReadAt(buf, op.Off); err != nil {
-			return err
-		}
-		if err := e.Model.Verify(op.Off, buf); err != nil {
-			return fmt.Errorf("%w: %w", ErrDataMismatch, err)
-		}
-		return nil
-	case Flush:
-		e.snapshot(i)
-		if err := e.Disk.Flush(); err != nil {
-			return err
-		}
-		e.Model.Flush()
-		return nil
-	case Resize:
-		if err := e.Model.Grow(op.Off); err != nil {
-			return fmt.Errorf("model: %w", err)
-		}
-		e.snapshot(i)
-		if err := e.Disk.Resize(op.Off); err != nil {
-			return err
-		}
-		if got := e.Disk.Size(); got != op.Off {
-			return fmt.Errorf("size after resize is %#x, want %#x", got, op.Off)
-		}
-		return nil
-	case Reopen:
-		e.snapshot(i)
-		err := e.Disk.Close()
-		e.Disk = nil
-		if err != nil {
-			return fmt.Errorf("close: %w", err)
-		}
-		e.Model.Flush() // a clean close makes everything durable
-		if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{}); err != nil {
-			return fmt.Errorf("reopen: %w", err)
-		}
-		if got, want := e.Disk.Size(), e.Model.Size(); got != want {
-			return fmt.Errorf("size after reopen is %#x, want %#x", got, want)
-		}
-		return nil
-	case Check:
-		e.snapshot(i)
-		r, err := e.Disk.Check(false)
-		if err != nil {
-			return fmt.Errorf("check: %w", err)
-		}
-		if r.Corruptions != 0 || r.CheckErrors != 0 {
-			return fmt.Errorf("check found %d corruptions, %d check errors", r.Corruptions, r.CheckErrors)
-		}
-		return nil
-	case Concurrent:
-		return e.concurrent(i, op)
+	s := op.Kind.spec()
+	if s == nil {
+		return fmt.Errorf("unknown op kind %v", op.Kind)
 	}
-	return fmt.Errorf("unknown op kind %v", op.Kind)
+	return s.run(e, i, op)
 }
 
 func (e *Exec) write(op Op) error {

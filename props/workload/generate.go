@@ -39,11 +39,19 @@ func DefaultGenConfig() GenConfig {
 		MaxChain:      2,
 		WideChance:    0.1,
 		Ops:           12,
-		Weights: map[Kind]int{
-			Write: 10, WriteZeroes: 3, Read: 2, Flush: 3, Resize: 1,
-			Reopen: 1, Check: 1, Concurrent: 2,
-		},
+		Weights:       DefaultWeights(),
 	}
+}
+
+// DefaultWeights returns each kind's default weight in generated
+// workloads (each kind states its own: write 10, zero 3, read 2, flush 3,
+// resize 1, reopen 1, check 1, concurrent 2).
+func DefaultWeights() map[Kind]int {
+	w := map[Kind]int{}
+	for _, k := range Kinds() {
+		w[k] = k.spec().weight()
+	}
+	return w
 }
 
 // Generate returns a valid random workload; the same rng state gives the
@@ -99,44 +107,10 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	for _, wt := range cfg.Weights {
 		total += wt
 	}
-	size := g.Size
+	gs := &genState{rng: rng, size: g.Size, cs: cs, hot: hot, id: id}
 	for len(w.Ops) < cfg.Ops && total > 0 {
-		k := pickKind(rng, cfg.Weights, total)
-		switch k {
-		case Write, WriteZeroes, Read:
-			if size == 0 {
-				continue
-			}
-			off, n := extent(rng, size, cs, hot)
-			op := Op{Kind: k, Off: off, Len: n}
-			if k == Write {
-				op.ID = id()
-			}
+		if op, ok := pickKind(rng, cfg.Weights, total).spec().gen(gs); ok {
 			w.Ops = append(w.Ops, op)
-		case Resize:
-			grow := (1 + rng.Int64N(4)) * 512 * (1 + rng.Int64N(cs/512))
-			if size+grow > MaxImageSize {
-				continue
-			}
-			size += grow
-			w.Ops = append(w.Ops, Op{Kind: Resize, Off: size})
-		case Concurrent:
-			if size == 0 {
-				continue
-			}
-			n := 2 + rng.IntN(3)
-			op := Op{Kind: Concurrent}
-			for range n {
-				off, l := extent(rng, size, cs, hot)
-				if rng.IntN(4) == 0 {
-					op.Group = append(op.Group, Op{Kind: WriteZeroes, Off: off, Len: l})
-				} else {
-					op.Group = append(op.Group, Op{Kind: Write, Off: off, Len: l, ID: id()})
-				}
-			}
-			w.Ops = append(w.Ops, op)
-		default:
-			w.Ops = append(w.Ops, Op{Kind: k})
 		}
 	}
 	return w
@@ -144,7 +118,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 
 func pickKind(rng *rand.Rand, weights map[Kind]int, total int) Kind {
 	r := rng.IntN(total)
-	for k := Write; k <= Concurrent; k++ { // fixed order: deterministic
+	for _, k := range Kinds() { // fixed order: deterministic
 		if r < weights[k] {
 			return k
 		}

@@ -56,18 +56,16 @@ func (op Op) String() string {
 }
 
 func formatOp(w io.Writer, op Op, indent string) {
-	switch op.Kind {
-	case Write:
-		fmt.Fprintf(w, "%swrite %#x %#x id=%d\n", indent, op.Off, op.Len, op.ID)
-	case WriteZeroes, Read:
-		fmt.Fprintf(w, "%s%s %#x %#x\n", indent, op.Kind, op.Off, op.Len)
-	case Resize:
-		fmt.Fprintf(w, "%sresize %#x\n", indent, op.Off)
-	case Concurrent:
-		fmt.Fprintf(w, "%sconcurrent %d\n", indent, len(op.Group))
-	default:
+	s := op.Kind.spec()
+	if s == nil {
 		fmt.Fprintf(w, "%s%s\n", indent, op.Kind)
+		return
 	}
+	if a := s.args(op); a != "" {
+		fmt.Fprintf(w, "%s%s %s\n", indent, s.name(), a)
+		return
+	}
+	fmt.Fprintf(w, "%s%s\n", indent, s.name())
 }
 
 // ParseError names the script line that could not be parsed.
@@ -234,77 +232,9 @@ func keyValues(args []string) (map[string]string, error) {
 }
 
 func parseOp(kw string, args []string) (Op, error) {
-	num := func(s, what string) (int64, error) {
-		v, err := strconv.ParseInt(s, 0, 64)
-		if err != nil || v < 0 {
-			return 0, fmt.Errorf("%s %q is not a non-negative number", what, s)
-		}
-		return v, nil
+	k, ok := KindByName(kw)
+	if !ok {
+		return Op{}, fmt.Errorf("unknown op %q", kw)
 	}
-	nargs := func(n int) error {
-		if len(args) != n {
-			return fmt.Errorf("%s takes %d argument(s), got %d", kw, n, len(args))
-		}
-		return nil
-	}
-	var op Op
-	var err error
-	switch kw {
-	case "write":
-		if err = nargs(3); err != nil {
-			return op, err
-		}
-		op.Kind = Write
-		id, ok := strings.CutPrefix(args[2], "id=")
-		if !ok {
-			return op, fmt.Errorf("write needs id=N as its third argument")
-		}
-		v, perr := strconv.ParseUint(id, 0, 32)
-		if perr != nil {
-			return op, fmt.Errorf("write id %q is not a number", id)
-		}
-		op.ID = uint32(v)
-		args = args[:2]
-		fallthrough
-	case "zero", "read":
-		if op.Kind == 0 {
-			if err = nargs(2); err != nil {
-				return op, err
-			}
-			op.Kind = map[string]Kind{"zero": WriteZeroes, "read": Read}[kw]
-		}
-		if op.Off, err = num(args[0], "offset"); err != nil {
-			return op, err
-		}
-		if op.Len, err = num(args[1], "length"); err != nil {
-			return op, err
-		}
-	case "resize":
-		if err = nargs(1); err != nil {
-			return op, err
-		}
-		op.Kind = Resize
-		if op.Off, err = num(args[0], "size"); err != nil {
-			return op, err
-		}
-	case "concurrent":
-		if err = nargs(1); err != nil {
-			return op, err
-		}
-		op.Kind = Concurrent
-		if op.Len, err = num(args[0], "group size"); err != nil {
-			return op, err
-		}
-		if op.Len < 1 || op.Len > 64 {
-			return op, fmt.Errorf("concurrent group size %d not in 1..64", op.Len)
-		}
-	case "flush", "reopen", "check":
-		if err = nargs(0); err != nil {
-			return op, err
-		}
-		op.Kind = map[string]Kind{"flush": Flush, "reopen": Reopen, "check": Check}[kw]
-	default:
-		return op, fmt.Errorf("unknown op %q", kw)
-	}
-	return op, nil
+	return k.spec().parse(kw, args)
 }

@@ -6,58 +6,6 @@ import (
 	"math/bits"
 )
 
-// Kind is the kind of one guest operation.
-type Kind uint8
-
-// The operation kinds. Their script keywords are in kindNames.
-const (
-	Write       Kind = iota + 1 // write pattern ID over [Off, Off+Len)
-	WriteZeroes                 // write zeroes over [Off, Off+Len)
-	Read                        // read [Off, Off+Len) and compare with the model
-	Flush                       // flush: everything before is durable
-	Resize                      // grow the image to Off bytes
-	Reopen                      // close cleanly and open again
-	Check                       // consistency check without repair: must be clean
-	Concurrent                  // run Group at the same time from len(Group) goroutines
-)
-
-var kindNames = map[Kind]string{
-	Write: "write", WriteZeroes: "zero", Read: "read", Flush: "flush",
-	Resize: "resize", Reopen: "reopen", Check: "check", Concurrent: "concurrent",
-}
-
-// Kinds lists every operation kind, in script-keyword order of the
-// constants above.
-func Kinds() []Kind {
-	return []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent}
-}
-
-// KindByName is the kind whose script keyword is name.
-func KindByName(name string) (Kind, bool) {
-	for k, n := range kindNames {
-		if n == name {
-			return k, true
-		}
-	}
-	return 0, false
-}
-
-// KindNames lists the script keywords of every kind, in the order of Kinds.
-func KindNames() []string {
-	var out []string
-	for _, k := range Kinds() {
-		out = append(out, kindNames[k])
-	}
-	return out
-}
-
-func (k Kind) String() string {
-	if s, ok := kindNames[k]; ok {
-		return s
-	}
-	return fmt.Sprintf("Kind(%d)", uint8(k))
-}
-
 // Op is one guest operation.
 type Op struct {
 	Kind  Kind
@@ -143,58 +91,23 @@ func (w *Workload) Validate() error {
 		}
 		lastID = g.Backing[i].Fill
 	}
-	size := g.Size
-	var check func(i int, op Op, nested bool) error
-	check = func(i int, op Op, nested bool) error {
-		switch op.Kind {
-		case Write, WriteZeroes, Read:
-			if op.Len <= 0 || op.Off < 0 || op.Off > size || op.Len > size-op.Off {
-				return fmt.Errorf("%w: op %d: %s [%#x, +%#x) outside the image size %#x", ErrInvalid, i, op.Kind, op.Off, op.Len, size)
-			}
-			if op.Kind == Write {
-				if op.ID == 0 {
-					return fmt.Errorf("%w: op %d: write id must be non-zero", ErrInvalid, i)
-				}
-				if op.ID <= lastID {
-					return fmt.Errorf("%w: op %d: write id %d must be above the previous id %d", ErrInvalid, i, op.ID, lastID)
-				}
-				lastID = op.ID
-			}
-			if nested && op.Kind == Read {
-				return fmt.Errorf("%w: op %d: concurrent groups hold writes only", ErrInvalid, i)
-			}
-		case Flush, Reopen, Check:
-			if nested {
-				return fmt.Errorf("%w: op %d: concurrent groups hold writes only", ErrInvalid, i)
-			}
-		case Resize:
-			if nested {
-				return fmt.Errorf("%w: op %d: concurrent groups hold writes only", ErrInvalid, i)
-			}
-			if op.Off < size || op.Off%512 != 0 || op.Off > MaxImageSize {
-				return fmt.Errorf("%w: op %d: resize to %#x (from %#x) must grow to a multiple of 512", ErrInvalid, i, op.Off, size)
-			}
-			size = op.Off
-		case Concurrent:
-			if nested || len(op.Group) < 1 {
-				return fmt.Errorf("%w: op %d: concurrent needs a non-empty group and cannot nest", ErrInvalid, i)
-			}
-			for _, sub := range op.Group {
-				if err := check(i, sub, true); err != nil {
-					return err
-				}
-			}
-		default:
-			return fmt.Errorf("%w: op %d: unknown kind %d", ErrInvalid, i, op.Kind)
-		}
-		return nil
-	}
+	v := &validator{size: g.Size, lastID: lastID}
 	for i, op := range w.Ops {
-		if err := check(i, op, false); err != nil {
+		v.i = i
+		if err := checkOp(op, v); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkOp checks one op (a top-level op or a group member) at v.
+func checkOp(op Op, v *validator) error {
+	s := op.Kind.spec()
+	if s == nil {
+		return fmt.Errorf("%w: op %d: unknown kind %d", ErrInvalid, v.i, op.Kind)
+	}
+	return s.check(op, v)
 }
 
 // SizeAt returns the image size in force before op i runs.

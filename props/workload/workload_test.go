@@ -122,9 +122,17 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 	require.Positive(t, wideWrites, "no write lands past the first L2 table")
 }
 
+// TestKindNamesRoundTrip: Kinds lists every kind of the table once, in
+// the constants' order, each with a distinct keyword that KindByName
+// reads back, and a positive default weight.
 func TestKindNamesRoundTrip(t *testing.T) {
-	if len(Kinds()) != len(kindNames) {
-		t.Fatalf("Kinds() lists %d kinds, kindNames %d", len(Kinds()), len(kindNames))
+	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent}
+	require.Equal(t, want, Kinds())
+	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent"}, KindNames())
+	require.Equal(t, "Kind(0)", Kind(0).String())
+	require.Equal(t, "Kind(200)", Kind(200).String())
+	for _, k := range Kinds() {
+		require.Positive(t, DefaultWeights()[k], "kind %s", k)
 	}
 	for i, k := range Kinds() {
 		name := KindNames()[i]
@@ -134,5 +142,24 @@ func TestKindNamesRoundTrip(t *testing.T) {
 	}
 	if _, ok := KindByName("nonsense"); ok {
 		t.Error("KindByName accepted an unknown keyword")
+	}
+}
+
+// TestEveryKindRoundTrips: each kind of the table generates an op that
+// validates and whose script line parses back to the same op, so the
+// per-kind generator, bounds, printer and parser agree.
+func TestEveryKindRoundTrips(t *testing.T) {
+	for _, k := range Kinds() {
+		next := uint32(1)
+		gs := &genState{rng: rand.New(rand.NewPCG(1, uint64(k))), size: 1 << 20, cs: 4096, hot: []int64{0},
+			id: func() uint32 { next++; return next - 1 }}
+		op, ok := k.spec().gen(gs)
+		require.True(t, ok, "kind %s drew nothing on a 1 MiB image", k)
+		require.Equal(t, k, op.Kind)
+		w := &Workload{Geometry: Geometry{ClusterSize: 4096, TableSize: 1, Size: 1 << 20}, Ops: []Op{op}}
+		require.NoError(t, w.Validate(), "kind %s: %s", k, op)
+		w2, err := Parse(strings.NewReader(w.String()))
+		require.NoError(t, err, "kind %s:\n%s", k, w)
+		require.Equal(t, w, w2, "kind %s", k)
 	}
 }
