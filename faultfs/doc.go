@@ -4,7 +4,7 @@
 // range), when it fires among those matches (the n-th, every n-th, after n,
 // with a seeded probability) and what fault it injects (EIO, ENOSPC, EINTR,
 // a short write, a lost write or sync, a misdirected write, a bit flip on
-// read). Rules are values (Rule) and have a small textual form that tests and
+// read) or what latency it adds (a delay). Rules are values (Rule) and have a small textual form that tests and
 // the command line pass as strings:
 //
 //	write:enospc@nth=17
@@ -13,6 +13,7 @@
 //	read:bitflip@after=3,off=0-65536
 //	write:misdirect=+512@nth=2
 //	read|write:eio@path=/img/*.qed;sync:lost@every=2
+//	read:delay=1ms@path=back.raw
 //
 // # Grammar
 //
@@ -26,6 +27,7 @@
 //	        | "lost"                             (write, sync, truncate: acknowledge, do nothing)
 //	        | "misdirect" "=" ( "+" | "-" ) size  (write: store at off+delta, clamped at 0)
 //	        | "bitflip" [ "=" uint ]             (read: flip that bit of the window, default seeded)
+//	        | "delay" "=" duration               (any op: wait, then go on; Go syntax: 1ms, 250us)
 //	cond    = "nth=" uint1 | "every=" uint1 | "after=" uint   (at most one of the three)
 //	        | "p=" prob                          (0 < prob <= 1)
 //	        | "path=" glob                       (path.Match syntax, no ',' or ';')
@@ -94,6 +96,18 @@
 // bytes returned that lie inside the rule's byte range (the window); the
 // bit is bitflip=K modulo the window's bit count (bit K%8 of byte K/8,
 // least significant first), or chosen by hash(seed, rule, m).
+//
+// delay is latency, not a failure: the operation waits that long (outside
+// every lock of the wrapper, so concurrent operations wait in parallel) and
+// then proceeds. It does not take part in precedence: the waits of all
+// firing delay rules add up, and the first firing non-delay rule still
+// injects its fault after the wait ("read:delay=1ms; read:eio@nth=5" slows
+// every read and fails the fifth). Each firing delay is logged as an
+// Injection with Detail = the wait in nanoseconds and no error. A File
+// reports PositionalIOSafe() as its wrapped file does, so callers that
+// serialise other files' positional I/O (impl/qed) keep delayed reads of
+// an *os.File concurrent: `qedtorture bench --fault` uses this to give a
+// backing file 1 ms per read.
 //
 // # Log and counters
 //

@@ -22,6 +22,21 @@ var _ afero.File = (*File)(nil)
 // Unwrap returns the wrapped file.
 func (f *File) Unwrap() afero.File { return f.f }
 
+// PositionalIOSafe reports whether concurrent ReadAt and WriteAt calls are
+// safe: as safe as on the wrapped file (true for an *os.File, or a file
+// that says so itself). The rules' state has its own mutex, and a delay
+// waits outside it, so callers that skip their own serialisation for such
+// files (impl/qed) keep delayed operations concurrent.
+func (f *File) PositionalIOSafe() bool {
+	switch u := f.f.(type) {
+	case *os.File:
+		return true
+	case interface{ PositionalIOSafe() bool }:
+		return u.PositionalIOSafe()
+	}
+	return false
+}
+
 func (f *File) call(op Op, off int64, n int) opCall {
 	return opCall{op: op, path: f.path, off: off, n: n, globs: f.globs}
 }

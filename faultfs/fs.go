@@ -174,6 +174,7 @@ func (fs *FS) decide(c *opCall) (*Injection, *compiledRule) {
 	}
 	winner := -1
 	var winMatch uint64
+	var wait time.Duration
 	fs.mu.Lock()
 	for i := range fs.rules {
 		r := &fs.rules[i]
@@ -182,11 +183,28 @@ func (fs *FS) decide(c *opCall) (*Injection, *compiledRule) {
 		}
 		fs.mu.matches[i]++
 		m := fs.mu.matches[i]
-		if winner < 0 && !fs.mu.disarmed && r.fires(m) {
+		if fs.mu.disarmed || !r.fires(m) {
+			continue
+		}
+		if r.Fault == FaultDelay {
+			// A delay is not the operation's fault: it is logged, the
+			// waits of every firing delay rule add up, and the first
+			// other firing rule still injects.
+			wait += time.Duration(r.Arg)
+			fs.mu.log = append(fs.mu.log, Injection{
+				Seq: seq, Op: c.op, Path: c.path, NewPath: c.newPath, Off: c.off, Len: c.n,
+				Fault: FaultDelay, Rule: i, RuleText: r.text, Match: m, Detail: r.Arg,
+			})
+			continue
+		}
+		if winner < 0 {
 			winner, winMatch = i, m
 		}
 	}
 	fs.mu.Unlock()
+	if wait > 0 {
+		time.Sleep(wait) // outside the mutex: concurrent operations wait in parallel
+	}
 	if winner < 0 {
 		return nil, nil
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/afero"
 	"github.com/spf13/afero/mem"
@@ -846,4 +847,101 @@ func TestMustParse(t *testing.T) {
 		}
 	}()
 	MustParse("write:")
+}
+
+// TestDelay: a delay rule slows the operations it matches by its wait and
+// then lets them proceed unchanged; its waits add up with other delay
+// rules; it does not shadow a fault rule after it; each firing is logged
+// with the wait and no error; and concurrent delayed operations wait in
+// parallel (the wait is outside the wrapper's mutex).
+func TestDelay(t *testing.T) {
+	const d = 20 * time.Millisecond
+	fs, base := newFS(t, 1, "read:delay=20ms@path=img.qed; read:delay=20ms@nth=2; read:eio@nth=3,path=img.qed")
+	f := openRW(t, fs, "/d/img.qed")
+	buf := make([]byte, 4)
+	timed := func() (time.Duration, error) {
+		start := time.Now()
+		_, err := f.ReadAt(buf, 0)
+		return time.Since(start), err
+	}
+	// Read 1: one delay, data intact.
+	if el, err := timed(); err != nil || el < d || !bytes.Equal(buf, []byte{0xAA, 0xAA, 0xAA, 0xAA}) {
+		t.Fatalf("read 1: %v after %v, %x", err, el, buf)
+	}
+	// Read 2: both delay rules fire: the waits add up.
+	if el, err := timed(); err != nil || el < 2*d {
+		t.Fatalf("read 2: %v after %v, want >= %v", err, el, 2*d)
+	}
+	// Read 3: delayed, then the eio rule still injects.
+	if el, err := timed(); !errors.Is(err, syscall.EIO) || el < d {
+		t.Fatalf("read 3: %v after %v, want EIO after >= %v", err, el, d)
+	}
+	// Another file: no delay rule matches.
+	g := openRW(t, fs, "/d/other")
+	start := time.Now()
+	if _, err := g.ReadAt(buf[:1], 0); err != nil || time.Since(start) >= d {
+		t.Fatalf("other file: %v after %v", err, time.Since(start))
+	}
+	// Writes pass untouched.
+	if _, err := f.WriteAt([]byte{1}, 0); err != nil || readBase(t, base, "/d/img.qed")[0] != 1 {
+		t.Fatalf("write: %v", err)
+	}
+	l := fs.Log()
+	var delays, faults int
+	for _, in := range l {
+		switch in.Fault {
+		case FaultDelay:
+			delays++
+			if in.Err != nil || in.Detail != int64(d) || in.Op != OpRead {
+				t.Errorf("delay entry %v", in)
+			}
+		case FaultEIO:
+			faults++
+			if in.Rule != 2 || in.Match != 3 {
+				t.Errorf("eio entry %v", in)
+			}
+		}
+	}
+	if delays != 4 || faults != 1 {
+		t.Errorf("log has %d delays and %d faults, want 4 and 1: %v", delays, faults, l)
+	}
+	// Concurrent reads wait in parallel: 8 reads of 20 ms take far less
+	// than 160 ms.
+	fs2, _ := newFS(t, 1, "read:delay=20ms")
+	h := openRW(t, fs2, "/d/img.qed")
+	var wg sync.WaitGroup
+	start = time.Now()
+	for range 8 {
+		wg.Go(func() {
+			b := make([]byte, 4)
+			if _, err := h.ReadAt(b, 0); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if el := time.Since(start); el < d || el >= 6*d {
+		t.Errorf("8 concurrent delayed reads took %v, want [%v, %v)", el, d, 6*d)
+	}
+}
+
+// TestPositionalIOSafe: a File is as safe for concurrent positional I/O as
+// the file it wraps.
+func TestPositionalIOSafe(t *testing.T) {
+	fs, err := NewFromString(afero.NewOsFs(), 1, "read:delay=1ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := fs.Create(t.TempDir() + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !f.(*File).PositionalIOSafe() {
+		t.Error("over an *os.File: not PositionalIOSafe")
+	}
+	mfs, _ := newFS(t, 1, "read:delay=1ms")
+	if openRW(t, mfs, "/d/img.qed").(*File).PositionalIOSafe() {
+		t.Error("over a mem.File: PositionalIOSafe")
+	}
 }

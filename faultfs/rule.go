@@ -7,6 +7,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Op is the kind of a file-system operation, as seen by rules.
@@ -86,10 +87,13 @@ const (
 	FaultLost
 	FaultMisdirect
 	FaultBitflip
+	// FaultDelay waits Arg nanoseconds, then lets the operation proceed
+	// (and any other rule inject its fault): a slow device, not a failure.
+	FaultDelay
 	numFaults
 )
 
-var faultNames = [numFaults]string{"", "eio", "enospc", "eintr", "short", "lost", "misdirect", "bitflip"}
+var faultNames = [numFaults]string{"", "eio", "enospc", "eintr", "short", "lost", "misdirect", "bitflip", "delay"}
 
 // faultOps is the set of operations each fault applies to.
 var faultOps = [numFaults]OpSet{
@@ -100,6 +104,7 @@ var faultOps = [numFaults]OpSet{
 	FaultLost:      Ops(OpWrite, OpSync, OpTruncate),
 	FaultMisdirect: Ops(OpWrite),
 	FaultBitflip:   Ops(OpRead),
+	FaultDelay:     AllOps,
 }
 
 // offsetOps are the operations that have a byte range.
@@ -134,7 +139,8 @@ type Rule struct {
 	Fault Fault // what is injected
 	// Arg is the fault's argument: short: bytes stored (-1 = len/2);
 	// misdirect: the displacement (non-zero); bitflip: bit index in the
-	// window (-1 = seeded). Unused (0) for the other faults.
+	// window (-1 = seeded); delay: the wait in nanoseconds (> 0). Unused
+	// (0) for the other faults.
 	Arg     int64
 	Trigger Trigger
 	N       int64   // Nth, Every: >= 1; After: >= 0; Always: 0
@@ -163,6 +169,10 @@ func (r Rule) Validate() error {
 	case FaultMisdirect:
 		if r.Arg == 0 {
 			return fmt.Errorf("%w: misdirect displacement is zero", ErrInvalidRule)
+		}
+	case FaultDelay:
+		if r.Arg <= 0 {
+			return fmt.Errorf("%w: delay %d ns is not positive", ErrInvalidRule, r.Arg)
 		}
 	default:
 		if r.Arg != 0 {
@@ -241,6 +251,8 @@ func (r Rule) String() string {
 			b.WriteByte('=')
 		}
 		b.WriteString(strconv.FormatInt(r.Arg, 10))
+	case FaultDelay:
+		b.WriteString("=" + time.Duration(r.Arg).String())
 	}
 	var conds []string
 	if r.Trigger != Always {
@@ -462,7 +474,7 @@ func (p *parser) rule() (Rule, error) {
 	w, at := p.word()
 	f, ok := lookupFault(w)
 	if !ok {
-		return r, p.fail(at, "a fault (eio, enospc, eintr, short, lost, misdirect, bitflip)")
+		return r, p.fail(at, "a fault (eio, enospc, eintr, short, lost, misdirect, bitflip, delay)")
 	}
 	r.Fault = f
 	if bad := r.Ops &^ faultOps[f]; bad != 0 {
@@ -494,6 +506,20 @@ func (p *parser) rule() (Rule, error) {
 			return r, p.failTok(vat, v, fmt.Sprintf("a non-zero signed displacement such as +512 or -4k (%v)", err))
 		}
 		r.Arg = n
+	case FaultDelay:
+		if p.peek() != '=' {
+			return r, p.fail(p.pos, "'=' and a duration after delay (e.g. delay=1ms)")
+		}
+		p.pos++
+		v, vat := p.value("@;")
+		d, err := time.ParseDuration(v)
+		if err == nil && d <= 0 {
+			err = errors.New("not positive")
+		}
+		if err != nil {
+			return r, p.failTok(vat, v, fmt.Sprintf("a positive duration such as 1ms or 250us (%v)", err))
+		}
+		r.Arg = int64(d)
 	}
 	// Conditions.
 	switch p.peek() {

@@ -28,6 +28,9 @@ func TestParseValid(t *testing.T) {
 		{"  rename:eio@path=/a/b*.tmp,every=2  ", Rule{Ops: Ops(OpRename), Fault: FaultEIO, Trigger: Every, N: 2, Path: "/a/b*.tmp"}, "rename:eio@every=2,path=/a/b*.tmp"},
 		{"truncate:enospc@off=1G-2G,p=1", Rule{Ops: Ops(OpTruncate), Fault: FaultENOSPC, P: 1, HasOff: true, Start: 1 << 30, End: 2 << 30}, "truncate:enospc@p=1,off=1073741824-2147483648"},
 		{"read|stat:eio@off=10-20", Rule{Ops: Ops(OpRead, OpStat), Fault: FaultEIO, HasOff: true, Start: 10, End: 20}, ""},
+		{"read:delay=1ms@path=back.raw", Rule{Ops: Ops(OpRead), Fault: FaultDelay, Arg: 1e6, Path: "back.raw"}, ""},
+		{"*:delay=1500us@every=2", Rule{Ops: AllOps, Fault: FaultDelay, Arg: 1.5e6, Trigger: Every, N: 2}, "*:delay=1.5ms@every=2"},
+		{"sync:delay=2s", Rule{Ops: Ops(OpSync), Fault: FaultDelay, Arg: 2e9}, ""},
 	}
 	for _, c := range cases {
 		got, err := ParseRule(c.in)
@@ -101,6 +104,10 @@ func TestParseErrors(t *testing.T) {
 		{"write:misdirect=512", 17, "512", "signed displacement"},
 		{"write:misdirect=+0", 17, "+0", "non-zero"},
 		{"write:short=x", 13, "x", "non-negative size"},
+		{"read:delay", 11, "", "'=' and a duration"},
+		{"read:delay=1", 12, "1", "positive duration"},
+		{"read:delay=0s", 12, "0s", "not positive"},
+		{"read:delay=-1ms", 12, "-1ms", "positive duration"},
 		{"write:eio=3", 10, "=", "'@', ';' or end of rule"},
 		{"write:eio@nht=17", 11, "nht", "a condition (nth"},
 		{"write:eio@nth", 14, "", "'=' after nth"},
@@ -171,6 +178,8 @@ func TestValidate(t *testing.T) {
 		{Ops: Ops(OpSync), Fault: FaultEIO, HasOff: true, Start: 0, End: 5},
 		{Ops: Ops(OpWrite), Fault: FaultEIO, End: 5},
 		{Ops: AllOps + 1, Fault: FaultEIO},
+		{Ops: Ops(OpRead), Fault: FaultDelay},
+		{Ops: Ops(OpRead), Fault: FaultDelay, Arg: -5},
 	}
 	for _, r := range bad {
 		if err := r.Validate(); !errors.Is(err, ErrInvalidRule) {
@@ -194,7 +203,8 @@ func TestNewFromStringErrors(t *testing.T) {
 // round-trips through its canonical String.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{"write:enospc@nth=17", "sync:eio@p=0.01", "write:short@every=5,path=*.qed",
-		"read:bitflip@after=3,off=0-65536", "write:misdirect=+512@nth=2", "*:eio;write|sync:lost@off=1k-"} {
+		"read:bitflip@after=3,off=0-65536", "write:misdirect=+512@nth=2", "*:eio;write|sync:lost@off=1k-",
+		"read:delay=1ms@path=b*"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
