@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/internal/iocount"
 	"github.com/spf13/afero"
@@ -28,7 +29,8 @@ type benchConfig struct {
 	write         bool   // -w
 	flushInterval int64  // --flush-interval: flush after every N requests (drained)
 	pattern       byte   // --pattern: byte written
-	cache         string // -t: writeback or none
+	cache         string // -t: writeback, writethrough, none or directsync
+	fault         string // --fault: faultfs rules over every file the run opens
 	format        string // -f: qed or raw ("" = probe)
 	quiet         bool   // -q
 	forceShare    bool   // -U: read even while another process writes
@@ -41,15 +43,23 @@ func newBenchCommand(e *env) *cobra.Command {
 		pattern                          int
 	)
 	cmd := &cobra.Command{
-		Use:   "bench [-c COUNT] [-d DEPTH] [-f qed|raw] [--flush-interval N] [-o OFFSET] [--pattern P] [-s SIZE] [-S STEP] [-t writeback|none] [-w] IMG",
+		Use:   "bench [-c COUNT] [-d DEPTH] [-f qed|raw] [--flush-interval N] [-o OFFSET] [--pattern P] [-s SIZE] [-S STEP] [-t writeback|writethrough|none|directsync] [--fault RULES] [-w] IMG",
 		Short: "Time a stream of reads or writes, like qemu-img bench",
 		Long: `Send COUNT read (or, with -w, write) requests of SIZE bytes to IMG, DEPTH at a
 time, the first at OFFSET and each next one STEP bytes further (wrapping at the
 image size), and print how long they took, as 'qemu-img bench' does. DEPTH
 requests run as concurrent goroutines (qemu-img runs them as asynchronous
 requests in one thread). With --flush-interval N the requests in flight are
-drained and the image flushed after every N requests. -t none opens the files
-with O_DIRECT (Linux; unaligned requests go through an aligned bounce buffer).
+drained and the image flushed after every N requests. The cache modes are
+qemu-img's: writeback (the page cache), writethrough (a flush after every
+write request, before it counts as complete), none (O_DIRECT; Linux; unaligned
+requests go through an aligned bounce buffer) and directsync (O_DIRECT and a
+flush after every write request).
+
+--fault RULES runs every file of the run (the image and its backing files)
+through faultfs with those rules (seed 1; the rule language of 'qedtorture
+run --fault'): --fault 'read:delay=1ms@path=back.raw' gives each read of the
+backing file back.raw 1 ms of latency, a slow backing device.
 Opening and closing the image are not timed. IMG is locked as QEMU locks it:
 read-only for reads (refused while another process writes IMG, unless -U,
 --force-share), read-write with -w (refused while anyone else has it open).
@@ -63,6 +73,8 @@ by QEMU's blklogwrites driver, so that QEMU runs can be counted alike.`,
 		Example: `  qedtorture create fresh.qed 4G
   qedtorture bench -w -c 32768 -d 16 -s 4K -S 64K fresh.qed
   qedtorture bench -c 100000 -d 16 -s 4K -S 12K -t none full.qed
+  qedtorture bench -w -c 1000 -d 16 -s 4K -S 64K -t writethrough fresh.qed
+  qedtorture bench -w -c 1000 -d 16 -s 4K -S 64K --fault 'read:delay=1ms@path=back.raw' over-back.qed
   qedtorture bench --count-log img.log`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if logArg != "" {
@@ -109,8 +121,13 @@ by QEMU's blklogwrites driver, so that QEMU runs can be counted alike.`,
 				return usagef(cmd, "invalid --pattern %d: must be 0 to 255", pattern)
 			}
 			c.pattern = byte(pattern)
-			if err := checkFormat(cmd, "cache mode (-t)", c.cache, "writeback", "none"); err != nil {
+			if err := checkFormat(cmd, "cache mode (-t)", c.cache, "writeback", "writethrough", "none", "directsync"); err != nil {
 				return err
+			}
+			if c.fault != "" {
+				if _, err := faultfs.Parse(c.fault); err != nil {
+					return usagef(cmd, "invalid --fault: %v", err)
+				}
 			}
 			if c.format != "" {
 				if err := checkFormat(cmd, "format (-f)", c.format, "qed", "raw"); err != nil {
@@ -129,7 +146,8 @@ by QEMU's blklogwrites driver, so that QEMU runs can be counted alike.`,
 	f.IntVar(&pattern, "pattern", 0, "byte value written by -w")
 	f.StringVarP(&sizeArg, "size", "s", "4K", "bytes per request")
 	f.StringVarP(&stepArg, "step", "S", "", "offset increment between requests (default: SIZE)")
-	f.StringVarP(&c.cache, "cache", "t", "writeback", "cache mode: writeback or none (O_DIRECT)")
+	f.StringVarP(&c.cache, "cache", "t", "writeback", "cache mode: writeback, writethrough (flush after every write), none (O_DIRECT) or directsync (both)")
+	f.StringVar(&c.fault, "fault", "", "faultfs rules for every file of the run, e.g. 'read:delay=1ms@path=back.raw'")
 	f.BoolVarP(&c.write, "write", "w", false, "write instead of read")
 	f.BoolVarP(&c.quiet, "quiet", "q", false, "print nothing but errors")
 	f.BoolVarP(&c.forceShare, "force-share", "U", false, "read IMG even while another process writes it (read tests only)")
@@ -208,8 +226,15 @@ func benchRun(base afero.Fs, path string, c benchConfig) (res benchResult, err e
 			return res, err
 		}
 	}
-	if c.cache == "none" {
+	if c.cache == "none" || c.cache == "directsync" {
 		if base, err = directFs(base); err != nil {
+			return res, err
+		}
+	}
+	if c.fault != "" {
+		// Under the counting layer: what is counted is what the run asked
+		// of the files, delays included.
+		if base, err = faultfs.NewFromString(base, 1, c.fault); err != nil {
 			return res, err
 		}
 	}
@@ -300,8 +325,11 @@ func benchOffset(off, step, size, i int64) int64 {
 // benchRequests issues c.count requests, c.depth at a time, and returns
 // the time from the first submission to the last completion. With a
 // flush interval the requests go in drained batches of that many, each
-// followed by a Flush.
+// followed by a Flush. In the cache modes writethrough and directsync every
+// write request is followed by a Flush before it counts as complete (what
+// QEMU does for a device without a volatile write cache).
 func benchRequests(t benchTarget, c benchConfig) (time.Duration, error) {
+	syncEach := c.write && (c.cache == "writethrough" || c.cache == "directsync")
 	size := t.Size()
 	batch := c.count
 	if c.flushInterval > 0 {
@@ -343,6 +371,9 @@ func benchRequests(t benchTarget, c benchConfig) (time.Duration, error) {
 					var err error
 					if c.write {
 						_, err = t.WriteAt(buf, off)
+						if err == nil && syncEach {
+							err = t.Flush()
+						}
 					} else {
 						var n int
 						n, err = t.ReadAt(buf, off)

@@ -23,7 +23,7 @@ const directAlign = 4096
 // none). Only the OS file system can do that.
 func directFs(base afero.Fs) (afero.Fs, error) {
 	if _, ok := base.(*afero.OsFs); !ok {
-		return nil, fmt.Errorf("bench: cache mode none (O_DIRECT) needs the OS file system, not %s", base.Name())
+		return nil, fmt.Errorf("bench: cache modes none and directsync (O_DIRECT) need the OS file system, not %s", base.Name())
 	}
 	return &odirectFs{OsFs: base.(*afero.OsFs)}, nil
 }
@@ -36,7 +36,7 @@ func (fs *odirectFs) OpenFile(name string, flag int, perm os.FileMode) (afero.Fi
 	f, err := os.OpenFile(name, flag|syscall.O_DIRECT, perm)
 	if err != nil {
 		if errors.Is(err, syscall.EINVAL) {
-			return nil, fmt.Errorf("bench: cache mode none: the file system holding %s does not support O_DIRECT: %w", name, err)
+			return nil, fmt.Errorf("bench: cache modes none and directsync: the file system holding %s does not support O_DIRECT: %w", name, err)
 		}
 		return nil, err
 	}

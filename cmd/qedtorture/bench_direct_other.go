@@ -12,5 +12,5 @@ import (
 // directFs: cache mode none needs O_DIRECT, which only the Linux build
 // implements.
 func directFs(base afero.Fs) (afero.Fs, error) {
-	return nil, fmt.Errorf("bench: cache mode none (O_DIRECT) is not supported on %s; use -t writeback", runtime.GOOS)
+	return nil, fmt.Errorf("bench: cache modes none and directsync (O_DIRECT) are not supported on %s; use -t writeback or writethrough", runtime.GOOS)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -128,7 +129,8 @@ func TestBenchErrors(t *testing.T) {
 		{[]string{"bench", "-s", "4X", img}, exitUsage, "request size (-s)"},
 		{[]string{"bench", "-S", "x", img}, exitUsage, "step (-S)"},
 		{[]string{"bench", "--flush-interval", "4", img}, exitUsage, "only available in write tests"},
-		{[]string{"bench", "-t", "directsync", img}, exitUsage, "cache mode (-t)"},
+		{[]string{"bench", "-t", "unsafe", img}, exitUsage, "cache mode (-t)"},
+		{[]string{"bench", "--fault", "read:delay=0s", img}, exitUsage, "invalid --fault"},
 		{[]string{"bench", "-f", "qcow2", img}, exitUsage, "format (-f)"},
 		{[]string{"bench", "--pattern", "256", "-w", img}, exitUsage, "--pattern"},
 		{[]string{"bench", "--count-log", "x", img}, exitUsage, "too many arguments"},
@@ -188,6 +190,53 @@ func TestBenchCountLog(t *testing.T) {
 	if c["writes"] != 1 || c["write_bytes"] != 512 || c["syncs"] != 1 {
 		t.Errorf("counts %v: want 1 write of 512 bytes and 1 sync", c)
 	}
+}
+
+// TestBenchWritethrough: -t writethrough flushes after every write
+// request. Raw: 10 writes, 10 flushes plus the one at close. QED, fresh
+// image, no backing file, depth 1: every allocating write is its data
+// write and, at its flush, the L2 sector and one sync, so 2 writes and 1
+// sync per allocation. Besides: the first sets NEED_CHECK (a header write
+// and a sync) and links a new L2 table (a sync before the L1 sector write),
+// close syncs and clears NEED_CHECK (a header write and a sync).
+func TestBenchWritethrough(t *testing.T) {
+	dir := t.TempDir()
+	raw := filepath.Join(dir, "w.raw")
+	if err := os.WriteFile(raw, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runWant(t, 0, "bench", "-f", "raw", "-t", "writethrough", "-w", "-c", "10", "-d", "2", raw)
+	if c := countsIn(t, r.stdout, "I/O reaching "+raw); c["writes"] != 10 || c["syncs"] != 11 {
+		t.Errorf("raw writethrough counts %v: want 10 writes and 11 syncs", c)
+	}
+	img := filepath.Join(dir, "w.qed")
+	runWant(t, 0, "create", img, "16M")
+	r = runWant(t, 0, "bench", "-t", "writethrough", "-w", "-c", "100", "-d", "1", "-s", "4K", "-S", "64K", img)
+	if c := countsIn(t, r.stdout, "I/O reaching "+img); c["writes"] != 2*100+3 || c["syncs"] != 100+4 {
+		t.Errorf("QED writethrough counts %v: want %d writes and %d syncs", c, 2*100+3, 100+4)
+	}
+	runWant(t, 0, "check", img)
+}
+
+// TestBenchFaultDelay: --fault slows the backing file's reads; a run of 4
+// allocating writes over it at depth 1 takes at least 4 delays.
+func TestBenchFaultDelay(t *testing.T) {
+	dir := t.TempDir()
+	back := filepath.Join(dir, "back.raw")
+	if err := os.WriteFile(back, bytes.Repeat([]byte{9}, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "o.qed")
+	runWant(t, 0, "create", "-b", back, "-F", "raw", img, "1M")
+	r := runWant(t, 0, "bench", "-w", "-c", "4", "-d", "1", "-s", "4K", "-S", "64K", "--fault", "read:delay=50ms@path=back.raw", img)
+	var secs float64
+	if _, err := fmt.Sscanf(r.stdout[strings.Index(r.stdout, "Run completed in "):], "Run completed in %f seconds.", &secs); err != nil {
+		t.Fatalf("no time in %q: %v", r.stdout, err)
+	}
+	if secs < 0.2 {
+		t.Errorf("4 allocations over a 50 ms backing took %.3f s, want >= 0.2", secs)
+	}
+	runWant(t, 0, "check", img)
 }
 
 // TestBenchDirect runs cache mode none where the OS and file system allow

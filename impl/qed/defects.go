@@ -36,6 +36,7 @@ const (
 	DefectSplitSectorWrite
 	DefectCloseAfterRecoveryDropsLink
 	DefectRecoveryDropsLink
+	DefectConcurrentSharedCOWBuffer
 	numDefects
 )
 
@@ -85,6 +86,8 @@ var DefectCatalogue = []DefectInfo{
 		"the first writable close after an open that repaired the image writes back a stale L2 entry: the highest guest cluster mapped (other than cluster 0) loses its data cluster"},
 	{DefectRecoveryDropsLink, "recovery-drops-link", "recovery: a repair that loses a mapping of flushed data",
 		"the repair on open clears the L2 entry of the lowest guest cluster mapped (other than cluster 0); judged on images above the oracle's full-read limit (ReadLimit), where only the oracle's map-based read-back sees it"},
+	{DefectConcurrentSharedCOWBuffer, "concurrent-shared-cow-buffer", "concurrency: allocations in flight share one buffer",
+		"concurrent allocating writes build copy-on-write fill and data in the image's one scratch buffer (as the serialised path does under the lock), so one allocation can write another's bytes into its new cluster"},
 }
 
 // DefectReadLimit is the oracle's FullReadLimit under which a defect is
@@ -185,4 +188,16 @@ func (im *Image) defectDropLink(lowest bool) error {
 		}
 	}
 	return nil
+}
+
+// sharedCOWBufferDefect returns n bytes of the image's scratch buffer to an
+// allocation in flight, with no lock held (DefectConcurrentSharedCOWBuffer:
+// the data race is the defect).
+func (im *Image) sharedCOWBufferDefect(n uint64) []byte {
+	im.defectMu.Lock()
+	defer im.defectMu.Unlock()
+	if im.defectCOW == nil || uint64(len(im.defectCOW)) < n {
+		im.defectCOW = make([]byte, n)
+	}
+	return im.defectCOW[:n]
 }

@@ -12,7 +12,9 @@
 // metadata-changing image utilities (`qemu-img rebase -u`, `rebase`,
 // `commit`; rebase.go and commit.go argue their crash safety). The wire format lives in format.go; write
 // paths are centralised: one allocator (allocClustersLocked), one
-// allocating-write path (allocateLocked), one table-link path (linkLocked),
+// allocating write in three steps (alloc.go: reserveLocked, fillAndWrite,
+// linkAllocLocked; concurrent in allocateConcurrent, all under the lock in
+// allocateLocked), one table-link path (linkLocked),
 // one table-write path (writeTableLocked), one header-write path
 // (writeHeaderLocked), and NEED_CHECK is set and cleared in one place each.
 //
@@ -56,9 +58,16 @@
 //   - Errors of Open, Create and ReadHeader are *FileError values that name
 //     the file once ("PATH: cause"), except lock conflicts (see above).
 //   - An *Image is safe for concurrent use. Reads and in-place writes run
-//     in parallel; allocating writes, write-zeroes, Check, Resize and the
-//     NEED_CHECK clear are serialised. The L2 cache is bounded and never
-//     evicts a table in use.
+//     in parallel. Allocating writes run in parallel too, except for the
+//     instants they hold the lock to reserve their clusters (bumping the
+//     end of the file) and to link them: their copy-on-write reads and
+//     data writes overlap each other, reads and in-place writes. A write
+//     into a cluster another write is allocating waits for that link and
+//     then writes in place, so no cluster is allocated twice and no write
+//     is lost (alloc.go argues the crash safety). Write-zeroes, Check,
+//     Resize, Close, the image utilities and the NEED_CHECK clear are
+//     serialised and wait for allocations in flight. The L2 cache is
+//     bounded and never evicts a table in use.
 //
 // # Invariants
 //

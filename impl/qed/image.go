@@ -27,12 +27,17 @@ const (
 // Image is an open QED image. It is safe for concurrent use.
 //
 // Locking: mu orders guest I/O against metadata changes. ReadAt, in-place
-// WriteAt, Map and Flush hold it shared for their whole duration, data I/O
-// included: the mappings they looked up stay valid until their I/O is done
-// because only holders of mu exclusively change tables (allocating writes,
-// write-zeroes, Check with repair, Resize, the idle NEED_CHECK clear and
-// Close). Allocating writes therefore never race each other for a cluster
-// or a table, and never change a table a reader is walking.
+// WriteAt, Map and Flush (with nothing to write back) hold it shared for
+// their whole duration, data I/O included: the mappings they looked up
+// stay valid until their I/O is done because only holders of mu
+// exclusively change tables. Allocating writes hold it exclusively only to
+// reserve their clusters and to link them, and do their copy-on-write read
+// and data write in between with no lock, registered as in flight so that
+// no other write allocates the same guest clusters (alloc.go). Write-zeroes,
+// Check, Resize, Close and the image utilities take it with Lock, which
+// waits until no allocation is in flight; Flush and the idle NEED_CHECK
+// clear take it without waiting (lockMeta). No one changes a table a
+// reader is walking.
 type Image struct {
 	fs       afero.Fs
 	path     string
@@ -44,7 +49,7 @@ type Image struct {
 	idle     time.Duration // <0 disables the idle NEED_CHECK clear
 	cache    *l2Cache      // has its own mutex
 
-	mu sync.RWMutex
+	mu imageMutex
 	// Guarded by mu (written only with mu held exclusively):
 	hdr      Header
 	l1       []uint64  // the L1 table (write-back: see l1DirtyLo)
@@ -55,13 +60,16 @@ type Image struct {
 	repaired bool   // this open ran the repair (seeded defects only)
 	timer    Timer  // pending idle NEED_CHECK clear, or nil
 	timerGen uint64 // bumped on every allocating write; stale timers no-op
+	allocSeq uint64 // identifies allocations in flight (imageMutex.inflight)
 	// Metadata write-back state (flushMetaLocked): the in-memory L1
 	// entries [l1DirtyLo, l1DirtyHi) are not yet written; lenShort says an
 	// allocation skipped writing zeros at the end of a fresh cluster, so
 	// the file may end before fileSize.
 	l1DirtyLo, l1DirtyHi uint64
 	lenShort             bool
-	cow                  *[]byte // scratch buffer of allocateLocked (pooled: getBytes)
+	cow                  *[]byte    // scratch buffer of allocateLocked (pooled: getBytes); concurrent allocations draw their own
+	defectMu             sync.Mutex // DefectConcurrentSharedCOWBuffer's buffer only
+	defectCOW            []byte
 
 	// openLen is the file's length at open (immutable). Clusters at or
 	// past it were never written before this session: they read as zeros
@@ -330,6 +338,7 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		idle:     opts.IdleClearDelay,
 		hdr:      h,
 	}
+	im.mu.init()
 	if im.clock == nil {
 		im.clock = realClock{}
 	}
@@ -576,7 +585,8 @@ func (im *Image) ReadOnly() bool { return im.readOnly }
 
 // Flush makes every completed write durable: with no metadata pending a
 // File.Sync under mu held shared, else the metadata writeback
-// (flushMetaLocked) under mu held exclusively. It does not clear
+// (flushMetaLocked) under mu held exclusively (lockMeta: allocations in
+// flight go on). It does not clear
 // NEED_CHECK; Close and the idle timer do that after their own flush.
 func (im *Image) Flush() error {
 	im.mu.RLock()
@@ -596,7 +606,9 @@ func (im *Image) Flush() error {
 		return nil
 	}
 	im.mu.RUnlock()
-	im.mu.Lock()
+	// Allocations in flight have not completed: Flush need not wait for
+	// them, and the writeback is safe beside them (alloc.go).
+	im.mu.lockMeta()
 	defer im.mu.Unlock()
 	if im.closed {
 		return ErrClosed
@@ -725,10 +737,14 @@ func (im *Image) stopTimerLocked() {
 // idleClear runs from the timer: if no allocating write happened since it
 // was armed, flush and clear NEED_CHECK. Errors leave the bit set, which is
 // always safe.
+//
+// It does not wait for allocations in flight: it skips while one is (its
+// link re-arms the timer), so NEED_CHECK is never cleared under a write
+// that set it and has not linked yet.
 func (im *Image) idleClear(gen uint64) {
-	im.mu.Lock()
+	im.mu.lockMeta()
 	defer im.mu.Unlock()
-	if im.closed || gen != im.timerGen {
+	if im.closed || gen != im.timerGen || len(im.mu.inflight) > 0 {
 		return
 	}
 	im.timer = nil

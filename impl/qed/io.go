@@ -247,22 +247,26 @@ func (im *Image) checkWriteLocked(off, length int64) error {
 //
 // Writes into allocated clusters happen in place under mu held shared, in
 // parallel with reads and other in-place writes; they touch no metadata,
-// so they need no ordering. The first cluster that needs allocation sends
-// the rest of the write to the exclusive path (writeLocked).
+// so they need no ordering. A stretch of clusters that needs allocation
+// goes through allocateConcurrent, which holds mu exclusively only to
+// reserve the clusters and to link them: its copy-on-write read and data
+// write run outside the lock, in parallel with other allocating writes
+// (alloc.go). Then the rest of the write continues, in place or
+// allocating, stretch by stretch.
 func (im *Image) WriteAt(p []byte, off int64) (int, error) {
-	done, err := im.writeInPlace(p, off)
-	if err != nil || done == len(p) {
-		return done, err
+	done := 0
+	for {
+		k, err := im.writeInPlace(p[done:], off+int64(done))
+		done += k
+		if err != nil || done == len(p) {
+			return done, err
+		}
+		k, err = im.allocateConcurrent(p[done:], uint64(off)+uint64(done))
+		done += k
+		if err != nil || done == len(p) {
+			return done, err
+		}
 	}
-	im.mu.Lock()
-	defer im.mu.Unlock()
-	if err := im.checkWriteLocked(off+int64(done), int64(len(p)-done)); err != nil {
-		return done, err
-	}
-	if err := im.writeLocked(p[done:], uint64(off)+uint64(done)); err != nil {
-		return done, err
-	}
-	return len(p), nil
 }
 
 // writeInPlace writes the leading part of p that lands in allocated
@@ -323,135 +327,32 @@ func (im *Image) allocClustersLocked(n uint64) uint64 {
 	return off
 }
 
-// allocateLocked is the one allocating-write path. It writes data at guest
-// offset pos into the run r of unallocated or zero clusters (data lies
-// inside r), filling the untouched head and tail of the new clusters by
-// copy-on-write: from the backing file for unallocated clusters (zeros past
-// its end or without one), zeros for zero clusters. It then links the
-// clusters in the cached L2 table (linkLocked), which the next metadata
-// writeback (flushMetaLocked) writes to the file.
-//
-// I/O economy: the fill and the data go out as one write of the whole new
-// clusters. A cluster at or past the file's length at open (fresh: nothing
-// was ever written there, so it reads as zeros) gets no fill at all when
-// the fill is zeros; only the data is written, and the file may end short
-// of fileSize until the writeback extends it (lenShort).
-//
-// Ordering, with a backing file: the data and its COW fill are written
-// here; the L2 entry pointing at them reaches the file only in
-// flushMetaLocked, after the file was extended to cover every allocated
-// cluster and a Sync made the data durable. A crash before that leaves
-// the clusters leaked, never linked to data that is not durable. A new L2
-// table is durable before L1 points at it (flushMetaLocked). NEED_CHECK is
-// not needed.
-//
-// Ordering, without a backing file: data and the L2 update are unordered
-// (flushMetaLocked does not sync between them), so an L2 entry may become
-// durable before its data, even pointing past the end of the file.
-// NEED_CHECK is made durable first (setNeedCheckLocked: header write,
-// Sync) and cleared only after a writeback and Sync made all metadata
-// durable (clearNeedCheckLocked), so a crash in between is repaired on
-// next open.
+// allocateLocked is the allocating write for callers that hold mu
+// exclusively with no allocation in flight (WriteZeroes' partial clusters,
+// Resize, Rebase: mu.Lock drains allocations in flight first). It writes
+// data at guest offset pos into the run r of unallocated or zero clusters
+// (data lies inside r) with the same three steps as allocateConcurrent,
+// all under the lock: reserve (reserveLocked), fill and write
+// (fillAndWrite, with the image's scratch buffer), link (linkAllocLocked).
+// The crash-safety argument is the one of alloc.go.
 func (im *Image) allocateLocked(pos uint64, data []byte, r run) error {
-	g := &im.geo
-	if im.backing == nil && !defect(DefectNeedCheckAfterMetadata) {
-		if err := im.setNeedCheckLocked(); err != nil {
-			return err
-		}
-	}
-	start := g.startOfCluster(pos)
-	end := pos + uint64(len(data))
-	n := g.clustersSpanned(pos, uint64(len(data)))
-	tailEnd := start + n*g.clusterSize
-	host := im.allocClustersLocked(n)
-	fresh := host >= im.openLen
-
-	// fill computes the copy-on-write bytes of guest [gpos, gpos+len(buf))
-	// and reports whether they are all zeros.
-	fill := func(buf []byte, gpos uint64) (bool, error) {
-		if len(buf) == 0 {
-			return true, nil
-		}
-		if r.kind == ExtentUnallocated || (r.kind == ExtentZero && defect(DefectZeroClusterPartialWriteReadsBacking)) {
-			if err := im.readBacking(buf, gpos); err != nil {
-				return false, fileErr(im.path, fmt.Sprintf("copy-on-write read at guest offset %d", gpos), err)
-			}
-			if defect(DefectCOWPastBackingEndGarbage) {
-				im.defectGarblePastBackingEnd(buf, gpos)
-			}
-			return im.backing == nil || allZero(buf), nil
-		}
-		clear(buf)
-		return true, nil
-	}
-	head, tail := pos-start, tailEnd-end
-	if head+tail == 0 {
-		if err := im.writeDataAt(data, host); err != nil {
-			return err
-		}
-	} else if total := n * g.clusterSize; total <= maxCOWBuffer {
-		// One buffer: head fill, data, tail fill.
-		buf := im.cowBuffer(total)
-		zh, err := fill(buf[:head], start)
-		if err != nil {
-			return err
-		}
-		zt, err := fill(buf[head+uint64(len(data)):], end)
-		if err != nil {
-			return err
-		}
-		if fresh && zh && zt {
-			err = im.writeDataAt(data, host+head)
-			im.lenShort = im.lenShort || tail > 0
-		} else {
-			copy(buf[head:], data)
-			err = im.writeDataAt(buf, host)
-		}
-		if err != nil {
-			return err
-		}
-	} else {
-		// Too large for one buffer: head cluster, data, tail cluster.
-		for _, part := range []struct{ gpos, length, hpos uint64 }{{start, head, host}, {end, tail, host + (end - start)}} {
-			if part.length == 0 {
-				continue
-			}
-			buf := make([]byte, part.length)
-			zero, err := fill(buf, part.gpos)
-			if err != nil {
-				return err
-			}
-			if fresh && zero {
-				im.lenShort = true
-				continue
-			}
-			if err := im.writeDataAt(buf, part.hpos); err != nil {
-				return err
-			}
-		}
-		if err := im.writeDataAt(data, host+head); err != nil {
-			return err
-		}
-	}
-	if err := im.linkLocked(start, n, host); err != nil {
+	host, err := im.reserveLocked(pos, uint64(len(data)))
+	if err != nil {
 		return err
 	}
-	if im.cache.overfull() {
-		// Dirty tables cannot be evicted: write them back to bound memory.
-		if err := im.flushMetaLocked(); err != nil {
-			return err
-		}
+	short, err := im.fillAndWrite(pos, data, r, host, im.cowBuffer)
+	if err != nil {
+		return err
 	}
-	im.armIdleTimerLocked()
-	return nil
+	return im.linkAllocLocked(pos, uint64(len(data)), host, short)
 }
 
-// maxCOWBuffer bounds the buffer allocateLocked builds to write fill and
+// maxCOWBuffer bounds the buffer fillAndWrite builds to write fill and
 // data at once; larger allocations write head, data and tail separately.
 const maxCOWBuffer = 4 << 20
 
 // cowBuffer returns a scratch buffer of n bytes (n <= maxCOWBuffer). mu
-// must be held exclusively: the buffer is shared by allocating writes.
+// must be held exclusively: the buffer is shared by allocateLocked calls.
 func (im *Image) cowBuffer(n uint64) []byte {
 	if im.cow == nil || uint64(cap(*im.cow)) < n {
 		if im.cow != nil {
