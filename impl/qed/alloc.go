@@ -10,8 +10,10 @@ import (
 
 // Concurrent allocating writes.
 //
-// An allocating write (allocateConcurrent) has three steps, and holds mu
-// exclusively only for the first and the last:
+// An allocating write that needs a copy-on-write read from the backing
+// file (allocateConcurrent) has three steps, and holds mu exclusively only
+// for the first and the last (one without such a read, which has nothing
+// slow to overlap, does all three under the lock):
 //
 //  1. Reserve, under mu held exclusively: look the clusters up again (they
 //     may have been allocated since the caller looked); wait while an
@@ -190,6 +192,22 @@ func (im *Image) allocateConcurrent(p []byte, pos uint64) (int, error) {
 			m.Unlock()
 			return 0, err
 		}
+		if !im.readsBackingLocked(pos, k, r) {
+			// Nothing slow to overlap: no copy-on-write read, only the
+			// data write (a page-cache write, serialised by the kernel's
+			// inode lock anyway). Steps 2 and 3 under the lock, as
+			// allocateLocked does: two lock round trips and a goroutine
+			// switch per allocation cost more than they save here.
+			short, err := im.fillAndWrite(pos, p[:k], r, host, im.cowBuffer)
+			if err == nil {
+				err = im.linkAllocLocked(pos, k, host, short)
+			}
+			m.Unlock()
+			if err != nil {
+				return 0, err
+			}
+			return int(k), nil
+		}
 		im.allocSeq++
 		entry = inflightAlloc{id: im.allocSeq, first: first, n: n}
 		m.inflight = append(m.inflight, entry)
@@ -197,12 +215,15 @@ func (im *Image) allocateConcurrent(p []byte, pos uint64) (int, error) {
 	}
 	m.Unlock()
 
-	// Step 2, no lock held. The yield lets other goroutines run first, as
-	// real I/O here would: on in-memory files (crashsim, whose I/O never
-	// blocks) the writes of a concurrent group otherwise rarely overlap
-	// this step, and the campaign and the state machine would not exercise
-	// it. It costs nothing measurable (docs/performance.md).
-	runtime.Gosched()
+	// Step 2, no lock held. On in-memory files (crashsim, afero's
+	// MemMapFs: the files guardFile serialises), whose I/O never blocks,
+	// the writes of a concurrent group would rarely overlap this step, and
+	// the campaign and the state machine would not exercise it: yield
+	// first, as real I/O would. Not on OS files: there a yield wakes
+	// another thread per allocation, which costs more than it gives.
+	if im.yieldInFlight {
+		runtime.Gosched()
+	}
 	var bp *[]byte
 	short, err := im.fillAndWrite(pos, p[:k], r, host, func(n uint64) []byte {
 		if defect(DefectConcurrentSharedCOWBuffer) {
@@ -228,6 +249,19 @@ func (im *Image) allocateConcurrent(p []byte, pos uint64) (int, error) {
 		return 0, err
 	}
 	return int(k), nil
+}
+
+// readsBackingLocked reports whether allocating the clusters holding
+// guest bytes [pos, pos+length) of run r needs a copy-on-write read from
+// the backing file: a partial cluster at either end of an unallocated run
+// over a backing file. (Zero clusters fill with zeros; without a backing
+// file the fill is zeros.)
+func (im *Image) readsBackingLocked(pos, length uint64, r run) bool {
+	g := &im.geo
+	if im.backing == nil || !(r.kind == ExtentUnallocated || (r.kind == ExtentZero && defect(DefectZeroClusterPartialWriteReadsBacking))) {
+		return false
+	}
+	return g.offsetInCluster(pos) != 0 || g.offsetInCluster(pos+length) != 0
 }
 
 // reserveLocked is step 1 of an allocation of the clusters holding guest

@@ -43,11 +43,14 @@ type Image struct {
 	path     string
 	f        afero.File
 	readOnly bool
-	geo      geometry    // immutable after open
-	backing  backingFile // nil without a backing file; immutable after open
-	clock    Clock
-	idle     time.Duration // <0 disables the idle NEED_CHECK clear
-	cache    *l2Cache      // has its own mutex
+	// yieldInFlight: allocations in flight yield before their I/O
+	// (in-memory files; alloc.go). Immutable after open.
+	yieldInFlight bool
+	geo           geometry    // immutable after open
+	backing       backingFile // nil without a backing file; immutable after open
+	clock         Clock
+	idle          time.Duration // <0 disables the idle NEED_CHECK clear
+	cache         *l2Cache      // has its own mutex
 
 	mu imageMutex
 	// Guarded by mu (written only with mu held exclusively):
@@ -319,6 +322,7 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		return nil, fileErr(path, "", err)
 	}
 	f = guardFile(f)
+	_, guarded := f.(*lockedFile)
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -337,6 +341,9 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 		clock:    opts.Clock,
 		idle:     opts.IdleClearDelay,
 		hdr:      h,
+		// In-memory files (the ones guardFile serialises) never block:
+		// allocations in flight yield so that they overlap (alloc.go).
+		yieldInFlight: guarded,
 	}
 	im.mu.init()
 	if im.clock == nil {
