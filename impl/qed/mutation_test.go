@@ -341,3 +341,37 @@ func TestCreateRefusesSelfThroughLink(t *testing.T) {
 		t.Errorf("Create of a.qed backed by b.qed -> a.qed: %v, want ErrBackingLoop", err)
 	}
 }
+
+// TestCreateBackingNameLimits: the backing name must fit in the header
+// cluster after the fixed fields, and be at most MaxBackingFilenameSize
+// bytes; names at those limits are accepted.
+func TestCreateBackingNameLimits(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	for _, c := range []struct {
+		cluster uint32
+		n       int
+		ok      bool
+	}{
+		{cs4k, cs4k - HeaderFieldsSize, true},
+		{cs4k, cs4k - HeaderFieldsSize + 1, false},
+		{2 * cs4k, MaxBackingFilenameSize, true},
+		{2 * cs4k, MaxBackingFilenameSize + 1, false},
+	} {
+		err := Create(fs, "/n/img.qed", CreateOptions{Size: cs4k, ClusterSize: c.cluster, BackingFile: strings.Repeat("b", c.n)})
+		if c.ok != (err == nil) || (!c.ok && !errors.Is(err, ErrInvalidOption)) {
+			t.Errorf("cluster %d, backing name of %d bytes: %v (want accepted: %v)", c.cluster, c.n, err, c.ok)
+		}
+	}
+}
+
+// TestShortNonQEDFile: a file of 4 to 63 bytes that does not start with
+// the magic is not a QED image (not a truncated header).
+func TestShortNonQEDFile(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	for _, n := range []int{4, 10} {
+		mustNil(t, afero.WriteFile(fs, "/s/x", []byte(strings.Repeat("x", n)), 0o644))
+		if _, err := ReadHeader(fs, "/s/x"); !errors.Is(err, ErrNotQED) {
+			t.Errorf("%d bytes of x: %v, want ErrNotQED", n, err)
+		}
+	}
+}
