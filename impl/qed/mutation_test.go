@@ -375,3 +375,204 @@ func TestShortNonQEDFile(t *testing.T) {
 		}
 	}
 }
+
+// armedFs fails operations of one file while the matching flag is set:
+// Sync, WriteAt, Close (Open and OpenFile both wrap).
+type armedFs struct {
+	afero.Fs
+	name                           string
+	failSync, failWrite, failClose atomic.Bool
+	syncsBeforeFail                atomic.Int64 // syncs that still pass once failSync is set
+	syncs                          atomic.Int64 // syncs that passed
+}
+
+func (a *armedFs) Open(name string) (afero.File, error) { return a.OpenFile(name, os.O_RDONLY, 0) }
+
+func (a *armedFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
+	f, err := a.Fs.OpenFile(name, flag, perm)
+	if err != nil || filepath.Clean(name) != a.name {
+		return f, err
+	}
+	return armedFile{f, a}, nil
+}
+
+type armedFile struct {
+	afero.File
+	a *armedFs
+}
+
+func eio(op string) error { return &os.PathError{Op: op, Path: "armed", Err: syscall.EIO} }
+
+func (f armedFile) Sync() error {
+	if f.a.failSync.Load() && f.a.syncsBeforeFail.Add(-1) < 0 {
+		return eio("sync")
+	}
+	f.a.syncs.Add(1)
+	return f.File.Sync()
+}
+
+func (f armedFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.a.failWrite.Load() {
+		return 0, eio("write")
+	}
+	return f.File.WriteAt(p, off)
+}
+
+func (f armedFile) Close() error {
+	err := f.File.Close()
+	if f.a.failClose.Load() {
+		return eio("close")
+	}
+	return err
+}
+
+// TestErrorsSurface: errors of the syncs and writes that order metadata
+// (setting and clearing NEED_CHECK, growing), and of closing the image or
+// its backing file, are returned, not dropped.
+func TestErrorsSurface(t *testing.T) {
+	newImage := func(t *testing.T, armedName string) (*armedFs, *Image) {
+		mem := afero.NewMemMapFs()
+		mustNil(t, afero.WriteFile(mem, "/e/base.raw", fill(cs4k, 1), 0o644))
+		mustNil(t, Create(mem, "/e/img.qed", CreateOptions{Size: 8 * cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}))
+		a := &armedFs{Fs: mem, name: armedName}
+		im, err := Open(a, "/e/img.qed", OpenOptions{IdleClearDelay: -1})
+		mustNil(t, err)
+		return a, im
+	}
+	t.Run("sync setting NEED_CHECK", func(t *testing.T) {
+		// Without a backing file an allocating write sets NEED_CHECK
+		// (with one, its ordered writes need none).
+		mem := afero.NewMemMapFs()
+		mustNil(t, Create(mem, "/e/img.qed", CreateOptions{Size: 8 * cs4k, ClusterSize: cs4k}))
+		a := &armedFs{Fs: mem, name: "/e/img.qed"}
+		im, err := Open(a, "/e/img.qed", OpenOptions{IdleClearDelay: -1})
+		mustNil(t, err)
+		a.failSync.Store(true)
+		if _, err := im.WriteAt(fill(cs4k, 2), 0); !errors.Is(err, syscall.EIO) {
+			t.Errorf("allocating write whose NEED_CHECK sync fails: %v, want EIO", err)
+		}
+		a.failSync.Store(false)
+		im.Close()
+	})
+	t.Run("sync clearing NEED_CHECK", func(t *testing.T) {
+		// Close clears NEED_CHECK with syncs (the metadata, then the
+		// header): whichever fails, the close fails.
+		open := func() (*armedFs, *Image) {
+			mem := afero.NewMemMapFs()
+			mustNil(t, Create(mem, "/e/img.qed", CreateOptions{Size: 8 * cs4k, ClusterSize: cs4k}))
+			a := &armedFs{Fs: mem, name: "/e/img.qed"}
+			im, err := Open(a, "/e/img.qed", OpenOptions{IdleClearDelay: -1})
+			mustNil(t, err)
+			_, err = im.WriteAt(fill(cs4k, 2), 0)
+			mustNil(t, err)
+			if im.Header().Features&FeatureNeedCheck == 0 {
+				t.Fatal("NEED_CHECK not set by an allocating write")
+			}
+			return a, im
+		}
+		a, im := open()
+		before := a.syncs.Load()
+		mustNil(t, im.Close())
+		n := a.syncs.Load() - before
+		if n < 2 {
+			t.Fatalf("close cleared NEED_CHECK with %d syncs", n)
+		}
+		for pass := range n {
+			a, im := open()
+			a.syncsBeforeFail.Store(pass)
+			a.failSync.Store(true)
+			if err := im.Close(); !errors.Is(err, syscall.EIO) {
+				t.Errorf("close whose sync %d of %d fails: %v, want EIO", pass+1, n, err)
+			}
+		}
+	})
+	t.Run("resize header write and sync", func(t *testing.T) {
+		a, im := newImage(t, "/e/img.qed")
+		a.failWrite.Store(true)
+		if err := im.Resize(16 * cs4k); !errors.Is(err, syscall.EIO) {
+			t.Errorf("resize whose header write fails: %v, want EIO", err)
+		}
+		a.failWrite.Store(false)
+		a.failSync.Store(true)
+		if err := im.Resize(32 * cs4k); !errors.Is(err, syscall.EIO) {
+			t.Errorf("resize whose sync fails: %v, want EIO", err)
+		}
+		a.failSync.Store(false)
+		im.Close()
+	})
+	t.Run("close of the image", func(t *testing.T) {
+		a, im := newImage(t, "/e/img.qed")
+		a.failClose.Store(true)
+		if err := im.Close(); !errors.Is(err, syscall.EIO) {
+			t.Errorf("close whose file close fails: %v, want EIO", err)
+		}
+	})
+	t.Run("close of the backing file", func(t *testing.T) {
+		a, im := newImage(t, "/e/base.raw")
+		a.failClose.Store(true)
+		if err := im.Close(); !errors.Is(err, syscall.EIO) {
+			t.Errorf("close whose backing file close fails: %v, want EIO", err)
+		}
+	})
+}
+
+// TestResizeEdges: a resize to the current size (0 included) is a no-op,
+// not a shrink; growing over a backing file longer than the image hides
+// every backing byte past the old size, to the end of the cluster that
+// holds the backing file's end.
+func TestResizeEdges(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	z := mustCreate(t, fs, "/r/z.qed", CreateOptions{Size: 0, ClusterSize: cs4k}, OpenOptions{})
+	mustNil(t, z.Resize(0))
+	mustNil(t, z.Resize(cs4k))
+	mustNil(t, z.Resize(cs4k))
+	mustNil(t, z.Close())
+	mustNil(t, afero.WriteFile(fs, "/r/base.raw", fill(2*cs4k+1000, 7), 0o644))
+	im := mustCreate(t, fs, "/r/top.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}, OpenOptions{})
+	mustNil(t, im.Resize(4*cs4k))
+	want := append(fill(cs4k, 7), make([]byte, 3*cs4k)...)
+	assertEqual(t, readAll(t, im), want)
+	mustNil(t, im.Close())
+}
+
+// TestOpenDropsPartialCluster: a writable open cuts a partial cluster at
+// the end of the file (bytes no entry can validly point at), so the next
+// allocation starts on a cluster boundary and reads as written.
+func TestOpenDropsPartialCluster(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	mustNil(t, Create(fs, "/p/p.qed", CreateOptions{Size: 8 * cs4k, ClusterSize: cs4k}))
+	f, err := fs.OpenFile("/p/p.qed", os.O_RDWR, 0)
+	mustNil(t, err)
+	st, _ := f.Stat()
+	_, err = f.WriteAt(fill(100, 0xee), st.Size())
+	mustNil(t, err)
+	mustNil(t, f.Close())
+	im, err := Open(fs, "/p/p.qed", OpenOptions{})
+	mustNil(t, err)
+	st2, err := fs.Stat("/p/p.qed")
+	mustNil(t, err)
+	if st2.Size() != st.Size() {
+		t.Errorf("file length after a writable open: %d, want %d (the partial cluster cut)", st2.Size(), st.Size())
+	}
+	mustNil(t, im.Close())
+}
+
+// TestRepairedImageClosesClean: after an open-time repair that fixed every
+// corruption, the image is not corrupt: Close clears NEED_CHECK.
+func TestRepairedImageClosesClean(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	im := mustCreate(t, fs, "/c/c.qed", CreateOptions{Size: 16 * cs4k, ClusterSize: cs4k}, OpenOptions{})
+	_, err := im.WriteAt(fill(2*cs4k, 9), 0)
+	mustNil(t, err)
+	mustNil(t, im.Close())
+	pokeL2(t, fs, "/c/c.qed", cs4k, 1<<30)
+	setHeaderField(t, fs, "/c/c.qed", offFeatures, 8, FeatureNeedCheck)
+	rw, err := Open(fs, "/c/c.qed", OpenOptions{})
+	mustNil(t, err)
+	_, err = rw.WriteAt(fill(cs4k, 3), 5*cs4k)
+	mustNil(t, err)
+	mustNil(t, rw.Close())
+	if h, _ := ReadHeader(fs, "/c/c.qed"); h.Features&FeatureNeedCheck != 0 {
+		t.Error("NEED_CHECK set after closing an image whose corruption was repaired")
+	}
+}
