@@ -576,3 +576,24 @@ func TestRepairedImageClosesClean(t *testing.T) {
 		t.Error("NEED_CHECK set after closing an image whose corruption was repaired")
 	}
 }
+
+// TestFormatErrorNamesTheEntry: a read through an invalid L2 entry fails
+// with a FormatError that names the entry's file offset and value.
+func TestFormatErrorNamesTheEntry(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	im := mustCreate(t, fs, "/f/f.qed", CreateOptions{Size: 16 * cs4k, ClusterSize: cs4k}, OpenOptions{})
+	_, err := im.WriteAt(fill(4*cs4k, 9), 0)
+	mustNil(t, err)
+	mustNil(t, im.Close())
+	pokeL2(t, fs, "/f/f.qed", 3*cs4k, 1<<30)
+	ro, err := Open(fs, "/f/f.qed", OpenOptions{ReadOnly: true})
+	mustNil(t, err)
+	defer ro.Close()
+	var fe *FormatError
+	if _, err := ro.ReadAt(make([]byte, 10), 3*cs4k); !errors.As(err, &fe) {
+		t.Fatalf("read through an invalid entry: %v, want a FormatError", err)
+	}
+	if want := int64(l1Entry(t, fs, "/f/f.qed", 0) + 3*8); fe.Offset != want || fe.Value != 1<<30 {
+		t.Errorf("FormatError at offset %#x value %#x, want offset %#x value %#x", fe.Offset, fe.Value, want, uint64(1<<30))
+	}
+}
