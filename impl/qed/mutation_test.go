@@ -2,6 +2,7 @@ package qed
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -384,6 +385,7 @@ type armedFs struct {
 	failSync, failWrite, failClose atomic.Bool
 	syncsBeforeFail                atomic.Int64 // syncs that still pass once failSync is set
 	syncs                          atomic.Int64 // syncs that passed
+	failNextSyncs                  atomic.Int64 // fail this many syncs, then pass again
 }
 
 func (a *armedFs) Open(name string) (afero.File, error) { return a.OpenFile(name, os.O_RDONLY, 0) }
@@ -405,6 +407,9 @@ func eio(op string) error { return &os.PathError{Op: op, Path: "armed", Err: sys
 
 func (f armedFile) Sync() error {
 	if f.a.failSync.Load() && f.a.syncsBeforeFail.Add(-1) < 0 {
+		return eio("sync")
+	}
+	if f.a.failNextSyncs.Add(-1) >= 0 {
 		return eio("sync")
 	}
 	f.a.syncs.Add(1)
@@ -500,6 +505,19 @@ func TestErrorsSurface(t *testing.T) {
 		a.failSync.Store(false)
 		im.Close()
 	})
+	t.Run("resize over a longer backing file", func(t *testing.T) {
+		mem := afero.NewMemMapFs()
+		mustNil(t, afero.WriteFile(mem, "/e/base.raw", fill(4*cs4k, 1), 0o644))
+		mustNil(t, Create(mem, "/e/img.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}))
+		a := &armedFs{Fs: mem, name: "/e/img.qed"}
+		im, err := Open(a, "/e/img.qed", OpenOptions{IdleClearDelay: -1})
+		mustNil(t, err)
+		a.failNextSyncs.Store(1) // the zeroing's sync only; the header's passes
+		if err := im.Resize(4 * cs4k); !errors.Is(err, syscall.EIO) {
+			t.Errorf("resize whose zeroing of the backing tail fails to sync: %v, want EIO", err)
+		}
+		im.Close()
+	})
 	t.Run("close of the image", func(t *testing.T) {
 		a, im := newImage(t, "/e/img.qed")
 		a.failClose.Store(true)
@@ -527,12 +545,24 @@ func TestResizeEdges(t *testing.T) {
 	mustNil(t, z.Resize(cs4k))
 	mustNil(t, z.Resize(cs4k))
 	mustNil(t, z.Close())
-	mustNil(t, afero.WriteFile(fs, "/r/base.raw", fill(2*cs4k+1000, 7), 0o644))
-	im := mustCreate(t, fs, "/r/top.qed", CreateOptions{Size: cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}, OpenOptions{})
-	mustNil(t, im.Resize(4*cs4k))
-	want := append(fill(cs4k, 7), make([]byte, 3*cs4k)...)
-	assertEqual(t, readAll(t, im), want)
-	mustNil(t, im.Close())
+	mustNil(t, afero.WriteFile(fs, "/r/base.raw", fill(3*cs4k+1000, 7), 0o644))
+	// Old sizes on and off a cluster boundary; the unaligned one also has
+	// its last cluster allocated (copy-on-write) before the grow.
+	for _, old := range []int64{cs4k, cs4k + 512, 2*cs4k - 512} {
+		name := fmt.Sprintf("/r/top%d.qed", old)
+		im := mustCreate(t, fs, name, CreateOptions{Size: uint64(old), ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}, OpenOptions{})
+		if old == 2*cs4k-512 {
+			_, err := im.WriteAt([]byte{5}, cs4k)
+			mustNil(t, err)
+		}
+		mustNil(t, im.Resize(5*cs4k))
+		want := append(fill(int(old), 7), make([]byte, 5*cs4k-old)...)
+		if old == 2*cs4k-512 {
+			want[cs4k] = 5
+		}
+		assertEqual(t, readAll(t, im), want)
+		mustNil(t, im.Close())
+	}
 }
 
 // TestOpenDropsPartialCluster: a writable open cuts a partial cluster at
