@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -361,7 +362,7 @@ func Replay(dir string, resolve Resolver) (*ReplayResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, "workload.txt"), err)
 	}
-	rec, err := Record(tgt, w, meta.WorkloadSeed, meta.Faults)
+	rec, err := InProcess(tgt).Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults})
 	if err != nil {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
 		return res, nil
@@ -390,17 +391,25 @@ func Replay(dir string, resolve Resolver) (*ReplayResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
 	}
-	opts := meta.Oracle
-	if opts.Durable == nil && oracle.DurableCost(m) <= maxDurableCache {
+	var durable *oracle.Durable
+	if oracle.DurableCost(m) <= maxDurableCache {
 		// As judge() does, so that the explanation reads the same.
-		if opts.Durable, err = oracle.NewDurable(m); err != nil {
+		if durable, err = oracle.NewDurable(m); err != nil {
 			return nil, err
 		}
 	}
-	res.Verdict = oracle.Judge(tgt, st, ImagePath, m.Clone(), opts)
-	if !res.Verdict.OK() {
-		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: res.Verdict.Stage,
-			State: id, GuestOp: guest, Verdict: res.Verdict, Rec: rec, Point: p}
+	j := &oracleJudge{t: tgt, oracle: meta.Oracle}
+	v, err := j.Judge(context.Background(), &State{ID: id, Point: p, FS: st, Image: rec.Image, Model: m.Clone(), Durable: durable, GuestOp: guest, Rec: rec})
+	if err != nil {
+		return nil, err
+	}
+	if v == excused {
+		res.Notes = append(res.Notes, "the state fails only within what the injected silent faults damaged: their direct effect, not a failure")
+	}
+	res.Verdict = v
+	if !v.OK() {
+		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: v.Stage,
+			State: id, Judge: j.Name(), GuestOp: guest, Verdict: v, Rec: rec, Point: p}
 	}
 	return res, nil
 }
@@ -438,7 +447,7 @@ func rebuildPoint(dir string, rec *Recording, k int64, guestOp int) (*crashsim.P
 	}
 	// The model as of the recorded guest op's last snapshot.
 	m := rec.EndModel
-	for _, s := range rec.Snaps {
+	for _, s := range rec.Marks {
 		if s.Op == guestOp {
 			m = s.Model
 		}
@@ -475,8 +484,8 @@ func replayChanged(res *ReplayResult, tgt target.Target, w *workload.Workload, r
 	if len(models) == 0 {
 		models = oracle.DefaultModels()
 	}
-	ck := &checker{target: tgt, models: models, sampledPoints: meta.SampledPoints, allPoints: true,
-		enum: crashsim.EnumOptions{Bound: meta.Bound, Samples: meta.Samples}, oracle: meta.Oracle}
+	ck := inProcessChecker(tgt, meta.Oracle, models)
+	ck.sampledPoints, ck.allPoints, ck.enum = meta.SampledPoints, true, crashsim.EnumOptions{Bound: meta.Bound, Samples: meta.Samples}
 	f, err := ck.judge(rec, "")
 	if err != nil {
 		return nil, err

@@ -136,8 +136,8 @@ func BenchmarkJudge(b *testing.B) {
 			b.ReportAllocs()
 			cpu0 := cpuTime(b)
 			for b.Loop() {
-				ck := &checker{target: qedtarget.Target{}, models: oracle.DefaultModels(), sampledPoints: DefaultSampledPoints,
-					enum: crashsim.EnumOptions{Bound: DefaultBound, Samples: DefaultSamples}}
+				ck := inProcessChecker(qedtarget.Target{}, oracle.Options{}, oracle.DefaultModels())
+				ck.sampledPoints, ck.enum = DefaultSampledPoints, crashsim.EnumOptions{Bound: DefaultBound, Samples: DefaultSamples}
 				f, err := ck.judge(rec, "")
 				if err != nil || f != nil {
 					b.Fatal(err, f.Message())

@@ -150,13 +150,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		})
 	}
 
+	judges := cfg.judges()
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range cfg.Workers {
 		wg.Go(func() {
-			ck := &checker{target: cfg.Target, models: cfg.Models, sampledPoints: cfg.SampledPoints,
-				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, oracle: cfg.Oracle,
-				faults: cfg.Faults, c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup}
+			ck := &checker{ctx: ctx, driver: cfg.Driver, judges: judges, models: cfg.Models, sampledPoints: cfg.SampledPoints,
+				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, faults: cfg.Faults,
+				c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup}
 			for w := range jobs {
 				seed := WorkloadSeed(cfg.Seed, w)
 				var wl *workload.Workload
@@ -195,7 +196,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				minStart := time.Now()
 				mk := *ck
-				mk.c, mk.stop = nil, func() bool { return parent.Err() != nil || time.Since(minStart) > cfg.MinimizeTimeout }
+				mk.ctx, mk.c, mk.stop = parent, nil, func() bool { return parent.Err() != nil || time.Since(minStart) > cfg.MinimizeTimeout }
 				mf := minimize(&mk, f, cfg.MinimizeCandidates)
 				mf.Found, mf.MinimizeTime = found, time.Since(minStart)
 				if cfg.Out != "" {
@@ -238,8 +239,12 @@ feed:
 	}
 	rep := build(st)
 	rep.Interrupted = parent.Err() != nil
+	closeErr := cfg.Driver.Close()
 	if firstEr != nil {
 		return rep, fmt.Errorf("campaign: writing an artifact: %w", firstEr)
+	}
+	if closeErr != nil {
+		return rep, fmt.Errorf("campaign: closing the %s driver: %w", cfg.Driver.Name(), closeErr)
 	}
 	return rep, nil
 }

@@ -240,13 +240,13 @@ func TestFaultsAreExpected(t *testing.T) {
 	require.Positive(t, rep.CrashStates)
 }
 
-func TestRecordSnapshots(t *testing.T) {
+func TestRecordMarks(t *testing.T) {
 	w := benchWorkload(4096, 64<<10, 4, 2)
 	rec, err := Record(qedtarget.Target{}, w, 1, "")
 	require.NoError(t, err)
 	require.Nil(t, rec.OpErr)
-	require.Equal(t, -1, rec.Snaps[0].Op)
-	require.Equal(t, len(w.Ops)+1, len(rec.Snaps))
+	require.Equal(t, -1, rec.Marks[0].Op)
+	require.Equal(t, len(w.Ops)+1, len(rec.Marks))
 	require.NotEmpty(t, rec.Syncs)
 	for k := range rec.Syncs {
 		require.GreaterOrEqual(t, k, rec.SetupEnd)

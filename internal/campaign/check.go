@@ -1,7 +1,9 @@
 package campaign
 
 import (
+	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
 )
 
 // StageWorkload is the stage of a failure of the crash-free run itself: a
@@ -34,6 +37,7 @@ type Failure struct {
 	Stage        oracle.Stage
 	State        crashsim.StateID  // zero for StageWorkload
 	GuestOp      int               // guest op in progress at the crash (or the failed op)
+	Judge        string            // the judge that rejected the state (its Name; "" for StageWorkload)
 	Verdict      *oracle.Verdict   // nil for StageWorkload
 	OpErr        *workload.OpError // StageWorkload
 	Err          error             // StageSetup
@@ -73,22 +77,33 @@ type counters struct {
 	perModel                                                          []atomic.Int64 // by index in Config.Models
 }
 
-// checker judges the crash states of recordings.
+// checker records workloads through a driver and judges their crash
+// states with its judges.
 type checker struct {
-	target        target.Target
+	ctx    context.Context // nil: context.Background()
+	driver Driver
+	// judges are the oracle judge first, then the driver's and the
+	// configuration's (see Config.judges).
+	judges        []Judge
 	models        []crashsim.Model
 	enum          crashsim.EnumOptions
 	sampledPoints int
-	oracle        oracle.Options
 	faults        string
 	c             *counters   // may be nil
 	stop          func() bool // polled between states; nil = never
 	allPoints     bool        // every op index, not only syncs + samples (minimization)
-	noDedup       bool        // run the oracle on every state, even byte-identical ones
+	noDedup       bool        // run the judges on every state, even byte-identical ones
+	onlyJudge     string      // failures of this judge only ("" = any): minimization keeps the judge
 	hasher        *stateHasher
 	modelIdx      []int // index of models[i] in the campaign's counters
 	// local counts what this checker did (one worker's share).
 	local struct{ points, states, oracleRuns int64 }
+}
+
+// inProcessChecker returns a checker of t's crash states under models,
+// run in process and judged by the oracle judge alone (replay, tests).
+func inProcessChecker(t target.Target, o oracle.Options, models []crashsim.Model) *checker {
+	return &checker{driver: InProcess(t), judges: []Judge{&oracleJudge{t: t, oracle: o}}, models: models}
 }
 
 // maxDurableCache bounds the durable contents (oracle.DurableCost) judge() keeps
@@ -100,15 +115,24 @@ func generate(seed uint64, gen workload.GenConfig) *workload.Workload {
 	return workload.Generate(rand.New(rand.NewPCG(seed, 0x776f726b)), gen) // "work"
 }
 
-// runWorkload records w and judges its crash states; it returns the first
-// failure (nil if none). stage, when non-empty, restricts failures to that
-// stage (minimization keeps the failure kind); other failures then count
-// as passes.
+func (ck *checker) context() context.Context {
+	if ck.ctx == nil {
+		return context.Background()
+	}
+	return ck.ctx
+}
+
+// runWorkload adapts w to the driver, records it and judges its crash
+// states; it returns the first failure (nil if none). stage, when
+// non-empty, restricts failures to that stage (minimization keeps the
+// failure kind); other failures then count as passes.
 func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.Stage) (*Failure, *Recording, error) {
-	rec, err := Record(ck.target, w, seed, ck.faults)
+	w, ad := ck.driver.Adapt(w)
+	rec, err := ck.driver.Record(ck.context(), w, RecordOptions{Seed: seed, Faults: ck.faults})
 	if err != nil {
 		return nil, nil, err
 	}
+	rec.Adaptations = ad
 	if rec.Faulted() && ck.c != nil {
 		ck.c.faulted.Add(1)
 	}
@@ -127,95 +151,190 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.S
 	return f, rec, err
 }
 
-// judge enumerates and checks the crash states of rec.
+// judge enumerates the crash states of rec with crashsim's explorer
+// (Run.Explore: the crash points, and per point and model the states, by
+// the campaign's rules) and hands each distinct one to the judges: every
+// state to the unbudgeted ones, in enumeration order, then a seeded sample
+// of the states they all passed to each budgeted one. It returns the first
+// failure (of stage and ck.onlyJudge, when set).
+//
+// De-duplication: a state whose bytes (stateKey) equal those of a state
+// of the same point that every judge passed, judged against the same
+// mark, shares that verdict and is not judged again (the judges are
+// deterministic). A state passed only as a fault's direct effect (excused)
+// is not shared.
 func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
-	ks := rec.PointKs(ck.sampledPoints)
-	seen := map[stateKey]struct{}{}
-	var durable *oracle.Durable
-	durSnap := -1
+	if err := rec.complete(); err != nil {
+		return nil, err
+	}
 	if ck.hasher == nil {
 		ck.hasher = newStateHasher()
 	}
-	if ck.allPoints {
-		ks = ks[:0]
-		for k := rec.SetupEnd; k <= rec.End.K(); k++ {
-			ks = append(ks, k)
+	o := crashsim.ExploreOptions{Models: ck.models, Bound: ck.enum.Bound, Samples: ck.enum.Samples, Seed: rec.Seed,
+		SampledPoints: ck.sampledPoints, AllPoints: ck.allPoints, From: rec.SetupEnd, MaxFailures: -1}
+	budgeted := false
+	for _, j := range ck.judges {
+		budgeted = budgeted || j.Budget() >= 0
+	}
+	var (
+		found    *Failure
+		ferr     error
+		seen     = map[stateKey]struct{}{}
+		point    *crashsim.Point // the point of the states being judged
+		base     *model.Disk     // its model
+		mark     int             // its mark's index (len(Marks): the end)
+		guestOp  int
+		durable  *oracle.Durable // base's durable contents, if kept
+		kept     *oracle.Durable // the last mark's durable contents
+		keptMark = -1
+		distinct []crashsim.StateID // passed by every unbudgeted judge, for the budgeted ones
+	)
+	// failure returns the failure of judge j's failing verdict v, or nil
+	// when it is another kind of failure than the one searched (a pass).
+	failure := func(j Judge, v *oracle.Verdict, id crashsim.StateID, p *crashsim.Point, guest int) *Failure {
+		if (stage != "" && v.Stage != stage) || (ck.onlyJudge != "" && j.Name() != ck.onlyJudge) {
+			return nil
+		}
+		return &Failure{Index: -1, WorkloadSeed: rec.Seed, W: rec.W, Stage: v.Stage, State: id, Judge: j.Name(),
+			GuestOp: guest, Verdict: v, Rec: rec, Point: p}
+	}
+	check := func(s crashsim.State) error {
+		if ck.stop != nil && ck.stop() {
+			return crashsim.ErrStopExplore
+		}
+		if s.Point != point {
+			point = s.Point
+			k := point.K()
+			base, mark, guestOp, durable = rec.ModelAt(k), rec.MarkIndexAt(k), rec.GuestOpAt(k), nil
+			if oracle.DurableCost(base) <= maxDurableCache {
+				// Points come in K order, so each mark's states are
+				// consecutive: keep the last mark's durable contents.
+				if mark != keptMark {
+					var err error
+					if kept, err = oracle.NewDurable(base); err != nil {
+						ferr = err
+						return crashsim.ErrStopExplore
+					}
+					keptMark = mark
+				}
+				durable = kept
+			}
+		}
+		ck.local.states++
+		if ck.c != nil {
+			ck.c.states.Add(1)
+			for mi, m := range ck.models {
+				if m == s.ID.Model {
+					ck.c.perModel[ck.modelIdx[mi]].Add(1)
+					break
+				}
+			}
+		}
+		var key stateKey
+		keyed := false
+		if !ck.noDedup {
+			if key, keyed = ck.hasher.key(rec.Dir, point, s.FS, mark); keyed {
+				if _, dup := seen[key]; dup {
+					return nil // same bytes, same model: same verdicts (passed)
+				}
+			}
+		}
+		ck.local.oracleRuns++
+		if ck.c != nil {
+			ck.c.oracleRuns.Add(1)
+		}
+		shared, first := true, true
+		for _, j := range ck.judges {
+			if j.Budget() >= 0 {
+				continue
+			}
+			var fs afero.Fs = s.FS
+			if !first {
+				// Every judge gets the files as the crash left them.
+				own, err := point.FinalState(s.ID)
+				if err != nil {
+					ferr = fmt.Errorf("campaign: %s: %w", s.ID, err)
+					return crashsim.ErrStopExplore
+				}
+				defer own.Release()
+				fs = own
+			}
+			first = false
+			v, err := j.Judge(ck.context(), &State{ID: s.ID, Point: point, FS: fs, Image: rec.Image, Model: base.Clone(),
+				Durable: durable, GuestOp: guestOp, Rec: rec})
+			if err != nil {
+				ferr = fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), s.ID, err)
+				return crashsim.ErrStopExplore
+			}
+			if v == excused {
+				ck.faultEffect()
+				shared = false
+				continue
+			}
+			if !v.OK() {
+				shared = false
+				if found = failure(j, v, s.ID, point, guestOp); found != nil {
+					return crashsim.ErrStopExplore
+				}
+			}
+		}
+		if shared && keyed {
+			seen[key] = struct{}{}
+		}
+		if shared && budgeted {
+			distinct = append(distinct, s.ID)
+		}
+		return nil
+	}
+	rep, err := rec.run().Explore(o, check)
+	if rep != nil {
+		ck.local.points += int64(rep.Points)
+		if ck.c != nil {
+			ck.c.points.Add(int64(rep.Points))
 		}
 	}
-	for _, k := range ks {
-		p, err := rec.Point(k)
-		if err != nil {
-			return nil, err
+	switch {
+	case err != nil:
+		return nil, err
+	case ferr != nil:
+		return nil, ferr
+	case found != nil:
+		return found, nil
+	case rep.Stopped:
+		return nil, nil // stopped from outside
+	}
+	return ck.judgeBudgeted(rec, distinct, failure)
+}
+
+// judgeBudgeted hands each budgeted judge its seeded sample of the
+// distinct states every unbudgeted judge passed.
+func (ck *checker) judgeBudgeted(rec *Recording, distinct []crashsim.StateID, failure func(Judge, *oracle.Verdict, crashsim.StateID, *crashsim.Point, int) *Failure) (*Failure, error) {
+	for _, j := range ck.judges {
+		if j.Budget() < 0 {
+			continue
 		}
-		ck.local.points++
-		if ck.c != nil {
-			ck.c.points.Add(1)
-		}
-		base := rec.ModelAt(k)
-		snap := rec.SnapIndexAt(k)
-		opts := ck.oracle
-		if opts.Durable == nil && oracle.DurableCost(base) <= maxDurableCache {
-			// Points come in K order, so each snapshot's states are
-			// consecutive: keep the last snapshot's durable contents.
-			if snap != durSnap {
-				if durable, err = oracle.NewDurable(base); err != nil {
-					return nil, err
-				}
-				durSnap = snap
+		for _, id := range sampleStates(distinct, j.Budget(), rec.Seed, j.Name()) {
+			if ck.stop != nil && ck.stop() {
+				return nil, nil
 			}
-			opts.Durable = durable
-		}
-		enum := ck.enum
-		enum.Seed = rec.Seed ^ uint64(k)*0x9e3779b97f4a7c15
-		for mi, m := range ck.models {
-			for id := range p.IDs(m, enum) {
-				if ck.stop != nil && ck.stop() {
-					return nil, nil
-				}
-				st, err := p.FinalState(id)
-				if err != nil {
-					return nil, fmt.Errorf("campaign: %s: %w", id, err)
-				}
-				ck.local.states++
-				if ck.c != nil {
-					ck.c.states.Add(1)
-					ck.c.perModel[ck.modelIdx[mi]].Add(1)
-				}
-				var key stateKey
-				keyed := false
-				if !ck.noDedup {
-					if key, keyed = ck.hasher.key(p, st, snap); keyed {
-						if _, dup := seen[key]; dup {
-							st.Release()
-							continue // same bytes, same model: same verdict (passed)
-						}
-					}
-				}
-				v := oracle.Judge(ck.target, st, ImagePath, base.Clone(), opts)
-				st.Release() // the verdict holds no reference to the state's files
-				ck.local.oracleRuns++
-				if ck.c != nil {
-					ck.c.oracleRuns.Add(1)
-				}
-				if keyed && v.OK() {
-					seen[key] = struct{}{}
-				}
-				if !v.OK() && rec.Faulted() {
-					// Within what a silent fault touched, a failure is the
-					// fault's direct effect (faults.go); judged again with
-					// that damage excused, what remains is a failure.
-					var direct bool
-					if direct, v, err = ck.directEffect(rec, p, id, k, base, opts, v); err != nil {
-						return nil, err
-					}
-					if direct {
-						ck.faultEffect()
-						continue
-					}
-				}
-				if !v.OK() && (stage == "" || v.Stage == stage) {
-					return &Failure{Index: -1, WorkloadSeed: rec.Seed, W: rec.W, Stage: v.Stage, State: id,
-						GuestOp: rec.GuestOpAt(k), Verdict: v, Rec: rec, Point: p}, nil
+			p, err := rec.Point(id.K)
+			if err != nil {
+				return nil, err
+			}
+			fs, err := p.FinalState(id)
+			if err != nil {
+				return nil, fmt.Errorf("campaign: %s: %w", id, err)
+			}
+			guest := rec.GuestOpAt(id.K)
+			v, err := j.Judge(ck.context(), &State{ID: id, Point: p, FS: fs, Image: rec.Image, Model: rec.ModelAt(id.K).Clone(),
+				GuestOp: guest, Rec: rec})
+			fs.Release()
+			if err != nil {
+				return nil, fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), id, err)
+			}
+			if v != excused && !v.OK() {
+				if f := failure(j, v, id, p, guest); f != nil {
+					return f, nil
 				}
 			}
 		}
@@ -223,42 +342,27 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 	return nil, nil
 }
 
+// sampleStates returns at most n of ids (all of them when there are no
+// more), drawn with PCG(seed, FNV-1a of name) and kept in their order.
+func sampleStates(ids []crashsim.StateID, n int, seed uint64, name string) []crashsim.StateID {
+	if n >= len(ids) {
+		return ids
+	}
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	pick := rand.New(rand.NewPCG(seed, h.Sum64())).Perm(len(ids))[:n]
+	slices.Sort(pick)
+	out := make([]crashsim.StateID, n)
+	for i, x := range pick {
+		out[i] = ids[x]
+	}
+	return out
+}
+
 func (ck *checker) faultEffect() {
 	if ck.c != nil {
 		ck.c.faultEffects.Add(1)
 	}
-}
-
-// directEffect reports whether failing verdict v of crash state id (at
-// point k, judged against base) lies within the damage of the silent
-// faults injected up to k; if not, it returns the verdict of the state
-// judged with that damage excused (the failure outside it).
-func (ck *checker) directEffect(rec *Recording, p *crashsim.Point, id crashsim.StateID, k int64, base *model.Disk, opts oracle.Options, v *oracle.Verdict) (bool, *oracle.Verdict, error) {
-	injs, ops := rec.silentUpTo(k)
-	if injs == nil {
-		return false, v, nil
-	}
-	d := damageOf(injs, ops, rec.W, base.Size(), rec.EndMap, v.Before)
-	if d.foundBy(v) {
-		return true, v, nil
-	}
-	if len(d.ranges) == 0 {
-		return false, v, nil
-	}
-	st, err := p.FinalState(id)
-	if err != nil {
-		return false, v, fmt.Errorf("campaign: %s: %w", id, err)
-	}
-	m := base.Clone()
-	for _, r := range d.ranges {
-		m.Excuse(r.Off, r.Len)
-	}
-	v2 := oracle.Judge(ck.target, st, ImagePath, m, opts)
-	st.Release()
-	if v2.OK() || d.foundBy(v2) {
-		return true, v, nil
-	}
-	return false, v2, nil
 }
 
 // workloadFails reports whether the run's guest op error is a failure of

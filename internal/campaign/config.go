@@ -133,12 +133,23 @@ type Config struct {
 	MinimizeTimeout    time.Duration
 	// Out is where artifacts go ("" = none written).
 	Out string
-	// Target is the implementation under test (required: the engine knows
-	// no implementation; cmd/qedtorture's targets.go maps --target names
-	// to targets). A target.ReadLimiter sets Oracle.FullReadLimit.
+	// Driver runs and records the workloads on the implementation under
+	// test; nil: InProcess(Target). One of Driver and Target is required:
+	// the engine knows no implementation (cmd/qedtorture's targets.go maps
+	// --target names to them). Run closes the driver when it is done.
+	Driver Driver
+	// Target is the in-process implementation under test, when Driver is
+	// nil.
 	Target target.Target
-	// TargetName names Target in reports and artifacts ("" = Target.Name());
-	// Replay hands it to its resolver.
+	// Reference recovers the crash states of a driver that has no
+	// in-process recoverer of its own (Driver.Recoverer nil): impl/qed.
+	// A recoverer that is a target.ReadLimiter sets Oracle.FullReadLimit.
+	Reference target.Target
+	// Judges are judges added for every target, run besides the oracle
+	// judge and the driver's own (see Judge).
+	Judges []Judge
+	// TargetName names the target in reports and artifacts ("" =
+	// Driver.Name()); Replay hands it to its resolver.
 	TargetName string
 	Oracle     oracle.Options
 	// Progress, if set, is called about every ProgressEvery (and at the
@@ -236,17 +247,39 @@ func (c *Config) setDefaults() error {
 	if c.MinimizeTimeout == 0 {
 		c.MinimizeTimeout = 2 * time.Minute
 	}
-	if c.Target == nil {
-		return fmt.Errorf("%w: no target (the implementation under test)", ErrConfig)
+	if c.Driver == nil {
+		if c.Target == nil {
+			return fmt.Errorf("%w: no target (the implementation under test)", ErrConfig)
+		}
+		c.Driver = InProcess(c.Target)
+	}
+	if c.Driver.Recoverer() == nil && c.Reference == nil {
+		return fmt.Errorf("%w: target %s has no in-process recoverer and no Reference is set", ErrConfig, c.Driver.Name())
 	}
 	if c.TargetName == "" {
-		c.TargetName = c.Target.Name()
+		c.TargetName = c.Driver.Name()
 	}
-	c.Oracle = tuneOracle(c.Target, c.Oracle)
+	c.Oracle = tuneOracle(c.recoverer(), c.Oracle)
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = 10 * time.Second
 	}
 	return nil
+}
+
+// recoverer is the target the oracle judge recovers crash states with.
+func (c *Config) recoverer() target.Target {
+	if r := c.Driver.Recoverer(); r != nil {
+		return r
+	}
+	return c.Reference
+}
+
+// judges returns the campaign's judges: the oracle judge (recovery by the
+// recoverer), then the driver's, then Config.Judges.
+func (c *Config) judges() []Judge {
+	js := []Judge{&oracleJudge{t: c.recoverer(), oracle: c.Oracle}}
+	js = append(js, c.Driver.Judges()...)
+	return append(js, c.Judges...)
 }
 
 // tuneOracle applies what a target asks of the oracle (target.ReadLimiter).

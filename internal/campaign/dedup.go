@@ -13,12 +13,12 @@ import (
 	"github.com/spf13/afero"
 )
 
-// stateKey names a crash state's bytes (every file of Dir: name, length,
-// contents) at one crash point, together with the model snapshot it is
-// judged against. The oracle is deterministic, so two states with the
-// same key get the same verdict: judge() runs the oracle once per key and
-// counts the others as checked (Report.OracleRuns counts the oracle
-// runs). The hash is 128 bits (two independently seeded maphashes), so a
+// stateKey names a crash state's bytes (every file of its directory,
+// Recording.Dir: name, length, contents) at one crash point, together with
+// the mark (model) it is judged against. The judges are deterministic, so
+// two states with the same key get the same verdicts: judge() runs them
+// once per key and counts the others as checked (Report.OracleRuns
+// counts the states judged). The hash is 128 bits (two independently seeded maphashes), so a
 // collision, which could hide a failure, is out of reach (~2^-64 per
 // pair).
 //
@@ -46,9 +46,10 @@ type stateHasher struct {
 	s1, s2 maphash.Seed
 	buf    []byte
 
+	dir       string            // the directory of the files hashed
 	baseK     int64             // crash point of base; -1 = none
 	baseImage *crashsim.Image   // its durable image
-	base      map[string][]byte // file name in Dir -> durable contents
+	base      map[string][]byte // file name in dir -> durable contents
 	// dirty: path -> the byte ranges the point's unsynced operations
 	// touch (writes, discards, truncates). A state of the point equals
 	// the durable image outside them (below both lengths), so only the
@@ -63,18 +64,18 @@ func newStateHasher() *stateHasher {
 	return &stateHasher{s1: maphash.MakeSeed(), s2: maphash.MakeSeed(), baseK: -1}
 }
 
-// setPoint loads p's durable files (once per point). If they cannot be
-// read, base is empty and every page is hashed (still exact).
-func (sh *stateHasher) setPoint(p *crashsim.Point) {
-	if sh.baseK == p.K() && sh.baseImage == p.Durable() {
+// setPoint loads p's durable files in dir (once per point). If they
+// cannot be read, base is empty and every page is hashed (still exact).
+func (sh *stateHasher) setPoint(dir string, p *crashsim.Point) {
+	if sh.baseK == p.K() && sh.baseImage == p.Durable() && sh.dir == dir {
 		return
 	}
-	sh.baseK, sh.baseImage, sh.base = p.K(), p.Durable(), map[string][]byte{}
+	sh.baseK, sh.baseImage, sh.dir, sh.base = p.K(), p.Durable(), dir, map[string][]byte{}
 	sh.dirty, sh.exact = map[string][][2]int64{}, !sh.full
 	for _, o := range p.Unsynced() {
 		pth := path.Clean(o.Path)
-		if path.Dir(pth) != path.Clean(Dir) {
-			sh.exact = false // a path spelled otherwise, or outside Dir: compare every page
+		if path.Dir(pth) != path.Clean(dir) {
+			sh.exact = false // a path spelled otherwise, or outside dir: compare every page
 		}
 		switch o.Kind {
 		case crashsim.OpWrite:
@@ -89,7 +90,7 @@ func (sh *stateHasher) setPoint(p *crashsim.Point) {
 		}
 	}
 	fs := p.Durable().NewFS(crashsim.Options{DiscardTrace: true})
-	infos, err := afero.ReadDir(fs, Dir)
+	infos, err := afero.ReadDir(fs, dir)
 	if err != nil {
 		return
 	}
@@ -97,17 +98,18 @@ func (sh *stateHasher) setPoint(p *crashsim.Point) {
 		if fi.IsDir() {
 			continue
 		}
-		if b, err := afero.ReadFile(fs, path.Join(Dir, fi.Name())); err == nil {
+		if b, err := afero.ReadFile(fs, path.Join(dir, fi.Name())); err == nil {
 			sh.base[fi.Name()] = b
 		}
 	}
 }
 
-// key returns the key of the state in fs, a crash state of p, or ok=false
-// if it cannot be read (the oracle will then say why).
-func (sh *stateHasher) key(p *crashsim.Point, fs afero.Fs, snap int) (stateKey, bool) {
-	sh.setPoint(p)
-	infos, err := afero.ReadDir(fs, Dir)
+// key returns the key of the state in fs, a crash state of p whose files
+// are in dir, or ok=false if it cannot be read (the oracle will then say
+// why).
+func (sh *stateHasher) key(dir string, p *crashsim.Point, fs afero.Fs, snap int) (stateKey, bool) {
+	sh.setPoint(dir, p)
+	infos, err := afero.ReadDir(fs, dir)
 	if err != nil {
 		return stateKey{}, false
 	}
@@ -118,7 +120,7 @@ func (sh *stateHasher) key(p *crashsim.Point, fs afero.Fs, snap int) (stateKey, 
 		if fi.IsDir() {
 			continue
 		}
-		f, err := fs.Open(path.Join(Dir, fi.Name()))
+		f, err := fs.Open(path.Join(dir, fi.Name()))
 		if err != nil {
 			return stateKey{}, false
 		}
@@ -128,7 +130,7 @@ func (sh *stateHasher) key(p *crashsim.Point, fs afero.Fs, snap int) (stateKey, 
 			h.WriteString(fi.Name())
 			maphash.WriteComparable(h, n)
 		}
-		for _, r := range sh.candidates(path.Join(Dir, fi.Name()), n, d) {
+		for _, r := range sh.candidates(path.Join(dir, fi.Name()), n, d) {
 			if int64(cap(sh.buf)) < r[1]-r[0] {
 				sh.buf = make([]byte, r[1]-r[0])
 			}

@@ -48,7 +48,8 @@ func TestSeededDefects(t *testing.T) {
 			rec, err := Record(TargetOrDie(t, "impl/qed"), res.Failure.W, fr.WorkloadSeed, "")
 			require.NoError(t, err)
 			require.Nil(t, rec.OpErr, "the minimized workload fails without the defect")
-			ck := &checker{target: TargetOrDie(t, "impl/qed"), models: oracle.DefaultModels(), allPoints: true}
+			ck := inProcessChecker(TargetOrDie(t, "impl/qed"), oracle.Options{}, oracle.DefaultModels())
+			ck.allPoints = true
 			f, err := ck.judge(rec, "")
 			require.NoError(t, err)
 			require.Nil(t, f, "the minimized case also fails without the defect")

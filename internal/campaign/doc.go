@@ -1,9 +1,26 @@
 // Package campaign is the engine of `qedtorture run` and `qedtorture
-// replay`: it generates workloads from a seed, runs each on a Target over a
-// recording crashsim filesystem, enumerates the crash states a power loss
-// could leave at every sync point and at sampled operation indices, judges
-// each with oracle.Judge, and turns a failure into a minimized,
-// replayable artifact.
+// replay`: it generates workloads from a seed, has a Driver run and record
+// each on the implementation under test, enumerates the crash states a
+// power loss could leave at every sync point and at sampled operation
+// indices, hands each to its judges (oracle.Judge, the oracle
+// judge, first), and turns a failure into a minimized, replayable
+// artifact.
+//
+// # The seam
+//
+// Driver (driver.go, its doc comment is the contract) is everything the
+// engine needs from an implementation: run this workload and hand over its
+// Recording (the files when the trace began, every file operation since,
+// a Mark per guest op: where it began in the trace and the model with it
+// pending, what the guest saw). InProcess(target) is the driver of a Go
+// implementation run over crashsim in this process (impl/qed and its
+// broken and defect wrappers). A Judge decides whether a crash state is
+// acceptable: the oracle judge (recovery by the driver's Recoverer, or
+// Config.Reference) judges every distinct state; a driver adds its own
+// (QEMU's recovery, with a budget), Config.Judges add judges for every
+// target. The engine enumerates states with crashsim's explorer
+// (crashsim.Run.Explore), so the crash points and states of a campaign are
+// the explorer's for the same run (TestCampaignPicksTheExplorersStates).
 //
 // # Seeds and shards
 //
@@ -17,15 +34,15 @@
 //
 // # One workload
 //
-// Record runs the workload through workload.Exec on a crashsim.FS (with
-// ImplicitDirSync: the campaign tests the image files' crash safety, not
-// the durability of their directory entries) optionally wrapped in faultfs,
-// keeping the trace, and the model clone Exec hands to its Snapshot hook
-// before each guest operation's I/O together with the index of the next
-// filesystem operation at that moment. A crash point K (just before
-// filesystem operation K) is judged against the last snapshot taken at or
-// before K: the guest operation in progress, whose own effects the model
-// holds as pending (allowed either way).
+// In process, Record runs the workload through workload.Exec on a
+// crashsim.FS (with ImplicitDirSync: the campaign tests the image files'
+// crash safety, not the durability of their directory entries) optionally
+// wrapped in faultfs, keeping the trace, and as marks the model clone Exec
+// hands to its Snapshot hook before each guest operation's I/O together
+// with the index of the next filesystem operation at that moment. A crash
+// point K (just before filesystem operation K) is judged against the last
+// mark taken at or before K: the guest operation in progress, whose own
+// effects the model holds as pending (allowed either way).
 //
 // Crash points are every file sync after the setup, up to Config.SampledPoints
 // operation indices drawn from the workload's seed, and the end of the run
@@ -35,17 +52,17 @@
 // Config.Samples of them are drawn (seeded); see crashsim.Point.IDs.
 //
 // The data check uses the model's durable contents computed once per
-// snapshot (oracle.Options.Durable; same verdicts), and states of one
+// mark (oracle.Options.Durable; same verdicts), and states of one
 // crash point whose bytes (every file, 128-bit hash of the pages that
-// differ from the point's durable image) equal a state already judged
-// against the same snapshot share its verdict: Report.CrashStates
-// counts every state, Report.OracleRuns the oracle calls (Config.NoDedup
-// turns this off).
+// differ from the point's durable image) equal a state every judge passed
+// against the same mark share its verdicts: Report.CrashStates counts
+// every state, Report.OracleRuns the states judged (Config.NoDedup turns
+// this off).
 //
 // # Targets
 //
-// The engine imports no implementation: Config.Target is required, and
-// Replay takes a Resolver for the target name an artifact records. The
+// The engine imports no implementation: Config.Driver or Config.Target is
+// required, and Replay takes a Resolver for the target name an artifact records. The
 // command line maps --target names (cmd/qedtorture/targets.go): "impl/qed",
 // the deliberately broken wrappers "broken:noflush" (a guest flush does
 // nothing) and "broken:nosync" (every file sync is dropped), and, in
@@ -55,7 +72,8 @@
 //
 // # Failures
 //
-// A failure is a crash state the oracle rejects (its Stage says where), or
+// A failure is a crash state a judge rejects (Failure.Judge says which,
+// its Stage where), or
 // a guest operation that failed in the crash-free run without an injected
 // fault (stage "workload": a read that disagreed with the model, an I/O
 // error nothing explains). Faults injected with Config.Faults make op

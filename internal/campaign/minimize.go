@@ -41,6 +41,7 @@ func minimize(ck *checker, f *Failure, budget int) *Failure {
 	if f.HasState() {
 		one := *ck
 		one.models = []crashsim.Model{f.State.Model}
+		one.onlyJudge = f.Judge
 		ck = &one
 	}
 	// try reports whether w still fails with f's stage, and keeps it.

@@ -108,9 +108,9 @@ func TestStateKeyExact(t *testing.T) {
 			for id := range p.IDs(m, crashsim.EnumOptions{Bound: 16, Samples: 8, Seed: 1}) {
 				st, err := p.State(id)
 				require.NoError(t, err)
-				key, ok := sh.key(p, st, 0)
+				key, ok := sh.key(Dir, p, st, 0)
 				require.True(t, ok)
-				fkey, ok := full.key(p, st, 0)
+				fkey, ok := full.key(Dir, p, st, 0)
 				require.True(t, ok)
 				require.Equal(t, fkey, key, "k=%d %s: reading only the dirty pages changes the key", k, id)
 				img := map[string]string{}

@@ -3,7 +3,6 @@ package campaign
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"path"
 	"slices"
 	"sort"
@@ -27,28 +26,43 @@ var ImagePath = path.Join(Dir, workload.ImageName)
 // the points, of every crash state).
 var fsOptions = crashsim.Options{ImplicitDirSync: true}
 
-// Snap is the model as of the start of one guest operation: Exec took it
-// just before the operation's I/O, when the recording filesystem was about
-// to issue operation K.
-type Snap struct {
-	Op    int   // guest op index; -1 for the state right after setup
-	K     int64 // index of the next filesystem operation at that moment
+// A Mark is the model a crash is judged against from trace index K on:
+// the driver took it just before guest op Op's I/O, when the next file
+// operation was K, with Op's own effects pending in the model.
+type Mark struct {
+	Op    int   // guest op index (the workload line); -1 for the state right after the setup
+	K     int64 // index of the next file operation at that moment
 	Model *model.Disk
-	// Injected counts the faults injected before the snapshot: later ones
-	// happened during this op or after it.
+	// Injected counts the faults injected before the mark: later ones
+	// happened during this op or after it (in process only).
 	Injected int
 }
 
-// Recording is one run of a workload on a recording filesystem.
+// Recording is one run of a workload, recorded: the hand-over from a
+// Driver to the engine (see Driver for the contract). It holds enough to
+// rebuild every crash state of the run bit for bit, and to judge it.
 type Recording struct {
-	W        *workload.Workload
-	Seed     uint64 // the workload seed: drives the sampled crash points
-	Trace    *crashsim.Trace
-	SetupEnd int64  // first filesystem op after the setup (image created, opened)
-	Snaps    []Snap // in K order
-	// Syncs are the crash points captured at every sync after the setup.
-	Syncs map[int64]*crashsim.Point
-	// End is the crash point after the last op ran (or the op that failed).
+	W           *workload.Workload // as run (adapted)
+	Adaptations []Adaptation       // what Driver.Adapt changed
+	Seed        uint64             // the workload seed: drives the sampled crash points and states
+	// Dir holds the image and its backing chain in every crash state's
+	// filesystem; Image is the image's path there.
+	Dir, Image string
+	// Base holds the files when the trace began (nil: an empty
+	// filesystem, as in process); Base.Replay(Trace, k, Options) rebuilds
+	// crash point k.
+	Base    *crashsim.Image
+	Options crashsim.Options
+	Trace   *crashsim.Trace
+	// SetupEnd is the first trace index judged: the setup before it
+	// (backing chain, creation, first open) is not.
+	SetupEnd int64
+	Marks    []Mark // in K order
+	// Syncs are the crash points at every sync after the setup, and End
+	// the point after the last op ran (or the op that failed): captured
+	// live in process; a driver recording out of process leaves them nil
+	// and the engine rebuilds them from Base and Trace (complete).
+	Syncs    map[int64]*crashsim.Point
 	End      *crashsim.Point
 	EndModel *model.Disk
 	// OpErr is the first guest op error; Injected the faults injected.
@@ -57,6 +71,58 @@ type Recording struct {
 	// EndMap is the structure of the image at the end of a faulted run
 	// (with the checker's map): where silent faults landed (faults.go).
 	EndMap *check.Report
+	// Evidence are a driver's own files for the artifact (a block-layer
+	// log, a reproduction script), by file name.
+	Evidence map[string][]byte
+}
+
+// complete rebuilds the crash points of a recording handed over as Base
+// and Trace only (a driver recording out of process): the end and every
+// sync at or after SetupEnd, one replay of the trace each.
+func (r *Recording) complete() error {
+	if r.End != nil {
+		return nil
+	}
+	if r.Trace == nil {
+		return errors.New("campaign: a recording without a trace nor live crash points")
+	}
+	start := r.Base
+	if start == nil {
+		start = crashsim.EmptyImage()
+	}
+	point := func(k int64) (*crashsim.Point, error) {
+		fs, err := start.Replay(r.Trace, k, r.Options)
+		if err != nil {
+			return nil, fmt.Errorf("campaign: crash point k=%d: %w", k, err)
+		}
+		return fs.Point()
+	}
+	syncs := map[int64]*crashsim.Point{}
+	for _, k := range r.Trace.SyncPoints() {
+		if k < r.SetupEnd {
+			continue
+		}
+		p, err := point(k)
+		if err != nil {
+			return err
+		}
+		syncs[k] = p
+	}
+	end, err := point(int64(len(r.Trace.Ops)))
+	if err != nil {
+		return err
+	}
+	r.Syncs, r.End = syncs, end
+	return nil
+}
+
+// run is the recording as crashsim's explorer takes it.
+func (r *Recording) run() *crashsim.Run {
+	start := r.Base
+	if start == nil {
+		start = crashsim.EmptyImage()
+	}
+	return &crashsim.Run{Start: start, Options: r.Options, Trace: r.Trace, From: r.SetupEnd, Syncs: r.Syncs, End: r.End}
 }
 
 // Faulted reports whether a fault was injected during the run.
@@ -74,7 +140,7 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 	if err != nil {
 		return nil, fmt.Errorf("campaign: setup: %w", err)
 	}
-	rec := &Recording{W: w, Seed: seed, Syncs: map[int64]*crashsim.Point{}}
+	rec := &Recording{W: w, Seed: seed, Dir: Dir, Image: ImagePath, Options: fsOptions, Syncs: map[int64]*crashsim.Point{}}
 	injected := func() int { return 0 }
 	var ffs *faultfs.FS
 	if faults != "" {
@@ -106,9 +172,9 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 		injected = ffs.Injected
 	}
 	rec.SetupEnd = fs.Ops()
-	rec.Snaps = append(rec.Snaps, Snap{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone(), Injected: injected()})
+	rec.Marks = append(rec.Marks, Mark{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone(), Injected: injected()})
 	e.Snapshot = func(i int, m *model.Disk) {
-		rec.Snaps = append(rec.Snaps, Snap{Op: i, K: fs.Ops(), Model: m, Injected: injected()})
+		rec.Marks = append(rec.Marks, Mark{Op: i, K: fs.Ops(), Model: m, Injected: injected()})
 	}
 	fs.OnSync(func(p *crashsim.Point) bool {
 		rec.Syncs[p.K()] = p
@@ -147,29 +213,29 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 		}
 	}
 	// Snapshot ran from Exec's goroutine only (concurrent groups take
-	// their snapshot before starting the writers), so Snaps is in K order;
+	// their snapshot before starting the writers), so Marks is in K order;
 	// sort anyway so that the lookup's invariant is local.
-	sort.SliceStable(rec.Snaps, func(i, j int) bool { return rec.Snaps[i].K < rec.Snaps[j].K })
+	sort.SliceStable(rec.Marks, func(i, j int) bool { return rec.Marks[i].K < rec.Marks[j].K })
 	return rec, nil
 }
 
-// SnapAt returns the snapshot a crash at point k is judged against: the
+// MarkAt returns the mark a crash at point k is judged against: the
 // last one taken at or before k.
-func (r *Recording) SnapAt(k int64) Snap {
-	i := sort.Search(len(r.Snaps), func(i int) bool { return r.Snaps[i].K > k })
+func (r *Recording) MarkAt(k int64) Mark {
+	i := sort.Search(len(r.Marks), func(i int) bool { return r.Marks[i].K > k })
 	if i == 0 {
-		return r.Snaps[0]
+		return r.Marks[0]
 	}
-	return r.Snaps[i-1]
+	return r.Marks[i-1]
 }
 
-// SnapIndexAt returns the index in Snaps of the snapshot a crash at
-// point k is judged against (len(Snaps) for the end model).
-func (r *Recording) SnapIndexAt(k int64) int {
+// MarkIndexAt returns the index in Marks of the mark a crash at
+// point k is judged against (len(Marks) for the end model).
+func (r *Recording) MarkIndexAt(k int64) int {
 	if k == r.End.K() {
-		return len(r.Snaps)
+		return len(r.Marks)
 	}
-	i := sort.Search(len(r.Snaps), func(i int) bool { return r.Snaps[i].K > k })
+	i := sort.Search(len(r.Marks), func(i int) bool { return r.Marks[i].K > k })
 	return max(i-1, 0)
 }
 
@@ -179,7 +245,7 @@ func (r *Recording) ModelAt(k int64) *model.Disk {
 	if k == r.End.K() {
 		return r.EndModel
 	}
-	return r.SnapAt(k).Model
+	return r.MarkAt(k).Model
 }
 
 // GuestOpAt returns the guest op in progress at crash point k (-1: none
@@ -191,40 +257,19 @@ func (r *Recording) GuestOpAt(k int64) int {
 		}
 		return len(r.W.Ops)
 	}
-	return r.SnapAt(k).Op
+	return r.MarkAt(k).Op
 }
 
 // PointKs returns the crash points of the recording, ascending: every
 // sync after the setup, up to sampled indices drawn from the workload
-// seed, and the end.
+// seed, and the end (crashsim.Run.PointKs: the explorer's rule).
 func (r *Recording) PointKs(sampled int) []int64 {
-	ks := make([]int64, 0, len(r.Syncs)+sampled+1)
-	for k := range r.Syncs {
-		ks = append(ks, k)
-	}
-	end := r.End.K()
-	if n := end - r.SetupEnd; n > 0 && sampled > 0 {
-		rng := rand.New(rand.NewPCG(r.Seed, 0x706f696e7473)) // "points"
-		for range sampled {
-			ks = append(ks, r.SetupEnd+rng.Int64N(n))
-		}
-	}
-	ks = append(ks, end)
-	slices.Sort(ks)
-	return slices.Compact(ks)
+	return r.run().PointKs(crashsim.ExploreOptions{Seed: r.Seed, SampledPoints: sampled})
 }
 
 // Point returns the crash point k of the recording: captured at a sync or
-// the end, else rebuilt by replaying the trace.
-func (r *Recording) Point(k int64) (*crashsim.Point, error) {
-	if p, ok := r.Syncs[k]; ok {
-		return p, nil
-	}
-	if k == r.End.K() {
-		return r.End, nil
-	}
-	return PointFromTrace(r.Trace, k)
-}
+// the end, else rebuilt by replaying the trace from Base.
+func (r *Recording) Point(k int64) (*crashsim.Point, error) { return r.run().Point(k) }
 
 // PointFromTrace rebuilds crash point k of a recorded trace (recordings
 // start from an empty filesystem).
@@ -240,10 +285,10 @@ func PointFromTrace(t *crashsim.Trace, k int64) (*crashsim.Point, error) {
 // progress at crash point k (those that may have shaped its state), with
 // the guest op in progress at each, if any of them is silent.
 func (r *Recording) silentUpTo(k int64) ([]faultfs.Injection, []int) {
-	s := r.SnapIndexAt(k)
+	s := r.MarkIndexAt(k)
 	n := len(r.Injected)
-	if s+1 < len(r.Snaps) {
-		n = min(n, r.Snaps[s+1].Injected)
+	if s+1 < len(r.Marks) {
+		n = min(n, r.Marks[s+1].Injected)
 	}
 	injs := r.Injected[:n]
 	if !slices.ContainsFunc(injs, silentFault) {
@@ -252,8 +297,8 @@ func (r *Recording) silentUpTo(k int64) ([]faultfs.Injection, []int) {
 	ops := make([]int, n)
 	for j := range ops {
 		// The op in progress: the last snapshot taken before the injection.
-		i := sort.Search(len(r.Snaps), func(i int) bool { return r.Snaps[i].Injected > j })
-		ops[j] = r.Snaps[max(i-1, 0)].Op
+		i := sort.Search(len(r.Marks), func(i int) bool { return r.Marks[i].Injected > j })
+		ops[j] = r.Marks[max(i-1, 0)].Op
 	}
 	return injs, ops
 }

@@ -1,0 +1,244 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
+)
+
+// A Driver runs workloads on one implementation under test and records
+// every file operation the implementation issues: the seam between the
+// engine and an implementation. Everything else — workload generation,
+// crash points, crash states, de-duplication, judging, minimization,
+// artifacts, reports — is the engine's, the same for every driver.
+// InProcess wraps a target.Target (impl/qed and its broken and defect
+// wrappers: a Go implementation run in this process over crashsim); a
+// driver for an implementation outside the process (QEMU through qemu-io
+// over its blklogwrites driver; a black-box program whose system calls are
+// traced) lives with its adapter under impl/.
+//
+// The contract, which the engine relies on:
+//
+//   - Record runs w from nothing (no files before it but what the driver
+//     itself sets up) and returns a Recording from which every crash state
+//     of the run can be rebuilt bit for bit: Base (the files when the trace
+//     began) replayed with Trace up to any index K, under Options. A driver
+//     running in process may also hand over the points it captured live
+//     (Recording.Syncs and End); one that records out of process leaves
+//     them nil and the engine rebuilds them from Base and Trace.
+//   - Recording.SetupEnd is the trace index from which crash points count:
+//     the backing chain, the creation and the first open before it are a
+//     setup whose crash states are not judged (a driver judging creation
+//     crashes sets it before the create).
+//   - Recording.Marks say which guest op a crash at index K interrupts and
+//     what the guest may see: Mark{Op, K, Model} is taken just before op
+//     Op's first file operation, when the next one is K, with the model
+//     already holding Op's effects as pending (model first, then the I/O:
+//     workload.Exec's ordering). Marks are in K order; the first is Op -1 at
+//     SetupEnd. A flush counts as done only once the I/O that makes it
+//     durable is in the trace before the next mark.
+//   - A guest-visible failure of the crash-free run (a read that disagrees
+//     with the model, an op error) is Recording.OpErr, not Record's error;
+//     the error is for the harness (a tool missing, a setup the driver
+//     could not do), and the engine reports it as a setup failure.
+//   - Given the same workload and options, a deterministic implementation
+//     issues the same trace: the minimizer re-runs workloads and Replay
+//     rebuilds a state by its id. Concurrent groups (and an out-of-process
+//     implementation's timing) may break this; artifacts keep the recorded
+//     trace for that case.
+//   - Record may be called from several workers at once (Config.Workers);
+//     a driver that cannot run in parallel serializes itself. ctx is
+//     cancelled when the campaign is interrupted: a long run may stop
+//     early and return ctx's error.
+//   - Adapt returns w changed into what the implementation can run, and
+//     each change (counted per kind in reports). Generated workloads are
+//     the same for every driver; only adaptation differs.
+//   - Recoverer is the target.Target the engine's oracle judge recovers
+//     crash states with, in process, over the crashed files (the target
+//     itself for a Go implementation). nil: the engine uses
+//     Config.Reference (impl/qed, wired by cmd/qedtorture), as for QEMU.
+//   - Judges are the driver's own judges, run besides the oracle judge:
+//     QEMU's or a program's own recovery of the crashed files (Judge).
+//   - Close ends what the driver keeps running (a pool of qemu-io
+//     processes); the engine calls it once, after the last Record.
+//
+// Later capabilities plug in without changing this interface: options of
+// RecordOptions (real directory semantics to judge creation crashes),
+// optional interfaces a driver may implement and the engine checks with a
+// type assertion (recording its recovery's own I/O to judge crashes during
+// recovery; repairing planted corruption), the workload source in Config
+// (exhaustive enumeration), and judges (a black-box program's recovery).
+type Driver interface {
+	// Name is the --target name, written into reports and artifacts.
+	Name() string
+	// Adapt returns w as this implementation can run it, and each change
+	// made (none: w itself and nil).
+	Adapt(w *workload.Workload) (*workload.Workload, []Adaptation)
+	// Record runs w (adapted) and returns its recording (see the
+	// contract above).
+	Record(ctx context.Context, w *workload.Workload, o RecordOptions) (*Recording, error)
+	// Recoverer returns the in-process target that recovers this
+	// driver's crash states, or nil for Config.Reference.
+	Recoverer() target.Target
+	// Judges returns the driver's own judges (nil: the oracle judge
+	// only). They must be safe for concurrent use.
+	Judges() []Judge
+	// Close ends what the driver keeps running.
+	Close() error
+}
+
+// RecordOptions say how to run one workload.
+type RecordOptions struct {
+	// Seed is the workload seed: it seeds the fault layer's choices.
+	Seed uint64
+	// Faults are faultfs rules applied to the run proper (after the
+	// setup); "" for none. A driver that cannot inject faults fails
+	// Record when they are set.
+	Faults string
+}
+
+// An Adaptation is one change Driver.Adapt made to a workload.
+type Adaptation struct {
+	Kind string // a stable keyword ("table-size-1", ...), counted per kind
+	What string // the change, for a human
+}
+
+// A Judge decides whether a crash state is acceptable. The engine's
+// oracle judge (oracle.Judge, recovery by the driver's
+// Recoverer) judges every distinct state; a driver adds its own judges
+// (QEMU's recovery) and Config adds judges for every target.
+//
+// Judge gets a State of its own: files it may change (recovery writes)
+// and a model it may change. A failing state is a verdict that is not OK;
+// the error is for the harness (a tool that could not run) and stops the
+// workload. Judges are called from several workers at once.
+type Judge interface {
+	// Name is the judge's side in failure reports: who recovered ("impl/qed"
+	// for the oracle judge recovering with impl/qed, "qemu", ...).
+	Name() string
+	// Budget bounds the distinct states of a workload this judge sees:
+	// negative for every one (in enumeration order, during the
+	// enumeration), else at most Budget of the states every unbudgeted
+	// judge passed, drawn after the enumeration with a generator seeded by
+	// the workload seed and the judge's name.
+	Budget() int
+	Judge(ctx context.Context, st *State) (*oracle.Verdict, error)
+}
+
+// A State is one crash state handed to a judge.
+type State struct {
+	ID    crashsim.StateID
+	Point *crashsim.Point // the crash point (read-only)
+	FS    afero.Fs        // the crashed files, the judge's own
+	Image string          // the image's path in FS
+	Model *model.Disk     // the model as of the crash, the judge's own
+	// Durable is Model's durable contents (oracle.NewDurable of it before
+	// any change), shared and read-only; nil when too big to keep.
+	Durable *oracle.Durable
+	GuestOp int // the guest op in progress (-1 before the first, len(ops) after the last)
+	Rec     *Recording
+}
+
+// InProcess returns the driver of a Go implementation run in this process:
+// each workload runs on t over a fresh crashsim filesystem (Record), the
+// crash points of its syncs and end are captured live, and t itself
+// recovers crash states. It adapts nothing and adds no judge.
+func InProcess(t target.Target) Driver { return inProcess{t} }
+
+type inProcess struct{ t target.Target }
+
+func (d inProcess) Name() string { return d.t.Name() }
+
+func (inProcess) Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) { return w, nil }
+
+func (d inProcess) Record(_ context.Context, w *workload.Workload, o RecordOptions) (*Recording, error) {
+	return Record(d.t, w, o.Seed, o.Faults)
+}
+
+func (d inProcess) Recoverer() target.Target { return d.t }
+
+func (inProcess) Judges() []Judge { return nil }
+
+func (inProcess) Close() error { return nil }
+
+// oracleJudge is the engine's judge of every target: oracle.Judge
+// with recovery by an in-process target. With faults injected, a failing
+// verdict that lies within what the silent faults damaged is the fault's
+// direct effect (faults.go): the verdict is excused (the state passes, and
+// the engine counts a fault effect); judged again with that damage
+// excused, what remains is the failure.
+type oracleJudge struct {
+	t      target.Target
+	oracle oracle.Options
+}
+
+func (j *oracleJudge) Name() string { return j.t.Name() }
+
+func (j *oracleJudge) Budget() int { return -1 }
+
+func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, error) {
+	o := j.oracle
+	if o.Durable == nil {
+		o.Durable = st.Durable
+	}
+	if !st.Rec.Faulted() {
+		return oracle.Judge(j.t, st.FS, st.Image, st.Model, o), nil
+	}
+	// The fault check below needs the model as of the crash: recover a copy.
+	v := oracle.Judge(j.t, st.FS, st.Image, st.Model.Clone(), o)
+	if v.OK() {
+		return v, nil
+	}
+	direct, v, err := j.directEffect(st, o, v)
+	if err != nil {
+		return nil, err
+	}
+	if direct {
+		return excused, nil
+	}
+	return v, nil
+}
+
+// excused is the verdict of a state that failed only as a fault's direct
+// effect: it passes, but its byte-identical repeats are judged again (and
+// counted as fault effects too) rather than sharing it.
+var excused = &oracle.Verdict{}
+
+// directEffect reports whether failing verdict v of st lies within the
+// damage of the silent faults injected up to its crash point; if not, it
+// returns the verdict of the state judged with that damage excused (the
+// failure outside it).
+func (j *oracleJudge) directEffect(st *State, o oracle.Options, v *oracle.Verdict) (bool, *oracle.Verdict, error) {
+	rec, k := st.Rec, st.ID.K
+	injs, ops := rec.silentUpTo(k)
+	if injs == nil {
+		return false, v, nil
+	}
+	d := damageOf(injs, ops, rec.W, st.Model.Size(), rec.EndMap, v.Before)
+	if d.foundBy(v) {
+		return true, v, nil
+	}
+	if len(d.ranges) == 0 {
+		return false, v, nil
+	}
+	fs, err := st.Point.FinalState(st.ID)
+	if err != nil {
+		return false, v, fmt.Errorf("campaign: %s: %w", st.ID, err)
+	}
+	m := st.Model.Clone()
+	for _, r := range d.ranges {
+		m.Excuse(r.Off, r.Len)
+	}
+	v2 := oracle.Judge(j.t, fs, st.Image, m, o)
+	fs.Release()
+	if v2.OK() || d.foundBy(v2) {
+		return true, v, nil
+	}
+	return false, v2, nil
+}

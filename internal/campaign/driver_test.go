@@ -1,0 +1,155 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/stretchr/testify/require"
+)
+
+// TestCampaignPicksTheExplorersStates: for each workload of a campaign,
+// the crash states the campaign judges (without de-duplication, so every
+// state enumerated reaches the judges) are exactly, in order, those
+// crashsim's public explorer picks for the same workload run on its own:
+// crashsim.Record over the executor, the setup's end as From, the
+// campaign's models, bounds, sampled points and workload seed.
+func TestCampaignPicksTheExplorersStates(t *testing.T) {
+	seed := testSeed(t)
+	cfg := Config{Target: qedtarget.Target{}, Seed: seed, Iterations: 8, Workers: 2, Gen: quickGen(), Models: quickModels,
+		Bound: 16, Samples: 4, SampledPoints: 3, NoDedup: true}
+	j := &recordingJudge{per: map[uint64][]string{}}
+	cfg.Judges = []Judge{j}
+	rep, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures)
+	require.EqualValues(t, rep.CrashStates, rep.OracleRuns, "without dedup every state is judged")
+
+	for w := range cfg.Iterations {
+		ws := WorkloadSeed(seed, w)
+		wl := generate(ws, cfg.Gen)
+		o := crashsim.ExploreOptions{Models: cfg.Models, Bound: cfg.Bound, Samples: cfg.Samples, Seed: ws,
+			SampledPoints: cfg.SampledPoints, MaxFailures: -1, FS: crashsim.Options{ImplicitDirSync: true}}
+		var setupEnd int64
+		run, err := crashsim.Record(func(fs *crashsim.FS) error {
+			e, err := workload.NewExec(qedtarget.Target{}, fs, Dir, wl)
+			if err != nil {
+				return err
+			}
+			setupEnd = fs.Ops()
+			return e.RunAll()
+		}, o)
+		require.NoError(t, err)
+		require.NoError(t, run.Err)
+		run.From = setupEnd
+		var ids []string
+		_, err = run.Explore(o, func(s crashsim.State) error {
+			ids = append(ids, s.ID.String())
+			return nil
+		})
+		require.NoError(t, err)
+		require.NotEmpty(t, ids)
+		require.Equal(t, ids, j.per[ws], "workload %d (seed %d): the campaign's states are the explorer's", w, ws)
+	}
+}
+
+// traceOnly is a driver handing its recordings over as an out-of-process
+// driver does: the base files (none) and the trace, no live crash points.
+type traceOnly struct{ Driver }
+
+func (d traceOnly) Record(ctx context.Context, w *workload.Workload, o RecordOptions) (*Recording, error) {
+	rec, err := d.Driver.Record(ctx, w, o)
+	if err != nil {
+		return nil, err
+	}
+	rec.Syncs, rec.End = nil, nil
+	return rec, nil
+}
+
+// TestTraceOnlyRecording: a recording without live crash points (as QEMU's
+// driver hands them over: base files and a trace) is judged exactly as the
+// live one: same states (TestJudgedStatesPinned's digest), same counts.
+func TestTraceOnlyRecording(t *testing.T) {
+	cfg := Config{Driver: traceOnly{InProcess(qedtarget.Target{})}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(),
+		Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3}
+	d, rep := judgedDigest(t, cfg)
+	require.Equal(t, "digest 2f0ce4fa5720dabe points 86 states 994 oracle 442", fmt.Sprintf("digest %s points %d states %d oracle %d",
+		d, rep.CrashPoints, rep.CrashStates, rep.OracleRuns))
+}
+
+// budgetJudge records the states it is handed, by workload seed; it fails
+// the state failOn (if set).
+type budgetJudge struct {
+	budget int
+	failOn string
+	mu     sync.Mutex
+	per    map[uint64][]string
+}
+
+func (*budgetJudge) Name() string { return "budget" }
+
+func (j *budgetJudge) Budget() int { return j.budget }
+
+func (j *budgetJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.per[st.Rec.Seed] = append(j.per[st.Rec.Seed], st.ID.String())
+	if st.ID.String() == j.failOn {
+		return &oracle.Verdict{Stage: oracle.StageLiveness, Err: fmt.Errorf("budget judge: planted failure")}, nil
+	}
+	return &oracle.Verdict{}, nil
+}
+
+// TestBudgetedJudge: a judge with a budget sees, per workload, a seeded
+// sample of at most Budget of the distinct states every unbudgeted judge
+// passed, each once, the same ones for the same seed; a state it rejects
+// is a failure of that judge, minimized against that judge.
+func TestBudgetedJudge(t *testing.T) {
+	run := func(failOn string) (*Report, *recordingJudge, *budgetJudge) {
+		all := &recordingJudge{per: map[uint64][]string{}}
+		b := &budgetJudge{budget: 3, failOn: failOn, per: map[uint64][]string{}}
+		rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 21, Iterations: 6, Workers: 2,
+			Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 2, Judges: []Judge{all, b}})
+		require.NoError(t, err)
+		return rep, all, b
+	}
+	rep, all, b := run("")
+	require.Empty(t, rep.Failures)
+	require.Len(t, b.per, 6, "every workload")
+	var some string
+	for ws, ids := range b.per {
+		require.Len(t, ids, min(3, len(all.per[ws])), "workload seed %d", ws)
+		require.Len(t, ids, len(slices.Compact(slices.Clone(ids))), "each state once")
+		for _, id := range ids {
+			require.Contains(t, all.per[ws], id, "a distinct state the others passed")
+		}
+		some = ids[len(ids)-1]
+	}
+	_, _, again := run("")
+	require.Equal(t, b.per, again.per, "the same sample for the same seed")
+
+	rep, _, _ = run(some)
+	require.Len(t, rep.Failures, 1)
+	require.Equal(t, string(oracle.StageLiveness), rep.Failures[0].Stage)
+	require.Contains(t, rep.Failures[0].Message, "planted failure")
+}
+
+func TestSampleStates(t *testing.T) {
+	ids := make([]crashsim.StateID, 10)
+	for i := range ids {
+		ids[i] = crashsim.StateID{K: int64(i)}
+	}
+	require.Equal(t, ids[:3], sampleStates(ids[:3], 5, 1, "x"), "fewer than the budget: all")
+	s := sampleStates(ids, 4, 1, "x")
+	require.Len(t, s, 4)
+	require.True(t, slices.IsSortedFunc(s, func(a, b crashsim.StateID) int { return int(a.K - b.K) }), "in enumeration order")
+	require.Equal(t, s, sampleStates(ids, 4, 1, "x"))
+	require.NotEqual(t, s, sampleStates(ids, 4, 1, "y"), "seeded by the judge's name too")
+	require.Empty(t, sampleStates(ids, 0, 1, "x"))
+}

@@ -1,0 +1,105 @@
+package campaign
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/stretchr/testify/require"
+)
+
+// recordingJudge passes every state and records the ids it was handed,
+// by workload seed.
+type recordingJudge struct {
+	mu  sync.Mutex
+	per map[uint64][]string
+}
+
+func (*recordingJudge) Name() string { return "recorder" }
+
+func (*recordingJudge) Budget() int { return -1 }
+
+func (j *recordingJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.per[st.Rec.Seed] = append(j.per[st.Rec.Seed], st.ID.String())
+	return &oracle.Verdict{}, nil
+}
+
+// digest hashes the ids recorded, workload by workload in seed order.
+func (j *recordingJudge) digest() string {
+	var keys []uint64
+	for k := range j.per {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	h := sha256.New()
+	for _, k := range keys {
+		fmt.Fprintf(h, "%d:", k)
+		for _, id := range j.per[k] {
+			fmt.Fprintf(h, "%s,", id)
+		}
+	}
+	return fmt.Sprintf("%x", h.Sum(nil)[:8])
+}
+
+// judgedDigest runs cfg with a recording judge after the oracle judge: it
+// is handed every state the oracle judged, but the one of each failure
+// returned.
+func judgedDigest(t *testing.T, cfg Config) (string, *Report) {
+	j := &recordingJudge{per: map[uint64][]string{}}
+	cfg.Judges = append(cfg.Judges, j)
+	rep, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	return j.digest(), rep
+}
+
+// TestJudgedStatesPinned pins what campaigns judge: for fixed campaigns
+// (plain, with injected errors, with silent faults, a broken target found
+// and minimized, without dedup), a digest of every crash state handed to
+// the oracle (by workload seed, in order) and the report's counts. Pinned
+// on main before the engine judged through the Driver/Judge seam and
+// crashsim's explorer (migration step 9): the seam changes neither the
+// crash points, the states enumerated, the de-duplication, the fault
+// handling nor the minimizer's path.
+func TestJudgedStatesPinned(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"plain", Config{Target: qedtarget.Target{}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3},
+			"digest 2f0ce4fa5720dabe points 86 states 994 oracle 442 perModel map[drop:86 prefix:262 subset:328 torn4k:318] faulted 0 effects 0 workloads 12 skipped 0"},
+		{"faults", Config{Target: qedtarget.Target{}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3, Faults: "write:eio@nth=9"},
+			"digest c6e83bd16e2c440b points 77 states 864 oracle 380 perModel map[drop:77 prefix:229 subset:273 torn4k:285] faulted 10 effects 0 workloads 12 skipped 0"},
+		{"silent", Config{Target: qedtarget.Target{}, Seed: 14, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3, Faults: "write:lost@nth=7;read:bitflip@nth=40"},
+			"digest 5688d8ff8a8bf0bf points 91 states 892 oracle 400 perModel map[drop:91 prefix:213 subset:298 torn4k:290] faulted 9 effects 45 workloads 12 skipped 0"},
+		{"broken", Config{Target: qedtarget.Broken()[1], Seed: 3, Iterations: 30, Workers: 1, Gen: quickGen(), Models: quickModels, Bound: 64, Samples: 8},
+			"[data k=13/drop/0 op3 ops3/8 drop] digest 06672c8b7b1dc6da points 9 states 175 oracle 65 perModel map[drop:9 prefix:26 subset:82 torn4k:58] faulted 0 effects 0 workloads 1 skipped 0"},
+		{"nodedup", Config{Target: qedtarget.Target{}, Seed: 13, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[1:3], Bound: 8, Samples: 3, SampledPoints: 2, NoDedup: true},
+			"digest 016779c8d90fec4e points 43 states 219 oracle 219 perModel map[prefix:110 subset:109] faulted 0 effects 0 workloads 6 skipped 0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, rep := judgedDigest(t, c.cfg)
+			got := fmt.Sprintf("digest %s points %d states %d oracle %d perModel %v faulted %d effects %d workloads %d skipped %d",
+				d, rep.CrashPoints, rep.CrashStates, rep.OracleRuns, rep.PerModel, rep.Faulted, rep.FaultEffects, rep.Workloads, rep.Skipped)
+			if f := failSummary(rep); f != "" {
+				got = f + " " + got
+			}
+			require.Equal(t, c.want, got)
+		})
+	}
+}
+
+func failSummary(rep *Report) string {
+	out := ""
+	for _, f := range rep.Failures {
+		out += fmt.Sprintf("[%s %s op%d ops%d/%d %s]", f.Stage, f.State, f.GuestOp, f.Ops, f.OriginalOps, f.Model)
+	}
+	return out
+}
