@@ -311,6 +311,8 @@ func TestConfigParsing(t *testing.T) {
 	_, err = Run(context.Background(), Config{Iterations: 1})
 	require.ErrorIs(t, err, ErrConfig)
 	require.ErrorContains(t, err, "no target")
+	_, err = Run(context.Background(), Config{Target: qedtarget.Target{}, Iterations: 1, Samples: -1})
+	require.ErrorIs(t, err, ErrConfig, "the explorer refuses negative samples: a configuration error, not a failing setup")
 }
 
 // TestDurableCacheSameVerdicts: oracle.Options.Durable (used by the

@@ -235,6 +235,9 @@ func (c *Config) setDefaults() error {
 	if c.Samples == 0 {
 		c.Samples = DefaultSamples
 	}
+	if c.Samples < 0 {
+		return fmt.Errorf("%w: negative samples (%d)", ErrConfig, c.Samples)
+	}
 	if c.SampledPoints < 0 {
 		c.SampledPoints = 0
 	}
