@@ -81,20 +81,15 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 	}
 	ops := c.Ops[:0:0]
 	for i, op := range c.Ops {
-		switch op.Kind {
-		case workload.Resize:
+		switch {
+		case op.Kind == workload.Resize:
 			if backingLen > size {
 				ad = append(ad, Adaptation{QuirkGrowOverLongerBacking,
 					fmt.Sprintf("op %d: dropped resize %#x -> %#x (backing file is %#x bytes)", i, size, op.Off, backingLen)})
 				continue
 			}
 			size = op.Off
-		case workload.Write, workload.WriteZeroes, workload.Read:
-			var ok bool
-			if op, ok = clip(op); !ok {
-				continue
-			}
-		case workload.Concurrent:
+		case op.Kind == workload.Concurrent:
 			var g []workload.Op
 			for _, sub := range op.Group {
 				s, ok := clip(sub)
@@ -112,6 +107,11 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 				continue
 			}
 			op.Group = g
+		case op.Effect(size).Ranged: // writes, write-zeroes, reads: any op over [Off, Off+Len)
+			var ok bool
+			if op, ok = clip(op); !ok {
+				continue
+			}
 		}
 		ops = append(ops, op)
 	}

@@ -150,7 +150,7 @@ func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size i
 			d.lost = true
 			d.epochWrites(w, opOf[j])
 		case in.Fault == faultfs.FaultBitflip:
-			if o := opOf[j]; o >= 0 && o < len(w.Ops) && w.Ops[o].Kind == workload.Read {
+			if o := opOf[j]; o >= 0 && o < len(w.Ops) && w.Ops[o].Effect(w.SizeAt(o)).Reads {
 				d.add(w.Ops[o].Off, w.Ops[o].Len) // what the guest read
 			}
 			if !d.hostHit(in.Off, int64(in.Len), true, reps) {
@@ -222,32 +222,14 @@ func (d *damage) epochWrites(w *workload.Workload, o int) {
 	}
 	// The size before each resize (a lost sync may lose the hiding of the
 	// backing file's data past the old size).
-	size := w.Geometry.Size
-	sizes := make([]int64, len(w.Ops))
-	for i, op := range w.Ops {
-		sizes[i] = size
-		if op.Kind == workload.Resize {
-			size = op.Off
-		}
-	}
+	sizes := w.Sizes()
 	start := o
-	for start > 0 {
-		k := w.Ops[start-1].Kind
-		if k == workload.Flush || k == workload.Reopen || k == workload.Concurrent {
-			break
-		}
+	for start > 0 && !w.Ops[start-1].Effect(sizes[start-1]).Barrier {
 		start--
 	}
 	for i, op := range w.Ops[start : o+1] {
-		switch op.Kind {
-		case workload.Resize:
-			add(sizes[start+i], op.Off-sizes[start+i])
-		case workload.Write, workload.WriteZeroes:
-			add(op.Off, op.Len)
-		case workload.Concurrent:
-			for _, sub := range op.Group {
-				add(sub.Off, sub.Len)
-			}
+		for _, r := range op.Effect(sizes[start+i]).Changes {
+			add(r.Off, r.Len)
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+
+	"github.com/qedtorture/qedtorture/model"
 )
 
 // Kind is the kind of one guest operation.
@@ -46,6 +48,37 @@ type opKind interface {
 	// run executes op (op number i) on e under Exec's ordering contract:
 	// the model first, then the I/O.
 	run(e *Exec, i int, op Op) error
+	// effect is what op does to the guest disk (see Op.Effect).
+	effect(op Op, size int64) Effect
+}
+
+// Effect is what an op does to the guest disk, for code that reasons
+// about ops without knowing each kind: an adapter clipping ops to the size
+// an implementation can run, the campaign locating what a fault may have
+// damaged. Every kind states its own (op_*.go).
+type Effect struct {
+	// Ranged: the op acts on [Off, Off+Len), which must lie inside the
+	// image (an adapter that shrinks the image clips or drops it).
+	Ranged bool
+	// Reads: the op reads its range back (and checks it).
+	Reads bool
+	// Barrier: once the op completes, everything issued before it is
+	// durable (a flush, a clean close, a concurrent group's flushes).
+	Barrier bool
+	// Changes are the guest ranges the op may change, given the image
+	// size in force before it (a write's range, what a resize adds, a
+	// group's members'), in op order.
+	Changes []model.Range
+}
+
+// Effect returns what op does to the guest disk on an image of size
+// bytes (the size in force before op); the zero Effect for an unknown
+// kind.
+func (op Op) Effect(size int64) Effect {
+	if s := op.Kind.spec(); s != nil {
+		return s.effect(op, size)
+	}
+	return Effect{}
 }
 
 // kindTable lists every kind, once, in the order of the constants (the

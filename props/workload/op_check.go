@@ -30,3 +30,5 @@ func (checkKind) run(e *Exec, i int, op Op) error {
 	}
 	return nil
 }
+
+func (checkKind) effect(Op, int64) Effect { return Effect{} }

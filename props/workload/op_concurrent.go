@@ -60,3 +60,13 @@ func (concurrentKind) gen(g *genState) (Op, bool) {
 }
 
 func (concurrentKind) run(e *Exec, i int, op Op) error { return e.concurrent(i, op) }
+
+// effect: the group flushes before and after its writes (a barrier), and
+// may change what its members do.
+func (concurrentKind) effect(op Op, size int64) Effect {
+	e := Effect{Barrier: true}
+	for _, sub := range op.Group {
+		e.Changes = append(e.Changes, sub.Effect(size).Changes...)
+	}
+	return e
+}

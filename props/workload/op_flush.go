@@ -25,3 +25,5 @@ func (flushKind) run(e *Exec, i int, op Op) error {
 	e.Model.Flush()
 	return nil
 }
+
+func (flushKind) effect(Op, int64) Effect { return Effect{Barrier: true} }

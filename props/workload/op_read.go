@@ -44,3 +44,5 @@ func (readKind) run(e *Exec, i int, op Op) error {
 	}
 	return nil
 }
+
+func (readKind) effect(Op, int64) Effect { return Effect{Ranged: true, Reads: true} }

@@ -39,3 +39,5 @@ func (reopenKind) run(e *Exec, i int, op Op) error {
 	}
 	return nil
 }
+
+func (reopenKind) effect(Op, int64) Effect { return Effect{Barrier: true} }

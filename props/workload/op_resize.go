@@ -1,6 +1,10 @@
 package workload
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/qedtorture/qedtorture/model"
+)
 
 // resizeKind: "resize SIZE" grows the image to SIZE bytes (a multiple of
 // 512; images only grow).
@@ -51,4 +55,13 @@ func (resizeKind) run(e *Exec, i int, op Op) error {
 		return fmt.Errorf("size after resize is %#x, want %#x", got, op.Off)
 	}
 	return nil
+}
+
+// effect: the grown range may change (a lost sync may lose the hiding of
+// the backing file's data past the old size).
+func (resizeKind) effect(op Op, size int64) Effect {
+	if op.Off < size {
+		return Effect{}
+	}
+	return Effect{Changes: []model.Range{{Off: size, Len: op.Off - size}}}
 }

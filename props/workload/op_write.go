@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/qedtorture/qedtorture/model"
 )
 
 // writeKind: "write OFF LEN id=N" writes the pattern of id N (model.Fill)
@@ -64,4 +66,8 @@ func (writeKind) run(e *Exec, i int, op Op) error {
 		return err
 	}
 	return nil
+}
+
+func (writeKind) effect(op Op, _ int64) Effect {
+	return Effect{Ranged: true, Changes: []model.Range{{Off: op.Off, Len: op.Len}}}
 }

@@ -1,6 +1,10 @@
 package workload
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/qedtorture/qedtorture/model"
+)
 
 // zeroKind: "zero OFF LEN" writes zeroes over [OFF, OFF+LEN).
 type zeroKind struct{}
@@ -37,4 +41,8 @@ func (zeroKind) run(e *Exec, i int, op Op) error {
 		return err
 	}
 	return nil
+}
+
+func (zeroKind) effect(op Op, _ int64) Effect {
+	return Effect{Ranged: true, Changes: []model.Range{{Off: op.Off, Len: op.Len}}}
 }

@@ -121,6 +121,20 @@ func (w *Workload) SizeAt(i int) int64 {
 	return size
 }
 
+// Sizes returns the image size in force before each op (SizeAt of every
+// op, in one pass).
+func (w *Workload) Sizes() []int64 {
+	size := w.Geometry.Size
+	out := make([]int64, len(w.Ops))
+	for i, op := range w.Ops {
+		out[i] = size
+		if op.Kind == Resize {
+			size = op.Off
+		}
+	}
+	return out
+}
+
 // Clone returns a deep copy of w.
 func (w *Workload) Clone() *Workload {
 	c := &Workload{Geometry: w.Geometry}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/model"
 	"github.com/stretchr/testify/require"
 )
 
@@ -161,5 +162,34 @@ func TestEveryKindRoundTrips(t *testing.T) {
 		w2, err := Parse(strings.NewReader(w.String()))
 		require.NoError(t, err, "kind %s:\n%s", k, w)
 		require.Equal(t, w, w2, "kind %s", k)
+	}
+}
+
+// TestEffects: what each kind says it does to the guest disk, which the
+// campaign's fault damage and QEMU's clipping rely on.
+func TestEffects(t *testing.T) {
+	r := func(off, n int64) []model.Range { return []model.Range{{Off: off, Len: n}} }
+	cases := []struct {
+		op   Op
+		want Effect
+	}{
+		{Op{Kind: Write, Off: 0x1000, Len: 0x200, ID: 5}, Effect{Ranged: true, Changes: r(0x1000, 0x200)}},
+		{Op{Kind: WriteZeroes, Off: 0, Len: 0x10}, Effect{Ranged: true, Changes: r(0, 0x10)}},
+		{Op{Kind: Read, Off: 0x10, Len: 0x20}, Effect{Ranged: true, Reads: true}},
+		{Op{Kind: Flush}, Effect{Barrier: true}},
+		{Op{Kind: Resize, Off: 0x3000}, Effect{Changes: r(0x2000, 0x1000)}},
+		{Op{Kind: Reopen}, Effect{Barrier: true}},
+		{Op{Kind: Check}, Effect{}},
+		{Op{Kind: Concurrent, Group: []Op{{Kind: Write, Off: 0, Len: 1, ID: 6}, {Kind: WriteZeroes, Off: 0x800, Len: 0x10}}},
+			Effect{Barrier: true, Changes: []model.Range{{Off: 0, Len: 1}, {Off: 0x800, Len: 0x10}}}},
+		{Op{Kind: Kind(99)}, Effect{}},
+	}
+	covered := map[Kind]bool{}
+	for _, c := range cases {
+		require.Equal(t, c.want, c.op.Effect(0x2000), "%s", c.op)
+		covered[c.op.Kind] = true
+	}
+	for _, k := range Kinds() {
+		require.True(t, covered[k], "kind %s has no effect case", k)
 	}
 }
