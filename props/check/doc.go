@@ -47,6 +47,20 @@
 //     L1/L2 entries, which repair sets to 0) are flagged Repairable; double
 //     references and header faults never are, because repair cannot fix them.
 //
+// # The corrupter (plant.go)
+//
+// Plant damages a copy of a consistent image in one of the ways the checker
+// knows (Corruptions: invalid, misaligned, past-EOF and into-metadata
+// entries in L1 and L2, an L1 entry pointing at data, L2 tables overlapping
+// each other or the L1 table, double references, leaks, a truncated file, a
+// garbage header field), with NEED_CHECK set or clear, deterministically
+// from a seed. Planted names the bytes changed, the guest ranges whose
+// contents the damage (or a repair of it) may change (every other guest
+// cluster must read as before through any implementation), and the
+// violation kinds the checker must find. It is the input of the repair
+// judge: repair paths exist for corruption that a crash of a correct
+// implementation cannot produce.
+//
 // # Caveats
 //
 //   - The checker validates structure only. An entry that points at a valid
