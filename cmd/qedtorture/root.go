@@ -74,6 +74,7 @@ type env struct {
 	fs     afero.Fs
 	stdout io.Writer
 	stderr io.Writer
+	stdin  io.Reader // nil: os.Stdin (io reads its commands from it)
 }
 
 // Run executes the qedtorture command line args (without the program name)
@@ -167,6 +168,7 @@ spec-exact Go implementation, and torture campaigns.`,
 		newReportCommand(e),
 		newBenchCommand(e),
 		newQEMUCommand(e),
+		newIOCommand(e),
 	)
 	return root
 }

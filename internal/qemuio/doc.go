@@ -4,10 +4,11 @@
 // output, with the parsing of that output ([ParseDump] for `read -v`,
 // [Failed] for failure reports). Every QEMU-side part of the suite drives
 // QEMU through it: impl/qemu's Target and its blklogwrites recordings, and
-// QEMU's recovery judge. Issue 13 adds the other end here, a
-// qemu-io-compatible shell over any target (`qedtorture io`), and
-// black-box targets that speak the language (`--target exec:COMMAND`)
-// use the same client.
+// QEMU's recovery judge. The other end is [Shell] (shell.go): a
+// qemu-io-compatible interpreter of the same commands over any [Image]
+// (`qedtorture io` runs it over impl/qed), with qemu-io 7.2's output lines
+// and exit status; black-box targets that speak the language
+// (`--target exec:COMMAND`) are driven through the client.
 //
 // # Guarantees
 //
