@@ -250,53 +250,26 @@ func (c *smCommand) Run(sut commands.SystemUnderTest) commands.Result {
 	return nil
 }
 
-// NextState implements commands.Command.
+// NextState implements commands.Command: the size and the next free id
+// after the op (workload.Cursor: what each kind changes is the kind's own).
+// gopter calls it only on a command whose PreCondition held.
 func (c *smCommand) NextState(state commands.State) commands.State {
 	s := *state.(*smState)
-	switch c.Op.Kind {
-	case workload.Resize:
-		s.Size = c.Op.Off
-	case workload.Write:
-		s.NextID = max(s.NextID, c.Op.ID+1)
-	case workload.Concurrent:
-		for _, sub := range c.Op.Group {
-			if sub.Kind == workload.Write {
-				s.NextID = max(s.NextID, sub.ID+1)
-			}
-		}
+	cur := workload.Cursor{Size: s.Size, LastID: s.NextID - 1}
+	if cur.Step(0, c.Op) == nil {
+		s.Size, s.NextID = cur.Size, cur.LastID+1
 	}
 	return &s
 }
 
-// PreCondition implements commands.Command: the op fits the current size
-// and its ids are fresh (shrinking may remove a resize or a write).
+// PreCondition implements commands.Command: the op is valid at the state,
+// as workload.Validate would have it (it fits the current size and its ids
+// are fresh; shrinking may remove a resize or a write). NextID is at least
+// 1 (the first id is 1), so LastID = NextID-1 does not wrap.
 func (c *smCommand) PreCondition(state commands.State) bool {
 	s := state.(*smState)
-	ok := func(op workload.Op) bool {
-		switch op.Kind {
-		case workload.Write, workload.WriteZeroes, workload.Read:
-			if op.Off < 0 || op.Len <= 0 || op.Off+op.Len > s.Size {
-				return false
-			}
-			return op.Kind != workload.Write || op.ID >= s.NextID
-		case workload.Resize:
-			return op.Off >= s.Size
-		}
-		return true
-	}
-	if c.Op.Kind == workload.Concurrent {
-		next := s.NextID
-		for _, sub := range c.Op.Group {
-			if !ok(sub) || (sub.Kind == workload.Write && sub.ID < next) {
-				return false
-			}
-			if sub.Kind == workload.Write {
-				next = sub.ID + 1
-			}
-		}
-		return len(c.Op.Group) > 0
-	}
-	return ok(c.Op)
+	cur := workload.Cursor{Size: s.Size, LastID: s.NextID - 1}
+	return cur.Step(0, c.Op) == nil
 }
 
 // PostCondition implements commands.Command.

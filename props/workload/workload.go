@@ -91,10 +91,9 @@ func (w *Workload) Validate() error {
 		}
 		lastID = g.Backing[i].Fill
 	}
-	v := &validator{size: g.Size, lastID: lastID}
+	c := Cursor{Size: g.Size, LastID: lastID}
 	for i, op := range w.Ops {
-		v.i = i
-		if err := checkOp(op, v); err != nil {
+		if err := c.Step(i, op); err != nil {
 			return err
 		}
 	}
@@ -108,6 +107,27 @@ func checkOp(op Op, v *validator) error {
 		return fmt.Errorf("%w: op %d: unknown kind %d", ErrInvalid, v.i, op.Kind)
 	}
 	return s.check(op, v)
+}
+
+// Cursor is what the validity of the next op depends on: the image size
+// in force and the last write (or backing fill) id. Validate walks a
+// workload with one; the state machine keeps one per state, so that
+// neither needs to know what each kind checks or changes.
+type Cursor struct {
+	Size   int64
+	LastID uint32
+}
+
+// Step checks op as Validate checks the op at index i (i names it in the
+// error) and, when it is valid, moves c past it: the size it leaves, its
+// last write id. An invalid op leaves c as it was.
+func (c *Cursor) Step(i int, op Op) error {
+	v := validator{i: i, size: c.Size, lastID: c.LastID}
+	if err := checkOp(op, &v); err != nil {
+		return err
+	}
+	c.Size, c.LastID = v.size, v.lastID
+	return nil
 }
 
 // SizeAt returns the image size in force before op i runs.

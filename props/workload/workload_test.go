@@ -193,3 +193,27 @@ func TestEffects(t *testing.T) {
 		require.True(t, covered[k], "kind %s has no effect case", k)
 	}
 }
+
+// TestCursor: Step accepts what Validate accepts at that point, moves past
+// it (size, last id), and leaves the cursor alone on an invalid op.
+func TestCursor(t *testing.T) {
+	c := Cursor{Size: 0x2000, LastID: 4}
+	require.NoError(t, c.Step(0, Op{Kind: Write, Off: 0x1000, Len: 0x1000, ID: 5}))
+	require.Equal(t, Cursor{Size: 0x2000, LastID: 5}, c)
+	require.NoError(t, c.Step(1, Op{Kind: Resize, Off: 0x4000}))
+	require.Equal(t, Cursor{Size: 0x4000, LastID: 5}, c)
+	require.NoError(t, c.Step(2, Op{Kind: Concurrent, Group: []Op{{Kind: Write, Off: 0, Len: 1, ID: 7}, {Kind: WriteZeroes, Off: 0x3000, Len: 0x1000}}}))
+	require.Equal(t, Cursor{Size: 0x4000, LastID: 7}, c)
+	for _, bad := range []Op{
+		{Kind: Write, Off: 0, Len: 1, ID: 7},           // id not fresh
+		{Kind: Read, Off: 0x3fff, Len: 2},              // past the size
+		{Kind: Resize, Off: 0x2000},                    // shrinks
+		{Kind: Concurrent, Group: []Op{{Kind: Flush}}}, // not a write
+		{Kind: Concurrent, Group: []Op{{Kind: Write, Off: 0, Len: 1, ID: 9}, {Kind: Write, Off: 0, Len: 1, ID: 8}}}, // ids decrease
+	} {
+		err := c.Step(3, bad)
+		require.ErrorIs(t, err, ErrInvalid, "%s", bad)
+		require.Contains(t, err.Error(), "op 3", "%s", bad)
+		require.Equal(t, Cursor{Size: 0x4000, LastID: 7}, c, "%s moved the cursor", bad)
+	}
+}
