@@ -8,18 +8,31 @@ import (
 )
 
 func newReplayCommand(e *env) *cobra.Command {
-	return &cobra.Command{
+	var on string
+	cmd := &cobra.Command{
 		Use:   "replay ARTIFACT_DIR",
 		Short: "Rebuild a failure artifact's crash state and check it again",
 		Long: `replay reads an artifact directory written by 'qedtorture run', re-runs its
 (minimized) workload on the same target with the same seed and faults, rebuilds the
 exact crash state from its state id (from the recorded trace if the re-run's trace
-differs), runs the oracle again and prints the verdict and its explanation.
+differs, or when the target runs out of process), judges it again with the
+artifact's judge and prints the verdict and its explanation. With --target NAME
+the recorded crash state is judged by the oracle recovering with NAME instead (an
+in-process target: impl/qed re-judges a defect's or QEMU's artifact), and a
+crash-free failure's workload re-runs on NAME.
 
 Exit status: 1 if the case still fails, 0 if it now passes, 2 usage error.`,
 		Args: argsBetween(1, 1, "ARTIFACT_DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := campaign.Replay(args[0], resolveTarget)
+			o := campaign.ReplayOptions{Resolve: resolveReplay, Reference: referenceTarget()}
+			if on != "" {
+				t, err := resolveTarget(on)
+				if err != nil {
+					return usagef(cmd, "invalid --target: %v", err)
+				}
+				o.On = t
+			}
+			res, err := campaign.Replay(args[0], o)
 			if err != nil {
 				return fail(err)
 			}
@@ -28,6 +41,9 @@ Exit status: 1 if the case still fails, 0 if it now passes, 2 usage error.`,
 			fmt.Fprintf(e.stdout, "target %s, campaign seed %d, workload %d (seed %d)", m.Target, m.CampaignSeed, m.Workload, m.WorkloadSeed)
 			if m.State != "" {
 				fmt.Fprintf(e.stdout, ", state %s, guest op %d", m.State, m.GuestOp)
+			}
+			if res.Judge != "" {
+				fmt.Fprintf(e.stdout, ", judged by %s", res.Judge)
 			}
 			fmt.Fprintln(e.stdout)
 			for _, n := range res.Notes {
@@ -47,6 +63,8 @@ Exit status: 1 if the case still fails, 0 if it now passes, 2 usage error.`,
 			return failf("the case still fails (%s)", res.Failure.Stage)
 		},
 	}
+	cmd.Flags().StringVar(&on, "target", "", "re-judge the recorded crash state on this in-process target instead of the artifact's judge")
+	return cmd
 }
 
 func orNone(s string) string {
@@ -54,4 +72,14 @@ func orNone(s string) string {
 		return "no crash"
 	}
 	return s
+}
+
+// resolveReplay is replay's resolver: the driver of an artifact's target
+// name.
+func resolveReplay(name string) (campaign.Driver, error) {
+	t, err := resolveTarget(name)
+	if err != nil {
+		return nil, err
+	}
+	return campaign.InProcess(t), nil
 }

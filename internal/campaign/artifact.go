@@ -1,31 +1,35 @@
 package campaign
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/oracle"
-	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
 
-// An artifact directory holds one failing case:
+// An artifact directory holds one failing case, in one layout for every
+// target:
 //
-//	meta.json           what replay needs: seeds, target, faults, stage,
-//	                    state id, crash point, guest op, oracle options
-//	workload.txt        the minimized workload (workload script form)
+//	meta.json           what replay needs: seeds, target, judge, signature,
+//	                    faults, stage, state id, crash point, guest op,
+//	                    oracle options, where the image is in the crash
+//	                    state's filesystem, the campaign's enumeration
+//	workload.txt        the minimized workload (workload script form, as
+//	                    the target ran it: adapted)
 //	workload.orig.txt   the workload as generated (before minimization)
 //	seed                campaign seed, workload index and workload seed
 //	crash.txt           the crash identity: state id, crash point, model,
@@ -33,14 +37,34 @@ import (
 //	image/              the crashed files (image.qed and its backing
 //	                    chain), real files qemu-img can open
 //	expected-vs-read.txt  the model's expectation vs what was read
-//	verdict.txt         the oracle's verdict
+//	verdict.txt         the judge's verdict
 //	explain.txt         one paragraph saying what happened
 //	trace.bin           the recorded filesystem trace (crashsim binary form)
+//	trace.txt           the same, readable: one operation a line, the
+//	                    guest op (0-based line of workload.txt) that issued
+//	                    it, the sync barriers
+//	base/               (drivers recording out of process: QEMU) the files
+//	                    when the trace began: trace.bin replays on them
+//	target/             the driver's evidence (Recording.Evidence; QEMU:
+//	                    image.log, the blklogwrites log; repro.sh, the
+//	                    qemu-io session, with the pattern files in pat/)
+//
+// Replay rebuilds the crash state from base/ (empty when absent) and
+// trace.bin without the target, and re-runs the workload when the target
+// is available.
 const (
-	metaFile  = "meta.json"
-	traceFile = "trace.bin"
-	imageDir  = "image"
+	metaFile      = "meta.json"
+	traceFile     = "trace.bin"
+	traceTextFile = "trace.txt"
+	imageDir      = "image"
+	baseDir       = "base"   // a driver's files when its trace began (out of process)
+	targetDir     = "target" // a driver's evidence (Recording.Evidence)
 )
+
+// ArtifactVersion is the version of meta.json's layout: 2 added the
+// judge, the signature, where the image is (dir, image,
+// strict_dir_sync), base/, target/ and trace.txt. Replay reads both.
+const ArtifactVersion = 2
 
 // ArtifactMeta is meta.json.
 type ArtifactMeta struct {
@@ -62,6 +86,18 @@ type ArtifactMeta struct {
 	Bound         uint64   `json:"bound"`
 	Samples       int      `json:"samples"`
 	SampledPoints int      `json:"sampled_points"`
+	// Judge is the Name of the judge that rejected the state (""
+	// before version 2: the oracle judge); Signature the failure's
+	// signature (Failure.Signature).
+	Judge     string `json:"judge,omitempty"`
+	Signature string `json:"signature,omitempty"`
+	// Dir and Image are where the image's directory and the image are in
+	// the crash state's filesystem ("": Dir and ImagePath, in process);
+	// StrictDirSync: the trace replays with real directory semantics
+	// (crashsim.Options without ImplicitDirSync: out-of-process drivers).
+	Dir           string `json:"dir,omitempty"`
+	Image         string `json:"image,omitempty"`
+	StrictDirSync bool   `json:"strict_dir_sync,omitempty"`
 }
 
 // WriteArtifact writes f into a new directory under out (named after the
@@ -115,9 +151,16 @@ func fillArtifact(dir string, f *Failure, meta ArtifactMeta) error {
 	if err := os.Mkdir(filepath.Join(dir, imageDir), 0o755); err != nil {
 		return err
 	}
-	meta.Version = 1
+	meta.Version = ArtifactVersion
 	meta.Workload, meta.WorkloadSeed = f.Index, f.WorkloadSeed
 	meta.Stage, meta.GuestOp, meta.Message = string(f.Stage), f.GuestOp, f.Message()
+	meta.Judge, meta.Signature = f.Judge, f.Signature(meta.Target)
+	if f.Rec != nil {
+		if f.Rec.dir() != Dir || f.Rec.Image != ImagePath {
+			meta.Dir, meta.Image = f.Rec.dir(), f.Rec.Image
+		}
+		meta.StrictDirSync = !f.Rec.Options.ImplicitDirSync
+	}
 	if f.HasState() {
 		meta.State, meta.CrashPoint = f.State.String(), f.State.K
 	}
@@ -144,6 +187,7 @@ func fillArtifact(dir string, f *Failure, meta ArtifactMeta) error {
 			return err
 		}
 		files[traceFile] = tb
+		files[traceTextFile] = []byte(TraceText(f.Rec))
 	}
 	for name, b := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
@@ -158,6 +202,9 @@ func fillArtifact(dir string, f *Failure, meta ArtifactMeta) error {
 	case f.Point != nil:
 		st, err = f.Point.State(f.State)
 	case f.Rec != nil:
+		if err := f.Rec.complete(); err != nil {
+			return err
+		}
 		p := f.Rec.End
 		st, err = p.State(crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Prefix}, Ordinal: uint64(len(p.Unsynced()))})
 	}
@@ -165,11 +212,52 @@ func fillArtifact(dir string, f *Failure, meta ArtifactMeta) error {
 		return err
 	}
 	if st != nil {
-		if err := copyDir(st, Dir, filepath.Join(dir, imageDir)); err != nil {
+		if err := copyDir(st, f.Rec.dir(), filepath.Join(dir, imageDir)); err != nil {
 			return err
 		}
 	}
+	return writeDriverFiles(dir, f.Rec)
+}
+
+// writeDriverFiles writes what a driver recording out of process hands
+// over besides the trace: base/, the files when the trace began (the
+// trace replays on them), and target/, the driver's evidence (QEMU's
+// blklogwrites log, its qemu-io script and pattern files).
+func writeDriverFiles(dir string, rec *Recording) error {
+	if rec == nil {
+		return nil
+	}
+	if rec.Base != nil {
+		fs, err := rec.Base.Replay(rec.Trace, 0, rec.Options)
+		if err != nil {
+			return fmt.Errorf("%s: %w", baseDir, err)
+		}
+		if err := os.Mkdir(filepath.Join(dir, baseDir), 0o755); err != nil {
+			return err
+		}
+		if err := copyDir(fs, rec.dir(), filepath.Join(dir, baseDir)); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(rec.Evidence)) {
+		p := filepath.Join(dir, targetDir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, rec.Evidence[name], 0o644); err != nil {
+			return fmt.Errorf("%s: %w", path.Join(targetDir, name), unwrapPathErr(err))
+		}
+	}
 	return nil
+}
+
+// dir is the directory of the image and its backing chain in the
+// recording's filesystems.
+func (r *Recording) dir() string {
+	if r == nil || r.Dir == "" {
+		return Dir
+	}
+	return r.Dir
 }
 
 // copyDir copies the regular files of directory src of fs into dst.
@@ -304,197 +392,6 @@ func firstLine(err error) string {
 	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
-}
-
-// ReplayResult is what Replay found.
-type ReplayResult struct {
-	Meta    ArtifactMeta
-	Failure *Failure // the failure as reproduced (nil when it now passes)
-	Verdict *oracle.Verdict
-	// Notes are caveats about the rebuild (e.g. the re-run's trace differs
-	// from the recorded one, so the recorded trace was used).
-	Notes []string
-}
-
-// Fails reports whether the artifact still fails.
-func (r *ReplayResult) Fails() bool { return r.Failure != nil }
-
-// ErrArtifact is wrapped by errors about a malformed artifact directory.
-var ErrArtifact = errors.New("campaign: bad artifact")
-
-// A Resolver returns the target an artifact names (meta.json's "target",
-// a --target name). The engine knows no implementation: cmd/qedtorture's
-// targets.go is the resolver of the command line, tests pass their own.
-// Its error says why the name cannot be run (unknown, or a seeded defect
-// in a build without them) and is returned by Replay as it is.
-type Resolver func(name string) (target.Target, error)
-
-// Replay rebuilds the case an artifact directory describes and judges it
-// again: the workload is re-run on the target resolve returns for the
-// artifact's target name (with the same faults and seed) and, for a crash
-// state, the state is rebuilt from its id, from the re-run's trace if
-// equal to the recorded one, else from the recorded trace.
-func Replay(dir string, resolve Resolver) (*ReplayResult, error) {
-	if atomicfile.IsTemp(filepath.Clean(dir)) {
-		return nil, fmt.Errorf("%w: %s is the temporary of an artifact that was never completed (a campaign killed while writing it); it cannot be replayed", ErrArtifact, dir)
-	}
-	mb, err := os.ReadFile(filepath.Join(dir, metaFile))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
-	}
-	res := &ReplayResult{}
-	dec := json.NewDecoder(bytes.NewReader(mb))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&res.Meta); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, metaFile), err)
-	}
-	meta := res.Meta
-	tgt, err := resolve(meta.Target)
-	if err != nil {
-		return nil, fmt.Errorf("campaign: replay %s: %w", dir, err)
-	}
-	wf, err := os.Open(filepath.Join(dir, "workload.txt"))
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
-	}
-	w, err := workload.Parse(wf)
-	wf.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, "workload.txt"), err)
-	}
-	rec, err := InProcess(tgt).Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults})
-	if err != nil {
-		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
-		return res, nil
-	}
-	stage := oracle.Stage(meta.Stage)
-	if stage == StageWorkload || stage == StageSetup {
-		if fails, _ := rec.workloadFails(); fails {
-			res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageWorkload,
-				GuestOp: rec.OpErr.Index, OpErr: rec.OpErr, Rec: rec}
-		}
-		return res, nil
-	}
-	id, err := crashsim.ParseStateID(meta.State)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, metaFile, err)
-	}
-	p, m, guest, notes, err := rebuildPoint(dir, rec, id.K, meta.GuestOp)
-	if errors.Is(err, errImplChanged) {
-		return replayChanged(res, tgt, w, rec, meta)
-	}
-	if err != nil {
-		return nil, err
-	}
-	res.Notes = notes
-	st, err := p.State(id)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
-	}
-	var durable *oracle.Durable
-	if oracle.DurableCost(m) <= maxDurableCache {
-		// As judge() does, so that the explanation reads the same.
-		if durable, err = oracle.NewDurable(m); err != nil {
-			return nil, err
-		}
-	}
-	j := &oracleJudge{t: tgt, oracle: meta.Oracle}
-	v, err := j.Judge(context.Background(), &State{ID: id, Point: p, FS: st, Image: rec.Image, Model: m.Clone(), Durable: durable, GuestOp: guest, Rec: rec})
-	if err != nil {
-		return nil, err
-	}
-	if v == excused {
-		res.Notes = append(res.Notes, "the state fails only within what the injected silent faults damaged: their direct effect, not a failure")
-	}
-	res.Verdict = v
-	if !v.OK() {
-		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: v.Stage,
-			State: id, Judge: j.Name(), GuestOp: guest, Verdict: v, Rec: rec, Point: p}
-	}
-	return res, nil
-}
-
-// rebuildPoint returns crash point k and the model to judge it against.
-func rebuildPoint(dir string, rec *Recording, k int64, guestOp int) (*crashsim.Point, *model.Disk, int, []string, error) {
-	tb, err := os.ReadFile(filepath.Join(dir, traceFile))
-	if errors.Is(err, os.ErrNotExist) {
-		tb = nil
-	} else if err != nil {
-		return nil, nil, 0, nil, fmt.Errorf("%w: %w", ErrArtifact, err)
-	}
-	mine, err := rec.Trace.MarshalBinary()
-	if err != nil {
-		return nil, nil, 0, nil, err
-	}
-	if tb == nil || bytes.Equal(tb, mine) {
-		if k < rec.SetupEnd || k > rec.End.K() {
-			return nil, nil, 0, nil, fmt.Errorf("%w: crash point k=%d outside the run's [%d, %d]", ErrArtifact, k, rec.SetupEnd, rec.End.K())
-		}
-		p, err := rec.Point(k)
-		return p, rec.ModelAt(k), rec.GuestOpAt(k), nil, err
-	}
-	var t crashsim.Trace
-	if err := t.UnmarshalBinary(tb); err != nil {
-		return nil, nil, 0, nil, fmt.Errorf("%w: %s: %w", ErrArtifact, traceFile, err)
-	}
-	if !hasConcurrent(rec.W) {
-		return nil, nil, 0, nil, errImplChanged
-	}
-	notes := []string{"the re-run's filesystem trace differs from the recorded one (concurrent groups interleave differently); the crash state is rebuilt from the recorded trace and judged against the model as of the recorded guest op"}
-	p, err := PointFromTrace(&t, k)
-	if err != nil {
-		return nil, nil, 0, nil, fmt.Errorf("%w: %w", ErrArtifact, err)
-	}
-	// The model as of the recorded guest op's last snapshot.
-	m := rec.EndModel
-	for _, s := range rec.Marks {
-		if s.Op == guestOp {
-			m = s.Model
-		}
-	}
-	return p, m, guestOp, notes, nil
-}
-
-var errImplChanged = errors.New("campaign: the implementation's I/O changed")
-
-func hasConcurrent(w *workload.Workload) bool {
-	for _, op := range w.Ops {
-		if op.Kind == workload.Concurrent {
-			return true
-		}
-	}
-	return false
-}
-
-// replayChanged handles an artifact whose deterministic workload now
-// issues different I/O: the implementation changed, so the recorded crash
-// state no longer exists as such. Every crash state of the workload (every
-// operation index, the artifact's models and bounds) is checked instead;
-// the first failure of any stage is reported.
-func replayChanged(res *ReplayResult, tgt target.Target, w *workload.Workload, rec *Recording, meta ArtifactMeta) (*ReplayResult, error) {
-	res.Notes = append(res.Notes, "the implementation's I/O changed since the artifact was written (the workload's filesystem trace differs): every crash state of the workload was checked again instead of the recorded one")
-	var models []crashsim.Model
-	for _, name := range meta.Models {
-		m, err := crashsim.ParseModel(name)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, metaFile, err)
-		}
-		models = append(models, m)
-	}
-	if len(models) == 0 {
-		models = oracle.DefaultModels()
-	}
-	ck := inProcessChecker(tgt, meta.Oracle, models)
-	ck.sampledPoints, ck.allPoints, ck.enum = meta.SampledPoints, true, crashsim.EnumOptions{Bound: meta.Bound, Samples: meta.Samples}
-	f, err := ck.judge(rec, "")
-	if err != nil {
-		return nil, err
-	}
-	if f != nil {
-		f.Index = meta.Workload
-		res.Failure, res.Verdict = f, f.Verdict
-	}
-	return res, nil
 }
 
 // WriteText writes the human form of a replay (or run) verdict.

@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Digest = formatDigest(digest)
 		rep.WorkloadDigest = formatDigest(wdigest)
 		for _, f := range failed {
-			rep.Failures = append(rep.Failures, failureReport(f))
+			rep.Failures = append(rep.Failures, failureReport(f, cfg.TargetName))
 		}
 		mu.Unlock()
 		return rep
@@ -250,8 +250,8 @@ feed:
 }
 
 // failureReport is f's entry in a report.
-func failureReport(f *Failure) FailureReport {
-	fr := FailureReport{Workload: f.Index, WorkloadSeed: f.WorkloadSeed, Stage: string(f.Stage),
+func failureReport(f *Failure, target string) FailureReport {
+	fr := FailureReport{Workload: f.Index, WorkloadSeed: f.WorkloadSeed, Stage: string(f.Stage), Signature: f.Signature(target), Judge: f.Judge,
 		GuestOp: f.GuestOp, Ops: len(f.W.Ops), OriginalOps: len(f.W.Ops), Artifact: f.Artifact, Message: f.Message(),
 		FoundSeconds: f.Found.Seconds(), MinimizeSeconds: f.MinimizeTime.Seconds()}
 	if f.ArtifactErr != nil {

@@ -92,7 +92,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 			require.NoError(t, err)
 			require.Contains(t, string(explain), fr.State)
 
-			res, err := Replay(fr.Artifact, targetByName)
+			res, err := Replay(fr.Artifact, ReplayOptions{Resolve: InProcessResolver(targetByName)})
 			require.NoError(t, err)
 			require.True(t, res.Fails(), "replay must reproduce the failure")
 			require.Equal(t, fr.Stage, string(res.Failure.Stage))
@@ -114,7 +114,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 				b, err := os.ReadFile(filepath.Join(bad, c.file))
 				require.NoError(t, err)
 				require.NoError(t, os.WriteFile(filepath.Join(bad, c.file), bytes.Replace(b, []byte(c.old), []byte(c.new), 1), 0o644))
-				_, err = Replay(bad, targetByName)
+				_, err = Replay(bad, ReplayOptions{Resolve: InProcessResolver(targetByName)})
 				require.ErrorIs(t, err, ErrArtifact, "%s: %s -> %s", c.file, c.old, c.new)
 			}
 		})
@@ -135,18 +135,18 @@ func TestReplayPassesOnFixedTarget(t *testing.T) {
 	require.NoError(t, err)
 	mb = bytes.Replace(mb, []byte(`"broken:noflush"`), []byte(`"impl/qed"`), 1)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), mb, 0o644))
-	res, err := Replay(dir, targetByName)
+	res, err := Replay(dir, ReplayOptions{Resolve: InProcessResolver(targetByName)})
 	require.NoError(t, err)
 	require.False(t, res.Fails(), "%v", res.Failure)
 	require.NotEmpty(t, res.Notes, "the fixed target issues other I/O: every state is re-checked")
 }
 
 func TestReplayBadArtifact(t *testing.T) {
-	_, err := Replay(t.TempDir(), targetByName)
+	_, err := Replay(t.TempDir(), ReplayOptions{Resolve: InProcessResolver(targetByName)})
 	require.ErrorIs(t, err, ErrArtifact)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "meta.json"), []byte(`{"version":1,"target":"nope"}`), 0o644))
-	_, err = Replay(dir, targetByName)
+	_, err = Replay(dir, ReplayOptions{Resolve: InProcessResolver(targetByName)})
 	require.ErrorContains(t, err, "unknown target", "the resolver's error, as it is")
 }
 
@@ -354,4 +354,39 @@ func TargetOrDie(t testing.TB, name string) props.Target {
 	target, err := targetByName(name)
 	require.NoError(t, err)
 	return target
+}
+
+// TestReplayOnAnotherTarget: an artifact of a target that is not
+// available (a resolver that knows none) says what it needs; with On the
+// recorded crash state is judged by the oracle recovering with On, and
+// the artifact names its judge and signature (layout version 2) with a
+// readable trace.txt.
+func TestReplayOnAnotherTarget(t *testing.T) {
+	seed := testSeed(t)
+	out := t.TempDir()
+	tgt, _ := targetByName("broken:nosync")
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
+		Bound: 8, Samples: 2, Target: tgt, Out: out})
+	require.NoError(t, err)
+	require.NotEmpty(t, rep.Failures)
+	dir := rep.Failures[0].Artifact
+	meta, err := ReadArtifactMeta(dir)
+	require.NoError(t, err)
+	require.Equal(t, ArtifactVersion, meta.Version)
+	require.Equal(t, rep.Failures[0].Signature, meta.Signature)
+	require.NotEmpty(t, meta.Signature)
+	tt, err := os.ReadFile(filepath.Join(dir, "trace.txt"))
+	require.NoError(t, err)
+	require.Contains(t, string(tt), "filesystem operations")
+
+	none := func(name string) (Driver, error) { return nil, fmt.Errorf("target %q is not in this build", name) }
+	_, err = Replay(dir, ReplayOptions{Resolve: none, Reference: qedtarget.Target{}})
+	require.ErrorContains(t, err, "not in this build")
+	if meta.State != "" {
+		require.ErrorContains(t, err, "replay --target impl/qed")
+	}
+	res, err := Replay(dir, ReplayOptions{Resolve: none, On: qedtarget.Target{}})
+	require.NoError(t, err)
+	require.Equal(t, "impl/qed", res.Judge)
+	require.NotEmpty(t, res.Notes)
 }

@@ -41,7 +41,7 @@ func TestSeededDefects(t *testing.T) {
 			require.Len(t, rep.Failures, 1, "%s not found in 60 s", info.Name)
 			fr := rep.Failures[0]
 			t.Logf("| %s | %s | %s | %.1f | %d (from %d) |", info.Name, fr.Stage, fr.Model, fr.FoundSeconds, fr.Ops, fr.OriginalOps)
-			res, err := Replay(fr.Artifact, targetByName)
+			res, err := Replay(fr.Artifact, ReplayOptions{Resolve: InProcessResolver(targetByName)})
 			require.NoError(t, err)
 			require.True(t, res.Fails(), "the artifact must replay")
 			qed.SetDefect(qed.DefectNone)

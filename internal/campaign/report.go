@@ -94,6 +94,10 @@ type FailureReport struct {
 	FoundSeconds    float64 `json:"found_seconds"`
 	MinimizeSeconds float64 `json:"minimize_seconds"`
 	Message         string  `json:"message"`
+	// Signature is the failure's signature (Failure.Signature); Judge
+	// the judge that rejected the state ("" for a crash-free failure).
+	Signature string `json:"signature,omitempty"`
+	Judge     string `json:"judge,omitempty"`
 }
 
 func workloadDigest(w int, seed uint64) uint64 {

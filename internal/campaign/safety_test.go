@@ -139,7 +139,7 @@ func TestWriteArtifactFullDisk(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rep.Failures, 1)
 	// Rebuild the failure from its artifact, then write it to a full disk.
-	res, err := Replay(rep.Failures[0].Artifact, targetByName)
+	res, err := Replay(rep.Failures[0].Artifact, ReplayOptions{Resolve: InProcessResolver(targetByName)})
 	require.NoError(t, err)
 	require.NotNil(t, res.Failure)
 	res.Failure.Index = rep.Failures[0].Workload
@@ -169,7 +169,7 @@ func TestReplayRefusesTemporary(t *testing.T) {
 	tmp, err := atomicfile.MkdirTemp(filepath.Join(t.TempDir(), "failure-1-w0-data"))
 	require.NoError(t, err)
 	defer atomicfile.RemoveTemp(tmp)
-	_, err = Replay(tmp, targetByName)
+	_, err = Replay(tmp, ReplayOptions{Resolve: InProcessResolver(targetByName)})
 	require.ErrorIs(t, err, ErrArtifact)
 	require.ErrorContains(t, err, "never completed")
 }

@@ -1,0 +1,76 @@
+package campaign
+
+import (
+	"strings"
+
+	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/oracle"
+)
+
+// SideRaw is the side of a signature whose failure the raw crashed image
+// shows before anyone recovers it (stage structure-before-recovery): the
+// same failure whichever judge found it.
+const SideRaw = "raw"
+
+// Signature is f's failure signature, the same for every target: what
+// failed, where, and which kinds of damage, without the workload or the
+// state. Failures with one signature are one finding: the campaign
+// minimizes and writes the first of each, counts the others
+// (Report.Signatures), and --max-failures counts distinct signatures.
+//
+//	JUDGE/STAGE                 a crash state a judge rejected (JUDGE is
+//	                            the judge's Name: who recovered it)
+//	raw/structure-before-recovery/KINDS
+//	                            the raw crashed image is inconsistent with
+//	                            NEED_CHECK clear (KINDS: the checker's
+//	                            violation kinds, joined by "+")
+//	JUDGE/structure-after-recovery/KINDS
+//	TARGET/workload[/data]      a guest op failed in the crash-free run (a
+//	                            read that disagreed with the model: /data)
+//	TARGET/setup                the setup failed
+//
+// target is the driver's name (for failures without a judge).
+func (f *Failure) Signature(target string) string {
+	switch f.Stage {
+	case StageSetup:
+		return target + "/setup"
+	case StageWorkload:
+		if f.OpErr != nil && f.OpErr.Mismatch != nil {
+			return target + "/workload/data"
+		}
+		return target + "/workload"
+	}
+	side := f.Judge
+	if side == "" {
+		side = target
+	}
+	var rep *check.Report
+	switch f.Stage {
+	case oracle.StageStructureBefore:
+		side = SideRaw
+		if f.Verdict != nil {
+			rep = f.Verdict.Before
+		}
+	case oracle.StageStructureAfter:
+		if f.Verdict != nil {
+			rep = f.Verdict.After
+		}
+	}
+	s := side + "/" + string(f.Stage)
+	if ks := kindsText(rep); ks != "" {
+		s += "/" + ks
+	}
+	return s
+}
+
+// kindsText is the violation kinds of rep joined by "+" ("" for none).
+func kindsText(rep *check.Report) string {
+	if rep == nil {
+		return ""
+	}
+	var ks []string
+	for _, k := range rep.Kinds() {
+		ks = append(ks, k.String())
+	}
+	return strings.Join(ks, "+")
+}
