@@ -30,7 +30,7 @@ output lines and the exit status are qemu-io 7.2's for the same script (the
 numbers of the timing line aside): 1 when any command failed, else 0.
 
 Commands: open [-r] [-U] [-o driver=qed|raw] PATH, close, read [-q] [-v]
-[-P BYTE] OFF LEN, write [-q] [-f] [-z [-u]] [-P BYTE] OFF LEN, aio_write
+[-P BYTE] OFF LEN, write [-q] [-f] [-z [-u]] [-P BYTE | -s FILE] OFF LEN, aio_write
 [-q] [-f] [-z] [-P BYTE] OFF LEN [LEN..], aio_flush, flush, truncate SIZE,
 map, info, sleep MS, abort, quit. Other qemu-io commands and options are
 refused by name.

@@ -38,6 +38,7 @@ var ioScripts = []ioScript{
 	{name: "zero-aio-map", args: []string{"-f", "qed", "-c", "write -P 0x41 0x10000 70000", "-c", "write 1 3", "-c", "map", "-c", "write -z 0 256k", "-c", "map", "-c", "aio_write -P 3 512k 512 1024 512", "-c", "aio_write -q -P 4 600k 4k", "-c", "aio_write -z 700k 4k", "-c", "aio_flush", "-c", "read -P 3 512k 2048", "-c", "read -P 4 600k 4k", "-c", "map", "-c", "flush", "-c", "info"}},
 	{name: "truncate", args: []string{"-f", "qed", "-c", "truncate 2M", "-c", "info", "-c", "write -P 9 1536k 4k", "-c", "read -P 9 1536k 4k", "-c", "truncate 512k", "-c", "truncate -m full 4M", "-c", "map", "-c", "write 2M 512"}},
 	{name: "errors", args: []string{"-f", "qed", "-c", "bogus", "-c", "write", "-c", "read -P zz 0 1", "-c", "read -x 0 1", "-c", "read -P 1 0 1 2", "-c", "read 1G 1", "-c", "sleep x", "-c", "read 0 x", "-c", "read 1.5 1", "-c", "map x", "-c", "write -z -P 1 0 1", "-c", "write -P 256 0 1", "-c", "write -P 1 -1 1", "-c", "aio_write 1G 1", "-c", "aio_flush", "-c", "write 1k 1k", "-c", "read -P 0xcd 1k 1k", "-c", "sleep 1"}},
+	{name: "source-file", args: []string{"-f", "qed", "-c", "write -s ../pat.bin 0 8", "-c", "write -s ../pat.bin 4k 4k", "-c", "read -v 0 8", "-c", "read -v 4090 12", "-c", "write -s nope.bin 0 8", "-c", "write -s ../pat.bin -P 1 0 8"}},
 	{name: "quit-stops", args: []string{"-f", "qed", "-c", "write 0 512", "-c", "quit", "-c", "read 0 x"}},
 	{name: "clean-exit", args: []string{"-f", "qed", "-c", "write -P 7 0 512", "-c", "read -P 7 0 512"}},
 	{name: "stdin", args: []string{"-f", "qed"}, stdin: "write 0 512\nread -P 0 0 512\nclose\nread 0 512\nclose\nflush\nopen -o driver=qed IMG\nopen IMG\nmap\nread -P 0xcd 0 512\n\nquit\nread 0 1\n"},
@@ -56,6 +57,9 @@ func TestIOMatchesQemuIO(t *testing.T) {
 	for _, sc := range ioScripts {
 		t.Run(sc.name, func(t *testing.T) {
 			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "pat.bin"), []byte("abc"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			var imgs [2]string
 			for i := range imgs {
 				imgs[i] = filepath.Join(dir, []string{"q", "g"}[i], "img.qed")

@@ -538,47 +538,69 @@ func DumpBuffer(w io.Writer, p []byte, off int64) {
 }
 
 // writeArgs parses the options and operands common to write and
-// aio_write: the pattern byte (0xcd by default), zero, FUA.
-func (s *Shell) writeArgs(cmd, spec, supported string, args []string, multi bool) (o opts, pat byte, offs []int64, ok bool) {
+// aio_write: the fill (the -P byte, 0xcd by default, or the contents of
+// -s's file, repeated), zero, FUA.
+func (s *Shell) writeArgs(cmd, spec, supported string, args []string, multi bool) (o opts, fill []byte, offs []int64, ok bool) {
 	o, ok = s.getopt(cmd, args, spec)
 	if !ok {
-		return o, 0, nil, false
+		return o, nil, nil, false
 	}
 	if s.refuse(o, cmd, supported) {
-		return o, 0, nil, false
+		return o, nil, nil, false
 	}
 	_, z := o.flags['z']
 	p, havePat := o.flags['P']
-	if z && havePat {
+	src, haveSrc := o.flags['s']
+	if n := btoi(z) + btoi(havePat) + btoi(haveSrc); n > 1 {
 		fmt.Fprintln(s.Stdout, "Only one of -z, -P, and -s can be specified at the same time")
-		return o, 0, nil, false
+		return o, nil, nil, false
 	}
 	if _, u := o.flags['u']; u && !z {
 		fmt.Fprintln(s.Stdout, "-u requires -z to be specified")
-		return o, 0, nil, false
+		return o, nil, nil, false
 	}
-	pat = 0xcd
+	fill = []byte{0xcd}
 	if havePat {
-		if pat, ok = s.pattern(p); !ok {
-			return o, 0, nil, false
+		pat, ok := s.pattern(p)
+		if !ok {
+			return o, nil, nil, false
 		}
+		fill = []byte{pat}
 	}
 	if len(o.args) < 2 || !multi && len(o.args) != 2 {
 		s.usage(cmd)
-		return o, 0, nil, false
+		return o, nil, nil, false
 	}
 	for _, a := range o.args {
 		v, ok := s.cvtnum(a)
 		if !ok {
-			return o, 0, nil, false
+			return o, nil, nil, false
 		}
 		offs = append(offs, v)
 	}
-	return o, pat, offs, true
+	if haveSrc {
+		b, err := os.ReadFile(src)
+		if err == nil && len(b) == 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			fmt.Fprintf(s.Stderr, "%s: %s\n", src, Strerror(err))
+			return o, nil, nil, false
+		}
+		fill = b
+	}
+	return o, fill, offs, true
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (s *Shell) write(args []string) error {
-	o, pat, v, ok := s.writeArgs("write", "bcCfnpP:quzs:", "fPquz", args, false)
+	o, fill, v, ok := s.writeArgs("write", "bcCfnpP:quzs:", "fPqsuz", args, false)
 	if !ok {
 		return errFailed
 	}
@@ -586,7 +608,7 @@ func (s *Shell) write(args []string) error {
 	_, zero := o.flags['z']
 	_, fua := o.flags['f']
 	start := time.Now()
-	if err := s.doWrite(off, n, zero, pat, fua); err != nil {
+	if err := s.doWrite(off, n, zero, fill, fua); err != nil {
 		return s.ioFailed("write", err)
 	}
 	end := time.Now()
@@ -596,9 +618,10 @@ func (s *Shell) write(args []string) error {
 	return nil
 }
 
-// doWrite writes n bytes of pat (or zeroes) at off; with fua the data is
-// durable when it returns (qemu-io's -f: a flush after the write).
-func (s *Shell) doWrite(off, n int64, zero bool, pat byte, fua bool) error {
+// doWrite writes n bytes of fill, repeated (or zeroes), at off; with fua
+// the data is durable when it returns (qemu-io's -f: a flush after the
+// write).
+func (s *Shell) doWrite(off, n int64, zero bool, fill []byte, fua bool) error {
 	if !s.inRange(off, n) {
 		return errRangeIO
 	}
@@ -608,8 +631,8 @@ func (s *Shell) doWrite(off, n int64, zero bool, pat byte, fua bool) error {
 		}
 	} else {
 		buf := make([]byte, n)
-		for i := range buf {
-			buf[i] = pat
+		for i := 0; i < len(buf); i += len(fill) {
+			copy(buf[i:], fill)
 		}
 		if _, err := s.img.WriteAt(buf, off); err != nil {
 			return err
@@ -622,7 +645,7 @@ func (s *Shell) doWrite(off, n int64, zero bool, pat byte, fua bool) error {
 }
 
 func (s *Shell) aioWrite(args []string) error {
-	o, pat, v, ok := s.writeArgs("aio_write", "CfiqP:uz", "fPquz", args, true)
+	o, fill, v, ok := s.writeArgs("aio_write", "CfiqP:uz", "fPquz", args, true)
 	if !ok {
 		return errFailed
 	}
@@ -640,7 +663,7 @@ func (s *Shell) aioWrite(args []string) error {
 	go func() {
 		defer close(r.done)
 		sh := &Shell{img: img}
-		r.err = sh.doWrite(off, total, zero, pat, fua)
+		r.err = sh.doWrite(off, total, zero, fill, fua)
 		r.end = time.Now()
 	}()
 	return nil
