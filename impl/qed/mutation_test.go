@@ -627,3 +627,49 @@ func TestFormatErrorNamesTheEntry(t *testing.T) {
 		t.Errorf("FormatError at offset %#x value %#x, want offset %#x value %#x", fe.Offset, fe.Value, want, uint64(1<<30))
 	}
 }
+
+// TestWritePathErrorsSurface: a failing data write, a failing backing read
+// during copy-on-write and a failing flush sync fail the guest operation;
+// a zero-length write at any offset up to the end is fine.
+func TestWritePathErrorsSurface(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	mustNil(t, afero.WriteFile(mem, "/w/base.raw", fill(4*cs4k, 1), 0o644))
+	mustNil(t, Create(mem, "/w/img.qed", CreateOptions{Size: 4 * cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}))
+	a := &armedFs{Fs: mem, name: "/w/img.qed"}
+	im, err := Open(a, "/w/img.qed", OpenOptions{IdleClearDelay: -1})
+	mustNil(t, err)
+	for _, off := range []int64{0, cs4k, 4 * cs4k} {
+		if _, err := im.WriteAt(nil, off); err != nil {
+			t.Errorf("zero-length write at %d: %v", off, err)
+		}
+	}
+	_, err = im.WriteAt(fill(cs4k, 2), 0) // allocate cluster 0
+	mustNil(t, err)
+	a.failWrite.Store(true)
+	if _, err := im.WriteAt(fill(100, 3), 10); !errors.Is(err, syscall.EIO) { // in place
+		t.Errorf("in-place write whose data write fails: %v, want EIO", err)
+	}
+	if _, err := im.WriteAt(fill(100, 3), 2*cs4k+10); !errors.Is(err, syscall.EIO) { // allocating, with COW
+		t.Errorf("allocating write whose data write fails: %v, want EIO", err)
+	}
+	a.failWrite.Store(false)
+	_, err = im.WriteAt(fill(100, 4), cs4k+10)
+	mustNil(t, err)
+	a.failSync.Store(true)
+	if err := im.Flush(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("flush whose sync fails: %v, want EIO", err)
+	}
+	a.failSync.Store(false)
+	im.Close()
+
+	// Copy-on-write reads the backing file: its read error fails the write.
+	mustNil(t, Create(mem, "/w/img2.qed", CreateOptions{Size: 4 * cs4k, ClusterSize: cs4k, BackingFile: "base.raw", BackingFormat: "raw"}))
+	im2, err := Open(failingFs{mem, "/w/base.raw"}, "/w/img2.qed", OpenOptions{})
+	mustNil(t, err)
+	if _, err := im2.WriteAt(fill(100, 5), cs4k+10); !errors.Is(err, syscall.EIO) {
+		t.Errorf("partial write whose copy-on-write read fails: %v, want EIO", err)
+	}
+	im2.Close()
+	skipFinalCheck(t, "/w/img.qed")
+	skipFinalCheck(t, "/w/img2.qed")
+}
