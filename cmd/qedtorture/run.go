@@ -12,8 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/qedtorture/qedtorture/impl/blackbox"
+	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -131,11 +134,30 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		return bad("invalid --max-failures %d: want at least 1", f.maxFailures)
 	}
 	cfg.Bound, cfg.Samples, cfg.SampledPoints, cfg.MaxFailures = f.bound, f.samples, f.sampledPoints, f.maxFailures
-	t, err := resolveTarget(f.target)
-	if err != nil {
-		return bad("invalid --target: %v", err)
+	if command, ok := strings.CutPrefix(f.target, "exec:"); ok {
+		d, err := blackbox.New(command, referenceTarget())
+		if err != nil {
+			return bad("invalid --target: %v", err)
+		}
+		if fields := strings.Fields(command); filepath.Base(fields[0]) == "qemu-io" {
+			// QEMU's quirks (table_size 1 refused, ...): its adaptations.
+			d.AdaptFunc = func(w *workload.Workload) (*workload.Workload, []campaign.Adaptation) {
+				w, ad := qemu.Adapt(w)
+				out := make([]campaign.Adaptation, len(ad))
+				for i, a := range ad {
+					out[i] = campaign.Adaptation{Kind: string(a.Quirk), What: a.What}
+				}
+				return w, out
+			}
+		}
+		cfg.Driver, cfg.Reference, cfg.TargetName = d, referenceTarget(), f.target
+	} else {
+		t, err := resolveTarget(f.target)
+		if err != nil {
+			return bad("invalid --target: %v", err)
+		}
+		cfg.Target, cfg.TargetName = t, f.target
 	}
-	cfg.Target, cfg.TargetName = t, f.target
 	cfg.Out, cfg.NoDedup, cfg.MinimizeTimeout = f.out, f.noDedup, f.minimizeTime
 	return cfg, nil
 }

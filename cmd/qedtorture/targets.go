@@ -48,7 +48,7 @@ func targetNames() []string {
 
 // targetHelp is --target's help text.
 func targetHelp() string {
-	h := "implementation under test (impl/qed, broken:noflush, broken:nosync"
+	h := "implementation under test (impl/qed, broken:noflush, broken:nosync; exec:COMMAND, a program speaking qemu-io's commands on stdin, recorded with strace: docs/black-box.md"
 	if !qed.DefectsCompiled {
 		return h + "; defect:NAME in builds with -tags qeddefects)"
 	}

@@ -68,6 +68,15 @@ type Proc struct {
 // ErrExited. While it runs it is on internal/cleanup's list (through
 // qemutool.Track).
 func Start(ctx context.Context, ioPath, dir string) (*Proc, error) {
+	return StartCommand(ctx, []string{ioPath}, dir)
+}
+
+// StartCommand is Start for any program that speaks qemu-io's language:
+// argv (the program and its arguments) is started in dir, and its first
+// prompt awaited. Black-box targets (impl/blackbox) start theirs under
+// strace this way.
+func StartCommand(ctx context.Context, argv []string, dir string) (*Proc, error) {
+	ioPath := argv[0]
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("qemuio: pipe: %w", err)
@@ -78,7 +87,7 @@ func Start(ctx context.Context, ioPath, dir string) (*Proc, error) {
 		inW.Close()
 		return nil, fmt.Errorf("qemuio: pipe: %w", err)
 	}
-	cmd := exec.Command(ioPath)
+	cmd := exec.Command(ioPath, argv[1:]...)
 	cmd.Dir = dir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
 	cmd.Env = append(os.Environ(), "LC_ALL=C")

@@ -1,0 +1,399 @@
+package blackbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/qemuio"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
+)
+
+// Driver is the campaign driver of `--target exec:COMMAND`: each workload
+// runs in a fresh directory; the image and its backing chain are created
+// by Setup (impl/qed, wired by cmd/qedtorture: creation is setup, not
+// judged), then COMMAND is started under strace with the image path as its
+// last argument and driven with qemu-io commands on its stdin (reads with
+// `read -v`, writes with `write -s FILE` through pattern files outside the
+// directory, `write -z`, `flush`, `truncate`; a reopen is a new process).
+// When it has quit, strace's output becomes the trace (Parse), checked
+// against the files it left (Verify), and the marks are placed at its
+// prompts: the model before guest op i goes where the program printed the
+// prompt before the first command of op i.
+type Driver struct {
+	command string
+	argv    []string
+	strace  string
+	setup   target.Target
+	// AdaptFunc, if set, adapts workloads to what the program can run
+	// (cmd/qedtorture sets QEMU's adaptations for qemu-io).
+	AdaptFunc func(w *workload.Workload) (*workload.Workload, []campaign.Adaptation)
+}
+
+// New returns the driver of exec:command; setup creates the images.
+func New(command string, setup target.Target) (*Driver, error) {
+	argv := strings.Fields(command)
+	if len(argv) == 0 {
+		return nil, errors.New("exec: empty COMMAND (want exec:PROGRAM [ARGS...])")
+	}
+	st, err := StracePath()
+	if err != nil {
+		return nil, err
+	}
+	return &Driver{command: command, argv: argv, strace: st, setup: setup}, nil
+}
+
+func (d *Driver) Name() string { return "exec:" + d.command }
+
+// Adapt is AdaptFunc's, or changes nothing: the commands sent are
+// qemu-io's basic ones, and concurrent groups are issued one command at a
+// time (the Disk is not a GroupWriter).
+func (d *Driver) Adapt(w *workload.Workload) (*workload.Workload, []campaign.Adaptation) {
+	if d.AdaptFunc != nil {
+		return d.AdaptFunc(w)
+	}
+	return w, nil
+}
+
+func (d *Driver) Recoverer() target.Target { return nil }
+func (d *Driver) Judges() []campaign.Judge { return nil }
+func (d *Driver) Close() error             { return nil }
+
+// segment is one process's run: its strace output and the trace position
+// at which its recording starts in the whole trace.
+type segment struct {
+	out string
+}
+
+// pendingMark is a mark taken live: which process, and how many commands
+// it had been sent.
+type pendingMark struct {
+	op       int
+	seg      int
+	commands int
+	model    *model.Disk
+}
+
+// run is one workload's recording in progress.
+type run struct {
+	d       *Driver
+	dir     string // the recorded directory (the image and its chain)
+	scratch string // pattern files and strace outputs, outside dir
+	base    map[string][]byte
+	opts    Options
+	segs    []segment
+	marks   []pendingMark
+	disk    *disk
+	mu      sync.Mutex
+}
+
+func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.RecordOptions) (*campaign.Recording, error) {
+	if o.Faults != "" {
+		return nil, errors.New("exec: fault injection needs an in-process target")
+	}
+	top, err := os.MkdirTemp("", "qedtorture-exec-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(top)
+	r := &run{d: d, dir: filepath.Join(top, "w"), scratch: filepath.Join(top, "s")}
+	for _, p := range []string{r.dir, r.scratch} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	fs := afero.NewBasePathFs(afero.NewOsFs(), r.dir)
+	tgt := &execTarget{r: r, ctx: ctx}
+	e, err := workload.NewExec(tgt, fs, "/", w)
+	if err != nil {
+		r.kill()
+		return nil, fmt.Errorf("exec: setup: %w", err)
+	}
+	rec := &campaign.Recording{W: w, Seed: o.Seed, Dir: "/", Image: "/" + workload.ImageName, Options: crashsim.Options{ImplicitDirSync: true}}
+	r.marks = append(r.marks, pendingMark{op: -1, seg: 0, commands: 0, model: e.Model.Clone()})
+	e.Snapshot = func(i int, m *model.Disk) {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		n := 0
+		if r.disk != nil {
+			n = r.disk.commands()
+		}
+		r.marks = append(r.marks, pendingMark{op: i, seg: len(r.segs) - 1, commands: n, model: m})
+	}
+	runErr := e.RunAll()
+	if e.Disk != nil {
+		if err := e.Disk.Close(); err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	if runErr != nil {
+		var oe *workload.OpError
+		if !errors.As(runErr, &oe) {
+			r.kill()
+			return nil, runErr
+		}
+		rec.OpErr = oe
+	}
+	r.kill()
+	rec.EndModel = e.Model.Clone()
+	// The trace: every process's recording, in order.
+	trace := &crashsim.Trace{}
+	var prompts [][]int64
+	for i, s := range r.segs {
+		f, err := os.Open(s.out)
+		if err != nil {
+			return nil, err
+		}
+		opts := r.opts
+		if i > 0 {
+			// Later processes start from the files as the earlier ones
+			// left them.
+			opts.Files = map[string]int64{}
+			for p, n := range r.sizesAfter(trace) {
+				opts.Files[p] = n
+			}
+		}
+		sr, err := Parse(f, opts)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("exec: %w", err)
+		}
+		off := int64(len(trace.Ops))
+		ps := make([]int64, len(sr.Prompts))
+		for j, p := range sr.Prompts {
+			ps[j] = off + p
+		}
+		prompts = append(prompts, ps)
+		for _, op := range sr.Trace.Ops {
+			op.Index = int64(len(trace.Ops))
+			trace.Ops = append(trace.Ops, op)
+		}
+	}
+	whole := &Recording{Trace: trace}
+	if err := whole.Verify(r.base, r.dir); err != nil {
+		return nil, fmt.Errorf("exec: %w", err)
+	}
+	for _, m := range r.marks {
+		k := int64(0)
+		if m.seg >= 0 && m.seg < len(prompts) {
+			ps := prompts[m.seg]
+			switch {
+			case m.commands < len(ps):
+				k = ps[m.commands]
+			case len(ps) > 0:
+				k = ps[len(ps)-1]
+			}
+		} else if m.seg >= len(prompts) && len(trace.Ops) > 0 {
+			k = int64(len(trace.Ops))
+		}
+		if n := len(rec.Marks); n > 0 && rec.Marks[n-1].K > k {
+			k = rec.Marks[n-1].K
+		}
+		rec.Marks = append(rec.Marks, campaign.Mark{Op: m.op, K: k, Model: m.model})
+	}
+	base, err := crashsim.NewImage(r.base)
+	if err != nil {
+		return nil, err
+	}
+	rec.Base, rec.Trace, rec.SetupEnd = base, trace, 0
+	return rec, nil
+}
+
+// sizesAfter returns the file sizes after replaying t on the base.
+func (r *run) sizesAfter(t *crashsim.Trace) map[string]int64 {
+	out := map[string]int64{}
+	img, err := crashsim.NewImage(r.base)
+	if err != nil {
+		return out
+	}
+	fs, err := img.Replay(t, int64(len(t.Ops)), crashsim.Options{})
+	if err != nil {
+		return out
+	}
+	for p := range r.opts.Files {
+		if fi, err := fs.Stat(p); err == nil {
+			out[p] = fi.Size()
+		}
+	}
+	return out
+}
+
+func (r *run) kill() {
+	if r.disk != nil {
+		r.disk.proc.Kill()
+	}
+}
+
+// execTarget creates images with the driver's setup target and opens them
+// by starting the program under strace.
+type execTarget struct {
+	r   *run
+	ctx context.Context
+}
+
+func (t *execTarget) Name() string { return t.r.d.Name() }
+
+func (t *execTarget) Create(fs afero.Fs, path string, o target.CreateOptions) error {
+	return t.r.d.setup.Create(fs, path, o)
+}
+
+func (t *execTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	r := t.r
+	if path != "/"+workload.ImageName {
+		// Backing files are written in the setup, in process.
+		return t.r.d.setup.Open(fs, path, o)
+	}
+	if r.base == nil {
+		base, opts, err := Snapshot(r.dir)
+		if err != nil {
+			return nil, err
+		}
+		r.base, r.opts = base, opts
+	}
+	out := filepath.Join(r.scratch, fmt.Sprintf("strace%d.txt", len(r.segs)))
+	argv := append([]string{r.d.strace, "-f", "-qq", "-e", "signal=none", "--seccomp-bpf", "-y", "-xx", "-v", "-s", fmt.Sprint(MaxData),
+		"-e", "trace=" + strings.Join(TracedCalls, ","), "-o", out, "--"}, r.d.argv...)
+	argv = append(argv, filepath.Join(r.dir, workload.ImageName))
+	r.mu.Lock()
+	r.segs = append(r.segs, segment{out: out})
+	r.mu.Unlock()
+	p, err := qemuio.StartCommand(t.ctx, argv, r.dir)
+	if err != nil {
+		return nil, fmt.Errorf("exec: starting %s: %w", r.d.command, err)
+	}
+	d := &disk{r: r, proc: p, path: filepath.Join(r.dir, workload.ImageName), start: len(p.Log())}
+	r.mu.Lock()
+	r.disk = d
+	r.mu.Unlock()
+	// The size, from the header: the program is asked nothing else.
+	size, err := imageSize(d.path)
+	if err != nil {
+		p.Kill()
+		return nil, err
+	}
+	d.size = size
+	return d, nil
+}
+
+func imageSize(path string) (int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	rep, err := check.File(f)
+	if err != nil {
+		return 0, err
+	}
+	return int64(rep.Header.ImageSize), nil
+}
+
+// disk is an image open in the program.
+type disk struct {
+	r     *run
+	proc  *qemuio.Proc
+	path  string
+	start int
+	mu    sync.Mutex
+	size  int64
+	seq   int
+}
+
+func (d *disk) commands() int { return len(d.proc.Log()) - d.start }
+
+func (d *disk) ReadAt(p []byte, off int64) (int, error) {
+	const chunk = 1 << 20
+	for done := 0; done < len(p); {
+		n := min(len(p)-done, chunk)
+		at := off + int64(done)
+		out, err := d.proc.Do(fmt.Sprintf("read -v %d %d", at, n))
+		if err != nil {
+			return done, err
+		}
+		if err := qemuio.ParseDump(out, at, p[done:done+n]); err != nil {
+			return done, fmt.Errorf("exec: read %d+%d: %w", at, n, err)
+		}
+		done += n
+	}
+	return len(p), nil
+}
+
+func (d *disk) WriteAt(p []byte, off int64) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	d.mu.Lock()
+	d.seq++
+	name := filepath.Join(d.r.scratch, fmt.Sprintf("w%d.bin", d.seq))
+	d.mu.Unlock()
+	if err := os.WriteFile(name, p, 0o644); err != nil {
+		return 0, err
+	}
+	defer os.Remove(name)
+	if _, err := d.proc.Do(fmt.Sprintf("write -q -s %s %d %d", name, off, len(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (d *disk) WriteZeroes(off, n int64) error {
+	_, err := d.proc.Do(fmt.Sprintf("write -q -z %d %d", off, n))
+	return err
+}
+
+func (d *disk) Flush() error {
+	_, err := d.proc.Do("flush")
+	return err
+}
+
+func (d *disk) Close() error {
+	return d.proc.Quit()
+}
+
+func (d *disk) Size() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.size
+}
+
+func (d *disk) Resize(n int64) error {
+	if _, err := d.proc.Do(fmt.Sprintf("truncate %d", n)); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.size = n
+	d.mu.Unlock()
+	return nil
+}
+
+// Check runs the independent checker on the live file (the program keeps
+// it open; its metadata may be in flight, so only a structural
+// inconsistency counts).
+func (d *disk) Check(repair bool) (target.CheckResult, error) {
+	if repair {
+		return target.CheckResult{}, errors.New("exec: the program's image is not repaired during a recording")
+	}
+	f, err := os.Open(d.path)
+	if err != nil {
+		return target.CheckResult{}, err
+	}
+	defer f.Close()
+	rep, err := check.File(f)
+	if err != nil {
+		return target.CheckResult{}, err
+	}
+	if !rep.IsConsistent() {
+		return target.CheckResult{}, fmt.Errorf("live image inconsistent:\n%s", rep)
+	}
+	return target.CheckResult{}, nil
+}
