@@ -78,7 +78,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.StringVar(&f.faults, "fault", "", "faultfs rules injected into every workload run, e.g. 'write:enospc@nth=17'")
 	fl.StringVar(&f.shard, "shard", "", "run shard I of N of the workload space (I/N)")
 	fl.IntVar(&f.shards, "shards", 0, "shard count N when the index comes from JOB_COMPLETION_INDEX")
-	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after this many failures")
+	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
 	fl.BoolVar(&f.noDedup, "no-dedup", false, "run the oracle on every crash state, even one byte-identical to a state already judged against the same model")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
 	return cmd
@@ -235,7 +235,7 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	sig := in.signal()
 	// The bar is full only when the campaign ran to its end (iterations
 	// or duration), not when a signal or the failure quota stopped it.
-	endBar(e.stderr, bar, sig == nil && rep.FailedWorkloads < int64(cfg.MaxFailures))
+	endBar(e.stderr, bar, sig == nil && len(rep.Signatures) < cfg.MaxFailures)
 	what := "done"
 	if sig != nil {
 		what = "interrupted by " + signalName(sig)
@@ -245,8 +245,11 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		rep.CrashPoints, rep.CrashStates, rep.StatesPerSecond)
 	noArtifact := 0
 	for _, fr := range rep.Failures {
-		fmt.Fprintf(hum, "FAILURE workload %d (seed %d), minimized from %d to %d ops: %s\n",
-			fr.Workload, fr.WorkloadSeed, fr.OriginalOps, fr.Ops, firstLineOf(fr.Message))
+		fmt.Fprintf(hum, "FAILURE workload %d (seed %d), minimized from %d to %d ops: %s\n  signature: %s\n",
+			fr.Workload, fr.WorkloadSeed, fr.OriginalOps, fr.Ops, firstLineOf(fr.Message), fr.Signature)
+		if n := rep.Signatures[fr.Signature]; n > 1 {
+			fmt.Fprintf(hum, "  %d failing workload(s) with this signature; this is the first\n", n)
+		}
 		switch {
 		case fr.Artifact != "":
 			fmt.Fprintf(hum, "  artifact: %s\n  replay:   qedtorture replay %s\n", fr.Artifact, fr.Artifact)
@@ -256,8 +259,8 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 			fmt.Fprintf(e.stderr, "qedtorture: the failure of workload %d has no artifact: %s\n", fr.Workload, oneLine(fr.ArtifactError))
 		}
 	}
-	if n := rep.FailedWorkloads - int64(len(rep.Failures)); n > 0 {
-		fmt.Fprintf(hum, "(%d more failing workload(s) found after the --max-failures quota were not minimized)\n", n)
+	if n := len(rep.Signatures) - len(rep.Failures); n > 0 {
+		fmt.Fprintf(hum, "(%d more failure signature(s) found after the --max-failures quota were not minimized)\n", n)
 	}
 	if f.report != "" {
 		// The final report replaces the last checkpoint (atomically).

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +80,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		modelIdx[i] = i
 	}
 	var (
-		mu      sync.Mutex // guards digest, wdigest, failed, firstEr
+		mu      sync.Mutex // guards digest, wdigest, failed, firstEr, sigs
+		sigs    = map[string]int64{}
 		digest  uint64
 		wdigest uint64 // Report.WorkloadDigest
 		failed  []*Failure
@@ -108,7 +110,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		for i, m := range cfg.Models {
 			rep.PerModel[m.String()] += c.perModel[i].Load()
 		}
+		rep.Judged, rep.Adaptations = c.counts(&c.judged), c.counts(&c.adapted)
 		mu.Lock()
+		if len(sigs) > 0 {
+			rep.Signatures = maps.Clone(sigs)
+		}
 		rep.Digest = formatDigest(digest)
 		rep.WorkloadDigest = formatDigest(wdigest)
 		for _, f := range failed {
@@ -188,10 +194,22 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				f.Index = w
 				found := time.Since(start)
-				if c.failures.Add(1) > int64(cfg.MaxFailures) {
+				c.failures.Add(1)
+				// One finding per signature: the first is minimized and
+				// written, the others counted. MaxFailures counts
+				// distinct signatures.
+				sig := f.Signature(cfg.TargetName)
+				mu.Lock()
+				sigs[sig]++
+				first, distinct := sigs[sig] == 1, len(sigs)
+				mu.Unlock()
+				if !first {
+					continue
+				}
+				if distinct > cfg.MaxFailures {
 					continue // another worker already filled the quota
 				}
-				if int(c.failures.Load()) >= cfg.MaxFailures {
+				if distinct >= cfg.MaxFailures {
 					cancel() // stop the others while this one minimizes
 				}
 				minStart := time.Now()

@@ -390,3 +390,44 @@ func TestReplayOnAnotherTarget(t *testing.T) {
 	require.Equal(t, "impl/qed", res.Judge)
 	require.NotEmpty(t, res.Notes)
 }
+
+// TestSignaturesAndPerJudgeCounts: every failed workload is counted under
+// its signature, the failures listed have distinct signatures (the first
+// of each, minimized), the oracle judge's count is the states judged, and
+// a merge adds the new counts up.
+func TestSignaturesAndPerJudgeCounts(t *testing.T) {
+	seed := testSeed(t)
+	tgt, _ := targetByName("broken:noflush")
+	cfg := Config{Seed: seed, Iterations: 40, Gen: quickGen(), Models: quickModels[:2], Bound: 8, Samples: 2,
+		Target: tgt, MaxFailures: 3, MinimizeCandidates: 5, Shard: Shard{0, 2}}
+	rep, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	require.NotEmpty(t, rep.Failures)
+	var sum int64
+	for _, n := range rep.Signatures {
+		sum += n
+	}
+	require.Equal(t, rep.FailedWorkloads, sum)
+	seen := map[string]bool{}
+	for _, f := range rep.Failures {
+		require.NotEmpty(t, f.Signature)
+		require.False(t, seen[f.Signature], "one failure per signature: %s twice", f.Signature)
+		seen[f.Signature] = true
+		if f.Judge != "" {
+			require.Equal(t, "broken:noflush", f.Judge)
+		}
+	}
+	require.Equal(t, rep.OracleRuns, rep.Judged["broken:noflush"])
+	cfg.Shard = Shard{1, 2}
+	rep2, err := Run(context.Background(), cfg)
+	require.NoError(t, err)
+	m, err := Merge(rep, rep2)
+	require.NoError(t, err)
+	require.Equal(t, rep.OracleRuns+rep2.OracleRuns, m.Judged["broken:noflush"])
+	require.Equal(t, rep.FailedWorkloads+rep2.FailedWorkloads, func() (n int64) {
+		for _, x := range m.Signatures {
+			n += x
+		}
+		return n
+	}())
+}

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -75,6 +76,32 @@ type counters struct {
 	workloads, points, states, failures, skipped, oracleRuns, faulted atomic.Int64
 	faultEffects                                                      atomic.Int64
 	perModel                                                          []atomic.Int64 // by index in Config.Models
+	mu                                                                sync.Mutex     // guards the maps below
+	judged, adapted                                                   map[string]int64
+}
+
+// add counts n under key of m (guarded by c.mu).
+func (c *counters) add(m *map[string]int64, key string, n int64) {
+	c.mu.Lock()
+	if *m == nil {
+		*m = map[string]int64{}
+	}
+	(*m)[key] += n
+	c.mu.Unlock()
+}
+
+// counts returns a copy of m (nil when empty).
+func (c *counters) counts(m *map[string]int64) map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(*m) == 0 {
+		return nil
+	}
+	out := make(map[string]int64, len(*m))
+	for k, n := range *m {
+		out[k] = n
+	}
+	return out
 }
 
 // checker records workloads through a driver and judges their crash
@@ -133,6 +160,11 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.S
 		return nil, nil, err
 	}
 	rec.Adaptations = ad
+	if ck.c != nil {
+		for _, a := range ad {
+			ck.c.add(&ck.c.adapted, a.Kind, 1)
+		}
+	}
 	if rec.Faulted() && ck.c != nil {
 		ck.c.faulted.Add(1)
 	}
@@ -260,6 +292,9 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 				fs = own
 			}
 			first = false
+			if ck.c != nil {
+				ck.c.add(&ck.c.judged, j.Name(), 1)
+			}
 			v, err := j.Judge(ck.context(), &State{ID: s.ID, Point: point, FS: fs, Image: rec.Image, Model: base.Clone(),
 				Durable: durable, GuestOp: guestOp, Rec: rec})
 			if err != nil {
@@ -326,6 +361,9 @@ func (ck *checker) judgeBudgeted(rec *Recording, distinct []crashsim.StateID, fa
 				return nil, fmt.Errorf("campaign: %s: %w", id, err)
 			}
 			guest := rec.GuestOpAt(id.K)
+			if ck.c != nil {
+				ck.c.add(&ck.c.judged, j.Name(), 1)
+			}
 			v, err := j.Judge(ck.context(), &State{ID: id, Point: p, FS: fs, Image: rec.Image, Model: rec.ModelAt(id.K).Clone(),
 				GuestOp: guest, Rec: rec})
 			fs.Release()

@@ -10,8 +10,11 @@ import (
 	"strconv"
 )
 
-// ReportVersion is the version of the JSON report layout.
-const ReportVersion = 1
+// ReportVersion is the version of the JSON report layout. Version 2 added
+// the signatures (per failure and counted), the per-judge and per-kind
+// adaptation counts; ReadReport reads versions 1 and 2 (a version 1
+// report merges as one without them).
+const ReportVersion = 2
 
 // Report is the JSON summary of a campaign (or a merge of shards).
 type Report struct {
@@ -26,7 +29,7 @@ type Report struct {
 	Iterations int      `json:"iterations,omitempty"` // workload index space bound (0 = by duration)
 	Workloads  int64    `json:"workloads"`            // workloads completed without a failure
 	// FailedWorkloads counts the workloads that failed (Failures lists the
-	// first MaxFailures of them, minimized).
+	// first of each signature, minimized, up to MaxFailures signatures).
 	FailedWorkloads int64 `json:"failed_workloads"`
 	Skipped         int64 `json:"skipped"`           // workloads whose setup failed
 	Faulted         int64 `json:"faulted,omitempty"` // workloads in which a fault was injected
@@ -41,7 +44,16 @@ type Report struct {
 	// judged against the same model, whose verdict they share.
 	OracleRuns int64 `json:"oracle_runs"`
 	// PerModel counts the crash states checked under each model.
-	PerModel        map[string]int64 `json:"per_model"`
+	PerModel map[string]int64 `json:"per_model"`
+	// Judged counts, per judge (its Name), the distinct crash states it
+	// judged; a budgeted judge (QEMU's recovery) sees a sample.
+	Judged map[string]int64 `json:"judged,omitempty"`
+	// Adaptations counts, per kind, the changes the target's driver made
+	// to the generated workloads to run them (QEMU's; none in process).
+	Adaptations map[string]int64 `json:"adaptations,omitempty"`
+	// Signatures counts the failed workloads per failure signature
+	// (Failure.Signature); Failures lists the first of each, minimized.
+	Signatures      map[string]int64 `json:"signatures,omitempty"`
 	Failures        []FailureReport  `json:"failures"`
 	Seconds         float64          `json:"seconds"` // wall time (max over merged shards)
 	StatesPerSecond float64          `json:"states_per_second"`
@@ -123,8 +135,8 @@ func ReadReport(rd io.Reader) (*Report, error) {
 	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("campaign: report: %w", err)
 	}
-	if r.Version != ReportVersion {
-		return nil, fmt.Errorf("campaign: report: version %d, want %d", r.Version, ReportVersion)
+	if r.Version < 1 || r.Version > ReportVersion {
+		return nil, fmt.Errorf("campaign: report: version %d, want 1 to %d", r.Version, ReportVersion)
 	}
 	return &r, nil
 }
@@ -198,6 +210,9 @@ func Merge(reps ...*Report) (*Report, error) {
 		for m, n := range r.PerModel {
 			out.PerModel[m] += n
 		}
+		out.Judged = addCounts(out.Judged, r.Judged)
+		out.Adaptations = addCounts(out.Adaptations, r.Adaptations)
+		out.Signatures = addCounts(out.Signatures, r.Signatures)
 		out.FailedWorkloads += r.FailedWorkloads
 		out.Failures = append(out.Failures, r.Failures...)
 		out.Interrupted = out.Interrupted || r.Interrupted
@@ -239,4 +254,19 @@ func shardLabel(done []int, n int) string {
 		s += strconv.Itoa(d)
 	}
 	return s + "/" + strconv.Itoa(n)
+}
+
+// addCounts adds b's counts to a (allocated when needed; nil stays nil
+// when both are empty).
+func addCounts(a, b map[string]int64) map[string]int64 {
+	if len(b) == 0 {
+		return a
+	}
+	if a == nil {
+		a = map[string]int64{}
+	}
+	for k, n := range b {
+		a[k] += n
+	}
+	return a
 }
