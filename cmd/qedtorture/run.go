@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +33,7 @@ type runFlags struct {
 	maxFailures int
 	noDedup     bool
 	target      string
+	known       string
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -81,6 +84,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
 	fl.BoolVar(&f.noDedup, "no-dedup", false, "run the oracle on every crash state, even one byte-identical to a state already judged against the same model")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
+	fl.StringVar(&f.known, "known", "", "file of known failure signatures (one pattern and name a line; testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
 	return cmd
 }
 
@@ -159,6 +163,17 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		cfg.Target, cfg.TargetName = t, f.target
 	}
 	cfg.Out, cfg.NoDedup, cfg.MinimizeTimeout = f.out, f.noDedup, f.minimizeTime
+	if f.known != "" {
+		fh, err := os.Open(f.known)
+		if err != nil {
+			return bad("invalid --known: %v", err)
+		}
+		cfg.Known, err = campaign.ParseKnown(fh, f.known)
+		fh.Close()
+		if err != nil {
+			return bad("invalid --known: %v", err)
+		}
+	}
 	return cfg, nil
 }
 
@@ -235,7 +250,7 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	sig := in.signal()
 	// The bar is full only when the campaign ran to its end (iterations
 	// or duration), not when a signal or the failure quota stopped it.
-	endBar(e.stderr, bar, sig == nil && len(rep.Signatures) < cfg.MaxFailures)
+	endBar(e.stderr, bar, sig == nil && len(rep.Failures) < cfg.MaxFailures)
 	what := "done"
 	if sig != nil {
 		what = "interrupted by " + signalName(sig)
@@ -259,8 +274,17 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 			fmt.Fprintf(e.stderr, "qedtorture: the failure of workload %d has no artifact: %s\n", fr.Workload, oneLine(fr.ArtifactError))
 		}
 	}
-	if n := len(rep.Signatures) - len(rep.Failures); n > 0 {
+	newSigs := 0
+	for s := range rep.Signatures {
+		if _, ok := cfg.Known.Match(s); !ok {
+			newSigs++
+		}
+	}
+	if n := newSigs - len(rep.Failures); n > 0 {
 		fmt.Fprintf(hum, "(%d more failure signature(s) found after the --max-failures quota were not minimized)\n", n)
+	}
+	for _, name := range slices.Sorted(maps.Keys(rep.Known)) {
+		fmt.Fprintf(hum, "known: %s: %d failing workload(s) (--known; not minimized)\n", name, rep.Known[name])
 	}
 	if f.report != "" {
 		// The final report replaces the last checkpoint (atomically).
@@ -354,8 +378,17 @@ func isTerminal(w io.Writer) bool {
 }
 
 func progressLine(s campaign.Stats) string {
-	return fmt.Sprintf("[%s] workloads %d, crash points %d, crash states %d (%.0f/s), failures %d",
-		s.Elapsed.Round(time.Second), s.Workloads, s.Points, s.States, s.StatesPerSecond, s.Failures)
+	return fmt.Sprintf("[%s] workloads %d, crash points %d, crash states %d (%.0f/s), failures %d%s",
+		s.Elapsed.Round(time.Second), s.Workloads, s.Points, s.States, s.StatesPerSecond, s.Failures, minimizingNote(s))
+}
+
+// minimizingNote says that failures are being minimized, and since when
+// ("" when none is).
+func minimizingNote(s campaign.Stats) string {
+	if s.Minimizing == 0 {
+		return ""
+	}
+	return fmt.Sprintf(", minimizing %d failure(s) for %s", s.Minimizing, s.MinimizingFor.Round(time.Second))
 }
 
 // newCampaignBar is a bar over the duration (in seconds) or over the
@@ -383,7 +416,7 @@ func newBar(w io.Writer, max int64) *progressbar.ProgressBar {
 }
 
 func updateBar(bar *progressbar.ProgressBar, s campaign.Stats) {
-	bar.Describe(fmt.Sprintf("workloads %d  states %d  %.0f states/s  failures %d", s.Workloads, s.States, s.StatesPerSecond, s.Failures))
+	bar.Describe(fmt.Sprintf("workloads %d  states %d  %.0f states/s  failures %d%s", s.Workloads, s.States, s.StatesPerSecond, s.Failures, minimizingNote(s)))
 	if s.Iterations > 0 {
 		bar.Set64(s.Workloads + s.Failures + s.Skipped)
 	} else {

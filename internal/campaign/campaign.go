@@ -24,6 +24,10 @@ type Stats struct {
 	StatesPerSecond float64
 	Deadline        time.Duration // Config.Duration (0 = none)
 	Iterations      int           // workloads of this shard to run (0 = unbounded)
+	// Minimizing is the number of failures being minimized now, and
+	// MinimizingFor how long the oldest of them has been.
+	Minimizing    int
+	MinimizingFor time.Duration
 }
 
 // ShardWorkloads returns how many workload indices below iterations belong
@@ -80,12 +84,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		modelIdx[i] = i
 	}
 	var (
-		mu      sync.Mutex // guards digest, wdigest, failed, firstEr, sigs
-		sigs    = map[string]int64{}
-		digest  uint64
-		wdigest uint64 // Report.WorkloadDigest
-		failed  []*Failure
-		firstEr error
+		mu    sync.Mutex // guards digest, wdigest, failed, firstEr, sigs, known, newSigs
+		sigs  = map[string]int64{}
+		known = map[string]int64{} // by known finding's name
+		// minimizing holds the start of each minimization in progress.
+		minimizing = map[time.Time]int{}
+		newSigs    int // signatures not known
+		digest     uint64
+		wdigest    uint64 // Report.WorkloadDigest
+		failed     []*Failure
+		firstEr    error
 	)
 	snapshot := func() Stats {
 		el := time.Since(start)
@@ -95,6 +103,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if el > 0 {
 			s.StatesPerSecond = float64(s.States) / el.Seconds()
 		}
+		mu.Lock()
+		s.Minimizing = len(minimizing)
+		for t := range minimizing {
+			s.MinimizingFor = max(s.MinimizingFor, time.Since(t))
+		}
+		mu.Unlock()
 		return s
 	}
 	// build makes a report of the counters and the failures written so far.
@@ -114,6 +128,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		mu.Lock()
 		if len(sigs) > 0 {
 			rep.Signatures = maps.Clone(sigs)
+		}
+		if len(known) > 0 {
+			rep.Known = maps.Clone(known)
 		}
 		rep.Digest = formatDigest(digest)
 		rep.WorkloadDigest = formatDigest(wdigest)
@@ -199,11 +216,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				// written, the others counted. MaxFailures counts
 				// distinct signatures.
 				sig := f.Signature(cfg.TargetName)
+				name, isKnown := cfg.Known.Match(sig)
 				mu.Lock()
 				sigs[sig]++
-				first, distinct := sigs[sig] == 1, len(sigs)
+				first := sigs[sig] == 1
+				if isKnown {
+					known[name]++
+				} else if first {
+					newSigs++
+				}
+				distinct := newSigs
 				mu.Unlock()
-				if !first {
+				if !first || isKnown {
 					continue
 				}
 				if distinct > cfg.MaxFailures {
@@ -213,10 +237,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					cancel() // stop the others while this one minimizes
 				}
 				minStart := time.Now()
+				mu.Lock()
+				minimizing[minStart]++
+				mu.Unlock()
 				mk := *ck
 				mk.ctx, mk.c, mk.stop = parent, nil, func() bool { return parent.Err() != nil || time.Since(minStart) > cfg.MinimizeTimeout }
 				mf := minimize(&mk, f, cfg.MinimizeCandidates)
 				mf.Found, mf.MinimizeTime = found, time.Since(minStart)
+				mu.Lock()
+				if minimizing[minStart]--; minimizing[minStart] == 0 {
+					delete(minimizing, minStart)
+				}
+				mu.Unlock()
 				if cfg.Out != "" {
 					// Committed (durable, under its final name) before the
 					// failure joins the list the reports are built from.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -430,4 +431,36 @@ func TestSignaturesAndPerJudgeCounts(t *testing.T) {
 		}
 		return n
 	}())
+}
+
+// TestKnownFailures: failures whose signature a --known entry matches are
+// counted (Report.Known), not minimized nor listed, and do not stop the
+// campaign; a bad pattern is a configuration error naming the line.
+func TestKnownFailures(t *testing.T) {
+	seed := testSeed(t)
+	tgt, _ := targetByName("broken:noflush")
+	known, err := ParseKnown(strings.NewReader("# comment\n\nbroken:noflush/*  the flush that does nothing\n"), "known.txt")
+	require.NoError(t, err)
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 20, Gen: quickGen(), Models: quickModels[:2], Bound: 8, Samples: 2,
+		Target: tgt, Known: known, Out: t.TempDir()})
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures, "known failures are not listed")
+	require.Positive(t, rep.FailedWorkloads)
+	require.Equal(t, rep.FailedWorkloads, rep.Known["the flush that does nothing"])
+	require.Equal(t, int64(20), rep.Workloads+rep.FailedWorkloads+rep.Skipped, "known failures do not stop the run")
+
+	_, err = ParseKnown(strings.NewReader("ok/sig\n[bad  x\n"), "k.txt")
+	require.ErrorIs(t, err, ErrConfig)
+	require.ErrorContains(t, err, "k.txt:2")
+
+	f, err := os.Open("../../testdata/known/qemu-7.2.txt")
+	require.NoError(t, err)
+	defer f.Close()
+	q, err := ParseKnown(f, "qemu-7.2.txt")
+	require.NoError(t, err)
+	name, ok := q.Match("raw/structure-before-recovery/data-past-eof+need-check-clear-but-inconsistent")
+	require.True(t, ok)
+	require.Contains(t, name, "F1")
+	_, ok = q.Match("impl/qed/structure-after-recovery/leak")
+	require.False(t, ok)
 }

@@ -125,7 +125,12 @@ type Config struct {
 	// NoDedup runs the oracle on every crash state, even on one whose
 	// bytes (and model) equal a state of the same workload that passed.
 	NoDedup bool
-	// MaxFailures stops the campaign after this many failures (0 = 1).
+	// Known are known findings (--known): failures whose signature they
+	// match are counted in Report.Known, not minimized nor written, and
+	// do not count towards MaxFailures.
+	Known *Known
+	// MaxFailures stops the campaign after failures of this many distinct
+	// signatures (0 = 1).
 	MaxFailures int
 	// MinimizeCandidates bounds the workloads tried by Minimize (0 = 300),
 	// MinimizeTimeout its time (0 = 2 minutes).

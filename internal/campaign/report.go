@@ -53,7 +53,11 @@ type Report struct {
 	Adaptations map[string]int64 `json:"adaptations,omitempty"`
 	// Signatures counts the failed workloads per failure signature
 	// (Failure.Signature); Failures lists the first of each, minimized.
-	Signatures      map[string]int64 `json:"signatures,omitempty"`
+	Signatures map[string]int64 `json:"signatures,omitempty"`
+	// Known counts the failed workloads per known finding (Config.Known:
+	// the name of the entry their signature matched); they are counted in
+	// FailedWorkloads and Signatures too, but not listed in Failures.
+	Known           map[string]int64 `json:"known,omitempty"`
 	Failures        []FailureReport  `json:"failures"`
 	Seconds         float64          `json:"seconds"` // wall time (max over merged shards)
 	StatesPerSecond float64          `json:"states_per_second"`
@@ -213,6 +217,7 @@ func Merge(reps ...*Report) (*Report, error) {
 		out.Judged = addCounts(out.Judged, r.Judged)
 		out.Adaptations = addCounts(out.Adaptations, r.Adaptations)
 		out.Signatures = addCounts(out.Signatures, r.Signatures)
+		out.Known = addCounts(out.Known, r.Known)
 		out.FailedWorkloads += r.FailedWorkloads
 		out.Failures = append(out.Failures, r.Failures...)
 		out.Interrupted = out.Interrupted || r.Interrupted
