@@ -140,6 +140,7 @@ check, map, convert, compare, resize, rebase, commit, measure, dd) over a
 spec-exact Go implementation, and torture campaigns.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
+		Version:       versionString(),
 		Args:          noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return usagef(cmd, "missing command")
@@ -235,3 +236,32 @@ func (o *outputFormat) json() bool { return *o == "json" }
 
 // debugEnabled reports whether QEDTORTURE_DEBUG asks for stack traces.
 func debugEnabled() bool { return os.Getenv("QEDTORTURE_DEBUG") != "" }
+
+// versionString is --version's text: the module version and, for a build
+// from a git checkout, the commit (marked "+dirty" for uncommitted
+// changes), from the binary's build information.
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown build)"
+	}
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
+	}
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		v += " commit " + rev[:min(12, len(rev))] + dirty
+	}
+	return v + ", " + bi.GoVersion
+}

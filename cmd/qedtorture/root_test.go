@@ -113,3 +113,11 @@ func TestHelpExitsZero(t *testing.T) {
 		}
 	}
 }
+
+// TestVersion: --version prints the version and exits 0.
+func TestVersion(t *testing.T) {
+	r := runWant(t, 0, "--version")
+	if !strings.HasPrefix(r.stdout, "qedtorture version ") || !strings.Contains(r.stdout, "go1") {
+		t.Fatalf("--version printed %q", r.stdout)
+	}
+}

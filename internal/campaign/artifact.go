@@ -10,12 +10,15 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
@@ -126,7 +129,7 @@ func WriteArtifact(out string, f *Failure, meta ArtifactMeta) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("campaign: artifact %w", err)
 	}
-	if err := fillArtifact(tmp, f, meta); err != nil {
+	if err := fillArtifact(tmp, dir, f, meta); err != nil {
 		_ = atomicfile.RemoveTemp(tmp)
 		return "", fmt.Errorf("campaign: artifact %s: %w", dir, unwrapPathErr(err))
 	}
@@ -147,7 +150,9 @@ func unwrapPathErr(err error) error {
 }
 
 // fillArtifact writes the artifact's files into dir (a fresh directory).
-func fillArtifact(dir string, f *Failure, meta ArtifactMeta) error {
+// final is the artifact's name once committed (for the replay command it
+// prints).
+func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 	if err := os.Mkdir(filepath.Join(dir, imageDir), 0o755); err != nil {
 		return err
 	}
@@ -180,7 +185,7 @@ func fillArtifact(dir string, f *Failure, meta ArtifactMeta) error {
 	files["crash.txt"] = []byte(crashText(f))
 	files["verdict.txt"] = []byte(verdictText(f) + "\n")
 	files["expected-vs-read.txt"] = []byte(expectedVsRead(f) + "\n")
-	files["explain.txt"] = []byte(Explain(f, meta.Target) + "\n")
+	files["explain.txt"] = []byte(Explain(f, meta.Target) + " " + replayText(f, meta.Target, final) + "\n")
 	if f.Rec != nil {
 		tb, err := f.Rec.Trace.MarshalBinary()
 		if err != nil {
@@ -339,7 +344,50 @@ func expectedVsRead(f *Failure) string {
 	if mm == nil {
 		return "no data mismatch: the failure is structural or an error (see verdict.txt)"
 	}
-	return mm.Error()
+	return renumber(mm.Error(), f.Rec)
+}
+
+// modelOpRef is how the model names the operation that wrote a range:
+// "(op N" with N its own count of operations on that disk, then " in
+// backing layer L" for a backing file's.
+var modelOpRef = regexp.MustCompile(`\(op (\d+)( in backing layer \d+)?\)`)
+
+// renumber rewrites the model's operation numbers in text into the one
+// numbering of artifacts: the 0-based line of workload.txt (a backing
+// layer's operations are the setup's).
+func renumber(text string, rec *Recording) string {
+	if rec == nil || len(rec.Marks) == 0 {
+		return text
+	}
+	return modelOpRef.ReplaceAllStringFunc(text, func(m string) string {
+		sub := modelOpRef.FindStringSubmatch(m)
+		if sub[2] != "" {
+			return "(written by the setup" + sub[2] + ")"
+		}
+		n, err := strconv.Atoi(sub[1])
+		if err != nil {
+			return m
+		}
+		return "(" + lineOfModelOp(rec, n) + ")"
+	})
+}
+
+// lineOfModelOp names the workload line whose model update was the
+// model's n-th operation: the first mark whose model had done n
+// operations (a mark's model holds its op's effects).
+func lineOfModelOp(rec *Recording, n int) string {
+	for _, mk := range rec.Marks {
+		if mk.Model != nil && mk.Model.Ops() >= n {
+			if mk.Op < 0 {
+				return "written by the setup"
+			}
+			return fmt.Sprintf("workload line %d", mk.Op)
+		}
+	}
+	if rec.EndModel != nil && len(rec.W.Ops) > 0 {
+		return fmt.Sprintf("workload line %d", len(rec.W.Ops)-1)
+	}
+	return fmt.Sprintf("model op %d", n)
 }
 
 var stageHints = map[oracle.Stage]string{
@@ -372,11 +420,42 @@ func Explain(f *Failure, target string) string {
 	} else {
 		fmt.Fprintf(&b, " It failed at stage %s: %v.", f.Stage, firstLine(errOf(f)))
 	}
-	if h := stageHints[f.Stage]; h != "" {
+	if h := hint(f); h != "" {
 		b.WriteString(" " + h)
 	}
-	b.WriteString(" Replay with: qedtorture replay DIR.")
 	return b.String()
+}
+
+// hint explains f's stage from the evidence: the verdict's own reports
+// where they say more than the stage (an empty or truncated image is not
+// a NEED_CHECK promise broken), else the stage's general meaning.
+func hint(f *Failure) string {
+	if f.Verdict != nil && f.Stage == oracle.StageStructureBefore && f.Verdict.Before != nil {
+		for _, k := range f.Verdict.Before.Kinds() {
+			switch k {
+			case check.ViolShortFile, check.ViolBadMagic:
+				return fmt.Sprintf("The raw crashed image is not a QED image at all (%s): its header never reached the disk, or was lost — the writes that created it were not made durable before the crash.", k)
+			case check.ViolBadClusterSize, check.ViolBadTableSize, check.ViolBadHeaderSize, check.ViolBadImageSize, check.ViolUnknownFeatures, check.ViolBadBackingName:
+				return fmt.Sprintf("The raw crashed image's header is invalid (%s): a header write was torn or lost.", k)
+			}
+		}
+		if ks := kindsText(f.Verdict.Before); ks != "" {
+			return stageHints[f.Stage] + " The checker found: " + ks + " (verdict.txt lists each)."
+		}
+	}
+	return stageHints[f.Stage]
+}
+
+// replayText says how to replay the artifact at dir and what that needs.
+func replayText(f *Failure, target, dir string) string {
+	s := "Replay with: qedtorture replay " + dir
+	switch {
+	case strings.HasPrefix(target, "defect:"):
+		s += " (in a binary built with -tags qeddefects; qedtorture replay --target impl/qed " + dir + " judges the recorded state on impl/qed)"
+	case f.Rec != nil && f.Rec.Base != nil:
+		s += " (re-running the workload needs " + target + "; without it the recorded crash state is judged from base/ and trace.bin)"
+	}
+	return s + "."
 }
 
 func errOf(f *Failure) error {

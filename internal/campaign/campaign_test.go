@@ -464,3 +464,32 @@ func TestKnownFailures(t *testing.T) {
 	_, ok = q.Match("impl/qed/structure-after-recovery/leak")
 	require.False(t, ok)
 }
+
+// TestArtifactOneNumbering: expected-vs-read.txt names the operations
+// that wrote a range by their 0-based workload line (the model's own
+// count is not shown), explain.txt names the artifact's own directory in
+// its replay command, and never calls a broken:nosync image that is not
+// QED a NEED_CHECK promise broken.
+func TestArtifactOneNumbering(t *testing.T) {
+	seed := testSeed(t)
+	for _, name := range []string{"broken:noflush", "broken:nosync"} {
+		tgt, _ := targetByName(name)
+		rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
+			Bound: 8, Samples: 2, Target: tgt, Out: t.TempDir(), MaxFailures: 3})
+		require.NoError(t, err)
+		require.NotEmpty(t, rep.Failures)
+		for _, fr := range rep.Failures {
+			evr, err := os.ReadFile(filepath.Join(fr.Artifact, "expected-vs-read.txt"))
+			require.NoError(t, err)
+			require.NotRegexp(t, `\(op \d+`, string(evr))
+			ex, err := os.ReadFile(filepath.Join(fr.Artifact, "explain.txt"))
+			require.NoError(t, err)
+			require.Contains(t, string(ex), "qedtorture replay "+fr.Artifact)
+			if strings.Contains(fr.Signature, "short-file") {
+				require.NotContains(t, string(ex), "a metadata update reached the disk before")
+				require.Contains(t, string(ex), "not a QED image")
+			}
+			t.Logf("%s: %s", fr.Signature, evr)
+		}
+	}
+}
