@@ -1,0 +1,148 @@
+//go:build step9
+
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
+)
+
+// Driver is QEMU as a campaign.Driver: each workload runs through one
+// qemu-io process over blklogwrites (Record), and the recording is handed
+// to the engine as the snapshot taken at the first open (Base) and the
+// log as a crashsim trace; the engine rebuilds every crash point from
+// them. QEMU has no in-process recoverer (Recoverer is nil: the engine's
+// Reference, impl/qed, recovers every distinct state); its own recovery is
+// a budgeted judge (RecoveryJudge).
+type Driver struct {
+	Tool *qemutool.Tool
+	// Ends are how runs end, chosen per workload by its seed (nil =
+	// close, abort, kill), so that a minimization or a replay of a
+	// workload ends it the same way.
+	Ends []End
+	// QEMUStates is the budget of QEMU's recovery judge: distinct states
+	// per workload (<0 all, 0 none).
+	QEMUStates int
+}
+
+var _ campaign.Driver = (*Driver)(nil)
+
+// Name implements campaign.Driver.
+func (*Driver) Name() string { return "qemu" }
+
+// Adapt implements campaign.Driver with Adapt.
+func (*Driver) Adapt(w *workload.Workload) (*workload.Workload, []campaign.Adaptation) {
+	c, ad := Adapt(w)
+	var out []campaign.Adaptation
+	for _, a := range ad {
+		out = append(out, campaign.Adaptation{Kind: string(a.Quirk), What: a.What})
+	}
+	return c, out
+}
+
+// EndFor is how the run of the workload with seed ends.
+func (d *Driver) EndFor(seed uint64) End {
+	ends := d.Ends
+	if len(ends) == 0 {
+		ends = []End{EndClose, EndAbort, EndKill}
+	}
+	return ends[seed%uint64(len(ends))]
+}
+
+// Record implements campaign.Driver: Record in a scratch directory, the
+// QEMU processes killed when ctx is cancelled.
+func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.RecordOptions) (*campaign.Recording, error) {
+	if o.Faults != "" {
+		return nil, errors.New("qemu: faults are injected in process only (--fault)")
+	}
+	dir, remove, err := tempDir("qedtorture-qemu-w-")
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
+	}
+	defer remove()
+	qr, err := Record(d.Tool.WithContext(ctx), w, dir, d.EndFor(o.Seed))
+	var re *RunError
+	if err != nil && (!errors.As(err, &re) || qr == nil) {
+		return nil, err
+	}
+	return toCampaign(qr, re, o.Seed)
+}
+
+// toCampaign hands a QEMU recording over to the engine.
+func toCampaign(qr *Recording, re *RunError, seed uint64) (*campaign.Recording, error) {
+	base, err := qr.Base()
+	if err != nil {
+		return nil, err
+	}
+	rec := &campaign.Recording{W: qr.W, Seed: seed, Dir: "/", Image: imageInTree, Base: base,
+		Options: crashsim.Options{}, Trace: qr.Trace, EndModel: qr.EndModel,
+		Marks: []campaign.Mark{{Op: -1, K: 0, Model: qr.Setup}}}
+	for _, a := range qr.Adaptations {
+		rec.Adaptations = append(rec.Adaptations, campaign.Adaptation{Kind: string(a.Quirk), What: a.What})
+	}
+	for _, ph := range qr.Phases {
+		rec.Marks = append(rec.Marks, campaign.Mark{Op: ph.Op, K: ph.Start, Model: ph.Model})
+	}
+	if re != nil {
+		oe := &workload.OpError{Index: re.Op, Err: re.Err}
+		if re.Op >= 0 && re.Op < len(qr.W.Ops) {
+			oe.Op = qr.W.Ops[re.Op]
+		}
+		errors.As(re.Err, &oe.Mismatch)
+		rec.OpErr = oe
+	}
+	rec.Evidence = map[string][]byte{LogName: qr.Log, "repro.sh": []byte(qr.ScriptText())}
+	for _, op := range qr.W.Ops {
+		if op.Kind == workload.Write {
+			buf := make([]byte, op.Len)
+			model.Fill(buf, uint64(op.ID), op.Off)
+			rec.Evidence[patternName(buf)] = buf
+		}
+	}
+	return rec, nil
+}
+
+// Recoverer implements campaign.Driver: none in process (the engine's
+// Reference recovers QEMU's crash states).
+func (*Driver) Recoverer() target.Target { return nil }
+
+// Judges implements campaign.Driver: QEMU's own recovery, on a budget.
+func (d *Driver) Judges() []campaign.Judge {
+	if d.QEMUStates == 0 {
+		return nil
+	}
+	return []campaign.Judge{&RecoveryJudge{Tool: d.Tool, States: d.QEMUStates}}
+}
+
+// Close implements campaign.Driver (every qemu-io process ends with its
+// workload).
+func (*Driver) Close() error { return nil }
+
+// RecoveryJudge is QEMU's recovery as a campaign.Judge (JudgeRecovery):
+// four QEMU processes per state, so it runs on a budget of States
+// distinct states per workload.
+type RecoveryJudge struct {
+	Tool   *qemutool.Tool
+	States int
+}
+
+// Name implements campaign.Judge: the side "qemu".
+func (*RecoveryJudge) Name() string { return "qemu" }
+
+// Budget implements campaign.Judge.
+func (j *RecoveryJudge) Budget() int { return j.States }
+
+// Judge implements campaign.Judge.
+func (j *RecoveryJudge) Judge(ctx context.Context, st *campaign.State) (*oracle.Verdict, error) {
+	return JudgeRecovery(j.Tool.WithContext(ctx), st.FS, path.Dir(st.Image), st.Image, st.Model)
+}
