@@ -158,3 +158,45 @@ func TestSameSeedSameWorkloads(t *testing.T) {
 		t.Errorf("seeds 9 and 10 give the same workload digest %s", run)
 	}
 }
+
+// TestRunTargetQEMU: `run --target qemu` (QEMU on the one engine) finds
+// finding F1 from its reproducer, minimizes it and writes the one
+// artifact layout with the driver's files: base/ (the files the trace
+// replays on) and target/ (the blklogwrites log, the qemu-io script and
+// the pattern files it writes from). --fault is refused for it.
+func TestRunTargetQEMU(t *testing.T) {
+	qemutool.Require(t)
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "w.txt")
+	script := "qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\n" +
+		"write 0x0 0x1000 id=1\nreopen\nwrite 0x20000 0x1000 id=2\nflush\n"
+	if err := os.WriteFile(wf, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "art")
+	r := qt(t, "run", "--target", "qemu", "--workload", wf, "--crash-model", "subset", "--seed", "1", "--out", out, "--progress", "none")
+	if r.code != exitRuntime || !strings.Contains(r.stdout, "structure-before-recovery") || !strings.Contains(r.stdout, "need-check-clear-but-inconsistent") {
+		t.Fatalf("want F1 (exit 1), got exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	arts, _ := filepath.Glob(filepath.Join(out, "*"))
+	if len(arts) != 1 {
+		t.Fatalf("artifacts %v", arts)
+	}
+	for _, n := range []string{"meta.json", "workload.txt", "trace.bin", "image/image.qed", "base/image.qed", "target/image.log", "target/repro.sh"} {
+		if _, err := os.Stat(filepath.Join(arts[0], n)); err != nil {
+			t.Errorf("artifact lacks %s: %v", n, err)
+		}
+	}
+	repro, _ := os.ReadFile(filepath.Join(arts[0], "target", "repro.sh"))
+	pats := regexp.MustCompile(`pat/[0-9a-f]+\.bin`).FindAllString(string(repro), -1)
+	if len(pats) == 0 || !strings.Contains(string(repro), "cp ../base/* .") {
+		t.Errorf("repro.sh:\n%s", repro)
+	}
+	for _, n := range pats {
+		if _, err := os.Stat(filepath.Join(arts[0], "target", n)); err != nil {
+			t.Errorf("artifact lacks target/%s, which repro.sh writes from: %v", n, err)
+		}
+	}
+	r = runWant(t, exitUsage, "run", "--target", "qemu", "--fault", "write:enospc@nth=17", "--iterations", "1")
+	require.Contains(t, r.stderr, "runs out of process")
+}

@@ -155,6 +155,15 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 			}
 		}
 		cfg.Driver, cfg.Reference, cfg.TargetName = d, referenceTarget(), f.target
+	} else if d, err := resolveDriver(f.target); err != nil {
+		return bad("invalid --target: %v", err)
+	} else if d != nil {
+		if f.faults != "" {
+			return bad("--fault injects faults in process: target %s runs out of process", f.target)
+		}
+		// Crash states are recovered in process by the reference (impl/qed)
+		// and, on a budget, by the driver's own judge.
+		cfg.Driver, cfg.Reference, cfg.TargetName = d, referenceTarget(), f.target
 	} else {
 		t, err := resolveTarget(f.target)
 		if err != nil {

@@ -102,7 +102,6 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--table-sizes", "32"}, "invalid --table-sizes"},
 		{[]string{"run", "--backing-chance", "2"}, "invalid --backing-chance"},
 		{[]string{"run", "--target", "qemu9"}, "invalid --target"},
-		{[]string{"run", "--target", "qemu"}, "'qedtorture qemu'"},
 		{[]string{"run", "--progress", "fancy"}, "invalid --progress"},
 		{[]string{"run", "--op-weights", "frob=1"}, "invalid --op-weights"},
 		{[]string{"run", "--ops", "10001"}, "invalid --ops 10001: want 1..10000"},

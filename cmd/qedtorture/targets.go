@@ -7,6 +7,9 @@ import (
 
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/impl/qemu"
+	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/target"
 )
 
@@ -48,7 +51,7 @@ func targetNames() []string {
 
 // targetHelp is --target's help text.
 func targetHelp() string {
-	h := "implementation under test (impl/qed, broken:noflush, broken:nosync; exec:COMMAND, a program speaking qemu-io's commands on stdin, recorded with strace: docs/black-box.md"
+	h := "implementation under test (impl/qed, qemu, broken:noflush, broken:nosync; exec:COMMAND, a program speaking qemu-io's commands on stdin, recorded with strace: docs/black-box.md"
 	if !qed.DefectsCompiled {
 		return h + "; defect:NAME in builds with -tags qeddefects)"
 	}
@@ -72,8 +75,8 @@ func resolveTarget(name string) (target.Target, error) {
 		return t, nil
 	}
 	if strings.HasPrefix(strings.ToLower(name), "qemu") {
-		// run's targets run in process over crashsim; QEMU cannot.
-		return nil, fmt.Errorf("target %q: QEMU is tested with 'qedtorture qemu' (qemu-io over blklogwrites, its log replayed through crashsim); run's targets are %s", name, strings.Join(targetNames(), ", "))
+		// QEMU runs out of process (resolveDriver), not over crashsim.
+		return nil, fmt.Errorf("target %q runs out of process: 'run --target qemu' records it and 'qedtorture qemu --replay' replays its own artifacts; the in-process targets are %s", name, strings.Join(targetNames(), ", "))
 	}
 	if d, ok := strings.CutPrefix(name, "defect:"); ok {
 		known := slices.Contains(defectNames(), d)
@@ -85,6 +88,20 @@ func resolveTarget(name string) (target.Target, error) {
 		}
 	}
 	return nil, fmt.Errorf("unknown target %q (want one of %s)", name, strings.Join(targetNames(), ", "))
+}
+
+// resolveDriver returns the driver of a target that runs out of process
+// (QEMU: qemu-io over blklogwrites, its log handed to the engine), or nil
+// for an in-process name (resolveTarget's).
+func resolveDriver(name string) (campaign.Driver, error) {
+	if name != "qemu" {
+		return nil, nil
+	}
+	tool, err := qemutool.Find()
+	if err != nil {
+		return nil, fmt.Errorf("target qemu: %w", err)
+	}
+	return &qemu.Driver{Tool: tool, QEMUStates: qemu.DefaultQEMUStates}, nil
 }
 
 // referenceTarget is the in-process implementation that recovers the

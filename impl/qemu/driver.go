@@ -1,5 +1,3 @@
-//go:build step9
-
 package qemu
 
 import (
@@ -16,6 +14,10 @@ import (
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
+
+// DefaultQEMUStates is the default budget of QEMU's recovery judge:
+// distinct crash states per workload (four QEMU processes each).
+const DefaultQEMUStates = 24
 
 // Driver is QEMU as a campaign.Driver: each workload runs through one
 // qemu-io process over blklogwrites (Record), and the recording is handed
@@ -101,7 +103,7 @@ func toCampaign(qr *Recording, re *RunError, seed uint64) (*campaign.Recording, 
 		errors.As(re.Err, &oe.Mismatch)
 		rec.OpErr = oe
 	}
-	rec.Evidence = map[string][]byte{LogName: qr.Log, "repro.sh": []byte(qr.ScriptText())}
+	rec.Evidence = map[string][]byte{LogName: qr.Log, "repro.sh": []byte(qr.ScriptFrom("../base"))}
 	for _, op := range qr.W.Ops {
 		if op.Kind == workload.Write {
 			buf := make([]byte, op.Len)

@@ -1,5 +1,3 @@
-//go:build step9
-
 package qemu
 
 import (

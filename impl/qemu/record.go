@@ -354,10 +354,14 @@ func WritePatterns(w *workload.Workload, dir string) error {
 
 // ScriptText returns the recorded qemu-io session as a shell script that
 // reproduces it from the snapshot files in the artifact directory.
-func (r *Recording) ScriptText() string {
+func (r *Recording) ScriptText() string { return r.ScriptFrom("snapshot") }
+
+// ScriptFrom is ScriptText for an artifact whose snapshot files are in
+// directory snap (relative to where the script runs).
+func (r *Recording) ScriptFrom(snap string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "#!/bin/sh\n# Reproduces a qedtorture QEMU run (end: %s). Run in this directory:\n", r.End)
-	fmt.Fprintf(&b, "# the snapshot files (snapshot/) are copied over, the image is opened\n# through blklogwrites and the commands below run in one qemu-io.\nset -e\ncp snapshot/* .\n: > %s\nqemu-io <<'EOF'\n", LogName)
+	fmt.Fprintf(&b, "# the snapshot files (%s/) are copied over, the image is opened\n# through blklogwrites and the commands below run in one qemu-io.\nset -e\ncp %s/* .\n: > %s\nqemu-io <<'EOF'\n", snap, snap, LogName)
 	for _, c := range r.Script {
 		b.WriteString(c + "\n")
 	}

@@ -191,6 +191,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				share := ScriptDigest(w, wl) // of the workload as generated
 				f, _, err := ck.runWorkload(wl, seed, "")
+				if err != nil && stop() {
+					// Stopped (a signal, or the duration is up) while it
+					// ran: a driver's processes were killed with the
+					// context, so the error proves nothing; abandoned.
+					continue
+				}
 				if err != nil {
 					// The setup failed: a failure of the target (or of the
 					// tool), reported with the workload that triggers it.
