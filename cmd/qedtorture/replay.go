@@ -77,6 +77,9 @@ func orNone(s string) string {
 // resolveReplay is replay's resolver: the driver of an artifact's target
 // name.
 func resolveReplay(name string) (campaign.Driver, error) {
+	if d, err := resolveDriver(name); d != nil || err != nil {
+		return d, err
+	}
 	t, err := resolveTarget(name)
 	if err != nil {
 		return nil, err
