@@ -45,6 +45,12 @@
 //     the above per workload, failures grouped by [Signature], the first
 //     of each minimized (ops dropped while it reproduces) and written as
 //     an artifact (workload, snapshot, log, trace, crashed image, repro.sh).
+//   - [Driver] is QEMU on the one campaign engine (`qedtorture run
+//     --target qemu`): a campaign.Driver whose recordings are Record's
+//     (the snapshot as the base, the log as the trace), with QEMU's
+//     recovery as a budgeted campaign.Judge ([RecoveryJudge], over
+//     [JudgeRecovery]). Run and CheckCrashes are the older engine behind
+//     `qedtorture qemu`, which migration step 11c turns into an alias.
 //   - [Adapt] removes what QEMU 7.2 cannot run from a generated workload
 //     (table_size 1, grows of an image whose backing file is longer than
 //     it) and says what it changed: those are recorded findings, not
