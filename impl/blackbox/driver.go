@@ -117,6 +117,9 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 	e, err := workload.NewExec(tgt, fs, "/", w)
 	if err != nil {
 		r.kill()
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
 		return nil, fmt.Errorf("exec: setup: %w", err)
 	}
 	rec := &campaign.Recording{W: w, Seed: o.Seed, Dir: "/", Image: "/" + workload.ImageName, Options: crashsim.Options{ImplicitDirSync: true}}
@@ -135,6 +138,12 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 		if err := e.Disk.Close(); err != nil && runErr == nil {
 			runErr = err
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		// Interrupted: the program was killed with the context, and what
+		// it did not finish is not a finding.
+		r.kill()
+		return nil, err
 	}
 	if runErr != nil {
 		var oe *workload.OpError

@@ -198,6 +198,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					continue
 				}
 				if err != nil {
+					if stop() {
+						// Interrupted: an out-of-process driver's run
+						// was cut short with the context, not a finding.
+						continue
+					}
 					// The setup failed: a failure of the target (or of the
 					// tool), reported with the workload that triggers it.
 					f = &Failure{WorkloadSeed: seed, W: wl, Stage: StageSetup, GuestOp: -1, Err: err}
