@@ -170,6 +170,7 @@ spec-exact Go implementation, and torture campaigns.`,
 		newBenchCommand(e),
 		newQEMUCommand(e),
 		newIOCommand(e),
+		newRepairCommand(e),
 	)
 	return root
 }

@@ -175,6 +175,17 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 	}
 	if repair {
 		im.corrupt = rep.Corruptions > 0
+		if im.corrupt && im.hdr.Features&FeatureNeedCheck == 0 {
+			// Corruption the repair cannot remove (double references)
+			// stays: the image must not go on claiming to be clean
+			// (NEED_CHECK clear implies consistent). The repaired tables
+			// were written first; any prefix of them with the flag still
+			// clear is no worse than the image before the repair.
+			if err := im.setNeedCheckLocked(); err != nil {
+				rep.CheckErrors++
+				return rep, err
+			}
+		}
 		if !im.corrupt && im.hdr.Features&FeatureNeedCheck != 0 {
 			if err := im.clearNeedCheckLocked(); err != nil {
 				rep.CheckErrors++

@@ -204,8 +204,8 @@ func (g *geometry) validTableOffset(off, fileSize uint64) bool {
 }
 
 // validateHeader checks h in QEMU's order: magic; unknown features;
-// cluster_size; table_size; image_size; l1_table_offset; header_size
-// overflow; backing name bounds. fileLen is the real file length.
+// cluster_size; table_size; image_size; header_size 0 (not QEMU's);
+// l1_table_offset; header_size overflow; backing name bounds. fileLen is the real file length.
 func validateHeader(h *Header, fileLen uint64) error {
 	if h.Magic != Magic {
 		return &FormatError{Field: "magic", Value: uint64(h.Magic), Offset: offMagic,
@@ -227,6 +227,12 @@ func validateHeader(h *Header, fileLen uint64) error {
 		return &FormatError{Field: "image_size", Value: h.ImageSize, Offset: offImageSize,
 			Reason: fmt.Sprintf("must be a multiple of 512 and at most %d", MaxImageSize(h.ClusterSize, h.TableSize)),
 			Err:    ErrInvalidHeader}
+	}
+	// QEMU 7.2 accepts 0 (docs/findings.md); the format does not, and a
+	// header of no clusters would let tables and data start at offset 0.
+	if h.HeaderSize == 0 {
+		return &FormatError{Field: "header_size", Value: 0, Offset: offHeaderSize,
+			Reason: "must be at least 1 (the header's own cluster)", Err: ErrInvalidHeader}
 	}
 	g := newGeometry(h)
 	fileSize := g.startOfCluster(fileLen)

@@ -2,6 +2,7 @@ package qed
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/spf13/afero"
@@ -90,5 +91,56 @@ func TestRepairIsWritten(t *testing.T) {
 			mustNil(t, rw.Close())
 			skipFinalCheck(t, path) // leaks remain, by design
 		})
+	}
+}
+
+// TestRepairLeavingCorruptionSetsNeedCheck (issue 15, found by qedtorture
+// repair): a repair that cannot remove a corruption (a double reference) on
+// an image whose NEED_CHECK was clear sets NEED_CHECK, durably, so that the
+// image no longer claims to be clean; before the fix the flag stayed clear
+// over a doubly referenced cluster (format.md: NEED_CHECK clear implies
+// consistent).
+func TestRepairLeavingCorruptionSetsNeedCheck(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	path := "/d.qed"
+	im := mustCreate(t, fs, path, CreateOptions{Size: 64 * cs4k, ClusterSize: cs4k, TableSize: 1}, OpenOptions{})
+	_, err := im.WriteAt(fill(2*cs4k, 7), 0)
+	mustNil(t, err)
+	mustNil(t, im.Close())
+	skipFinalCheck(t, path)
+	// Cluster 1's entry now points at cluster 0's data.
+	pokeL2(t, fs, path, cs4k, l2Entry(t, fs, path, 0))
+	rw, err := Open(fs, path, OpenOptions{IdleClearDelay: -1})
+	mustNil(t, err)
+	rep, err := rw.Check(true)
+	mustNil(t, err)
+	if rep.Corruptions != 1 {
+		t.Fatalf("repair report %+v, want the double reference left", rep)
+	}
+	if h, _ := ReadHeader(fs, path); h.Features&FeatureNeedCheck == 0 {
+		t.Error("NEED_CHECK clear in the file right after a repair that left a corruption")
+	}
+	mustNil(t, rw.Close())
+	if h, _ := ReadHeader(fs, path); h.Features&FeatureNeedCheck == 0 {
+		t.Error("NEED_CHECK clear after closing an image a repair left corrupt")
+	}
+}
+
+// TestHeaderSizeZeroRefused (issue 15): header_size 0 is not a QED header
+// (format.md: at least 1); an open refuses it with a FormatError naming the
+// field, instead of opening (and repairing) it as QEMU 7.2 does.
+func TestHeaderSizeZeroRefused(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	path := "/h.qed"
+	im := mustCreate(t, fs, path, CreateOptions{Size: 64 * cs4k, ClusterSize: cs4k}, OpenOptions{})
+	mustNil(t, im.Close())
+	skipFinalCheck(t, path)
+	setHeaderField(t, fs, path, offHeaderSize, 4, 0)
+	for _, ro := range []bool{false, true} {
+		_, err := Open(fs, path, OpenOptions{ReadOnly: ro})
+		var fe *FormatError
+		if !errors.As(err, &fe) || fe.Field != "header_size" {
+			t.Errorf("open (read-only %v) of header_size 0: %v, want a header_size FormatError", ro, err)
+		}
 	}
 }

@@ -50,6 +50,19 @@ var Deviations = []Deviation{
 		Follow: "qed.Create and qedtorture create refuse the name with ErrInvalidOption (exit 2); opening QEMU's image fails with a FormatError",
 	},
 	{
+		Test: "TestDeviationRepairClearsNeedCheck",
+		QEMU: "qemu-img check -r all and the writable open's automatic check clear NEED_CHECK although a double " +
+			"reference they cannot repair remains: the image then claims to be clean",
+		Rule:   "docs/format.md, Check and repair: NEED_CHECK is cleared after a repair only when no corruption remains",
+		Follow: "impl/qed's repair keeps NEED_CHECK set, and sets it when it was clear, while a corruption remains",
+	},
+	{
+		Test:   "TestDeviationHeaderSizeZero",
+		QEMU:   "QEMU opens, checks and repairs an image whose header_size is 0 (its check counts the header cluster as a leak)",
+		Rule:   "docs/format.md, Header: header_size is at least 1",
+		Follow: "impl/qed refuses the header with a FormatError naming header_size",
+	},
+	{
 		Test: "TestDeviationRepairLeaksMode",
 		QEMU: "qemu-img check -r leaks on a QED image also clears invalid L1/L2 offsets (QED's check " +
 			"takes any repair mode as 'fix everything')",

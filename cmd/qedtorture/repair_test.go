@@ -1,0 +1,38 @@
+package main
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/internal/qemutool"
+)
+
+// TestRepairCommandImplQED: qedtorture repair on impl/qed's repair paths
+// alone finds no broken rule (exit 0) and prints its counts.
+func TestRepairCommandImplQED(t *testing.T) {
+	r := runWant(t, 0, "repair", "--no-qemu", "--images", "2", "--seed", "5", "--dir", t.TempDir())
+	if !strings.Contains(r.stdout, "plants ") || !strings.Contains(r.stdout, "impl/qed check -r all:") {
+		t.Errorf("no counts in the output:\n%s", r.stdout)
+	}
+}
+
+// TestRepairCommandQEMU: with QEMU the repair mode finds QEMU's known
+// repair findings (docs/findings.md F4 and F5) and nothing else: every
+// failure is a QEMU path leaving a double reference with NEED_CHECK clear
+// (claims-clean, or an open that reports nothing) or accepting
+// header_size 0. The first seed's images include double references.
+func TestRepairCommandQEMU(t *testing.T) {
+	qemutool.Require(t)
+	r := runWant(t, 1, "repair", "--images", "3", "--seed", "1", "--dir", t.TempDir())
+	fails := regexp.MustCompile(`(?m)^FAIL .*$`).FindAllString(r.stdout, -1)
+	if len(fails) == 0 {
+		t.Fatalf("no failure found; F4 fixed in QEMU? output:\n%s", r.stdout)
+	}
+	known := regexp.MustCompile(`: (qemu open|qemu-img check -r all): (claims-clean|unrepaired-unreported): .*(double-ref|bad-header-size)`)
+	for _, f := range fails {
+		if !known.MatchString(f) {
+			t.Errorf("unexpected failure: %s", f)
+		}
+	}
+}

@@ -1,0 +1,141 @@
+package campaign
+
+import (
+	"context"
+	"encoding/binary"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/afero"
+
+	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/check"
+)
+
+// testRepairer is impl/qed's check -r all, or a deliberately broken repair
+// path (how): "noop" changes nothing and reports nothing, "panic" aborts,
+// "hang" never returns before its deadline, "clear-flag" clears NEED_CHECK
+// without repairing, "zero-data" repairs, then overwrites guest cluster 0.
+type testRepairer struct{ how string }
+
+func (r testRepairer) Name() string    { return "test:" + r.how }
+func (r testRepairer) Check() bool     { return true }
+func (r testRepairer) InProcess() bool { return true }
+func (r testRepairer) Repair(ctx context.Context, path string) ([]string, error) {
+	switch r.how {
+	case "noop":
+		return nil, nil
+	case "panic":
+		panic("deliberate")
+	case "hang":
+		<-ctx.Done()
+		return nil, ctx.Err()
+	case "clear-flag":
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		var b [8]byte
+		if _, err := f.ReadAt(b[:], 16); err != nil {
+			return nil, err
+		}
+		binary.LittleEndian.PutUint64(b[:], binary.LittleEndian.Uint64(b[:])&^qed.FeatureNeedCheck)
+		_, err = f.WriteAt(b[:], 16)
+		return nil, err
+	}
+	im, err := qed.Open(afero.NewOsFs(), path, qed.OpenOptions{IdleClearDelay: -1})
+	if err != nil {
+		return nil, err
+	}
+	rep, err := im.Check(true)
+	if err != nil {
+		im.Close()
+		return nil, err
+	}
+	var unrep []string
+	if rep.Corruptions > 0 {
+		unrep = rep.Problems
+	}
+	if r.how == "zero-data" && im.Header().Features&qed.FeatureBackingFile == 0 {
+		if _, err := im.WriteAt(make([]byte, 4096), 0); err != nil {
+			im.Close()
+			return nil, err
+		}
+	}
+	return unrep, im.Close()
+}
+
+type testReader struct{}
+
+func (testReader) Name() string { return "impl/qed" }
+func (testReader) ReadGuest(_ context.Context, path string) ([]byte, error) {
+	im, err := qed.Open(afero.NewOsFs(), path, qed.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer im.Close()
+	b := make([]byte, im.Size())
+	_, err = im.ReadAt(b, 0)
+	return b, err
+}
+
+func runRepairTest(t *testing.T, r Repairer, timeout time.Duration, images int, kinds ...check.Corruption) *RepairReport {
+	t.Helper()
+	rep, err := RunRepair(context.Background(), RepairConfig{
+		Seed: 3, Images: images, Reference: qedtarget.Target{}, Corruptions: kinds,
+		Repairers: []Repairer{r}, Readers: []GuestReader{testReader{}},
+		Dir: t.TempDir(), Timeout: timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// TestRepairJudgesImplQED: impl/qed's check -r all breaks no rule on any
+// plant of the seed's images, and every corruption kind was planted.
+func TestRepairJudgesImplQED(t *testing.T) {
+	rep := runRepairTest(t, testRepairer{"good"}, 30*time.Second, 3)
+	for _, f := range rep.Failures {
+		t.Errorf("%s", f)
+	}
+	if rep.Plants == 0 || rep.Runs != rep.Plants {
+		t.Fatalf("plants %d, runs %d", rep.Plants, rep.Runs)
+	}
+}
+
+// TestRepairCatchesBrokenRepairs: each broken repair path is caught by the
+// rule it breaks.
+func TestRepairCatchesBrokenRepairs(t *testing.T) {
+	for how, rule := range map[string]string{
+		"noop":       "unrepaired-unreported",
+		"panic":      "abort",
+		"hang":       "hang",
+		"clear-flag": "unrepaired-unreported",
+		"zero-data":  "untouched-changed",
+	} {
+		t.Run(how, func(t *testing.T) {
+			rep := runRepairTest(t, testRepairer{how}, timeoutFor(how), 2, check.CorruptL2PastEOF, check.CorruptL1Misaligned, check.CorruptLeak)
+			var rules []string
+			for _, f := range rep.Failures {
+				rules = append(rules, f.Rule)
+			}
+			if !strings.Contains(strings.Join(rules, " "), rule) {
+				t.Errorf("rules broken %v, want %s among them", rules, rule)
+			}
+		})
+	}
+}
+
+// timeoutFor gives the hanging repair a short deadline and the others a
+// generous one (a loaded machine, -race).
+func timeoutFor(how string) time.Duration {
+	if how == "hang" {
+		return 200 * time.Millisecond
+	}
+	return 30 * time.Second
+}
