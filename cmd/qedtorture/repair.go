@@ -36,7 +36,21 @@ func (r qedRepair) Check() bool     { return !r.open }
 func (r qedRepair) InProcess() bool { return true }
 
 func (r qedRepair) Repair(_ context.Context, path string) ([]string, error) {
-	im, err := qed.Open(afero.NewOsFs(), path, qed.OpenOptions{IdleClearDelay: -1})
+	return r.repair(afero.NewOsFs(), path)
+}
+
+// RepairFS runs the path on any filesystem (crashsim, for crashes during
+// the repair); what it left unrepaired is in the image's NEED_CHECK.
+func (r qedRepair) RepairFS(fs afero.Fs, path string) error {
+	_, err := r.repair(fs, path)
+	return err
+}
+
+// ReadGuestFS reads the guest through impl/qed on any filesystem.
+func (qedRepair) ReadGuestFS(fs afero.Fs, path string) ([]byte, error) { return readGuestQED(fs, path) }
+
+func (r qedRepair) repair(fs afero.Fs, path string) ([]string, error) {
+	im, err := qed.Open(fs, path, qed.OpenOptions{IdleClearDelay: -1})
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +73,11 @@ type qedReader struct{}
 
 func (qedReader) Name() string { return "impl/qed" }
 func (qedReader) ReadGuest(_ context.Context, path string) ([]byte, error) {
-	im, err := qed.Open(afero.NewOsFs(), path, qed.OpenOptions{ReadOnly: true})
+	return readGuestQED(afero.NewOsFs(), path)
+}
+
+func readGuestQED(fs afero.Fs, path string) ([]byte, error) {
+	im, err := qed.Open(fs, path, qed.OpenOptions{ReadOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +145,7 @@ func newRepairCommand(e *env) *cobra.Command {
 		timeout time.Duration
 		dir     string
 		verbose bool
+		crashes int
 	)
 	cmd := &cobra.Command{
 		Use:   "repair",
@@ -139,6 +158,9 @@ qemu-img check -r all. Judged: no abort, hang or unbounded allocation; the image
 consistent afterwards or the damage left reported (and then not marked clean);
 every guest cluster the corruption did not touch reading as before through
 impl/qed and QEMU. Differences between the paths' repaired images are counted.
+With --crashes N, impl/qed's repairs are also recorded on crashsim and every
+crash state (syncs, N sampled points, the end; subset and torn models) is
+repaired again: it must reach what one uninterrupted repair reaches.
 
 Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 		Args: noArgs,
@@ -189,8 +211,23 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 			if err != nil {
 				return fail(err)
 			}
-			if len(rep.Failures) > 0 {
-				return failf("repair: %d rule(s) broken", len(rep.Failures))
+			broken := len(rep.Failures)
+			if crashes > 0 {
+				cr, err := campaign.RepairCrashes(cmd.Context(), cfg, crashes, 0)
+				if cr != nil {
+					fmt.Fprintf(e.stdout, "crashes during impl/qed's repairs: %d plants recorded (%d refused), %d crash states repaired again, %d differ\n",
+						cr.Plants, cr.Refused, cr.States, len(cr.Failures))
+					for _, f := range cr.Failures {
+						fmt.Fprintf(e.stdout, "FAIL crash during repair: %s\n", f)
+					}
+					broken += len(cr.Failures)
+				}
+				if err != nil {
+					return fail(err)
+				}
+			}
+			if broken > 0 {
+				return failf("repair: %d rule(s) broken", broken)
 			}
 			return nil
 		},
@@ -203,6 +240,7 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "per repair run: a run still going is a hang")
 	f.StringVar(&dir, "dir", "", "scratch directory (default a temporary one, removed)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log each image and failure")
+	f.IntVar(&crashes, "crashes", 0, "also crash impl/qed's repairs: record each on crashsim with this many sampled crash points (besides its syncs and end) and repair every crash state again")
 	return cmd
 }
 

@@ -340,3 +340,47 @@ func TestDeviationHeaderSizeZero(t *testing.T) {
 		t.Errorf("qedtorture check of header_size 0: exit %d (%s), want 1 naming header_size", code, errs)
 	}
 }
+
+// TestDeviationFailedOpenClearsNeedCheck: qemu-img check -r all (and a
+// writable qemu-io open) on an image with NEED_CHECK set whose backing file
+// cannot be opened (here: it is missing) fails (exit 1), yet clears
+// NEED_CHECK on the way out; qemu-img check repairs nothing before, so the
+// image is left with its invalid L1 entry and NEED_CHECK clear: it claims
+// to be clean. Rule (docs/format.md, Flush ordering and NEED_CHECK):
+// NEED_CHECK clear implies consistent; it is cleared only after a repair
+// that left no corruption. impl/qed opens the backing chain before its
+// repair and writes nothing when that fails. Found by qedtorture repair
+// (docs/findings.md, F6).
+func TestDeviationFailedOpenClearsNeedCheck(t *testing.T) {
+	r := newRig(t)
+	back := r.path("back.qed")
+	r.img("create", "-q", "-f", "qed", back, "1M")
+	img := r.path("top.qed")
+	r.img("create", "-q", "-f", "qed", "-o", "cluster_size=65536,table_size=4", "-b", back, "-F", "qed", img, "1M")
+	r.io(img, "qed", "write -P 1 0 4096")
+	l, err := ReadLayout(img)
+	must(t, err)
+	must(t, PutU64(img, l.L1Entry(0), 1))
+	must(t, PutU64(img, 16, l.Header.Features|qed.FeatureNeedCheck))
+	must(t, os.Remove(back))
+
+	_, code, err := r.q.Check(img, "all")
+	must(t, err)
+	f, err := GetU64(img, 16)
+	must(t, err)
+	e, err := GetU64(img, l.L1Entry(0))
+	must(t, err)
+	if code != 1 || f&qed.FeatureNeedCheck != 0 || e != 1 {
+		t.Errorf("qemu-img check -r all without the backing file: exit %d, features %#x, L1[0] %#x; QEMU 7.2 fails, "+
+			"clears NEED_CHECK and leaves L1[0] = 1 (fixed upstream? flip this test)", code, f, e)
+	}
+
+	// impl/qed writes nothing when the backing file is missing.
+	must(t, PutU64(img, 16, l.Header.Features|qed.FeatureNeedCheck))
+	if _, _, code := r.qt("check", "-r", "all", img); code != 1 {
+		t.Errorf("qedtorture check -r all without the backing file: exit %d, want 1", code)
+	}
+	if f, _ := GetU64(img, 16); f&qed.FeatureNeedCheck == 0 {
+		t.Error("qedtorture check -r all cleared NEED_CHECK although it could not open the image")
+	}
+}

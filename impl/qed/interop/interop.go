@@ -63,6 +63,14 @@ var Deviations = []Deviation{
 		Follow: "impl/qed refuses the header with a FormatError naming header_size",
 	},
 	{
+		Test: "TestDeviationFailedOpenClearsNeedCheck",
+		QEMU: "an open of an image with NEED_CHECK set that fails on its backing file (missing, or one QEMU refuses) " +
+			"still clears NEED_CHECK on the way out; qemu-img check -r all repairs nothing before, so the image " +
+			"keeps its corruption and claims to be clean",
+		Rule:   "docs/format.md, Flush ordering and NEED_CHECK: NEED_CHECK clear implies consistent",
+		Follow: "impl/qed opens the backing chain before its repair and writes nothing when an open fails",
+	},
+	{
 		Test: "TestDeviationRepairLeaksMode",
 		QEMU: "qemu-img check -r leaks on a QED image also clears invalid L1/L2 offsets (QED's check " +
 			"takes any repair mode as 'fix everything')",
