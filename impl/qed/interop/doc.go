@@ -21,7 +21,10 @@
 //  3. Planted corruption (corruption_test.go): invalid L1/L2 offsets,
 //     double references, leaks and NEED_CHECK, planted by the corrupters in
 //     this package; `qedtorture check` and `qemu-img check` agree on every
-//     count and on the exit code, with and without -r all.
+//     count and on the exit code, with and without -r all. TestPlantedEveryKind
+//     plants every kind of props/check's corrupter (check.Plant, the one the
+//     repair mode uses) with NEED_CHECK set and clear, and compares the
+//     read-only checks the same way.
 //
 // # Deviations
 //
