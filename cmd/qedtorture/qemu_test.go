@@ -200,3 +200,46 @@ func TestRunTargetQEMU(t *testing.T) {
 	r = runWant(t, exitUsage, "run", "--target", "qemu", "--fault", "write:enospc@nth=17", "--iterations", "1")
 	require.Contains(t, r.stderr, "runs out of process")
 }
+
+// TestRunTargetQEMUFlags: --qemu-states is the budget of QEMU's own
+// recovery judge (the report counts what it judged, per judge), --ends
+// how the runs end; both are refused for another target, and bad values
+// are usage errors.
+func TestRunTargetQEMUFlags(t *testing.T) {
+	qemutool.Require(t)
+	judged := func(states string) map[string]int64 {
+		t.Helper()
+		rep := filepath.Join(t.TempDir(), "r.json")
+		r := qt(t, "run", "--target", "qemu", "--iterations", "2", "--seed", "3", "--ops", "4", "--max-clusters", "8",
+			"--backing-chance", "0", "--op-weights", "concurrent=0", "--crash-model", "prefix", "--ends", "close",
+			"--qemu-states", states, "--report", rep, "--out", "", "--progress", "none")
+		if r.code != exitOK && r.code != exitRuntime {
+			t.Fatalf("exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+		b, err := os.ReadFile(rep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Judged map[string]int64 `json:"judged"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m.Judged
+	}
+	if j := judged("2"); j["qemu"] < 1 || j["qemu"] > 4 || j["impl/qed"] <= j["qemu"] {
+		t.Errorf("--qemu-states 2 over 2 workloads: judged %v", j)
+	}
+	if j := judged("0"); j["qemu"] != 0 || j["impl/qed"] == 0 {
+		t.Errorf("--qemu-states 0: judged %v", j)
+	}
+	for _, c := range []struct{ args []string }{
+		{[]string{"run", "--qemu-states", "3"}},
+		{[]string{"run", "--target", "impl/qed", "--ends", "close"}},
+		{[]string{"run", "--target", "qemu", "--ends", "close,never"}},
+		{[]string{"run", "--target", "qemu", "--qemu-states", "-2"}},
+	} {
+		runWant(t, exitUsage, c.args...)
+	}
+}

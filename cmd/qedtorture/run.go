@@ -34,6 +34,8 @@ type runFlags struct {
 	noDedup     bool
 	target      string
 	known       string
+	qemuStates  int    // --qemu-states: QEMU's recovery judge's budget (target qemu)
+	ends        string // --ends: how QEMU's runs end (target qemu)
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -84,6 +86,8 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
 	fl.BoolVar(&f.noDedup, "no-dedup", false, "run the oracle on every crash state, even one byte-identical to a state already judged against the same model")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
+	fl.IntVar(&f.qemuStates, "qemu-states", qemu.DefaultQEMUStates, "with --target qemu: distinct crash states per workload recovered and read back by QEMU itself (-1 = all, 0 = none)")
+	fl.StringVar(&f.ends, "ends", "close,abort,kill", "with --target qemu: how runs end (close, abort, kill), chosen per workload by its seed")
 	fl.StringVar(&f.known, "known", "", "file of known failure signatures (one pattern and name a line; testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
 	return cmd
 }
@@ -161,6 +165,19 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		if f.faults != "" {
 			return bad("--fault injects faults in process: target %s runs out of process", f.target)
 		}
+		if qd, ok := d.(*qemu.Driver); ok {
+			if f.qemuStates < -1 {
+				return bad("invalid --qemu-states %d: want -1 (all) or more", f.qemuStates)
+			}
+			qd.QEMUStates = f.qemuStates
+			for _, s := range strings.Split(f.ends, ",") {
+				end, err := qemu.ParseEnd(strings.TrimSpace(s))
+				if err != nil {
+					return bad("invalid --ends: %v", err)
+				}
+				qd.Ends = append(qd.Ends, end)
+			}
+		}
 		// Crash states are recovered in process by the reference (impl/qed)
 		// and, on a budget, by the driver's own judge.
 		cfg.Driver, cfg.Reference, cfg.TargetName = d, referenceTarget(), f.target
@@ -170,6 +187,9 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 			return bad("invalid --target: %v", err)
 		}
 		cfg.Target, cfg.TargetName = t, f.target
+	}
+	if cfg.TargetName != "qemu" && (cmd.Flags().Changed("qemu-states") || cmd.Flags().Changed("ends")) {
+		return bad("--qemu-states and --ends are for --target qemu")
 	}
 	cfg.Out, cfg.NoDedup, cfg.MinimizeTimeout = f.out, f.noDedup, f.minimizeTime
 	if f.known != "" {
