@@ -77,7 +77,11 @@ func TestRunFindsBrokenTarget(t *testing.T) {
 	verdict, err := os.ReadFile(filepath.Join(art, "verdict.txt"))
 	require.NoError(t, err)
 	require.Contains(t, rr.stdout, strings.TrimSpace(string(verdict)), "replay shows the same verdict")
-	require.Contains(t, rr.stdout, "Replay with")
+	require.Contains(t, rr.stdout, "judged by broken:noflush")
+	require.NotContains(t, rr.stdout, "Replay with", "a replay does not tell to replay")
+	ex, err := os.ReadFile(filepath.Join(art, "explain.txt"))
+	require.NoError(t, err)
+	require.Contains(t, string(ex), "Replay with: qedtorture replay "+art)
 }
 
 func TestReplayErrors(t *testing.T) {

@@ -326,9 +326,9 @@ func guestOpText(w *workload.Workload, i int) string {
 func verdictText(f *Failure) string {
 	switch {
 	case f.Verdict != nil:
-		return f.Verdict.String()
+		return renumber(f.Verdict.String(), f.Rec)
 	case f.OpErr != nil:
-		return fmt.Sprintf("FAIL at %s: %v", f.Stage, f.OpErr)
+		return renumber(fmt.Sprintf("FAIL at %s: %v", f.Stage, f.OpErr), f.Rec)
 	}
 	return fmt.Sprintf("FAIL at %s: %v", f.Stage, f.Err)
 }

@@ -182,6 +182,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, faults: cfg.Faults,
 				c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup}
 			for w := range jobs {
+				if stop() {
+					// The feeder may hand out a job as the campaign stops
+					// (its select picks either): no workload starts after.
+					continue
+				}
 				seed := WorkloadSeed(cfg.Seed, w)
 				var wl *workload.Workload
 				if cfg.Workload != nil {
