@@ -24,15 +24,21 @@ func TraceText(rec *Recording) string {
 			op := rec.MarkAt(o.Index).Op
 			if op != last {
 				last = op
-				if op >= 0 && op < len(rec.W.Ops) {
+				switch {
+				case op >= 0 && op < len(rec.W.Ops):
 					fmt.Fprintf(&b, "## guest op %d: %s\n", op, rec.W.Ops[op])
-				} else {
+				case op < 0:
 					fmt.Fprintf(&b, "## after the setup, before guest op 0\n")
+				default:
+					fmt.Fprintf(&b, "## after the last guest op: the run's end (close, abort or kill)\n")
 				}
 			}
 			who = fmt.Sprintf("op %d", op)
-			if op < 0 {
+			switch {
+			case op < 0:
 				who = "setup"
+			case op >= len(rec.W.Ops):
+				who = "end"
 			}
 		}
 		fmt.Fprintf(&b, "%s\t# %s\n", o, who)
