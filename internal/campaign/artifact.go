@@ -42,6 +42,9 @@ import (
 //	expected-vs-read.txt  the model's expectation vs what was read
 //	verdict.txt         the judge's verdict
 //	explain.txt         one paragraph saying what happened
+//	repro.sh            replays the artifact in a scratch copy and checks
+//	                    the result: exit 0 the failure reproduced, 1 it
+//	                    did not, 2 replay could not run (reproScript)
 //	trace.bin           the recorded filesystem trace (crashsim binary form)
 //	trace.txt           the same, readable: one operation a line, the
 //	                    guest op (0-based line of workload.txt) that issued
@@ -60,6 +63,7 @@ const (
 	traceFile     = "trace.bin"
 	traceTextFile = "trace.txt"
 	imageDir      = "image"
+	reproFile     = "repro.sh"
 	baseDir       = "base"   // a driver's files when its trace began (out of process)
 	targetDir     = "target" // a driver's evidence (Recording.Evidence)
 )
@@ -185,6 +189,7 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 	files["crash.txt"] = []byte(crashText(f))
 	files["verdict.txt"] = []byte(verdictText(f) + "\n")
 	files["expected-vs-read.txt"] = []byte(expectedVsRead(f) + "\n")
+	files[reproFile] = []byte(reproScript(meta))
 	files["explain.txt"] = []byte(Explain(f, meta.Target) + " " + replayText(f, meta.Target, final) + "\n")
 	if f.Rec != nil {
 		tb, err := f.Rec.Trace.MarshalBinary()
@@ -195,7 +200,11 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 		files[traceTextFile] = []byte(TraceText(f.Rec))
 	}
 	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if name == reproFile {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, mode); err != nil {
 			return fmt.Errorf("%s: %w", name, unwrapPathErr(err))
 		}
 	}
@@ -478,4 +487,47 @@ func WriteText(w io.Writer, f *Failure, target string) {
 	fmt.Fprintln(w, verdictText(f))
 	fmt.Fprintln(w, expectedVsRead(f))
 	fmt.Fprintln(w, Explain(f, target))
+}
+
+// reproScript is an artifact's repro.sh: it copies the artifact to a
+// scratch directory (the artifact itself is never written), runs
+// qedtorture replay on the copy ($QEDTORTURE, default qedtorture on the
+// PATH; extra arguments go to replay, e.g. --target impl/qed) and checks
+// the result: exit 0 when the failure reproduced, 1 when the case passes
+// now, 2 when replay could not run (an error, a missing build tag or tool:
+// its message says which).
+func reproScript(meta ArtifactMeta) string {
+	return fmt.Sprintf(`#!/bin/sh
+# Reproduces this failure: %s
+# (target %s, campaign seed %d, workload %d, state %s).
+# Replays a scratch copy of this artifact with qedtorture replay ($QEDTORTURE,
+# default: qedtorture on the PATH; arguments are passed to replay, e.g.
+# --target impl/qed). Exit 0: the failure reproduced; 1: the case passes now;
+# 2: replay could not run (its message says what it needs).
+set -u
+here=$(cd "$(dirname "$0")" && pwd) || exit 2
+scratch=$(mktemp -d) || exit 2
+trap 'rm -rf "$scratch"' EXIT
+cp -R "$here/." "$scratch/" || exit 2
+out=$("${QEDTORTURE:-qedtorture}" replay "$@" "$scratch" 2>&1)
+rc=$?
+printf '%%s\n' "$out"
+if [ "$rc" -eq 0 ]; then
+	echo "repro: NOT reproduced: the case passes now"
+	exit 1
+fi
+if [ "$rc" -eq 1 ] && printf '%%s\n' "$out" | grep -q "the case still fails"; then
+	echo "repro: reproduced"
+	exit 0
+fi
+echo "repro: replay could not run (exit $rc)"
+exit 2
+`, meta.Signature, meta.Target, meta.CampaignSeed, meta.Workload, orNoCrash(meta.State))
+}
+
+func orNoCrash(s string) string {
+	if s == "" {
+		return "none (no crash)"
+	}
+	return s
 }
