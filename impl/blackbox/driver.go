@@ -35,6 +35,9 @@ type Driver struct {
 	argv    []string
 	strace  string
 	setup   target.Target
+	// JudgeBudget is the distinct states per workload the program's own
+	// recovery judges (judge.go); 0: none. New sets DefaultJudgeBudget.
+	JudgeBudget int
 	// AdaptFunc, if set, adapts workloads to what the program can run
 	// (cmd/qedtorture sets QEMU's adaptations for qemu-io).
 	AdaptFunc func(w *workload.Workload) (*workload.Workload, []campaign.Adaptation)
@@ -50,7 +53,7 @@ func New(command string, setup target.Target) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Driver{command: command, argv: argv, strace: st, setup: setup}, nil
+	return &Driver{command: command, argv: argv, strace: st, setup: setup, JudgeBudget: DefaultJudgeBudget}, nil
 }
 
 func (d *Driver) Name() string { return "exec:" + d.command }
@@ -66,8 +69,16 @@ func (d *Driver) Adapt(w *workload.Workload) (*workload.Workload, []campaign.Ada
 }
 
 func (d *Driver) Recoverer() target.Target { return nil }
-func (d *Driver) Judges() []campaign.Judge { return nil }
-func (d *Driver) Close() error             { return nil }
+
+// Judges returns the program's own recovery judge (judge.go) with
+// JudgeBudget states a workload, or none.
+func (d *Driver) Judges() []campaign.Judge {
+	if d.JudgeBudget == 0 {
+		return nil
+	}
+	return []campaign.Judge{&programJudge{d: d, budget: d.JudgeBudget}}
+}
+func (d *Driver) Close() error { return nil }
 
 // segment is one process's run: its strace output and the trace position
 // at which its recording starts in the whole trace.

@@ -2,11 +2,14 @@ package blackbox
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
 )
 
 // campaignOver runs a small seeded campaign over exec:COMMAND and returns
@@ -40,4 +43,50 @@ func TestExecCampaign(t *testing.T) {
 	if rep.FailedWorkloads == 0 {
 		t.Fatalf("exec:qedtorture io --broken-drop-sync: no failure in %d workloads", rep.Workloads)
 	}
+}
+
+// TestProgramJudge: the program's own recovery judge passes a sound crash
+// state and fails one whose data the program cannot give back.
+func TestProgramJudge(t *testing.T) {
+	requireStrace(t)
+	bin := qedtortureBin(t)
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\nwrite 0x1000 0x3000 id=1\nflush\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := afero.NewMemMapFs()
+	e, err := workload.NewExec(qedtarget.Target{}, fs, "/", w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Disk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(bin+" io", qedtarget.Target{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := d.Judges()[0]
+	st := &campaign.State{FS: fs, Image: "/" + workload.ImageName, Model: e.Model}
+	v, err := j.Judge(context.Background(), st)
+	if err != nil || !v.OK() {
+		t.Fatalf("sound state: %v, %v", v, err)
+	}
+	// Lose the data cluster's contents: the program reads zeros where the
+	// model wants id 1.
+	img, _ := afero.ReadFile(fs, st.Image)
+	for i := 65536 * 2; i < len(img); i++ {
+		img[i] = 0
+	}
+	if err := afero.WriteFile(fs, st.Image, img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, err = j.Judge(context.Background(), st)
+	if err != nil || v.OK() {
+		t.Fatalf("state without its data: %v, %v (want a failed verdict)", v, err)
+	}
+	t.Logf("verdict: %v", v.Stage)
 }
