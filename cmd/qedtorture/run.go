@@ -36,6 +36,7 @@ type runFlags struct {
 	known       string
 	qemuStates  int    // --qemu-states: QEMU's recovery judge's budget (target qemu)
 	ends        string // --ends: how QEMU's runs end (target qemu)
+	exhaustive  int
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -89,6 +90,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.IntVar(&f.qemuStates, "qemu-states", qemu.DefaultQEMUStates, "with --target qemu: distinct crash states per workload recovered and read back by QEMU itself (-1 = all, 0 = none)")
 	fl.StringVar(&f.ends, "ends", "close,abort,kill", "with --target qemu: how runs end (close, abort, kill), chosen per workload by its seed")
 	fl.StringVar(&f.known, "known", "", "file of known failure signatures (one pattern and name a line; testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
+	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 	return cmd
 }
 
@@ -203,6 +205,24 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 			return bad("invalid --known: %v", err)
 		}
 	}
+	if f.exhaustive != 0 {
+		if f.exhaustive < 1 || f.exhaustive > 4 {
+			return bad("invalid --exhaustive %d: want a depth in 1..4", f.exhaustive)
+		}
+		if cfg.Workload != nil {
+			return bad("--exhaustive and --workload are exclusive")
+		}
+		cfg.Exhaustive = workload.NewExhaustive(f.exhaustive)
+		if !cmd.Flags().Changed("bound") {
+			cfg.Bound = 0 // campaign.ExhaustiveBound
+		}
+		if !cmd.Flags().Changed("iterations") {
+			cfg.Iterations = cfg.Exhaustive.Len()
+		}
+		if !cmd.Flags().Changed("duration") {
+			cfg.Duration = 0
+		}
+	}
 	return cfg, nil
 }
 
@@ -302,6 +322,10 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 			fmt.Fprintf(hum, "  artifact: none, it could not be written (see the report's artifact_error)\n")
 			fmt.Fprintf(e.stderr, "qedtorture: the failure of workload %d has no artifact: %s\n", fr.Workload, oneLine(fr.ArtifactError))
 		}
+	}
+	if x := rep.ExhaustiveSummary(); x != "" {
+		fmt.Fprintln(hum, x)
+		fmt.Fprintf(hum, "  vocabulary: %s\n  layouts: %s\n", strings.Join(rep.Exhaustive.Vocabulary, ", "), strings.Join(rep.Exhaustive.Layouts, "; "))
 	}
 	newSigs := 0
 	for s := range rep.Signatures {

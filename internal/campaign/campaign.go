@@ -120,6 +120,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.FailedWorkloads = st.Failures
 		rep.OracleRuns, rep.Faulted = st.OracleRuns, c.faulted.Load()
 		rep.FaultEffects = c.faultEffects.Load()
+		if x := cfg.Exhaustive; x != nil {
+			rep.Exhaustive = exhaustiveReport(x, cfg.Bound, c.overBound.Load())
+		}
 		rep.Seconds, rep.StatesPerSecond = st.Elapsed.Seconds(), st.StatesPerSecond
 		for i, m := range cfg.Models {
 			rep.PerModel[m.String()] += c.perModel[i].Load()
@@ -181,6 +184,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			ck := &checker{ctx: ctx, driver: cfg.Driver, judges: judges, models: cfg.Models, sampledPoints: cfg.SampledPoints,
 				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, faults: cfg.Faults,
 				c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup}
+			if cfg.Exhaustive != nil {
+				ck.allPoints, ck.fromOp = true, workload.Prefix
+			}
 			for w := range jobs {
 				if stop() {
 					// The feeder may hand out a job as the campaign stops
@@ -191,6 +197,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				var wl *workload.Workload
 				if cfg.Workload != nil {
 					wl = cfg.Workload.Clone()
+				} else if cfg.Exhaustive != nil {
+					wl = cfg.Exhaustive.Workload(w)
 				} else {
 					wl = generate(seed, cfg.Gen)
 				}
@@ -257,6 +265,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				minimizing[minStart]++
 				mu.Unlock()
 				mk := *ck
+				mk.fromOp = 0 // the minimizer drops ops: judge from the setup on
 				mk.ctx, mk.c, mk.stop = parent, nil, func() bool { return parent.Err() != nil || time.Since(minStart) > cfg.MinimizeTimeout }
 				mf := minimize(&mk, f, cfg.MinimizeCandidates)
 				mf.Found, mf.MinimizeTime = found, time.Since(minStart)

@@ -75,6 +75,7 @@ func (f *Failure) Message() string {
 type counters struct {
 	workloads, points, states, failures, skipped, oracleRuns, faulted atomic.Int64
 	faultEffects                                                      atomic.Int64
+	overBound                                                         atomic.Int64   // (point, model) pairs sampled for being over the bound (exhaustive campaigns)
 	perModel                                                          []atomic.Int64 // by index in Config.Models
 	mu                                                                sync.Mutex     // guards the maps below
 	judged, adapted                                                   map[string]int64
@@ -119,10 +120,14 @@ type checker struct {
 	c             *counters   // may be nil
 	stop          func() bool // polled between states; nil = never
 	allPoints     bool        // every op index, not only syncs + samples (minimization)
-	noDedup       bool        // run the judges on every state, even byte-identical ones
-	onlyJudge     string      // failures of this judge only ("" = any): minimization keeps the judge
-	hasher        *stateHasher
-	modelIdx      []int // index of models[i] in the campaign's counters
+	// fromOp > 0: crash points start at guest op fromOp (the prefix of an
+	// exhaustive workload is not judged), and the (point, model) pairs
+	// over the bound are counted (counters.overBound).
+	fromOp    int
+	noDedup   bool   // run the judges on every state, even byte-identical ones
+	onlyJudge string // failures of this judge only ("" = any): minimization keeps the judge
+	hasher    *stateHasher
+	modelIdx  []int // index of models[i] in the campaign's counters
 	// local counts what this checker did (one worker's share).
 	local struct{ points, states, oracleRuns int64 }
 }
@@ -204,6 +209,14 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 	}
 	o := crashsim.ExploreOptions{Models: ck.models, Bound: ck.enum.Bound, Samples: ck.enum.Samples, Seed: rec.Seed,
 		SampledPoints: ck.sampledPoints, AllPoints: ck.allPoints, From: rec.SetupEnd, MaxFailures: -1}
+	if ck.fromOp > 0 {
+		for _, m := range rec.Marks {
+			if m.Op >= ck.fromOp {
+				o.From = max(o.From, m.K)
+				break
+			}
+		}
+	}
 	budgeted := false
 	for _, j := range ck.judges {
 		budgeted = budgeted || j.Budget() >= 0
@@ -237,6 +250,17 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 		if s.Point != point {
 			point = s.Point
 			k := point.K()
+			if ck.fromOp > 0 && ck.c != nil {
+				bound := ck.enum.Bound
+				if bound == 0 {
+					bound = crashsim.DefaultBound
+				}
+				for _, m := range ck.models {
+					if c := point.CountBig(m); !c.IsUint64() || c.Uint64() > bound {
+						ck.c.overBound.Add(1)
+					}
+				}
+			}
 			base, mark, guestOp, durable = rec.ModelAt(k), rec.MarkIndexAt(k), rec.GuestOpAt(k), nil
 			if oracle.DurableCost(base) <= maxDurableCache {
 				// Points come in K order, so each mark's states are

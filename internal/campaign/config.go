@@ -114,6 +114,13 @@ type Config struct {
 	// index runs it (its workload seed still drives the sampled crash
 	// points and states, and the faults).
 	Workload *workload.Workload
+	// Exhaustive, if set, is the workload source instead of the random
+	// generator (bounded-exhaustive campaigns): workload index w is
+	// Exhaustive.Workload(w), Iterations defaults to Exhaustive.Len(),
+	// every op index after the workloads' prefix is a crash point, and
+	// Bound defaults to ExhaustiveBound (a point and model with more
+	// states than Bound is sampled, and counted in Report.Exhaustive).
+	Exhaustive *workload.Exhaustive
 	// Faults are faultfs rules applied to the run of every workload.
 	Faults string
 	// Bound, Samples: per crash point and model, states are enumerated when
@@ -176,6 +183,8 @@ const (
 	DefaultSamples       = 32
 	DefaultSampledPoints = 4
 	DefaultDuration      = 60 * time.Second
+	// ExhaustiveBound is the default Bound of exhaustive campaigns.
+	ExhaustiveBound = 1 << 16
 )
 
 // DefaultGenConfig is the campaign's default workload shape: small images
@@ -203,6 +212,20 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CheckpointEvery < 0 {
 		return fmt.Errorf("%w: negative checkpoint interval", ErrConfig)
+	}
+	if x := c.Exhaustive; x != nil {
+		if c.Workload != nil {
+			return fmt.Errorf("%w: an exhaustive campaign generates its workloads (no workload file)", ErrConfig)
+		}
+		if x.Depth < 1 || x.Len() < 1 {
+			return fmt.Errorf("%w: exhaustive depth %d: want at least 1", ErrConfig, x.Depth)
+		}
+		if c.Iterations == 0 || c.Iterations > x.Len() {
+			c.Iterations = x.Len()
+		}
+		if c.Bound == 0 {
+			c.Bound = ExhaustiveBound
+		}
 	}
 	if c.Iterations == 0 && c.Duration == 0 {
 		c.Duration = DefaultDuration

@@ -8,6 +8,8 @@ import (
 	"io"
 	"slices"
 	"strconv"
+
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // ReportVersion is the version of the JSON report layout. Version 2 added
@@ -80,6 +82,11 @@ type Report struct {
 	// --checkpoint-interval); the final report replaces it. After a merge:
 	// some shard's report was one.
 	Checkpoint bool `json:"checkpoint,omitempty"`
+	// Exhaustive describes a bounded-exhaustive campaign (nil for a
+	// random one): its depth, vocabulary and layouts, and how many
+	// (crash point, model) pairs had more states than the bound and were
+	// sampled (0: every crash state of every workload was judged).
+	Exhaustive *ExhaustiveReport `json:"exhaustive,omitempty"`
 	// Partial lists, after a merge, the shards whose report was a
 	// checkpoint or interrupted; MissingShards the shards of ShardCount
 	// that no merged report covered (merged with --allow-partial).
@@ -208,6 +215,14 @@ func Merge(reps ...*Report) (*Report, error) {
 		out.Skipped += r.Skipped
 		out.Faulted += r.Faulted
 		out.FaultEffects += r.FaultEffects
+		if r.Exhaustive != nil {
+			if out.Exhaustive == nil {
+				x := *r.Exhaustive
+				x.OverBound = 0
+				out.Exhaustive = &x
+			}
+			out.Exhaustive.OverBound += r.Exhaustive.OverBound
+		}
 		out.CrashPoints += r.CrashPoints
 		out.CrashStates += r.CrashStates
 		out.OracleRuns += r.OracleRuns
@@ -274,4 +289,50 @@ func addCounts(a, b map[string]int64) map[string]int64 {
 		a[k] += n
 	}
 	return a
+}
+
+// ExhaustiveReport is Report.Exhaustive.
+type ExhaustiveReport struct {
+	Depth      int      `json:"depth"`
+	Workloads  int      `json:"workloads"` // in the whole index space (all shards)
+	Vocabulary []string `json:"vocabulary"`
+	Layouts    []string `json:"layouts"`
+	Bound      uint64   `json:"bound"`
+	// OverBound counts the (crash point, model) pairs with more states
+	// than Bound, whose states were sampled.
+	OverBound int64 `json:"over_bound"`
+}
+
+func exhaustiveReport(x *workload.Exhaustive, bound uint64, over int64) *ExhaustiveReport {
+	r := &ExhaustiveReport{Depth: x.Depth, Workloads: x.Len(), Bound: bound, OverBound: over}
+	for _, s := range x.Shapes {
+		r.Vocabulary = append(r.Vocabulary, s.Name)
+	}
+	for _, l := range x.Layouts {
+		g := l.Geometry
+		d := fmt.Sprintf("%s (cluster_size=%d table_size=%d size=%d", l.Name, g.ClusterSize, g.TableSize, g.Size)
+		for _, b := range g.Backing {
+			d += fmt.Sprintf(", %s backing size=%d", b.Format, b.Size)
+		}
+		r.Layouts = append(r.Layouts, d+")")
+	}
+	return r
+}
+
+// ExhaustiveSummary is the report's one-line statement of an exhaustive
+// campaign: "exhaustive to depth K: N workloads, M crash states, F
+// failures" ("" for a random campaign).
+func (r *Report) ExhaustiveSummary() string {
+	x := r.Exhaustive
+	if x == nil {
+		return ""
+	}
+	s := fmt.Sprintf("exhaustive to depth %d: %d workloads, %d crash states, %d failures", x.Depth, r.Workloads+r.FailedWorkloads, r.CrashStates, r.FailedWorkloads)
+	if n := int64(x.Workloads); r.Workloads+r.FailedWorkloads+r.Skipped < n {
+		s += fmt.Sprintf(" (of %d workloads in all shards)", n)
+	}
+	if x.OverBound > 0 {
+		s += fmt.Sprintf("; %d (point, model) pairs over the bound %d were sampled", x.OverBound, x.Bound)
+	}
+	return s
 }
