@@ -14,6 +14,9 @@ package campaign
 //     repair reported what it left unrepaired (or refused the image); an
 //     image left inconsistent must not claim to be clean (NEED_CHECK clear)
 //     unless the repair did not write it at all and refused it;
+//   - NEED_CHECK clear implies consistent after every implementation's
+//     open and close: each writable-open path also reopens and closes what
+//     every path left, and must not leave it claiming to be clean;
 //   - a writable open that is not a check is not asked to repair an image
 //     whose NEED_CHECK is clear (the format lets it trust the flag), but it
 //     must still not damage what the corruption did not touch;
@@ -216,6 +219,9 @@ func RunRepair(ctx context.Context, cfg RepairConfig) (*RepairReport, error) {
 					for _, f := range fails {
 						b := base
 						b.Repairer, b.Rule, b.What = r.Name(), f[0], f[1]
+						if f[2] != "" {
+							b.Repairer = f[2] + " (after " + r.Name() + ")"
+						}
 						rep.Failures = append(rep.Failures, b)
 						logf("FAIL %s (%s)", b, p.What)
 					}
@@ -343,12 +349,12 @@ func (o repairOut) differ(p repairOut) []string {
 }
 
 // judgeRepair runs r on a copy of the planted image and judges it; each
-// failure is {rule, what}.
-func judgeRepair(ctx context.Context, cfg RepairConfig, r Repairer, files map[string][]byte, img []byte, p *check.Planted, orig []byte) (repairOut, [][2]string) {
+// failure is {rule, what, by}: by names another path (a reopen) that broke it, "" for r.
+func judgeRepair(ctx context.Context, cfg RepairConfig, r Repairer, files map[string][]byte, img []byte, p *check.Planted, orig []byte) (repairOut, [][3]string) {
 	out := repairOut{name: r.Name(), check: r.Check()}
-	var fails [][2]string
+	var fails [][3]string
 	fail := func(rule, format string, args ...any) {
-		fails = append(fails, [2]string{rule, fmt.Sprintf(format, args...)})
+		fails = append(fails, [3]string{rule, fmt.Sprintf(format, args...), ""})
 	}
 	path, err := writeFiles(filepath.Join(cfg.Dir, "repair"), files, img)
 	if err != nil {
@@ -381,6 +387,39 @@ func judgeRepair(ctx context.Context, cfg RepairConfig, r Repairer, files map[st
 		fail("unrepaired-unreported", "the image is left inconsistent (%v) and the repair reported nothing", cr.Kinds())
 	case cr.Has(check.ViolNeedCheckClearButInconsistent) && (written || rerr == nil):
 		fail("claims-clean", "left inconsistent (%v) with NEED_CHECK clear", cr.Kinds())
+	}
+	// NEED_CHECK clear implies consistent after every implementation's
+	// open and close: each writable-open path reopens what r left. An
+	// image already claiming clean (an open trusted a clear flag) is not
+	// the reopening path's doing.
+	if !cr.Has(check.ViolNeedCheckClearButInconsistent) {
+		for _, o := range cfg.Repairers {
+			if o.Check() {
+				continue
+			}
+			rp, err := writeFiles(filepath.Join(cfg.Dir, "reopen"), files, after)
+			if err != nil {
+				fail("harness", "%v", err)
+				continue
+			}
+			var sub [][3]string
+			_, _, ok := runRepair(ctx, cfg, o, rp, int64(len(after)), func(rule, format string, args ...any) {
+				sub = append(sub, [3]string{rule, fmt.Sprintf(format, args...), o.Name()})
+			})
+			fails = append(fails, sub...)
+			if !ok {
+				continue
+			}
+			b, err := os.ReadFile(rp)
+			if err != nil {
+				fail("harness", "%v", err)
+				continue
+			}
+			if rr := check.Structure(b); rr.Has(check.ViolNeedCheckClearButInconsistent) {
+				fails = append(fails, [3]string{"reopen-claims-clean",
+					fmt.Sprintf("opening and closing the image %s left clears NEED_CHECK over %v", r.Name(), rr.Kinds()), o.Name()})
+			}
+		}
 	}
 	if p.AllTouched {
 		return out, fails

@@ -217,3 +217,32 @@ func TestRepairCrashes(t *testing.T) {
 		})
 	}
 }
+
+// testClearingOpen is a broken writable open: it clears NEED_CHECK and
+// repairs nothing.
+type testClearingOpen struct{ testRepairer }
+
+func (testClearingOpen) Name() string { return "test:clearing-open" }
+func (testClearingOpen) Check() bool  { return false }
+
+// TestRepairReopenRule: NEED_CHECK clear implies consistent after every
+// implementation's open and close: a writable open that clears the flag
+// over the double reference a correct check left (with NEED_CHECK set) is
+// caught on the reopen, and named as the path that broke the rule.
+func TestRepairReopenRule(t *testing.T) {
+	rep, err := RunRepair(context.Background(), RepairConfig{
+		Seed: 3, Images: 2, Reference: qedtarget.Target{}, Corruptions: []check.Corruption{check.CorruptDoubleRef},
+		Repairers: []Repairer{testRepairer{"good"}, testClearingOpen{testRepairer{"clear-flag"}}},
+		Readers:   []GuestReader{testReader{}}, Dir: t.TempDir(), Timeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range rep.Failures {
+		found = found || (f.Rule == "reopen-claims-clean" && f.Repairer == "test:clearing-open (after test:good)")
+	}
+	if !found {
+		t.Errorf("reopen rule not caught: %v", rep.Failures)
+	}
+}
