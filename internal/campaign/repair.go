@@ -8,8 +8,10 @@ package campaign
 // Guarantees of RunRepair, per planted image and repair path (a Repairer):
 //   - no abort and no hang: a panic in an in-process repair, a repair
 //     running past Timeout and an in-process repair allocating more than
-//     MemoryBound are failures (an out-of-process repair is killed at the
-//     timeout by its own tool runner);
+//     MemoryBound are failures; an out-of-process repair is killed at the
+//     timeout by its own tool runner, and the peak resident set of the
+//     child processes (getrusage RUSAGE_CHILDREN, where the OS has it) must
+//     stay under twice MemoryBound;
 //   - afterwards the independent checker finds the image consistent, or the
 //     repair reported what it left unrepaired (or refused the image); an
 //     image left inconsistent must not claim to be clean (NEED_CHECK clear)
@@ -506,6 +508,12 @@ func runRepair(ctx context.Context, cfg RepairConfig, r Repairer, path string, s
 			return nil, nil, false
 		case r.InProcess() && res.alloc > uint64(bound):
 			fail("memory", "allocated %d bytes (bound %d)", res.alloc, bound)
+		case !r.InProcess():
+			// The peak of every child so far: a run that went past
+			// the bound shows here first (QEMU's tools use tens of MB).
+			if rss := childMaxRSS(); rss > 2*bound {
+				fail("memory", "a child process reached %d bytes resident (bound %d)", rss, 2*bound)
+			}
 		}
 		return res.unrep, res.err, true
 	case <-ctx.Done():
