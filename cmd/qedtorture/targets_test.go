@@ -47,7 +47,7 @@ func TestResolveTarget(t *testing.T) {
 	require.ErrorContains(t, err, `unknown target "nope" (want one of `)
 	require.ErrorContains(t, err, "impl/qed")
 	_, err = resolveTarget("qemu")
-	require.ErrorContains(t, err, "'qedtorture qemu'")
+	require.ErrorContains(t, err, `target "qemu" runs out of process: 'run --target qemu' records it`)
 }
 
 // TestReplayDefectArtifactWithoutDefects: replaying the artifact of a
