@@ -1,6 +1,7 @@
 package blackbox
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -59,8 +60,8 @@ func New(command string, setup target.Target) (*Driver, error) {
 func (d *Driver) Name() string { return "exec:" + d.command }
 
 // Adapt is AdaptFunc's, or changes nothing: the commands sent are
-// qemu-io's basic ones, and concurrent groups are issued one command at a
-// time (the Disk is not a GroupWriter).
+// qemu-io's basic ones, and concurrent groups are aio_write commands with
+// one-byte patterns (the Disk is a target.GroupWriter).
 func (d *Driver) Adapt(w *workload.Workload) (*workload.Workload, []campaign.Adaptation) {
 	if d.AdaptFunc != nil {
 		return d.AdaptFunc(w)
@@ -395,6 +396,34 @@ func (d *disk) Resize(n int64) error {
 	d.mu.Unlock()
 	return nil
 }
+
+var _ target.GroupWriter = (*disk)(nil)
+
+// WriteGroup implements target.GroupWriter: every write of a concurrent
+// group is an aio_write (a byte pattern each), then aio_flush waits for
+// them all: the program's own concurrency is exercised.
+func (d *disk) WriteGroup(ws []target.GroupWrite) error {
+	for _, w := range ws {
+		var cmd string
+		if w.Zero {
+			cmd = fmt.Sprintf("aio_write -q -z %d %d", w.Off, w.Len)
+		} else {
+			if int64(len(w.Data)) != w.Len || w.Len == 0 || bytes.Count(w.Data, w.Data[:1]) != len(w.Data) {
+				return fmt.Errorf("exec: aio_write takes a one-byte pattern; the group write at %#x is not one", w.Off)
+			}
+			cmd = fmt.Sprintf("aio_write -q -P %d %d %d", w.Data[0], w.Off, w.Len)
+		}
+		if _, err := d.proc.Do(cmd); err != nil {
+			return err
+		}
+	}
+	_, err := d.proc.Do("aio_flush")
+	return err
+}
+
+// PatternOnly implements target.GroupWriter: aio_write takes a byte
+// pattern.
+func (*disk) PatternOnly() bool { return true }
 
 // Check runs the independent checker on the live file (the program keeps
 // it open; its metadata may be in flight, so only a structural
