@@ -105,6 +105,9 @@ type ArtifactMeta struct {
 	Dir           string `json:"dir,omitempty"`
 	Image         string `json:"image,omitempty"`
 	StrictDirSync bool   `json:"strict_dir_sync,omitempty"`
+	// Marks are the recording's marks: [guest op (0-based workload line,
+	// -1 the setup), trace index where its I/O began], for show.
+	Marks [][2]int64 `json:"marks,omitempty"`
 }
 
 // WriteArtifact writes f into a new directory under out (named after the
@@ -169,6 +172,9 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 			meta.Dir, meta.Image = f.Rec.dir(), f.Rec.Image
 		}
 		meta.StrictDirSync = !f.Rec.Options.ImplicitDirSync
+		for _, mk := range f.Rec.Marks {
+			meta.Marks = append(meta.Marks, [2]int64{int64(mk.Op), mk.K})
+		}
 	}
 	if f.HasState() {
 		meta.State, meta.CrashPoint = f.State.String(), f.State.K

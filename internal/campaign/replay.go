@@ -441,3 +441,60 @@ func replayChanged(res *ReplayResult, tgt target.Target, w *workload.Workload, r
 	}
 	return res, nil
 }
+
+// An Artifact is an artifact directory as read back: its meta.json, its
+// workload and its recorded run (trace.bin replayed on base/), for
+// tools that look at it without judging (qedtorture show).
+type Artifact struct {
+	Dir  string
+	Meta ArtifactMeta
+	W    *workload.Workload
+	Run  *crashsim.Run // nil when the artifact has no trace.bin
+	// Image is the image's path in the run's filesystems.
+	Image string
+}
+
+// LoadArtifact reads an artifact directory.
+func LoadArtifact(dir string) (*Artifact, error) {
+	meta, err := ReadArtifactMeta(dir)
+	if err != nil {
+		return nil, err
+	}
+	wf, err := os.Open(filepath.Join(dir, "workload.txt"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
+	}
+	w, err := workload.Parse(wf)
+	wf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, "workload.txt"), err)
+	}
+	rr, err := readRecorded(dir, meta)
+	if err != nil {
+		return nil, err
+	}
+	a := &Artifact{Dir: dir, Meta: meta, W: w, Image: meta.Image}
+	if a.Image == "" {
+		a.Image = ImagePath
+	}
+	if rr != nil {
+		a.Run = rr.run
+	}
+	return a, nil
+}
+
+// GuestOpAt is the guest op whose I/O trace index k belongs to (the
+// 0-based workload line; -1 the setup), from meta.json's marks (-2 when
+// the artifact has none).
+func (a *Artifact) GuestOpAt(k int64) int {
+	op := -2
+	for _, m := range a.Meta.Marks {
+		if m[1] <= k {
+			op = int(m[0])
+		}
+	}
+	if len(a.Meta.Marks) > 0 && k < a.Meta.Marks[0][1] {
+		return -1
+	}
+	return op
+}

@@ -2,9 +2,12 @@ package campaign
 
 import (
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/spf13/afero"
 )
 
 // TraceText is rec's filesystem trace in readable form (trace.txt): one
@@ -13,7 +16,18 @@ import (
 // verdict, explain, report) or "setup" before the first judged index; a
 // sync or directory sync closes an epoch and is followed by a barrier
 // line. A crash "at k" loses or keeps the operations from k on.
+//
+// Each write to the image is labelled with what it is (props/check's
+// Layout of the image at the end of the run: the header, L1 or L2 entries,
+// the data of a guest cluster); `qedtorture show` adds what a crash state
+// kept, lost or tore.
 func TraceText(rec *Recording) string {
+	var lay *check.Layout
+	if end, err := rec.run().Start.Replay(rec.Trace, int64(len(rec.Trace.Ops)), rec.Options); err == nil {
+		if img, err := afero.ReadFile(end, rec.Image); err == nil {
+			lay = check.NewLayout(img)
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %d filesystem operations; crash points count from %d (before it: the setup)\n", len(rec.Trace.Ops), rec.SetupEnd)
 	fmt.Fprintf(&b, "# index  operation  # guest op (0-based line of workload.txt)\n")
@@ -41,7 +55,11 @@ func TraceText(rec *Recording) string {
 				who = "end"
 			}
 		}
-		fmt.Fprintf(&b, "%s\t# %s\n", o, who)
+		what := ""
+		if lay != nil && o.Kind == crashsim.OpWrite && path.Clean(o.Path) == path.Clean(rec.Image) {
+			what = "; " + lay.Label(o.Off, int64(len(o.Data)))
+		}
+		fmt.Fprintf(&b, "%s\t# %s%s\n", o, who, what)
 		if o.Kind == crashsim.OpSync || o.Kind == crashsim.OpDirSync {
 			fmt.Fprintf(&b, "---- barrier after #%d ----\n", o.Index)
 		}

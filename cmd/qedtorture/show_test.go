@@ -1,0 +1,29 @@
+package main
+
+import (
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestShow: show lists an artifact's trace by epochs with each write
+// labelled (header fields changed, tables, guest data), the guest op that
+// issued it (the workload line), what the crash did to it, and hexdumps a
+// range; bad arguments are usage errors.
+func TestShow(t *testing.T) {
+	out := t.TempDir()
+	r := qt(t, "run", "--target", "broken:noflush", "--iterations", "30", "--seed", "3", "--crash-model", "drop,subset",
+		"--out", out, "--progress", "none", "--workers", "1")
+	require.Equal(t, exitRuntime, r.code, r.stdout+r.stderr)
+	m := regexp.MustCompile(`artifact: (\S+)`).FindStringSubmatch(r.stdout)
+	require.NotNil(t, m, r.stdout)
+	s := runWant(t, 0, "show", m[1], "--hexdump", "0+16")
+	for _, want := range []string{"== epoch 0 ==", "-- guest op 0: ", "[durable]", "header, changes", "[lost]", "header, rewritten unchanged and L1 entries 0..7", "crash state k=", "00000000  51 45 44 00"} {
+		require.Contains(t, s.stdout, want)
+	}
+	require.Regexp(t, `L[12] (table \d+ \(L1 entry \d+\) )?entr`, s.stdout)
+	runWant(t, exitUsage, "show", m[1], "--hexdump", "junk")
+	runWant(t, exitUsage, "show")
+	runWant(t, exitRuntime, "show", t.TempDir())
+}
