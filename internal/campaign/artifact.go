@@ -359,7 +359,48 @@ func expectedVsRead(f *Failure) string {
 	if mm == nil {
 		return "no data mismatch: the failure is structural or an error (see verdict.txt)"
 	}
-	return renumber(mm.Error(), f.Rec)
+	return renumber(mm.Error(), f.Rec) + "\n\n" + renumber(sideBySide(mm), f.Rec)
+}
+
+// sideBySide is the mismatch's excerpt as a hexdump, expected (each
+// allowed candidate) beside what was read, 16 bytes a row, with the
+// differing bytes marked and the first differing offset named.
+func sideBySide(mm *model.Mismatch) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "first differing guest offset: %#x (sector %d, byte %d in it); bad run %#x bytes from there; %#x bad bytes in the read [%#x,+%#x)\n",
+		mm.Off, mm.Off/512, mm.Off%512, mm.Len, mm.Bad, mm.ReadOff, mm.ReadLen)
+	if mm.Off > mm.ReadOff {
+		fmt.Fprintf(&b, "(the %#x bytes read before it, from %#x, were allowed)\n", mm.Off-mm.ReadOff, mm.ReadOff)
+	}
+	for _, c := range mm.Candidates {
+		state := "pending"
+		if c.Durable {
+			state = "durable"
+		}
+		if !mm.Crash {
+			state = "current"
+		}
+		fmt.Fprintf(&b, "\nexpected: %s %s   |   read   (^^ differs)\n", state, c.Source)
+		n := min(len(c.Want), len(mm.Got))
+		for r := 0; r < n; r += 16 {
+			e := min(r+16, n)
+			fmt.Fprintf(&b, "  %08x  %-47s | %-47s\n", mm.Off+int64(r), fmt.Sprintf("% x", c.Want[r:e]), fmt.Sprintf("% x", mm.Got[r:e]))
+			var mark strings.Builder
+			diff := false
+			for i := r; i < e; i++ {
+				if c.Want[i] != mm.Got[i] {
+					mark.WriteString("^^ ")
+					diff = true
+				} else {
+					mark.WriteString("   ")
+				}
+			}
+			if diff {
+				fmt.Fprintf(&b, "  %8s  %-47s | %s\n", "", "", strings.TrimRight(mark.String(), " "))
+			}
+		}
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // modelOpRef is how the model names the operation that wrote a range:

@@ -482,6 +482,10 @@ func TestArtifactOneNumbering(t *testing.T) {
 			evr, err := os.ReadFile(filepath.Join(fr.Artifact, "expected-vs-read.txt"))
 			require.NoError(t, err)
 			require.NotRegexp(t, `\(op \d+`, string(evr))
+			if fr.Stage == "data" {
+				require.Contains(t, string(evr), "first differing guest offset")
+				require.Contains(t, string(evr), "^^")
+			}
 			ex, err := os.ReadFile(filepath.Join(fr.Artifact, "explain.txt"))
 			require.NoError(t, err)
 			require.Contains(t, string(ex), "qedtorture replay "+fr.Artifact)
