@@ -390,8 +390,8 @@ func TestDeviationFailedOpenClearsNeedCheck(t *testing.T) {
 // TestPlantedEveryKind: props/check's corrupter plants every corruption
 // kind it knows, NEED_CHECK set and clear, into QEMU-written images; on each
 // qemu-img check and qedtorture check agree on every count and the exit
-// code (read-only), except where a deviation above says they differ: a
-// header QEMU accepts and impl/qed refuses (header_size 0, F5).
+// code, read-only and with -r all, except where a deviation above says they
+// differ: a header QEMU accepts and impl/qed refuses (header_size 0, F5).
 func TestPlantedEveryKind(t *testing.T) {
 	for _, g := range []geometry{{64 << 10, 4}, {4 << 10, 2}} {
 		rb := newRig(t)
@@ -422,6 +422,15 @@ func TestPlantedEveryKind(t *testing.T) {
 					}
 					ours, oursCode := r.checkJSONCode(path)
 					sameCounts(t, p.What, path, path, ours, theirs, oursCode, theirsCode)
+
+					// With -r all, on two copies: the same counts and fixes.
+					qrep, orep := path+".q", path+".o"
+					copyFile(t, path, qrep)
+					copyFile(t, path, orep)
+					theirs, theirsCode, err = r.q.Check(qrep, "all")
+					must(t, err)
+					ours, oursCode = r.checkJSONCode(orep, "-r", "all")
+					sameCounts(t, p.What+" (-r all)", orep, qrep, ours, theirs, oursCode, theirsCode)
 				})
 			}
 		}
