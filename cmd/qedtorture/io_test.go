@@ -209,3 +209,20 @@ func sha(t *testing.T, path string) [32]byte {
 	}
 	return sha256.Sum256(b)
 }
+
+// TestRunExecFlags: the exec target's flags are refused where they do not
+// apply, before any campaign starts.
+func TestRunExecFlags(t *testing.T) {
+	r := runWant(t, exitUsage, "run", "--exec-states", "3", "--iterations", "1")
+	if !strings.Contains(r.stderr, "--exec-states is for --target exec:COMMAND") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	r = runWant(t, exitUsage, "run", "--target", "exec:", "--iterations", "1")
+	if !strings.Contains(r.stderr, "empty COMMAND") && !strings.Contains(r.stderr, "strace") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	r = runWant(t, exitUsage, "run", "--target", "exec:qedtorture io", "--fault", "write:eio@nth=3", "--iterations", "1")
+	if !strings.Contains(r.stderr, "--fault") && !strings.Contains(r.stderr, "strace") {
+		t.Errorf("stderr %q", r.stderr)
+	}
+}

@@ -35,6 +35,7 @@ type runFlags struct {
 	target      string
 	known       string
 	qemuStates  int    // --qemu-states: QEMU's recovery judge's budget (target qemu)
+	execStates  int    // --exec-states: the program's recovery judge's budget (exec targets)
 	ends        string // --ends: how QEMU's runs end (target qemu)
 	exhaustive  int
 }
@@ -88,6 +89,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.BoolVar(&f.noDedup, "no-dedup", false, "run the oracle on every crash state, even one byte-identical to a state already judged against the same model")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
 	fl.IntVar(&f.qemuStates, "qemu-states", qemu.DefaultQEMUStates, "with --target qemu: distinct crash states per workload recovered and read back by QEMU itself (-1 = all, 0 = none)")
+	fl.IntVar(&f.execStates, "exec-states", blackbox.DefaultJudgeBudget, "with --target exec:COMMAND: distinct crash states per workload recovered and read back by the program itself (-1 = all, 0 = none)")
 	fl.StringVar(&f.ends, "ends", "close,abort,kill", "with --target qemu: how runs end (close, abort, kill), chosen per workload by its seed")
 	fl.StringVar(&f.known, "known", "", "file of known failure signatures (one pattern and name a line; testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
@@ -160,6 +162,13 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 				return w, out
 			}
 		}
+		if f.faults != "" {
+			return bad("--fault injects faults in process: target %s runs out of process", f.target)
+		}
+		if f.execStates < -1 {
+			return bad("invalid --exec-states %d: want -1 (all) or more", f.execStates)
+		}
+		d.JudgeBudget = f.execStates
 		cfg.Driver, cfg.Reference, cfg.TargetName = d, referenceTarget(), f.target
 	} else if d, err := resolveDriver(f.target); err != nil {
 		return bad("invalid --target: %v", err)
@@ -192,6 +201,9 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	}
 	if cfg.TargetName != "qemu" && (cmd.Flags().Changed("qemu-states") || cmd.Flags().Changed("ends")) {
 		return bad("--qemu-states and --ends are for --target qemu")
+	}
+	if !strings.HasPrefix(cfg.TargetName, "exec:") && cmd.Flags().Changed("exec-states") {
+		return bad("--exec-states is for --target exec:COMMAND")
 	}
 	cfg.Out, cfg.NoDedup, cfg.MinimizeTimeout = f.out, f.noDedup, f.minimizeTime
 	if f.known != "" {

@@ -37,7 +37,8 @@ type Driver struct {
 	strace  string
 	setup   target.Target
 	// JudgeBudget is the distinct states per workload the program's own
-	// recovery judges (judge.go); 0: none. New sets DefaultJudgeBudget.
+	// recovery judges (judge.go); 0: none, -1: all. New sets
+	// DefaultJudgeBudget.
 	JudgeBudget int
 	// AdaptFunc, if set, adapts workloads to what the program can run
 	// (cmd/qedtorture sets QEMU's adaptations for qemu-io).
