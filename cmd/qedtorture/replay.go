@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/spf13/cobra"
@@ -31,6 +33,9 @@ Exit status: 1 if the case still fails, 0 if it now passes, 2 usage error.`,
 					return usagef(cmd, "invalid --target: %v", err)
 				}
 				o.On = t
+			}
+			if kind := oldArtifactKind(args[0]); kind != "" {
+				return failf("%s", kind)
 			}
 			res, err := campaign.Replay(args[0], o)
 			if err != nil {
@@ -85,4 +90,16 @@ func resolveReplay(name string) (campaign.Driver, error) {
 		return nil, err
 	}
 	return campaign.InProcess(t), nil
+}
+
+// oldArtifactKind recognises an artifact directory replay cannot read and
+// says what reads it ("" when it has a meta.json, or is no artifact).
+func oldArtifactKind(dir string) string {
+	if _, err := os.Stat(filepath.Join(dir, "meta.json")); err == nil {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(dir, "explanation.txt")); err == nil {
+		return fmt.Sprintf("%s is an artifact of 'qedtorture qemu' (explanation.txt, snapshot/, image.log): replay it with 'qedtorture qemu --replay %s' (QEMU installed); 'qedtorture run --target qemu' writes artifacts replay reads", dir, dir)
+	}
+	return ""
 }

@@ -196,3 +196,12 @@ func TestRunWorkloadFile(t *testing.T) {
 	r = runWant(t, exitUsage, "run", "--workload", wf)
 	require.Contains(t, r.stderr, "invalid --workload "+wf)
 }
+
+// TestReplayOldQEMUArtifact: replay recognises an artifact of the old
+// 'qedtorture qemu' layout and says what reads it.
+func TestReplayOldQEMUArtifact(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "explanation.txt"), []byte("target: qemu\n"), 0o644))
+	r := runWant(t, exitRuntime, "replay", dir)
+	require.Contains(t, r.stderr, "qedtorture qemu --replay")
+}

@@ -184,6 +184,9 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 			return nil, fmt.Errorf("%w: %s has no %s: the recorded crash state cannot be rebuilt", ErrArtifact, dir, traceFile)
 		}
 		st = recorded.at(rec, id.K, meta.GuestOp)
+		if hasConcurrent(w) {
+			res.Notes = append(res.Notes, fmt.Sprintf("the model comes from a run on %s: if %s wrote the concurrent groups as one-byte patterns (qemu-io's aio_write), a data verdict may differ", d.Name(), meta.Target))
+		}
 	default:
 		st, notes, err = rebuildPoint(recorded, rec, id.K, meta.GuestOp)
 		if errors.Is(err, errImplChanged) {
