@@ -18,7 +18,7 @@ import (
 func newShowCommand(e *env) *cobra.Command {
 	var state, hexdump string
 	cmd := &cobra.Command{
-		Use:   "show ARTIFACT_DIR",
+		Use:   "show ARTIFACT_DIR [STATE-ID]",
 		Short: "Show a failure artifact's writes, what each is, and what the crash kept",
 		Long: `show lists every operation of an artifact's recorded trace, epoch by epoch
 between sync barriers: what each write is (the header and which fields, L1
@@ -29,12 +29,12 @@ workload.txt) and, for the crash state, whether the crash kept, lost or tore it
 bytes can make an earlier one look lost). Writes before the crash point's last
 sync are durable; those from the crash point on were never issued.
 
---state ID shows another crash state of the same trace (default: the
-artifact's); --hexdump OFF+LEN prints those bytes of the crashed image (hex or
+STATE-ID (or --state ID) shows another crash state of the same trace, e.g.
+k=12/subset/3 (default: the artifact's); --hexdump OFF+LEN prints those bytes of the crashed image (hex or
 decimal numbers).`,
 		Example: `  qedtorture show qedtorture-failures/failure-1-w0-structure-before-recovery
   qedtorture show DIR --hexdump 0x0+64`,
-		Args: argsBetween(1, 1, "ARTIFACT_DIR"),
+		Args: argsBetween(1, 2, "ARTIFACT_DIR [STATE-ID]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := campaign.LoadArtifact(args[0])
 			if err != nil {
@@ -44,6 +44,12 @@ decimal numbers).`,
 				return failf("%s has no trace.bin: nothing to show (a setup failure)", args[0])
 			}
 			idText := state
+			if len(args) == 2 {
+				if state != "" {
+					return usagef(cmd, "give the state id once: as an argument or with --state")
+				}
+				idText = args[1]
+			}
 			if idText == "" {
 				idText = a.Meta.State
 			}

@@ -24,6 +24,9 @@ func TestShow(t *testing.T) {
 	}
 	require.Regexp(t, `L[12] (table \d+ \(L1 entry \d+\) )?entr`, s.stdout)
 	runWant(t, exitUsage, "show", m[1], "--hexdump", "junk")
+	other := runWant(t, 0, "show", m[1], "k=6/prefix/0")
+	require.Contains(t, other.stdout, "crash state k=6/prefix/0")
+	runWant(t, exitRuntime, "show", m[1], "k=bogus")
 	runWant(t, exitUsage, "show")
 	runWant(t, exitRuntime, "show", t.TempDir())
 }
