@@ -63,11 +63,54 @@ func (d *Driver) Name() string { return "exec:" + d.command }
 // Adapt is AdaptFunc's, or changes nothing: the commands sent are
 // qemu-io's basic ones, and concurrent groups are aio_write commands with
 // one-byte patterns (the Disk is a target.GroupWriter).
+//
+// Without AdaptFunc, the one adaptation is a limit of the recording: two
+// writes in flight at once over the same bytes reach the file in an order
+// strace does not show (the kernel may even interleave them), so a write
+// of a concurrent group that shares a 512-byte sector with an earlier
+// write of the group is dropped (as --target qemu drops them for
+// blklogwrites; QEMU's Adapt, which AdaptFunc is for qemu-io, does the
+// same). Were one left, Verify would refuse the recording.
 func (d *Driver) Adapt(w *workload.Workload) (*workload.Workload, []campaign.Adaptation) {
 	if d.AdaptFunc != nil {
 		return d.AdaptFunc(w)
 	}
-	return w, nil
+	return dropConcurrentOverlap(w)
+}
+
+// dropConcurrentOverlap drops the writes of concurrent groups that share a
+// 512-byte sector with an earlier write of their group.
+func dropConcurrentOverlap(w *workload.Workload) (*workload.Workload, []campaign.Adaptation) {
+	var ad []campaign.Adaptation
+	c := w.Clone()
+	for i := range c.Ops {
+		op := &c.Ops[i]
+		if op.Kind != workload.Concurrent {
+			continue
+		}
+		var g []workload.Op
+		for _, sub := range op.Group {
+			lo, hi := sub.Off&^511, (sub.Off+sub.Len+511)&^511
+			clash := -1
+			for j, o := range g {
+				if olo, ohi := o.Off&^511, (o.Off+o.Len+511)&^511; lo < ohi && olo < hi {
+					clash = j
+					break
+				}
+			}
+			if clash >= 0 {
+				ad = append(ad, campaign.Adaptation{Kind: "concurrent-overlap (harness)",
+					What: fmt.Sprintf("op %d: dropped %s from the concurrent group (shares a sector with %s)", i, sub, g[clash])})
+				continue
+			}
+			g = append(g, sub)
+		}
+		op.Group = g
+	}
+	if ad == nil {
+		return w, nil
+	}
+	return c, ad
 }
 
 func (d *Driver) Recoverer() target.Target { return nil }

@@ -90,3 +90,21 @@ func TestProgramJudge(t *testing.T) {
 	}
 	t.Logf("verdict: %v", v.Stage)
 }
+
+// TestDropConcurrentOverlap: writes of a concurrent group sharing a sector
+// with an earlier one are dropped (their order in the file is not
+// recorded); the others stay.
+func TestDropConcurrentOverlap(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=117248\n" +
+		"concurrent 4\n  write 0x33cc 0x13dd id=1\n  zero 0x1b00 0x133f\n  write 0x585 0x1463 id=2\n  write 0x17ff 0x15a5 id=3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ad := dropConcurrentOverlap(w)
+	if got := len(a.Ops[0].Group); got != 3 || len(ad) != 1 {
+		t.Fatalf("group of %d writes kept, %d adaptations (%v); want 3 and 1", got, len(ad), ad)
+	}
+	if len(w.Ops[0].Group) != 4 {
+		t.Fatal("the generated workload was changed")
+	}
+}
