@@ -205,3 +205,21 @@ func TestReplayOldQEMUArtifact(t *testing.T) {
 	r := runWant(t, exitRuntime, "replay", dir)
 	require.Contains(t, r.stderr, "qedtorture qemu --replay")
 }
+
+// TestRunExhaustive: --exhaustive K runs the exhaustive source (here the
+// first 2 of its 72 workloads) and states the result in one line; a depth
+// outside 1..4 and a workload file are usage errors.
+func TestRunExhaustive(t *testing.T) {
+	dir := t.TempDir()
+	r := runWant(t, exitOK, "run", "--exhaustive", "1", "--iterations", "2", "--crash-model", "drop,subset", "--progress", "none", "--out", dir)
+	require.Contains(t, r.stdout, "exhaustive to depth 1: 2 workloads, ")
+	require.Contains(t, r.stdout, " crash states, 0 failures (of 72 workloads in all shards)")
+	require.Contains(t, r.stdout, "vocabulary: write-aligned-allocated, ")
+	require.Contains(t, r.stdout, "layouts: 4k-aligned (cluster_size=4096 table_size=1 size=16384); ")
+	r = runWant(t, exitUsage, "run", "--exhaustive", "5")
+	require.Contains(t, r.stderr, "invalid --exhaustive 5")
+	wf := filepath.Join(dir, "w.txt")
+	require.NoError(t, os.WriteFile(wf, []byte("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=4096\nflush\n"), 0o644))
+	r = runWant(t, exitUsage, "run", "--exhaustive", "1", "--workload", wf)
+	require.Contains(t, r.stderr, "exclusive")
+}
