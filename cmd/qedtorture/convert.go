@@ -588,19 +588,9 @@ func atomicfileNamed(err error, dst string) bool {
 	return strings.HasPrefix(err.Error(), dst+": ")
 }
 
-// unwrapPath drops an *fs.PathError's or *os.LinkError's own path, for
-// messages that name the file already.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	var le *os.LinkError
-	if errors.As(err, &le) {
-		return le.Err
-	}
-	return err
-}
+// unwrapPath drops an error's own path, for messages that name the file
+// already.
+var unwrapPath = atomicfile.UnwrapPath
 
 func isZero(b []byte) bool {
 	for _, c := range b {

@@ -377,20 +377,7 @@ type disk struct {
 func (d *disk) commands() int { return len(d.proc.Log()) - d.start }
 
 func (d *disk) ReadAt(p []byte, off int64) (int, error) {
-	const chunk = 1 << 20
-	for done := 0; done < len(p); {
-		n := min(len(p)-done, chunk)
-		at := off + int64(done)
-		out, err := d.proc.Do(fmt.Sprintf("read -v %d %d", at, n))
-		if err != nil {
-			return done, err
-		}
-		if err := qemuio.ParseDump(out, at, p[done:done+n]); err != nil {
-			return done, fmt.Errorf("exec: read %d+%d: %w", at, n, err)
-		}
-		done += n
-	}
-	return len(p), nil
+	return d.proc.ReadAt("exec", p, off)
 }
 
 func (d *disk) WriteAt(p []byte, off int64) (int, error) {

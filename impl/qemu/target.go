@@ -148,20 +148,7 @@ func (d *Disk) Proc() *qemuio.Proc { return d.proc }
 
 // ReadAt implements io.ReaderAt with `read -v` (hex dump), 1 MiB per command.
 func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
-	const chunk = 1 << 20
-	for done := 0; done < len(p); {
-		n := min(len(p)-done, chunk)
-		at := off + int64(done)
-		out, err := d.proc.Do(fmt.Sprintf("read -v %d %d", at, n))
-		if err != nil {
-			return done, err
-		}
-		if err := qemuio.ParseDump(out, at, p[done:done+n]); err != nil {
-			return done, fmt.Errorf("qemu: read %d+%d: %w", at, n, err)
-		}
-		done += n
-	}
-	return len(p), nil
+	return d.proc.ReadAt("qemu", p, off)
 }
 
 // WriteAt implements io.WriterAt with `write -s FILE` (the bytes go

@@ -68,12 +68,12 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	}
 	f, err := os.CreateTemp(dir, "."+base+TempMarker+"*")
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return nil, fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	if err := f.Chmod(perm); err != nil {
 		_ = f.Close()
 		_ = os.Remove(f.Name())
-		return nil, fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return nil, fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	tmp := f.Name()
 	return &File{File: f, final: path, unregister: cleanup.Register(func() { _ = os.Remove(tmp) })}, nil
@@ -100,11 +100,11 @@ func (f *File) Commit() error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		f.err = fmt.Errorf("%s: %w", f.final, unwrapPath(err))
+		f.err = fmt.Errorf("%s: %w", f.final, UnwrapPath(err))
 		return f.err
 	}
 	if err := SyncDir(dirOf(f.final)); err != nil {
-		f.err = fmt.Errorf("%s: %w", f.final, unwrapPath(err))
+		f.err = fmt.Errorf("%s: %w", f.final, UnwrapPath(err))
 	}
 	return f.err
 }
@@ -131,7 +131,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	}
 	if _, err := f.Write(data); err != nil {
 		_ = f.Abort()
-		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	return f.Commit()
 }
@@ -147,12 +147,12 @@ func TempPath(path string) (string, error) {
 	}
 	f, err := os.CreateTemp(dir, "."+base+TempMarker+"*")
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return "", fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	name := f.Name()
 	_ = f.Close()
 	if err := os.Remove(name); err != nil {
-		return "", fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return "", fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	return name, nil
 }
@@ -166,10 +166,10 @@ func CommitPath(tmp, path string) error {
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	if err := SyncDir(dirOf(path)); err != nil {
-		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	return nil
 }
@@ -184,7 +184,7 @@ func MkdirTemp(path string) (string, error) {
 	}
 	d, err := os.MkdirTemp(parent, "."+base+TempMarker+"*")
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return "", fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	tempDirs.Store(d, cleanup.Register(func() { _ = os.RemoveAll(d) }))
 	return d, nil
@@ -231,10 +231,10 @@ func CommitDir(tmp, path string) error {
 	}
 	if err != nil {
 		_ = os.RemoveAll(tmp)
-		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	if err := SyncDir(filepath.Dir(filepath.Clean(path))); err != nil {
-		return fmt.Errorf("%s: %w", path, unwrapPath(err))
+		return fmt.Errorf("%s: %w", path, UnwrapPath(err))
 	}
 	return nil
 }
@@ -283,10 +283,11 @@ func dirOf(path string) string {
 	return dir
 }
 
-// unwrapPath drops the *fs.PathError's own path so that an error names the
-// user's file once: "out.raw: no space left on device", not
-// "out.raw: write /dir/.out.raw.tmp-123: no space left on device".
-func unwrapPath(err error) error {
+// UnwrapPath drops the *fs.PathError's (or *os.LinkError's) own path so
+// that an error names the user's file once: "out.raw: no space left on
+// device", not "out.raw: write /dir/.out.raw.tmp-123: no space left on
+// device".
+func UnwrapPath(err error) error {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		return pe.Err

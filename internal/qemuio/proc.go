@@ -318,3 +318,23 @@ func isDumpLine(l string) bool {
 }
 
 func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
+// ReadAt reads len(p) guest bytes at off through the running qemu-io with
+// `read -v` (a hex dump), 1 MiB per command; errors name what, the prefix
+// saying whose disk (e.g. "qemu", "exec").
+func (p *Proc) ReadAt(prefix string, b []byte, off int64) (int, error) {
+	const chunk = 1 << 20
+	for done := 0; done < len(b); {
+		n := min(len(b)-done, chunk)
+		at := off + int64(done)
+		out, err := p.Do(fmt.Sprintf("read -v %d %d", at, n))
+		if err != nil {
+			return done, err
+		}
+		if err := ParseDump(out, at, b[done:done+n]); err != nil {
+			return done, fmt.Errorf("%s: read %d+%d: %w", prefix, at, n, err)
+		}
+		done += n
+	}
+	return len(b), nil
+}
