@@ -906,9 +906,18 @@ func TestDelay(t *testing.T) {
 		t.Errorf("log has %d delays and %d faults, want 4 and 1: %v", delays, faults, l)
 	}
 	// Concurrent reads wait in parallel: 8 reads of 20 ms take far less
-	// than 160 ms.
-	fs2, _ := newFS(t, 1, "read:delay=20ms")
-	h := openRW(t, fs2, "/d/img.qed")
+	// than 160 ms. The base is an OS file: afero's in-memory file is not
+	// safe for concurrent ReadAt (it seeks), an OS file is.
+	osBase := afero.NewBasePathFs(afero.NewOsFs(), t.TempDir())
+	if err := afero.WriteFile(osBase, "/img.qed", bytes.Repeat([]byte{0xAA}, 1024), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fs2, err := NewFromString(osBase, 1, "read:delay=20ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := openRW(t, fs2, "/img.qed")
+	defer h.Close()
 	var wg sync.WaitGroup
 	start = time.Now()
 	for range 8 {
