@@ -214,13 +214,7 @@ func runQEMU(cmd *cobra.Command, e *env, f *qemuFlags) error {
 	case len(rep.Failures) > 0:
 		return failf("%s (seed %d)", failuresNote(len(rep.Failures), noArtifact), rep.Seed)
 	case rep.Workloads == 0:
-		why := "nothing was verified"
-		if rep.Skipped > 0 {
-			why = fmt.Sprintf("all %d were skipped (their log did not replay to QEMU's file: see the report's skip_reasons)", rep.Skipped)
-		} else if cfg.Duration > 0 && rep.Seconds >= cfg.Duration.Seconds() {
-			why = fmt.Sprintf("--duration %s ended before the first one finished; give a longer --duration", cfg.Duration)
-		}
-		return failf("no workload completed: %s", why)
+		return noWorkloadError(rep.Skipped, "their log did not replay to QEMU's file: see the report's skip_reasons", cfg.Duration, rep.Seconds)
 	}
 	return nil
 }

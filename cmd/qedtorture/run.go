@@ -363,15 +363,22 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	case len(rep.Failures) > 0:
 		return failf("%s (seed %d); replay with 'qedtorture replay ARTIFACT'", failuresNote(len(rep.Failures), noArtifact), cfg.Seed)
 	case rep.Workloads == 0:
-		why := "nothing was verified"
-		if rep.Skipped > 0 {
-			why = fmt.Sprintf("all %d were skipped (their setup failed)", rep.Skipped)
-		} else if cfg.Duration > 0 && rep.Seconds >= cfg.Duration.Seconds() {
-			why = fmt.Sprintf("--duration %s ended before the first one finished; give a longer --duration", cfg.Duration)
-		}
-		return failf("no workload completed: %s", why)
+		return noWorkloadError(rep.Skipped, "their setup failed", cfg.Duration, rep.Seconds)
 	}
 	return nil
+}
+
+// noWorkloadError says why a campaign that completed no workload verified
+// nothing (it must not exit 0): all skipped (skipWhy says why a workload is
+// skipped), the duration too short, or no reason known.
+func noWorkloadError(skipped int64, skipWhy string, duration time.Duration, seconds float64) error {
+	why := "nothing was verified"
+	if skipped > 0 {
+		why = fmt.Sprintf("all %d were skipped (%s)", skipped, skipWhy)
+	} else if duration > 0 && seconds >= duration.Seconds() {
+		why = fmt.Sprintf("--duration %s ended before the first one finished; give a longer --duration", duration)
+	}
+	return failf("no workload completed: %s", why)
 }
 
 // failuresNote is "N failure(s) found", saying how many have no artifact.
