@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/afero"
@@ -202,7 +201,15 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 				defer os.RemoveAll(d)
 				dir = d
 			}
-			cfg.Dir = filepath.Join(dir, "scratch")
+			// The scratch images live in a directory of their own, made
+			// fresh under dir: the mode empties its subdirectories between
+			// images and must never touch a file the user keeps in dir.
+			scratch, err := os.MkdirTemp(dir, "scratch-")
+			if err != nil {
+				return fail(err)
+			}
+			defer os.RemoveAll(scratch)
+			cfg.Dir = scratch
 			fmt.Fprintf(e.stdout, "repair: seed %d, %d images\n", seed, images)
 			rep, err := campaign.RunRepair(cmd.Context(), cfg)
 			if rep != nil {
