@@ -138,3 +138,15 @@ func TestOracleBigImageReadsFlushedData(t *testing.T) {
 		require.Equal(t, int64(0x10000), v.Mismatch.Off)
 	}
 }
+
+// TestOracleEmptyImageMessage: a crashed image of 0 bytes (its creation
+// never made durable) fails before recovery with a message that says it is
+// not a QED image, not that NEED_CHECK is clear over an inconsistent one.
+func TestOracleEmptyImageMessage(t *testing.T) {
+	st, e := oracleCase(t, oracleScript)
+	require.NoError(t, afero.WriteFile(st, e.ImagePath(), nil, 0o644))
+	v := oracle.Judge(qedtarget.Target{}, st, e.ImagePath(), e.Model.Clone(), oracle.Options{})
+	require.Equal(t, oracle.StageStructureBefore, v.Stage, "%v", v)
+	require.ErrorContains(t, v.Err, "not a QED image: file of 0 bytes")
+	require.NotContains(t, v.Err.Error(), "NEED_CHECK is clear")
+}

@@ -359,6 +359,11 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 		return fail(v, StageStructureBefore, fmt.Errorf("reading the crashed image: %w", err))
 	}
 	if !v.Before.NeedCheck() && !v.Before.IsConsistent() {
+		if msg, ok := notQED(v.Before); ok {
+			// No header to hold NEED_CHECK at all (an empty or cut file, a
+			// wrong magic): say that, not that a promise was broken.
+			return fail(v, StageStructureBefore, fmt.Errorf("the crashed image is not a QED image: %s (%s)", msg, kindList(v.Before)))
+		}
 		return fail(v, StageStructureBefore, fmt.Errorf("NEED_CHECK is clear but the image is inconsistent (%s)", kindList(v.Before)))
 	}
 	d, err := t.Open(fs, imagePath, target.OpenOptions{})
@@ -676,6 +681,17 @@ func verifyOutside(m *model.Disk, rs []model.Range, off int64, p []byte) error {
 		return m.VerifyCrash(pos, p[pos-off:])
 	}
 	return nil
+}
+
+// notQED reports whether r is of a file that has no QED header (too short
+// for the header fields, or a wrong magic), with the checker's words.
+func notQED(r *check.Report) (string, bool) {
+	for _, v := range r.Violations {
+		if v.Kind == check.ViolShortFile || v.Kind == check.ViolBadMagic {
+			return v.Msg, true
+		}
+	}
+	return "", false
 }
 
 func kindList(r *check.Report) string {
