@@ -463,6 +463,14 @@ func TestKnownFailures(t *testing.T) {
 	require.Contains(t, name, "F1")
 	_, ok = q.Match("impl/qed/structure-after-recovery/leak")
 	require.False(t, ok)
+	// F3 under the exec target: its signature starts with the command.
+	for _, sig := range []string{"exec:qemu-io -f qed/workload", "exec:/usr/bin/qemu-io -f qed/workload"} {
+		name, ok = q.Match(sig)
+		require.True(t, ok, sig)
+		require.Contains(t, name, "F3", sig)
+	}
+	_, ok = q.Match("exec:qedtorture io/workload")
+	require.False(t, ok, "another program's workload failure is not QEMU's F3")
 }
 
 // TestArtifactOneNumbering: expected-vs-read.txt names the operations
