@@ -178,7 +178,8 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 		}
 		return nil, fmt.Errorf("exec: setup: %w", err)
 	}
-	rec := &campaign.Recording{W: w, Seed: o.Seed, Dir: "/", Image: "/" + workload.ImageName, Options: crashsim.Options{ImplicitDirSync: true}}
+	rec := &campaign.Recording{W: w, Seed: o.Seed, Dir: "/", Image: "/" + workload.ImageName, Options: crashsim.Options{ImplicitDirSync: true},
+		Recorder: "strace (the program's file-system calls on the image and its backing files)"}
 	r.marks = append(r.marks, pendingMark{op: -1, seg: 0, commands: 0, model: e.Model.Clone()})
 	e.Snapshot = func(i int, m *model.Disk) {
 		r.mu.Lock()

@@ -2,6 +2,8 @@ package blackbox
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,14 +15,14 @@ import (
 )
 
 // campaignOver runs a small seeded campaign over exec:COMMAND and returns
-// its report.
+// its report; artifacts go to a temporary directory.
 func campaignOver(t *testing.T, command string, iterations int) *campaign.Report {
 	t.Helper()
 	d, err := New(command, qedtarget.Target{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := campaign.Config{Driver: d, Reference: qedtarget.Target{}, Seed: 1, Iterations: iterations, Workers: 1, MaxFailures: 1, MinimizeTimeout: 20 * time.Second}
+	cfg := campaign.Config{Driver: d, Reference: qedtarget.Target{}, Seed: 1, Iterations: iterations, Workers: 1, MaxFailures: 1, MinimizeTimeout: 20 * time.Second, Out: t.TempDir()}
 	rep, err := campaign.Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +44,14 @@ func TestExecCampaign(t *testing.T) {
 	rep = campaignOver(t, bin+" io --broken-drop-sync", 4)
 	if rep.FailedWorkloads == 0 {
 		t.Fatalf("exec:qedtorture io --broken-drop-sync: no failure in %d workloads", rep.Workloads)
+	}
+	// explain.txt says how the trace was recorded: strace, not crashsim.
+	ex, err := os.ReadFile(filepath.Join(rep.Failures[0].Artifact, "explain.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ex), "recorded by strace") || strings.Contains(string(ex), "recording filesystem") {
+		t.Errorf("explain.txt does not say the trace was recorded by strace:\n%s", ex)
 	}
 }
 

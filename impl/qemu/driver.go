@@ -88,7 +88,8 @@ func toCampaign(qr *Recording, re *RunError, seed uint64) (*campaign.Recording, 
 	}
 	rec := &campaign.Recording{W: qr.W, Seed: seed, Dir: "/", Image: imageInTree, Base: base,
 		Options: crashsim.Options{}, Trace: qr.Trace, EndModel: qr.EndModel,
-		Marks: []campaign.Mark{{Op: -1, K: 0, Model: qr.Setup}}}
+		Recorder: "QEMU's blklogwrites driver (the writes and flushes of QEMU's block layer)",
+		Marks:    []campaign.Mark{{Op: -1, K: 0, Model: qr.Setup}}}
 	for _, a := range qr.Adaptations {
 		rec.Adaptations = append(rec.Adaptations, campaign.Adaptation{Kind: string(a.Quirk), What: a.What})
 	}

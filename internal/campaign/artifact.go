@@ -467,8 +467,12 @@ func Explain(f *Failure, target string) string {
 	} else {
 		fmt.Fprintf(&b, "; %d ops", len(f.W.Ops))
 	}
-	fmt.Fprintf(&b, ", %d-byte clusters, %d-cluster tables, %d-byte image, %d backing file(s)) ran on %s over a recording filesystem.",
-		f.W.Geometry.ClusterSize, f.W.Geometry.TableSize, f.W.Geometry.Size, len(f.W.Geometry.Backing), target)
+	how := "over crashsim's recording filesystem"
+	if f.Rec != nil && f.Rec.Recorder != "" {
+		how = "recorded by " + f.Rec.Recorder
+	}
+	fmt.Fprintf(&b, ", %d-byte clusters, %d-cluster tables, %d-byte image, %d backing file(s)) ran on %s, %s.",
+		f.W.Geometry.ClusterSize, f.W.Geometry.TableSize, f.W.Geometry.Size, len(f.W.Geometry.Backing), target, how)
 	if f.HasState() {
 		fmt.Fprintf(&b, " A power loss just before filesystem operation %d, while guest op %s was in progress, left the files in image/ under the %s crash model (state %s).",
 			f.State.K, guestOpText(f.W, f.GuestOp), f.State.Model, f.State)

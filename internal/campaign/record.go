@@ -74,6 +74,11 @@ type Recording struct {
 	// Evidence are a driver's own files for the artifact (a block-layer
 	// log, a reproduction script), by file name.
 	Evidence map[string][]byte
+	// Recorder says how the trace was recorded, for explain.txt ("":
+	// in process, over crashsim's recording filesystem; a driver
+	// recording out of process names its means: QEMU's blklogwrites log,
+	// strace).
+	Recorder string
 }
 
 // complete rebuilds the crash points of a recording handed over as Base
