@@ -1,138 +1,66 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
-	"github.com/spf13/afero"
 	"github.com/spf13/cobra"
 
-	"github.com/qedtorture/qedtorture/impl/qed"
-	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/impl/blackbox"
+	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
-	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/check"
 )
 
-// The repair paths and guest readers of `qedtorture repair` (issue 15):
-// impl/qed's check with repair and its writable open, in process; QEMU's
-// writable open (its automatic check) and qemu-img check -r all, as
-// processes with qemutool's timeouts and process groups.
+// The repair paths and guest readers of `qedtorture repair` (issue 15)
+// come from the drivers of its --target list (campaign.RepairDriver):
+// every in-process target's check with repair and writable open, QEMU's
+// writable open and qemu-img check -r all (impl/qemu), a black-box
+// program's writable open (impl/blackbox).
 
-// qedRepair is impl/qed's check -r all (open, Check(true), close), or with
-// open set its writable open and close alone.
-type qedRepair struct{ open bool }
-
-func (r qedRepair) Name() string {
-	if r.open {
-		return "impl/qed open"
-	}
-	return "impl/qed check -r all"
-}
-func (r qedRepair) Check() bool     { return !r.open }
-func (r qedRepair) InProcess() bool { return true }
-
-func (r qedRepair) Repair(_ context.Context, path string) ([]string, error) {
-	return r.repair(afero.NewOsFs(), path)
-}
-
-// RepairFS runs the path on any filesystem (crashsim, for crashes during
-// the repair); what it left unrepaired is in the image's NEED_CHECK.
-func (r qedRepair) RepairFS(fs afero.Fs, path string) error {
-	_, err := r.repair(fs, path)
-	return err
-}
-
-// ReadGuestFS reads the guest through impl/qed on any filesystem.
-func (qedRepair) ReadGuestFS(fs afero.Fs, path string) ([]byte, error) { return readGuestQED(fs, path) }
-
-func (r qedRepair) repair(fs afero.Fs, path string) ([]string, error) {
-	im, err := qed.Open(fs, path, qed.OpenOptions{IdleClearDelay: -1})
-	if err != nil {
-		return nil, err
-	}
-	var unrep []string
-	if !r.open {
-		rep, err := im.Check(true)
-		if err != nil {
-			im.Close()
+// repairDrivers resolves repair's --target list into repair drivers.
+func repairDrivers(names []string, timeout time.Duration) ([]campaign.RepairDriver, error) {
+	var out []campaign.RepairDriver
+	seen := map[string]bool{}
+	for _, name := range names {
+		name = strings.TrimSpace(name)
+		if name == "" || seen[name] {
+			continue
+		}
+		seen[name] = true
+		var d campaign.Driver
+		if command, ok := strings.CutPrefix(name, "exec:"); ok {
+			bd, err := blackbox.New(command, referenceTarget())
+			if err != nil {
+				return nil, err
+			}
+			d = bd
+		} else if qd, err := resolveDriver(name); err != nil {
 			return nil, err
+		} else if qd != nil {
+			if q, ok := qd.(*qemu.Driver); ok {
+				q.Tool.Timeout = timeout
+			}
+			d = qd
+		} else {
+			t, err := resolveTarget(name)
+			if err != nil {
+				return nil, err
+			}
+			d = campaign.InProcess(t)
 		}
-		if left := rep.Corruptions - rep.CorruptionsFixed; left > 0 {
-			unrep = append(unrep, fmt.Sprintf("%d corruptions left: %v", left, rep.Problems))
+		rd, ok := d.(campaign.RepairDriver)
+		if !ok {
+			return nil, fmt.Errorf("target %q has no repair path", name)
 		}
+		out = append(out, rd)
 	}
-	return unrep, im.Close()
-}
-
-// qedReader reads the guest through impl/qed, read-only.
-type qedReader struct{}
-
-func (qedReader) Name() string { return "impl/qed" }
-func (qedReader) ReadGuest(_ context.Context, path string) ([]byte, error) {
-	return readGuestQED(afero.NewOsFs(), path)
-}
-
-func readGuestQED(fs afero.Fs, path string) ([]byte, error) {
-	im, err := qed.Open(fs, path, qed.OpenOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no target")
 	}
-	defer im.Close()
-	b := make([]byte, im.Size())
-	if _, err := im.ReadAt(b, 0); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-// qemuRepair is QEMU's writable open and close (qemu-io, which runs QED's
-// automatic check on an image with NEED_CHECK set) or qemu-img check -r all.
-type qemuRepair struct {
-	tool *qemutool.Tool
-	open bool
-}
-
-func (r qemuRepair) Name() string {
-	if r.open {
-		return "qemu open"
-	}
-	return "qemu-img check -r all"
-}
-func (r qemuRepair) Check() bool     { return !r.open }
-func (r qemuRepair) InProcess() bool { return false }
-
-func (r qemuRepair) Repair(ctx context.Context, path string) ([]string, error) {
-	t := r.tool.WithContext(ctx)
-	if r.open {
-		_, err := t.IOBatch(path, "qed", "flush")
-		return nil, err
-	}
-	c, code, err := t.Check(path, "all")
-	switch {
-	case err != nil:
-		return nil, err
-	case code == 1:
-		return nil, fmt.Errorf("qemu-img check -r all failed (exit 1, check-errors %d)", c.CheckErrors)
-	case code == 2:
-		return []string{fmt.Sprintf("%d corruptions left", c.Corruptions)}, nil
-	}
-	return nil, nil
-}
-
-// qemuReader reads the guest through QEMU: qemu-img convert to raw.
-type qemuReader struct{ tool *qemutool.Tool }
-
-func (qemuReader) Name() string { return "qemu" }
-func (r qemuReader) ReadGuest(ctx context.Context, path string) ([]byte, error) {
-	raw := path + ".raw"
-	defer os.Remove(raw)
-	if _, err := r.tool.WithContext(ctx).Img("convert", "-f", "qed", "-O", "raw", path, raw); err != nil {
-		return nil, err
-	}
-	return os.ReadFile(raw)
+	return out, nil
 }
 
 func newRepairCommand(e *env) *cobra.Command {
@@ -145,19 +73,23 @@ func newRepairCommand(e *env) *cobra.Command {
 		dir     string
 		verbose bool
 		crashes int
+		targets []string
 	)
 	cmd := &cobra.Command{
 		Use:   "repair",
 		Short: "Plant every corruption in consistent images and judge every repair path",
 		Long: `repair makes consistent images from the campaign's workloads (the same
 workloads as 'run --seed'), plants each corruption the independent checker knows
-(NEED_CHECK set and clear), and drives each repair path on a copy: impl/qed's check
--r all and its writable open, QEMU's writable open (its automatic check) and
-qemu-img check -r all. Judged: no abort, hang or unbounded allocation; the image
+(NEED_CHECK set and clear), and drives each repair path of each --target on a copy:
+an in-process target's check -r all and its writable open, QEMU's writable open
+(its automatic check) and qemu-img check -r all, a program's writable open
+(exec:COMMAND). Judged: no abort, hang or unbounded allocation; the image
 consistent afterwards or the damage left reported (and then not marked clean);
 every guest cluster the corruption did not touch reading as before through
-impl/qed and QEMU. Differences between the paths' repaired images are counted.
-With --crashes N, impl/qed's repairs are also recorded on crashsim and every
+impl/qed and every target that can read without writing (QEMU). The repaired
+images of every pair of paths of the same kind (checks, writable opens) are
+compared and their differences counted. With --crashes N, the repairs are also
+recorded (in-process targets on crashsim, QEMU through blklogwrites) and every
 crash state (syncs, N sampled points, the end; subset and torn models) is
 repaired again: it must reach what one uninterrupted repair reaches.
 
@@ -175,23 +107,36 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 			if images < 1 {
 				return usagef(cmd, "--images must be at least 1, got %d", images)
 			}
+			if noQEMU && cmd.Flags().Changed("target") {
+				return usagef(cmd, "--no-qemu and --target: give the targets with --target alone")
+			}
+			names := targets
+			if noQEMU {
+				names = []string{"impl/qed"}
+			}
+			drivers, err := repairDrivers(names, timeout)
+			if err != nil {
+				if strings.Contains(err.Error(), "qemu-img") || strings.Contains(err.Error(), "qemu-io") {
+					return failf("repair: %v (use --target impl/qed to judge impl/qed alone)", err)
+				}
+				return usagef(cmd, "invalid --target: %v", err)
+			}
 			cfg := campaign.RepairConfig{
-				Seed: seed, Images: images, Reference: qedtarget.Target{}, Corruptions: cs,
-				Repairers: []campaign.Repairer{qedRepair{}, qedRepair{open: true}},
-				Readers:   []campaign.GuestReader{qedReader{}},
-				Timeout:   timeout,
+				Seed: seed, Images: images, Reference: referenceTarget(), Corruptions: cs,
+				// Readers[0] reads the consistent images: the reference.
+				Readers: []campaign.GuestReader{campaign.TargetReader{T: referenceTarget()}},
+				Timeout: timeout,
+			}
+			readers := map[string]bool{cfg.Readers[0].Name(): true}
+			for _, d := range drivers {
+				cfg.Repairers = append(cfg.Repairers, d.Repairers()...)
+				if r := d.GuestReader(); r != nil && !readers[r.Name()] {
+					readers[r.Name()] = true
+					cfg.Readers = append(cfg.Readers, r)
+				}
 			}
 			if verbose {
 				cfg.Log = e.stderr
-			}
-			if !noQEMU {
-				tool, err := qemutool.Find()
-				if err != nil {
-					return failf("repair: %v (use --no-qemu to judge impl/qed alone)", err)
-				}
-				tool.Timeout = timeout
-				cfg.Repairers = append(cfg.Repairers, qemuRepair{tool: tool, open: true}, qemuRepair{tool: tool})
-				cfg.Readers = append(cfg.Readers, qemuReader{tool: tool})
 			}
 			if dir == "" {
 				d, err := os.MkdirTemp("", "qedtorture-repair-")
@@ -222,7 +167,7 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 			if crashes > 0 {
 				cr, err := campaign.RepairCrashes(cmd.Context(), cfg, crashes, 0)
 				if cr != nil {
-					fmt.Fprintf(e.stdout, "crashes during impl/qed's repairs: %d plants recorded (%d refused), %d crash states repaired again, %d differ\n",
+					fmt.Fprintf(e.stdout, "crashes during repairs: %d plants recorded (%d refused), %d crash states repaired again, %d differ\n",
 						cr.Plants, cr.Refused, cr.States, len(cr.Failures))
 					for _, f := range cr.Failures {
 						fmt.Fprintf(e.stdout, "FAIL crash during repair: %s\n", f)
@@ -243,7 +188,8 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 	f.Uint64Var(&seed, "seed", 1, "campaign seed (the workloads of run --seed and the plants)")
 	f.IntVar(&images, "images", 4, "consistent images (workloads) to corrupt")
 	f.StringSliceVar(&kinds, "kind", nil, "corruption kinds to plant (default all)")
-	f.BoolVar(&noQEMU, "no-qemu", false, "judge impl/qed's repair paths only")
+	f.StringSliceVar(&targets, "target", []string{"impl/qed", "qemu"}, "implementations whose repair paths are judged and compared, comma-separated: impl/qed, qemu, exec:COMMAND (a program's writable open), broken:*, defect:*")
+	f.BoolVar(&noQEMU, "no-qemu", false, "the same as --target impl/qed")
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "per repair run: a run still going is a hang")
 	f.StringVar(&dir, "dir", "", "scratch directory (default a temporary one, removed)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log each image and failure")

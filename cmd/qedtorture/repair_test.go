@@ -36,3 +36,27 @@ func TestRepairCommandQEMU(t *testing.T) {
 		}
 	}
 }
+
+// TestRepairCommandTargets: the repair paths come from --target's drivers
+// (campaign.RepairDriver): a black-box program's writable open (here
+// qemu-io itself, exec:qemu-io) is judged beside impl/qed's paths and
+// breaks only the rules QEMU's own open breaks (F4, F5); a bad target
+// name and --no-qemu with --target are usage errors.
+func TestRepairCommandTargets(t *testing.T) {
+	r := runWant(t, 2, "repair", "--target", "impl/qed,nonsense", "--images", "1", "--dir", t.TempDir())
+	if !strings.Contains(r.stderr, `invalid --target: unknown target "nonsense"`) {
+		t.Errorf("stderr %q", r.stderr)
+	}
+	runWant(t, 2, "repair", "--no-qemu", "--target", "impl/qed", "--images", "1", "--dir", t.TempDir())
+	qemutool.Require(t)
+	r = runWant(t, 1, "repair", "--target", "impl/qed,exec:qemu-io", "--images", "2", "--seed", "1", "--dir", t.TempDir())
+	if !strings.Contains(r.stdout, "  exec:qemu-io open: ") {
+		t.Errorf("no counts of the program's open:\n%s", r.stdout)
+	}
+	known := regexp.MustCompile(`: exec:qemu-io open( \(after [^)]*\))?: (claims-clean|unrepaired-unreported|reopen-claims-clean): .*(double-ref|bad-header-size)`)
+	for _, f := range regexp.MustCompile(`(?m)^FAIL .*$`).FindAllString(r.stdout, -1) {
+		if !known.MatchString(f) {
+			t.Errorf("unexpected failure: %s", f)
+		}
+	}
+}

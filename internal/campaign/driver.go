@@ -93,6 +93,26 @@ type Driver interface {
 	Close() error
 }
 
+// RepairDriver is the optional capability of a Driver whose implementation
+// has repair paths: qedtorture repair (RunRepair, repair.go) takes its
+// repair paths and its guest reader from the drivers of its --target list,
+// so that every implementation's repair is judged, and compared, alike.
+// Both work on real files in a scratch directory (an out-of-process
+// implementation needs them). InProcess implements it for every
+// target.Target (its check with repair and its writable open; its paths
+// are also FSRepairers, so that crashes during them are judged on
+// crashsim); impl/qemu for QEMU (its writable open, which runs QED's
+// automatic check, and qemu-img check -r all); impl/blackbox for a
+// program's writable open.
+type RepairDriver interface {
+	// Repairers returns the implementation's repair paths, checks first.
+	Repairers() []Repairer
+	// GuestReader returns the reader of an image's guest contents through
+	// the implementation without changing the file, or nil when it has
+	// none that leaves the file alone.
+	GuestReader() GuestReader
+}
+
 // RecordOptions say how to run one workload.
 type RecordOptions struct {
 	// Seed is the workload seed: it seeds the fault layer's choices.
@@ -166,6 +186,15 @@ func (d inProcess) Recoverer() target.Target { return d.t }
 func (inProcess) Judges() []Judge { return nil }
 
 func (inProcess) Close() error { return nil }
+
+// Repairers implements RepairDriver: the target's check with repair and
+// its writable open (inprocess_repair.go).
+func (d inProcess) Repairers() []Repairer {
+	return []Repairer{TargetRepairer{T: d.t}, TargetRepairer{T: d.t, Open: true}}
+}
+
+// GuestReader implements RepairDriver: a read-only open of the target.
+func (d inProcess) GuestReader() GuestReader { return TargetReader{T: d.t} }
 
 // oracleJudge is the engine's judge of every target: oracle.Judge
 // with recovery by an in-process target. With faults injected, a failing

@@ -246,3 +246,46 @@ func TestRepairReopenRule(t *testing.T) {
 		t.Errorf("reopen rule not caught: %v", rep.Failures)
 	}
 }
+
+// TestInProcessRepairDriver: the in-process driver is a RepairDriver whose
+// two paths (check -r all and the writable open, both FSRepairers) and
+// reader break no rule on impl/qed, and a crash during either repair,
+// repaired again, reaches what one repair reaches.
+func TestInProcessRepairDriver(t *testing.T) {
+	rd, ok := InProcess(qedtarget.Target{}).(RepairDriver)
+	if !ok {
+		t.Fatal("InProcess is not a RepairDriver")
+	}
+	rs := rd.Repairers()
+	var names []string
+	for _, r := range rs {
+		names = append(names, r.Name())
+		if _, ok := r.(FSRepairer); !ok {
+			t.Errorf("%s is not an FSRepairer", r.Name())
+		}
+	}
+	if got := strings.Join(names, ", "); got != "impl/qed check -r all, impl/qed open" {
+		t.Errorf("repair paths %q", got)
+	}
+	kinds := []check.Corruption{check.CorruptL2PastEOF, check.CorruptL1Misaligned, check.CorruptDoubleRef, check.CorruptTruncate}
+	rep, err := RunRepair(context.Background(), RepairConfig{
+		Seed: 3, Images: 2, Reference: qedtarget.Target{}, Corruptions: kinds,
+		Repairers: rs, Readers: []GuestReader{rd.GuestReader()}, Dir: t.TempDir(), Timeout: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rep.Failures {
+		t.Errorf("%s", f)
+	}
+	if rep.Plants == 0 || rep.Runs != 2*rep.Plants || rep.Consistent["impl/qed check -r all"] == 0 {
+		t.Errorf("plants %d, runs %d, consistent %v", rep.Plants, rep.Runs, rep.Consistent)
+	}
+	cr, err := RepairCrashes(context.Background(), RepairConfig{Seed: 3, Images: 1, Reference: qedtarget.Target{}, Corruptions: kinds, Repairers: rs}, 2, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr.States == 0 || len(cr.Failures) > 0 {
+		t.Errorf("%d crash states, failures %v", cr.States, cr.Failures)
+	}
+}
