@@ -136,8 +136,9 @@ func TestStateMachineExploration(t *testing.T) {
 	// least 7/10 of the commands on a non-empty image, 9/10 of the images
 	// are non-empty, the models are drawn uniformly at least a third of
 	// the time).
-	for _, o := range opWeights {
-		seen(t, "op kind "+o.kind.String(), x.OpKinds[o.kind], float64(res.Commands)*0.9*0.7*o.w/28)
+	ows, total := opWeights(&cfg)
+	for _, o := range ows {
+		seen(t, "op kind "+o.kind.String(), x.OpKinds[o.kind], float64(res.Commands)*0.9*0.7*o.w/total)
 	}
 	for _, m := range oracle.DefaultModels() {
 		seen(t, "crash model "+m.String(), x.Crashes[m.String()], float64(crashes)/3/float64(len(oracle.DefaultModels())))

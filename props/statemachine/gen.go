@@ -2,7 +2,7 @@ package statemachine
 
 import (
 	"fmt"
-	"math/rand"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -351,125 +351,84 @@ func genState(cfg *Config) gopter.Gen {
 	}
 }
 
-// extent picks a range of [0, size): cluster-aligned, sector-aligned or
-// unaligned, biased toward a few hot clusters and the L2 boundaries so that
-// ops overlap and cross tables.
-func extent(r *rand.Rand, s *smState) (off, n int64) {
-	size := s.Size
-	cs := int64(s.G.ClusterSize)
-	span := size
-	base := int64(0)
-	switch r.Intn(4) {
-	case 0, 1:
-		span = min(size, 4*cs)
-	case 2:
-		l2Range := cs * (cs * int64(s.G.TableSize) / 8)
-		if size > l2Range {
-			base = l2Range * r.Int63n(size/l2Range)
-			if base > cs && r.Intn(2) == 0 {
-				base -= cs
-			}
-			span = min(size-base, 3*cs)
-		}
+// commandWeights are the weights of the plain commands' op kinds: each
+// kind's default weight in generated workloads (workload.DefaultWeights),
+// except where the state machine leans harder on what crash states need:
+// write-zeroes 4, reads 3, reopens 3 (a clean close syncs and clears
+// NEED_CHECK), checks 3, and concurrent groups 1 (each runs several
+// goroutines and flushes). A kind added to props/workload is drawn here
+// with its default weight, by its own generator, with nothing to change.
+// NoConcurrency sets the concurrent groups' weight to 0.
+func commandWeights(cfg *Config) map[workload.Kind]int {
+	w := workload.DefaultWeights()
+	w[workload.WriteZeroes] = 4
+	w[workload.Read] = 3
+	w[workload.Reopen] = 3
+	w[workload.Check] = 3
+	w[workload.Concurrent] = 1
+	if cfg.NoConcurrency {
+		w[workload.Concurrent] = 0
 	}
-	switch r.Intn(3) {
-	case 0:
-		off = base + r.Int63n(max(span/cs, 1))*cs
-		n = cs * (1 + r.Int63n(2))
-	case 1:
-		off = base + r.Int63n(max(span/512, 1))*512
-		n = 512 * (1 + r.Int63n(2*cs/512))
-	default:
-		off = base + r.Int63n(span)
-		n = 1 + r.Int63n(cs+cs/2)
-	}
-	off = min(off, size-1)
-	n = min(n, size-off)
-	return off, n
+	return w
 }
 
-// genCommand draws a command for state s.
+// writes reports whether op may change the image (a write, a resize, a
+// group) or is a barrier (a flush, a reopen): the ops a crash or a fault
+// is attached to. Reads and checks are left out (workload.Effect: what
+// each kind states about itself).
+func writes(op workload.Op, size int64) bool {
+	e := op.Effect(size)
+	return len(e.Changes) > 0 || e.Barrier
+}
+
+// hotSpots are the region starts the state machine's ranged ops are drawn
+// around (workload.OpGen.Hot): the image's start, and a cluster before each
+// L2 table boundary inside the image, so that ops cross tables.
+func hotSpots(g workload.Geometry, size int64) []int64 {
+	cs := int64(g.ClusterSize)
+	l2Range := cs * (cs * int64(g.TableSize) / 8)
+	hot := []int64{0}
+	for b := l2Range; b < size && len(hot) < 4; b += l2Range {
+		hot = append(hot, b-cs)
+	}
+	return hot
+}
+
+// v1Source lets gopter's math/rand generator drive the math/rand/v2
+// generator the kinds' generators draw from: a command's draws then
+// follow from gopter's seed alone.
+type v1Source struct{ r interface{ Uint64() uint64 } }
+
+func (s v1Source) Uint64() uint64 { return s.r.Uint64() }
+
+// genCommand draws a command for state s: one in five a crash directive
+// on a flush (1/5 of them), a reopen (1/5) or an op that writes (3/5);
+// one in ten a fault directive on an op that writes (non-empty image);
+// else a plain op. Ops are drawn by workload.PickKind over commandWeights
+// and each kind's own generator (workload.OpGen over hotSpots); a kind
+// that cannot be drawn now (a ranged op on an empty image), or an op that
+// does not write where one is needed, is drawn again.
 func genCommand(st commands.State) gopter.Gen {
 	s := st.(*smState)
 	cfg := s.cfg
+	weights := commandWeights(cfg)
 	return func(p *gopter.GenParameters) *gopter.GenResult {
 		r := p.Rng
-		id := s.NextID
-		var op workload.Op
-		pickOp := func(writePath bool) {
+		og := &workload.OpGen{Rand: rand.New(v1Source{r}), Size: s.Size, ClusterSize: int64(s.G.ClusterSize),
+			Hot: hotSpots(s.G, s.Size), NextID: s.NextID}
+		draw := func(k workload.Kind, writePath bool) (workload.Op, bool) {
+			g := *og // a redrawn op takes no ids and no size
+			op, ok := g.Draw(k)
+			return op, ok && (!writePath || writes(op, s.Size))
+		}
+		pickOp := func(writePath bool) workload.Op {
 			for {
-				k := r.Intn(28)
-				if s.Size == 0 && (k < 17 || k == 21) {
-					continue // needs a non-empty image
+				if op, ok := draw(workload.PickKind(og.Rand, weights), writePath); ok {
+					return op
 				}
-				switch {
-				case k < 10:
-					off, n := extent(r, s)
-					op = workload.Op{Kind: workload.Write, Off: off, Len: n, ID: id}
-				case k < 14:
-					off, n := extent(r, s)
-					if r.Intn(2) == 0 { // cluster-aligned both ends when possible
-						cs := int64(s.G.ClusterSize)
-						off = off / cs * cs
-						n = max(cs, (n+cs-1)/cs*cs)
-						n = min(n, s.Size-off)
-					}
-					op = workload.Op{Kind: workload.WriteZeroes, Off: off, Len: n}
-				case k < 17:
-					if writePath {
-						continue
-					}
-					off, n := extent(r, s)
-					op = workload.Op{Kind: workload.Read, Off: off, Len: n}
-				case k < 20:
-					op = workload.Op{Kind: workload.Flush}
-				case k < 21:
-					cs := int64(s.G.ClusterSize)
-					grow := 512 * r.Int63n(2*cs/512+1)
-					if r.Intn(2) == 0 {
-						grow = cs * r.Int63n(4)
-					}
-					op = workload.Op{Kind: workload.Resize, Off: s.Size + grow}
-				case k < 22:
-					if cfg.NoConcurrency {
-						continue
-					}
-					op = workload.Op{Kind: workload.Concurrent}
-					n := 2 + r.Intn(3)
-					disjoint := r.Intn(2) == 0
-					var next int64
-					for j := range n {
-						off, l := extent(r, s)
-						if disjoint {
-							chunk := max(s.Size/int64(n), 1)
-							off = min(int64(j)*chunk+r.Int63n(chunk), s.Size-1)
-							l = min(l, chunk-(off-int64(j)*chunk), s.Size-off)
-							if l <= 0 || off < next {
-								continue
-							}
-							next = off + l
-						}
-						if r.Intn(4) == 0 {
-							op.Group = append(op.Group, workload.Op{Kind: workload.WriteZeroes, Off: off, Len: l})
-						} else {
-							op.Group = append(op.Group, workload.Op{Kind: workload.Write, Off: off, Len: l, ID: id})
-							id++
-						}
-					}
-					if len(op.Group) == 0 {
-						continue
-					}
-				case k < 25:
-					op = workload.Op{Kind: workload.Reopen}
-				default:
-					if writePath {
-						continue
-					}
-					op = workload.Op{Kind: workload.Check}
-				}
-				return
 			}
 		}
+		var op workload.Op
 		c := &smCommand{cfg: cfg}
 		k := r.Intn(20)
 		switch {
@@ -479,11 +438,11 @@ func genCommand(st commands.State) gopter.Gen {
 			// NEED_CHECK); otherwise on a write-path op.
 			switch j := r.Intn(10); {
 			case j < 2:
-				op = workload.Op{Kind: workload.Flush}
+				op, _ = draw(workload.Flush, true)
 			case j < 4:
-				op = workload.Op{Kind: workload.Reopen}
+				op, _ = draw(workload.Reopen, true)
 			default:
-				pickOp(true)
+				op = pickOp(true)
 			}
 			m := s.Model
 			if r.Intn(3) == 0 {
@@ -491,7 +450,7 @@ func genCommand(st commands.State) gopter.Gen {
 			}
 			c.Step.Crash = &CrashSpec{Sync: r.Intn(4), Model: m, Choice: uint64(r.Int63n(1 << 20))}
 		case k < 6 && !cfg.NoFaults && s.Size > 0:
-			pickOp(true)
+			op = pickOp(true)
 			f := &FaultSpec{Rule: FaultRules[r.Intn(len(FaultRules))], Nth: 1 + r.Intn(6)}
 			if r.Intn(2) == 0 {
 				m := s.Model
@@ -502,7 +461,7 @@ func genCommand(st commands.State) gopter.Gen {
 			}
 			c.Step.Fault = f
 		default:
-			pickOp(false)
+			op = pickOp(false)
 		}
 		c.Op = op
 		return gopter.NewGenResult(c, gopter.NoShrinker)

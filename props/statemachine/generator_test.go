@@ -158,19 +158,29 @@ func TestGenStateDistribution(t *testing.T) {
 	checkCounts(t, "preferred crash model", models, expModels)
 }
 
-// opWeights are genCommand's op draws: k uniform in [0, 28), the op by the
-// k ranges of pickOp. An empty image leaves out the ops that need data
-// (write, zero, read, concurrent), the write path (crash and fault
-// commands) reads and checks.
-var opWeights = []struct {
+// opWeight is one op kind of genCommand's plain draws: its weight
+// (commandWeights) and whether it needs a non-empty image (its generator
+// draws nothing on an empty one).
+type opWeight struct {
 	kind     workload.Kind
 	w        float64
 	needData bool
-	readOnly bool
-}{
-	{workload.Write, 10, true, false}, {workload.WriteZeroes, 4, true, false}, {workload.Read, 3, true, true},
-	{workload.Flush, 3, false, false}, {workload.Resize, 1, false, false}, {workload.Concurrent, 1, true, false},
-	{workload.Reopen, 3, false, false}, {workload.Check, 3, false, true},
+}
+
+// opWeights lists every kind genCommand draws, from commandWeights and the
+// kinds' own generators: a kind added to props/workload is in it.
+func opWeights(cfg *Config) (out []opWeight, total float64) {
+	weights := commandWeights(cfg)
+	for _, k := range workload.Kinds() {
+		if weights[k] <= 0 {
+			continue
+		}
+		g := &workload.OpGen{Rand: rand.New(rand.NewPCG(1, 2)), ClusterSize: 4096}
+		_, ok := g.Draw(k)
+		out = append(out, opWeight{kind: k, w: float64(weights[k]), needData: !ok})
+		total += float64(weights[k])
+	}
+	return out, total
 }
 
 func TestGenCommandDistribution(t *testing.T) {
@@ -179,6 +189,7 @@ func TestGenCommandDistribution(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.fill()
 	params := genParams(seed)
+	ows, _ := opWeights(&cfg)
 	const sequences, steps = 1500, 20
 	kinds, expKinds := map[string]float64{}, map[string]float64{}
 	events, expEvents := map[string]float64{}, map[string]float64{}
@@ -247,17 +258,15 @@ func TestGenCommandDistribution(t *testing.T) {
 				}
 			default:
 				events["plain"]++
-				// Plain ops: k uniform over the kinds the image allows;
-				// an empty concurrent group is drawn again (rare), so
-				// the prediction is a little off for it and is not
-				// checked two-sided below.
+				// Plain ops: a kind by weight among those the image
+				// allows (the others are drawn again).
 				total := 0.0
-				for _, o := range opWeights {
+				for _, o := range ows {
 					if s.Size > 0 || !o.needData {
 						total += o.w
 					}
 				}
-				for _, o := range opWeights {
+				for _, o := range ows {
 					if s.Size > 0 || !o.needData {
 						expKinds[o.kind.String()] += o.w / total
 					}
@@ -273,20 +282,7 @@ func TestGenCommandDistribution(t *testing.T) {
 		}
 	}
 	checkCounts(t, "command", events, expEvents)
-	// Every kind within its prediction, except concurrent (see above):
-	// at least 80 % of it.
-	ck := map[string]float64{}
-	for k, v := range expKinds {
-		if k != workload.Concurrent.String() {
-			ck[k] = v
-		}
-	}
-	conc := kinds[workload.Concurrent.String()]
-	delete(kinds, workload.Concurrent.String())
-	checkCounts(t, "plain op kind", kinds, ck)
-	if e := expKinds[workload.Concurrent.String()]; conc < 0.8*e-6*math.Sqrt(e) {
-		t.Errorf("concurrent groups: drawn %.0f times, predicted about %.1f", conc, e)
-	}
+	checkCounts(t, "plain op kind", kinds, expKinds)
 	checkCounts(t, "crash model", crashModels, expCrashModels)
 	checkCounts(t, "crash sync", syncs, map[string]float64{"0": crashes / 4, "1": crashes / 4, "2": crashes / 4, "3": crashes / 4})
 	expRules := map[string]float64{}

@@ -116,6 +116,59 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	return w
 }
 
+// OpGen draws single ops with each kind's own generator, the one
+// Generate draws with: the state machine (props/statemachine) draws its
+// commands through an OpGen, so a kind added to the package is drawn by
+// the campaign and by the state machine alike, with the same shapes.
+// Draws depend only on Rand's state and the fields: the same state gives
+// the same op.
+type OpGen struct {
+	Rand *rand.Rand
+	// Size is the image size in force; a resize drawn grows it.
+	Size int64
+	// ClusterSize is the image's cluster size (ranges are aligned to it,
+	// to 512 bytes, or not at all, a third of the time each).
+	ClusterSize int64
+	// Hot are the starts of the regions most ranged ops go to (nil:
+	// {0}); Generate's wide images put one before each L2 table boundary.
+	Hot []int64
+	// NextID is the id the next write drawn takes; each one advances it.
+	NextID uint32
+}
+
+// Draw draws one op of kind k, or returns false when k cannot be drawn
+// now (a ranged op on an empty image, a resize past MaxImageSize, an
+// unknown kind): the caller then draws another kind.
+func (g *OpGen) Draw(k Kind) (Op, bool) {
+	s := k.spec()
+	if s == nil {
+		return Op{}, false
+	}
+	hot := g.Hot
+	if len(hot) == 0 {
+		hot = []int64{0}
+	}
+	gs := &genState{rng: g.Rand, size: g.Size, cs: g.ClusterSize, hot: hot,
+		id: func() uint32 { g.NextID++; return g.NextID - 1 }}
+	op, ok := s.gen(gs)
+	g.Size = gs.size
+	return op, ok
+}
+
+// PickKind draws a kind with probability proportional to its weight in
+// weights (non-negative; kinds missing or of weight 0 are never drawn),
+// as Generate does; Flush when every weight is 0.
+func PickKind(rng *rand.Rand, weights map[Kind]int) Kind {
+	total := 0
+	for _, k := range Kinds() {
+		total += weights[k]
+	}
+	if total == 0 {
+		return Flush
+	}
+	return pickKind(rng, weights, total)
+}
+
 func pickKind(rng *rand.Rand, weights map[Kind]int, total int) Kind {
 	r := rng.IntN(total)
 	for _, k := range Kinds() { // fixed order: deterministic
