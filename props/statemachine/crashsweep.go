@@ -1,7 +1,9 @@
 package statemachine
 
 import (
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -24,91 +26,127 @@ func (f *CrashSweepFailure) Error() string {
 	return fmt.Sprintf("crash state %s: %v\nreplay:\n%s", f.ID, f.V, f.Seq)
 }
 
+// errRejected is what a crash sweep's check returns for a state the
+// oracle rejected (the verdict is kept in the sweep's failure).
+var errRejected = errors.New("rejected by the oracle")
+
+// sweepMark is the model a crash during op is judged against from trace
+// index k on (op len(w.Ops) is the final close).
+type sweepMark struct {
+	op int
+	k  int64
+	m  *model.Disk
+}
+
 // CheckCrashSweep is the systematic complement of the state machine, in
-// the manner of CrashMonkey: it runs workload w once (ending with a clean
-// close) and, at every file sync it issues, judges the crash states of
-// every model in models (all of them up to enum.Bound, else enum.Samples
-// sampled ones) with oracle.Judge against the model as of that moment.
-// Under subset and torn the states at a sync include those of every
-// earlier moment since the previous sync, so this covers every crash
-// point of the run for those models. It returns at most maxFailures
-// failures (0 = 10) and the number of states judged; a workload error is
-// returned as err.
+// the manner of CrashMonkey: it records workload w once (ending with a
+// clean close) with crashsim.Record and judges the crash states of its
+// points with crashsim's explorer (Run.Explore): every file sync from the
+// first op on and the end of the run, under every model in models (all
+// of a point's states up to enum.Bound, else enum.Samples sampled ones,
+// seeded with crashsim.PointSeed(enum.Seed, k)), each with oracle.Judge
+// against the model of the op in progress. Under subset and torn the
+// states at a sync include those of every earlier moment since the
+// previous sync, so this covers every crash point of the run for those
+// models. It returns at most maxFailures failures (0 = 10) and the number
+// of states judged; a workload error is returned as err.
+//
+// The explorer is the one the campaign engine (internal/campaign) drives
+// with its own recordings: the points and states a sweep judges follow
+// the same rules. The engine itself is not used: this package is the
+// conformance door's (other modules import it, and internal/archtest keeps
+// it off internal/campaign), and a sweep needs none of the engine's
+// drivers, de-duplication, budgets or artifacts.
 func CheckCrashSweep(t target.Target, w *workload.Workload, models []crashsim.Model, enum crashsim.EnumOptions, oo oracle.Options, maxFailures int) (fails []*CrashSweepFailure, states int, err error) {
 	if maxFailures <= 0 {
 		maxFailures = 10
 	}
-	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
-	var e *workload.Exec
-	if err := protect(func() error {
-		var err error
-		e, err = workload.NewExec(t, fs, "/w", w)
-		return err
-	}); err != nil {
+	var (
+		e        *workload.Exec
+		setupErr error
+		marks    []sweepMark // in k order: Snapshot runs on Exec's goroutine
+	)
+	run := func(fs *crashsim.FS) error {
+		setupErr = protect(func() error {
+			var err error
+			e, err = workload.NewExec(t, fs, "/w", w)
+			return err
+		})
+		if setupErr != nil {
+			return setupErr
+		}
+		e.Snapshot = func(i int, m *model.Disk) { marks = append(marks, sweepMark{i, fs.Ops(), m}) }
+		return protect(func() error {
+			if err := e.RunAll(); err != nil {
+				return err
+			}
+			// The final close (write-back, NEED_CHECK clear) is judged
+			// too; its failures replay as a reopen op.
+			marks = append(marks, sweepMark{len(w.Ops), fs.Ops(), e.Model.Clone()})
+			err := e.Disk.Close()
+			e.Disk = nil
+			return err
+		})
+	}
+	o := crashsim.ExploreOptions{Models: models, Bound: enum.Bound, Samples: enum.Samples, Seed: enum.Seed,
+		MaxFailures: maxFailures, FS: crashsim.Options{ImplicitDirSync: true}}
+	r, err := crashsim.Record(run, o)
+	if err != nil {
 		return nil, 0, err
 	}
-	var snap *model.Disk
-	op, syncs := -1, 0
-	closing := false // the final close: replayed as a reopen op
-	e.Snapshot = func(i int, m *model.Disk) {
-		if i != op {
-			op, syncs = i, 0
-		}
-		snap = m
+	if setupErr != nil || len(marks) == 0 {
+		return nil, 0, r.Err
 	}
-	fs.OnSync(func(p *crashsim.Point) bool {
-		syncs++
-		if snap == nil || len(fails) >= maxFailures {
-			return false
+	// A point at k belongs to the op whose I/O issued operation k-1: the
+	// last mark before k. The setup's points are not judged.
+	r.From = marks[0].k + 1
+	syncs := make([]int64, 0, len(r.Syncs))
+	for k := range r.Syncs {
+		syncs = append(syncs, k)
+	}
+	slices.Sort(syncs)
+	check := func(s crashsim.State) error {
+		k := s.Point.K()
+		mi := sort.Search(len(marks), func(i int) bool { return marks[i].k >= k }) - 1
+		mk := marks[max(mi, 0)] // (-1: the end of a run whose close wrote nothing)
+		var v *oracle.Verdict
+		if perr := protect(func() error {
+			v = oracle.Judge(t, s.FS, e.ImagePath(), mk.m.Clone(), oo)
+			return nil
+		}); perr != nil {
+			v = &oracle.Verdict{Stage: oracle.StageRecovery, Err: perr}
 		}
-		for _, m := range models {
-			for id, sfs := range p.States(m, enum) {
-				var v *oracle.Verdict
-				if perr := protect(func() error {
-					v = oracle.Judge(t, sfs, e.ImagePath(), snap.Clone(), oo)
-					return nil
-				}); perr != nil {
-					v = &oracle.Verdict{Stage: oracle.StageRecovery, Err: perr}
-				}
-				states++
-				if v.OK() {
-					continue
-				}
-				ops := w.Clone().Ops[:min(op+1, len(w.Ops))]
-				if closing {
-					ops = append(w.Clone().Ops, workload.Op{Kind: workload.Reopen})
-				}
-				n := len(ops)
-				s := &Sequence{W: &workload.Workload{Geometry: w.Geometry, Ops: ops}, Steps: make([]Step, n)}
-				if n > 0 {
-					c := &CrashSpec{Sync: syncs, Model: m, Choice: id.Ordinal, Sampled: id.Sampled}
-					if id.Sampled {
-						c.Choice = id.Seed
-					}
-					s.Steps[n-1].Crash = c
-				}
-				fails = append(fails, &CrashSweepFailure{Seq: s, ID: id, V: v})
-				if len(fails) >= maxFailures {
-					return false
-				}
+		states++
+		if v.OK() {
+			return nil
+		}
+		// The replay: the workload up to the op (the close as a reopen),
+		// crashing at the op's n-th sync (0: after it, for the end).
+		ops := w.Clone().Ops[:min(mk.op+1, len(w.Ops))]
+		if mk.op == len(w.Ops) {
+			ops = append(ops, workload.Op{Kind: workload.Reopen})
+		}
+		n := len(ops)
+		seq := &Sequence{W: &workload.Workload{Geometry: w.Geometry, Ops: ops}, Steps: make([]Step, n)}
+		if n > 0 {
+			c := &CrashSpec{Model: s.ID.Model, Choice: s.ID.Ordinal, Sampled: s.ID.Sampled}
+			if s.ID.Sampled {
+				c.Choice = s.ID.Seed
 			}
+			if _, ok := r.Syncs[k]; ok {
+				lo, _ := slices.BinarySearch(syncs, mk.k+1)
+				hi, _ := slices.BinarySearch(syncs, k+1)
+				c.Sync = hi - lo
+			}
+			seq.Steps[n-1].Crash = c
 		}
-		return false
-	})
-	runErr := protect(func() error {
-		if err := e.RunAll(); err != nil {
-			return err
-		}
-		// The final close (write-back, NEED_CHECK clear) is judged too, as
-		// part of the last op.
-		snap = e.Model.Clone()
-		closing, syncs = true, 0
-		err := e.Disk.Close()
-		e.Disk = nil
-		return err
-	})
-	fs.OnSync(nil)
-	return fails, states, runErr
+		fails = append(fails, &CrashSweepFailure{Seq: seq, ID: s.ID, V: v})
+		return errRejected
+	}
+	if _, err := r.Explore(o, check); err != nil {
+		return fails, states, err
+	}
+	return fails, states, r.Err
 }
 
 // CrashSweeps is the conformance door's crash sweep: CheckCrashSweep on

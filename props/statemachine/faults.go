@@ -3,8 +3,9 @@ package statemachine
 import (
 	"errors"
 	"fmt"
-	"math"
 	"strings"
+
+	"github.com/spf13/afero"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
@@ -21,11 +22,12 @@ type FaultSweepResult struct {
 
 func (r FaultSweepResult) Error() string { return fmt.Sprintf("%s: %v", r.Rule, r.Err) }
 
-// CheckFaultSweep is an I/O-error loop in the style of SQLite's: it runs
-// workload w once to count the operations on the image file that rule
-// (e.g. "write:eio", "sync:eio", "write:short", "write:enospc") matches,
-// then reruns it with the fault at the n-th of them for every n (at most
-// maxRuns values of n, evenly spread; 0 = all). Each run must:
+// CheckFaultSweep is an I/O-error loop in the style of SQLite's, on
+// faultfs.SweepRules: it runs workload w once to count the operations on
+// the image file that rule (e.g. "write:eio", "sync:eio", "write:short",
+// "write:enospc") matches, then reruns it with the fault at the n-th of
+// them for every n (at most maxRuns values of n, evenly spread; 0 = all).
+// Each run must:
 //   - surface the injected error: the op that met it fails with an error
 //     wrapping the one faultfs returned (creation and open included);
 //   - not panic;
@@ -35,43 +37,30 @@ func (r FaultSweepResult) Error() string { return fmt.Sprintf("%s: %v", r.Rule, 
 //     and as a "drop" crash state right after the fault (a failed sync may
 //     have lost every unsynced write).
 //
-// It returns every failing run.
+// It returns every failing run, named by the rule text that replays it
+// (faultfs.Rule.String, fault layer seed 1).
 func CheckFaultSweep(tg target.Target, w *workload.Workload, rule string, maxRuns int, oo oracle.Options) []FaultSweepResult {
-	if _, err := faultfs.ParseRule(rule); err != nil {
+	sep := "@"
+	if strings.Contains(rule, "@") {
+		sep = ","
+	}
+	r, err := faultfs.ParseRule(rule + sep + "path=" + workload.ImageName)
+	if err != nil {
 		return []FaultSweepResult{{Rule: rule, Err: err}}
-	}
-	count, err := faultRun(tg, w, fmt.Sprintf("%s@nth=%d,path=%s", rule, uint64(math.MaxInt32), workload.ImageName), oo, true)
-	if err != nil {
-		return []FaultSweepResult{{Rule: rule + " (dry run)", Err: err}}
-	}
-	var out []FaultSweepResult
-	step := uint64(1)
-	if maxRuns > 0 && count > uint64(maxRuns) {
-		step = (count + uint64(maxRuns) - 1) / uint64(maxRuns)
-	}
-	for n := uint64(1); n <= count; n += step {
-		r := fmt.Sprintf("%s@nth=%d,path=%s", rule, n, workload.ImageName)
-		if _, err := faultRun(tg, w, r, oo, false); err != nil {
-			out = append(out, FaultSweepResult{Rule: r, Err: err})
-		}
-	}
-	return out
-}
-
-// faultRun runs w over faultfs(crashsim) with one rule. In a dry run it
-// returns how many operations the rule matched.
-func faultRun(tg target.Target, w *workload.Workload, rule string, oo oracle.Options, dry bool) (uint64, error) {
-	base := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
-	ffs, err := faultfs.NewFromString(base, 1, rule)
-	if err != nil {
-		return 0, err
 	}
 	// The rule matches only the image file: the backing chain that
 	// NewExec builds is not under test.
-	var e *workload.Exec
-	runErr := protect(func() error {
+	var (
+		base *crashsim.FS
+		e    *workload.Exec
+	)
+	newBase := func() (afero.Fs, error) {
+		base, e = crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true}), nil
+		return base, nil
+	}
+	run := func(fs afero.Fs) error {
 		var err error
-		if e, err = workload.NewExec(tg, ffs, "/w", w); err != nil {
+		if e, err = workload.NewExec(tg, fs, "/w", w); err != nil {
 			return err
 		}
 		if err := e.RunAll(); err != nil {
@@ -81,59 +70,65 @@ func faultRun(tg target.Target, w *workload.Workload, rule string, oo oracle.Opt
 		err = e.Disk.Close()
 		e.Disk = nil
 		return err
-	})
-	var pe *panicError
-	if errors.As(runErr, &pe) {
-		return 0, runErr
 	}
-	log := ffs.Log()
-	if dry {
-		if runErr != nil {
-			return 0, runErr
-		}
-		return ffs.Matches(0), nil
+	check := func(out faultfs.Outcome) error { return judgeFault(tg, base, e, out, oo) }
+	rep, err := faultfs.SweepRules(faultfs.RuleSet{r}, faultfs.SweepOptions{Seed: 1, MaxRuns: maxRuns, MaxFailures: -1}, newBase, run, check)
+	if err != nil {
+		return []FaultSweepResult{{Rule: rule + " (dry run)", Err: err}}
 	}
-	if len(log) == 0 {
+	var fails []FaultSweepResult
+	for _, f := range rep.Failures {
+		fails = append(fails, FaultSweepResult{Rule: f.Rule.String(), Err: f.Err})
+	}
+	return fails
+}
+
+// judgeFault judges one run of a fault sweep: the fault surfaced, and the
+// files (base, below the fault layer) pass the oracle as a drop crash
+// right after the fault and after a clean close. e is the run's executor
+// (nil if creation failed).
+func judgeFault(tg target.Target, base *crashsim.FS, e *workload.Exec, out faultfs.Outcome, oo oracle.Options) error {
+	if out.Injection == nil {
 		// The workload issued fewer matching ops this time (it may
 		// legitimately vary, e.g. with concurrency): nothing to judge.
-		if runErr != nil {
-			return 0, fmt.Errorf("no fault fired but the run failed: %w", runErr)
+		if out.Err != nil {
+			return fmt.Errorf("no fault fired but the run failed: %w", out.Err)
 		}
-		return 0, nil
+		return nil
 	}
-	inj := log[0]
-	if runErr == nil {
-		return 0, fmt.Errorf("injected %s at %s %s off=%d len=%d did not surface: the workload completed", inj.Fault, inj.Op, inj.Path, inj.Off, inj.Len)
+	inj := out.Injection
+	if out.Err == nil {
+		return fmt.Errorf("injected %s at %s %s off=%d len=%d did not surface: the workload completed", inj.Fault, inj.Op, inj.Path, inj.Off, inj.Len)
 	}
-	if !errors.Is(runErr, inj.Err) {
-		return 0, fmt.Errorf("injected %s surfaced as a different error: %v", inj.Fault, runErr)
+	if !errors.Is(out.Err, inj.Err) {
+		return fmt.Errorf("injected %s surfaced as a different error: %v", inj.Fault, out.Err)
 	}
 	if e == nil || e.Model == nil {
-		return 0, nil // the fault hit creation: nothing was promised yet
+		return nil // the fault hit creation: nothing was promised yet
 	}
-	ffs.Arm(false)
 	// A failed sync may have lost every unsynced write: judge the "drop"
 	// state right after the fault, then the live files after a close.
 	p, err := base.Point()
 	if err != nil {
-		return 0, err
+		return err
 	}
 	drop, err := p.State(crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}})
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if v := oracle.Judge(tg, drop, e.ImagePath(), e.Model.Clone(), oo); !v.OK() {
-		return 0, fmt.Errorf("after the fault (%s), drop crash state: %v", rule, v)
+		return fmt.Errorf("after the fault (%s), drop crash state: %v", out.Rule, v)
 	}
 	if e.Disk != nil {
+		var pe *panicError
 		if err := protect(e.Disk.Close); err != nil && errors.As(err, &pe) {
-			return 0, err
+			return err
 		}
 	}
 	if v := oracle.Judge(tg, base, e.ImagePath(), e.Model, oo); !v.OK() {
-		return 0, fmt.Errorf("after the fault (%s) and a close: %v", rule, v)
+		return fmt.Errorf("after the fault (%s) and a close: %v", out.Rule, v)
 	}
-	return 0, nil
+	return nil
 }
 
 // FaultSweepWorkloads are the fixed workloads of the fault sweeps: each

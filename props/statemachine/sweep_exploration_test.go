@@ -21,32 +21,45 @@ import (
 // independently here), the fault sweep runs once per fault position it
 // promises and its fault fires in every run.
 
-// sweepPoints runs w as CheckCrashSweep does (every file sync from the first
-// op on, the final close included) and returns the number of syncs and the
-// number of states the sweep must judge at them under models and enum.
-func sweepPoints(t *testing.T, w *workload.Workload, models []crashsim.Model, enum crashsim.EnumOptions) (syncs, states int) {
+// sweepPoints runs w as CheckCrashSweep does and returns the number of
+// crash points it must judge (every file sync from the first op on, the
+// final close's included, and the end of the run when it is not a sync)
+// and the number of states it must judge at them under models and enum
+// (each point's states seeded with crashsim.PointSeed).
+func sweepPoints(t *testing.T, w *workload.Workload, models []crashsim.Model, enum crashsim.EnumOptions) (points, states int) {
 	t.Helper()
 	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true, DiscardTrace: true})
 	e, err := workload.NewExec(QEDTarget{}, fs, "/w", w)
 	require.NoError(t, err)
 	started := false
 	e.Snapshot = func(int, *model.Disk) { started = true }
-	fs.OnSync(func(p *crashsim.Point) bool {
-		if !started {
-			return false
-		}
-		syncs++
+	count := func(p *crashsim.Point) {
+		points++
+		o := enum
+		o.Seed = crashsim.PointSeed(enum.Seed, p.K())
 		for _, m := range models {
-			for range p.IDs(m, enum) {
+			for range p.IDs(m, o) {
 				states++
 			}
+		}
+	}
+	last := int64(-1)
+	fs.OnSync(func(p *crashsim.Point) bool {
+		if started {
+			count(p)
+			last = p.K()
 		}
 		return false
 	})
 	require.NoError(t, e.RunAll())
 	require.NoError(t, e.Disk.Close())
 	fs.OnSync(nil)
-	return syncs, states
+	end, err := fs.Point()
+	require.NoError(t, err)
+	if end.K() != last {
+		count(end)
+	}
+	return points, states
 }
 
 func TestCrashSweepExploration(t *testing.T) {
@@ -65,13 +78,13 @@ func TestCrashSweepExploration(t *testing.T) {
 			}
 		}
 		syncs, want := sweepPoints(t, w, models, enum)
-		require.GreaterOrEqual(t, syncs, minSyncs, "%s: syncs", name)
-		require.GreaterOrEqual(t, want, syncs*len(models), "%s: at least one state per sync and model", name)
+		require.GreaterOrEqual(t, syncs, minSyncs, "%s: crash points", name)
+		require.GreaterOrEqual(t, want, syncs*len(models), "%s: at least one state per point and model", name)
 		fails, states, err := CheckCrashSweep(QEDTarget{}, w, models, enum, oracle.Options{}, 1)
 		require.NoError(t, err)
 		require.Empty(t, fails)
-		require.Equal(t, want, states, "%s: crash states judged at %d syncs under %d models", name, syncs, len(models))
-		t.Logf("%s: %d syncs, %d states", name, syncs, states)
+		require.Equal(t, want, states, "%s: crash states judged at %d points under %d models", name, syncs, len(models))
+		t.Logf("%s: %d points, %d states", name, syncs, states)
 	}
 }
 

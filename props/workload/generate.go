@@ -107,9 +107,9 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	for _, wt := range cfg.Weights {
 		total += wt
 	}
-	gs := &genState{rng: rng, size: g.Size, cs: cs, hot: hot, id: id}
+	og := &OpGen{Rand: rng, Size: g.Size, ClusterSize: cs, Hot: hot, NextID: nextID}
 	for len(w.Ops) < cfg.Ops && total > 0 {
-		if op, ok := pickKind(rng, cfg.Weights, total).spec().gen(gs); ok {
+		if op, ok := og.Draw(pickKind(rng, cfg.Weights, total)); ok {
 			w.Ops = append(w.Ops, op)
 		}
 	}

@@ -217,3 +217,42 @@ func TestCursor(t *testing.T) {
 		require.Equal(t, Cursor{Size: 0x4000, LastID: 7}, c, "%s moved the cursor", bad)
 	}
 }
+
+// TestOpGen: OpGen.Draw is each kind's own generator (Generate draws
+// through it, TestGenerationPinned holds that): every op it draws is
+// valid at the state it was drawn from, writes take fresh ids from
+// NextID, a resize grows Size, ranged kinds are refused on an empty image,
+// and the same state draws the same op.
+func TestOpGen(t *testing.T) {
+	for _, k := range Kinds() {
+		for seed := range uint64(200) {
+			g := &OpGen{Rand: rand.New(rand.NewPCG(seed, uint64(k))), Size: 1 << 20, ClusterSize: 4096, Hot: []int64{0, 1<<19 - 4096}, NextID: 7}
+			twin := *g
+			twin.Rand = rand.New(rand.NewPCG(seed, uint64(k)))
+			op, ok := g.Draw(k)
+			if !ok {
+				t.Fatalf("%s, seed %d: nothing drawn on a 1 MiB image", k, seed)
+			}
+			if op.Kind != k {
+				t.Fatalf("%s, seed %d: drew a %s", k, seed, op.Kind)
+			}
+			cur := Cursor{Size: 1 << 20, LastID: 6}
+			if err := cur.Step(0, op); err != nil {
+				t.Fatalf("%s, seed %d: drew %v, invalid: %v", k, seed, op, err)
+			}
+			if cur.Size != g.Size || cur.LastID+1 != g.NextID {
+				t.Fatalf("%s, seed %d: drew %v; the generator's state is size %#x, next id %d; the op's, %#x and %d", k, seed, op, g.Size, g.NextID, cur.Size, cur.LastID+1)
+			}
+			if again, _ := twin.Draw(k); again.String() != op.String() {
+				t.Fatalf("%s, seed %d: the same state drew %v, then %v", k, seed, op, again)
+			}
+		}
+		empty := &OpGen{Rand: rand.New(rand.NewPCG(1, 2)), ClusterSize: 4096, NextID: 1}
+		if op, ok := empty.Draw(k); ok && op.Effect(0).Ranged {
+			t.Errorf("%s: drew the ranged %v on an empty image", k, op)
+		}
+	}
+	if _, ok := (&OpGen{}).Draw(Kind(200)); ok {
+		t.Error("an unknown kind was drawn")
+	}
+}
