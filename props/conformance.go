@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/statemachine"
 )
 
@@ -23,7 +24,7 @@ type ConformanceOptions struct {
 	Sequences, Steps int
 	// Budget bounds the state machine's wall time (0 = none).
 	Budget time.Duration
-	// Models the crash commands draw from (nil = DefaultModels()); a
+	// Models the crash commands draw from (nil = oracle.DefaultModels()); a
 	// statemachine.Model is a crashsim.Model.
 	Models []statemachine.Model
 	// Explore: extra crash states judged per crash (0 = 8; <0 = none).
@@ -37,8 +38,8 @@ type ConformanceOptions struct {
 	// out of the state machine (for implementations that do not support
 	// them yet: say so in your test).
 	NoFaults, NoConcurrency bool
-	// Oracle options for every crash state.
-	Oracle OracleOptions
+	// Oracle options for every crash state (package props/oracle).
+	Oracle oracle.Options
 	// Regressions are sequences (text form) replayed first; each must pass.
 	Regressions []string
 }
@@ -72,11 +73,11 @@ func Scale() (float64, error) {
 //   - Regressions: opts.Regressions replayed;
 //   - StateMachine: random command sequences with reads checked against
 //     the model, crashes under every crash model judged by the oracle
-//     (CheckCrashState), faults that must surface, concurrent groups;
+//     (oracle.Judge), faults that must surface, concurrent groups;
 //     a failure is shrunk and printed as a replayable Sequence with its seed;
 //   - CrashSweep: every sync of two fixed workloads is a crash point,
-//     judged under every model (CheckCrashSweep);
-//   - FaultSweep: an I/O-error loop (CheckFaultSweep) per fault rule over
+//     judged under every model (statemachine.CheckCrashSweep);
+//   - FaultSweep: an I/O-error loop (statemachine.CheckFaultSweep) per fault rule over
 //     two fixed workloads, one with a backing file and one without.
 func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 	t.Helper()
@@ -152,7 +153,7 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 		n := sweepSize(t, opts.SweepStates, 32, scale, "crash sweeps disabled by ConformanceOptions.SweepStates")
 		models := opts.Models
 		if len(models) == 0 {
-			models = DefaultModels()
+			models = oracle.DefaultModels()
 		}
 		total, problems := statemachine.CrashSweeps(target, models, n, uint64(seed), opts.Oracle)
 		for _, p := range problems {

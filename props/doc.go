@@ -13,9 +13,12 @@
 //   - props/statemachine, the gopter state machine and the crash and fault
 //     sweeps (gopter imports testing: only this door and tests import it).
 //
-// The names these packages' contents had when they lived in props
-// (CheckStructure, CheckCrashState, Exec, CheckStateMachine, Sequence, ...)
-// are aliases and forwarders (compat_*.go) until migration step 12.
+// props' own names are the door's: TestTarget, ConformanceOptions,
+// Replay, Scale, and the interface an implementation adapts to (Target,
+// Disk, CreateOptions, OpenOptions, CheckResult: aliases of props/target's,
+// target.go). The names the packages' contents had when they lived in
+// props (CheckCrashState, CheckStateMachine, Sequence, ...) are gone
+// (migration step 12): use the packages above.
 //
 // # The door (props/target)
 //
@@ -31,7 +34,7 @@
 // # The executor and the oracle (props/workload, props/oracle)
 //
 // workload.Exec runs a workload on a Target and mirrors every op in a
-// reference model (model.Disk). oracle.Judge (CheckCrashState here) judges
+// reference model (model.Disk). oracle.Judge judges
 // one crash state: the raw image's structure (NEED_CHECK clear implies
 // consistent, by the independent checker), recovery by a writable open, the size, every
 // guest sector against the model (its flushed value with some of the writes

@@ -9,11 +9,12 @@ import (
 
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
+
+	"github.com/qedtorture/qedtorture/props/statemachine"
 )
 
-// The door's Replay: a failure report of the state machine (reached here
-// through props' names, the compat aliases) prints a sequence that Replay
-// runs back to the same failure.
+// The door's Replay: a failure report of the state machine prints a
+// sequence that Replay runs back to the same failure.
 
 // lossyTarget wraps a Target whose Flush does nothing: acknowledged data
 // is lost at a crash.
@@ -72,16 +73,16 @@ func (r *recordingTB) Fatalf(f string, a ...any) { r.fatal = fmt.Sprintf(f, a...
 func TestFailureReportReplays(t *testing.T) {
 	seed := int64(envSeed(t, rand.Uint64()>>1))
 	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
-	cfg := DefaultStateMachineConfig()
+	cfg := statemachine.DefaultConfig()
 	cfg.Seed, cfg.Sequences, cfg.NoFaults, cfg.NoConcurrency, cfg.MaxShrink = seed, 200, true, true, 60
-	res := CheckStateMachine(lossyTarget{QEDTarget{}}, cfg)
+	res := statemachine.Check(lossyTarget{QEDTarget{}}, cfg)
 	require.False(t, res.Passed(), "a target that ignores Flush passed %d sequences", res.Sequences)
 	report := res.Report()
 	text := reportSequence(t, report)
-	s, err := ParseSequence(text)
+	s, err := statemachine.ParseSequence(text)
 	require.NoError(t, err)
 	require.Equal(t, res.Shrunk.Seq.String(), s.String(), "the report prints the shrunk sequence")
-	_, f := RunSequence(lossyTarget{QEDTarget{}}, s, RunOptions{})
+	_, f := statemachine.RunSequence(lossyTarget{QEDTarget{}}, s, statemachine.RunOptions{})
 	require.NotNil(t, f, "the report's sequence does not fail:\n%s", text)
 	require.Equal(t, res.Shrunk.Kind, f.Kind)
 	require.Equal(t, res.Shrunk.Stage, f.Stage)

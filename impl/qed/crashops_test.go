@@ -24,7 +24,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
-	"github.com/qedtorture/qedtorture/props"
+	"github.com/qedtorture/qedtorture/props/check"
 )
 
 const opsCluster = 4096
@@ -93,11 +93,21 @@ func mustCreate(t *testing.T, fs afero.Fs, p string, o qed.CreateOptions, writes
 	}
 }
 
+// checkFile runs the independent structural checker on the image at p.
+func checkFile(fs afero.Fs, p string) (*check.Report, error) {
+	f, err := fs.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return check.File(f)
+}
+
 // guest recovers the image at p (a writable open, repairing it when
 // NEED_CHECK is set, then a close) and returns its header and guest data
 // read by a read-only open. The structural checker judges the file first.
 func guest(fs afero.Fs, p string) (qed.Header, []byte, error) {
-	rep, err := props.CheckStructureFile(fs, p)
+	rep, err := checkFile(fs, p)
 	if err != nil {
 		return qed.Header{}, nil, err
 	}
@@ -111,7 +121,7 @@ func guest(fs afero.Fs, p string) (qed.Header, []byte, error) {
 	if err := im.Close(); err != nil {
 		return qed.Header{}, nil, fmt.Errorf("recovery close: %w", err)
 	}
-	rep, err = props.CheckStructureFile(fs, p)
+	rep, err = checkFile(fs, p)
 	if err != nil {
 		return qed.Header{}, nil, err
 	}

@@ -14,8 +14,8 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
@@ -350,11 +350,11 @@ func TestDurableCacheSameVerdicts(t *testing.T) {
 }
 
 // TargetOrDie returns the named target.
-func TargetOrDie(t testing.TB, name string) props.Target {
+func TargetOrDie(t testing.TB, name string) target.Target {
 	t.Helper()
-	target, err := targetByName(name)
+	tgt, err := targetByName(name)
 	require.NoError(t, err)
-	return target
+	return tgt
 }
 
 // TestReplayOnAnotherTarget: an artifact of a target that is not

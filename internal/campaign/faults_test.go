@@ -6,7 +6,6 @@ import (
 
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
@@ -17,9 +16,9 @@ import (
 // L2 table maps 2 MiB), header cluster 0, L1 at 0x1000, the L2 table of L1
 // entry 1 at 0x2000, guest clusters 0x200000.. at host 0x3000...
 func TestDamageOf(t *testing.T) {
-	rep := &props.StructureReport{Walked: true,
-		Header:     props.StructureHeader{ClusterSize: 4096, TableSize: 1, HeaderSize: 1},
-		Tables:     []props.TableRef{{Host: 0x1000, Index: -1}, {Host: 0x2000, Index: 1}},
+	rep := &check.Report{Walked: true,
+		Header:     check.Header{ClusterSize: 4096, TableSize: 1, HeaderSize: 1},
+		Tables:     []check.TableRef{{Host: 0x1000, Index: -1}, {Host: 0x2000, Index: 1}},
 		Mapped:     []check.Range{{Off: 0x200000, Len: 0x2000}},
 		MappedHost: []uint64{0x3000},
 	}
@@ -66,7 +65,7 @@ func TestDamageOf(t *testing.T) {
 		})
 	}
 	// After a lost write, guest clusters sharing a data cluster are damaged.
-	twice := &props.StructureReport{Walked: true, Header: rep.Header,
+	twice := &check.Report{Walked: true, Header: rep.Header,
 		Mapped:     []check.Range{{Off: 0x8000, Len: 0x1000}, {Off: 0x88000, Len: 0x2000}},
 		MappedHost: []uint64{0x6000, 0x5000}}
 	d := damageOf([]faultfs.Injection{lost(0x9000, 0x1000)}, []int{0}, w, size, twice)

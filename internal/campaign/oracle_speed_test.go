@@ -6,8 +6,8 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
@@ -20,11 +20,11 @@ type flipTarget struct {
 }
 
 type flipDisk struct {
-	props.Disk
+	target.Disk
 	flipAt int64
 }
 
-func (t flipTarget) Open(fs afero.Fs, path string, o props.OpenOptions) (props.Disk, error) {
+func (t flipTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
 	d, err := t.Target.Open(fs, path, o)
 	if err != nil {
 		return nil, err

@@ -2,10 +2,10 @@ package props
 
 import "github.com/qedtorture/qedtorture/props/target"
 
-// Aliases of the door's names, which moved to props/target (migration step
-// 3 of docs/architecture.md), so that callers and other modules keep
-// compiling. The public ones stay after the migration (props.Target is
-// what TestTarget takes).
+// The door's interface under props' names: aliases of package
+// props/target's (where it moved in migration step 3 of
+// docs/architecture.md), kept for good: props.Target is what TestTarget
+// and Replay take, and what an implementation's adapter implements.
 //
 // props.QEDTarget, impl/qed's adapter, is not kept: aliasing it here would
 // make props import the implementation it judges, the very edge step 3
