@@ -167,8 +167,8 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 			if crashes > 0 {
 				cr, err := campaign.RepairCrashes(cmd.Context(), cfg, crashes, 0)
 				if cr != nil {
-					fmt.Fprintf(e.stdout, "crashes during repairs: %d plants recorded (%d refused), %d crash states repaired again, %d differ\n",
-						cr.Plants, cr.Refused, cr.States, len(cr.Failures))
+					fmt.Fprintf(e.stdout, "crashes during repairs: %d plant runs recorded (%d refused, %d by paths that cannot be recorded), %d crash states repaired again, %d differ\n",
+						cr.Plants, cr.Refused, cr.Unrecorded, cr.States, len(cr.Failures))
 					for _, f := range cr.Failures {
 						fmt.Fprintf(e.stdout, "FAIL crash during repair: %s\n", f)
 					}

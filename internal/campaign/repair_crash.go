@@ -15,9 +15,11 @@ import (
 )
 
 // A crash during a repair (issue 15): RepairCrashes records an in-process
-// repair path on crashsim (crashsim.Record), enumerates the crash states of
-// the recording (crashsim.Run.Explore: the syncs, sampled points and the
-// end, under the default crash models) and repairs each state again.
+// repair path on crashsim (crashsim.Record), or an out-of-process one
+// through its own recorder (a TraceRepairer: QEMU through blklogwrites,
+// repair_trace.go), enumerates the crash states of the recording
+// (crashsim.Run.Explore: the syncs, sampled points and the end, under the
+// default crash models) and repairs each state again.
 // Guarantee judged: the second repair brings every crash state to the same
 // result as one uninterrupted repair of the planted image: the same guest
 // contents (read through the path's own implementation), the same
@@ -36,6 +38,10 @@ type FSRepairer interface {
 type RepairCrashReport struct {
 	Plants  int   // plants whose repair was recorded (refused ones are not)
 	Refused int   // plants the repair refused (nothing to crash)
+	// Unrecorded counts plant runs of repair paths that cannot be
+	// recorded (neither an FSRepairer nor a TraceRepairer: a black-box
+	// program's open).
+	Unrecorded int
 	States  int64 // crash states repaired again and compared
 	// Failures name each state whose second repair differs.
 	Failures []string
@@ -79,12 +85,20 @@ func RepairCrashes(ctx context.Context, cfg RepairConfig, sampledPoints, samples
 					return rep, err
 				}
 				for _, r := range cfg.Repairers {
-					fr, ok := r.(FSRepairer)
-					if !ok {
-						continue
-					}
 					what := fmt.Sprintf("image %d %v need-check=%v seed %d: %s", w, c, nc, ps, r.Name())
-					if err := repairCrashOne(fr, files, img, ws, sampledPoints, samples, what, rep); err != nil {
+					var err error
+					switch r := r.(type) {
+					case FSRepairer:
+						err = repairCrashOne(r, files, img, ws, sampledPoints, samples, what, rep)
+					case TraceRepairer:
+						if cfg.Dir == "" {
+							return rep, errors.New("campaign: repair crashes: Dir is required to record " + r.Name())
+						}
+						err = repairCrashTrace(ctx, cfg, r, files, img, ws, sampledPoints, what, rep)
+					default:
+						rep.Unrecorded++
+					}
+					if err != nil {
 						return rep, err
 					}
 				}
