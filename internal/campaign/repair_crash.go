@@ -36,13 +36,13 @@ type FSRepairer interface {
 
 // RepairCrashReport counts what RepairCrashes judged.
 type RepairCrashReport struct {
-	Plants  int   // plants whose repair was recorded (refused ones are not)
-	Refused int   // plants the repair refused (nothing to crash)
+	Plants  int // plants whose repair was recorded (refused ones are not)
+	Refused int // plants the repair refused (nothing to crash)
 	// Unrecorded counts plant runs of repair paths that cannot be
 	// recorded (neither an FSRepairer nor a TraceRepairer: a black-box
 	// program's open).
 	Unrecorded int
-	States  int64 // crash states repaired again and compared
+	States     int64 // crash states repaired again and compared
 	// Failures name each state whose second repair differs.
 	Failures []string
 }
