@@ -27,9 +27,10 @@ package campaign
 //     opens; a consistent repaired image that a reader cannot open is a
 //     failure;
 //   - the repaired images of repair paths of the same kind (two checks, two
-//     writable opens) are compared (refused or not, consistency,
-//     NEED_CHECK, the guest contents): every difference is counted per
-//     corruption and pair of paths, and docs/campaigns.md explains each.
+//     writable opens), and of every pair of paths when the plant set
+//     NEED_CHECK, are compared (refused or not, consistency, NEED_CHECK,
+//     the guest contents): every difference is counted per corruption and
+//     pair of paths, and docs/campaigns.md explains each.
 //
 // Repair paths and readers work on real files in a scratch directory (QEMU
 // needs them); the mode is a command of its own (qedtorture repair) because
@@ -230,7 +231,7 @@ func RunRepair(ctx context.Context, cfg RepairConfig) (*RepairReport, error) {
 				}
 				for i := range outs {
 					for j := i + 1; j < len(outs); j++ {
-						for _, what := range outs[i].differ(outs[j]) {
+						for _, what := range outs[i].differ(outs[j], nc) {
 							diffs[RepairDifference{Corruption: c.String(), NeedCheck: nc, A: outs[i].name, B: outs[j].name, What: what}]++
 						}
 					}
@@ -328,10 +329,12 @@ type repairOut struct {
 }
 
 // differ lists what differs between two repaired images of paths of the
-// same kind (two checks, or two writable opens): "refused" alone when one
-// refused the image and the other did not.
-func (o repairOut) differ(p repairOut) []string {
-	if o.check != p.check {
+// same kind (two checks, or two writable opens), or of any two paths when
+// the plant set NEED_CHECK (needCheck: a writable open must then check and
+// repair as a check does): "refused" alone when one refused the image and
+// the other did not.
+func (o repairOut) differ(p repairOut, needCheck bool) []string {
+	if o.check != p.check && !needCheck {
 		return nil
 	}
 	if o.refused != p.refused {

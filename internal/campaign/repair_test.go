@@ -289,3 +289,17 @@ func TestInProcessRepairDriver(t *testing.T) {
 		t.Errorf("%d crash states, failures %v", cr.States, cr.Failures)
 	}
 }
+
+// TestRepairDifferAcrossKinds: a check and a writable open are compared
+// when the plant set NEED_CHECK (the open must then repair as a check
+// does), not when it is clear (the open may trust the flag).
+func TestRepairDifferAcrossKinds(t *testing.T) {
+	c := repairOut{name: "c", check: true, consistent: true, guest: []byte{1}}
+	o := repairOut{name: "o", consistent: true, needCheck: true, guest: []byte{1}}
+	if d := c.differ(o, true); strings.Join(d, ",") != "need-check" {
+		t.Errorf("NEED_CHECK set: differ %v, want [need-check]", d)
+	}
+	if d := c.differ(o, false); d != nil {
+		t.Errorf("NEED_CHECK clear: differ %v, want none", d)
+	}
+}
