@@ -82,28 +82,14 @@ them open.`,
 			if err != nil {
 				return err
 			}
-			if v, ok := o["backing_file"]; ok {
-				if backing != "" && backing != v {
-					return usagef(cmd, "-B %q and -o backing_file=%q disagree", backing, v)
-				}
-				backing = v
-			}
-			if v, ok := o["backing_fmt"]; ok {
-				if backingFmt != "" && backingFmt != v {
-					return usagef(cmd, "-F %q and -o backing_fmt=%q disagree", backingFmt, v)
-				}
-				backingFmt = v
+			if err := backingOptions(cmd, o, "-B", &backing, &backingFmt); err != nil {
+				return err
 			}
 			if dstFmt == "raw" && (len(o) > 0 || backing != "") {
 				return usagef(cmd, "-o and -B apply only to -O qed")
 			}
-			if backingFmt != "" {
-				if backing == "" {
-					return usagef(cmd, "-F %s needs a backing file (-B)", backingFmt)
-				}
-				if err := checkFormat(cmd, "backing format (-F)", backingFmt, "raw", "qed"); err != nil {
-					return err
-				}
+			if err := checkBackingFormat(cmd, backingFmt, backing, "-B"); err != nil {
+				return err
 			}
 			if tzero && !noCreate {
 				return usagef(cmd, "--target-is-zero requires use of -n flag")

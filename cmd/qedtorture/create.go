@@ -55,25 +55,11 @@ file, nor a file of the backing file's chain (refused, by any name).`,
 			if err != nil {
 				return err
 			}
-			if v, ok := o["backing_file"]; ok {
-				if backing != "" && backing != v {
-					return usagef(cmd, "-b %q and -o backing_file=%q disagree", backing, v)
-				}
-				backing = v
+			if err := backingOptions(cmd, o, "-b", &backing, &backingFmt); err != nil {
+				return err
 			}
-			if v, ok := o["backing_fmt"]; ok {
-				if backingFmt != "" && backingFmt != v {
-					return usagef(cmd, "-F %q and -o backing_fmt=%q disagree", backingFmt, v)
-				}
-				backingFmt = v
-			}
-			if backingFmt != "" {
-				if backing == "" {
-					return usagef(cmd, "-F %s needs a backing file (-b)", backingFmt)
-				}
-				if err := checkFormat(cmd, "backing format (-F)", backingFmt, "raw", "qed"); err != nil {
-					return err
-				}
+			if err := checkBackingFormat(cmd, backingFmt, backing, "-b"); err != nil {
+				return err
 			}
 			img := args[0]
 			sizeArg := ""

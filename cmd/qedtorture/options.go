@@ -40,6 +40,37 @@ func parseOptions(cmd *cobra.Command, values []string, allowed ...string) (map[s
 	return out, nil
 }
 
+// backingOptions merges -o backing_file and -o backing_fmt into the
+// values of the flags that set the same things (create -b, convert -B;
+// -F): a flag and an option that disagree are a usage error naming both.
+// backingFlag is the flag's name for the message ("-b", "-B").
+func backingOptions(cmd *cobra.Command, o map[string]string, backingFlag string, backing, backingFmt *string) error {
+	for _, m := range []struct {
+		key, flag string
+		v         *string
+	}{{"backing_file", backingFlag, backing}, {"backing_fmt", "-F", backingFmt}} {
+		if v, ok := o[m.key]; ok {
+			if *m.v != "" && *m.v != v {
+				return usagef(cmd, "%s %q and -o %s=%q disagree", m.flag, *m.v, m.key, v)
+			}
+			*m.v = v
+		}
+	}
+	return nil
+}
+
+// checkBackingFormat checks -F: it needs a backing file (named by the flag
+// backingFlag, "-b" or "-B") and is raw or qed.
+func checkBackingFormat(cmd *cobra.Command, backingFmt, backing, backingFlag string) error {
+	if backingFmt == "" {
+		return nil
+	}
+	if backing == "" {
+		return usagef(cmd, "-F %s needs a backing file (%s)", backingFmt, backingFlag)
+	}
+	return checkFormat(cmd, "backing format (-F)", backingFmt, "raw", "qed")
+}
+
 // geometryOptions reads cluster_size and table_size from parsed -o options.
 func geometryOptions(cmd *cobra.Command, o map[string]string) (cluster, table uint32, err error) {
 	if v, ok := o["cluster_size"]; ok {

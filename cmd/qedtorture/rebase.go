@@ -44,13 +44,8 @@ the header clusters is refused (rebase to a short name first).`,
 			if !cmd.Flags().Changed("backing") {
 				return usagef(cmd, "missing -b BACKING (use -b \"\" to remove the backing file)")
 			}
-			if backingFmt != "" {
-				if backing == "" {
-					return usagef(cmd, "-F %s needs a backing file (-b)", backingFmt)
-				}
-				if err := checkFormat(cmd, "backing format (-F)", backingFmt, "raw", "qed"); err != nil {
-					return err
-				}
+			if err := checkBackingFormat(cmd, backingFmt, backing, "-b"); err != nil {
+				return err
 			}
 			for _, c := range []struct{ flag, v string }{{"-t", cache}, {"-T", srcCache}} {
 				if err := checkCache(cmd, c.flag, c.v); err != nil {

@@ -40,6 +40,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"create", "-o", "table_size=2,table_size=4", img, "1M"}, "given twice"},
 		{[]string{"create", "-F", "raw", img, "1M"}, "needs a backing file"},
 		{[]string{"create", "-b", "x", "-F", "vmdk", img, "1M"}, "raw or qed"},
+		{[]string{"create", "-b", "x", "-o", "backing_file=y", img, "1M"}, `-b "x" and -o backing_file="y" disagree`},
+		{[]string{"create", "-b", "x", "-F", "raw", "-o", "backing_fmt=qed", img, "1M"}, `-F "raw" and -o backing_fmt="qed" disagree`},
+		{[]string{"convert", "-O", "qed", "-B", "x", "-o", "backing_file=y", img, img + ".x"}, `-B "x" and -o backing_file="y" disagree`},
+		{[]string{"convert", "-O", "qed", "-F", "raw", img, img + ".x"}, "-F raw needs a backing file (-B)"},
+		{[]string{"rebase", "-b", "", "-F", "raw", img}, "-F raw needs a backing file (-b)"},
 		{[]string{"create", "-f", "qcow2", img, "1M"}, "qed"},
 		// 4 KiB clusters, 1-cluster tables: the maximum is 512*512*4K = 1 GiB.
 		{[]string{"create", "-o", "cluster_size=4K,table_size=1", img, "2G"}, "at most"},
