@@ -15,10 +15,14 @@
 // sizes zero, cluster-aligned, unaligned and spanning several L2 tables),
 // backing chains (none, raw, qed, qed over raw or qed; shorter or longer
 // than the image) and a preferred crash model. Its commands are the
-// workload ops (write with a per-write pattern id, write-zeroes aligned or
-// not, read checked against the model, flush, resize, close and reopen,
-// check, concurrent groups of writes from several goroutines to disjoint or
-// overlapping ranges followed by a flush), any of which may carry
+// workload ops (write with a per-write pattern id, write-zeroes, read
+// checked against the model, flush, resize, close and reopen, check,
+// concurrent groups of writes from several goroutines followed by a
+// flush), each drawn by its kind's own generator (workload.OpGen, the one
+// workload.Generate draws the campaign's workloads with; ranges
+// cluster-aligned, sector-aligned or not, around the image's start and its
+// L2 table boundaries), so every kind of props/workload is drawn here
+// without a change to this package. Any command may carry
 //
 //   - a crash: the machine loses power at the op's S-th file sync (or right
 //     after it) and the state picked by (crash model, choice) is judged by
@@ -36,8 +40,12 @@
 // ParseSequence reads it back; props.Replay runs it in a regression test;
 // PROPS_SEED replays a whole logged run.
 //
-// CheckFaultSweep adds SQLite-style I/O-error loops: every n-th write or
-// sync of a fixed workload fails in turn, with the same requirements.
+// CheckCrashSweep judges every crash state (up to a bound) of every sync
+// of a fixed workload and of its end, recorded with crashsim.Record and
+// explored with crashsim.Run.Explore, the explorer the campaign engine
+// uses. CheckFaultSweep adds SQLite-style I/O-error loops on
+// faultfs.SweepRules: every n-th write or sync of a fixed workload fails
+// in turn, with the same requirements.
 //
 // # Proof that it finds bugs
 //
@@ -64,8 +72,8 @@
 // included), and each op kind, model, rule and layout appears once the
 // draws make it near certain (exploration_test.go); the generators are
 // held to their stated draw probabilities over many cheap draws
-// (generator_test.go); the crash sweep judges exactly the states its sync
-// points have under each model and the fault sweep runs once per fault
+// (generator_test.go); the crash sweep judges exactly the states its
+// points (syncs and the end) have under each model and the fault sweep runs once per fault
 // position, its fault firing every time (sweep_exploration_test.go); a
 // failure report's sequence replays to the same failure (through the
 // door's Replay: props/replay_test.go). The door's TestTarget itself fails a
