@@ -61,12 +61,7 @@ them open.`,
   qedtorture convert -O qed -B base.qed -p vm.raw overlay.qed`,
 		Args: argsBetween(2, 2, "SRC DST"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if srcFmt != "" {
-				if err := checkFormat(cmd, "source format (-f)", srcFmt, "raw", "qed"); err != nil {
-					return err
-				}
-			}
-			if err := checkFormat(cmd, "output format (-O)", dstFmt, "raw", "qed"); err != nil {
+			if err := checkCopyFormats(cmd, srcFmt, dstFmt); err != nil {
 				return err
 			}
 			for _, c := range []struct{ flag, v string }{{"-t", cache}, {"-T", srcCache}} {

@@ -33,12 +33,7 @@ progress in qemu-img's format (qemu-img dd has no -p).`,
   qedtorture dd -O qed bs=64K skip=16 if=disk.raw of=tail.qed`,
 		Args: func(cmd *cobra.Command, args []string) error { return nil },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if srcFmt != "" {
-				if err := checkFormat(cmd, "source format (-f)", srcFmt, "raw", "qed"); err != nil {
-					return err
-				}
-			}
-			if err := checkFormat(cmd, "output format (-O)", dstFmt, "raw", "qed"); err != nil {
+			if err := checkCopyFormats(cmd, srcFmt, dstFmt); err != nil {
 				return err
 			}
 			ops := map[string]string{}

@@ -59,6 +59,18 @@ func backingOptions(cmd *cobra.Command, o map[string]string, backingFlag string,
 	return nil
 }
 
+// checkCopyFormats checks the formats of a command that copies an image
+// into a new one (convert, dd): -f raw or qed (empty: probed), -O raw or
+// qed.
+func checkCopyFormats(cmd *cobra.Command, srcFmt, dstFmt string) error {
+	if srcFmt != "" {
+		if err := checkFormat(cmd, "source format (-f)", srcFmt, "raw", "qed"); err != nil {
+			return err
+		}
+	}
+	return checkFormat(cmd, "output format (-O)", dstFmt, "raw", "qed")
+}
+
 // checkBackingFormat checks -F: it needs a backing file (named by the flag
 // backingFlag, "-b" or "-B") and is raw or qed.
 func checkBackingFormat(cmd *cobra.Command, backingFmt, backing, backingFlag string) error {

@@ -56,6 +56,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"convert", img}, "missing argument"},
 		{[]string{"convert", "-O", "vmdk", img, img + ".x"}, "raw or qed"},
 		{[]string{"convert", "-f", "qcow2", img, img + ".x"}, "raw or qed"},
+		{[]string{"dd", "-f", "qcow2", "if=" + img, "of=" + img + ".x"}, "source format (-f)"},
+		{[]string{"dd", "-O", "vmdk", "if=" + img, "of=" + img + ".x"}, "output format (-O)"},
 		{[]string{"convert", "-O", "raw", "-o", "cluster_size=4K", img, img + ".x"}, "only to -O qed"},
 	} {
 		r := qt(t, c.args...)
