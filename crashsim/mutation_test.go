@@ -1,0 +1,213 @@
+package crashsim
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"testing"
+)
+
+// Tests written for mutants that survived the rest of the suite (see
+// docs/mutation.md).
+
+// TestDMLogLimits: the dm-log parser's limits are exact. A log at a limit
+// parses, one past it is refused naming the field that is wrong (the
+// hostile cases of TestDMLogHostile lie far from the limits).
+func TestDMLogLimits(t *testing.T) {
+	scan := func(log []byte) (int, error) {
+		n := 0
+		_, err := ScanDMLog(bytes.NewReader(log), int64(len(log)), func(DMLogEntry) error { n++; return nil })
+		return n, err
+	}
+	field := func(err error) string {
+		var fe *FormatError
+		if errors.As(err, &fe) {
+			return fe.Field
+		}
+		return ""
+	}
+	// Parses: the limits themselves.
+	for _, c := range []struct {
+		name string
+		log  []byte
+		n    int
+	}{
+		{"one sector, no entries", dmLog(512, 0), 0},
+		{"the largest sector size", dmLog(1<<20, 0), 0},
+		{"the last sector that fits, no data", dmLog(512, 1, dmEntry(512, math.MaxInt64/512, 0, DMLogFlush, nil)), 1},
+		{"the longest discard that fits", dmLog(512, 1, dmEntry(512, 0, math.MaxInt64/512, DMLogDiscard, nil)), 1},
+		{"a range ending one sector before the limit", dmLog(512, 1, dmEntry(512, math.MaxInt64/512-2, 1, DMLogDiscard, nil)), 1},
+	} {
+		if n, err := scan(c.log); err != nil || n != c.n {
+			t.Errorf("%s: %d entries, %v; want %d, nil", c.name, n, err, c.n)
+		}
+	}
+	// Refused, each naming its field.
+	one := dmLog(512, 1, dmEntry(512, 2, 1, 0, make([]byte, 512))) // 3 sectors
+	nr := func(v uint64) []byte {
+		b := bytes.Clone(one)
+		binary.LittleEndian.PutUint64(b[dmSuperNrEntries:], v)
+		return b
+	}
+	superOnly := dmLog(512, 0)[:dmSuperLen]
+	binary.LittleEndian.PutUint64(superOnly[dmSuperMagic:], 1)
+	for _, c := range []struct {
+		name, field string
+		log         []byte
+	}{
+		// A super block of exactly its length is read: its bad magic is
+		// what is wrong, not its size.
+		{"a bad super block of exactly its length", "magic", superOnly},
+		{"a sector size past 1 MiB", "sectorsize", dmLog(2<<20, 0)},
+		// Three sectors hold at most three entries by the size rule (the
+		// super block makes even three too many: the header is missing).
+		{"nr_entries = sectors", "entry header", nr(3)},
+		{"nr_entries = sectors + 1", "nr_entries", nr(4)},
+		{"a range ending past the largest offset", "sector", dmLog(512, 1, dmEntry(512, math.MaxInt64/512, 1, DMLogDiscard, nil))},
+		{"a range ending one sector past it", "sector", dmLog(512, 1, dmEntry(512, math.MaxInt64/512-1, 2, DMLogDiscard, nil))},
+	} {
+		if _, err := scan(c.log); field(err) != c.field {
+			t.Errorf("%s: %v; want a FormatError of field %q", c.name, err, c.field)
+		}
+	}
+}
+
+// TestPointSeedRule: PointSeed is the campaign's rule, seed XOR k times
+// the golden-ratio constant, so every point samples its own states.
+func TestPointSeedRule(t *testing.T) {
+	const golden = 0x9e3779b97f4a7c15
+	seen := map[uint64]int64{}
+	for k := range int64(64) {
+		s := PointSeed(42, k)
+		if s != 42^uint64(k)*golden {
+			t.Fatalf("PointSeed(42, %d) = %#x, want %#x", k, s, 42^uint64(k)*golden)
+		}
+		if j, dup := seen[s]; dup {
+			t.Fatalf("points %d and %d share seed %#x", j, k, s)
+		}
+		seen[s] = k
+	}
+}
+
+// TestPointKsEmptyRun: a run with no operation after From asks for no
+// sampled point (drawing from an empty range would panic) and judges the
+// end alone.
+func TestPointKsEmptyRun(t *testing.T) {
+	o := ExploreOptions{SampledPoints: 5, Seed: 3}
+	r, err := Record(func(*FS) error { return nil }, o)
+	must(t, err)
+	if ks := r.PointKs(o); !slices.Equal(ks, []int64{r.End.K()}) {
+		t.Fatalf("empty run: points %v, want the end %d alone", ks, r.End.K())
+	}
+	r, err = Record(logWorkload(3, 0), o)
+	must(t, err)
+	o.From = r.End.K() // the run's From is the recording's
+	r, err = Record(logWorkload(3, 0), o)
+	must(t, err)
+	if ks := r.PointKs(o); !slices.Equal(ks, []int64{r.End.K()}) {
+		t.Fatalf("From at the end: points %v, want the end %d alone", ks, r.End.K())
+	}
+}
+
+// TestFileEdges: the afero.File methods at their edges behave as *os.File
+// does: O_APPEND writes go to the end (and only with it), a seek to 0 and
+// a truncate to 0 are allowed, a read at the end is io.EOF.
+func TestFileEdges(t *testing.T) {
+	fs := New(Options{})
+	f := mustCreate(t, fs, "/a")
+	mustWriteAt(t, f, "0123", 0)
+	if n, err := f.Seek(0, io.SeekStart); n != 0 || err != nil {
+		t.Fatalf("Seek(0) = %d, %v", n, err)
+	}
+	if n, err := f.Seek(-4, io.SeekEnd); n != 0 || err != nil {
+		t.Fatalf("Seek(-4, end) of a 4-byte file = %d, %v", n, err)
+	}
+	if _, err := f.Seek(-5, io.SeekEnd); err == nil {
+		t.Fatal("a seek before the start allowed")
+	}
+	if _, err := f.Write([]byte("ab")); err != nil { // no O_APPEND: at 0
+		t.Fatal(err)
+	}
+	if got := contentOf(t, fs, "/a"); got != "ab23" {
+		t.Fatalf("a write without O_APPEND after Seek(0): %q, want ab23", got)
+	}
+	p := make([]byte, 2)
+	if n, err := f.ReadAt(p, 4); n != 0 || err != io.EOF {
+		t.Fatalf("ReadAt at the end = %d, %v; want 0, EOF", n, err)
+	}
+	if n, err := f.ReadAt(p, 3); n != 1 || err != io.EOF {
+		t.Fatalf("ReadAt across the end = %d, %v; want 1, EOF", n, err)
+	}
+	if n, err := f.ReadAt(nil, 4); n != 0 || err != nil {
+		t.Fatalf("an empty ReadAt at the end = %d, %v; want 0, nil", n, err)
+	}
+	must(t, f.Truncate(0))
+	if got := contentOf(t, fs, "/a"); got != "" {
+		t.Fatalf("after Truncate(0): %q", got)
+	}
+	if err := f.Truncate(-1); err == nil {
+		t.Fatal("Truncate(-1) allowed")
+	}
+	must(t, f.Close())
+	g, err := fs.OpenFile("/a", os.O_WRONLY|os.O_APPEND, 0)
+	must(t, err)
+	mustWriteAt(t, g, "xy", 0) // WriteAt ignores O_APPEND here (crashsim's rule)
+	if _, err := g.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Write([]byte("z")); err != nil {
+		t.Fatal(err)
+	}
+	if got := contentOf(t, fs, "/a"); got != "xyz" {
+		t.Fatalf("an O_APPEND write after Seek(0): %q, want xyz", got)
+	}
+}
+
+// TestReaddirChunks: Readdir(n > 0) hands out the entries in chunks of at
+// most n and then io.EOF; Readdir(n <= 0) hands out the rest at once with
+// a nil error, also when nothing is left.
+func TestReaddirChunks(t *testing.T) {
+	fs := New(Options{})
+	for _, name := range []string{"/c", "/a", "/b"} {
+		must(t, mustCreate(t, fs, name).Close())
+	}
+	names := func(n int, d interface {
+		Readdirnames(int) ([]string, error)
+	}) (string, error) {
+		s, err := d.Readdirnames(n)
+		b := ""
+		for _, x := range s {
+			b += x
+		}
+		return b, err
+	}
+	d, err := fs.Open("/")
+	must(t, err)
+	for i, want := range []string{"ab", "c"} {
+		if got, err := names(2, d); got != want || err != nil {
+			t.Fatalf("Readdirnames(2) #%d = %q, %v; want %q, nil", i, got, err, want)
+		}
+	}
+	if got, err := names(2, d); got != "" || err != io.EOF {
+		t.Fatalf("Readdirnames(2) past the end = %q, %v; want EOF", got, err)
+	}
+	if got, err := names(0, d); got != "" || err != nil {
+		t.Fatalf("Readdirnames(0) past the end = %q, %v; want nothing, nil", got, err)
+	}
+	must(t, d.Close())
+	for _, n := range []int{0, -1} {
+		d, err := fs.Open("/")
+		must(t, err)
+		if got, err := names(n, d); got != "abc" || err != nil {
+			t.Fatalf("Readdirnames(%d) = %q, %v; want abc, nil", n, got, err)
+		}
+		if got, err := names(n, d); got != "" || err != nil {
+			t.Fatalf("Readdirnames(%d) again = %q, %v; want nothing, nil", n, got, err)
+		}
+		must(t, d.Close())
+	}
+}
