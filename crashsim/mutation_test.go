@@ -211,3 +211,44 @@ func TestReaddirChunks(t *testing.T) {
 		must(t, d.Close())
 	}
 }
+
+// TestCreatePerm: OpenFile and Mkdir keep the permission bits they are
+// given (Stat reports them); perm 0 keeps the default mode.
+func TestCreatePerm(t *testing.T) {
+	fs := New(Options{})
+	f, err := fs.OpenFile("/a", os.O_RDWR|os.O_CREATE, 0o600)
+	must(t, err)
+	must(t, f.Close())
+	must(t, fs.Mkdir("/d", 0o700))
+	f, err = fs.OpenFile("/b", os.O_RDWR|os.O_CREATE, 0)
+	must(t, err)
+	must(t, f.Close())
+	must(t, fs.Mkdir("/e", 0))
+	for name, want := range map[string]os.FileMode{"/a": 0o600, "/d": os.ModeDir | 0o700, "/b": defaultMode(false), "/e": defaultMode(true)} {
+		fi, err := fs.Stat(name)
+		must(t, err)
+		if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", name, fi.Mode(), want)
+		}
+	}
+}
+
+// TestRemoveAllOnlyBelow: RemoveAll(p) removes p and what lies below it,
+// not a sibling whose name starts with p's.
+func TestRemoveAllOnlyBelow(t *testing.T) {
+	fs := New(Options{})
+	must(t, fs.Mkdir("/a", 0))
+	must(t, mustCreate(t, fs, "/a/x").Close())
+	must(t, mustCreate(t, fs, "/ab").Close())
+	must(t, fs.RemoveAll("/a"))
+	if got := contentOf(t, fs, "/ab"); got != "" {
+		t.Fatalf("/ab after RemoveAll(/a): %q, want it kept (empty)", got)
+	}
+	if got := contentOf(t, fs, "/a/x"); got != absent {
+		t.Fatalf("/a/x after RemoveAll(/a): %q", got)
+	}
+	must(t, fs.RemoveAll("/"))
+	if got := contentOf(t, fs, "/ab"); got != absent {
+		t.Fatalf("/ab after RemoveAll(/): %q", got)
+	}
+}
