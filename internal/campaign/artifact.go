@@ -105,6 +105,8 @@ type ArtifactMeta struct {
 	Dir           string `json:"dir,omitempty"`
 	Image         string `json:"image,omitempty"`
 	StrictDirSync bool   `json:"strict_dir_sync,omitempty"`
+	// Diff is the other side of a differential failure (stage diff).
+	Diff string `json:"diff,omitempty"`
 	// Marks are the recording's marks: [guest op (0-based workload line,
 	// -1 the setup), trace index where its I/O began], for show.
 	Marks [][2]int64 `json:"marks,omitempty"`
@@ -167,6 +169,9 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 	meta.Workload, meta.WorkloadSeed = f.Index, f.WorkloadSeed
 	meta.Stage, meta.GuestOp, meta.Message = string(f.Stage), f.GuestOp, f.Message()
 	meta.Judge, meta.Signature = f.Judge, f.Signature(meta.Target)
+	if f.Diff != nil {
+		meta.Diff = f.Diff.Other
+	}
 	if f.Rec != nil {
 		if f.Rec.dir() != Dir || f.Rec.Image != ImagePath {
 			meta.Dir, meta.Image = f.Rec.dir(), f.Rec.Image
@@ -193,7 +198,7 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 	files["workload.orig.txt"] = []byte(orig.String())
 	files["seed"] = fmt.Appendf(nil, "campaign_seed=%d\nworkload=%d\nworkload_seed=%d\n", meta.CampaignSeed, f.Index, f.WorkloadSeed)
 	files["crash.txt"] = []byte(crashText(f))
-	files["verdict.txt"] = []byte(verdictText(f) + "\n")
+	files["verdict.txt"] = []byte(verdictText(f, meta.Target) + "\n")
 	files["expected-vs-read.txt"] = []byte(expectedVsRead(f) + "\n")
 	files[reproFile] = []byte(reproScript(meta))
 	files["explain.txt"] = []byte(Explain(f, meta.Target) + " " + replayText(f, meta.Target, final) + "\n")
@@ -304,6 +309,10 @@ func copyDir(fs afero.Fs, src, dst string) error {
 func crashText(f *Failure) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "stage: %s\n", f.Stage)
+	if f.Diff != nil {
+		fmt.Fprintf(&b, "no crash: the crash-free runs on the target and on %s disagree (verdict.txt)\n", f.Diff.Other)
+		return b.String()
+	}
 	if !f.HasState() {
 		fmt.Fprintf(&b, "no crash: the failure happened in the crash-free run, at guest op %d", f.GuestOp)
 		if f.GuestOp >= 0 && f.GuestOp < len(f.W.Ops) {
@@ -338,8 +347,10 @@ func guestOpText(w *workload.Workload, i int) string {
 	return fmt.Sprintf("%d (%s)", i, w.Ops[i])
 }
 
-func verdictText(f *Failure) string {
+func verdictText(f *Failure, target string) string {
 	switch {
+	case f.Diff != nil:
+		return diffText(f, target)
 	case f.Verdict != nil:
 		return renumber(f.Verdict.String(), f.Rec)
 	case f.OpErr != nil:
@@ -455,6 +466,7 @@ var stageHints = map[oracle.Stage]string{
 	oracle.StageStructureAfter:  "After recovery, a write and a clean close, the image is still inconsistent or keeps NEED_CHECK set: the repair left damage behind.",
 	oracle.StageLiveness:        "The recovered image did not accept a write, a flush, a clean close and a clean reopen.",
 	StageWorkload:               "No crash was involved: a guest operation of the workload failed on the running image (a read disagreed with the model, a check found corruption, or an I/O error nothing injected).",
+	StageDiff:                   "No crash was involved: the same workload, run on the target and on the other side of the differential run, left different guest data, check results or structure after a clean close (verdict.txt names each difference, the rule that decides it and the side that deviates).",
 	StageSetup:                  "Building the backing chain, creating or opening the image failed before the workload started.",
 }
 
@@ -471,9 +483,16 @@ func Explain(f *Failure, target string) string {
 	if f.Rec != nil && f.Rec.Recorder != "" {
 		how = "recorded by " + f.Rec.Recorder
 	}
-	fmt.Fprintf(&b, ", %d-byte clusters, %d-cluster tables, %d-byte image, %d backing file(s)) ran on %s, %s.",
-		f.W.Geometry.ClusterSize, f.W.Geometry.TableSize, f.W.Geometry.Size, len(f.W.Geometry.Backing), target, how)
-	if f.HasState() {
+	on := target + ", " + how
+	if f.Diff != nil {
+		on = target + " and on " + f.Diff.Other + " without crashes"
+	}
+	fmt.Fprintf(&b, ", %d-byte clusters, %d-cluster tables, %d-byte image, %d backing file(s)) ran on %s.",
+		f.W.Geometry.ClusterSize, f.W.Geometry.TableSize, f.W.Geometry.Size, len(f.W.Geometry.Backing), on)
+	if f.Diff != nil {
+		fd := f.Diff.Failing()
+		fmt.Fprintf(&b, " They disagree: %s.", fd[0].Text(target, f.Diff.Other))
+	} else if f.HasState() {
 		fmt.Fprintf(&b, " A power loss just before filesystem operation %d, while guest op %s was in progress, left the files in image/ under the %s crash model (state %s).",
 			f.State.K, guestOpText(f.W, f.GuestOp), f.State.Model, f.State)
 		fmt.Fprintf(&b, " The oracle then failed at stage %s: %v.", f.Stage, firstLine(f.Verdict.Err))
@@ -535,7 +554,7 @@ func firstLine(err error) string {
 
 // WriteText writes the human form of a replay (or run) verdict.
 func WriteText(w io.Writer, f *Failure, target string) {
-	fmt.Fprintln(w, verdictText(f))
+	fmt.Fprintln(w, verdictText(f, target))
 	fmt.Fprintln(w, expectedVsRead(f))
 	fmt.Fprintln(w, Explain(f, target))
 }

@@ -2,8 +2,10 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +21,8 @@ type Stats struct {
 	Points          int64
 	States          int64
 	Failures        int64
-	Skipped         int64
+	Skipped         int64 // workloads whose recording could not be judged (ErrSkip)
+	DiffRuns        int64 // differential runs (Config.Diff)
 	OracleRuns      int64 // states the oracle actually ran on (the others were byte-identical repeats)
 	StatesPerSecond float64
 	Deadline        time.Duration // Config.Duration (0 = none)
@@ -94,11 +97,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		wdigest    uint64 // Report.WorkloadDigest
 		failed     []*Failure
 		firstEr    error
+		skipWhy    []string // the first reasons of skipped workloads
 	)
 	snapshot := func() Stats {
 		el := time.Since(start)
 		s := Stats{Elapsed: el, Workloads: c.workloads.Load(), Points: c.points.Load(), States: c.states.Load(),
-			Failures: c.failures.Load(), Skipped: c.skipped.Load(), OracleRuns: c.oracleRuns.Load(), Deadline: cfg.Duration,
+			Failures: c.failures.Load(), Skipped: c.skipped.Load(), DiffRuns: c.diffRuns.Load(), OracleRuns: c.oracleRuns.Load(), Deadline: cfg.Duration,
 			Iterations: cfg.Shard.ShardWorkloads(cfg.Iterations)}
 		if el > 0 {
 			s.StatesPerSecond = float64(s.States) / el.Seconds()
@@ -119,6 +123,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = st.Workloads, st.Skipped, st.Points, st.States
 		rep.FailedWorkloads = st.Failures
 		rep.OracleRuns, rep.Faulted = st.OracleRuns, c.faulted.Load()
+		rep.DiffRuns = st.DiffRuns
+		if cfg.Diff != nil {
+			rep.Diff = cfg.Diff.Name()
+		}
 		rep.FaultEffects = c.faultEffects.Load()
 		if x := cfg.Exhaustive; x != nil {
 			rep.Exhaustive = exhaustiveReport(x, cfg.Bound, c.overBound.Load())
@@ -135,6 +143,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if len(known) > 0 {
 			rep.Known = maps.Clone(known)
 		}
+		rep.SkipReasons = slices.Clone(skipWhy)
 		rep.Digest = formatDigest(digest)
 		rep.WorkloadDigest = formatDigest(wdigest)
 		for _, f := range failed {
@@ -184,6 +193,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			ck := &checker{ctx: ctx, driver: cfg.Driver, judges: judges, models: cfg.Models, sampledPoints: cfg.SampledPoints,
 				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, faults: cfg.Faults,
 				c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup}
+			if cfg.Diff != nil {
+				ck.diff, ck.read, ck.diffRead = cfg.Diff, cfg.recoverer(), cfg.diffReader()
+			}
 			if cfg.Exhaustive != nil {
 				ck.allPoints, ck.fromOp = true, workload.Prefix
 			}
@@ -210,12 +222,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					// context, so the error proves nothing; abandoned.
 					continue
 				}
-				if err != nil {
-					if stop() {
-						// Interrupted: an out-of-process driver's run
-						// was cut short with the context, not a finding.
-						continue
+				if errors.Is(err, ErrSkip) {
+					// The driver's recording cannot be judged (QEMU's
+					// log that does not replay to its file): counted.
+					c.skipped.Add(1)
+					mu.Lock()
+					wdigest ^= share
+					if len(skipWhy) < maxSkipReasons {
+						skipWhy = append(skipWhy, fmt.Sprintf("workload %d (seed %d): %v", w, seed, err))
 					}
+					mu.Unlock()
+					continue
+				}
+				if err != nil {
 					// The setup failed: a failure of the target (or of the
 					// tool), reported with the workload that triggers it.
 					f = &Failure{WorkloadSeed: seed, W: wl, Stage: StageSetup, GuestOp: -1, Err: err}
@@ -315,6 +334,11 @@ feed:
 	rep := build(st)
 	rep.Interrupted = parent.Err() != nil
 	closeErr := cfg.Driver.Close()
+	if cfg.Diff != nil {
+		if err := cfg.Diff.Close(); err != nil && closeErr == nil {
+			closeErr = err
+		}
+	}
 	if firstEr != nil {
 		return rep, fmt.Errorf("campaign: writing an artifact: %w", firstEr)
 	}
@@ -323,6 +347,17 @@ feed:
 	}
 	return rep, nil
 }
+
+// ErrSkip is wrapped by a driver's Record error when the run could not be
+// recorded in a form the engine can judge, through no fault of the
+// implementation (QEMU's blklogwrites log that does not replay to the
+// file QEMU left): the workload is counted in Report.Skipped, with the
+// first reasons in Report.SkipReasons, and is neither a failure nor
+// completed.
+var ErrSkip = errors.New("the recording cannot be judged")
+
+// maxSkipReasons bounds Report.SkipReasons.
+const maxSkipReasons = 10
 
 // failureReport is f's entry in a report.
 func failureReport(f *Failure, target string) FailureReport {

@@ -101,7 +101,7 @@ func TestBrokenTargetCaught(t *testing.T) {
 			require.Empty(t, res.Notes)
 			verdict, err := os.ReadFile(filepath.Join(fr.Artifact, "verdict.txt"))
 			require.NoError(t, err)
-			require.Equal(t, string(verdict), verdictText(res.Failure)+"\n", "replay prints the same verdict")
+			require.Equal(t, string(verdict), verdictText(res.Failure, res.Meta.Target)+"\n", "replay prints the same verdict")
 
 			// A damaged artifact is an ErrArtifact, never a panic.
 			for _, c := range []struct{ file, old, new string }{

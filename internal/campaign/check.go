@@ -42,6 +42,7 @@ type Failure struct {
 	Verdict      *oracle.Verdict   // nil for StageWorkload
 	OpErr        *workload.OpError // StageWorkload
 	Err          error             // StageSetup
+	Diff         *DiffResult       // StageDiff: the differential run
 	Rec          *Recording        // the run the failure was found in
 	Point        *crashsim.Point   // the crash point (nil for StageWorkload)
 	Artifact     string            // directory written, if any
@@ -51,12 +52,22 @@ type Failure struct {
 }
 
 // HasState reports whether the failure is a crash state (not a run error).
-func (f *Failure) HasState() bool { return f.Stage != StageWorkload && f.Stage != StageSetup }
+func (f *Failure) HasState() bool {
+	return f.Stage != StageWorkload && f.Stage != StageSetup && f.Stage != StageDiff
+}
 
 // Message is the failure's one-line summary.
 func (f *Failure) Message() string {
 	if f.Stage == StageSetup {
 		return fmt.Sprintf("%s: %v", f.Stage, f.Err)
+	}
+	if f.Stage == StageDiff {
+		fd := f.Diff.Failing()
+		s := fmt.Sprintf("%s: against %s: %s", f.Stage, f.Diff.Other, fd[0].Text("target", f.Diff.Other))
+		if len(fd) > 1 {
+			s += fmt.Sprintf(" (and %d more difference(s))", len(fd)-1)
+		}
+		return s
 	}
 	if !f.HasState() {
 		return fmt.Sprintf("%s: %v", f.Stage, f.OpErr)
@@ -74,7 +85,7 @@ func (f *Failure) Message() string {
 // counters are the campaign's live totals, shared by the workers.
 type counters struct {
 	workloads, points, states, failures, skipped, oracleRuns, faulted atomic.Int64
-	faultEffects                                                      atomic.Int64
+	faultEffects, diffRuns                                            atomic.Int64
 	overBound                                                         atomic.Int64   // (point, model) pairs sampled for being over the bound (exhaustive campaigns)
 	perModel                                                          []atomic.Int64 // by index in Config.Models
 	mu                                                                sync.Mutex     // guards the maps below
@@ -126,8 +137,15 @@ type checker struct {
 	fromOp    int
 	noDedup   bool   // run the judges on every state, even byte-identical ones
 	onlyJudge string // failures of this judge only ("" = any): minimization keeps the judge
-	hasher    *stateHasher
-	modelIdx  []int // index of models[i] in the campaign's counters
+	// diff is the other side of differential runs (nil: none), diffRead
+	// and read the targets that read back a non-Runner's files (its
+	// recoverer, or the reference); diffSig, when set, keeps only
+	// differential failures of that signature (minimization).
+	diff           Driver
+	diffRead, read target.Target
+	diffSig        string
+	hasher         *stateHasher
+	modelIdx       []int // index of models[i] in the campaign's counters
 	// local counts what this checker did (one worker's share).
 	local struct{ points, states, oracleRuns int64 }
 }
@@ -159,6 +177,12 @@ func (ck *checker) context() context.Context {
 // non-empty, restricts failures to that stage (minimization keeps the
 // failure kind); other failures then count as passes.
 func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.Stage) (*Failure, *Recording, error) {
+	if ck.diff != nil && (stage == "" || stage == StageDiff) {
+		f, err := ck.runDiff(w, seed)
+		if err != nil || f != nil || stage == StageDiff {
+			return f, nil, err
+		}
+	}
 	w, ad := ck.driver.Adapt(w)
 	rec, err := ck.driver.Record(ck.context(), w, RecordOptions{Seed: seed, Faults: ck.faults})
 	if err != nil {
@@ -186,6 +210,23 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.S
 	}
 	f, err := ck.judge(rec, stage)
 	return f, rec, err
+}
+
+// runDiff runs the differential run of w: its failure (of ck.diffSig,
+// when set), or nil.
+func (ck *checker) runDiff(w *workload.Workload, seed uint64) (*Failure, error) {
+	r, err := RunDiff(ck.context(), ck.driver, ck.diff, ck.read, ck.diffRead, w, seed)
+	if err != nil {
+		return nil, err
+	}
+	if ck.c != nil {
+		ck.c.diffRuns.Add(1)
+	}
+	f := diffFailure(r, seed)
+	if f != nil && ck.diffSig != "" && diffSignature(r) != ck.diffSig {
+		return nil, nil
+	}
+	return f, nil
 }
 
 // judge enumerates the crash states of rec with crashsim's explorer

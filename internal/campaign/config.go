@@ -160,6 +160,11 @@ type Config struct {
 	// Judges are judges added for every target, run besides the oracle
 	// judge and the driver's own (see Judge).
 	Judges []Judge
+	// Diff, if set, is the other side of differential runs (diff.go):
+	// every workload also runs without crashes on the target and on Diff,
+	// and a difference the format does not allow is a failure (stage
+	// diff). Run closes it when it is done.
+	Diff Driver
 	// TargetName names the target in reports and artifacts ("" =
 	// Driver.Name()); Replay hands it to its resolver.
 	TargetName string
@@ -287,6 +292,14 @@ func (c *Config) setDefaults() error {
 	if c.Driver.Recoverer() == nil && c.Reference == nil {
 		return fmt.Errorf("%w: target %s has no in-process recoverer and no Reference is set", ErrConfig, c.Driver.Name())
 	}
+	if c.Diff != nil {
+		if _, ok := c.Diff.(Runner); !ok && c.Diff.Recoverer() == nil && c.Reference == nil {
+			return fmt.Errorf("%w: diff target %s has no in-process reader and no Reference is set", ErrConfig, c.Diff.Name())
+		}
+		if c.Faults != "" {
+			return fmt.Errorf("%w: differential runs compare runs without faults (no --fault with --diff)", ErrConfig)
+		}
+	}
 	if c.TargetName == "" {
 		c.TargetName = c.Driver.Name()
 	}
@@ -300,6 +313,15 @@ func (c *Config) setDefaults() error {
 // recoverer is the target the oracle judge recovers crash states with.
 func (c *Config) recoverer() target.Target {
 	if r := c.Driver.Recoverer(); r != nil {
+		return r
+	}
+	return c.Reference
+}
+
+// diffReader is the target that reads back the files of the diff
+// driver's runs when it is not a Runner.
+func (c *Config) diffReader() target.Target {
+	if r := c.Diff.Recoverer(); r != nil {
 		return r
 	}
 	return c.Reference

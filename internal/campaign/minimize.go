@@ -44,6 +44,12 @@ func minimize(ck *checker, f *Failure, budget int) *Failure {
 		one.onlyJudge = f.Judge
 		ck = &one
 	}
+	if f.Stage == StageDiff {
+		// Keep the difference: same kind, same deviating side.
+		one := *ck
+		one.diffSig = f.Signature("")
+		ck = &one
+	}
 	// try reports whether w still fails with f's stage, and keeps it.
 	try := func(w *workload.Workload) bool {
 		if runs >= budget || (ck.stop != nil && ck.stop()) || w.Validate() != nil {

@@ -101,6 +101,9 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 	}
 	res := &ReplayResult{Meta: meta}
 	stage := oracle.Stage(meta.Stage)
+	if stage == StageDiff {
+		return replayDiff(dir, res, o)
+	}
 	hasState := stage != StageWorkload && stage != StageSetup
 
 	// The driver that re-runs the workload, and the judge.
@@ -138,14 +141,9 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 			return nil, fmt.Errorf("campaign: replay %s: %w%s", dir, derr, replayHint(meta, o.Reference))
 		}
 	}
-	wf, err := os.Open(filepath.Join(dir, "workload.txt"))
+	w, err := readArtifactWorkload(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
-	}
-	w, err := workload.Parse(wf)
-	wf.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, "workload.txt"), err)
+		return nil, err
 	}
 	if judge != nil {
 		res.Judge = judge.Name()
@@ -229,6 +227,66 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 	if !v.OK() {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: v.Stage,
 			State: id, Judge: judge.Name(), GuestOp: st.guest, Verdict: v, Rec: st.rec, Point: p}
+	}
+	return res, nil
+}
+
+// readArtifactWorkload reads an artifact's workload.txt.
+func readArtifactWorkload(dir string) (*workload.Workload, error) {
+	wf, err := os.Open(filepath.Join(dir, "workload.txt"))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
+	}
+	w, err := workload.Parse(wf)
+	wf.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, "workload.txt"), err)
+	}
+	return w, nil
+}
+
+// replayDiff replays a differential failure: the workload runs again on
+// the artifact's target (ReplayOptions.On, when set) and on its other side
+// (meta.json's "diff"), and the outcomes are compared again.
+func replayDiff(dir string, res *ReplayResult, o ReplayOptions) (*ReplayResult, error) {
+	meta := res.Meta
+	if o.Resolve == nil {
+		return nil, errors.New("campaign: replay: no resolver")
+	}
+	w, err := readArtifactWorkload(dir)
+	if err != nil {
+		return nil, err
+	}
+	var a Driver
+	if o.On != nil {
+		a = InProcess(o.On)
+		res.Notes = append(res.Notes, fmt.Sprintf("the workload re-run on %s (the artifact's target: %s) and on %s", o.On.Name(), meta.Target, meta.Diff))
+	} else if a, err = o.Resolve(meta.Target); err != nil {
+		return nil, fmt.Errorf("campaign: replay %s: %w", dir, err)
+	}
+	defer a.Close()
+	b, err := o.Resolve(meta.Diff)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: %w", errNoDiffDriver, meta.Diff, err)
+	}
+	defer b.Close()
+	reader := func(d Driver) target.Target {
+		if r := d.Recoverer(); r != nil {
+			return r
+		}
+		return o.Reference
+	}
+	r, err := RunDiff(context.Background(), a, b, reader(a), reader(b), w, meta.WorkloadSeed)
+	if err != nil {
+		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
+		return res, nil
+	}
+	if f := diffFailure(r, meta.WorkloadSeed); f != nil {
+		f.Index = meta.Workload
+		res.Failure = f
+		if sig := f.Signature(meta.Target); meta.Signature != "" && sig != meta.Signature {
+			res.Notes = append(res.Notes, fmt.Sprintf("the difference is now %s (recorded: %s)", sig, meta.Signature))
+		}
 	}
 	return res, nil
 }

@@ -33,8 +33,14 @@ type Report struct {
 	// FailedWorkloads counts the workloads that failed (Failures lists the
 	// first of each signature, minimized, up to MaxFailures signatures).
 	FailedWorkloads int64 `json:"failed_workloads"`
-	Skipped         int64 `json:"skipped"`           // workloads whose setup failed
-	Faulted         int64 `json:"faulted,omitempty"` // workloads in which a fault was injected
+	Skipped         int64 `json:"skipped"` // workloads whose recording could not be judged (ErrSkip)
+	// SkipReasons are the first reasons of skipped workloads.
+	SkipReasons []string `json:"skip_reasons,omitempty"`
+	// Diff is the other side of the differential runs (Config.Diff), and
+	// DiffRuns how many ran.
+	Diff     string `json:"diff,omitempty"`
+	DiffRuns int64  `json:"diff_runs,omitempty"`
+	Faulted  int64  `json:"faulted,omitempty"` // workloads in which a fault was injected
 	// FaultEffects counts crash states (and workload reads) that failed
 	// only within what a silent fault touched: the fault's direct effect,
 	// not a failure (see faults.go).
@@ -172,7 +178,7 @@ func Merge(reps ...*Report) (*Report, error) {
 	first := reps[0]
 	out := &Report{Version: ReportVersion, Seed: first.Seed, ShardCount: first.ShardCount, Target: first.Target,
 		Models: first.Models, Faults: first.Faults, Iterations: first.Iterations, PerModel: map[string]int64{},
-		Failures: []FailureReport{}}
+		Failures: []FailureReport{}, Diff: first.Diff}
 	var digest, wdigest uint64
 	for i, r := range reps {
 		what := ""
@@ -185,6 +191,8 @@ func Merge(reps ...*Report) (*Report, error) {
 			what = "target " + r.Target
 		case !slices.Equal(r.Models, first.Models):
 			what = fmt.Sprintf("models %v", r.Models)
+		case r.Diff != first.Diff:
+			what = "diff target " + strconv.Quote(r.Diff)
 		case r.Faults != first.Faults:
 			what = "faults " + strconv.Quote(r.Faults)
 		case r.Iterations != first.Iterations:
@@ -213,6 +221,12 @@ func Merge(reps ...*Report) (*Report, error) {
 		}
 		out.Workloads += r.Workloads
 		out.Skipped += r.Skipped
+		out.DiffRuns += r.DiffRuns
+		for _, why := range r.SkipReasons {
+			if len(out.SkipReasons) < maxSkipReasons {
+				out.SkipReasons = append(out.SkipReasons, why)
+			}
+		}
 		out.Faulted += r.Faulted
 		out.FaultEffects += r.FaultEffects
 		if r.Exhaustive != nil {

@@ -28,12 +28,19 @@ const SideRaw = "raw"
 //	TARGET/workload[/data]      a guest op failed in the crash-free run (a
 //	                            read that disagreed with the model: /data)
 //	TARGET/setup                the setup failed
+//	diff/KEY/SIDE               a differential run (Config.Diff) found a
+//	                            difference of kind KEY (run, size, data,
+//	                            model, check, structure) in which SIDE
+//	                            (target, other, both, unknown) deviates
+//	                            from the rule
 //
 // target is the driver's name (for failures without a judge).
 func (f *Failure) Signature(target string) string {
 	switch f.Stage {
 	case StageSetup:
 		return target + "/setup"
+	case StageDiff:
+		return diffSignature(f.Diff)
 	case StageWorkload:
 		if f.OpErr != nil && f.OpErr.Mismatch != nil {
 			return target + "/workload/data"
