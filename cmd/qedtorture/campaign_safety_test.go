@@ -226,7 +226,8 @@ func TestQEMUReportStdoutAndNoWorkload(t *testing.T) {
 	var m map[string]any
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &m), "stdout: %q", r.stdout)
 	require.EqualValues(t, 1, m["workloads"])
-	require.Contains(t, r.stderr, "qemu campaign: seed 9, 1 workloads completed")
+	require.Contains(t, r.stderr, "seed: 9")
+	require.Contains(t, r.stderr, "done: 1 workload(s) checked")
 
 	r = qt(t, append(base, "--duration", "1ns")...) // the seed is on stderr too
 	require.Equal(t, exitRuntime, r.code)
@@ -248,7 +249,7 @@ func TestQEMUArtifactFullDisk(t *testing.T) {
 		"--diff=false", "--seed", "1", "--out", out, "--report", rep, "--progress", "none", "--minimize", "-1")
 	require.Equal(t, exitRuntime, r.code, r.stdout+r.stderr)
 	require.Contains(t, r.stdout, "artifact: none, it could not be written")
-	require.Regexp(t, `qedtorture: the failure \S+ has no artifact: qemu: artifact `+regexp.QuoteMeta(out)+`/qemu-1-w0-[^:]+: [^\n]*no space left on device`, r.stderr)
+	require.Regexp(t, `qedtorture: the failure of workload 0 has no artifact: campaign: artifact `+regexp.QuoteMeta(out)+`/failure-1-w0-[^:]+: [^\n]*no space left on device`, r.stderr)
 	es, err := os.ReadDir(out)
 	require.NoError(t, err)
 	require.Len(t, es, 1, "only the filler: %v", es)

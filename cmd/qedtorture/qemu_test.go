@@ -8,14 +8,17 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/qedtorture/qedtorture/impl/qemu"
+	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/stretchr/testify/require"
 )
 
-// TestQEMUCommandCampaign runs a short real campaign against QEMU under
-// the prefix model (which QEMU 7.2 passes: see docs/findings.md) without
-// backing files (finding F2 needs one) and checks the report.
+// TestQEMUCommandCampaign runs a short real campaign through the qemu
+// alias (run --target qemu with QEMU's defaults) under the prefix model
+// (which QEMU 7.2 passes: see docs/findings.md) without backing files
+// (finding F2 needs one) and checks the one report: QEMU's recovery and
+// impl/qed's both judged states, every workload got its differential run
+// against impl/qed.
 func TestQEMUCommandCampaign(t *testing.T) {
 	qemutool.Require(t)
 	dir := t.TempDir()
@@ -27,22 +30,20 @@ func TestQEMUCommandCampaign(t *testing.T) {
 	if r.code != exitOK {
 		t.Fatalf("qedtorture %q: exit %d\nstdout: %s\nstderr: %s", args, r.code, r.stdout, r.stderr)
 	}
-	if !strings.Contains(r.stderr, "seed 9") {
-		t.Errorf("seed not printed: %q", r.stderr)
+	if !strings.Contains(r.stdout, "seed: 9") || !strings.Contains(r.stdout, "target qemu") || !strings.Contains(r.stdout, "3 diff runs against impl/qed") {
+		t.Errorf("stdout: %q", r.stdout)
 	}
 	b, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rep qemu.Report
+	var rep campaign.Report
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Workloads != 3 || rep.CrashStates == 0 || rep.QEMUChecked == 0 || rep.QEDChecked == 0 || rep.DiffRuns != 3 || rep.Target != "qemu" {
+	if rep.Workloads != 3 || rep.CrashStates == 0 || rep.Judged["qemu"] == 0 || rep.Judged["impl/qed"] == 0 || rep.DiffRuns != 3 ||
+		rep.Diff != "impl/qed" || rep.Target != "qemu" || rep.Workers != 1 {
 		t.Errorf("report %+v", rep)
-	}
-	if rep.Ends["close"] != 1 || rep.Ends["abort"] != 1 || rep.Ends["kill"] != 1 {
-		t.Errorf("ends %v, want one of each", rep.Ends)
 	}
 }
 
@@ -64,6 +65,7 @@ func TestQEMUCommandUsage(t *testing.T) {
 		{[]string{"qemu", "--iterations", "-1"}, "invalid --iterations"},
 		{[]string{"qemu", "--workload", "/nonexistent/w.txt"}, "invalid --workload"},
 		{[]string{"qemu", "stray"}, "too many arguments"},
+		{[]string{"qemu", "--fault", "write:eio"}, "unknown flag: --fault"},
 	} {
 		r := runWant(t, exitUsage, c.args...)
 		require.Contains(t, r.stderr, c.want, c.args)
@@ -71,9 +73,9 @@ func TestQEMUCommandUsage(t *testing.T) {
 }
 
 // TestQEMUCommandFindingArtifactReplay: a known QEMU finding (F1 of
-// docs/findings.md) run from a workload script is found, minimized and
-// written as an artifact, and --replay rebuilds its crash state bit for
-// bit and reproduces it.
+// docs/findings.md) run from a workload script through the alias is
+// found, minimized and written in the one artifact layout, and --replay
+// (the one replay) rebuilds its crash state and reproduces it.
 func TestQEMUCommandFindingArtifactReplay(t *testing.T) {
 	qemutool.Require(t)
 	dir := t.TempDir()
@@ -86,37 +88,29 @@ func TestQEMUCommandFindingArtifactReplay(t *testing.T) {
 	out := filepath.Join(dir, "art")
 	r := qt(t, "qemu", "--workload", wf, "--ends", "close", "--crash-model", "subset", "--qemu-states", "0",
 		"--diff=false", "--seed", "1", "--out", out, "--progress", "none")
-	if r.code != exitRuntime || !strings.Contains(r.stdout, qemu.KnownNeedCheck) {
+	if r.code != exitRuntime || !strings.Contains(r.stdout, f1Signature) {
 		t.Fatalf("want the finding (exit 1), got exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
 	}
 	arts, _ := filepath.Glob(filepath.Join(out, "*"))
 	if len(arts) != 1 {
 		t.Fatalf("artifacts %v", arts)
 	}
-	for _, n := range []string{"workload.txt", "crashed.qed", "repro.sh", "image.log", "trace.txt", "snapshot/image.qed"} {
+	for _, n := range []string{"meta.json", "workload.txt", "trace.bin", "trace.txt", "repro.sh", "image/image.qed", "base/image.qed", "target/image.log", "target/repro.sh"} {
 		if _, err := os.Stat(filepath.Join(arts[0], n)); err != nil {
 			t.Errorf("artifact lacks %s: %v", n, err)
-		}
-	}
-	// Every pattern file the qemu-io script writes from is in the artifact.
-	repro, _ := os.ReadFile(filepath.Join(arts[0], "repro.sh"))
-	pats := regexp.MustCompile(`pat/[0-9a-f]+\.bin`).FindAllString(string(repro), -1)
-	if len(pats) == 0 {
-		t.Errorf("repro.sh writes from no pattern file:\n%s", repro)
-	}
-	for _, n := range pats {
-		if _, err := os.Stat(filepath.Join(arts[0], n)); err != nil {
-			t.Errorf("artifact lacks %s, which repro.sh writes from: %v", n, err)
 		}
 	}
 	if b, _ := os.ReadFile(filepath.Join(arts[0], "workload.txt")); strings.Count(string(b), "\n") > 5 {
 		t.Errorf("workload not minimized:\n%s", b)
 	}
 	rr := qt(t, "qemu", "--replay", arts[0])
-	if rr.code != exitRuntime || !strings.Contains(rr.stdout, "identical to crashed.qed: true") || !strings.Contains(rr.stdout, "FAIL: reproduced") {
+	if rr.code != exitRuntime || !strings.Contains(rr.stdout, "structure-before-recovery") || !strings.Contains(rr.stderr, "the case still fails") {
 		t.Fatalf("replay: exit %d\nstdout: %s\nstderr: %s", rr.code, rr.stdout, rr.stderr)
 	}
 }
+
+// f1Signature is finding F1's signature (testdata/known/qemu-7.2.txt).
+const f1Signature = "raw/structure-before-recovery/data-past-eof+need-check-clear-but-inconsistent"
 
 // TestSameSeedSameWorkloads: run and qemu draw the same workloads from the
 // same seed and generator flags (their reports' workload digests agree,

@@ -25,51 +25,58 @@ crash-free failure's workload re-runs on NAME.
 
 Exit status: 1 if the case still fails, 0 if it now passes, 2 usage error.`,
 		Args: argsBetween(1, 1, "ARTIFACT_DIR"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			o := campaign.ReplayOptions{Resolve: resolveReplay, Reference: referenceTarget()}
-			if on != "" {
-				t, err := resolveTarget(on)
-				if err != nil {
-					return usagef(cmd, "invalid --target: %v", err)
-				}
-				o.On = t
-			}
-			if kind := oldArtifactKind(args[0]); kind != "" {
-				return failf("%s", kind)
-			}
-			res, err := campaign.Replay(args[0], o)
-			if err != nil {
-				return fail(err)
-			}
-			m := res.Meta
-			fmt.Fprintf(e.stdout, "artifact: %s\n", args[0])
-			fmt.Fprintf(e.stdout, "target %s, campaign seed %d, workload %d (seed %d)", m.Target, m.CampaignSeed, m.Workload, m.WorkloadSeed)
-			if m.State != "" {
-				fmt.Fprintf(e.stdout, ", state %s, guest op %d", m.State, m.GuestOp)
-			}
-			if res.Judge != "" {
-				fmt.Fprintf(e.stdout, ", judged by %s", res.Judge)
-			}
-			fmt.Fprintln(e.stdout)
-			for _, n := range res.Notes {
-				fmt.Fprintf(e.stdout, "note: %s\n", n)
-			}
-			if !res.Fails() {
-				fmt.Fprintf(e.stdout, "PASS: the case no longer fails (recorded: %s at %s)\n", m.Stage, orNone(m.State))
-				if res.Verdict != nil {
-					fmt.Fprintln(e.stdout, res.Verdict)
-				}
-				return nil
-			}
-			campaign.WriteText(e.stdout, res.Failure, m.Target)
-			if string(res.Failure.Stage) != m.Stage {
-				fmt.Fprintf(e.stdout, "note: the recorded stage was %s, now %s\n", m.Stage, res.Failure.Stage)
-			}
-			return failf("the case still fails (%s)", res.Failure.Stage)
-		},
+		RunE: func(cmd *cobra.Command, args []string) error { return replayArtifact(cmd, e, args[0], on) },
 	}
 	cmd.Flags().StringVar(&on, "target", "", "re-judge the recorded crash state on this in-process target instead of the artifact's judge")
 	return cmd
+}
+
+// replayArtifact replays the artifact in dir (replay, and qemu --replay),
+// on the in-process target named on when it is not "".
+func replayArtifact(cmd *cobra.Command, e *env, dir, on string) error {
+	o := campaign.ReplayOptions{Resolve: resolveReplay, Reference: referenceTarget()}
+	if on != "" {
+		t, err := resolveTarget(on)
+		if err != nil {
+			return usagef(cmd, "invalid --target: %v", err)
+		}
+		o.On = t
+	}
+	if kind := oldArtifactKind(dir); kind != "" {
+		return failf("%s", kind)
+	}
+	res, err := campaign.Replay(dir, o)
+	if err != nil {
+		return fail(err)
+	}
+	m := res.Meta
+	fmt.Fprintf(e.stdout, "artifact: %s\n", dir)
+	fmt.Fprintf(e.stdout, "target %s, campaign seed %d, workload %d (seed %d)", m.Target, m.CampaignSeed, m.Workload, m.WorkloadSeed)
+	if m.State != "" {
+		fmt.Fprintf(e.stdout, ", state %s, guest op %d", m.State, m.GuestOp)
+	}
+	if m.Diff != "" {
+		fmt.Fprintf(e.stdout, ", differential run against %s", m.Diff)
+	}
+	if res.Judge != "" {
+		fmt.Fprintf(e.stdout, ", judged by %s", res.Judge)
+	}
+	fmt.Fprintln(e.stdout)
+	for _, n := range res.Notes {
+		fmt.Fprintf(e.stdout, "note: %s\n", n)
+	}
+	if !res.Fails() {
+		fmt.Fprintf(e.stdout, "PASS: the case no longer fails (recorded: %s at %s)\n", m.Stage, orNone(m.State))
+		if res.Verdict != nil {
+			fmt.Fprintln(e.stdout, res.Verdict)
+		}
+		return nil
+	}
+	campaign.WriteText(e.stdout, res.Failure, m.Target)
+	if string(res.Failure.Stage) != m.Stage {
+		fmt.Fprintf(e.stdout, "note: the recorded stage was %s, now %s\n", m.Stage, res.Failure.Stage)
+	}
+	return failf("the case still fails (%s)", res.Failure.Stage)
 }
 
 func orNone(s string) string {
@@ -80,17 +87,8 @@ func orNone(s string) string {
 }
 
 // resolveReplay is replay's resolver: the driver of an artifact's target
-// name.
-func resolveReplay(name string) (campaign.Driver, error) {
-	if d, err := resolveDriver(name); d != nil || err != nil {
-		return d, err
-	}
-	t, err := resolveTarget(name)
-	if err != nil {
-		return nil, err
-	}
-	return campaign.InProcess(t), nil
-}
+// name (or of a differential artifact's other side).
+func resolveReplay(name string) (campaign.Driver, error) { return resolveAny(name) }
 
 // oldArtifactKind recognises an artifact directory replay cannot read and
 // says what reads it ("" when it has a meta.json, or is no artifact).
@@ -99,7 +97,7 @@ func oldArtifactKind(dir string) string {
 		return ""
 	}
 	if _, err := os.Stat(filepath.Join(dir, "explanation.txt")); err == nil {
-		return fmt.Sprintf("%s is an artifact of 'qedtorture qemu' (explanation.txt, snapshot/, image.log): replay it with 'qedtorture qemu --replay %s' (QEMU installed); 'qedtorture run --target qemu' writes artifacts replay reads", dir, dir)
+		return fmt.Sprintf("%s is an artifact of the former 'qedtorture qemu' engine (explanation.txt, snapshot/, image.log), which no longer exists: run its workload again with 'qedtorture run --target qemu --workload %s' (QEMU installed), which writes an artifact replay reads", dir, filepath.Join(dir, "workload.txt"))
 	}
 	return ""
 }

@@ -38,6 +38,10 @@ type runFlags struct {
 	execStates  int    // --exec-states: the program's recovery judge's budget (exec targets)
 	ends        string // --ends: how QEMU's runs end (target qemu)
 	exhaustive  int
+	diff        string // --diff TARGET: the other side of differential runs
+	// minimizeCandidates bounds the workloads tried per minimization (0:
+	// the engine's default; -1 none): qemu's --minimize.
+	minimizeCandidates int
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -92,6 +96,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.IntVar(&f.execStates, "exec-states", blackbox.DefaultJudgeBudget, "with --target exec:COMMAND: distinct crash states per workload recovered and read back by the program itself (-1 = all, 0 = none)")
 	fl.StringVar(&f.ends, "ends", "close,abort,kill", "with --target qemu: how runs end (close, abort, kill), chosen per workload by its seed")
 	fl.StringVar(&f.known, "known", "", "file of known failure signatures (one pattern and name a line; testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
+	fl.StringVar(&f.diff, "diff", "", "differential runs: also run every workload without crashes on this target (impl/qed, qemu, broken:..., exec:COMMAND) and compare guest data and check results with --target's (a difference the format does not allow is a failure)")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 	return cmd
 }
@@ -147,20 +152,9 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	}
 	cfg.Bound, cfg.Samples, cfg.SampledPoints, cfg.MaxFailures = f.bound, f.samples, f.sampledPoints, f.maxFailures
 	if command, ok := strings.CutPrefix(f.target, "exec:"); ok {
-		d, err := blackbox.New(command, referenceTarget())
+		d, err := execDriver(command)
 		if err != nil {
 			return bad("invalid --target: %v", err)
-		}
-		if fields := strings.Fields(command); filepath.Base(fields[0]) == "qemu-io" {
-			// QEMU's quirks (table_size 1 refused, ...): its adaptations.
-			d.AdaptFunc = func(w *workload.Workload) (*workload.Workload, []campaign.Adaptation) {
-				w, ad := qemu.Adapt(w)
-				out := make([]campaign.Adaptation, len(ad))
-				for i, a := range ad {
-					out[i] = campaign.Adaptation{Kind: string(a.Quirk), What: a.What}
-				}
-				return w, out
-			}
 		}
 		if f.faults != "" {
 			return bad("--fault injects faults in process: target %s runs out of process", f.target)
@@ -205,7 +199,20 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	if !strings.HasPrefix(cfg.TargetName, "exec:") && cmd.Flags().Changed("exec-states") {
 		return bad("--exec-states is for --target exec:COMMAND")
 	}
+	if f.diff != "" {
+		d, err := resolveAny(f.diff)
+		if err != nil {
+			return bad("invalid --diff: %v", err)
+		}
+		if f.faults != "" {
+			return bad("--diff compares runs without faults: it cannot go with --fault")
+		}
+		// impl/qed reads back the files of a diff target that runs out
+		// of process and has no reader of its own (exec:COMMAND).
+		cfg.Diff, cfg.Reference = d, referenceTarget()
+	}
 	cfg.Out, cfg.NoDedup, cfg.MinimizeTimeout = f.out, f.noDedup, f.minimizeTime
+	cfg.MinimizeCandidates = f.minimizeCandidates
 	if f.known != "" {
 		fh, err := os.Open(f.known)
 		if err != nil {
@@ -268,6 +275,9 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	if cfg.Faults != "" {
 		fmt.Fprintf(hum, "faults: %s\n", cfg.Faults)
 	}
+	if cfg.Diff != nil {
+		fmt.Fprintf(hum, "diff: every workload also runs without crashes on %s and on %s, compared\n", cfg.TargetName, cfg.Diff.Name())
+	}
 
 	var bar *progressbar.ProgressBar
 	switch f.progressMode(e.stderr) {
@@ -316,9 +326,13 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	if sig != nil {
 		what = "interrupted by " + signalName(sig)
 	}
-	fmt.Fprintf(hum, "%s: %d workload(s) checked in %.1fs (%d passed, %d failed, %d skipped), %d crash points, %d crash states (%.0f states/s)\n",
+	diffNote := ""
+	if rep.Diff != "" {
+		diffNote = fmt.Sprintf(", %d diff runs against %s", rep.DiffRuns, rep.Diff)
+	}
+	fmt.Fprintf(hum, "%s: %d workload(s) checked in %.1fs (%d passed, %d failed, %d skipped), %d crash points, %d crash states (%.0f states/s)%s\n",
 		what, rep.Workloads+rep.FailedWorkloads+rep.Skipped, rep.Seconds, rep.Workloads, rep.FailedWorkloads, rep.Skipped,
-		rep.CrashPoints, rep.CrashStates, rep.StatesPerSecond)
+		rep.CrashPoints, rep.CrashStates, rep.StatesPerSecond, diffNote)
 	noArtifact := 0
 	for _, fr := range rep.Failures {
 		fmt.Fprintf(hum, "FAILURE workload %d (seed %d), minimized from %d to %d ops: %s\n  signature: %s\n",
@@ -363,7 +377,7 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	case len(rep.Failures) > 0:
 		return failf("%s (seed %d); replay with 'qedtorture replay ARTIFACT'", failuresNote(len(rep.Failures), noArtifact), cfg.Seed)
 	case rep.Workloads == 0:
-		return noWorkloadError(rep.Skipped, "their setup failed", cfg.Duration, rep.Seconds)
+		return noWorkloadError(rep.Skipped, "their recordings could not be judged: see the report's skip_reasons", cfg.Duration, rep.Seconds)
 	}
 	return nil
 }
@@ -414,7 +428,7 @@ func endBar(w io.Writer, bar *progressbar.ProgressBar, full bool) {
 	fmt.Fprintln(w)
 }
 
-// jsonReport is a campaign report of run or qemu.
+// jsonReport is a campaign report.
 type jsonReport interface{ WriteJSON(io.Writer) error }
 
 // writeReport writes rep as JSON to the file name ('-': stdout). A file is

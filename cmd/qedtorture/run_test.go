@@ -197,13 +197,13 @@ func TestRunWorkloadFile(t *testing.T) {
 	require.Contains(t, r.stderr, "invalid --workload "+wf)
 }
 
-// TestReplayOldQEMUArtifact: replay recognises an artifact of the old
-// 'qedtorture qemu' layout and says what reads it.
+// TestReplayOldQEMUArtifact: replay recognises an artifact of the former
+// 'qedtorture qemu' engine and says how to run its workload again.
 func TestReplayOldQEMUArtifact(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "explanation.txt"), []byte("target: qemu\n"), 0o644))
 	r := runWant(t, exitRuntime, "replay", dir)
-	require.Contains(t, r.stderr, "qedtorture qemu --replay")
+	require.Contains(t, r.stderr, "qedtorture run --target qemu --workload "+filepath.Join(dir, "workload.txt"))
 }
 
 // TestRunExhaustive: --exhaustive K runs the exhaustive source (here the
@@ -222,4 +222,26 @@ func TestRunExhaustive(t *testing.T) {
 	require.NoError(t, os.WriteFile(wf, []byte("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=4096\nflush\n"), 0o644))
 	r = runWant(t, exitUsage, "run", "--exhaustive", "1", "--workload", wf)
 	require.Contains(t, r.stderr, "exclusive")
+}
+
+// TestRunDiff: --diff TARGET runs every workload on the other target too
+// (the report says against what and how many); a clean pair passes; a
+// bad name is a usage error, and so is --diff with --fault.
+func TestRunDiff(t *testing.T) {
+	dir := t.TempDir()
+	rep := filepath.Join(dir, "r.json")
+	r := qt(t, "run", "--diff", "broken:nosync", "--iterations", "3", "--seed", "4", "--ops", "6", "--max-clusters", "8",
+		"--crash-model", "prefix", "--workers", "1", "--progress", "none", "--out", "", "--report", rep)
+	require.Equal(t, exitOK, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	require.Contains(t, r.stdout, "3 diff runs against broken:nosync")
+	var m campaign.Report
+	b, err := os.ReadFile(rep)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.Equal(t, "broken:nosync", m.Diff)
+	require.EqualValues(t, 3, m.DiffRuns)
+	r = runWant(t, exitUsage, "run", "--diff", "nope", "--iterations", "1")
+	require.Contains(t, r.stderr, "invalid --diff")
+	r = runWant(t, exitUsage, "run", "--diff", "impl/qed", "--fault", "write:eio@nth=3", "--iterations", "1")
+	require.Contains(t, r.stderr, "--diff")
 }

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/stretchr/testify/require"
@@ -334,10 +333,10 @@ func TestQEMUSignals(t *testing.T) {
 			}
 			p := start(t, tmp, len(c.sig) > 1, args...)
 			waitFor(t, 90*time.Second, "a workload done and QEMU running", func() bool {
-				var cp qemu.Report
+				var cp campaign.Report
 				b, err := os.ReadFile(rep)
-				return err == nil && json.Unmarshal(b, &cp) == nil && cp.Checkpoint && cp.Workloads > 0 &&
-					(!c.finding || len(cp.Failures) > 0) && qemuChildren(p.cmd.Process.Pid) > 0
+				return err == nil && json.Unmarshal(b, &cp) == nil && cp.Checkpoint &&
+					(c.finding && cp.FailedWorkloads > 0 || !c.finding && cp.Workloads > 0) && qemuChildren(p.cmd.Process.Pid) > 0
 			})
 			t0 := time.Now()
 			for _, s := range c.sig {
@@ -359,7 +358,7 @@ func TestQEMUSignals(t *testing.T) {
 				require.Contains(t, p.stderr.String(), "again: exiting at once")
 				return
 			}
-			require.Contains(t, p.stdout.String(), "qemu campaign interrupted by "+strings.Fields(c.name)[0])
+			require.Contains(t, p.stdout.String(), "interrupted by "+strings.Fields(c.name)[0])
 			var final map[string]any
 			b, err := os.ReadFile(rep)
 			require.NoError(t, err)
@@ -371,7 +370,7 @@ func TestQEMUSignals(t *testing.T) {
 				require.NotEmpty(t, fs)
 				art := fs[0].(map[string]any)["artifact"].(string)
 				require.FileExists(t, filepath.Join(art, "workload.txt"))
-				require.FileExists(t, filepath.Join(art, "crashed.qed"))
+				require.FileExists(t, filepath.Join(art, "image", "image.qed"))
 				noTemps(t, out)
 			}
 		})

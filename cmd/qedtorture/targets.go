@@ -2,15 +2,18 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/qedtorture/qedtorture/impl/blackbox"
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // The --target names: the only place that maps names to implementations
@@ -74,9 +77,10 @@ func resolveTarget(name string) (target.Target, error) {
 	if t, ok := inProcessTargets()[name]; ok {
 		return t, nil
 	}
-	if strings.HasPrefix(strings.ToLower(name), "qemu") {
-		// QEMU runs out of process (resolveDriver), not over crashsim.
-		return nil, fmt.Errorf("target %q runs out of process: 'run --target qemu' records it and 'qedtorture qemu --replay' replays its own artifacts; the in-process targets are %s", name, strings.Join(targetNames(), ", "))
+	if strings.HasPrefix(strings.ToLower(name), "qemu") || strings.HasPrefix(name, "exec:") {
+		// QEMU and programs run out of process (resolveDriver), not over
+		// crashsim.
+		return nil, fmt.Errorf("target %q runs out of process: 'run --target %s' records it; the in-process targets are %s", name, name, strings.Join(targetNames(), ", "))
 	}
 	if d, ok := strings.CutPrefix(name, "defect:"); ok {
 		known := slices.Contains(defectNames(), d)
@@ -102,6 +106,43 @@ func resolveDriver(name string) (campaign.Driver, error) {
 		return nil, fmt.Errorf("target qemu: %w", err)
 	}
 	return &qemu.Driver{Tool: tool, QEMUStates: qemu.DefaultQEMUStates}, nil
+}
+
+// execDriver returns the driver of exec:COMMAND (a program speaking
+// qemu-io's commands, recorded with strace); a qemu-io program gets
+// QEMU's adaptations (table_size 1 refused, ...).
+func execDriver(command string) (*blackbox.Driver, error) {
+	d, err := blackbox.New(command, referenceTarget())
+	if err != nil {
+		return nil, err
+	}
+	if fields := strings.Fields(command); filepath.Base(fields[0]) == "qemu-io" {
+		d.AdaptFunc = func(w *workload.Workload) (*workload.Workload, []campaign.Adaptation) {
+			w, ad := qemu.Adapt(w)
+			out := make([]campaign.Adaptation, len(ad))
+			for i, a := range ad {
+				out[i] = campaign.Adaptation{Kind: string(a.Quirk), What: a.What}
+			}
+			return w, out
+		}
+	}
+	return d, nil
+}
+
+// resolveAny returns the driver of any --target name: exec:COMMAND, qemu
+// or an in-process target (--diff, replay).
+func resolveAny(name string) (campaign.Driver, error) {
+	if command, ok := strings.CutPrefix(name, "exec:"); ok {
+		return execDriver(command)
+	}
+	if d, err := resolveDriver(name); d != nil || err != nil {
+		return d, err
+	}
+	t, err := resolveTarget(name)
+	if err != nil {
+		return nil, err
+	}
+	return campaign.InProcess(t), nil
 }
 
 // referenceTarget is the in-process implementation that recovers the

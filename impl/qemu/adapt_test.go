@@ -1,35 +1,11 @@
 package qemu
 
 import (
-	"math/rand/v2"
 	"strings"
 	"testing"
 
-	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
-	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
-
-// TestDiff: generated workloads through QEMU and impl/qed give the same
-// guest data and clean check reports (leak counts may differ by design).
-func TestDiff(t *testing.T) {
-	tool := qemutool.Require(t)
-	seed := uint64(3)
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 0))
-	for i := range 4 {
-		w := workload.Generate(rng, GenConfig())
-		res, err := Diff(tool, qedtarget.Target{}, w, t.TempDir())
-		if err != nil {
-			t.Fatalf("workload %d: %v", i, err)
-		}
-		for _, d := range res.Differences {
-			if d.Follows != "both" {
-				t.Errorf("workload %d: %s\n%s", i, d, res.W)
-			}
-		}
-	}
-}
 
 // TestAdaptGrowOverLongerBacking: the grow QEMU 7.2 refuses is dropped and
 // reported; ops that then fall outside the image are clipped.

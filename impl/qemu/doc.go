@@ -13,7 +13,7 @@
 //     one aio_flush), so a whole workload costs one process.
 //   - [Target] implements target.Target over qemu-img (create) and a
 //     persistent qemu-io per open image ([Disk]); it drives workload.Exec,
-//     workload.BuildBacking and the differential runs ([Diff]).
+//     workload.BuildBacking and the differential runs (Driver.Run).
 //   - [Record] runs a workload through workload.Exec, the one executor of
 //     the suite, over a Target in recording mode ([Recorder]): the image is
 //     opened as driver=qed, file.driver=blklogwrites, with
@@ -25,32 +25,23 @@
 //     that op pending) and the qemu-io script that reproduces the run.
 //     The run ends with a clean close, a qemu-io `abort` or a SIGKILL while
 //     aio writes may be in flight ([End]).
-//   - [CheckCrashes] enumerates crash points (every sync point, the end of
-//     the trace and sampled indices) and crash states under the chosen
-//     crashsim models. Every state gets the structural checker on its raw
-//     bytes and oracle.Judge with the in-process reference
-//     (CrashOptions.Reference: impl/qed's adapter, which cmd/qedtorture
-//     passes in; this package names no other implementation); a budgeted, de-
-//     duplicated sample also gets QEMU's recovery as a guest would see it
-//     (a writable open and close in qemu-io: QEMU checks and repairs only
-//     when NEED_CHECK is set), the structural checker on the result, and
-//     QEMU's read-back (`qemu-img convert -O raw`) judged against the same
+//   - [Driver] is QEMU on the one campaign engine (internal/campaign;
+//     `qedtorture run --target qemu`, and its alias `qedtorture qemu`): a
+//     campaign.Driver whose recordings are Record's (the snapshot as the
+//     base, the log as the trace), from which the engine enumerates crash
+//     points and states and judges each distinct one with the oracle
+//     recovering with the reference (impl/qed: the independent checker on
+//     the raw bytes first). QEMU's own recovery is a budgeted
+//     campaign.Judge ([RecoveryJudge], over [JudgeRecovery] and
+//     [QEMURecover]): a writable open in qemu-io (QEMU checks and repairs
+//     only when NEED_CHECK is set), the structural checker on the result,
+//     QEMU's read-back (`qemu-img convert -O raw`) judged against the
 //     model, then QEMU-side liveness (a one-sector write and a clean close
-//     in qemu-io, the structural checker again, a read-back in a fresh
-//     read-only qemu-io): four QEMU processes per state.
-//   - [Diff] runs the same workload through QEMU and impl/qed without
-//     crashes and compares guest data and check reports, naming the rule
-//     and the side that follows it.
-//   - [Run] is the campaign behind `qedtorture qemu`: seeded workloads,
-//     the above per workload, failures grouped by [Signature], the first
-//     of each minimized (ops dropped while it reproduces) and written as
-//     an artifact (workload, snapshot, log, trace, crashed image, repro.sh).
-//   - [Driver] is QEMU on the one campaign engine (`qedtorture run
-//     --target qemu`): a campaign.Driver whose recordings are Record's
-//     (the snapshot as the base, the log as the trace), with QEMU's
-//     recovery as a budgeted campaign.Judge ([RecoveryJudge], over
-//     [JudgeRecovery]). Run and CheckCrashes are the older engine behind
-//     `qedtorture qemu`, which migration step 11c turns into an alias.
+//     in qemu-io, the checker again, a read-back in a fresh read-only
+//     qemu-io): four QEMU processes per state. The Driver is also a
+//     campaign.Runner: differential runs (--diff) run a workload through
+//     [Target] without blklogwrites and read the guest data back with
+//     qemu-img convert; the comparison is the engine's.
 //   - [Adapt] removes what QEMU 7.2 cannot run from a generated workload
 //     (table_size 1, grows of an image whose backing file is longer than
 //     it) and says what it changed: those are recorded findings, not
@@ -65,13 +56,14 @@
 // library, an LD_PRELOAD or a FUSE layer writing the same dm-log format),
 // plus a command that recovers a crash state on real files. Everything
 // after the trace — points, states, oracles, reports — is implementation
-// independent ([Recording] is the hand-over). Adding one is a file like
-// target.go plus a recorder like record.go. docs/architecture.md plans
-// the one engine behind this seam (a Driver per implementation).
+// independent ([Recording] is the hand-over, turned into a
+// campaign.Recording by the Driver). Adding one is a file like target.go,
+// a recorder like record.go and a driver like driver.go
+// (docs/architecture.md, "Where a change goes").
 //
 // # Guarantees
 //
-//   - One qemu-io process per recorded workload and per open Disk; two
+//   - One qemu-io process per recorded workload and per open Disk; four
 //     QEMU processes per QEMU-checked crash state; the QEMU budget is a
 //     parameter.
 //   - The imported log is validated: replaying the whole trace on the
@@ -85,17 +77,13 @@
 //
 // # Interruption and cleanup
 //
-// Run takes a context: its cancellation (SIGINT or SIGTERM on the command
-// line) kills the qemu-io and qemu-img process groups in flight (through
-// the tool's context, qemutool.Tool.WithContext, and qemuio.Start),
-// abandons their workloads, skips minimization, writes the artifacts of
-// the failures found so far and marks the report Interrupted. Every child
-// process group and scratch directory (qedtorture-qemu-*) is registered
-// with internal/cleanup while it exists, so a command exiting at once on a
-// second signal leaves none behind. Artifacts are written through
-// internal/atomicfile (complete or absent); one that cannot be written is
-// recorded in its FailureReport (ArtifactError). Config.Checkpoint gets a
-// report of the run so far every Config.CheckpointEvery.
+// The engine's context reaches every QEMU process: Driver.Record, Run and
+// RecoveryJudge bind the tool to it (qemutool.Tool.WithContext, and
+// qemuio.Start), so an interrupted campaign (SIGINT or SIGTERM on the
+// command line) kills the qemu-io and qemu-img process groups in flight.
+// Every child process group and scratch directory (qedtorture-qemu-*) is
+// registered with internal/cleanup while it exists, so a command exiting
+// at once on a second signal leaves none behind.
 //
 // # Caveats
 //
@@ -106,8 +94,8 @@
 //     that share a 512-byte sector with an earlier one of the group
 //     (HarnessConcurrentOverlap), and Record checks that the whole log
 //     replayed on the snapshot gives exactly QEMU's file whenever no write
-//     was in flight at the end (ErrLogMismatch otherwise; the campaign
-//     counts such recordings as skipped). Disjoint in-flight writes are
+//     was in flight at the end (ErrLogMismatch otherwise, which wraps
+//     campaign.ErrSkip: the engine counts such recordings as skipped). Disjoint in-flight writes are
 //     serialised in the log in one order; subset and torn cover the others.
 //   - After a SIGKILL the last entries QEMU issued may be missing from the
 //     log (the kill can land between the image write and the log write);

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
+	"path/filepath"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/campaign"
@@ -13,6 +15,7 @@ import (
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
 )
 
 // DefaultQEMUStates is the default budget of QEMU's recovery judge:
@@ -37,7 +40,10 @@ type Driver struct {
 	QEMUStates int
 }
 
-var _ campaign.Driver = (*Driver)(nil)
+var (
+	_ campaign.Driver = (*Driver)(nil)
+	_ campaign.Runner = (*Driver)(nil)
+)
 
 // Name implements campaign.Driver.
 func (*Driver) Name() string { return "qemu" }
@@ -113,6 +119,27 @@ func toCampaign(qr *Recording, re *RunError, seed uint64) (*campaign.Recording, 
 		}
 	}
 	return rec, nil
+}
+
+// Run implements campaign.Runner for differential runs (--diff): w runs
+// through Target (one qemu-io process per open, no blklogwrites) on
+// files in a scratch directory, and the guest data is read back after
+// the clean close with qemu-img convert, QEMU's own reader.
+func (d *Driver) Run(ctx context.Context, w *workload.Workload) (*campaign.Outcome, error) {
+	dir, remove, err := tempDir("qedtorture-qemu-diff-")
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
+	}
+	defer remove()
+	tool := d.Tool.WithContext(ctx)
+	return campaign.RunTarget(Target{Tool: tool}, afero.NewOsFs(), dir, w, func(p string) ([]byte, error) {
+		out := filepath.Join(dir, "final.raw")
+		defer os.Remove(out)
+		if _, err := tool.Img("convert", "-f", "qed", "-O", "raw", p, out); err != nil {
+			return nil, err
+		}
+		return os.ReadFile(out)
+	})
 }
 
 // Recoverer implements campaign.Driver: none in process (the engine's

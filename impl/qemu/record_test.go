@@ -2,11 +2,15 @@ package qemu
 
 import (
 	"bytes"
+	"context"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -62,36 +66,42 @@ func TestRecordReplaysToFinal(t *testing.T) {
 	}
 }
 
-// TestCheckCrashesEndToEnd runs a short crash campaign on QEMU: small
-// workloads, every default model with small bounds, a few states through
-// QEMU. The only failure allowed is finding F1 of docs/findings.md (the
-// raw image with NEED_CHECK clear but inconsistent, and QEMU's recovery
-// keeping it); anything else fails the test.
-func TestCheckCrashesEndToEnd(t *testing.T) {
+// TestDriverCampaignEndToEnd runs a short campaign on QEMU through the
+// one engine: small workloads, every default model with small bounds, a
+// few states through QEMU's own recovery, runs ending with close and
+// kill. The only failures allowed are QEMU 7.2's known findings
+// (testdata/known/qemu-7.2.txt, F1 among them); anything else fails the
+// test.
+func TestDriverCampaignEndToEnd(t *testing.T) {
 	tool := qemutool.Require(t)
 	seed := uint64(5)
 	t.Logf("seed %d", seed)
 	gen := GenConfig()
 	gen.Ops, gen.MaxClusters = 8, 16
-	for i := range 2 {
-		w, _ := GenerateWorkload(seed, i, gen)
-		rec, err := Record(tool, w, t.TempDir(), []End{EndClose, EndKill}[i])
-		if err != nil {
-			t.Fatalf("workload %d: %v\n%s", i, err, w)
-		}
-		res, err := CheckCrashes(rec, CrashOptions{Tool: tool, Reference: qedtarget.Target{}, QEMUBudget: 6, Seed: seed, SamplePoints: 2,
-			Enum: crashsim.EnumOptions{Bound: 8, Samples: 4}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("workload %d: %d points, %d states, %d distinct, %d via impl/qed, %d via QEMU", i, res.Points, res.States, res.Distinct, res.QEDChecked, res.QEMUChecked)
-		if res.Points == 0 || res.States == 0 || res.QEDChecked == 0 || res.QEMUChecked == 0 || len(res.PerModel) != len(oracle.DefaultModels()) {
-			t.Errorf("workload %d: nothing checked: %+v", i, res)
-		}
-		for _, f := range res.Failures {
-			if sig := Signature(f); sig != KnownNeedCheck && !(f.Side == SideQEMU && f.Stage == string(oracle.StageStructureAfter)) {
-				t.Errorf("workload %d: %s [%s]", i, f, sig)
-			}
-		}
+	kf, err := os.Open(filepath.Join("..", "..", "testdata", "known", "qemu-7.2.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, err := campaign.ParseKnown(kf, "qemu-7.2.txt")
+	kf.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := campaign.Run(context.Background(), campaign.Config{
+		Driver: &Driver{Tool: tool, Ends: []End{EndClose, EndKill}, QEMUStates: 6}, Reference: qedtarget.Target{},
+		Seed: seed, Iterations: 2, Gen: gen, Bound: 8, Samples: 4, SampledPoints: 2, Known: known, MinimizeCandidates: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d points, %d states, judged %v, known %v", rep.CrashPoints, rep.CrashStates, rep.Judged, rep.Known)
+	if rep.CrashPoints == 0 || rep.CrashStates == 0 || rep.Judged["impl/qed"] == 0 || len(rep.PerModel) != len(oracle.DefaultModels()) {
+		t.Errorf("nothing checked: %+v", rep)
+	}
+	if rep.Known == nil && rep.Judged["qemu"] == 0 {
+		t.Errorf("no state judged by QEMU's recovery: %+v", rep.Judged)
+	}
+	for _, f := range rep.Failures {
+		t.Errorf("%s: %s", f.Signature, f.Message)
 	}
 }
