@@ -8,8 +8,8 @@ import (
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
 
@@ -62,7 +62,7 @@ func TestQEMURecoverLiveness(t *testing.T) {
 	if err != nil || stage != "" {
 		t.Fatalf("sound image: stage %q (%s), err %v", stage, msg, err)
 	}
-	im, err := qed.Open(afero.NewOsFs(), filepath.Join(dir, props.ImageName), qed.OpenOptions{ReadOnly: true})
+	im, err := qed.Open(afero.NewOsFs(), filepath.Join(dir, workload.ImageName), qed.OpenOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

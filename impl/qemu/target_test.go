@@ -5,12 +5,11 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/internal/qemutool"
-	"github.com/qedtorture/qedtorture/props"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
 
-// TestTargetExec drives generated workloads through props.Exec on the
+// TestTargetExec drives generated workloads through workload.Exec on the
 // QEMU target: every read is checked against the model by Exec.
 func TestTargetExec(t *testing.T) {
 	tool := qemutool.Require(t)
@@ -20,7 +19,7 @@ func TestTargetExec(t *testing.T) {
 	for i := range 3 {
 		w, _ := Adapt(workload.Generate(rng, GenConfig()))
 		dir := t.TempDir()
-		e, err := props.NewExec(Target{Tool: tool}, afero.NewOsFs(), dir, w)
+		e, err := workload.NewExec(Target{Tool: tool}, afero.NewOsFs(), dir, w)
 		if err != nil {
 			t.Fatalf("workload %d: %v\n%s", i, err, w)
 		}
