@@ -15,6 +15,7 @@ import (
 // trusted. It labels the writes of a trace (qedtorture show, trace.txt).
 type Layout struct {
 	cs, headerEnd, l1, tableBytes, per uint64
+	size                               uint64 // the file's length
 	ok                                 bool
 	l2                                 map[uint64]uint64 // L2 table host offset -> L1 index
 	data                               map[uint64]uint64 // data cluster host offset -> guest cluster
@@ -42,7 +43,7 @@ func NewLayout(img []byte) *Layout {
 		return l
 	}
 	le := binary.LittleEndian
-	l.ok, l.cs = true, uint64(h.ClusterSize)
+	l.ok, l.cs, l.size = true, uint64(h.ClusterSize), uint64(len(img))
 	l.headerEnd, l.l1 = uint64(h.HeaderSize)*l.cs, h.L1TableOffset
 	l.tableBytes = uint64(h.TableSize) * l.cs
 	l.per = l.tableBytes / entrySize
@@ -144,6 +145,59 @@ func HeaderChanges(before, after []byte) []string {
 			}
 		}
 		out = append(out, name)
+	}
+	return out
+}
+
+// A ClusterRole is what one host cluster of an image file is, by the
+// layout: "header", "L1", "L2" (Table: the L1 entry linking it), "data"
+// (Guest: the guest cluster it holds) or "unreferenced" (no table entry
+// points at it).
+type ClusterRole struct {
+	Host  uint64
+	Kind  string
+	Table uint64
+	Guest uint64
+}
+
+// ClusterSize is the image's cluster size (0: the image has no valid
+// header, and no clusters to map).
+func (l *Layout) ClusterSize() uint64 {
+	if !l.ok {
+		return 0
+	}
+	return l.cs
+}
+
+// Clusters lists what each cluster of the file is, in file order (a last
+// partial cluster included), at most limit of them (limit <= 0: all); nil when
+// the image has no valid header.
+func (l *Layout) Clusters(limit int) []ClusterRole {
+	if !l.ok {
+		return nil
+	}
+	var out []ClusterRole
+	for c := uint64(0); c < l.size; c += l.cs {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		r := ClusterRole{Host: c, Kind: "unreferenced"}
+		switch {
+		case c < l.headerEnd:
+			r.Kind = "header"
+		case c >= l.l1 && c < l.l1+l.tableBytes:
+			r.Kind = "L1"
+		default:
+			for t, i := range l.l2 {
+				if c >= t && c < t+l.tableBytes {
+					r.Kind, r.Table = "L2", i
+				}
+			}
+			if g, ok := l.data[c]; ok && r.Kind == "unreferenced" {
+				r.Kind, r.Guest = "data", g
+			}
+		}
+		out = append(out, r)
 	}
 	return out
 }
