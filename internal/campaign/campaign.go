@@ -99,6 +99,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		firstEr    error
 		skipWhy    []string // the first reasons of skipped workloads
 	)
+	rate := &rateSampler{every: RateEvery} // Report.Rate
 	snapshot := func() Stats {
 		el := time.Since(start)
 		s := Stats{Elapsed: el, Workloads: c.workloads.Load(), Points: c.points.Load(), States: c.states.Load(),
@@ -132,6 +133,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Exhaustive = exhaustiveReport(x, cfg.Bound, c.overBound.Load())
 		}
 		rep.Seconds, rep.StatesPerSecond = st.Elapsed.Seconds(), st.StatesPerSecond
+		rep.Rate = rate.samples(st)
 		for i, m := range cfg.Models {
 			rep.PerModel[m.String()] += c.perModel[i].Load()
 		}
@@ -154,6 +156,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	bgDone := make(chan struct{})
 	var bgWG sync.WaitGroup
+	bgWG.Go(func() { rate.run(bgDone, snapshot) })
 	if cfg.Progress != nil {
 		bgWG.Go(func() {
 			t := time.NewTicker(cfg.ProgressEvery)
@@ -377,4 +380,63 @@ func failureReport(f *Failure, target string) FailureReport {
 		fr.State, fr.CrashPoint = f.State.String(), f.State.K
 	}
 	return fr
+}
+
+// rateSampler keeps Report.Rate: a sample every interval, at most
+// MaxRateSamples (when full, every other one is dropped and the interval
+// doubles, so the samples stay evenly spread over the whole run).
+type rateSampler struct {
+	mu    sync.Mutex
+	every time.Duration
+	taken []RateSample
+}
+
+func sampleOf(st Stats) RateSample {
+	return RateSample{Seconds: st.Elapsed.Seconds(), States: st.States, Workloads: st.Workloads}
+}
+
+// run samples snapshot() until done is closed.
+func (r *rateSampler) run(done <-chan struct{}, snapshot func() Stats) {
+	r.mu.Lock()
+	r.taken = append(r.taken, RateSample{})
+	every := r.every
+	r.mu.Unlock()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s := sampleOf(snapshot())
+			r.mu.Lock()
+			r.taken = append(r.taken, s)
+			if len(r.taken) >= MaxRateSamples {
+				r.taken = thinOut(r.taken)
+				r.every *= 2
+				t.Reset(r.every)
+			}
+			r.mu.Unlock()
+		case <-done:
+			return
+		}
+	}
+}
+
+// thinOut keeps the first sample and every other one after it.
+func thinOut(s []RateSample) []RateSample {
+	out := s[:1]
+	for i := 2; i < len(s); i += 2 {
+		out = append(out, s[i])
+	}
+	return out
+}
+
+// samples returns the samples taken, with st's counters as the last.
+func (r *rateSampler) samples(st Stats) []RateSample {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := append([]RateSample(nil), r.taken...)
+	if last := sampleOf(st); len(out) == 0 || out[len(out)-1].Seconds < last.Seconds {
+		out = append(out, last)
+	}
+	return out
 }

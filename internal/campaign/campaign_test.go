@@ -505,3 +505,40 @@ func TestArtifactOneNumbering(t *testing.T) {
 		}
 	}
 }
+
+// TestReportRate: a report samples the run's progress (Report.Rate): from
+// the start, in time order, counters never decreasing, the last sample at
+// the report's own counters; thinning keeps the first sample and every
+// other one, so the samples stay spread over the whole run.
+func TestReportRate(t *testing.T) {
+	seed := testSeed(t)
+	rep, err := Run(context.Background(), Config{Seed: seed, Duration: 2500 * time.Millisecond, Gen: quickGen(),
+		Models: quickModels[:2], Bound: 8, Samples: 2, Target: qedtarget.Target{}, Workers: 1})
+	require.NoError(t, err)
+	rs := rep.Rate
+	require.GreaterOrEqual(t, len(rs), 3, "%+v", rs)
+	require.LessOrEqual(t, len(rs), MaxRateSamples)
+	require.Zero(t, rs[0].Seconds)
+	for i := 1; i < len(rs); i++ {
+		require.Greater(t, rs[i].Seconds, rs[i-1].Seconds, "%+v", rs)
+		require.GreaterOrEqual(t, rs[i].States, rs[i-1].States, "%+v", rs)
+		require.GreaterOrEqual(t, rs[i].Workloads, rs[i-1].Workloads, "%+v", rs)
+	}
+	last := rs[len(rs)-1]
+	require.Equal(t, rep.CrashStates, last.States)
+	require.Equal(t, rep.Workloads, last.Workloads)
+	require.InDelta(t, rep.Seconds, last.Seconds, 1e-9)
+
+	s := make([]RateSample, MaxRateSamples)
+	for i := range s {
+		s[i].Seconds = float64(i)
+	}
+	th := thinOut(s)
+	require.Len(t, th, MaxRateSamples/2)
+	for i, x := range th {
+		require.Equal(t, float64(2*i), x.Seconds)
+	}
+	m, err := Merge(rep)
+	require.NoError(t, err)
+	require.Empty(t, m.Rate, "a merged report has no rate samples")
+}

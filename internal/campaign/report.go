@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -69,7 +70,14 @@ type Report struct {
 	Failures        []FailureReport  `json:"failures"`
 	Seconds         float64          `json:"seconds"` // wall time (max over merged shards)
 	StatesPerSecond float64          `json:"states_per_second"`
-	Workers         int              `json:"workers"`
+	// Rate samples the run's progress over time (the states per second
+	// between two samples is the rate over that interval): one sample
+	// every RateEvery at first, at most MaxRateSamples, the interval
+	// doubling (every other sample dropped) whenever they would be more,
+	// and the last at the report's Seconds. A merged report has none
+	// (shards' clocks are not one timeline).
+	Rate    []RateSample `json:"rate,omitempty"`
+	Workers int          `json:"workers"`
 	// Digest is the XOR over completed workloads of a hash of (index,
 	// seed): equal digests mean the same workloads were completed.
 	Digest string `json:"digest"`
@@ -99,6 +107,20 @@ type Report struct {
 	Partial       []int `json:"partial_shards,omitempty"`
 	MissingShards []int `json:"missing_shards,omitempty"`
 }
+
+// A RateSample is the campaign's counters at one moment of its run.
+type RateSample struct {
+	Seconds   float64 `json:"seconds"` // since the start
+	States    int64   `json:"states"`  // crash states checked by then
+	Workloads int64   `json:"workloads"`
+}
+
+// RateEvery is the first interval between rate samples, and
+// MaxRateSamples the most a report keeps.
+const (
+	RateEvery      = time.Second
+	MaxRateSamples = 128
+)
 
 // Complete reports whether the report covers every shard of its campaign.
 func (r *Report) Complete() bool { return len(r.MissingShards) == 0 }
