@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/campaign/html"
 	"github.com/spf13/cobra"
 )
 
@@ -16,7 +18,7 @@ func newReportCommand(e *env) *cobra.Command {
 		Short: "Work with campaign JSON reports",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return usagef(cmd, "missing command: want merge")
+			return usagef(cmd, "missing command: want merge or html")
 		},
 	}
 	var (
@@ -102,6 +104,40 @@ shard completed; the merge says so and marks the merged report ("checkpoint",
 	_ = fl.MarkHidden("output")
 	fl.BoolVar(&allowPartial, "allow-partial", false, "merge even when some shards' reports are missing (the merged report lists them)")
 	cmd.AddCommand(merge)
+	cmd.AddCommand(&cobra.Command{
+		Use:   "html REPORT.json OUT.html",
+		Short: "Render a campaign report and its failure artifacts as a self-contained HTML page",
+		Long: `html writes REPORT.json as one self-contained HTML page (inline CSS, SVG and
+script; it loads nothing): the summary, crash states per model, states per
+second over time, and per failure its minimized workload, the timeline of its
+writes between barriers with what the crash kept, lost or tore, a map of the
+crashed image's clusters with the damaged entry highlighted, and a hexdump
+diff. Each failure's artifact is read from its path in the report, or from the
+same path under the report's directory. OUT.html is written atomically; the
+report and the artifacts are only read.`,
+		Example: `  qedtorture run --iterations 100 --report r.json; qedtorture report html r.json r.html`,
+		Args:    argsBetween(2, 2, "REPORT.json OUT.html"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fh, err := os.Open(args[0])
+			if err != nil {
+				return fail(err)
+			}
+			r, err := campaign.ReadReport(fh)
+			fh.Close()
+			if err != nil {
+				return failf("%s: %v", args[0], err)
+			}
+			if err := checkOutputFile("OUT.html", args[1]); err != nil {
+				return fail(err)
+			}
+			p := html.ForReport(r, filepath.Dir(args[0]), "qedtorture report: "+filepath.Base(args[0]))
+			if err := p.WriteFile(args[1]); err != nil {
+				return fail(err)
+			}
+			fmt.Fprintf(e.stdout, "wrote %s: %d failure(s)\n", args[1], len(p.Failures))
+			return nil
+		},
+	})
 	return cmd
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/campaign/html"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -42,6 +43,7 @@ type runFlags struct {
 	// minimizeCandidates bounds the workloads tried per minimization (0:
 	// the engine's default; -1 none): qemu's --minimize.
 	minimizeCandidates int
+	html               string // --html FILE: the report as a self-contained page
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -97,6 +99,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.StringVar(&f.ends, "ends", "close,abort,kill", "with --target qemu: how runs end (close, abort, kill), chosen per workload by its seed")
 	fl.StringVar(&f.known, "known", "", "file of known failure signatures (one pattern and name a line; testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
 	fl.StringVar(&f.diff, "diff", "", "differential runs: also run every workload without crashes on this target (impl/qed, qemu, broken:..., exec:COMMAND) and compare guest data and check results with --target's (a difference the format does not allow is a failure)")
+	fl.StringVar(&f.html, "html", "", "also write the report as a self-contained HTML page to FILE: summary, states per second over time, each failure's workload, write timeline, cluster map and hexdump diff")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 	return cmd
 }
@@ -254,6 +257,12 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	if err := checkOutputs(f.out, f.report); err != nil {
 		return fail(err)
 	}
+	if f.html == "-" {
+		return usagef(cmd, "--html needs a file name (the page is not written to stdout)")
+	}
+	if err := checkOutputFile("--html", f.html); err != nil {
+		return fail(err)
+	}
 	// With the report on stdout, every human line goes to stderr.
 	hum := f.humanOut(e)
 	fmt.Fprintf(hum, "seed: %d\n", cfg.Seed)
@@ -370,6 +379,13 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		if err := writeReport(e, f.report, rep); err != nil {
 			return failf("writing the report: %v", err)
 		}
+	}
+	if f.html != "" {
+		// After the artifacts (the page reads them), atomically.
+		if err := html.ForReport(rep, "", "qedtorture run: "+cfg.TargetName).WriteFile(f.html); err != nil {
+			return failf("writing the HTML report: %v", err)
+		}
+		fmt.Fprintf(hum, "html: %s\n", f.html)
 	}
 	switch {
 	case sig != nil:

@@ -7,11 +7,12 @@ import (
 	"strings"
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/campaign/html"
 	"github.com/spf13/cobra"
 )
 
 func newShowCommand(e *env) *cobra.Command {
-	var state, hexdump string
+	var state, hexdump, htmlOut string
 	cmd := &cobra.Command{
 		Use:   "show ARTIFACT_DIR [STATE-ID]",
 		Short: "Show a failure artifact's writes, what each is, and what the crash kept",
@@ -26,7 +27,8 @@ sync are durable; those from the crash point on were never issued.
 
 STATE-ID (or --state ID) shows another crash state of the same trace, e.g.
 k=12/subset/3 (default: the artifact's); --hexdump OFF+LEN prints those bytes of the crashed image (hex or
-decimal numbers).`,
+decimal numbers). --html FILE writes the same as a self-contained HTML page (with
+a map of the crashed image's clusters and a hexdump diff) instead.`,
 		Example: `  qedtorture show qedtorture-failures/failure-1-w0-structure-before-recovery
   qedtorture show DIR --hexdump 0x0+64`,
 		Args: argsBetween(1, 2, "ARTIFACT_DIR [STATE-ID]"),
@@ -54,11 +56,25 @@ decimal numbers).`,
 					return usagef(cmd, "invalid --hexdump %q: %v", hexdump, err)
 				}
 			}
+			if htmlOut != "" {
+				// The page of this artifact's crash state, written
+				// atomically; the artifact is only read.
+				p, err := html.ForArtifact(args[0], idText)
+				if err != nil {
+					return fail(err)
+				}
+				if err := p.WriteFile(htmlOut); err != nil {
+					return failf("--html: %v", err)
+				}
+				fmt.Fprintf(e.stdout, "wrote %s\n", htmlOut)
+				return nil
+			}
 			return show(e.stdout, a, idText, hexdump != "", hr)
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", "", "crash state id to show (default: the artifact's)")
 	cmd.Flags().StringVar(&hexdump, "hexdump", "", "print bytes OFF+LEN of the crashed image")
+	cmd.Flags().StringVar(&htmlOut, "html", "", "write the artifact as a self-contained HTML page to FILE (timeline, cluster map, hexdump diff) instead of the text")
 	return cmd
 }
 

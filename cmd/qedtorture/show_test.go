@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 
@@ -29,4 +31,40 @@ func TestShow(t *testing.T) {
 	runWant(t, exitRuntime, "show", m[1], "k=bogus")
 	runWant(t, exitUsage, "show")
 	runWant(t, exitRuntime, "show", t.TempDir())
+}
+
+// TestHTMLOutputs: run --html writes the report as a page naming the
+// failure, report html renders a JSON report (its artifacts found beside
+// it), show --html renders one artifact; a page is never written to
+// stdout, and a missing report is a runtime error.
+func TestHTMLOutputs(t *testing.T) {
+	dir := t.TempDir()
+	rj, rh := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.html")
+	r := qt(t, "run", "--target", "broken:noflush", "--iterations", "10", "--seed", "3", "--crash-model", "drop",
+		"--out", filepath.Join(dir, "out"), "--progress", "none", "--workers", "1", "--report", rj, "--html", rh)
+	require.Equal(t, exitRuntime, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stdout, "html: "+rh)
+	page, err := os.ReadFile(rh)
+	require.NoError(t, err)
+	require.Contains(t, string(page), "broken:noflush/data")
+	require.Contains(t, string(page), "Timeline of the writes between barriers")
+
+	out := filepath.Join(dir, "again.html")
+	runWant(t, 0, "report", "html", rj, out)
+	again, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.Contains(t, string(again), "Cluster map of the crashed image")
+	runWant(t, exitRuntime, "report", "html", filepath.Join(dir, "none.json"), out)
+	runWant(t, exitUsage, "report", "html", rj)
+
+	m := regexp.MustCompile(`artifact: (\S+)`).FindStringSubmatch(r.stdout)
+	require.NotNil(t, m, r.stdout)
+	one := filepath.Join(dir, "one.html")
+	s := runWant(t, 0, "show", m[1], "--html", one)
+	require.NotContains(t, s.stdout, "== epoch 0 ==", "the page replaces the text")
+	b, err := os.ReadFile(one)
+	require.NoError(t, err)
+	require.Contains(t, string(b), "Hexdump diff: expected vs read")
+
+	runWant(t, exitUsage, "run", "--html", "-", "--iterations", "1")
 }

@@ -167,7 +167,7 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 	}
 	meta.Version = ArtifactVersion
 	meta.Workload, meta.WorkloadSeed = f.Index, f.WorkloadSeed
-	meta.Stage, meta.GuestOp, meta.Message = string(f.Stage), f.GuestOp, f.Message()
+	meta.Stage, meta.GuestOp, meta.Message = string(f.Stage), f.GuestOp, renumber(f.Message(), f.Rec)
 	meta.Judge, meta.Signature = f.Judge, f.Signature(meta.Target)
 	if f.Diff != nil {
 		meta.Diff = f.Diff.Other

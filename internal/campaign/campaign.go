@@ -365,7 +365,7 @@ const maxSkipReasons = 10
 // failureReport is f's entry in a report.
 func failureReport(f *Failure, target string) FailureReport {
 	fr := FailureReport{Workload: f.Index, WorkloadSeed: f.WorkloadSeed, Stage: string(f.Stage), Signature: f.Signature(target), Judge: f.Judge,
-		GuestOp: f.GuestOp, Ops: len(f.W.Ops), OriginalOps: len(f.W.Ops), Artifact: f.Artifact, Message: f.Message(),
+		GuestOp: f.GuestOp, Ops: len(f.W.Ops), OriginalOps: len(f.W.Ops), Artifact: f.Artifact, Message: renumber(f.Message(), f.Rec),
 		FoundSeconds: f.Found.Seconds(), MinimizeSeconds: f.MinimizeTime.Seconds()}
 	if f.ArtifactErr != nil {
 		fr.ArtifactError = f.ArtifactErr.Error()

@@ -473,7 +473,8 @@ func TestKnownFailures(t *testing.T) {
 	require.False(t, ok, "another program's workload failure is not QEMU's F3")
 }
 
-// TestArtifactOneNumbering: expected-vs-read.txt names the operations
+// TestArtifactOneNumbering: expected-vs-read.txt and the report's message
+// name the operations
 // that wrote a range by their 0-based workload line (the model's own
 // count is not shown), explain.txt names the artifact's own directory in
 // its replay command, and never calls a broken:nosync image that is not
@@ -487,6 +488,7 @@ func TestArtifactOneNumbering(t *testing.T) {
 		require.NoError(t, err)
 		require.NotEmpty(t, rep.Failures)
 		for _, fr := range rep.Failures {
+			require.NotRegexp(t, `\(op \d+`, fr.Message, "the report's message")
 			evr, err := os.ReadFile(filepath.Join(fr.Artifact, "expected-vs-read.txt"))
 			require.NoError(t, err)
 			require.NotRegexp(t, `\(op \d+`, string(evr))

@@ -1,0 +1,137 @@
+package html
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/stretchr/testify/require"
+)
+
+// campaignWith runs a short seeded campaign on tgt whose first failure is
+// minimized into an artifact under a temporary directory.
+func campaignWith(t *testing.T, tgt target.Target) *campaign.Report {
+	t.Helper()
+	rep, err := campaign.Run(context.Background(), campaign.Config{Seed: 5, Iterations: 20, Target: tgt, Workers: 1,
+		MaxFailures: 1, Out: t.TempDir()})
+	require.NoError(t, err)
+	require.NotEmpty(t, rep.Failures, "%s found nothing", tgt.Name())
+	return rep
+}
+
+func broken(t *testing.T, name string) target.Target {
+	t.Helper()
+	for _, b := range qedtarget.Broken() {
+		if b.Name() == name {
+			return b
+		}
+	}
+	t.Fatalf("no target %s", name)
+	return nil
+}
+
+// render renders p and returns the page.
+func render(t *testing.T, p *Page) string {
+	t.Helper()
+	var b bytes.Buffer
+	require.NoError(t, p.Render(&b))
+	return b.String()
+}
+
+// requireSelfContained fails if the page refers to anything outside itself.
+func requireSelfContained(t *testing.T, page string) {
+	t.Helper()
+	for _, bad := range []string{"http://", "https://", "src=", "<link", "@import", "url(", "@font-face"} {
+		require.NotContains(t, page, bad, "the page must load nothing")
+	}
+}
+
+// TestReportPage: a data failure's page has the run's summary, the
+// per-model counts, the rate chart, the minimized workload, the timeline
+// with what the crash did to each write, the cluster map and the
+// expected-vs-read hexdump; it loads nothing.
+func TestReportPage(t *testing.T) {
+	rep := campaignWith(t, broken(t, "broken:noflush"))
+	fr := rep.Failures[0]
+	page := render(t, ForReport(rep, "", "qedtorture run: broken:noflush"))
+	requireSelfContained(t, page)
+	for _, want := range []string{
+		"qedtorture run: broken:noflush", `id="summary"`, "Crash states per model", fr.Signature,
+		"qedtorture-workload v1", "epoch 0", `class="fate fate-durable"`, "barrier: sync #",
+		"Cluster map of the crashed image", `class="cell header"`, `class="cell l1"`,
+		"Hexdump diff: expected vs read", "first differing guest offset", `class="evr-mark"`,
+		"<polyline", "Crash outcome", // the script's text is in the script
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	for m := range rep.PerModel {
+		if !strings.Contains(page, strings.ReplaceAll(m, "+", "&#43;")) {
+			t.Errorf("the page lacks model %q", m)
+		}
+	}
+}
+
+// TestReportPageSetupAndGaps: a report whose artifact is gone still
+// renders, saying so; report text is escaped; a report without rate
+// samples says it has none.
+func TestReportPageGaps(t *testing.T) {
+	rep := &campaign.Report{Version: campaign.ReportVersion, Target: "<b>t</b>", PerModel: map[string]int64{"drop": 3},
+		Failures: []campaign.FailureReport{
+			{Signature: "x/data", Message: "<script>alert(1)</script>", Artifact: filepath.Join(t.TempDir(), "gone")},
+			{Signature: "y/setup", ArtifactError: "no space left on device"},
+		}}
+	page := render(t, ForReport(rep, "", "t"))
+	requireSelfContained(t, page)
+	require.NotContains(t, page, "<script>alert(1)")
+	require.NotContains(t, page, "<b>t</b>")
+	require.Contains(t, page, "&lt;script&gt;alert(1)")
+	require.Contains(t, page, "The artifact could not be read")
+	require.Contains(t, page, "no space left on device")
+	require.Contains(t, page, "has no rate samples")
+}
+
+// TestArtifactPage: show --html's page of a broken:nosync artifact (an
+// empty crashed image) says the image has no header to map; the page
+// names the state it shows.
+func TestArtifactPage(t *testing.T) {
+	rep := campaignWith(t, broken(t, "broken:nosync"))
+	p, err := ForArtifact(rep.Failures[0].Artifact, "")
+	require.NoError(t, err)
+	page := render(t, p)
+	requireSelfContained(t, page)
+	require.Contains(t, page, "no valid QED header")
+	require.Contains(t, page, rep.Failures[0].State)
+	_, err = ForArtifact(t.TempDir(), "")
+	require.Error(t, err)
+}
+
+// TestWriteFile: the page is written atomically: it replaces an old page
+// whole, leaves no temporary, and fails with the path named when the
+// directory cannot be written.
+func TestWriteFile(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.html")
+	require.NoError(t, os.WriteFile(out, []byte("old"), 0o644))
+	p := ForReport(&campaign.Report{Version: campaign.ReportVersion, PerModel: map[string]int64{}}, "", "t")
+	require.NoError(t, p.WriteFile(out))
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	require.True(t, strings.HasPrefix(string(b), "<!DOCTYPE html>"))
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	require.Len(t, ents, 1, "no temporary left")
+	if os.Geteuid() != 0 { // root writes anywhere
+		ro := filepath.Join(dir, "ro")
+		require.NoError(t, os.Mkdir(ro, 0o555))
+		err = p.WriteFile(filepath.Join(ro, "r.html"))
+		require.ErrorContains(t, err, "r.html")
+	}
+}
