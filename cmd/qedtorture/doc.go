@@ -1,5 +1,6 @@
 // Command qedtorture is the project's command line: torture campaigns that
-// judge every crash state of generated workloads (run, replay, report merge),
+// judge every crash state of generated workloads (run, replay, show, report
+// merge, report html),
 // the same campaign against QEMU's QED driver (qemu), a qemu-img-bench-like
 // benchmark (bench), and image utilities shaped like qemu-img's (create,
 // info, check, map, convert, compare, resize, rebase, commit, measure, dd)
@@ -18,9 +19,11 @@
 //	qedtorture commit [-b BASE] [-d] [-p] [-q] IMG
 //	qedtorture measure [-O raw|qed] [-o ...] (--size N | IMG)
 //	qedtorture dd     [-O raw|qed] [-p] [bs=N] [count=N] [skip=N] if=SRC of=DST
-//	qedtorture run    [--duration D | --iterations N] [--seed S] [--crash-model M] [--seed S --shard I/N] ...
+//	qedtorture run    [--duration D | --iterations N] [--seed S] [--crash-model M] [--seed S --shard I/N] [--html FILE] ...
 //	qedtorture replay ARTIFACT_DIR
+//	qedtorture show   [--hexdump OFF+LEN] [--html FILE] ARTIFACT_DIR [STATE-ID]
 //	qedtorture report merge [-o FILE] [--allow-partial] REPORT...
+//	qedtorture report html REPORT.json OUT.html
 //	qedtorture qemu   [flags of run]          (the campaign against qemu-io)
 //	qedtorture bench  [-c N] [-d N] [-s N] [-S N] [-w] ... IMG
 //
