@@ -44,6 +44,7 @@ type runFlags struct {
 	// the engine's default; -1 none): qemu's --minimize.
 	minimizeCandidates int
 	html               string // --html FILE: the report as a self-contained page
+	coverage           string // --coverage DIR: statement coverage (a coverage build)
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -100,6 +101,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.StringVar(&f.known, "known", "", "file of known failure signatures (one pattern and name a line; testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
 	fl.StringVar(&f.diff, "diff", "", "differential runs: also run every workload without crashes on this target (impl/qed, qemu, broken:..., exec:COMMAND) and compare guest data and check results with --target's (a difference the format does not allow is a failure)")
 	fl.StringVar(&f.html, "html", "", "also write the report as a self-contained HTML page to FILE: summary, states per second over time, each failure's workload, write timeline, cluster map and hexdump diff")
+	fl.StringVar(&f.coverage, "coverage", "", "write the statement coverage of impl/qed and props/check reached by the campaign into this directory and print it (needs a coverage build: "+coverBuild+")")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 	return cmd
 }
@@ -263,6 +265,11 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	if err := checkOutputFile("--html", f.html); err != nil {
 		return fail(err)
 	}
+	if f.coverage != "" {
+		if err := startCoverage(f.coverage); err != nil {
+			return usagef(cmd, "%v", err)
+		}
+	}
 	// With the report on stdout, every human line goes to stderr.
 	hum := f.humanOut(e)
 	fmt.Fprintf(hum, "seed: %d\n", cfg.Seed)
@@ -373,6 +380,24 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(rep.Known)) {
 		fmt.Fprintf(hum, "known: %s: %d failing workload(s) (--known; not minimized)\n", name, rep.Known[name])
+	}
+	if f.coverage != "" {
+		cov, err := finishCoverage(f.coverage)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "qedtorture: %v\n", err)
+		}
+		for _, p := range slices.Sorted(maps.Keys(cov)) {
+			c := cov[p]
+			fmt.Fprintf(hum, "coverage: %s: %.1f%% of %d statements reached", strings.TrimPrefix(p, module+"/"), c.Percent, c.Statements)
+			if c.Excluded > 0 {
+				fmt.Fprintf(hum, " (%d statements of seeded defects excluded)", c.Excluded)
+			}
+			fmt.Fprintln(hum)
+		}
+		if cov != nil {
+			rep.Coverage = cov
+			fmt.Fprintf(hum, "coverage: data, profile.txt and the blocks not reached (uncovered.txt) in %s\n", f.coverage)
+		}
 	}
 	if f.report != "" {
 		// The final report replaces the last checkpoint (atomically).

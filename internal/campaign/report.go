@@ -88,6 +88,11 @@ type Report struct {
 	// targets, with equal digests ran the same workloads ("" in reports
 	// written before it existed).
 	WorkloadDigest string `json:"workload_digest,omitempty"`
+	// Coverage is the statement coverage the campaign reached per
+	// package (run --coverage, a coverage build: impl/qed, with its
+	// seeded-defect blocks excluded, and props/check); a merge keeps none
+	// (merge the shards' coverage data with go tool covdata merge).
+	Coverage map[string]CoverageStat `json:"coverage,omitempty"`
 	// Interrupted: the run was stopped by a signal (SIGINT, SIGTERM)
 	// before its iterations or duration were done; the counts cover the
 	// workloads completed until then. After a merge: some shard was.
@@ -183,6 +188,14 @@ func ReadReport(rd io.Reader) (*Report, error) {
 // ErrMerge is wrapped by Merge errors: reports of different campaigns, or
 // overlapping shards.
 var ErrMerge = errors.New("campaign: reports cannot be merged")
+
+// CoverageStat is one package's statement coverage in a report.
+type CoverageStat struct {
+	Statements int     `json:"statements"`         // counted (seeded-defect blocks excluded)
+	Covered    int     `json:"covered"`            // reached at least once
+	Excluded   int     `json:"excluded,omitempty"` // seeded-defect statements left out
+	Percent    float64 `json:"percent"`
+}
 
 // Merge combines the reports of shards of one campaign (same seed, shard
 // count, target, models, faults and iterations; disjoint shards) into one.
