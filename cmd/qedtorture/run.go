@@ -45,6 +45,7 @@ type runFlags struct {
 	minimizeCandidates int
 	html               string // --html FILE: the report as a self-contained page
 	coverage           string // --coverage DIR: statement coverage (a coverage build)
+	cpuProfile         string // --cpuprofile (hidden): a Go CPU profile of the whole campaign
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -102,6 +103,8 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.StringVar(&f.diff, "diff", "", "differential runs: also run every workload without crashes on this target (impl/qed, qemu, broken:..., exec:COMMAND) and compare guest data and check results with --target's (a difference the format does not allow is a failure)")
 	fl.StringVar(&f.html, "html", "", "also write the report as a self-contained HTML page to FILE: summary, states per second over time, each failure's workload, write timeline, cluster map and hexdump diff")
 	fl.StringVar(&f.coverage, "coverage", "", "write the statement coverage of impl/qed and props/check reached by the campaign into this directory and print it (needs a coverage build: "+coverBuild+")")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the campaign to FILE (go tool pprof; for speed work)")
+	_ = fl.MarkHidden("cpuprofile")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 	return cmd
 }
@@ -269,6 +272,13 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		if err := startCoverage(f.coverage); err != nil {
 			return usagef(cmd, "%v", err)
 		}
+	}
+	if f.cpuProfile != "" {
+		stop, err := startCPUProfile(f.cpuProfile)
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
 	}
 	// With the report on stdout, every human line goes to stderr.
 	hum := f.humanOut(e)

@@ -210,6 +210,7 @@ type scratch struct {
 	spans   [][2]int
 	blk     [durableBlock]byte // a sparse Durable's block
 	changed []model.Range      // stage 7: where the recovered model may differ from the durable contents
+	segs    []segment          // stage 7: the parts of one chunk to check
 	saved   []byte             // the read-back of the model's uncertain ranges, for Recover
 }
 
@@ -274,6 +275,18 @@ func (s *savedReads) keep(off int64, p []byte) {
 			copy(s.buf[s.pos[i]+int(lo-r.Off):], p[lo-off:hi-off])
 		}
 	}
+}
+
+// equal reports whether p equals the saved bytes at off; false when p is
+// not wholly inside one saved range.
+func (s *savedReads) equal(off int64, p []byte) bool {
+	for i, r := range s.rs {
+		if r.Off <= off && off+int64(len(p)) <= r.Off+r.Len {
+			q := s.pos[i] + int(off-r.Off)
+			return bytes.Equal(p, s.buf[q:q+len(p)])
+		}
+	}
+	return false
 }
 
 // read serves a read wholly inside one saved range; ok is false otherwise.
@@ -505,12 +518,17 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 	buf = sc.chunk[:]
 	changed := append(sc.changed[:0], uncertain...)
 	changed = append(changed, model.Range{Off: 0, Len: min(size, livenessLen)})
+	changed = mergeRanges(changed, size) // sorted, disjoint (reopenSegments relies on it)
 	sc.changed = changed
 	verify := func(off int64, p []byte) error {
 		if err := m.Verify(off, p); err != nil {
 			return fmt.Errorf("after recovery, a write, a clean close and a reopen: %w", err)
 		}
 		return nil
+	}
+	live := int64(0) // the liveness sector's length (written when size > 0)
+	if size > 0 {
+		live = min(size, livenessLen)
 	}
 	for _, r := range reopenRanges(m, size, changed, v.Before, v.After) {
 		for off := r.Off; off < r.Off+r.Len; off += int64(len(buf)) {
@@ -519,25 +537,93 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 				return fail(v, StageDataAfterReopen, fmt.Errorf("read [%#x,+%#x) after the close that followed recovery: %w", off, len(p), err))
 			}
 			sc.spans = o.Durable.diffSpans(off, p, sc.spans[:0], sc.blk[:])
-			for _, sp := range sc.spans {
-				if err := verify(off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {
-					return fail(v, StageDataAfterReopen, err)
-				}
-			}
 			if o.Durable == nil {
-				continue
-			}
-			end := off + int64(len(p))
-			for _, c := range changed {
-				if lo, hi := max(c.Off, off), min(c.Off+c.Len, end); lo < hi {
-					if err := verify(lo, p[lo-off:hi-off]); err != nil {
+				for _, sp := range sc.spans {
+					if err := verify(off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {
 						return fail(v, StageDataAfterReopen, err)
 					}
+				}
+				continue
+			}
+			// The runs that differ from the durable contents outside
+			// changed, and every part of changed, in ascending order (the
+			// first bad byte is reported, as without Durable). A part of
+			// changed equal to what recovery left there (recovered: the
+			// liveness sector and the bytes stage 4 read and Recover
+			// adopted) is right: the model holds exactly those bytes.
+			// Anything else goes to m.Verify, which decides (perf: the
+			// model's patterns are generated only for bytes that differ).
+			sc.segs = reopenSegments(sc.segs[:0], off, p, sc.spans, changed)
+			for _, sg := range sc.segs {
+				q := p[sg.lo-off : sg.hi-off]
+				if sg.changed && recovered(sg.lo, q, live, saved) {
+					continue
+				}
+				if err := verify(sg.lo, q); err != nil {
+					return fail(v, StageDataAfterReopen, err)
 				}
 			}
 		}
 	}
 	return v
+}
+
+// segment is a part [lo, hi) of a stage-7 chunk to check; changed: it
+// lies in a range where the recovered contents may differ from the
+// pre-crash durable contents.
+type segment struct {
+	lo, hi  int64
+	changed bool
+}
+
+// reopenSegments appends to out, sorted by offset, the parts of the chunk
+// p (read at off) that stage 7 checks with the durable contents at hand:
+// the differing runs spans (relative to p) outside changed, and the
+// intersections of the chunk with the ranges of changed (sorted by offset,
+// disjoint).
+func reopenSegments(out []segment, off int64, p []byte, spans [][2]int, changed []model.Range) []segment {
+	end := off + int64(len(p))
+	for _, sp := range spans {
+		pos, hi := off+int64(sp[0]), off+int64(sp[1])
+		for _, c := range changed {
+			if c.Off+c.Len <= pos || c.Off >= hi {
+				continue
+			}
+			if pos < c.Off {
+				out = append(out, segment{lo: pos, hi: c.Off})
+			}
+			pos = max(pos, c.Off+c.Len)
+			if pos >= hi {
+				break
+			}
+		}
+		if pos < hi {
+			out = append(out, segment{lo: pos, hi: hi})
+		}
+	}
+	for _, c := range changed {
+		if lo, hi := max(c.Off, off), min(c.Off+c.Len, end); lo < hi {
+			out = append(out, segment{lo: lo, hi: hi, changed: true})
+		}
+	}
+	slices.SortFunc(out, func(a, b segment) int { return cmp.Compare(a.lo, b.lo) })
+	return out
+}
+
+// recovered reports whether q, read at off inside one range of changed,
+// equals the recovered contents plus the liveness write there, known
+// without the model: livenessData over [0, live), the bytes saved by
+// stage 4 (which Recover checked and made the model's contents) elsewhere.
+// False when unsure (nothing saved there): the caller asks the model.
+func recovered(off int64, q []byte, live int64, saved *savedReads) bool {
+	if off < live {
+		n := min(int64(len(q)), live-off)
+		if !bytes.Equal(q[:n], livenessData[off:off+n]) {
+			return false
+		}
+		q, off = q[n:], off+n
+	}
+	return len(q) == 0 || saved.equal(off, q)
 }
 
 // checkStructureMapped checks the image at name on fs with the checker's
