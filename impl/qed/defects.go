@@ -37,6 +37,7 @@ const (
 	DefectCloseAfterRecoveryDropsLink
 	DefectRecoveryDropsLink
 	DefectConcurrentSharedCOWBuffer
+	DefectUnallocatedGarbageAfterRepair
 	numDefects
 )
 
@@ -88,14 +89,18 @@ var DefectCatalogue = []DefectInfo{
 		"the repair on open clears the L2 entry of the lowest guest cluster mapped (other than cluster 0); judged on images above the oracle's full-read limit (ReadLimit), where only the oracle's map-based read-back sees it"},
 	{DefectConcurrentSharedCOWBuffer, "concurrent-shared-cow-buffer", "concurrency: allocations in flight share one buffer",
 		"concurrent allocating writes build copy-on-write fill and data in the image's one scratch buffer (as the serialised path does under the lock), so one allocation can write another's bytes into its new cluster"},
+	{DefectUnallocatedGarbageAfterRepair, "unallocated-garbage-after-repair", "recovery: wrong bytes for an unallocated range after a repair",
+		"after an open that ran the repair, a read of an unallocated guest cluster with no backing file behind it returns stale buffer bytes instead of zeros where its guest offset lies at or past the file's length at open (the zero-fill bound compares a guest offset with a host length); judged on images above the oracle's full-read limit (ReadLimit), where the oracle reads only what the checker's map cannot prove and a sample of what it proves"},
 }
 
 // DefectReadLimit is the oracle's FullReadLimit under which a defect is
 // meant to be judged (0: the default): DefectRecoveryDropsLink stands for a
-// lost mapping on an image too big to read back whole, which the small
-// images of the property tests and campaigns reach with a small limit.
+// lost mapping on an image too big to read back whole, and
+// DefectUnallocatedGarbageAfterRepair for wrong bytes where the checker's
+// map proves zeros on such an image, which the small images of the
+// property tests and campaigns reach with a small limit.
 func DefectReadLimit(d Defect) int64 {
-	if d == DefectRecoveryDropsLink {
+	if d == DefectRecoveryDropsLink || d == DefectUnallocatedGarbageAfterRepair {
 		return 4096
 	}
 	return 0
@@ -124,6 +129,18 @@ func (im *Image) defectGarblePastBackingEnd(buf []byte, gpos uint64) {
 	for i := range buf {
 		if int64(gpos)+int64(i) >= end {
 			buf[i] = 0xa5
+		}
+	}
+}
+
+// defectGarbleUnallocated overwrites the bytes of p (read at guest offset
+// gpos from an unallocated cluster with no backing file, so zeros) at or
+// past the guest offset equal to the file's length at open with
+// stale-looking bytes (DefectUnallocatedGarbageAfterRepair).
+func (im *Image) defectGarbleUnallocated(p []byte, gpos uint64) {
+	for i := range p {
+		if gpos+uint64(i) >= im.openLen {
+			p[i] = 0xdb
 		}
 	}
 }

@@ -212,6 +212,9 @@ func (im *Image) readLocked(p []byte, pos uint64) error {
 			if err := im.readBacking(buf, cur); err != nil {
 				return false, err
 			}
+			if im.backing == nil && im.repaired && defect(DefectUnallocatedGarbageAfterRepair) {
+				im.defectGarbleUnallocated(buf, cur)
+			}
 		}
 		return true, nil
 	})

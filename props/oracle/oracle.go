@@ -36,8 +36,9 @@ type Options struct {
 	// contents are data (every flushed write, the backing chain's range),
 	// and where the independent checker finds a data cluster mapped in the
 	// image file; the rest is proven to read zeros by the format (no
-	// mapping in the image, no backing data, and the model says zeros).
-	// 0 = 256 MiB.
+	// mapping in the image, no backing data, and the model says zeros),
+	// and a bounded sample of it is read (see readRanges). 0 =
+	// DefaultFullReadLimit.
 	FullReadLimit int64
 	// SkipLiveness skips the liveness stage (write, close, reopen).
 	SkipLiveness bool
@@ -51,6 +52,12 @@ type Options struct {
 	// contents are all zeros are compared with a shared zero block.
 	Durable *Durable `json:"-"`
 }
+
+// DefaultFullReadLimit is the image size up to which the oracle reads
+// every guest byte back (Options.FullReadLimit). Above it the cost of
+// judging a state follows what the state can change, not the image size
+// (issue 19: a 16 MiB image at most twice a 1 MiB one).
+const DefaultFullReadLimit = 1 << 20
 
 // Durable is a model's durable contents up to its current size, computed
 // once and shared (read-only, safe for concurrent use) by many
@@ -398,7 +405,7 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 	}
 	limit := o.FullReadLimit
 	if limit == 0 {
-		limit = 256 << 20
+		limit = DefaultFullReadLimit
 	}
 	uncertain := m.Uncertain()
 	ranges := readRanges(m, size, limit, uncertain, v.Before.Mapped)
@@ -723,14 +730,21 @@ func mergeRanges(rs []model.Range, size int64) []model.Range {
 	return out
 }
 
-// readRanges returns the guest ranges below size the oracle reads back:
-// all of them up to limit (-1: none); above it the union, sorted and merged, of
-// extra (the model's uncertain ranges), m's Written ranges (flushed data),
-// the backing file's range and mapped (the data
-// clusters the independent checker found linked in the image file).
-// Whatever is left out the model says reads zeros, and the image maps no
-// cluster and no backing data there, so by the format it reads zeros:
-// the implementation's own word on unallocated ranges is never taken.
+// readRanges returns the guest ranges below size the oracle reads back,
+// sorted and merged: all of them up to limit; above it the ranges that
+// can differ from what the format proves, and a sample of the rest. The
+// ranges that can differ are the union of extra (the model's uncertain
+// ranges), m's Written ranges (flushed data), the backing file's range
+// and mapped (the data clusters the independent checker found linked in
+// the crashed image file). Whatever is left out (the gaps) the model says
+// reads zeros, and the image maps no cluster and no backing data there,
+// so by the format it reads zeros: the implementation's own word on
+// unallocated ranges is never taken. Reading none of it would never
+// exercise the implementation's reads of unallocated clusters after a
+// recovery, so the gaps are sampled (sampleGaps): their first and last
+// sectors and one seeded piece each, the seed a hash of what the state's
+// judging depends on (the same state is sampled the same way, and states
+// of different crash points differently).
 func readRanges(m *model.Disk, size, limit int64, extra []model.Range, mapped []check.Range) []model.Range {
 	if size <= limit {
 		return []model.Range{{Off: 0, Len: size}}
@@ -739,7 +753,74 @@ func readRanges(m *model.Disk, size, limit int64, extra []model.Range, mapped []
 	if b := max(m.BackingLen(), m.BackingSize()); b > 0 {
 		rs = append(rs, model.Range{Off: 0, Len: b})
 	}
-	return mergeRanges(rs, size)
+	rs = mergeRanges(rs, size)
+	seed := mix64(uint64(size) ^ mix64(uint64(m.Ops())))
+	for _, r := range extra {
+		seed = mix64(seed ^ uint64(r.Off) ^ mix64(uint64(r.Len)))
+	}
+	for _, r := range mapped {
+		seed = mix64(seed ^ uint64(r.Off) ^ mix64(uint64(r.Len)))
+	}
+	return mergeRanges(sampleGaps(rs, size, seed), size)
+}
+
+// Sampling of the gaps (readRanges): per gap, its first and last
+// sampleLen bytes (sector-aligned inside the gap; the edges of a range
+// are where off-by-one mistakes show) and one seeded piece of sampleLen;
+// at most maxSampledGaps gaps, spread over the image when there are more.
+// Bounded, so the cost of judging a big sparse image does not grow with
+// its size (issue 19: at most 256 KiB a state).
+const (
+	sampleLen      = 4096
+	maxSampledGaps = 16
+)
+
+// sampleGaps appends to rs (sorted, disjoint, below size) the sampled
+// pieces of its gaps and returns it (unsorted: the caller merges).
+func sampleGaps(rs []model.Range, size int64, seed uint64) []model.Range {
+	var gaps []model.Range
+	pos := int64(0)
+	for _, r := range rs {
+		if r.Off > pos {
+			gaps = append(gaps, model.Range{Off: pos, Len: r.Off - pos})
+		}
+		pos = max(pos, r.Off+r.Len)
+	}
+	if pos < size {
+		gaps = append(gaps, model.Range{Off: pos, Len: size - pos})
+	}
+	step := 1
+	if len(gaps) > maxSampledGaps {
+		step = (len(gaps) + maxSampledGaps - 1) / maxSampledGaps
+	}
+	for i := int(seed % uint64(step)); i < len(gaps); i += step {
+		g := gaps[i]
+		end := g.Off + g.Len
+		if g.Len <= 3*sampleLen {
+			rs = append(rs, g)
+			continue
+		}
+		first := min(alignUp(g.Off+1, sampleLen), end) // the first piece ends on a boundary
+		last := max(alignDown(end-1, sampleLen), g.Off)
+		seed = mix64(seed + uint64(i))
+		mid := alignDown(g.Off+int64(seed%uint64(g.Len)), model.SectorSize)
+		mid = max(mid, g.Off)
+		rs = append(rs, model.Range{Off: g.Off, Len: first - g.Off}, model.Range{Off: last, Len: end - last},
+			model.Range{Off: mid, Len: min(sampleLen, end-mid)})
+	}
+	return rs
+}
+
+func alignUp(x, a int64) int64   { return (x + a - 1) / a * a }
+func alignDown(x, a int64) int64 { return x / a * a }
+
+// mix64 is splitmix64's finaliser (a deterministic hash step: the sample
+// must not change between processes, for replay).
+func mix64(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
 
 // verifyOutside runs m.VerifyCrash over the parts of p (read at off) that

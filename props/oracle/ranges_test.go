@@ -2,6 +2,7 @@ package oracle
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/model"
@@ -11,7 +12,8 @@ import (
 
 // TestReadRanges: above the limit, the union of the extra ranges, the
 // model's data, the backing range and the mapped clusters, merged and
-// clipped to the size; up to it, everything.
+// clipped to the size, and a bounded sample of each gap between them that
+// holds its first and last byte; up to it, everything.
 func TestReadRanges(t *testing.T) {
 	b, _ := model.New(8192, nil)
 	_, _ = b.Write(0, 8192)
@@ -22,8 +24,59 @@ func TestReadRanges(t *testing.T) {
 	m.Flush()
 	got := readRanges(m, 1<<20, 4096, []model.Range{{Off: 0x1000, Len: 0x2000}, {Off: 0xff000, Len: 0x2000}},
 		[]check.Range{{Off: 0x40000, Len: 0x10000}})
-	require.Equal(t, []model.Range{{Off: 0, Len: 0x3000}, {Off: 0x40000, Len: 0x10000}, {Off: 0xff000, Len: 0x1000}}, got)
+	must := []model.Range{{Off: 0, Len: 0x3000}, {Off: 0x40000, Len: 0x10000}, {Off: 0xff000, Len: 0x1000}}
+	gaps := []model.Range{{Off: 0x3000, Len: 0x3d000}, {Off: 0x50000, Len: 0xaf000}}
+	covered := func(off int64) bool {
+		for _, r := range got {
+			if r.Off <= off && off < r.Off+r.Len {
+				return true
+			}
+		}
+		return false
+	}
+	for _, r := range must {
+		for off := r.Off; off < r.Off+r.Len; off += 512 {
+			require.True(t, covered(off), "%#x of %v not read: %v", off, r, got)
+		}
+	}
+	for _, g := range gaps {
+		require.True(t, covered(g.Off) && covered(g.Off+g.Len-1), "gap %v: edges not sampled: %v", g, got)
+	}
+	total := int64(0)
+	for i, r := range got {
+		total += r.Len
+		if i > 0 {
+			require.Greater(t, r.Off, got[i-1].Off+got[i-1].Len, "sorted and merged: %v", got)
+		}
+	}
+	require.LessOrEqual(t, total, int64(0x3000+0x10000+0x1000+2*3*sampleLen), "%v", got)
+	require.Equal(t, got, readRanges(m, 1<<20, 4096, []model.Range{{Off: 0x1000, Len: 0x2000}, {Off: 0xff000, Len: 0x2000}},
+		[]check.Range{{Off: 0x40000, Len: 0x10000}}), "deterministic")
 	require.Equal(t, []model.Range{{Off: 0, Len: 1 << 20}}, readRanges(m, 1<<20, 1<<20, nil, nil))
+}
+
+// TestSampleGapsBounded: many gaps are sampled at most maxSampledGaps of
+// them, spread over the image, and different seeds pick different pieces.
+func TestSampleGapsBounded(t *testing.T) {
+	var rs []model.Range
+	for i := range int64(100) {
+		rs = append(rs, model.Range{Off: i << 20, Len: 4096})
+	}
+	size := int64(100 << 20)
+	pieces := map[int64]bool{}
+	for seed := range uint64(8) {
+		got := mergeRanges(sampleGaps(slices.Clone(rs), size, seed), size)
+		extra := int64(0)
+		for _, r := range got {
+			extra += r.Len
+			pieces[r.Off] = true
+		}
+		extra -= 100 * 4096
+		require.LessOrEqual(t, extra, int64(maxSampledGaps*3*sampleLen), "seed %d", seed)
+		require.Positive(t, extra)
+		require.Greater(t, got[len(got)-1].Off, size/2, "spread over the image")
+	}
+	require.Greater(t, len(pieces), 150, "seeds sample different pieces")
 }
 
 // TestDurableSparseMatchesDense: the sparse durable contents of big images
