@@ -3,6 +3,7 @@ package qed
 import (
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/spf13/afero"
@@ -141,6 +142,29 @@ func TestHeaderSizeZeroRefused(t *testing.T) {
 		var fe *FormatError
 		if !errors.As(err, &fe) || fe.Field != "header_size" {
 			t.Errorf("open (read-only %v) of header_size 0: %v, want a header_size FormatError", ro, err)
+		}
+	}
+}
+
+// TestNonZero: the check's zero-run skip finds the same entries as a plain
+// scan, at every start, on tables with runs of every length.
+func TestNonZero(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200 {
+		tbl := make([]uint64, rng.IntN(40))
+		for i := range tbl {
+			if rng.IntN(6) == 0 {
+				tbl[i] = 1 + rng.Uint64N(3)
+			}
+		}
+		for i := 0; i <= len(tbl); i++ {
+			want := i
+			for want < len(tbl) && tbl[want] == 0 {
+				want++
+			}
+			if got := nonZero(tbl, i); got != want {
+				t.Fatalf("nonZero(%v, %d) = %d, want %d", tbl, i, got, want)
+			}
 		}
 	}
 }
