@@ -10,7 +10,13 @@
 // liveness (a write, a flush, a close, a reopen that needs no repair) and
 // every guest byte again through that reopen. A Verdict names the first
 // stage that failed, with the checker's reports and the model's mismatch.
-// Options tune how much is read back; Durable, the model's durable
+// Options tune how much is read back: images up to FullReadLimit (1 MiB
+// by default) are read whole; above it stage 4 reads what the checker's
+// map of the crashed image cannot prove (pending writes, flushed data,
+// the backing file's range, mapped clusters) and a seeded, bounded sample
+// of what it proves zero, and stage 7 what the closed image's map cannot
+// prove, so that the cost of a state follows what it can change rather
+// than the guest size. Durable, the model's durable
 // contents computed once, lets a campaign judge many states of one crash
 // point without generating them again (the verdicts are the same).
 // DefaultModels are the crash models a QED oracle judges fairly, defined
@@ -20,7 +26,10 @@
 // props/target (it never imports an implementation), reads the image's
 // structure only through props/check, and never takes the
 // implementation's word on what it does not read back: the ranges left
-// out are proven by the checker's map of the image (see Options). The
+// out are proven by the checker's map of the image (see Options). Stage 7
+// compares the ranges recovery changed with the bytes stage 4 read there,
+// which Recover made the model's contents (the model's patterns are
+// generated only for bytes that differ: same verdicts). The
 // model passed to Judge is recovered in place (on success it holds the
 // recovered contents, so a workload can go on from it). Judge is safe for
 // concurrent use on different states and models; a Durable is read-only
