@@ -7,31 +7,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props/statemachine"
 )
 
 // The door's Replay: a failure report of the state machine prints a
 // sequence that Replay runs back to the same failure.
 
-// lossyTarget wraps a Target whose Flush does nothing: acknowledged data
-// is lost at a crash.
-type lossyTarget struct{ Target }
-
-func (l lossyTarget) Name() string { return "lossy" }
-func (l lossyTarget) Open(fs afero.Fs, path string, o OpenOptions) (Disk, error) {
-	d, err := l.Target.Open(fs, path, o)
-	if err != nil {
-		return nil, err
+// noFlush is impl/qed whose guest flushes do nothing (qedtarget's
+// broken:noflush): acknowledged data is lost at a crash.
+func noFlush(t *testing.T) Target {
+	t.Helper()
+	for _, b := range qedtarget.Broken() {
+		if b.Name() == "broken:noflush" {
+			return b
+		}
 	}
-	return lossyDisk{d}, nil
+	t.Fatal("qedtarget.Broken() has no broken:noflush")
+	return nil
 }
-
-type lossyDisk struct{ Disk }
-
-func (lossyDisk) Flush() error { return nil }
 
 // reportSequence returns the sequence a failure report prints for pasting
 // into Replay.
@@ -75,20 +71,21 @@ func TestFailureReportReplays(t *testing.T) {
 	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
 	cfg := statemachine.DefaultConfig()
 	cfg.Seed, cfg.Sequences, cfg.NoFaults, cfg.NoConcurrency, cfg.MaxShrink = seed, 200, true, true, 60
-	res := statemachine.Check(lossyTarget{QEDTarget{}}, cfg)
+	lossy := noFlush(t)
+	res := statemachine.Check(lossy, cfg)
 	require.False(t, res.Passed(), "a target that ignores Flush passed %d sequences", res.Sequences)
 	report := res.Report()
 	text := reportSequence(t, report)
 	s, err := statemachine.ParseSequence(text)
 	require.NoError(t, err)
 	require.Equal(t, res.Shrunk.Seq.String(), s.String(), "the report prints the shrunk sequence")
-	_, f := statemachine.RunSequence(lossyTarget{QEDTarget{}}, s, statemachine.RunOptions{})
+	_, f := statemachine.RunSequence(lossy, s, statemachine.RunOptions{})
 	require.NotNil(t, f, "the report's sequence does not fail:\n%s", text)
 	require.Equal(t, res.Shrunk.Kind, f.Kind)
 	require.Equal(t, res.Shrunk.Stage, f.Stage)
 	require.Equal(t, res.Shrunk.Op, f.Op)
-	msg := replayOutcome(t, lossyTarget{QEDTarget{}}, text)
-	require.Contains(t, msg, "props.Replay on lossy failed", "Replay of the report's sequence must fail")
+	msg := replayOutcome(t, lossy, text)
+	require.Contains(t, msg, "props.Replay on broken:noflush failed", "Replay of the report's sequence must fail")
 	require.Contains(t, msg, f.Error())
 	require.Empty(t, replayOutcome(t, QEDTarget{}, text), "impl/qed passes the sequence")
 }
