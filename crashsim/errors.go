@@ -3,6 +3,7 @@ package crashsim
 import (
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 var (
@@ -24,6 +25,11 @@ var (
 	// ErrFinal is returned by FS.Point on a filesystem made with
 	// Options.Final, which keeps no unsynced operations to enumerate.
 	ErrFinal = errors.New("crashsim: filesystem is final (it cannot crash)")
+	// ErrNoData is File.Seek's error for SeekData or SeekHole at or past
+	// the end of the file, or SeekData with no data after the offset. It
+	// is lseek's ENXIO: errors.Is(ErrNoData, syscall.ENXIO) holds, so a
+	// reader handles an os.File and a crashsim File alike.
+	ErrNoData error = noDataError{}
 	// ErrFormat is wrapped by every *FormatError.
 	ErrFormat = errors.New("crashsim: malformed input")
 )
@@ -49,3 +55,8 @@ func (e *FormatError) Error() string {
 }
 
 func (e *FormatError) Unwrap() error { return ErrFormat }
+
+type noDataError struct{}
+
+func (noDataError) Error() string        { return "crashsim: no data at or after the offset" }
+func (noDataError) Is(target error) bool { return target == syscall.ENXIO }

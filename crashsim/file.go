@@ -171,6 +171,20 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 		base = f.pos
 	case io.SeekEnd:
 		base = f.ino.cur.size
+	case SeekData, SeekHole:
+		c := &f.ino.cur
+		if offset < 0 || offset >= c.size {
+			return 0, pathErr("seek", f.name, ErrNoData)
+		}
+		pos := c.nextHole(offset)
+		if whence == SeekData {
+			pos = c.nextData(offset)
+		}
+		if pos < 0 {
+			return 0, pathErr("seek", f.name, ErrNoData)
+		}
+		f.pos = pos
+		return pos, nil
 	default:
 		return 0, pathErr("seek", f.name, errInvalid)
 	}
@@ -180,6 +194,21 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 	f.pos = base + offset
 	return f.pos, nil
 }
+
+// SeekData and SeekHole are the whence values of Linux's lseek(2) that
+// File.Seek also accepts: the first offset at or after the given one that
+// holds data, or that is in a hole (the end of the file counts as a hole).
+// Holes are the 4 KiB pages no write ever reached (a file extended by
+// Truncate, or a gap left by a write past the end); a page may be
+// reported as data and read zeros, as on a real filesystem. An offset at
+// or past the end, or SeekData with no data after it, fails with
+// ErrNoData, as lseek fails with ENXIO. They let a reader of a big sparse
+// file (a QED image with 1 GiB tables) skip what it would read as zeros;
+// os.File.Seek passes the same values to lseek on Linux.
+const (
+	SeekData = 3
+	SeekHole = 4
+)
 
 // Truncate implements afero.File: one recorded truncate operation.
 func (f *File) Truncate(size int64) error {

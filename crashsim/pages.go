@@ -175,6 +175,80 @@ func (c *content) page(pg int64) *[PageSize]byte {
 	return n.data
 }
 
+// nextData returns the first offset >= off and below size that may hold
+// data (a page of the tree, or a range of the overlay), or -1.
+func (c *content) nextData(off int64) int64 {
+	best := int64(-1)
+	if pg := c.nextPage(off >> pageShift); pg >= 0 {
+		best = max(pg<<pageShift, off)
+	}
+	for _, o := range c.ovl {
+		if o.n == zeroToEnd {
+			continue // a truncate: zeros
+		}
+		if o.off+o.n > off && (best < 0 || max(o.off, off) < best) {
+			best = max(o.off, off)
+		}
+	}
+	if best >= c.size {
+		return -1
+	}
+	return best
+}
+
+// nextHole returns the first offset >= off (off < size) in no page of the
+// tree and in no range of the overlay, or size.
+func (c *content) nextHole(off int64) int64 {
+	for off < c.size {
+		moved := false
+		if c.page(off>>pageShift) != nil {
+			off = (off>>pageShift + 1) << pageShift
+			moved = true
+		}
+		for _, o := range c.ovl {
+			if o.n != zeroToEnd && o.off <= off && off < o.off+o.n {
+				off = o.off + o.n
+				moved = true
+			}
+		}
+		if !moved {
+			break
+		}
+	}
+	return min(off, c.size)
+}
+
+// nextPage returns the index of the first page >= pg present in the
+// tree, or -1. Empty subtrees are skipped whole.
+func (c *content) nextPage(pg int64) int64 {
+	if c.root == nil || pg >= capacityPages(c.height) {
+		return -1
+	}
+	return nextPageIn(c.root, c.height, max(pg, 0))
+}
+
+// nextPageIn searches the subtree n of height h (page indexes relative to
+// it) for the first page >= pg.
+func nextPageIn(n *node, h int, pg int64) int64 {
+	if n == nil {
+		return -1
+	}
+	if h == 0 {
+		return 0 // a leaf: pg is 0 here
+	}
+	span := capacityPages(h - 1)
+	for i := pg / span; i < fanout; i++ {
+		rel := int64(0)
+		if i == pg/span {
+			rel = pg % span
+		}
+		if r := nextPageIn(n.kids[i], h-1, rel); r >= 0 {
+			return i*span + r
+		}
+	}
+	return -1
+}
+
 // readAt copies bytes at off into p, zeros past holes; it does not look
 // at size (callers clip).
 func (c *content) readAt(p []byte, off int64) {
