@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+	"syscall"
 )
 
 // The checker's own decoding of the QED header (docs/format.md, Header). It
@@ -159,7 +160,9 @@ func (c *Checker) CheckReaderAt(r io.ReaderAt, size int64) (*Report, error) {
 }
 
 // FileReader is what File needs of an open file: its bytes and its size.
-// *os.File and afero.File implement it.
+// *os.File and afero.File implement it. A file that is also an io.Seeker
+// is asked where its data is (SEEK_DATA, see readerSource.dataFrom), which
+// moves its offset; the checker reads only with ReadAt.
 type FileReader interface {
 	io.ReaderAt
 	Stat() (fs.FileInfo, error)
@@ -186,6 +189,9 @@ func (c *Checker) CheckFile(f FileReader) (*Report, error) {
 // into the same buffer. Callers only read ranges verified to lie in the file.
 type source interface {
 	read(buf *[]byte, off uint64, n int) ([]byte, error)
+	// dataFrom returns the first offset >= off that may hold a nonzero
+	// byte (ok), or ok=false when the source cannot tell.
+	dataFrom(off uint64) (next uint64, ok bool)
 }
 
 type bytesSource struct{ b []byte }
@@ -194,7 +200,37 @@ func (s *bytesSource) read(_ *[]byte, off uint64, n int) ([]byte, error) {
 	return s.b[off : off+uint64(n)], nil
 }
 
+func (s *bytesSource) dataFrom(uint64) (uint64, bool) { return 0, false }
+
 type readerSource struct{ r io.ReaderAt }
+
+// Whence values of lseek(2) on Linux, which crashsim's files accept too.
+const (
+	seekData = 3
+	seekHole = 4
+)
+
+// dataFrom asks a reader that can seek for the next data offset
+// (lseek's SEEK_DATA: an in-memory crashsim file or a file on Linux), so
+// that the walk skips the holes of a sparse table (a 1 GiB table of 64 MiB
+// clusters is mostly never written). A hole reads as zeros, which is
+// what the walk skips anyway: the report is the same. ENXIO (no data
+// after off) means zeros to the end; any other error (no SEEK_DATA on
+// this system or this file) means "read it".
+func (s *readerSource) dataFrom(off uint64) (uint64, bool) {
+	sk, ok := s.r.(io.Seeker)
+	if !ok || off > math.MaxInt64 {
+		return 0, false
+	}
+	next, err := sk.Seek(int64(off), seekData)
+	if errors.Is(err, syscall.ENXIO) {
+		return math.MaxUint64, true
+	}
+	if err != nil || next < int64(off) {
+		return 0, false
+	}
+	return uint64(next), true
+}
 
 func (s *readerSource) read(buf *[]byte, off uint64, n int) ([]byte, error) {
 	if cap(*buf) < n {
@@ -444,6 +480,23 @@ func zeroRun(b []byte, j int) int {
 	return 0
 }
 
+// skipHole returns where the walk of the table at host offset table goes
+// on from byte done of it: done itself, or, when the source says the
+// bytes from there are a hole (they read zeros: no entry), the first
+// whole entry at or before the next data (tableBytes when none is in the
+// table). Zero entries count nothing in either table, so skipping them
+// changes no report.
+func (w *walker) skipHole(table, done uint64) uint64 {
+	if w.chunk == math.MaxInt {
+		return done // a byte slice: scanning is as cheap as asking
+	}
+	next, ok := w.src.dataFrom(table + done)
+	if !ok || next <= table+done {
+		return done
+	}
+	return min(w.tableBytes, (next-table)/entrySize*entrySize)
+}
+
 // walk marks the L1 table, then follows every L1 entry in order, as QEMU's
 // check does.
 func (w *walker) walk() error {
@@ -458,6 +511,9 @@ func (w *walker) walk() error {
 	}
 	le := binary.LittleEndian
 	for done := uint64(0); done < w.tableBytes; {
+		if done = w.skipHole(w.l1, done); done >= w.tableBytes {
+			break
+		}
 		n := min(uint64(w.chunk), w.tableBytes-done)
 		b, err := w.src.read(&c.l1buf, w.l1+done, int(n))
 		if err != nil {
@@ -502,6 +558,9 @@ func (w *walker) walkL2(idx int, entryOff, l2 uint64) error {
 	le := binary.LittleEndian
 	var last uint64
 	for done := uint64(0); done < w.tableBytes; {
+		if done = w.skipHole(l2, done); done >= w.tableBytes {
+			break
+		}
 		n := min(uint64(w.chunk), w.tableBytes-done)
 		b, err := w.src.read(&c.l2buf, l2+done, int(n))
 		if err != nil {
