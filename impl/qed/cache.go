@@ -25,6 +25,7 @@ type l2Table struct {
 	elem    *list.Element // guarded by l2Cache.mu; nil once evicted
 
 	fresh            bool   // allocated this session, not yet written at all
+	sparse           bool   // fresh and big: only its dirty entries are written (linkLocked)
 	dirtyLo, dirtyHi uint64 // changed entry range; empty when dirtyLo >= dirtyHi
 }
 

@@ -160,7 +160,16 @@ type geometry struct {
 	l2Shift     uint
 	l1Shift     uint
 	l2Mask      uint64
+	// sparseTables: tables are bigger than maxWholeTable, so a new image's
+	// L1 table and a new L2 table are made by extending the file, and only
+	// the sectors holding entries are written (issue 19: a 1 GiB table of
+	// zeros written per new table made big geometries unusable). Smaller
+	// tables are written whole, one write as before.
+	sparseTables bool
 }
+
+// maxWholeTable is the largest table written whole when it is new.
+const maxWholeTable = 1 << 20
 
 func newGeometry(h *Header) geometry {
 	g := geometry{
@@ -173,6 +182,7 @@ func newGeometry(h *Header) geometry {
 	g.l2Shift = uint(bits.TrailingZeros64(g.clusterSize))
 	g.l1Shift = g.l2Shift + uint(bits.TrailingZeros64(g.nelems))
 	g.l2Mask = g.nelems - 1
+	g.sparseTables = g.tableBytes > maxWholeTable
 	return g
 }
 

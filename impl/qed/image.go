@@ -208,9 +208,12 @@ func writeNewImage(f afero.File, h *Header, backing string) error {
 	if err := f.Truncate(0); err != nil {
 		return err
 	}
-	// Header cluster (fields, backing name, zeros), then the zeroed L1
-	// table, written in bounded chunks (a table may be 1 GiB).
-	zeros := make([]byte, min(uint64(h.ClusterSize), 1<<20))
+	// Header fields and backing name, then the file extended over the
+	// rest of the header cluster and the L1 table: the empty file reads
+	// zeros there, so nothing is written for a big table (a table may be
+	// 1 GiB); a small one is written as zeros. A crash
+	// before the Sync leaves the whole image or a file Open refuses (no
+	// header, or shorter than the L1 table's end).
 	head := make([]byte, HeaderFieldsSize+len(backing))
 	encodeHeader(h, head)
 	copy(head[HeaderFieldsSize:], backing)
@@ -218,12 +221,19 @@ func writeNewImage(f afero.File, h *Header, backing string) error {
 		return err
 	}
 	end := uint64(h.ClusterSize) * (1 + uint64(h.TableSize))
-	for off := uint64(len(head)); off < end; {
-		n := min(uint64(len(zeros)), end-off)
-		if _, err := f.WriteAt(zeros[:n], int64(off)); err != nil {
-			return err
+	if uint64(h.ClusterSize)*uint64(h.TableSize) <= maxWholeTable {
+		// A small table: zeros written, as before big tables were
+		// made sparse (same I/O, same crash states).
+		zeros := make([]byte, min(uint64(h.ClusterSize), 1<<20))
+		for off := uint64(len(head)); off < end; {
+			n := min(uint64(len(zeros)), end-off)
+			if _, err := f.WriteAt(zeros[:n], int64(off)); err != nil {
+				return err
+			}
+			off += n
 		}
-		off += n
+	} else if err := f.Truncate(int64(end)); err != nil {
+		return err
 	}
 	return f.Sync()
 }

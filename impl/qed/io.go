@@ -422,6 +422,16 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 			t.entries[l2i+i] = value(i)
 		}
 		t.offset = im.allocClustersLocked(g.tableSize)
+		t.markDirty(l2i, l2i+n)
+		if g.sparseTables && t.offset >= im.openLen {
+			// A big table past the file's length at open: its clusters
+			// read as zeros once the file covers them, so the writeback
+			// extends the file (lenShort) and writes only the sectors of
+			// the entries set, not a whole table of zeros (which is 1 GiB
+			// for 64 MiB clusters and 16-cluster tables).
+			t.sparse = true
+			im.lenShort = true
+		}
 		im.l1[l1i] = t.offset
 		im.markL1DirtyLocked(l1i)
 		im.cache.release(im.cache.insert(t))
@@ -480,7 +490,10 @@ func (im *Image) metaDirtyLocked() bool {
 //     entries may overtake their data, which NEED_CHECK (set durably
 //     before the first allocation) covers.
 //  3. Dirty L2 tables are written: fresh ones whole, others as the
-//     512-byte sectors holding their changed entries.
+//     512-byte sectors holding their changed entries. A fresh big table
+//     (geometry.sparseTables) is written as the sectors of its entries
+//     set: it lies past the file's length at open, and the extension of
+//     step 1 makes the rest of it read zeros.
 //  4. If L1 entries changed: Sync, so every new L2 table is durable before
 //     L1 points at it; then the changed L1 sectors are written.
 //  5. Sync.
@@ -512,7 +525,7 @@ func (im *Image) flushMetaLocked() error {
 	}
 	for _, t := range tables {
 		lo, hi := t.dirtyLo, t.dirtyHi
-		if t.fresh {
+		if t.fresh && !t.sparse {
 			lo, hi = 0, im.geo.nelems
 		}
 		if err := im.writeTableLocked(t.offset, t.entries, lo, hi-lo); err != nil {
