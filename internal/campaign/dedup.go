@@ -3,6 +3,7 @@ package campaign
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"hash/maphash"
 	"io"
 	"math"
@@ -130,30 +131,107 @@ func (sh *stateHasher) key(dir string, p *crashsim.Point, fs afero.Fs, snap int)
 			h.WriteString(fi.Name())
 			maphash.WriteComparable(h, n)
 		}
-		for _, r := range sh.candidates(path.Join(dir, fi.Name()), n, d) {
-			if int64(cap(sh.buf)) < r[1]-r[0] {
-				sh.buf = make([]byte, r[1]-r[0])
-			}
-			b := sh.buf[:r[1]-r[0]]
-			if _, err := f.ReadAt(b, r[0]); err != nil && err != io.EOF {
-				f.Close()
-				return stateKey{}, false
-			}
-			for lo := int64(0); lo < int64(len(b)); lo += hashPage {
-				hi := min(lo+hashPage, int64(len(b)))
-				abs := r[0] + lo
-				if abs+hi-lo <= int64(len(d)) && bytes.Equal(b[lo:hi], d[abs:abs+hi-lo]) {
+		for _, cr := range sh.candidates(path.Join(dir, fi.Name()), n, d) {
+			for _, r := range dataRuns(f, cr, sh.full) {
+				if r.hole {
+					// Reads zeros: differs from d only where d is not zero.
+					for lo := r.lo; lo < r.hi; lo += hashPage {
+						hi := min(lo+hashPage, r.hi)
+						if lo >= int64(len(d)) || allZero(d[lo:min(hi, int64(len(d)))]) {
+							continue
+						}
+						for _, h := range []*maphash.Hash{&h1, &h2} {
+							maphash.WriteComparable(h, lo)
+							h.Write(zeroPage[:hi-lo])
+						}
+					}
 					continue
 				}
-				for _, h := range []*maphash.Hash{&h1, &h2} {
-					maphash.WriteComparable(h, abs)
-					h.Write(b[lo:hi])
+				if int64(cap(sh.buf)) < r.hi-r.lo {
+					sh.buf = make([]byte, r.hi-r.lo)
+				}
+				b := sh.buf[:r.hi-r.lo]
+				if _, err := f.ReadAt(b, r.lo); err != nil && err != io.EOF {
+					f.Close()
+					return stateKey{}, false
+				}
+				for lo := int64(0); lo < int64(len(b)); lo += hashPage {
+					hi := min(lo+hashPage, int64(len(b)))
+					abs := r.lo + lo
+					if abs+hi-lo <= int64(len(d)) && bytes.Equal(b[lo:hi], d[abs:abs+hi-lo]) {
+						continue
+					}
+					if abs >= int64(len(d)) && allZero(b[lo:hi]) {
+						continue // zeros past the durable length, as a hole there
+					}
+					for _, h := range []*maphash.Hash{&h1, &h2} {
+						maphash.WriteComparable(h, abs)
+						h.Write(b[lo:hi])
+					}
 				}
 			}
 		}
 		f.Close()
 	}
 	return stateKey{snap: snap, k: p.K(), h1: h1.Sum64(), h2: h2.Sum64()}, true
+}
+
+// zeroPage is what a hole page reads.
+var zeroPage [hashPage]byte
+
+func allZero(b []byte) bool {
+	for len(b) >= hashPage {
+		if !bytes.Equal(b[:hashPage], zeroPage[:]) {
+			return false
+		}
+		b = b[hashPage:]
+	}
+	return bytes.Equal(b, zeroPage[:len(b)])
+}
+
+// run is a byte range of a file, a hole (reads zeros) or possibly data.
+type run struct {
+	lo, hi int64
+	hole   bool
+}
+
+// dataRuns splits the page-aligned range r of f into holes and data with
+// SEEK_DATA and SEEK_HOLE (crashsim.SeekData; a 1 GiB table of a big
+// geometry is mostly a hole that need not be read), or returns r as one
+// data run when f cannot tell (or full is set: tests compare everything).
+//
+// A page's bytes past the durable length hash nothing when they are zeros,
+// whether read or a hole: both states' keys then cover the same bytes
+// (their lengths are hashed too), so the key stays exact.
+func dataRuns(f afero.File, r [2]int64, full bool) []run {
+	one := []run{{lo: r[0], hi: r[1]}}
+	if full {
+		return one
+	}
+	var out []run
+	for pos := r[0]; pos < r[1]; {
+		d, err := f.Seek(pos, crashsim.SeekData)
+		if errors.Is(err, crashsim.ErrNoData) {
+			return append(out, run{lo: pos, hi: r[1], hole: true})
+		}
+		if err != nil || d < pos {
+			return one
+		}
+		d = min(d/hashPage*hashPage, r[1])
+		if d > pos {
+			out = append(out, run{lo: pos, hi: d, hole: true})
+			pos = d
+			continue
+		}
+		h, err := f.Seek(pos, crashsim.SeekHole)
+		if err != nil || h <= pos {
+			return one
+		}
+		h = min((h+hashPage-1)/hashPage*hashPage, r[1])
+		out = append(out, run{lo: pos, hi: h})
+		pos = h
+	}
+	return out
 }
 
 // candidates returns the page-aligned byte ranges [lo, hi) of the file at
