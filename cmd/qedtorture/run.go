@@ -46,6 +46,7 @@ type runFlags struct {
 	html               string // --html FILE: the report as a self-contained page
 	coverage           string // --coverage DIR: statement coverage (a coverage build)
 	cpuProfile         string // --cpuprofile (hidden): a Go CPU profile of the whole campaign
+	memBudget          string // --memory-budget
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -105,6 +106,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.StringVar(&f.coverage, "coverage", "", "write the statement coverage of impl/qed and props/check reached by the campaign into this directory and print it (needs a coverage build: "+coverBuild+")")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the campaign to FILE (go tool pprof; for speed work)")
 	_ = fl.MarkHidden("cpuprofile")
+	fl.StringVar(&f.memBudget, "memory-budget", "1536M", "memory the workloads in flight may hold (estimated from their geometry; fewer run at once when big ones do not fit, and a geometry that cannot fit alone is refused); also the Go runtime's soft memory limit unless GOMEMLIMIT is set")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 	return cmd
 }
@@ -159,6 +161,9 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		return bad("invalid --max-failures %d: want at least 1", f.maxFailures)
 	}
 	cfg.Bound, cfg.Samples, cfg.SampledPoints, cfg.MaxFailures = f.bound, f.samples, f.sampledPoints, f.maxFailures
+	if cfg.MemoryBudget, err = parseSize("memory budget", f.memBudget); err != nil || cfg.MemoryBudget < 64<<20 {
+		return cfg, usagef(cmd, "invalid --memory-budget %q: want a size of at least 64M, e.g. 1536M or 8G", f.memBudget)
+	}
 	if command, ok := strings.CutPrefix(f.target, "exec:"); ok {
 		d, err := execDriver(command)
 		if err != nil {
@@ -250,6 +255,9 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 			cfg.Duration = 0
 		}
 	}
+	if err := cfg.CheckMemory(); err != nil {
+		return bad("%v", strings.TrimPrefix(err.Error(), campaign.ErrConfig.Error()+": "))
+	}
 	return cfg, nil
 }
 
@@ -296,8 +304,8 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	for i, m := range cfg.Models {
 		names[i] = m.String()
 	}
-	fmt.Fprintf(hum, "campaign: target %s, shard %s, %d workers, %s, models %s\n",
-		cfg.TargetName, cfg.Shard, cfg.Workers, limit, strings.Join(names, ","))
+	fmt.Fprintf(hum, "campaign: target %s, shard %s, %d workers, %s, models %s, memory budget %s\n",
+		cfg.TargetName, cfg.Shard, cfg.Workers, limit, strings.Join(names, ","), campaign.FormatBytes(cfg.MemoryBudget))
 	if cfg.Faults != "" {
 		fmt.Fprintf(hum, "faults: %s\n", cfg.Faults)
 	}
@@ -327,6 +335,14 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	cfg.CheckpointEvery = f.checkpointEvery
 	cfg.Checkpoint = checkpointer(&f.campaignFlags, e, func(r *campaign.Report) jsonReport { return r })
 
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The budget is also the collector's soft limit: big geometries
+		// allocate table buffers of up to 1 GiB that die young, and
+		// collecting them before the heap doubles keeps the process
+		// near the budget (campaign.WorkloadMemory is an estimate).
+		old := debug.SetMemoryLimit(cfg.MemoryBudget)
+		defer debug.SetMemoryLimit(old)
+	}
 	if os.Getenv("GOGC") == "" {
 		// A campaign allocates short-lived table buffers at a high rate
 		// with a small live heap: collecting half as often buys CPU for

@@ -189,6 +189,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	judges := cfg.judges()
+	gate := newMemGate(cfg.MemoryBudget)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range cfg.Workers {
@@ -203,113 +204,121 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				ck.allPoints, ck.fromOp = true, workload.Prefix
 			}
 			for w := range jobs {
-				if stop() {
-					// The feeder may hand out a job as the campaign stops
-					// (its select picks either): no workload starts after.
-					continue
-				}
-				seed := WorkloadSeed(cfg.Seed, w)
-				var wl *workload.Workload
-				if cfg.Workload != nil {
-					wl = cfg.Workload.Clone()
-				} else if cfg.Exhaustive != nil {
-					wl = cfg.Exhaustive.Workload(w)
-				} else {
-					wl = generate(seed, cfg.Gen)
-				}
-				share := ScriptDigest(w, wl) // of the workload as generated
-				f, _, err := ck.runWorkload(wl, seed, "")
-				if err != nil && stop() {
-					// Stopped (a signal, or the duration is up) while it
-					// ran: a driver's processes were killed with the
-					// context, so the error proves nothing; abandoned.
-					continue
-				}
-				if errors.Is(err, ErrSkip) {
-					// The driver's recording cannot be judged (QEMU's
-					// log that does not replay to its file): counted.
-					c.skipped.Add(1)
+				func() {
+					if stop() {
+						// The feeder may hand out a job as the campaign stops
+						// (its select picks either): no workload starts after.
+						return
+					}
+					seed := WorkloadSeed(cfg.Seed, w)
+					var wl *workload.Workload
+					if cfg.Workload != nil {
+						wl = cfg.Workload.Clone()
+					} else if cfg.Exhaustive != nil {
+						wl = cfg.Exhaustive.Workload(w)
+					} else {
+						wl = generate(seed, cfg.Gen)
+					}
+					share := ScriptDigest(w, wl) // of the workload as generated
+					mem := WorkloadMemory(wl)
+					if !gate.acquire(ctx, mem) {
+						return // stopped while waiting for memory
+					}
+					// Held until the workload and its minimization are done.
+					defer gate.release(mem)
+					f, _, err := ck.runWorkload(wl, seed, "")
+					if err != nil && stop() {
+						// Stopped (a signal, or the duration is up) while it
+						// ran: a driver's processes were killed with the
+						// context, so the error proves nothing; abandoned.
+						return
+					}
+					if errors.Is(err, ErrSkip) {
+						// The driver's recording cannot be judged (QEMU's
+						// log that does not replay to its file): counted.
+						c.skipped.Add(1)
+						mu.Lock()
+						wdigest ^= share
+						if len(skipWhy) < maxSkipReasons {
+							skipWhy = append(skipWhy, fmt.Sprintf("workload %d (seed %d): %v", w, seed, err))
+						}
+						mu.Unlock()
+						return
+					}
+					if err != nil {
+						// The setup failed: a failure of the target (or of the
+						// tool), reported with the workload that triggers it.
+						f = &Failure{WorkloadSeed: seed, W: wl, Stage: StageSetup, GuestOp: -1, Err: err}
+					}
+					if f == nil && stop() {
+						return // interrupted: not a completed workload
+					}
 					mu.Lock()
 					wdigest ^= share
-					if len(skipWhy) < maxSkipReasons {
-						skipWhy = append(skipWhy, fmt.Sprintf("workload %d (seed %d): %v", w, seed, err))
+					mu.Unlock()
+					if f == nil {
+						c.workloads.Add(1)
+						mu.Lock()
+						digest ^= workloadDigest(w, seed)
+						mu.Unlock()
+						return
+					}
+					f.Index = w
+					found := time.Since(start)
+					c.failures.Add(1)
+					// One finding per signature: the first is minimized and
+					// written, the others counted. MaxFailures counts
+					// distinct signatures.
+					sig := f.Signature(cfg.TargetName)
+					name, isKnown := cfg.Known.Match(sig)
+					mu.Lock()
+					sigs[sig]++
+					first := sigs[sig] == 1
+					if isKnown {
+						known[name]++
+					} else if first {
+						newSigs++
+					}
+					distinct := newSigs
+					mu.Unlock()
+					if !first || isKnown {
+						return
+					}
+					if distinct > cfg.MaxFailures {
+						return // another worker already filled the quota
+					}
+					if distinct >= cfg.MaxFailures {
+						cancel() // stop the others while this one minimizes
+					}
+					minStart := time.Now()
+					mu.Lock()
+					minimizing[minStart]++
+					mu.Unlock()
+					mk := *ck
+					mk.fromOp = 0 // the minimizer drops ops: judge from the setup on
+					mk.ctx, mk.c, mk.stop = parent, nil, func() bool { return parent.Err() != nil || time.Since(minStart) > cfg.MinimizeTimeout }
+					mf := minimize(&mk, f, cfg.MinimizeCandidates)
+					mf.Found, mf.MinimizeTime = found, time.Since(minStart)
+					mu.Lock()
+					if minimizing[minStart]--; minimizing[minStart] == 0 {
+						delete(minimizing, minStart)
 					}
 					mu.Unlock()
-					continue
-				}
-				if err != nil {
-					// The setup failed: a failure of the target (or of the
-					// tool), reported with the workload that triggers it.
-					f = &Failure{WorkloadSeed: seed, W: wl, Stage: StageSetup, GuestOp: -1, Err: err}
-				}
-				if f == nil && stop() {
-					continue // interrupted: not a completed workload
-				}
-				mu.Lock()
-				wdigest ^= share
-				mu.Unlock()
-				if f == nil {
-					c.workloads.Add(1)
+					if cfg.Out != "" {
+						// Committed (durable, under its final name) before the
+						// failure joins the list the reports are built from.
+						dir, err := WriteArtifact(cfg.Out, mf, ArtifactMeta{CampaignSeed: cfg.Seed, Faults: cfg.Faults,
+							Target: cfg.TargetName, Oracle: cfg.Oracle, Models: models, Bound: cfg.Bound,
+							Samples: cfg.Samples, SampledPoints: cfg.SampledPoints})
+						mf.Artifact, mf.ArtifactErr = dir, err
+					}
 					mu.Lock()
-					digest ^= workloadDigest(w, seed)
+					if mf.ArtifactErr != nil && firstEr == nil {
+						firstEr = mf.ArtifactErr
+					}
+					failed = append(failed, mf)
 					mu.Unlock()
-					continue
-				}
-				f.Index = w
-				found := time.Since(start)
-				c.failures.Add(1)
-				// One finding per signature: the first is minimized and
-				// written, the others counted. MaxFailures counts
-				// distinct signatures.
-				sig := f.Signature(cfg.TargetName)
-				name, isKnown := cfg.Known.Match(sig)
-				mu.Lock()
-				sigs[sig]++
-				first := sigs[sig] == 1
-				if isKnown {
-					known[name]++
-				} else if first {
-					newSigs++
-				}
-				distinct := newSigs
-				mu.Unlock()
-				if !first || isKnown {
-					continue
-				}
-				if distinct > cfg.MaxFailures {
-					continue // another worker already filled the quota
-				}
-				if distinct >= cfg.MaxFailures {
-					cancel() // stop the others while this one minimizes
-				}
-				minStart := time.Now()
-				mu.Lock()
-				minimizing[minStart]++
-				mu.Unlock()
-				mk := *ck
-				mk.fromOp = 0 // the minimizer drops ops: judge from the setup on
-				mk.ctx, mk.c, mk.stop = parent, nil, func() bool { return parent.Err() != nil || time.Since(minStart) > cfg.MinimizeTimeout }
-				mf := minimize(&mk, f, cfg.MinimizeCandidates)
-				mf.Found, mf.MinimizeTime = found, time.Since(minStart)
-				mu.Lock()
-				if minimizing[minStart]--; minimizing[minStart] == 0 {
-					delete(minimizing, minStart)
-				}
-				mu.Unlock()
-				if cfg.Out != "" {
-					// Committed (durable, under its final name) before the
-					// failure joins the list the reports are built from.
-					dir, err := WriteArtifact(cfg.Out, mf, ArtifactMeta{CampaignSeed: cfg.Seed, Faults: cfg.Faults,
-						Target: cfg.TargetName, Oracle: cfg.Oracle, Models: models, Bound: cfg.Bound,
-						Samples: cfg.Samples, SampledPoints: cfg.SampledPoints})
-					mf.Artifact, mf.ArtifactErr = dir, err
-				}
-				mu.Lock()
-				if mf.ArtifactErr != nil && firstEr == nil {
-					firstEr = mf.ArtifactErr
-				}
-				failed = append(failed, mf)
-				mu.Unlock()
+				}()
 			}
 		})
 	}

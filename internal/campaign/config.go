@@ -121,6 +121,11 @@ type Config struct {
 	// Bound defaults to ExhaustiveBound (a point and model with more
 	// states than Bound is sampled, and counted in Report.Exhaustive).
 	Exhaustive *workload.Exhaustive
+	// MemoryBudget bounds the estimated memory (WorkloadMemory) of the
+	// workloads in flight: a worker waits before a workload that does not
+	// fit beside the others, and Run refuses a configuration whose largest
+	// workload does not fit alone (memory.go). 0 = DefaultMemoryBudget.
+	MemoryBudget int64
 	// Faults are faultfs rules applied to the run of every workload.
 	Faults string
 	// Bound, Samples: per crash point and model, states are enumerated when
@@ -279,6 +284,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MinimizeCandidates == 0 {
 		c.MinimizeCandidates = 300
+	}
+	if err := c.CheckMemory(); err != nil {
+		return err
 	}
 	if c.MinimizeTimeout == 0 {
 		c.MinimizeTimeout = 2 * time.Minute
