@@ -6,7 +6,6 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	qed "github.com/qedtorture/qedtorture/impl/qed"
-	"github.com/qedtorture/qedtorture/props"
 )
 
 // TestBigTablesNotWrittenWhole: with tables above 1 MiB (here 1 MiB
@@ -47,7 +46,7 @@ func TestBigTablesNotWrittenWhole(t *testing.T) {
 		if limit := int64(round+1) * 8 * 512; written > limit {
 			t.Fatalf("round %d: %d bytes written, want at most %d (no table written whole)", round, written, limit)
 		}
-		rep, err := props.CheckStructureFile(fs, "/big.qed")
+		rep, err := checkFile(fs, "/big.qed")
 		if err != nil || !rep.IsConsistent() {
 			t.Fatalf("round %d: not consistent: %v %v", round, err, rep.Err())
 		}
