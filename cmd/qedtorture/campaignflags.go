@@ -43,6 +43,7 @@ type campaignFlags struct {
 	clusterSizes    string
 	tableSizes      string
 	maxChain        int
+	memBudget       string // --memory-budget
 
 	d campaignDefaults // the command's defaults and limits (register)
 }
@@ -88,6 +89,7 @@ func (c *campaignFlags) register(cmd *cobra.Command, d campaignDefaults) {
 	fl.StringVar(&c.clusterSizes, "cluster-sizes", sizeList(d.gen.ClusterSizes, true), "image cluster sizes to draw from")
 	fl.StringVar(&c.tableSizes, "table-sizes", sizeList(d.gen.TableSizes, false), "table sizes (in clusters) to draw from")
 	fl.IntVar(&c.maxChain, "max-chain", d.gen.MaxChain, "maximum backing chain length")
+	fl.StringVar(&c.memBudget, "memory-budget", "1536M", "memory the workloads in flight may hold (estimated from their geometry; fewer run at once when big ones do not fit, and a geometry that cannot fit alone is refused); also the Go runtime's soft memory limit unless GOMEMLIMIT is set")
 	fl.StringVar(&c.workload, "workload", "", "run this workload script (e.g. an artifact's workload.txt) instead of generated ones; with --iterations 1 by default")
 }
 

@@ -46,7 +46,6 @@ type runFlags struct {
 	html               string // --html FILE: the report as a self-contained page
 	coverage           string // --coverage DIR: statement coverage (a coverage build)
 	cpuProfile         string // --cpuprofile (hidden): a Go CPU profile of the whole campaign
-	memBudget          string // --memory-budget
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -106,7 +105,6 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.StringVar(&f.coverage, "coverage", "", "write the statement coverage of impl/qed and props/check reached by the campaign into this directory and print it (needs a coverage build: "+coverBuild+")")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the campaign to FILE (go tool pprof; for speed work)")
 	_ = fl.MarkHidden("cpuprofile")
-	fl.StringVar(&f.memBudget, "memory-budget", "1536M", "memory the workloads in flight may hold (estimated from their geometry; fewer run at once when big ones do not fit, and a geometry that cannot fit alone is refused); also the Go runtime's soft memory limit unless GOMEMLIMIT is set")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 	return cmd
 }
