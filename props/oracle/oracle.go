@@ -273,15 +273,22 @@ func newSavedReads(uncertain []model.Range, size int64, buf []byte) *savedReads 
 	return s
 }
 
-// keep copies the parts of p (read at off) inside the saved ranges.
-func (s *savedReads) keep(off int64, p []byte) {
-	end := off + int64(len(p))
+// slot says where a read of up to n bytes at off goes. Inside a saved
+// range: its place in buf, clipped to the range's end (in is true).
+// Outside: p is nil, and n is clipped to the next saved range's start
+// (the caller reads that much into its own buffer).
+func (s *savedReads) slot(off, n int64) (p []byte, m int64, in bool) {
 	for i, r := range s.rs {
-		lo, hi := max(r.Off, off), min(r.Off+r.Len, end)
-		if lo < hi {
-			copy(s.buf[s.pos[i]+int(lo-r.Off):], p[lo-off:hi-off])
+		if off < r.Off {
+			return nil, min(n, r.Off-off), false
+		}
+		if off < r.Off+r.Len {
+			m = min(n, r.Off+r.Len-off)
+			q := s.pos[i] + int(off-r.Off)
+			return s.buf[q : q+int(m)], m, true
 		}
 	}
+	return nil, n, false
 }
 
 // equal reports whether p equals the saved bytes at off; false when p is
@@ -415,26 +422,37 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 	// read there for the model's recovery below.
 	saved := newSavedReads(uncertain, size, sc.saved)
 	sc.saved = saved.buf
-	buf := sc.chunk[:]
 	for _, r := range ranges {
-		for off := r.Off; off < r.Off+r.Len && off < size; off += int64(len(buf)) {
-			p := buf[:min(int64(len(buf)), r.Off+r.Len-off, size-off)]
+		end := min(r.Off+r.Len, size)
+		for off := r.Off; off < end; {
+			// Inside an uncertain range the read goes straight to its
+			// place in saved, for Recover below, which judges those bytes
+			// (perf: no copy, and no comparison here that could only
+			// defer to Recover); elsewhere to the chunk buffer, cut where
+			// the next uncertain range starts.
+			p, n, in := saved.slot(off, min(oracleChunk, end-off))
+			if !in {
+				p = sc.chunk[:n]
+			}
 			if err := read(p, off); err != nil {
 				return fail(v, StageData, fmt.Errorf("read [%#x,+%#x) after recovery: %w", off, len(p), err))
 			}
-			// With the durable contents at hand, only the runs of 4 KiB
-			// blocks that differ from them need checking (bytes equal to
-			// the durable value are always allowed). Of those, the parts
-			// inside the model's uncertain ranges are checked by Recover
-			// below, byte for byte as VerifyCrash would (same *Mismatch,
-			// same stage); VerifyCrash checks the rest here.
-			sc.spans = o.Durable.diffSpans(off, p, sc.spans[:0], sc.blk[:])
-			for _, sp := range sc.spans {
-				if err := verifyOutside(m, uncertain, off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {
-					return fail(v, StageData, err)
+			if !in {
+				// With the durable contents at hand, only the runs of 4
+				// KiB blocks that differ from them need checking (bytes
+				// equal to the durable value are always allowed). Of
+				// those, the parts inside the model's uncertain ranges
+				// (when saved could not hold them) are checked by Recover
+				// below, byte for byte as VerifyCrash would (same
+				// *Mismatch, same stage); VerifyCrash checks the rest here.
+				sc.spans = o.Durable.diffSpans(off, p, sc.spans[:0], sc.blk[:])
+				for _, sp := range sc.spans {
+					if err := verifyOutside(m, uncertain, off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {
+						return fail(v, StageData, err)
+					}
 				}
 			}
-			saved.keep(off, p)
+			off += int64(len(p))
 		}
 	}
 	// Recover reads back exactly the uncertain ranges: it gets the bytes
@@ -522,7 +540,7 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 	// block read equal to the durable contents is right unless it meets
 	// changed, so m.Verify checks the differing runs and changed; without,
 	// everything read.
-	buf = sc.chunk[:]
+	buf := sc.chunk[:]
 	changed := append(sc.changed[:0], uncertain...)
 	changed = append(changed, model.Range{Off: 0, Len: min(size, livenessLen)})
 	changed = mergeRanges(changed, size) // sorted, disjoint (reopenSegments relies on it)
