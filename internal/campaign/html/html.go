@@ -61,9 +61,11 @@ type Failure struct {
 	// ("" when it was).
 	Dir, Err                   string
 	Workload, Explain, Verdict string
-	Timeline                   *timelineView
-	Map                        *mapView
-	Diffs                      []*diffView
+	// GuestOp names the guest op in progress at the crash.
+	GuestOp  string
+	Timeline *timelineView
+	Map      *mapView
+	Diffs    []*diffView
 	// Expected is expected-vs-read.txt for a data failure (its
 	// side-by-side hexdump).
 	Expected []expLine
@@ -199,6 +201,14 @@ func fill(f *Failure, dir, state string) {
 
 func fillFrom(f *Failure, a *campaign.Artifact, state string) error {
 	f.Workload = a.W.String()
+	switch op := f.Report.GuestOp; {
+	case op < 0:
+		f.GuestOp = "none (right after the setup)"
+	case op >= len(a.W.Ops):
+		f.GuestOp = "none (after the last op)"
+	default:
+		f.GuestOp = fmt.Sprintf("%d (%s)", op, a.W.Ops[op])
+	}
 	f.Explain = readText(a.Dir, "explain.txt")
 	f.Verdict = readText(a.Dir, "verdict.txt")
 	if evr := readText(a.Dir, "expected-vs-read.txt"); strings.Contains(evr, "first differing guest offset") {
