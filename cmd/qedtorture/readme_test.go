@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -115,7 +116,8 @@ func TestREADMEBlocks(t *testing.T) {
 // by line, in README order, each block from the copy's root (what one
 // block creates, the next finds). A line that exits non-zero fails the test, naming it. Blocks
 // marked long run only with QEDTORTURE_README_LONG=1; blocks marked skip
-// never.
+// never. QEDTORTURE_README_BLOCKS (README line numbers of blocks) runs
+// only those (to re-run a long block that failed).
 func TestREADMECommands(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping in -short mode: builds and runs the README's commands")
@@ -149,9 +151,17 @@ func TestREADMECommands(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	long := os.Getenv("QEDTORTURE_README_LONG") == "1"
+	only := map[string]bool{} // QEDTORTURE_README_BLOCKS: re-run these blocks alone
+	for _, l := range strings.Split(os.Getenv("QEDTORTURE_README_BLOCKS"), ",") {
+		if l = strings.TrimSpace(l); l != "" {
+			only[l] = true
+		}
+	}
 	ran := 0
 	for _, b := range blocks {
 		switch {
+		case len(only) > 0 && !only[strconv.Itoa(b.line)]:
+			continue
 		case strings.HasPrefix(b.marker, "skip"):
 			t.Logf("README.md:%d: not run (%s)", b.line, b.marker)
 			continue

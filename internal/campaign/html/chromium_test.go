@@ -127,6 +127,8 @@ func TestChromiumRendersReport(t *testing.T) {
 	// The script's crash-outcome line counts the timeline's rows.
 	require.Regexp(t, regexp.MustCompile(`Crash outcome: \d+ durable.*\d+ lost.* \(of \d+ operations\)\.`), dom)
 	require.Regexp(t, `<tr class="op" data-fate="lost">`, dom)
+	require.Regexp(t, `<polyline[^>]+points="[0-9.]+,[0-9.]+`, dom, "the states-per-second chart has its samples")
+	require.Regexp(t, `class="cell header"`, dom)
 	require.Regexp(t, `#\d+ write /w/image\.qed@\d+\+\d+`, dom)
 	if screenshotDir() != "" {
 		// For docs/: a campaign long enough for the rate chart.
