@@ -74,6 +74,7 @@ func newRepairCommand(e *env) *cobra.Command {
 		verbose bool
 		crashes int
 		targets []string
+		cover   string
 	)
 	cmd := &cobra.Command{
 		Use:   "repair",
@@ -155,6 +156,18 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 			}
 			defer os.RemoveAll(scratch)
 			cfg.Dir = scratch
+			if cover != "" {
+				if err := startCoverage(cover); err != nil {
+					return usagef(cmd, "%v", err)
+				}
+				defer func() {
+					cov, err := finishCoverage(cover)
+					if err != nil {
+						fmt.Fprintf(e.stderr, "qedtorture: %v\n", err)
+					}
+					printCoverage(e.stdout, cov, cover)
+				}()
+			}
 			fmt.Fprintf(e.stdout, "repair: seed %d, %d images\n", seed, images)
 			rep, err := campaign.RunRepair(cmd.Context(), cfg)
 			if rep != nil {
@@ -190,6 +203,7 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 	f.StringSliceVar(&kinds, "kind", nil, "corruption kinds to plant (default all)")
 	f.StringSliceVar(&targets, "target", []string{"impl/qed", "qemu"}, "implementations whose repair paths are judged and compared, comma-separated: impl/qed, qemu, exec:COMMAND (a program's writable open), broken:*, defect:*")
 	f.BoolVar(&noQEMU, "no-qemu", false, "the same as --target impl/qed")
+	f.StringVar(&cover, "coverage", "", "write the statement coverage of impl/qed and props/check reached into this directory and print it, as run --coverage (a coverage build; runs into one directory add up)")
 	f.DurationVar(&timeout, "timeout", 60*time.Second, "per repair run: a run still going is a hang")
 	f.StringVar(&dir, "dir", "", "scratch directory (default a temporary one, removed)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log each image and failure")

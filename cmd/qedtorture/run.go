@@ -410,17 +410,9 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		if err != nil {
 			fmt.Fprintf(e.stderr, "qedtorture: %v\n", err)
 		}
-		for _, p := range slices.Sorted(maps.Keys(cov)) {
-			c := cov[p]
-			fmt.Fprintf(hum, "coverage: %s: %.1f%% of %d statements reached", strings.TrimPrefix(p, module+"/"), c.Percent, c.Statements)
-			if c.Excluded > 0 {
-				fmt.Fprintf(hum, " (%d statements of seeded defects excluded)", c.Excluded)
-			}
-			fmt.Fprintln(hum)
-		}
+		printCoverage(hum, cov, f.coverage)
 		if cov != nil {
 			rep.Coverage = cov
-			fmt.Fprintf(hum, "coverage: data, profile.txt and the blocks not reached (uncovered.txt) in %s\n", f.coverage)
 		}
 	}
 	if f.report != "" {
