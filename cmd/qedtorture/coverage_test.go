@@ -18,6 +18,10 @@ func TestRunCoverageNeedsCoverBuild(t *testing.T) {
 	if strings.Contains(r.stdout, "done:") {
 		t.Errorf("the campaign ran:\n%s", r.stdout)
 	}
+	r = runWant(t, 2, "repair", "--coverage", t.TempDir(), "--target", "impl/qed", "--images", "1", "--dir", t.TempDir())
+	if !strings.Contains(r.stderr, "--coverage needs a coverage build") || strings.Contains(r.stdout, "plants") {
+		t.Errorf("repair --coverage: stdout %q, stderr %q", r.stdout, r.stderr)
+	}
 }
 
 // TestDefectOnly: the spans only a seeded defect runs are the bodies of
