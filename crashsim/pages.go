@@ -79,9 +79,11 @@ func (c *content) flatten(gen uint64) {
 		case o.data != nil:
 			c.writeAt(o.data, o.off, gen)
 		case o.n == zeroToEnd:
-			if o.off < c.size {
-				c.truncate(o.off, gen)
-			}
+			// c.size is already the state's final size (overlayChoice
+			// set it), which may equal o.off: cut the tree's pages from
+			// o.off whatever the size says, or an extending write after
+			// the flatten would show the bytes the truncate removed.
+			c.cut(o.off, gen)
 		default:
 			c.zeroRange(o.off, o.n, gen)
 		}
@@ -320,8 +322,15 @@ func (c *content) truncate(size int64, gen uint64) {
 		c.size = size
 		return
 	}
+	c.cut(size, gen)
+	c.size = size
+}
+
+// cut zeroes the tree from size on and drops the later pages (the
+// overlay must be flattened; the size is the caller's).
+func (c *content) cut(size int64, gen uint64) {
 	if size == 0 {
-		*c = content{}
+		c.root, c.height = nil, 0
 		return
 	}
 	// Zero the tail of the last kept page.
@@ -333,7 +342,6 @@ func (c *content) truncate(size int64, gen uint64) {
 	if firstDrop < capacityPages(c.height) && c.root != nil {
 		c.root = c.dropFrom(c.root, c.height, firstDrop, gen)
 	}
-	c.size = size
 }
 
 // dropFrom clears every page with index >= first (relative to n's subtree).
