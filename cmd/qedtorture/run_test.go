@@ -57,6 +57,36 @@ func TestRunPassesAndReports(t *testing.T) {
 	require.Equal(t, nd["crash_states"], nd["oracle_runs"])
 }
 
+// TestRunNestedFindsBrokenTarget: with crashes during recovery (the
+// default depth 2), a target whose flush does nothing also loses the
+// recovery's own flushed write; the artifact keeps the chain (nested/2/),
+// replay follows it again and show lists the recovery's operations.
+func TestRunNestedFindsBrokenTarget(t *testing.T) {
+	dir := t.TempDir()
+	r := runWant(t, exitRuntime, runArgs([]string{"run", "--iterations", "30", "--seed", "3", "--target", "broken:noflush", "--out", dir}, quick)...)
+	require.Contains(t, r.stdout, "signature: depth2/broken:noflush/")
+	m := regexp.MustCompile(`artifact: (\S+)`).FindStringSubmatch(r.stdout)
+	require.NotNil(t, m, r.stdout)
+	art := m[1]
+	for _, f := range []string{"image/image.qed", "nested/2/trace.bin", "nested/2/trace.txt", "nested/2/image/image.qed"} {
+		require.FileExists(t, filepath.Join(art, f))
+	}
+	meta, err := os.ReadFile(filepath.Join(art, "meta.json"))
+	require.NoError(t, err)
+	require.Contains(t, string(meta), `"chain"`)
+	rr := qt(t, "replay", art)
+	require.Equal(t, exitRuntime, rr.code, rr.stdout+rr.stderr)
+	verdict, err := os.ReadFile(filepath.Join(art, "verdict.txt"))
+	require.NoError(t, err)
+	require.Contains(t, rr.stdout, strings.TrimSpace(string(verdict)), "replay follows the chain to the same verdict")
+	require.Contains(t, rr.stdout, "judged by nested")
+	sh := qt(t, "show", art)
+	require.Equal(t, exitOK, sh.code, sh.stdout+sh.stderr)
+	require.Contains(t, sh.stdout, "crashed at depth 2")
+	// --nested-depth 1: one crash and a clean recovery only.
+	runWant(t, exitUsage, runArgs([]string{"run", "--iterations", "1", "--nested-depth", "0", "--out", dir}, quick)...)
+}
+
 func TestRunRandomSeedPrinted(t *testing.T) {
 	r := runWant(t, exitOK, runArgs([]string{"run", "--iterations", "1", "--out", t.TempDir()}, quick)...)
 	require.Regexp(t, regexp.MustCompile(`^seed: \d+\n`), r.stdout)
@@ -66,7 +96,7 @@ func TestRunRandomSeedPrinted(t *testing.T) {
 // 1), the artifact is written, and replay reproduces the verdict (exit 1).
 func TestRunFindsBrokenTarget(t *testing.T) {
 	dir := t.TempDir()
-	r := runWant(t, exitRuntime, runArgs([]string{"run", "--iterations", "30", "--seed", "3", "--target", "broken:noflush", "--out", dir}, quick)...)
+	r := runWant(t, exitRuntime, runArgs([]string{"run", "--iterations", "30", "--seed", "3", "--target", "broken:noflush", "--nested-depth", "1", "--out", dir}, quick)...)
 	require.Contains(t, r.stdout, "FAILURE workload")
 	m := regexp.MustCompile(`artifact: (\S+)`).FindStringSubmatch(r.stdout)
 	require.NotNil(t, m, r.stdout)

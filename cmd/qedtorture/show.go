@@ -137,6 +137,31 @@ func show(w io.Writer, a *campaign.Artifact, idText string, dump bool, hr [2]int
 			fmt.Fprintf(w, "== barrier (sync #%d); epoch %d ==\n", ep.Barrier, i+1)
 		}
 	}
+	// A crash during recovery: each recorded recovery of the chain, with
+	// what the chain's crash state in it kept (for the artifact's own
+	// state; another STATE-ID shows the depth-1 listing only).
+	if idText == "" || idText == m.State {
+		for i := range a.Nested {
+			ntl, err := a.NestedTimeline(i)
+			if err != nil {
+				return fail(err)
+			}
+			fmt.Fprintf(w, "\n== the recovery of that crash state (nested/%d/trace.bin), crashed at depth %d: state %s, power lost just before its operation %d, model %s ==\n",
+				i+2, i+2, ntl.State, ntl.State.K, ntl.State.Model)
+			for _, ep := range ntl.Epochs {
+				for _, e := range ep.Entries {
+					fmt.Fprintf(w, "  [%s] %s", e.Status, e.Op)
+					if e.Label != "" {
+						fmt.Fprintf(w, "  %s", e.Label)
+					}
+					fmt.Fprintln(w)
+				}
+				if ep.Barrier >= 0 {
+					fmt.Fprintf(w, "  == barrier (sync #%d) ==\n", ep.Barrier)
+				}
+			}
+		}
+	}
 	if dump && tl.HasState {
 		fmt.Fprintf(w, "\ncrashed image bytes %#x+%#x (%s):\n", hr[0], hr[1], tl.Layout.Label(hr[0], hr[1]))
 		hexLines(w, tl.Crashed, hr[0], hr[1])

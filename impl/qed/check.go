@@ -84,6 +84,20 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 	}
 
 	var lastErr error
+	// defectEarly (DefectRepairClearsNeedCheckFirst) writes the header
+	// with NEED_CHECK clear before the first fixed table, unsynced.
+	early := false
+	defectEarly := func() {
+		if early || !repair || !defect(DefectRepairClearsNeedCheckFirst) || im.hdr.Features&FeatureNeedCheck == 0 {
+			return
+		}
+		nh := im.hdr
+		nh.Features &^= FeatureNeedCheck
+		if err := im.writeHeaderLocked(nh); err != nil {
+			lastErr = err
+		}
+		early = true
+	}
 	limit := im.fileSize // entries must lie below the last whole cluster
 	if defect(DefectRepairOffByOneCluster) {
 		limit += g.clusterSize // off by one: the cluster just past the end passes
@@ -157,6 +171,7 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 			mark(d, 1)
 		}
 		if l2Invalid > 0 && repair {
+			defectEarly()
 			if err := im.writeTableLocked(e, tbl, 0, g.nelems); err != nil {
 				rep.CheckErrors++
 				lastErr = err
@@ -164,6 +179,7 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		}
 	}
 	if l1Invalid > 0 && repair {
+		defectEarly()
 		if err := im.writeTableLocked(im.hdr.L1TableOffset, l1, 0, g.nelems); err != nil {
 			rep.CheckErrors++
 			lastErr = err
@@ -173,6 +189,12 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 	}
 	if repair {
 		im.cache.clear()
+	}
+	if early && lastErr == nil {
+		// The defect's one sync, after the header and the tables.
+		if err := im.f.Sync(); err != nil {
+			lastErr = err
+		}
 	}
 	if lastErr != nil {
 		return rep, fileErr(im.path, "check", lastErr)

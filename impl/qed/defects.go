@@ -38,6 +38,7 @@ const (
 	DefectRecoveryDropsLink
 	DefectConcurrentSharedCOWBuffer
 	DefectUnallocatedGarbageAfterRepair
+	DefectRepairClearsNeedCheckFirst
 	numDefects
 )
 
@@ -91,7 +92,15 @@ var DefectCatalogue = []DefectInfo{
 		"concurrent allocating writes build copy-on-write fill and data in the image's one scratch buffer (as the serialised path does under the lock), so one allocation can write another's bytes into its new cluster"},
 	{DefectUnallocatedGarbageAfterRepair, "unallocated-garbage-after-repair", "recovery: wrong bytes for an unallocated range after a repair",
 		"after an open that ran the repair, a read of an unallocated guest cluster with no backing file behind it returns stale buffer bytes instead of zeros where its guest offset lies at or past the file's length at open (the zero-fill bound compares a guest offset with a host length); judged on images above the oracle's full-read limit (ReadLimit), where the oracle reads only what the checker's map cannot prove and a sample of what it proves"},
+	{DefectRepairClearsNeedCheckFirst, "repair-clears-need-check-first", "recovery: an unsafe write order only a crash during recovery shows",
+		"the repair on open writes the header with NEED_CHECK clear before the tables it fixes, and syncs once after both: a crash during that recovery can leave NEED_CHECK clear over the invalid entries (found only by crashes during recovery: DefectNested)"},
 }
+
+// DefectNested reports whether d is a defect of the recovery's own write
+// order, which a single crash followed by a clean recovery cannot show:
+// only a crash during the recovery does (the campaign's nested judge,
+// internal/campaign/nested.go). Suites that judge one crash skip it.
+func DefectNested(d Defect) bool { return d == DefectRepairClearsNeedCheckFirst }
 
 // DefectReadLimit is the oracle's FullReadLimit under which a defect is
 // meant to be judged (0: the default): DefectRecoveryDropsLink stands for a

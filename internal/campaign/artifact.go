@@ -54,6 +54,12 @@ import (
 //	target/             the driver's evidence (Recording.Evidence; QEMU:
 //	                    image.log, the blklogwrites log; repro.sh, the
 //	                    qemu-io session, with the pattern files in pat/)
+//	nested/D/           (a crash during recovery, the nested judge) for
+//	                    each depth D from 2: trace.bin and trace.txt, the
+//	                    recovery of the crash state of depth D-1 (image/
+//	                    for D = 2) as recorded, and image/, the crash
+//	                    state of depth D (meta.json's chain[D-2] in that
+//	                    trace); the last one is the state that failed
 //
 // Replay rebuilds the crash state from base/ (empty when absent) and
 // trace.bin without the target, and re-runs the workload when the target
@@ -110,6 +116,10 @@ type ArtifactMeta struct {
 	// Marks are the recording's marks: [guest op (0-based workload line,
 	// -1 the setup), trace index where its I/O began], for show.
 	Marks [][2]int64 `json:"marks,omitempty"`
+	// Chain are, for a crash during recovery (judge "nested"), the crash
+	// states of depth 2, 3, ...: each in the trace of the recovery of the
+	// state before it (State, then Chain[0], ...); nested/D/ holds them.
+	Chain []string `json:"chain,omitempty"`
 }
 
 // WriteArtifact writes f into a new directory under out (named after the
@@ -184,6 +194,13 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 	if f.HasState() {
 		meta.State, meta.CrashPoint = f.State.String(), f.State.K
 	}
+	nc := f.Nested()
+	if nc != nil {
+		meta.Chain = nil
+		for _, id := range nc.Chain {
+			meta.Chain = append(meta.Chain, id.String())
+		}
+	}
 	files := map[string][]byte{}
 	mj, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
@@ -210,13 +227,50 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 		files[traceFile] = tb
 		files[traceTextFile] = []byte(TraceText(f.Rec))
 	}
+	if nc != nil {
+		for i, r := range nc.Recoveries {
+			d := path.Join("nested", strconv.Itoa(i+2))
+			tb, err := r.Trace.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			files[path.Join(d, traceFile)] = tb
+			files[path.Join(d, traceTextFile)] = []byte(TraceText(r))
+		}
+	}
 	for name, b := range files {
 		mode := os.FileMode(0o644)
 		if name == reproFile {
 			mode = 0o755
 		}
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			return err
+		}
 		if err := os.WriteFile(filepath.Join(dir, name), b, mode); err != nil {
 			return fmt.Errorf("%s: %w", name, unwrapPathErr(err))
+		}
+	}
+	if nc != nil {
+		// Each crash state of the chain, as files.
+		for i, r := range nc.Recoveries {
+			if i >= len(nc.Chain) {
+				break
+			}
+			p, err := r.Point(nc.Chain[i].K)
+			if err != nil {
+				return err
+			}
+			st, err := p.State(nc.Chain[i])
+			if err != nil {
+				return err
+			}
+			d := filepath.Join(dir, "nested", strconv.Itoa(i+2), imageDir)
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			if err := copyDir(st, r.dir(), d); err != nil {
+				return err
+			}
 		}
 	}
 	// The crashed files: rebuilt from the point (the state the oracle
@@ -330,6 +384,19 @@ func crashText(f *Failure) string {
 		fmt.Fprintf(&b, "unsynced operations at the crash point (%d):\n", len(un))
 		for _, o := range un {
 			fmt.Fprintf(&b, "  %s\n", o)
+		}
+	}
+	if nc := f.Nested(); nc != nil {
+		for i, id := range nc.Chain {
+			r := nc.Recoveries[i]
+			fmt.Fprintf(&b, "then a crash during the recovery (depth %d): state %s of nested/%d/trace.bin, during %s\n", i+2, id, i+2, recoveryStepText(r.MarkAt(id.K).Op))
+			if p, err := r.Point(id.K); err == nil {
+				un := p.Unsynced()
+				fmt.Fprintf(&b, "  unsynced operations of the recovery at its crash point (%d):\n", len(un))
+				for _, o := range un {
+					fmt.Fprintf(&b, "    %s\n", o)
+				}
+			}
 		}
 	}
 	return b.String()

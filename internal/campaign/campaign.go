@@ -129,6 +129,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Diff = cfg.Diff.Name()
 		}
 		rep.FaultEffects = c.faultEffects.Load()
+		if cfg.NestedDepth >= 2 {
+			rep.NestedDepth, rep.NestedStates = cfg.NestedDepth, c.nested.Load()
+		}
+		rep.CreationStates, rep.CreationAbsent = c.creation.Load(), c.creationAbsent.Load()
 		if x := cfg.Exhaustive; x != nil {
 			rep.Exhaustive = exhaustiveReport(x, cfg.Bound, c.overBound.Load())
 		}
@@ -188,7 +192,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		})
 	}
 
-	judges := cfg.judges()
+	judges := cfg.judges(&c.nested)
 	gate := newMemGate(cfg.MemoryBudget)
 	jobs := make(chan int)
 	var wg sync.WaitGroup

@@ -86,6 +86,8 @@ func (f *Failure) Message() string {
 type counters struct {
 	workloads, points, states, failures, skipped, oracleRuns, faulted atomic.Int64
 	faultEffects, diffRuns                                            atomic.Int64
+	nested                                                            atomic.Int64   // crash states of depth 2 and more (nested.go)
+	creation, creationAbsent                                          atomic.Int64   // creation crash states judged, and those with the image absent (create.go)
 	overBound                                                         atomic.Int64   // (point, model) pairs sampled for being over the bound (exhaustive campaigns)
 	perModel                                                          []atomic.Int64 // by index in Config.Models
 	mu                                                                sync.Mutex     // guards the maps below

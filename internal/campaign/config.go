@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -170,6 +171,15 @@ type Config struct {
 	// and a difference the format does not allow is a failure (stage
 	// diff). Run closes it when it is done.
 	Diff Driver
+	// NestedDepth is the deepest crash judged: 2 and more record the
+	// recovery of a sample of crash states and judge the crash states of
+	// that recovery (crashes during recovery, nested.go), to this depth;
+	// 0 and 1 judge one crash followed by a clean recovery.
+	// NestedStates is the sample: the crash states per workload whose
+	// recovery is recorded, and at each further depth the states per
+	// recovery crashed again (0 = DefaultNestedStates).
+	NestedDepth  int
+	NestedStates int
 	// TargetName names the target in reports and artifacts ("" =
 	// Driver.Name()); Replay hands it to its resolver.
 	TargetName string
@@ -311,6 +321,12 @@ func (c *Config) setDefaults() error {
 	if c.TargetName == "" {
 		c.TargetName = c.Driver.Name()
 	}
+	if c.NestedDepth < 0 || c.NestedStates < 0 {
+		return fmt.Errorf("%w: nested depth %d and states %d: want 0 or more", ErrConfig, c.NestedDepth, c.NestedStates)
+	}
+	if c.NestedStates == 0 {
+		c.NestedStates = DefaultNestedStates
+	}
 	c.Oracle = tuneOracle(c.recoverer(), c.Oracle)
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = 10 * time.Second
@@ -336,11 +352,27 @@ func (c *Config) diffReader() target.Target {
 }
 
 // judges returns the campaign's judges: the oracle judge (recovery by the
-// recoverer), then the driver's, then Config.Judges.
-func (c *Config) judges() []Judge {
+// recoverer), then the driver's, then Config.Judges, then the nested
+// judge when NestedDepth is 2 or more (its depth-2+ states counted in
+// nested, which may be nil).
+func (c *Config) judges(nested *atomic.Int64) []Judge {
 	js := []Judge{&oracleJudge{t: c.recoverer(), oracle: c.Oracle}}
 	js = append(js, c.Driver.Judges()...)
-	return append(js, c.Judges...)
+	js = append(js, c.Judges...)
+	if c.NestedDepth >= 2 {
+		js = append(js, c.nestedJudge(nested))
+	}
+	return js
+}
+
+// nestedJudge is the campaign's judge of crashes during recovery.
+func (c *Config) nestedJudge(states *atomic.Int64) *nestedJudge {
+	j := &nestedJudge{t: c.recoverer(), oracle: c.Oracle, models: c.Models, enum: crashsim.EnumOptions{Bound: c.Bound, Samples: c.Samples},
+		depth: max(c.NestedDepth, 2), budget: c.NestedStates, points: c.SampledPoints, states: states}
+	if rr, ok := c.Driver.(RecoveryRecorder); ok {
+		j.rr = rr
+	}
+	return j
 }
 
 // tuneOracle applies what a target asks of the oracle (target.ReadLimiter).

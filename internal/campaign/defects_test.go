@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/stretchr/testify/require"
@@ -35,8 +36,12 @@ func TestSeededDefects(t *testing.T) {
 			name := "defect:" + info.Name
 			target, err := targetByName(name)
 			require.NoError(t, err)
-			rep, err := Run(context.Background(), Config{Seed: seed, Duration: 60 * time.Second, Workers: 2,
-				Target: target, TargetName: name, Out: t.TempDir()})
+			cfg := Config{Seed: seed, Duration: 60 * time.Second, Workers: 2, Target: target, TargetName: name, Out: t.TempDir()}
+			if qed.DefectNested(info.Defect) {
+				// Crashes during recovery, as the command line's default.
+				cfg.NestedDepth = DefaultNestedDepth
+			}
+			rep, err := Run(context.Background(), cfg)
 			require.NoError(t, err)
 			require.Len(t, rep.Failures, 1, "%s not found in 60 s", info.Name)
 			fr := rep.Failures[0]
@@ -44,12 +49,27 @@ func TestSeededDefects(t *testing.T) {
 			res, err := Replay(fr.Artifact, ReplayOptions{Resolve: InProcessResolver(targetByName)})
 			require.NoError(t, err)
 			require.True(t, res.Fails(), "the artifact must replay")
+			if qed.DefectNested(info.Defect) {
+				// A single crash cannot show it: every crash state of the
+				// minimized workload passes the oracle judge alone.
+				rec, err := Record(target, res.Failure.W, fr.WorkloadSeed, "")
+				require.NoError(t, err)
+				ck := inProcessChecker(target, oracle.Options{}, oracle.DefaultModels())
+				ck.allPoints = true
+				f, err := ck.judge(rec, "")
+				require.NoError(t, err)
+				require.Nil(t, f, "a single crash shows %s", info.Name)
+			}
 			qed.SetDefect(qed.DefectNone)
 			rec, err := Record(TargetOrDie(t, "impl/qed"), res.Failure.W, fr.WorkloadSeed, "")
 			require.NoError(t, err)
 			require.Nil(t, rec.OpErr, "the minimized workload fails without the defect")
 			ck := inProcessChecker(TargetOrDie(t, "impl/qed"), oracle.Options{}, oracle.DefaultModels())
 			ck.allPoints = true
+			if qed.DefectNested(info.Defect) {
+				ck.judges = append(ck.judges, &nestedJudge{t: TargetOrDie(t, "impl/qed"), models: oracle.DefaultModels(),
+					enum: crashsim.EnumOptions{Bound: DefaultBound, Samples: DefaultSamples}, depth: 2, budget: -1})
+			}
 			f, err := ck.judge(rec, "")
 			require.NoError(t, err)
 			require.Nil(t, f, "the minimized case also fails without the defect")

@@ -79,6 +79,10 @@ type Recording struct {
 	// recording out of process names its means: QEMU's blklogwrites log,
 	// strace).
 	Recorder string
+	// Recovery: this is the recording of a recovery of a crash state
+	// (RecoveryRecorder): its marks' Op are recovery steps (RecoveryOpen
+	// ...), not workload lines.
+	Recovery bool
 }
 
 // complete rebuilds the crash points of a recording handed over as Base

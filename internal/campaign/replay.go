@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
@@ -117,6 +118,11 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 	case o.On != nil:
 		d = InProcess(o.On)
 		judge = &oracleJudge{t: o.On, oracle: meta.Oracle}
+		if len(meta.Chain) > 0 {
+			if judge, err = nestedFor(meta, o.On); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, metaFile, err)
+			}
+		}
 		if hasState {
 			reused = true
 			res.Notes = append(res.Notes, fmt.Sprintf("re-judged on %s (the artifact's judge: %s); the crash state is rebuilt from the recorded trace", o.On.Name(), judgeName(meta)))
@@ -136,6 +142,13 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 			// The reference judged the state (a driver with no recoverer
 			// of its own): it replays without the driver.
 			d, judge, reused = InProcess(o.Reference), &oracleJudge{t: o.Reference, oracle: meta.Oracle}, true
+			res.Notes = append(res.Notes, fmt.Sprintf("target %s is not available here (%v): the recorded crash state is judged again by %s, the judge that found it; the workload is not re-run", meta.Target, derr, o.Reference.Name()))
+		} else if hasState && o.Reference != nil && meta.Judge == NestedJudgeName {
+			// A crash during the reference's recovery: the same.
+			d, reused = InProcess(o.Reference), true
+			if judge, err = nestedFor(meta, o.Reference); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, metaFile, err)
+			}
 			res.Notes = append(res.Notes, fmt.Sprintf("target %s is not available here (%v): the recorded crash state is judged again by %s, the judge that found it; the workload is not re-run", meta.Target, derr, o.Reference.Name()))
 		} else {
 			return nil, fmt.Errorf("campaign: replay %s: %w%s", dir, derr, replayHint(meta, o.Reference))
@@ -323,6 +336,23 @@ func judgeName(meta ArtifactMeta) string {
 // else the reference), whose name is its recoverer's and so follows the
 // target (an artifact pointed at a fixed target is judged by it).
 func judgeFor(meta ArtifactMeta, d Driver, ref target.Target) (Judge, error) {
+	if meta.Judge == NestedJudgeName {
+		rt := d.Recoverer()
+		if rt == nil {
+			rt = ref
+		}
+		if rt == nil {
+			return nil, fmt.Errorf("target %s has no in-process recoverer and no reference is set", d.Name())
+		}
+		j, err := nestedFor(meta, rt)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, metaFile, err)
+		}
+		if rr, ok := d.(RecoveryRecorder); ok {
+			j.rr = rr
+		}
+		return j, nil
+	}
 	for _, j := range d.Judges() {
 		if j.Name() == meta.Judge {
 			return j, nil
@@ -336,6 +366,23 @@ func judgeFor(meta ArtifactMeta, d Driver, ref target.Target) (Judge, error) {
 		return nil, fmt.Errorf("target %s has no in-process recoverer and no reference is set", d.Name())
 	}
 	return &oracleJudge{t: rt, oracle: tuneOracle(rt, meta.Oracle)}, nil
+}
+
+// nestedFor returns the nested judge that follows the artifact's chain
+// of crashes during recovery, recovering with rt.
+func nestedFor(meta ArtifactMeta, rt target.Target) (*nestedJudge, error) {
+	if len(meta.Chain) == 0 {
+		return nil, errors.New("judge nested without a chain of crash states")
+	}
+	j := &nestedJudge{t: rt, oracle: tuneOracle(rt, meta.Oracle), depth: len(meta.Chain) + 1}
+	for _, s := range meta.Chain {
+		id, err := crashsim.ParseStateID(s)
+		if err != nil {
+			return nil, fmt.Errorf("chain: %w", err)
+		}
+		j.chain = append(j.chain, id)
+	}
+	return j, nil
 }
 
 // replayHint says how an artifact whose driver is unavailable can still
@@ -513,6 +560,17 @@ type Artifact struct {
 	Run  *crashsim.Run // nil when the artifact has no trace.bin
 	// Image is the image's path in the run's filesystems.
 	Image string
+	// Nested are, for a crash during recovery (meta.json's chain), the
+	// recorded recoveries (nested/D/trace.bin, each starting from the
+	// crash state before it) and the crash state in each.
+	Nested []NestedRun
+}
+
+// A NestedRun is one recorded recovery of an artifact's chain of crashes
+// during recovery, and the crash state of the chain in it.
+type NestedRun struct {
+	Run   *crashsim.Run
+	State crashsim.StateID
 }
 
 // LoadArtifact reads an artifact directory.
@@ -540,6 +598,44 @@ func LoadArtifact(dir string) (*Artifact, error) {
 	}
 	if rr != nil {
 		a.Run = rr.run
+	}
+	if len(meta.Chain) > 0 && a.Run != nil {
+		id, err := crashsim.ParseStateID(meta.State)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, metaFile, err)
+		}
+		run := a.Run
+		for i, s := range meta.Chain {
+			p, err := run.Point(id.K)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, id, err)
+			}
+			st, err := p.State(id)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, id, err)
+			}
+			name := filepath.Join(dir, "nested", strconv.Itoa(i+2), traceFile)
+			b, err := os.ReadFile(name)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
+			}
+			t, err := crashsim.DecodeTrace(b)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, name, err)
+			}
+			if id, err = crashsim.ParseStateID(s); err != nil {
+				return nil, fmt.Errorf("%w: %s: chain: %w", ErrArtifact, metaFile, err)
+			}
+			run = &crashsim.Run{Start: st.Start(), Options: a.Run.Options, Trace: t}
+			end, err := run.Start.Replay(t, int64(len(t.Ops)), run.Options)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, name, err)
+			}
+			if run.End, err = end.Point(); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, name, err)
+			}
+			a.Nested = append(a.Nested, NestedRun{Run: run, State: id})
+		}
 	}
 	return a, nil
 }

@@ -48,6 +48,18 @@ type Report struct {
 	FaultEffects int64 `json:"fault_effects,omitempty"`
 	CrashPoints  int64 `json:"crash_points"`
 	CrashStates  int64 `json:"crash_states"`
+	// NestedDepth is the deepest crash judged (Config.NestedDepth; 0: one
+	// crash), NestedStates the distinct crash states of depth 2 and more
+	// judged (crashes during the recovery of a sample of CrashStates,
+	// nested.go); they are not counted in CrashStates.
+	NestedDepth  int   `json:"nested_depth,omitempty"`
+	NestedStates int64 `json:"nested_states,omitempty"`
+	// CreationStates counts the crash states during the creation of the
+	// image and its backing chain judged by the creation judge (create.go),
+	// CreationAbsent those of them in which the image was absent; they are
+	// counted in CrashStates too.
+	CreationStates int64 `json:"creation_states,omitempty"`
+	CreationAbsent int64 `json:"creation_absent,omitempty"`
 	// OracleRuns counts the states the oracle ran on; the rest of
 	// CrashStates were byte-identical to a state of the same workload
 	// judged against the same model, whose verdict they share.
@@ -275,6 +287,10 @@ func Merge(reps ...*Report) (*Report, error) {
 		out.CrashPoints += r.CrashPoints
 		out.CrashStates += r.CrashStates
 		out.OracleRuns += r.OracleRuns
+		out.NestedDepth = max(out.NestedDepth, r.NestedDepth)
+		out.NestedStates += r.NestedStates
+		out.CreationStates += r.CreationStates
+		out.CreationAbsent += r.CreationAbsent
 		for m, n := range r.PerModel {
 			out.PerModel[m] += n
 		}

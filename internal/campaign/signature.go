@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/props/check"
@@ -33,6 +34,12 @@ const SideRaw = "raw"
 //	                            model, check, structure) in which SIDE
 //	                            (target, other, both, unknown) deviates
 //	                            from the rule
+//	depthD/SIGNATURE            a crash state reached by D-1 crashes
+//	                            during recovery (the nested judge): the
+//	                            signature of that state's failure, its
+//	                            side the recoverer (or raw)
+//	create/STAGE[/KINDS]        a crash during the creation of the image
+//	                            or its backing chain (the creation judge)
 //
 // target is the driver's name (for failures without a judge).
 func (f *Failure) Signature(target string) string {
@@ -51,6 +58,11 @@ func (f *Failure) Signature(target string) string {
 	if side == "" {
 		side = target
 	}
+	prefix := ""
+	if nc := f.Nested(); nc != nil {
+		prefix = fmt.Sprintf("depth%d/", len(nc.Chain)+1)
+		side = nc.Judge
+	}
 	var rep *check.Report
 	switch f.Stage {
 	case oracle.StageStructureBefore:
@@ -63,7 +75,7 @@ func (f *Failure) Signature(target string) string {
 			rep = f.Verdict.After
 		}
 	}
-	s := side + "/" + string(f.Stage)
+	s := prefix + side + "/" + string(f.Stage)
 	if ks := kindsText(rep); ks != "" {
 		s += "/" + ks
 	}

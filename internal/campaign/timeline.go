@@ -139,7 +139,7 @@ func (a *Artifact) Timeline(id string) (*Timeline, error) {
 		if o.Kind == crashsim.OpWrite || o.Kind == crashsim.OpDiscard {
 			if path.Clean(o.Path) == path.Clean(a.Image) {
 				e.Label = labelWrite(tl.Layout, o)
-				if strings.HasPrefix(e.Label, "header") && o.Kind == crashsim.OpWrite {
+				if strings.HasPrefix(e.Label, "header") && o.Kind == crashsim.OpWrite && o.Off < headerFieldsSize {
 					suffix := ""
 					if i := strings.Index(e.Label, ") and "); i >= 0 {
 						suffix = e.Label[i+1:] // the tables the write runs into
@@ -160,6 +160,11 @@ func (a *Artifact) Timeline(id string) (*Timeline, error) {
 	tl.Epochs = append(tl.Epochs, ep)
 	return tl, nil
 }
+
+// headerFieldsSize is the size of QED's header fields (docs/format.md): a
+// write to the header cluster past them (the backing name, padding) changes
+// no field.
+const headerFieldsSize = 64
 
 // labelWrite names what a write to the image is; an all-zero write is a
 // zero (or copy-on-write from nothing) fill.

@@ -36,7 +36,10 @@ func TraceText(rec *Recording) string {
 		who := "setup"
 		if o.Index >= rec.SetupEnd && len(rec.Marks) > 0 {
 			op := rec.MarkAt(o.Index).Op
-			if op != last {
+			if op != last && rec.Recovery {
+				last = op
+				fmt.Fprintf(&b, "## %s\n", recoveryStepText(op))
+			} else if op != last {
 				last = op
 				switch {
 				case op >= 0 && op < len(rec.W.Ops):
@@ -49,6 +52,8 @@ func TraceText(rec *Recording) string {
 			}
 			who = fmt.Sprintf("op %d", op)
 			switch {
+			case rec.Recovery:
+				who = "recovery step " + fmt.Sprint(op)
 			case op < 0:
 				who = "setup"
 			case op >= len(rec.W.Ops):

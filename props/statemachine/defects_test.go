@@ -50,6 +50,12 @@ func TestDefects(t *testing.T) {
 		if only != "" && only != info.Name {
 			continue
 		}
+		if qed.DefectNested(info.Defect) {
+			// Only a crash during recovery shows it: the campaign's
+			// nested judge (internal/campaign TestSeededDefects).
+			t.Logf("defect %s: skipped (needs a crash during recovery)", info.Name)
+			continue
+		}
 		qed.SetDefect(info.Defect)
 		// A one-table L2 cache, so that eviction happens at all in
 		// the small images of the state machine.
