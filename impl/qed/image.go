@@ -198,34 +198,50 @@ func newHeader(opts CreateOptions) (Header, error) {
 	return h, nil
 }
 
-// writeNewImage writes a fresh image into the empty file f. Ordering:
-// header, name and L1 are written, then one Sync; a crash before it may
-// leave a partial file that Open refuses, never a valid-looking image with
-// stale content, because the file was truncated first.
+// writeNewImage writes a fresh image into f (new, or an existing file
+// being replaced). Crash safety (proved by TestCreateCrash under real
+// directory semantics and every crash model, torn sectors holding garbage
+// included, at every operation index): the header fields, which make the
+// file an image, are written last, alone, after everything they describe
+// is durable.
+//
+//  1. Truncate to 0, then Sync: the old contents are gone for good before
+//     anything new is written. Without this sync a crash could keep some of
+//     the new writes and lose the truncate: the new header over the old L1
+//     table reads the old image's data under the new geometry.
+//  2. The backing name and the zeroed rest of the header cluster and L1
+//     table (above maxWholeTable the file is extended over the table
+//     instead, which reads zeros), then Sync. No magic yet: whatever part of this a crash keeps
+//     (torn, garbage in a lost sector, or only the new length), Open
+//     refuses the file.
+//  3. The header fields (64 bytes, inside one sector), then Sync: a crash
+//     keeps them whole (the image is complete: step 2 is durable), loses
+//     them (refused) or leaves garbage in their sector (refused: magic).
+//  4. Create syncs the directory after this: the name of a new file is
+//     durable only once the image is complete, so a crash before leaves no
+//     image at all rather than a file Open refuses.
 func writeNewImage(f afero.File, h *Header, backing string) error {
 	// Truncate again: a filesystem may not honour O_TRUNC, and appending
 	// after old garbage would make it look allocated (a QEMU bug class).
 	if err := f.Truncate(0); err != nil {
 		return err
 	}
-	// Header fields and backing name, then the file extended over the
-	// rest of the header cluster and the L1 table: the empty file reads
-	// zeros there, so nothing is written for a big table (a table may be
-	// 1 GiB); a small one is written as zeros. A crash
-	// before the Sync leaves the whole image or a file Open refuses (no
-	// header, or shorter than the L1 table's end).
-	head := make([]byte, HeaderFieldsSize+len(backing))
-	encodeHeader(h, head)
-	copy(head[HeaderFieldsSize:], backing)
-	if _, err := f.WriteAt(head, 0); err != nil {
+	if err := f.Sync(); err != nil {
 		return err
+	}
+	// The backing name, then the rest of the header cluster and the L1
+	// table: zeros written for a small table; for a big one (a table may
+	// be 1 GiB) the file is extended over it, and the empty file reads
+	// zeros there. Then the header fields.
+	if len(backing) > 0 {
+		if _, err := f.WriteAt([]byte(backing), HeaderFieldsSize); err != nil {
+			return err
+		}
 	}
 	end := uint64(h.ClusterSize) * (1 + uint64(h.TableSize))
 	if uint64(h.ClusterSize)*uint64(h.TableSize) <= maxWholeTable {
-		// A small table: zeros written, as before big tables were
-		// made sparse (same I/O, same crash states).
 		zeros := make([]byte, min(uint64(h.ClusterSize), 1<<20))
-		for off := uint64(len(head)); off < end; {
+		for off := uint64(HeaderFieldsSize + len(backing)); off < end; {
 			n := min(uint64(len(zeros)), end-off)
 			if _, err := f.WriteAt(zeros[:n], int64(off)); err != nil {
 				return err
@@ -233,6 +249,14 @@ func writeNewImage(f afero.File, h *Header, backing string) error {
 			off += n
 		}
 	} else if err := f.Truncate(int64(end)); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	var head [HeaderFieldsSize]byte
+	encodeHeader(h, head[:])
+	if _, err := f.WriteAt(head[:], 0); err != nil {
 		return err
 	}
 	return f.Sync()

@@ -42,6 +42,19 @@ func minimize(ck *checker, f *Failure, budget int) *Failure {
 		one := *ck
 		one.models = []crashsim.Model{f.State.Model}
 		one.onlyJudge = f.Judge
+		if f.Judge == NestedJudgeName {
+			// A crash during recovery: every candidate's distinct states
+			// are recovered and crashed (not a sample), so that a smaller
+			// workload that still fails is not missed for a draw.
+			one.judges = slices.Clone(one.judges)
+			for i, j := range one.judges {
+				if nj, ok := j.(*nestedJudge); ok {
+					all := *nj
+					all.budget = -1
+					one.judges[i] = &all
+				}
+			}
+		}
 		ck = &one
 	}
 	if f.Stage == StageDiff {

@@ -59,7 +59,7 @@ const NestedJudgeName = "nested"
 // --nested-states).
 const (
 	DefaultNestedDepth  = 2
-	DefaultNestedStates = 2
+	DefaultNestedStates = 1
 )
 
 // The steps of a recorded recovery, as the Op of its marks.

@@ -66,7 +66,12 @@ func judgedDigest(t *testing.T, cfg Config) (string, *Report) {
 // on main before the engine judged through the Driver/Judge seam and
 // crashsim's explorer (migration step 9): the seam changes neither the
 // crash points, the states enumerated, the de-duplication, the fault
-// handling nor the minimizer's path.
+// handling nor the minimizer's path. Re-pinned once since (issue 14.2):
+// impl/qed's Create issues two more syncs (after the truncate, before the
+// header fields), so every trace index after the setup moved by 2; the
+// points, states and per-model counts are unchanged, the broken target's
+// failure is the same state two indices later, and the digests and
+// oracle runs moved with the sampled states, whose seeds derive from k.
 func TestJudgedStatesPinned(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -74,15 +79,15 @@ func TestJudgedStatesPinned(t *testing.T) {
 		want string
 	}{
 		{"plain", Config{Target: qedtarget.Target{}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3},
-			"digest 2f0ce4fa5720dabe points 86 states 994 oracle 442 perModel map[drop:86 prefix:262 subset:328 torn4k:318] faulted 0 effects 0 workloads 12 skipped 0"},
+			"digest 9f4460df62859c85 points 86 states 994 oracle 437 perModel map[drop:86 prefix:262 subset:328 torn4k:318] faulted 0 effects 0 workloads 12 skipped 0"},
 		{"faults", Config{Target: qedtarget.Target{}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3, Faults: "write:eio@nth=9"},
-			"digest c6e83bd16e2c440b points 77 states 864 oracle 380 perModel map[drop:77 prefix:229 subset:273 torn4k:285] faulted 10 effects 0 workloads 12 skipped 0"},
+			"digest f958c80b18d73aed points 77 states 864 oracle 376 perModel map[drop:77 prefix:229 subset:273 torn4k:285] faulted 10 effects 0 workloads 12 skipped 0"},
 		{"silent", Config{Target: qedtarget.Target{}, Seed: 14, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3, Faults: "write:lost@nth=7;read:bitflip@nth=40"},
-			"digest 5688d8ff8a8bf0bf points 91 states 892 oracle 400 perModel map[drop:91 prefix:213 subset:298 torn4k:290] faulted 9 effects 45 workloads 12 skipped 0"},
+			"digest 6d2aa3854b93aaa3 points 91 states 892 oracle 408 perModel map[drop:91 prefix:213 subset:298 torn4k:290] faulted 9 effects 45 workloads 12 skipped 0"},
 		{"broken", Config{Target: qedtarget.Broken()[1], Seed: 3, Iterations: 30, Workers: 1, Gen: quickGen(), Models: quickModels, Bound: 64, Samples: 8},
-			"[data k=13/drop/0 op3 ops3/8 drop] digest 06672c8b7b1dc6da points 9 states 175 oracle 65 perModel map[drop:9 prefix:26 subset:82 torn4k:58] faulted 0 effects 0 workloads 1 skipped 0"},
+			"[data k=15/drop/0 op3 ops3/8 drop] digest 285d3532a815dc1a points 9 states 175 oracle 65 perModel map[drop:9 prefix:26 subset:82 torn4k:58] faulted 0 effects 0 workloads 1 skipped 0"},
 		{"nodedup", Config{Target: qedtarget.Target{}, Seed: 13, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[1:3], Bound: 8, Samples: 3, SampledPoints: 2, NoDedup: true},
-			"digest 016779c8d90fec4e points 43 states 219 oracle 219 perModel map[prefix:110 subset:109] faulted 0 effects 0 workloads 6 skipped 0"},
+			"digest 1010d11618eec298 points 43 states 219 oracle 219 perModel map[prefix:110 subset:109] faulted 0 effects 0 workloads 6 skipped 0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, rep := judgedDigest(t, c.cfg)
