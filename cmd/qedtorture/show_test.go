@@ -21,7 +21,7 @@ func TestShow(t *testing.T) {
 	m := regexp.MustCompile(`artifact: (\S+)`).FindStringSubmatch(r.stdout)
 	require.NotNil(t, m, r.stdout)
 	s := runWant(t, 0, "show", m[1], "--hexdump", "0+16")
-	for _, want := range []string{"== epoch 0 ==", "-- guest op 0: ", "[durable]", "header, changes", "[lost]", "header, rewritten unchanged and L1 entries 0..7", "crash state k=", "00000000  51 45 44 00"} {
+	for _, want := range []string{"== epoch 0 ==", "-- guest op 0: ", "[durable]", "header, changes", "[lost]", "header (backing file name and padding) and L1 entries 0..7", "crash state k=", "00000000  51 45 44 00"} {
 		require.Contains(t, s.stdout, want)
 	}
 	require.Regexp(t, `L[12] (table \d+ \(L1 entry \d+\) )?entr`, s.stdout)
