@@ -43,11 +43,12 @@ type runFlags struct {
 	// minimizeCandidates bounds the workloads tried per minimization (0:
 	// the engine's default; -1 none): qemu's --minimize.
 	minimizeCandidates int
-	html               string // --html FILE: the report as a self-contained page
-	coverage           string // --coverage DIR: statement coverage (a coverage build)
-	cpuProfile         string // --cpuprofile (hidden): a Go CPU profile of the whole campaign
-	nestedDepth        int    // --nested-depth: crashes during recovery, to this depth
-	nestedN            int    // --nested-states: the sample recovered and crashed again
+	html               string  // --html FILE: the report as a self-contained page
+	coverage           string  // --coverage DIR: statement coverage (a coverage build)
+	cpuProfile         string  // --cpuprofile (hidden): a Go CPU profile of the whole campaign
+	nestedDepth        int     // --nested-depth: crashes during recovery, to this depth
+	nestedN            int     // --nested-states: the sample recovered and crashed again
+	createShare        float64 // --create-crashes: share of workloads whose creation is judged
 }
 
 // runDefaults are run's values of the shared campaign flags.
@@ -109,6 +110,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	_ = fl.MarkHidden("cpuprofile")
 	fl.IntVar(&f.nestedDepth, "nested-depth", campaign.DefaultNestedDepth, "crashes during recovery: record the recovery of a sample of crash states and judge its own crash states, to this depth (1 = one crash and a clean recovery)")
 	fl.IntVar(&f.nestedN, "nested-states", campaign.DefaultNestedStates, "with --nested-depth 2 or more: crash states per workload whose recovery is crashed (and per recovery at each further depth)")
+	fl.Float64Var(&f.createShare, "create-crashes", campaign.DefaultCreateShare, "share of workloads (0 to 1) whose creation of the image and its backing chain is crashed, with real directory semantics (in-process targets; 0 = none)")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 	return cmd
 }
@@ -235,6 +237,10 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 		return bad("invalid --nested-states %d: want at least 1", f.nestedN)
 	}
 	cfg.NestedDepth, cfg.NestedStates = f.nestedDepth, f.nestedN
+	if f.createShare < 0 || f.createShare > 1 {
+		return bad("invalid --create-crashes %g: want a share from 0 to 1", f.createShare)
+	}
+	cfg.CreateShare = f.createShare
 	if f.known != "" {
 		fh, err := os.Open(f.known)
 		if err != nil {

@@ -47,6 +47,19 @@ func TestRunPassesAndReports(t *testing.T) {
 		require.Contains(t, m, k)
 	}
 	require.LessOrEqual(t, m["oracle_runs"], m["crash_states"])
+	require.EqualValues(t, 2, m["nested_depth"], "crashes during recovery by default")
+	require.Contains(t, m, "nested_states")
+	// --create-crashes 1: every workload's creation is crashed; impl/qed
+	// leaves no image until it is complete.
+	runWant(t, exitOK, runArgs(a, []string{"--create-crashes", "1", "--nested-depth", "1"})...)
+	b, err = os.ReadFile(rep)
+	require.NoError(t, err)
+	var cr map[string]any
+	require.NoError(t, json.Unmarshal(b, &cr))
+	require.NotContains(t, cr, "nested_depth")
+	require.Positive(t, cr["creation_states"])
+	require.Equal(t, cr["creation_states"], cr["creation_absent"])
+	runWant(t, exitUsage, runArgs(a, []string{"--create-crashes", "1.5"})...)
 	// --no-dedup judges every state: the same states, as many oracle runs.
 	r = runWant(t, exitOK, runArgs(a, []string{"--no-dedup"})...)
 	b, err = os.ReadFile(rep)

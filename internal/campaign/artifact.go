@@ -120,6 +120,10 @@ type ArtifactMeta struct {
 	// states of depth 2, 3, ...: each in the trace of the recovery of the
 	// state before it (State, then Chain[0], ...); nested/D/ holds them.
 	Chain []string `json:"chain,omitempty"`
+	// Create: the workload's creation was recorded and judged (create.go),
+	// from the trace index the setup ends at to CreateEnd.
+	Create    bool  `json:"create,omitempty"`
+	CreateEnd int64 `json:"create_end,omitempty"`
 }
 
 // WriteArtifact writes f into a new directory under out (named after the
@@ -187,6 +191,7 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 			meta.Dir, meta.Image = f.Rec.dir(), f.Rec.Image
 		}
 		meta.StrictDirSync = !f.Rec.Options.ImplicitDirSync
+		meta.Create, meta.CreateEnd = f.Rec.CreateEnd > 0, f.Rec.CreateEnd
 		for _, mk := range f.Rec.Marks {
 			meta.Marks = append(meta.Marks, [2]int64{int64(mk.Op), mk.K})
 		}

@@ -200,7 +200,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		wg.Go(func() {
 			ck := &checker{ctx: ctx, driver: cfg.Driver, judges: judges, models: cfg.Models, sampledPoints: cfg.SampledPoints,
 				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, faults: cfg.Faults,
-				c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup}
+				c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup, createShare: cfg.CreateShare,
+				create: &createJudge{t: cfg.recoverer(), oracle: cfg.Oracle, absent: &c.creationAbsent}}
 			if cfg.Diff != nil {
 				ck.diff, ck.read, ck.diffRead = cfg.Diff, cfg.recoverer(), cfg.diffReader()
 			}

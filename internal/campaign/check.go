@@ -74,6 +74,8 @@ func (f *Failure) Message() string {
 	}
 	when := fmt.Sprintf("during guest op %d", f.GuestOp)
 	switch {
+	case f.Judge == CreateJudgeName:
+		when = "during the creation of the image and its backing chain"
 	case f.GuestOp < 0:
 		when = "before the first guest op"
 	case f.GuestOp >= len(f.W.Ops):
@@ -146,8 +148,13 @@ type checker struct {
 	diff           Driver
 	diffRead, read target.Target
 	diffSig        string
-	hasher         *stateHasher
-	modelIdx       []int // index of models[i] in the campaign's counters
+	// createShare is the share of workloads whose creation is recorded
+	// and judged (create.go); create judges those states (nil: built from
+	// the oracle judge).
+	createShare float64
+	create      Judge
+	hasher      *stateHasher
+	modelIdx    []int // index of models[i] in the campaign's counters
 	// local counts what this checker did (one worker's share).
 	local struct{ points, states, oracleRuns int64 }
 }
@@ -186,7 +193,8 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.S
 		}
 	}
 	w, ad := ck.driver.Adapt(w)
-	rec, err := ck.driver.Record(ck.context(), w, RecordOptions{Seed: seed, Faults: ck.faults})
+	create := ck.fromOp == 0 && ck.faults == "" && createChosen(seed, ck.createShare)
+	rec, err := ck.driver.Record(ck.context(), w, RecordOptions{Seed: seed, Faults: ck.faults, Create: create})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -342,8 +350,17 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 		if ck.c != nil {
 			ck.c.oracleRuns.Add(1)
 		}
+		judges := ck.judges
+		creation := rec.CreateEnd > 0 && s.ID.K < rec.CreateEnd
+		if creation {
+			// A crash during the creation: the creation judge alone.
+			judges = []Judge{ck.creationJudge()}
+			if ck.c != nil {
+				ck.c.creation.Add(1)
+			}
+		}
 		shared, first := true, true
-		for _, j := range ck.judges {
+		for _, j := range judges {
 			if j.Budget() >= 0 {
 				continue
 			}
@@ -383,7 +400,7 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 		if shared && keyed {
 			seen[key] = struct{}{}
 		}
-		if shared && budgeted {
+		if shared && budgeted && !creation {
 			distinct = append(distinct, s.ID)
 		}
 		return nil
@@ -406,6 +423,19 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 		return nil, nil // stopped from outside
 	}
 	return ck.judgeBudgeted(rec, distinct, failure)
+}
+
+// creationJudge is the judge of crash states during the creation: ck.create,
+// else one recovering with the oracle judge's target.
+func (ck *checker) creationJudge() Judge {
+	if ck.create == nil {
+		oj, _ := ck.judges[0].(*oracleJudge)
+		if oj == nil {
+			return ck.judges[0]
+		}
+		ck.create = &createJudge{t: oj.t, oracle: oj.oracle}
+	}
+	return ck.create
 }
 
 // judgeBudgeted hands each budgeted judge its seeded sample of the

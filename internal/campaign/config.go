@@ -180,6 +180,11 @@ type Config struct {
 	// recovery crashed again (0 = DefaultNestedStates).
 	NestedDepth  int
 	NestedStates int
+	// CreateShare is the share of workloads (0 to 1, drawn from each
+	// workload seed) whose creation of the image and its backing chain is
+	// recorded with real directory semantics and judged (create.go); 0:
+	// none. Not with Faults or Exhaustive.
+	CreateShare float64
 	// TargetName names the target in reports and artifacts ("" =
 	// Driver.Name()); Replay hands it to its resolver.
 	TargetName string
@@ -323,6 +328,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.NestedDepth < 0 || c.NestedStates < 0 {
 		return fmt.Errorf("%w: nested depth %d and states %d: want 0 or more", ErrConfig, c.NestedDepth, c.NestedStates)
+	}
+	if c.CreateShare < 0 || c.CreateShare > 1 {
+		return fmt.Errorf("%w: creation share %g not in [0,1]", ErrConfig, c.CreateShare)
 	}
 	if c.NestedStates == 0 {
 		c.NestedStates = DefaultNestedStates

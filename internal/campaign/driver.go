@@ -121,6 +121,11 @@ type RecordOptions struct {
 	// setup); "" for none. A driver that cannot inject faults fails
 	// Record when they are set.
 	Faults string
+	// Create asks for the creation of the image and its backing chain to
+	// be recorded with real directory semantics and judged (create.go):
+	// the driver sets Recording.CreateEnd. A driver that cannot record
+	// the creation ignores it (CreateEnd stays 0); so does a faulted run.
+	Create bool
 }
 
 // An Adaptation is one change Driver.Adapt made to a workload.
@@ -178,7 +183,7 @@ func (d inProcess) Name() string { return d.t.Name() }
 func (inProcess) Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) { return w, nil }
 
 func (d inProcess) Record(_ context.Context, w *workload.Workload, o RecordOptions) (*Recording, error) {
-	return Record(d.t, w, o.Seed, o.Faults)
+	return RecordWith(d.t, w, o)
 }
 
 func (d inProcess) Recoverer() target.Target { return d.t }

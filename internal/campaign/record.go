@@ -57,7 +57,12 @@ type Recording struct {
 	// SetupEnd is the first trace index judged: the setup before it
 	// (backing chain, creation, first open) is not.
 	SetupEnd int64
-	Marks    []Mark // in K order
+	// CreateEnd, when set, is where the creation of the image and its
+	// backing chain (and the first open) ended: it was recorded from
+	// SetupEnd on, and the crash states before CreateEnd are judged by the
+	// creation judge (create.go). 0: the creation is part of the setup.
+	CreateEnd int64
+	Marks     []Mark // in K order
 	// Syncs are the crash points at every sync after the setup, and End
 	// the point after the last op ran (or the op that failed): captured
 	// live in process; a driver recording out of process leaves them nil
@@ -144,12 +149,49 @@ func (r *Recording) Faulted() bool { return len(r.Injected) > 0 }
 // returned in Recording.OpErr, not as the error; the error is for a
 // setup that could not be done.
 func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string) (*Recording, error) {
-	fs := crashsim.New(fsOptions)
+	return RecordWith(tgt, w, RecordOptions{Seed: seed, Faults: faults})
+}
+
+// RecordWith is Record with every option: with o.Create (and no faults)
+// the creation of the image and its backing chain is recorded and judged
+// (create.go): the filesystem has real directory semantics (the image's
+// directory itself made durable first), SetupEnd is before the backing
+// chain and CreateEnd after the image's first open.
+func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Recording, error) {
+	seed, faults := o.Seed, o.Faults
+	create := o.Create && faults == ""
+	opts := fsOptions
+	if create {
+		opts = crashsim.Options{} // real directory semantics
+	}
+	fs := crashsim.New(opts)
+	rec := &Recording{W: w, Seed: seed, Dir: Dir, Image: ImagePath, Options: opts, Syncs: map[int64]*crashsim.Point{}}
+	createFrom := int64(0)
+	if create {
+		// The image's directory exists, durably, before the creation.
+		if err := fs.MkdirAll(Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("campaign: setup: %w", err)
+		}
+		root, err := fs.Open("/")
+		if err != nil {
+			return nil, fmt.Errorf("campaign: setup: %w", err)
+		}
+		err = root.Sync()
+		root.Close()
+		if err != nil {
+			return nil, fmt.Errorf("campaign: setup: sync /: %w", err)
+		}
+		createFrom = fs.Ops()
+		fs.OnSync(func(p *crashsim.Point) bool {
+			rec.Syncs[p.K()] = p
+			return false
+		})
+	}
 	e, err := workload.NewExec(tgt, fs, Dir, w)
+	fs.OnSync(nil)
 	if err != nil {
 		return nil, fmt.Errorf("campaign: setup: %w", err)
 	}
-	rec := &Recording{W: w, Seed: seed, Dir: Dir, Image: ImagePath, Options: fsOptions, Syncs: map[int64]*crashsim.Point{}}
 	injected := func() int { return 0 }
 	var ffs *faultfs.FS
 	if faults != "" {
@@ -181,6 +223,9 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 		injected = ffs.Injected
 	}
 	rec.SetupEnd = fs.Ops()
+	if create {
+		rec.SetupEnd, rec.CreateEnd = createFrom, rec.SetupEnd
+	}
 	rec.Marks = append(rec.Marks, Mark{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone(), Injected: injected()})
 	e.Snapshot = func(i int, m *model.Disk) {
 		rec.Marks = append(rec.Marks, Mark{Op: i, K: fs.Ops(), Model: m, Injected: injected()})

@@ -162,7 +162,7 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 		res.Judge = judge.Name()
 	}
 
-	rec, err := d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults})
+	rec, err := d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create})
 	if err != nil {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
 		return res, nil
@@ -336,6 +336,16 @@ func judgeName(meta ArtifactMeta) string {
 // else the reference), whose name is its recoverer's and so follows the
 // target (an artifact pointed at a fixed target is judged by it).
 func judgeFor(meta ArtifactMeta, d Driver, ref target.Target) (Judge, error) {
+	if meta.Judge == CreateJudgeName {
+		rt := d.Recoverer()
+		if rt == nil {
+			rt = ref
+		}
+		if rt == nil {
+			return nil, fmt.Errorf("target %s has no in-process recoverer and no reference is set", d.Name())
+		}
+		return &createJudge{t: rt, oracle: tuneOracle(rt, meta.Oracle)}, nil
+	}
 	if meta.Judge == NestedJudgeName {
 		rt := d.Recoverer()
 		if rt == nil {

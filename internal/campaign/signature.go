@@ -38,8 +38,11 @@ const SideRaw = "raw"
 //	                            during recovery (the nested judge): the
 //	                            signature of that state's failure, its
 //	                            side the recoverer (or raw)
-//	create/STAGE[/KINDS]        a crash during the creation of the image
-//	                            or its backing chain (the creation judge)
+//	create/SIGNATURE            a crash during the creation of the image
+//	                            or its backing chain (the creation judge):
+//	                            the signature of the state's failure, its
+//	                            side the target (or raw); stage creation:
+//	                            a file that is not the requested image
 //
 // target is the driver's name (for failures without a judge).
 func (f *Failure) Signature(target string) string {
@@ -62,6 +65,9 @@ func (f *Failure) Signature(target string) string {
 	if nc := f.Nested(); nc != nil {
 		prefix = fmt.Sprintf("depth%d/", len(nc.Chain)+1)
 		side = nc.Judge
+	}
+	if f.Judge == CreateJudgeName {
+		prefix, side = "create/", target
 	}
 	var rep *check.Report
 	switch f.Stage {

@@ -44,6 +44,8 @@ func TraceText(rec *Recording) string {
 				switch {
 				case op >= 0 && op < len(rec.W.Ops):
 					fmt.Fprintf(&b, "## guest op %d: %s\n", op, rec.W.Ops[op])
+				case op < 0 && rec.CreateEnd > 0:
+					fmt.Fprintf(&b, "## the creation of the backing chain and the image, and the first open (judged by the creation judge)\n")
 				case op < 0:
 					fmt.Fprintf(&b, "## after the setup, before guest op 0\n")
 				default:
@@ -52,6 +54,8 @@ func TraceText(rec *Recording) string {
 			}
 			who = fmt.Sprintf("op %d", op)
 			switch {
+			case o.Index < rec.CreateEnd:
+				who = "creation"
 			case rec.Recovery:
 				who = "recovery step " + fmt.Sprint(op)
 			case op < 0:
