@@ -108,7 +108,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.StringVar(&f.coverage, "coverage", "", "write the statement coverage of impl/qed and props/check reached by the campaign into this directory and print it (needs a coverage build: "+coverBuild+")")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the campaign to FILE (go tool pprof; for speed work)")
 	_ = fl.MarkHidden("cpuprofile")
-	fl.IntVar(&f.nestedDepth, "nested-depth", campaign.DefaultNestedDepth, "crashes during recovery: record the recovery of a sample of crash states and judge its own crash states, to this depth (1 = one crash and a clean recovery)")
+	fl.IntVar(&f.nestedDepth, "nested-depth", campaign.DefaultNestedDepth, "crashes during recovery: record the recovery of a sample of crash states and judge its own crash states, to this depth (0 or 1: one crash and a clean recovery)")
 	fl.IntVar(&f.nestedN, "nested-states", campaign.DefaultNestedStates, "with --nested-depth 2 or more: crash states per workload whose recovery is crashed (and per recovery at each further depth)")
 	fl.Float64Var(&f.createShare, "create-crashes", campaign.DefaultCreateShare, "share of workloads (0 to 1) whose creation of the image and its backing chain is crashed, with real directory semantics (in-process targets; 0 = none)")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
@@ -230,10 +230,11 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	}
 	cfg.Out, cfg.NoDedup, cfg.MinimizeTimeout = f.out, f.noDedup, f.minimizeTime
 	cfg.MinimizeCandidates = f.minimizeCandidates
-	if f.nestedDepth < 1 || f.nestedDepth > 8 {
-		return bad("invalid --nested-depth %d: want 1 (one crash) to 8", f.nestedDepth)
+	// (qedtorture qemu registers neither flag: 0, one crash.)
+	if f.nestedDepth < 0 || f.nestedDepth > 8 {
+		return bad("invalid --nested-depth %d: want 0 or 1 (one crash) to 8", f.nestedDepth)
 	}
-	if f.nestedN < 1 {
+	if f.nestedN < 0 || f.nestedN == 0 && cmd.Flags().Changed("nested-states") {
 		return bad("invalid --nested-states %d: want at least 1", f.nestedN)
 	}
 	cfg.NestedDepth, cfg.NestedStates = f.nestedDepth, f.nestedN

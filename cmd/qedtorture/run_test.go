@@ -96,8 +96,8 @@ func TestRunNestedFindsBrokenTarget(t *testing.T) {
 	sh := qt(t, "show", art)
 	require.Equal(t, exitOK, sh.code, sh.stdout+sh.stderr)
 	require.Contains(t, sh.stdout, "crashed at depth 2")
-	// --nested-depth 1: one crash and a clean recovery only.
-	runWant(t, exitUsage, runArgs([]string{"run", "--iterations", "1", "--nested-depth", "0", "--out", dir}, quick)...)
+	runWant(t, exitUsage, runArgs([]string{"run", "--iterations", "1", "--nested-depth", "-1", "--out", dir}, quick)...)
+	runWant(t, exitUsage, runArgs([]string{"run", "--iterations", "1", "--nested-states", "0", "--out", dir}, quick)...)
 }
 
 func TestRunRandomSeedPrinted(t *testing.T) {
