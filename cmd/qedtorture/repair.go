@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/qedtorture/qedtorture/impl/blackbox"
 	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/check"
 )
 
@@ -117,7 +119,7 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 			}
 			drivers, err := repairDrivers(names, timeout)
 			if err != nil {
-				if strings.Contains(err.Error(), "qemu-img") || strings.Contains(err.Error(), "qemu-io") {
+				if errors.Is(err, qemutool.ErrNotFound) {
 					return failf("repair: %v (use --target impl/qed to judge impl/qed alone)", err)
 				}
 				return usagef(cmd, "invalid --target: %v", err)
