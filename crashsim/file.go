@@ -176,9 +176,11 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 		if offset < 0 || offset >= c.size {
 			return 0, pathErr("seek", f.name, ErrNoData)
 		}
-		pos := c.nextHole(offset)
+		var pos int64
 		if whence == SeekData {
 			pos = c.nextData(offset)
+		} else {
+			pos = c.nextHole(offset) // walks the data pages up to the hole: only when asked
 		}
 		if pos < 0 {
 			return 0, pathErr("seek", f.name, ErrNoData)
