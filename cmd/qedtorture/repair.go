@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -184,6 +186,9 @@ Exit status: 1 if a rule was broken, 0 otherwise, 2 usage error.`,
 				if cr != nil {
 					fmt.Fprintf(e.stdout, "crashes during repairs: %d plant runs recorded (%d refused, %d by paths that cannot be recorded), %d crash states repaired again, %d differ\n",
 						cr.Plants, cr.Refused, cr.Unrecorded, cr.States, len(cr.Failures))
+					for _, name := range slices.Sorted(maps.Keys(cr.PathStates)) {
+						fmt.Fprintf(e.stdout, "  %s: %d crash states repaired again\n", name, cr.PathStates[name])
+					}
 					for _, f := range cr.Failures {
 						fmt.Fprintf(e.stdout, "FAIL crash during repair: %s\n", f)
 					}

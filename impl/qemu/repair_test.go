@@ -32,10 +32,15 @@ func TestRepairCrashesQEMU(t *testing.T) {
 	if rep.Plants != 8 || rep.States <= int64(rep.Plants) {
 		t.Errorf("want 8 plant runs recorded (2 kinds x 2 NEED_CHECK x 2 paths) with crash states besides their ends, got %+v", rep)
 	}
+	for _, name := range []string{"qemu open", "qemu-img check -r all"} {
+		if rep.PathStates[name] == 0 {
+			t.Errorf("no crash state of %s: %v", name, rep.PathStates)
+		}
+	}
 	for _, f := range rep.Failures {
 		t.Errorf("%s", f)
 	}
-	t.Logf("%d plant runs, %d crash states", rep.Plants, rep.States)
+	t.Logf("%d plant runs, %d crash states %v", rep.Plants, rep.States, rep.PathStates)
 }
 
 // truncatingRecorder drops the last write of QEMU's recorded trace.

@@ -43,6 +43,9 @@ type RepairCrashReport struct {
 	// program's open).
 	Unrecorded int
 	States     int64 // crash states repaired again and compared
+	// PathStates counts the crash states repaired again per repair path
+	// (its Name).
+	PathStates map[string]int64
 	// Failures name each state whose second repair differs.
 	Failures []string
 }
@@ -64,7 +67,7 @@ func RepairCrashes(ctx context.Context, cfg RepairConfig, sampledPoints, samples
 	if cfg.Corruptions == nil {
 		cfg.Corruptions = check.Corruptions()
 	}
-	rep := &RepairCrashReport{}
+	rep := &RepairCrashReport{PathStates: map[string]int64{}}
 	for w := 0; w < cfg.Images; w++ {
 		wl, ws := GenerateWorkload(cfg.Seed, w, cfg.Gen)
 		files, err := consistentImage(cfg.Reference, wl)
@@ -189,6 +192,7 @@ func repairCrashOne(r FSRepairer, files map[string][]byte, img []byte, seed uint
 		return fmt.Errorf("campaign: repair crashes: %s: %w", what, err)
 	}
 	rep.States += er.States
+	rep.PathStates[r.Name()] += er.States
 	for _, f := range er.Failures {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", what, f))
 	}

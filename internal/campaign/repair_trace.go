@@ -161,6 +161,7 @@ func repairCrashTrace(ctx context.Context, cfg RepairConfig, r TraceRepairer, fi
 		return cerr
 	}
 	rep.States += er.States
+	rep.PathStates[r.Name()] += er.States
 	for _, f := range er.Failures {
 		rep.Failures = append(rep.Failures, fmt.Sprintf("%s: %v", what, f))
 	}
