@@ -183,7 +183,12 @@ func TestREADMECommands(t *testing.T) {
 		t.Logf("README.md:%d: %d line(s) ran in %.1fs", b.line, len(b.lines), time.Since(start).Seconds())
 	}
 	if ran == 0 {
-		t.Fatal("no README block ran")
+		var starts []string
+		for _, b := range blocks {
+			starts = append(starts, strconv.Itoa(b.line))
+		}
+		t.Fatalf("no README block ran (QEDTORTURE_README_BLOCKS=%q; blocks start at lines %s)",
+			os.Getenv("QEDTORTURE_README_BLOCKS"), strings.Join(starts, ","))
 	}
 }
 

@@ -3,6 +3,7 @@ package html
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
 
@@ -134,4 +136,35 @@ func TestWriteFile(t *testing.T) {
 		err = p.WriteFile(filepath.Join(ro, "r.html"))
 		require.ErrorContains(t, err, "r.html")
 	}
+}
+
+// TestClusterMapDoubleReference: an image whose second guest cluster's L2
+// entry points at the first one's data (a doubled pointer): the map
+// outlines the L2 table holding the entries and fills the shared data
+// cluster, and the first damaged entry is returned for the hexdump diff.
+func TestClusterMapDoubleReference(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	tgt := qedtarget.Target{}
+	require.NoError(t, tgt.Create(fs, "/i.qed", target.CreateOptions{Size: 1 << 20, ClusterSize: 4096, TableSize: 1}))
+	d, err := tgt.Open(fs, "/i.qed", target.OpenOptions{})
+	require.NoError(t, err)
+	_, err = d.WriteAt(bytes.Repeat([]byte{0xa1}, 8192), 0)
+	require.NoError(t, err)
+	require.NoError(t, d.Close())
+	img, err := afero.ReadFile(fs, "/i.qed")
+	require.NoError(t, err)
+	le := binary.LittleEndian
+	l2 := le.Uint64(img[le.Uint64(img[40:]):]) // L1[0]
+	first := le.Uint64(img[l2:])
+	le.PutUint64(img[l2+8:], first) // guest cluster 1 -> guest cluster 0's data
+	m, bad := clusterMap(img, &campaign.Timeline{})
+	require.NotNil(t, bad)
+	require.Equal(t, first, bad.Value)
+	var classes []string
+	for _, c := range m.Cells {
+		classes = append(classes, c.Class)
+	}
+	require.Contains(t, classes, "cell l2 bad", "the table holding the doubled entry")
+	require.Contains(t, classes, "cell data target", "the shared cluster")
+	require.Contains(t, classes, "cell unreferenced", "guest cluster 1's own data, now referenced by nothing")
 }
