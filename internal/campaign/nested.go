@@ -334,7 +334,7 @@ func RecordRecovery(t target.Target, st *State) (*Recording, error) {
 		rec.Syncs[p.K()] = p
 		return false
 	})
-	rec.OpErr = runRecovery(t, fs, st.Image, m, mark)
+	rec.OpErr = RunRecovery(t, fs, st.Image, m, mark)
 	fs.OnSync(nil)
 	rec.Trace = fs.Trace()
 	if rec.End, err = fs.Point(); err != nil {
@@ -344,10 +344,13 @@ func RecordRecovery(t target.Target, st *State) (*Recording, error) {
 	return rec, nil
 }
 
-// runRecovery is the recovery RecordRecovery records, over m (the model
-// of the crash, collapsed in place once the open returned); mark is
-// called before each step's I/O.
-func runRecovery(t target.Target, fs *crashsim.FS, image string, m *model.Disk, mark func(op int)) *workload.OpError {
+// RunRecovery is the recovery RecordRecovery records (and a driver's
+// RecoveryRecorder runs through its own recorder), over m (the model of
+// the crash, collapsed in place once the open returned): a writable open,
+// the read-back of m's uncertain ranges, one sector written at guest
+// offset 0, a flush and a close. mark is called before each step's I/O
+// with its step (RecoveryOpen ...); the Mark's model is m at that moment.
+func RunRecovery(t target.Target, fs afero.Fs, image string, m *model.Disk, mark func(op int)) *workload.OpError {
 	fail := func(op int, err error) *workload.OpError {
 		return &workload.OpError{Index: op, Err: fmt.Errorf("%s: %w", recoveryStepText(op), err)}
 	}
