@@ -41,3 +41,31 @@ func TestDriverRecordsItsRecovery(t *testing.T) {
 	}
 	t.Logf("%d states, %d recovered by QEMU through blklogwrites, %d crash states of those recoveries", rep.CrashStates, rep.Judged[campaign.NestedJudgeName], rep.NestedStates)
 }
+
+// TestDriverF1DuringRecovery asserts QEMU 7.2's behaviour today
+// (docs/findings.md F1, through QEMU's own recovery): the first allocating
+// write after QEMU's recovery sets NEED_CHECK without a flush before its
+// L2 update, and the recovery's repair cleared NEED_CHECK without one
+// either, so a crash during the recovery's first write leaves NEED_CHECK
+// clear over an L2 entry past the end of the file (found by the nested
+// judge from seed 2029, minimized to this workload).
+func TestDriverF1DuringRecovery(t *testing.T) {
+	tool := qemutool.Require(t)
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=65536 table_size=2 size=1966080\nzero 0x25c00 0x11000\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := campaign.Run(context.Background(), campaign.Config{
+		Driver: &Driver{Tool: tool, Ends: []End{EndClose}, QEMUStates: 0}, Reference: qedtarget.Target{},
+		Workload: w, Iterations: 1, Seed: 1, Models: []crashsim.Model{{Base: crashsim.Prefix}, {Base: crashsim.Subset}},
+		Bound: 64, Samples: 8, MinimizeCandidates: -1, NestedDepth: 2, NestedStates: 64,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "depth2/raw/structure-before-recovery/data-past-eof+need-check-clear-but-inconsistent"
+	if len(rep.Failures) == 0 || rep.Failures[0].Signature != want {
+		t.Fatalf("want %s (F1 during QEMU's recovery; fixed?), got %+v", want, rep.Failures)
+	}
+	t.Logf("%s", rep.Failures[0].Message)
+}
