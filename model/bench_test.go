@@ -113,3 +113,13 @@ func BenchmarkRecover(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkFill64K generates 64 KiB of a write's pattern (what the crash
+// oracle's sector rule and Verify do for every pending write it compares).
+func BenchmarkFill64K(b *testing.B) {
+	p := make([]byte, 64<<10)
+	b.SetBytes(int64(len(p)))
+	for b.Loop() {
+		Fill(p, 7, 0x10000)
+	}
+}

@@ -51,13 +51,17 @@ func TestPatternWordDecode(t *testing.T) {
 }
 
 func TestFillMatchesPatternByte(t *testing.T) {
-	for off := int64(0); off < 20; off++ {
-		for n := 0; n < 40; n++ {
-			p := make([]byte, n)
-			Fill(p, 9, 0x1000+off)
-			for i := range p {
-				if want := PatternByte(9, 0x1000+off+int64(i)); p[i] != want {
-					t.Fatalf("Fill(off %#x, n %d)[%d] = %#x, want %#x", 0x1000+off, n, i, p[i], want)
+	// Heads, several four-word blocks and tails, also where the word
+	// index wraps at patternOffBits.
+	for _, base := range []int64{0x1000, 1<<(patternOffBits+3) - 40} {
+		for off := int64(0); off < 20; off++ {
+			for n := 0; n < 100; n++ {
+				p := make([]byte, n)
+				Fill(p, 9, base+off)
+				for i := range p {
+					if want := PatternByte(9, base+off+int64(i)); p[i] != want {
+						t.Fatalf("Fill(off %#x, n %d)[%d] = %#x, want %#x", base+off, n, i, p[i], want)
+					}
 				}
 			}
 		}
