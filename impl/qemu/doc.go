@@ -32,13 +32,19 @@
 //     points and states and judges each distinct one with the oracle
 //     recovering with the reference (impl/qed: the independent checker on
 //     the raw bytes first). QEMU's own recovery is a budgeted
-//     campaign.Judge ([RecoveryJudge], over [JudgeRecovery] and
-//     [QEMURecover]): a writable open in qemu-io (QEMU checks and repairs
-//     only when NEED_CHECK is set), the structural checker on the result,
-//     QEMU's read-back (`qemu-img convert -O raw`) judged against the
-//     model, then QEMU-side liveness (a one-sector write and a clean close
-//     in qemu-io, the checker again, a read-back in a fresh read-only
-//     qemu-io): four QEMU processes per state. The Driver is also a
+//     campaign.Judge ([RecoveryJudge]): a writable open, a flush and a
+//     close (QEMU checks and repairs only when NEED_CHECK is set), the
+//     structural checker on the result, QEMU's read-back judged against
+//     the model, then QEMU-side liveness (a one-sector write and a clean
+//     close, the checker again, a read-back after a read-only reopen).
+//     The Driver's judge does all of it in long-lived qemu-io processes
+//     (pool.go: one per concurrent judge call, each with its own scratch
+//     directory, images opened and closed with qemu-io's `open` and
+//     `close`; the read-back reads the model's data ranges with `read -v`
+//     and has QEMU verify every other byte as zero with `read -P 0`, or
+//     uses `qemu-img convert` above 128 KiB of data); [JudgeRecovery] and
+//     [QEMURecover] do it with four fresh QEMU processes per state, and
+//     TestPooledRecoveryAgrees holds the two to the same verdicts. The Driver is also a
 //     campaign.Runner: differential runs (--diff) run a workload through
 //     [Target] without blklogwrites and read the guest data back with
 //     qemu-img convert; the comparison is the engine's.
@@ -63,9 +69,11 @@
 //
 // # Guarantees
 //
-//   - One qemu-io process per recorded workload and per open Disk; four
-//     QEMU processes per QEMU-checked crash state; the QEMU budget is a
-//     parameter.
+//   - One qemu-io process per recorded workload and per open Disk; QEMU's
+//     recovery judge reuses one long-lived qemu-io per worker (a fresh one
+//     after 500 states, or after QEMU died on a state), plus a qemu-img
+//     convert for a state with more than 128 KiB of data; the QEMU budget
+//     is a parameter.
 //   - The imported log is validated: replaying the whole trace on the
 //     snapshot gives exactly the file QEMU left (tested for clean close
 //     and abort).

@@ -19,7 +19,7 @@ import (
 )
 
 // DefaultQEMUStates is the default budget of QEMU's recovery judge:
-// distinct crash states per workload (four QEMU processes each).
+// distinct crash states per workload.
 const DefaultQEMUStates = 24
 
 // Driver is QEMU as a campaign.Driver: each workload runs through one
@@ -38,6 +38,11 @@ type Driver struct {
 	// QEMUStates is the budget of QEMU's recovery judge: distinct states
 	// per workload (<0 all, 0 none).
 	QEMUStates int
+
+	// pool holds the long-lived qemu-io processes QEMU's recovery judge
+	// recovers crash states in (one per concurrent judge call); Close
+	// ends them.
+	pool recoverPool
 }
 
 var (
@@ -151,19 +156,22 @@ func (d *Driver) Judges() []campaign.Judge {
 	if d.QEMUStates == 0 {
 		return nil
 	}
-	return []campaign.Judge{&RecoveryJudge{Tool: d.Tool, States: d.QEMUStates}}
+	return []campaign.Judge{&RecoveryJudge{Tool: d.Tool, States: d.QEMUStates, pool: &d.pool}}
 }
 
-// Close implements campaign.Driver (every qemu-io process ends with its
-// workload).
-func (*Driver) Close() error { return nil }
+// Close implements campaign.Driver: it ends the recovery judge's qemu-io
+// processes (every other one ends with its workload).
+func (d *Driver) Close() error { return d.pool.close() }
 
-// RecoveryJudge is QEMU's recovery as a campaign.Judge (JudgeRecovery):
-// four QEMU processes per state, so it runs on a budget of States
-// distinct states per workload.
+// RecoveryJudge is QEMU's recovery as a campaign.Judge, on a budget of
+// States distinct states per workload. The Driver's judge recovers each
+// state in a long-lived qemu-io process of its pool (recoverer.recover:
+// opens and closes in one process); a RecoveryJudge made without one
+// runs JudgeRecovery (four QEMU processes per state).
 type RecoveryJudge struct {
 	Tool   *qemutool.Tool
 	States int
+	pool   *recoverPool
 }
 
 // Name implements campaign.Judge: the side "qemu".
@@ -174,5 +182,22 @@ func (j *RecoveryJudge) Budget() int { return j.States }
 
 // Judge implements campaign.Judge.
 func (j *RecoveryJudge) Judge(ctx context.Context, st *campaign.State) (*oracle.Verdict, error) {
-	return JudgeRecovery(j.Tool.WithContext(ctx), st.FS, path.Dir(st.Image), st.Image, st.Model)
+	if j.pool == nil {
+		return JudgeRecovery(j.Tool.WithContext(ctx), st.FS, path.Dir(st.Image), st.Image, st.Model)
+	}
+	files, err := stateFiles(st.FS, path.Dir(st.Image), st.Image)
+	if err != nil {
+		return nil, err
+	}
+	r, err := j.pool.get(ctx, j.Tool)
+	if err != nil {
+		return nil, err
+	}
+	stage, msg, err := r.recover(files, st.Model)
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	j.pool.put(r)
+	return verdict(stage, msg), nil
 }

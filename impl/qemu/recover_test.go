@@ -15,7 +15,7 @@ import (
 
 // liveImage returns a clean 1 MiB image (4 KiB clusters) with one cluster
 // of pattern 1 at 64 KiB, made by impl/qed, and the model of its contents.
-func liveImage(t *testing.T) ([]byte, *model.Disk) {
+func liveImage(t testing.TB) ([]byte, *model.Disk) {
 	t.Helper()
 	fs := afero.NewMemMapFs()
 	if err := qed.Create(fs, "/i.qed", qed.CreateOptions{Size: 1 << 20, ClusterSize: 4096, TableSize: 4}); err != nil {
@@ -105,7 +105,7 @@ func TestQEMURecoverLiveness(t *testing.T) {
 }
 
 // aferoFile returns an in-memory Fs holding b as /i.qed.
-func aferoFile(t *testing.T, b []byte) afero.Fs {
+func aferoFile(t testing.TB, b []byte) afero.Fs {
 	t.Helper()
 	fs := afero.NewMemMapFs()
 	if err := afero.WriteFile(fs, "/i.qed", b, 0o644); err != nil {

@@ -132,12 +132,17 @@ func (p *Proc) readPromptLocked() (string, error) {
 	}
 	_ = p.mu.out.SetReadDeadline(time.Now().Add(timeout))
 	chunk := make([]byte, 64<<10)
+	// from is where the prompt may begin: the bytes before it were
+	// searched already (a large read -v dump arrives in many chunks).
+	from := 0
 	for {
-		if i := bytes.Index(p.mu.buf, []byte(prompt)); i >= 0 {
+		if i := bytes.Index(p.mu.buf[from:], []byte(prompt)); i >= 0 {
+			i += from
 			out := string(p.mu.buf[:i])
 			p.mu.buf = append(p.mu.buf[:0], p.mu.buf[i+len(prompt):]...)
 			return out, nil
 		}
+		from = max(0, len(p.mu.buf)-len(prompt)+1)
 		n, err := p.mu.out.Read(chunk)
 		p.mu.buf = append(p.mu.buf, chunk[:n]...)
 		if err != nil {
@@ -193,6 +198,14 @@ func (p *Proc) doLocked(line string) (string, error) {
 		return out, &CommandError{Cmd: line, Output: out}
 	}
 	return out, nil
+}
+
+// ClearLog forgets the commands sent so far (a long-lived process, whose
+// log would otherwise grow without bound).
+func (p *Proc) ClearLog() {
+	p.mu.Lock()
+	p.mu.log = nil
+	p.mu.Unlock()
 }
 
 // Failed reports whether qemu-io output reports a failure (dump lines,

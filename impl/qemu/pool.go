@@ -1,0 +1,367 @@
+package qemu
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/qedtorture/qedtorture/internal/qemuio"
+	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/workload"
+)
+
+// A recoverer is one long-lived qemu-io process with its own scratch
+// directory, in which QEMU recovers crash states one after another: each
+// state's files are written into the directory and the image is opened,
+// used and closed with qemu-io's `open` and `close` commands, the same
+// block-layer paths a fresh `qemu-io -f qed IMAGE` takes at its start and
+// exit. It replaces the four processes QEMURecover starts per state
+// (TestPooledRecoveryAgrees holds the two to the same verdicts).
+type recoverer struct {
+	ctx    context.Context // the process dies with it
+	tool   *qemutool.Tool  // bound to ctx: qemu-img convert
+	proc   *qemuio.Proc
+	dir    string
+	remove func()
+	uses   int
+	dead   bool // the process died on a state: not reused
+}
+
+// readBackLimit bounds the data a recoverer reads back in its own process
+// (read -v prints a hex dump, about five bytes of output per byte); a
+// state with more is read by qemu-img convert, one process.
+const readBackLimit = 128 << 10
+
+// dataRanges are the guest ranges below size that may hold anything but
+// zeros by the model: its flushed data, its uncertain (pending) ranges
+// and the backing file's extent, sorted and merged. Elsewhere the model
+// says the disk reads zeros; readBack has QEMU verify that (read -P 0), so
+// QEMU's word on those ranges is checked, not taken.
+func dataRanges(m *model.Disk, size int64) []model.Range {
+	rs := slices.Concat(m.Written(), m.Uncertain())
+	if b := max(m.BackingLen(), m.BackingSize()); b > 0 {
+		rs = append(rs, model.Range{Off: 0, Len: b})
+	}
+	slices.SortFunc(rs, func(a, b model.Range) int { return cmp.Compare(a.Off, b.Off) })
+	var out []model.Range
+	for _, r := range rs {
+		end := min(r.Off+r.Len, size)
+		if r.Off >= end {
+			continue
+		}
+		if n := len(out); n > 0 && r.Off <= out[n-1].Off+out[n-1].Len {
+			out[n-1].Len = max(out[n-1].Len, end-out[n-1].Off)
+			continue
+		}
+		out = append(out, model.Range{Off: r.Off, Len: end - r.Off})
+	}
+	return out
+}
+
+func rangesLen(rs []model.Range) int64 {
+	var n int64
+	for _, r := range rs {
+		n += r.Len
+	}
+	return n
+}
+
+// maxRecoverUses bounds the states one qemu-io process recovers before it
+// is replaced (whatever QEMU keeps across opens stays bounded).
+const maxRecoverUses = 500
+
+// recoverPool keeps idle recoverers for reuse: a judge takes one per
+// state (so the campaign's workers recover in parallel, one process
+// each) and gives it back. A recoverer whose process died (QEMU aborted
+// on a state, or the campaign's context was cancelled) is dropped.
+type recoverPool struct {
+	mu     sync.Mutex
+	idle   []*recoverer
+	closed bool
+}
+
+// get returns an idle recoverer whose process lives under ctx, or starts
+// one.
+func (pl *recoverPool) get(ctx context.Context, tool *qemutool.Tool) (*recoverer, error) {
+	pl.mu.Lock()
+	for len(pl.idle) > 0 {
+		r := pl.idle[len(pl.idle)-1]
+		pl.idle = pl.idle[:len(pl.idle)-1]
+		if r.ctx == ctx && ctx.Err() == nil {
+			pl.mu.Unlock()
+			return r, nil
+		}
+		// Started under another context (a minimization runs under the
+		// campaign's parent): replaced, so that a cancellation of ctx
+		// reaches the process.
+		pl.mu.Unlock()
+		r.close()
+		pl.mu.Lock()
+	}
+	pl.mu.Unlock()
+	dir, remove, err := tempDir("qedtorture-qemu-recover-")
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
+	}
+	p, err := qemuio.Start(ctx, tool.IOPath, dir)
+	if err != nil {
+		remove()
+		return nil, err
+	}
+	return &recoverer{ctx: ctx, tool: tool.WithContext(ctx), proc: p, dir: dir, remove: remove}, nil
+}
+
+// put gives r back (or ends it, when the pool is closed, its process is
+// gone or it has served maxRecoverUses states).
+func (pl *recoverPool) put(r *recoverer) {
+	r.uses++
+	r.proc.ClearLog()
+	pl.mu.Lock()
+	if !pl.closed && !r.dead && r.uses < maxRecoverUses && r.ctx.Err() == nil {
+		pl.idle = append(pl.idle, r)
+		pl.mu.Unlock()
+		return
+	}
+	pl.mu.Unlock()
+	r.close()
+}
+
+// convertRaw reads the guest data of the image at p with qemu-img
+// convert -O raw; its failure is a failure at stage data.
+func convertRaw(tool *qemutool.Tool, p string) (stage, msg string, data []byte, err error) {
+	out := p + ".raw"
+	defer os.Remove(out)
+	res, err := tool.RunImg("convert", "-f", "qed", "-O", "raw", p, out)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if res.ExitCode != 0 {
+		return string(oracle.StageData), fmt.Sprintf("qemu-img convert failed after recovery: %s", strings.TrimSpace(string(res.Stderr))), nil, nil
+	}
+	data, err = os.ReadFile(out)
+	return "", "", data, err
+}
+
+// close ends every idle recoverer; later puts end theirs.
+func (pl *recoverPool) close() error {
+	pl.mu.Lock()
+	idle := pl.idle
+	pl.idle, pl.closed = nil, true
+	pl.mu.Unlock()
+	var first error
+	for _, r := range idle {
+		if err := r.close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (r *recoverer) close() error {
+	err := r.proc.Quit()
+	r.remove()
+	return err
+}
+
+// recover is QEMURecover in r's process: files (the crashed image under
+// workload.ImageName, its backing chain under their names) are written
+// into r's directory, and QEMU recovers the image as a guest would: a
+// writable open, a flush and a close (QEMU checks and repairs only when
+// NEED_CHECK is set); the result must be consistent with NEED_CHECK
+// clear; the guest data read back (read -v of the whole image in a
+// read-only open) is judged against m (not modified); last, liveness: a
+// sector of livenessPattern written at offset 0 with a flush and a clean
+// close, the image consistent again, and read back (`read -P`) in a new
+// read-only open. It returns the failing stage ("" when the state passed)
+// and an explanation; err is for failures of the harness (the recoverer
+// must not be reused after one). QEMU's process dying on the state is a
+// failure at the stage it died in (r.dead is then set).
+func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg string, err error) {
+	if err := r.reset(files); err != nil {
+		return "", "", err
+	}
+	p := filepath.Join(r.dir, workload.ImageName)
+	open, openRO := "open -o driver=qed "+p, "open -r -o driver=qed "+p
+	if st, msg, err := r.batch(oracle.StageRecovery, "writable open", open, "flush", "close"); st != "" || err != nil {
+		return st, msg, err
+	}
+	if st, msg, err := cleanAfter(p, "a writable open and close"); st != "" || err != nil {
+		return st, msg, err
+	}
+	size, err := headerSize(p)
+	if err != nil {
+		return "", "", err
+	}
+	if !slices.Contains(m.CrashSizes(), size) {
+		return string(oracle.StageSize), fmt.Sprintf("recovered size %#x, model allows %#x", size, m.CrashSizes()), nil
+	}
+	var data []byte
+	if rs := dataRanges(m, size); rangesLen(rs) <= readBackLimit {
+		var st, msg string
+		if st, msg, data, err = r.readBack(openRO, size, rs); st != "" || err != nil {
+			return st, msg, err
+		}
+	} else {
+		// A hex dump of that much data costs more than a process.
+		var st, msg string
+		if st, msg, data, err = convertRaw(r.tool, p); st != "" || err != nil {
+			return st, msg, err
+		}
+		if int64(len(data)) != size {
+			return string(oracle.StageSize), fmt.Sprintf("qemu-img convert read back %#x bytes, image_size is %#x", len(data), size), nil
+		}
+	}
+	if err := m.VerifyCrash(0, data); err != nil {
+		return string(oracle.StageData), err.Error(), nil
+	}
+	if size == 0 {
+		return "", "", nil // nothing to write
+	}
+	n := min(size, livenessLen)
+	if st, msg, err := r.batch(oracle.StageLiveness, "write after recovery", open,
+		fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n), "flush", "close"); st != "" || err != nil {
+		return st, msg, err
+	}
+	if st, msg, err := cleanAfter(p, "recovery, a write and a clean close"); st != "" || err != nil {
+		return st, msg, err
+	}
+	return r.batch(oracle.StageLiveness, "reading back the write after reopening", openRO,
+		fmt.Sprintf("read -P %#x 0 %d", livenessPattern, n), "close")
+}
+
+// batch runs cmds (an open first, a close last), one at a time: qemu-io
+// reads a non-terminal stdin through stdio, so a second line sent before
+// the prompt of the first can sit in its buffer unseen. The first failing
+// command is a failure at stage, explained by what was attempted (the
+// image is then closed, so that the process is clean for the next state).
+func (r *recoverer) batch(stage oracle.Stage, what string, cmds ...string) (string, string, error) {
+	for _, c := range cmds {
+		if st, msg, err := r.do(stage, what, c); st != "" || err != nil {
+			return st, msg, err
+		}
+	}
+	return "", "", nil
+}
+
+// do runs one command of batch (see there).
+func (r *recoverer) do(stage oracle.Stage, what, cmd string) (string, string, error) {
+	out, err := r.proc.Do(cmd)
+	var ce *qemuio.CommandError
+	switch {
+	case errors.As(err, &ce):
+		r.closeImage()
+		return string(stage), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmd, strings.TrimSpace(out)), nil
+	case err != nil:
+		return r.died(stage, what, err)
+	}
+	return "", "", nil
+}
+
+// closeImage closes whatever image r's process has open ("no file open"
+// when none is).
+func (r *recoverer) closeImage() { _, _ = r.proc.Do("close") }
+
+// died handles an error of the process itself: QEMU died on the state (a
+// failure at stage; r is not reused), the campaign's context was
+// cancelled (its error, for the harness), or no prompt came in time (an
+// error for the harness).
+func (r *recoverer) died(stage oracle.Stage, what string, err error) (string, string, error) {
+	r.dead = true
+	switch {
+	case r.ctx.Err() != nil:
+		return "", "", r.ctx.Err()
+	case errors.Is(err, qemuio.ErrExited):
+		return string(stage), fmt.Sprintf("%s in qemu-io failed: the process died: %v", what, err), nil
+	}
+	return "", "", err
+}
+
+// readBack reads the guest data of the image at p back in r's process,
+// opened with open (read-only): the ranges rs with read -v, every other
+// byte below size verified as zero by QEMU itself (read -P 0; read with
+// -v when the verification fails, so that the model judges what QEMU
+// returned). A failing read is a failure at stage data.
+func (r *recoverer) readBack(open string, size int64, rs []model.Range) (stage, msg string, data []byte, err error) {
+	data = make([]byte, size)
+	type read struct {
+		off, n int64
+		dump   bool // read -v, else read -P 0
+	}
+	var reads []read
+	add := func(off, n int64, dump bool) {
+		for n > 0 {
+			c := min(n, readChunk)
+			reads = append(reads, read{off, c, dump})
+			off, n = off+c, n-c
+		}
+	}
+	pos := int64(0)
+	for _, x := range append(rs, model.Range{Off: size}) {
+		add(pos, x.Off-pos, false)
+		add(x.Off, x.Len, true)
+		pos = x.Off + x.Len
+	}
+	const what = "reading the guest data back after recovery"
+	if st, msg, err := r.do(oracle.StageData, what, open); st != "" || err != nil {
+		return st, msg, nil, err
+	}
+	for len(reads) > 0 {
+		rd := reads[0]
+		reads = reads[1:]
+		cmd := fmt.Sprintf("read -P 0 %d %d", rd.off, rd.n)
+		if rd.dump {
+			cmd = fmt.Sprintf("read -v %d %d", rd.off, rd.n)
+		}
+		out, err := r.proc.Do(cmd)
+		var ce *qemuio.CommandError
+		switch {
+		case !rd.dump && errors.As(err, &ce) && strings.Contains(out, "Pattern verification failed"):
+			rd.dump = true // QEMU read something else: what?
+			reads = append(reads, rd)
+		case errors.As(err, &ce):
+			r.closeImage()
+			return string(oracle.StageData), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmd, strings.TrimSpace(out)), nil, nil
+		case err != nil:
+			st, msg, err := r.died(oracle.StageData, what, err)
+			return st, msg, nil, err
+		case rd.dump:
+			if err := qemuio.ParseDump(out, rd.off, data[rd.off:rd.off+rd.n]); err != nil {
+				return "", "", nil, fmt.Errorf("qemu: %s: %w", cmd, err)
+			}
+		}
+	}
+	if st, msg, err := r.do(oracle.StageData, what, "close"); st != "" || err != nil {
+		return st, msg, nil, err
+	}
+	return "", "", data, nil
+}
+
+// readChunk bounds one read command of readBack.
+const readChunk = 1 << 20
+
+// reset empties r's directory and writes files into it.
+func (r *recoverer) reset(files map[string][]byte) error {
+	ents, err := os.ReadDir(r.dir)
+	if err != nil {
+		return fmt.Errorf("qemu: %w", err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(r.dir, e.Name())); err != nil {
+			return fmt.Errorf("qemu: %w", err)
+		}
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(r.dir, name), b, 0o644); err != nil {
+			return fmt.Errorf("qemu: %w", err)
+		}
+	}
+	return nil
+}
