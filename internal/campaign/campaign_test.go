@@ -469,6 +469,11 @@ func TestKnownFailures(t *testing.T) {
 		require.True(t, ok, sig)
 		require.Contains(t, name, "F3", sig)
 	}
+	name, ok = q.Match("diff/data/target") // run --diff's signature: diff/KEY/SIDE
+	require.True(t, ok)
+	require.Contains(t, name, "F2")
+	_, ok = q.Match("diff/data/other")
+	require.False(t, ok, "impl/qed deviating is not QEMU's F2")
 	_, ok = q.Match("exec:qedtorture io/workload")
 	require.False(t, ok, "another program's workload failure is not QEMU's F3")
 }
