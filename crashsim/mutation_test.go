@@ -252,3 +252,59 @@ func TestRemoveAllOnlyBelow(t *testing.T) {
 		t.Fatalf("/ab after RemoveAll(/): %q", got)
 	}
 }
+
+// TestApplyEdges: Apply (and so Replay) takes what a recording can hold at
+// its edges: a truncate to 0, a discard at offset 0 and a discard of 0
+// bytes; it refuses negative ones.
+func TestApplyEdges(t *testing.T) {
+	img, err := NewImage(map[string][]byte{"/f": []byte("0123456789")})
+	must(t, err)
+	fs := img.NewFS(Options{})
+	for _, o := range []Op{
+		{Kind: OpDiscard, Path: "/f", Off: 0, Size: 2},
+		{Kind: OpDiscard, Path: "/f", Off: 5, Size: 0},
+		{Kind: OpTruncate, Path: "/f", Size: 4},
+	} {
+		if err := fs.Apply(o); err != nil {
+			t.Fatalf("Apply(%v): %v", o, err)
+		}
+	}
+	if got := contentOf(t, fs, "/f"); got != "\x00\x0023" {
+		t.Fatalf("after discard and truncate: %q", got)
+	}
+	must(t, fs.Apply(Op{Kind: OpTruncate, Path: "/f", Size: 0}))
+	if got := contentOf(t, fs, "/f"); got != "" {
+		t.Fatalf("after a truncate to 0: %q", got)
+	}
+	for _, o := range []Op{
+		{Kind: OpTruncate, Path: "/f", Size: -1},
+		{Kind: OpDiscard, Path: "/f", Off: -1, Size: 1},
+		{Kind: OpDiscard, Path: "/f", Off: 0, Size: -1},
+	} {
+		if err := fs.Apply(o); !errors.Is(err, ErrReplay) {
+			t.Errorf("Apply(%v) = %v, want ErrReplay", o, err)
+		}
+	}
+}
+
+// TestExtendsFlag: a recorded write or truncate is marked Extends exactly
+// when it makes the file longer (a write ending at the end does not).
+func TestExtendsFlag(t *testing.T) {
+	fs := New(Options{})
+	f := mustCreate(t, fs, "/a")
+	mustWriteAt(t, f, "0123", 0) // extends
+	mustWriteAt(t, f, "45", 2)   // ends at the end
+	mustWriteAt(t, f, "6", 4)    // extends by one
+	must(t, f.Truncate(5))       // same length
+	must(t, f.Truncate(8))       // longer
+	must(t, f.Truncate(3))       // shorter
+	var got []bool
+	for _, o := range fs.Trace().Ops {
+		if o.Kind == OpWrite || o.Kind == OpTruncate {
+			got = append(got, o.Extends)
+		}
+	}
+	if want := []bool{true, false, true, false, true, false}; !slices.Equal(got, want) {
+		t.Fatalf("Extends of the writes and truncates: %v, want %v", got, want)
+	}
+}
