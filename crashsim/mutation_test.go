@@ -308,3 +308,23 @@ func TestExtendsFlag(t *testing.T) {
 		t.Fatalf("Extends of the writes and truncates: %v, want %v", got, want)
 	}
 }
+
+// TestOverlayReadAtOffset: a content whose crash-state overlay clears a
+// range (a discard, a truncate) reads right at any offset, not only from
+// its start (TestOverlayMatchesTree reads from 0).
+func TestOverlayReadAtOffset(t *testing.T) {
+	gen := newGen()
+	var c content
+	c.writeAt([]byte("abcdefghij"), 0, gen)
+	overlayChoice(&c, &Op{Kind: OpDiscard, Off: 2, Size: 4}, choice{mode: choiceFull}, 512)
+	overlayChoice(&c, &Op{Kind: OpTruncate, Size: 9}, choice{mode: choiceFull}, 512)
+	for off := range int64(9) {
+		for n := int64(1); off+n <= 9; n++ {
+			p := make([]byte, n)
+			c.readAt(p, off)
+			if want := "ab\x00\x00\x00\x00ghi"[off : off+n]; string(p) != want {
+				t.Fatalf("readAt(%d bytes at %d) = %q, want %q", n, off, p, want)
+			}
+		}
+	}
+}
