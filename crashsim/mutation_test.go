@@ -328,3 +328,63 @@ func TestOverlayReadAtOffset(t *testing.T) {
 		}
 	}
 }
+
+// TestPrefixSizeOrdinals pins the ordinal order of the prefix model with
+// the size effect (a StateID names a state by its ordinal, so artifacts
+// of earlier runs depend on it): prefix length j ascending, then the size
+// bits of the lost extending writes, the first lost write's bit lowest, a
+// set bit keeping the write's new length.
+func TestPrefixSizeOrdinals(t *testing.T) {
+	fs := New(Options{})
+	f := mustCreate(t, fs, "/a")
+	syncDir(t, fs, "/")
+	must(t, f.Sync())
+	mustWriteAt(t, f, "AA", 0)
+	mustWriteAt(t, f, "BB", 2)
+	p := fs.Crash()
+	m := Model{Base: Prefix, Size: true}
+	z := func(n int) string { return string(make([]byte, n)) }
+	want := []string{"", z(2), z(4), z(4), "AA", "AA" + z(2), "AABB"}
+	if n, ok := p.Count(m); !ok || n != uint64(len(want)) {
+		t.Fatalf("Count = %d, %v; want %d", n, ok, len(want))
+	}
+	for ord, w := range want {
+		s, err := p.State(StateID{K: p.K(), Model: m, Ordinal: uint64(ord)})
+		must(t, err)
+		if got := contentOf(t, s, "/a"); got != w {
+			t.Errorf("ordinal %d: %q, want %q", ord, got, w)
+		}
+	}
+}
+
+// TestSampledStatesBelongToModel: above the bound, the sampled states of a
+// model are states of that model (the prefix model samples prefixes only)
+// and reach beyond the prefixes where the model does (subset).
+func TestSampledStatesBelongToModel(t *testing.T) {
+	fs := New(Options{})
+	f := mustCreate(t, fs, "/a")
+	syncDir(t, fs, "/")
+	mustWriteAt(t, f, "....", 0)
+	must(t, f.Sync())
+	mustWriteAt(t, f, "D", 0)
+	mustWriteAt(t, f, "M", 3)
+	p := fs.Crash()
+	for _, m := range []Model{{Base: Prefix}, {Base: Subset}} {
+		all := statesOf(t, p, m, "/a")
+		sampled := map[string]bool{}
+		for id, s := range p.States(m, EnumOptions{Bound: 1, Samples: 64, Seed: 5}) {
+			if !id.Sampled {
+				t.Fatalf("%s: state %s not sampled above a bound of 1", m, id)
+			}
+			sampled[contentOf(t, s, "/a")] = true
+		}
+		for c := range sampled {
+			if !all[c] {
+				t.Errorf("%s: sampled content %q is not a state of the model (%v)", m, c, all)
+			}
+		}
+		if m.Base == Subset && !sampled["...M"] {
+			t.Errorf("subset: 64 samples never dropped the first write: %v", sampled)
+		}
+	}
+}
