@@ -415,3 +415,34 @@ func TestSampledStatesPinned(t *testing.T) {
 		t.Fatalf("sampled states (length:As:Bs) %s, want %s", strings.Join(got, " "), want)
 	}
 }
+
+// TestTornSectorsAtOffset: a torn write that starts inside a sector keeps
+// or loses each of the sectors it touches on its own, its first and last
+// pieces partial (the tests of TestDurability tear writes at offset 0).
+func TestTornSectorsAtOffset(t *testing.T) {
+	fs := New(Options{})
+	f := mustCreate(t, fs, "/a")
+	syncDir(t, fs, "/")
+	mustWriteAt(t, f, strings.Repeat(".", 1200), 0)
+	must(t, f.Sync())
+	mustWriteAt(t, f, strings.Repeat("A", 1000), 100) // pieces [100,512) [512,1024) [1024,1100)
+	want := map[string]bool{}
+	for mask := range 8 {
+		b := []byte(strings.Repeat(".", 1200))
+		for k, r := range [][2]int{{100, 512}, {512, 1024}, {1024, 1100}} {
+			if mask&(1<<k) != 0 {
+				copy(b[r[0]:r[1]], strings.Repeat("A", r[1]-r[0]))
+			}
+		}
+		want[string(b)] = true
+	}
+	got := statesOf(t, fs.Crash(), Model{Base: Torn, Sector: 512}, "/a")
+	if len(got) != len(want) {
+		t.Fatalf("%d torn states, want %d", len(got), len(want))
+	}
+	for c := range got {
+		if !want[c] {
+			t.Fatalf("torn state not made of whole pieces: %d As", strings.Count(c, "A"))
+		}
+	}
+}
