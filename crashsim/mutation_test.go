@@ -446,3 +446,80 @@ func TestTornSectorsAtOffset(t *testing.T) {
 		}
 	}
 }
+
+// TestGarbageSectors: a trashed piece of a torn write holds pseudo-random
+// bytes (neither zeros nor either content) over that piece only, also
+// once the state is written to (its overlay flattened).
+func TestGarbageSectors(t *testing.T) {
+	fs := New(Options{})
+	f := mustCreate(t, fs, "/a")
+	syncDir(t, fs, "/")
+	mustWriteAt(t, f, strings.Repeat(".", 1200), 0)
+	must(t, f.Sync())
+	mustWriteAt(t, f, strings.Repeat("A", 1000), 100) // pieces [100,512) [512,1024) [1024,1100)
+	p := fs.Crash()
+	m := Model{Base: Torn, Sector: 512, Garbage: true}
+	n, ok := p.Count(m)
+	if !ok || n != 27 {
+		t.Fatalf("Count = %d, %v; want 27 (3 pieces, 3 choices each)", n, ok)
+	}
+	found := false
+	for id, s := range p.States(m, EnumOptions{}) {
+		c := contentOf(t, s, "/a")
+		first := c[100:512]
+		if strings.Count(first, ".") > 8 || strings.Count(first, "A") > 8 || strings.Count(first, "\x00") > 8 {
+			continue // the first piece is not trashed
+		}
+		if c[512:] != strings.Repeat(".", 688) {
+			continue // only the first piece trashed: the rest as it was
+		}
+		found = true
+		g, err := p.State(id)
+		must(t, err)
+		h, err := g.OpenFile("/a", os.O_RDWR, 0)
+		must(t, err)
+		mustWriteAt(t, h, "x", 1199) // flattens the overlay
+		must(t, h.Close())
+		if got := contentOf(t, g, "/a"); got != c[:1199]+"x" {
+			t.Fatalf("%s: after a write the state changed outside it: %q", id, got[500:530])
+		}
+	}
+	if !found {
+		t.Fatal("no state trashes the first piece alone")
+	}
+}
+
+// TestBoundIsInclusive: a point with exactly Bound states is enumerated
+// whole; with one state more it is sampled.
+func TestBoundIsInclusive(t *testing.T) {
+	fs := New(Options{})
+	f := mustCreate(t, fs, "/a")
+	syncDir(t, fs, "/")
+	mustWriteAt(t, f, "ab", 0)
+	must(t, f.Sync())
+	mustWriteAt(t, f, "c", 0)
+	mustWriteAt(t, f, "d", 1)
+	p := fs.Crash()
+	m := Model{Base: Subset}
+	n, _ := p.Count(m)
+	for _, c := range []struct {
+		bound   uint64
+		sampled bool
+	}{{n, false}, {n - 1, true}} {
+		var ids []StateID
+		for id := range p.IDs(m, EnumOptions{Bound: c.bound, Samples: 3}) {
+			ids = append(ids, id)
+		}
+		for _, id := range ids {
+			if id.Sampled != c.sampled {
+				t.Fatalf("count %d, bound %d: state %s sampled=%v", n, c.bound, id, id.Sampled)
+			}
+		}
+		if !c.sampled && uint64(len(ids)) != n {
+			t.Fatalf("bound %d: %d states enumerated, want %d", c.bound, len(ids), n)
+		}
+		if p.Exhaustive(m, EnumOptions{Bound: c.bound}) == c.sampled {
+			t.Fatalf("bound %d: Exhaustive disagrees with IDs", c.bound)
+		}
+	}
+}
