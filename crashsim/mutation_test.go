@@ -523,3 +523,19 @@ func TestBoundIsInclusive(t *testing.T) {
 		}
 	}
 }
+
+// TestOpKindBounds: OpKind names only the kinds there are (others print
+// their number), and a trace holding an op of no kind does not encode.
+func TestOpKindBounds(t *testing.T) {
+	for k, want := range map[OpKind]string{0: "OpKind(0)", OpCreate: "create", OpRename: "rename", opKindEnd: fmt.Sprintf("OpKind(%d)", opKindEnd)} {
+		if got := k.String(); got != want {
+			t.Errorf("OpKind(%d).String() = %q, want %q", k, got, want)
+		}
+	}
+	for _, k := range []OpKind{0, opKindEnd} {
+		tr := &Trace{Ops: []Op{{Kind: k, Path: "/a"}}}
+		if _, err := tr.MarshalBinary(); err == nil {
+			t.Errorf("a trace with an op of kind %d encoded", k)
+		}
+	}
+}
