@@ -539,3 +539,39 @@ func TestOpKindBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceDecodeLimits: the trace decoder refuses, naming the field, an
+// input of the magic alone, a count larger than a quarter of the input
+// (each op takes at least 4 bytes) and an operation kind past the last.
+func TestTraceDecodeLimits(t *testing.T) {
+	field := func(b []byte) string {
+		var tr Trace
+		var fe *FormatError
+		if err := tr.UnmarshalBinary(b); errors.As(err, &fe) {
+			return fe.Field
+		} else if err != nil {
+			return "not a FormatError: " + err.Error()
+		}
+		return "accepted"
+	}
+	magic := []byte(traceMagic)
+	good, err := (&Trace{Ops: []Op{{Kind: OpSync, Path: "/a"}}}).MarshalBinary()
+	must(t, err)
+	if got := field(good); got != "accepted" {
+		t.Fatalf("a good trace: %s", got)
+	}
+	badKind := bytes.Clone(good)
+	badKind[len(magic)+1] = byte(opKindEnd) // count (1 byte), then the kind
+	for _, c := range []struct {
+		name, field string
+		b           []byte
+	}{
+		{"the magic alone", "count", magic},
+		{"a count past a quarter of the input", "count", append(bytes.Clone(magic), 4, 0, 0, 0, 0)},
+		{"a kind past the last", "kind", badKind},
+	} {
+		if got := field(c.b); got != c.field {
+			t.Errorf("%s: error field %q, want %q", c.name, got, c.field)
+		}
+	}
+}
