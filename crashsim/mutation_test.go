@@ -542,7 +542,8 @@ func TestOpKindBounds(t *testing.T) {
 
 // TestTraceDecodeLimits: the trace decoder refuses, naming the field, an
 // input of the magic alone, a count larger than a quarter of the input
-// (each op takes at least 4 bytes) and an operation kind past the last.
+// (each op takes at least 4 bytes), an operation kind past the last and a
+// file id past MaxInt64.
 func TestTraceDecodeLimits(t *testing.T) {
 	field := func(b []byte) string {
 		var tr Trace
@@ -562,6 +563,8 @@ func TestTraceDecodeLimits(t *testing.T) {
 	}
 	badKind := bytes.Clone(good)
 	badKind[len(magic)+1] = byte(opKindEnd) // count (1 byte), then the kind
+	bigFile, err := (&Trace{Ops: []Op{{Kind: OpSync, File: 1 << 63, Path: "/a"}}}).MarshalBinary()
+	must(t, err)
 	for _, c := range []struct {
 		name, field string
 		b           []byte
@@ -569,6 +572,7 @@ func TestTraceDecodeLimits(t *testing.T) {
 		{"the magic alone", "count", magic},
 		{"a count past a quarter of the input", "count", append(bytes.Clone(magic), 4, 0, 0, 0, 0)},
 		{"a kind past the last", "kind", badKind},
+		{"a file id past MaxInt64", "file", bigFile},
 	} {
 		if got := field(c.b); got != c.field {
 			t.Errorf("%s: error field %q, want %q", c.name, got, c.field)
