@@ -144,6 +144,16 @@ func Commit(fs afero.Fs, path string, o CommitOptions) (err error) {
 			report(done)
 		}
 	}
+	if !drop && defect(DefectCommitEmptiesBeforeBaseFlush) {
+		// The seeded defect: the image emptied before the base is durable.
+		im.mu.Lock()
+		err := im.emptyLocked()
+		im.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return base.flush()
+	}
 	// The base durable before the image may read through to it.
 	if err := base.flush(); err != nil {
 		return err

@@ -39,6 +39,9 @@ const (
 	DefectConcurrentSharedCOWBuffer
 	DefectUnallocatedGarbageAfterRepair
 	DefectRepairClearsNeedCheckFirst
+	DefectSetBackingOneWrite
+	DefectRebaseHeaderBeforeCopies
+	DefectCommitEmptiesBeforeBaseFlush
 	numDefects
 )
 
@@ -94,6 +97,28 @@ var DefectCatalogue = []DefectInfo{
 		"after an open that ran the repair, a read of an unallocated guest cluster with no backing file behind it returns stale buffer bytes instead of zeros where its guest offset lies at or past the file's length at open (the zero-fill bound compares a guest offset with a host length); judged on images above the oracle's full-read limit (ReadLimit), where the oracle reads only what the checker's map cannot prove and a sample of what it proves"},
 	{DefectRepairClearsNeedCheckFirst, "repair-clears-need-check-first", "recovery: an unsafe write order only a crash during recovery shows",
 		"the repair on open writes the header with NEED_CHECK clear before the tables it fixes, and syncs once after both: a crash during that recovery can leave NEED_CHECK clear over the invalid entries (found only by crashes during recovery: DefectNested)"},
+	{DefectSetBackingOneWrite, "set-backing-one-write", "header rewrite: a backing name torn across sectors",
+		"rebase -u writes the header fields and the new backing name in one write from offset 0, the name right after the fields over the old one (as QEMU 7.2 does): a name that spans sectors can be torn, leaving the new fields with a name part new, part old"},
+	{DefectRebaseHeaderBeforeCopies, "rebase-header-before-copies", "flush ordering: rebase header vs copies",
+		"the safe rebase rewrites the header to name the new backing file before it copies the clusters whose data differ (and makes them durable only after)"},
+	{DefectCommitEmptiesBeforeBaseFlush, "commit-empties-before-base-flush", "flush ordering: commit's emptying vs the base's data",
+		"commit empties the image before the data it wrote into the base file is durable"},
+}
+
+// DefectOpWeights returns the --op-weights a campaign needs to reach a
+// defect ("" for the default weights): the image-command defects live in
+// ops that generated workloads leave out by default (weight 0). The state
+// machine does not draw those ops; its defect test skips these defects.
+func DefectOpWeights(d Defect) string {
+	switch d {
+	case DefectSetBackingOneWrite:
+		return "rebase-unsafe=3"
+	case DefectRebaseHeaderBeforeCopies:
+		return "rebase=3"
+	case DefectCommitEmptiesBeforeBaseFlush:
+		return "commit=3"
+	}
+	return ""
 }
 
 // DefectNested reports whether d is a defect of the recovery's own write

@@ -137,6 +137,22 @@ func setBackingLocked(f afero.File, h *Header, name, format string) error {
 		}
 	}
 	var buf []byte
+	if defect(DefectSetBackingOneWrite) {
+		// The seeded defect: fields and name in one write from offset 0,
+		// the name right after the fields, over the old one.
+		nh.BackingFilenameOffset = HeaderFieldsSize
+		buf = make([]byte, HeaderFieldsSize+n)
+		copy(buf[HeaderFieldsSize:], name)
+		encodeHeader(&nh, buf)
+		if _, err := f.WriteAt(buf, 0); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		*h = nh
+		return nil
+	}
 	switch {
 	case sector0:
 		// Fields and name in one write inside sector 0: atomic.
@@ -243,8 +259,19 @@ func Rebase(fs afero.Fs, path, name, format string, o RebaseOptions) (err error)
 	if _, _, err := nameSlot(&im.hdr, uint64(len(name))); err != nil {
 		return fileErr(path, "changing the backing file", err)
 	}
+	if defect(DefectRebaseHeaderBeforeCopies) {
+		// The seeded defect: the header first, the copies after.
+		h := im.hdr
+		if err := setBackingLocked(im.f, &h, name, format); err != nil {
+			return fileErr(path, "changing the backing file", err)
+		}
+		im.hdr = h
+	}
 	if err := im.rebaseCopyLocked(nb, o.Progress); err != nil {
 		return err
+	}
+	if defect(DefectRebaseHeaderBeforeCopies) {
+		return im.flushMetaLocked()
 	}
 	// Every copy and its mapping durable before the header names the new
 	// backing file.

@@ -221,6 +221,9 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 	if o.Durable == nil {
 		o.Durable = st.Durable
 	}
+	if st.Rec != nil && st.Rec.W != nil {
+		o.BackingNames = st.Rec.W.BackingNames(st.GuestOp)
+	}
 	if !st.Rec.Faulted() {
 		return oracle.Judge(j.t, st.FS, st.Image, st.Model, o), nil
 	}

@@ -259,3 +259,22 @@ func TestOracleBigImageSamplesUnallocated(t *testing.T) {
 		require.GreaterOrEqual(t, v.Mismatch.Off, int64(0x80000))
 	}
 }
+
+// TestJudgeBackingName: with Options.BackingNames, a header naming any
+// other backing file fails at StageBackingName, before recovery; the
+// names listed pass (the image commands' rule, docs/campaigns.md).
+func TestJudgeBackingName(t *testing.T) {
+	st, e := oracleCase(t, `qedtorture-workload v1
+image cluster_size=4096 table_size=1 size=65536
+backing raw size=8192 fill=1
+write 0x1000 0x200 id=2
+rebase-unsafe 600
+`)
+	name := workload.UnsafeName(1, 600)
+	// The failing judgement stops before recovery: st is unchanged.
+	v := oracle.Judge(qedtarget.Target{}, st, e.ImagePath(), e.Model.Clone(), oracle.Options{BackingNames: []string{"backing0.raw"}})
+	require.Equal(t, oracle.StageBackingName, v.Stage, "%s", v)
+	require.Contains(t, v.Err.Error(), "neither the old nor the new name")
+	v = oracle.Judge(qedtarget.Target{}, st, e.ImagePath(), e.Model.Clone(), oracle.Options{BackingNames: []string{"backing0.raw", name}})
+	require.True(t, v.OK(), "%s", v)
+}

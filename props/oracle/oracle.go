@@ -21,6 +21,7 @@ type Stage string
 // The oracle's stages, in the order they run (docs/format.md, The crash oracle).
 const (
 	StageStructureBefore Stage = "structure-before-recovery" // raw crashed bytes: NEED_CHECK clear implies consistent
+	StageBackingName     Stage = "backing-name"              // the raw header names a backing file Options.BackingNames does not list
 	StageRecovery        Stage = "recovery"                  // writable open (check+repair) failed
 	StageSize            Stage = "size"                      // recovered size is not one the model allows
 	StageData            Stage = "data"                      // a guest byte is neither the flushed value nor a later write
@@ -51,6 +52,13 @@ type Options struct {
 	// names the run read, not the whole chunk). Blocks whose durable
 	// contents are all zeros are compared with a shared zero block.
 	Durable *Durable `json:"-"`
+	// BackingNames, when not nil, are the backing file names the crashed
+	// image's header may hold ("" for none): the name in force, and
+	// during a change of the backing file (rebase, rebase -u) the new
+	// one too (workload.Workload.BackingNames). A header naming anything
+	// else (a name torn between the two) fails at StageBackingName, before
+	// recovery. Set per crash state by the campaign; nil skips the check.
+	BackingNames []string `json:"-"`
 }
 
 // DefaultFullReadLimit is the image size up to which the oracle reads
@@ -393,6 +401,11 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 		}
 		return fail(v, StageStructureBefore, fmt.Errorf("NEED_CHECK is clear but the image is inconsistent (%s)", kindList(v.Before)))
 	}
+	if o.BackingNames != nil {
+		if err := checkBackingName(fs, imagePath, v.Before.Header, o.BackingNames); err != nil {
+			return fail(v, StageBackingName, err)
+		}
+	}
 	d, err := t.Open(fs, imagePath, target.OpenOptions{})
 	if err != nil {
 		return fail(v, StageRecovery, fmt.Errorf("writable open of the crashed image: %w", err))
@@ -649,6 +662,45 @@ func recovered(off int64, q []byte, live int64, saved *savedReads) bool {
 		q, off = q[n:], off+n
 	}
 	return len(q) == 0 || saved.equal(off, q)
+}
+
+// checkBackingName reads the backing file name the header h of the
+// image at name holds ("" when BACKING_FILE is clear) and checks that it
+// is one of allowed.
+func checkBackingName(fs afero.Fs, name string, h check.Header, allowed []string) error {
+	got := ""
+	if h.Features&check.FeatureBacking != 0 {
+		f, err := fs.Open(name)
+		if err != nil {
+			return fmt.Errorf("reading the backing file name: %w", err)
+		}
+		defer f.Close()
+		b := make([]byte, min(h.BackingNameSize, 1<<16))
+		if _, err := f.ReadAt(b, int64(h.BackingNameOffset)); err != nil {
+			return fmt.Errorf("reading the backing file name (%d bytes at %d): %w", len(b), h.BackingNameOffset, err)
+		}
+		got = string(b)
+	}
+	if slices.Contains(allowed, got) {
+		return nil
+	}
+	return fmt.Errorf("the header names backing file %q (%d bytes), neither the old nor the new name (%s)", abbrev(got), len(got), quoteAll(allowed))
+}
+
+// abbrev shortens a long name for a message: its first and last 40 bytes.
+func abbrev(s string) string {
+	if len(s) <= 100 {
+		return s
+	}
+	return s[:40] + "..." + s[len(s)-40:]
+}
+
+func quoteAll(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", abbrev(n))
+	}
+	return strings.Join(q, " or ")
 }
 
 // checkStructureMapped checks the image at name on fs with the checker's

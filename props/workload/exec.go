@@ -58,7 +58,8 @@ type Exec struct {
 func (e *Exec) ImagePath() string { return path.Join(e.Dir, ImageName) }
 
 // NewExec builds the workload's backing chain (deepest first, each file
-// filled from its fill id, see workload) and the image, opens it writable
+// filled from its fill id, see workload), the files its image commands
+// act on (imagecmds.go) and the image, opens it writable
 // and returns an Exec positioned before the first op. Setup I/O is flushed.
 func NewExec(t target.Target, fs afero.Fs, dir string, w *Workload) (*Exec, error) {
 	if err := w.Validate(); err != nil {
@@ -69,6 +70,9 @@ func NewExec(t target.Target, fs afero.Fs, dir string, w *Workload) (*Exec, erro
 	}
 	m, err := BuildBacking(t, fs, dir, w.Geometry.Backing)
 	if err != nil {
+		return nil, err
+	}
+	if err := makeImageFiles(fs, dir, w, m); err != nil {
 		return nil, err
 	}
 	g := w.Geometry

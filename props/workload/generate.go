@@ -107,7 +107,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	for _, wt := range cfg.Weights {
 		total += wt
 	}
-	og := &OpGen{Rand: rng, Size: g.Size, ClusterSize: cs, Hot: hot, NextID: nextID}
+	og := &OpGen{Rand: rng, Size: g.Size, ClusterSize: cs, Hot: hot, NextID: nextID, Backing: len(g.Backing) > 0}
 	for len(w.Ops) < cfg.Ops && total > 0 {
 		if op, ok := og.Draw(pickKind(rng, cfg.Weights, total)); ok {
 			w.Ops = append(w.Ops, op)
@@ -134,6 +134,9 @@ type OpGen struct {
 	Hot []int64
 	// NextID is the id the next write drawn takes; each one advances it.
 	NextID uint32
+	// Backing and Committed are Cursor's: the image commands drawn
+	// depend on them and update them.
+	Backing, Committed bool
 }
 
 // Draw draws one op of kind k, or returns false when k cannot be drawn
@@ -149,9 +152,10 @@ func (g *OpGen) Draw(k Kind) (Op, bool) {
 		hot = []int64{0}
 	}
 	gs := &genState{rng: g.Rand, size: g.Size, cs: g.ClusterSize, hot: hot,
-		id: func() uint32 { g.NextID++; return g.NextID - 1 }}
+		id:      func() uint32 { g.NextID++; return g.NextID - 1 },
+		backing: g.Backing, committed: g.Committed}
 	op, ok := s.gen(gs)
-	g.Size = gs.size
+	g.Size, g.Backing, g.Committed = gs.size, gs.backing, gs.committed
 	return op, ok
 }
 

@@ -14,14 +14,17 @@ type Kind uint8
 // The operation kinds. Each is implemented in its own file (op_*.go: its
 // bounds, script form, generator and run) and listed once in kindTable.
 const (
-	Write       Kind = iota + 1 // write pattern ID over [Off, Off+Len)
-	WriteZeroes                 // write zeroes over [Off, Off+Len)
-	Read                        // read [Off, Off+Len) and compare with the model
-	Flush                       // flush: everything before is durable
-	Resize                      // grow the image to Off bytes
-	Reopen                      // close cleanly and open again
-	Check                       // consistency check without repair: must be clean
-	Concurrent                  // run Group at the same time from len(Group) goroutines
+	Write        Kind = iota + 1 // write pattern ID over [Off, Off+Len)
+	WriteZeroes                  // write zeroes over [Off, Off+Len)
+	Read                         // read [Off, Off+Len) and compare with the model
+	Flush                        // flush: everything before is durable
+	Resize                       // grow the image to Off bytes
+	Reopen                       // close cleanly and open again
+	Check                        // consistency check without repair: must be clean
+	Concurrent                   // run Group at the same time from len(Group) goroutines
+	Rebase                       // safe rebase onto AltName(i) (Len > 0) or onto nothing
+	RebaseUnsafe                 // rebase -u onto a copy of the backing file, a Len-byte name
+	Commit                       // commit into the backing file; ID 1: -d (the image kept)
 )
 
 // opKind is everything the package knows about one op kind. Adding a kind
@@ -84,14 +87,17 @@ func (op Op) Effect(size int64) Effect {
 // kindTable lists every kind, once, in the order of the constants (the
 // order of Kinds, of generation's weighted draw and of --op-weights).
 var kindTable = [...]opKind{
-	Write:       writeKind{},
-	WriteZeroes: zeroKind{},
-	Read:        readKind{},
-	Flush:       flushKind{},
-	Resize:      resizeKind{},
-	Reopen:      reopenKind{},
-	Check:       checkKind{},
-	Concurrent:  concurrentKind{},
+	Write:        writeKind{},
+	WriteZeroes:  zeroKind{},
+	Read:         readKind{},
+	Flush:        flushKind{},
+	Resize:       resizeKind{},
+	Reopen:       reopenKind{},
+	Check:        checkKind{},
+	Concurrent:   concurrentKind{},
+	Rebase:       rebaseKind{},
+	RebaseUnsafe: rebaseUnsafeKind{},
+	Commit:       commitKind{},
 }
 
 // spec returns k's implementation, nil for an unknown kind.
@@ -145,6 +151,9 @@ type validator struct {
 	size   int64  // the image size in force
 	lastID uint32 // the last write or fill id
 	nested bool   // checking a concurrent group's member
+	// backing: a backing file is in force; committed: a commit ran
+	// before (see Cursor).
+	backing, committed bool
 }
 
 // extent checks that op's [Off, Off+Len) is a non-empty range inside the
@@ -172,6 +181,8 @@ type genState struct {
 	cs   int64   // the image's cluster size
 	hot  []int64 // starts of the regions most ops go to
 	id   func() uint32
+	// backing, committed: as Cursor's (the image commands' preconditions).
+	backing, committed bool
 }
 
 // nargs checks a script op's argument count.

@@ -91,7 +91,7 @@ func (w *Workload) Validate() error {
 		}
 		lastID = g.Backing[i].Fill
 	}
-	c := Cursor{Size: g.Size, LastID: lastID}
+	c := Cursor{Size: g.Size, LastID: lastID, Backing: len(g.Backing) > 0}
 	for i, op := range w.Ops {
 		if err := c.Step(i, op); err != nil {
 			return err
@@ -116,17 +116,22 @@ func checkOp(op Op, v *validator) error {
 type Cursor struct {
 	Size   int64
 	LastID uint32
+	// Backing: the image has a backing file (the geometry's, or the one
+	// a rebase named); Committed: a commit ran (rebase-unsafe's copy,
+	// made by the setup, would no longer read what the backing file
+	// reads). Only the image commands look at them.
+	Backing, Committed bool
 }
 
 // Step checks op as Validate checks the op at index i (i names it in the
 // error) and, when it is valid, moves c past it: the size it leaves, its
 // last write id. An invalid op leaves c as it was.
 func (c *Cursor) Step(i int, op Op) error {
-	v := validator{i: i, size: c.Size, lastID: c.LastID}
+	v := validator{i: i, size: c.Size, lastID: c.LastID, backing: c.Backing, committed: c.Committed}
 	if err := checkOp(op, &v); err != nil {
 		return err
 	}
-	c.Size, c.LastID = v.size, v.lastID
+	c.Size, c.LastID, c.Backing, c.Committed = v.size, v.lastID, v.backing, v.committed
 	return nil
 }
 

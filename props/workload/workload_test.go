@@ -127,13 +127,18 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 // the constants' order, each with a distinct keyword that KindByName
 // reads back, and a positive default weight.
 func TestKindNamesRoundTrip(t *testing.T) {
-	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent}
+	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Rebase, RebaseUnsafe, Commit}
 	require.Equal(t, want, Kinds())
-	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent"}, KindNames())
+	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent", "rebase", "rebase-unsafe", "commit"}, KindNames())
 	require.Equal(t, "Kind(0)", Kind(0).String())
 	require.Equal(t, "Kind(200)", Kind(200).String())
 	for _, k := range Kinds() {
-		require.Positive(t, DefaultWeights()[k], "kind %s", k)
+		switch k {
+		case Rebase, RebaseUnsafe, Commit: // the image commands: drawn only when asked
+			require.Zero(t, DefaultWeights()[k], "kind %s", k)
+		default:
+			require.Positive(t, DefaultWeights()[k], "kind %s", k)
+		}
 	}
 	for i, k := range Kinds() {
 		name := KindNames()[i]
@@ -151,13 +156,14 @@ func TestKindNamesRoundTrip(t *testing.T) {
 // per-kind generator, bounds, printer and parser agree.
 func TestEveryKindRoundTrips(t *testing.T) {
 	for _, k := range Kinds() {
-		next := uint32(1)
+		next := uint32(2) // above the backing file's fill id
 		gs := &genState{rng: rand.New(rand.NewPCG(1, uint64(k))), size: 1 << 20, cs: 4096, hot: []int64{0},
-			id: func() uint32 { next++; return next - 1 }}
+			id: func() uint32 { next++; return next - 1 }, backing: true}
 		op, ok := k.spec().gen(gs)
 		require.True(t, ok, "kind %s drew nothing on a 1 MiB image", k)
 		require.Equal(t, k, op.Kind)
-		w := &Workload{Geometry: Geometry{ClusterSize: 4096, TableSize: 1, Size: 1 << 20}, Ops: []Op{op}}
+		w := &Workload{Geometry: Geometry{ClusterSize: 4096, TableSize: 1, Size: 1 << 20,
+			Backing: []Backing{{Format: "raw", Size: 1 << 19, Fill: 1}}}, Ops: []Op{op}}
 		require.NoError(t, w.Validate(), "kind %s: %s", k, op)
 		w2, err := Parse(strings.NewReader(w.String()))
 		require.NoError(t, err, "kind %s:\n%s", k, w)
@@ -182,6 +188,9 @@ func TestEffects(t *testing.T) {
 		{Op{Kind: Check}, Effect{}},
 		{Op{Kind: Concurrent, Group: []Op{{Kind: Write, Off: 0, Len: 1, ID: 6}, {Kind: WriteZeroes, Off: 0x800, Len: 0x10}}},
 			Effect{Barrier: true, Changes: []model.Range{{Off: 0, Len: 1}, {Off: 0x800, Len: 0x10}}}},
+		{Op{Kind: Rebase, Off: 0x1000, Len: 0x1000, ID: 7}, Effect{Barrier: true}},
+		{Op{Kind: RebaseUnsafe, Len: 700}, Effect{Barrier: true}},
+		{Op{Kind: Commit}, Effect{Barrier: true}},
 		{Op{Kind: Kind(99)}, Effect{}},
 	}
 	covered := map[Kind]bool{}
@@ -226,7 +235,7 @@ func TestCursor(t *testing.T) {
 func TestOpGen(t *testing.T) {
 	for _, k := range Kinds() {
 		for seed := range uint64(200) {
-			g := &OpGen{Rand: rand.New(rand.NewPCG(seed, uint64(k))), Size: 1 << 20, ClusterSize: 4096, Hot: []int64{0, 1<<19 - 4096}, NextID: 7}
+			g := &OpGen{Rand: rand.New(rand.NewPCG(seed, uint64(k))), Size: 1 << 20, ClusterSize: 4096, Hot: []int64{0, 1<<19 - 4096}, NextID: 7, Backing: true}
 			twin := *g
 			twin.Rand = rand.New(rand.NewPCG(seed, uint64(k)))
 			op, ok := g.Draw(k)
@@ -236,11 +245,11 @@ func TestOpGen(t *testing.T) {
 			if op.Kind != k {
 				t.Fatalf("%s, seed %d: drew a %s", k, seed, op.Kind)
 			}
-			cur := Cursor{Size: 1 << 20, LastID: 6}
+			cur := Cursor{Size: 1 << 20, LastID: 6, Backing: true}
 			if err := cur.Step(0, op); err != nil {
 				t.Fatalf("%s, seed %d: drew %v, invalid: %v", k, seed, op, err)
 			}
-			if cur.Size != g.Size || cur.LastID+1 != g.NextID {
+			if cur.Size != g.Size || cur.LastID+1 != g.NextID || cur.Backing != g.Backing || cur.Committed != g.Committed {
 				t.Fatalf("%s, seed %d: drew %v; the generator's state is size %#x, next id %d; the op's, %#x and %d", k, seed, op, g.Size, g.NextID, cur.Size, cur.LastID+1)
 			}
 			if again, _ := twin.Draw(k); again.String() != op.String() {

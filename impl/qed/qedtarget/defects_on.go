@@ -44,3 +44,17 @@ func (t defectTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (targ
 // FullReadLimit implements target.ReadLimiter: the defect's full-read
 // limit (qed.DefectReadLimit; 0 = the oracle's default).
 func (t defectTarget) FullReadLimit() int64 { return qed.DefectReadLimit(t.d) }
+
+var _ target.ImageOps = defectTarget{}
+
+// Rebase implements target.ImageOps with the defect switched on.
+func (t defectTarget) Rebase(fs afero.Fs, path, backing, format string, unsafe bool) error {
+	qed.SetDefect(t.d)
+	return Target{Options: qed.OpenOptions{L2CacheTables: 1}}.Rebase(fs, path, backing, format, unsafe)
+}
+
+// Commit implements target.ImageOps with the defect switched on.
+func (t defectTarget) Commit(fs afero.Fs, path string, o target.CommitOptions) error {
+	qed.SetDefect(t.d)
+	return Target{Options: qed.OpenOptions{L2CacheTables: 1}}.Commit(fs, path, o)
+}

@@ -31,12 +31,7 @@ func (Target) Create(fs afero.Fs, path string, o target.CreateOptions) error {
 
 // Open implements target.Target.
 func (t Target) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
-	opts := t.Options
-	opts.ReadOnly = o.ReadOnly
-	if opts.IdleClearDelay == 0 {
-		opts.IdleClearDelay = -1
-	}
-	im, err := qed.Open(fs, path, opts)
+	im, err := qed.Open(fs, path, t.opts(o.ReadOnly))
 	if err != nil {
 		return nil, err
 	}
@@ -53,4 +48,32 @@ func (d disk) Check(repair bool) (target.CheckResult, error) {
 		Leaks:            r.Leaks,
 		CheckErrors:      r.CheckErrors,
 	}, err
+}
+
+var _ target.ImageOps = Target{}
+
+// Rebase implements target.ImageOps with qed.SetBacking (unsafe) or
+// qed.Rebase: the functions behind `qedtorture rebase [-u]`.
+func (t Target) Rebase(fs afero.Fs, path, backing, format string, unsafe bool) error {
+	opts := t.opts(false)
+	if unsafe {
+		return qed.SetBacking(fs, path, backing, format, opts)
+	}
+	return qed.Rebase(fs, path, backing, format, qed.RebaseOptions{Open: opts})
+}
+
+// Commit implements target.ImageOps with qed.Commit, the function behind
+// `qedtorture commit [-d]`.
+func (t Target) Commit(fs afero.Fs, path string, o target.CommitOptions) error {
+	return qed.Commit(fs, path, qed.CommitOptions{Open: t.opts(false), Drop: o.Drop})
+}
+
+// opts are the open options of t's opens (the idle timer off unless set).
+func (t Target) opts(readOnly bool) qed.OpenOptions {
+	opts := t.Options
+	opts.ReadOnly = readOnly
+	if opts.IdleClearDelay == 0 {
+		opts.IdleClearDelay = -1
+	}
+	return opts
 }

@@ -1,0 +1,30 @@
+package target
+
+import "github.com/spf13/afero"
+
+// ImageOps is an optional capability of a Target: the offline image
+// commands a user runs on a closed image (qemu-img rebase, rebase -u,
+// commit), which the workload ops rebase, rebase-unsafe and commit run
+// between a clean close and a reopen. Like every access of the
+// implementation, each goes through the afero.Fs it is given (the crash
+// and fault layers see every write of the image and of its backing
+// chain). A target without it cannot run those ops: the executor reports
+// the op as unsupported.
+type ImageOps interface {
+	// Rebase changes the backing file of the image at path to backing
+	// (format "raw" or "qed"; backing "" removes it, format then "").
+	// unsafe rewrites the header only (qemu-img rebase -u): the guest
+	// data is not looked at. Otherwise (the safe rebase) every cluster
+	// whose guest data would change gets the old data copied into the
+	// image first, so the guest reads the same before and after.
+	Rebase(fs afero.Fs, path, backing, format string, unsafe bool) error
+	// Commit writes the image's data into its backing file (qemu-img
+	// commit) and then, unless o.Drop, empties the image.
+	Commit(fs afero.Fs, path string, o CommitOptions) error
+}
+
+// CommitOptions configure ImageOps.Commit.
+type CommitOptions struct {
+	// Drop leaves the image as it is after the commit (qemu-img commit -d).
+	Drop bool
+}

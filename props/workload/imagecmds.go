@@ -1,0 +1,197 @@
+package workload
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/spf13/afero"
+)
+
+// The image commands: rebase (safe), rebase-unsafe (rebase -u) and commit
+// run as a user runs qemu-img on an image no one has open: the image is
+// closed cleanly (everything durable, as reopen), the command runs on the
+// files through the target's target.ImageOps, and the image is opened
+// again. None of them changes what the guest reads, so the model only
+// records the clean close; what a crash in the middle may leave is
+// stated in docs/campaigns.md ("The image commands") and enforced by the
+// oracle (every guest byte: the model's sector rule, unchanged by the
+// command; the header's backing name: BackingNames) and, for commit's
+// base, by the campaign (BaseViews).
+//
+// The files the commands act on are made by the setup, before the image
+// is first opened (so an out-of-process driver's snapshot of the files
+// holds them), from the ops of the workload:
+//
+//   - rebase OFF LEN id=N (op i) rebases onto AltName(i), a raw file of the
+//     image's size at op i holding what the image's backing file reads at
+//     setup (zeros without one) with the pattern of id N over [OFF,
+//     OFF+LEN): the clusters outside that range read the same through
+//     either file and are not copied, those inside differ and are;
+//   - rebase-unsafe LEN (op i) rebases -u onto a raw copy of what the
+//     backing file in force at op i reads (the original backing file, or an
+//     earlier rebase's AltName), named by UnsafeName(i, LEN): a LEN-byte
+//     name ("./" repeated before copyI.raw) that spans header sectors when
+//     LEN is long. The copy reads the same, so the guest view does not
+//     change: rebase -u's documented use (the backing file was moved or
+//     renamed). Its validity needs a backing file in force and no commit
+//     before it (a commit changes the backing file's contents after the
+//     setup made the copy).
+
+// AltName is the file a safe rebase at op i rebases onto.
+func AltName(i int) string { return fmt.Sprintf("alt%d.raw", i) }
+
+// unsafeFile is the file rebase-unsafe at op i names.
+func unsafeFile(i int) string { return fmt.Sprintf("copy%d.raw", i) }
+
+// UnsafeName is the backing name rebase-unsafe LEN at op i writes into the
+// header: n bytes naming copyI.raw (at least the file name's length).
+func UnsafeName(i int, n int64) string {
+	f := unsafeFile(i)
+	pad := max(int(n)-len(f), 0)
+	if pad < 3 { // too short to pad: the file name alone
+		return f
+	}
+	extra := ""
+	if pad%2 == 1 {
+		extra = "/" // "././" then "/": still the same directory
+	}
+	return strings.Repeat("./", pad/2) + extra + f
+}
+
+// Bounds of rebase-unsafe's name length: the file name itself (plus room
+// for the odd-length padding) up to well inside one 4 KiB header cluster
+// with the old name beside it (impl/qed keeps both until the header
+// switches).
+const (
+	minUnsafeName = 16
+	maxUnsafeName = 1000
+)
+
+// backingAt returns the backing name in the header before each op and
+// after the last (len(w.Ops)+1 names), and its format.
+func (w *Workload) backingAt() (names, formats []string) {
+	name, format := "", ""
+	if len(w.Geometry.Backing) > 0 {
+		format = w.Geometry.Backing[0].Format
+		name = BackingName(0, format)
+	}
+	for i, op := range w.Ops {
+		names, formats = append(names, name), append(formats, format)
+		switch op.Kind {
+		case Rebase:
+			name, format = "", ""
+			if op.Len > 0 {
+				name, format = AltName(i), "raw"
+			}
+		case RebaseUnsafe:
+			name, format = UnsafeName(i, op.Len), "raw"
+		}
+	}
+	return append(names, name), append(formats, format)
+}
+
+// BackingNames returns the backing file names the image's header may hold
+// at a crash while op i is in progress (i -1: the setup; len(Ops): after
+// the last op): the name in force, and while a rebase or rebase-unsafe is
+// in progress the new name too ("" is no backing file). A header naming
+// anything else (a name torn between the old and the new one) is a
+// failure. It returns nil for a workload without a rebase or
+// rebase-unsafe (the header's name is then the create command's, which a
+// target may store in its own form, e.g. an absolute path).
+func (w *Workload) BackingNames(i int) []string {
+	if !slices.ContainsFunc(w.Ops, func(op Op) bool { return op.Kind == Rebase || op.Kind == RebaseUnsafe }) {
+		return nil
+	}
+	names, _ := w.backingAt()
+	i = max(min(i, len(w.Ops)), 0)
+	out := []string{names[i]}
+	if i < len(w.Ops) && names[i+1] != names[i] {
+		out = append(out, names[i+1])
+	}
+	return out
+}
+
+// makeImageFiles writes the files the image commands of w act on (see
+// above) into dir; backing is the model of the image's backing file (nil
+// for none).
+func makeImageFiles(fs afero.Fs, dir string, w *Workload, backing *model.Disk) error {
+	var cur []byte // what the backing file in force reads
+	loaded := false
+	load := func() error {
+		if loaded || backing == nil {
+			return nil
+		}
+		loaded = true
+		cur = make([]byte, backing.Size())
+		return backing.ReadAt(cur, 0)
+	}
+	for i, op := range w.Ops {
+		switch op.Kind {
+		case Rebase:
+			if op.Len == 0 {
+				cur, loaded = nil, true
+				continue
+			}
+			if err := load(); err != nil {
+				return err
+			}
+			alt := make([]byte, w.SizeAt(i))
+			copy(alt, cur)
+			model.Fill(alt[op.Off:op.Off+op.Len], uint64(op.ID), op.Off)
+			if err := writeRaw(fs, path.Join(dir, AltName(i)), alt, int64(len(alt))); err != nil {
+				return fmt.Errorf("workload: setup of op %d: %w", i, err)
+			}
+			cur, loaded = alt, true
+		case RebaseUnsafe:
+			if err := load(); err != nil {
+				return err
+			}
+			if err := writeRaw(fs, path.Join(dir, unsafeFile(i)), cur, int64(len(cur))); err != nil {
+				return fmt.Errorf("workload: setup of op %d: %w", i, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ErrUnsupported is wrapped by the error of an op the target cannot run
+// (an image command on a target without target.ImageOps).
+var ErrUnsupported = errors.New("workload: op not supported by the target")
+
+// imageCommand runs op i, an image command: a clean close (the model
+// flushed), cmd on the closed image's files, a reopen whose size must be
+// the model's. A crash during the close is judged against the model with
+// the pending writes (the first snapshot), one during the command against
+// the flushed model (the second).
+func (e *Exec) imageCommand(i int, cmd func(ops target.ImageOps, fs afero.Fs, img string) error) error {
+	ops, ok := e.Target.(target.ImageOps)
+	if !ok {
+		return fmt.Errorf("%w: %s has no image commands (target.ImageOps)", ErrUnsupported, e.Target.Name())
+	}
+	e.snapshot(i)
+	err := e.Disk.Close()
+	e.Disk = nil
+	if err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	e.Model.Flush() // a clean close makes everything durable
+	e.snapshot(i)
+	cerr := cmd(ops, e.FS, e.ImagePath())
+	// Open again even after a failed command: a fault may explain it, and
+	// the workload then goes on.
+	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{}); err != nil {
+		return errors.Join(cerr, fmt.Errorf("reopen: %w", err))
+	}
+	if cerr != nil {
+		return cerr
+	}
+	if got, want := e.Disk.Size(), e.Model.Size(); got != want {
+		return fmt.Errorf("size after %s is %#x, want %#x", e.W.Ops[i].Kind, got, want)
+	}
+	return nil
+}

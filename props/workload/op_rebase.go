@@ -1,0 +1,93 @@
+package workload
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/spf13/afero"
+)
+
+// rebaseKind: "rebase OFF LEN id=N" closes the image, rebases it safely
+// (qemu-img rebase -b altI.raw -F raw) onto AltName(i), a raw file the
+// setup made that reads what the backing file reads except for the
+// pattern of id N over [OFF, OFF+LEN), and opens it again; "rebase none"
+// removes the backing file (qemu-img rebase -b ""). The guest reads the
+// same before, during (at any crash) and after (imagecmds.go).
+type rebaseKind struct{}
+
+func (rebaseKind) name() string { return "rebase" }
+
+// weight 0: drawn only when --op-weights asks (each costs a close, a
+// pass over the image and a reopen; generation stays as pinned).
+func (rebaseKind) weight() int { return 0 }
+
+func (rebaseKind) check(op Op, v *validator) error {
+	if err := v.notNested(); err != nil {
+		return err
+	}
+	if op.Len == 0 && op.Off == 0 && op.ID == 0 { // rebase none
+		v.backing = false
+		return nil
+	}
+	if err := v.extent(op); err != nil {
+		return err
+	}
+	if op.ID == 0 || op.ID <= v.lastID {
+		return fmt.Errorf("%w: op %d: rebase id %d must be non-zero and above the previous id %d", ErrInvalid, v.i, op.ID, v.lastID)
+	}
+	v.lastID = op.ID
+	v.backing = true
+	return nil
+}
+
+func (rebaseKind) args(op Op) string {
+	if op.Len == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%#x %#x id=%d", op.Off, op.Len, op.ID)
+}
+
+func (rebaseKind) parse(kw string, args []string) (Op, error) {
+	if len(args) == 1 && args[0] == "none" {
+		return Op{Kind: Rebase}, nil
+	}
+	if len(args) != 3 {
+		return Op{}, fmt.Errorf("rebase takes \"none\" or OFF LEN id=N, got %d argument(s)", len(args))
+	}
+	id, ok := strings.CutPrefix(args[2], "id=")
+	if !ok {
+		return Op{}, fmt.Errorf("rebase needs id=N as its third argument")
+	}
+	n, err := strconv.ParseUint(id, 0, 32)
+	if err != nil {
+		return Op{}, fmt.Errorf("rebase id %q is not a number", id)
+	}
+	op, err := parseExtent(Rebase, args[:2])
+	op.ID = uint32(n)
+	return op, err
+}
+
+func (rebaseKind) gen(g *genState) (Op, bool) {
+	if g.size == 0 || g.rng.IntN(4) == 0 {
+		g.backing = false
+		return Op{Kind: Rebase}, true
+	}
+	off, n := extent(g.rng, g.size, g.cs, g.hot)
+	g.backing = true
+	return Op{Kind: Rebase, Off: off, Len: n, ID: g.id()}, true
+}
+
+func (rebaseKind) run(e *Exec, i int, op Op) error {
+	name, format := "", ""
+	if op.Len > 0 {
+		name, format = AltName(i), "raw"
+	}
+	return e.imageCommand(i, func(ops target.ImageOps, fs afero.Fs, img string) error {
+		return ops.Rebase(fs, img, name, format, false)
+	})
+}
+
+// effect: a barrier (the clean close); the guest data does not change.
+func (rebaseKind) effect(Op, int64) Effect { return Effect{Barrier: true} }
