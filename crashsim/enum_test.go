@@ -372,3 +372,59 @@ func testSeed(t *testing.T) uint64 {
 	t.Logf("seed %d (CRASHSIM_SEED=%d to replay)", seed, seed)
 	return seed
 }
+
+// TestTruncatedStateExtendsWithZeros: a crash state that kept an unsynced
+// shrinking truncate holds nothing past the new length: extending the
+// file again (a write past its end) reads zeros in the gap, not the bytes
+// the truncate dropped.
+func TestTruncatedStateExtendsWithZeros(t *testing.T) {
+	fs := New(Options{ImplicitDirSync: true})
+	f, err := fs.Create("/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{7}, 3*PageSize), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(PageSize + 100); err != nil {
+		t.Fatal(err)
+	}
+	p, err := fs.Point()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, m := range []Model{{Base: Prefix}, {Base: Subset}} {
+		for id := range p.IDs(m, EnumOptions{}) {
+			st, err := p.State(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := st.OpenFile("/a", os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, _ := g.Stat()
+			if fi.Size() != PageSize+100 {
+				continue // the truncate was lost
+			}
+			kept++
+			if _, err := g.WriteAt([]byte{1}, 3*PageSize); err != nil {
+				t.Fatal(err)
+			}
+			b := make([]byte, 3*PageSize-(PageSize+100))
+			if _, err := g.ReadAt(b, PageSize+100); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(b, make([]byte, len(b))) {
+				t.Errorf("%s: the bytes the truncate dropped show again after the file grew", id)
+			}
+		}
+	}
+	if kept == 0 {
+		t.Fatal("no state kept the truncate")
+	}
+}
