@@ -281,6 +281,13 @@ func (c commitBase) write(p []byte, off int64) error {
 		_, err := c.im.WriteAt(p, off)
 		return err
 	}
+	if defect(DefectCommitSplitSectorWrite) && len(p) > 256 {
+		// The seeded defect: the first 256 bytes, then the rest.
+		if _, err := c.raw.f.WriteAt(p[:256], off); err != nil {
+			return fileErr(c.raw.path, fmt.Sprintf("writing at %d", off), err)
+		}
+		p, off = p[256:], off+256
+	}
 	if _, err := c.raw.f.WriteAt(p, off); err != nil {
 		return fileErr(c.raw.path, fmt.Sprintf("writing at %d", off), err)
 	}

@@ -42,6 +42,7 @@ const (
 	DefectSetBackingOneWrite
 	DefectRebaseHeaderBeforeCopies
 	DefectCommitEmptiesBeforeBaseFlush
+	DefectCommitSplitSectorWrite
 	numDefects
 )
 
@@ -103,6 +104,8 @@ var DefectCatalogue = []DefectInfo{
 		"the safe rebase rewrites the header to name the new backing file before it copies the clusters whose data differ (and makes them durable only after)"},
 	{DefectCommitEmptiesBeforeBaseFlush, "commit-empties-before-base-flush", "flush ordering: commit's emptying vs the base's data",
 		"commit empties the image before the data it wrote into the base file is durable"},
+	{DefectCommitSplitSectorWrite, "commit-split-sector-write", "sector atomicity: a base sector written in two pieces",
+		"commit writes each chunk into a raw base as two writes split 256 bytes into its first sector, so a crash can tear a base sector (half old, half the image's)"},
 }
 
 // DefectOpWeights returns the --op-weights a campaign needs to reach a
@@ -115,7 +118,7 @@ func DefectOpWeights(d Defect) string {
 		return "rebase-unsafe=3"
 	case DefectRebaseHeaderBeforeCopies:
 		return "rebase=3"
-	case DefectCommitEmptiesBeforeBaseFlush:
+	case DefectCommitEmptiesBeforeBaseFlush, DefectCommitSplitSectorWrite:
 		return "commit=3"
 	}
 	return ""

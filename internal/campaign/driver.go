@@ -2,7 +2,9 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/model"
@@ -225,7 +227,25 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 		o.BackingNames = st.Rec.W.BackingNames(st.GuestOp)
 	}
 	if !st.Rec.Faulted() {
-		return oracle.Judge(j.t, st.FS, st.Image, st.Model, o), nil
+		// A commit's base is judged against the image's view as of the
+		// crash, taken before the oracle recovers the model in place.
+		base, err := commitBase(st)
+		if err != nil {
+			return nil, err
+		}
+		if base != nil {
+			if err := oracle.RecoverCommitBase(j.t, st.FS, base.path, base.format); err != nil {
+				return &oracle.Verdict{Stage: oracle.StageCommitBase, Err: err}, nil
+			}
+		}
+		v := oracle.Judge(j.t, st.FS, st.Image, st.Model, o)
+		if v.OK() && base != nil && base.m != nil {
+			if err := oracle.JudgeCommitBase(j.t, st.FS, base.path, base.format, base.m); err != nil {
+				v = &oracle.Verdict{Stage: oracle.StageCommitBase, Err: err, Before: v.Before, After: v.After}
+				errors.As(err, &v.Mismatch)
+			}
+		}
+		return v, nil
 	}
 	// The fault check below needs the model as of the crash: recover a copy.
 	v := oracle.Judge(j.t, st.FS, st.Image, st.Model.Clone(), o)
@@ -240,6 +260,35 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 		return excused, nil
 	}
 	return v, nil
+}
+
+// A baseRule is what a crash state during a commit holds the base file
+// to: recovered first (oracle.RecoverCommitBase), then, when m is set,
+// judged (oracle.JudgeCommitBase).
+type baseRule struct {
+	path, format string
+	m            *model.Disk
+}
+
+// commitBase returns the rule for st's commit base: nil unless st crashed
+// during a commit; m only when the workload fixes the base's old contents
+// (workload.Workload.CommitBase). Without faults only (the fault check
+// excuses damage in the image alone).
+func commitBase(st *State) (*baseRule, error) {
+	if st.Rec == nil || st.Rec.W == nil {
+		return nil, nil
+	}
+	name, format, old, ok, fixed, err := st.Rec.W.CommitBase(st.GuestOp)
+	if err != nil || !ok {
+		return nil, err
+	}
+	r := &baseRule{path: path.Join(path.Dir(st.Image), name), format: format}
+	if fixed {
+		if r.m, err = oracle.CommitBaseModel(old, st.Model); err != nil {
+			return nil, fmt.Errorf("campaign: the commit base's model: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // excused is the verdict of a state that failed only as a fault's direct

@@ -97,18 +97,13 @@ func NewExec(t target.Target, fs afero.Fs, dir string, w *Workload) (*Exec, erro
 // BuildBacking writes the backing chain into dir and returns the model of
 // the image's immediate backing file (nil for none).
 func BuildBacking(t target.Target, fs afero.Fs, dir string, chain []Backing) (*model.Disk, error) {
-	var m *model.Disk
+	m, err := chainModel(chain)
+	if err != nil {
+		return nil, err
+	}
 	for i := len(chain) - 1; i >= 0; i-- {
 		b := chain[i]
 		name := path.Join(dir, BackingName(i, b.Format))
-		bm, err := model.New(b.Size, m)
-		if err != nil {
-			return nil, fmt.Errorf("workload: backing %d model: %w", i, err)
-		}
-		if err := bm.WriteID(0, b.FillLen(), uint64(b.Fill)); err != nil {
-			return nil, fmt.Errorf("workload: backing %d model: %w", i, err)
-		}
-		bm.Flush()
 		buf := make([]byte, b.FillLen())
 		model.Fill(buf, uint64(b.Fill), 0)
 		switch b.Format {
@@ -127,6 +122,25 @@ func BuildBacking(t target.Target, fs afero.Fs, dir string, chain []Backing) (*m
 		if err != nil {
 			return nil, fmt.Errorf("workload: backing %d (%s): %w", i, name, err)
 		}
+	}
+	return m, nil
+}
+
+// chainModel returns the model of what the first file of chain reads
+// (nil for an empty chain): each file holds its fill pattern over
+// FillLen bytes and reads the next file past it.
+func chainModel(chain []Backing) (*model.Disk, error) {
+	var m *model.Disk
+	for i := len(chain) - 1; i >= 0; i-- {
+		b := chain[i]
+		bm, err := model.New(b.Size, m)
+		if err != nil {
+			return nil, fmt.Errorf("workload: backing %d model: %w", i, err)
+		}
+		if err := bm.WriteID(0, b.FillLen(), uint64(b.Fill)); err != nil {
+			return nil, fmt.Errorf("workload: backing %d model: %w", i, err)
+		}
+		bm.Flush()
 		m = bm
 	}
 	return m, nil

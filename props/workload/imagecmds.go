@@ -120,17 +120,31 @@ func (w *Workload) BackingNames(i int) []string {
 // above) into dir; backing is the model of the image's backing file (nil
 // for none).
 func makeImageFiles(fs afero.Fs, dir string, w *Workload, backing *model.Disk) error {
+	_, err := walkImageFiles(w, backing, len(w.Ops), func(i int, name string, data []byte) error {
+		if err := writeRaw(fs, path.Join(dir, name), data, int64(len(data))); err != nil {
+			return fmt.Errorf("workload: setup of op %d: %w", i, err)
+		}
+		return nil
+	})
+	return err
+}
+
+// walkImageFiles walks the ops of w before op upTo, calling emit with the
+// name and contents of each file the setup makes for them, and returns
+// what the backing file in force before op upTo reads as the setup made
+// it (nil for none). backing is the model of the geometry's backing file.
+func walkImageFiles(w *Workload, backing *model.Disk, upTo int, emit func(i int, name string, data []byte) error) ([]byte, error) {
 	var cur []byte // what the backing file in force reads
-	loaded := false
+	loaded := backing == nil
 	load := func() error {
-		if loaded || backing == nil {
+		if loaded {
 			return nil
 		}
 		loaded = true
 		cur = make([]byte, backing.Size())
 		return backing.ReadAt(cur, 0)
 	}
-	for i, op := range w.Ops {
+	for i, op := range w.Ops[:upTo] {
 		switch op.Kind {
 		case Rebase:
 			if op.Len == 0 {
@@ -138,25 +152,53 @@ func makeImageFiles(fs afero.Fs, dir string, w *Workload, backing *model.Disk) e
 				continue
 			}
 			if err := load(); err != nil {
-				return err
+				return nil, err
 			}
 			alt := make([]byte, w.SizeAt(i))
 			copy(alt, cur)
 			model.Fill(alt[op.Off:op.Off+op.Len], uint64(op.ID), op.Off)
-			if err := writeRaw(fs, path.Join(dir, AltName(i)), alt, int64(len(alt))); err != nil {
-				return fmt.Errorf("workload: setup of op %d: %w", i, err)
+			if err := emit(i, AltName(i), alt); err != nil {
+				return nil, err
 			}
 			cur, loaded = alt, true
 		case RebaseUnsafe:
 			if err := load(); err != nil {
-				return err
+				return nil, err
 			}
-			if err := writeRaw(fs, path.Join(dir, unsafeFile(i)), cur, int64(len(cur))); err != nil {
-				return fmt.Errorf("workload: setup of op %d: %w", i, err)
+			if err := emit(i, unsafeFile(i), cur); err != nil {
+				return nil, err
 			}
 		}
 	}
-	return nil
+	if err := load(); err != nil {
+		return nil, err
+	}
+	return cur, nil
+}
+
+// CommitBase describes the base file of a commit at op i of w: its name
+// in the Exec's directory, its format, and (fixed true) its guest contents
+// when the commit starts, as the setup made them. ok is false when op i
+// is not a commit; fixed is false when an earlier commit wrote the same
+// file (its contents then depend on the run, and only the image's own
+// view is judged).
+func (w *Workload) CommitBase(i int) (name, format string, old []byte, ok, fixed bool, err error) {
+	if i < 0 || i >= len(w.Ops) || w.Ops[i].Kind != Commit {
+		return "", "", nil, false, false, nil
+	}
+	names, formats := w.backingAt()
+	name, format = names[i], formats[i]
+	for j := range i {
+		if w.Ops[j].Kind == Commit && names[j] == names[i] {
+			return name, format, nil, true, false, nil
+		}
+	}
+	m, err := chainModel(w.Geometry.Backing)
+	if err != nil {
+		return "", "", nil, false, false, err
+	}
+	old, err = walkImageFiles(w, m, i, func(int, string, []byte) error { return nil })
+	return name, format, old, err == nil, err == nil, err
 }
 
 // ErrUnsupported is wrapped by the error of an op the target cannot run

@@ -142,3 +142,40 @@ func TestImageCommandsUnsupported(t *testing.T) {
 	err = e.Step()
 	require.True(t, errors.Is(err, workload.ErrUnsupported), "%v", err)
 }
+
+// TestCommitBase: the base of each commit and its contents as the setup
+// made them; a second commit into the same file has no fixed contents.
+func TestCommitBase(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(imageCmdsScript))
+	require.NoError(t, err)
+	fs := afero.NewMemMapFs()
+	_, err = workload.NewExec(qedtarget.Target{}, fs, "/w", w)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		op   int
+		file string
+	}{{7, "copy5.raw"}, {11, "alt10.raw"}} {
+		name, format, old, ok, fixed, err := w.CommitBase(c.op)
+		require.NoError(t, err)
+		require.True(t, ok && fixed, "op %d", c.op)
+		require.Equal(t, "raw", format)
+		require.Equal(t, c.file, path.Clean(name))
+		made, err := afero.ReadFile(fs, path.Join("/w", c.file))
+		require.NoError(t, err)
+		require.Equal(t, made, old, "op %d: the contents the setup made", c.op)
+	}
+	_, _, _, ok, _, err := w.CommitBase(0)
+	require.NoError(t, err)
+	require.False(t, ok, "not a commit")
+	w2, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=65536\nbacking qed size=8192 cluster_size=4096 table_size=2 fill=1\ncommit -d\ncommit\n"))
+	require.NoError(t, err)
+	_, format, old, ok, fixed, err := w2.CommitBase(0)
+	require.NoError(t, err)
+	require.True(t, ok && fixed)
+	require.Equal(t, "qed", format)
+	require.Len(t, old, 8192)
+	name, _, _, ok, fixed, _ := w2.CommitBase(1)
+	require.True(t, ok)
+	require.Equal(t, "backing0.qed", name)
+	require.False(t, fixed, "a second commit into the same file")
+}
