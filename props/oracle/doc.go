@@ -19,6 +19,12 @@
 // than the guest size. Durable, the model's durable
 // contents computed once, lets a campaign judge many states of one crash
 // point without generating them again (the verdicts are the same).
+// Options.BackingNames adds the image commands' header rule (stage
+// backing-name: the backing name is the old or the new one, never torn),
+// and RecoverCommitBase, CommitBaseModel and JudgeCommitBase the rule for
+// a commit's base file (stage commit-base: recovered first, then each
+// sector its old contents or the image's), which the campaign applies to
+// the states that crashed during those ops.
 // DefaultModels are the crash models a QED oracle judges fairly, defined
 // here once for the campaign, the QEMU crash checks and the state machine.
 //

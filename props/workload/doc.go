@@ -23,6 +23,14 @@
 //	concurrent 2
 //	  write 0x0 0x1000 id=202
 //	  write 0x800 0x1000 id=203
+//	rebase 0x2000 0x1000 id=204
+//	rebase-unsafe 700
+//	commit
+//
+// The last three are the image commands (imagecmds.go): the image closed,
+// qemu-img rebase, rebase -u or commit run on its files through the
+// target's target.ImageOps, the image opened again; the setup makes the
+// files they act on.
 //
 // Backing lines list the chain from the image's immediate backing file
 // outward. A backing image's contents are generated deterministically from
