@@ -20,6 +20,11 @@ const (
 	// requested flags" (QEMU asks the driver to zero the new area so the
 	// backing data does not show through; QED cannot).
 	QuirkGrowOverLongerBacking Quirk = "grow-over-longer-backing"
+	// QuirkCommitKeepsImage: qemu-img commit does not empty a QED image
+	// (no make-empty operation; findings Q4): a commit runs as commit -d,
+	// which is what QEMU does anyway, so that --diff compares like with
+	// like.
+	QuirkCommitKeepsImage Quirk = "commit-keeps-image"
 	// HarnessConcurrentOverlap is a limit of the recording, not of QEMU:
 	// blklogwrites logs two in-flight writes to the same host sectors in
 	// an order that need not be the order they reached the file, so the
@@ -28,6 +33,14 @@ const (
 	// group are dropped (QED serialises allocating writes itself; in-place
 	// writes to disjoint sectors cannot interfere).
 	HarnessConcurrentOverlap Quirk = "concurrent-overlap (harness)"
+	// HarnessRebaseRelativeName is a limit of the recording: the image is
+	// opened through blklogwrites with --image-opts, its filename is then
+	// json:{...}, and qemu-img 7.2's safe rebase resolves a relative new
+	// backing name against that filename ("Cannot use relative backing
+	// file names for 'json:...'"). A safe rebase onto a file is dropped
+	// (rebase none, rebase -u and commit run), and so is an image command
+	// that needed the backing file it would have given.
+	HarnessRebaseRelativeName Quirk = "rebase-relative-name (harness)"
 )
 
 // Adaptation is one change Adapt made.
@@ -89,6 +102,19 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 				continue
 			}
 			size = op.Off
+		case op.Kind == workload.Rebase && op.Len > 0:
+			ad = append(ad, Adaptation{HarnessRebaseRelativeName, fmt.Sprintf("op %d: dropped %s (a safe rebase through blklogwrites cannot name a relative backing file)", i, op)})
+			continue
+		case op.Kind == workload.Rebase:
+			backingLen = -1
+		case op.Kind == workload.Commit:
+			if op.ID == 0 {
+				op.ID = 1
+				ad = append(ad, Adaptation{QuirkCommitKeepsImage, fmt.Sprintf("op %d: commit -> commit -d (QEMU 7.2 cannot empty a QED image)", i)})
+			}
+			if backingLen >= 0 {
+				backingLen = max(backingLen, size) // a shorter base grows
+			}
 		case op.Kind == workload.Concurrent:
 			var g []workload.Op
 			for _, sub := range op.Group {
@@ -115,7 +141,21 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 		}
 		ops = append(ops, op)
 	}
-	c.Ops = ops
+	// An image command that needed what was dropped (a backing file a
+	// dropped rebase gave) is dropped too.
+	cur := workload.Cursor{Size: c.Geometry.Size, Backing: len(c.Geometry.Backing) > 0}
+	for _, b := range c.Geometry.Backing {
+		cur.LastID = max(cur.LastID, b.Fill)
+	}
+	kept := ops[:0]
+	for i, op := range ops {
+		if err := cur.Step(i, op); err != nil {
+			ad = append(ad, Adaptation{HarnessRebaseRelativeName, fmt.Sprintf("dropped %s: %v", op, err)})
+			continue
+		}
+		kept = append(kept, op)
+	}
+	c.Ops = kept
 	return c, ad
 }
 

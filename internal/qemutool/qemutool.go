@@ -33,6 +33,10 @@ type Tool struct {
 	// running tools' process groups are killed and Run returns an error
 	// wrapping context.Canceled; no new run starts.
 	Context context.Context
+	// Dir, if set, is the working directory of every run (relative file
+	// names in the arguments, and relative backing names QEMU cannot
+	// resolve against a json: filename, are taken from it).
+	Dir string
 }
 
 // WithContext returns a copy of t whose runs are bounded by ctx.
@@ -143,6 +147,7 @@ func (t *Tool) Run(binary string, args ...string) (Result, error) {
 	ctx, cancel := context.WithTimeout(t.Ctx(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = t.Dir
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	// Kill the whole process group at the timeout, and stop waiting for
