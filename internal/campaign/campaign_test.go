@@ -474,6 +474,11 @@ func TestKnownFailures(t *testing.T) {
 	require.Contains(t, name, "F2")
 	_, ok = q.Match("diff/data/other")
 	require.False(t, ok, "impl/qed deviating is not QEMU's F2")
+	for _, sig := range []string{"exec/data", "exec/data-after-reopen"} { // F2 through the exec target's own recovery
+		name, ok = q.Match(sig)
+		require.True(t, ok, sig)
+		require.Contains(t, name, "F2", sig)
+	}
 	_, ok = q.Match("exec:qedtorture io/workload")
 	require.False(t, ok, "another program's workload failure is not QEMU's F3")
 }
