@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -78,15 +76,7 @@ func TestDriverCampaignEndToEnd(t *testing.T) {
 	t.Logf("seed %d", seed)
 	gen := GenConfig()
 	gen.Ops, gen.MaxClusters = 8, 16
-	kf, err := os.Open(filepath.Join("..", "..", "testdata", "known", "qemu-7.2.txt"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	known, err := campaign.ParseKnown(kf, "qemu-7.2.txt")
-	kf.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	known := knownQEMU(t)
 	rep, err := campaign.Run(context.Background(), campaign.Config{
 		Driver: &Driver{Tool: tool, Ends: []End{EndClose, EndKill}, QEMUStates: 6}, Reference: qedtarget.Target{},
 		Seed: seed, Iterations: 2, Gen: gen, Bound: 8, Samples: 4, SampledPoints: 2, Known: known, MinimizeCandidates: -1,
