@@ -41,6 +41,12 @@ const (
 	// (rebase none, rebase -u and commit run), and so is an image command
 	// that needed the backing file it would have given.
 	HarnessRebaseRelativeName Quirk = "rebase-relative-name (harness)"
+	// HarnessReadOnlyReopen is a limit of the recording, not of QEMU:
+	// a recording keeps one writable qemu-io process over blklogwrites,
+	// which cannot reopen the image read-only. A reopen-ro becomes a
+	// reopen and a read of its range (the read-only open itself is not
+	// tested on QEMU).
+	HarnessReadOnlyReopen Quirk = "reopen-ro (harness)"
 )
 
 // Adaptation is one change Adapt made.
@@ -66,7 +72,8 @@ func GenConfig() workload.GenConfig {
 // Adapt returns a copy of w that QEMU 7.2 can run, and what it changed:
 // table_size 1 becomes 2, and a grow that would fail because the
 // immediate backing file is longer than the old size is dropped (ops that
-// then fall outside the image are clipped or dropped).
+// then fall outside the image are clipped or dropped); a reopen-ro becomes
+// a reopen and a read (HarnessReadOnlyReopen).
 func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 	c := w.Clone()
 	var ad []Adaptation
@@ -95,6 +102,13 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 	ops := c.Ops[:0:0]
 	for i, op := range c.Ops {
 		switch {
+		case op.Kind == workload.ReopenRO:
+			ad = append(ad, Adaptation{HarnessReadOnlyReopen, fmt.Sprintf("op %d: %s -> reopen, read", i, op)})
+			ops = append(ops, workload.Op{Kind: workload.Reopen})
+			if r, ok := clip(workload.Op{Kind: workload.Read, Off: op.Off, Len: op.Len}); ok {
+				ops = append(ops, r)
+			}
+			continue
 		case op.Kind == workload.Resize:
 			if backingLen > size {
 				ad = append(ad, Adaptation{QuirkGrowOverLongerBacking,

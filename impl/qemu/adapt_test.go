@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -53,5 +54,31 @@ concurrent 3
 	g := a.Ops[0].Group
 	if len(g) != 2 || g[0].ID != 1 || g[1].Kind != workload.WriteZeroes {
 		t.Fatalf("group %v", g)
+	}
+}
+
+// TestAdaptReopenRO: a reopen-ro becomes a reopen and a read of its range
+// (a recording cannot reopen read-only), and the recording then runs.
+func TestAdaptReopenRO(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=4096 table_size=2 size=65536
+write 0x0 0x1000 id=1
+reopen-ro 0x800 0x1000
+map
+refused 2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ad := Adapt(w)
+	if len(ad) != 1 || ad[0].Quirk != HarnessReadOnlyReopen {
+		t.Fatalf("adaptations %+v", ad)
+	}
+	if len(a.Ops) != 5 || a.Ops[1].Kind != workload.Reopen || a.Ops[2].Kind != workload.Read || a.Ops[2].Off != 0x800 || a.Ops[2].Len != 0x1000 {
+		t.Fatalf("adapted ops %v", a.Ops)
+	}
+	tool := qemutool.Require(t)
+	if _, err := Record(tool, w, t.TempDir(), EndClose); err != nil {
+		t.Fatal(err)
 	}
 }

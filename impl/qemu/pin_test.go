@@ -114,10 +114,10 @@ var pinnedTraces = []string{
 	"452a5fd2ae0ff991", "b186d72c80701950", // F1's reproducer
 	"602ff32b76844b00/op2", "602ff32b76844b00/op2", // F2's (QEMU reads backing data at op 2)
 	"b7c9499245fc1473", "b7c9499245fc1473", // a concurrent group of in-place writes
-	"b82f80ec81bd3814", "b82f80ec81bd3814", // generated, seed 31
-	"f1eca25188c3ee4a", "f1eca25188c3ee4a",
-	"cb873519945b7763", "cb873519945b7763",
-	"f7d39b30e30dcf13", "f7d39b30e30dcf13",
+	"363d60baad3a6335", "363d60baad3a6335", // generated, seed 31 (with map, reopen-ro, refused)
+	"96eff14306b29665", "a656e8b0367a801b",
+	"08b3a60afa2e9565", "f52f6a3528f1f115",
+	"4498a68e159531af", "4498a68e159531af",
 }
 
 // TestRecordTracePinned: the blklogwrites recordings of fixed workloads

@@ -72,6 +72,9 @@ func judgedDigest(t *testing.T, cfg Config) (string, *Report) {
 // points, states and per-model counts are unchanged, the broken target's
 // failure is the same state two indices later, and the digests and
 // oracle runs moved with the sampled states, whose seeds derive from k.
+// Re-pinned again (issue 16.2): the generator draws the op kinds map,
+// reopen-ro and refused, so the workloads changed; the broken target is
+// found in the second workload instead of the first.
 func TestJudgedStatesPinned(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -79,15 +82,15 @@ func TestJudgedStatesPinned(t *testing.T) {
 		want string
 	}{
 		{"plain", Config{Target: qedtarget.Target{}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3},
-			"digest 9f4460df62859c85 points 86 states 994 oracle 437 perModel map[drop:86 prefix:262 subset:328 torn4k:318] faulted 0 effects 0 workloads 12 skipped 0"},
+			"digest d08eb453a3044a67 points 89 states 901 oracle 352 perModel map[drop:89 prefix:226 subset:320 torn4k:266] faulted 0 effects 0 workloads 12 skipped 0"},
 		{"faults", Config{Target: qedtarget.Target{}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3, Faults: "write:eio@nth=9"},
-			"digest f958c80b18d73aed points 77 states 864 oracle 376 perModel map[drop:77 prefix:229 subset:273 torn4k:285] faulted 10 effects 0 workloads 12 skipped 0"},
+			"digest 98015d61c1f91698 points 84 states 832 oracle 326 perModel map[drop:84 prefix:202 subset:274 torn4k:272] faulted 4 effects 0 workloads 12 skipped 0"},
 		{"silent", Config{Target: qedtarget.Target{}, Seed: 14, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3, Faults: "write:lost@nth=7;read:bitflip@nth=40"},
-			"digest 6d2aa3854b93aaa3 points 91 states 892 oracle 408 perModel map[drop:91 prefix:213 subset:298 torn4k:290] faulted 9 effects 45 workloads 12 skipped 0"},
+			"digest bbf52fdb811d4364 points 106 states 972 oracle 452 perModel map[drop:106 prefix:252 subset:321 torn4k:293] faulted 11 effects 79 workloads 12 skipped 0"},
 		{"broken", Config{Target: qedtarget.Broken()[1], Seed: 3, Iterations: 30, Workers: 1, Gen: quickGen(), Models: quickModels, Bound: 64, Samples: 8},
-			"[data k=15/drop/0 op3 ops3/8 drop] digest 285d3532a815dc1a points 9 states 175 oracle 65 perModel map[drop:9 prefix:26 subset:82 torn4k:58] faulted 0 effects 0 workloads 1 skipped 0"},
+			"[data k=16/drop/0 op2 ops2/8 drop] digest a0adcaae998d1281 points 13 states 256 oracle 69 perModel map[drop:13 prefix:35 subset:74 torn4k:134] faulted 0 effects 0 workloads 2 skipped 0"},
 		{"nodedup", Config{Target: qedtarget.Target{}, Seed: 13, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[1:3], Bound: 8, Samples: 3, SampledPoints: 2, NoDedup: true},
-			"digest 1010d11618eec298 points 43 states 219 oracle 219 perModel map[prefix:110 subset:109] faulted 0 effects 0 workloads 6 skipped 0"},
+			"digest b71222ae05c776a8 points 36 states 212 oracle 212 perModel map[prefix:110 subset:102] faulted 0 effects 0 workloads 6 skipped 0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d, rep := judgedDigest(t, c.cfg)

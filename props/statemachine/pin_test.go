@@ -21,9 +21,13 @@ import (
 // (TestStateMachineExploration, TestGenCommandDistribution). The digest
 // before was fec8e76986408154cd73d18805cc2c31a4800a2ec22126f2e21378404c2db6a1
 // (354 commands).
+//
+// Re-pinned (issue 16.2): the op kinds map, reopen-ro and refused, each of
+// default weight 1, are drawn too. The digest before was
+// 3edb57fca45b730df2d1e9c6c0ad9d4ebd7775eddedb74a878eb5b426c45cdc5.
 func TestStateMachinePinned(t *testing.T) {
 	const (
-		wantDigest   = "3edb57fca45b730df2d1e9c6c0ad9d4ebd7775eddedb74a878eb5b426c45cdc5"
+		wantDigest   = "7ed41aea38ae77dc5c1444e3ae316ca2261f45281536f3ff5d9de774cad3eff1"
 		wantCommands = 354
 	)
 	cfg := DefaultConfig()

@@ -25,8 +25,9 @@ import (
 //	           (modulo DecodeMaxSize/512+1)
 //	ops        up to DecodeMaxOps, while bytes remain: one byte, the kind
 //	           decodeKinds[b%len(decodeKinds)] (the kinds of Kinds but the image commands), then its fields: a ranged op
-//	           (write, zero, read) its offset (modulo the size) and its
-//	           length minus one (modulo what is left of the image);
+//	           (write, zero, read, reopen-ro) its offset (modulo the size)
+//	           and its length minus one (modulo what is left of the image);
+//	           refused one byte, the variant (modulo their number);
 //	           resize the sectors it grows by (modulo DecodeMaxSize/512+1,
 //	           never past DecodeMaxSize); concurrent one byte, b%4+1
 //	           members, each a byte (b&1: zero, else write) and a range
@@ -128,8 +129,10 @@ func Decode(data []byte) *Workload {
 		}
 		ok := true
 		switch op.Kind {
-		case Write, WriteZeroes, Read:
+		case Write, WriteZeroes, Read, ReopenRO:
 			op, ok = ranged(op.Kind)
+		case Refused:
+			op.Off = int64(d.byte()) % int64(len(refusedCalls))
 		case Resize:
 			op.Off = min(c.Size+d.sectors(), DecodeMaxSize)
 			op.Off = max(op.Off, c.Size)
@@ -158,8 +161,10 @@ func Decode(data []byte) *Workload {
 
 // decodeKinds are the kinds Decode draws, fixed so that a fuzz corpus
 // keeps its meaning when kinds are added: the image commands (rebase,
-// rebase-unsafe, commit) are not among them.
-var decodeKinds = []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent}
+// rebase-unsafe, commit) are not among them. Kinds are only appended
+// (map, reopen-ro and refused were): the kind bytes Encode writes are
+// indices, below the old length, which read the same.
+var decodeKinds = []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Map, ReopenRO, Refused}
 
 type encoder struct{ b []byte }
 
@@ -209,7 +214,9 @@ func Encode(w *Workload) ([]byte, error) {
 		}
 		e.b = append(e.b, byte(k))
 		switch op.Kind {
-		case Write, WriteZeroes, Read:
+		case Refused:
+			e.b = append(e.b, byte(op.Off))
+		case Write, WriteZeroes, Read, ReopenRO:
 			e.uvarint(op.Off)
 			e.uvarint(op.Len - 1)
 		case Resize:

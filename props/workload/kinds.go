@@ -25,6 +25,9 @@ const (
 	Rebase                       // safe rebase onto AltName(i) (Len > 0) or onto nothing
 	RebaseUnsafe                 // rebase -u onto a copy of the backing file, a Len-byte name
 	Commit                       // commit into the backing file; ID 1: -d (the image kept)
+	Map                          // the image's allocation map, judged against the model
+	ReopenRO                     // close cleanly, open read-only, read [Off, Off+Len), open writable again
+	Refused                      // a call the image must refuse (variant Off of refusedCalls)
 )
 
 // opKind is everything the package knows about one op kind. Adding a kind
@@ -98,6 +101,9 @@ var kindTable = [...]opKind{
 	Rebase:       rebaseKind{},
 	RebaseUnsafe: rebaseUnsafeKind{},
 	Commit:       commitKind{},
+	Map:          mapKind{},
+	ReopenRO:     reopenROKind{},
+	Refused:      refusedKind{},
 }
 
 // spec returns k's implementation, nil for an unknown kind.

@@ -113,7 +113,7 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 			}
 		}
 	}
-	for k := Write; k <= Concurrent; k++ {
+	for _, k := range Kinds() {
 		require.Positive(t, kinds[k], "kind %s never generated", k)
 	}
 	require.Positive(t, backed)
@@ -127,9 +127,9 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 // the constants' order, each with a distinct keyword that KindByName
 // reads back, and a positive default weight.
 func TestKindNamesRoundTrip(t *testing.T) {
-	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Rebase, RebaseUnsafe, Commit}
+	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Rebase, RebaseUnsafe, Commit, Map, ReopenRO, Refused}
 	require.Equal(t, want, Kinds())
-	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent", "rebase", "rebase-unsafe", "commit"}, KindNames())
+	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent", "rebase", "rebase-unsafe", "commit", "map", "reopen-ro", "refused"}, KindNames())
 	require.Equal(t, "Kind(0)", Kind(0).String())
 	require.Equal(t, "Kind(200)", Kind(200).String())
 	for _, k := range Kinds() {
@@ -191,6 +191,9 @@ func TestEffects(t *testing.T) {
 		{Op{Kind: Rebase, Off: 0x1000, Len: 0x1000, ID: 7}, Effect{Barrier: true}},
 		{Op{Kind: RebaseUnsafe, Len: 700}, Effect{Barrier: true}},
 		{Op{Kind: Commit}, Effect{Barrier: true}},
+		{Op{Kind: Map}, Effect{}},
+		{Op{Kind: ReopenRO, Off: 0x10, Len: 0x20}, Effect{Ranged: true, Reads: true, Barrier: true}},
+		{Op{Kind: Refused, Off: 2}, Effect{}},
 		{Op{Kind: Kind(99)}, Effect{}},
 	}
 	covered := map[Kind]bool{}

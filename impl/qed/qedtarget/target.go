@@ -77,3 +77,33 @@ func (t Target) opts(readOnly bool) qed.OpenOptions {
 	}
 	return opts
 }
+
+var (
+	_ target.Mapper = disk{}
+	_ target.Strict = disk{}
+)
+
+// Map implements target.Mapper with qed.Image.Map.
+func (d disk) Map() ([]target.Extent, error) {
+	m, err := d.Image.Map()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]target.Extent, len(m))
+	for i, e := range m {
+		out[i] = target.Extent{Start: e.Start, Length: e.Length, HostOffset: e.HostOffset}
+		switch e.Kind {
+		case qed.ExtentZero:
+			out[i].Kind = target.ExtentZero
+		case qed.ExtentData:
+			out[i].Kind = target.ExtentData
+		default:
+			out[i].Kind = target.ExtentUnallocated
+		}
+	}
+	return out, nil
+}
+
+// RefusesInvalid implements target.Strict: impl/qed checks every call's
+// range and every Resize (ErrOutOfRange, ErrShrink, ErrInvalidOption).
+func (disk) RefusesInvalid() {}

@@ -1,0 +1,44 @@
+package target
+
+// Mapper is an optional capability of a Disk: its allocation map, what
+// `qemu-img map` shows. The workload op "map" asks for it and judges it
+// against the model of the guest disk (a range the map says reads as
+// zeros must be zeros); on a Disk without it the op does nothing.
+type Mapper interface {
+	// Map returns the guest ranges of the image in order, together
+	// covering [0, Size()) exactly, each with what backs it.
+	Map() ([]Extent, error)
+}
+
+// ExtentKind is what backs one guest range of a Mapper's map.
+type ExtentKind uint8
+
+// The extent kinds.
+const (
+	// ExtentUnallocated reads through to the backing file (zeros
+	// without one).
+	ExtentUnallocated ExtentKind = iota
+	// ExtentZero reads as zeros whatever the backing file holds.
+	ExtentZero
+	// ExtentData is allocated in the image at HostOffset.
+	ExtentData
+)
+
+// Extent is one guest range of a Mapper's map.
+type Extent struct {
+	Start, Length int64
+	Kind          ExtentKind
+	HostOffset    int64 // ExtentData only: where the range starts in the image file
+}
+
+// Strict is an optional capability of a Disk: it refuses, with an error
+// and without changing the guest disk or its size, a read, write or
+// write-zeroes that starts past the end of the image, reaches past it or
+// has a negative offset or length, and a Resize that shrinks the image,
+// is not a multiple of 512 or is beyond the format's limit. The workload
+// op "refused" issues such calls on a Strict Disk and requires the
+// refusal; on another Disk it does nothing (the Disk contract leaves
+// those calls undefined).
+type Strict interface {
+	RefusesInvalid()
+}

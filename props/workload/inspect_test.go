@@ -1,0 +1,122 @@
+package workload_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
+	"github.com/stretchr/testify/require"
+)
+
+// runScript runs a workload script on t over a memory file system.
+func runScript(t *testing.T, tg target.Target, script string) error {
+	t.Helper()
+	w, err := workload.Parse(strings.NewReader(script))
+	require.NoError(t, err)
+	e, err := workload.NewExec(tg, afero.NewMemMapFs(), "/w", w)
+	require.NoError(t, err)
+	err = e.RunAll()
+	if e.Disk != nil {
+		require.NoError(t, e.Disk.Close())
+	}
+	return err
+}
+
+const inspectScript = `qedtorture-workload v1
+image cluster_size=4096 table_size=1 size=65536
+backing raw size=32768 fill=1
+write 0x1000 0x1800 id=2
+zero 0x4000 0x2000
+map
+reopen-ro 0x800 0x4000
+refused 0
+refused 1
+refused 2
+refused 3
+refused 4
+refused 5
+refused 6
+refused 7
+refused 8
+resize 0x12000
+map
+read 0 0x12000
+reopen-ro 0 0x12000
+check
+`
+
+// TestInspectOps: map, reopen-ro and every refused variant pass on
+// impl/qed (backed image, zero clusters, a grow), and the reads after them
+// find the guest disk unchanged.
+func TestInspectOps(t *testing.T) {
+	require.NoError(t, runScript(t, qedtarget.Target{}, inspectScript))
+	noBacking := strings.Replace(inspectScript, "backing raw size=32768 fill=1\n", "", 1)
+	noBacking = strings.Replace(noBacking, "write 0x1000 0x1800 id=2", "write 0x1000 0x1800 id=1", 1)
+	require.NoError(t, runScript(t, qedtarget.Target{}, noBacking))
+	empty := "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=0\nmap\nrefused 0\nrefused 2\nrefused 4\nrefused 6\nresize 0x1000\nmap\n"
+	require.NoError(t, runScript(t, qedtarget.Target{}, empty))
+}
+
+// lying wraps impl/qed's target; its disks break one promise each.
+type lying struct {
+	qedtarget.Target
+	how string
+}
+
+func (l lying) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := l.Target.Open(fs, path, o)
+	if err != nil {
+		return nil, err
+	}
+	return lyingDisk{d, l.how}, nil
+}
+
+type lyingDisk struct {
+	target.Disk
+	how string
+}
+
+func (lyingDisk) RefusesInvalid() {}
+
+func (d lyingDisk) Map() ([]target.Extent, error) {
+	m, err := d.Disk.(target.Mapper).Map()
+	switch d.how {
+	case "map-zero": // says the whole image reads as zeros
+		m = []target.Extent{{Start: 0, Length: d.Size(), Kind: target.ExtentZero}}
+	case "map-gap": // leaves the last extent out
+		m = m[:len(m)-1]
+	}
+	return m, err
+}
+
+func (d lyingDisk) Resize(size int64) error {
+	if d.how == "accept-resize" {
+		return nil
+	}
+	return d.Disk.Resize(size)
+}
+
+func (d lyingDisk) WriteAt(p []byte, off int64) (int, error) {
+	if d.how == "accept-write" && off < 0 {
+		return len(p), nil
+	}
+	return d.Disk.WriteAt(p, off)
+}
+
+// TestInspectOpsJudge: each op fails on a disk that breaks what it
+// checks.
+func TestInspectOpsJudge(t *testing.T) {
+	for how, want := range map[string]string{
+		"map-zero":      "reads as zeros",
+		"map-gap":       "the extents end at",
+		"accept-resize": "was not refused",
+		"accept-write":  "a write at a negative offset",
+	} {
+		err := runScript(t, lying{how: how}, inspectScript)
+		require.Error(t, err, how)
+		require.Contains(t, err.Error(), want, how)
+	}
+}

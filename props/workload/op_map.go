@@ -1,0 +1,78 @@
+package workload
+
+import (
+	"fmt"
+
+	"github.com/qedtorture/qedtorture/props/target"
+)
+
+// mapKind: "map" asks the image for its allocation map (a Disk with the
+// target.Mapper capability; on another Disk the op does nothing) and
+// judges it: the extents cover [0, size) in order without gaps or
+// overlaps, an allocated extent lies at a positive host offset, and every
+// range the map says reads as zeros (a zero extent, or an unallocated one
+// without a backing file) is zeros in the model of the guest disk. The map
+// changes nothing.
+type mapKind struct{}
+
+func (mapKind) name() string { return "map" }
+func (mapKind) weight() int  { return 1 }
+
+func (mapKind) check(op Op, v *validator) error { return v.notNested() }
+
+func (mapKind) args(Op) string { return "" }
+
+func (mapKind) parse(kw string, args []string) (Op, error) {
+	return Op{Kind: Map}, nargs(kw, args, 0)
+}
+
+func (mapKind) gen(*genState) (Op, bool) { return Op{Kind: Map}, true }
+
+func (mapKind) run(e *Exec, i int, op Op) error {
+	m, ok := e.Disk.(target.Mapper)
+	if !ok {
+		return nil
+	}
+	e.snapshot(i)
+	exts, err := m.Map()
+	if err != nil {
+		return fmt.Errorf("map: %w", err)
+	}
+	return judgeMap(exts, e.Model.Size(), len(e.W.Geometry.Backing) > 0, e.Model.Verify)
+}
+
+// judgeMap checks a map of an image of size bytes (see mapKind); verify
+// compares guest bytes with the model.
+func judgeMap(exts []target.Extent, size int64, backed bool, verify func(off int64, p []byte) error) error {
+	var zeros []byte
+	next := int64(0)
+	for j, x := range exts {
+		if x.Start != next || x.Length <= 0 || x.Length > size-x.Start {
+			return fmt.Errorf("map: extent %d [%#x, +%#x) does not follow %#x inside the image size %#x", j, x.Start, x.Length, next, size)
+		}
+		next = x.Start + x.Length
+		switch {
+		case x.Kind == target.ExtentData:
+			if x.HostOffset <= 0 {
+				return fmt.Errorf("map: extent %d [%#x, +%#x) is allocated at host offset %#x", j, x.Start, x.Length, x.HostOffset)
+			}
+		case x.Kind == target.ExtentZero || !backed:
+			for off := x.Start; off < next; {
+				k := min(next-off, 1<<20)
+				if int64(len(zeros)) < k {
+					zeros = make([]byte, k)
+				}
+				if err := verify(off, zeros[:k]); err != nil {
+					return fmt.Errorf("%w: map says [%#x, +%#x) reads as zeros (extent %d): %w", ErrDataMismatch, x.Start, x.Length, j, err)
+				}
+				off += k
+			}
+		}
+	}
+	if next != size {
+		return fmt.Errorf("map: the extents end at %#x, the image size is %#x", next, size)
+	}
+	return nil
+}
+
+func (mapKind) effect(Op, int64) Effect { return Effect{} }

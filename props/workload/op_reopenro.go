@@ -1,0 +1,94 @@
+package workload
+
+import (
+	"fmt"
+
+	"github.com/qedtorture/qedtorture/props/target"
+)
+
+// reopenROKind: "reopen-ro OFF LEN" closes the image cleanly (everything
+// durable), opens it read-only, reads [OFF, OFF+LEN) and compares it with
+// the model, checks the size, closes it and opens it writable again. A
+// read-only open writes nothing; on a Strict Disk (target.Strict) a write
+// to the read-only image must be refused.
+type reopenROKind struct{}
+
+func (reopenROKind) name() string { return "reopen-ro" }
+func (reopenROKind) weight() int  { return 1 }
+
+func (reopenROKind) check(op Op, v *validator) error {
+	if err := v.extent(op); err != nil {
+		return err
+	}
+	return v.notNested()
+}
+
+func (reopenROKind) args(op Op) string { return fmt.Sprintf("%#x %#x", op.Off, op.Len) }
+
+func (reopenROKind) parse(kw string, args []string) (Op, error) {
+	if err := nargs(kw, args, 2); err != nil {
+		return Op{}, err
+	}
+	return parseExtent(ReopenRO, args)
+}
+
+func (reopenROKind) gen(g *genState) (Op, bool) {
+	if g.size == 0 {
+		return Op{}, false
+	}
+	off, n := extent(g.rng, g.size, g.cs, g.hot)
+	return Op{Kind: ReopenRO, Off: off, Len: n}, true
+}
+
+func (reopenROKind) run(e *Exec, i int, op Op) error {
+	e.snapshot(i)
+	err := e.Disk.Close()
+	e.Disk = nil
+	if err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	e.Model.Flush() // a clean close makes everything durable
+	ro, err := e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("read-only open: %w", err)
+	}
+	err = readOnlyChecks(e, ro, op)
+	if cerr := ro.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("read-only close: %w", cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{}); err != nil {
+		return fmt.Errorf("reopen: %w", err)
+	}
+	return nil
+}
+
+// readOnlyChecks is reopen-ro's work on the read-only Disk d.
+func readOnlyChecks(e *Exec, d target.Disk, op Op) error {
+	if got, want := d.Size(), e.Model.Size(); got != want {
+		return fmt.Errorf("size after read-only open is %#x, want %#x", got, want)
+	}
+	buf := make([]byte, op.Len)
+	if _, err := d.ReadAt(buf, op.Off); err != nil {
+		return fmt.Errorf("read-only read: %w", err)
+	}
+	if err := e.Model.Verify(op.Off, buf); err != nil {
+		return fmt.Errorf("%w: read-only: %w", ErrDataMismatch, err)
+	}
+	if _, ok := d.(target.Strict); ok {
+		if _, err := d.WriteAt(buf[:min(len(buf), 512)], op.Off); err == nil || err.Error() == "" {
+			return fmt.Errorf("a write to the read-only image was not refused")
+		}
+		if err := d.WriteZeroes(op.Off, op.Len); err == nil || err.Error() == "" {
+			return fmt.Errorf("write-zeroes to the read-only image was not refused")
+		}
+		if err := d.Resize(d.Size() + 512); err == nil || err.Error() == "" {
+			return fmt.Errorf("a resize of the read-only image was not refused")
+		}
+	}
+	return nil
+}
+
+func (reopenROKind) effect(Op, int64) Effect { return Effect{Ranged: true, Reads: true, Barrier: true} }
