@@ -79,7 +79,7 @@ func TestTraceOnlyRecording(t *testing.T) {
 	cfg := Config{Driver: traceOnly{InProcess(qedtarget.Target{})}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(),
 		Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3}
 	d, rep := judgedDigest(t, cfg)
-	require.Equal(t, "digest 9f4460df62859c85 points 86 states 994 oracle 437", fmt.Sprintf("digest %s points %d states %d oracle %d",
+	require.Equal(t, "digest d08eb453a3044a67 points 89 states 901 oracle 352", fmt.Sprintf("digest %s points %d states %d oracle %d",
 		d, rep.CrashPoints, rep.CrashStates, rep.OracleRuns))
 }
 

@@ -26,11 +26,21 @@
 //	rebase 0x2000 0x1000 id=204
 //	rebase-unsafe 700
 //	commit
+//	map
+//	reopen-ro 0x0 0x2000
+//	refused 2
 //
-// The last three are the image commands (imagecmds.go): the image closed,
-// qemu-img rebase, rebase -u or commit run on its files through the
-// target's target.ImageOps, the image opened again; the setup makes the
-// files they act on.
+// rebase, rebase-unsafe and commit are the image commands (imagecmds.go):
+// the image closed, qemu-img rebase, rebase -u or commit run on its files
+// through the target's target.ImageOps, the image opened again; the setup
+// makes the files they act on.
+//
+// map, reopen-ro and refused exercise the image's API beyond guest I/O and
+// are judged like the rest: map compares the Disk's allocation map
+// (target.Mapper) with the model, reopen-ro reads through a read-only open
+// and requires its writes refused, refused issues a call the image must
+// refuse (target.Strict; variant N of refusedCalls). On a Disk without the
+// capability, map and refused do nothing.
 //
 // Backing lines list the chain from the image's immediate backing file
 // outward. A backing image's contents are generated deterministically from

@@ -45,7 +45,8 @@ func DefaultGenConfig() GenConfig {
 
 // DefaultWeights returns each kind's default weight in generated
 // workloads (each kind states its own: write 10, zero 3, read 2, flush 3,
-// resize 1, reopen 1, check 1, concurrent 2).
+// resize 1, reopen 1, check 1, concurrent 2, map 1, reopen-ro 1, refused
+// 1).
 func DefaultWeights() map[Kind]int {
 	w := map[Kind]int{}
 	for _, k := range Kinds() {
