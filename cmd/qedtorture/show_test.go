@@ -13,9 +13,11 @@ import (
 // labelled (header fields changed, tables, guest data), the guest op that
 // issued it (the workload line), what the crash did to it, and hexdumps a
 // range; bad arguments are usage errors.
+// Seed 4: its first failure is a top-level crash state (seed 3's became
+// one found during recovery when the generator drew the ops of issue 16.2).
 func TestShow(t *testing.T) {
 	out := t.TempDir()
-	r := qt(t, "run", "--target", "broken:noflush", "--iterations", "30", "--seed", "3", "--crash-model", "drop,subset",
+	r := qt(t, "run", "--target", "broken:noflush", "--iterations", "30", "--seed", "4", "--crash-model", "drop,subset",
 		"--out", out, "--progress", "none", "--workers", "1")
 	require.Equal(t, exitRuntime, r.code, r.stdout+r.stderr)
 	m := regexp.MustCompile(`artifact: (\S+)`).FindStringSubmatch(r.stdout)
