@@ -1,0 +1,68 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/internal/qemutool"
+)
+
+// imageCmdsScript runs every image command op (issue 18) over a backing
+// chain: a safe rebase onto a file the setup makes, rebase -u onto a
+// 700-byte name, commit, commit -d, and a safe rebase onto nothing.
+const imageCmdsScript = `qedtorture-workload v1
+image cluster_size=4096 table_size=2 size=65536
+backing qed size=49152 cluster_size=4096 table_size=2 fill=2
+backing raw size=65536 fill=1
+write 0x1000 0x200 id=3
+zero 0x9000 0x1000
+rebase 0x2000 0x4000 id=4
+write 0x7100 0x100 id=5
+rebase-unsafe 700
+commit
+write 0x3000 0x100 id=6
+read 0x0 0x10000
+commit -d
+rebase none
+read 0x0 0x10000
+`
+
+// TestRunImageCommandsWorkload: `run --workload FILE` with the image
+// commands: impl/qed passes every crash state of every default model;
+// QEMU (qemu-img through blklogwrites) fails at backing-name on a
+// 700-byte rebase -u (findings Q6, which --known counts as known), and
+// passes rebase -u onto a short name and commit.
+func TestRunImageCommandsWorkload(t *testing.T) {
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "w.txt")
+	if err := os.WriteFile(wf, []byte(imageCmdsScript), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runWant(t, exitOK, "run", "--workload", wf, "--seed", "18", "--out", dir, "--progress", "none")
+
+	qemutool.Require(t)
+	q := filepath.Join(dir, "q.txt")
+	head := "qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=65536\nbacking raw size=49152 fill=1\nwrite 0x1000 0x200 id=2\n"
+	if err := os.WriteFile(q, []byte(head+"rebase-unsafe 700\nread 0x0 0x10000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"run", "--target", "qemu", "--workload", q, "--crash-model", "torn512", "--seed", "1", "--out", filepath.Join(dir, "art"), "--progress", "none"}
+	r := qt(t, args...)
+	if r.code != exitRuntime || !strings.Contains(r.stdout, "impl/qed/backing-name") {
+		t.Fatalf("rebase -u onto a 700-byte name on QEMU: want a backing-name failure (exit 1), got exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+	known := filepath.Join("..", "..", "testdata", "known", "qemu-7.2.txt")
+	r = qt(t, append(args, "--known", known)...)
+	if !strings.Contains(r.stdout, "known: Q6") {
+		t.Fatalf("with --known: want the failure counted as Q6\nstdout: %s\nstderr: %s", r.stdout, r.stderr)
+	}
+	if err := os.WriteFile(q, []byte(head+"rebase-unsafe 100\ncommit\nread 0x0 0x10000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = qt(t, "run", "--target", "qemu", "--workload", q, "--seed", "1", "--out", filepath.Join(dir, "art2"), "--progress", "none")
+	if r.code != exitOK {
+		t.Fatalf("rebase -u onto a short name and commit on QEMU: want exit 0, got %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
