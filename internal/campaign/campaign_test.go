@@ -155,7 +155,8 @@ func TestReplayBadArtifact(t *testing.T) {
 // workloads with the same crash-state counts as one unsharded run.
 func TestShardMergeEquivalence(t *testing.T) {
 	seed := testSeed(t)
-	cfg := Config{Target: qedtarget.Target{}, Seed: seed, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[:3], Bound: 8, Samples: 2, SampledPoints: 1}
+	cfg := Config{Target: qedtarget.Target{}, Seed: seed, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[:3], Bound: 8, Samples: 2, SampledPoints: 1,
+		NestedDepth: 2, CreateShare: 0.5}
 	all, err := Run(context.Background(), cfg)
 	require.NoError(t, err)
 	var shards []*Report
@@ -176,6 +177,12 @@ func TestShardMergeEquivalence(t *testing.T) {
 	require.Equal(t, all.CrashStates, m.CrashStates)
 	require.Equal(t, all.PerModel, m.PerModel)
 	require.Equal(t, all.Digest, m.Digest)
+	require.Positive(t, all.NestedStates)
+	require.Positive(t, all.CreationStates)
+	require.Equal(t, all.NestedDepth, m.NestedDepth)
+	require.Equal(t, all.NestedStates, m.NestedStates, "crashes during recovery add up")
+	require.Equal(t, all.CreationStates, m.CreationStates, "crashes during creation add up")
+	require.Equal(t, all.CreationAbsent, m.CreationAbsent)
 	require.NotEqual(t, shards[0].WorkloadDigest, shards[1].WorkloadDigest)
 	require.Equal(t, all.WorkloadDigest, m.WorkloadDigest, "the workloads' digest merges like the shards")
 	require.Equal(t, "all/2", m.Shard)
