@@ -437,6 +437,9 @@ func (a *Artifact) NestedTimeline(i int) (*Timeline, error) {
 		}
 		if o.Kind == crashsim.OpWrite && path.Clean(o.Path) == path.Clean(a.Image) {
 			e.Label = labelWrite(tl.Layout, o)
+			if strings.HasPrefix(e.Label, "header") && o.Off < headerFieldsSize {
+				e.Label = "header, " + headerChange(n.Run, a.Image, o)
+			}
 		}
 		ep.Entries = append(ep.Entries, e)
 		if o.Kind == crashsim.OpSync || o.Kind == crashsim.OpDirSync {
