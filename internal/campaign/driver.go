@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
@@ -252,6 +254,25 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 	if v.OK() {
 		return v, nil
 	}
+	if injs, _ := st.Rec.silentUpTo(st.ID.K); injs != nil && committed(st) && slices.ContainsFunc(injs, func(in faultfs.Injection) bool {
+		return silentFault(in) && path.Clean(in.Path) != path.Clean(st.Image)
+	}) {
+		// A silent fault in a file other than the image (a lost write or
+		// sync of a commit's base) damages what the image reads through
+		// it; the damage map locates faults in the image file only, so
+		// the verdict is the fault's effect.
+		return excused, nil
+	}
+	if v.Stage == oracle.StageBackingName {
+		// The backing name is header metadata: a silent fault before the
+		// crash (a lost write of the name, a lost sync between the name
+		// and the fields) can leave any name, and no implementation can
+		// notice it. Like a structural stage failing over metadata a
+		// fault touched, it is the fault's effect.
+		if injs, _ := st.Rec.silentUpTo(st.ID.K); injs != nil {
+			return excused, nil
+		}
+	}
 	direct, v, err := j.directEffect(st, o, v)
 	if err != nil {
 		return nil, err
@@ -289,6 +310,12 @@ func commitBase(st *State) (*baseRule, error) {
 		}
 	}
 	return r, nil
+}
+
+// committed reports whether a commit ran at or before st's guest op.
+func committed(st *State) bool {
+	w := st.Rec.W
+	return w != nil && slices.ContainsFunc(w.Ops[:max(min(st.GuestOp+1, len(w.Ops)), 0)], func(op workload.Op) bool { return op.Kind == workload.Commit })
 }
 
 // excused is the verdict of a state that failed only as a fault's direct

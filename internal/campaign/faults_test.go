@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -78,4 +79,22 @@ func TestDamageOf(t *testing.T) {
 	d = damage{size: size, ranges: []model.Range{{Off: 0, Len: 0x100}, {Off: 0x80, Len: 0x100}}}
 	require.True(t, d.within(0x10, 0x150))
 	require.False(t, d.within(0x10, 0x200))
+}
+
+// TestFaultsImageCommands: silent faults during the image commands. A
+// lost sync between a rebase -u's name and fields can leave a torn name,
+// and a lost write or sync of a commit's base damages what the image
+// reads through it; no implementation can notice either, so both count
+// as fault effects. Seed 21 with these rules failed at workloads 43, 50
+// and 82 before (backing-name twice, data once).
+func TestFaultsImageCommands(t *testing.T) {
+	gen := DefaultGenConfig()
+	var err error
+	gen.Weights, err = ParseWeights("rebase=2,rebase-unsafe=2,commit=2", gen.Weights)
+	require.NoError(t, err)
+	rep, err := Run(context.Background(), Config{Seed: 21, Iterations: 83, Workers: 2, Gen: gen,
+		Faults: "write:eio@p=0.02;sync:lost@p=0.02", Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures)
+	require.Positive(t, rep.FaultEffects, "the silent faults had effects")
 }
