@@ -85,6 +85,9 @@ func NewExec(t target.Target, fs afero.Fs, dir string, w *Workload) (*Exec, erro
 	if err := t.Create(fs, e.ImagePath(), opts); err != nil {
 		return nil, fmt.Errorf("workload: create %s: %w", e.ImagePath(), err)
 	}
+	if err := CraftImage(fs, e.ImagePath(), g, g.Craft); err != nil {
+		return nil, err
+	}
 	if e.Model, err = model.New(g.Size, m); err != nil {
 		return nil, fmt.Errorf("workload: model: %w", err)
 	}

@@ -15,7 +15,7 @@ func (w *Workload) Format(out io.Writer) error {
 	bw := bufio.NewWriter(out)
 	g := w.Geometry
 	fmt.Fprintln(bw, scriptMagic)
-	fmt.Fprintf(bw, "image cluster_size=%d table_size=%d size=%d\n", g.ClusterSize, g.TableSize, g.Size)
+	fmt.Fprintf(bw, "image cluster_size=%d table_size=%d size=%d%s\n", g.ClusterSize, g.TableSize, g.Size, g.Craft.keys())
 	for _, b := range g.Backing {
 		if b.Format == "qed" {
 			fmt.Fprintf(bw, "backing qed size=%d cluster_size=%d table_size=%d fill=%d\n", b.Size, b.ClusterSize, b.TableSize, b.Fill)
@@ -171,10 +171,21 @@ func Parse(r io.Reader) (*Workload, error) {
 					return nil, err
 				}
 			}
+			var craft Craft
+			if kw == "image" {
+				for _, f := range craftFields {
+					v, err := num(f.key, 64, false)
+					if err != nil {
+						return nil, err
+					}
+					f.set(&craft, v)
+				}
+			}
 			for k := range kv {
 				return nil, bad("unknown key %q", k)
 			}
 			if kw == "image" {
+				w.Geometry.Craft = craft
 				w.Geometry.ClusterSize, w.Geometry.TableSize, w.Geometry.Size = uint32(cs), uint32(ts), int64(size)
 				sawImage = true
 			} else {
@@ -237,4 +248,45 @@ func parseOp(kw string, args []string) (Op, error) {
 		return Op{}, fmt.Errorf("unknown op %q", kw)
 	}
 	return k.spec().parse(kw, args)
+}
+
+// craftFields are the image line's optional keys of Geometry.Craft, in
+// the order Format writes them (only those not zero).
+var craftFields = []struct {
+	key string
+	get func(*Craft) uint64
+	set func(*Craft, uint64)
+}{
+	{"header_size", func(c *Craft) uint64 { return uint64(c.HeaderSize) }, func(c *Craft, v uint64) { c.HeaderSize = uint32(min(v, 1<<31)) }},
+	{"l1_gap", func(c *Craft) uint64 { return uint64(c.L1Gap) }, func(c *Craft, v uint64) { c.L1Gap = uint32(min(v, 1<<31)) }},
+	{"compat", func(c *Craft) uint64 { return c.Compat }, func(c *Craft, v uint64) { c.Compat = v }},
+	{"autoclear", func(c *Craft) uint64 { return c.Autoclear }, func(c *Craft, v uint64) { c.Autoclear = v }},
+	{"need_check", func(c *Craft) uint64 { return boolNum(c.NeedCheck) }, func(c *Craft, v uint64) { c.NeedCheck = v != 0 }},
+	{"backing_name", func(c *Craft) uint64 { return uint64(c.BackingName) }, func(c *Craft, v uint64) { c.BackingName = int(min(v, 1<<31)) }},
+	{"probe", func(c *Craft) uint64 { return boolNum(c.Probe) }, func(c *Craft, v uint64) { c.Probe = v != 0 }},
+	{"tail", func(c *Craft) uint64 { return uint64(c.Tail) }, func(c *Craft, v uint64) { c.Tail = int64(min(v, 1<<62)) }},
+}
+
+func boolNum(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// keys returns c's image-line keys (" header_size=2 compat=0x100"), empty
+// for the zero Craft.
+func (c Craft) keys() string {
+	var sb strings.Builder
+	for _, f := range craftFields {
+		v := f.get(&c)
+		switch {
+		case v == 0:
+		case f.key == "compat" || f.key == "autoclear":
+			fmt.Fprintf(&sb, " %s=%#x", f.key, v)
+		default:
+			fmt.Fprintf(&sb, " %s=%d", f.key, v)
+		}
+	}
+	return sb.String()
 }

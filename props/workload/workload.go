@@ -30,6 +30,8 @@ type Geometry struct {
 	TableSize   uint32
 	Size        int64
 	Backing     []Backing
+	// Craft patches the created image's header and layout (craft.go).
+	Craft Craft
 }
 
 // Workload is a geometry plus the operations to run on it.
@@ -81,6 +83,9 @@ func (w *Workload) Validate() error {
 		if b.Fill == 0 {
 			return fmt.Errorf("%w: backing %d: fill id must be non-zero", ErrInvalid, i)
 		}
+	}
+	if err := g.Craft.validate(g); err != nil {
+		return err
 	}
 	// Ids increase from the deepest backing file to the image and then in
 	// op order, so that a model can name each write by its id.
