@@ -157,7 +157,7 @@ func TestRunUsageErrors(t *testing.T) {
 		{[]string{"run", "--memory-budget", "1x"}, "invalid --memory-budget"},
 		{[]string{"run", "--memory-budget", "1M"}, "invalid --memory-budget"},
 		{[]string{"qemu", "--memory-budget", "1M"}, "invalid --memory-budget"},
-		{[]string{"run", "--cluster-sizes", "64M", "--table-sizes", "16"}, "64 MiB clusters, 16-cluster tables (1 GiB tables), 64 clusters, backing chain of 2 needs about"},
+		{[]string{"run", "--cluster-sizes", "64M", "--table-sizes", "16"}, "64 MiB clusters, 16-cluster tables (1 GiB tables), a 4 GiB image, backing chain of 2 needs about"},
 		{[]string{"run", "--cluster-sizes", "4M", "--table-sizes", "16", "--memory-budget", "256M"}, "more than the memory budget of 256 MiB"},
 		{[]string{"run", "--max-failures", "0"}, "invalid --max-failures"},
 		{[]string{"run", "--bound", "0"}, "--bound and --samples"},

@@ -41,6 +41,7 @@ func quickGen() workload.GenConfig {
 	g.ClusterSizes = []uint32{4096, 16384}
 	g.BackingChance = 0
 	delete(g.Weights, workload.Concurrent)
+	g.NoExtras() // the shape the pinned campaigns were drawn with
 	return g
 }
 

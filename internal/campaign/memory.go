@@ -86,31 +86,53 @@ func WorkloadMemory(w *workload.Workload) int64 {
 }
 
 // maxGenMemory is the largest WorkloadMemory a generator can draw, and
-// the geometry that gives it (for the refusal message).
+// the geometry that gives it (for the refusal message): the largest
+// cluster and table sizes with the largest image, or a big cluster
+// (GenConfig.BigClusterSizes, one-cluster tables) with the requests and
+// image size drawn for the largest ordinary cluster; the longest chain;
+// requests of one cluster each, plus a long request when drawn.
 func maxGenMemory(gen workload.GenConfig) (int64, string) {
-	var cs, ts uint32
+	var cs, ts, big uint32
 	for _, c := range gen.ClusterSizes {
 		cs = max(cs, c)
 	}
 	for _, t := range gen.TableSizes {
 		ts = max(ts, t)
 	}
-	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: cs, TableSize: ts, Size: max(gen.MaxClusters, 1) * int64(cs)}}
-	// Requests: writes of one cluster (workload.Generate's extents are
-	// 1 byte to 2 clusters, about one on average).
-	w.Ops = make([]workload.Op, gen.Ops)
-	for i := range w.Ops {
-		w.Ops[i] = workload.Op{Kind: workload.Write, Len: int64(cs)}
+	if gen.BigClusterChance > 0 {
+		for _, c := range gen.BigClusterSizes {
+			big = max(big, c)
+		}
 	}
 	chain := 0
 	if gen.BackingChance > 0 {
 		chain = gen.MaxChain
 	}
-	for range chain {
-		w.Geometry.Backing = append(w.Geometry.Backing, workload.Backing{Format: "qed", ClusterSize: cs, TableSize: ts, Size: w.Geometry.Size})
+	size := max(gen.MaxClusters, 1) * int64(cs)
+	worst := func(ics, its uint32) (int64, string) {
+		w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: ics, TableSize: its, Size: size}}
+		// Requests: writes of one cluster (workload.Generate's extents
+		// are 1 byte to 2 clusters, about one on average).
+		w.Ops = make([]workload.Op, gen.Ops, gen.Ops+1)
+		for i := range w.Ops {
+			w.Ops[i] = workload.Op{Kind: workload.Write, Len: int64(cs)}
+		}
+		if gen.LongChance > 0 {
+			w.Ops = append(w.Ops, workload.Op{Kind: workload.Write, Len: 8 << 20})
+		}
+		for range chain {
+			w.Geometry.Backing = append(w.Geometry.Backing, workload.Backing{Format: "qed", ClusterSize: cs, TableSize: ts, Size: size})
+		}
+		return WorkloadMemory(w), fmt.Sprintf("%s clusters, %d-cluster tables (%s tables), a %s image, backing chain of %d",
+			FormatBytes(int64(ics)), its, FormatBytes(int64(ics)*int64(its)), FormatBytes(size), chain)
 	}
-	return WorkloadMemory(w), fmt.Sprintf("%s clusters, %d-cluster tables (%s tables), %d clusters, backing chain of %d",
-		FormatBytes(int64(cs)), ts, FormatBytes(int64(cs)*int64(ts)), max(gen.MaxClusters, 1), chain)
+	n, what := worst(cs, ts)
+	if big > 0 {
+		if bn, bwhat := worst(big, 1); bn > n {
+			n, what = bn, bwhat
+		}
+	}
+	return n, what
 }
 
 // CheckMemory refuses a configuration whose largest workload does not

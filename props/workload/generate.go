@@ -23,6 +23,28 @@ type GenConfig struct {
 	WideChance float64
 	// Ops is the number of top-level operations.
 	Ops int
+	// Legal images and requests the main draw never makes (issue 14,
+	// part 3), each drawn after the ops so that the workloads without
+	// them are drawn as before (drawExtras):
+	//
+	// CraftChance is the probability of a crafted image (Craft: one of
+	// unknown compat or autoclear bits, NEED_CHECK set, header_size > 1,
+	// an L1 table after a gap, a long backing file name, a raw backing
+	// file probed, a partial cluster at the end).
+	CraftChance float64
+	// BigClusterChance is the probability that the image takes a cluster
+	// size from BigClusterSizes with one-cluster tables (its requests stay
+	// those drawn for the smaller cluster: from one sector up).
+	BigClusterChance float64
+	BigClusterSizes  []uint32
+	// LongChance is the probability of a long request appended: a grow if
+	// needed, then a write of 4 to 8 MiB (more than impl/qed's largest
+	// buffer), unaligned at both ends, spanning many clusters.
+	LongChance float64
+	// HugeChance is the probability that the image grows above 4 GiB and
+	// is written across its end and across 4 GiB (when its geometry
+	// addresses that much).
+	HugeChance float64
 	// Weights of each kind; missing kinds are never generated.
 	Weights map[Kind]int
 }
@@ -40,6 +62,13 @@ func DefaultGenConfig() GenConfig {
 		WideChance:    0.1,
 		Ops:           12,
 		Weights:       DefaultWeights(),
+		CraftChance:   0.1,
+		// Big clusters cost a whole table per state (a 64 MiB L1 table):
+		// rare, so that the campaign's speed holds (docs/campaigns.md).
+		BigClusterChance: 0.002,
+		BigClusterSizes:  []uint32{128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20},
+		LongChance:       0.02,
+		HugeChance:       0.02,
 	}
 }
 
@@ -114,7 +143,111 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 			w.Ops = append(w.Ops, op)
 		}
 	}
+	drawExtras(rng, cfg, w, og)
 	return w
+}
+
+// NoExtras sets every chance of drawExtras to zero: the generator then
+// draws exactly the workloads it drew before crafted images, big
+// clusters, long and huge requests were added (test shapes pinned
+// before them, repair mode's images).
+func (c *GenConfig) NoExtras() {
+	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance = 0, 0, 0, 0
+}
+
+// MaxGuestSize returns the largest image size a geometry addresses
+// (entries per table squared, times the cluster size), capped at
+// MaxImageSize.
+func MaxGuestSize(clusterSize, tableSize uint32) int64 {
+	n := uint64(tableSize) * uint64(clusterSize) / 8
+	if n > 1<<25 {
+		return MaxImageSize
+	}
+	return int64(min(n*n*uint64(clusterSize), MaxImageSize))
+}
+
+// drawExtras draws the legal images and requests of GenConfig's chances
+// on a workload already drawn (each chance consumes one draw only when it
+// is set; none is drawn when all are zero, so such a configuration draws
+// exactly what it drew before they existed). The ops stay valid: a
+// cluster size changes no op's range, and the long and huge requests are
+// appended after a grow.
+func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
+	g := &w.Geometry
+	if cfg.BigClusterChance > 0 && rng.Float64() < cfg.BigClusterChance && len(cfg.BigClusterSizes) > 0 {
+		g.ClusterSize, g.TableSize = cfg.BigClusterSizes[rng.IntN(len(cfg.BigClusterSizes))], 1
+	}
+	maxSize := MaxGuestSize(g.ClusterSize, g.TableSize)
+	grow := func(to int64) {
+		if to > og.Size {
+			w.Ops = append(w.Ops, Op{Kind: Resize, Off: to})
+			og.Size = to
+		}
+	}
+	write := func(off, n int64) {
+		w.Ops = append(w.Ops, Op{Kind: Write, Off: off, Len: n, ID: og.NextID})
+		og.NextID++
+	}
+	if cfg.LongChance > 0 && rng.Float64() < cfg.LongChance {
+		n := 4<<20 + 1 + rng.Int64N(4<<20)
+		off := rng.Int64N(max(og.Size, 1)) | 1 // odd: unaligned at the start
+		if (off+n)%512 == 0 {
+			n-- // and at the end
+		}
+		if end := (off + n + 511) / 512 * 512; end <= maxSize {
+			grow(end)
+			write(off, n)
+		}
+	}
+	if cfg.HugeChance > 0 && rng.Float64() < cfg.HugeChance {
+		size := int64(4<<30) + (1+rng.Int64N(64))*int64(g.ClusterSize) + 512*rng.Int64N(int64(g.ClusterSize)/512)
+		if size <= maxSize {
+			grow(size)
+			write(size-1-rng.Int64N(3*int64(g.ClusterSize)), 1+rng.Int64N(8192)) // trimmed to the end below
+			last := &w.Ops[len(w.Ops)-1]
+			last.Len = min(last.Len, size-last.Off)
+			write(4<<30-1-rng.Int64N(4096), 2+rng.Int64N(8192)) // across 4 GiB
+			last = &w.Ops[len(w.Ops)-1]
+			last.Len = min(last.Len, size-last.Off)
+		}
+	}
+	if cfg.CraftChance > 0 && rng.Float64() < cfg.CraftChance {
+		g.Craft = drawCraft(rng, *g)
+	}
+}
+
+// drawCraft draws one kind of crafted image that fits g.
+func drawCraft(rng *rand.Rand, g Geometry) Craft {
+	var c Craft
+	unknown := func() uint64 { return 1 << (8 + rng.IntN(56)) }
+	raw := len(g.Backing) > 0 && g.Backing[0].Format == "raw"
+	switch rng.IntN(7) {
+	case 0:
+		c.Compat = unknown()
+	case 1:
+		c.Autoclear = unknown()
+	case 2:
+		c.NeedCheck = true
+	case 3:
+		c.HeaderSize = uint32(2 + rng.IntN(3))
+	case 4:
+		c.L1Gap = uint32(1 + rng.IntN(3))
+		c.HeaderSize = uint32(rng.IntN(3))
+	case 5:
+		if len(g.Backing) == 0 {
+			c.Tail = 512 * (1 + rng.Int64N(int64(g.ClusterSize)/512-1))
+			break
+		}
+		c.HeaderSize = uint32(1 + rng.IntN(2))
+		room := min(int64(c.HeaderSize)*int64(g.ClusterSize)-64, MaxBackingName)
+		low := int64(len(BackingName(0, g.Backing[0].Format)) + 3)
+		c.BackingName = int(low + rng.Int64N(room-low+1))
+		c.Probe = raw && rng.IntN(2) == 0
+	default:
+		c.Tail = 1 + rng.Int64N(int64(g.ClusterSize)-1)
+		c.Probe = raw && rng.IntN(2) == 0
+	}
+	return c
 }
 
 // OpGen draws single ops with each kind's own generator, the one

@@ -19,6 +19,7 @@ func TestGenerateDistribution(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	cfg := DefaultGenConfig()
+	cfg.NoExtras() // TestGenerateExtras counts them
 	const n = 20000
 	obs, exp := map[string]float64{}, map[string]float64{}
 	add := func(k string, p float64) { exp[k] += p }
@@ -100,4 +101,56 @@ func TestGenerateDistribution(t *testing.T) {
 		}
 	}
 	t.Logf("drawn %v", obs)
+}
+
+// TestGenerateExtras: the default generator draws every kind of crafted
+// image, big clusters, long requests and images above 4 GiB (issue 14,
+// part 3) at about their chances, every workload valid; the long request
+// is unaligned at both ends and longer than 4 MiB.
+func TestGenerateExtras(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	cfg := DefaultGenConfig()
+	const n = 20000
+	seen := map[string]int{}
+	for i := range uint64(n) {
+		w := Generate(rand.New(rand.NewPCG(seed, i)), cfg)
+		if err := w.Validate(); err != nil {
+			t.Fatalf("draw %d: %v\n%s", i, err, w)
+		}
+		g := w.Geometry
+		c := g.Craft
+		for k, on := range map[string]bool{"compat": c.Compat != 0, "autoclear": c.Autoclear != 0, "need_check": c.NeedCheck,
+			"header_size": c.HeaderSize > 1, "l1_gap": c.L1Gap > 0, "backing_name": c.BackingName > 0, "probe": c.Probe, "tail": c.Tail > 0,
+			"crafted": !c.IsZero(), "big": g.ClusterSize > 65536} {
+			if on {
+				seen[k]++
+			}
+		}
+		for _, op := range w.Ops {
+			if op.Kind == Write && op.Len > 4<<20 {
+				seen["long"]++
+				if op.Off%512 == 0 || (op.Off+op.Len)%512 == 0 {
+					t.Fatalf("draw %d: long write %#x+%#x aligned at an end", i, op.Off, op.Len)
+				}
+			}
+			if op.Kind == Write && op.Off+op.Len > 4<<30 && op.Off < 4<<30 {
+				seen["across 4 GiB"]++
+			}
+		}
+	}
+	t.Logf("%v", seen)
+	near := func(k string, p, slack float64) {
+		if got := float64(seen[k]) / n; got < p/slack || got > p*slack {
+			t.Errorf("%s: %.4f of draws, want about %.4f", k, got, p)
+		}
+	}
+	near("crafted", cfg.CraftChance, 1.3)
+	near("big", cfg.BigClusterChance, 2)
+	near("long", cfg.LongChance, 1.5)
+	for _, k := range []string{"compat", "autoclear", "need_check", "header_size", "l1_gap", "backing_name", "probe", "tail", "across 4 GiB"} {
+		if seen[k] == 0 {
+			t.Errorf("%s never drawn in %d workloads", k, n)
+		}
+	}
 }
