@@ -28,7 +28,9 @@ import (
 //
 //   - the image is absent (its creation never became durable), or
 //   - it is an image of the requested geometry (cluster size, table size,
-//     size, backing file name and format) that passes the whole oracle
+//     size, backing file name and format; a crafted image, workload.Craft,
+//     may also carry its crafted backing name and a probed raw backing
+//     file) that passes the whole oracle
 //     against the model right after the setup: structure, a writable open
 //     (recovery), every guest byte the backing chain's or zero (no data),
 //     liveness;
@@ -120,10 +122,15 @@ func (j *createJudge) geometry(st *State) error {
 			backing = string(b[h.BackingNameOffset:end])
 		}
 	}
+	// A crafted image (workload.Craft) may be left as created or as
+	// crafted: the craft's name and a probed raw backing file are its own.
+	if crafted := workload.CraftedBackingName(g); crafted != "" && backing == crafted {
+		wantBacking = crafted
+	}
 	if backing != wantBacking {
 		diffs = append(diffs, fmt.Sprintf("backing file %q, want %q", backing, wantBacking))
 	}
-	if noProbe := h.Features&check.FeatureNoProbe != 0; backing != "" && noProbe != wantNoProbe {
+	if noProbe := h.Features&check.FeatureNoProbe != 0; backing != "" && noProbe != wantNoProbe && !g.Craft.Probe {
 		diffs = append(diffs, fmt.Sprintf("NO_PROBE %v, want %v", noProbe, wantNoProbe))
 	}
 	if len(diffs) > 0 {

@@ -39,7 +39,8 @@ type Craft struct {
 	// BackingName, with a backing file, rewrites the backing file name
 	// as a path of this many bytes naming the same file ("./././backing0.qed"),
 	// up to what the header clusters hold after the fields and to
-	// MaxBackingName: a name that spans 512-byte sectors.
+	// MaxBackingName, written from the second sector on: a name that
+	// spans 512-byte sectors.
 	BackingName int
 	// Probe, with a raw backing file, clears the backing format's
 	// NO_PROBE feature: an open probes the format (and finds raw).
@@ -49,6 +50,11 @@ type Craft struct {
 	// of the cluster size, as a crash during an extending write leaves.
 	Tail int64
 }
+
+// craftNameOffset is where a crafted backing file name is written: the
+// second sector, past the created header's own name, so that until the
+// new header is durable the old one reads its old name intact.
+const craftNameOffset = 512
 
 // MaxBackingName bounds a crafted backing file name. QEMU reads the name
 // into a PATH_MAX (4096) buffer and then opens it joined to the image's
@@ -83,9 +89,9 @@ func (c Craft) validate(g Geometry) error {
 		return fmt.Errorf("%w: craft: header_size %d and l1_gap %d must be at most 16", ErrInvalid, c.HeaderSize, c.L1Gap)
 	case c.BackingName != 0 && len(g.Backing) == 0:
 		return fmt.Errorf("%w: craft: backing_name needs a backing file", ErrInvalid)
-	case c.BackingName != 0 && (c.BackingName < len(BackingName(0, g.Backing[0].Format))+3 || int64(c.BackingName) > min(hs*cs-hdrFieldsBytes, MaxBackingName)):
+	case c.BackingName != 0 && (c.BackingName < len(BackingName(0, g.Backing[0].Format))+3 || int64(c.BackingName) > min(hs*cs-craftNameOffset, MaxBackingName)):
 		return fmt.Errorf("%w: craft: backing_name %d must be in %d..%d", ErrInvalid, c.BackingName,
-			len(BackingName(0, g.Backing[0].Format))+3, min(hs*cs-hdrFieldsBytes, MaxBackingName))
+			len(BackingName(0, g.Backing[0].Format))+3, min(hs*cs-craftNameOffset, MaxBackingName))
 	case c.Probe && (len(g.Backing) == 0 || g.Backing[0].Format != "raw"):
 		return fmt.Errorf("%w: craft: probe needs a raw backing file", ErrInvalid)
 	case c.Tail < 0 || c.Tail >= cs:
@@ -106,6 +112,16 @@ func longName(name string, n int) string {
 		prefix = ".//" + strings.Repeat("./", (pad-3)/2)
 	}
 	return prefix + name
+}
+
+// CraftedBackingName returns the backing file name CraftImage writes for
+// g (g.Craft.BackingName bytes naming BackingName(0, ...)), or "" when the
+// craft keeps the name create wrote.
+func CraftedBackingName(g Geometry) string {
+	if g.Craft.BackingName == 0 || len(g.Backing) == 0 {
+		return ""
+	}
+	return longName(path.Base(BackingName(0, g.Backing[0].Format)), g.Craft.BackingName)
 }
 
 // CraftImage patches the image at p, just created with geometry g and not
@@ -133,6 +149,14 @@ func CraftImage(fs afero.Fs, p string, g Geometry, c Craft) error {
 	cs := uint64(g.ClusterSize)
 	tableBytes := cs * uint64(g.TableSize)
 	end := cs + tableBytes // as created: header cluster, L1 table
+	// Crash safety (a crash during creation is judged: the image must be
+	// absent, as created, or as crafted, never a header that points past
+	// what is durable): first everything the new header points at (the
+	// file's extension over the moved L1 table, the new backing name in
+	// a sector of its own, where the old header does not look), one Sync,
+	// then the header's fields, one 64-byte write inside sector 0, and a
+	// Sync. The stale tail may land anywhere in that order: any prefix of
+	// it is a legal file length.
 	if c.HeaderSize > 1 || c.L1Gap > 0 {
 		hs := uint64(max(c.HeaderSize, 1))
 		l1 := (hs + uint64(c.L1Gap)) * cs
@@ -156,15 +180,12 @@ func CraftImage(fs afero.Fs, p string, g Geometry, c Craft) error {
 	}
 	le.PutUint64(h[hdrFeatures:], features)
 	if c.BackingName > 0 {
-		name := longName(path.Base(BackingName(0, g.Backing[0].Format)), c.BackingName)
-		le.PutUint32(h[hdrNameOffset:], hdrFieldsBytes)
+		name := CraftedBackingName(g)
+		le.PutUint32(h[hdrNameOffset:], craftNameOffset)
 		le.PutUint32(h[hdrNameSize:], uint32(len(name)))
-		if _, err := f.WriteAt([]byte(name), hdrFieldsBytes); err != nil {
+		if _, err := f.WriteAt([]byte(name), craftNameOffset); err != nil {
 			return fail("writing the backing file name", err)
 		}
-	}
-	if _, err := f.WriteAt(h[:], 0); err != nil {
-		return fail("writing the header", err)
 	}
 	if c.Tail > 0 {
 		tail := make([]byte, c.Tail)
@@ -174,6 +195,12 @@ func CraftImage(fs afero.Fs, p string, g Geometry, c Craft) error {
 		if _, err := f.WriteAt(tail, int64(end)); err != nil {
 			return fail("appending the partial cluster", err)
 		}
+	}
+	if err := f.Sync(); err != nil {
+		return fail("sync before the header", err)
+	}
+	if _, err := f.WriteAt(h[:], 0); err != nil {
+		return fail("writing the header", err)
 	}
 	if err := f.Sync(); err != nil {
 		return fail("sync", err)

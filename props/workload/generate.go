@@ -239,7 +239,7 @@ func drawCraft(rng *rand.Rand, g Geometry) Craft {
 			break
 		}
 		c.HeaderSize = uint32(1 + rng.IntN(2))
-		room := min(int64(c.HeaderSize)*int64(g.ClusterSize)-64, MaxBackingName)
+		room := min(int64(c.HeaderSize)*int64(g.ClusterSize)-craftNameOffset, MaxBackingName)
 		low := int64(len(BackingName(0, g.Backing[0].Format)) + 3)
 		c.BackingName = int(low + rng.Int64N(room-low+1))
 		c.Probe = raw && rng.IntN(2) == 0
