@@ -82,3 +82,28 @@ refused 2
 		t.Fatal(err)
 	}
 }
+
+// TestAdaptHugeImage: a grow above MaxGuest (the generator's images above
+// 4 GiB) is dropped and reported; the writes past the size are dropped,
+// the one that straddles it clipped.
+func TestAdaptHugeImage(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=65536 table_size=2 size=65536
+resize 0x100010000
+write 0x10000fc00 0x400 id=1
+write 0xff00 0x400 id=2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ad := Adapt(w)
+	if err := a.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(ad) != 1 || ad[0].Quirk != HarnessHugeImage {
+		t.Fatalf("adaptations %+v", ad)
+	}
+	if len(a.Ops) != 1 || a.Ops[0].Off != 0xff00 || a.Ops[0].Len != 0x100 {
+		t.Fatalf("adapted ops %v", a.Ops)
+	}
+}
