@@ -86,6 +86,12 @@ func (refusedKind) run(e *Exec, i int, op Op) error {
 	}
 	e.snapshot(i)
 	c := refusedCalls[op.Off]
+	if c.what == "a resize beyond the format's limit" && !limitBelow(e.W.Geometry, 1<<62) {
+		// Big clusters (issue 14.3: 8 MiB and more with one-cluster
+		// tables) address more than 2^62 bytes: the resize is legal
+		// there, and no int64 size is beyond the limit. Nothing to test.
+		return nil
+	}
 	size := e.Disk.Size()
 	err := c.call(e.Disk, size)
 	if err == nil || err.Error() == "" {
@@ -98,3 +104,17 @@ func (refusedKind) run(e *Exec, i int, op Op) error {
 }
 
 func (refusedKind) effect(Op, int64) Effect { return Effect{} }
+
+// limitBelow reports whether the largest image g's geometry addresses
+// (entries per table squared, times the cluster size) is below n.
+func limitBelow(g Geometry, n uint64) bool {
+	per := uint64(g.TableSize) * uint64(g.ClusterSize) / 8
+	cs := uint64(g.ClusterSize)
+	if per == 0 || cs == 0 {
+		return true
+	}
+	if per > n/per || per*per > n/cs {
+		return false
+	}
+	return per*per*cs < n
+}
