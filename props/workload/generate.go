@@ -212,17 +212,26 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 		}
 	}
 	if cfg.CraftChance > 0 && rng.Float64() < cfg.CraftChance {
-		g.Craft = drawCraft(rng, *g)
+		g.Craft = drawCraft(rng, *g, w.Ops)
 	}
 }
 
-// drawCraft draws one kind of crafted image that fits g.
-func drawCraft(rng *rand.Rand, g Geometry) Craft {
+// drawCraft draws one kind of crafted image that fits g and its ops.
+func drawCraft(rng *rand.Rand, g Geometry, ops []Op) Craft {
 	var c Craft
 	unknown := func() uint64 { return 1 << (8 + rng.IntN(56)) }
 	raw := len(g.Backing) > 0 && g.Backing[0].Format == "raw"
+	// Changing the backing file rewrites the bytes after the header
+	// fields, which an unknown compat feature may own: impl/qed and QEMU
+	// refuse it (rebase, rebase -u), so such workloads get an unknown
+	// autoclear bit instead.
+	rebases := slices.ContainsFunc(ops, func(op Op) bool { return op.Kind == Rebase || op.Kind == RebaseUnsafe })
 	switch rng.IntN(7) {
 	case 0:
+		if rebases {
+			c.Autoclear = unknown()
+			break
+		}
 		c.Compat = unknown()
 	case 1:
 		c.Autoclear = unknown()

@@ -154,3 +154,27 @@ func TestGenerateExtras(t *testing.T) {
 		}
 	}
 }
+
+// TestCraftNoCompatWithRebase: a workload that changes its backing file
+// (rebase, rebase -u) never gets an unknown compat bit, which makes
+// impl/qed and QEMU refuse the change (TestFaultsImageCommands drew one).
+func TestCraftNoCompatWithRebase(t *testing.T) {
+	cfg := DefaultGenConfig()
+	cfg.CraftChance = 1
+	cfg.Weights[Rebase], cfg.Weights[RebaseUnsafe] = 20, 20
+	cfg.BackingChance = 1
+	compat := 0
+	for i := range uint64(3000) {
+		w := Generate(rand.New(rand.NewPCG(7, i)), cfg)
+		if w.Geometry.Craft.Compat == 0 {
+			continue
+		}
+		compat++
+		for _, op := range w.Ops {
+			if op.Kind == Rebase || op.Kind == RebaseUnsafe {
+				t.Fatalf("draw %d: compat %#x with %s", i, w.Geometry.Craft.Compat, op.Kind)
+			}
+		}
+	}
+	t.Logf("%d compat crafts without a rebase", compat)
+}
