@@ -42,3 +42,21 @@ type Extent struct {
 type Strict interface {
 	RefusesInvalid()
 }
+
+// Informer is an optional capability of a Disk: what `qemu-img info`
+// shows of the open image. The workload op "map" judges it against the
+// workload's geometry and the model (and reopen-ro its ReadOnly); on a
+// Disk without it, nothing is asked.
+type Informer interface {
+	Info() Info
+}
+
+// Info describes an open image.
+type Info struct {
+	Path                   string // the path the image was opened at
+	ClusterSize, TableSize uint32
+	Size                   int64  // the guest size
+	BackingFile            string // the backing file name as the header stores it; "" for none
+	Files                  int    // the files the image reads: itself and each of its backing chain
+	ReadOnly               bool
+}

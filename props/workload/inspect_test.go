@@ -92,6 +92,17 @@ func (d lyingDisk) Map() ([]target.Extent, error) {
 	return m, err
 }
 
+func (d lyingDisk) Info() target.Info {
+	in := d.Disk.(target.Informer).Info()
+	switch d.how {
+	case "info-size":
+		in.Size += 512
+	case "info-writable":
+		in.ReadOnly = false
+	}
+	return in
+}
+
 func (d lyingDisk) Resize(size int64) error {
 	if d.how == "accept-resize" {
 		return nil
@@ -107,13 +118,15 @@ func (d lyingDisk) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // TestInspectOpsJudge: each op fails on a disk that breaks what it
-// checks.
+// checks (its map, its refusals, its info).
 func TestInspectOpsJudge(t *testing.T) {
 	for how, want := range map[string]string{
 		"map-zero":      "reads as zeros",
 		"map-gap":       "the extents end at",
 		"accept-resize": "was not refused",
 		"accept-write":  "a write at a negative offset",
+		"info-size":     "info: size",
+		"info-writable": "read-only: info: read-only false, want true",
 	} {
 		err := runScript(t, lying{how: how}, inspectScript)
 		require.Error(t, err, how)

@@ -11,8 +11,11 @@ import (
 // judges it: the extents cover [0, size) in order without gaps or
 // overlaps, an allocated extent lies at a positive host offset, and every
 // range the map says reads as zeros (a zero extent, or an unallocated one
-// without a backing file) is zeros in the model of the guest disk. The map
-// changes nothing.
+// without a backing file) is zeros in the model of the guest disk. On a
+// Disk with target.Informer it also judges the image's info: its path,
+// cluster and table size and guest size are the workload's and the
+// model's, it is writable, and it names a backing file exactly when it
+// reads more than its own file. Neither changes anything.
 type mapKind struct{}
 
 func (mapKind) name() string { return "map" }
@@ -34,11 +37,35 @@ func (mapKind) run(e *Exec, i int, op Op) error {
 		return nil
 	}
 	e.snapshot(i)
+	if in, ok := e.Disk.(target.Informer); ok {
+		if err := judgeInfo(in.Info(), e, false); err != nil {
+			return err
+		}
+	}
 	exts, err := m.Map()
 	if err != nil {
 		return fmt.Errorf("map: %w", err)
 	}
 	return judgeMap(exts, e.Model.Size(), len(e.W.Geometry.Backing) > 0, e.Model.Verify)
+}
+
+// judgeInfo checks an open image's info (see mapKind); readOnly is how it
+// was opened.
+func judgeInfo(in target.Info, e *Exec, readOnly bool) error {
+	g := e.W.Geometry
+	switch {
+	case in.Path != e.ImagePath():
+		return fmt.Errorf("info: path %q, want %q", in.Path, e.ImagePath())
+	case in.ClusterSize != g.ClusterSize || in.TableSize != g.TableSize:
+		return fmt.Errorf("info: cluster size %d, table size %d; want %d, %d", in.ClusterSize, in.TableSize, g.ClusterSize, g.TableSize)
+	case in.Size != e.Model.Size():
+		return fmt.Errorf("info: size %#x, want %#x", in.Size, e.Model.Size())
+	case in.ReadOnly != readOnly:
+		return fmt.Errorf("info: read-only %v, want %v", in.ReadOnly, readOnly)
+	case (in.BackingFile != "") != (in.Files > 1) || in.Files < 1:
+		return fmt.Errorf("info: backing file %q with %d file(s) read", in.BackingFile, in.Files)
+	}
+	return nil
 }
 
 // judgeMap checks a map of an image of size bytes (see mapKind); verify

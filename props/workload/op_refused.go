@@ -20,9 +20,13 @@ var refusedCalls = [...]struct {
 	what string
 	call func(d target.Disk, size int64) error
 }{
-	{"a read starting at the image size", func(d target.Disk, size int64) error {
-		_, err := d.ReadAt(make([]byte, 512), size)
-		return err
+	{"a read starting at the image size, or one reaching past it", func(d target.Disk, size int64) error {
+		_, at := d.ReadAt(make([]byte, 512), size)
+		_, past := d.ReadAt(make([]byte, 1024), max(size-512, 0))
+		if at == nil {
+			return nil
+		}
+		return past
 	}},
 	{"a read at a negative offset", func(d target.Disk, size int64) error {
 		_, err := d.ReadAt(make([]byte, 512), -512)

@@ -10,7 +10,8 @@ import (
 // durable), opens it read-only, reads [OFF, OFF+LEN) and compares it with
 // the model, checks the size, closes it and opens it writable again. A
 // read-only open writes nothing; on a Strict Disk (target.Strict) a write
-// to the read-only image must be refused.
+// to the read-only image must be refused, and an Informer must say it is
+// read-only (see mapKind).
 type reopenROKind struct{}
 
 func (reopenROKind) name() string { return "reopen-ro" }
@@ -69,6 +70,11 @@ func (reopenROKind) run(e *Exec, i int, op Op) error {
 func readOnlyChecks(e *Exec, d target.Disk, op Op) error {
 	if got, want := d.Size(), e.Model.Size(); got != want {
 		return fmt.Errorf("size after read-only open is %#x, want %#x", got, want)
+	}
+	if in, ok := d.(target.Informer); ok {
+		if err := judgeInfo(in.Info(), e, true); err != nil {
+			return fmt.Errorf("read-only: %w", err)
+		}
 	}
 	buf := make([]byte, op.Len)
 	if _, err := d.ReadAt(buf, op.Off); err != nil {

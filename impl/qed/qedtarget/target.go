@@ -107,3 +107,12 @@ func (d disk) Map() ([]target.Extent, error) {
 // RefusesInvalid implements target.Strict: impl/qed checks every call's
 // range and every Resize (ErrOutOfRange, ErrShrink, ErrInvalidOption).
 func (disk) RefusesInvalid() {}
+
+var _ target.Informer = disk{}
+
+// Info implements target.Informer from the image's header and files.
+func (d disk) Info() target.Info {
+	h := d.Header()
+	return target.Info{Path: d.Path(), ClusterSize: h.ClusterSize, TableSize: h.TableSize, Size: int64(h.ImageSize),
+		BackingFile: h.BackingFilename, Files: len(d.Files()), ReadOnly: d.ReadOnly()}
+}
