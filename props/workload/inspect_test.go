@@ -133,3 +133,29 @@ func TestInspectOpsJudge(t *testing.T) {
 		require.Contains(t, err.Error(), want, how)
 	}
 }
+
+// TestMapAfterImageCommands: map and reopen-ro follow the backing file
+// that rebase and commit ops leave (found by a campaign with the image
+// commands drawn: after a rebase onto a file, an unallocated range reads
+// the new backing file, not zeros).
+func TestMapAfterImageCommands(t *testing.T) {
+	require.NoError(t, runScript(t, qedtarget.Target{}, `qedtorture-workload v1
+image cluster_size=16384 table_size=16 size=573440
+rebase 0x4c786 0x2b47 id=1
+write 0x9983 0x4a5e id=4
+commit
+map
+reopen-ro 0x0 0x10000
+`))
+	require.NoError(t, runScript(t, qedtarget.Target{}, `qedtorture-workload v1
+image cluster_size=4096 table_size=1 size=65536
+backing raw size=32768 fill=1
+write 0x100 0x200 id=2
+rebase-unsafe 700
+map
+reopen-ro 0x0 0x10000
+rebase none
+map
+reopen-ro 0x0 0x10000
+`))
+}

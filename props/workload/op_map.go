@@ -38,7 +38,7 @@ func (mapKind) run(e *Exec, i int, op Op) error {
 	}
 	e.snapshot(i)
 	if in, ok := e.Disk.(target.Informer); ok {
-		if err := judgeInfo(in.Info(), e, false); err != nil {
+		if err := judgeInfo(in.Info(), e, i, false); err != nil {
 			return err
 		}
 	}
@@ -46,14 +46,28 @@ func (mapKind) run(e *Exec, i int, op Op) error {
 	if err != nil {
 		return fmt.Errorf("map: %w", err)
 	}
-	return judgeMap(exts, e.Model.Size(), len(e.W.Geometry.Backing) > 0, e.Model.Verify)
+	return judgeMap(exts, e.Model.Size(), backedAt(e.W, i), e.Model.Verify)
 }
 
-// judgeInfo checks an open image's info (see mapKind); readOnly is how it
-// was opened.
-func judgeInfo(in target.Info, e *Exec, readOnly bool) error {
+// backedAt reports whether the image has a backing file before op i (the
+// geometry's, as rebase and rebase-unsafe ops left it).
+func backedAt(w *Workload, i int) bool {
+	names, _ := w.backingAt()
+	return names[i] != ""
+}
+
+// judgeInfo checks an open image's info before op i (see mapKind);
+// readOnly is how it was opened. The backing file's name is compared
+// only in a workload with rebase ops (BackingNames: otherwise a target
+// may store the create command's name in its own form).
+func judgeInfo(in target.Info, e *Exec, i int, readOnly bool) error {
 	g := e.W.Geometry
+	if names := e.W.BackingNames(i); names != nil && in.BackingFile != names[0] {
+		return fmt.Errorf("info: backing file %q, want %q", in.BackingFile, names[0])
+	}
 	switch {
+	case (in.BackingFile != "") != backedAt(e.W, i):
+		return fmt.Errorf("info: backing file %q, want one: %v", in.BackingFile, backedAt(e.W, i))
 	case in.Path != e.ImagePath():
 		return fmt.Errorf("info: path %q, want %q", in.Path, e.ImagePath())
 	case in.ClusterSize != g.ClusterSize || in.TableSize != g.TableSize:

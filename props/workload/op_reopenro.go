@@ -53,7 +53,7 @@ func (reopenROKind) run(e *Exec, i int, op Op) error {
 	if err != nil {
 		return fmt.Errorf("read-only open: %w", err)
 	}
-	err = readOnlyChecks(e, ro, op)
+	err = readOnlyChecks(e, ro, i, op)
 	if cerr := ro.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("read-only close: %w", cerr)
 	}
@@ -67,12 +67,12 @@ func (reopenROKind) run(e *Exec, i int, op Op) error {
 }
 
 // readOnlyChecks is reopen-ro's work on the read-only Disk d.
-func readOnlyChecks(e *Exec, d target.Disk, op Op) error {
+func readOnlyChecks(e *Exec, d target.Disk, i int, op Op) error {
 	if got, want := d.Size(), e.Model.Size(); got != want {
 		return fmt.Errorf("size after read-only open is %#x, want %#x", got, want)
 	}
 	if in, ok := d.(target.Informer); ok {
-		if err := judgeInfo(in.Info(), e, true); err != nil {
+		if err := judgeInfo(in.Info(), e, i, true); err != nil {
 			return fmt.Errorf("read-only: %w", err)
 		}
 	}
