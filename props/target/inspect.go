@@ -35,10 +35,11 @@ type Extent struct {
 // and without changing the guest disk or its size, a read, write or
 // write-zeroes that starts past the end of the image, reaches past it or
 // has a negative offset or length, and a Resize that shrinks the image,
-// is not a multiple of 512 or is beyond the format's limit. The workload
-// op "refused" issues such calls on a Strict Disk and requires the
-// refusal; on another Disk it does nothing (the Disk contract leaves
-// those calls undefined).
+// is not a multiple of 512 or is beyond the format's limit; a read-only
+// Disk refuses writes, write-zeroes and Resize; a closed Disk refuses
+// every call but Size. The workload ops "refused" and "reopen-ro" make
+// such calls on a Strict Disk and require the refusals; on another Disk
+// they do not (the Disk contract leaves those calls undefined).
 type Strict interface {
 	RefusesInvalid()
 }

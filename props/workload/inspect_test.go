@@ -107,7 +107,11 @@ func (d lyingDisk) Resize(size int64) error {
 	if d.how == "accept-resize" {
 		return nil
 	}
-	return d.Disk.Resize(size)
+	err := d.Disk.Resize(size)
+	if d.how == "closed-resize" && err != nil && strings.Contains(err.Error(), "closed") {
+		return nil // accepts a resize once closed
+	}
+	return err
 }
 
 func (d lyingDisk) WriteAt(p []byte, off int64) (int, error) {
@@ -127,6 +131,7 @@ func TestInspectOpsJudge(t *testing.T) {
 		"accept-write":  "a write at a negative offset",
 		"info-size":     "info: size",
 		"info-writable": "read-only: info: read-only false, want true",
+		"closed-resize": "a resize on the closed image was not refused",
 	} {
 		err := runScript(t, lying{how: how}, inspectScript)
 		require.Error(t, err, how)

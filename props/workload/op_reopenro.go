@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/qedtorture/qedtorture/props/target"
@@ -10,8 +11,8 @@ import (
 // durable), opens it read-only, reads [OFF, OFF+LEN) and compares it with
 // the model, checks the size, closes it and opens it writable again. A
 // read-only open writes nothing; on a Strict Disk (target.Strict) a write
-// to the read-only image must be refused, and an Informer must say it is
-// read-only (see mapKind).
+// to the read-only image must be refused, and every call once it is
+// closed; an Informer must say it is read-only (see mapKind).
 type reopenROKind struct{}
 
 func (reopenROKind) name() string { return "reopen-ro" }
@@ -57,6 +58,9 @@ func (reopenROKind) run(e *Exec, i int, op Op) error {
 	if cerr := ro.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("read-only close: %w", cerr)
 	}
+	if err == nil {
+		err = closedChecks(ro)
+	}
 	if err != nil {
 		return err
 	}
@@ -92,6 +96,39 @@ func readOnlyChecks(e *Exec, d target.Disk, i int, op Op) error {
 		}
 		if err := d.Resize(d.Size() + 512); err == nil || err.Error() == "" {
 			return fmt.Errorf("a resize of the read-only image was not refused")
+		}
+	}
+	return nil
+}
+
+// closedChecks is reopen-ro's work on the closed read-only Disk d: on a
+// Strict Disk every call (Size aside) must be refused.
+func closedChecks(d target.Disk) error {
+	if _, ok := d.(target.Strict); !ok {
+		return nil
+	}
+	buf := make([]byte, 512)
+	calls := []struct {
+		what string
+		err  func() error
+	}{
+		{"read", func() error { _, err := d.ReadAt(buf, 0); return err }},
+		{"write", func() error { _, err := d.WriteAt(buf, 0); return err }},
+		{"write-zeroes", func() error { return d.WriteZeroes(0, 512) }},
+		{"flush", d.Flush},
+		{"resize", func() error { return d.Resize(d.Size() + 512) }},
+		{"close", d.Close},
+		{"map", func() error {
+			if m, ok := d.(target.Mapper); ok {
+				_, err := m.Map()
+				return err
+			}
+			return errors.New("no map")
+		}},
+	}
+	for _, c := range calls {
+		if err := c.err(); err == nil || err.Error() == "" {
+			return fmt.Errorf("a %s on the closed image was not refused", c.what)
 		}
 	}
 	return nil
