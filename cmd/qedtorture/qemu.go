@@ -28,6 +28,9 @@ func qemuDefaults() campaignDefaults {
 // eight sampled crash points per workload, 60 minimization candidates,
 // up to 20 distinct failure signatures, artifacts under
 // qedtorture-qemu-failures. --replay DIR is `qedtorture replay DIR`.
+// Every other run flag that applies to QEMU (registerEngine) is there
+// with run's meaning and default; only --target, --fault and
+// --exec-states are run's alone.
 func newQEMUCommand(e *env) *cobra.Command {
 	f := &runFlags{target: "qemu"}
 	var (
@@ -86,5 +89,9 @@ still fails, 0 if it now passes.`,
 	fl.IntVar(&f.maxFailures, "max-failures", 20, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
 	fl.StringVar(&f.known, "known", "", "file of known failure signatures (testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
 	fl.StringVar(&replay, "replay", "", "replay the artifact in this directory (as 'qedtorture replay DIR') and exit")
+	// Every other flag of run that applies to QEMU, with run's defaults
+	// (TestQEMUAliasCarriesRunFlags): crashes during recovery are
+	// recorded through blklogwrites (impl/qemu/nested.go).
+	f.registerEngine(cmd)
 	return cmd
 }

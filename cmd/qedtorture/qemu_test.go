@@ -10,6 +10,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
 
@@ -236,5 +237,53 @@ func TestRunTargetQEMUFlags(t *testing.T) {
 		{[]string{"run", "--target", "qemu", "--qemu-states", "-2"}},
 	} {
 		runWant(t, exitUsage, c.args...)
+	}
+}
+
+// TestQEMUAliasCarriesRunFlags: `qedtorture qemu` is `run --target qemu`,
+// so it carries every flag of run except those that choose another target
+// or cannot apply to QEMU (--target, --fault, --exec-states), and the
+// engine's flags (crashes during recovery and creation, shards, the
+// exhaustive campaign, the HTML report) with run's defaults. Before, the
+// alias had neither --nested-depth nor --create-crashes and silently ran
+// one crash and a clean recovery.
+func TestQEMUAliasCarriesRunFlags(t *testing.T) {
+	e := &env{}
+	run, alias := newRunCommand(e), newQEMUCommand(e)
+	runOnly := map[string]bool{"target": true, "fault": true, "exec-states": true}
+	run.Flags().VisitAll(func(rf *pflag.Flag) {
+		af := alias.Flags().Lookup(rf.Name)
+		switch {
+		case runOnly[rf.Name]:
+			if af != nil {
+				t.Errorf("qemu registers --%s, which cannot apply to QEMU", rf.Name)
+			}
+		case af == nil:
+			t.Errorf("qemu lacks run's --%s", rf.Name)
+		}
+	})
+	for _, name := range []string{"nested-depth", "nested-states", "create-crashes", "shard", "shards", "no-dedup", "html", "exhaustive"} {
+		af := alias.Flags().Lookup(name)
+		if af == nil {
+			continue // reported above
+		}
+		if rf := run.Flags().Lookup(name); af.DefValue != rf.DefValue {
+			t.Errorf("qemu --%s defaults to %s, run to %s", name, af.DefValue, rf.DefValue)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"qemu", "--nested-depth", "9"}, "invalid --nested-depth 9"},
+		{[]string{"qemu", "--nested-states", "0"}, "invalid --nested-states 0"},
+		{[]string{"qemu", "--create-crashes", "1.5"}, "invalid --create-crashes 1.5"},
+		{[]string{"qemu", "--exhaustive", "5"}, "invalid --exhaustive 5"},
+		{[]string{"qemu", "--shard", "1/2"}, "need --seed"},
+		{[]string{"qemu", "--exec-states", "1"}, "unknown flag: --exec-states"},
+		{[]string{"qemu", "--target", "impl/qed"}, "unknown flag: --target"},
+	} {
+		r := runWant(t, exitUsage, c.args...)
+		require.Contains(t, r.stderr, c.want, c.args)
 	}
 }

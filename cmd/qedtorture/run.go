@@ -94,16 +94,27 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	f.register(cmd, runDefaults())
 	fl := cmd.Flags()
 	fl.StringVar(&f.faults, "fault", "", "faultfs rules injected into every workload run, e.g. 'write:enospc@nth=17'")
-	fl.StringVar(&f.shard, "shard", "", "run shard I of N of the workload space (I/N)")
-	fl.IntVar(&f.shards, "shards", 0, "shard count N when the index comes from JOB_COMPLETION_INDEX")
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
-	fl.BoolVar(&f.noDedup, "no-dedup", false, "run the oracle on every crash state, even one byte-identical to a state already judged against the same model")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
 	fl.IntVar(&f.qemuStates, "qemu-states", qemu.DefaultQEMUStates, "with --target qemu: distinct crash states per workload recovered and read back by QEMU itself (-1 = all, 0 = none)")
 	fl.IntVar(&f.execStates, "exec-states", blackbox.DefaultJudgeBudget, "with --target exec:COMMAND: distinct crash states per workload recovered and read back by the program itself (-1 = all, 0 = none)")
 	fl.StringVar(&f.ends, "ends", "close,abort,kill", "with --target qemu: how runs end (close, abort, kill), chosen per workload by its seed")
 	fl.StringVar(&f.known, "known", "", "file of known failure signatures (one pattern and name a line; testdata/known/qemu-7.2.txt): counted in the report, not minimized, do not fail the run")
 	fl.StringVar(&f.diff, "diff", "", "differential runs: also run every workload without crashes on this target (impl/qed, qemu, broken:..., exec:COMMAND) and compare guest data and check results with --target's (a difference the format does not allow is a failure)")
+	f.registerEngine(cmd)
+	return cmd
+}
+
+// registerEngine defines the run flags that apply to every target, QEMU
+// included: `run` and its alias `qedtorture qemu` both register them, so
+// that the alias carries every capability of the engine (shards, crashes
+// during recovery and creation, the exhaustive campaign, the HTML report,
+// coverage) under the same names and defaults.
+func (f *runFlags) registerEngine(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.shard, "shard", "", "run shard I of N of the workload space (I/N)")
+	fl.IntVar(&f.shards, "shards", 0, "shard count N when the index comes from JOB_COMPLETION_INDEX")
+	fl.BoolVar(&f.noDedup, "no-dedup", false, "run the oracle on every crash state, even one byte-identical to a state already judged against the same model")
 	fl.StringVar(&f.html, "html", "", "also write the report as a self-contained HTML page to FILE: summary, states per second over time, each failure's workload, write timeline, cluster map and hexdump diff")
 	fl.StringVar(&f.coverage, "coverage", "", "write the statement coverage of impl/qed and props/check reached by the campaign into this directory and print it (needs a coverage build: "+coverBuild+")")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the campaign to FILE (go tool pprof; for speed work)")
@@ -112,7 +123,6 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl.IntVar(&f.nestedN, "nested-states", campaign.DefaultNestedStates, "with --nested-depth 2 or more: crash states per workload whose recovery is crashed (and per recovery at each further depth)")
 	fl.Float64Var(&f.createShare, "create-crashes", campaign.DefaultCreateShare, "share of workloads (0 to 1) whose creation of the image and its backing chain is crashed, with real directory semantics (in-process targets; 0 = none)")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
-	return cmd
 }
 
 // campaignConfig turns the flags into a campaign configuration; errors are
@@ -230,7 +240,6 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 	}
 	cfg.Out, cfg.NoDedup, cfg.MinimizeTimeout = f.out, f.noDedup, f.minimizeTime
 	cfg.MinimizeCandidates = f.minimizeCandidates
-	// (qedtorture qemu registers neither flag: 0, one crash.)
 	if f.nestedDepth < 0 || f.nestedDepth > 8 {
 		return bad("invalid --nested-depth %d: want 0 or 1 (one crash) to 8", f.nestedDepth)
 	}
