@@ -4,7 +4,11 @@
 // file-system call it makes on the image and its backing files is recorded
 // with strace and turned into a crashsim trace, which then goes through the
 // same crash points, models, judges, minimization and artifacts as every
-// other target.
+// other target. The program's own recovery of a crash state is recorded
+// the same way ([Driver.RecordRecovery], nested.go), so that crashes
+// during it are judged (the campaign's nested judge, issue 14.1); its
+// images are created by the setup, not the program (qemu-io's language has
+// no create), so creation crashes do not apply.
 //
 // # Recording (strace.go, parse.go)
 //

@@ -212,13 +212,24 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 	}
 	r.kill()
 	rec.EndModel = e.Model.Clone()
+	if err := r.finish(rec); err != nil {
+		return nil, err
+	}
+	rec.SetupEnd = 0
+	return rec, nil
+}
+
+// finish turns the run's strace outputs into rec's trace over the files
+// at the first open (Base), checked against the files the processes left
+// (Verify), and places the marks taken live at the program's prompts.
+func (r *run) finish(rec *campaign.Recording) error {
 	// The trace: every process's recording, in order.
 	trace := &crashsim.Trace{}
 	var prompts [][]int64
 	for i, s := range r.segs {
 		f, err := os.Open(s.out)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		opts := r.opts
 		if i > 0 {
@@ -232,7 +243,7 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 		sr, err := Parse(f, opts)
 		f.Close()
 		if err != nil {
-			return nil, fmt.Errorf("exec: %w", err)
+			return fmt.Errorf("exec: %w", err)
 		}
 		off := int64(len(trace.Ops))
 		ps := make([]int64, len(sr.Prompts))
@@ -247,7 +258,7 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 	}
 	whole := &Recording{Trace: trace}
 	if err := whole.Verify(r.base, r.dir); err != nil {
-		return nil, fmt.Errorf("exec: %w", err)
+		return fmt.Errorf("exec: %w", err)
 	}
 	for _, m := range r.marks {
 		k := int64(0)
@@ -269,10 +280,10 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 	}
 	base, err := crashsim.NewImage(r.base)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rec.Base, rec.Trace, rec.SetupEnd = base, trace, 0
-	return rec, nil
+	rec.Base, rec.Trace = base, trace
+	return nil
 }
 
 // sizesAfter returns the file sizes after replaying t on the base.

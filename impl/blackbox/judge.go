@@ -36,34 +36,11 @@ func (j *programJudge) Name() string { return "exec" }
 func (j *programJudge) Budget() int  { return j.budget }
 
 func (j *programJudge) Judge(ctx context.Context, st *campaign.State) (*oracle.Verdict, error) {
-	top, err := os.MkdirTemp("", "qedtorture-exec-judge-")
+	r, remove, err := stateRun(j.d, st, "exec judge")
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(top)
-	r := &run{d: j.d, dir: filepath.Join(top, "w"), scratch: filepath.Join(top, "s")}
-	for _, p := range []string{r.dir, r.scratch} {
-		if err := os.Mkdir(p, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	dir := path.Dir(st.Image)
-	ents, err := afero.ReadDir(st.FS, dir)
-	if err != nil {
-		return nil, fmt.Errorf("exec judge: crash state: %w", err)
-	}
-	for _, e := range ents {
-		if !e.Mode().IsRegular() {
-			continue
-		}
-		b, err := afero.ReadFile(st.FS, path.Join(dir, e.Name()))
-		if err != nil {
-			return nil, fmt.Errorf("exec judge: crash state: %w", err)
-		}
-		if err := os.WriteFile(filepath.Join(r.dir, e.Name()), b, 0o644); err != nil {
-			return nil, err
-		}
-	}
+	defer remove()
 	fs := afero.NewBasePathFs(afero.NewOsFs(), r.dir)
 	t := &judgeTarget{r: r, ctx: ctx}
 	v := oracle.Judge(t, fs, "/"+path.Base(st.Image), st.Model, oracle.Options{})
@@ -71,6 +48,50 @@ func (j *programJudge) Judge(ctx context.Context, st *campaign.State) (*oracle.V
 		return nil, ctx.Err()
 	}
 	return v, nil
+}
+
+// stateRun returns a run whose directory holds the files of st's crash
+// state (the image's directory), and the function that removes it.
+func stateRun(d *Driver, st *campaign.State, what string) (*run, func(), error) {
+	top, err := os.MkdirTemp("", "qedtorture-exec-state-")
+	if err != nil {
+		return nil, nil, err
+	}
+	remove := func() { os.RemoveAll(top) }
+	r := &run{d: d, dir: filepath.Join(top, "w"), scratch: filepath.Join(top, "s")}
+	for _, p := range []string{r.dir, r.scratch} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			remove()
+			return nil, nil, err
+		}
+	}
+	fs := st.FS
+	if fs == nil { // a state of a recovery's trace (nested judge)
+		if fs, err = st.Point.State(st.ID); err != nil {
+			remove()
+			return nil, nil, fmt.Errorf("%s: crash state %s: %w", what, st.ID, err)
+		}
+	}
+	dir := path.Dir(st.Image)
+	ents, err := afero.ReadDir(fs, dir)
+	if err != nil {
+		remove()
+		return nil, nil, fmt.Errorf("%s: crash state: %w", what, err)
+	}
+	for _, e := range ents {
+		if !e.Mode().IsRegular() {
+			continue
+		}
+		b, err := afero.ReadFile(fs, path.Join(dir, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(r.dir, e.Name()), b, 0o644)
+		}
+		if err != nil {
+			remove()
+			return nil, nil, fmt.Errorf("%s: crash state: %w", what, err)
+		}
+	}
+	return r, remove, nil
 }
 
 // judgeTarget opens an image by starting the program on it (no strace).
