@@ -120,6 +120,11 @@ type ArtifactMeta struct {
 	// states of depth 2, 3, ...: each in the trace of the recovery of the
 	// state before it (State, then Chain[0], ...); nested/D/ holds them.
 	Chain []string `json:"chain,omitempty"`
+	// ChainMarks are, per recovery of the chain (nested/D/trace.bin, D =
+	// 2, 3, ...), its marks: [recovery step, trace index where it began].
+	// replay uses them to judge the recorded recovery when a re-recorded
+	// one differs (an out-of-process recovery's I/O timing varies).
+	ChainMarks [][][2]int64 `json:"chain_marks,omitempty"`
 	// Create: the workload's creation was recorded and judged (create.go),
 	// from the trace index the setup ends at to CreateEnd.
 	Create    bool  `json:"create,omitempty"`
@@ -204,6 +209,14 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 		meta.Chain = nil
 		for _, id := range nc.Chain {
 			meta.Chain = append(meta.Chain, id.String())
+		}
+		meta.ChainMarks = nil
+		for _, r := range nc.Recoveries {
+			var ms [][2]int64
+			for _, mk := range r.Marks {
+				ms = append(ms, [2]int64{int64(mk.Op), mk.K})
+			}
+			meta.ChainMarks = append(meta.ChainMarks, ms)
 		}
 	}
 	files := map[string][]byte{}

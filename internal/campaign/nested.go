@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -148,6 +149,14 @@ type nestedJudge struct {
 	points int // sampled crash points per recovery trace
 	// chain, when set, is followed instead of explored (replay).
 	chain []crashsim.StateID
+	// stored are, in replay, the artifact's recorded recoveries of the
+	// chain (nested/D/trace.bin with meta.json's chain_marks; nil when it
+	// has none): when a driver's own recorder (rr) records a recovery
+	// whose trace differs from the stored one (an out-of-process
+	// implementation's I/O timing varies), the stored one is judged, as
+	// replay does at the top level. notes say when that happened.
+	stored []storedRecovery
+	notes  []string
 	// states counts the crash states of depth 2 and more judged (may be nil).
 	states *atomic.Int64
 }
@@ -184,6 +193,9 @@ func (j *nestedJudge) judgeAt(ctx context.Context, st *State, path []crashsim.St
 		return nil, err
 	}
 	level := len(path) + 1
+	if rec, err = j.preferStored(rec, level); err != nil {
+		return nil, err
+	}
 	recs = append(recs[:len(recs):len(recs)], rec)
 	wrap := func(v *oracle.Verdict, last crashsim.StateID) *oracle.Verdict {
 		nv := *v
@@ -290,6 +302,54 @@ func (j *nestedJudge) judgeAt(ctx context.Context, st *State, path []crashsim.St
 		}
 	}
 	return &oracle.Verdict{}, nil
+}
+
+// A storedRecovery is an artifact's recorded recovery at one depth of
+// its chain: the trace as written and its marks.
+type storedRecovery struct {
+	trace []byte // nested/D/trace.bin
+	marks [][2]int64
+}
+
+// preferStored returns the recording to judge at this depth in replay:
+// rec, or, when rec was recorded by the driver's own recorder and its
+// trace differs from the artifact's recorded recovery at this depth, the
+// recorded one (rec's base, options and models, the recorded trace and
+// the recorded marks' positions). In-process recoveries are deterministic:
+// a differing trace means the implementation changed, and rec is judged.
+func (j *nestedJudge) preferStored(rec *Recording, level int) (*Recording, error) {
+	i := level - 2
+	if j.rr == nil || i < 0 || i >= len(j.stored) {
+		return rec, nil
+	}
+	s := j.stored[i]
+	mine, err := rec.Trace.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Equal(mine, s.trace) {
+		return rec, nil
+	}
+	t, err := crashsim.DecodeTrace(s.trace)
+	if err != nil {
+		return nil, fmt.Errorf("%w: nested/%d/%s: %w", ErrArtifact, level, traceFile, err)
+	}
+	if len(s.marks) != len(rec.Marks) {
+		j.notes = append(j.notes, fmt.Sprintf("the re-recorded recovery at depth %d differs from nested/%d/%s and took other steps (%d marks, %d recorded): the re-recorded one is judged", level, level, traceFile, len(rec.Marks), len(s.marks)))
+		return rec, nil
+	}
+	nr := &Recording{W: rec.W, Seed: rec.Seed, Dir: rec.Dir, Image: rec.Image, Base: rec.Base, Options: rec.Options,
+		Trace: t, EndModel: rec.EndModel, OpErr: rec.OpErr, Recorder: rec.Recorder, Recovery: true}
+	for k, m := range rec.Marks {
+		if int64(m.Op) != s.marks[k][0] || s.marks[k][1] < 0 || s.marks[k][1] > int64(len(t.Ops)) {
+			j.notes = append(j.notes, fmt.Sprintf("the re-recorded recovery at depth %d differs from nested/%d/%s and its steps do not match the recorded marks: the re-recorded one is judged", level, level, traceFile))
+			return rec, nil
+		}
+		m.K = s.marks[k][1]
+		nr.Marks = append(nr.Marks, m)
+	}
+	j.notes = append(j.notes, fmt.Sprintf("the re-recorded recovery at depth %d differs from nested/%d/%s (the implementation runs out of process: its I/O timing varies); the recorded recovery is judged", level, level, traceFile))
+	return nr, nil
 }
 
 // stateSeed is the workload seed of st's recording (0 without one).

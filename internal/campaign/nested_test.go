@@ -2,12 +2,16 @@ package campaign
 
 import (
 	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
@@ -69,4 +73,80 @@ func TestRecordRecoveryMarks(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, v.OK(), "%v", v)
 	_ = oracle.Options{}
+}
+
+// jitterRecovery is an in-process driver whose recoveries are recorded
+// like an out-of-process driver's (a RecoveryRecorder): with jitter set,
+// each re-recording issues one more operation at its end, as a program's
+// I/O timing can differ from one run to the next.
+type jitterRecovery struct {
+	Driver
+	t      target.Target
+	jitter bool
+}
+
+func (d *jitterRecovery) RecordRecovery(_ context.Context, st *State) (*Recording, error) {
+	rec, err := RecordRecovery(d.t, st)
+	if err != nil || !d.jitter || rec.Trace == nil || len(rec.Trace.Ops) == 0 {
+		return rec, err
+	}
+	tr := &crashsim.Trace{Ops: append([]crashsim.Op(nil), rec.Trace.Ops...)}
+	extra := tr.Ops[0]
+	extra.Index = int64(len(tr.Ops))
+	tr.Ops = append(tr.Ops, extra)
+	rec.Trace = tr
+	return rec, nil
+}
+
+// TestReplayNestedPrefersStoredRecovery: replaying a crash during recovery
+// re-records the recovery; when a driver's own recorder re-records a
+// trace that differs from the artifact's nested/D/trace.bin, the recorded
+// recovery (with meta.json's chain_marks) is judged and replay says so,
+// as at the top level; without chain_marks (an older artifact) the
+// re-recorded one is judged.
+func TestReplayNestedPrefersStoredRecovery(t *testing.T) {
+	seed := testSeed(t)
+	tgt, _ := targetByName("broken:noflush")
+	d := &jitterRecovery{Driver: InProcess(tgt), t: tgt}
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
+		Bound: 8, Samples: 2, Driver: d, TargetName: "broken:noflush", NestedDepth: 2, NestedStates: 1, MaxFailures: 4,
+		MinimizeCandidates: -1, Out: t.TempDir()})
+	require.NoError(t, err)
+	var art string
+	for _, f := range rep.Failures {
+		if strings.HasPrefix(f.Signature, "depth2/") {
+			art = f.Artifact
+			break
+		}
+	}
+	if art == "" {
+		t.Skipf("seed %d: no crash during recovery among %d failures", seed, len(rep.Failures))
+	}
+	meta, err := ReadArtifactMeta(art)
+	require.NoError(t, err)
+	require.Len(t, meta.ChainMarks, len(meta.Chain), "one recovery's marks per depth")
+	resolve := func(string) (Driver, error) { return d, nil }
+	d.jitter = true
+	res, err := Replay(art, ReplayOptions{Resolve: resolve})
+	require.NoError(t, err)
+	require.True(t, res.Fails(), "the recorded recovery's crash state still fails")
+	require.Contains(t, strings.Join(res.Notes, "\n"), "the recorded recovery is judged")
+	// Without the stored marks, the re-recorded recovery is judged.
+	mb, err := os.ReadFile(filepath.Join(art, "meta.json"))
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(mb, &m))
+	delete(m, "chain_marks")
+	mb, err = json.Marshal(m)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(art, "meta.json"), mb, 0o644))
+	res, err = Replay(art, ReplayOptions{Resolve: resolve})
+	require.NoError(t, err)
+	require.NotContains(t, strings.Join(res.Notes, "\n"), "the recorded recovery is judged")
+	// Without jitter the re-recording equals the recorded one: no note.
+	d.jitter = false
+	res, err = Replay(art, ReplayOptions{Resolve: resolve})
+	require.NoError(t, err)
+	require.True(t, res.Fails())
+	require.Empty(t, res.Notes)
 }

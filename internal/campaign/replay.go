@@ -161,6 +161,12 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 	if judge != nil {
 		res.Judge = judge.Name()
 	}
+	nj, _ := judge.(*nestedJudge)
+	if nj != nil && nj.rr != nil {
+		if nj.stored, err = readStoredRecoveries(dir, meta); err != nil {
+			return nil, err
+		}
+	}
 
 	rec, err := d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create})
 	if err != nil {
@@ -232,6 +238,9 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 		Durable: durable, GuestOp: st.guest, Rec: st.rec})
 	if err != nil {
 		return nil, err
+	}
+	if nj != nil {
+		res.Notes = append(res.Notes, nj.notes...)
 	}
 	if v == excused {
 		res.Notes = append(res.Notes, "the state fails only within what the injected silent faults damaged: their direct effect, not a failure")
@@ -376,6 +385,24 @@ func judgeFor(meta ArtifactMeta, d Driver, ref target.Target) (Judge, error) {
 		return nil, fmt.Errorf("target %s has no in-process recoverer and no reference is set", d.Name())
 	}
 	return &oracleJudge{t: rt, oracle: tuneOracle(rt, meta.Oracle)}, nil
+}
+
+// readStoredRecoveries reads an artifact's recorded recoveries of its
+// chain (nested/D/trace.bin) with their marks (meta.json's chain_marks);
+// none for an artifact written before chain_marks.
+func readStoredRecoveries(dir string, meta ArtifactMeta) ([]storedRecovery, error) {
+	var out []storedRecovery
+	for i, ms := range meta.ChainMarks {
+		b, err := os.ReadFile(filepath.Join(dir, "nested", strconv.Itoa(i+2), traceFile))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
+		}
+		out = append(out, storedRecovery{trace: b, marks: ms})
+	}
+	return out, nil
 }
 
 // nestedFor returns the nested judge that follows the artifact's chain
