@@ -139,3 +139,35 @@ func TestChromiumRendersReport(t *testing.T) {
 		screenshot(t, bin, file, "html-report.png", 1250)
 	}
 }
+
+// TestChromiumRendersNestedFailure renders a crash during recovery (the
+// nested judge, depth 2) in headless Chromium: the failure's section shows
+// the recorded recovery of the depth-1 state with what the depth-2 crash
+// kept, lost or tore.
+func TestChromiumRendersNestedFailure(t *testing.T) {
+	bin := chromiumPath(t)
+	rep, err := campaign.Run(context.Background(), campaign.Config{Seed: 3, Iterations: 30, Target: broken(t, "broken:noflush"),
+		Workers: 1, MaxFailures: 4, NestedDepth: 2, NestedStates: 1, MinimizeCandidates: -1, Out: t.TempDir()})
+	require.NoError(t, err)
+	var nested *campaign.FailureReport
+	for i := range rep.Failures {
+		if strings.HasPrefix(rep.Failures[i].Signature, "depth2/") {
+			nested = &rep.Failures[i]
+		}
+	}
+	require.NotNil(t, nested, "seed 3 found no crash during recovery: %+v", rep.Signatures)
+	rep.Failures = []campaign.FailureReport{*nested}
+	file := filepath.Join(t.TempDir(), "report.html")
+	require.NoError(t, ForReport(rep, "", "qedtorture run: broken:noflush, nested").WriteFile(file))
+	dom := chromium(t, bin, file, "--dump-dom")
+	for _, want := range []string{
+		`data-rendered="yes"`, nested.Signature, "Timeline of the writes between barriers",
+		"Crash during recovery: the recovery's writes", "depth 2: the recovery of the crash state above (nested/2/trace.bin)",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the rendered page lacks %q", want)
+		}
+	}
+	require.Regexp(t, `<tr class="nested-op" data-fate="[a-z]+"><td class="n">\d+</td><td class="mono">recovery</td>`, dom)
+	require.Regexp(t, `class="fate fate-(kept|lost|torn|durable|unsynced)"`, dom)
+}

@@ -64,6 +64,12 @@ type Failure struct {
 	// GuestOp names the guest op in progress at the crash.
 	GuestOp  string
 	Timeline *timelineView
+	// Nested are, for a crash during recovery, each recorded recovery of
+	// the chain (depth 2, 3, ...) with what its crash kept, lost or tore.
+	Nested []*timelineView
+	// Creation says, for a crash during the creation of the image and its
+	// backing chain, what the creation judge asks ("" otherwise).
+	Creation string
 	Map      *mapView
 	Diffs    []*diffView
 	// Expected is expected-vs-read.txt for a data failure (its
@@ -224,6 +230,28 @@ func fillFrom(f *Failure, a *campaign.Artifact, state string) error {
 		return err
 	}
 	f.Timeline = timeline(a, tl)
+	if m := a.Meta; m.Create && tl.HasState && tl.State.K < m.CreateEnd {
+		f.Creation = fmt.Sprintf("a crash during the creation of the image and its backing chain (trace operations before %d, recorded with real directory semantics): the creation judge wants the image absent, or a valid image of the requested geometry with no data of its own; never a half-written one", m.CreateEnd)
+	}
+	if a.Meta.State == "" || state == "" || state == a.Meta.State {
+		for i := range a.Nested {
+			ntl, err := a.NestedTimeline(i)
+			if err != nil {
+				return err
+			}
+			v := timeline(a, ntl)
+			v.Caption = fmt.Sprintf("depth %d: the recovery of the crash state above (nested/%d/trace.bin), crashed at its state %s: power lost just before its operation %d, model %s; %d operation(s) unsynced at that point",
+				i+2, i+2, ntl.State, ntl.State.K, ntl.State.Model, ntl.Unsynced)
+			for _, ep := range v.Epochs {
+				for j := range ep.Entries {
+					if ep.Entries[j].Guest == "?" {
+						ep.Entries[j].Guest = "recovery"
+					}
+				}
+			}
+			f.Nested = append(f.Nested, v)
+		}
+	}
 	if tl.HasState && f.Report.Model == "" {
 		f.Report.Model = tl.State.Model.String()
 	}
