@@ -2,6 +2,7 @@ package workload_test
 
 import (
 	"errors"
+	"math/rand/v2"
 	"path"
 	"strings"
 	"testing"
@@ -178,4 +179,35 @@ func TestCommitBase(t *testing.T) {
 	require.True(t, ok)
 	require.Equal(t, "backing0.qed", name)
 	require.False(t, fixed, "a second commit into the same file")
+}
+
+// TestImageCommandsGenerated: generated workloads that draw the image
+// commands (weight 2 each) validate, run on impl/qed with every read
+// matching the model, and leave an image that reads as the model says.
+// The seed is fixed (the generator's draws are what is tested).
+func TestImageCommandsGenerated(t *testing.T) {
+	cfg := workload.DefaultGenConfig()
+	for _, k := range []workload.Kind{workload.Rebase, workload.RebaseUnsafe, workload.Commit} {
+		cfg.Weights[k] = 2
+	}
+	drawn := map[workload.Kind]int{}
+	for i := range uint64(40) {
+		w := workload.Generate(rand.New(rand.NewPCG(18, i)), cfg)
+		require.NoError(t, w.Validate(), "workload %d:\n%s", i, w)
+		for _, op := range w.Ops {
+			drawn[op.Kind]++
+		}
+		fs := afero.NewMemMapFs()
+		e, err := workload.NewExec(qedtarget.Target{}, fs, "/w", w)
+		require.NoError(t, err, "workload %d:\n%s", i, w)
+		require.NoError(t, e.RunAll(), "workload %d:\n%s", i, w)
+		buf := make([]byte, e.Disk.Size())
+		_, err = e.Disk.ReadAt(buf, 0)
+		require.NoError(t, err)
+		require.NoError(t, e.Model.Verify(0, buf), "workload %d:\n%s", i, w)
+		require.NoError(t, e.Disk.Close())
+	}
+	for _, k := range []workload.Kind{workload.Rebase, workload.RebaseUnsafe, workload.Commit} {
+		require.Positive(t, drawn[k], "%s never drawn", k)
+	}
 }
