@@ -50,8 +50,15 @@
 //     qemu-img convert; the comparison is the engine's.
 //   - [Adapt] removes what QEMU 7.2 cannot run from a generated workload
 //     (table_size 1, grows of an image whose backing file is longer than
-//     it) and says what it changed: those are recorded findings, not
-//     failures.
+//     it; a commit runs as commit -d; a safe rebase onto a file, which a
+//     recording cannot run) and says what it changed: those are recorded
+//     findings, not failures.
+//   - [Target] implements target.ImageOps (imageops.go): the workload ops
+//     rebase, rebase-unsafe and commit run qemu-img on the closed image,
+//     in a recording through blklogwrites with --image-opts, appending to
+//     the recording's log, so the header rewrite and the copies are in the
+//     trace (a commit's writes to its base file are not: one log records
+//     one file).
 //
 // # The seam for another implementation
 //
