@@ -58,3 +58,27 @@ func (t noFlushTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (tar
 type noFlushDisk struct{ target.Disk }
 
 func (noFlushDisk) Flush() error { return nil }
+
+// The image commands (target.ImageOps) run as impl/qed's, through the
+// same broken filesystem (nosync) or unchanged (noflush: only the guest's
+// flush is broken).
+var (
+	_ target.ImageOps = noSyncTarget{}
+	_ target.ImageOps = noFlushTarget{}
+)
+
+func (t noSyncTarget) Rebase(fs afero.Fs, path, backing, format string, unsafe bool) error {
+	return Target{}.Rebase(lostSyncs(fs), path, backing, format, unsafe)
+}
+
+func (t noSyncTarget) Commit(fs afero.Fs, path string, o target.CommitOptions) error {
+	return Target{}.Commit(lostSyncs(fs), path, o)
+}
+
+func (t noFlushTarget) Rebase(fs afero.Fs, path, backing, format string, unsafe bool) error {
+	return Target{}.Rebase(fs, path, backing, format, unsafe)
+}
+
+func (t noFlushTarget) Commit(fs afero.Fs, path string, o target.CommitOptions) error {
+	return Target{}.Commit(fs, path, o)
+}
