@@ -66,6 +66,8 @@ func Create(path string, perm os.FileMode) (*File, error) {
 	if dir == "" {
 		dir = "."
 	}
+	done := cleanup.Creating() // an exit at once waits until the temporary is registered
+	defer done()
 	f, err := os.CreateTemp(dir, "."+base+TempMarker+"*")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, UnwrapPath(err))
@@ -182,6 +184,8 @@ func MkdirTemp(path string) (string, error) {
 	if parent == "" {
 		parent = "."
 	}
+	done := cleanup.Creating()
+	defer done()
 	d, err := os.MkdirTemp(parent, "."+base+TempMarker+"*")
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", path, UnwrapPath(err))

@@ -21,6 +21,22 @@ import (
 	"sync"
 )
 
+// creating is held for reading by every creation in progress (Creating),
+// from before the temporary exists until its removal is registered; Run
+// takes it for writing, so it waits for those creations to register and
+// none is left behind in the gap between creating and registering.
+var creating sync.RWMutex
+
+// Creating marks the start of a creation whose removal will be registered:
+// call it before creating the temporary and the returned done after
+// Register (or after removing the temporary on an error). A Run meanwhile
+// waits for done, so the temporary is either registered (and removed by
+// Run) or created after Run began (and removed at once by Register).
+func Creating() (done func()) {
+	creating.RLock()
+	return creating.RUnlock
+}
+
 var reg struct {
 	sync.Mutex
 	next    uint64
@@ -62,6 +78,7 @@ func Register(fn func()) (unregister func()) {
 // still be writing into a temporary directory while the first pass
 // removes it.
 func Run() {
+	creating.Lock() // no creation between its temporary and its Register
 	reg.Lock()
 	reg.exiting = true
 	ids := make([]uint64, 0, len(reg.fns))
@@ -71,6 +88,7 @@ func Run() {
 	fns := reg.fns
 	reg.fns = nil
 	reg.Unlock()
+	creating.Unlock() // creations from now on are undone by Register at once
 	slices.Sort(ids)
 	slices.Reverse(ids) // most recent first
 	for range 2 {

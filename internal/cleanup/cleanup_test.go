@@ -2,7 +2,9 @@ package cleanup
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestRunMostRecentFirstOnce(t *testing.T) {
@@ -45,4 +47,26 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal("registry not empty")
 	}
 	reset()
+}
+
+// TestRunWaitsForCreation: a temporary created just before Run but not yet
+// registered (the gap between os.CreateTemp and Register) is removed by the
+// time Run returns (after which a command exits): Run waits for the
+// creation to register it.
+func TestRunWaitsForCreation(t *testing.T) {
+	defer reset()
+	var exists atomic.Bool
+	done := Creating()
+	exists.Store(true) // the temporary exists, its removal not yet registered
+	atReturn := make(chan bool)
+	go func() {
+		Run()
+		atReturn <- exists.Load() // what an exit right now would leave
+	}()
+	time.Sleep(50 * time.Millisecond) // time for Run to finish, were it not waiting
+	Register(func() { exists.Store(false) })
+	done()
+	if <-atReturn {
+		t.Fatal("Run returned with a creation's temporary not yet registered: an exit leaves it behind")
+	}
 }
