@@ -41,15 +41,15 @@ type recoverer struct {
 const readBackLimit = 128 << 10
 
 // dataRanges are the guest ranges below size that may hold anything but
-// zeros by the model: its flushed data, its uncertain (pending) ranges
-// and the backing file's extent, sorted and merged. Elsewhere the model
-// says the disk reads zeros; readBack has QEMU verify that (read -P 0), so
-// QEMU's word on those ranges is checked, not taken.
+// zeros by the model: its flushed data (the backing chain's data included:
+// model.Disk.Written) and its uncertain (pending) ranges, sorted and
+// merged. Elsewhere the model says the disk reads zeros (past a backing
+// file's data too: its tail reads zeros); readBack has QEMU verify that
+// (read -P 0), so QEMU's word on those ranges is checked, not taken. The
+// choice only decides how a range is read: a byte that fails the zero
+// verification is read again with -v and judged by the model.
 func dataRanges(m *model.Disk, size int64) []model.Range {
 	rs := slices.Concat(m.Written(), m.Uncertain())
-	if b := max(m.BackingLen(), m.BackingSize()); b > 0 {
-		rs = append(rs, model.Range{Off: 0, Len: b})
-	}
 	slices.SortFunc(rs, func(a, b model.Range) int { return cmp.Compare(a.Off, b.Off) })
 	var out []model.Range
 	for _, r := range rs {
@@ -176,10 +176,12 @@ func (r *recoverer) close() error {
 // into r's directory, and QEMU recovers the image as a guest would: a
 // writable open, a flush and a close (QEMU checks and repairs only when
 // NEED_CHECK is set); the result must be consistent with NEED_CHECK
-// clear; the guest data read back (read -v of the whole image in a
-// read-only open) is judged against m (not modified); last, liveness: a
-// sector of livenessPattern written at offset 0 with a flush and a clean
-// close, the image consistent again, and read back (`read -P`) in a new
+// clear; the guest data read back (readBack: the model's data ranges
+// with read -v, every other byte verified zero by QEMU, in the writable
+// open the liveness write then uses; above readBackLimit, qemu-img
+// convert) is judged against m (not modified); last, liveness: a sector
+// of livenessPattern written at offset 0 with a flush and a clean close,
+// the image consistent again, and read back (`read -P`) in a new
 // read-only open. It returns the failing stage ("" when the state passed)
 // and an explanation; err is for failures of the harness (the recoverer
 // must not be reused after one). QEMU's process dying on the state is a
@@ -203,30 +205,45 @@ func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg 
 	if !slices.Contains(m.CrashSizes(), size) {
 		return string(oracle.StageSize), fmt.Sprintf("recovered size %#x, model allows %#x", size, m.CrashSizes()), nil
 	}
-	var data []byte
-	if rs := dataRanges(m, size); rangesLen(rs) <= readBackLimit {
-		var st, msg string
-		if st, msg, data, err = r.readBack(openRO, size, rs); st != "" || err != nil {
+	if size == 0 { // nothing to read back or write: the read-only open alone
+		if _, st, msg, err := r.readBack(openRO, 0, nil); st != "" || err != nil {
 			return st, msg, err
 		}
-	} else {
+		return r.batch(oracle.StageData, "reading the guest data back after recovery", "close")
+	}
+	if rs := dataRanges(m, size); rangesLen(rs) > readBackLimit {
 		// A hex dump of that much data costs more than a process.
-		var st, msg string
-		if st, msg, data, err = convertRaw(r.tool, p); st != "" || err != nil {
+		st, msg, data, err := convertRaw(r.tool, p)
+		if st != "" || err != nil {
 			return st, msg, err
 		}
 		if int64(len(data)) != size {
 			return string(oracle.StageSize), fmt.Sprintf("qemu-img convert read back %#x bytes, image_size is %#x", len(data), size), nil
 		}
-	}
-	if err := m.VerifyCrash(0, data); err != nil {
-		return string(oracle.StageData), err.Error(), nil
-	}
-	if size == 0 {
-		return "", "", nil // nothing to write
+		if err := m.VerifyCrash(0, data); err != nil {
+			return string(oracle.StageData), err.Error(), nil
+		}
+		if st, msg, err := r.batch(oracle.StageLiveness, "write after recovery", open); st != "" || err != nil {
+			return st, msg, err
+		}
+	} else {
+		// The data is read back in the liveness stage's writable open,
+		// before its write: two commands fewer per state than a read-only
+		// open and close of its own. The image is clean here (cleanAfter:
+		// NEED_CHECK clear, consistent), so a writable open neither checks
+		// nor repairs it and reads what a read-only one would; the
+		// read-only open is still taken, by the liveness read-back below.
+		data, st, msg, err := r.readBack(open, size, rs)
+		if st != "" || err != nil {
+			return st, msg, err
+		}
+		if err := m.VerifyCrash(0, data); err != nil {
+			r.closeImage()
+			return string(oracle.StageData), err.Error(), nil
+		}
 	}
 	n := min(size, livenessLen)
-	if st, msg, err := r.batch(oracle.StageLiveness, "write after recovery", open,
+	if st, msg, err := r.batch(oracle.StageLiveness, "write after recovery",
 		fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n), "flush", "close"); st != "" || err != nil {
 		return st, msg, err
 	}
@@ -284,12 +301,13 @@ func (r *recoverer) died(stage oracle.Stage, what string, err error) (string, st
 	return "", "", err
 }
 
-// readBack reads the guest data of the image at p back in r's process,
-// opened with open (read-only): the ranges rs with read -v, every other
-// byte below size verified as zero by QEMU itself (read -P 0; read with
-// -v when the verification fails, so that the model judges what QEMU
-// returned). A failing read is a failure at stage data.
-func (r *recoverer) readBack(open string, size int64, rs []model.Range) (stage, msg string, data []byte, err error) {
+// readBack reads the guest data of the image back in r's process, opened
+// with open: the ranges rs with read -v, every other byte below size
+// verified as zero by QEMU itself (read -P 0; read with -v when the
+// verification fails, so that the model judges what QEMU returned). A
+// failing open or read is a failure at stage data (the image is then
+// closed); otherwise the image is left open for the caller.
+func (r *recoverer) readBack(open string, size int64, rs []model.Range) (data []byte, stage, msg string, err error) {
 	data = make([]byte, size)
 	type read struct {
 		off, n int64
@@ -311,7 +329,7 @@ func (r *recoverer) readBack(open string, size int64, rs []model.Range) (stage, 
 	}
 	const what = "reading the guest data back after recovery"
 	if st, msg, err := r.do(oracle.StageData, what, open); st != "" || err != nil {
-		return st, msg, nil, err
+		return nil, st, msg, err
 	}
 	for len(reads) > 0 {
 		rd := reads[0]
@@ -328,20 +346,17 @@ func (r *recoverer) readBack(open string, size int64, rs []model.Range) (stage, 
 			reads = append(reads, rd)
 		case errors.As(err, &ce):
 			r.closeImage()
-			return string(oracle.StageData), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmd, strings.TrimSpace(out)), nil, nil
+			return nil, string(oracle.StageData), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmd, strings.TrimSpace(out)), nil
 		case err != nil:
 			st, msg, err := r.died(oracle.StageData, what, err)
-			return st, msg, nil, err
+			return nil, st, msg, err
 		case rd.dump:
 			if err := qemuio.ParseDump(out, rd.off, data[rd.off:rd.off+rd.n]); err != nil {
-				return "", "", nil, fmt.Errorf("qemu: %s: %w", cmd, err)
+				return nil, "", "", fmt.Errorf("qemu: %s: %w", cmd, err)
 			}
 		}
 	}
-	if st, msg, err := r.do(oracle.StageData, what, "close"); st != "" || err != nil {
-		return st, msg, nil, err
-	}
-	return "", "", data, nil
+	return data, "", "", nil
 }
 
 // readChunk bounds one read command of readBack.
