@@ -40,7 +40,8 @@ type Driver struct {
 	QEMUStates int
 
 	// pool holds the long-lived qemu-io processes QEMU's recovery judge
-	// recovers crash states in (one per concurrent judge call); Close
+	// recovers crash states in (one per state in flight: JudgeParallel
+	// per worker); Close
 	// ends them.
 	pool recoverPool
 }
@@ -156,7 +157,7 @@ func (d *Driver) Judges() []campaign.Judge {
 	if d.QEMUStates == 0 {
 		return nil
 	}
-	return []campaign.Judge{&RecoveryJudge{Tool: d.Tool, States: d.QEMUStates, pool: &d.pool}}
+	return []campaign.Judge{&RecoveryJudge{Tool: d.Tool, States: d.QEMUStates, Parallel: JudgeParallel, pool: &d.pool}}
 }
 
 // Close implements campaign.Driver: it ends the recovery judge's qemu-io
@@ -166,13 +167,25 @@ func (d *Driver) Close() error { return d.pool.close() }
 // RecoveryJudge is QEMU's recovery as a campaign.Judge, on a budget of
 // States distinct states per workload. The Driver's judge recovers each
 // state in a long-lived qemu-io process of its pool (recoverer.recover:
-// opens and closes in one process); a RecoveryJudge made without one
-// runs JudgeRecovery (four QEMU processes per state).
+// opens and closes in one process), JudgeParallel states of a workload at
+// once (a campaign.PreparedJudge: each in a process of its own, the
+// verdicts taken in order); a RecoveryJudge made without a pool runs
+// JudgeRecovery (four QEMU processes per state), one state at a time.
 type RecoveryJudge struct {
 	Tool   *qemutool.Tool
 	States int
-	pool   *recoverPool
+	// Parallel is the states of one workload judged at once (<= 1: one).
+	Parallel int
+	pool     *recoverPool
 }
+
+var _ campaign.PreparedJudge = (*RecoveryJudge)(nil)
+
+// JudgeParallel is the states of one workload the Driver's recovery judge
+// recovers at once. A state's recovery is about a dozen qemu-io commands,
+// each a round trip between two processes that spend most of it waiting
+// to be scheduled; two states in flight overlap those waits.
+const JudgeParallel = 2
 
 // Name implements campaign.Judge: the side "qemu".
 func (*RecoveryJudge) Name() string { return "qemu" }
@@ -180,24 +193,49 @@ func (*RecoveryJudge) Name() string { return "qemu" }
 // Budget implements campaign.Judge.
 func (j *RecoveryJudge) Budget() int { return j.States }
 
+// Concurrency implements campaign.PreparedJudge.
+func (j *RecoveryJudge) Concurrency() int {
+	if j.pool == nil {
+		return 1
+	}
+	return max(1, j.Parallel)
+}
+
 // Judge implements campaign.Judge.
 func (j *RecoveryJudge) Judge(ctx context.Context, st *campaign.State) (*oracle.Verdict, error) {
 	if j.pool == nil {
 		return JudgeRecovery(j.Tool.WithContext(ctx), st.FS, path.Dir(st.Image), st.Image, st.Model)
 	}
+	run, err := j.Prepare(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return run()
+}
+
+// Prepare implements campaign.PreparedJudge: the state's files are read
+// now; the recovery runs in a recoverer of the pool.
+func (j *RecoveryJudge) Prepare(ctx context.Context, st *campaign.State) (func() (*oracle.Verdict, error), error) {
+	if j.pool == nil {
+		v, err := j.Judge(ctx, st)
+		return func() (*oracle.Verdict, error) { return v, err }, nil
+	}
 	files, err := stateFiles(st.FS, path.Dir(st.Image), st.Image)
 	if err != nil {
 		return nil, err
 	}
-	r, err := j.pool.get(ctx, j.Tool)
-	if err != nil {
-		return nil, err
-	}
-	stage, msg, err := r.recover(files, st.Model)
-	if err != nil {
-		r.close()
-		return nil, err
-	}
-	j.pool.put(r)
-	return verdict(stage, msg), nil
+	m := st.Model
+	return func() (*oracle.Verdict, error) {
+		r, err := j.pool.get(ctx, j.Tool)
+		if err != nil {
+			return nil, err
+		}
+		stage, msg, err := r.recover(files, m)
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		j.pool.put(r)
+		return verdict(stage, msg), nil
+	}, nil
 }

@@ -439,37 +439,78 @@ func (ck *checker) creationJudge() Judge {
 }
 
 // judgeBudgeted hands each budgeted judge its seeded sample of the
-// distinct states every unbudgeted judge passed.
+// distinct states every unbudgeted judge passed (a PreparedJudge a window
+// of them at a time, their verdicts taken in order).
 func (ck *checker) judgeBudgeted(rec *Recording, distinct []crashsim.StateID, failure func(Judge, *oracle.Verdict, crashsim.StateID, *crashsim.Point, int) *Failure) (*Failure, error) {
 	for _, j := range ck.judges {
 		if j.Budget() < 0 {
 			continue
 		}
-		for _, id := range sampleStates(distinct, j.Budget(), rec.Seed, j.Name()) {
+		ids := sampleStates(distinct, j.Budget(), rec.Seed, j.Name())
+		window := 1
+		pj, _ := j.(PreparedJudge)
+		if pj != nil {
+			window = max(1, pj.Concurrency())
+		}
+		for len(ids) > 0 {
 			if ck.stop != nil && ck.stop() {
 				return nil, nil
 			}
-			p, err := rec.Point(id.K)
-			if err != nil {
-				return nil, err
+			win := ids[:min(window, len(ids))]
+			ids = ids[len(win):]
+			type judged struct {
+				id    crashsim.StateID
+				p     *crashsim.Point
+				guest int
+				run   func() (*oracle.Verdict, error)
+				v     *oracle.Verdict
+				err   error
 			}
-			fs, err := p.FinalState(id)
-			if err != nil {
-				return nil, fmt.Errorf("campaign: %s: %w", id, err)
+			js := make([]judged, len(win))
+			for i, id := range win {
+				p, err := rec.Point(id.K)
+				if err != nil {
+					return nil, err
+				}
+				fs, err := p.FinalState(id)
+				if err != nil {
+					return nil, fmt.Errorf("campaign: %s: %w", id, err)
+				}
+				guest := rec.GuestOpAt(id.K)
+				st := &State{ID: id, Point: p, FS: fs, Image: rec.Image, Model: rec.ModelAt(id.K).Clone(),
+					GuestOp: guest, Rec: rec}
+				js[i] = judged{id: id, p: p, guest: guest}
+				if pj == nil {
+					js[i].run = func() (*oracle.Verdict, error) { return j.Judge(ck.context(), st) }
+				} else {
+					js[i].run, err = pj.Prepare(ck.context(), st)
+					fs.Release()
+					if err != nil {
+						return nil, fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), id, err)
+					}
+					continue
+				}
+				js[i].v, js[i].err = js[i].run()
+				fs.Release()
 			}
-			guest := rec.GuestOpAt(id.K)
-			if ck.c != nil {
-				ck.c.add(&ck.c.judged, j.Name(), 1)
+			if pj != nil {
+				var wg sync.WaitGroup
+				for i := range js {
+					wg.Go(func() { js[i].v, js[i].err = js[i].run() })
+				}
+				wg.Wait()
 			}
-			v, err := j.Judge(ck.context(), &State{ID: id, Point: p, FS: fs, Image: rec.Image, Model: rec.ModelAt(id.K).Clone(),
-				GuestOp: guest, Rec: rec})
-			fs.Release()
-			if err != nil {
-				return nil, fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), id, err)
-			}
-			if v != excused && !v.OK() {
-				if f := failure(j, v, id, p, guest); f != nil {
-					return f, nil
+			for _, x := range js {
+				if ck.c != nil {
+					ck.c.add(&ck.c.judged, j.Name(), 1)
+				}
+				if x.err != nil {
+					return nil, fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), x.id, x.err)
+				}
+				if x.v != excused && !x.v.OK() {
+					if f := failure(j, x.v, x.id, x.p, x.guest); f != nil {
+						return f, nil
+					}
 				}
 			}
 		}

@@ -160,6 +160,23 @@ type Judge interface {
 	Judge(ctx context.Context, st *State) (*oracle.Verdict, error)
 }
 
+// A PreparedJudge is a budgeted Judge whose sampled states the engine
+// judges up to Concurrency() at a time within one workload. Prepare takes
+// what the judging needs from the State in the engine's goroutine (a
+// State's FS and Point are not for concurrent use; the FS is released
+// when Prepare returns) and returns the judging itself, which runs beside
+// the others of its window. The verdicts are taken in the sample's order,
+// so the failure reported, the states counted and the workload's outcome
+// are those of judging one state at a time (the states after a failing
+// one in its window are judged and discarded). It is for a judge whose
+// time is spent waiting on another process (QEMU's recovery): the window
+// overlaps those waits. Budget must not be negative.
+type PreparedJudge interface {
+	Judge
+	Concurrency() int
+	Prepare(ctx context.Context, st *State) (func() (*oracle.Verdict, error), error)
+}
+
 // A State is one crash state handed to a judge.
 type State struct {
 	ID    crashsim.StateID
