@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
@@ -152,4 +153,102 @@ func TestSampleStates(t *testing.T) {
 	require.Equal(t, s, sampleStates(ids, 4, 1, "x"))
 	require.NotEqual(t, s, sampleStates(ids, 4, 1, "y"), "seeded by the judge's name too")
 	require.Empty(t, sampleStates(ids, 0, 1, "x"))
+}
+
+// preparedJudge is a PreparedJudge failing the states of failOn; slow's
+// judging takes a while, so that the states after it in its window finish
+// first; every other takes a few milliseconds. It records the most
+// judgings it saw in flight at once.
+type preparedJudge struct {
+	window   int
+	failOn   map[string]bool
+	slow     string
+	mu       sync.Mutex
+	inFlight int
+	most     int
+	per      map[uint64][]string
+}
+
+func (*preparedJudge) Name() string { return "prepared" }
+
+func (*preparedJudge) Budget() int { return 5 }
+
+func (j *preparedJudge) Concurrency() int { return j.window }
+
+func (j *preparedJudge) Judge(ctx context.Context, st *State) (*oracle.Verdict, error) {
+	run, err := j.Prepare(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	return run()
+}
+
+func (j *preparedJudge) Prepare(_ context.Context, st *State) (func() (*oracle.Verdict, error), error) {
+	id, seed := st.ID.String(), st.Rec.Seed
+	return func() (*oracle.Verdict, error) {
+		j.mu.Lock()
+		j.per[seed] = append(j.per[seed], id)
+		j.inFlight++
+		j.most = max(j.most, j.inFlight)
+		j.mu.Unlock()
+		if id == j.slow {
+			time.Sleep(50 * time.Millisecond)
+		} else {
+			time.Sleep(5 * time.Millisecond) // long enough for the window to overlap
+		}
+		j.mu.Lock()
+		j.inFlight--
+		j.mu.Unlock()
+		if j.failOn[id] {
+			return &oracle.Verdict{Stage: oracle.StageLiveness, Err: fmt.Errorf("prepared judge: planted failure at %s", id)}, nil
+		}
+		return &oracle.Verdict{}, nil
+	}, nil
+}
+
+// TestPreparedJudge: a PreparedJudge's sample is judged a window at a time
+// (judgings overlap), and the outcome is that of judging one state at a
+// time: the same states, and of two failing states of one window the first
+// in the sample's order is the failure reported, even when the second
+// finishes first.
+func TestPreparedJudge(t *testing.T) {
+	run := func(window int, failOn map[string]bool, slow string) (*Report, *preparedJudge) {
+		j := &preparedJudge{window: window, failOn: failOn, slow: slow, per: map[uint64][]string{}}
+		rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 21, Iterations: 4, Workers: 1,
+			Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 2, Judges: []Judge{j},
+			MinimizeTimeout: time.Nanosecond}) // the failure as found
+		require.NoError(t, err)
+		return rep, j
+	}
+	rep, one := run(1, nil, "")
+	require.Empty(t, rep.Failures)
+	require.Equal(t, 1, one.most)
+	_, three := run(3, nil, "")
+	for _, ids := range three.per {
+		slices.Sort(ids) // started in any order within a window
+	}
+	for _, ids := range one.per {
+		slices.Sort(ids)
+	}
+	require.Equal(t, one.per, three.per, "the same states")
+	require.Equal(t, 3, three.most, "a window of 3 judged at once")
+
+	_, one = run(1, nil, "") // in the sample's order
+	var seed uint64
+	var ids []string
+	for s, x := range one.per {
+		if len(x) >= 2 && (ids == nil || s < seed) {
+			seed, ids = s, x
+		}
+	}
+	require.NotNil(t, ids, "a workload with two sampled states")
+	fail := map[string]bool{ids[0]: true, ids[1]: true}
+	want, _ := run(1, fail, "")
+	got, _ := run(3, fail, ids[0])
+	require.NotEmpty(t, want.Failures)
+	require.Len(t, got.Failures, len(want.Failures))
+	for i := range want.Failures {
+		w, g := want.Failures[i], got.Failures[i]
+		require.Equal(t, [3]string{fmt.Sprint(w.WorkloadSeed), fmt.Sprint(w.State), w.Message}, [3]string{fmt.Sprint(g.WorkloadSeed), fmt.Sprint(g.State), g.Message})
+	}
 }
