@@ -38,11 +38,15 @@
 //     the model, then QEMU-side liveness (a one-sector write and a clean
 //     close, the checker again, a read-back after a read-only reopen).
 //     The Driver's judge does all of it in long-lived qemu-io processes
-//     (pool.go: one per concurrent judge call, each with its own scratch
+//     (pool.go: one per state in flight, each with its own scratch
 //     directory, images opened and closed with qemu-io's `open` and
 //     `close`; the read-back reads the model's data ranges with `read -v`
-//     and has QEMU verify every other byte as zero with `read -P 0`, or
-//     uses `qemu-img convert` above 128 KiB of data); [JudgeRecovery] and
+//     and has QEMU verify every other byte as zero with `read -P 0`, in
+//     the writable open the liveness write then uses, or uses `qemu-img
+//     convert` above 128 KiB of data), [JudgeParallel] states of a
+//     workload at once (a campaign.PreparedJudge: the verdicts are taken
+//     in the sample's order, so the outcome is one-at-a-time judging's);
+//     [JudgeRecovery] and
 //     [QEMURecover] do it with four fresh QEMU processes per state, and
 //     TestPooledRecoveryAgrees holds the two to the same verdicts. The Driver is also a
 //     campaign.Runner: differential runs (--diff) run a workload through
@@ -77,8 +81,9 @@
 // # Guarantees
 //
 //   - One qemu-io process per recorded workload and per open Disk; QEMU's
-//     recovery judge reuses one long-lived qemu-io per worker (a fresh one
-//     after 500 states, or after QEMU died on a state), plus a qemu-img
+//     recovery judge reuses one long-lived qemu-io per state in flight
+//     (JudgeParallel per worker; a fresh one after 500 states, or after
+//     QEMU died on a state), plus a qemu-img
 //     convert for a state with more than 128 KiB of data; the QEMU budget
 //     is a parameter.
 //   - The imported log is validated: replaying the whole trace on the

@@ -170,7 +170,8 @@ type Judge interface {
 // are those of judging one state at a time (the states after a failing
 // one in its window are judged and discarded). It is for a judge whose
 // time is spent waiting on another process (QEMU's recovery): the window
-// overlaps those waits. Budget must not be negative.
+// overlaps those waits. With a negative budget it is judged as a Judge,
+// one state at a time during the enumeration.
 type PreparedJudge interface {
 	Judge
 	Concurrency() int
