@@ -79,6 +79,9 @@ func (w *Workload) backingAt() (names, formats []string) {
 	if len(w.Geometry.Backing) > 0 {
 		format = w.Geometry.Backing[0].Format
 		name = BackingName(0, format)
+		if n := CraftedBackingName(w.Geometry); n != "" {
+			name = n // a crafted image's header names it its own way
+		}
 	}
 	for i, op := range w.Ops {
 		names, formats = append(names, name), append(formats, format)

@@ -164,3 +164,23 @@ map
 reopen-ro 0x0 0x10000
 `))
 }
+
+// TestBackingNamesCrafted: the backing name in force before a rebase op
+// of a crafted image is the crafted name (a campaign with rebase-unsafe
+// drawn judged a crash state naming it a torn name, stage backing-name),
+// and map judges the crafted name the same way.
+func TestBackingNamesCrafted(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=4096 table_size=4 size=159744 header_size=2 backing_name=128
+backing qed size=31232 cluster_size=65536 table_size=2 fill=1
+map
+rebase-unsafe 89
+map
+`))
+	require.NoError(t, err)
+	crafted := workload.CraftedBackingName(w.Geometry)
+	require.Len(t, crafted, 128)
+	require.Equal(t, crafted, w.BackingNames(0)[0])
+	require.Equal(t, []string{crafted, workload.UnsafeName(1, 89)}, w.BackingNames(1))
+	require.NoError(t, runScript(t, qedtarget.Target{}, w.String()))
+}
