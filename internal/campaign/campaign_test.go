@@ -482,7 +482,7 @@ func TestKnownFailures(t *testing.T) {
 	require.Contains(t, name, "F2")
 	_, ok = q.Match("diff/data/other")
 	require.False(t, ok, "impl/qed deviating is not QEMU's F2")
-	for _, sig := range []string{"exec/data", "exec/data-after-reopen"} { // F2 through the exec target's own recovery
+	for _, sig := range []string{"exec/data", "exec/data-after-reopen", "depth2/impl/qed/data"} { // F2 through the exec target's own recovery
 		name, ok = q.Match(sig)
 		require.True(t, ok, sig)
 		require.Contains(t, name, "F2", sig)
