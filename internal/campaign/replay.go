@@ -78,7 +78,9 @@ type ReplayOptions struct {
 // again with the artifact's judge:
 //
 //   - A failure of the crash-free run (stages workload and setup) is
-//     re-run on the artifact's driver, same workload, seed and faults.
+//     re-run on the artifact's driver, same workload, seed and faults
+//     (until it fails, up to replayRaceAttempts runs, when the workload
+//     has concurrent groups: their interleaving differs from run to run).
 //   - A crash state is rebuilt by its id. When the driver is available the
 //     workload is re-run on it and the state taken from the re-run if its
 //     trace equals the recorded one; otherwise (concurrent groups, an
@@ -174,9 +176,33 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 		return res, nil
 	}
 	if !hasState {
-		if fails, _ := rec.workloadFails(); fails {
-			res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageWorkload,
-				GuestOp: rec.OpErr.Index, OpErr: rec.OpErr, Rec: rec}
+		// A crash-free failure inside a concurrent group depends on how
+		// the group's writes interleave, which differs from run to run:
+		// the workload is run again until it fails, up to
+		// replayRaceAttempts times, and the note says how many it took.
+		attempts := 1
+		if hasConcurrent(w) {
+			attempts = replayRaceAttempts
+		}
+		for try := 1; ; try++ {
+			if fails, _ := rec.workloadFails(); fails {
+				res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageWorkload,
+					GuestOp: rec.OpErr.Index, OpErr: rec.OpErr, Rec: rec}
+				if try > 1 {
+					res.Notes = append(res.Notes, fmt.Sprintf("the workload's concurrent groups interleave differently on every run: it failed on run %d of at most %d", try, attempts))
+				}
+				return res, nil
+			}
+			if try >= attempts {
+				break
+			}
+			if rec, err = d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create}); err != nil {
+				res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
+				return res, nil
+			}
+		}
+		if attempts > 1 {
+			res.Notes = append(res.Notes, fmt.Sprintf("the workload's concurrent groups interleave differently on every run: it passed %d runs", attempts))
 		}
 		return res, nil
 	}
@@ -549,6 +575,10 @@ func rebuildPoint(recorded *recordedRun, rec *Recording, k int64, guestOp int) (
 	notes := []string{"the re-run's filesystem trace differs from the recorded one (" + why + "); the crash state is rebuilt from the recorded trace and judged against the model as of the recorded guest op"}
 	return recorded.at(rec, k, guestOp), notes, nil
 }
+
+// replayRaceAttempts bounds the runs of a crash-free failure whose
+// workload has concurrent groups (see Replay).
+const replayRaceAttempts = 64
 
 var errImplChanged = errors.New("campaign: the implementation's I/O changed")
 
