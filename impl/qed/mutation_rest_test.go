@@ -328,3 +328,33 @@ func TestMapMergesLikeRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestGrowHidesBackingTailWhole: a grow hides the whole of a longer
+// backing file's tail — up to its last byte, when that byte starts a
+// cluster (the end is rounded up to a whole cluster), and across an L2
+// table boundary, where the zeroing takes more than one step.
+func TestGrowHidesBackingTailWhole(t *testing.T) {
+	for _, tc := range []struct {
+		name                   string
+		old, backing, newSize int64
+	}{
+		{"last byte starts a cluster", cs4k, 2*cs4k + 1, 4 * cs4k},
+		{"tail across two tables", span1 - cs4k, span1 + 2*cs4k, span1 + 4*cs4k},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fs := afero.NewMemMapFs()
+			mustNil(t, afero.WriteFile(fs, "/g/base.raw", fill(int(tc.backing), 7), 0o644))
+			im := mustCreate(t, fs, "/g/top.qed", CreateOptions{Size: uint64(tc.old), ClusterSize: cs4k, TableSize: 1, BackingFile: "base.raw", BackingFormat: "raw"}, OpenOptions{})
+			mustNil(t, im.Resize(tc.newSize))
+			got := make([]byte, tc.newSize-tc.old)
+			_, err := im.ReadAt(got, tc.old)
+			mustNil(t, err)
+			for i, b := range got {
+				if b != 0 {
+					t.Fatalf("byte %d after the grow from %d: %d, want 0 (the backing file's tail shows)", tc.old+int64(i), tc.old, b)
+				}
+			}
+			mustNil(t, im.Close())
+		})
+	}
+}
