@@ -358,3 +358,25 @@ func TestGrowHidesBackingTailWhole(t *testing.T) {
 		})
 	}
 }
+
+// TestCleanFlushSyncErrorSurfaces: closing an image with no metadata to
+// write back (after an in-place write) still syncs before clearing
+// NEED_CHECK, and that sync's error is returned: a later sync that
+// passes does not make the earlier write durable.
+func TestCleanFlushSyncErrorSurfaces(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	mustNil(t, Create(mem, "/w/img.qed", CreateOptions{Size: 4 * cs4k, ClusterSize: cs4k}))
+	a := &armedFs{Fs: mem, name: "/w/img.qed"}
+	im, err := Open(a, "/w/img.qed", OpenOptions{IdleClearDelay: -1})
+	mustNil(t, err)
+	_, err = im.WriteAt(fill(cs4k, 1), 0)
+	mustNil(t, err)
+	mustNil(t, im.Flush())
+	_, err = im.WriteAt(fill(100, 2), 10) // in place: no metadata changes
+	mustNil(t, err)
+	a.failNextSyncs.Store(1)
+	if err := im.Close(); !errors.Is(err, syscall.EIO) {
+		t.Errorf("close after an in-place write whose sync fails: %v, want EIO", err)
+	}
+	skipFinalCheck(t, "/w/img.qed")
+}
