@@ -335,7 +335,7 @@ func TestMapMergesLikeRuns(t *testing.T) {
 // table boundary, where the zeroing takes more than one step.
 func TestGrowHidesBackingTailWhole(t *testing.T) {
 	for _, tc := range []struct {
-		name                   string
+		name                  string
 		old, backing, newSize int64
 	}{
 		{"last byte starts a cluster", cs4k, 2*cs4k + 1, 4 * cs4k},
