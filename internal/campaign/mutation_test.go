@@ -1,12 +1,19 @@
 package campaign
 
 import (
+	"context"
 	"errors"
+	"maps"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
+	"github.com/stretchr/testify/require"
 )
 
 // Tests written for mutants that survived the bounded mutation run of
@@ -33,4 +40,159 @@ func TestSignatureSides(t *testing.T) {
 			t.Errorf("%s: signature %q, want %q", c.name, got, c.want)
 		}
 	}
+}
+
+// ctxKey marks the campaign's context in TestCheckerPassesItsContext.
+type ctxKey struct{}
+
+// ctxDriver records the context its recordings run under.
+type ctxDriver struct {
+	Driver
+	seen *[]context.Context
+}
+
+func (d ctxDriver) Record(ctx context.Context, w *workload.Workload, o RecordOptions) (*Recording, error) {
+	*d.seen = append(*d.seen, ctx)
+	return d.Driver.Record(ctx, w, o)
+}
+
+// ctxJudge records the contexts it judges under and passes every state.
+type ctxJudge struct{ seen []context.Context }
+
+func (*ctxJudge) Name() string { return "ctx" }
+
+func (*ctxJudge) Budget() int { return -1 }
+
+func (j *ctxJudge) Judge(ctx context.Context, _ *State) (*oracle.Verdict, error) {
+	j.seen = append(j.seen, ctx)
+	return &oracle.Verdict{}, nil
+}
+
+// TestCheckerPassesItsContext: a workload's recording and judging run under
+// the campaign's context (so that an interrupt reaches the driver and the
+// judges), not a background one.
+func TestCheckerPassesItsContext(t *testing.T) {
+	ctx := context.WithValue(context.Background(), ctxKey{}, "campaign")
+	var recorded []context.Context
+	j := &ctxJudge{}
+	ck := &checker{ctx: ctx, driver: ctxDriver{InProcess(qedtarget.Target{}), &recorded}, judges: []Judge{j},
+		models: quickModels, enum: crashsim.EnumOptions{Bound: 16, Samples: 4}, sampledPoints: 2}
+	f, _, err := ck.runWorkload(generate(3, quickGen()), 3, "")
+	require.NoError(t, err)
+	require.Nil(t, f)
+	require.Len(t, recorded, 1)
+	require.Equal(t, "campaign", recorded[0].Value(ctxKey{}), "the recording's context")
+	require.NotEmpty(t, j.seen)
+	for _, c := range j.seen {
+		require.Equal(t, "campaign", c.Value(ctxKey{}), "the judging's context")
+	}
+}
+
+// stopJudge is a budgeted judge that, when raise is set, raises the
+// campaign's stop once it has judged a state; it counts the states it is
+// handed.
+type stopJudge struct {
+	budget  int
+	raise   bool
+	stopped bool
+	n       int
+}
+
+func (*stopJudge) Name() string { return "stopper" }
+
+func (j *stopJudge) Budget() int { return j.budget }
+
+func (j *stopJudge) Judge(context.Context, *State) (*oracle.Verdict, error) {
+	j.n++
+	j.stopped = j.raise
+	return &oracle.Verdict{}, nil
+}
+
+// TestBudgetedJudgesHonourStopAndBudget: a judge of budget 0 sees no state
+// (not every one); a budgeted judge stops being handed states once the
+// campaign stops.
+func TestBudgetedJudgesHonourStopAndBudget(t *testing.T) {
+	run := func(budget int, raise bool) (*stopJudge, *recordingJudge) {
+		all := &recordingJudge{per: map[uint64][]string{}}
+		s := &stopJudge{budget: budget, raise: raise}
+		ck := &checker{driver: InProcess(qedtarget.Target{}), judges: []Judge{all, s}, models: quickModels,
+			enum: crashsim.EnumOptions{Bound: 16, Samples: 4}, sampledPoints: 2, stop: func() bool { return s.stopped }}
+		f, _, err := ck.runWorkload(generate(5, quickGen()), 5, "")
+		require.NoError(t, err)
+		require.Nil(t, f)
+		require.Greater(t, len(all.per[5]), 3, "states for the budgeted judge")
+		return s, all
+	}
+	s, _ := run(0, false)
+	require.Zero(t, s.n, "a judge of budget 0 judges no state")
+	s, _ = run(3, false)
+	require.Equal(t, 3, s.n, "its budget")
+	s, _ = run(3, true)
+	require.Equal(t, 1, s.n, "no state after the stop")
+}
+
+// flipAllTarget is impl/qed with every read's first byte flipped: its
+// crash-free run fails (a read disagrees with the model).
+type flipAllTarget struct{ qedtarget.Target }
+
+func (flipAllTarget) Name() string { return "test:flip-all" }
+
+func (t flipAllTarget) Open(fs afero.Fs, p string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, p, o)
+	if err != nil {
+		return d, err
+	}
+	return staleDisk{d}, nil
+}
+
+// TestCrashFreeFailureKept: a target whose crash-free run fails is a
+// workload failure when every stage is searched and when the workload
+// stage is; minimizing another stage counts it as a pass.
+func TestCrashFreeFailureKept(t *testing.T) {
+	ck := inProcessChecker(flipAllTarget{}, oracle.Options{}, quickModels)
+	ck.enum = crashsim.EnumOptions{Bound: 16, Samples: 4}
+	for seed := uint64(1); seed < 20; seed++ {
+		w := generate(seed, quickGen())
+		f, _, err := ck.runWorkload(w, seed, "")
+		require.NoError(t, err)
+		if f == nil || f.Stage != StageWorkload {
+			continue // no read before a crash state failed
+		}
+		require.ErrorIs(t, f.OpErr, workload.ErrDataMismatch)
+		f, _, err = ck.runWorkload(w, seed, StageWorkload)
+		require.NoError(t, err)
+		require.NotNil(t, f, "seed %d: the workload stage searched", seed)
+		require.Equal(t, StageWorkload, f.Stage)
+		f, _, err = ck.runWorkload(w, seed, oracle.StageData)
+		require.NoError(t, err)
+		require.Nil(t, f, "seed %d: another stage searched", seed)
+		return
+	}
+	t.Fatal("no seed below 20 fails its crash-free run")
+}
+
+// TestDiffMinimizationRerunsDiff: minimizing a differential failure (stage
+// diff) reruns the differential check and finds the failure again.
+func TestDiffMinimizationRerunsDiff(t *testing.T) {
+	g := quickGen()
+	g.Weights = maps.Clone(g.Weights)
+	g.Weights[workload.ReopenRO] = 0
+	ck := inProcessChecker(qedtarget.Target{}, oracle.Options{}, quickModels)
+	ck.enum = crashsim.EnumOptions{Bound: 16, Samples: 4}
+	ck.diff, ck.read, ck.diffRead = InProcess(staleReadTarget{}), qedtarget.Target{}, staleReadTarget{}
+	for seed := uint64(1); seed < 20; seed++ {
+		w := generate(seed, g)
+		f, _, err := ck.runWorkload(w, seed, "")
+		require.NoError(t, err)
+		if f == nil {
+			continue
+		}
+		require.Equal(t, StageDiff, f.Stage, "seed %d", seed)
+		again, _, err := ck.runWorkload(w, seed, StageDiff)
+		require.NoError(t, err)
+		require.NotNil(t, again, "seed %d: the minimizer's rerun finds the difference", seed)
+		require.Equal(t, StageDiff, again.Stage)
+		return
+	}
+	t.Fatal("no seed below 20 shows the seeded difference")
 }
