@@ -405,7 +405,11 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 		}
 		return nil
 	}
-	rep, err := rec.run().Explore(o, check)
+	// The explorer takes the first crash point from the run (Run.From),
+	// not from o: an exhaustive campaign's points start after the prefix.
+	run := rec.run()
+	run.From = o.From
+	rep, err := run.Explore(o, check)
 	if rep != nil {
 		ck.local.points += int64(rep.Points)
 		if ck.c != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -195,4 +197,93 @@ func TestDiffMinimizationRerunsDiff(t *testing.T) {
 		return
 	}
 	t.Fatal("no seed below 20 shows the seeded difference")
+}
+
+// pointJudge passes every state; it records each state's crash point
+// index and, per new point, how many of its (point, model) pairs have more
+// states than bound.
+type pointJudge struct {
+	models []crashsim.Model
+	bound  uint64
+	ks     []int64
+	counts []uint64 // the state count of each (point, model) pair seen
+	over   int64
+	last   *crashsim.Point
+}
+
+func (*pointJudge) Name() string { return "points" }
+
+func (*pointJudge) Budget() int { return -1 }
+
+func (j *pointJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, error) {
+	j.ks = append(j.ks, st.ID.K)
+	if st.Point != j.last {
+		j.last = st.Point
+		for _, m := range j.models {
+			c := st.Point.CountBig(m)
+			if !c.IsUint64() || c.Uint64() > j.bound {
+				j.over++
+			}
+			if c.IsUint64() {
+				j.counts = append(j.counts, c.Uint64())
+			}
+		}
+	}
+	return &oracle.Verdict{}, nil
+}
+
+// TestExhaustiveFromOpAndOverBound: an exhaustive campaign (every crash
+// point, from an op on) judges exactly the crash points from the mark of
+// the first op at or after fromOp to the end, and counts the (point,
+// model) pairs with more states than the bound (the default one when
+// none is set), only in such a campaign.
+func TestExhaustiveFromOpAndOverBound(t *testing.T) {
+	const seed = 9
+	w := generate(seed, quickGen())
+	run := func(fromOp int, bound uint64) (*pointJudge, *Recording, *counters) {
+		j := &pointJudge{models: quickModels, bound: bound}
+		if bound == 0 {
+			j.bound = crashsim.DefaultBound
+		}
+		c := &counters{perModel: make([]atomic.Int64, len(quickModels))}
+		ck := &checker{driver: InProcess(qedtarget.Target{}), judges: []Judge{j}, models: quickModels, noDedup: true,
+			enum: crashsim.EnumOptions{Bound: bound, Samples: 2}, allPoints: true, fromOp: fromOp, c: c,
+			modelIdx: []int{0, 1, 2, 3}}
+		f, rec, err := ck.runWorkload(w, seed, "")
+		require.NoError(t, err)
+		require.Nil(t, f)
+		return j, rec, c
+	}
+	all, rec, c := run(0, 0)
+	require.Zero(t, c.overBound.Load(), "not counted outside an exhaustive campaign")
+	require.Greater(t, len(rec.Marks), 3)
+	for _, fromOp := range []int{3, 4} { // marks at K 14 and 19, after the setup's end (10)
+		from := rec.SetupEnd
+		for _, m := range rec.Marks {
+			if m.Op >= fromOp {
+				from = max(from, m.K)
+				break
+			}
+		}
+		var want []int64
+		for _, k := range all.ks {
+			if k >= from {
+				want = append(want, k)
+			}
+		}
+		require.Less(t, len(want), len(all.ks), "fromOp %d: some points before its mark", fromOp)
+		j, _, _ := run(fromOp, 0)
+		require.Equal(t, want, j.ks, "fromOp %d: the points from mark %d on", fromOp, from)
+	}
+
+	j, _, c := run(3, 0)
+	require.Equal(t, j.over, c.overBound.Load(), "over the default bound")
+	// A bound some pair's count equals exactly: that pair is not over it.
+	slices.Sort(j.counts)
+	bound := j.counts[len(j.counts)/2]
+	j, _, c = run(3, bound)
+	require.Positive(t, j.over, "bound %d", bound)
+	require.Equal(t, j.over, c.overBound.Load(), "over bound %d", bound)
+	_, _, c = run(0, bound)
+	require.Zero(t, c.overBound.Load(), "bound %d: not counted outside an exhaustive campaign", bound)
 }
