@@ -287,3 +287,23 @@ func TestExhaustiveFromOpAndOverBound(t *testing.T) {
 	_, _, c = run(0, bound)
 	require.Zero(t, c.overBound.Load(), "bound %d: not counted outside an exhaustive campaign", bound)
 }
+
+// TestMismatchBeyondSilentFaultFails: in a run with only silent faults
+// injected (a lost sync), a read that disagrees with the model where no
+// fault could have reached is a workload failure of the target.
+func TestMismatchBeyondSilentFaultFails(t *testing.T) {
+	ck := inProcessChecker(flipAllTarget{}, oracle.Options{}, quickModels)
+	ck.enum = crashsim.EnumOptions{Bound: 16, Samples: 4}
+	ck.faults = "sync:lost@nth=1"
+	for seed := uint64(1); seed < 20; seed++ {
+		f, rec, err := ck.runWorkload(generate(seed, quickGen()), seed, StageWorkload)
+		require.NoError(t, err)
+		if !rec.Faulted() || rec.OpErr == nil || rec.OpErr.Mismatch == nil {
+			continue
+		}
+		require.NotNil(t, f, "seed %d: %v", seed, rec.OpErr)
+		require.ErrorIs(t, f.OpErr, workload.ErrDataMismatch)
+		return
+	}
+	t.Fatal("no seed below 20 reads back after a lost sync")
+}
