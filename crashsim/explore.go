@@ -136,10 +136,11 @@ func PointSeed(seed uint64, k int64) uint64 { return seed ^ uint64(k)*0x9e3779b9
 // PointKs returns the crash points to judge, ascending and distinct: the
 // syncs at or after From, o.SampledPoints indices drawn uniformly from
 // [From, end) with PCG(o.Seed, "points") (the campaign's rule), and the end;
-// with o.AllPoints every index from From to the end.
+// with o.AllPoints every index from From to the end. From is the later of
+// the run's (the end of its setup) and the options'.
 func (r *Run) PointKs(o ExploreOptions) []int64 {
 	end := r.End.K()
-	from := max(r.From, 0)
+	from := max(r.From, o.From, 0)
 	if o.AllPoints {
 		ks := make([]int64, 0, max(end-from+1, 1))
 		for k := from; k <= end; k++ {

@@ -579,3 +579,26 @@ func TestTraceDecodeLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestPointKsHonoursOptionsFrom: Run.PointKs (and so Run.Explore) starts at
+// the later of the run's From and the options' From: a caller that records
+// once and explores from a later operation (the campaign's exhaustive mode,
+// past its prefix) gets no point before it.
+func TestPointKsHonoursOptionsFrom(t *testing.T) {
+	r, err := Record(logWorkload(6, 0), ExploreOptions{})
+	must(t, err)
+	end := r.End.K()
+	if end < 4 {
+		t.Fatalf("workload too short: end %d", end)
+	}
+	o := ExploreOptions{AllPoints: true, From: end - 2}
+	if ks := r.PointKs(o); !slices.Equal(ks, []int64{end - 2, end - 1, end}) {
+		t.Fatalf("options' From %d: points %v", end-2, ks)
+	}
+	o = ExploreOptions{SampledPoints: 50, Seed: 9, From: end - 2}
+	for _, k := range r.PointKs(o) {
+		if k < end-2 {
+			t.Fatalf("options' From %d: sampled point %d before it", end-2, k)
+		}
+	}
+}
