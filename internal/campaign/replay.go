@@ -646,14 +646,9 @@ func LoadArtifact(dir string) (*Artifact, error) {
 	if err != nil {
 		return nil, err
 	}
-	wf, err := os.Open(filepath.Join(dir, "workload.txt"))
+	w, err := readArtifactWorkload(dir)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrArtifact, err)
-	}
-	w, err := workload.Parse(wf)
-	wf.Close()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, filepath.Join(dir, "workload.txt"), err)
+		return nil, err
 	}
 	rr, err := readRecorded(dir, meta)
 	if err != nil {
