@@ -125,6 +125,13 @@ type ArtifactMeta struct {
 	// replay uses them to judge the recorded recovery when a re-recorded
 	// one differs (an out-of-process recovery's I/O timing varies).
 	ChainMarks [][][2]int64 `json:"chain_marks,omitempty"`
+	// ChainJudge is the oracle's recoverer of the chain's crash states and
+	// ChainRecorder who ran the recoveries ("" in process by ChainJudge;
+	// else the driver, QEMU or a program): without the artifact's driver,
+	// replay stands in with the reference only when the reference is
+	// ChainJudge and ChainRecorder is "".
+	ChainJudge    string `json:"chain_judge,omitempty"`
+	ChainRecorder string `json:"chain_recorder,omitempty"`
 	// Create: the workload's creation was recorded and judged (create.go),
 	// from the trace index the setup ends at to CreateEnd.
 	Create    bool  `json:"create,omitempty"`
@@ -210,6 +217,7 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 		for _, id := range nc.Chain {
 			meta.Chain = append(meta.Chain, id.String())
 		}
+		meta.ChainJudge, meta.ChainRecorder = nc.Judge, nc.Recorder
 		meta.ChainMarks = nil
 		for _, r := range nc.Recoveries {
 			var ms [][2]int64

@@ -103,8 +103,12 @@ type RecoveryRecorder interface {
 // NestedCrash is the error of a verdict of the nested judge: the crash
 // state reached by Chain's crashes during recovery failed with Err.
 type NestedCrash struct {
-	Judge string             // who recovered (the oracle's recoverer)
-	Chain []crashsim.StateID // the crash state in each recovery's trace, in order
+	Judge string // who recovered (the oracle's recoverer)
+	// Recorder is who ran the recoveries Chain crashed: "" when Judge ran
+	// them in process, else the driver whose own recorder ran them (QEMU,
+	// a program): replay can stand in for it with Judge only when "".
+	Recorder string
+	Chain    []crashsim.StateID // the crash state in each recovery's trace, in order
 	// Recoveries are the recordings of the recoveries Chain crashed, in
 	// order: Recoveries[i].Base is the crash state before it.
 	Recoveries []*Recording
@@ -135,6 +139,18 @@ func (f *Failure) Nested() *NestedCrash {
 		return nc
 	}
 	return nil
+}
+
+// recorderName is who runs the recoveries: "" in process with j.t, else
+// the name of the driver whose RecoveryRecorder runs them.
+func (j *nestedJudge) recorderName() string {
+	if j.rr == nil {
+		return ""
+	}
+	if n, ok := j.rr.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return fmt.Sprintf("%T", j.rr)
 }
 
 // nestedJudge is the judge of crashes during recovery (see above).
@@ -200,7 +216,7 @@ func (j *nestedJudge) judgeAt(ctx context.Context, st *State, path []crashsim.St
 	wrap := func(v *oracle.Verdict, last crashsim.StateID) *oracle.Verdict {
 		nv := *v
 		chain := append(append([]crashsim.StateID(nil), path[1:]...), last)
-		nv.Err = &NestedCrash{Judge: j.t.Name(), Chain: chain, Recoveries: recs, Err: v.Err}
+		nv.Err = &NestedCrash{Judge: j.t.Name(), Recorder: j.recorderName(), Chain: chain, Recoveries: recs, Err: v.Err}
 		return &nv
 	}
 	if rec.OpErr != nil {
@@ -211,7 +227,7 @@ func (j *nestedJudge) judgeAt(ctx context.Context, st *State, path []crashsim.St
 			return v, nil
 		}
 		nv := *v
-		nv.Err = &NestedCrash{Judge: j.t.Name(), Chain: append([]crashsim.StateID(nil), path[1:]...), Recoveries: recs[:len(recs)-1], Err: v.Err}
+		nv.Err = &NestedCrash{Judge: j.t.Name(), Recorder: j.recorderName(), Chain: append([]crashsim.StateID(nil), path[1:]...), Recoveries: recs[:len(recs)-1], Err: v.Err}
 		return &nv, nil
 	}
 	if err := rec.complete(); err != nil {

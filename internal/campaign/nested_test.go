@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,4 +150,40 @@ func TestReplayNestedPrefersStoredRecovery(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, res.Fails())
 	require.Empty(t, res.Notes)
+}
+
+// TestReplayNestedNeedsItsRecoverer: a crash during a target's own
+// recovery (here broken:noflush's, in process) is not replayed by the
+// reference when the target is not available: impl/qed's recovery of the
+// same crash state is another question, and judging it would report the
+// failure as passing. The replay fails with what it needs instead.
+func TestReplayNestedNeedsItsRecoverer(t *testing.T) {
+	seed := testSeed(t)
+	tgt, _ := targetByName("broken:noflush")
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
+		Bound: 8, Samples: 2, Driver: InProcess(tgt), TargetName: "broken:noflush", NestedDepth: 2, NestedStates: 1,
+		MaxFailures: 4, MinimizeCandidates: -1, Out: t.TempDir()})
+	require.NoError(t, err)
+	var art string
+	for _, f := range rep.Failures {
+		if strings.HasPrefix(f.Signature, "depth2/") {
+			art = f.Artifact
+			break
+		}
+	}
+	if art == "" {
+		t.Skipf("seed %d: no crash during recovery among %d failures", seed, len(rep.Failures))
+	}
+	meta, err := ReadArtifactMeta(art)
+	require.NoError(t, err)
+	require.Equal(t, "broken:noflush", meta.ChainJudge)
+	require.Empty(t, meta.ChainRecorder, "recovered in process")
+	unavailable := func(name string) (Driver, error) { return nil, fmt.Errorf("unknown target %q", name) }
+	_, err = Replay(art, ReplayOptions{Resolve: unavailable, Reference: TargetOrDie(t, "impl/qed")})
+	require.Error(t, err, "the reference must not stand in for the target's own recovery")
+	require.ErrorContains(t, err, "broken:noflush")
+	// With the target, it replays and still fails.
+	res, err := Replay(art, ReplayOptions{Resolve: InProcessResolver(targetByName), Reference: TargetOrDie(t, "impl/qed")})
+	require.NoError(t, err)
+	require.True(t, res.Fails())
 }

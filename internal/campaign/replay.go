@@ -145,8 +145,12 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 			// of its own): it replays without the driver.
 			d, judge, reused = InProcess(o.Reference), &oracleJudge{t: o.Reference, oracle: meta.Oracle}, true
 			res.Notes = append(res.Notes, fmt.Sprintf("target %s is not available here (%v): the recorded crash state is judged again by %s, the judge that found it; the workload is not re-run", meta.Target, derr, o.Reference.Name()))
-		} else if hasState && o.Reference != nil && meta.Judge == NestedJudgeName {
-			// A crash during the reference's recovery: the same.
+		} else if hasState && o.Reference != nil && meta.Judge == NestedJudgeName &&
+			meta.ChainJudge == o.Reference.Name() && meta.ChainRecorder == "" {
+			// A crash during the reference's own in-process recovery:
+			// the same. (A recovery run by the target itself, in
+			// process or by its own recorder, is another question
+			// than the reference's: it needs the target.)
 			d, reused = InProcess(o.Reference), true
 			if judge, err = nestedFor(meta, o.Reference); err != nil {
 				return nil, fmt.Errorf("%w: %s: %w", ErrArtifact, metaFile, err)
