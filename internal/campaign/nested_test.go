@@ -106,23 +106,9 @@ func (d *jitterRecovery) RecordRecovery(_ context.Context, st *State) (*Recordin
 // as at the top level; without chain_marks (an older artifact) the
 // re-recorded one is judged.
 func TestReplayNestedPrefersStoredRecovery(t *testing.T) {
-	seed := testSeed(t)
 	tgt, _ := targetByName("broken:noflush")
 	d := &jitterRecovery{Driver: InProcess(tgt), t: tgt}
-	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
-		Bound: 8, Samples: 2, Driver: d, TargetName: "broken:noflush", NestedDepth: 2, NestedStates: 1, MaxFailures: 4,
-		MinimizeCandidates: -1, Out: t.TempDir()})
-	require.NoError(t, err)
-	var art string
-	for _, f := range rep.Failures {
-		if strings.HasPrefix(f.Signature, "depth2/") {
-			art = f.Artifact
-			break
-		}
-	}
-	if art == "" {
-		t.Skipf("seed %d: no crash during recovery among %d failures", seed, len(rep.Failures))
-	}
+	art := nestedArtifact(t, d)
 	meta, err := ReadArtifactMeta(art)
 	require.NoError(t, err)
 	require.Len(t, meta.ChainMarks, len(meta.Chain), "one recovery's marks per depth")
@@ -158,22 +144,8 @@ func TestReplayNestedPrefersStoredRecovery(t *testing.T) {
 // same crash state is another question, and judging it would report the
 // failure as passing. The replay fails with what it needs instead.
 func TestReplayNestedNeedsItsRecoverer(t *testing.T) {
-	seed := testSeed(t)
 	tgt, _ := targetByName("broken:noflush")
-	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
-		Bound: 8, Samples: 2, Driver: InProcess(tgt), TargetName: "broken:noflush", NestedDepth: 2, NestedStates: 1,
-		MaxFailures: 4, MinimizeCandidates: -1, Out: t.TempDir()})
-	require.NoError(t, err)
-	var art string
-	for _, f := range rep.Failures {
-		if strings.HasPrefix(f.Signature, "depth2/") {
-			art = f.Artifact
-			break
-		}
-	}
-	if art == "" {
-		t.Skipf("seed %d: no crash during recovery among %d failures", seed, len(rep.Failures))
-	}
+	art := nestedArtifact(t, InProcess(tgt))
 	meta, err := ReadArtifactMeta(art)
 	require.NoError(t, err)
 	require.Equal(t, "broken:noflush", meta.ChainJudge)
@@ -186,4 +158,23 @@ func TestReplayNestedNeedsItsRecoverer(t *testing.T) {
 	res, err := Replay(art, ReplayOptions{Resolve: InProcessResolver(targetByName), Reference: TargetOrDie(t, "impl/qed")})
 	require.NoError(t, err)
 	require.True(t, res.Fails())
+}
+
+// nestedArtifact runs a short campaign of broken:noflush through d with
+// crashes during recovery and returns the artifact of a crash during
+// recovery (the test is skipped when the seed found none).
+func nestedArtifact(t *testing.T, d Driver) string {
+	t.Helper()
+	seed := testSeed(t)
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 30, Gen: quickGen(), Models: quickModels[:2],
+		Bound: 8, Samples: 2, Driver: d, TargetName: "broken:noflush", NestedDepth: 2, NestedStates: 1,
+		MaxFailures: 4, MinimizeCandidates: -1, Out: t.TempDir()})
+	require.NoError(t, err)
+	for _, f := range rep.Failures {
+		if strings.HasPrefix(f.Signature, "depth2/") {
+			return f.Artifact
+		}
+	}
+	t.Skipf("seed %d: no crash during recovery among %d failures", seed, len(rep.Failures))
+	return ""
 }

@@ -146,7 +146,9 @@ func (o repairOutcome) same(p repairOutcome) string {
 	return ""
 }
 
-func repairCrashOne(r FSRepairer, files map[string][]byte, img []byte, seed uint64, sampledPoints, samples int, what string, rep *RepairCrashReport) error {
+// plantedStart is the crashsim image a repair crashes from: files (the
+// image's chain, by name under Dir) with img in place of the image.
+func plantedStart(files map[string][]byte, img []byte) (*crashsim.Image, error) {
 	named := map[string][]byte{}
 	for n, b := range files {
 		if n == workload.ImageName {
@@ -154,7 +156,11 @@ func repairCrashOne(r FSRepairer, files map[string][]byte, img []byte, seed uint
 		}
 		named[path.Join(Dir, n)] = b
 	}
-	start, err := crashsim.NewImage(named)
+	return crashsim.NewImage(named)
+}
+
+func repairCrashOne(r FSRepairer, files map[string][]byte, img []byte, seed uint64, sampledPoints, samples int, what string, rep *RepairCrashReport) error {
+	start, err := plantedStart(files, img)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/props/check"
-	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // A crash during an out-of-process repair (issue 15): QEMU's repair paths
@@ -58,14 +57,7 @@ func repairCrashTrace(ctx context.Context, cfg RepairConfig, r TraceRepairer, fi
 	if timeout <= 0 {
 		timeout = 60 * time.Second
 	}
-	named := map[string][]byte{}
-	for n, b := range files {
-		if n == workload.ImageName {
-			b = img
-		}
-		named[path.Join(Dir, n)] = b
-	}
-	start, err := crashsim.NewImage(named)
+	start, err := plantedStart(files, img)
 	if err != nil {
 		return err
 	}
