@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/qedtorture/qedtorture/internal/atomicfile"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 )
 
@@ -94,7 +95,7 @@ func finishCoverage(dir string) (map[string]campaign.CoverageStat, error) {
 			fmt.Fprintln(&list, u)
 		}
 	}
-	if werr := os.WriteFile(filepath.Join(dir, "uncovered.txt"), []byte(list.String()), 0o644); werr != nil {
+	if werr := atomicfile.WriteFile(filepath.Join(dir, "uncovered.txt"), []byte(list.String()), 0o644); werr != nil {
 		return nil, fmt.Errorf("--coverage: %w", werr)
 	}
 	return summarize(blocks, coveredPackages, excl), err
