@@ -5,6 +5,7 @@ package campaign
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,16 +23,17 @@ import (
 //
 //	go test -tags qeddefects -run TestSeededDefects -v ./internal/campaign
 //
-// CAMPAIGN_DEFECT=name runs one defect. A defect of the image commands
+// CAMPAIGN_DEFECT=name runs one defect, CAMPAIGN_DEFECT=a,b,c those
+// (scripts/mutation's bounded runs). A defect of the image commands
 // (rebase, rebase-unsafe, commit) runs with the op weights
 // qed.DefectOpWeights names.
 func TestSeededDefects(t *testing.T) {
 	seed := uint64(1)
 	t.Logf("seed %d", seed)
-	only := os.Getenv("CAMPAIGN_DEFECT")
+	only := defectSelection(t, "CAMPAIGN_DEFECT")
 	defer qed.SetDefect(qed.DefectNone)
 	for _, info := range qed.DefectCatalogue {
-		if only != "" && only != info.Name {
+		if only != nil && !only[info.Name] {
 			continue
 		}
 		t.Run(info.Name, func(t *testing.T) {
@@ -84,4 +86,30 @@ func TestSeededDefects(t *testing.T) {
 			require.Nil(t, f, "the minimized case also fails without the defect")
 		})
 	}
+}
+
+// defectSelection reads a comma-separated list of seeded-defect names from
+// the environment variable env: nil (every defect) when it is unset or
+// empty; an unknown name fails the test, naming it (a misspelt selection
+// would otherwise run nothing and pass).
+func defectSelection(t *testing.T, env string) map[string]bool {
+	t.Helper()
+	v := strings.TrimSpace(os.Getenv(env))
+	if v == "" {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, info := range qed.DefectCatalogue {
+		known[info.Name] = true
+	}
+	sel := map[string]bool{}
+	for _, name := range strings.Split(v, ",") {
+		name = strings.TrimSpace(name)
+		if !known[name] {
+			t.Fatalf("%s=%q: no seeded defect named %q (impl/qed/defects.go)", env, v, name)
+		}
+		sel[name] = true
+	}
+	t.Logf("%s: running %d of %d seeded defects", env, len(sel), len(known))
+	return sel
 }

@@ -34,13 +34,14 @@ const (
 //	go test -tags qeddefects -run TestDefects -v ./props
 //
 // PROPS_SEED fixes the seed (default: a constant, so the table is
-// reproducible); PROPS_DEFECT=name runs one defect.
+// reproducible); PROPS_DEFECT=name runs one defect, PROPS_DEFECT=a,b,c
+// those (scripts/mutation's bounded runs: docs/mutation.md says which).
 func TestDefects(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the detection budget is calibrated for the plain build; run TestDefects without -race")
 	}
 	seed := int64(envSeed(t, 20261125))
-	only := os.Getenv("PROPS_DEFECT")
+	only := defectSelection(t, "PROPS_DEFECT")
 	type row struct {
 		info      qed.DefectInfo
 		res       *Result
@@ -51,7 +52,7 @@ func TestDefects(t *testing.T) {
 	var rows []row
 	defer qed.SetDefect(qed.DefectNone)
 	for _, info := range qed.DefectCatalogue {
-		if only != "" && only != info.Name {
+		if only != nil && !only[info.Name] {
 			continue
 		}
 		if qed.DefectNested(info.Defect) {
@@ -156,4 +157,30 @@ func modelList(ms []crashsim.Model) string {
 		out += " (subset/torn only)"
 	}
 	return out
+}
+
+// defectSelection reads a comma-separated list of seeded-defect names from
+// the environment variable env: nil (every defect) when it is unset or
+// empty; an unknown name fails the test, naming it (a misspelt selection
+// would otherwise run nothing and pass).
+func defectSelection(t *testing.T, env string) map[string]bool {
+	t.Helper()
+	v := strings.TrimSpace(os.Getenv(env))
+	if v == "" {
+		return nil
+	}
+	known := map[string]bool{}
+	for _, info := range qed.DefectCatalogue {
+		known[info.Name] = true
+	}
+	sel := map[string]bool{}
+	for _, name := range strings.Split(v, ",") {
+		name = strings.TrimSpace(name)
+		if !known[name] {
+			t.Fatalf("%s=%q: no seeded defect named %q (impl/qed/defects.go)", env, v, name)
+		}
+		sel[name] = true
+	}
+	t.Logf("%s: running %d of %d seeded defects", env, len(sel), len(known))
+	return sel
 }
