@@ -134,7 +134,16 @@ func CheckCrashSweep(t target.Target, w *workload.Workload, models []crashsim.Mo
 				c.Choice = s.ID.Seed
 			}
 			if _, ok := r.Syncs[k]; ok {
-				lo, _ := slices.BinarySearch(syncs, mk.k+1)
+				// The replay counts every sync of the op (runOp), from
+				// its first file operation: the op's first mark (a
+				// concurrent group takes two, the second after its
+				// first flush), whose sync, if the op starts with one,
+				// is the op's first.
+				first := mk.k
+				for j := mi; j >= 0 && marks[j].op == mk.op; j-- {
+					first = marks[j].k
+				}
+				lo, _ := slices.BinarySearch(syncs, first)
 				hi, _ := slices.BinarySearch(syncs, k+1)
 				c.Sync = hi - lo
 			}

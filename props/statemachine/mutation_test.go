@@ -1,0 +1,48 @@
+package statemachine
+
+// Tests that kill mutants of this package which the other tests let live
+// (docs/mutation.md lists each mutant and the test that kills it).
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/props/oracle"
+)
+
+// TestCrashSweepMaxFailures: a sweep returns at most maxFailures failures,
+// and 0 means 10 (crashsweep.go's default), over a target that ignores
+// Flush, whose every sync drops data.
+func TestCrashSweepMaxFailures(t *testing.T) {
+	w := FaultSweepWorkloads()["no-backing"]
+	enum := crashsim.EnumOptions{Bound: 16, Samples: 8, Seed: 1}
+	models := oracle.DefaultModels()
+	for _, c := range []struct{ max, want int }{{0, 10}, {3, 3}, {12, 12}} {
+		fails, states, err := CheckCrashSweep(lossyTarget{QEDTarget{}}, w, models, enum, oracle.Options{}, c.max)
+		require.NoError(t, err)
+		require.Len(t, fails, c.want, "maxFailures %d (%d states judged)", c.max, states)
+		t.Logf("maxFailures %d: %d failures in %d states", c.max, len(fails), states)
+	}
+}
+
+// TestCrashSweepFailuresReplay: every failure a sweep returns carries a
+// Sequence that replays to the same crash state, at its last op (the op
+// in progress, crashing at the sync the sweep found; the final close as a
+// reopen), and is rejected there too.
+func TestCrashSweepFailuresReplay(t *testing.T) {
+	w := FaultSweepWorkloads()["no-backing"]
+	enum := crashsim.EnumOptions{Bound: 16, Samples: 8, Seed: 1}
+	fails, states, err := CheckCrashSweep(lossyTarget{QEDTarget{}}, w, oracle.DefaultModels(), enum, oracle.Options{}, 40)
+	require.NoError(t, err)
+	require.NotEmpty(t, fails, "%d states", states)
+	for _, f := range fails {
+		_, g := RunSequence(lossyTarget{QEDTarget{}}, f.Seq, RunOptions{})
+		require.NotNil(t, g, "failure %s does not replay:\n%s", f.ID, f.Seq)
+		require.Equal(t, "crash", g.Kind, "%s: %v", f.ID, g)
+		require.Equal(t, f.Seq.Len()-1, g.Op, "%s: the replay failed at another op", f.ID)
+		require.Equal(t, f.ID.String(), g.StateID, "%s:\n%s", f.ID, f.Seq)
+	}
+	t.Logf("%d failures replayed", len(fails))
+}
