@@ -4,8 +4,11 @@ package statemachine
 // (docs/mutation.md lists each mutant and the test that kills it).
 
 import (
+	"errors"
+
 	"testing"
 
+	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -45,4 +48,31 @@ func TestCrashSweepFailuresReplay(t *testing.T) {
 		require.Equal(t, f.ID.String(), g.StateID, "%s:\n%s", f.ID, f.Seq)
 	}
 	t.Logf("%d failures replayed", len(fails))
+}
+
+// failFlushTarget's Flush fails: the workload's run fails by itself.
+type failFlushTarget struct{ Target }
+
+func (f failFlushTarget) Name() string { return "fail-flush" }
+func (f failFlushTarget) Open(fs afero.Fs, path string, o OpenOptions) (Disk, error) {
+	d, err := f.Target.Open(fs, path, o)
+	if err != nil {
+		return nil, err
+	}
+	return failFlushDisk{d}, nil
+}
+
+type failFlushDisk struct{ Disk }
+
+var errFlushFails = errors.New("flush fails (failFlushTarget)")
+
+func (failFlushDisk) Flush() error { return errFlushFails }
+
+// TestCrashSweepReturnsRunError: a workload whose run fails by itself is
+// an error of the sweep, not a pass, whatever the states judged before it.
+func TestCrashSweepReturnsRunError(t *testing.T) {
+	w := FaultSweepWorkloads()["no-backing"]
+	enum := crashsim.EnumOptions{Bound: 4, Samples: 2, Seed: 1}
+	_, states, err := CheckCrashSweep(failFlushTarget{QEDTarget{}}, w, oracle.DefaultModels(), enum, oracle.Options{}, 10)
+	require.ErrorIs(t, err, errFlushFails, "%d states judged", states)
 }
