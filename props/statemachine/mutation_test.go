@@ -76,3 +76,19 @@ func TestCrashSweepReturnsRunError(t *testing.T) {
 	_, states, err := CheckCrashSweep(failFlushTarget{QEDTarget{}}, w, oracle.DefaultModels(), enum, oracle.Options{}, 10)
 	require.ErrorIs(t, err, errFlushFails, "%d states judged", states)
 }
+
+// TestFaultSweepReportsEveryFailingRun: a fault sweep does not stop at its
+// first failing run: every flush of the workload whose sync error a
+// target swallows is a failure of its own, each named by the rule (with
+// its nth) that replays it.
+func TestFaultSweepReportsEveryFailingRun(t *testing.T) {
+	w := FaultSweepWorkloads()["no-backing"]
+	fails := CheckFaultSweep(swallowTarget{QEDTarget{}}, w, "sync:eio", 0, oracle.Options{})
+	require.Greater(t, len(fails), 1, "%v", fails)
+	seen := map[string]bool{}
+	for _, f := range fails {
+		require.False(t, seen[f.Rule], "rule %s reported twice", f.Rule)
+		seen[f.Rule] = true
+	}
+	t.Logf("%d failing runs: %v", len(fails), fails)
+}
