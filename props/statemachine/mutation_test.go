@@ -6,6 +6,8 @@ package statemachine
 import (
 	"errors"
 
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/spf13/afero"
@@ -91,4 +93,64 @@ func TestFaultSweepReportsEveryFailingRun(t *testing.T) {
 		seen[f.Rule] = true
 	}
 	t.Logf("%d failing runs: %v", len(fails), fails)
+}
+
+// TestFaultSweepJudgesTheFiles: a fault run whose error surfaced is still
+// judged by the oracle, as a drop crash right after the fault: a target
+// whose flushes do nothing loses acknowledged data there.
+func TestFaultSweepJudgesTheFiles(t *testing.T) {
+	w := FaultSweepWorkloads()["no-backing"]
+	fails := CheckFaultSweep(lossyTarget{QEDTarget{}}, w, "write:eio", 0, oracle.Options{})
+	require.NotEmpty(t, fails, "a target that ignores Flush passed the write:eio sweep")
+	for _, f := range fails {
+		require.Contains(t, f.Error(), "drop crash state", "%v", f)
+	}
+	require.Empty(t, CheckFaultSweep(QEDTarget{}, w, "write:eio", 0, oracle.Options{}))
+}
+
+// panicAfterErrorTarget's Close panics once an I/O call of its disk
+// failed: a fault sweep reports the panic of the close it makes after the
+// fault.
+type panicAfterErrorTarget struct{ Target }
+
+func (p panicAfterErrorTarget) Name() string { return "panic-after-error" }
+func (p panicAfterErrorTarget) Open(fs afero.Fs, path string, o OpenOptions) (Disk, error) {
+	d, err := p.Target.Open(fs, path, o)
+	if err != nil {
+		return nil, err
+	}
+	return &panicAfterErrorDisk{Disk: d}, nil
+}
+
+type panicAfterErrorDisk struct {
+	Disk
+	failed atomic.Bool
+}
+
+func (d *panicAfterErrorDisk) WriteAt(b []byte, off int64) (int, error) {
+	n, err := d.Disk.WriteAt(b, off)
+	if err != nil {
+		d.failed.Store(true)
+	}
+	return n, err
+}
+
+func (d *panicAfterErrorDisk) Close() error {
+	if d.failed.Load() {
+		panic("close after a failed write (panicAfterErrorTarget)")
+	}
+	return d.Disk.Close()
+}
+
+// TestFaultSweepReportsPanickingClose: the close a fault sweep makes after
+// the fault must not panic.
+func TestFaultSweepReportsPanickingClose(t *testing.T) {
+	w := FaultSweepWorkloads()["no-backing"]
+	fails := CheckFaultSweep(panicAfterErrorTarget{QEDTarget{}}, w, "write:eio", 0, oracle.Options{})
+	require.NotEmpty(t, fails, "a close that panics after a failed write passed the write:eio sweep")
+	found := false
+	for _, f := range fails {
+		found = found || strings.Contains(f.Error(), "panicAfterErrorTarget")
+	}
+	require.True(t, found, "%v", fails)
 }
