@@ -154,3 +154,23 @@ func TestFaultSweepReportsPanickingClose(t *testing.T) {
 	}
 	require.True(t, found, "%v", fails)
 }
+
+// TestConfigFill: zero and negative fields of a Config take the defaults
+// (DefaultConfig; the models: oracle.DefaultModels), set ones are kept.
+func TestConfigFill(t *testing.T) {
+	d := DefaultConfig()
+	for _, v := range []int{0, -1} {
+		c := Config{Sequences: v, Steps: v, Batch: v, MaxShrink: v, MaxClusters: int64(v)}
+		c.fill()
+		require.Equal(t, d.Sequences, c.Sequences)
+		require.Equal(t, d.Steps, c.Steps)
+		require.Equal(t, d.Batch, c.Batch)
+		require.Equal(t, d.MaxShrink, c.MaxShrink)
+		require.Equal(t, d.MaxClusters, c.MaxClusters)
+		require.Equal(t, oracle.DefaultModels(), c.Models)
+	}
+	models := []crashsim.Model{{Base: crashsim.Drop}}
+	c := Config{Sequences: 1, Steps: 2, Batch: 3, MaxShrink: 4, MaxClusters: 5, Models: models}
+	c.fill()
+	require.Equal(t, Config{Sequences: 1, Steps: 2, Batch: 3, MaxShrink: 4, MaxClusters: 5, Models: models}, c)
+}
