@@ -90,8 +90,9 @@ func finishCoverage(dir string) (map[string]campaign.CoverageStat, error) {
 	}
 	var list strings.Builder
 	for _, p := range coveredPackages {
-		fmt.Fprintf(&list, "# %s: blocks not reached (file:first-last line (statements))\n", p)
-		for _, u := range uncovered(blocks, p, excl) {
+		funcs, _ := funcSpans(p) // without the sources: no function names
+		fmt.Fprintf(&list, "# %s: blocks not reached (file:first-last line (statements) function)\n", p)
+		for _, u := range uncovered(blocks, p, excl, funcs) {
 			fmt.Fprintln(&list, u)
 		}
 	}
@@ -294,9 +295,65 @@ func summarize(blocks []coverBlock, pkgs []string, excl map[string][]lineRange) 
 	return out
 }
 
+// namedSpan is a function's span in its file.
+type namedSpan struct {
+	name string
+	lineRange
+}
+
+// funcSpans returns, per profile file name (import path / file), the
+// spans of the functions of pkg's non-test files, named as Func or
+// Type.Method.
+func funcSpans(pkg string) (map[string][]namedSpan, error) {
+	out, err := exec.Command("go", "list", "-f", "{{.Dir}}", pkg).Output()
+	if err != nil {
+		return nil, fmt.Errorf("go list %s: %w", pkg, err)
+	}
+	dir := strings.TrimSpace(string(out))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string][]namedSpan{}
+	for _, e := range ents {
+		n := e.Name()
+		if !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, filepath.Join(dir, n), nil, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok {
+				continue
+			}
+			name := fd.Name.Name
+			if fd.Recv != nil && len(fd.Recv.List) > 0 {
+				t := fd.Recv.List[0].Type
+				if st, ok := t.(*ast.StarExpr); ok {
+					t = st.X
+				}
+				if ix, ok := t.(*ast.IndexExpr); ok {
+					t = ix.X
+				}
+				if id, ok := t.(*ast.Ident); ok {
+					name = id.Name + "." + name
+				}
+			}
+			s, e := fset.Position(fd.Pos()), fset.Position(fd.End())
+			m[path.Join(pkg, n)] = append(m[path.Join(pkg, n)], namedSpan{name, lineRange{s.Line, s.Column, e.Line, e.Column}})
+		}
+	}
+	return m, nil
+}
+
 // uncovered lists the blocks of pkg no run reached (excluded spans left
-// out), as file:line-line (statements), in file and line order.
-func uncovered(blocks []coverBlock, pkg string, excl map[string][]lineRange) []string {
+// out), as file:line-line (statements), followed by the name of the
+// function holding the block when funcs knows it, in file and line order.
+func uncovered(blocks []coverBlock, pkg string, excl map[string][]lineRange, funcs map[string][]namedSpan) []string {
 	var bs []coverBlock
 	for _, b := range blocks {
 		if path.Dir(b.file) != pkg || b.count > 0 {
@@ -318,7 +375,14 @@ func uncovered(blocks []coverBlock, pkg string, excl map[string][]lineRange) []s
 	})
 	var out []string
 	for _, b := range bs {
-		out = append(out, path.Base(b.file)+":"+strconv.Itoa(b.startLine)+"-"+strconv.Itoa(b.endLine)+" ("+strconv.Itoa(b.stmts)+")")
+		line := path.Base(b.file) + ":" + strconv.Itoa(b.startLine) + "-" + strconv.Itoa(b.endLine) + " (" + strconv.Itoa(b.stmts) + ")"
+		for _, f := range funcs[b.file] {
+			if f.contains(b) {
+				line += " " + f.name
+				break
+			}
+		}
+		out = append(out, line)
 	}
 	return out
 }

@@ -93,10 +93,32 @@ func TestCoverageSummary(t *testing.T) {
 	if _, ok := s[module+"/cmd/qedtorture"]; ok {
 		t.Error("cmd/qedtorture summarized")
 	}
-	if u := strings.Join(uncovered(bs, module+"/impl/qed", excl), " "); u != "a.go:14-15 (4)" {
+	if u := strings.Join(uncovered(bs, module+"/impl/qed", excl, nil), " "); u != "a.go:14-15 (4)" {
 		t.Errorf("uncovered %q", u)
+	}
+	funcs := map[string][]namedSpan{module + "/impl/qed/a.go": {{"f", lineRange{1, 1, 9, 2}}, {"Image.g", lineRange{13, 1, 16, 2}}}}
+	if u := strings.Join(uncovered(bs, module+"/impl/qed", excl, funcs), " "); u != "a.go:14-15 (4) Image.g" {
+		t.Errorf("uncovered with function names %q", u)
 	}
 	if _, err := parseProfile(strings.NewReader("mode: set\nnonsense\n")); err == nil {
 		t.Error("a malformed line was accepted")
+	}
+}
+
+// TestFuncSpans: impl/qed's functions are found by file, methods named
+// with their receiver type.
+func TestFuncSpans(t *testing.T) {
+	m, err := funcSpans(module + "/impl/qed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, f := range m[module+"/impl/qed/io.go"] {
+		names[f.name] = true
+	}
+	for _, want := range []string{"Image.Map", "Image.ReadAt"} {
+		if !names[want] {
+			t.Errorf("io.go: %s not found among %v", want, names)
+		}
 	}
 }
