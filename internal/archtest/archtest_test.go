@@ -36,7 +36,7 @@ var layout = map[string][]string{
 	"faultfs":                nil,
 	"props/check":            nil,
 	"props/target":           nil,
-	"props/workload":         {"model", "props/target"},
+	"props/workload":         {"model", "props/check", "props/target"},
 	"props/oracle":           {"crashsim", "model", "props/check", "props/target"},
 	"props/statemachine":     {"crashsim", "faultfs", "model", "props/oracle", "props/target", "props/workload"},
 	"props":                  {"props/check", "props/target", "props/workload", "props/oracle", "props/statemachine", "internal/campaign"},

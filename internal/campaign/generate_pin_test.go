@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -17,6 +18,11 @@ import (
 // must leave these scripts as they are. Change the constant only for a
 // deliberate change of generation, and say so in docs/campaigns.md.
 //
+// Changed on purpose by issue 16.1: the hostile op (HostileChance 0.5,
+// drawn after the ops and inserted at a drawn position); with it taken
+// out every script is the one before (pinnedWithoutHostile); before:
+// 9098d37b3e9b5466a5d3129a006c473354aaec6c8c78b9dc41ac8f8055ce890f.
+//
 // Changed on purpose by issue 16.2: the op kinds map, reopen-ro and
 // refused (default weight 1 each) are drawn; before:
 // c2d78781bd9009d51f4884956ad1e3e316149a5990b7a91e49a72ce1f743c58d.
@@ -25,11 +31,16 @@ import (
 // huge requests drawn after the ops (drawExtras; a workload without them
 // is the same script); before:
 // f94e4dacd9c5c8312eede7200c7ec44039a77c63a332fa24f21f8081c6f6d13e.
-const pinnedWorkloads = "9098d37b3e9b5466a5d3129a006c473354aaec6c8c78b9dc41ac8f8055ce890f"
+const pinnedWorkloads = "fd49316aef9a9958d57321da9cbc101ba013c77c9bccf7c9f7c00fb315a552e5"
+
+// pinnedWithoutHostile is the same hash with every hostile op taken out:
+// the generation before issue 16.1's hostile op.
+const pinnedWithoutHostile = "9098d37b3e9b5466a5d3129a006c473354aaec6c8c78b9dc41ac8f8055ce890f"
 
 func TestGenerationPinned(t *testing.T) {
-	h := sha256.New()
+	h, without := sha256.New(), sha256.New()
 	gen := workload.DefaultGenConfig()
+	hostile := 0
 	for w := range 1000 {
 		wl := generate(WorkloadSeed(1, w), gen)
 		if err := wl.Validate(); err != nil {
@@ -39,8 +50,21 @@ func TestGenerationPinned(t *testing.T) {
 		if err := wl.Format(h); err != nil {
 			t.Fatal(err)
 		}
+		n := len(wl.Ops)
+		wl.Ops = slices.DeleteFunc(wl.Ops, func(op workload.Op) bool { return op.Kind == workload.Hostile })
+		hostile += n - len(wl.Ops)
+		fmt.Fprintf(without, "# %d\n", w)
+		if err := wl.Format(without); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != pinnedWorkloads {
 		t.Fatalf("workloads 0-999 of seed 1 hash to %s, pinned %s: generation changed", got, pinnedWorkloads)
+	}
+	if got := hex.EncodeToString(without.Sum(nil)); got != pinnedWithoutHostile {
+		t.Fatalf("workloads 0-999 of seed 1 without their hostile ops hash to %s, pinned %s", got, pinnedWithoutHostile)
+	}
+	if hostile < 400 || hostile > 600 {
+		t.Fatalf("%d hostile ops in 1000 workloads, want about 500 (HostileChance 0.5)", hostile)
 	}
 }

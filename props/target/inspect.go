@@ -44,6 +44,19 @@ type Strict interface {
 	RefusesInvalid()
 }
 
+// Hardened is an optional capability of a Disk: its Target creates and
+// opens images on any afero.Fs (an in-memory one included) and handles
+// hostile images as the format requires: it refuses an image whose header
+// the format forbids (and a creation the format forbids), refuses or
+// detects damaged tables, and repairs them (a writable open of an image
+// with NEED_CHECK set, a repairing check) without changing the guest
+// clusters the damage did not touch. The workload op "hostile" builds such
+// images in a private in-memory filesystem and judges this; on another
+// Disk it does nothing.
+type Hardened interface {
+	RefusesHostile()
+}
+
 // Informer is an optional capability of a Disk: what `qemu-img info`
 // shows of the open image. The workload op "map" judges it against the
 // workload's geometry and the model (and reopen-ro its ReadOnly); on a

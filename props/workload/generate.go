@@ -45,6 +45,10 @@ type GenConfig struct {
 	// is written across its end and across 4 GiB (when its geometry
 	// addresses that much).
 	HugeChance float64
+	// HostileChance is the probability of a "hostile V S" op (op_hostile.go:
+	// an image the format forbids, built and judged apart from the
+	// workload's files) inserted at a drawn position among the ops.
+	HostileChance float64
 	// Weights of each kind; missing kinds are never generated.
 	Weights map[Kind]int
 }
@@ -69,6 +73,10 @@ func DefaultGenConfig() GenConfig {
 		BigClusterSizes:  []uint32{128 << 10, 256 << 10, 512 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 16 << 20, 32 << 20, 64 << 20},
 		LongChance:       0.02,
 		HugeChance:       0.02,
+		// Issue 16: the validation, refusal and repair paths of impl/qed
+		// that valid images never reach; a few milliseconds each (about 2 % of a
+		// campaign's time).
+		HostileChance: 0.5,
 	}
 }
 
@@ -152,7 +160,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 // clusters, long and huge requests were added (test shapes pinned
 // before them, repair mode's images).
 func (c *GenConfig) NoExtras() {
-	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance = 0, 0, 0, 0
+	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance = 0, 0, 0, 0, 0
 }
 
 // MaxGuestSize returns the largest image size a geometry addresses
@@ -167,7 +175,7 @@ func MaxGuestSize(clusterSize, tableSize uint32) int64 {
 }
 
 // drawExtras draws the legal images and requests of GenConfig's chances
-// on a workload already drawn (each chance consumes one draw only when it
+// (and the hostile op) on a workload already drawn (each chance consumes one draw only when it
 // is set; none is drawn when all are zero, so such a configuration draws
 // exactly what it drew before they existed). The ops stay valid: a
 // cluster size changes no op's range, and the long and huge requests are
@@ -213,6 +221,11 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 	}
 	if cfg.CraftChance > 0 && rng.Float64() < cfg.CraftChance {
 		g.Craft = drawCraft(rng, *g, w.Ops)
+	}
+	if cfg.HostileChance > 0 && rng.Float64() < cfg.HostileChance {
+		op, _ := hostileKind{}.gen(&genState{rng: rng})
+		at := rng.IntN(len(w.Ops) + 1)
+		w.Ops = slices.Insert(w.Ops, at, op)
 	}
 }
 

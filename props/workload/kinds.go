@@ -28,6 +28,7 @@ const (
 	Map                          // the image's allocation map, judged against the model
 	ReopenRO                     // close cleanly, open read-only, read [Off, Off+Len), open writable again
 	Refused                      // a call the image must refuse (variant Off of refusedCalls)
+	Hostile                      // a hostile image (variant Off, seed Len) the image's target must refuse or repair
 )
 
 // opKind is everything the package knows about one op kind. Adding a kind
@@ -104,6 +105,7 @@ var kindTable = [...]opKind{
 	Map:          mapKind{},
 	ReopenRO:     reopenROKind{},
 	Refused:      refusedKind{},
+	Hostile:      hostileKind{},
 }
 
 // spec returns k's implementation, nil for an unknown kind.

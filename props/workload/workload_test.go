@@ -130,14 +130,16 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 // the constants' order, each with a distinct keyword that KindByName
 // reads back, and a positive default weight.
 func TestKindNamesRoundTrip(t *testing.T) {
-	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Rebase, RebaseUnsafe, Commit, Map, ReopenRO, Refused}
+	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Rebase, RebaseUnsafe, Commit, Map, ReopenRO, Refused, Hostile}
 	require.Equal(t, want, Kinds())
-	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent", "rebase", "rebase-unsafe", "commit", "map", "reopen-ro", "refused"}, KindNames())
+	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent", "rebase", "rebase-unsafe", "commit", "map", "reopen-ro", "refused", "hostile"}, KindNames())
 	require.Equal(t, "Kind(0)", Kind(0).String())
 	require.Equal(t, "Kind(200)", Kind(200).String())
 	for _, k := range Kinds() {
 		switch k {
 		case Rebase, RebaseUnsafe, Commit: // the image commands: drawn only when asked
+			require.Zero(t, DefaultWeights()[k], "kind %s", k)
+		case Hostile: // drawn by drawExtras (HostileChance)
 			require.Zero(t, DefaultWeights()[k], "kind %s", k)
 		default:
 			require.Positive(t, DefaultWeights()[k], "kind %s", k)
@@ -197,6 +199,7 @@ func TestEffects(t *testing.T) {
 		{Op{Kind: Map}, Effect{}},
 		{Op{Kind: ReopenRO, Off: 0x10, Len: 0x20}, Effect{Ranged: true, Reads: true, Barrier: true}},
 		{Op{Kind: Refused, Off: 2}, Effect{}},
+		{Op{Kind: Hostile, Off: 3, Len: 9}, Effect{}},
 		{Op{Kind: Kind(99)}, Effect{}},
 	}
 	covered := map[Kind]bool{}

@@ -108,6 +108,13 @@ func (d disk) Map() ([]target.Extent, error) {
 // range and every Resize (ErrOutOfRange, ErrShrink, ErrInvalidOption).
 func (disk) RefusesInvalid() {}
 
+var _ target.Hardened = disk{}
+
+// RefusesHostile implements target.Hardened: impl/qed validates every
+// header and table entry it reads, refuses backing loops, and repairs
+// (Check, and a writable open with NEED_CHECK set).
+func (disk) RefusesHostile() {}
+
 var _ target.Informer = disk{}
 
 // Info implements target.Informer from the image's header and files.

@@ -1,0 +1,103 @@
+package workload_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
+	"github.com/stretchr/testify/require"
+)
+
+// hostileVariants is the number of "hostile V S" variants: every planted
+// corruption, then the open and creation variants.
+const hostileVariants = 16 + 6 + 6
+
+func hostileScript(v, s int) string {
+	return fmt.Sprintf("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 0x1000 id=1\nhostile %d %d\nread 0 0x1000\n", v, s)
+}
+
+// TestHostileOp: impl/qed refuses, detects and repairs every hostile
+// image of the op, with NEED_CHECK set and clear (odd and even seeds),
+// and the workload around it is untouched.
+func TestHostileOp(t *testing.T) {
+	require.Len(t, check.Corruptions(), 16, "hostileVariants counts the corruptions")
+	for v := range hostileVariants {
+		for _, s := range []int{1, 2, 77, 1<<32 - 1} {
+			require.NoError(t, runScript(t, qedtarget.Target{}, hostileScript(v, s)), "hostile %d %d", v, s)
+		}
+	}
+	_, err := workload.Parse(strings.NewReader(hostileScript(hostileVariants, 1)))
+	require.ErrorContains(t, err, "hostile variant")
+}
+
+// gullible accepts what impl/qed refuses: Create and Open never fail
+// (an open that impl/qed refuses yields a disk over a fresh image), and
+// its check finds nothing.
+type gullible struct{ qedtarget.Target }
+
+type gullibleDisk struct{ target.Disk }
+
+func (gullibleDisk) RefusesHostile() {}
+
+func (gullibleDisk) Check(bool) (target.CheckResult, error) { return target.CheckResult{}, nil }
+
+func (g gullible) Create(fs afero.Fs, path string, o target.CreateOptions) error {
+	if err := g.Target.Create(fs, path, o); err != nil {
+		return g.Target.Create(fs, path, target.CreateOptions{Size: 1 << 20, ClusterSize: 4096, TableSize: 1})
+	}
+	return nil
+}
+
+func (g gullible) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := g.Target.Open(fs, path, o)
+	if err != nil {
+		if err := g.Target.Create(fs, "/gullible.qed", target.CreateOptions{Size: 1 << 20, ClusterSize: 4096, TableSize: 1}); err != nil {
+			return nil, err
+		}
+		d, err = g.Target.Open(fs, "/gullible.qed", o)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return gullibleDisk{d}, nil
+}
+
+// TestHostileOpJudges: a target that accepts hostile images and finds no
+// damage fails every variant, each with its own complaint.
+func TestHostileOpJudges(t *testing.T) {
+	for v := range hostileVariants {
+		err := runScript(t, gullible{}, hostileScript(v, 3))
+		require.Error(t, err, "variant %d", v)
+		msg := err.Error()
+		switch {
+		case v >= 22:
+			require.Contains(t, msg, "was not refused", "variant %d", v)
+		case v >= 16:
+			require.Contains(t, msg, "was not refused", "variant %d", v)
+		case v == int(check.CorruptLeak):
+			require.Contains(t, msg, "found no leak", "variant %d", v)
+		default:
+			require.Regexp(t, "was not refused|found nothing", msg, "variant %d", v)
+		}
+	}
+	// Without the capability the op does nothing.
+	require.NoError(t, runScript(t, plainTarget{qedtarget.Target{}}, hostileScript(0, 1)))
+}
+
+// plainTarget hides the Disk's capabilities.
+type plainTarget struct{ qedtarget.Target }
+
+type plainDisk struct{ target.Disk }
+
+func (p plainTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := p.Target.Open(fs, path, o)
+	if err != nil {
+		return nil, err
+	}
+	return plainDisk{d}, nil
+}

@@ -1,0 +1,413 @@
+package workload
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+
+	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/spf13/afero"
+)
+
+// hostileKind: "hostile V S" hands the implementation an image no crash
+// of a correct implementation leaves (issue 16: the validation, refusal
+// and repair paths a campaign's valid images never reach) and judges what
+// it does with it. It runs on a Disk with the target.Hardened capability
+// (on another Disk it does nothing), entirely in a private in-memory
+// filesystem: the workload's files, its model and its crash states are
+// not touched, so the op may stand anywhere in a workload and a crash
+// "during" it is a crash between the ops around it.
+//
+// The hostile image is built from a fixed base: a 4 KiB-cluster image
+// with one-cluster tables, two L2 tables (guest clusters 0, 1 and 512
+// written, each with its own pattern), made by the target itself and read
+// back through it (want). Variant V is:
+//
+//   - V < len(check.Corruptions()): check.Plant's corruption V planted
+//     with seed S, NEED_CHECK set when S is odd. A header field the
+//     format forbids (check.CorruptHeaderField) must be refused by a
+//     read-only and by a writable open. Otherwise a read-only open may refuse the image;
+//     if it opens, every guest cluster outside Planted.Touched reads as
+//     in want (a touched one may fail or read anything), the check
+//     without repair reports a corruption or a check error (a leak for
+//     check.CorruptLeak), and nothing is written (read-only). Then a
+//     writable open (which repairs when NEED_CHECK is set) followed by a
+//     repairing check must leave an image whose check without repair is
+//     clean and whose untouched clusters still read as in want.
+//   - V >= that: hostileOpens[V - len]: a file the format forbids in a
+//     way Plant does not make (a header shorter than its fields, a file
+//     that is not QED at all, a backing file that is missing, names the
+//     image itself, or closes a loop through another image, a backing
+//     feature with an empty name), which both opens must refuse, or a
+//     creation the format forbids (hostileCreates: a cluster or table
+//     size out of range, an image size that is not a multiple of 512, an
+//     unknown backing format, a backing file name that does not fit the
+//     header, the image as its own backing file), which Create must
+//     refuse without leaving the file behind.
+//
+// Every refusal must carry a message (its Error() is not empty).
+type hostileKind struct{}
+
+// hostileBase is the base image's geometry: 4 KiB clusters, one-cluster
+// tables (512 entries: an L2 table maps 2 MiB), 2 MiB + 3 clusters.
+const (
+	hostileCS   = 4096
+	hostileSize = 512*hostileCS + 3*hostileCS
+)
+
+// hostileOpens are the open variants: each writes its files into fs
+// (the image at img, in directory dir) and names what it made.
+var hostileOpens = [...]struct {
+	what string
+	make func(fs afero.Fs, t target.Target, dir, img string, base []byte) error
+}{
+	{"a header shorter than its fields", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return afero.WriteFile(fs, img, base[:40], 0o644)
+	}},
+	{"a file that is not a QED image", func(fs afero.Fs, _ target.Target, _, img string, _ []byte) error {
+		return afero.WriteFile(fs, img, []byte("QFI\xfb not QED"), 0o644)
+	}},
+	{"a missing backing file", func(fs afero.Fs, t target.Target, _, img string, _ []byte) error {
+		return hostileCreate(fs, t, img, "missing.raw", "raw")
+	}},
+	{"the image as its own backing file", func(fs afero.Fs, t target.Target, dir, img string, _ []byte) error {
+		// Created with a raw backing file, then renamed onto the name
+		// it stores: the header names the image itself.
+		if err := hostileCreate(fs, t, path.Join(dir, "self.qed"), "loop.qed", "qed"); err != nil {
+			return err
+		}
+		return fs.Rename(path.Join(dir, "self.qed"), path.Join(dir, "loop.qed"))
+	}},
+	{"a backing loop through a second image", func(fs afero.Fs, t target.Target, dir, img string, _ []byte) error {
+		// img -> other.qed -> image: made as other.qed over an absent
+		// file, image over other.qed, then other.qed's target renamed.
+		if err := hostileCreate(fs, t, path.Join(dir, "other.qed"), "later.qed", "qed"); err != nil {
+			return err
+		}
+		if err := hostileCreate(fs, t, img, "other.qed", "qed"); err != nil {
+			return err
+		}
+		return fs.Rename(img, path.Join(dir, "later.qed"))
+	}},
+	{"a backing feature with an empty name", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		b := bytes.Clone(base)
+		le := binary.LittleEndian
+		le.PutUint64(b[16:], le.Uint64(b[16:])|1) // features: backing file
+		le.PutUint32(b[56:], 64*8)                // backing_filename_offset
+		le.PutUint32(b[60:], 0)                   // backing_filename_size
+		return afero.WriteFile(fs, img, b, 0o644)
+	}},
+}
+
+// hostileImage is the name under which an open variant leaves the image
+// to open (the loops rename theirs).
+func hostileImage(v int, dir, img string) string {
+	switch hostileOpens[v].what {
+	case "the image as its own backing file":
+		return path.Join(dir, "loop.qed")
+	case "a backing loop through a second image":
+		return path.Join(dir, "later.qed")
+	}
+	return img
+}
+
+// hostileCreates are the creation variants: options the format forbids.
+var hostileCreates = [...]struct {
+	what string
+	opts func(img string) target.CreateOptions
+}{
+	{"a cluster size that is not a power of two", func(string) target.CreateOptions {
+		return target.CreateOptions{Size: 1 << 20, ClusterSize: 3 * 4096, TableSize: 1}
+	}},
+	{"a table size above 16", func(string) target.CreateOptions {
+		return target.CreateOptions{Size: 1 << 20, ClusterSize: 4096, TableSize: 32}
+	}},
+	{"an image size that is not a multiple of 512", func(string) target.CreateOptions {
+		return target.CreateOptions{Size: 1<<20 + 1, ClusterSize: 4096, TableSize: 1}
+	}},
+	{"an unknown backing format", func(string) target.CreateOptions {
+		return target.CreateOptions{Size: 1 << 20, ClusterSize: 4096, TableSize: 1, BackingFile: "b.vmdk", BackingFormat: "vmdk"}
+	}},
+	{"a backing file name longer than the header cluster", func(string) target.CreateOptions {
+		return target.CreateOptions{Size: 1 << 20, ClusterSize: 4096, TableSize: 1, BackingFile: strings.Repeat("n", 4096) + ".raw", BackingFormat: "raw"}
+	}},
+	{"the image as its own backing file", func(img string) target.CreateOptions {
+		return target.CreateOptions{Size: 1 << 20, ClusterSize: 4096, TableSize: 1, BackingFile: path.Base(img), BackingFormat: "qed"}
+	}},
+}
+
+// hostileVariants is the number of variants of "hostile V S".
+func hostileVariants() int {
+	return len(check.Corruptions()) + len(hostileOpens) + len(hostileCreates)
+}
+
+func hostileCreate(fs afero.Fs, t target.Target, img, backing, format string) error {
+	return t.Create(fs, img, target.CreateOptions{Size: hostileSize, ClusterSize: hostileCS, TableSize: 1, BackingFile: backing, BackingFormat: format})
+}
+
+func (hostileKind) name() string { return "hostile" }
+
+// weight is 0: the generator draws it after the ops (drawExtras'
+// HostileChance), so that the workloads without one are drawn as before.
+func (hostileKind) weight() int { return 0 }
+
+func (hostileKind) check(op Op, v *validator) error {
+	if err := v.notNested(); err != nil {
+		return err
+	}
+	if op.Off < 0 || op.Off >= int64(hostileVariants()) {
+		return fmt.Errorf("%w: op %d: hostile variant %d, want 0 to %d", ErrInvalid, v.i, op.Off, hostileVariants()-1)
+	}
+	if op.Len < 0 || op.Len > 1<<32-1 {
+		return fmt.Errorf("%w: op %d: hostile seed %d, want 0 to %d", ErrInvalid, v.i, op.Len, int64(1<<32-1))
+	}
+	return nil
+}
+
+func (hostileKind) args(op Op) string { return fmt.Sprintf("%d %d", op.Off, op.Len) }
+
+func (hostileKind) parse(kw string, args []string) (Op, error) {
+	if err := nargs(kw, args, 2); err != nil {
+		return Op{}, err
+	}
+	v, err := num(args[0], "variant")
+	if err != nil {
+		return Op{}, err
+	}
+	s, err := num(args[1], "seed")
+	return Op{Kind: Hostile, Off: v, Len: s}, err
+}
+
+func (hostileKind) gen(g *genState) (Op, bool) {
+	return Op{Kind: Hostile, Off: g.rng.Int64N(int64(hostileVariants())), Len: g.rng.Int64N(1 << 32)}, true
+}
+
+func (hostileKind) run(e *Exec, i int, op Op) error {
+	if _, ok := e.Disk.(target.Hardened); !ok {
+		return nil
+	}
+	e.snapshot(i)
+	return runHostile(e.Target, int(op.Off), uint64(op.Len))
+}
+
+func (hostileKind) effect(Op, int64) Effect { return Effect{} }
+
+// runHostile runs variant v with seed s on t in a fresh in-memory
+// filesystem (see hostileKind).
+func runHostile(t target.Target, v int, s uint64) error {
+	fs := afero.NewMemMapFs()
+	const dir = "/hostile"
+	img := path.Join(dir, "image.qed")
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	nc := len(check.Corruptions())
+	if v >= nc+len(hostileOpens) {
+		c := hostileCreates[v-nc-len(hostileOpens)]
+		err := t.Create(fs, img, c.opts(img))
+		if err := refused(err, "create with "+c.what); err != nil {
+			return err
+		}
+		if _, serr := fs.Stat(img); serr == nil {
+			return fmt.Errorf("hostile: create with %s was refused but left %s behind", c.what, img)
+		}
+		return nil
+	}
+	base, want, err := hostileBase(fs, t, img)
+	if err != nil {
+		return fmt.Errorf("hostile: building the base image: %w", err)
+	}
+	if v >= nc {
+		o := hostileOpens[v-nc]
+		if err := fs.Remove(img); err != nil {
+			return err
+		}
+		if err := o.make(fs, t, dir, img, base); err != nil {
+			return fmt.Errorf("hostile: making %s: %w", o.what, err)
+		}
+		return refusedOpens(fs, t, hostileImage(v-nc, dir, img), o.what)
+	}
+	c := check.Corruptions()[v]
+	planted, p, err := check.Plant(base, c, s%2 == 1, s)
+	if errors.Is(err, check.ErrNotApplicable) {
+		return nil // the base has what every corruption needs; kept for safety
+	}
+	if err != nil {
+		return fmt.Errorf("hostile: planting %s: %w", c, err)
+	}
+	what := fmt.Sprintf("an image with %s planted (%s, NEED_CHECK %v)", c, p.What, p.NeedCheck)
+	if err := afero.WriteFile(fs, img, planted, 0o644); err != nil {
+		return err
+	}
+	if c == check.CorruptHeaderField {
+		return refusedOpens(fs, t, img, what)
+	}
+	if err := hostileReadOnly(fs, t, img, what, planted, p, want); err != nil {
+		return err
+	}
+	return hostileRepair(fs, t, img, what, p, want)
+}
+
+// hostileBase creates the base image in fs at img through t and returns
+// its bytes and its guest contents.
+func hostileBase(fs afero.Fs, t target.Target, img string) (base, want []byte, err error) {
+	if err := t.Create(fs, img, target.CreateOptions{Size: hostileSize, ClusterSize: hostileCS, TableSize: 1}); err != nil {
+		return nil, nil, err
+	}
+	d, err := t.Open(fs, img, target.OpenOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	buf := make([]byte, hostileCS)
+	for i, g := range []int64{0, 1, 512} {
+		model.Fill(buf, uint64(i+1), g*hostileCS)
+		if _, err := d.WriteAt(buf, g*hostileCS); err != nil {
+			d.Close()
+			return nil, nil, err
+		}
+	}
+	want = make([]byte, hostileSize)
+	if _, err := d.ReadAt(want, 0); err != nil {
+		d.Close()
+		return nil, nil, err
+	}
+	if err := d.Close(); err != nil {
+		return nil, nil, err
+	}
+	base, err = afero.ReadFile(fs, img)
+	return base, want, err
+}
+
+// refused requires err to be a refusal with a message.
+func refused(err error, what string) error {
+	if err == nil {
+		return fmt.Errorf("hostile: %s was not refused", what)
+	}
+	if err.Error() == "" {
+		return fmt.Errorf("hostile: %s was refused with an empty message", what)
+	}
+	return nil
+}
+
+// refusedOpens requires a read-only and a writable open of img to fail.
+func refusedOpens(fs afero.Fs, t target.Target, img, what string) error {
+	for _, ro := range []bool{true, false} {
+		d, err := t.Open(fs, img, target.OpenOptions{ReadOnly: ro})
+		if err == nil {
+			d.Close()
+		}
+		if err := refused(err, fmt.Sprintf("opening %s (read-only %v)", what, ro)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostileReadOnly opens the planted image read-only (which may refuse
+// it), reads every cluster, checks it without repair and requires the
+// file unchanged.
+func hostileReadOnly(fs afero.Fs, t target.Target, img, what string, planted []byte, p *check.Planted, want []byte) error {
+	d, err := t.Open(fs, img, target.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return refused(err, "")
+	}
+	err = untouchedRead(d, what+", read-only", p, want)
+	if err == nil {
+		var r target.CheckResult
+		r, err = d.Check(false)
+		switch {
+		case err != nil:
+			// A check that gives up on the image found it damaged.
+			err = nil
+		case p.Corruption == check.CorruptLeak && r.Leaks == 0:
+			err = fmt.Errorf("hostile: the check of %s found no leak", what)
+		case p.Corruption != check.CorruptLeak && r.Corruptions == 0 && r.CheckErrors == 0:
+			err = fmt.Errorf("hostile: the check of %s found nothing", what)
+		}
+	}
+	if cerr := d.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("hostile: closing %s (read-only): %w", what, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	if got, _ := afero.ReadFile(fs, img); !bytes.Equal(got, planted) {
+		return fmt.Errorf("hostile: a read-only open of %s changed the file", what)
+	}
+	return nil
+}
+
+// hostileRepair opens the planted image writable (repairing it when
+// NEED_CHECK is set) and repairs it with a check. As in the repair
+// campaign (docs/campaigns.md, "Repair of planted corruption"), a repair
+// may leave damage it cannot fix (impl/qed, like qemu-img check -r, does
+// not resolve a cluster referenced twice) but must then report it: a
+// check after the repair that still finds corruption needs a repairing
+// check that counted corruptions it did not fix (CheckResult.Corruptions
+// of a repairing check counts those left, as qemu-img's does; the fixed
+// ones are CorruptionsFixed). The image closed after
+// it must not claim to be clean (NEED_CHECK clear) while the independent
+// checker finds it inconsistent, and the untouched clusters read as
+// before.
+func hostileRepair(fs afero.Fs, t target.Target, img, what string, p *check.Planted, want []byte) error {
+	d, err := t.Open(fs, img, target.OpenOptions{})
+	if err != nil {
+		return fmt.Errorf("hostile: a writable open of %s failed: %w", what, err)
+	}
+	defer d.Close()
+	rep, err := d.Check(true)
+	if err != nil {
+		return fmt.Errorf("hostile: the repair of %s failed: %w", what, err)
+	}
+	r, err := d.Check(false)
+	if err != nil {
+		return fmt.Errorf("hostile: the check after the repair of %s failed: %w", what, err)
+	}
+	if (r.Corruptions != 0 || r.CheckErrors != 0) && rep.Corruptions == 0 && rep.CheckErrors == 0 {
+		return fmt.Errorf("hostile: after the repair of %s the check reports %d corruptions, %d check errors, and the repair reported none left", what, r.Corruptions, r.CheckErrors)
+	}
+	if err := untouchedRead(d, what+", repaired", p, want); err != nil {
+		return err
+	}
+	if err := d.Close(); err != nil {
+		return fmt.Errorf("hostile: closing %s after the repair: %w", what, err)
+	}
+	b, err := afero.ReadFile(fs, img)
+	if err != nil {
+		return err
+	}
+	if cr := check.Structure(b); cr.Has(check.ViolNeedCheckClearButInconsistent) {
+		return fmt.Errorf("hostile: %s, repaired and closed, has NEED_CHECK clear but is inconsistent (%v)", what, cr.Kinds())
+	}
+	return nil
+}
+
+// untouchedRead reads every guest cluster of d; a cluster outside
+// p.Touched must read as in want (a touched one may fail or read
+// anything).
+func untouchedRead(d target.Disk, what string, p *check.Planted, want []byte) error {
+	if d.Size() != int64(len(want)) && !p.AllTouched {
+		return fmt.Errorf("hostile: %s: size %d, want %d", what, d.Size(), len(want))
+	}
+	buf := make([]byte, hostileCS)
+	for off := int64(0); off < int64(len(want)); off += hostileCS {
+		n := min(hostileCS, int64(len(want))-off)
+		_, err := d.ReadAt(buf[:n], off)
+		if !p.Untouched(off, n) {
+			continue
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("hostile: %s: reading untouched guest cluster at %#x: %w", what, off, err)
+		}
+		if !bytes.Equal(buf[:n], want[off:off+n]) {
+			return fmt.Errorf("hostile: %s: untouched guest cluster at %#x reads differently", what, off)
+		}
+	}
+	return nil
+}
