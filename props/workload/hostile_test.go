@@ -15,7 +15,7 @@ import (
 
 // hostileVariants is the number of "hostile V S" variants: every planted
 // corruption, then the open and creation variants.
-const hostileVariants = 16 + 6 + 6
+const hostileVariants = 16 + 6 + 6 + 7
 
 func hostileScript(v, s int) string {
 	return fmt.Sprintf("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 0x1000 id=1\nhostile %d %d\nread 0 0x1000\n", v, s)
@@ -36,8 +36,9 @@ func TestHostileOp(t *testing.T) {
 }
 
 // gullible accepts what impl/qed refuses: Create and Open never fail
-// (an open that impl/qed refuses yields a disk over a fresh image), and
-// its check finds nothing.
+// (an open that impl/qed refuses yields a disk over a fresh image), its
+// image commands accept anything and do nothing, and its check finds
+// nothing.
 type gullible struct{ qedtarget.Target }
 
 type gullibleDisk struct{ target.Disk }
@@ -45,6 +46,10 @@ type gullibleDisk struct{ target.Disk }
 func (gullibleDisk) RefusesHostile() {}
 
 func (gullibleDisk) Check(bool) (target.CheckResult, error) { return target.CheckResult{}, nil }
+
+func (gullible) Rebase(afero.Fs, string, string, string, bool) error { return nil }
+
+func (gullible) Commit(afero.Fs, string, target.CommitOptions) error { return nil }
 
 func (g gullible) Create(fs afero.Fs, path string, o target.CreateOptions) error {
 	if err := g.Target.Create(fs, path, o); err != nil {

@@ -49,7 +49,12 @@ import (
 //     size out of range, an image size that is not a multiple of 512, an
 //     unknown backing format, a backing file name that does not fit the
 //     header, the image as its own backing file), which Create must
-//     refuse without leaving the file behind.
+//     refuse without leaving the file behind, or (hostileCommands, on a
+//     target with target.ImageOps) an image command the format or the
+//     command forbids (a rebase onto an unknown format, a format without
+//     a name, a name longer than the header allows, the image itself; a
+//     commit of an image without a backing file), which must be refused
+//     with the image's bytes unchanged.
 //
 // Every refusal must carry a message (its Error() is not empty).
 type hostileKind struct{}
@@ -142,9 +147,39 @@ var hostileCreates = [...]struct {
 	}},
 }
 
+// hostileCommands are the image-command variants: a rebase or commit of
+// the base image that the format or the command forbids, on a target
+// with target.ImageOps (on another it does nothing).
+var hostileCommands = [...]struct {
+	what string
+	run  func(fs afero.Fs, t target.ImageOps, img string) error
+}{
+	{"a rebase -u onto an unknown backing format", func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Rebase(fs, img, "b.vmdk", "vmdk", true)
+	}},
+	{"a rebase -u naming a format without a backing file", func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Rebase(fs, img, "", "raw", true)
+	}},
+	{"a rebase -u onto a name longer than the header allows", func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Rebase(fs, img, strings.Repeat("n", 4096)+".raw", "raw", true)
+	}},
+	{"a rebase -u onto the image itself", func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Rebase(fs, img, path.Base(img), "qed", true)
+	}},
+	{"a rebase onto an unknown backing format", func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Rebase(fs, img, "b.vmdk", "vmdk", false)
+	}},
+	{"a rebase onto the image itself", func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Rebase(fs, img, path.Base(img), "qed", false)
+	}},
+	{"a commit of an image without a backing file", func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Commit(fs, img, target.CommitOptions{})
+	}},
+}
+
 // hostileVariants is the number of variants of "hostile V S".
 func hostileVariants() int {
-	return len(check.Corruptions()) + len(hostileOpens) + len(hostileCreates)
+	return len(check.Corruptions()) + len(hostileOpens) + len(hostileCreates) + len(hostileCommands)
 }
 
 func hostileCreate(fs afero.Fs, t target.Target, img, backing, format string) error {
@@ -208,6 +243,24 @@ func runHostile(t target.Target, v int, s uint64) error {
 		return err
 	}
 	nc := len(check.Corruptions())
+	if v >= nc+len(hostileOpens)+len(hostileCreates) {
+		c := hostileCommands[v-nc-len(hostileOpens)-len(hostileCreates)]
+		ops, ok := t.(target.ImageOps)
+		if !ok {
+			return nil
+		}
+		base, _, err := hostileBase(fs, t, img)
+		if err != nil {
+			return fmt.Errorf("hostile: building the base image: %w", err)
+		}
+		if err := refused(c.run(fs, ops, img), c.what); err != nil {
+			return err
+		}
+		if got, _ := afero.ReadFile(fs, img); !bytes.Equal(got, base) {
+			return fmt.Errorf("hostile: %s was refused but changed the image", c.what)
+		}
+		return nil
+	}
 	if v >= nc+len(hostileOpens) {
 		c := hostileCreates[v-nc-len(hostileOpens)]
 		err := t.Create(fs, img, c.opts(img))
