@@ -13,6 +13,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemuio"
+	"github.com/qedtorture/qedtorture/internal/strace"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/target"
@@ -51,7 +52,7 @@ func New(command string, setup target.Target) (*Driver, error) {
 	if len(argv) == 0 {
 		return nil, errors.New("exec: empty COMMAND (want exec:PROGRAM [ARGS...])")
 	}
-	st, err := StracePath()
+	st, err := strace.Path()
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +147,7 @@ type run struct {
 	dir     string // the recorded directory (the image and its chain)
 	scratch string // pattern files and strace outputs, outside dir
 	base    map[string][]byte
-	opts    Options
+	opts    strace.Options
 	segs    []segment
 	marks   []pendingMark
 	disk    *disk
@@ -224,40 +225,14 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 // (Verify), and places the marks taken live at the program's prompts.
 func (r *run) finish(rec *campaign.Recording) error {
 	// The trace: every process's recording, in order.
-	trace := &crashsim.Trace{}
-	var prompts [][]int64
-	for i, s := range r.segs {
-		f, err := os.Open(s.out)
-		if err != nil {
-			return err
-		}
-		opts := r.opts
-		if i > 0 {
-			// Later processes start from the files as the earlier ones
-			// left them.
-			opts.Files = map[string]int64{}
-			for p, n := range r.sizesAfter(trace) {
-				opts.Files[p] = n
-			}
-		}
-		sr, err := Parse(f, opts)
-		f.Close()
-		if err != nil {
+	seq := strace.SequenceFrom(r.base, r.opts)
+	for _, s := range r.segs {
+		if err := seq.AppendFile(s.out); err != nil {
 			return fmt.Errorf("exec: %w", err)
 		}
-		off := int64(len(trace.Ops))
-		ps := make([]int64, len(sr.Prompts))
-		for j, p := range sr.Prompts {
-			ps[j] = off + p
-		}
-		prompts = append(prompts, ps)
-		for _, op := range sr.Trace.Ops {
-			op.Index = int64(len(trace.Ops))
-			trace.Ops = append(trace.Ops, op)
-		}
 	}
-	whole := &Recording{Trace: trace}
-	if err := whole.Verify(r.base, r.dir); err != nil {
+	trace, prompts := seq.Trace, seq.Prompts
+	if err := seq.Verify(); err != nil {
 		return fmt.Errorf("exec: %w", err)
 	}
 	for _, m := range r.marks {
@@ -286,25 +261,6 @@ func (r *run) finish(rec *campaign.Recording) error {
 	return nil
 }
 
-// sizesAfter returns the file sizes after replaying t on the base.
-func (r *run) sizesAfter(t *crashsim.Trace) map[string]int64 {
-	out := map[string]int64{}
-	img, err := crashsim.NewImage(r.base)
-	if err != nil {
-		return out
-	}
-	fs, err := img.Replay(t, int64(len(t.Ops)), crashsim.Options{})
-	if err != nil {
-		return out
-	}
-	for p := range r.opts.Files {
-		if fi, err := fs.Stat(p); err == nil {
-			out[p] = fi.Size()
-		}
-	}
-	return out
-}
-
 func (r *run) kill() {
 	if r.disk != nil {
 		r.disk.proc.Kill()
@@ -331,15 +287,15 @@ func (t *execTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (targe
 		return t.r.d.setup.Open(fs, path, o)
 	}
 	if r.base == nil {
-		base, opts, err := Snapshot(r.dir)
+		base, opts, err := strace.Snapshot(r.dir)
 		if err != nil {
 			return nil, err
 		}
 		r.base, r.opts = base, opts
 	}
 	out := filepath.Join(r.scratch, fmt.Sprintf("strace%d.txt", len(r.segs)))
-	argv := append([]string{r.d.strace, "-f", "-qq", "-e", "signal=none", "--seccomp-bpf", "-y", "-xx", "-v", "-s", fmt.Sprint(MaxData),
-		"-e", "trace=" + strings.Join(TracedCalls, ","), "-o", out, "--"}, r.d.argv...)
+	argv := append([]string{r.d.strace, "-f", "-qq", "-e", "signal=none", "--seccomp-bpf", "-y", "-xx", "-v", "-s", fmt.Sprint(strace.MaxData),
+		"-e", "trace=" + strings.Join(strace.TracedCalls, ","), "-o", out, "--"}, r.d.argv...)
 	argv = append(argv, filepath.Join(r.dir, workload.ImageName))
 	r.mu.Lock()
 	r.segs = append(r.segs, segment{out: out})

@@ -14,11 +14,12 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/strace"
 )
 
 func requireStrace(t *testing.T) string {
 	t.Helper()
-	p, err := StracePath()
+	p, err := strace.Path()
 	if err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("CI is set and strace is required: %v", err)
@@ -58,14 +59,14 @@ func qedtortureBin(t *testing.T) string {
 // record runs argv (with the image path appended) under strace, feeding
 // script on stdin, and returns the snapshot before, the recording and
 // the program's stdout.
-func record(t *testing.T, stracePath, dir string, argv []string, script string) (map[string][]byte, *Recording, string) {
+func record(t *testing.T, stracePath, dir string, argv []string, script string) (map[string][]byte, *strace.Recording, string) {
 	t.Helper()
-	base, o, err := Snapshot(dir)
+	base, o, err := strace.Snapshot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "strace.txt")
-	cmd := Command(context.Background(), stracePath, out, append(argv, filepath.Join(dir, "img.qed")))
+	cmd := strace.Command(context.Background(), stracePath, out, append(argv, filepath.Join(dir, "img.qed")))
 	cmd.Dir = dir
 	cmd.Stdin = strings.NewReader(script)
 	var stdout bytes.Buffer
@@ -77,7 +78,7 @@ func record(t *testing.T, stracePath, dir string, argv []string, script string) 
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rec, err := Parse(f, o)
+	rec, err := strace.Parse(f, o)
 	if err != nil {
 		t.Fatalf("parse: %v\nprogram output:\n%s", err, stdout.String())
 	}
@@ -86,7 +87,7 @@ func record(t *testing.T, stracePath, dir string, argv []string, script string) 
 
 // durableAfter replays the recording up to trace index k and returns the
 // durable image a power loss right there leaves (nothing unsynced kept).
-func durableAfter(t *testing.T, base map[string][]byte, rec *Recording, k int64) *crashsim.Image {
+func durableAfter(t *testing.T, base map[string][]byte, rec *strace.Recording, k int64) *crashsim.Image {
 	t.Helper()
 	img, err := crashsim.NewImage(base)
 	if err != nil {
@@ -126,7 +127,7 @@ const script = "write -P 0xab 0 4096\n" +
 // Verify explains every byte it left, a prompt per command, syncs
 // recorded, and the data flushed by "flush" durable in the crash state
 // at the end (only synced data survives there).
-func checkRecording(t *testing.T, base map[string][]byte, rec *Recording, dir, out string, wantSync bool) {
+func checkRecording(t *testing.T, base map[string][]byte, rec *strace.Recording, dir, out string, wantSync bool) {
 	t.Helper()
 	if err := rec.Verify(base, dir); err != nil {
 		t.Fatalf("verify: %v", err)
@@ -135,8 +136,8 @@ func checkRecording(t *testing.T, base map[string][]byte, rec *Recording, dir, o
 	// its bytes are the file's).
 	for i := len(rec.Trace.Ops) - 1; i >= 0; i-- {
 		if rec.Trace.Ops[i].Kind == crashsim.OpWrite {
-			short := &Recording{Trace: &crashsim.Trace{Ops: append(append([]crashsim.Op(nil), rec.Trace.Ops[:i]...), rec.Trace.Ops[i+1:]...)}, IOUring: rec.IOUring}
-			var ue *UnrecordedError
+			short := &strace.Recording{Trace: &crashsim.Trace{Ops: append(append([]crashsim.Op(nil), rec.Trace.Ops[:i]...), rec.Trace.Ops[i+1:]...)}, IOUring: rec.IOUring}
+			var ue *strace.UnrecordedError
 			if err := short.Verify(base, dir); !errors.As(err, &ue) || ue.Path != "/img.qed" {
 				t.Errorf("Verify without write #%d = %v, want an UnrecordedError on /img.qed", i, err)
 			}
@@ -225,19 +226,19 @@ func TestRecordRefusesWrite(t *testing.T) {
 	if err := os.WriteFile(img, make([]byte, 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, o, err := Snapshot(dir)
+	_, o, err := strace.Snapshot(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "strace.txt")
-	cmd := Command(context.Background(), st, out, []string{"dd", "if=/dev/zero", "of=" + img, "bs=512", "count=1", "conv=notrunc"})
+	cmd := strace.Command(context.Background(), st, out, []string{"dd", "if=/dev/zero", "of=" + img, "bs=512", "count=1", "conv=notrunc"})
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("dd: %v: %s", err, b)
 	}
 	f, _ := os.Open(out)
 	defer f.Close()
-	_, err = Parse(f, o)
-	var ue *UnrecordedError
+	_, err = strace.Parse(f, o)
+	var ue *strace.UnrecordedError
 	if !errors.As(err, &ue) || ue.Call != "write" || ue.Path != "/img.qed" {
 		t.Fatalf("Parse = %v, want an UnrecordedError naming write on /img.qed", err)
 	}
@@ -256,58 +257,18 @@ func TestRecordRefusesSharedMapping(t *testing.T) {
 	if err := os.WriteFile(img, make([]byte, 4096), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, o, _ := Snapshot(dir)
+	_, o, _ := strace.Snapshot(dir)
 	out := filepath.Join(t.TempDir(), "strace.txt")
 	prog := "import mmap,os,sys\nfd=os.open(sys.argv[1],os.O_RDWR)\nm=mmap.mmap(fd,4096,mmap.MAP_SHARED,mmap.PROT_WRITE|mmap.PROT_READ)\nm[0:1]=b'x'\nm.close()\n"
-	cmd := Command(context.Background(), st, out, []string{py, "-c", prog, img})
+	cmd := strace.Command(context.Background(), st, out, []string{py, "-c", prog, img})
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("python: %v: %s", err, b)
 	}
 	f, _ := os.Open(out)
 	defer f.Close()
-	_, err = Parse(f, o)
-	var ue *UnrecordedError
+	_, err = strace.Parse(f, o)
+	var ue *strace.UnrecordedError
 	if !errors.As(err, &ue) || ue.Call != "mmap" || ue.Path != "/img.qed" {
 		t.Fatalf("Parse = %v, want an UnrecordedError naming mmap on /img.qed", err)
-	}
-}
-
-// TestParseOrder: of calls that overlap, a write takes effect at its exit
-// and a sync at its entry, so a write still in flight when the sync began
-// comes after it.
-func TestParseOrder(t *testing.T) {
-	h := func(s string) string {
-		var b strings.Builder
-		for i := 0; i < len(s); i++ {
-			b.WriteString(`\x`)
-			b.WriteString(strings.ToLower(string("0123456789abcdef"[s[i]>>4]) + string("0123456789abcdef"[s[i]&15])))
-		}
-		return b.String()
-	}
-	img := "3<" + h("/d/img.qed") + ">"
-	text := strings.Join([]string{
-		`10 pwrite64(` + img + `, "` + h("AAAA") + `", 4, 0) = 4`,
-		`11 pwrite64(` + img + `, "` + h("BBBB") + `", 4, 8 <unfinished ...>`,
-		`10 fdatasync(` + img + ` <unfinished ...>`,
-		`11 <... pwrite64 resumed>) = 4`,
-		`10 <... fdatasync resumed>) = 0`,
-		`10 write(1<` + h("pipe:[1]") + `>, "` + h("wrote\nqemu-io> ") + `", 15) = 15`,
-		`10 pwrite64(` + img + `, "` + h("CCCC") + `", 4, 16) = -1 ENOSPC (No space left on device)`,
-		`10 +++ exited with 0 +++`,
-	}, "\n") + "\n"
-	rec, err := Parse(strings.NewReader(text), Options{Dir: "/d", Files: map[string]int64{"/img.qed": 0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, o := range rec.Trace.Ops {
-		got = append(got, o.String())
-	}
-	want := []string{"#0 write /img.qed@0+4", "#1 sync /img.qed", "#2 write /img.qed@8+4"}
-	if strings.Join(got, "; ") != strings.Join(want, "; ") {
-		t.Fatalf("trace %q, want %q", got, want)
-	}
-	if len(rec.Prompts) != 1 || rec.Prompts[0] != 3 {
-		t.Fatalf("prompts %v, want [3]", rec.Prompts)
 	}
 }

@@ -43,6 +43,7 @@ var layout = map[string][]string{
 	"internal/campaign":      {"crashsim", "faultfs", "model", "props/check", "props/oracle", "props/target", "props/workload", "internal/atomicfile"},
 	"internal/campaign/html": {"internal/campaign", "props/check", "internal/atomicfile"},
 	"internal/qemuio":        {"props/target", "internal/qemutool"},
+	"internal/strace":        {"crashsim"},
 	"impl/qed":               {"internal/imagelock"},
 	"impl/qed/interop":       {"impl/qed"},
 	"internal/qemutool":      {"internal/imagelock", "internal/cleanup"},
@@ -53,8 +54,8 @@ var layout = map[string][]string{
 	"internal/atomicfile":    {"internal/cleanup"},
 	"internal/archtest":      nil,
 	"impl/qed/qedtarget":     {"impl/qed", "props/target", "faultfs"},
-	"impl/qemu":              {"internal/campaign", "internal/qemuio", "internal/qemutool", "internal/atomicfile", "internal/cleanup", "crashsim", "model", "props/check", "props/oracle", "props/target", "props/workload"},
-	"impl/blackbox":          {"internal/campaign", "internal/qemuio", "internal/qemutool", "crashsim", "model", "props/check", "props/oracle", "props/target", "props/workload"},
+	"impl/qemu":              {"internal/campaign", "internal/qemuio", "internal/qemutool", "internal/strace", "internal/atomicfile", "internal/cleanup", "crashsim", "model", "props/check", "props/oracle", "props/target", "props/workload"},
+	"impl/blackbox":          {"internal/campaign", "internal/qemuio", "internal/qemutool", "internal/strace", "crashsim", "model", "props/check", "props/oracle", "props/target", "props/workload"},
 	"cmd/qedtorture":         {"*"},
 }
 

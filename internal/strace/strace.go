@@ -1,4 +1,4 @@
-package blackbox
+package strace
 
 import (
 	"bytes"
@@ -34,10 +34,10 @@ var TracedCalls = []string{
 }
 
 // ErrNoStrace reports that strace is not installed.
-var ErrNoStrace = errors.New("blackbox: strace not found (Debian: apt-get install strace; scripts/install-deps installs it)")
+var ErrNoStrace = errors.New("strace: strace not found (Debian: apt-get install strace; scripts/install-deps installs it)")
 
-// StracePath locates strace: $STRACE when set, else $PATH.
-func StracePath() (string, error) {
+// Path locates strace: $STRACE when set, else $PATH.
+func Path() (string, error) {
 	if p := os.Getenv("STRACE"); p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("%w: $STRACE=%q: %v", ErrNoStrace, p, err)
@@ -92,7 +92,7 @@ func Snapshot(dir string) (map[string][]byte, Options, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, Options{}, fmt.Errorf("blackbox: snapshot of %s: %w", dir, err)
+		return nil, Options{}, fmt.Errorf("strace: snapshot of %s: %w", dir, err)
 	}
 	return files, o, nil
 }
@@ -109,7 +109,7 @@ func (r *Recording) Verify(base map[string][]byte, dir string) error {
 	}
 	fsys, err := img.Replay(r.Trace, int64(len(r.Trace.Ops)), crashsim.Options{})
 	if err != nil {
-		return fmt.Errorf("blackbox: replaying the recording: %w", err)
+		return fmt.Errorf("strace: replaying the recording: %w", err)
 	}
 	now, _, err := Snapshot(dir)
 	if err != nil {

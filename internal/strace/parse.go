@@ -1,4 +1,4 @@
-package blackbox
+package strace
 
 import (
 	"bufio"
@@ -21,7 +21,7 @@ import (
 const Prompt = "qemu-io> "
 
 // ErrUnrecorded is wrapped by every *UnrecordedError.
-var ErrUnrecorded = errors.New("blackbox: the program changed a recorded file in a way system-call recording cannot see")
+var ErrUnrecorded = errors.New("strace: the program changed a recorded file in a way system-call recording cannot see")
 
 // UnrecordedError names a call that changed (or could change) a recorded
 // file in a way the recorder cannot turn into a trace.
@@ -41,7 +41,7 @@ func (e *UnrecordedError) Error() string {
 	if e.Path != "" {
 		p = " on " + e.Path
 	}
-	return fmt.Sprintf("blackbox: %s%s cannot be recorded: %s%s", e.Call, p, e.Why, where)
+	return fmt.Sprintf("strace: %s%s cannot be recorded: %s%s", e.Call, p, e.Why, where)
 }
 
 func (e *UnrecordedError) Unwrap() error { return ErrUnrecorded }
@@ -58,7 +58,7 @@ func (e *ParseError) Error() string {
 	if len(t) > 120 {
 		t = t[:120] + "..."
 	}
-	return fmt.Sprintf("blackbox: strace output line %d: %s: %q", e.Line, e.Msg, t)
+	return fmt.Sprintf("strace: strace output line %d: %s: %q", e.Line, e.Msg, t)
 }
 
 // Recording is what one recorded run of a program did to the files of a
@@ -76,6 +76,10 @@ type Recording struct {
 	IOUring bool
 	// Calls counts the recorded calls per system call name.
 	Calls map[string]int
+	// Files are the recorded directory's files (relative slash paths) and
+	// their lengths as the trace leaves them: Options.Files of a program
+	// run next on the same directory (Sequence).
+	Files map[string]int64
 }
 
 // Options configure Parse.
@@ -134,6 +138,7 @@ func Parse(r io.Reader, o Options) (*Recording, error) {
 			return nil, err
 		}
 	}
+	p.rec.Files = p.files
 	return p.rec, nil
 }
 
@@ -208,7 +213,7 @@ func readCalls(r io.Reader) ([]call, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("blackbox: reading strace output: %w", err)
+		return nil, fmt.Errorf("strace: reading strace output: %w", err)
 	}
 	return calls, nil
 }

@@ -1,0 +1,105 @@
+package strace
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+)
+
+// Sequence is the recording of programs run one after the other on one
+// directory, as one trace over the directory's files as they were when
+// the sequence began (Base). Each program's strace output is parsed with
+// the files as the earlier ones left them (their lengths), and its
+// operations are appended in order: the programs never overlap, so their
+// traces concatenated are the order the files saw.
+type Sequence struct {
+	// Base is the directory's files when the sequence began, by relative
+	// slash path ("/img.qed").
+	Base  map[string][]byte
+	Trace *crashsim.Trace
+	// Starts holds, per appended program, the trace index its first
+	// operation got; Prompts its prompts (Recording.Prompts, shifted).
+	Starts  []int64
+	Prompts [][]int64
+	// IOUring is set when any program set up an io_uring.
+	IOUring bool
+
+	opts Options // for the next program: the files as the trace leaves them
+}
+
+// NewSequence snapshots dir and starts an empty sequence on it.
+func NewSequence(dir string) (*Sequence, error) {
+	base, opts, err := Snapshot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &Sequence{Base: base, Trace: &crashsim.Trace{}, opts: opts}, nil
+}
+
+// SequenceFrom starts an empty sequence on a snapshot Snapshot returned.
+func SequenceFrom(base map[string][]byte, o Options) *Sequence {
+	return &Sequence{Base: base, Trace: &crashsim.Trace{}, opts: o}
+}
+
+// Dir is the recorded directory (absolute).
+func (s *Sequence) Dir() string { return s.opts.Dir }
+
+// Append parses one program's strace output (run on the sequence's
+// directory after every program appended before) and appends its
+// operations to the trace.
+func (s *Sequence) Append(r io.Reader) error {
+	rec, err := Parse(r, s.opts)
+	if err != nil {
+		return err
+	}
+	off := int64(len(s.Trace.Ops))
+	s.Starts = append(s.Starts, off)
+	ps := make([]int64, len(rec.Prompts))
+	for i, p := range rec.Prompts {
+		ps[i] = off + p
+	}
+	s.Prompts = append(s.Prompts, ps)
+	for _, op := range rec.Trace.Ops {
+		op.Index = int64(len(s.Trace.Ops))
+		s.Trace.Ops = append(s.Trace.Ops, op)
+	}
+	s.IOUring = s.IOUring || rec.IOUring
+	s.opts.Files = rec.Files
+	return nil
+}
+
+// AppendFile is Append of the strace output in file name.
+func (s *Sequence) AppendFile(name string) error {
+	f, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("strace: %w", err)
+	}
+	defer f.Close()
+	return s.Append(f)
+}
+
+// Run runs argv under strace (stracePath) in the sequence's directory,
+// its output in scratch (a directory of the caller's, not the recorded
+// one), waits for it and appends its recording. A program that fails
+// is an error naming it and its output; nothing is appended then.
+func (s *Sequence) Run(ctx context.Context, stracePath, scratch string, argv []string) error {
+	out := filepath.Join(scratch, fmt.Sprintf("strace-seq%d.txt", len(s.Starts)))
+	cmd := Command(ctx, stracePath, out, argv)
+	cmd.Dir = s.opts.Dir
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("strace: %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(b)))
+	}
+	return s.AppendFile(out)
+}
+
+// Verify checks that the trace replayed on Base gives the directory's
+// files as they are now (Recording.Verify).
+func (s *Sequence) Verify() error {
+	return (&Recording{Trace: s.Trace, IOUring: s.IOUring}).Verify(s.Base, s.opts.Dir)
+}
