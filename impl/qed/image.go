@@ -91,6 +91,16 @@ func Create(fs afero.Fs, path string, opts CreateOptions) error {
 	if err := refuseSelfBacking(fs, path, opts.BackingFile); err != nil {
 		return err
 	}
+	// The backing file's name durable before a header that names it: a
+	// backing file made just before (its directory never synced) would
+	// otherwise vanish in a crash that keeps the new header over an
+	// existing image's durable name. Before the open, so that a new
+	// image's own name is not made durable with it (step 4 below).
+	if opts.BackingFile != "" {
+		if err := syncDir(fs, filepath.Dir(resolveBacking(path, opts.BackingFile))); err != nil {
+			return fileErr(path, "create", err)
+		}
+	}
 	// No O_TRUNC: the file is truncated only after the image locks are
 	// held, so an image another process has open is refused unchanged.
 	f, err := fs.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)

@@ -136,6 +136,8 @@ type ArtifactMeta struct {
 	// from the trace index the setup ends at to CreateEnd.
 	Create    bool  `json:"create,omitempty"`
 	CreateEnd int64 `json:"create_end,omitempty"`
+	// CreateOver: the creation was over an existing image (Recording.Over).
+	CreateOver bool `json:"create_over,omitempty"`
 }
 
 // WriteArtifact writes f into a new directory under out (named after the
@@ -204,6 +206,7 @@ func fillArtifact(dir, final string, f *Failure, meta ArtifactMeta) error {
 		}
 		meta.StrictDirSync = !f.Rec.Options.ImplicitDirSync
 		meta.Create, meta.CreateEnd = f.Rec.CreateEnd > 0, f.Rec.CreateEnd
+		meta.CreateOver = f.Rec.Over != nil
 		for _, mk := range f.Rec.Marks {
 			meta.Marks = append(meta.Marks, [2]int64{int64(mk.Op), mk.K})
 		}
@@ -693,4 +696,18 @@ func orNoCrash(s string) string {
 		return "none (no crash)"
 	}
 	return s
+}
+
+// CreationNote says what the creation judge allows for a crash state at
+// trace index k of the artifact ("" when k is not during a recorded
+// creation): `show` and the HTML page print it.
+func (m *ArtifactMeta) CreationNote(k int64) string {
+	if !m.Create || k >= m.CreateEnd {
+		return ""
+	}
+	s := fmt.Sprintf("a crash during the creation of the image and its backing chain (trace operations before %d, real directory semantics)", m.CreateEnd)
+	if m.CreateOver {
+		return s + ", over an existing image: the creation judge wants the image absent (or a file without the QED magic, which no implementation opens), the old image intact, or a valid image of the requested geometry with no data of its own; never a half-written header, nor the new header over the old image's tables"
+	}
+	return s + ": the creation judge wants the image absent, or a valid image of the requested geometry with no data of its own; never a half-written one"
 }

@@ -132,7 +132,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.NestedDepth >= 2 {
 			rep.NestedDepth, rep.NestedStates = cfg.NestedDepth, c.nested.Load()
 		}
-		rep.CreationStates, rep.CreationAbsent = c.creation.Load(), c.creationAbsent.Load()
+		rep.CreationStates, rep.CreationAbsent, rep.CreationOld = c.creation.Load(), c.creationAbsent.Load(), c.creationOld.Load()
 		if x := cfg.Exhaustive; x != nil {
 			rep.Exhaustive = exhaustiveReport(x, cfg.Bound, c.overBound.Load())
 		}
@@ -201,7 +201,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			ck := &checker{ctx: ctx, driver: cfg.Driver, judges: judges, models: cfg.Models, sampledPoints: cfg.SampledPoints,
 				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, faults: cfg.Faults,
 				c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup, createShare: cfg.CreateShare,
-				create: &createJudge{t: cfg.recoverer(), oracle: cfg.Oracle, absent: &c.creationAbsent}}
+				create: &createJudge{t: cfg.recoverer(), oracle: cfg.Oracle, absent: &c.creationAbsent, old: &c.creationOld}}
 			if cfg.Diff != nil {
 				ck.diff, ck.read, ck.diffRead = cfg.Diff, cfg.recoverer(), cfg.diffReader()
 			}

@@ -89,7 +89,7 @@ type counters struct {
 	workloads, points, states, failures, skipped, oracleRuns, faulted atomic.Int64
 	faultEffects, diffRuns                                            atomic.Int64
 	nested                                                            atomic.Int64   // crash states of depth 2 and more (nested.go)
-	creation, creationAbsent                                          atomic.Int64   // creation crash states judged, and those with the image absent (create.go)
+	creation, creationAbsent, creationOld                             atomic.Int64   // creation crash states judged, those with the image absent, and those with the old image (create.go)
 	overBound                                                         atomic.Int64   // (point, model) pairs sampled for being over the bound (exhaustive campaigns)
 	perModel                                                          []atomic.Int64 // by index in Config.Models
 	mu                                                                sync.Mutex     // guards the maps below
@@ -194,7 +194,7 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.S
 	}
 	w, ad := ck.driver.Adapt(w)
 	create := ck.fromOp == 0 && ck.faults == "" && createChosen(seed, ck.createShare)
-	rec, err := ck.driver.Record(ck.context(), w, RecordOptions{Seed: seed, Faults: ck.faults, Create: create})
+	rec, err := ck.driver.Record(ck.context(), w, RecordOptions{Seed: seed, Faults: ck.faults, Create: create, CreateOver: create && CreateOverChosen(seed)})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -2,13 +2,17 @@ package campaign
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"io/fs"
 	"math/rand/v2"
+	"path"
 	"sync/atomic"
 
+	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
@@ -40,6 +44,31 @@ import (
 //
 // The states after CreateEnd are judged as in every workload, under the
 // same real directory semantics.
+//
+// Half of those workloads (drawn from the workload seed: CreateOverChosen)
+// create over an existing image, as a user's `create` over an old image
+// does: the old image (OverImageFor: the workload's cluster and table
+// sizes, another size, one cluster of data at guest offset 0, no backing
+// file) is made durably, name included, before the creation is recorded.
+// A crash during such a creation may then also leave:
+//
+//   - the old image, intact: it passes the whole oracle against its own
+//     model (every byte of its data durable); the creation never reached
+//     the disk, or only what the old header does not point at. An old
+//     header over tables the creation already overwrote is not intact (its
+//     data reads zeros): that fails;
+//   - a file without the QED magic (empty, or its header not yet
+//     written): no implementation opens it, so it is the image absent
+//     under a durable name, and it is counted with the absent ones. A
+//     creation in place (not a write to a new name renamed over the old)
+//     cannot avoid some such state: the old bytes must be destroyed before
+//     the new header is complete, and destroying the magic first (a synced
+//     truncate) is what keeps every other state safe.
+//
+// Never the new header over the old tables (the new image reading the old
+// one's data: stage data), nor a header with the magic and another
+// geometry than the old or the new one, nor a half-written one (stage
+// creation).
 
 // CreateJudgeName is the name of the creation judge (a failure's Judge).
 const CreateJudgeName = "create"
@@ -63,11 +92,104 @@ func createChosen(seed uint64, share float64) bool {
 	return rand.New(rand.NewPCG(seed, h.Sum64())).Float64() < share
 }
 
+// CreateOverChosen reports whether the creation of the workload of seed
+// (when chosen by the creation share) is over an existing image: half of
+// them.
+func CreateOverChosen(seed uint64) bool {
+	h := fnv.New64a()
+	h.Write([]byte("create-over"))
+	return rand.New(rand.NewPCG(seed, h.Sum64())).IntN(2) == 0
+}
+
+// OverImage is the old image a creation over an existing image replaces
+// (RecordOptions.CreateOver): a QED image without a backing file whose
+// first DataLen guest bytes hold model.Fill's pattern of FillID, durable.
+type OverImage struct {
+	ClusterSize, TableSize uint32
+	Size                   int64
+	DataLen                int64
+}
+
+// OverFillID is the pattern of the old image's data (model.Fill), unlike
+// any workload write's or backing file's.
+const OverFillID = 0x6f6c64 // "old"
+
+// OverImageFor returns the old image replaced by a creation of geometry g:
+// the same cluster and table sizes (so that the new header's L1 table is
+// where the old one is, and a new header over the old tables reads the old
+// data), another size (so that the two headers differ), one cluster of
+// data at guest offset 0.
+func OverImageFor(g workload.Geometry) OverImage {
+	cs := int64(g.ClusterSize)
+	entries := int64(g.TableSize) * cs / 8
+	maxSize := entries * entries * cs
+	if cs <= 0 || entries <= 0 || maxSize/entries/entries != cs { // overflow: no practical limit
+		maxSize = workload.MaxImageSize
+	}
+	size := g.Size + cs
+	if size > maxSize || size > workload.MaxImageSize {
+		size = g.Size - cs
+	}
+	if size <= 0 {
+		size = 512
+	}
+	return OverImage{ClusterSize: g.ClusterSize, TableSize: g.TableSize, Size: size, DataLen: min(cs, size)}
+}
+
+// Data returns the old image's data (at guest offset 0).
+func (o OverImage) Data() []byte {
+	b := make([]byte, o.DataLen)
+	model.Fill(b, OverFillID, 0)
+	return b
+}
+
+// Model returns the old image's model: its data durable.
+func (o OverImage) Model() (*model.Disk, error) {
+	m, err := model.New(o.Size, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.WriteID(0, o.DataLen, OverFillID); err != nil {
+		return nil, err
+	}
+	m.Flush()
+	return m, nil
+}
+
+// Make creates the old image at p with t, writes its data, closes it and
+// syncs p's directory: afterwards it is durable, name included.
+func (o OverImage) Make(t target.Target, fs afero.Fs, p string) error {
+	if err := t.Create(fs, p, target.CreateOptions{Size: o.Size, ClusterSize: o.ClusterSize, TableSize: o.TableSize}); err != nil {
+		return fmt.Errorf("the old image to create over: %w", err)
+	}
+	d, err := t.Open(fs, p, target.OpenOptions{})
+	if err != nil {
+		return fmt.Errorf("the old image to create over: %w", err)
+	}
+	if _, err := d.WriteAt(o.Data(), 0); err != nil {
+		d.Close()
+		return fmt.Errorf("the old image to create over: %w", err)
+	}
+	if err := d.Close(); err != nil {
+		return fmt.Errorf("the old image to create over: %w", err)
+	}
+	dir, err := fs.Open(path.Dir(p))
+	if err != nil {
+		return fmt.Errorf("the old image to create over: %w", err)
+	}
+	defer dir.Close()
+	if err := dir.Sync(); err != nil {
+		return fmt.Errorf("the old image to create over: sync %s: %w", path.Dir(p), err)
+	}
+	return nil
+}
+
 // createJudge is the creation judge (see above).
 type createJudge struct {
 	t      target.Target
 	oracle oracle.Options
 	absent *atomic.Int64 // states with the image absent (may be nil)
+	old    *atomic.Int64 // states with the old image (may be nil)
 }
 
 func (j *createJudge) Name() string { return CreateJudgeName }
@@ -81,10 +203,57 @@ func (j *createJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 		}
 		return &oracle.Verdict{}, nil
 	}
+	var over *OverImage
+	if st.Rec != nil {
+		over = st.Rec.Over
+	}
+	if over != nil {
+		b := make([]byte, 4)
+		f, err := st.FS.Open(st.Image)
+		if err != nil {
+			return nil, err
+		}
+		n, _ := io.ReadFull(f, b)
+		f.Close()
+		if n < 4 || binary.LittleEndian.Uint32(b) != qedMagic {
+			// No magic: no implementation opens it (see above).
+			if j.absent != nil {
+				j.absent.Add(1)
+			}
+			return &oracle.Verdict{}, nil
+		}
+		if j.isOver(st, over) {
+			if j.old != nil {
+				j.old.Add(1)
+			}
+			m, err := over.Model()
+			if err != nil {
+				return nil, err
+			}
+			return oracle.Judge(j.t, st.FS, st.Image, m, j.oracle), nil
+		}
+	}
 	if err := j.geometry(st); err != nil {
 		return &oracle.Verdict{Stage: StageCreation, Err: err}, nil
 	}
 	return oracle.Judge(j.t, st.FS, st.Image, st.Model, j.oracle), nil
+}
+
+// isOver reports whether the image in st has the old image's header
+// fields (its geometry, no backing file): it is judged as the old image.
+func (j *createJudge) isOver(st *State, over *OverImage) bool {
+	f, err := st.FS.Open(st.Image)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var h [64]byte
+	if n, _ := io.ReadFull(f, h[:]); n < len(h) {
+		return false
+	}
+	le := binary.LittleEndian
+	return le.Uint32(h[4:]) == over.ClusterSize && le.Uint32(h[8:]) == over.TableSize &&
+		le.Uint64(h[48:]) == uint64(over.Size) && le.Uint64(h[16:])&check.FeatureBacking == 0
 }
 
 // geometry checks that the image in st is a QED image with the geometry
@@ -138,3 +307,6 @@ func (j *createJudge) geometry(st *State) error {
 	}
 	return nil
 }
+
+// qedMagic is the header's magic, "QED\0" little-endian.
+const qedMagic = 0x00444551

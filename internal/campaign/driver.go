@@ -130,6 +130,11 @@ type RecordOptions struct {
 	// the driver sets Recording.CreateEnd. A driver that cannot record
 	// the creation ignores it (CreateEnd stays 0); so does a faulted run.
 	Create bool
+	// CreateOver (with Create) asks for the creation over an existing
+	// image: the driver first makes OverImageFor(the workload's geometry)
+	// durably under the image's name, then creates the workload's image
+	// over it, and sets Recording.Over (create.go).
+	CreateOver bool
 }
 
 // An Adaptation is one change Driver.Adapt made to a workload.

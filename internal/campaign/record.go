@@ -62,7 +62,10 @@ type Recording struct {
 	// SetupEnd on, and the crash states before CreateEnd are judged by the
 	// creation judge (create.go). 0: the creation is part of the setup.
 	CreateEnd int64
-	Marks     []Mark // in K order
+	// Over is the old image the creation replaced (RecordOptions.CreateOver;
+	// nil: the image did not exist before its creation).
+	Over  *OverImage
+	Marks []Mark // in K order
 	// Syncs are the crash points at every sync after the setup, and End
 	// the point after the last op ran (or the op that failed): captured
 	// live in process; a driver recording out of process leaves them nil
@@ -180,6 +183,13 @@ func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Reco
 		root.Close()
 		if err != nil {
 			return nil, fmt.Errorf("campaign: setup: sync /: %w", err)
+		}
+		if o.CreateOver {
+			over := OverImageFor(w.Geometry)
+			if err := over.Make(tgt, fs, ImagePath); err != nil {
+				return nil, fmt.Errorf("campaign: setup: %w", err)
+			}
+			rec.Over = &over
 		}
 		createFrom = fs.Ops()
 		fs.OnSync(func(p *crashsim.Point) bool {

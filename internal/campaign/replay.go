@@ -174,7 +174,7 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 		}
 	}
 
-	rec, err := d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create})
+	rec, err := d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create, CreateOver: meta.CreateOver})
 	if err != nil {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
 		return res, nil
@@ -200,7 +200,7 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 			if try >= attempts {
 				break
 			}
-			if rec, err = d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create}); err != nil {
+			if rec, err = d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create, CreateOver: meta.CreateOver}); err != nil {
 				res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
 				return res, nil
 			}

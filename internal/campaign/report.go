@@ -60,6 +60,9 @@ type Report struct {
 	// counted in CrashStates too.
 	CreationStates int64 `json:"creation_states,omitempty"`
 	CreationAbsent int64 `json:"creation_absent,omitempty"`
+	// CreationOld counts the creation states over an existing image
+	// (create.go) that left the old image (judged intact or not).
+	CreationOld int64 `json:"creation_old,omitempty"`
 	// OracleRuns counts the states the oracle ran on; the rest of
 	// CrashStates were byte-identical to a state of the same workload
 	// judged against the same model, whose verdict they share.
@@ -291,6 +294,7 @@ func Merge(reps ...*Report) (*Report, error) {
 		out.NestedStates += r.NestedStates
 		out.CreationStates += r.CreationStates
 		out.CreationAbsent += r.CreationAbsent
+		out.CreationOld += r.CreationOld
 		for m, n := range r.PerModel {
 			out.PerModel[m] += n
 		}

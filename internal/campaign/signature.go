@@ -1,7 +1,9 @@
 package campaign
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 
 	"github.com/qedtorture/qedtorture/props/check"
@@ -24,7 +26,8 @@ const SideRaw = "raw"
 //	raw/structure-before-recovery/KINDS
 //	                            the raw crashed image is inconsistent with
 //	                            NEED_CHECK clear (KINDS: the checker's
-//	                            violation kinds, joined by "+")
+//	                            violation kinds, joined by "+"), or absent
+//	                            (KINDS: image-missing)
 //	JUDGE/structure-after-recovery/KINDS
 //	TARGET/workload[/data]      a guest op failed in the crash-free run (a
 //	                            read that disagreed with the model: /data)
@@ -75,6 +78,10 @@ func (f *Failure) Signature(target string) string {
 		side = SideRaw
 		if f.Verdict != nil {
 			rep = f.Verdict.Before
+			if rep == nil && errors.Is(f.Verdict.Err, fs.ErrNotExist) {
+				// No file to check: the crash lost the image's name.
+				return prefix + side + "/" + string(f.Stage) + "/" + ImageMissing
+			}
 		}
 	case oracle.StageStructureAfter:
 		if f.Verdict != nil {
@@ -87,6 +94,11 @@ func (f *Failure) Signature(target string) string {
 	}
 	return s
 }
+
+// ImageMissing ends the signature of a crash state without the image
+// (raw/structure-before-recovery/image-missing): its name was never made
+// durable (a directory not synced after its creation).
+const ImageMissing = "image-missing"
 
 // kindsText is the violation kinds of rep joined by "+" ("" for none).
 func kindsText(rep *check.Report) string {

@@ -230,8 +230,8 @@ func fillFrom(f *Failure, a *campaign.Artifact, state string) error {
 		return err
 	}
 	f.Timeline = timeline(a, tl)
-	if m := a.Meta; m.Create && tl.HasState && tl.State.K < m.CreateEnd {
-		f.Creation = fmt.Sprintf("a crash during the creation of the image and its backing chain (trace operations before %d, recorded with real directory semantics): the creation judge wants the image absent, or a valid image of the requested geometry with no data of its own; never a half-written one", m.CreateEnd)
+	if tl.HasState {
+		f.Creation = a.Meta.CreationNote(tl.State.K)
 	}
 	if a.Meta.State == "" || state == "" || state == a.Meta.State {
 		for i := range a.Nested {
