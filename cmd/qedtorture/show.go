@@ -105,8 +105,8 @@ func show(w io.Writer, a *campaign.Artifact, idText string, dump bool, hr [2]int
 		if op := tl.GuestOp; op >= 0 && op < len(a.W.Ops) {
 			fmt.Fprintf(w, "guest op in progress: %d (%s)\n", op, a.W.Ops[op])
 		}
-		if m.Create && tl.State.K < m.CreateEnd {
-			fmt.Fprintf(w, "a crash during the creation of the image and its backing chain (trace operations before %d, real directory semantics): the creation judge wants the image absent, or a valid image of the requested geometry with no data of its own\n", m.CreateEnd)
+		if note := m.CreationNote(tl.State.K); note != "" {
+			fmt.Fprintln(w, note)
 		}
 	}
 	fmt.Fprintln(w)

@@ -4,8 +4,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/stretchr/testify/require"
 )
 
@@ -69,4 +71,35 @@ func TestHTMLOutputs(t *testing.T) {
 	require.Contains(t, string(b), "Hexdump diff: expected vs read")
 
 	runWant(t, exitUsage, "run", "--html", "-", "--iterations", "1")
+}
+
+// TestShowCreationFailure: show and show --html of a crash during the
+// creation of an image over an existing one (broken:nosync's creation
+// loses its syncs: a crash keeps the new header over the old tables) say
+// that the state is a crash during the creation and what the creation
+// judge allows there.
+func TestShowCreationFailure(t *testing.T) {
+	dir := t.TempDir()
+	wl := filepath.Join(dir, "w.txt")
+	require.NoError(t, os.WriteFile(wl, []byte("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x8000 4096 id=1\nflush\n"), 0o644))
+	seed := uint64(1)
+	for !campaign.CreateOverChosen(campaign.WorkloadSeed(seed, 0)) {
+		seed++
+	}
+	r := qt(t, "run", "--target", "broken:nosync", "--workload", wl, "--iterations", "1", "--seed", strconv.FormatUint(seed, 10),
+		"--crash-model", "subset", "--create-crashes", "1", "--out", filepath.Join(dir, "out"), "--progress", "none", "--workers", "1")
+	require.Equal(t, exitRuntime, r.code, r.stdout+r.stderr)
+	m := regexp.MustCompile(`artifact: (\S+)`).FindStringSubmatch(r.stdout)
+	require.NotNil(t, m, r.stdout)
+	require.Contains(t, r.stdout, "signature: create/")
+	s := runWant(t, 0, "show", m[1])
+	require.Contains(t, s.stdout, "a crash during the creation of the image and its backing chain (trace operations before ")
+	require.Contains(t, s.stdout, "over an existing image: the creation judge wants the image absent")
+	require.Contains(t, s.stdout, "the old image intact")
+	page := filepath.Join(dir, "a.html")
+	runWant(t, 0, "show", m[1], "--html", page)
+	b, err := os.ReadFile(page)
+	require.NoError(t, err)
+	require.Contains(t, string(b), "over an existing image: the creation judge wants the image absent")
+	require.Contains(t, string(b), `class="mono signature">create/`)
 }

@@ -7,10 +7,12 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/strace"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
@@ -84,7 +86,17 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
 	defer remove()
-	qr, err := Record(d.Tool.WithContext(ctx), w, dir, d.EndFor(o.Seed))
+	ro := RecordOptions{}
+	if o.Create {
+		st, err := strace.Path()
+		if err != nil {
+			// Counted and named in the report's skip reasons, not a
+			// silent fall back to an unrecorded creation.
+			return nil, fmt.Errorf("qemu: recording the creation: %w (%w)", err, campaign.ErrSkip)
+		}
+		ro = RecordOptions{Create: true, Over: o.CreateOver, Strace: st}
+	}
+	qr, err := RecordWith(d.Tool.WithContext(ctx), w, dir, d.EndFor(o.Seed), ro)
 	var re *RunError
 	if err != nil && (!errors.As(err, &re) || qr == nil) {
 		return nil, err
@@ -92,7 +104,8 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 	return toCampaign(qr, re, o.Seed)
 }
 
-// toCampaign hands a QEMU recording over to the engine.
+// toCampaign hands a QEMU recording over to the engine (with its
+// creation prepended when it was recorded: create.go).
 func toCampaign(qr *Recording, re *RunError, seed uint64) (*campaign.Recording, error) {
 	base, err := qr.Base()
 	if err != nil {
@@ -117,6 +130,15 @@ func toCampaign(qr *Recording, re *RunError, seed uint64) (*campaign.Recording, 
 		rec.OpErr = oe
 	}
 	rec.Evidence = map[string][]byte{LogName: qr.Log, "repro.sh": []byte(qr.ScriptFrom("../base"))}
+	if qr.Create != nil {
+		if err := createPrefix(rec, qr.Create); err != nil {
+			return nil, err
+		}
+		for name, b := range qr.Files {
+			rec.Evidence["created"+name] = b
+		}
+		rec.Evidence["repro.sh"] = []byte(strings.Replace(qr.ScriptFrom("created"), "set -e\n", creationScript(qr.Create)+"set -e\n", 1))
+	}
 	for _, op := range qr.W.Ops {
 		if op.Kind == workload.Write {
 			buf := make([]byte, op.Len)

@@ -76,6 +76,21 @@ type Recording struct {
 	// EndModel the model as the run ended (after a clean close: every
 	// write durable).
 	Setup, EndModel *model.Disk
+	// Create is the recorded creation (RecordOptions.Create; nil: the
+	// creation is not recorded, Files is the trace's base).
+	Create *Creation
+}
+
+// RecordOptions say what a recording records besides the workload.
+type RecordOptions struct {
+	// Create records the creation of the image and its backing chain
+	// (create.go) with strace (Strace: its path), over an existing image
+	// when Over is set (campaign.OverImageFor the workload's geometry).
+	Create, Over bool
+	Strace       string
+	// Scratch holds strace's outputs (outside dir; "" = a temporary
+	// directory of the recording's).
+	Scratch string
 }
 
 // Base returns the crashsim image the trace replays on.
@@ -112,6 +127,12 @@ func (e *RunError) Unwrap() error { return e.Err }
 // dies with it in flight. A *RunError reports a failure QEMU showed during
 // the run; the recording is returned with it when it is usable.
 func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Recording, error) {
+	return RecordWith(tool, w, dir, end, RecordOptions{})
+}
+
+// RecordWith is Record with options: with o.Create, the creation of the
+// image and its backing chain is recorded too (create.go).
+func RecordWith(tool *qemutool.Tool, w *workload.Workload, dir string, end End, o RecordOptions) (*Recording, error) {
 	w, ad := Adapt(w)
 	if err := w.Validate(); err != nil {
 		return nil, err
@@ -126,9 +147,39 @@ func Record(tool *qemutool.Tool, w *workload.Workload, dir string, end End) (*Re
 	r := NewRecorder(filepath.Join(dir, workload.ImageName))
 	defer r.Kill() // whatever failed, no qemu-io outlives the recording
 	rec := &Recording{W: w, Adaptations: ad, End: end, Dir: dir}
-	e, err := workload.NewExec(Target{Tool: tool, Rec: r}, afero.NewOsFs(), dir, w)
+	var cr *creating
+	var over *campaign.OverImage
+	if o.Create {
+		if o.Over {
+			ov := campaign.OverImageFor(w.Geometry)
+			if err := ov.Make(Target{Tool: tool}, afero.NewOsFs(), filepath.Join(dir, workload.ImageName)); err != nil {
+				return nil, fmt.Errorf("qemu: %w", err)
+			}
+			over = &ov
+		}
+		scratch := o.Scratch
+		if scratch == "" {
+			s, remove, err := tempDir("qedtorture-qemu-strace-")
+			if err != nil {
+				return nil, fmt.Errorf("qemu: %w", err)
+			}
+			defer remove()
+			scratch = s
+		}
+		var err error
+		if cr, err = newCreating(tool, o.Strace, dir, scratch); err != nil {
+			return nil, err
+		}
+	}
+	e, err := workload.NewExec(Target{Tool: tool, Rec: r, cr: cr}, afero.NewOsFs(), dir, w)
 	if err != nil {
 		return nil, err
+	}
+	if cr != nil {
+		if rec.Create, err = cr.finish(r.Files()); err != nil {
+			return nil, err
+		}
+		rec.Create.Over = over
 	}
 	rec.Setup = e.Model.Clone()
 	ops := w.Ops

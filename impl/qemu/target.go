@@ -27,6 +27,10 @@ type Target struct {
 	// image Rec names go through QEMU's blklogwrites driver (see
 	// Recorder); every other file is opened as usual.
 	Rec *Recorder
+	// cr, when set, records the creation (create.go): qemu-img create
+	// runs under strace, and the harness's writes are added before each
+	// command and before the recorded image's first open.
+	cr *creating
 }
 
 var _ target.Target = Target{}
@@ -70,6 +74,9 @@ func (t Target) Create(fs afero.Fs, path string, o target.CreateOptions) error {
 	if err != nil {
 		return err
 	}
+	if t.cr != nil {
+		return t.cr.create(real, o)
+	}
 	_, err = t.Tool.Img(CreateArgs(real, o)...)
 	return err
 }
@@ -82,6 +89,11 @@ func (t Target) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Dis
 		return nil, err
 	}
 	if t.Rec != nil && real == t.Rec.path {
+		if t.cr != nil && t.Rec.Proc() == nil {
+			if err := t.cr.harness(); err != nil {
+				return nil, err
+			}
+		}
 		return t.Rec.open(t.Tool, o)
 	}
 	size, err := headerSize(real)

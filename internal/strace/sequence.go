@@ -103,3 +103,28 @@ func (s *Sequence) Run(ctx context.Context, stracePath, scratch string, argv []s
 func (s *Sequence) Verify() error {
 	return (&Recording{Trace: s.Trace, IOUring: s.IOUring}).Verify(s.Base, s.opts.Dir)
 }
+
+// Add appends operations made by someone the sequence does not trace (a
+// harness writing a file between two programs), keeping the file lengths
+// the next program is parsed with.
+func (s *Sequence) Add(ops ...crashsim.Op) {
+	for _, o := range ops {
+		o.Index = int64(len(s.Trace.Ops))
+		s.Trace.Ops = append(s.Trace.Ops, o)
+		files := map[string]int64{}
+		for f, n := range s.opts.Files {
+			files[f] = n
+		}
+		switch o.Kind {
+		case crashsim.OpWrite:
+			files[o.Path] = max(files[o.Path], o.Off+int64(len(o.Data)))
+		case crashsim.OpTruncate:
+			files[o.Path] = o.Size
+		case crashsim.OpCreate:
+			files[o.Path] = 0
+		case crashsim.OpRemove:
+			delete(files, o.Path)
+		}
+		s.opts.Files = files
+	}
+}
