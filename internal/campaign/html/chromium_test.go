@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
 
@@ -170,4 +172,41 @@ func TestChromiumRendersNestedFailure(t *testing.T) {
 	}
 	require.Regexp(t, `<tr class="nested-op" data-fate="[a-z]+"><td class="n">\d+</td><td class="mono">recovery</td>`, dom)
 	require.Regexp(t, `class="fate fate-(kept|lost|torn|durable|unsynced)"`, dom)
+}
+
+// TestChromiumRendersCreationFailure renders a crash during the creation
+// of an image over an existing one (broken:nosync's creation loses its
+// syncs) in headless Chromium: the failure's section says the state is a
+// crash during the creation and what the creation judge allows there.
+func TestChromiumRendersCreationFailure(t *testing.T) {
+	bin := chromiumPath(t)
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x8000 4096 id=1\nflush\n"))
+	require.NoError(t, err)
+	seed := uint64(1)
+	for !campaign.CreateOverChosen(campaign.WorkloadSeed(seed, 0)) {
+		seed++
+	}
+	rep, err := campaign.Run(context.Background(), campaign.Config{Seed: seed, Iterations: 1, Workload: w, Target: broken(t, "broken:nosync"),
+		Workers: 1, Models: []crashsim.Model{{Base: crashsim.Subset}}, CreateShare: 1, SampledPoints: 8, MaxFailures: 4, MinimizeCandidates: -1, Out: t.TempDir()})
+	require.NoError(t, err)
+	var creation *campaign.FailureReport
+	for i := range rep.Failures {
+		if strings.HasPrefix(rep.Failures[i].Signature, "create/") {
+			creation = &rep.Failures[i]
+		}
+	}
+	require.NotNil(t, creation, "no crash during the creation failed: %+v", rep.Signatures)
+	rep.Failures = []campaign.FailureReport{*creation}
+	file := filepath.Join(t.TempDir(), "report.html")
+	require.NoError(t, ForReport(rep, "", "qedtorture run: broken:nosync, creation").WriteFile(file))
+	dom := chromium(t, bin, file, "--dump-dom")
+	for _, want := range []string{
+		`data-rendered="yes"`, rep.Failures[0].Signature, "Timeline of the writes between barriers",
+		"Crash during creation: a crash during the creation of the image and its backing chain",
+		"over an existing image: the creation judge wants the image absent",
+	} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the rendered page lacks %q", want)
+		}
+	}
 }
