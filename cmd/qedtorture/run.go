@@ -121,7 +121,7 @@ func (f *runFlags) registerEngine(cmd *cobra.Command) {
 	_ = fl.MarkHidden("cpuprofile")
 	fl.IntVar(&f.nestedDepth, "nested-depth", campaign.DefaultNestedDepth, "crashes during recovery: record the recovery of a sample of crash states and judge its own crash states, to this depth (0 or 1: one crash and a clean recovery)")
 	fl.IntVar(&f.nestedN, "nested-states", campaign.DefaultNestedStates, "with --nested-depth 2 or more: crash states per workload whose recovery is crashed (and per recovery at each further depth)")
-	fl.Float64Var(&f.createShare, "create-crashes", campaign.DefaultCreateShare, "share of workloads (0 to 1) whose creation of the image and its backing chain is crashed, with real directory semantics (in-process targets; 0 = none)")
+	fl.Float64Var(&f.createShare, "create-crashes", campaign.DefaultCreateShare, "share of workloads (0 to 1) whose creation of the image and its backing chain is crashed, with real directory semantics, half of them over an existing image (in-process targets and qemu, whose qemu-img create is recorded with strace; exec: programs have no create; 0 = none)")
 	fl.IntVar(&f.exhaustive, "exhaustive", 0, "bounded-exhaustive campaign: every workload of 1 to K ops over the canonical vocabulary and layouts (docs/campaigns.md), every crash state after the prefix under every model (--bound default 65536)")
 }
 

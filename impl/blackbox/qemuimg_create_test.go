@@ -10,7 +10,8 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 )
 
-// TestQEMUImgCreateOverImage is docs/findings.md F4, asserting QEMU 7.2's
+// TestQEMUImgCreateOverImage is docs/findings.md F7 recorded by hand (the
+// campaign finds it too: impl/qemu's TestDriverFindsF7), asserting QEMU 7.2's
 // behaviour today: `qemu-img create -f qed` over an existing image
 // truncates it, writes the new header and L1 table and syncs once, all in
 // one epoch (recorded with strace). A crash that loses the truncate and the
@@ -86,10 +87,10 @@ func TestQEMUImgCreateOverImage(t *testing.T) {
 	}
 	t.Logf("old data under the new header: %v", found)
 	if found["subset"] == "" {
-		t.Fatalf("QEMU's create over an image no longer shows the old data in any subset crash state (F4 fixed?): update docs/findings.md")
+		t.Fatalf("QEMU's create over an image no longer shows the old data in any subset crash state (F7 fixed?): update docs/findings.md")
 	}
 	if found["prefix"] != "" || found["drop"] != "" {
-		t.Fatalf("F4 needs a reordering model, but prefix or drop shows it: %v", found)
+		t.Fatalf("F7's data form needs a reordering model, but prefix or drop shows it: %v", found)
 	}
 }
 

@@ -25,6 +25,13 @@
 //     that op pending) and the qemu-io script that reproduces the run.
 //     The run ends with a clean close, a qemu-io `abort` or a SIGKILL while
 //     aio writes may be in flight ([End]).
+//   - Crashes during creation (create.go): for the workloads whose
+//     creation the campaign judges, [RecordWith] runs each `qemu-img
+//     create` of the setup under strace (internal/strace, shared with
+//     impl/blackbox), adds the harness's own writes, verifies the prefix
+//     against the files it left ([ErrCreateMismatch]) and prepends it to
+//     the blklogwrites trace: Recording.CreateEnd is its length; half of
+//     them create over an existing image (campaign.OverImageFor).
 //   - [Driver] is QEMU on the one campaign engine (internal/campaign;
 //     `qedtorture run --target qemu`, and its alias `qedtorture qemu`): a
 //     campaign.Driver whose recordings are Record's (the snapshot as the
