@@ -302,6 +302,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					mk := *ck
 					mk.fromOp = 0 // the minimizer drops ops: judge from the setup on
 					mk.ctx, mk.c, mk.stop = parent, nil, func() bool { return parent.Err() != nil || time.Since(minStart) > cfg.MinimizeTimeout }
+					if cj, ok := mk.create.(*createJudge); ok {
+						// The report counts the campaign's creation
+						// states, not the minimizer's.
+						own := *cj
+						own.absent, own.old = nil, nil
+						mk.create = &own
+					}
 					mf := minimize(&mk, f, cfg.MinimizeCandidates)
 					mf.Found, mf.MinimizeTime = found, time.Since(minStart)
 					mu.Lock()
