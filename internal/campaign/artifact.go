@@ -605,6 +605,9 @@ func Explain(f *Failure, target string) string {
 // where they say more than the stage (an empty or truncated image is not
 // a NEED_CHECK promise broken), else the stage's general meaning.
 func hint(f *Failure) string {
+	if f.Verdict != nil && f.Stage == oracle.StageStructureBefore && f.Verdict.Before == nil && errors.Is(f.Verdict.Err, fs.ErrNotExist) {
+		return "The crash lost the image itself: its name was never made durable (the directory holding it was not synced after its creation), so the data flushed into it is gone with it."
+	}
 	if f.Verdict != nil && f.Stage == oracle.StageStructureBefore && f.Verdict.Before != nil {
 		for _, k := range f.Verdict.Before.Kinds() {
 			switch k {

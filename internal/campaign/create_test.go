@@ -208,6 +208,7 @@ func TestSignatureImageMissing(t *testing.T) {
 	missing := Failure{Stage: oracle.StageStructureBefore, Judge: "impl/qed",
 		Verdict: &oracle.Verdict{Stage: oracle.StageStructureBefore, Err: fmt.Errorf("reading the crashed image: %w", fs.ErrNotExist)}}
 	require.Equal(t, "raw/structure-before-recovery/image-missing", missing.Signature("qemu"))
+	require.Contains(t, hint(&missing), "The crash lost the image itself")
 	other := Failure{Stage: oracle.StageStructureBefore, Judge: "impl/qed",
 		Verdict: &oracle.Verdict{Stage: oracle.StageStructureBefore, Err: errors.New("reading the crashed image: I/O error")}}
 	require.Equal(t, "raw/structure-before-recovery", other.Signature("qemu"))
