@@ -754,11 +754,14 @@ func reopenRanges(m *model.Disk, size int64, changed []model.Range, before, afte
 	}
 	rs := modelRanges(slices.Concat(changed, m.Ranges(model.RangesOwnData)), after.Mapped)
 	rs = append(rs, intersect(m.Ranges(model.RangesBackingData), modelRanges(nil, after.Zeroed))...)
-	if bl := m.BackingLen(); bl > 0 {
+	bl, bs := m.BackingLen(), m.BackingSize()
+	if bl > 0 {
 		rs = append(rs, intersect(m.Ranges(model.RangesOwnZeroes), []model.Range{{Off: 0, Len: bl}})...)
-		if bs := m.BackingSize(); bs > bl {
-			rs = append(rs, model.Range{Off: bl, Len: bs - bl})
-		}
+	}
+	// Also for an image created empty over its backing file (BackingLen
+	// 0): a grown image must hide the whole backing file.
+	if bs > bl {
+		rs = append(rs, model.Range{Off: bl, Len: bs - bl})
 	}
 	return mergeRanges(rs, size)
 }
