@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
@@ -221,4 +222,23 @@ write 0x8000 0x200 id=2
 	v := oracle.Judge(readHook{hook: show}, st, e.ImagePath(), e.Model.Clone(), oracle.Options{})
 	require.Equal(t, oracle.StageDataAfterReopen, v.Stage, "%v", v)
 	require.Equal(t, int64(0x1000), v.Mismatch.Off)
+}
+
+// TestJudgeInconsistentMessage: a QED image whose NEED_CHECK is clear
+// over an inconsistent structure fails before recovery saying so, with
+// the kinds and counts the checker found, not that the file is no QED
+// image.
+func TestJudgeInconsistentMessage(t *testing.T) {
+	st, e := oracleCase(t, oracleScript)
+	img, err := afero.ReadFile(st, e.ImagePath())
+	require.NoError(t, err)
+	bad, _, err := check.Plant(img, check.CorruptL2Invalid, false, 1)
+	require.NoError(t, err)
+	require.NoError(t, afero.WriteFile(st, e.ImagePath(), bad, 0o644))
+	v := oracle.Judge(qedtarget.Target{}, st, e.ImagePath(), e.Model.Clone(), oracle.Options{})
+	require.Equal(t, oracle.StageStructureBefore, v.Stage, "%v", v)
+	require.ErrorContains(t, v.Err, "NEED_CHECK is clear but the image is inconsistent (")
+	require.NotContains(t, v.Err.Error(), "not a QED image")
+	require.NotContains(t, v.Err.Error(), "no violations")
+	require.Regexp(t, `\(\S+ x1(, \S+ x1)*\)$`, v.Err.Error())
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/model"
@@ -446,4 +447,28 @@ func TestVerifyOutside(t *testing.T) {
 		require.ErrorAs(t, err, &mm, "wrong byte at %#x", at)
 		require.Equal(t, at, mm.Off, "wrong byte at %#x", at)
 	}
+}
+
+// TestSampleGapsEdges: a gap of up to three pieces (12 KiB) is read
+// whole; the first piece of a longer gap ends on the first 4 KiB boundary
+// after the gap's first byte, also when the gap starts a byte or two
+// before one.
+func TestSampleGapsEdges(t *testing.T) {
+	rs := []model.Range{{Off: 0, Len: 0x1000}, {Off: 0x4000, Len: 0x1000}}
+	for seed := range uint64(4) {
+		got := mergeRanges(sampleGaps(slices.Clone(rs), 0x5000, seed), 0x5000)
+		require.Equal(t, []model.Range{{Off: 0, Len: 0x5000}}, got, "seed %d: a gap of 12 KiB", seed)
+	}
+	for _, start := range []int64{0x1ffe, 0x1fff, 0x1e00} {
+		got := sampleGaps([]model.Range{{Off: 0, Len: start}}, 0x100000, 0)
+		require.Equal(t, model.Range{Off: start, Len: 0x2000 - start}, got[1], "gap from %#x: its first piece", start)
+	}
+}
+
+// TestAbbrev: names up to 100 bytes are quoted whole, longer ones by
+// their first and last 40 bytes.
+func TestAbbrev(t *testing.T) {
+	s := strings.Repeat("a", 50) + strings.Repeat("b", 50)
+	require.Equal(t, s, abbrev(s))
+	require.Equal(t, strings.Repeat("a", 40)+"..."+strings.Repeat("b", 40), abbrev(s+"b"))
 }
