@@ -196,9 +196,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	gate := newMemGate(cfg.MemoryBudget)
 	jobs := make(chan int)
 	var wg sync.WaitGroup
-	for range cfg.Workers {
+	// An OverlappedDriver's workloads wait on other processes: each
+	// worker keeps InFlight of them going, at most Workers in the
+	// engine's in-process checks at once (cpu).
+	goroutines, cpu := cfg.Workers, chan struct{}(nil)
+	if od, ok := cfg.Driver.(OverlappedDriver); ok && od.InFlight() > 1 {
+		goroutines, cpu = cfg.Workers*od.InFlight(), make(chan struct{}, cfg.Workers)
+	}
+	for range goroutines {
 		wg.Go(func() {
-			ck := &checker{ctx: ctx, driver: cfg.Driver, judges: judges, models: cfg.Models, sampledPoints: cfg.SampledPoints,
+			ck := &checker{ctx: ctx, driver: cfg.Driver, judges: judges, models: cfg.Models, sampledPoints: cfg.SampledPoints, cpu: cpu,
 				enum: crashsim.EnumOptions{Bound: cfg.Bound, Samples: cfg.Samples}, faults: cfg.Faults,
 				c: c, stop: stop, modelIdx: modelIdx, noDedup: cfg.NoDedup, createShare: cfg.CreateShare,
 				create: &createJudge{t: cfg.recoverer(), oracle: cfg.Oracle, absent: &c.creationAbsent, old: &c.creationOld}}

@@ -155,6 +155,11 @@ type checker struct {
 	create      Judge
 	hasher      *stateHasher
 	modelIdx    []int // index of models[i] in the campaign's counters
+	// cpu, when set, bounds the checkers running in-process checks at
+	// once (OverlappedDriver): held while the states are enumerated and
+	// judged in process (judge, judgeEach), not while recording or
+	// waiting for a PreparedJudge.
+	cpu chan struct{}
 	// local counts what this checker did (one worker's share).
 	local struct{ points, states, oracleRuns int64 }
 }
@@ -252,6 +257,8 @@ func (ck *checker) runDiff(w *workload.Workload, seed uint64) (*Failure, error) 
 // deterministic). A state passed only as a fault's direct effect (excused)
 // is not shared.
 func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
+	release := ck.acquireCPU()
+	defer func() { release() }()
 	if err := rec.complete(); err != nil {
 		return nil, err
 	}
@@ -426,7 +433,19 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 	case rep.Stopped:
 		return nil, nil // stopped from outside
 	}
+	release()
+	release = func() {}
 	return ck.judgeBudgeted(rec, distinct, failure)
+}
+
+// acquireCPU takes one of ck.cpu's places (when set) and returns its
+// release (to be called once).
+func (ck *checker) acquireCPU() func() {
+	if ck.cpu == nil {
+		return func() {}
+	}
+	ck.cpu <- struct{}{}
+	return func() { <-ck.cpu }
 }
 
 // creationJudge is the judge of crash states during the creation: ck.create,
@@ -443,83 +462,160 @@ func (ck *checker) creationJudge() Judge {
 }
 
 // judgeBudgeted hands each budgeted judge its seeded sample of the
-// distinct states every unbudgeted judge passed (a PreparedJudge a window
-// of them at a time, their verdicts taken in order).
+// distinct states every unbudgeted judge passed, in the sample's order.
+// A PreparedJudge's states are judged in a sliding window of
+// Concurrency() (judgeWindow); the others one at a time. The first
+// failure or harness error in the sample's order ends the workload.
 func (ck *checker) judgeBudgeted(rec *Recording, distinct []crashsim.StateID, failure func(Judge, *oracle.Verdict, crashsim.StateID, *crashsim.Point, int) *Failure) (*Failure, error) {
 	for _, j := range ck.judges {
 		if j.Budget() < 0 {
 			continue
 		}
 		ids := sampleStates(distinct, j.Budget(), rec.Seed, j.Name())
-		window := 1
-		pj, _ := j.(PreparedJudge)
-		if pj != nil {
-			window = max(1, pj.Concurrency())
+		var f *Failure
+		var err error
+		if pj, _ := j.(PreparedJudge); pj != nil {
+			f, err = ck.judgeWindow(rec, pj, ids, failure)
+		} else {
+			f, err = ck.judgeEach(rec, j, ids, failure)
 		}
-		for len(ids) > 0 {
-			if ck.stop != nil && ck.stop() {
-				return nil, nil
-			}
-			win := ids[:min(window, len(ids))]
-			ids = ids[len(win):]
-			type judged struct {
-				id    crashsim.StateID
-				p     *crashsim.Point
-				guest int
-				run   func() (*oracle.Verdict, error)
-				v     *oracle.Verdict
-				err   error
-			}
-			js := make([]judged, len(win))
-			for i, id := range win {
-				p, err := rec.Point(id.K)
-				if err != nil {
-					return nil, err
-				}
-				fs, err := p.FinalState(id)
-				if err != nil {
-					return nil, fmt.Errorf("campaign: %s: %w", id, err)
-				}
-				guest := rec.GuestOpAt(id.K)
-				st := &State{ID: id, Point: p, FS: fs, Image: rec.Image, Model: rec.ModelAt(id.K).Clone(),
-					GuestOp: guest, Rec: rec}
-				js[i] = judged{id: id, p: p, guest: guest}
-				if pj == nil {
-					js[i].run = func() (*oracle.Verdict, error) { return j.Judge(ck.context(), st) }
-				} else {
-					js[i].run, err = pj.Prepare(ck.context(), st)
-					fs.Release()
-					if err != nil {
-						return nil, fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), id, err)
-					}
-					continue
-				}
-				js[i].v, js[i].err = js[i].run()
-				fs.Release()
-			}
-			if pj != nil {
-				var wg sync.WaitGroup
-				for i := range js {
-					wg.Go(func() { js[i].v, js[i].err = js[i].run() })
-				}
-				wg.Wait()
-			}
-			for _, x := range js {
-				if ck.c != nil {
-					ck.c.add(&ck.c.judged, j.Name(), 1)
-				}
-				if x.err != nil {
-					return nil, fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), x.id, x.err)
-				}
-				if x.v != excused && !x.v.OK() {
-					if f := failure(j, x.v, x.id, x.p, x.guest); f != nil {
-						return f, nil
-					}
-				}
-			}
+		if f != nil || err != nil {
+			return f, err
 		}
 	}
 	return nil, nil
+}
+
+// budgetedState builds the State of id for a budgeted judge; release
+// releases its FS once the judge is done with it.
+func budgetedState(rec *Recording, id crashsim.StateID) (st *State, release func(), err error) {
+	p, err := rec.Point(id.K)
+	if err != nil {
+		return nil, nil, err
+	}
+	fs, err := p.FinalState(id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("campaign: %s: %w", id, err)
+	}
+	return &State{ID: id, Point: p, FS: fs, Image: rec.Image, Model: rec.ModelAt(id.K).Clone(),
+		GuestOp: rec.GuestOpAt(id.K), Rec: rec}, fs.Release, nil
+}
+
+// judgeEach judges ids with j one at a time, in order (in process: with
+// one of ck.cpu's places).
+func (ck *checker) judgeEach(rec *Recording, j Judge, ids []crashsim.StateID, failure func(Judge, *oracle.Verdict, crashsim.StateID, *crashsim.Point, int) *Failure) (*Failure, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	defer ck.acquireCPU()()
+	for _, id := range ids {
+		if ck.stop != nil && ck.stop() {
+			return nil, nil
+		}
+		st, release, err := budgetedState(rec, id)
+		if err != nil {
+			return nil, err
+		}
+		v, err := j.Judge(ck.context(), st)
+		release()
+		if f, err := ck.budgetedVerdict(j, st, v, err, failure); f != nil || err != nil {
+			return f, err
+		}
+	}
+	return nil, nil
+}
+
+// budgetedVerdict counts a budgeted judge's verdict on st and returns its
+// failure or error.
+func (ck *checker) budgetedVerdict(j Judge, st *State, v *oracle.Verdict, err error, failure func(Judge, *oracle.Verdict, crashsim.StateID, *crashsim.Point, int) *Failure) (*Failure, error) {
+	if ck.c != nil {
+		ck.c.add(&ck.c.judged, j.Name(), 1)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), st.ID, err)
+	}
+	if v != excused && !v.OK() {
+		return failure(j, v, st.ID, st.Point, st.GuestOp), nil
+	}
+	return nil, nil
+}
+
+// judgeWindow judges ids with pj in a sliding window: up to
+// pj.Concurrency() judgings run at once, and a new state is prepared (in
+// this goroutine: a State's FS is not for concurrent use) as soon as one
+// finishes, so that one slow state does not hold the others back. The
+// verdicts are taken in the sample's order: the outcome, the failure
+// reported and the states counted are those of judging one state at a
+// time. Once a verdict in order fails (or a judging's harness fails), no
+// further state is started; the ones in flight are waited for and
+// discarded.
+func (ck *checker) judgeWindow(rec *Recording, pj PreparedJudge, ids []crashsim.StateID, failure func(Judge, *oracle.Verdict, crashsim.StateID, *crashsim.Point, int) *Failure) (*Failure, error) {
+	type result struct {
+		v   *oracle.Verdict
+		err error
+	}
+	var (
+		window  = max(1, pj.Concurrency())
+		states  = make([]*State, len(ids))
+		results = make([]chan result, len(ids))
+		slots   = make(chan struct{}, window)
+		next    int // the next verdict to take, in order
+		started int
+		wg      sync.WaitGroup
+	)
+	defer wg.Wait() // no judging outlives the workload
+	// take takes the verdicts in order while they are ready (all of the
+	// started ones when wait is set): a failure or error ends the window.
+	take := func(wait bool) (*Failure, error) {
+		for next < started {
+			var r result
+			if wait {
+				r = <-results[next]
+			} else {
+				select {
+				case r = <-results[next]:
+				default:
+					return nil, nil
+				}
+			}
+			st := states[next]
+			next++
+			if f, err := ck.budgetedVerdict(pj, st, r.v, r.err, failure); f != nil || err != nil {
+				return f, err
+			}
+		}
+		return nil, nil
+	}
+	for started < len(ids) {
+		if ck.stop != nil && ck.stop() {
+			return nil, nil
+		}
+		slots <- struct{}{} // a judging finished (or the window is not full)
+		if f, err := take(false); f != nil || err != nil {
+			<-slots
+			return f, err
+		}
+		i := started
+		st, release, err := budgetedState(rec, ids[i])
+		if err != nil {
+			<-slots
+			return nil, err
+		}
+		run, err := pj.Prepare(ck.context(), st)
+		release()
+		if err != nil {
+			<-slots
+			return nil, fmt.Errorf("campaign: judge %s, %s: %w", pj.Name(), st.ID, err)
+		}
+		states[i], results[i] = st, make(chan result, 1)
+		started++
+		wg.Go(func() {
+			defer func() { <-slots }()
+			v, err := run()
+			results[i] <- result{v, err}
+		})
+	}
+	return take(true)
 }
 
 // sampleStates returns at most n of ids (all of them when there are no

@@ -97,6 +97,24 @@ type Driver interface {
 	Close() error
 }
 
+// An OverlappedDriver is a Driver whose workloads spend most of their wall
+// time waiting on other processes (QEMU's: every command of a recording
+// or of a recovery is a round trip to a qemu-io process): each worker of
+// a campaign keeps InFlight() workloads in flight, so that one records or
+// waits for its driver's judges while another is checked. Config.Workers
+// still bounds the engine's own checks: at most Workers workloads at a
+// time enumerate and judge their states in process (the crash points
+// rebuilt, the states enumerated and judged by the unbudgeted judges and
+// the budgeted judges that are not PreparedJudges); recording and
+// PreparedJudges' judging run outside that bound. Every workload is
+// recorded, checked and reported as it would be with one in flight: only
+// the order in which workloads finish changes, which a campaign with more
+// than one worker leaves open anyway.
+type OverlappedDriver interface {
+	Driver
+	InFlight() int
+}
+
 // RepairDriver is the optional capability of a Driver whose implementation
 // has repair paths: qedtorture repair (RunRepair, repair.go) takes its
 // repair paths and its guest reader from the drivers of its --target list,
@@ -170,7 +188,8 @@ type Judge interface {
 // what the judging needs from the State in the engine's goroutine (a
 // State's FS and Point are not for concurrent use; the FS is released
 // when Prepare returns) and returns the judging itself, which runs beside
-// the others of its window. The verdicts are taken in the sample's order,
+// the others of its window (a sliding window: the next state starts as
+// soon as one finishes). The verdicts are taken in the sample's order,
 // so the failure reported, the states counted and the workload's outcome
 // are those of judging one state at a time (the states after a failing
 // one in its window are judged and discarded). It is for a judge whose

@@ -158,7 +158,8 @@ func TestSampleStates(t *testing.T) {
 // preparedJudge is a PreparedJudge failing the states of failOn; slow's
 // judging takes a while, so that the states after it in its window finish
 // first; every other takes a few milliseconds. It records the most
-// judgings it saw in flight at once.
+// judgings it saw in flight at once, and how many states of slow's
+// workload had started when slow finished (beforeSlowEnd).
 type preparedJudge struct {
 	window   int
 	failOn   map[string]bool
@@ -167,6 +168,9 @@ type preparedJudge struct {
 	inFlight int
 	most     int
 	per      map[uint64][]string
+	// beforeSlowEnd is the states of slow's workload started when slow's
+	// judging finished.
+	beforeSlowEnd int
 }
 
 func (*preparedJudge) Name() string { return "prepared" }
@@ -193,6 +197,9 @@ func (j *preparedJudge) Prepare(_ context.Context, st *State) (func() (*oracle.V
 		j.mu.Unlock()
 		if id == j.slow {
 			time.Sleep(50 * time.Millisecond)
+			j.mu.Lock()
+			j.beforeSlowEnd = len(j.per[seed])
+			j.mu.Unlock()
 		} else {
 			time.Sleep(5 * time.Millisecond) // long enough for the window to overlap
 		}
@@ -246,9 +253,96 @@ func TestPreparedJudge(t *testing.T) {
 	want, _ := run(1, fail, "")
 	got, _ := run(3, fail, ids[0])
 	require.NotEmpty(t, want.Failures)
+	// The window slides: while the first state is slow, the states after
+	// it start as the others of the window finish (a window judged as a
+	// batch would start none of them before the slow one ends).
+	var most []string
+	for _, x := range one.per {
+		if len(x) > len(most) {
+			most = x
+		}
+	}
+	require.GreaterOrEqual(t, len(most), 4, "a workload with four sampled states")
+	_, slid := run(2, nil, most[0])
+	require.Equal(t, len(most), slid.beforeSlowEnd, "states of %v started before the slow one ended", most)
 	require.Len(t, got.Failures, len(want.Failures))
 	for i := range want.Failures {
 		w, g := want.Failures[i], got.Failures[i]
 		require.Equal(t, [3]string{fmt.Sprint(w.WorkloadSeed), fmt.Sprint(w.State), w.Message}, [3]string{fmt.Sprint(g.WorkloadSeed), fmt.Sprint(g.State), g.Message})
 	}
+}
+
+// overlapped is an OverlappedDriver over the in-process driver whose
+// recordings take a while (as a process's round trips do); it records
+// the most recordings it saw at once.
+type overlapped struct {
+	Driver
+	inFlight int
+	mu       sync.Mutex
+	now      int
+	most     int
+}
+
+func (d *overlapped) InFlight() int { return d.inFlight }
+
+func (d *overlapped) Record(ctx context.Context, w *workload.Workload, o RecordOptions) (*Recording, error) {
+	d.mu.Lock()
+	d.now++
+	d.most = max(d.most, d.now)
+	d.mu.Unlock()
+	time.Sleep(20 * time.Millisecond)
+	d.mu.Lock()
+	d.now--
+	d.mu.Unlock()
+	return d.Driver.Record(ctx, w, o)
+}
+
+// inProcessJudge is an unbudgeted judge recording the most judgings it
+// saw at once.
+type inProcessJudge struct {
+	mu   sync.Mutex
+	now  int
+	most int
+	n    int
+}
+
+func (*inProcessJudge) Name() string { return "in-process" }
+
+func (*inProcessJudge) Budget() int { return -1 }
+
+func (j *inProcessJudge) Judge(context.Context, *State) (*oracle.Verdict, error) {
+	j.mu.Lock()
+	j.now++
+	j.n++
+	j.most = max(j.most, j.now)
+	j.mu.Unlock()
+	time.Sleep(50 * time.Microsecond)
+	j.mu.Lock()
+	j.now--
+	j.mu.Unlock()
+	return &oracle.Verdict{}, nil
+}
+
+// TestOverlappedDriver: an OverlappedDriver's workloads are InFlight per
+// worker (two recordings at once with one worker), while the in-process
+// checks stay at Workers at a time (one judging at once), and the
+// campaign checks the same workloads and states as with one in flight.
+func TestOverlappedDriver(t *testing.T) {
+	run := func(inFlight int) (*Report, *overlapped, *inProcessJudge) {
+		d := &overlapped{Driver: InProcess(qedtarget.Target{}), inFlight: inFlight}
+		j := &inProcessJudge{}
+		rep, err := Run(context.Background(), Config{Driver: d, Seed: 23, Iterations: 8, Workers: 1, Gen: quickGen(),
+			Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 2, Judges: []Judge{j}})
+		require.NoError(t, err)
+		return rep, d, j
+	}
+	one, d1, j1 := run(1)
+	two, d2, j2 := run(2)
+	require.Equal(t, 1, d1.most)
+	require.Equal(t, 2, d2.most, "two workloads recorded at once by one worker")
+	require.Equal(t, 1, j2.most, "in-process checks: one worker's at a time")
+	require.Positive(t, j1.n)
+	require.Equal(t, j1.n, j2.n, "the same states judged")
+	require.Equal(t, one.Digest, two.Digest)
+	require.Equal(t, one.CrashStates, two.CrashStates)
 }
