@@ -49,9 +49,20 @@ type Driver struct {
 }
 
 var (
-	_ campaign.Driver = (*Driver)(nil)
-	_ campaign.Runner = (*Driver)(nil)
+	_ campaign.Driver           = (*Driver)(nil)
+	_ campaign.Runner           = (*Driver)(nil)
+	_ campaign.OverlappedDriver = (*Driver)(nil)
 )
+
+// WorkloadsInFlight is the workloads each campaign worker keeps in flight
+// with QEMU (campaign.OverlappedDriver): a workload spends most of its
+// wall time in round trips to QEMU's processes (its recording, QEMU's
+// recovery judge), so one is recorded or judged by QEMU while another is
+// checked in process.
+const WorkloadsInFlight = 2
+
+// InFlight implements campaign.OverlappedDriver.
+func (*Driver) InFlight() int { return WorkloadsInFlight }
 
 // Name implements campaign.Driver.
 func (*Driver) Name() string { return "qemu" }
