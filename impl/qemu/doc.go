@@ -47,12 +47,20 @@
 //     The Driver's judge does all of it in long-lived qemu-io processes
 //     (pool.go: one per state in flight, each with its own scratch
 //     directory, images opened and closed with qemu-io's `open` and
-//     `close`; the read-back reads the model's data ranges with `read -v`
-//     and has QEMU verify every other byte as zero with `read -P 0`, in
-//     the writable open the liveness write then uses, or uses `qemu-img
-//     convert` above 128 KiB of data), [JudgeParallel] states of a
-//     workload at once (a campaign.PreparedJudge: the verdicts are taken
+//     `close`; the read-back has QEMU itself compare every byte outside
+//     the model's uncertain ranges, which the crash rule fixes, with the
+//     model's durable contents, under QEMU's blkverify driver over a raw
+//     file of them (a difference ends that process: a fresh one then reads
+//     every byte back, the model's data ranges with `read -v` and the
+//     others verified zero with `read -P 0`, or with `qemu-img convert`
+//     above 128 KiB of data, and the model judges them), and reads the
+//     uncertain ranges with `read -v` in the writable open the liveness
+//     write then uses), [JudgeParallel] states of a workload at once (a
+//     campaign.PreparedJudge in a sliding window: the verdicts are taken
 //     in the sample's order, so the outcome is one-at-a-time judging's);
+//     the Driver is a campaign.OverlappedDriver: each campaign worker
+//     keeps [WorkloadsInFlight] workloads going, one recorded or judged
+//     by QEMU while another is checked in process;
 //     [JudgeRecovery] and
 //     [QEMURecover] do it with four fresh QEMU processes per state, and
 //     TestPooledRecoveryAgrees holds the two to the same verdicts. The Driver is also a
@@ -89,10 +97,14 @@
 //
 //   - One qemu-io process per recorded workload and per open Disk; QEMU's
 //     recovery judge reuses one long-lived qemu-io per state in flight
-//     (JudgeParallel per worker; a fresh one after 500 states, or after
-//     QEMU died on a state), plus a qemu-img
-//     convert for a state with more than 128 KiB of data; the QEMU budget
-//     is a parameter.
+//     (JudgeParallel per workload in flight; a fresh one after 500
+//     states, or after QEMU died on a state), plus a qemu-img convert for
+//     a state whose bytes blkverify could not vouch for and with more
+//     than 128 KiB of data; the QEMU budget is a parameter.
+//   - Scratch directories (recordings, the pool's states) are made on a
+//     memory filesystem (/dev/shm) unless TMPDIR names another place
+//     (tempdir.go): no scratch file has to survive a power loss, and
+//     there QEMU's flushes are not real fdatasyncs.
 //   - The imported log is validated: replaying the whole trace on the
 //     snapshot gives exactly the file QEMU left (tested for clean close
 //     and abort).

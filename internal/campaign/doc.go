@@ -18,9 +18,11 @@
 // acceptable: the oracle judge (recovery by the driver's Recoverer, or
 // Config.Reference) judges every distinct state; a driver adds its own
 // (QEMU's recovery, with a budget), Config.Judges add judges for every
-// target. A budgeted PreparedJudge has its sample judged a window of
-// states at a time, the verdicts taken in the sample's order, so that
-// the outcome is that of one state at a time. The engine enumerates states with crashsim's explorer
+// target. A budgeted PreparedJudge has its sample judged in a sliding
+// window of states, the verdicts taken in the sample's order, so that
+// the outcome is that of one state at a time. An OverlappedDriver (QEMU)
+// has each worker keep several workloads in flight, at most Workers of
+// them in the in-process checks at once. The engine enumerates states with crashsim's explorer
 // (crashsim.Run.Explore), so the crash points and states of a campaign are
 // the explorer's for the same run (TestCampaignPicksTheExplorersStates).
 //
