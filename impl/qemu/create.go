@@ -2,11 +2,14 @@ package qemu
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/campaign"
@@ -89,14 +92,52 @@ func (c *creating) create(real string, o target.CreateOptions) error {
 	}
 	argv := append([]string{c.tool.ImgPath}, CreateArgs(real, o)...)
 	c.cmds = append(c.cmds, strings.ReplaceAll("qemu-img "+strings.Join(argv[1:], " "), c.seq.Dir()+string(filepath.Separator), ""))
-	if err := c.seq.Run(c.tool.Ctx(), c.strace, c.scratch, argv); err != nil {
-		return fmt.Errorf("qemu: %w", err)
+	if err := c.run(argv); err != nil {
+		return err
 	}
 	if err := c.seq.Verify(); err != nil {
 		if errors.Is(err, strace.ErrUnrecorded) {
 			return fmt.Errorf("%w: %s: %v", ErrCreateMismatch, c.cmds[len(c.cmds)-1], err)
 		}
 		return err
+	}
+	return nil
+}
+
+// run runs argv under strace in the sequence's directory and appends its
+// recording. strace and qemu-img share a process group, killed whole when
+// the campaign's context ends or the tool's timeout passes: killing strace
+// alone would leave qemu-img detached mid-call, holding the output pipe.
+func (c *creating) run(argv []string) error {
+	timeout := c.tool.Timeout
+	if timeout <= 0 {
+		timeout = qemutool.DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(c.tool.Ctx(), timeout)
+	defer cancel()
+	out := c.seq.Output(c.scratch)
+	cmd := strace.Command(ctx, c.strace, out, argv)
+	cmd.Dir = c.seq.Dir()
+	var output bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	qemutool.NewProcessGroup(cmd)
+	cmd.Cancel = func() error { return qemutool.KillGroup(cmd) }
+	cmd.WaitDelay = 2 * time.Second
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	err := cmd.Start()
+	if err == nil {
+		release := qemutool.Track(context.Background(), cmd) // ctx's cancellation is cmd.Cancel's
+		err = cmd.Wait()
+		release()
+	}
+	if cerr := c.tool.Ctx().Err(); cerr != nil {
+		return fmt.Errorf("qemu: %s: %w", c.cmds[len(c.cmds)-1], cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("qemu: %s (under strace): %w: %s", c.cmds[len(c.cmds)-1], err, strings.TrimSpace(output.String()))
+	}
+	if err := c.seq.AppendFile(out); err != nil {
+		return fmt.Errorf("qemu: %w", err)
 	}
 	return nil
 }

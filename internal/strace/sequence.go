@@ -1,12 +1,10 @@
 package strace
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 )
@@ -83,19 +81,12 @@ func (s *Sequence) AppendFile(name string) error {
 	return s.Append(f)
 }
 
-// Run runs argv under strace (stracePath) in the sequence's directory,
-// its output in scratch (a directory of the caller's, not the recorded
-// one), waits for it and appends its recording. A program that fails
-// is an error naming it and its output; nothing is appended then.
-func (s *Sequence) Run(ctx context.Context, stracePath, scratch string, argv []string) error {
-	out := filepath.Join(scratch, fmt.Sprintf("strace-seq%d.txt", len(s.Starts)))
-	cmd := Command(ctx, stracePath, out, argv)
-	cmd.Dir = s.opts.Dir
-	b, err := cmd.CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("strace: %s: %w: %s", strings.Join(argv, " "), err, strings.TrimSpace(string(b)))
-	}
-	return s.AppendFile(out)
+// Output returns where the next program's strace output goes in scratch
+// (a directory of the caller's, not the recorded one): Command's out,
+// then AppendFile once the program has ended. The caller runs it (and
+// owns its process group, timeout and cancellation).
+func (s *Sequence) Output(scratch string) string {
+	return filepath.Join(scratch, fmt.Sprintf("strace-seq%d.txt", len(s.Starts)))
 }
 
 // Verify checks that the trace replayed on Base gives the directory's
