@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"os"
 	"sort"
 	"strings"
@@ -119,5 +120,60 @@ func TestDriverFreshCreationLosesName(t *testing.T) {
 	}
 	if got := signatures(rep); len(got) != 1 || got[0] != "raw/structure-before-recovery/"+campaign.ImageMissing {
 		t.Fatalf("signatures %v, want only raw/structure-before-recovery/image-missing (qemu-img syncs the directory now? update docs/findings.md F7)", got)
+	}
+}
+
+// TestRecordCreation: with the creation recorded, the recording's prefix
+// holds the qemu-img commands' own operations (the backing file's and the
+// image's, over the old image) and the harness's writes (the raw backing
+// file, created, synced and its directory synced), never a directory sync
+// of QEMU's; replayed on the directory as it was before, it gives the files
+// the blklogwrites recording starts from. A prefix that does not is
+// refused as a counted skip (ErrCreateMismatch wraps campaign.ErrSkip).
+func TestRecordCreation(t *testing.T) {
+	tool := qemutool.Require(t)
+	st := requireStrace(t)
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\n" +
+		"backing qed size=1048576 cluster_size=65536 table_size=4 fill=3\nbacking raw size=524288 fill=2\nwrite 0x0 0x1000 id=4\nflush\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := RecordWith(tool, w, t.TempDir(), EndClose, RecordOptions{Create: true, Over: true, Strace: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := rec.Create
+	if cr == nil || len(cr.Commands) != 2 || cr.Over == nil {
+		t.Fatalf("creation %+v", cr)
+	}
+	if _, ok := cr.Base["/"+workload.ImageName]; !ok || len(cr.Base) != 1 {
+		t.Fatalf("the base holds %d files, want the old image alone", len(cr.Base))
+	}
+	var qemuWrites, dirSyncs int
+	for _, o := range cr.Trace.Ops {
+		switch {
+		case o.Kind == crashsim.OpDirSync:
+			dirSyncs++
+		case o.Kind == crashsim.OpWrite && o.Path == "/"+workload.ImageName:
+			qemuWrites++
+		}
+	}
+	// One directory sync: the harness's, after the raw backing file.
+	if qemuWrites == 0 || dirSyncs != 1 {
+		t.Fatalf("prefix: %d writes of the image, %d directory syncs; want some and 1:\n%v", qemuWrites, dirSyncs, cr.Trace.Ops)
+	}
+	c := &creating{seq: strace.SequenceFrom(cr.Base, strace.Options{})}
+	c.seq.Add(cr.Trace.Ops...)
+	if _, err := c.finish(rec.Files); err != nil {
+		t.Fatalf("the prefix does not replay to the recorded files: %v", err)
+	}
+	files := map[string][]byte{}
+	for n, b := range rec.Files {
+		files[n] = b
+	}
+	files["/"+workload.ImageName] = append([]byte(nil), files["/"+workload.ImageName]...)
+	files["/"+workload.ImageName][100] ^= 1
+	if _, err := c.finish(files); !errors.Is(err, ErrCreateMismatch) || !errors.Is(err, campaign.ErrSkip) {
+		t.Fatalf("a prefix that differs from the files: %v, want ErrCreateMismatch, a campaign.ErrSkip", err)
 	}
 }
