@@ -31,7 +31,7 @@ import (
 // huge requests drawn after the ops (drawExtras; a workload without them
 // is the same script); before:
 // f94e4dacd9c5c8312eede7200c7ec44039a77c63a332fa24f21f8081c6f6d13e.
-const pinnedWorkloads = "80f47546f0a8d835000f5130dfa1e6e04fd301ee935e3955ad2068f41dd6c6e9"
+const pinnedWorkloads = "ae5ce70498c34fb8fcc44f98210d21a00dc6542cbef37bcb6ae02759d444a445"
 
 // pinnedWithoutHostile is the same hash with every hostile op taken out:
 // the generation before issue 16.1's hostile op.

@@ -44,7 +44,10 @@ import (
 //     way Plant does not make (a header shorter than its fields, a file
 //     that is not QED at all, a backing file that is missing, names the
 //     image itself, or closes a loop through another image, a backing
-//     feature with an empty name), which both opens must refuse, or a
+//     feature with an empty name, a whole header with the wrong magic, an
+//     L1 table offset unaligned or past the end of the file, a
+//     header_size of 0, a table_size of 32, a backing name longer than
+//     4095 bytes), which both opens must refuse, or a
 //     creation the format forbids (hostileCreates: a cluster or table
 //     size out of range, an image size that is not a multiple of 512, an
 //     unknown backing format, a backing file name that does not fit the
@@ -101,13 +104,47 @@ var hostileOpens = [...]struct {
 		return fs.Rename(img, path.Join(dir, "later.qed"))
 	}},
 	{"a backing feature with an empty name", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
-		b := bytes.Clone(base)
-		le := binary.LittleEndian
-		le.PutUint64(b[16:], le.Uint64(b[16:])|1) // features: backing file
-		le.PutUint32(b[56:], 64*8)                // backing_filename_offset
-		le.PutUint32(b[60:], 0)                   // backing_filename_size
-		return afero.WriteFile(fs, img, b, 0o644)
+		return patchHeader(fs, img, base, func(b []byte) {
+			le.PutUint64(b[16:], le.Uint64(b[16:])|1) // features: backing file
+			le.PutUint32(b[56:], 64*8)                // backing_filename_offset
+			le.PutUint32(b[60:], 0)                   // backing_filename_size
+		})
 	}},
+	{"a whole header with the wrong magic", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return patchHeader(fs, img, base, func(b []byte) { copy(b, "QFI\xfe") })
+	}},
+	{"an L1 table offset that is not cluster-aligned", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return patchHeader(fs, img, base, func(b []byte) { le.PutUint64(b[40:], le.Uint64(b[40:])+512) })
+	}},
+	{"an L1 table past the end of the file", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return patchHeader(fs, img, base, func(b []byte) { le.PutUint64(b[40:], 1<<40) })
+	}},
+	{"a header_size of 0", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return patchHeader(fs, img, base, func(b []byte) { le.PutUint32(b[12:], 0) })
+	}},
+	{"a table_size of 32", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return patchHeader(fs, img, base, func(b []byte) { le.PutUint32(b[8:], 32) })
+	}},
+	{"a backing file name longer than the format allows", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		// Two header clusters, so that the name fits in them; the L1
+		// table offset moved past them (the name is refused first).
+		return patchHeader(fs, img, base, func(b []byte) {
+			le.PutUint32(b[12:], 2)                   // header_size
+			le.PutUint64(b[40:], 2*hostileCS)         // l1_table_offset
+			le.PutUint64(b[16:], le.Uint64(b[16:])|1) // features: backing file
+			le.PutUint32(b[56:], 64)                  // backing_filename_offset
+			le.PutUint32(b[60:], hostileCS+100)       // backing_filename_size
+		})
+	}},
+}
+
+var le = binary.LittleEndian
+
+// patchHeader writes base with patch applied to a copy as the image at img.
+func patchHeader(fs afero.Fs, img string, base []byte, patch func([]byte)) error {
+	b := bytes.Clone(base)
+	patch(b)
+	return afero.WriteFile(fs, img, b, 0o644)
 }
 
 // hostileImage is the name under which an open variant leaves the image
