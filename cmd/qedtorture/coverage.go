@@ -196,8 +196,9 @@ func defectBlocks(pkg string) (map[string][]lineRange, error) {
 // defectOnly returns the spans of a Go file that run only when a seeded
 // defect is on (impl/qed's defect(D) is a constant false without the
 // qeddefects tag): the body of an if whose condition is defect(D) or a
-// conjunction with a defect(D) term, and the else of an if whose
-// condition is !defect(D) alone.
+// conjunction with a defect(D) term, the else of an if whose condition is
+// !defect(D) alone, and the statements of a block after a guard "if A ||
+// !defect(D) || B { return }" (no else).
 func defectOnly(name string, src []byte) ([]lineRange, error) {
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, name, src, 0)
@@ -210,6 +211,18 @@ func defectOnly(name string, src []byte) ([]lineRange, error) {
 	}
 	var out []lineRange
 	ast.Inspect(f, func(n ast.Node) bool {
+		if b, ok := n.(*ast.BlockStmt); ok {
+			// A guard "if ... || !defect(D) || ... { return }": the
+			// statements after it run only with the defect on.
+			for i, st := range b.List {
+				if is, ok := st.(*ast.IfStmt); ok && i+1 < len(b.List) && is.Else == nil && returnsOnly(is.Body) && disjunctionWithNotDefect(is.Cond) {
+					s, e := fset.Position(b.List[i+1].Pos()), fset.Position(b.Rbrace)
+					out = append(out, lineRange{s.Line, s.Column, e.Line, e.Column})
+					break
+				}
+			}
+			return true
+		}
 		is, ok := n.(*ast.IfStmt)
 		if !ok {
 			return true
@@ -242,6 +255,26 @@ func isDefectCall(e ast.Expr) bool {
 	}
 	id, ok := c.Fun.(*ast.Ident)
 	return ok && id.Name == "defect"
+}
+
+// returnsOnly: the block is a single return statement.
+func returnsOnly(b *ast.BlockStmt) bool {
+	if len(b.List) != 1 {
+		return false
+	}
+	_, ok := b.List[0].(*ast.ReturnStmt)
+	return ok
+}
+
+// disjunctionWithNotDefect: e is !defect(D), or A || B whose terms include
+// one.
+func disjunctionWithNotDefect(e ast.Expr) bool {
+	e = unparen(e)
+	if u, ok := e.(*ast.UnaryExpr); ok && u.Op == token.NOT && isDefectCall(u.X) {
+		return true
+	}
+	b, ok := e.(*ast.BinaryExpr)
+	return ok && b.Op == token.LOR && (disjunctionWithNotDefect(b.X) || disjunctionWithNotDefect(b.Y))
 }
 
 // conjunctionWithDefect: e is defect(D), or A && B whose terms include one.

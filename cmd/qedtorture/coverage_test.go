@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,8 +26,10 @@ func TestRunCoverageNeedsCoverBuild(t *testing.T) {
 }
 
 // TestDefectOnly: the spans only a seeded defect runs are the bodies of
-// ifs on defect(D) or a conjunction with it, and the else of if
-// !defect(D); a disjunction or a negated term elsewhere excludes nothing.
+// ifs on defect(D) or a conjunction with it, the else of if !defect(D),
+// and what follows a guard "if A || !defect(D) { return }"; a disjunction
+// or a negated term elsewhere (a guard that does more than return)
+// excludes nothing.
 func TestDefectOnly(t *testing.T) {
 	src := `package p
 func f(a bool) {
@@ -49,6 +52,19 @@ func f(a bool) {
 	} else {
 		g()
 	}
+	h := func() {
+		if a || !defect(U) {
+			return
+		}
+		g()
+	}
+	k := func() {
+		if a || !defect(T) {
+			g()
+			return
+		}
+		g()
+	}
 }
 `
 	rs, err := defectOnly("p.go", []byte(src))
@@ -59,7 +75,7 @@ func f(a bool) {
 	for _, r := range rs {
 		got = append(got, r.startLine)
 	}
-	if want := []int{3, 6, 19}; len(got) != len(want) || got[0] != 3 || got[1] != 6 || got[2] != 19 {
+	if want := []int{3, 6, 19, 26}; !slices.Equal(got, want) {
 		t.Errorf("excluded spans start at lines %v, want %v", got, want)
 	}
 }
