@@ -26,8 +26,11 @@ import (
 //     durable new name. A name that would share sector 0 with the fields
 //     and overlap the old name instead goes out with the fields in one
 //     write of at most 512 bytes, which a sector-atomic disk applies
-//     whole. QEMU 7.2 writes fields and name in one request from offset
-//     0: a longer name spans sectors, and a torn write can leave the new
+//     whole. A field write that fails (a short write stores a prefix:
+//     new features over the old name's offset) is undone: the bytes it
+//     covered are written back and synced before the error returns.
+//     QEMU 7.2 writes fields and name in one request from offset 0: a
+//     longer name spans sectors, and a torn write can leave the new
 //     fields with a name that is part old, part new (docs/format.md,
 //     "Changing the backing file").
 //   - The safe rebase's copies are ordinary allocating writes (and
@@ -172,12 +175,23 @@ func setBackingLocked(f afero.File, h *Header, name, format string) error {
 		buf = make([]byte, HeaderFieldsSize)
 	}
 	// 2. The fields: one 64-byte write inside sector 0 (with the name in
-	// the sector-0 case), then durable.
-	encodeHeader(&nh, buf)
-	if _, err := f.WriteAt(buf, 0); err != nil {
+	// the sector-0 case), then durable. A write that fails may have stored
+	// part of it (a short write stores a prefix: new features over the
+	// old name's offset and size), so the bytes it covered are put back
+	// first, durably, best effort: an error leaves the old header.
+	old := make([]byte, len(buf))
+	if _, err := f.ReadAt(old, 0); err != nil {
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	encodeHeader(&nh, buf)
+	_, err = f.WriteAt(buf, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		if _, rerr := f.WriteAt(old, 0); rerr == nil {
+			_ = f.Sync() // best effort: the write's error is the one returned
+		}
 		return err
 	}
 	*h = nh

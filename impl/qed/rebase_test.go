@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/spf13/afero"
 
+	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/impl/qed"
 )
 
@@ -193,5 +195,48 @@ func TestRebaseRefusesBeforeCopying(t *testing.T) {
 	}
 	if now, _ := afero.ReadFile(fs, "/t.qed"); !bytes.Equal(now, before) {
 		t.Error("a refused rebase changed the image")
+	}
+}
+
+// TestSetBackingShortWriteUndone: a header rewrite whose field write
+// stores only a prefix (faultfs write:short) returns the error and
+// leaves the old header, whole: the bytes the write covered are put
+// back. Without that, the new features went out over the old name's
+// offset and size (a backing file set with an empty name, refused by
+// every open): the state machine found it.
+func TestSetBackingShortWriteUndone(t *testing.T) {
+	for _, c := range []struct{ old, name string }{
+		{"", "x.raw"}, // the name first, then the fields
+		{"a.raw", ""}, // the fields alone
+		{longName(4000, "a.raw"), strings.Repeat("g", 60)}, // fields and name in one sector-0 write
+	} {
+		for nth := 1; nth <= 3; nth++ {
+			mem := afero.NewMemMapFs()
+			afero.WriteFile(mem, "/a.raw", nil, 0o644)
+			mustCreate(t, mem, "/t.qed", qed.CreateOptions{Size: 1 << 20, BackingFile: c.old, BackingFormat: "raw"}, nil)
+			before, err := afero.ReadFile(mem, "/t.qed")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs, err := faultfs.NewFromString(mem, 1, fmt.Sprintf("write:short@nth=%d,path=/t.qed", nth))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = qed.SetBacking(fs, "/t.qed", c.name, "raw", qed.OpenOptions{NoLock: true})
+			h, herr := qed.ReadHeader(mem, "/t.qed")
+			if herr != nil {
+				t.Fatalf("%.12q -> %.12q, short write %d (SetBacking: %v): the header is left invalid: %v", c.old, c.name, nth, err, herr)
+			}
+			if err == nil {
+				if len(fs.Log()) > 0 || h.BackingFilename != c.name {
+					t.Fatalf("%.12q -> %.12q, short write %d: no error, header names %.12q, faults %v", c.old, c.name, nth, h.BackingFilename, fs.Log())
+				}
+				continue
+			}
+			after, _ := afero.ReadFile(mem, "/t.qed")
+			if h.BackingFilename != c.old || !bytes.Equal(after[:qed.HeaderFieldsSize], before[:qed.HeaderFieldsSize]) {
+				t.Fatalf("%.12q -> %.12q, short write %d (%v): header names %.12q, fields changed", c.old, c.name, nth, err, h.BackingFilename)
+			}
+		}
 	}
 }
