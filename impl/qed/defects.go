@@ -108,22 +108,6 @@ var DefectCatalogue = []DefectInfo{
 		"commit writes each chunk into a raw base as two writes split 256 bytes into its first sector, so a crash can tear a base sector (half old, half the image's)"},
 }
 
-// DefectOpWeights returns the --op-weights a campaign needs to reach a
-// defect ("" for the default weights): the image-command defects live in
-// ops that generated workloads leave out by default (weight 0). The state
-// machine does not draw those ops; its defect test skips these defects.
-func DefectOpWeights(d Defect) string {
-	switch d {
-	case DefectSetBackingOneWrite:
-		return "rebase-unsafe=3"
-	case DefectRebaseHeaderBeforeCopies:
-		return "rebase=3"
-	case DefectCommitEmptiesBeforeBaseFlush, DefectCommitSplitSectorWrite:
-		return "commit=3"
-	}
-	return ""
-}
-
 // DefectNested reports whether d is a defect of the recovery's own write
 // order, which a single crash followed by a clean recovery cannot show:
 // only a crash during the recovery does (the campaign's nested judge,

@@ -18,7 +18,9 @@ const (
 	// QuirkGrowOverLongerBacking: growing an image whose backing file is
 	// longer than the old size fails with "Block driver does not support
 	// requested flags" (QEMU asks the driver to zero the new area so the
-	// backing data does not show through; QED cannot).
+	// backing data does not show through; QED cannot). A commit into such
+	// a QED base shorter than the image fails the same way (the base
+	// grows first): it is dropped.
 	QuirkGrowOverLongerBacking Quirk = "grow-over-longer-backing"
 	// QuirkCommitKeepsImage: qemu-img commit does not empty a QED image
 	// (no make-empty operation; findings Q4): a commit runs as commit -d,
@@ -97,8 +99,14 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 		}
 	}
 	var backingLen int64 = -1
-	if len(c.Geometry.Backing) > 0 {
-		backingLen = c.Geometry.Backing[0].Size
+	// baseStuck: the backing file in force is a QED file whose own
+	// backing file is longer than it, so QEMU cannot grow it (Q2): a
+	// commit that would grow it to the image's size fails ("Block job
+	// failed: Operation not supported").
+	baseStuck := false
+	if ch := c.Geometry.Backing; len(ch) > 0 {
+		backingLen = ch[0].Size
+		baseStuck = ch[0].Format == "qed" && len(ch) > 1 && ch[1].Size > ch[0].Size
 	}
 	size := c.Geometry.Size
 	clip := func(op workload.Op) (workload.Op, bool) {
@@ -134,8 +142,15 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 			ad = append(ad, Adaptation{HarnessRebaseRelativeName, fmt.Sprintf("op %d: dropped %s (a safe rebase through blklogwrites cannot name a relative backing file)", i, op)})
 			continue
 		case op.Kind == workload.Rebase:
-			backingLen = -1
+			backingLen, baseStuck = -1, false
+		case op.Kind == workload.RebaseUnsafe:
+			baseStuck = false // a raw copy
 		case op.Kind == workload.Commit:
+			if baseStuck && size > backingLen {
+				ad = append(ad, Adaptation{QuirkGrowOverLongerBacking,
+					fmt.Sprintf("op %d: dropped %s (the base, %#x bytes, cannot grow to %#x over its longer backing file)", i, op, backingLen, size)})
+				continue
+			}
 			if op.ID == 0 {
 				op.ID = 1
 				ad = append(ad, Adaptation{QuirkCommitKeepsImage, fmt.Sprintf("op %d: commit -> commit -d (QEMU 7.2 cannot empty a QED image)", i)})

@@ -73,3 +73,7 @@ func (t Target) img(real string, args []string) error {
 	}
 	return nil
 }
+
+// ImageCommands implements campaign.ImageCommander: QEMU runs the image
+// commands (with qemu-img), so campaigns on QEMU draw them.
+func (*Driver) ImageCommands() bool { return true }

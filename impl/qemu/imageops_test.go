@@ -82,4 +82,22 @@ func TestAdaptImageCommands(t *testing.T) {
 	if a.Ops[0].String() != "commit -d" || len(ad) != 1 || ad[0].Quirk != QuirkCommitKeepsImage {
 		t.Fatalf("adapted %v, %v", a.Ops, ad)
 	}
+	// A QED base shorter than the image over a longer backing file of its
+	// own cannot grow (Q2): a commit into it is dropped; once a rebase -u
+	// put a raw copy in its place, the commit runs.
+	const chain = "qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=65536\nbacking qed size=8192 cluster_size=4096 table_size=2 fill=2\nbacking raw size=32768 fill=1\n"
+	for _, c := range []struct {
+		ops     string
+		kept    int
+		dropped bool
+	}{{"commit -d\n", 0, true}, {"rebase-unsafe 100\ncommit -d\n", 2, false}} {
+		w, err = workload.Parse(strings.NewReader(chain + c.ops))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, ad = Adapt(w)
+		if len(a.Ops) != c.kept || (len(ad) == 1 && ad[0].Quirk == QuirkGrowOverLongerBacking) != c.dropped || len(ad) > 1 {
+			t.Fatalf("%q adapted:\n%s%v", c.ops, a, ad)
+		}
+	}
 }

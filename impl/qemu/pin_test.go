@@ -98,7 +98,8 @@ write 0x8000 0x100 id=4
 	rng := rand.New(rand.NewPCG(31, 0))
 	gen := GenConfig()
 	gen.Ops, gen.MaxClusters = 24, 32
-	gen.NoExtras() // the workloads pinned before crafted images and long requests were drawn
+	gen.NoExtras()        // the workloads pinned before crafted images and long requests were drawn
+	gen.NoImageCommands() // and before the image commands were drawn (issue 18)
 	for range 4 {
 		w := workload.Generate(rng, gen)
 		w.Ops = slices.DeleteFunc(w.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })

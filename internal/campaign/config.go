@@ -110,7 +110,10 @@ type Config struct {
 	Duration time.Duration
 	Workers  int // parallel workloads; 0 = 1
 	Models   []crashsim.Model
-	Gen      workload.GenConfig
+	// Gen draws the workloads; the image commands are left out of it
+	// when the driver or the diff driver cannot run them
+	// (ImageCommander).
+	Gen workload.GenConfig
 	// Workload, if set, is run instead of generated ones: every workload
 	// index runs it (its workload seed still drives the sampled crash
 	// points and states, and the faults).
@@ -325,6 +328,11 @@ func (c *Config) setDefaults() error {
 	}
 	if c.TargetName == "" {
 		c.TargetName = c.Driver.Name()
+	}
+	if !RunsImageCommands(c.Driver) || (c.Diff != nil && !RunsImageCommands(c.Diff)) {
+		// Drawn only for targets that can run them: a black-box program
+		// speaks qemu-io's commands, which have no rebase or commit.
+		c.Gen.NoImageCommands()
 	}
 	if c.NestedDepth < 0 || c.NestedStates < 0 {
 		return fmt.Errorf("%w: nested depth %d and states %d: want 0 or more", ErrConfig, c.NestedDepth, c.NestedStates)

@@ -24,9 +24,9 @@ import (
 //	go test -tags qeddefects -run TestSeededDefects -v ./internal/campaign
 //
 // CAMPAIGN_DEFECT=name runs one defect, CAMPAIGN_DEFECT=a,b,c those
-// (scripts/mutation's bounded runs). A defect of the image commands
-// (rebase, rebase-unsafe, commit) runs with the op weights
-// qed.DefectOpWeights names.
+// (scripts/mutation's bounded runs). The image commands' defects are
+// found with the default weights (the image commands are drawn for every
+// target that runs them).
 func TestSeededDefects(t *testing.T) {
 	seed := uint64(1)
 	t.Logf("seed %d", seed)
@@ -44,13 +44,6 @@ func TestSeededDefects(t *testing.T) {
 			if qed.DefectNested(info.Defect) {
 				// Crashes during recovery, as the command line's default.
 				cfg.NestedDepth = DefaultNestedDepth
-			}
-			// The image commands' defects need those ops drawn
-			// (`run --op-weights`): their default weight is 0.
-			if ow := qed.DefectOpWeights(info.Defect); ow != "" {
-				cfg.Gen = DefaultGenConfig()
-				cfg.Gen.Weights, err = ParseWeights(ow, cfg.Gen.Weights)
-				require.NoError(t, err)
 			}
 			rep, err := Run(context.Background(), cfg)
 			require.NoError(t, err)

@@ -135,6 +135,25 @@ type RepairDriver interface {
 	GuestReader() GuestReader
 }
 
+// An ImageCommander is the optional capability of a Driver whose
+// implementation runs the image commands (workload.ImageCommandKinds:
+// rebase, rebase-unsafe, commit; target.ImageOps in process). A campaign
+// whose driver (or --diff driver) lacks it, or says false, draws none of
+// those ops (workload.GenConfig.NoImageCommands): InProcess has it when
+// its target implements target.ImageOps, impl/qemu's driver has it
+// (qemu-img), impl/blackbox's has not (qemu-io's language has no rebase
+// or commit).
+type ImageCommander interface {
+	ImageCommands() bool
+}
+
+// RunsImageCommands reports whether d runs the image commands
+// (ImageCommander).
+func RunsImageCommands(d Driver) bool {
+	ic, ok := d.(ImageCommander)
+	return ok && ic.ImageCommands()
+}
+
 // RecordOptions say how to run one workload.
 type RecordOptions struct {
 	// Seed is the workload seed: it seeds the fault layer's choices.
@@ -235,6 +254,12 @@ func (d inProcess) Record(_ context.Context, w *workload.Workload, o RecordOptio
 func (d inProcess) Recoverer() target.Target { return d.t }
 
 func (inProcess) Judges() []Judge { return nil }
+
+// ImageCommands: the target implements target.ImageOps.
+func (d inProcess) ImageCommands() bool {
+	_, ok := d.t.(target.ImageOps)
+	return ok
+}
 
 func (inProcess) Close() error { return nil }
 

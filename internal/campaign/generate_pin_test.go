@@ -27,15 +27,22 @@ import (
 // refused (default weight 1 each) are drawn; before:
 // c2d78781bd9009d51f4884956ad1e3e316149a5990b7a91e49a72ce1f743c58d.
 //
+// Changed on purpose by issue 18 (what was left): the image commands
+// rebase, rebase-unsafe and commit have default weight 1 each (drawn
+// for targets that run them); before (with the hostile op's header
+// variants): ae5ce70498c34fb8fcc44f98210d21a00dc6542cbef37bcb6ae02759d444a445.
+//
 // Changed on purpose by issue 14.3: crafted images, big clusters, long and
 // huge requests drawn after the ops (drawExtras; a workload without them
 // is the same script); before:
 // f94e4dacd9c5c8312eede7200c7ec44039a77c63a332fa24f21f8081c6f6d13e.
-const pinnedWorkloads = "ae5ce70498c34fb8fcc44f98210d21a00dc6542cbef37bcb6ae02759d444a445"
+const pinnedWorkloads = "87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534fb9bee34347ac64"
 
 // pinnedWithoutHostile is the same hash with every hostile op taken out:
-// the generation before issue 16.1's hostile op.
-const pinnedWithoutHostile = "9098d37b3e9b5466a5d3129a006c473354aaec6c8c78b9dc41ac8f8055ce890f"
+// the generation before issue 16.1's hostile op (with issue 18's image
+// commands drawn; before them:
+// 9098d37b3e9b5466a5d3129a006c473354aaec6c8c78b9dc41ac8f8055ce890f).
+const pinnedWithoutHostile = "393076e731a1945732c3b08ba0590420602d671adb02ad1b61f34ef4c8fad3ca"
 
 func TestGenerationPinned(t *testing.T) {
 	h, without := sha256.New(), sha256.New()

@@ -62,7 +62,8 @@ func RepairCrashes(ctx context.Context, cfg RepairConfig, sampledPoints, samples
 	}
 	if cfg.Gen.Ops == 0 {
 		cfg.Gen = workload.DefaultGenConfig()
-		cfg.Gen.NoExtras() // planted corruption on the images create writes
+		cfg.Gen.NoExtras()        // planted corruption on the images create writes
+		cfg.Gen.NoImageCommands() // the images of plain guest I/O, as before the image commands were drawn
 		cfg.Gen.MaxClusters = min(cfg.Gen.MaxClusters, 64)
 	}
 	if cfg.Corruptions == nil {

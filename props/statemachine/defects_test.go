@@ -61,15 +61,6 @@ func TestDefects(t *testing.T) {
 			t.Logf("defect %s: skipped (needs a crash during recovery)", info.Name)
 			continue
 		}
-		if qed.DefectOpWeights(info.Defect) != "" {
-			// A defect of the image commands (rebase, rebase-unsafe,
-			// commit): the state machine does not draw those ops (their
-			// default weight is 0, and the machine runs through a
-			// target without target.ImageOps); the campaign's
-			// TestSeededDefects finds it with those ops drawn.
-			t.Logf("defect %s: skipped, reached by the image commands only (internal/campaign TestSeededDefects)", info.Name)
-			continue
-		}
 		qed.SetDefect(info.Defect)
 		// A one-table L2 cache, so that eviction happens at all in
 		// the small images of the state machine.

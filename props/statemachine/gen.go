@@ -55,6 +55,9 @@ type Config struct {
 	// seen, if set, gets every sequence run (shrinking excluded), in
 	// order: the pinned-generation test's view of the run.
 	seen func(*Sequence)
+	// noImageCommands: the target has no target.ImageOps, so the image
+	// commands (rebase, rebase-unsafe, commit) are not drawn (Check).
+	noImageCommands bool
 }
 
 // DefaultConfig returns the defaults: 40 sequences of up to 30
@@ -209,8 +212,16 @@ type smState struct {
 	G      workload.Geometry
 	Size   int64
 	NextID uint32
-	Model  crashsim.Model
-	cfg    *Config
+	// Backing, Committed: workload.Cursor's (a backing file in force, a
+	// commit ran): the image commands' preconditions.
+	Backing, Committed bool
+	Model              crashsim.Model
+	cfg                *Config
+}
+
+// cursor is the workload.Cursor at s.
+func (s *smState) cursor() workload.Cursor {
+	return workload.Cursor{Size: s.Size, LastID: s.NextID - 1, Backing: s.Backing, Committed: s.Committed}
 }
 
 // smCommand is one command: an op and its crash or fault.
@@ -255,9 +266,9 @@ func (c *smCommand) Run(sut commands.SystemUnderTest) commands.Result {
 // gopter calls it only on a command whose PreCondition held.
 func (c *smCommand) NextState(state commands.State) commands.State {
 	s := *state.(*smState)
-	cur := workload.Cursor{Size: s.Size, LastID: s.NextID - 1}
+	cur := s.cursor()
 	if cur.Step(0, c.Op) == nil {
-		s.Size, s.NextID = cur.Size, cur.LastID+1
+		s.Size, s.NextID, s.Backing, s.Committed = cur.Size, cur.LastID+1, cur.Backing, cur.Committed
 	}
 	return &s
 }
@@ -268,7 +279,7 @@ func (c *smCommand) NextState(state commands.State) commands.State {
 // 1 (the first id is 1), so LastID = NextID-1 does not wrap.
 func (c *smCommand) PreCondition(state commands.State) bool {
 	s := state.(*smState)
-	cur := workload.Cursor{Size: s.Size, LastID: s.NextID - 1}
+	cur := s.cursor()
 	return cur.Step(0, c.Op) == nil
 }
 
@@ -346,7 +357,7 @@ func genState(cfg *Config) gopter.Gen {
 			}
 		}
 		g.Backing = chain
-		s := &smState{G: g, Size: g.Size, NextID: id, cfg: cfg, Model: cfg.Models[r.Intn(len(cfg.Models))]}
+		s := &smState{G: g, Size: g.Size, NextID: id, Backing: len(chain) > 0, cfg: cfg, Model: cfg.Models[r.Intn(len(cfg.Models))]}
 		return gopter.NewGenResult(s, gopter.NoShrinker)
 	}
 }
@@ -358,7 +369,8 @@ func genState(cfg *Config) gopter.Gen {
 // NEED_CHECK), checks 3, and concurrent groups 1 (each runs several
 // goroutines and flushes). A kind added to props/workload is drawn here
 // with its default weight, by its own generator, with nothing to change.
-// NoConcurrency sets the concurrent groups' weight to 0.
+// NoConcurrency sets the concurrent groups' weight to 0; a target without
+// target.ImageOps draws no image commands (Config.noImageCommands).
 func commandWeights(cfg *Config) map[workload.Kind]int {
 	w := workload.DefaultWeights()
 	w[workload.WriteZeroes] = 4
@@ -368,6 +380,11 @@ func commandWeights(cfg *Config) map[workload.Kind]int {
 	w[workload.Concurrent] = 1
 	if cfg.NoConcurrency {
 		w[workload.Concurrent] = 0
+	}
+	if cfg.noImageCommands {
+		for _, k := range workload.ImageCommandKinds() {
+			w[k] = 0
+		}
 	}
 	return w
 }
@@ -415,7 +432,7 @@ func genCommand(st commands.State) gopter.Gen {
 	return func(p *gopter.GenParameters) *gopter.GenResult {
 		r := p.Rng
 		og := &workload.OpGen{Rand: rand.New(v1Source{r}), Size: s.Size, ClusterSize: int64(s.G.ClusterSize),
-			Hot: hotSpots(s.G, s.Size), NextID: s.NextID}
+			Hot: hotSpots(s.G, s.Size), NextID: s.NextID, Backing: s.Backing, Committed: s.Committed}
 		draw := func(k workload.Kind, writePath bool) (workload.Op, bool) {
 			g := *og // a redrawn op takes no ids and no size
 			op, ok := g.Draw(k)
@@ -475,6 +492,9 @@ func genCommand(st commands.State) gopter.Gen {
 // it still fails) and reported with its seed.
 func Check(tg target.Target, cfg Config) *Result {
 	cfg.fill()
+	if _, ok := tg.(target.ImageOps); !ok {
+		cfg.noImageCommands = true
+	}
 	res := &Result{Seed: cfg.Seed}
 	start := time.Now()
 	var last *Failure

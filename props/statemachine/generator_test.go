@@ -159,12 +159,25 @@ func TestGenStateDistribution(t *testing.T) {
 }
 
 // opWeight is one op kind of genCommand's plain draws: its weight
-// (commandWeights) and whether it needs a non-empty image (its generator
-// draws nothing on an empty one).
+// (commandWeights), whether it needs a non-empty image (its generator
+// draws nothing on an empty one) and whether it needs a backing file in
+// force (the image commands commit and rebase-unsafe).
 type opWeight struct {
-	kind     workload.Kind
-	w        float64
-	needData bool
+	kind                  workload.Kind
+	w                     float64
+	needData, needBacking bool
+}
+
+// drawable reports whether o can be drawn at s (the others are drawn
+// again): rebase-unsafe also needs no commit before it.
+func (o opWeight) drawable(s *smState) bool {
+	if o.needData && s.Size == 0 {
+		return false
+	}
+	if o.needBacking && (!s.Backing || (o.kind == workload.RebaseUnsafe && s.Committed)) {
+		return false
+	}
+	return true
 }
 
 // opWeights lists every kind genCommand draws, from commandWeights and the
@@ -175,9 +188,11 @@ func opWeights(cfg *Config) (out []opWeight, total float64) {
 		if weights[k] <= 0 {
 			continue
 		}
-		g := &workload.OpGen{Rand: rand.New(rand.NewPCG(1, 2)), ClusterSize: 4096}
+		g := &workload.OpGen{Rand: rand.New(rand.NewPCG(1, 2)), ClusterSize: 4096, Backing: true}
 		_, ok := g.Draw(k)
-		out = append(out, opWeight{kind: k, w: float64(weights[k]), needData: !ok})
+		g = &workload.OpGen{Rand: rand.New(rand.NewPCG(1, 2)), ClusterSize: 4096, Size: 1 << 20}
+		_, okData := g.Draw(k)
+		out = append(out, opWeight{kind: k, w: float64(weights[k]), needData: !ok, needBacking: !okData})
 		total += float64(weights[k])
 	}
 	return out, total
@@ -262,12 +277,12 @@ func TestGenCommandDistribution(t *testing.T) {
 				// allows (the others are drawn again).
 				total := 0.0
 				for _, o := range ows {
-					if s.Size > 0 || !o.needData {
+					if o.drawable(s) {
 						total += o.w
 					}
 				}
 				for _, o := range ows {
-					if s.Size > 0 || !o.needData {
+					if o.drawable(s) {
 						expKinds[o.kind.String()] += o.w / total
 					}
 				}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
 )
 
 // A Sequence is what the state machine runs and what a failure prints: a
@@ -519,6 +521,9 @@ func (e *faultError) Error() string { return e.msg }
 func (r *Runner) runOp(i int, c *CrashSpec) error {
 	e := r.e
 	r.snap = nil
+	if err := protect(func() error { return e.Prepare(i) }); err != nil { // an image command's file, before the op's syncs count
+		return err
+	}
 	var early error // a failing state at an earlier sync of the op
 	if c != nil {
 		// Every sync of the op before the crash is a crash point too:
@@ -571,7 +576,7 @@ func (r *Runner) explorePoint(p *crashsim.Point, m *model.Disk, c *CrashSpec, n 
 	for id, fs := range p.States(c.Model, crashsim.EnumOptions{Bound: uint64(r.Opts.Explore), Samples: r.Opts.Explore, Seed: c.Choice}) {
 		var v *oracle.Verdict
 		if err := protect(func() error {
-			v = oracle.Judge(r.Target, fs, r.e.ImagePath(), m.Clone(), r.Opts.Oracle)
+			v = r.judge(fs, m.Clone())
 			return nil
 		}); err != nil {
 			return err
@@ -599,7 +604,7 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 	}
 	m0 := m.Clone()
 	var v *oracle.Verdict
-	if err := protect(func() error { v = oracle.Judge(r.Target, fs, e.ImagePath(), m, r.Opts.Oracle); return nil }); err != nil {
+	if err := protect(func() error { v = r.judge(fs, m); return nil }); err != nil {
 		return err
 	}
 	r.judged(c.Model)
@@ -613,7 +618,7 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 			}
 			var xv *oracle.Verdict
 			if err := protect(func() error {
-				xv = oracle.Judge(r.Target, xfs, e.ImagePath(), m0.Clone(), r.Opts.Oracle)
+				xv = r.judge(xfs, m0.Clone())
 				return nil
 			}); err != nil {
 				return err
@@ -628,6 +633,14 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 	r.fs = fs
 	e.FS = fs
 	e.Model = m
+	if i := len(e.W.Ops) - 1; i >= 0 && workload.IsImageCommand(e.W.Ops[i]) {
+		// The crash (or the fault) interrupted an image command: run it
+		// again, as a user would, so that the ops after it find the
+		// backing file the workload says is in force.
+		if err := protect(func() error { return e.RerunImageCommand(i) }); err != nil {
+			return fmt.Errorf("op %d (%s) run again after recovery from %s: %w", i, e.W.Ops[i], id, err)
+		}
+	}
 	if err := protect(func() error {
 		e.Disk, err = r.Target.Open(fs, e.ImagePath(), target.OpenOptions{})
 		return err
@@ -646,6 +659,44 @@ func (r *Runner) recover(p *crashsim.Point, m *model.Disk, c *CrashSpec, kind st
 	return nil
 }
 
+// judge judges the crash state fs of the op in progress (the last one of
+// the sequence) against m with oracle.Judge and the image commands'
+// rules, as the campaign's oracle judge does: the header's backing name
+// is one the op allows (oracle.Options.BackingNames), and a crash during
+// a commit has the base file recovered first (oracle.RecoverCommitBase)
+// and, when the workload fixes its old contents, judged sector by sector
+// once the image passed (oracle.JudgeCommitBase, stage commit-base).
+func (r *Runner) judge(fs afero.Fs, m *model.Disk) *oracle.Verdict {
+	w, o := r.e.W, r.Opts.Oracle
+	i := len(w.Ops) - 1
+	o.BackingNames = w.BackingNames(i)
+	name, format, old, ok, fixed, err := w.CommitBase(i)
+	if err != nil {
+		return &oracle.Verdict{Stage: oracle.StageCommitBase, Err: fmt.Errorf("the commit base's old contents: %w", err)}
+	}
+	if !ok {
+		return oracle.Judge(r.Target, fs, r.e.ImagePath(), m, o)
+	}
+	base := path.Join(r.Dir, name)
+	var bm *model.Disk
+	if fixed { // the image's view as of the crash, before the oracle recovers m in place
+		if bm, err = oracle.CommitBaseModel(old, m); err != nil {
+			return &oracle.Verdict{Stage: oracle.StageCommitBase, Err: err}
+		}
+	}
+	if err := oracle.RecoverCommitBase(r.Target, fs, base, format); err != nil {
+		return &oracle.Verdict{Stage: oracle.StageCommitBase, Err: err}
+	}
+	v := oracle.Judge(r.Target, fs, r.e.ImagePath(), m, o)
+	if v.OK() && bm != nil {
+		if err := oracle.JudgeCommitBase(r.Target, fs, base, format, bm); err != nil {
+			v = &oracle.Verdict{Stage: oracle.StageCommitBase, Err: err, Before: v.Before, After: v.After}
+			errors.As(err, &v.Mismatch)
+		}
+	}
+	return v
+}
+
 // pickState maps a choice to a state of p under m: ordinal choice mod the
 // count when the states can be counted, else the sampled state of seed choice.
 func pickState(p *crashsim.Point, c *CrashSpec) crashsim.StateID {
@@ -658,6 +709,9 @@ func pickState(p *crashsim.Point, c *CrashSpec) crashsim.StateID {
 // runFault runs op i with the fault f injected (see Sequence).
 func (r *Runner) runFault(i int, op workload.Op, f *FaultSpec) error {
 	e := r.e
+	if err := protect(func() error { return e.Prepare(i) }); err != nil { // an image command's file, outside the fault layer
+		return err
+	}
 	// Reopen over the fault layer so that the rule counts from here.
 	if err := protect(e.Disk.Close); err != nil {
 		e.Disk = nil

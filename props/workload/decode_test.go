@@ -61,7 +61,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	seed := uint64(3)
 	t.Logf("seed %d", seed)
 	cfg := DefaultGenConfig()
-	cfg.NoExtras() // the decoder's bounds: small images as created
+	cfg.NoExtras()        // the decoder's bounds: small images as created
+	cfg.NoImageCommands() // which the decoder does not draw (decodeKinds)
 	cfg.ClusterSizes = []uint32{4096, 16384, 65536}
 	cfg.MaxClusters = 32
 	cfg.Ops = DecodeMaxOps

@@ -82,8 +82,8 @@ func DefaultGenConfig() GenConfig {
 
 // DefaultWeights returns each kind's default weight in generated
 // workloads (each kind states its own: write 10, zero 3, read 2, flush 3,
-// resize 1, reopen 1, check 1, concurrent 2, map 1, reopen-ro 1, refused
-// 1).
+// resize 1, reopen 1, check 1, concurrent 2, rebase 1, rebase-unsafe 1,
+// commit 1, map 1, reopen-ro 1, refused 1).
 func DefaultWeights() map[Kind]int {
 	w := map[Kind]int{}
 	for _, k := range Kinds() {
@@ -153,6 +153,27 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	}
 	drawExtras(rng, cfg, w, og)
 	return w
+}
+
+// ImageCommandKinds are the kinds that run an image command through the
+// target's target.ImageOps (rebase, rebase-unsafe, commit): a target
+// without that capability cannot run them (ErrUnsupported).
+func ImageCommandKinds() []Kind { return []Kind{Rebase, RebaseUnsafe, Commit} }
+
+// NoImageCommands removes the image commands (ImageCommandKinds) from the
+// draw, on a copy of Weights: the generator then never picks them, and
+// draws from the other kinds as their weights say. For a target without
+// target.ImageOps (a black-box program speaking qemu-io's commands, which
+// have no rebase or commit); repair mode's images too.
+func (c *GenConfig) NoImageCommands() {
+	w := make(map[Kind]int, len(c.Weights))
+	for k, v := range c.Weights {
+		w[k] = v
+	}
+	for _, k := range ImageCommandKinds() {
+		delete(w, k)
+	}
+	c.Weights = w
 }
 
 // NoExtras sets every chance of drawExtras to zero: the generator then

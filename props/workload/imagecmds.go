@@ -132,6 +132,103 @@ func makeImageFiles(fs afero.Fs, dir string, w *Workload, backing *model.Disk) e
 	return err
 }
 
+// Prepare makes what op i needs that the setup did not make: the file an
+// image command appended to W after NewExec acts on, durable, as the
+// setup's (an Exec whose ops are appended as it runs: the state machine,
+// props/statemachine, which prepares each op before it counts the op's
+// syncs, so that a crash lands in the command, not in its setup). In a
+// workload run whole the setup made it, and nothing is written; an image
+// command prepares itself if its caller did not.
+func (e *Exec) Prepare(i int) error {
+	if i < 0 || i >= len(e.W.Ops) {
+		return nil
+	}
+	return e.ensureImageFile(i)
+}
+
+// ensureImageFile makes the file image command op i acts on when it does
+// not exist yet (Prepare).
+func (e *Exec) ensureImageFile(i int) error {
+	var name string
+	switch op := e.W.Ops[i]; {
+	case op.Kind == Rebase && op.Len > 0:
+		name = AltName(i)
+	case op.Kind == RebaseUnsafe:
+		name = unsafeFile(i)
+	default:
+		return nil
+	}
+	p := path.Join(e.Dir, name)
+	if _, err := e.FS.Stat(p); err == nil {
+		return nil
+	}
+	m, err := chainModel(e.W.Geometry.Backing)
+	if err != nil {
+		return err
+	}
+	_, err = walkImageFiles(e.W, m, i+1, func(j int, n string, data []byte) error {
+		if j != i {
+			return nil
+		}
+		if err := writeRaw(e.FS, p, data, int64(len(data))); err != nil {
+			return fmt.Errorf("workload: the file of op %d: %w", i, err)
+		}
+		return nil
+	})
+	return err
+}
+
+// IsImageCommand reports whether op is an image command
+// (ImageCommandKinds).
+func IsImageCommand(op Op) bool { return slices.Contains(ImageCommandKinds(), op.Kind) }
+
+// RerunImageCommand runs image command op i again on the image's files,
+// the image closed (Disk nil): what a user does after a crash or an error
+// interrupted the command (each is idempotent: the same rebase or commit
+// again finishes what the first one started). The state machine goes on
+// so from a crash during one, so that the ops after it find the backing
+// file the workload says is in force.
+func (e *Exec) RerunImageCommand(i int) error {
+	ops, ok := e.Target.(target.ImageOps)
+	if !ok {
+		return fmt.Errorf("%w: %s has no image commands (target.ImageOps)", ErrUnsupported, e.Target.Name())
+	}
+	if e.Disk != nil {
+		return fmt.Errorf("workload: rerun of op %d with the image open", i)
+	}
+	if err := e.ensureImageFile(i); err != nil {
+		return err
+	}
+	return e.imageCmd(i)(ops, e.FS, e.ImagePath())
+}
+
+// imageCmd is what image command op i runs on the closed image's files.
+func (e *Exec) imageCmd(i int) func(ops target.ImageOps, fs afero.Fs, img string) error {
+	op := e.W.Ops[i]
+	switch op.Kind {
+	case Rebase:
+		name, format := "", ""
+		if op.Len > 0 {
+			name, format = AltName(i), "raw"
+		}
+		return func(ops target.ImageOps, fs afero.Fs, img string) error {
+			return ops.Rebase(fs, img, name, format, false)
+		}
+	case RebaseUnsafe:
+		name := UnsafeName(i, op.Len)
+		return func(ops target.ImageOps, fs afero.Fs, img string) error {
+			return ops.Rebase(fs, img, name, "raw", true)
+		}
+	case Commit:
+		return func(ops target.ImageOps, fs afero.Fs, img string) error {
+			return ops.Commit(fs, img, target.CommitOptions{Drop: op.ID == 1})
+		}
+	}
+	return func(target.ImageOps, afero.Fs, string) error {
+		return fmt.Errorf("workload: op %d (%s) is not an image command", i, op)
+	}
+}
+
 // walkImageFiles walks the ops of w before op upTo, calling emit with the
 // name and contents of each file the setup makes for them, and returns
 // what the backing file in force before op upTo reads as the setup made
@@ -213,11 +310,15 @@ var ErrUnsupported = errors.New("workload: op not supported by the target")
 // the model's. A crash during the close is judged against the model with
 // the pending writes (the first snapshot), one during the command against
 // the flushed model (the second).
-func (e *Exec) imageCommand(i int, cmd func(ops target.ImageOps, fs afero.Fs, img string) error) error {
+func (e *Exec) imageCommand(i int) error {
 	ops, ok := e.Target.(target.ImageOps)
 	if !ok {
 		return fmt.Errorf("%w: %s has no image commands (target.ImageOps)", ErrUnsupported, e.Target.Name())
 	}
+	if err := e.ensureImageFile(i); err != nil {
+		return err
+	}
+	cmd := e.imageCmd(i)
 	e.snapshot(i)
 	err := e.Disk.Close()
 	e.Disk = nil

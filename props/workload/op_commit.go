@@ -2,9 +2,6 @@ package workload
 
 import (
 	"fmt"
-
-	"github.com/qedtorture/qedtorture/props/target"
-	"github.com/spf13/afero"
 )
 
 // commitKind: "commit" closes the image, commits it into its backing
@@ -16,7 +13,7 @@ import (
 type commitKind struct{}
 
 func (commitKind) name() string { return "commit" }
-func (commitKind) weight() int  { return 0 } // see rebaseKind.weight
+func (commitKind) weight() int  { return 1 } // see rebaseKind.weight
 
 func (commitKind) check(op Op, v *validator) error {
 	if err := v.notNested(); err != nil {
@@ -57,10 +54,6 @@ func (commitKind) gen(g *genState) (Op, bool) {
 	return Op{Kind: Commit, ID: uint32(g.rng.IntN(4) / 3)}, true
 }
 
-func (commitKind) run(e *Exec, i int, op Op) error {
-	return e.imageCommand(i, func(ops target.ImageOps, fs afero.Fs, img string) error {
-		return ops.Commit(fs, img, target.CommitOptions{Drop: op.ID == 1})
-	})
-}
+func (commitKind) run(e *Exec, i int, _ Op) error { return e.imageCommand(i) }
 
 func (commitKind) effect(Op, int64) Effect { return Effect{Barrier: true} }

@@ -2,9 +2,6 @@ package workload
 
 import (
 	"fmt"
-
-	"github.com/qedtorture/qedtorture/props/target"
-	"github.com/spf13/afero"
 )
 
 // rebaseUnsafeKind: "rebase-unsafe LEN" closes the image, rewrites its
@@ -16,7 +13,7 @@ import (
 type rebaseUnsafeKind struct{}
 
 func (rebaseUnsafeKind) name() string { return "rebase-unsafe" }
-func (rebaseUnsafeKind) weight() int  { return 0 } // see rebaseKind.weight
+func (rebaseUnsafeKind) weight() int  { return 1 } // see rebaseKind.weight
 
 func (rebaseUnsafeKind) check(op Op, v *validator) error {
 	if err := v.notNested(); err != nil {
@@ -57,11 +54,6 @@ func (rebaseUnsafeKind) gen(g *genState) (Op, bool) {
 	return Op{Kind: RebaseUnsafe, Len: n}, true
 }
 
-func (rebaseUnsafeKind) run(e *Exec, i int, op Op) error {
-	name := UnsafeName(i, op.Len)
-	return e.imageCommand(i, func(ops target.ImageOps, fs afero.Fs, img string) error {
-		return ops.Rebase(fs, img, name, "raw", true)
-	})
-}
+func (rebaseUnsafeKind) run(e *Exec, i int, _ Op) error { return e.imageCommand(i) }
 
 func (rebaseUnsafeKind) effect(Op, int64) Effect { return Effect{Barrier: true} }

@@ -137,13 +137,17 @@ func TestKindNamesRoundTrip(t *testing.T) {
 	require.Equal(t, "Kind(200)", Kind(200).String())
 	for _, k := range Kinds() {
 		switch k {
-		case Rebase, RebaseUnsafe, Commit: // the image commands: drawn only when asked
-			require.Zero(t, DefaultWeights()[k], "kind %s", k)
 		case Hostile: // drawn by drawExtras (HostileChance)
 			require.Zero(t, DefaultWeights()[k], "kind %s", k)
 		default:
 			require.Positive(t, DefaultWeights()[k], "kind %s", k)
 		}
+	}
+	cfg := DefaultGenConfig()
+	cfg.NoImageCommands()
+	for _, k := range ImageCommandKinds() {
+		require.Zero(t, cfg.Weights[k], "kind %s after NoImageCommands", k)
+		require.Positive(t, DefaultWeights()[k], "NoImageCommands changed the defaults")
 	}
 	for i, k := range Kinds() {
 		name := KindNames()[i]
