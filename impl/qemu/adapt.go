@@ -35,11 +35,13 @@ const (
 	// group are dropped (QED serialises allocating writes itself; in-place
 	// writes to disjoint sectors cannot interfere).
 	HarnessConcurrentOverlap Quirk = "concurrent-overlap (harness)"
-	// HarnessRebaseRelativeName is a limit of the recording: the image is
-	// opened through blklogwrites with --image-opts, its filename is then
-	// json:{...}, and qemu-img 7.2's safe rebase resolves a relative new
-	// backing name against that filename ("Cannot use relative backing
-	// file names for 'json:...'"). A safe rebase onto a file is dropped
+	// HarnessRebaseRelativeName is a limit of the recording without
+	// strace: the image is opened through blklogwrites with --image-opts,
+	// its filename is then json:{...}, and qemu-img 7.2's safe rebase
+	// resolves a relative new backing name against that filename ("Cannot
+	// use relative backing file names for 'json:...'"). With strace
+	// installed the rebase runs on the plain file, recorded by its system
+	// calls (traced.go); without, a safe rebase onto a file is dropped
 	// (rebase none, rebase -u and commit run), and so is an image command
 	// that needed the backing file it would have given.
 	HarnessRebaseRelativeName Quirk = "rebase-relative-name (harness)"
@@ -138,9 +140,11 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 				continue
 			}
 			size = op.Off
-		case op.Kind == workload.Rebase && op.Len > 0:
-			ad = append(ad, Adaptation{HarnessRebaseRelativeName, fmt.Sprintf("op %d: dropped %s (a safe rebase through blklogwrites cannot name a relative backing file)", i, op)})
+		case op.Kind == workload.Rebase && op.Len > 0 && !straceFound():
+			ad = append(ad, Adaptation{HarnessRebaseRelativeName, fmt.Sprintf("op %d: dropped %s (a safe rebase through blklogwrites cannot name a relative backing file, and strace is missing)", i, op)})
 			continue
+		case op.Kind == workload.Rebase && op.Len > 0:
+			backingLen, baseStuck = size, false // a raw file of the image's size
 		case op.Kind == workload.Rebase:
 			backingLen, baseStuck = -1, false
 		case op.Kind == workload.RebaseUnsafe:

@@ -29,6 +29,9 @@ func (t Target) Rebase(fs afero.Fs, path, backing, format string, unsafe bool) e
 	if backing != "" && format != "" {
 		args = append(args, "-F", format)
 	}
+	if !unsafe && backing != "" {
+		return t.imgTraced(real, args) // json: cannot resolve a relative name (traced.go)
+	}
 	return t.img(real, args)
 }
 
@@ -48,7 +51,20 @@ func (t Target) Commit(fs afero.Fs, path string, o target.CommitOptions) error {
 	if o.Drop {
 		args = append(args, "-d")
 	}
-	return t.img(real, args)
+	return t.imgTraced(real, args) // the base's writes too (traced.go)
+}
+
+// imgTraced runs qemu-img with args and then the image at real: on the
+// image a recording records, as a plain qed file under strace, its
+// system calls on every file of the directory a segment of the recording
+// (traced.go); else as img does (strace missing: through blklogwrites).
+func (t Target) imgTraced(real string, args []string) error {
+	if t.Rec == nil || real != t.Rec.path || !straceFound() {
+		return t.img(real, args)
+	}
+	tool := *t.Tool
+	tool.Dir = filepath.Dir(real)
+	return t.Rec.traced(&tool, args)
 }
 
 // img runs qemu-img with args and then the image at real: through

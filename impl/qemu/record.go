@@ -53,6 +53,7 @@ type Phase struct {
 	// I/O); judging a crash needs a Clone.
 	Model   *model.Disk
 	entries uint64 // log entries committed when the phase began
+	segs    int    // image commands recorded by their system calls before it (traced.go)
 }
 
 // Recording is a workload run through QEMU with its I/O logged: the
@@ -295,7 +296,7 @@ func (r *Recorder) phase(rec *Recording, op int, what string, m *model.Disk) {
 	if err != nil && r.err == nil {
 		r.err = fmt.Errorf("qemu: reading %s: %w", LogName, err)
 	}
-	rec.Phases = append(rec.Phases, Phase{Op: op, What: what, Model: m, entries: n})
+	rec.Phases = append(rec.Phases, Phase{Op: op, What: what, Model: m, entries: n, segs: len(r.segs)})
 }
 
 // finish reads the log into a trace and maps each phase's entry count
@@ -321,9 +322,11 @@ func (r *Recorder) finish(rec *Recording, m *model.Disk) error {
 		return err
 	}
 	rec.LogEntries = uint64(len(idx) - 1)
+	var shift []int64
+	rec.Trace, shift = mergeSegments(rec.Trace, idx, r.segs)
 	for i := range rec.Phases {
 		e := min(rec.Phases[i].entries, rec.LogEntries)
-		rec.Phases[i].Start = idx[e]
+		rec.Phases[i].Start = idx[e] + shift[rec.Phases[i].segs]
 	}
 	if len(rec.Phases) == 0 {
 		rec.Phases = []Phase{{Op: 0, What: "start", Model: m.Clone()}}
@@ -390,7 +393,7 @@ func (r *Recording) verifyReplay() error {
 		}
 		return fmt.Errorf("%w (%d vs %d bytes, first difference at %d)", ErrLogMismatch, len(got), len(r.Final), at)
 	}
-	return nil
+	return r.verifyTracedFiles(func(p string) ([]byte, error) { return afero.ReadFile(fs, p) })
 }
 
 // WritePatterns writes the pattern file of every (non-group) write of w

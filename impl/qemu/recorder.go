@@ -49,6 +49,7 @@ type Recorder struct {
 	tool  *qemutool.Tool
 	pats  map[string]bool // pattern files written
 	err   error           // the first error of a phase (Exec.Snapshot cannot return one)
+	segs  []segment       // image commands recorded by their system calls (traced.go)
 }
 
 // NewRecorder returns the recording mode for the image at path (a real

@@ -92,6 +92,9 @@ func (f *Failure) Signature(target string) string {
 	if ks := kindsText(rep); ks != "" {
 		s += "/" + ks
 	}
+	if f.Stage == oracle.StageCommitBase && f.Verdict != nil && errors.Is(f.Verdict.Err, oracle.ErrCommitBaseSize) {
+		s += "/size" // the base's size alone (findings F9); its data keeps the stage's name
+	}
 	return s
 }
 

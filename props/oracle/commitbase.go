@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -79,6 +80,12 @@ func RecoverCommitBase(t target.Target, fs afero.Fs, path, format string) error 
 	return nil
 }
 
+// ErrCommitBaseSize is wrapped by JudgeCommitBase's error when the base's
+// size is neither its old size nor the image's (a shorter base grown by
+// writes without a durable grow first: campaign signature
+// .../commit-base/size).
+var ErrCommitBaseSize = errors.New("oracle: commit base of a size the rule does not allow")
+
 // JudgeCommitBase judges the base file at path (format "raw" or "qed",
 // recovered by RecoverCommitBase) of a commit crashed in the middle
 // against m (CommitBaseModel): its size must be one m allows and every
@@ -109,7 +116,7 @@ func JudgeCommitBase(t target.Target, fs afero.Fs, path, format string, m *model
 		return fmt.Errorf("commit base %s: unknown format %q", path, format)
 	}
 	if !slices.Contains(m.CrashSizes(), int64(len(got))) {
-		return fmt.Errorf("commit base %s: size %#x, the rule allows %#x", path, len(got), m.CrashSizes())
+		return fmt.Errorf("%w: commit base %s: size %#x, the rule allows %#x", ErrCommitBaseSize, path, len(got), m.CrashSizes())
 	}
 	if err := m.VerifyCrash(0, got); err != nil {
 		return fmt.Errorf("commit base %s: a sector is neither its old contents nor the image's: %w", path, err)
