@@ -125,9 +125,7 @@ func TestAdaptImageCommands(t *testing.T) {
 // QEMU left, the base included (Record checks it).
 func TestImageCommandsTraced(t *testing.T) {
 	tool := qemutool.Require(t)
-	if !straceFound() {
-		t.Skip("strace missing: the safe rebase is dropped and the commit's base unrecorded (scripts/install-deps installs it)")
-	}
+	requireStrace(t) // without it the safe rebase is dropped and the commit's base unrecorded
 	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=65536\nbacking raw size=49152 fill=1\n" +
 		"write 0x1000 0x2000 id=2\nrebase 0x4000 0x3000 id=3\nwrite 0x9000 0x1000 id=4\ncommit -d\nread 0x0 0x10000\n"))
 	if err != nil {

@@ -1,16 +1,17 @@
-package blackbox
+package qemu
 
 import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/blackbox"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
-	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -37,7 +38,20 @@ func epochs(t *crashsim.Trace) [][]string {
 	return out
 }
 
-// TestRecordingMatchesBlklogwrites records one workload through
+// requireStrace skips a test when strace is missing, unless CI is set
+// (then it fails), as impl/blackbox's tests do.
+func requireStrace(t *testing.T) {
+	t.Helper()
+	if _, err := blackbox.StracePath(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set and strace is required: %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+}
+
+// TestRecordingMatchesBlklogwrites (moved here from impl/blackbox, which
+// impl/qemu now imports for traced.go) records one workload through
 // exec:qemu-io (system calls) and through --target qemu's blklogwrites
 // recording, and compares them sync epoch by sync epoch.
 func TestRecordingMatchesBlklogwrites(t *testing.T) {
@@ -48,7 +62,7 @@ func TestRecordingMatchesBlklogwrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(tool.IOPath+" -f qed", qedtarget.Target{})
+	d, err := blackbox.New(tool.IOPath+" -f qed", qedtarget.Target{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +71,7 @@ func TestRecordingMatchesBlklogwrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qr, err := qemu.Record(tool, w, t.TempDir(), qemu.EndClose)
+	qr, err := Record(tool, w, t.TempDir(), EndClose)
 	if err != nil {
 		t.Fatal(err)
 	}
