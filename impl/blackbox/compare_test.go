@@ -1,17 +1,16 @@
-package qemu
+package blackbox
 
 import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
-	"github.com/qedtorture/qedtorture/impl/blackbox"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -38,20 +37,7 @@ func epochs(t *crashsim.Trace) [][]string {
 	return out
 }
 
-// requireStrace skips a test when strace is missing, unless CI is set
-// (then it fails), as impl/blackbox's tests do.
-func requireStrace(t *testing.T) {
-	t.Helper()
-	if _, err := blackbox.StracePath(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and strace is required: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-}
-
-// TestRecordingMatchesBlklogwrites (moved here from impl/blackbox, which
-// impl/qemu now imports for traced.go) records one workload through
+// TestRecordingMatchesBlklogwrites records one workload through
 // exec:qemu-io (system calls) and through --target qemu's blklogwrites
 // recording, and compares them sync epoch by sync epoch.
 func TestRecordingMatchesBlklogwrites(t *testing.T) {
@@ -62,7 +48,7 @@ func TestRecordingMatchesBlklogwrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := blackbox.New(tool.IOPath+" -f qed", qedtarget.Target{})
+	d, err := New(tool.IOPath+" -f qed", qedtarget.Target{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +57,7 @@ func TestRecordingMatchesBlklogwrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	qr, err := Record(tool, w, t.TempDir(), EndClose)
+	qr, err := qemu.Record(tool, w, t.TempDir(), qemu.EndClose)
 	if err != nil {
 		t.Fatal(err)
 	}
