@@ -190,3 +190,23 @@ func TestImageCommandsTraced(t *testing.T) {
 		t.Logf("failure (QEMU's, to be known or a finding): %s at %s: %s", f.Signature, f.State, f.Message)
 	}
 }
+
+// TestCommitBaseF1: with the commit's base recorded (traced.go), QEMU's
+// F1 shows in a QED base too: the commit's writes into the base set
+// NEED_CHECK without a flush before the unordered table update, and a
+// subset state leaves the base clean-marked over an entry past its end
+// (found by `qedtorture qemu --seed 2030`, workload 28, minimized to
+// these two ops). The signature names the checker's kinds, as the
+// image's structure stages do; testdata/known lists it under F1.
+func TestCommitBaseF1(t *testing.T) {
+	tool := qemutool.Require(t)
+	if !straceFound() {
+		t.Skip("strace missing: the commit's base is not recorded")
+	}
+	rep := runQEMU(t, tool, "qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=114688\nbacking qed size=2560 cluster_size=4096 table_size=2 fill=1\nwrite 0x215e 0x9f id=3\ncommit -d\n",
+		campaign.Config{Models: []crashsim.Model{{Base: crashsim.Subset}}})
+	const sig = "impl/qed/commit-base/data-past-eof+need-check-clear-but-inconsistent"
+	if len(rep.Failures) != 1 || rep.Failures[0].Signature != sig {
+		t.Fatalf("want one %s failure, got %+v", sig, rep.Failures)
+	}
+}

@@ -92,8 +92,14 @@ func (f *Failure) Signature(target string) string {
 	if ks := kindsText(rep); ks != "" {
 		s += "/" + ks
 	}
-	if f.Stage == oracle.StageCommitBase && f.Verdict != nil && errors.Is(f.Verdict.Err, oracle.ErrCommitBaseSize) {
-		s += "/size" // the base's size alone (findings F9); its data keeps the stage's name
+	if f.Stage == oracle.StageCommitBase && f.Verdict != nil {
+		var se *oracle.CommitBaseStructureError
+		switch {
+		case errors.Is(f.Verdict.Err, oracle.ErrCommitBaseSize):
+			s += "/size" // the base's size alone (findings F9); its data keeps the stage's name
+		case errors.As(f.Verdict.Err, &se):
+			s += "/" + kindsText(se.Report) // a QED base's structure, as the image's stages name it
+		}
 	}
 	return s
 }

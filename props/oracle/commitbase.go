@@ -49,6 +49,19 @@ func CommitBaseModel(old []byte, top *model.Disk) (*model.Disk, error) {
 	return m, nil
 }
 
+// CommitBaseStructureError is RecoverCommitBase's error for a QED base
+// left with NEED_CHECK clear over an inconsistency: Report is the
+// independent checker's (the campaign's signature names its kinds, as for
+// the image's structure stages).
+type CommitBaseStructureError struct {
+	Path   string
+	Report *check.Report
+}
+
+func (e *CommitBaseStructureError) Error() string {
+	return fmt.Sprintf("commit base %s: NEED_CHECK is clear but the image is inconsistent (%s)", e.Path, kindList(e.Report))
+}
+
 // RecoverCommitBase recovers the QED base file at path of a commit that
 // crashed in the middle, before the image is judged: the base is an image
 // being written, so it may need its own recovery (NEED_CHECK set, a table
@@ -68,7 +81,7 @@ func RecoverCommitBase(t target.Target, fs afero.Fs, path, format string) error 
 		return fmt.Errorf("commit base %s: %w", path, err)
 	}
 	if !rep.NeedCheck() && !rep.IsConsistent() {
-		return fmt.Errorf("commit base %s: NEED_CHECK is clear but the image is inconsistent (%s)", path, kindList(rep))
+		return &CommitBaseStructureError{Path: path, Report: rep}
 	}
 	d, err := t.Open(fs, path, target.OpenOptions{})
 	if err != nil {
