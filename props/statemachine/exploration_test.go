@@ -119,6 +119,31 @@ func TestStateMachineExploration(t *testing.T) {
 		geoms += n
 	}
 	require.Equal(t, res.Sequences, geoms, "sequences by cluster size")
+	tables := 0
+	for _, n := range x.TableSizes {
+		tables += n
+	}
+	require.Equal(t, res.Sequences, tables, "sequences by table size")
+	// Every count is of something that happened: none is below 1.
+	positive := func(what string, m map[string]int) {
+		for k, n := range m {
+			require.Positive(t, n, "%s %s counted", what, k)
+		}
+	}
+	positive("crashes under", x.Crashes)
+	positive("states judged under", x.StatesByModel)
+	positive("fault rule", x.FaultRules)
+	positive("size class", x.SizeClasses)
+	positive("backing layout", x.Backings)
+	for k, n := range x.OpKinds {
+		require.Positive(t, n, "op kind %v counted", k)
+	}
+	for k, n := range x.ClusterSizes {
+		require.Positive(t, n, "cluster size %d counted", k)
+	}
+	for k, n := range x.TableSizes {
+		require.Positive(t, n, "table size %d counted", k)
+	}
 
 	// Every disk opened was closed: the final close of each sequence, the
 	// recoveries, the oracle's own opens.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // TestCrashSweepMaxFailures: a sweep returns at most maxFailures failures,
@@ -173,4 +174,30 @@ func TestConfigFill(t *testing.T) {
 	c := Config{Sequences: 1, Steps: 2, Batch: 3, MaxShrink: 4, MaxClusters: 5, Models: models}
 	c.fill()
 	require.Equal(t, Config{Sequences: 1, Steps: 2, Batch: 3, MaxShrink: 4, MaxClusters: 5, Models: models}, c)
+}
+
+// TestSizeClass: the classes of SizeClass at their bounds, for tables of
+// more than one cluster (one L2 table's range is cs * cs*tableSize/8).
+func TestSizeClass(t *testing.T) {
+	g := func(cs, ts uint32, size int64) workload.Geometry {
+		return workload.Geometry{ClusterSize: cs, TableSize: ts, Size: size}
+	}
+	const mib = 1 << 20
+	for _, c := range []struct {
+		g    workload.Geometry
+		want string
+	}{
+		{g(4096, 1, -1), "negative"},
+		{g(4096, 1, 0), "zero"},
+		{g(4096, 1, 4096), "aligned"},
+		{g(4096, 1, 4096+512), "unaligned"},
+		{g(4096, 1, 2*mib-4096), "aligned"},
+		{g(4096, 1, 2*mib), "multi-table"},
+		{g(4096, 4, 4*mib), "aligned"},
+		{g(4096, 4, 8*mib-512), "unaligned"},
+		{g(4096, 4, 8*mib), "multi-table"},
+		{g(65536, 16, 64*mib), "aligned"},
+	} {
+		require.Equal(t, c.want, SizeClass(c.g), "%+v", c.g)
+	}
 }
