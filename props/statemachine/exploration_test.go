@@ -12,6 +12,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
 )
 
 // The state machine asserts its own exploration: what its result says it
@@ -89,11 +90,38 @@ func TestStateMachineExploration(t *testing.T) {
 	// A budget that is not reached must not cut the run short.
 	cfg.Budget = time.Hour
 	target := newCountingTarget(QEDTarget{})
+	// The sequences run, counted here on their own: the account must
+	// agree with them.
+	var want Exploration
+	want.OpKinds, want.Crashes, want.FaultRules = map[workload.Kind]int{}, map[string]int{}, map[string]int{}
+	want.ClusterSizes, want.TableSizes = map[uint32]int{}, map[uint32]int{}
+	want.SizeClasses, want.Backings = map[string]int{}, map[string]int{}
+	cfg.seen = func(s *Sequence) {
+		g := s.W.Geometry
+		want.ClusterSizes[g.ClusterSize]++
+		want.TableSizes[g.TableSize]++
+		want.SizeClasses[SizeClass(g)]++
+		want.Backings[BackingLayout(g.Backing)]++
+		for i, op := range s.W.Ops {
+			want.OpKinds[op.Kind]++
+			if c := s.Steps[i].Crash; c != nil {
+				want.Crashes[c.Model.String()]++
+			}
+			if f := s.Steps[i].Fault; f != nil {
+				want.FaultRules[f.Rule]++
+				if f.Then != nil {
+					want.Crashes[f.Then.Model.String()]++
+				}
+			}
+		}
+	}
 	res := Check(target, cfg)
 	require.True(t, res.Passed(), res.Report())
 	t.Log(res.Report())
 	x := res.Explored
 	t.Logf("explored: %+v", x)
+	want.StatesByModel = x.StatesByModel // counted by the runner alone
+	require.Equal(t, want, x, "the exploration account vs the sequences run")
 
 	// Sequences and commands: every sequence asked for ran, each with at
 	// least Steps/4 commands (gopter's smallest size), all counted.

@@ -201,3 +201,18 @@ func TestSizeClass(t *testing.T) {
 		require.Equal(t, c.want, SizeClass(c.g), "%+v", c.g)
 	}
 }
+
+// TestReportShowsShrunkSequence: a failure's report gives the shrunk
+// sequence to paste, not the first one found.
+func TestReportShowsShrunkSequence(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Seed = 7
+	cfg.Sequences = 50
+	cfg.NoFaults = true
+	res := Check(lossyTarget{QEDTarget{}}, cfg)
+	require.False(t, res.Passed())
+	require.NotNil(t, res.Shrunk)
+	require.NotEqual(t, res.First.Seq.String(), res.Shrunk.Seq.String(), "nothing was shrunk at this seed")
+	rep := res.Report()
+	require.Contains(t, rep, "----- sequence (paste into props.Replay) -----\n"+res.Shrunk.Seq.String()+"----- end -----")
+}
