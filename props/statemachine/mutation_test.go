@@ -212,7 +212,30 @@ func TestReportShowsShrunkSequence(t *testing.T) {
 	res := Check(lossyTarget{QEDTarget{}}, cfg)
 	require.False(t, res.Passed())
 	require.NotNil(t, res.Shrunk)
-	require.NotEqual(t, res.First.Seq.String(), res.Shrunk.Seq.String(), "nothing was shrunk at this seed")
+	require.Less(t, res.Shrunk.Seq.Len(), res.First.Seq.Len(), "gopter removed no command at this seed")
 	rep := res.Report()
 	require.Contains(t, rep, "----- sequence (paste into props.Replay) -----\n"+res.Shrunk.Seq.String()+"----- end -----")
+}
+
+// TestAcceptVetsFailures: Config.Accept decides which failures count: one
+// that rejects every failure makes a failing target pass (each rejected
+// failure counted), one that accepts every failure changes nothing.
+func TestAcceptVetsFailures(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Seed = 7
+	cfg.Sequences = 20
+	cfg.NoFaults = true
+	cfg.Accept = func(*Failure) bool { return false }
+	res := Check(lossyTarget{QEDTarget{}}, cfg)
+	require.True(t, res.Passed(), res.Report())
+	require.Positive(t, res.Rejected)
+	require.Equal(t, cfg.Sequences, res.Sequences)
+	cfg.Accept = func(f *Failure) bool {
+		require.NotNil(t, f)
+		return true
+	}
+	res = Check(lossyTarget{QEDTarget{}}, cfg)
+	require.False(t, res.Passed())
+	require.Zero(t, res.Rejected)
+	require.NotEqual(t, "setup", res.First.Kind, res.Report())
 }
