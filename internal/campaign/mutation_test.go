@@ -307,3 +307,18 @@ func TestMismatchBeyondSilentFaultFails(t *testing.T) {
 	}
 	t.Fatal("no seed below 20 reads back after a lost sync")
 }
+
+// TestModelRank: the minimizer's final step tries the crash models weakest
+// first: drop, prefix, subset, torn (512 before 4k), each plain before
+// +garbage before +size.
+func TestModelRank(t *testing.T) {
+	order := []string{"drop", "prefix", "subset", "subset+size", "torn512", "torn512+garbage", "torn512+size", "torn512+garbage+size", "torn4k", "torn4k+garbage", "torn4k+size"}
+	prev := -1
+	for _, s := range order {
+		m, err := crashsim.ParseModel(s)
+		require.NoError(t, err, s)
+		r := modelRank(m)
+		require.Greater(t, r, prev, "%s ranked %d, not after the one before it", s, r)
+		prev = r
+	}
+}
