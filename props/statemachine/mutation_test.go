@@ -243,3 +243,10 @@ func TestAcceptVetsFailures(t *testing.T) {
 	require.Zero(t, res.Rejected)
 	require.NotEqual(t, "setup", res.First.Kind, res.Report())
 }
+
+// TestSequenceWithoutSteps: a Sequence built from a workload alone (no
+// steps) prints as the workload's script.
+func TestSequenceWithoutSteps(t *testing.T) {
+	w := FaultSweepWorkloads()["no-backing"]
+	require.Equal(t, w.String(), (&Sequence{W: w}).String())
+}
