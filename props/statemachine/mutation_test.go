@@ -250,3 +250,23 @@ func TestSequenceWithoutSteps(t *testing.T) {
 	w := FaultSweepWorkloads()["no-backing"]
 	require.Equal(t, w.String(), (&Sequence{W: w}).String())
 }
+
+// TestSequenceEvents: a fault followed by a crash counts as a crash too;
+// a fault followed by a clean close does not.
+func TestSequenceEvents(t *testing.T) {
+	const head = "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\n"
+	for _, c := range []struct {
+		text            string
+		crashes, faults int
+	}{
+		{"#! fault write:eio nth=1 then=close\nwrite 0x0 0x1000 id=1\n", 0, 1},
+		{"#! fault sync:eio nth=1 then=crash model=drop choice=0\nflush\n", 1, 1},
+		{"#! crash sync=0 model=prefix choice=0\nwrite 0x1000 0x1000 id=2\nflush\n", 1, 0},
+	} {
+		s, err := ParseSequence(head + c.text)
+		require.NoError(t, err)
+		crashes, faults := s.Events()
+		require.Equal(t, c.crashes, crashes, c.text)
+		require.Equal(t, c.faults, faults, c.text)
+	}
+}
