@@ -270,3 +270,14 @@ func TestSequenceEvents(t *testing.T) {
 		require.Equal(t, c.faults, faults, c.text)
 	}
 }
+
+// TestSequenceParseErrorLine: a bad directive's error names its line
+// (1-based) and text.
+func TestSequenceParseErrorLine(t *testing.T) {
+	_, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\n#! crash sync=x model=drop choice=0\nflush\n")
+	var pe *SequenceParseError
+	require.ErrorAs(t, err, &pe)
+	require.Equal(t, 3, pe.Line)
+	require.Equal(t, "#! crash sync=x model=drop choice=0", pe.Text)
+	require.ErrorIs(t, err, ErrSequence)
+}
