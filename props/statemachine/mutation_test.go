@@ -281,3 +281,13 @@ func TestSequenceParseErrorLine(t *testing.T) {
 	require.Equal(t, "#! crash sync=x model=drop choice=0", pe.Text)
 	require.ErrorIs(t, err, ErrSequence)
 }
+
+// TestSequenceComments: comment lines (a '#' at the start, not "#!") are
+// not ops: a directive after one still belongs to the next op.
+func TestSequenceComments(t *testing.T) {
+	s, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\n# a comment\nwrite 0x0 0x1000 id=1\n# another\n#! crash sync=0 model=drop choice=0\nflush\n")
+	require.NoError(t, err)
+	require.Equal(t, 2, s.Len())
+	require.Nil(t, s.Steps[0].Crash)
+	require.NotNil(t, s.Steps[1].Crash)
+}
