@@ -5,6 +5,7 @@ package statemachine
 
 import (
 	"errors"
+	"os"
 
 	"strings"
 	"sync/atomic"
@@ -290,4 +291,58 @@ func TestSequenceComments(t *testing.T) {
 	require.Equal(t, 2, s.Len())
 	require.Nil(t, s.Steps[0].Crash)
 	require.NotNil(t, s.Steps[1].Crash)
+}
+
+// wreckOnErrorTarget zeroes the image's header (and syncs it) when a
+// write of its disk fails: a crash after such a fault leaves no image.
+type wreckOnErrorTarget struct{ Target }
+
+func (w wreckOnErrorTarget) Name() string { return "wreck-on-error" }
+func (w wreckOnErrorTarget) Open(fs afero.Fs, path string, o OpenOptions) (Disk, error) {
+	d, err := w.Target.Open(fs, path, o)
+	if err != nil {
+		return nil, err
+	}
+	return wreckOnErrorDisk{Disk: d, fs: fs, path: path}, nil
+}
+
+type wreckOnErrorDisk struct {
+	Disk
+	fs   afero.Fs
+	path string
+}
+
+func (d wreckOnErrorDisk) WriteAt(b []byte, off int64) (int, error) {
+	n, err := d.Disk.WriteAt(b, off)
+	if err != nil {
+		if f, oerr := d.fs.OpenFile(d.path, os.O_RDWR, 0); oerr == nil {
+			_, _ = f.WriteAt(make([]byte, 512), 0)
+			_ = f.Sync()
+			_ = f.Close()
+		}
+	}
+	return n, err
+}
+
+// TestFailureNamesFailingState: a crash failure's Sequence names the state
+// that failed as its choice (a choice is taken modulo the point's count:
+// choice=5 under drop, one state, is state 0), for a crash directive and
+// for a fault followed by a crash, so that its text replays that state.
+func TestFailureNamesFailingState(t *testing.T) {
+	const head = "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\nflush\n"
+	for _, c := range []struct {
+		tg        Target
+		directive string
+		choice    func(s *Sequence) uint64
+	}{
+		{lossyTarget{QEDTarget{}}, "#! crash sync=0 model=drop choice=5\n", func(s *Sequence) uint64 { return s.Steps[2].Crash.Choice }},
+		{wreckOnErrorTarget{QEDTarget{}}, "#! fault write:eio nth=1 then=crash model=drop choice=5\n", func(s *Sequence) uint64 { return s.Steps[2].Fault.Then.Choice }},
+	} {
+		s, err := ParseSequence(head + c.directive + "write 0x1000 0x1000 id=2\n")
+		require.NoError(t, err)
+		_, f := RunSequence(c.tg, s, RunOptions{})
+		require.NotNil(t, f, c.directive)
+		require.Contains(t, f.StateID, "/drop/0", c.directive)
+		require.Equal(t, uint64(0), c.choice(f.Seq), "%s: the failure's sequence:\n%s", c.directive, f.Seq)
+	}
 }
