@@ -346,3 +346,13 @@ func TestFailureNamesFailingState(t *testing.T) {
 		require.Equal(t, uint64(0), c.choice(f.Seq), "%s: the failure's sequence:\n%s", c.directive, f.Seq)
 	}
 }
+
+// TestFailureKeepsCrashSync: a failure at the sync a crash directive
+// names keeps that sync in the failure's Sequence.
+func TestFailureKeepsCrashSync(t *testing.T) {
+	s, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\nflush\n#! crash sync=1 model=drop choice=0\nreopen\n")
+	require.NoError(t, err)
+	_, f := RunSequence(lossyTarget{QEDTarget{}}, s, RunOptions{})
+	require.NotNil(t, f)
+	require.Equal(t, 1, f.Seq.Steps[2].Crash.Sync, "the failure's sequence:\n%s", f.Seq)
+}
