@@ -1,7 +1,9 @@
 package workload_test
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -103,4 +105,36 @@ func (p plainTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (targe
 		return nil, err
 	}
 	return plainDisk{d}, nil
+}
+
+// scribbler refuses every image command, but only after appending a byte
+// to the image.
+type scribbler struct{ qedtarget.Target }
+
+func (scribbler) scribble(fs afero.Fs, path string) error {
+	f, err := fs.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.Write([]byte{1})
+	if err == nil {
+		err = errors.New("refused, after writing")
+	}
+	return err
+}
+
+func (s scribbler) Rebase(fs afero.Fs, path, _, _ string, _ bool) error { return s.scribble(fs, path) }
+
+func (s scribbler) Commit(fs afero.Fs, path string, _ target.CommitOptions) error {
+	return s.scribble(fs, path)
+}
+
+// TestHostileCommandsUnchanged: a refused image command must leave the
+// image's bytes as they were.
+func TestHostileCommandsUnchanged(t *testing.T) {
+	for v := 34; v < hostileVariants; v++ {
+		err := runScript(t, scribbler{}, hostileScript(v, 1))
+		require.ErrorContains(t, err, "was refused but changed the image", "variant %d", v)
+	}
 }
