@@ -49,13 +49,13 @@
 //     directory, images opened and closed with qemu-io's `open` and
 //     `close`; the read-back has QEMU itself compare every byte outside
 //     the model's uncertain ranges, which the crash rule fixes, with the
-//     model's durable contents, under QEMU's blkverify driver over a raw
-//     file of them (a difference ends that process: a fresh one then reads
-//     every byte back, the model's data ranges with `read -v` and the
-//     others verified zero with `read -P 0`, or with `qemu-img convert`
-//     above 128 KiB of data, and the model judges them), and reads the
-//     uncertain ranges with `read -v` in the writable open the liveness
-//     write then uses), [JudgeParallel] states of a workload at once (a
+//     model's durable contents, under QEMU's quorum driver over the image
+//     and a raw file of those bytes (a difference fails the read: every
+//     byte is then read back, the model's data ranges with `read -v` and
+//     the others verified zero with `read -P 0`, or with `qemu-img
+//     convert` above 128 KiB of data, and the model judges them), and
+//     reads the uncertain ranges with `read -v` in the writable open the
+//     liveness write then uses), [JudgeParallel] states of a workload at once (a
 //     campaign.PreparedJudge in a sliding window: the verdicts are taken
 //     in the sample's order, so the outcome is one-at-a-time judging's);
 //     the Driver is a campaign.OverlappedDriver: each campaign worker
@@ -99,7 +99,7 @@
 //     recovery judge reuses one long-lived qemu-io per state in flight
 //     (JudgeParallel per workload in flight; a fresh one after 500
 //     states, or after QEMU died on a state), plus a qemu-img convert for
-//     a state whose bytes blkverify could not vouch for and with more
+//     a state whose bytes the quorum read could not vouch for and with more
 //     than 128 KiB of data; the QEMU budget is a parameter.
 //   - Scratch directories (recordings, the pool's states) are made on a
 //     memory filesystem (/dev/shm) unless TMPDIR names another place

@@ -182,9 +182,9 @@ func (r *recoverer) close() error {
 // NEED_CHECK is set); the result must be consistent with NEED_CHECK
 // clear; the guest data is read back and judged against m (not
 // modified): QEMU compares the bytes outside m's uncertain ranges with
-// m's durable contents itself (verifyCertain: blkverify) and the
-// uncertain ones are read with read -v in the writable open the liveness
-// write then uses; when QEMU's bytes differ there (or the uncertain
+// m's durable contents itself (verifyCertain: the quorum driver), and
+// the uncertain ones are read with read -v in the writable open the
+// liveness write then uses; when QEMU's bytes differ there (or the uncertain
 // ranges are large), every byte is read back (readBack: the model's data
 // ranges with read -v, every other byte verified zero by QEMU; above
 // readBackLimit, qemu-img convert) and judged; last, liveness: a sector
@@ -219,19 +219,21 @@ func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg 
 		}
 		return r.batch(oracle.StageData, "reading the guest data back after recovery", "close")
 	}
-	var data []byte
-	verified := false
-	if unc := uncertain(m, size); rangesLen(unc) <= readBackLimit {
+	var (
+		data     []byte
+		unc      = uncertain(m, size)
+		verified bool
+	)
+	if rangesLen(unc) <= readBackLimit {
 		if data, verified, err = r.verifyCertain(p, m, size, unc); err != nil {
 			return "", "", err
 		}
 	}
 	if verified {
-		// The bytes outside the model's uncertain ranges are m's durable
-		// contents (QEMU compared them, verifyCertain); the uncertain
-		// ones are read back in the liveness stage's writable open, as
-		// below.
-		if st, msg, err := r.readInto(open, data, uncertain(m, size)); st != "" || err != nil {
+		// QEMU read m's durable contents outside the uncertain ranges
+		// (verifyCertain); those are read back in the liveness stage's
+		// writable open, as below.
+		if st, msg, err := r.readInto(open, data, unc); st != "" || err != nil {
 			return st, msg, err
 		}
 		if err := m.VerifyCrash(0, data); err != nil {
@@ -409,21 +411,23 @@ const expectedName = ".qedtorture-expected.raw"
 const verifyChunk = 16 << 20
 
 // verifyCertain has QEMU itself compare the guest bytes of the recovered
-// image at p outside m's uncertain ranges (below size) with m's durable
-// contents, which the crash rule says they must equal exactly
-// (model.Disk.Uncertain): the expected bytes are written to a raw file and
-// the image is opened read-only under QEMU's blkverify driver (every read
-// is served by the QED driver, the test child, and by the raw file, and
-// compared; a difference ends the process), and those ranges are read.
-// It returns size bytes holding the durable contents and verified =
-// true when QEMU read exactly them: data then holds what QEMU read
-// outside the uncertain ranges, without a hex dump or a qemu-img convert
-// (for a 1 MiB image, most of a state's recovery time was spent there).
-// verified = false (the bytes differ, QEMU failed a read or died, or the
-// model cannot say) leaves the judging to readBack or qemu-img convert,
-// which read QEMU's bytes and let the model judge them, so the verdict
-// is the same either way; r's process is restarted if it died. err is for
-// failures of the harness.
+// image at p outside m's uncertain ranges unc (below size), which the
+// crash rule fixes (m's durable contents, model.Disk.Uncertain), with
+// those, without a hex dump or a qemu-img convert (for a 1 MiB image,
+// most of a state's recovery time was spent there). The expected bytes
+// are written to a raw file and the image is opened read-only under
+// QEMU's quorum driver with two children, the QED image and that file,
+// and a vote threshold of two: every read is served by both and
+// compared, and a difference fails the read (EIO) without ending the
+// process. It returns size bytes holding m's durable contents and
+// verified = true when QEMU read exactly them outside unc (the uncertain
+// ranges are the caller's to read back). verified = false (the bytes
+// differ, QEMU failed a read or died, or the model cannot say) leaves the
+// judging to readBack or qemu-img convert, which read every byte and let
+// the model judge them, so the verdict is the same either way; r's
+// process is restarted if it died. err is for failures of the harness.
+// (Guessing the uncertain ranges too, as m's current contents, made no
+// measurable difference: a crash state seldom holds every pending write.)
 func (r *recoverer) verifyCertain(p string, m *model.Disk, size int64, unc []model.Range) (data []byte, verified bool, err error) {
 	data = make([]byte, size)
 	if size > m.Size() || m.ReadDurableAt(data, 0) != nil {
@@ -446,8 +450,9 @@ func (r *recoverer) verifyCertain(p string, m *model.Disk, size int64, unc []mod
 		r.verified++
 		return data, true, nil // every byte is uncertain: read back
 	}
-	open := "open -r -o driver=blkverify,test.driver=qed,test.file.driver=file,test.file.filename=" + p +
-		",raw.driver=raw,raw.file.driver=file,raw.file.filename=" + exp
+	open := "open -r -o driver=quorum,vote-threshold=2" +
+		",children.0.driver=qed,children.0.file.driver=file,children.0.file.filename=" + p +
+		",children.1.driver=raw,children.1.file.driver=file,children.1.file.filename=" + exp
 	for _, c := range append(append([]string{open}, reads...), "close") {
 		_, err := r.proc.Do(c)
 		var ce *qemuio.CommandError
@@ -455,6 +460,8 @@ func (r *recoverer) verifyCertain(p string, m *model.Disk, size int64, unc []mod
 		case err == nil:
 			continue
 		case errors.As(err, &ce):
+			// A difference (EIO), or a read QEMU failed: every byte is
+			// read back and judged.
 			r.closeImage()
 			r.differed++
 			return nil, false, nil
@@ -462,8 +469,8 @@ func (r *recoverer) verifyCertain(p string, m *model.Disk, size int64, unc []mod
 			r.dead = true
 			return nil, false, r.ctx.Err()
 		case errors.Is(err, qemuio.ErrExited):
-			// blkverify found a difference (or QEMU died): a fresh
-			// process reads the bytes for the model to judge.
+			// QEMU died: a fresh process reads the bytes for the model
+			// to judge.
 			r.differed++
 			return nil, false, r.restart()
 		default:

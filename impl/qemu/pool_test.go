@@ -147,12 +147,12 @@ func TestPooledRecoveryAgrees(t *testing.T) {
 		t.Fatalf("one recoverer served every state in turn: %d idle", idle)
 	}
 	// QEMU compared the bytes outside the uncertain ranges itself
-	// (blkverify) on the states that got that far, and the data failures
+	// (the quorum driver) on the states that got that far, and the data failures
 	// among them were judged from the bytes read back.
 	r := pool.idle[0]
-	t.Logf("blkverify: %d verified, %d differed", r.verified, r.differed)
+	t.Logf("quorum: %d verified, %d differed", r.verified, r.differed)
 	if r.verified == 0 || r.differed == 0 {
-		t.Errorf("blkverify: %d states verified, %d differed: want both", r.verified, r.differed)
+		t.Errorf("quorum: %d states verified, %d differed: want both", r.verified, r.differed)
 	}
 }
 
