@@ -48,8 +48,8 @@ import (
 // Half of those workloads (drawn from the workload seed: CreateOverChosen)
 // create over an existing image, as a user's `create` over an old image
 // does: the old image (OverImageFor: the workload's cluster and table
-// sizes, another size, one cluster of data at guest offset 0, no backing
-// file) is made durably, name included, before the creation is recorded.
+// sizes, another size, 4 KiB of data at guest offset 0, no backing file)
+// is made durably, name included, before the creation is recorded.
 // A crash during such a creation may then also leave:
 //
 //   - the old image, intact: it passes the whole oracle against its own
@@ -108,32 +108,31 @@ type OverImage struct {
 	ClusterSize, TableSize uint32
 	Size                   int64
 	DataLen                int64
+
+	model *model.Disk // built once by OverImageFor (judging clones it)
 }
 
-// OverFillID is the pattern of the old image's data (model.Fill), unlike
-// any workload write's or backing file's.
-const OverFillID = 0x6f6c64 // "old"
+// OverFillID is the pattern of the old image's data (model.Fill), above
+// any workload write's id (at most a few per op, at most 1,000 ops) and
+// backing fill's, so that the old data never reads as one of theirs; and
+// small, because a model keeps a slot per id up to the highest and is
+// cloned for every crash state judged.
+const OverFillID = 4093
 
 // OverImageFor returns the old image replaced by a creation of geometry g:
 // the same cluster and table sizes (so that the new header's L1 table is
 // where the old one is, and a new header over the old tables reads the old
-// data), another size (so that the two headers differ), one cluster of
-// data at guest offset 0.
+// data), another size (so that the two headers differ), small (4 KiB, its
+// model cheap to clone for every crash state that keeps it), all of it
+// data at guest offset 0 (one data cluster allocated).
 func OverImageFor(g workload.Geometry) OverImage {
-	cs := int64(g.ClusterSize)
-	entries := int64(g.TableSize) * cs / 8
-	maxSize := entries * entries * cs
-	if cs <= 0 || entries <= 0 || maxSize/entries/entries != cs { // overflow: no practical limit
-		maxSize = workload.MaxImageSize
+	size := int64(4096)
+	if g.Size == size {
+		size = 8192
 	}
-	size := g.Size + cs
-	if size > maxSize || size > workload.MaxImageSize {
-		size = g.Size - cs
-	}
-	if size <= 0 {
-		size = 512
-	}
-	return OverImage{ClusterSize: g.ClusterSize, TableSize: g.TableSize, Size: size, DataLen: min(cs, size)}
+	o := OverImage{ClusterSize: g.ClusterSize, TableSize: g.TableSize, Size: size, DataLen: min(int64(g.ClusterSize), size)}
+	o.model, _ = o.newModel() // nil on error: Model builds it (and says why)
+	return o
 }
 
 // Data returns the old image's data (at guest offset 0).
@@ -143,8 +142,18 @@ func (o OverImage) Data() []byte {
 	return b
 }
 
-// Model returns the old image's model: its data durable.
+// Model returns the old image's model: its data durable (a clone of the
+// one OverImageFor built: writing a cluster's pattern into a model costs
+// more than judging a small image, and every crash state with the old
+// image needs one).
 func (o OverImage) Model() (*model.Disk, error) {
+	if o.model != nil {
+		return o.model.Clone(), nil
+	}
+	return o.newModel()
+}
+
+func (o OverImage) newModel() (*model.Disk, error) {
 	m, err := model.New(o.Size, nil)
 	if err != nil {
 		return nil, err
