@@ -19,8 +19,7 @@ import (
 // held in either mode; a dirty table is never evicted.
 type l2Table struct {
 	offset  uint64
-	entries []uint64
-	ep      *[]uint64     // entries' pooled storage (getEntries)
+	entries table         // pooled storage, given back by drain
 	refs    int           // guarded by l2Cache.mu
 	elem    *list.Element // guarded by l2Cache.mu; nil once evicted
 
@@ -122,18 +121,16 @@ func (c *l2Cache) evictLocked() {
 	}
 }
 
-// drain empties the cache, handing each table's storage to put. The
-// caller guarantees that no request holds a table (Image.Close).
-func (c *l2Cache) drain(put func(*[]uint64)) {
+// drain empties the cache, giving each table's storage back to the
+// pools. The caller guarantees that no request holds a table
+// (Image.Close, Image.emptyLocked).
+func (c *l2Cache) drain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for e := c.lru.Front(); e != nil; e = e.Next() {
 		t := e.Value.(*l2Table)
 		t.elem = nil
-		if t.ep != nil {
-			put(t.ep)
-			t.entries, t.ep = nil, nil
-		}
+		t.entries.release()
 	}
 	c.lru.Init()
 	clear(c.byOff)

@@ -103,38 +103,40 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		limit += g.clusterSize // off by one: the cluster just past the end passes
 	}
 	mark(im.hdr.L1TableOffset, g.tableSize)
-	// Scratch copies of the L1 and of one L2 table, pooled (perf, issue 5).
-	l1p, tblp := getEntries(int(g.nelems)), getEntries(int(g.nelems))
-	defer putEntries(l1p)
-	defer putEntries(tblp)
-	l1, tbl := im.l1, *tblp
-	// l1 is im.l1 itself when it is whole (a writable open), copied to
-	// the scratch table only when a repair clears an entry (perf: the
-	// crash oracle's writable open checks every crashed image; the
-	// copy of a 256 KiB table showed in the profile).
-	owned := false
-	if uint64(len(im.l1)) != g.nelems {
-		// A read-only open keeps only the L1 entries below the image
-		// size (l1Entries); the check walks the whole table, read from
-		// the file (which a read-only image never changes).
-		l1, owned = *l1p, true
+	// l1 is im.l1 itself when it is whole (a writable open: perf, the
+	// crash oracle's writable open checks every crashed image). A
+	// read-only open keeps only the L1 entries below the image size
+	// (l1Entries); the check then walks the whole table, read from the
+	// file (which a read-only image never changes) into a scratch table.
+	l1 := &im.l1
+	if im.l1.len() != g.nelems {
+		scratch := im.newTable(g.nelems)
+		defer scratch.release()
+		l1 = &scratch
 		if err := im.readTable(im.hdr.L1TableOffset, l1); err != nil {
 			rep.CheckErrors++
 			rep.Problems = append(rep.Problems, fmt.Sprintf("L1 table at %d: %v", im.hdr.L1TableOffset, err))
 			return rep, fileErr(im.path, "check", err)
 		}
 	}
+	// A repair clears invalid L1 entries in im.l1 (only a writable open
+	// repairs) and puts them back if the table write fails, so that the
+	// in-memory table stays what the file holds.
+	type clearedEntry struct{ i, old uint64 }
+	var l1Cleared []clearedEntry
+	// The scratch L2 table, pooled (perf, issue 5); a big one holds only
+	// the pages the file has data in (table.read).
+	tbl := im.newTable(g.nelems)
+	defer tbl.release()
+	var l2Cleared []uint64
 	l1Invalid := 0
-	for i := nonZero(l1, 0); i < len(l1); i = nonZero(l1, i+1) {
-		e := l1[i]
+	for i := l1.nextNonZero(0); i < l1.len(); i = l1.nextNonZero(i + 1) {
+		e := l1.get(i)
 		if !g.validTableOffset(e, limit) {
-			invalid(fmt.Sprintf("L1[%d]", i), im.hdr.L1TableOffset+uint64(i)*entrySize, e)
+			invalid(fmt.Sprintf("L1[%d]", i), im.hdr.L1TableOffset+i*entrySize, e)
 			if repair && !defect(DefectRepairKeepsInvalidEntries) {
-				if !owned {
-					l1, owned = *l1p, true
-					copy(l1, im.l1)
-				}
-				l1[i] = 0
+				l1Cleared = append(l1Cleared, clearedEntry{i, e})
+				l1.set(i, 0)
 			}
 			l1Invalid++
 			continue
@@ -142,16 +144,17 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		if !mark(e, g.tableSize) {
 			continue // skip a table that overlaps something else
 		}
-		if err := im.readTable(e, tbl); err != nil {
+		if err := im.readTable(e, &tbl); err != nil {
 			rep.CheckErrors++
 			lastErr = err
 			rep.Problems = append(rep.Problems, fmt.Sprintf("L2 table at %d: %v", e, err))
 			continue
 		}
 		l2Invalid := 0
+		l2Cleared = l2Cleared[:0]
 		last := uint64(0)
-		for j := nonZero(tbl, 0); j < len(tbl); j = nonZero(tbl, j+1) {
-			d := tbl[j]
+		for j := tbl.nextNonZero(0); j < tbl.len(); j = tbl.nextNonZero(j + 1) {
+			d := tbl.get(j)
 			if d == l2ZeroCluster {
 				continue
 			}
@@ -161,9 +164,10 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 			}
 			last = d
 			if !g.validClusterOffset(d, limit) {
-				invalid(fmt.Sprintf("L2[%d] of table %d", j, e), e+uint64(j)*entrySize, d)
+				invalid(fmt.Sprintf("L2[%d] of table %d", j, e), e+j*entrySize, d)
 				if repair && !defect(DefectRepairKeepsInvalidEntries) {
-					tbl[j] = 0
+					tbl.set(j, 0)
+					l2Cleared = append(l2Cleared, j)
 				}
 				l2Invalid++
 				continue
@@ -172,7 +176,7 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		}
 		if l2Invalid > 0 && repair {
 			defectEarly()
-			if err := im.writeTableLocked(e, tbl, 0, g.nelems); err != nil {
+			if err := im.writeRepairedLocked(e, &tbl, l2Cleared); err != nil {
 				rep.CheckErrors++
 				lastErr = err
 			}
@@ -180,11 +184,16 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 	}
 	if l1Invalid > 0 && repair {
 		defectEarly()
-		if err := im.writeTableLocked(im.hdr.L1TableOffset, l1, 0, g.nelems); err != nil {
+		idx := make([]uint64, len(l1Cleared))
+		for k, c := range l1Cleared {
+			idx[k] = c.i
+		}
+		if err := im.writeRepairedLocked(im.hdr.L1TableOffset, l1, idx); err != nil {
 			rep.CheckErrors++
 			lastErr = err
-		} else {
-			copy(im.l1, l1) // im.l1 is whole when writable
+			for _, c := range l1Cleared {
+				l1.set(c.i, c.old)
+			}
 		}
 	}
 	if repair {
@@ -225,6 +234,33 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// writeRepairedLocked writes a table a repair changed: a whole table
+// (every table of QEMU's default geometries) whole, as QEMU's check
+// does; a big one (paged) as the sectors of the entries cleared, in
+// index order, one write each (perf: a 64 MiB table is not rewritten for
+// one entry). The sectors not written hold what the file holds (the
+// table was just read from it, or is im.l1, which equals the file after
+// the writeback Check starts with), so the file ends the same either way,
+// and every prefix of the writes only drops entries to 0, which the next
+// check repairs again (checkLocked's ordering).
+func (im *Image) writeRepairedLocked(off uint64, t *table, cleared []uint64) error {
+	if t.whole() {
+		return im.writeTableLocked(off, t, 0, t.len())
+	}
+	const perSector = SectorSize / entrySize
+	done := ^uint64(0)
+	for _, j := range cleared {
+		if j/perSector == done {
+			continue
+		}
+		done = j / perSector
+		if err := im.writeTableLocked(off, t, j, 1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // nonZero returns the index of the first non-zero entry of t at or after

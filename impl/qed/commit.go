@@ -317,14 +317,30 @@ func (im *Image) emptyLocked() error {
 	if err := im.flushMetaLocked(); err != nil {
 		return err
 	}
-	clear(im.l1)
-	if err := im.writeTableLocked(im.hdr.L1TableOffset, im.l1, 0, uint64(len(im.l1))); err != nil {
-		return err
+	// A whole L1 table is written whole, as zeros. Of a big one (paged,
+	// table.go) only the pages that held entries are: the others are
+	// zeros in memory, and the writeback above made the file's L1 equal
+	// to the in-memory one, so they are zeros in the file too. Either
+	// way the file's L1 is all zeros before the Sync below, and a crash
+	// in between leaves some entries dropped and the rest pointing at
+	// tables and clusters the truncate has not dropped yet.
+	var written []uint64
+	if !im.l1.whole() {
+		im.l1.nonZeroPages(func(base uint64, _ []uint64) { written = append(written, base) })
+	}
+	im.l1.zero()
+	if im.l1.whole() {
+		written = append(written, 0)
+	}
+	for _, base := range written {
+		if err := im.writeTableLocked(im.hdr.L1TableOffset, &im.l1, base, min(pageEntries, im.l1.len()-base)); err != nil {
+			return err
+		}
 	}
 	if err := im.f.Sync(); err != nil {
 		return fileErr(im.path, "flush after emptying the L1 table", err)
 	}
-	im.cache.drain(putEntries)
+	im.cache.drain()
 	end := max(im.hdr.L1TableOffset+im.geo.tableBytes, im.geo.headerBytes)
 	if end < im.fileSize {
 		if err := im.f.Truncate(int64(end)); err != nil {

@@ -193,32 +193,32 @@ func (im *Image) defectSplitWrite(p []byte, host uint64) (bool, error) {
 // lowest, the cluster least likely to hold the writes in flight at the
 // crash). mu must be held exclusively.
 func (im *Image) defectDropLink(lowest bool) error {
-	ep := getEntries(int(im.geo.nelems))
-	defer putEntries(ep)
-	n := len(im.l1)
+	tbl := im.newTable(im.geo.nelems)
+	defer tbl.release()
+	n := im.l1.len()
 	for ii := range n {
 		i := n - 1 - ii
 		if lowest {
 			i = ii
 		}
-		l2 := im.l1[i]
+		l2 := im.l1.get(i)
 		if l2 == 0 {
 			continue
 		}
-		if err := im.readTable(l2, *ep); err != nil {
+		if err := im.readTable(l2, &tbl); err != nil {
 			return err
 		}
-		m := len(*ep)
+		m := tbl.len()
 		for jj := range m {
 			j := m - 1 - jj
 			if lowest {
 				j = jj
 			}
-			if (*ep)[j] <= 1 || (i == 0 && j == 0) {
+			if tbl.get(j) <= 1 || (i == 0 && j == 0) {
 				continue
 			}
-			(*ep)[j] = 0
-			if err := im.writeTableLocked(l2, *ep, uint64(j), 1); err != nil {
+			tbl.set(j, 0)
+			if err := im.writeTableLocked(l2, &tbl, j, 1); err != nil {
 				return err
 			}
 			im.cache.clear()

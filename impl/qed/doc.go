@@ -80,6 +80,18 @@
 //     and memory stays bounded by the cache size plus pinned tables.
 //     A read-only open keeps only the L1 entries below the image size
 //     (whole sectors of them); Check then reads the whole L1 from the file.
+//   - Tables above 1 MiB (maxWholeTable; up to 1 GiB for 64 MiB clusters
+//     and 16-cluster tables) are held in 4 KiB pages, only those holding
+//     entries (table.go): an open, a lookup and Check read only the pages
+//     where the file has data (SEEK_DATA, where the file answers it), so
+//     memory and time follow the entries an image holds, not its
+//     geometry. Their writes are those of a whole []uint64 (one request
+//     per table write), except two that write less and leave the same
+//     file: a repair writes the sectors of the entries it cleared, not the
+//     whole table, and Commit's emptying of a big L1 writes zeros over the
+//     pages that held entries (the others are zeros in the file already).
+//     Smaller tables, every table of QEMU's default geometries, are read
+//     and written whole as before.
 //
 // # Caveats
 //

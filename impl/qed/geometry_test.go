@@ -152,8 +152,8 @@ func TestReadOnlyNeverReadsThroughInvalidOffsets(t *testing.T) {
 
 func TestCacheNeverEvictsPinned(t *testing.T) {
 	c := newL2Cache(1)
-	a := c.insert(&l2Table{offset: 100, entries: []uint64{1}})
-	b := c.insert(&l2Table{offset: 200, entries: []uint64{2}})
+	a := c.insert(&l2Table{offset: 100, entries: newTable(1, false)})
+	b := c.insert(&l2Table{offset: 200, entries: newTable(1, false)})
 	if got := c.get(100); got != a {
 		t.Fatal("pinned table evicted")
 	}

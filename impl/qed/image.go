@@ -55,9 +55,8 @@ type Image struct {
 	mu imageMutex
 	// Guarded by mu (written only with mu held exclusively):
 	hdr      Header
-	l1       []uint64  // the L1 table (write-back: see l1DirtyLo)
-	l1p      *[]uint64 // im.l1's pooled storage, given back on Close
-	fileSize uint64    // allocator: file length rounded down to a cluster
+	l1       table  // the L1 table (write-back: see l1DirtyLo); storage given back on Close
+	fileSize uint64 // allocator: file length rounded down to a cluster
 	closed   bool
 	corrupt  bool   // the open-time repair left corruption: keep NEED_CHECK
 	repaired bool   // this open ran the repair (seeded defects only)
@@ -78,6 +77,10 @@ type Image struct {
 	// past it were never written before this session: they read as zeros
 	// until written, so allocations there may skip zero fill.
 	openLen uint64
+	// seekData: the file answers SEEK_DATA (probeSeekData), so big
+	// tables are read only where the file has data (table.read).
+	// Immutable after open.
+	seekData bool
 }
 
 // Create makes a new empty QED image at path on fs, as qemu-img create
@@ -446,9 +449,11 @@ func openImage(fs afero.Fs, path string, opts OpenOptions, ch *chain) (im *Image
 	// read-only, and a small image's L1 table is mostly entries no read
 	// can reach). Reads never look at or past the size; Check reads the
 	// whole table from the file when im.l1 is short.
-	im.l1p = getEntries(int(im.l1Entries()))
-	im.l1 = *im.l1p
-	if err := im.readTable(h.L1TableOffset, im.l1); err != nil {
+	if im.geo.sparseTables {
+		im.seekData = probeSeekData(f, fileLen)
+	}
+	im.l1 = im.newTable(im.l1Entries())
+	if err := im.readTable(h.L1TableOffset, &im.l1); err != nil {
 		return nil, fileErr(path, "reading L1 table", err)
 	}
 
@@ -569,25 +574,15 @@ func entryBytes(e []uint64) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(e))), len(e)*entrySize)
 }
 
-// readTable reads the table at off into dst. On error dst's contents are
-// unspecified (callers drop it).
-func (im *Image) readTable(off uint64, dst []uint64) error {
-	buf := entryBytes(dst)
-	if !hostLittleEndian {
-		bp := getBytes(len(buf))
-		defer putBytes(bp)
-		buf = *bp
-	}
-	if n, err := im.f.ReadAt(buf, int64(off)); n < len(buf) {
-		if err == nil {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("reading table at %d: %w", off, err)
-	}
-	if !hostLittleEndian {
-		decodeTable(dst, buf)
-	}
-	return nil
+// newTable returns a table of n entries, all zero: paged when the
+// image's tables are big (table.go).
+func (im *Image) newTable(n uint64) table { return newTable(n, im.geo.sparseTables) }
+
+// readTable reads the table at off into t (its contents replaced), only
+// where the file has data for big tables (table.read). On error t's
+// contents are unspecified (callers drop it).
+func (im *Image) readTable(off uint64, t *table) error {
+	return t.read(im.f, off, im.seekData)
 }
 
 // writeHeaderLocked is the one header-write path: it writes the fixed
@@ -686,11 +681,8 @@ func (im *Image) Close() error {
 	}
 	// No request can use the tables any more (every one checks closed
 	// under mu): give them back to the pool.
-	im.cache.drain(putEntries)
-	if im.l1p != nil {
-		putEntries(im.l1p)
-		im.l1, im.l1p = nil, nil
-	}
+	im.cache.drain()
+	im.l1.release()
 	if im.cow != nil {
 		putBytes(im.cow)
 		im.cow = nil

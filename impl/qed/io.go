@@ -25,7 +25,7 @@ func (im *Image) lookupLocked(pos, maxN uint64) (run, error) {
 	l1i := g.l1Index(pos)
 	l2i := g.l2Index(pos)
 	n := min(maxN, g.nelems-l2i)
-	l1e := im.l1[l1i]
+	l1e := im.l1.get(l1i)
 	if l1e == 0 {
 		return run{kind: ExtentUnallocated, n: n}, nil
 	}
@@ -39,7 +39,7 @@ func (im *Image) lookupLocked(pos, maxN uint64) (run, error) {
 		return run{}, err
 	}
 	defer im.cache.release(t)
-	first := t.entries[l2i]
+	first := t.entries.get(l2i)
 	r := run{n: 1}
 	switch first {
 	case 0:
@@ -56,7 +56,7 @@ func (im *Image) lookupLocked(pos, maxN uint64) (run, error) {
 		r.host = first
 	}
 	for r.n < n {
-		e := t.entries[l2i+r.n]
+		e := t.entries.get(l2i + r.n)
 		switch r.kind {
 		case ExtentUnallocated:
 			if e != 0 {
@@ -84,21 +84,19 @@ func (im *Image) getL2Locked(off uint64) (*l2Table, error) {
 		return t, nil
 	}
 	t := im.newL2Table(off, false)
-	if err := im.readTable(off, t.entries); err != nil {
+	if err := im.readTable(off, &t.entries); err != nil {
+		t.entries.release()
 		return nil, fileErr(im.path, "reading L2 table", err)
 	}
 	return im.cache.insert(t), nil
 }
 
-// newL2Table returns a table at file offset off with pooled entries: for
-// a fresh table (allocated this session, offset set by the caller) all
-// zero, else of unspecified contents, to be read from the file.
+// newL2Table returns a table at file offset off with pooled entries, all
+// zero: a fresh table (allocated this session, offset set by the caller)
+// or one to be read from the file. A big table's pages are given storage
+// only as entries are set or read (table.go).
 func (im *Image) newL2Table(off uint64, fresh bool) *l2Table {
-	ep := getEntries(int(im.geo.nelems))
-	if fresh {
-		clear(*ep)
-	}
-	return &l2Table{offset: off, entries: *ep, ep: ep, fresh: fresh}
+	return &l2Table{offset: off, entries: im.newTable(im.geo.nelems), fresh: fresh}
 }
 
 // clustersSpanned returns how many clusters [pos, pos+length) touches.
@@ -416,10 +414,10 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 		}
 		return first + i*g.clusterSize
 	}
-	if im.l1[l1i] == 0 {
+	if im.l1.get(l1i) == 0 {
 		t := im.newL2Table(0, true)
 		for i := range n {
-			t.entries[l2i+i] = value(i)
+			t.entries.set(l2i+i, value(i))
 		}
 		t.offset = im.allocClustersLocked(g.tableSize)
 		t.markDirty(l2i, l2i+n)
@@ -432,31 +430,33 @@ func (im *Image) linkLocked(start, n, first uint64) error {
 			t.sparse = true
 			im.lenShort = true
 		}
-		im.l1[l1i] = t.offset
+		im.l1.set(l1i, t.offset)
 		im.markL1DirtyLocked(l1i)
 		im.cache.release(im.cache.insert(t))
 		return nil
 	}
-	t, err := im.getL2Locked(im.l1[l1i])
+	t, err := im.getL2Locked(im.l1.get(l1i))
 	if err != nil {
 		return err
 	}
 	defer im.cache.release(t)
-	old := make([]uint64, n)
-	copy(old, t.entries[l2i:l2i+n])
-	for i := range n {
-		t.entries[l2i+i] = value(i)
-	}
 	if defect(DefectCacheStaleTable) {
 		// The seeded defect: write the entries through, then let the
 		// cached copy go stale, as if the in-use table had been evicted
 		// and re-read before the write.
-		if err := im.writeTableLocked(t.offset, t.entries, l2i, n); err != nil {
-			copy(t.entries[l2i:], old)
-			return err
+		old := make([]uint64, n)
+		for i := range n {
+			old[i] = t.entries.get(l2i + i)
+			t.entries.set(l2i+i, value(i))
 		}
-		copy(t.entries[l2i:], old)
-		return nil
+		err := im.writeTableLocked(t.offset, &t.entries, l2i, n)
+		for i := range n {
+			t.entries.set(l2i+i, old[i])
+		}
+		return err
+	}
+	for i := range n {
+		t.entries.set(l2i+i, value(i))
 	}
 	t.markDirty(l2i, l2i+n)
 	return nil
@@ -528,7 +528,7 @@ func (im *Image) flushMetaLocked() error {
 		if t.fresh && !t.sparse {
 			lo, hi = 0, im.geo.nelems
 		}
-		if err := im.writeTableLocked(t.offset, t.entries, lo, hi-lo); err != nil {
+		if err := im.writeTableLocked(t.offset, &t.entries, lo, hi-lo); err != nil {
 			return err
 		}
 	}
@@ -543,7 +543,7 @@ func (im *Image) flushMetaLocked() error {
 				return fileErr(im.path, "flush before linking new L2 table", err)
 			}
 		}
-		if err := im.writeTableLocked(im.hdr.L1TableOffset, im.l1, im.l1DirtyLo, im.l1DirtyHi-im.l1DirtyLo); err != nil {
+		if err := im.writeTableLocked(im.hdr.L1TableOffset, &im.l1, im.l1DirtyLo, im.l1DirtyHi-im.l1DirtyLo); err != nil {
 			return err
 		}
 	}
@@ -559,28 +559,19 @@ func (im *Image) flushMetaLocked() error {
 }
 
 // writeTableLocked is the one table-write path: it writes entries
-// [first, first+n) of the table at file offset off, rounded out to whole
-// 512-byte sectors (a table update rewrites only the sectors it changes).
-// It does not sync.
+// [first, first+n) of the table t at file offset off, rounded out to
+// whole 512-byte sectors (a table update rewrites only the sectors it
+// changes), in one write request. It does not sync.
 //
-// On little-endian hosts the entries' own memory is written (perf: a
-// fresh table is written whole, and a fresh buffer plus encoding per
-// write was a large part of a metadata writeback): WriteAt must not
-// retain p (io.WriterAt), and the entries cannot change during the call
-// (mu is held exclusively).
-func (im *Image) writeTableLocked(off uint64, entries []uint64, first, n uint64) error {
-	lo := first * entrySize / SectorSize * SectorSize
-	hi := min(((first+n)*entrySize+SectorSize-1)/SectorSize*SectorSize, uint64(len(entries))*entrySize)
-	src := entries[lo/entrySize : hi/entrySize]
-	buf := entryBytes(src)
-	if !hostLittleEndian {
-		bp := getBytes(len(buf))
-		defer putBytes(bp)
-		buf = *bp
-		encodeTable(buf, src)
-	}
-	if _, err := im.f.WriteAt(buf, int64(off+lo)); err != nil {
-		return fileErr(im.path, fmt.Sprintf("writing table at %d", off+lo), err)
+// On little-endian hosts the entries' own memory is written when the
+// sectors lie in one page of t, which every table of a default geometry
+// is (perf: a fresh table is written whole, and a fresh buffer plus
+// encoding per write was a large part of a metadata writeback): WriteAt
+// must not retain p (io.WriterAt), and the entries cannot change during
+// the call (mu is held exclusively).
+func (im *Image) writeTableLocked(off uint64, t *table, first, n uint64) error {
+	if at, err := t.write(im.f, off, first, n); err != nil {
+		return fileErr(im.path, fmt.Sprintf("writing table at %d", at), err)
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func TestReadOnlyShortL1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	if got, want := len(ro.l1), SectorSize/entrySize; got != want {
+	if got, want := ro.l1.len(), uint64(SectorSize/entrySize); got != want {
 		t.Errorf("read-only L1 kept %d entries, want %d", got, want)
 	}
 	got := readAll(t, ro)
@@ -58,8 +58,8 @@ func TestReadOnlyShortL1(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rw.Close()
-	if len(rw.l1) != int(rw.geo.nelems) {
-		t.Errorf("writable L1 kept %d entries, want all %d", len(rw.l1), rw.geo.nelems)
+	if rw.l1.len() != rw.geo.nelems {
+		t.Errorf("writable L1 kept %d entries, want all %d", rw.l1.len(), rw.geo.nelems)
 	}
 	rwRep, err := rw.Check(false)
 	if err != nil {

@@ -132,7 +132,7 @@ func TestZeroesPathErrorsSurface(t *testing.T) {
 			mustNil(t, im.Flush())
 		}
 	}
-	a := int64(im.l1[0])
+	a := int64(im.l1.get(0))
 	rb.failLo.Store(a)
 	rb.failHi.Store(a + int64(im.geo.tableBytes))
 	if _, err := im.WriteAt(fill(cs4k, 3), span1); !errors.Is(err, syscall.EIO) {
@@ -237,12 +237,12 @@ func TestTableWritesWholeSectors(t *testing.T) {
 				l1 := int64(im.hdr.L1TableOffset)
 				tb := int64(im.geo.tableBytes)
 				tables := []int64{l1}
-				for _, e := range im.l1 {
-					if e != 0 {
+				for i := range im.l1.len() {
+					if e := im.l1.get(i); e != 0 {
 						tables = append(tables, int64(e))
 					}
 				}
-				own := int64(im.l1[im.geo.l1Index(uint64(st.off))])
+				own := int64(im.l1.get(im.geo.l1Index(uint64(st.off))))
 				im.mu.RUnlock()
 				rb.mu.Lock()
 				var got [][2]int64 // writes into tables
