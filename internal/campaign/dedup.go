@@ -46,11 +46,12 @@ const hashPage = 4096
 type stateHasher struct {
 	s1, s2 maphash.Seed
 	buf    []byte
+	dbuf   []byte // durable bytes of the range being compared
 
-	dir       string            // the directory of the files hashed
-	baseK     int64             // crash point of base; -1 = none
-	baseImage *crashsim.Image   // its durable image
-	base      map[string][]byte // file name in dir -> durable contents
+	dir       string                 // the directory of the files hashed
+	baseK     int64                  // crash point of base; -1 = none
+	baseImage *crashsim.Image        // its durable image
+	base      map[string]durableFile // file name in dir -> durable file
 	// dirty: path -> the byte ranges the point's unsynced operations
 	// touch (writes, discards, truncates). A state of the point equals
 	// the durable image outside them (below both lengths), so only the
@@ -65,13 +66,37 @@ func newStateHasher() *stateHasher {
 	return &stateHasher{s1: maphash.MakeSeed(), s2: maphash.MakeSeed(), baseK: -1}
 }
 
-// setPoint loads p's durable files in dir (once per point). If they
+// durableFile is one file of a point's durable image, open for the
+// ranges a state's key compares (read lazily: issue 19 goal 5, the files
+// of a big geometry are hundreds of MiB, mostly holes, and a point's
+// states differ from them in a few ranges).
+type durableFile struct {
+	f    afero.File
+	size int64
+}
+
+// read returns the durable bytes [lo, hi) (hi <= size), in sh.dbuf.
+func (sh *stateHasher) readDurable(d durableFile, lo, hi int64) ([]byte, bool) {
+	if int64(cap(sh.dbuf)) < hi-lo {
+		sh.dbuf = make([]byte, hi-lo)
+	}
+	b := sh.dbuf[:hi-lo]
+	if _, err := d.f.ReadAt(b, lo); err != nil && err != io.EOF {
+		return nil, false
+	}
+	return b, true
+}
+
+// setPoint opens p's durable files in dir (once per point). If they
 // cannot be read, base is empty and every page is hashed (still exact).
 func (sh *stateHasher) setPoint(dir string, p *crashsim.Point) {
 	if sh.baseK == p.K() && sh.baseImage == p.Durable() && sh.dir == dir {
 		return
 	}
-	sh.baseK, sh.baseImage, sh.dir, sh.base = p.K(), p.Durable(), dir, map[string][]byte{}
+	for _, d := range sh.base {
+		d.f.Close()
+	}
+	sh.baseK, sh.baseImage, sh.dir, sh.base = p.K(), p.Durable(), dir, map[string]durableFile{}
 	sh.dirty, sh.exact = map[string][][2]int64{}, !sh.full
 	for _, o := range p.Unsynced() {
 		pth := path.Clean(o.Path)
@@ -99,8 +124,8 @@ func (sh *stateHasher) setPoint(dir string, p *crashsim.Point) {
 		if fi.IsDir() {
 			continue
 		}
-		if b, err := afero.ReadFile(fs, path.Join(dir, fi.Name())); err == nil {
-			sh.base[fi.Name()] = b
+		if f, err := fs.Open(path.Join(dir, fi.Name())); err == nil {
+			sh.base[fi.Name()] = durableFile{f: f, size: fi.Size()}
 		}
 	}
 }
@@ -126,18 +151,27 @@ func (sh *stateHasher) key(dir string, p *crashsim.Point, fs afero.Fs, snap int)
 			return stateKey{}, false
 		}
 		n := fi.Size()
-		d := sh.base[fi.Name()] // nil: no such durable file, every page differs
+		d, haveD := sh.base[fi.Name()] // none: no such durable file, every page differs
+		dlen := d.size
 		for _, h := range []*maphash.Hash{&h1, &h2} {
 			h.WriteString(fi.Name())
 			maphash.WriteComparable(h, n)
 		}
-		for _, cr := range sh.candidates(path.Join(dir, fi.Name()), n, d) {
+		for _, cr := range sh.candidates(path.Join(dir, fi.Name()), n, dlen, haveD) {
 			for _, r := range dataRuns(f, cr, sh.full) {
 				if r.hole {
 					// Reads zeros: differs from d only where d is not zero.
 					for lo := r.lo; lo < r.hi; lo += hashPage {
 						hi := min(lo+hashPage, r.hi)
-						if lo >= int64(len(d)) || allZero(d[lo:min(hi, int64(len(d)))]) {
+						if lo >= dlen {
+							continue
+						}
+						db, ok := sh.readDurable(d, lo, min(hi, dlen))
+						if !ok {
+							f.Close()
+							return stateKey{}, false
+						}
+						if allZero(db) {
 							continue
 						}
 						for _, h := range []*maphash.Hash{&h1, &h2} {
@@ -155,13 +189,21 @@ func (sh *stateHasher) key(dir string, p *crashsim.Point, fs afero.Fs, snap int)
 					f.Close()
 					return stateKey{}, false
 				}
+				var db []byte // durable bytes of [r.lo, min(r.hi, dlen))
+				if r.lo < dlen {
+					var ok bool
+					if db, ok = sh.readDurable(d, r.lo, min(r.hi, dlen)); !ok {
+						f.Close()
+						return stateKey{}, false
+					}
+				}
 				for lo := int64(0); lo < int64(len(b)); lo += hashPage {
 					hi := min(lo+hashPage, int64(len(b)))
 					abs := r.lo + lo
-					if abs+hi-lo <= int64(len(d)) && bytes.Equal(b[lo:hi], d[abs:abs+hi-lo]) {
+					if abs+hi-lo <= dlen && bytes.Equal(b[lo:hi], db[lo:hi]) {
 						continue
 					}
-					if abs >= int64(len(d)) && allZero(b[lo:hi]) {
+					if abs >= dlen && allZero(b[lo:hi]) {
 						continue // zeros past the durable length, as a hole there
 					}
 					for _, h := range []*maphash.Hash{&h1, &h2} {
@@ -235,16 +277,17 @@ func dataRuns(f afero.File, r [2]int64, full bool) []run {
 }
 
 // candidates returns the page-aligned byte ranges [lo, hi) of the file at
-// pth (length n, durable contents d) that may differ from d: everything
-// unless exact, else the pages overlapping the point's dirty ranges for
-// pth and those past len(d); sorted, merged, clipped to n.
-func (sh *stateHasher) candidates(pth string, n int64, d []byte) [][2]int64 {
-	if !sh.exact || d == nil {
+// pth (length n; its durable file has length dlen, if haveD) that may
+// differ from the durable file: everything unless exact, else the pages
+// overlapping the point's dirty ranges for pth and those past dlen;
+// sorted, merged, clipped to n.
+func (sh *stateHasher) candidates(pth string, n, dlen int64, haveD bool) [][2]int64 {
+	if !sh.exact || !haveD {
 		return [][2]int64{{0, n}}
 	}
 	rs := slices.Clone(sh.dirty[path.Clean(pth)])
-	if n > int64(len(d)) {
-		rs = append(rs, [2]int64{int64(len(d)), n})
+	if n > dlen {
+		rs = append(rs, [2]int64{dlen, n})
 	}
 	var out [][2]int64
 	slices.SortFunc(rs, func(a, b [2]int64) int { return cmp.Compare(a[0], b[0]) })

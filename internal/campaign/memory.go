@@ -41,6 +41,22 @@ import (
 // garbage collector returns the short-lived table buffers before the heap
 // grows past it.
 
+// tableMemory estimates what one table of an image of size bytes with
+// cs-byte clusters and ts-cluster tables holds in memory. Tables of at
+// most 1 MiB (impl/qed's maxWholeTable) are held whole. impl/qed holds a
+// bigger one in 4 KiB pages, only those with entries (the file's holes
+// are not read; the independent checker walks it in chunks and skips
+// holes, and crashsim stores no page for a hole): its page index (one
+// pointer per 512 entries) and at most one page per cluster the image
+// maps, plus one.
+func tableMemory(cs, ts, size int64) int64 {
+	tb := cs * ts
+	if tb <= 1<<20 {
+		return tb
+	}
+	return tb/512 + 4096*((size+cs-1)/cs+1)
+}
+
 // DefaultMemoryBudget is Config.MemoryBudget's default: 1.5 GiB, which
 // keeps a campaign with two workers under 2 GB of resident memory.
 const DefaultMemoryBudget = 1536 << 20
@@ -51,8 +67,8 @@ const memoryBase = 16 << 20
 
 // WorkloadMemory estimates the peak bytes a workload holds while it is
 // run and judged: eight tables of the image (L1 and L2 tables of the
-// recovery, the reopen and the checker's walk), three of each QED backing
-// file (read-only opens keep only the L2 tables they read), twice each
+// recovery, the reopen and the checker's walk; tableMemory), three of each
+// QED backing file (read-only opens keep only the L2 tables they read), twice each
 // backing file's contents (written whole when the chain is built), four
 // times the guest size up to 64 MiB (the model's durable contents and
 // read-back buffers; above, the oracle keeps only the written ranges),
@@ -62,10 +78,10 @@ const memoryBase = 16 << 20
 func WorkloadMemory(w *workload.Workload) int64 {
 	g := w.Geometry
 	cs := int64(g.ClusterSize)
-	n := int64(memoryBase) + 8*cs*int64(g.TableSize) + 4*min(g.Size, 64<<20) + 8*cs
+	n := int64(memoryBase) + 8*tableMemory(cs, int64(g.TableSize), g.Size) + 4*min(g.Size, 64<<20) + 8*cs
 	for _, b := range g.Backing {
 		if b.Format == "qed" {
-			n += 3*int64(b.ClusterSize)*int64(b.TableSize) + 2*int64(b.ClusterSize)
+			n += 3*tableMemory(int64(b.ClusterSize), int64(b.TableSize), b.Size) + 2*int64(b.ClusterSize)
 		}
 		n += 2 * b.Size
 	}

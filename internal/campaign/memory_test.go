@@ -73,7 +73,10 @@ func TestMemoryBudgetRefusesGeometry(t *testing.T) {
 	}
 	_, err = Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 1, Iterations: 1, Gen: quickGen(), MemoryBudget: 1 << 20})
 	require.ErrorIs(t, err, ErrConfig, "even a small geometry does not fit 1 MiB")
-	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 64 << 20, TableSize: 16, Size: 1 << 30}}
+	// A 1 GiB image of 64 MiB clusters over a 1 GiB raw backing file (its
+	// contents written whole: twice 1 GiB in the estimate).
+	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 64 << 20, TableSize: 16, Size: 1 << 30,
+		Backing: []workload.Backing{{Format: "raw", Size: 1 << 30}}}}
 	_, err = Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 1, Workload: w})
 	require.ErrorIs(t, err, ErrConfig)
 	require.True(t, strings.Contains(err.Error(), "the workload's geometry"), err.Error())
