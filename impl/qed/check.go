@@ -236,11 +236,10 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 	return rep, nil
 }
 
-// writeRepairedLocked writes a table a repair changed: a whole table
-// (every table of QEMU's default geometries) whole, as QEMU's check
-// does; a big one (paged) as the sectors of the entries cleared, in
-// index order, one write each (perf: a 64 MiB table is not rewritten for
-// one entry). The sectors not written hold what the file holds (the
+// writeRepairedLocked writes a table a repair changed: a whole table (at
+// most 64 KiB, maxWholeTable) whole, as QEMU's check does; a big one
+// (paged) as the sectors of the entries cleared, in index order, one
+// write each (perf: a 64 MiB table is not rewritten for one entry). The sectors not written hold what the file holds (the
 // table was just read from it, or is im.l1, which equals the file after
 // the writeback Check starts with), so the file ends the same either way,
 // and every prefix of the writes only drops entries to 0, which the next

@@ -22,8 +22,9 @@
 //
 //   - Crash safety, as the spec argues: with a backing file, new data
 //     (copy-on-write fill included) is synced before an L2 entry points at
-//     it; a new L2 table is written whole and synced before L1 points at
-//     it. Without a backing file, NEED_CHECK is durably set before the
+//     it; a new L2 table is written (whole, or above 64 KiB the file
+//     extended over it and the sectors of its entries written) and synced
+//     before L1 points at it. Without a backing file, NEED_CHECK is durably set before the
 //     first unordered metadata update and cleared only after a Sync made
 //     all metadata durable (on Close, after a repair that left no
 //     corruption, and after an idle period with no allocating writes,
@@ -80,8 +81,11 @@
 //     and memory stays bounded by the cache size plus pinned tables.
 //     A read-only open keeps only the L1 entries below the image size
 //     (whole sectors of them); Check then reads the whole L1 from the file.
-//   - Tables above 1 MiB (maxWholeTable; up to 1 GiB for 64 MiB clusters
-//     and 16-cluster tables) are held in 4 KiB pages, only those holding
+//   - Tables above 64 KiB (maxWholeTable: QEMU's default 256 KiB tables,
+//     up to 1 GiB for 64 MiB clusters and 16-cluster tables) are made by
+//     extending the file (a new image's L1, a new L2 table: the file reads
+//     zeros there, and only the sectors holding entries are written,
+//     flushMetaLocked's ordering), and are held in 4 KiB pages, only those holding
 //     entries (table.go): an open, a lookup and Check read only the pages
 //     where the file has data (SEEK_DATA, where the file answers it), so
 //     memory and time follow the entries an image holds, not its
@@ -90,8 +94,7 @@
 //     file: a repair writes the sectors of the entries it cleared, not the
 //     whole table, and Commit's emptying of a big L1 writes zeros over the
 //     pages that held entries (the others are zeros in the file already).
-//     Smaller tables, every table of QEMU's default geometries, are read
-//     and written whole as before.
+//     Smaller tables are read and written whole as before.
 //
 // # Caveats
 //

@@ -564,8 +564,8 @@ func (im *Image) flushMetaLocked() error {
 // changes), in one write request. It does not sync.
 //
 // On little-endian hosts the entries' own memory is written when the
-// sectors lie in one page of t, which every table of a default geometry
-// is (perf: a fresh table is written whole, and a fresh buffer plus
+// sectors lie in one page of t, as every write of a small table and of a
+// few entries of a big one does (perf: a fresh table is written whole, and a fresh buffer plus
 // encoding per write was a large part of a metadata writeback): WriteAt
 // must not retain p (io.WriterAt), and the entries cannot change during
 // the call (mu is held exclusively).

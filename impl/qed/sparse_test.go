@@ -8,13 +8,13 @@ import (
 	qed "github.com/qedtorture/qedtorture/impl/qed"
 )
 
-// TestBigTablesNotWrittenWhole: with tables above 1 MiB (here 1 MiB
+// TestBigTablesNotWrittenWhole: with tables above 64 KiB (here 1 MiB
 // clusters and 16-cluster tables: 16 MiB tables), creating an image and
 // allocating a cluster write the header, the data and the sectors of the
 // entries set, not tables of zeros: the file is extended instead (issue
 // 19, goal 5). The image is consistent, reads back, and a new table in a
-// reopened image is made the same way. Small tables are still written
-// whole (TestJudgedStatesPinned pins their I/O).
+// reopened image is made the same way. Tables of at most 64 KiB are still
+// written whole (TestJudgedStatesPinned pins their I/O).
 func TestBigTablesNotWrittenWhole(t *testing.T) {
 	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true})
 	const cs, ts = 1 << 20, 16

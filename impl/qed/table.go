@@ -12,10 +12,10 @@ import (
 // in memory (issue 19 goal 5: memory and time per open bounded by what a
 // table holds, not by its size).
 //
-// Small tables (at most maxWholeTable bytes: every table of QEMU's
-// default geometries) are one page holding the whole table, read with
-// one read and written as before. Big tables (geometry.sparseTables: up
-// to 1 GiB for 64 MiB clusters and 16-cluster tables) are pages of
+// Small tables (at most maxWholeTable bytes, 64 KiB) are one page
+// holding the whole table, read with one read and written as before. Big
+// tables (geometry.sparseTables: QEMU's default 256 KiB tables, up to 1
+// GiB for 64 MiB clusters and 16-cluster tables) are pages of
 // pageEntries entries (4 KiB), and a page that is nil holds zeros: a
 // read asks the file where its data is (SEEK_DATA, where the file has
 // it: see Image.seekData) and reads only those pages, and a page that
@@ -205,6 +205,9 @@ func (t *table) read(f io.ReaderAt, off uint64, seekData bool) error {
 // write writes entries [first, first+n) of t to the table at file offset
 // off of f, rounded out to whole 512-byte sectors, in one write request
 // (as the []uint64 it replaces: the same I/O, so the same crash states).
+// A range within one page (every write of a small table, and the sectors
+// of a few entries of a big one) writes the page's own memory; a longer
+// one is assembled into a pooled buffer.
 // It does not sync. Pages without storage are written as zeros. at is
 // the file offset of the write (for errors).
 func (t *table) write(f io.WriterAt, off, first, n uint64) (at uint64, err error) {

@@ -43,7 +43,7 @@ import (
 
 // tableMemory estimates what one table of an image of size bytes with
 // cs-byte clusters and ts-cluster tables holds in memory. Tables of at
-// most 1 MiB (impl/qed's maxWholeTable) are held whole. impl/qed holds a
+// most 64 KiB (impl/qed's maxWholeTable) are held whole. impl/qed holds a
 // bigger one in 4 KiB pages, only those with entries (the file's holes
 // are not read; the independent checker walks it in chunks and skips
 // holes, and crashsim stores no page for a hole): its page index (one
@@ -51,7 +51,7 @@ import (
 // maps, plus one.
 func tableMemory(cs, ts, size int64) int64 {
 	tb := cs * ts
-	if tb <= 1<<20 {
+	if tb <= 64<<10 {
 		return tb
 	}
 	return tb/512 + 4096*((size+cs-1)/cs+1)

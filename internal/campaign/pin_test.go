@@ -82,6 +82,12 @@ func judgedDigest(t *testing.T, cfg Config) (string, *Report) {
 // with impl/qed's undo of a failed header-field write (SetBacking reads
 // the bytes first and, after an injected error, writes them back and
 // syncs: two more points, 11 more states).
+// Re-pinned for issue 19 goal 2: impl/qed makes tables above 64 KiB (was
+// 1 MiB) by extending the file and writing only their entries' sectors,
+// so the workloads with 128 KiB to 1 MiB tables issue other table
+// writes: the points are the same, and 4 more states are enumerated in
+// "plain", "faults" and "silent" (a table's entry sectors written apart
+// from the rest); "broken" and "nodedup" are unchanged.
 func TestJudgedStatesPinned(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -89,11 +95,11 @@ func TestJudgedStatesPinned(t *testing.T) {
 		want string
 	}{
 		{"plain", Config{Target: qedtarget.Target{}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3},
-			"digest 1c7be555c3f23b2e points 126 states 1179 oracle 462 perModel map[drop:126 prefix:287 subset:373 torn4k:393] faulted 0 effects 0 workloads 12 skipped 0"},
+			"digest 94aa255c199bb066 points 126 states 1183 oracle 463 perModel map[drop:126 prefix:287 subset:373 torn4k:397] faulted 0 effects 0 workloads 12 skipped 0"},
 		{"faults", Config{Target: qedtarget.Target{}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3, Faults: "write:eio@nth=9"},
-			"digest 9be0e7e5aad391ed points 105 states 924 oracle 372 perModel map[drop:105 prefix:235 subset:269 torn4k:315] faulted 9 effects 0 workloads 12 skipped 0"},
+			"digest 1a8c3bae00afae1e points 105 states 928 oracle 377 perModel map[drop:105 prefix:235 subset:269 torn4k:319] faulted 9 effects 0 workloads 12 skipped 0"},
 		{"silent", Config{Target: qedtarget.Target{}, Seed: 14, Iterations: 12, Workers: 2, Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3, Faults: "write:lost@nth=7;read:bitflip@nth=40"},
-			"digest 2017970b60518b8e points 100 states 942 oracle 403 perModel map[drop:100 prefix:232 subset:321 torn4k:289] faulted 9 effects 67 workloads 12 skipped 0"},
+			"digest ab264c859f18ca0c points 100 states 946 oracle 406 perModel map[drop:100 prefix:232 subset:321 torn4k:293] faulted 9 effects 67 workloads 12 skipped 0"},
 		{"broken", Config{Target: qedtarget.Broken()[1], Seed: 3, Iterations: 30, Workers: 1, Gen: quickGen(), Models: quickModels, Bound: 64, Samples: 8},
 			"[data k=14/drop/0 op2 ops2/8 drop] digest 765bccf60411c2db points 29 states 274 oracle 99 perModel map[drop:29 prefix:65 subset:89 torn4k:91] faulted 0 effects 0 workloads 3 skipped 0"},
 		{"nodedup", Config{Target: qedtarget.Target{}, Seed: 13, Iterations: 6, Workers: 2, Gen: quickGen(), Models: quickModels[1:3], Bound: 8, Samples: 3, SampledPoints: 2, NoDedup: true},
