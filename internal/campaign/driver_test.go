@@ -80,7 +80,7 @@ func TestTraceOnlyRecording(t *testing.T) {
 	cfg := Config{Driver: traceOnly{InProcess(qedtarget.Target{})}, Seed: 12, Iterations: 12, Workers: 2, Gen: quickGen(),
 		Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 3}
 	d, rep := judgedDigest(t, cfg)
-	require.Equal(t, "digest d08eb453a3044a67 points 89 states 901 oracle 352", fmt.Sprintf("digest %s points %d states %d oracle %d",
+	require.Equal(t, "digest 72cf06e065cf36b9 points 89 states 905 oracle 354", fmt.Sprintf("digest %s points %d states %d oracle %d",
 		d, rep.CrashPoints, rep.CrashStates, rep.OracleRuns))
 }
 
