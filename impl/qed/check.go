@@ -239,11 +239,13 @@ func (im *Image) checkLocked(repair bool) (CheckReport, error) {
 // writeRepairedLocked writes a table a repair changed: a whole table (at
 // most 64 KiB, maxWholeTable) whole, as QEMU's check does; a big one
 // (paged) as the sectors of the entries cleared, in index order, one
-// write each (perf: a 64 MiB table is not rewritten for one entry). The sectors not written hold what the file holds (the
-// table was just read from it, or is im.l1, which equals the file after
-// the writeback Check starts with), so the file ends the same either way,
-// and every prefix of the writes only drops entries to 0, which the next
-// check repairs again (checkLocked's ordering).
+// write each (perf: a 64 MiB table is not rewritten for one entry). The
+// sectors not written hold what the file holds (the table was just read
+// from it, or is im.l1, which equals the file after the writeback Check
+// starts with), so the file ends the same either way, and every prefix of
+// the writes only drops entries to 0, which the next check repairs again
+// (checkLocked's ordering: NEED_CHECK is cleared only after a Sync that
+// follows all of them).
 func (im *Image) writeRepairedLocked(off uint64, t *table, cleared []uint64) error {
 	if t.whole() {
 		return im.writeTableLocked(off, t, 0, t.len())

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/spf13/afero"
 )
 
@@ -248,5 +249,64 @@ func TestBigTablesHeldSparsely(t *testing.T) {
 	mustNil(t, err)
 	if h.Features&FeatureNeedCheck != 0 {
 		t.Error("NEED_CHECK still set after the repair and a clean close")
+	}
+}
+
+// TestRepairPagedTables: with QEMU's default geometry (64 KiB clusters,
+// 4-cluster tables: 256 KiB tables, held in pages) a repair clears
+// invalid L2 entries in two pages of one table and an invalid L1 entry by
+// writing only their sectors (one 512-byte write each), keeps every
+// valid mapping, and leaves the image consistent.
+func TestRepairPagedTables(t *testing.T) {
+	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+	const cs = 64 << 10
+	span := uint64(cs) * cs * 4 / entrySize
+	mustNil(t, Create(fs, "/r.qed", CreateOptions{Size: 2 * span, ClusterSize: cs, TableSize: 4}))
+	im, err := Open(fs, "/r.qed", OpenOptions{IdleClearDelay: -1})
+	mustNil(t, err)
+	if !im.geo.sparseTables || im.l1.whole() {
+		t.Fatal("256 KiB tables are not held in pages")
+	}
+	data := fill(512, 0x77)
+	for _, c := range []uint64{0, 1, 600, 601} {
+		_, err := im.WriteAt(data, int64(c*cs))
+		mustNil(t, err)
+	}
+	mustNil(t, im.Close())
+	pokeL2(t, fs, "/r.qed", 1*cs, 3)   // page 0 of the L2 table
+	pokeL2(t, fs, "/r.qed", 601*cs, 5) // page 1
+	h, err := ReadHeader(fs, "/r.qed")
+	mustNil(t, err)
+	setHeaderField(t, fs, "/r.qed", int64(h.L1TableOffset)+8, 8, 1<<40) // L1[1]: past the end
+	setHeaderField(t, fs, "/r.qed", offFeatures, 8, FeatureNeedCheck)
+
+	before := len(fs.Trace().Ops)
+	im, err = Open(fs, "/r.qed", OpenOptions{IdleClearDelay: -1})
+	mustNil(t, err)
+	mustNil(t, im.Close())
+	var writes []int
+	for _, op := range fs.Trace().Ops[before:] {
+		if op.Kind == crashsim.OpWrite {
+			writes = append(writes, len(op.Data))
+		}
+	}
+	// Three repaired sectors, then the header (NEED_CHECK cleared).
+	if len(writes) != 4 || writes[0] != 512 || writes[1] != 512 || writes[2] != 512 {
+		t.Errorf("repair writes %v, want three 512-byte sectors and the header", writes)
+	}
+	for c, want := range map[uint64]uint64{1: 0, 601: 0, 0: 1, 600: 1} {
+		if e := l2Entry(t, fs, "/r.qed", c*cs); (e != 0) != (want != 0) {
+			t.Errorf("L2 entry of cluster %d = %d after the repair, want %s", c, e, map[bool]string{true: "a mapping", false: "0"}[want != 0])
+		}
+	}
+	if e := l2Entry(t, fs, "/r.qed", span); e != 0 {
+		t.Errorf("the invalid L1 entry still maps %d", e)
+	}
+	f, err := fs.Open("/r.qed")
+	mustNil(t, err)
+	defer f.Close()
+	rep, err := check.File(f)
+	if err != nil || !rep.IsConsistent() {
+		t.Fatalf("not consistent after the repair: %v %v", err, rep.Err())
 	}
 }
