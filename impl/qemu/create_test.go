@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/internal/strace"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -176,4 +179,31 @@ func TestRecordCreation(t *testing.T) {
 	if _, err := c.finish(files); !errors.Is(err, ErrCreateMismatch) || !errors.Is(err, campaign.ErrSkip) {
 		t.Fatalf("a prefix that differs from the files: %v, want ErrCreateMismatch, a campaign.ErrSkip", err)
 	}
+}
+
+// TestCreateUnderStraceEndsWithContext: when the campaign's context ends
+// while a recorded qemu-img runs, the whole process group is killed and
+// the creation returns at once. Killing strace alone (exec.CommandContext's
+// default) detached the traced program, which kept the output pipe open:
+// here a stand-in for qemu-img that sleeps 30 s would hold the recording
+// that long (a real qemu-img hung forever).
+func TestCreateUnderStraceEndsWithContext(t *testing.T) {
+	st := requireStrace(t)
+	dir, scratch := t.TempDir(), t.TempDir()
+	slow := filepath.Join(scratch, "qemu-img")
+	if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 30\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c, err := newCreating((&qemutool.Tool{ImgPath: slow}).WithContext(ctx), st, dir, scratch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = c.create(filepath.Join(dir, workload.ImageName), target.CreateOptions{Size: 1 << 20, ClusterSize: 65536, TableSize: 4})
+	if took := time.Since(start); err == nil || took > 10*time.Second {
+		t.Fatalf("create returned %v after %v; want the context's error within seconds", err, took)
+	}
+	t.Logf("%v", err)
 }
