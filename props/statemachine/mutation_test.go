@@ -356,3 +356,46 @@ func TestFailureKeepsCrashSync(t *testing.T) {
 	require.NotNil(t, f)
 	require.Equal(t, 1, f.Seq.Steps[2].Crash.Sync, "the failure's sequence:\n%s", f.Seq)
 }
+
+// TestCrashExploresOtherStates: with RunOptions.Explore, a crash judges
+// the other states of its point too, each once: two pending writes under
+// subset are four states, all judged.
+func TestCrashExploresOtherStates(t *testing.T) {
+	s, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\nflush\nwrite 0x0 0x200 id=2\n#! crash sync=0 model=subset choice=0\nwrite 0x400 0x200 id=3\n")
+	require.NoError(t, err)
+	r, f := RunSequence(QEDTarget{}, s, RunOptions{Explore: 8})
+	require.Nil(t, f)
+	require.Equal(t, 4, r.CrashStates)
+	r, f = RunSequence(QEDTarget{}, s, RunOptions{})
+	require.Nil(t, f)
+	require.Equal(t, 1, r.CrashStates)
+}
+
+// TestFaultCloseReportsPanic: the clean close after a fault then=close
+// must not panic.
+func TestFaultCloseReportsPanic(t *testing.T) {
+	s, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\n#! fault write:eio nth=1 then=close\nwrite 0x0 0x1000 id=1\n")
+	require.NoError(t, err)
+	_, f := RunSequence(panicAfterErrorTarget{QEDTarget{}}, s, RunOptions{})
+	require.NotNil(t, f)
+	require.Equal(t, "panic", f.Kind, "%v", f)
+}
+
+// TestCatchingModels: the models under which a failing sequence with a
+// crash still fails; a sequence without crashes fails the same under
+// every model (noCrash).
+func TestCatchingModels(t *testing.T) {
+	s, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\nflush\n#! crash sync=0 model=drop choice=0\nwrite 0x1000 0x1000 id=2\n")
+	require.NoError(t, err)
+	caught, noCrash := CatchingModels(lossyTarget{QEDTarget{}}, s, []crashsim.Model{{Base: crashsim.Drop}}, 0)
+	require.False(t, noCrash)
+	require.Equal(t, []crashsim.Model{{Base: crashsim.Drop}}, caught)
+	caught, noCrash = CatchingModels(QEDTarget{}, s, []crashsim.Model{{Base: crashsim.Drop}}, 0)
+	require.False(t, noCrash)
+	require.Empty(t, caught)
+	plain, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\n")
+	require.NoError(t, err)
+	caught, noCrash = CatchingModels(lossyTarget{QEDTarget{}}, plain, []crashsim.Model{{Base: crashsim.Drop}}, 0)
+	require.True(t, noCrash)
+	require.Nil(t, caught)
+}
