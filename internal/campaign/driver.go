@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"sync"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
@@ -281,6 +282,7 @@ func (d inProcess) GuestReader() GuestReader { return TargetReader{T: d.t} }
 type oracleJudge struct {
 	t      target.Target
 	oracle oracle.Options
+	bases  baseCache
 }
 
 func (j *oracleJudge) Name() string { return j.t.Name() }
@@ -298,7 +300,7 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 	if !st.Rec.Faulted() {
 		// A commit's base is judged against the image's view as of the
 		// crash, taken before the oracle recovers the model in place.
-		base, err := commitBase(st)
+		base, err := j.bases.rule(st)
 		if err != nil {
 			return nil, err
 		}
@@ -376,6 +378,45 @@ func commitBase(st *State) (*baseRule, error) {
 			return nil, fmt.Errorf("campaign: the commit base's model: %w", err)
 		}
 	}
+	return r, nil
+}
+
+// baseCache keeps the commit-base rules of the last recordings judged:
+// the rule of a commit's states is the same for every state of the op
+// (the base's old contents, and the image's view, which the op does not
+// change: its two marks, before and after the clean close, read alike),
+// and building it (the old contents walked from the setup, a model of
+// the whole base) cost as much as judging the state (issue 18's speed
+// gate). A rule is read-only once built (JudgeCommitBase only reads it).
+type baseCache struct {
+	mu sync.Mutex
+	m  map[baseKey]*baseRule
+}
+
+type baseKey struct {
+	rec *Recording
+	op  int
+}
+
+// rule returns commitBase(st), built once per recording and op.
+func (c *baseCache) rule(st *State) (*baseRule, error) {
+	if st.Rec == nil || st.Rec.W == nil || st.GuestOp < 0 || st.GuestOp >= len(st.Rec.W.Ops) || st.Rec.W.Ops[st.GuestOp].Kind != workload.Commit {
+		return nil, nil
+	}
+	k := baseKey{st.Rec, st.GuestOp}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if r, ok := c.m[k]; ok {
+		return r, nil
+	}
+	r, err := commitBase(st)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil || len(c.m) >= 16 { // the workloads in flight: a few
+		c.m = map[baseKey]*baseRule{}
+	}
+	c.m[k] = r
 	return r, nil
 }
 
