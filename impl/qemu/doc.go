@@ -69,15 +69,20 @@
 //     qemu-img convert; the comparison is the engine's.
 //   - [Adapt] removes what QEMU 7.2 cannot run from a generated workload
 //     (table_size 1, grows of an image whose backing file is longer than
-//     it; a commit runs as commit -d; a safe rebase onto a file, which a
-//     recording cannot run) and says what it changed: those are recorded
-//     findings, not failures.
+//     it, and a commit into a QED base that would have to grow so; a
+//     commit runs as commit -d; a safe rebase onto a file only when strace
+//     is missing) and says what it changed: those are recorded findings,
+//     not failures.
 //   - [Target] implements target.ImageOps (imageops.go): the workload ops
-//     rebase, rebase-unsafe and commit run qemu-img on the closed image,
-//     in a recording through blklogwrites with --image-opts, appending to
-//     the recording's log, so the header rewrite and the copies are in the
-//     trace (a commit's writes to its base file are not: one log records
-//     one file).
+//     rebase, rebase-unsafe and commit run qemu-img on the closed image.
+//     In a recording, rebase -u and rebase onto nothing go through
+//     blklogwrites with --image-opts, appending to the recording's log; a
+//     safe rebase onto a file (whose relative name qemu-img cannot resolve
+//     against the json: filename) and a commit (whose base one log does
+//     not record) run on the plain files under strace (traced.go), their
+//     system calls on every file a segment of the trace where the log
+//     stood, so the header rewrite, the copies and the base's writes are
+//     all in the crash states.
 //
 // # The seam for another implementation
 //

@@ -18,7 +18,10 @@
 // workload ops (write with a per-write pattern id, write-zeroes, read
 // checked against the model, flush, resize, close and reopen, check,
 // concurrent groups of writes from several goroutines followed by a
-// flush), each drawn by its kind's own generator (workload.OpGen, the one
+// flush; for a target with target.ImageOps the image commands rebase,
+// rebase-unsafe and commit, judged with the backing-name and commit-base
+// rules, and run again after a crash or fault interrupted one), each
+// drawn by its kind's own generator (workload.OpGen, the one
 // workload.Generate draws the campaign's workloads with; ranges
 // cluster-aligned, sector-aligned or not, around the image's start and its
 // L2 table boundaries), so every kind of props/workload is drawn here
