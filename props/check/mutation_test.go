@@ -1,0 +1,177 @@
+package check
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Tests written for mutants that survived the rest of the suite (see
+// docs/mutation.md).
+
+// TestKindNamesAndCounts: every kind has its own name and is listed once,
+// in order, by AllViolationKinds; a kind past the table prints as a
+// number and counts 0; severities print as their words.
+func TestKindNamesAndCounts(t *testing.T) {
+	ks := AllViolationKinds()
+	if len(ks) != int(numViolationKinds)-1 {
+		t.Fatalf("AllViolationKinds: %d kinds, want %d", len(ks), numViolationKinds-1)
+	}
+	seen := map[string]bool{}
+	for i, k := range ks {
+		if k != ViolationKind(i+1) {
+			t.Errorf("AllViolationKinds()[%d] = %d", i, k)
+		}
+		if n := k.String(); n == "" || seen[n] || strings.HasPrefix(n, "ViolationKind(") {
+			t.Errorf("kind %d: name %q", k, n)
+		}
+		seen[k.String()] = true
+	}
+	if got := numViolationKinds.String(); got != fmt.Sprintf("ViolationKind(%d)", numViolationKinds) {
+		t.Errorf("kind past the table: %q", got)
+	}
+	var r Report
+	if r.Count(numViolationKinds) != 0 || r.Has(numViolationKinds) {
+		t.Error("a kind past the table counts")
+	}
+	if SeverityError.String() != "error" || SeverityWarning.String() != "warning" {
+		t.Errorf("severities: %s, %s", SeverityError, SeverityWarning)
+	}
+}
+
+// TestNeedCheckAtHeaderFieldsSize: a file just long enough for the header
+// fields has a NEED_CHECK bit; one byte shorter has none.
+func TestNeedCheckAtHeaderFieldsSize(t *testing.T) {
+	r := Report{FileSize: hdrFieldsSize, Header: Header{Features: FeatureNeedCheck}}
+	if !r.NeedCheck() {
+		t.Error("NEED_CHECK of a file of exactly the header fields' size not seen")
+	}
+	r.FileSize--
+	if r.NeedCheck() {
+		t.Error("NEED_CHECK of a file shorter than the header fields seen")
+	}
+}
+
+// TestReportWords: a violation names its first reference when it has
+// one; the report says how many violations it left out; an inconsistent
+// image's error names its path and its first error-severity violation
+// (not a warning before it).
+func TestReportWords(t *testing.T) {
+	prior := Location{Kind: LocL1, TableOffset: 0x2000, Entry: 3, Offset: 0x2018}
+	v := Violation{Kind: ViolDoubleRefDataData, At: Location{Kind: LocL2, TableOffset: 0x4000}, Prior: prior, Msg: "shared"}
+	if s := v.String(); !strings.Contains(s, "(first referenced by "+prior.String()+")") {
+		t.Errorf("violation with a prior reference: %s", s)
+	}
+	v.Prior = Location{}
+	if s := v.String(); strings.Contains(s, "first referenced") {
+		t.Errorf("violation without a prior reference: %s", s)
+	}
+	r := &Report{Omitted: 3}
+	if s := r.String(); !strings.Contains(s, "... and 3 more violations not listed") {
+		t.Errorf("omitted violations not said:\n%s", s)
+	}
+	if s := (&Report{}).String(); strings.Contains(s, "more violations") {
+		t.Errorf("no omitted violations, yet:\n%s", s)
+	}
+	warn := Violation{Kind: ViolNoProbeWithoutBacking, Severity: SeverityWarning, Msg: "the warning"}
+	bad := Violation{Kind: ViolDataPastEOF, Severity: SeverityError, Msg: "the error"}
+	r = &Report{Violations: []Violation{warn, bad}}
+	r.counts[ViolDataPastEOF] = 1
+	e := &Error{Path: "/img.qed", Report: r}
+	s := e.Error()
+	if !strings.Contains(s, ": /img.qed [") || !strings.Contains(s, "first: "+bad.String()) || strings.Contains(s, "the warning") {
+		t.Errorf("error: %s", s)
+	}
+	if s := (&Error{Report: r}).Error(); strings.Contains(s, "inconsistent: ") {
+		t.Errorf("error without a path: %s", s)
+	}
+}
+
+// TestLayoutTableSizes: a layout is decoded for every table size the
+// format allows (1 to 16), and for an image whose L1 table ends at the
+// end of the file.
+func TestLayoutTableSizes(t *testing.T) {
+	for _, ts := range []uint32{1, 16} {
+		im := newTestImage(t, 4096, ts, 1, 1<<30)
+		im.write(3, 0xa0)
+		l := NewLayout(im.buf)
+		if l.ClusterSize() != 4096 || !strings.Contains(layoutKinds(l), "data3") {
+			t.Errorf("table size %d: clusters %s", ts, layoutKinds(l))
+		}
+	}
+	// The L1 table moved to the end of the file.
+	im := smallImage(t)
+	l1 := im.appendClusters(im.ts)
+	copy(im.buf[l1:], im.buf[im.l1:im.l1+im.tableBytes()])
+	im.put64(hdrL1TableOffset, l1)
+	if k := layoutKinds(NewLayout(im.buf)); !strings.Contains(k, "0xb000:data1024") {
+		t.Errorf("L1 at the end of the file: clusters %s", k)
+	}
+}
+
+func layoutKinds(l *Layout) string {
+	var got []string
+	for _, c := range l.Clusters(0) {
+		s := fmt.Sprintf("%#x:%s", c.Host, c.Kind)
+		if c.Kind == "data" {
+			s += fmt.Sprint(c.Guest)
+		}
+		got = append(got, s)
+	}
+	return strings.Join(got, " ")
+}
+
+// TestLayoutTableEdges: an L2 table that ends at the end of the file is
+// decoded; an L1 entry pointing past it is ignored (never read).
+func TestLayoutTableEdges(t *testing.T) {
+	im := newTestImage(t, 4096, 1, 1, 1<<30)
+	im.write(3, 0xa0)
+	im.l2Table(1) // the last cluster of the file: an L2 table
+	if k := layoutKinds(NewLayout(im.buf)); strings.Count(k, ":L2") != 2 {
+		t.Errorf("L2 table at the end of the file: clusters %s", k)
+	}
+	im.put64(im.l1Entry(2), uint64(len(im.buf))) // a table past the end
+	if k := layoutKinds(NewLayout(im.buf)); strings.Count(k, ":L2") != 2 {
+		t.Errorf("an L1 entry past the end of the file: clusters %s", k)
+	}
+}
+
+// TestShortFileBoundary: a file of exactly the header fields' size is
+// read as a header (no short-file violation); one byte less is short.
+func TestShortFileBoundary(t *testing.T) {
+	im := newTestImage(t, 4096, 1, 1, 1<<20)
+	if r := Structure(im.buf[:hdrFieldsSize]); r.Has(ViolShortFile) || r.Header.Magic != qedMagic {
+		t.Errorf("%d bytes: %s", hdrFieldsSize, r)
+	}
+	if r := Structure(im.buf[:hdrFieldsSize-1]); !r.Has(ViolShortFile) {
+		t.Errorf("%d bytes: %s", hdrFieldsSize-1, r)
+	}
+}
+
+// shortReader returns n bytes of every read and err.
+type shortReader struct {
+	n   int
+	err error
+}
+
+func (r shortReader) ReadAt(p []byte, off int64) (int, error) { return min(r.n, len(p)), r.err }
+
+// TestShortReadErrors: a short read is an ErrRead wrapping the reader's
+// error, or io.ErrUnexpectedEOF when the reader gave none.
+func TestShortReadErrors(t *testing.T) {
+	var buf []byte
+	_, err := (&readerSource{r: shortReader{n: 3, err: syscall.EIO}}).read(&buf, 0, 8)
+	if !errors.Is(err, ErrRead) || !errors.Is(err, syscall.EIO) {
+		t.Errorf("short read with EIO: %v", err)
+	}
+	_, err = (&readerSource{r: shortReader{n: 3}}).read(&buf, 0, 8)
+	if !errors.Is(err, ErrRead) || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("short read without an error: %v", err)
+	}
+	if b, err := (&readerSource{r: shortReader{n: 8, err: io.EOF}}).read(&buf, 0, 8); err != nil || len(b) != 8 {
+		t.Errorf("a whole read ending at EOF: %v", err)
+	}
+}
