@@ -175,3 +175,34 @@ func TestShortReadErrors(t *testing.T) {
 		t.Errorf("a whole read ending at EOF: %v", err)
 	}
 }
+
+// TestGeometryLimits: a geometry that addresses exactly 2^64 bytes (4
+// MiB clusters, table_size 4) accepts any image size; the clusters of an
+// image size that ends inside a cluster count that cluster.
+func TestGeometryLimits(t *testing.T) {
+	im := newTestImage(t, 4<<20, 4, 1, 1<<62)
+	if r := Structure(im.buf); r.Has(ViolBadImageSize) {
+		t.Errorf("2^62 bytes on a geometry of 2^64: %s", r)
+	}
+	im = newTestImage(t, 4096, 1, 1, 10*4096+512)
+	if r := Structure(im.buf); r.TotalClusters != 11 {
+		t.Errorf("image of 10 clusters and a sector: %d clusters", r.TotalClusters)
+	}
+}
+
+// TestNeedCheckClearMessageCounts: the message of an image marked clean
+// but inconsistent counts its errors, not its warnings.
+func TestNeedCheckClearMessageCounts(t *testing.T) {
+	im := smallImage(t)
+	im.put64(im.l2Entry(1), 0x7000+512) // a misaligned data cluster
+	im.setFeatures(featNoProbe)         // a warning: NO_PROBE without a backing file
+	r := Structure(im.buf)
+	if !r.Has(ViolNoProbeWithoutBacking) || !r.Has(ViolNeedCheckClearButInconsistent) {
+		t.Fatalf("%s", r)
+	}
+	for _, v := range r.Violations {
+		if v.Kind == ViolNeedCheckClearButInconsistent && !strings.Contains(v.Msg, "has 1 errors") {
+			t.Errorf("message: %s", v.Msg)
+		}
+	}
+}
