@@ -194,15 +194,32 @@ func TestGeometryLimits(t *testing.T) {
 // but inconsistent counts its errors, not its warnings.
 func TestNeedCheckClearMessageCounts(t *testing.T) {
 	im := smallImage(t)
-	im.put64(im.l2Entry(1), 0x7000+512) // a misaligned data cluster
+	im.put64(im.l2Entry(1), 0x7000+512) // two misaligned data clusters
+	im.put64(im.l2Entry(2), 0x8000+512)
 	im.setFeatures(featNoProbe)         // a warning: NO_PROBE without a backing file
 	r := Structure(im.buf)
 	if !r.Has(ViolNoProbeWithoutBacking) || !r.Has(ViolNeedCheckClearButInconsistent) {
 		t.Fatalf("%s", r)
 	}
 	for _, v := range r.Violations {
-		if v.Kind == ViolNeedCheckClearButInconsistent && !strings.Contains(v.Msg, "has 1 errors") {
+		if v.Kind == ViolNeedCheckClearButInconsistent && !strings.Contains(v.Msg, "has 2 errors") {
 			t.Errorf("message: %s", v.Msg)
 		}
 	}
+}
+
+// TestHeaderLocation: a header field's violation is located at the field
+// (its name and host offset), entry -1.
+func TestHeaderLocation(t *testing.T) {
+	im := newTestImage(t, 4096, 1, 1, 1000) // image_size not a multiple of 512
+	r := Structure(im.buf)
+	for _, v := range r.Violations {
+		if v.Kind == ViolBadImageSize {
+			if v.At != (Location{Kind: LocHeader, Field: "image_size", Entry: -1, Offset: hdrImageSize}) {
+				t.Errorf("location %+v", v.At)
+			}
+			return
+		}
+	}
+	t.Fatalf("no bad-image-size: %s", r)
 }
