@@ -223,3 +223,14 @@ func TestHeaderLocation(t *testing.T) {
 	}
 	t.Fatalf("no bad-image-size: %s", r)
 }
+
+// TestTablesListed: with the Mapped option the L1 table is listed first,
+// with index -1, then each L2 table with the L1 index linking it.
+func TestTablesListed(t *testing.T) {
+	im := smallImage(t)
+	r := (&Checker{Mapped: true}).Check(im.buf)
+	want := []TableRef{{Host: 0x2000, Index: -1}, {Host: 0x4000, Index: 0}, {Host: 0x9000, Index: 1}}
+	if fmt.Sprint(r.Tables) != fmt.Sprint(want) {
+		t.Errorf("tables %v, want %v", r.Tables, want)
+	}
+}
