@@ -1,6 +1,7 @@
 package check
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -233,4 +234,80 @@ func TestTablesListed(t *testing.T) {
 	if fmt.Sprint(r.Tables) != fmt.Sprint(want) {
 		t.Errorf("tables %v, want %v", r.Tables, want)
 	}
+}
+
+// TestMappedCounts: smallImage's map (the Mapped option) lists its data
+// clusters and its one zero cluster, and its contiguous clusters are not
+// counted as fragmented.
+func TestMappedCounts(t *testing.T) {
+	im := smallImage(t)
+	r := (&Checker{Mapped: true}).Check(im.buf)
+	if want := []Range{{Off: 5 << 12, Len: 4096}}; fmt.Sprint(r.Zeroed) != fmt.Sprint(want) {
+		t.Errorf("zeroed %v, want %v", r.Zeroed, want)
+	}
+	if want := []Range{{Off: 0, Len: 3 << 12}, {Off: 1024 << 12, Len: 4096}}; fmt.Sprint(r.Mapped) != fmt.Sprint(want) {
+		t.Errorf("mapped %v, want %v", r.Mapped, want)
+	}
+	if r.FragmentedClusters != 0 || r.AllocatedClusters != 4 || r.ZeroClusters != 1 {
+		t.Errorf("fragmented %d, allocated %d, zero %d", r.FragmentedClusters, r.AllocatedClusters, r.ZeroClusters)
+	}
+	im.write(3, 0xa4) // appended after d3: fragmented after d2
+	if r := Structure(im.buf); r.FragmentedClusters != 1 {
+		t.Errorf("fragmented %d, want 1", r.FragmentedClusters)
+	}
+}
+
+// TestViolationLocations: an invalid L2 entry is located at its entry of
+// its table (index, host offset), an invalid L1 entry at its entry of the
+// L1 table, a double reference at the later entry, with the first as its
+// prior.
+func TestViolationLocations(t *testing.T) {
+	im := smallImage(t)
+	im.put64(im.l2Entry(1026), 0x7000+512) // L2b (0x9000) entry 2
+	im.put64(im.l1Entry(3), 0x5000+8)      // L1 entry 3: a misaligned table
+	im.put64(im.l2Entry(1027), 0x6000)     // L2b entry 3: d0 again
+	r := Structure(im.buf)
+	got := map[ViolationKind]Location{}
+	for _, v := range r.Violations {
+		got[v.Kind] = v.At
+		if v.Kind == ViolDoubleRefDataData {
+			got[ViolNone] = v.Prior
+		}
+	}
+	if want := (Location{Kind: LocL2, TableIndex: 1, TableOffset: 0x9000, Entry: 3, Offset: 0x9018}); got[ViolDoubleRefDataData] != want {
+		t.Errorf("double-ref-data-data at %+v, want %+v", got[ViolDoubleRefDataData], want)
+	}
+	if want := (Location{Kind: LocL2, TableIndex: 0, TableOffset: 0x4000, Entry: 0, Offset: 0x4000}); got[ViolNone] != want {
+		t.Errorf("double-ref-data-data first referenced at %+v, want %+v", got[ViolNone], want)
+	}
+	if want := (Location{Kind: LocL2, TableIndex: 1, TableOffset: 0x9000, Entry: 2, Offset: 0x9010}); got[ViolDataMisaligned] != want {
+		t.Errorf("data-misaligned at %+v, want %+v", got[ViolDataMisaligned], want)
+	}
+	if want := (Location{Kind: LocL1, TableOffset: 0x2000, Entry: 3, Offset: 0x2018}); got[ViolTableMisaligned] != want {
+		t.Errorf("table-misaligned at %+v, want %+v", got[ViolTableMisaligned], want)
+	}
+}
+
+// TestLocationsPastFirstChunk: read through a ReaderAt, a table larger
+// than one read (readerChunk) locates the entries of its later chunks at
+// their own offsets.
+func TestLocationsPastFirstChunk(t *testing.T) {
+	im := newTestImage(t, 65536, 4, 1, 1<<30)
+	d0 := im.write(0, 0xa0)
+	const e = 12000 // entry 12000: 96000 bytes into the L2 table
+	im.put64(im.l2Entry(e), d0)
+	r, err := (&Checker{}).CheckReaderAt(bytes.NewReader(im.buf), int64(len(im.buf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2 := im.l2Table(0)
+	for _, v := range r.Violations {
+		if v.Kind == ViolDoubleRefDataData {
+			if want := (Location{Kind: LocL2, TableOffset: l2, Entry: e, Offset: l2 + e*entrySize}); v.At != want {
+				t.Errorf("at %+v, want %+v", v.At, want)
+			}
+			return
+		}
+	}
+	t.Fatalf("no double reference: %s", r)
 }
