@@ -197,7 +197,7 @@ func TestNeedCheckClearMessageCounts(t *testing.T) {
 	im := smallImage(t)
 	im.put64(im.l2Entry(1), 0x7000+512) // two misaligned data clusters
 	im.put64(im.l2Entry(2), 0x8000+512)
-	im.setFeatures(featNoProbe)         // a warning: NO_PROBE without a backing file
+	im.setFeatures(featNoProbe) // a warning: NO_PROBE without a backing file
 	r := Structure(im.buf)
 	if !r.Has(ViolNoProbeWithoutBacking) || !r.Has(ViolNeedCheckClearButInconsistent) {
 		t.Fatalf("%s", r)
