@@ -42,25 +42,45 @@ const shmDir = "/dev/shm"
 // fdatasync: most of a recorded write's wall time on the development
 // machine's ext4 (27 ms against 11 on tmpfs). QEMU does the same in both
 // places; only the kernel's work under it differs.
+//
+// A memory filesystem is used only when it has at least minShmFree bytes
+// free: containers often mount a small /dev/shm (Docker's default is 64
+// MiB), where a campaign's scratch images would run out of space and the
+// campaign would skip or misjudge workloads for a reason that is not the
+// target's. Files there use memory outside --memory-budget; a campaign of
+// huge geometries should set TMPDIR.
 func scratchRoot() string {
 	if os.Getenv("TMPDIR") != "" || runtime.GOOS != "linux" {
 		return os.TempDir()
 	}
-	shmOnce.Do(func() {
-		if fi, err := os.Stat(shmDir); err == nil && fi.IsDir() {
-			if d, err := os.MkdirTemp(shmDir, "qedtorture-probe-"); err == nil {
-				_ = os.Remove(d)
-				shmOK = true
-			}
-		}
-	})
+	shmOnce.Do(func() { shmOK = usableScratch(shmDir) })
 	if shmOK {
 		return shmDir
 	}
 	return os.TempDir()
 }
 
+// minShmFree is the free space a memory filesystem needs to hold the
+// scratch directories (see scratchRoot).
+const minShmFree = 1 << 30
+
 var (
 	shmOnce sync.Once
 	shmOK   bool // /dev/shm is a directory this process can write
 )
+
+// usableScratch reports whether dir is a directory this process can make
+// scratch directories in, with at least minShmFree bytes free.
+func usableScratch(dir string) bool {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return false
+	}
+	d, err := os.MkdirTemp(dir, "qedtorture-probe-")
+	if err != nil {
+		return false
+	}
+	_ = os.Remove(d)
+	free, ok := freeBytes(dir)
+	return ok && free >= minShmFree
+}
