@@ -311,7 +311,7 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 		}
 		v := oracle.Judge(j.t, st.FS, st.Image, st.Model, o)
 		if v.OK() && base != nil && base.m != nil {
-			if err := oracle.JudgeCommitBase(j.t, st.FS, base.path, base.format, base.m); err != nil {
+			if err := oracle.JudgeCommitBaseViews(j.t, st.FS, base.path, base.format, base.m, base.durable, base.view); err != nil {
 				v = &oracle.Verdict{Stage: oracle.StageCommitBase, Err: err, Before: v.Before, After: v.After}
 				errors.As(err, &v.Mismatch)
 			}
@@ -358,6 +358,9 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 type baseRule struct {
 	path, format string
 	m            *model.Disk
+	// durable, view: the two contents m allows each sector
+	// (oracle.JudgeCommitBaseViews), built with m.
+	durable, view []byte
 }
 
 // commitBase returns the rule for st's commit base: nil unless st crashed
@@ -377,6 +380,12 @@ func commitBase(st *State) (*baseRule, error) {
 		if r.m, err = oracle.CommitBaseModel(old, st.Model); err != nil {
 			return nil, fmt.Errorf("campaign: the commit base's model: %w", err)
 		}
+		r.view = make([]byte, st.Model.Size())
+		if err := st.Model.ReadAt(r.view, 0); err != nil {
+			return nil, fmt.Errorf("campaign: the commit base's model: %w", err)
+		}
+		r.durable = make([]byte, max(len(old), len(r.view)))
+		copy(r.durable, old[:len(old)/model.SectorSize*model.SectorSize])
 	}
 	return r, nil
 }

@@ -1,6 +1,7 @@
 package oracle
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -104,6 +105,19 @@ var ErrCommitBaseSize = errors.New("oracle: commit base of a size the rule does 
 // against m (CommitBaseModel): its size must be one m allows and every
 // guest byte must pass m's sector rule. nil when the base is allowed.
 func JudgeCommitBase(t target.Target, fs afero.Fs, path, format string, m *model.Disk) error {
+	return JudgeCommitBaseViews(t, fs, path, format, m, nil, nil)
+}
+
+// JudgeCommitBaseViews is JudgeCommitBase with the two contents m allows
+// each sector given (durable: the base's old contents, zeros past them;
+// view: the image's, as CommitBaseModel read it), so that a base whose
+// every sector is one or the other passes on a byte comparison: with
+// one pending write over the old contents, that is the sector rule
+// exactly. Any other base is judged by m (the verdict and its message
+// are JudgeCommitBase's). A caller judging many states of one commit
+// builds the two once (the campaign: the model's judge of a whole base
+// cost as much as the rest of the state).
+func JudgeCommitBaseViews(t target.Target, fs afero.Fs, path, format string, m *model.Disk, durable, view []byte) error {
 	var got []byte
 	switch format {
 	case "raw":
@@ -131,8 +145,24 @@ func JudgeCommitBase(t target.Target, fs afero.Fs, path, format string, m *model
 	if !slices.Contains(m.CrashSizes(), int64(len(got))) {
 		return fmt.Errorf("%w: commit base %s: size %#x, the rule allows %#x", ErrCommitBaseSize, path, len(got), m.CrashSizes())
 	}
+	if view != nil && everySectorOneOf(got, durable, view) {
+		return nil
+	}
 	if err := m.VerifyCrash(0, got); err != nil {
 		return fmt.Errorf("commit base %s: a sector is neither its old contents nor the image's: %w", path, err)
 	}
 	return nil
+}
+
+// everySectorOneOf reports whether each 512-byte sector of got (the last
+// one possibly short) equals the same bytes of a or of b.
+func everySectorOneOf(got, a, b []byte) bool {
+	for lo := 0; lo < len(got); lo += model.SectorSize {
+		hi := min(lo+model.SectorSize, len(got))
+		g := got[lo:hi]
+		if !(hi <= len(a) && bytes.Equal(g, a[lo:hi])) && !(hi <= len(b) && bytes.Equal(g, b[lo:hi])) {
+			return false
+		}
+	}
+	return true
 }
