@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
@@ -321,4 +322,28 @@ func TestModelRank(t *testing.T) {
 		require.Greater(t, r, prev, "%s ranked %d, not after the one before it", s, r)
 		prev = r
 	}
+}
+
+// TestMinimizeHonoursStopAndBudget: the minimizer tries no candidate once
+// its stop says so (a spent MinimizeTimeout), and at most
+// MinimizeCandidates of them.
+func TestMinimizeHonoursStopAndBudget(t *testing.T) {
+	target, _ := targetByName("broken:noflush")
+	run := func(cfg Config) *FailureReport {
+		cfg.Seed, cfg.Iterations, cfg.Gen, cfg.Models, cfg.Bound, cfg.Samples = 3, 30, quickGen(), quickModels, 64, 8
+		cfg.Target, cfg.TargetName = target, "broken:noflush"
+		rep, err := Run(context.Background(), cfg)
+		require.NoError(t, err)
+		require.Len(t, rep.Failures, 1)
+		return &rep.Failures[0]
+	}
+	f := run(Config{MinimizeTimeout: time.Nanosecond})
+	require.Equal(t, f.OriginalOps, f.Ops, "ops dropped after the minimizer's time was spent")
+	full := run(Config{})
+	require.Less(t, full.Ops, full.OriginalOps, "the default minimization dropped nothing at this seed")
+	one := run(Config{MinimizeCandidates: 1})
+	// At this seed the first candidate (the first half dropped) does not
+	// fail: with a budget of one, nothing is dropped.
+	require.Equal(t, one.OriginalOps, one.Ops, "ops dropped with a budget of one candidate")
+	t.Logf("ops: %d of %d (full), %d (one candidate)", full.Ops, full.OriginalOps, one.Ops)
 }
