@@ -345,5 +345,9 @@ func TestMinimizeHonoursStopAndBudget(t *testing.T) {
 	// At this seed the first candidate (the first half dropped) does not
 	// fail: with a budget of one, nothing is dropped.
 	require.Equal(t, one.OriginalOps, one.Ops, "ops dropped with a budget of one candidate")
-	t.Logf("ops: %d of %d (full), %d (one candidate)", full.Ops, full.OriginalOps, one.Ops)
+	t.Logf("ops: %d of %d (full), %d (one candidate); state %s", full.Ops, full.OriginalOps, one.Ops, full.State)
+	// Single ops dropped too (chunks down to one op), and the simplest
+	// state: a lost flush shows in the weakest model, drop.
+	require.Equal(t, 2, full.Ops, "at this seed the minimized workload has 2 ops")
+	require.Contains(t, full.State, "/drop/", "the simplest state's model")
 }
