@@ -37,6 +37,19 @@ resize 0xa000
 write 0x5400 0x1c00 id=27
 read 0x4e00 0x3a00
 `,
+	// A safe rebase none copied the partial last cluster in with an
+	// allocating write, whose copy-on-write filled the tail past the size
+	// from the longer backing file; a grow with no backing file left did
+	// not zero that tail, and the new space read the old backing file's
+	// bytes (PROPS_SEED=1950462680711793124; fixed in Resize, which now
+	// zeros the last cluster's tail whether or not a backing file remains).
+	"rebase-none-then-grow": `qedtorture-workload v1
+image cluster_size=8192 table_size=1 size=46080
+backing raw size=75264 fill=1
+rebase none
+#! fault write:eio nth=2 then=crash model=subset choice=0
+resize 0xcc00
+`,
 }
 
 func TestRegressions(t *testing.T) {

@@ -830,62 +830,95 @@ func (im *Image) Resize(newSize int64) error {
 }
 
 // hideBackingTailLocked makes the range a grow to newSize adds read as
-// zeros where the backing file is longer than the current size: the new
-// guest space must not show the backing file's bytes (it never held guest
-// data). QEMU 7.2 refuses such a grow for QED instead ("Block driver does
-// not support requested flags"); zeroing is what its generic block layer
-// asks drivers to do.
+// zeros: the new guest space never held guest data, so it must show
+// neither the backing file's bytes nor bytes an allocated cluster holds
+// past the old size.
 //
-// Ordering: the zeroing (a COW write for a partial first cluster, zero
-// cluster marks for the rest) follows the backing-file protocol of the
-// write paths and is made durable by a Sync before the header announces
-// the new size; a crash before the header write leaves zero entries past
-// the image size, which read as nothing and are harmless.
+//   - The tail of the last cluster. A cluster the image allocates that
+//     straddles the old size may hold non-zero bytes past it: an
+//     allocating write's copy-on-write fills the whole cluster from the
+//     backing file, which may be longer than the image (QEMU 7.2 does the
+//     same), and they stay when the backing file is later removed (a
+//     safe `rebase none` copies the partial last cluster in with them).
+//     A grow must zero them whether or not a backing file remains: they
+//     are read first and zeroed in place only if some byte is non-zero.
+//   - Where the backing file is longer than the old size, the clusters
+//     past it get zero cluster marks (the partial first one a COW write
+//     of zeros when unallocated). QEMU 7.2 refuses such a grow for QED
+//     instead ("Block driver does not support requested flags"); zeroing
+//     is what its generic block layer asks drivers to do.
+//
+// Ordering: the zeroing (in-place writes, a COW write for a partial first
+// cluster, zero cluster marks for the rest) follows the backing-file
+// protocol of the write paths and is made durable by a Sync before the
+// header announces the new size. A crash before the header write leaves
+// zeroed bytes and zero entries past the image size, which the guest
+// cannot read and which are harmless; the header write is the one that
+// makes the range visible, and by then it reads zeros from a durable
+// state.
 func (im *Image) hideBackingTailLocked(newSize uint64) error {
-	if im.backing == nil {
-		return nil
-	}
 	g := &im.geo
 	old := im.hdr.ImageSize
-	end := min(newSize, uint64(max(im.backing.length(), 0)))
-	if end <= old {
+	var bend uint64 // end of the backing file's bytes the grow would show
+	if im.backing != nil {
+		bend = min(newSize, uint64(max(im.backing.length(), 0)))
+	}
+	head := g.offsetInCluster(old)
+	if bend <= old && (head == 0 || newSize <= old) {
 		return nil
 	}
-	end = (end + g.clusterSize - 1) &^ (g.clusterSize - 1)
+	changed := bend > old // the backing path always flushes
 	cur := old
-	if head := g.offsetInCluster(old); head != 0 {
-		n := min(g.clusterSize-head, end-old)
+	if head != 0 && newSize > old {
+		n := g.clusterSize - head // the whole tail: past newSize it is past the size too
 		r, err := im.lookupLocked(cur, 1)
 		if err != nil {
 			return err
 		}
 		switch r.kind {
 		case ExtentData:
-			err = im.zeroInPlace(r.host+head, n)
+			dirty := bend > old // as before this file zeroed it: unconditionally
+			if !dirty {
+				if dirty, err = im.nonZeroAt(r.host+head, n); err != nil {
+					return err
+				}
+			}
+			if dirty {
+				changed = true
+				err = im.zeroInPlace(r.host+head, n)
+			}
 		case ExtentUnallocated:
-			err = im.writeLocked(make([]byte, n), cur)
+			if bend > old { // without a backing file it reads zeros
+				err = im.writeLocked(make([]byte, n), cur)
+			}
 		}
 		if err != nil {
 			return err
 		}
 		cur += n
 	}
-	for cur < end {
-		r, err := im.lookupLocked(cur, (end-cur)>>g.l2Shift)
-		if err != nil {
-			return err
+	if bend > old {
+		end := (bend + g.clusterSize - 1) &^ (g.clusterSize - 1)
+		for cur < end {
+			r, err := im.lookupLocked(cur, (end-cur)>>g.l2Shift)
+			if err != nil {
+				return err
+			}
+			k := r.n * g.clusterSize
+			switch r.kind {
+			case ExtentData: // cannot happen past the size of a grow-only image; zero anyway
+				err = im.zeroInPlace(r.host, k)
+			case ExtentUnallocated:
+				err = im.zeroMarkLocked(cur, r.n)
+			}
+			if err != nil {
+				return err
+			}
+			cur += k
 		}
-		k := r.n * g.clusterSize
-		switch r.kind {
-		case ExtentData: // cannot happen past the size of a grow-only image; zero anyway
-			err = im.zeroInPlace(r.host, k)
-		case ExtentUnallocated:
-			err = im.zeroMarkLocked(cur, r.n)
-		}
-		if err != nil {
-			return err
-		}
-		cur += k
+	}
+	if !changed {
+		return nil
 	}
 	// The zero marks (and any COW write) are written back and durable
 	// before the header announces the new size.
@@ -893,4 +926,15 @@ func (im *Image) hideBackingTailLocked(newSize uint64) error {
 		return fileErr(im.path, "flush before resize", err)
 	}
 	return nil
+}
+
+// nonZeroAt reports whether any of the n bytes at host offset host of the
+// image file is non-zero; bytes past the end of the file read as zeros.
+func (im *Image) nonZeroAt(host, n uint64) (bool, error) {
+	buf := make([]byte, n)
+	k, err := im.f.ReadAt(buf, int64(host))
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, fileErr(im.path, fmt.Sprintf("reading host offset %d", host), err)
+	}
+	return !allZero(buf[:k]), nil
 }
