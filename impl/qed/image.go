@@ -794,10 +794,14 @@ func (im *Image) idleClear(gen uint64) {
 	_ = im.clearNeedCheckLocked()
 }
 
-// Resize grows the guest size to newSize. Shrinking is refused.
+// Resize grows the guest size to newSize. Shrinking is refused. The grown
+// range reads zeros (hideBackingTailLocked).
 //
-// Ordering: only image_size changes; the header write is synced before
-// Resize returns. No table changes, so no other ordering applies.
+// Ordering: the zeroing hideBackingTailLocked does (the last cluster's
+// tail past the old size, zero marks over a longer backing file) is
+// durable before the header write announces the new size; the header
+// write is synced before Resize returns. A crash leaves the old size, or
+// the new one over a grown range that reads zeros.
 func (im *Image) Resize(newSize int64) error {
 	im.mu.Lock()
 	defer im.mu.Unlock()

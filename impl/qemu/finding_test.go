@@ -150,3 +150,30 @@ concurrent 2
 		t.Fatalf("want qemu-io to abort on the allocating_acb assertion, got %+v", rep.Failures)
 	}
 }
+
+// growAfterRebaseNoneRepro is the minimized reproducer of finding F10 in
+// docs/findings.md: an image whose size ends inside a cluster, over a
+// longer backing file, rebased onto no backing file (the safe rebase),
+// then grown.
+const growAfterRebaseNoneRepro = `qedtorture-workload v1
+image cluster_size=8192 table_size=1 size=46080
+backing raw size=75264 fill=1
+rebase none
+resize 0xcc00
+read 0xb400 0x1800
+`
+
+// TestFindingGrowAfterRebaseNone (finding F10): QEMU 7.2's safe rebase
+// copies the partial last cluster in with an allocating write whose
+// copy-on-write fills the cluster's tail past the image size from the
+// longer backing file; the grow (no backing file left, so QEMU allows it)
+// does not zero that tail, and the crash-free run reads the old backing
+// file's bytes where the grown space must read zeros. impl/qed passes the
+// same workload (TestResizeAfterRebaseNoneReadsZeros).
+func TestFindingGrowAfterRebaseNone(t *testing.T) {
+	tool := qemutool.Require(t)
+	rep := runQEMU(t, tool, growAfterRebaseNoneRepro, campaign.Config{Models: []crashsim.Model{{Base: crashsim.Prefix}}})
+	if len(rep.Failures) != 1 || rep.Failures[0].Signature != "qemu/workload/data" || !strings.Contains(rep.Failures[0].Message, "bad data at 0xb400") {
+		t.Fatalf("want QEMU reading the old backing file's bytes at 0xb400 in the crash-free run; got %+v", rep.Failures)
+	}
+}
