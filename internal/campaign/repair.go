@@ -9,9 +9,11 @@ package campaign
 //   - no abort and no hang: a panic in an in-process repair, a repair
 //     running past Timeout and an in-process repair allocating more than
 //     MemoryBound are failures; an out-of-process repair is killed at the
-//     timeout by its own tool runner, and the peak resident set of the
-//     child processes (getrusage RUSAGE_CHILDREN, where the OS has it) must
-//     stay under twice MemoryBound;
+//     timeout by its own tool runner, and the peak resident set of each
+//     child process that repair started (its own rusage from wait4, through
+//     internal/childrss, where the OS has it) must stay under twice
+//     MemoryBound: never another repair's or another run's child, nor this
+//     process's own peak (a child's is known only above it);
 //   - afterwards the independent checker finds the image consistent, or the
 //     repair reported what it left unrepaired (or refused the image); an
 //     image left inconsistent must not claim to be clean (NEED_CHECK clear)
@@ -52,6 +54,7 @@ import (
 
 	"github.com/spf13/afero"
 
+	"github.com/qedtorture/qedtorture/internal/childrss"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -475,6 +478,7 @@ func firstUntouchedDiff(p *check.Planted, a, b []byte, cs int64) (int64, bool) {
 func runRepair(ctx context.Context, cfg RepairConfig, r Repairer, path string, size int64, fail func(rule, format string, args ...any)) (unrep []string, rerr error, ok bool) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	ctx, peak := childrss.Watch(ctx) // this repair's children alone
 	bound := cfg.MemoryBound
 	if bound <= 0 {
 		bound = 256<<20 + 16*size
@@ -514,9 +518,9 @@ func runRepair(ctx context.Context, cfg RepairConfig, r Repairer, path string, s
 		case r.InProcess() && res.alloc > uint64(bound):
 			fail("memory", "allocated %d bytes (bound %d)", res.alloc, bound)
 		case !r.InProcess():
-			// The peak of every child so far: a run that went past
-			// the bound shows here first (QEMU's tools use tens of MB).
-			if rss := childMaxRSS(); rss > 2*bound {
+			// The peak of each child this repair started, on its
+			// own (QEMU's tools use tens of MB).
+			if rss := peak.Max(); rss > 2*bound {
 				fail("memory", "a child process reached %d bytes resident (bound %d)", rss, 2*bound)
 			}
 		}

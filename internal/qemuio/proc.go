@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qedtorture/qedtorture/internal/childrss"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 )
 
@@ -55,8 +56,9 @@ type Proc struct {
 		buf        []byte
 		done       bool
 		waitErr    error
-		log        []string // every command sent, in order
-		release    func()   // qemutool.Track's, called once reaped
+		log        []string        // every command sent, in order
+		release    func()          // qemutool.Track's, called once reaped
+		ctx        context.Context // StartCommand's: its childrss.Peak hears of the reaped process
 	}
 	// Timeout bounds each command (0 = one minute).
 	Timeout time.Duration
@@ -102,7 +104,7 @@ func StartCommand(ctx context.Context, argv []string, dir string) (*Proc, error)
 	inR.Close()
 	outW.Close()
 	p := &Proc{}
-	p.mu.cmd, p.mu.stdin, p.mu.out = cmd, inW, outR
+	p.mu.cmd, p.mu.stdin, p.mu.out, p.mu.ctx = cmd, inW, outR, ctx
 	p.mu.release = qemutool.Track(ctx, cmd)
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -162,6 +164,7 @@ func (p *Proc) reapLocked() {
 	p.mu.done = true
 	p.mu.waitErr = p.mu.cmd.Wait()
 	p.mu.release()
+	childrss.Record(p.mu.ctx, p.mu.cmd.ProcessState)
 	p.mu.stdin.Close()
 	p.mu.out.Close()
 }

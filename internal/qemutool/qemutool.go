@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qedtorture/qedtorture/internal/childrss"
 	"github.com/qedtorture/qedtorture/internal/cleanup"
 )
 
@@ -162,6 +163,7 @@ func (t *Tool) Run(binary string, args ...string) (Result, error) {
 		release := Track(context.Background(), cmd) // ctx's cancellation is cmd.Cancel's
 		err = cmd.Wait()
 		release()
+		childrss.Record(t.Ctx(), cmd.ProcessState) // its own peak, for a childrss.Watch in t's context
 	}
 	res := Result{Args: append([]string{binary}, args...), Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
 	if cerr := t.Ctx().Err(); cerr != nil {

@@ -1,7 +1,7 @@
 //go:build unix && !linux
 
-package campaign
+package childrss
 
-// maxrssBytes converts getrusage's ru_maxrss: bytes on Darwin (kilobytes on
+// maxrssBytes converts wait4's ru_maxrss: bytes on Darwin (kilobytes on
 // the BSDs; taken as bytes there, which only loosens the bound).
 func maxrssBytes(v int64) int64 { return v }
