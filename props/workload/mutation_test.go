@@ -2,11 +2,13 @@ package workload_test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
@@ -34,4 +36,33 @@ func TestRawBackingDurable(t *testing.T) {
 	model.Fill(want[:b.FillLen()], uint64(b.Fill), 0)
 	require.Len(t, got, int(b.Size))
 	require.True(t, bytes.Equal(want, got), "the backing file's contents after a crash")
+}
+
+// shortWriteTarget is impl/qed whose writes report one byte less than
+// they wrote, without an error.
+type shortWriteTarget struct{ qedtarget.Target }
+
+type shortWriteDisk struct{ target.Disk }
+
+func (t shortWriteTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil {
+		return d, err
+	}
+	return shortWriteDisk{d}, nil
+}
+
+func (d shortWriteDisk) WriteAt(p []byte, off int64) (int, error) {
+	n, err := d.Disk.WriteAt(p, off)
+	return max(n-1, 0), err
+}
+
+// TestShortWriteFails: a write that reports fewer bytes than asked, with
+// no error, fails the op.
+func TestShortWriteFails(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x1000 0x200 id=1\n"))
+	require.NoError(t, err)
+	e, err := workload.NewExec(shortWriteTarget{}, afero.NewMemMapFs(), "/w", w)
+	require.NoError(t, err)
+	require.ErrorContains(t, e.RunAll(), "short write: 511 of 512 bytes")
 }
