@@ -66,3 +66,52 @@ func TestShortWriteFails(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, e.RunAll(), "short write: 511 of 512 bytes")
 }
+
+// flipReadTarget is impl/qed whose reads return their first byte
+// inverted.
+type flipReadTarget struct{ qedtarget.Target }
+
+type flipReadDisk struct{ target.Disk }
+
+func (t flipReadTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil {
+		return d, err
+	}
+	return flipReadDisk{d}, nil
+}
+
+func (d flipReadDisk) ReadAt(p []byte, off int64) (int, error) {
+	n, err := d.Disk.ReadAt(p, off)
+	if n > 0 {
+		p[0] ^= 0xff
+	}
+	return n, err
+}
+
+// TestReadOpChecks: a read op whose bytes disagree with the model fails
+// with ErrDataMismatch; a flush op makes the writes before it durable in
+// the model.
+func TestReadOpChecks(t *testing.T) {
+	const script = "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x1000 0x200 id=1\nflush\nread 0x1000 0x200\n"
+	w, err := workload.Parse(strings.NewReader(script))
+	require.NoError(t, err)
+	e, err := workload.NewExec(flipReadTarget{}, afero.NewMemMapFs(), "/w", w)
+	require.NoError(t, err)
+	require.ErrorIs(t, e.RunAll(), workload.ErrDataMismatch)
+	e, err = workload.NewExec(qedtarget.Target{}, afero.NewMemMapFs(), "/w", w)
+	require.NoError(t, err)
+	require.NoError(t, e.RunAll())
+	require.Empty(t, e.Model.Uncertain(), "the write before the flush is durable")
+	got, want := make([]byte, 0x200), make([]byte, 0x200)
+	require.NoError(t, e.Model.ReadDurableAt(got, 0x1000))
+	model.Fill(want, 1, 0x1000)
+	require.Equal(t, want, got)
+}
+
+// TestWriteIDsIncrease: a write id equal to the previous one is refused.
+func TestWriteIDsIncrease(t *testing.T) {
+	_, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x1000 0x200 id=2\nwrite 0x2000 0x200 id=2\n"))
+	require.ErrorIs(t, err, workload.ErrInvalid)
+	require.ErrorContains(t, err, "write id 2 must be above the previous id 2")
+}
