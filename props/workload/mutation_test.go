@@ -2,6 +2,7 @@ package workload_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -114,4 +115,46 @@ func TestWriteIDsIncrease(t *testing.T) {
 	_, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x1000 0x200 id=2\nwrite 0x2000 0x200 id=2\n"))
 	require.ErrorIs(t, err, workload.ErrInvalid)
 	require.ErrorContains(t, err, "write id 2 must be above the previous id 2")
+}
+
+// closeFailFs is a file system whose files fail to close.
+type closeFailFs struct{ afero.Fs }
+
+type closeFailFile struct{ afero.File }
+
+func (f closeFailFile) Close() error { f.File.Close(); return errCloseFails }
+
+func (fs closeFailFs) Create(name string) (afero.File, error) {
+	f, err := fs.Fs.Create(name)
+	if err != nil {
+		return f, err
+	}
+	return closeFailFile{f}, nil
+}
+
+// closeFailTarget is impl/qed whose disks fail to close.
+type closeFailTarget struct{ qedtarget.Target }
+
+type closeFailDisk struct{ target.Disk }
+
+func (d closeFailDisk) Close() error { d.Disk.Close(); return errCloseFails }
+
+func (t closeFailTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil {
+		return d, err
+	}
+	return closeFailDisk{d}, nil
+}
+
+var errCloseFails = errors.New("close fails")
+
+// TestBackingCloseErrors: a backing file whose close fails, after its
+// data was written and synced, fails BuildBacking (raw and QED).
+func TestBackingCloseErrors(t *testing.T) {
+	fs := closeFailFs{afero.NewMemMapFs()}
+	_, err := workload.BuildBacking(qedtarget.Target{}, fs, "/", []workload.Backing{{Format: "raw", Size: 4096, Fill: 1}})
+	require.ErrorIs(t, err, errCloseFails, "raw")
+	_, err = workload.BuildBacking(closeFailTarget{}, afero.NewMemMapFs(), "/", []workload.Backing{{Format: "qed", Size: 65536, ClusterSize: 4096, TableSize: 1, Fill: 1}})
+	require.ErrorIs(t, err, errCloseFails, "qed")
 }
