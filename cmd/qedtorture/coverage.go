@@ -153,26 +153,37 @@ func (r lineRange) contains(b coverBlock) bool {
 	return before(r.startLine, r.startCol, b.startLine, b.startCol) && before(b.endLine, b.endCol, r.endLine, r.endCol)
 }
 
+// sourceFiles returns the directory of pkg (where `go list` finds it) and
+// the names of its non-test Go files there.
+func sourceFiles(pkg string) (dir string, names []string, err error) {
+	out, err := exec.Command("go", "list", "-f", "{{.Dir}}", pkg).Output()
+	if err != nil {
+		return "", nil, fmt.Errorf("go list %s: %w", pkg, err)
+	}
+	dir = strings.TrimSpace(string(out))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	for _, e := range ents {
+		if n := e.Name(); strings.HasSuffix(n, ".go") && !strings.HasSuffix(n, "_test.go") {
+			names = append(names, n)
+		}
+	}
+	return dir, names, nil
+}
+
 // defectBlocks returns, per profile file name (import path / file), the
 // spans of impl/qed that only a seeded defect runs (defectOnly) and the
 // whole of its defects*.go files, reading the package's sources where `go
 // list` finds them.
 func defectBlocks(pkg string) (map[string][]lineRange, error) {
-	out, err := exec.Command("go", "list", "-f", "{{.Dir}}", pkg).Output()
-	if err != nil {
-		return nil, fmt.Errorf("go list %s: %w", pkg, err)
-	}
-	dir := strings.TrimSpace(string(out))
-	ents, err := os.ReadDir(dir)
+	dir, names, err := sourceFiles(pkg)
 	if err != nil {
 		return nil, err
 	}
 	m := map[string][]lineRange{}
-	for _, e := range ents {
-		n := e.Name()
-		if !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
-			continue
-		}
+	for _, n := range names {
 		src, err := os.ReadFile(filepath.Join(dir, n))
 		if err != nil {
 			return nil, err
@@ -338,21 +349,12 @@ type namedSpan struct {
 // spans of the functions of pkg's non-test files, named as Func or
 // Type.Method.
 func funcSpans(pkg string) (map[string][]namedSpan, error) {
-	out, err := exec.Command("go", "list", "-f", "{{.Dir}}", pkg).Output()
-	if err != nil {
-		return nil, fmt.Errorf("go list %s: %w", pkg, err)
-	}
-	dir := strings.TrimSpace(string(out))
-	ents, err := os.ReadDir(dir)
+	dir, names, err := sourceFiles(pkg)
 	if err != nil {
 		return nil, err
 	}
 	m := map[string][]namedSpan{}
-	for _, e := range ents {
-		n := e.Name()
-		if !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
-			continue
-		}
+	for _, n := range names {
 		fset := token.NewFileSet()
 		f, err := parser.ParseFile(fset, filepath.Join(dir, n), nil, 0)
 		if err != nil {

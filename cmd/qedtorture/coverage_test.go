@@ -1,6 +1,8 @@
 package main
 
 import (
+	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -136,5 +138,33 @@ func TestFuncSpans(t *testing.T) {
 		if !names[want] {
 			t.Errorf("io.go: %s not found among %v", want, names)
 		}
+	}
+}
+
+// TestDefectBlocks: impl/qed's seeded-defect catalogue files are excluded
+// whole, its other files only where a defect guards the code, and no test
+// file is read.
+func TestDefectBlocks(t *testing.T) {
+	m, err := defectBlocks(module + "/impl/qed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := []lineRange{{1, 1, 1 << 30, 1}}
+	for _, f := range []string{"defects.go", "defects_off.go", "defects_on.go"} {
+		if rs := m[module+"/impl/qed/"+f]; !reflect.DeepEqual(rs, whole) {
+			t.Errorf("%s: %v, want the whole file", f, rs)
+		}
+	}
+	guarded := 0
+	for p, rs := range m {
+		if strings.HasSuffix(p, "_test.go") {
+			t.Errorf("test file %s read", p)
+		}
+		if !strings.Contains(path.Base(p), "defects") {
+			guarded += len(rs)
+		}
+	}
+	if guarded == 0 {
+		t.Error("no span guarded by a seeded defect outside the catalogue")
 	}
 }
