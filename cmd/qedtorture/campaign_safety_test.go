@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
@@ -260,4 +261,16 @@ func TestQEMUArtifactFullDisk(t *testing.T) {
 	f := q["failures"].([]any)[0].(map[string]any)
 	require.Nil(t, f["artifact"])
 	require.Contains(t, f["artifact_error"], "no space left on device")
+}
+
+// A campaign whose every workload failed with a known finding verified
+// nothing else: it says so, not that no workload ran.
+func TestNoWorkloadErrorKnownFailures(t *testing.T) {
+	err := noWorkloadError(23, 0, "", time.Minute, 60)
+	require.ErrorContains(t, err, "each of the 23 that ran failed with a known finding")
+	require.NotContains(t, err.Error(), "ended before")
+	err = noWorkloadError(2, 3, "why", time.Minute, 60)
+	require.ErrorContains(t, err, "3 more were skipped (why)")
+	require.ErrorContains(t, noWorkloadError(0, 3, "why", time.Minute, 60), "all 3 were skipped (why)")
+	require.ErrorContains(t, noWorkloadError(0, 0, "", time.Second, 2), "--duration 1s ended before the first one finished")
 }

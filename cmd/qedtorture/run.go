@@ -461,17 +461,24 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	case len(rep.Failures) > 0:
 		return failf("%s (seed %d); replay with 'qedtorture replay ARTIFACT'", failuresNote(len(rep.Failures), noArtifact), cfg.Seed)
 	case rep.Workloads == 0:
-		return noWorkloadError(rep.Skipped, "their recordings could not be judged: see the report's skip_reasons", cfg.Duration, rep.Seconds)
+		return noWorkloadError(rep.FailedWorkloads, rep.Skipped, "their recordings could not be judged: see the report's skip_reasons", cfg.Duration, rep.Seconds)
 	}
 	return nil
 }
 
 // noWorkloadError says why a campaign that completed no workload verified
-// nothing (it must not exit 0): all skipped (skipWhy says why a workload is
-// skipped), the duration too short, or no reason known.
-func noWorkloadError(skipped int64, skipWhy string, duration time.Duration, seconds float64) error {
+// nothing (it must not exit 0): every workload failed with a known finding
+// (knownFailed of them; they are not listed as failures), all skipped
+// (skipWhy says why a workload is skipped), the duration too short, or no
+// reason known.
+func noWorkloadError(knownFailed, skipped int64, skipWhy string, duration time.Duration, seconds float64) error {
 	why := "nothing was verified"
-	if skipped > 0 {
+	if knownFailed > 0 {
+		why = fmt.Sprintf("each of the %d that ran failed with a known finding (the report's \"known\" counts them), so nothing else was verified; leave out what triggers them", knownFailed)
+		if skipped > 0 {
+			why += fmt.Sprintf("; %d more were skipped (%s)", skipped, skipWhy)
+		}
+	} else if skipped > 0 {
 		why = fmt.Sprintf("all %d were skipped (%s)", skipped, skipWhy)
 	} else if duration > 0 && seconds >= duration.Seconds() {
 		why = fmt.Sprintf("--duration %s ended before the first one finished; give a longer --duration", duration)
