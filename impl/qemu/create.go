@@ -124,9 +124,8 @@ func (c *creating) run(argv []string) error {
 	cmd.Cancel = func() error { return qemutool.KillGroup(cmd) }
 	cmd.WaitDelay = 2 * time.Second
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	err := cmd.Start()
+	release, err := qemutool.Start(context.Background(), cmd) // ctx's cancellation is cmd.Cancel's
 	if err == nil {
-		release := qemutool.Track(context.Background(), cmd) // ctx's cancellation is cmd.Cancel's
 		err = cmd.Wait()
 		release()
 	}

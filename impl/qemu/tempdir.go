@@ -13,6 +13,8 @@ import (
 // removes it, so that a command exiting at once on a second signal leaves
 // no scratch directory behind.
 func tempDir(prefix string) (dir string, remove func(), err error) {
+	done := cleanup.Creating() // an exit at once waits until dir is registered
+	defer done()
 	dir, err = os.MkdirTemp(scratchRoot(), prefix)
 	if err != nil {
 		return "", nil, err

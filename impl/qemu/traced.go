@@ -102,10 +102,10 @@ func (r *Recorder) traced(tool *qemutool.Tool, args []string) error {
 	qemutool.NewProcessGroup(cmd)
 	cmd.Cancel = func() error { return qemutool.KillGroup(cmd) }
 	cmd.WaitDelay = 2 * time.Second
-	if err := cmd.Start(); err != nil {
+	release, err := qemutool.Start(context.Background(), cmd)
+	if err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
-	release := qemutool.Track(context.Background(), cmd)
 	err = cmd.Wait()
 	release()
 	if err != nil {

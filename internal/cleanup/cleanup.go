@@ -19,6 +19,7 @@ package cleanup
 import (
 	"slices"
 	"sync"
+	"time"
 )
 
 // creating is held for reading by every creation in progress (Creating),
@@ -74,9 +75,11 @@ func Register(fn func()) (unregister func()) {
 // Run performs every registered removal, the most recently registered
 // first (a child started in a temporary directory is killed before the
 // directory is removed), and empties the registry; from then on Register
-// undoes at once. The removals run twice: the rest of the program may
-// still be writing into a temporary directory while the first pass
-// removes it.
+// undoes at once. The removals run twice, settle apart: the rest of the
+// program may still be writing into a temporary directory while the first
+// pass removes it, and a killed child dies asynchronously (a system call
+// it was in, such as a file's creation, still completes), so the first
+// pass can find a directory that is not empty yet.
 func Run() {
 	creating.Lock() // no creation between its temporary and its Register
 	reg.Lock()
@@ -91,12 +94,19 @@ func Run() {
 	creating.Unlock() // creations from now on are undone by Register at once
 	slices.Sort(ids)
 	slices.Reverse(ids) // most recent first
-	for range 2 {
+	for pass := range 2 {
+		if pass > 0 {
+			time.Sleep(settle)
+		}
 		for _, id := range ids {
 			fns[id]()
 		}
 	}
 }
+
+// settle is the pause between Run's two passes: time for the children the
+// first pass killed to be gone.
+const settle = 100 * time.Millisecond
 
 // reset ends the exiting state (tests).
 func reset() {

@@ -94,7 +94,8 @@ func StartCommand(ctx context.Context, argv []string, dir string) (*Proc, error)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, outW
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	qemutool.NewProcessGroup(cmd)
-	if err := cmd.Start(); err != nil {
+	release, err := qemutool.Start(ctx, cmd)
+	if err != nil {
 		inR.Close()
 		inW.Close()
 		outR.Close()
@@ -105,7 +106,7 @@ func StartCommand(ctx context.Context, argv []string, dir string) (*Proc, error)
 	outW.Close()
 	p := &Proc{}
 	p.mu.cmd, p.mu.stdin, p.mu.out, p.mu.ctx = cmd, inW, outR, ctx
-	p.mu.release = qemutool.Track(ctx, cmd)
+	p.mu.release = release
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, err := p.readPromptLocked(); err != nil {

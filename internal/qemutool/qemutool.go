@@ -55,6 +55,20 @@ func (t *Tool) Ctx() context.Context {
 	return t.Context
 }
 
+// Start starts cmd (set up with NewProcessGroup) and Tracks it, as one
+// creation for package cleanup: an exit at once on a second signal waits
+// until the started child is registered, so that it is killed, never left
+// running between its start and its registration. Call release once the
+// command has been waited for; on an error nothing was started.
+func Start(ctx context.Context, cmd *exec.Cmd) (release func(), err error) {
+	done := cleanup.Creating()
+	defer done()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return Track(ctx, cmd), nil
+}
+
 // Track registers a started command, set up with NewProcessGroup, so that
 // its process group is killed when ctx is cancelled and by cleanup.Run (a
 // command exiting at once on a second signal leaves no child behind). Call
@@ -158,9 +172,8 @@ func (t *Tool) Run(binary string, args ...string) (Result, error) {
 	cmd.WaitDelay = 2 * time.Second
 	// C locale: stable messages and number formats to parse.
 	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	err := cmd.Start()
+	release, err := Start(context.Background(), cmd) // ctx's cancellation is cmd.Cancel's
 	if err == nil {
-		release := Track(context.Background(), cmd) // ctx's cancellation is cmd.Cancel's
 		err = cmd.Wait()
 		release()
 		childrss.Record(t.Ctx(), cmd.ProcessState) // its own peak, for a childrss.Watch in t's context
