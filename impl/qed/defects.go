@@ -1,6 +1,10 @@
 package qed
 
-import "strconv"
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
 
 // Seeded defects: the proof that the property suite (package props) finds
 // the bug classes of QEMU's QED history. Each Defect names one deliberate
@@ -238,4 +242,27 @@ func (im *Image) sharedCOWBufferDefect(n uint64) []byte {
 		im.defectCOW = make([]byte, n)
 	}
 	return im.defectCOW[:n]
+}
+
+// DefectSelection parses a comma-separated list of seeded-defect names
+// (as the seeded-defect suites' PROPS_DEFECT and CAMPAIGN_DEFECT take
+// them): nil for an empty list (every defect), an error naming the first
+// unknown name (a misspelt selection would otherwise run nothing).
+func DefectSelection(list string) (map[string]bool, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	known := map[string]bool{}
+	for _, info := range DefectCatalogue {
+		known[info.Name] = true
+	}
+	sel := map[string]bool{}
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		if !known[name] {
+			return nil, fmt.Errorf("no seeded defect named %q (impl/qed/defects.go)", name)
+		}
+		sel[name] = true
+	}
+	return sel, nil
 }

@@ -5,7 +5,6 @@ package campaign
 import (
 	"context"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -87,22 +86,13 @@ func TestSeededDefects(t *testing.T) {
 // would otherwise run nothing and pass).
 func defectSelection(t *testing.T, env string) map[string]bool {
 	t.Helper()
-	v := strings.TrimSpace(os.Getenv(env))
-	if v == "" {
-		return nil
+	v := os.Getenv(env)
+	sel, err := qed.DefectSelection(v)
+	if err != nil {
+		t.Fatalf("%s=%q: %v", env, v, err)
 	}
-	known := map[string]bool{}
-	for _, info := range qed.DefectCatalogue {
-		known[info.Name] = true
+	if sel != nil {
+		t.Logf("%s: running %d of %d seeded defects", env, len(sel), len(qed.DefectCatalogue))
 	}
-	sel := map[string]bool{}
-	for _, name := range strings.Split(v, ",") {
-		name = strings.TrimSpace(name)
-		if !known[name] {
-			t.Fatalf("%s=%q: no seeded defect named %q (impl/qed/defects.go)", env, v, name)
-		}
-		sel[name] = true
-	}
-	t.Logf("%s: running %d of %d seeded defects", env, len(sel), len(known))
 	return sel
 }
