@@ -13,6 +13,7 @@ import (
 	"github.com/qedtorture/qedtorture/impl/qemu"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/strace"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -41,7 +42,7 @@ func epochs(t *crashsim.Trace) [][]string {
 // exec:qemu-io (system calls) and through --target qemu's blklogwrites
 // recording, and compares them sync epoch by sync epoch.
 func TestRecordingMatchesBlklogwrites(t *testing.T) {
-	requireStrace(t)
+	strace.Require(t)
 	tool := qemutool.Require(t)
 	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\n" +
 		"write 0x1000 0x3000 id=1\nflush\nwrite 0x20000 0x10000 id=2\nzero 0x40000 0x10000\nflush\nwrite 0x1200 0x200 id=3\nresize 0x200000\nflush\n"))

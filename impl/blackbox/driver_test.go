@@ -10,6 +10,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/strace"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -34,7 +35,7 @@ func campaignOver(t *testing.T, command string, iterations int) *campaign.Report
 // recorded by its system calls) runs clean, and its variant that drops
 // every fsync is caught.
 func TestExecCampaign(t *testing.T) {
-	requireStrace(t)
+	strace.Require(t)
 	bin := qedtortureBin(t)
 	rep := campaignOver(t, bin+" io", 4)
 	if rep.FailedWorkloads != 0 || rep.Skipped != 0 || rep.Workloads == 0 {
@@ -58,7 +59,7 @@ func TestExecCampaign(t *testing.T) {
 // TestProgramJudge: the program's own recovery judge passes a sound crash
 // state and fails one whose data the program cannot give back.
 func TestProgramJudge(t *testing.T) {
-	requireStrace(t)
+	strace.Require(t)
 	bin := qedtortureBin(t)
 	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\nwrite 0x1000 0x3000 id=1\nflush\n"))
 	if err != nil {

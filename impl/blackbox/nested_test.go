@@ -8,6 +8,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/campaign"
+	"github.com/qedtorture/qedtorture/internal/strace"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 )
@@ -20,7 +21,7 @@ import (
 // marks and made durable by a sync after the flush mark, and the marks
 // are the recovery's steps in order.
 func TestRecordRecovery(t *testing.T) {
-	requireStrace(t)
+	strace.Require(t)
 	bin := qedtortureBin(t)
 	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\nwrite 0x1000 0x3000 id=1\nflush\n"))
 	if err != nil {
@@ -96,7 +97,7 @@ func TestRecordRecovery(t *testing.T) {
 // campaign judges crash states of the program's own recorded recoveries
 // (depth 2), and a clean program passes them.
 func TestExecNestedCampaign(t *testing.T) {
-	requireStrace(t)
+	strace.Require(t)
 	bin := qedtortureBin(t)
 	d, err := New(bin+" io", qedtarget.Target{})
 	if err != nil {

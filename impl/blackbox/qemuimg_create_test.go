@@ -8,6 +8,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/strace"
 )
 
 // TestQEMUImgCreateOverImage is docs/findings.md F7 recorded by hand (the
@@ -22,7 +23,7 @@ import (
 // directory, so under real directory semantics a new image is absent
 // after any crash until something else syncs it.
 func TestQEMUImgCreateOverImage(t *testing.T) {
-	st := requireStrace(t)
+	st := strace.Require(t)
 	tool := qemutool.Require(t)
 	dir := t.TempDir()
 	img := filepath.Join(dir, "img.qed")

@@ -17,18 +17,6 @@ import (
 	"github.com/qedtorture/qedtorture/internal/strace"
 )
 
-func requireStrace(t *testing.T) string {
-	t.Helper()
-	p, err := strace.Path()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and strace is required: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	return p
-}
-
 var (
 	buildOnce sync.Once
 	qtBin     string
@@ -187,7 +175,7 @@ func createImage(t *testing.T, bin string) string {
 
 // TestRecordQedtortureIO records `qedtorture io` running a script.
 func TestRecordQedtortureIO(t *testing.T) {
-	st := requireStrace(t)
+	st := strace.Require(t)
 	bin := qedtortureBin(t)
 	dir := createImage(t, bin)
 	base, rec, out := record(t, st, dir, []string{bin, "io", "-f", "qed"}, script)
@@ -198,7 +186,7 @@ func TestRecordQedtortureIO(t *testing.T) {
 // TestRecordBrokenDropSync: the recorder sees that `io --broken-drop-sync`
 // never syncs, so the flushed data is not durable in the crash state.
 func TestRecordBrokenDropSync(t *testing.T) {
-	st := requireStrace(t)
+	st := strace.Require(t)
 	bin := qedtortureBin(t)
 	dir := createImage(t, bin)
 	base, rec, out := record(t, st, dir, []string{bin, "io", "--broken-drop-sync", "-f", "qed"}, script)
@@ -208,7 +196,7 @@ func TestRecordBrokenDropSync(t *testing.T) {
 // TestRecordQemuIO records unmodified qemu-io (which sets up an io_uring
 // for polling, but writes through pwritev in its thread pool).
 func TestRecordQemuIO(t *testing.T) {
-	st := requireStrace(t)
+	st := strace.Require(t)
 	tool := qemutool.Require(t)
 	bin := qedtortureBin(t)
 	dir := createImage(t, bin)
@@ -220,7 +208,7 @@ func TestRecordQemuIO(t *testing.T) {
 // TestRecordRefusesWrite: dd writes the image with write(2) at the file
 // position: refused, naming the call and the file.
 func TestRecordRefusesWrite(t *testing.T) {
-	st := requireStrace(t)
+	st := strace.Require(t)
 	dir := t.TempDir()
 	img := filepath.Join(dir, "img.qed")
 	if err := os.WriteFile(img, make([]byte, 4096), 0o644); err != nil {
@@ -247,7 +235,7 @@ func TestRecordRefusesWrite(t *testing.T) {
 // TestRecordRefusesSharedMapping: a writable shared mapping of the image
 // is refused, naming mmap.
 func TestRecordRefusesSharedMapping(t *testing.T) {
-	st := requireStrace(t)
+	st := strace.Require(t)
 	py, err := exec.LookPath("python3")
 	if err != nil {
 		t.Skip("python3 not found")

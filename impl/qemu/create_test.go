@@ -19,19 +19,6 @@ import (
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
-// requireStrace returns strace's path, or skips (fails under CI).
-func requireStrace(t *testing.T) string {
-	t.Helper()
-	p, err := strace.Path()
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set and strace is required: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	return p
-}
-
 // createSeed returns the first campaign seed from 1 whose first workload
 // is (over) or is not created over an existing image.
 func createSeed(over bool) uint64 {
@@ -84,7 +71,7 @@ const f7Script = "qedtorture-workload v1\nimage cluster_size=65536 table_size=4 
 // keeps nothing of the epoch: the old image, intact, and no failure.
 func TestDriverFindsF7(t *testing.T) {
 	tool := qemutool.Require(t)
-	requireStrace(t)
+	strace.Require(t)
 	rep := runCreate(t, tool, f7Script, true, []crashsim.Model{{Base: crashsim.Subset}})
 	sigs := signatures(rep)
 	t.Logf("subset: %d creation states (%d absent, %d old), signatures %v", rep.CreationStates, rep.CreationAbsent, rep.CreationOld, sigs)
@@ -115,7 +102,7 @@ func TestDriverFindsF7(t *testing.T) {
 // raw/structure-before-recovery/image-missing. Any crash model shows it.
 func TestDriverFreshCreationLosesName(t *testing.T) {
 	tool := qemutool.Require(t)
-	requireStrace(t)
+	strace.Require(t)
 	rep := runCreate(t, tool, f7Script, false, []crashsim.Model{{Base: crashsim.Prefix}})
 	t.Logf("prefix: %d creation states (%d absent, %d old), %d states, signatures %v", rep.CreationStates, rep.CreationAbsent, rep.CreationOld, rep.CrashStates, signatures(rep))
 	if rep.CreationStates == 0 || rep.CreationAbsent != rep.CreationStates || rep.CreationOld != 0 {
@@ -135,7 +122,7 @@ func TestDriverFreshCreationLosesName(t *testing.T) {
 // refused as a counted skip (ErrCreateMismatch wraps campaign.ErrSkip).
 func TestRecordCreation(t *testing.T) {
 	tool := qemutool.Require(t)
-	st := requireStrace(t)
+	st := strace.Require(t)
 	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=65536 table_size=4 size=1048576\n" +
 		"backing qed size=1048576 cluster_size=65536 table_size=4 fill=3\nbacking raw size=524288 fill=2\nwrite 0x0 0x1000 id=4\nflush\n"))
 	if err != nil {
@@ -188,7 +175,7 @@ func TestRecordCreation(t *testing.T) {
 // here a stand-in for qemu-img that sleeps 30 s would hold the recording
 // that long (a real qemu-img hung forever).
 func TestCreateUnderStraceEndsWithContext(t *testing.T) {
-	st := requireStrace(t)
+	st := strace.Require(t)
 	dir, scratch := t.TempDir(), t.TempDir()
 	slow := filepath.Join(scratch, "qemu-img")
 	if err := os.WriteFile(slow, []byte("#!/bin/sh\nsleep 30\n"), 0o755); err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/strace"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -125,7 +126,7 @@ func TestAdaptImageCommands(t *testing.T) {
 // QEMU left, the base included (Record checks it).
 func TestImageCommandsTraced(t *testing.T) {
 	tool := qemutool.Require(t)
-	requireStrace(t) // without it the safe rebase is dropped and the commit's base unrecorded
+	strace.Require(t) // without it the safe rebase is dropped and the commit's base unrecorded
 	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=65536\nbacking raw size=49152 fill=1\n" +
 		"write 0x1000 0x2000 id=2\nrebase 0x4000 0x3000 id=3\nwrite 0x9000 0x1000 id=4\ncommit -d\nread 0x0 0x10000\n"))
 	if err != nil {
@@ -193,7 +194,7 @@ func TestImageCommandsTraced(t *testing.T) {
 // image's structure stages do; testdata/known lists it under F1.
 func TestCommitBaseF1(t *testing.T) {
 	tool := qemutool.Require(t)
-	requireStrace(t) // without it the commit's base is not recorded
+	strace.Require(t) // without it the commit's base is not recorded
 	rep := runQEMU(t, tool, "qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=114688\nbacking qed size=2560 cluster_size=4096 table_size=2 fill=1\nwrite 0x215e 0x9f id=3\ncommit -d\n",
 		campaign.Config{Models: []crashsim.Model{{Base: crashsim.Subset}}})
 	const sig = "impl/qed/commit-base/data-past-eof+need-check-clear-but-inconsistent"

@@ -51,6 +51,30 @@ func Path() (string, error) {
 	return p, nil
 }
 
+// TB is the part of testing.TB Require uses; it keeps the testing
+// package out of the non-test code.
+type TB interface {
+	Helper()
+	Skipf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
+
+// Require returns strace's path, or skips the test when strace is missing
+// — unless the environment variable CI is non-empty, where a missing
+// strace fails the test (as qemutool.Require does for QEMU).
+func Require(t TB) string {
+	t.Helper()
+	p, err := Path()
+	if err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("CI is set and strace is required: %v", err)
+	}
+	t.Skipf("skipping: %v", err)
+	return ""
+}
+
 // Command returns the command that runs argv under strace, writing the
 // trace to out (see the package doc for the options and why).
 func Command(ctx context.Context, stracePath, out string, argv []string) *exec.Cmd {
