@@ -109,13 +109,18 @@ write 0x8000 0x100 id=4
 }
 
 // pinnedTraces are the digests of the recordings of pinnedWorkloads,
-// ending in turn with close and abort (a SIGKILL's log may lag), taken
+// ending in turn with close and abort (a SIGKILL's log may lag; an entry
+// may list alternatives separated by "|"), taken
 // with the recorder before it ran through the one executor: recording
 // through props.Exec must issue exactly the same I/O.
 var pinnedTraces = []string{
 	"452a5fd2ae0ff991", "b186d72c80701950", // F1's reproducer
 	"602ff32b76844b00/op2", "602ff32b76844b00/op2", // F2's (QEMU reads backing data at op 2)
-	"b7c9499245fc1473", "b7c9499245fc1473", // a concurrent group of in-place writes
+	// A concurrent group of in-place writes. Ended by abort, the group's
+	// last write is sometimes logged before qemu-io dies and sometimes
+	// not (seen in CI runs, three tries alike): both recordings are
+	// pinned, as alternatives.
+	"b7c9499245fc1473", "b7c9499245fc1473|b73123e17bfefbe2",
 	"363d60baad3a6335", "363d60baad3a6335", // generated, seed 31 (with map, reopen-ro, refused)
 	"96eff14306b29665", "a656e8b0367a801b",
 	"08b3a60afa2e9565", "f52f6a3528f1f115",
@@ -145,7 +150,7 @@ func TestRecordTracePinned(t *testing.T) {
 					d += fmt.Sprintf("/op%d", re.Op)
 				}
 				t.Logf("workload %d (%s), try %d: %d ops, %d trace ops, %d phases: %s", i, end, try, len(rec.W.Ops), len(rec.Trace.Ops), len(rec.Phases), d)
-				if n < len(pinnedTraces) && d == pinnedTraces[n] {
+				if n < len(pinnedTraces) && pinMatches(d, pinnedTraces[n]) {
 					break
 				}
 			}
@@ -157,8 +162,13 @@ func TestRecordTracePinned(t *testing.T) {
 		t.Fatalf("%d pinned digests for %d recordings; got %q", len(pinnedTraces), len(got), got)
 	}
 	for i := range got {
-		if got[i] != pinnedTraces[i] {
+		if !pinMatches(got[i], pinnedTraces[i]) {
 			t.Errorf("recording %d: digest %s, pinned %s", i, got[i], pinnedTraces[i])
 		}
 	}
+}
+
+// pinMatches reports whether digest d is one of pin's alternatives.
+func pinMatches(d, pin string) bool {
+	return slices.Contains(strings.Split(pin, "|"), d)
 }
