@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"maps"
 	"slices"
@@ -350,4 +351,134 @@ func TestMinimizeHonoursStopAndBudget(t *testing.T) {
 	// state: a lost flush shows in the weakest model, drop.
 	require.Equal(t, 2, full.Ops, "at this seed the minimized workload has 2 ops")
 	require.Contains(t, full.State, "/drop/", "the simplest state's model")
+}
+
+// countingRecovery records recoveries in process with t, counting them.
+type countingRecovery struct {
+	t target.Target
+	n int
+}
+
+func (r *countingRecovery) RecordRecovery(_ context.Context, st *State) (*Recording, error) {
+	r.n++
+	return RecordRecovery(r.t, st)
+}
+
+// bigNoFlushTarget is impl/qed whose guest flush does nothing on an
+// image opened with more than one L2 table and two data clusters: only the
+// recoveries of crash states past some point of a workload lose their
+// flush, so a crash during recovery fails for some states and passes for
+// the others.
+type bigNoFlushTarget struct{ qedtarget.Target }
+
+func (bigNoFlushTarget) Name() string { return "test:big-noflush" }
+
+func (t bigNoFlushTarget) Open(fs afero.Fs, p string, o target.OpenOptions) (target.Disk, error) {
+	b, err := afero.ReadFile(fs, p)
+	if err != nil {
+		return nil, err
+	}
+	d, err := t.Target.Open(fs, p, o)
+	if err != nil || len(b) < 16 {
+		return d, err
+	}
+	cluster, table, header := int64(binary.LittleEndian.Uint32(b[4:])), int64(binary.LittleEndian.Uint32(b[8:])), int64(binary.LittleEndian.Uint32(b[12:]))
+	if int64(len(b)) <= (header+2*table+2)*cluster {
+		return d, err
+	}
+	return noFlushDisk{d}, nil
+}
+
+type noFlushDisk struct{ target.Disk }
+
+func (noFlushDisk) Flush() error { return nil }
+
+// TestMinimizeNestedRecoversEveryState: the candidates of a crash during
+// recovery are judged with every distinct state recovered and crashed,
+// not the campaign's sample of one: a smaller workload that still fails
+// is not missed for a draw. Counted: more recoveries than workload runs.
+func TestMinimizeNestedRecoversEveryState(t *testing.T) {
+	tgt := bigNoFlushTarget{}
+	rr := &countingRecovery{t: tgt}
+	g := quickGen()
+	g.Weights = maps.Clone(g.Weights)
+	g.Weights[workload.Reopen] = 0 // the workload's own flushes work
+	nj := &nestedJudge{t: tgt, rr: rr, models: quickModels[:2], enum: crashsim.EnumOptions{Bound: 8, Samples: 2}, depth: 2, budget: 1}
+	var recorded []context.Context
+	ck := &checker{driver: ctxDriver{InProcess(tgt), &recorded}, judges: []Judge{&oracleJudge{t: tgt}, nj},
+		models: quickModels[:2], enum: crashsim.EnumOptions{Bound: 8, Samples: 2}}
+	for seed := uint64(1); seed < 40; seed++ {
+		f, _, err := ck.runWorkload(generate(seed, g), seed, "")
+		require.NoError(t, err)
+		if f == nil || f.Judge != NestedJudgeName {
+			continue
+		}
+		rr.n, recorded = 0, nil
+		const budget = 4
+		mf := minimize(ck, f, budget)
+		require.Equal(t, NestedJudgeName, mf.Judge, "seed %d: the minimized failure is a crash during recovery", seed)
+		require.LessOrEqual(t, len(recorded), budget, "seed %d: workload runs", seed)
+		t.Logf("ops %d -> %d, state %s -> %s", len(f.W.Ops), len(mf.W.Ops), f.State, mf.State)
+		require.Greater(t, rr.n, budget+1, "seed %d: recoveries in %d workload runs (one state each: a sample)", seed, len(recorded))
+		require.Equal(t, 1, nj.budget, "the campaign's judge is left as it was")
+		return
+	}
+	t.Fatal("no seed below 40 fails by a crash during recovery")
+}
+
+// TestMinimizeDiffKeepsSignature: a differential failure minimizes to a
+// smaller workload with the same difference (the same kind, the same side
+// deviating), not to whichever difference a smaller workload shows: here
+// a read of a read-only reopen that disagrees (run), which most smaller
+// workloads turn into a difference of the data read back at the end.
+func TestMinimizeDiffKeepsSignature(t *testing.T) {
+	ck := inProcessChecker(qedtarget.Target{}, oracle.Options{}, quickModels)
+	ck.enum = crashsim.EnumOptions{Bound: 16, Samples: 4}
+	ck.diff, ck.read, ck.diffRead = InProcess(staleReadTarget{}), qedtarget.Target{}, staleReadTarget{}
+	for seed := uint64(1); seed < 40; seed++ {
+		f, _, err := ck.runWorkload(generate(seed, quickGen()), seed, "")
+		require.NoError(t, err)
+		if f == nil || f.Signature("") != "diff/run/other" {
+			continue
+		}
+		mf := minimize(ck, f, 200)
+		require.Less(t, len(mf.W.Ops), len(f.W.Ops), "seed %d: nothing dropped", seed)
+		require.Equal(t, "diff/run/other", mf.Signature(""), "seed %d: the minimized difference", seed)
+		return
+	}
+	t.Fatal("no seed below 40 shows a differing read-only read")
+}
+
+// TestMinimizeFinalStep: the minimizer's last step looks for the simplest
+// crash state of the minimized workload under every model, weakest first
+// (a failure found under the strongest model of the campaign ends under
+// drop); it is a workload run like the candidates, so a spent budget skips
+// it: at most budget runs.
+func TestMinimizeFinalStep(t *testing.T) {
+	tgt, _ := targetByName("broken:noflush")
+	strongestFirst := slices.Clone(quickModels)
+	slices.Reverse(strongestFirst)
+	var recorded []context.Context
+	ck := inProcessChecker(tgt, oracle.Options{}, strongestFirst)
+	ck.driver = ctxDriver{InProcess(tgt), &recorded}
+	ck.enum = crashsim.EnumOptions{Bound: 64, Samples: 8}
+	for seed := uint64(1); seed < 20; seed++ {
+		f, _, err := ck.runWorkload(generate(seed, quickGen()), seed, "")
+		require.NoError(t, err)
+		if f == nil || !f.HasState() || f.State.Model.Base == crashsim.Drop {
+			continue
+		}
+		for _, budget := range []int{0, 1, 2} {
+			recorded = nil
+			mf := minimize(ck, f, budget)
+			require.LessOrEqual(t, len(recorded), budget, "seed %d: workload runs with a budget of %d", seed, budget)
+			require.Equal(t, f.State.Model, mf.State.Model, "seed %d, budget %d: the final step ran", seed, budget)
+		}
+		recorded = nil
+		mf := minimize(ck, f, 1000)
+		require.Equal(t, crashsim.Drop, mf.State.Model.Base, "seed %d: the simplest state of %s (from %s)", seed, mf.State, f.State)
+		require.LessOrEqual(t, len(mf.W.Ops), len(f.W.Ops))
+		return
+	}
+	t.Fatal("no seed below 20 fails under a model stronger than drop")
 }
