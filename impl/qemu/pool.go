@@ -3,6 +3,7 @@ package qemu
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -37,6 +38,8 @@ type recoverer struct {
 	// compared equal to the model's durable contents, or not (then
 	// judged from the bytes read back).
 	verified, differed int
+	// trips counts the batches of commands sent (round trips to QEMU).
+	trips int
 }
 
 // readBackLimit bounds the data a recoverer reads back in its own process
@@ -115,7 +118,7 @@ func (pl *recoverPool) get(ctx context.Context, tool *qemutool.Tool) (*recoverer
 	if err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	p, err := qemuio.Start(ctx, tool.IOPath, dir)
+	p, err := qemuio.StartPipelined(ctx, tool.IOPath, dir)
 	if err != nil {
 		remove()
 		return nil, err
@@ -129,7 +132,7 @@ func (pl *recoverPool) put(r *recoverer) {
 	r.uses++
 	r.proc.ClearLog()
 	pl.mu.Lock()
-	if !pl.closed && !r.dead && r.uses < maxRecoverUses && r.ctx.Err() == nil {
+	if !pl.closed && !r.dead && !r.proc.Exited() && r.uses < maxRecoverUses && r.ctx.Err() == nil {
 		pl.idle = append(pl.idle, r)
 		pl.mu.Unlock()
 		return
@@ -194,13 +197,53 @@ func (r *recoverer) close() error {
 // and an explanation; err is for failures of the harness (the recoverer
 // must not be reused after one). QEMU's process dying on the state is a
 // failure at the stage it died in (r.dead is then set).
+//
+// The commands go to QEMU in pipelined batches (qemuio.Proc.Pipeline),
+// two for a state whose certain bytes QEMU vouches for, instead of a
+// round trip per command: the stages and their order are the same, and
+// the verdict is taken from the replies and the files in the order of
+// one command at a time. A batch runs to its end whatever fails in it, so
+// what it holds after a command that a stage's verdict could stop at
+// must not change what that verdict sees or the next state does:
+//
+//   - the recovery batch (open, flush, close) carries verifyCertain's
+//     read-only quorum open, reads and close, for the image_size the
+//     crashed header names (the recovery does not change it; when it did,
+//     verifyCertain runs again with the recovered one). A read-only open
+//     neither checks nor repairs, so the file the structure-after-recovery
+//     check reads once the batch is done is the file the recovery's close
+//     left;
+//   - the liveness batch (write, flush, close) carries the read-only
+//     reopen, its read and close, which again leave the file the check
+//     after the write reads as the close left it; in the common case it
+//     also begins with the writable open and the uncertain ranges' read
+//     -v, so the data is judged on the bytes QEMU read before the write
+//     (a data failure is the verdict, whatever the write then did);
+//   - every batch ends with a close, so no image stays open for the next
+//     state; a process that died in a batch after the command the verdict
+//     stops at is not reused (recoverPool.put), or is restarted when the
+//     state goes on.
 func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg string, err error) {
 	if err := r.reset(files); err != nil {
 		return "", "", err
 	}
 	p := filepath.Join(r.dir, workload.ImageName)
 	open, openRO := "open -o driver=qed "+p, "open -r -o driver=qed "+p
-	if st, msg, err := r.batch(oracle.StageRecovery, "writable open", open, "flush", "close"); st != "" || err != nil {
+	recovery := []string{open, "flush", "close"}
+	cmds := recovery
+	var cc *certainCheck
+	if size, ok := crashedSize(files[workload.ImageName]); ok && size > 0 && slices.Contains(m.CrashSizes(), size) {
+		if unc := uncertain(m, size); rangesLen(unc) <= readBackLimit {
+			if cc, err = r.planCertain(p, m, size, unc); err != nil {
+				return "", "", err
+			}
+		}
+	}
+	if cc != nil {
+		cmds = slices.Concat(recovery, cc.cmds)
+	}
+	reps := r.pipeline(cmds...)
+	if st, msg, err := r.judge(oracle.StageRecovery, "writable open", recovery, reps[:len(recovery)]); st != "" || err != nil {
 		return st, msg, err
 	}
 	if st, msg, err := cleanAfter(p, "a writable open and close"); st != "" || err != nil {
@@ -210,37 +253,64 @@ func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg 
 	if err != nil {
 		return "", "", err
 	}
-	if !slices.Contains(m.CrashSizes(), size) {
-		return string(oracle.StageSize), fmt.Sprintf("recovered size %#x, model allows %#x", size, m.CrashSizes()), nil
-	}
-	if size == 0 { // nothing to read back or write: the read-only open alone
-		if _, st, msg, err := r.readBack(openRO, 0, nil); st != "" || err != nil {
-			return st, msg, err
-		}
-		return r.batch(oracle.StageData, "reading the guest data back after recovery", "close")
-	}
 	var (
 		data     []byte
 		unc      = uncertain(m, size)
 		verified bool
 	)
-	if rangesLen(unc) <= readBackLimit {
+	switch {
+	case cc != nil && cc.size == size:
+		if verified, err = r.certainOutcome(cc, reps[len(recovery):]); err != nil {
+			return "", "", err
+		}
+		data = cc.data
+	case cc != nil:
+		// The recovery changed image_size: QEMU's comparison was of the
+		// wrong length. Its replies are dropped (a process that died in
+		// it is restarted) and it runs again below.
+		os.Remove(cc.exp)
+		if ended(reps) {
+			if err := r.restart(); err != nil {
+				return "", "", err
+			}
+		}
+		cc = nil
+	}
+	if !slices.Contains(m.CrashSizes(), size) {
+		return string(oracle.StageSize), fmt.Sprintf("recovered size %#x, model allows %#x", size, m.CrashSizes()), nil
+	}
+	if size == 0 { // nothing to read back or write: the read-only open alone
+		return r.judge(oracle.StageData, "reading the guest data back after recovery", []string{openRO, "close"}, r.pipeline(openRO, "close"))
+	}
+	if cc == nil && rangesLen(unc) <= readBackLimit {
 		if data, verified, err = r.verifyCertain(p, m, size, unc); err != nil {
 			return "", "", err
 		}
 	}
+	n := min(size, livenessLen)
+	liveness := []string{fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n), "flush", "close",
+		openRO, fmt.Sprintf("read -P %#x 0 %d", livenessPattern, n), "close"}
 	if verified {
 		// QEMU read m's durable contents outside the uncertain ranges
 		// (verifyCertain); those are read back in the liveness stage's
-		// writable open, as below.
-		if st, msg, err := r.readInto(open, data, unc); st != "" || err != nil {
+		// writable open, before its write.
+		reads := readCmds(unc)
+		cmds := slices.Concat([]string{open}, reads, liveness)
+		reps := r.pipeline(cmds...)
+		const what = "reading the guest data back after recovery"
+		if st, msg, err := r.judge(oracle.StageData, what, cmds[:1+len(reads)], reps[:1+len(reads)]); st != "" || err != nil {
 			return st, msg, err
 		}
+		if err := parseReads(unc, reps[1:1+len(reads)], data); err != nil {
+			r.dead = true // the process's output is not understood
+			return "", "", err
+		}
 		if err := m.VerifyCrash(0, data); err != nil {
-			r.closeImage()
 			return string(oracle.StageData), err.Error(), nil
 		}
-	} else if rs := dataRanges(m, size); rangesLen(rs) > readBackLimit {
+		return r.liveness(p, liveness, reps[1+len(reads):])
+	}
+	if rs := dataRanges(m, size); rangesLen(rs) > readBackLimit {
 		// A hex dump of that much data costs more than a process.
 		st, msg, data, err := convertRaw(r.tool, p)
 		if st != "" || err != nil {
@@ -252,68 +322,88 @@ func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg 
 		if err := m.VerifyCrash(0, data); err != nil {
 			return string(oracle.StageData), err.Error(), nil
 		}
-		if st, msg, err := r.batch(oracle.StageLiveness, "write after recovery", open); st != "" || err != nil {
+		cmds := slices.Concat([]string{open}, liveness)
+		reps := r.pipeline(cmds...)
+		if st, msg, err := r.judge(oracle.StageLiveness, "write after recovery", cmds[:1], reps[:1]); st != "" || err != nil {
 			return st, msg, err
 		}
-	} else {
-		// The data is read back in the liveness stage's writable open,
-		// before its write: two commands fewer per state than a read-only
-		// open and close of its own. The image is clean here (cleanAfter:
-		// NEED_CHECK clear, consistent), so a writable open neither checks
-		// nor repairs it and reads what a read-only one would; the
-		// read-only open is still taken, by the liveness read-back below.
-		data, st, msg, err := r.readBack(open, size, rs)
-		if st != "" || err != nil {
-			return st, msg, err
-		}
-		if err := m.VerifyCrash(0, data); err != nil {
-			r.closeImage()
-			return string(oracle.StageData), err.Error(), nil
-		}
+		return r.liveness(p, liveness, reps[1:])
 	}
-	n := min(size, livenessLen)
-	if st, msg, err := r.batch(oracle.StageLiveness, "write after recovery",
-		fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n), "flush", "close"); st != "" || err != nil {
+	// The data is read back in the liveness stage's writable open, before
+	// its write: two commands fewer per state than a read-only open and
+	// close of its own. The image is clean here (cleanAfter: NEED_CHECK
+	// clear, consistent), so a writable open neither checks nor repairs
+	// it and reads what a read-only one would; the read-only open is
+	// still taken, by the liveness read-back below.
+	data, st, msg, err := r.readBack(open, size, dataRanges(m, size))
+	if st != "" || err != nil {
+		return st, msg, err
+	}
+	if err := m.VerifyCrash(0, data); err != nil {
+		r.closeImage()
+		return string(oracle.StageData), err.Error(), nil
+	}
+	return r.liveness(p, liveness, r.pipeline(liveness...))
+}
+
+// liveness is the verdict of the liveness batch cmds (a write, a flush
+// and a close of the open image, then a read-only reopen, the read-back
+// of the write and a close) from its replies reps: the first failing
+// command of the write's part, else the image not clean after it
+// (cleanAfter; the read-only reopen left the file as the close did),
+// else the first failing command of the read-back.
+func (r *recoverer) liveness(p string, cmds []string, reps []qemuio.Reply) (string, string, error) {
+	if st, msg, err := r.judge(oracle.StageLiveness, "write after recovery", cmds[:3], reps[:3]); st != "" || err != nil {
 		return st, msg, err
 	}
 	if st, msg, err := cleanAfter(p, "recovery, a write and a clean close"); st != "" || err != nil {
 		return st, msg, err
 	}
-	return r.batch(oracle.StageLiveness, "reading back the write after reopening", openRO,
-		fmt.Sprintf("read -P %#x 0 %d", livenessPattern, n), "close")
+	return r.judge(oracle.StageLiveness, "reading back the write after reopening", cmds[3:], reps[3:])
 }
 
-// batch runs cmds (an open first, a close last), one at a time: qemu-io
-// reads a non-terminal stdin through stdio, so a second line sent before
-// the prompt of the first can sit in its buffer unseen. The first failing
-// command is a failure at stage, explained by what was attempted (the
-// image is then closed, so that the process is clean for the next state).
-func (r *recoverer) batch(stage oracle.Stage, what string, cmds ...string) (string, string, error) {
-	for _, c := range cmds {
-		if st, msg, err := r.do(stage, what, c); st != "" || err != nil {
-			return st, msg, err
+// judge is the verdict of the commands cmds of a pipelined batch (a stage's
+// part of it) from their replies reps: the first failing command is a
+// failure at stage, explained by what was attempted; the process's end
+// is died's. (A process that ended later in the batch, after the
+// verdict's command, is not reused: recoverPool.put sees it exited.)
+func (r *recoverer) judge(stage oracle.Stage, what string, cmds []string, reps []qemuio.Reply) (string, string, error) {
+	for i, rep := range reps {
+		var ce *qemuio.CommandError
+		switch {
+		case rep.Err == nil:
+			continue
+		case errors.As(rep.Err, &ce):
+			return string(stage), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmds[i], strings.TrimSpace(rep.Out)), nil
+		default:
+			return r.died(stage, what, rep.Err)
 		}
 	}
 	return "", "", nil
 }
 
-// do runs one command of batch (see there).
-func (r *recoverer) do(stage oracle.Stage, what, cmd string) (string, string, error) {
-	out, err := r.proc.Do(cmd)
-	var ce *qemuio.CommandError
-	switch {
-	case errors.As(err, &ce):
-		r.closeImage()
-		return string(stage), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmd, strings.TrimSpace(out)), nil
-	case err != nil:
-		return r.died(stage, what, err)
+// ended reports whether the process ended (or was killed) during the
+// batch whose replies are reps (its last reply is then an error other
+// than a command's failure).
+func ended(reps []qemuio.Reply) bool {
+	if len(reps) == 0 {
+		return false
 	}
-	return "", "", nil
+	var ce *qemuio.CommandError
+	err := reps[len(reps)-1].Err
+	return err != nil && !errors.As(err, &ce)
 }
 
 // closeImage closes whatever image r's process has open ("no file open"
 // when none is).
-func (r *recoverer) closeImage() { _, _ = r.proc.Do("close") }
+func (r *recoverer) closeImage() { r.pipeline("close") }
+
+// pipeline sends cmds to r's process as one batch (qemuio.Proc.Pipeline:
+// one round trip) and counts it.
+func (r *recoverer) pipeline(cmds ...string) []qemuio.Reply {
+	r.trips++
+	return r.proc.Pipeline(cmds...)
+}
 
 // died handles an error of the process itself: QEMU died on the state (a
 // failure at stage; r is not reused), the campaign's context was
@@ -335,7 +425,9 @@ func (r *recoverer) died(stage oracle.Stage, what string, err error) (string, st
 // verified as zero by QEMU itself (read -P 0; read with -v when the
 // verification fails, so that the model judges what QEMU returned). A
 // failing open or read is a failure at stage data (the image is then
-// closed); otherwise the image is left open for the caller.
+// closed); otherwise the image is left open for the caller. The open and
+// the reads go in one pipelined batch, the reads of failed verifications
+// in a second.
 func (r *recoverer) readBack(open string, size int64, rs []model.Range) (data []byte, stage, msg string, err error) {
 	data = make([]byte, size)
 	type read struct {
@@ -357,35 +449,80 @@ func (r *recoverer) readBack(open string, size int64, rs []model.Range) (data []
 		pos = x.Off + x.Len
 	}
 	const what = "reading the guest data back after recovery"
-	if st, msg, err := r.do(oracle.StageData, what, open); st != "" || err != nil {
-		return nil, st, msg, err
-	}
-	for len(reads) > 0 {
-		rd := reads[0]
-		reads = reads[1:]
-		cmd := fmt.Sprintf("read -P 0 %d %d", rd.off, rd.n)
-		if rd.dump {
-			cmd = fmt.Sprintf("read -v %d %d", rd.off, rd.n)
+	for first := true; first || len(reads) > 0; first = false {
+		var cmds []string
+		if first {
+			cmds = append(cmds, open)
 		}
-		out, err := r.proc.Do(cmd)
-		var ce *qemuio.CommandError
-		switch {
-		case !rd.dump && errors.As(err, &ce) && strings.Contains(out, "Pattern verification failed"):
-			rd.dump = true // QEMU read something else: what?
-			reads = append(reads, rd)
-		case errors.As(err, &ce):
-			r.closeImage()
-			return nil, string(oracle.StageData), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmd, strings.TrimSpace(out)), nil
-		case err != nil:
-			st, msg, err := r.died(oracle.StageData, what, err)
-			return nil, st, msg, err
-		case rd.dump:
-			if err := qemuio.ParseDump(out, rd.off, data[rd.off:rd.off+rd.n]); err != nil {
-				return nil, "", "", fmt.Errorf("qemu: %s: %w", cmd, err)
+		for _, rd := range reads {
+			cmd := fmt.Sprintf("read -P 0 %d %d", rd.off, rd.n)
+			if rd.dump {
+				cmd = fmt.Sprintf("read -v %d %d", rd.off, rd.n)
+			}
+			cmds = append(cmds, cmd)
+		}
+		reps := r.pipeline(cmds...)
+		if first {
+			if st, msg, err := r.judge(oracle.StageData, what, cmds[:1], reps[:1]); st != "" || err != nil {
+				if err == nil && !r.dead {
+					r.closeImage()
+				}
+				return nil, st, msg, err
+			}
+			cmds, reps = cmds[1:], reps[1:]
+		}
+		var again []read
+		for i, rd := range reads {
+			var ce *qemuio.CommandError
+			rep := reps[i]
+			switch {
+			case !rd.dump && errors.As(rep.Err, &ce) && strings.Contains(rep.Out, "Pattern verification failed"):
+				rd.dump = true // QEMU read something else: what?
+				again = append(again, rd)
+			case errors.As(rep.Err, &ce):
+				r.closeImage()
+				return nil, string(oracle.StageData), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmds[i], strings.TrimSpace(rep.Out)), nil
+			case rep.Err != nil:
+				st, msg, err := r.died(oracle.StageData, what, rep.Err)
+				return nil, st, msg, err
+			case rd.dump:
+				if err := qemuio.ParseDump(rep.Out, rd.off, data[rd.off:rd.off+rd.n]); err != nil {
+					r.dead = true
+					return nil, "", "", fmt.Errorf("qemu: %s: %w", cmds[i], err)
+				}
 			}
 		}
+		reads = again
 	}
 	return data, "", "", nil
+}
+
+// readCmds are the read -v commands that read the ranges rs, readChunk
+// at most each (parseReads decodes their replies).
+func readCmds(rs []model.Range) []string {
+	var cmds []string
+	for _, x := range rs {
+		for off := x.Off; off < x.Off+x.Len; off += readChunk {
+			cmds = append(cmds, fmt.Sprintf("read -v %d %d", off, min(readChunk, x.Off+x.Len-off)))
+		}
+	}
+	return cmds
+}
+
+// parseReads decodes the replies reps of readCmds(rs) into data (the
+// guest's bytes from offset 0).
+func parseReads(rs []model.Range, reps []qemuio.Reply, data []byte) error {
+	i := 0
+	for _, x := range rs {
+		for off := x.Off; off < x.Off+x.Len; off += readChunk {
+			n := min(readChunk, x.Off+x.Len-off)
+			if err := qemuio.ParseDump(reps[i].Out, off, data[off:off+n]); err != nil {
+				return fmt.Errorf("qemu: read -v %d %d: %w", off, n, err)
+			}
+			i++
+		}
+	}
+	return nil
 }
 
 // uncertain returns m's uncertain ranges (model.Disk.Uncertain: what a
@@ -400,6 +537,15 @@ func uncertain(m *model.Disk, size int64) []model.Range {
 	return out
 }
 
+// crashedSize is the image_size of a crashed image's QED header (ok =
+// false when img has none).
+func crashedSize(img []byte) (size int64, ok bool) {
+	if len(img) < 56 || string(img[:4]) != "QED\x00" {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint64(img[48:])), true
+}
+
 // expectedName is the file in a recoverer's directory holding the bytes
 // verifyCertain has QEMU compare the image's with (a name no state file
 // has: state files are the image and its backing chain, named by the
@@ -409,6 +555,16 @@ const expectedName = ".qedtorture-expected.raw"
 // verifyChunk bounds one read command of verifyCertain (no output: only
 // QEMU's buffers grow with it).
 const verifyChunk = 16 << 20
+
+// A certainCheck is verifyCertain's comparison for one image_size: the
+// expected bytes (m's durable contents), written to exp, and the
+// commands that have QEMU compare the image's with them.
+type certainCheck struct {
+	size int64
+	data []byte
+	exp  string
+	cmds []string // the quorum open, the reads, a close; none when every byte is uncertain
+}
 
 // verifyCertain has QEMU itself compare the guest bytes of the recovered
 // image at p outside m's uncertain ranges unc (below size), which the
@@ -428,16 +584,26 @@ const verifyChunk = 16 << 20
 // process is restarted if it died. err is for failures of the harness.
 // (Guessing the uncertain ranges too, as m's current contents, made no
 // measurable difference: a crash state seldom holds every pending write.)
+// recover usually sends the comparison ahead with the recovery's batch
+// (planCertain, certainOutcome).
 func (r *recoverer) verifyCertain(p string, m *model.Disk, size int64, unc []model.Range) (data []byte, verified bool, err error) {
-	data = make([]byte, size)
+	c, err := r.planCertain(p, m, size, unc)
+	if c == nil || err != nil {
+		return nil, false, err
+	}
+	verified, err = r.certainOutcome(c, r.pipeline(c.cmds...))
+	return c.data, verified, err
+}
+
+// planCertain writes the expected bytes of verifyCertain's comparison
+// and returns its commands; nil when the model cannot say what the
+// certain bytes are.
+func (r *recoverer) planCertain(p string, m *model.Disk, size int64, unc []model.Range) (*certainCheck, error) {
+	data := make([]byte, size)
 	if size > m.Size() || m.ReadDurableAt(data, 0) != nil {
-		return nil, false, nil
+		return nil, nil
 	}
-	exp := filepath.Join(r.dir, expectedName)
-	if err := os.WriteFile(exp, data, 0o644); err != nil {
-		return nil, false, fmt.Errorf("qemu: %w", err)
-	}
-	defer os.Remove(exp)
+	c := &certainCheck{size: size, data: data, exp: filepath.Join(r.dir, expectedName)}
 	var reads []string
 	pos := int64(0)
 	for _, x := range append(slices.Clone(unc), model.Range{Off: size}) {
@@ -447,81 +613,60 @@ func (r *recoverer) verifyCertain(p string, m *model.Disk, size int64, unc []mod
 		pos = x.Off + x.Len
 	}
 	if len(reads) == 0 {
-		r.verified++
-		return data, true, nil // every byte is uncertain: read back
+		return c, nil // every byte is uncertain: read back
+	}
+	if err := os.WriteFile(c.exp, data, 0o644); err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
 	}
 	open := "open -r -o driver=quorum,vote-threshold=2" +
 		",children.0.driver=qed,children.0.file.driver=file,children.0.file.filename=" + p +
-		",children.1.driver=raw,children.1.file.driver=file,children.1.file.filename=" + exp
-	for _, c := range append(append([]string{open}, reads...), "close") {
-		_, err := r.proc.Do(c)
+		",children.1.driver=raw,children.1.file.driver=file,children.1.file.filename=" + c.exp
+	c.cmds = slices.Concat([]string{open}, reads, []string{"close"})
+	return c, nil
+}
+
+// certainOutcome is verifyCertain's outcome from the replies reps of
+// c's commands.
+func (r *recoverer) certainOutcome(c *certainCheck, reps []qemuio.Reply) (verified bool, err error) {
+	os.Remove(c.exp)
+	for _, rep := range reps {
 		var ce *qemuio.CommandError
 		switch {
-		case err == nil:
+		case rep.Err == nil:
 			continue
-		case errors.As(err, &ce):
+		case errors.As(rep.Err, &ce):
 			// A difference (EIO), or a read QEMU failed: every byte is
-			// read back and judged.
-			r.closeImage()
+			// read back and judged. (The batch's close ran.)
 			r.differed++
-			return nil, false, nil
+			return false, nil
 		case r.ctx.Err() != nil:
 			r.dead = true
-			return nil, false, r.ctx.Err()
-		case errors.Is(err, qemuio.ErrExited):
+			return false, r.ctx.Err()
+		case errors.Is(rep.Err, qemuio.ErrExited):
 			// QEMU died: a fresh process reads the bytes for the model
 			// to judge.
 			r.differed++
-			return nil, false, r.restart()
+			return false, r.restart()
 		default:
 			r.dead = true
-			return nil, false, err
+			return false, rep.Err
 		}
 	}
 	r.verified++
-	return data, true, nil
+	return true, nil
 }
 
 // restart replaces r's process (which died) with a fresh one in the same
 // directory.
 func (r *recoverer) restart() error {
 	_ = r.proc.Kill()
-	p, err := qemuio.Start(r.ctx, r.tool.IOPath, r.dir)
+	p, err := qemuio.StartPipelined(r.ctx, r.tool.IOPath, r.dir)
 	if err != nil {
 		r.dead = true
 		return err
 	}
-	r.proc = p
+	r.proc, r.dead = p, false
 	return nil
-}
-
-// readInto opens the image with open and reads the ranges rs into data
-// with read -v (the image is left open for the caller); a failing open
-// or read is a failure at stage data (the image is then closed).
-func (r *recoverer) readInto(open string, data []byte, rs []model.Range) (stage, msg string, err error) {
-	const what = "reading the guest data back after recovery"
-	if st, msg, err := r.do(oracle.StageData, what, open); st != "" || err != nil {
-		return st, msg, err
-	}
-	for _, x := range rs {
-		for off := x.Off; off < x.Off+x.Len; off += readChunk {
-			n := min(readChunk, x.Off+x.Len-off)
-			cmd := fmt.Sprintf("read -v %d %d", off, n)
-			out, err := r.proc.Do(cmd)
-			var ce *qemuio.CommandError
-			switch {
-			case errors.As(err, &ce):
-				r.closeImage()
-				return string(oracle.StageData), fmt.Sprintf("%s in qemu-io failed: %s: %s", what, cmd, strings.TrimSpace(out)), nil
-			case err != nil:
-				return r.died(oracle.StageData, what, err)
-			}
-			if err := qemuio.ParseDump(out, off, data[off:off+n]); err != nil {
-				return "", "", fmt.Errorf("qemu: %s: %w", cmd, err)
-			}
-		}
-	}
-	return "", "", nil
 }
 
 // readChunk bounds one read command of readBack.

@@ -15,6 +15,13 @@
 //   - Commands are serialised: a Proc is safe for concurrent use, and
 //     every command sent is kept, in order ([Proc.Log]), so a session can
 //     be written out as a script that reproduces it.
+//   - A batch of commands can be sent ahead ([Proc.Pipeline], on a
+//     process started with [StartPipelined]): on Linux qemu-io's stdin is
+//     then a packet pipe, one line a packet, so qemu-io runs the whole
+//     batch without waiting for a round trip per command (on an ordinary
+//     pipe the lines after the first sit in its stdio buffer unseen until
+//     more input comes); the replies are those of the same lines sent one
+//     at a time, and every line runs, whatever failed before it.
 //   - Output is parsed per command; a failure qemu-io reports comes back
 //     as a *CommandError naming the command and QEMU's message; a process
 //     that died (abort, assertion, kill) as ErrExited with what it

@@ -59,6 +59,7 @@ type Proc struct {
 		log        []string        // every command sent, in order
 		release    func()          // qemutool.Track's, called once reaped
 		ctx        context.Context // StartCommand's: its childrss.Peak hears of the reaped process
+		packet     bool            // stdin is a packet pipe: Pipeline sends ahead
 	}
 	// Timeout bounds each command (0 = one minute).
 	Timeout time.Duration
@@ -78,8 +79,32 @@ func Start(ctx context.Context, ioPath, dir string) (*Proc, error) {
 // prompt awaited. Black-box targets (impl/blackbox) start theirs under
 // strace this way.
 func StartCommand(ctx context.Context, argv []string, dir string) (*Proc, error) {
+	return startCommand(ctx, argv, dir, false)
+}
+
+// StartPipelined is Start with qemu-io's stdin a packet pipe (on Linux),
+// one command line a packet, so that [Proc.Pipeline] can send a batch of
+// commands ahead and qemu-io runs them one after another without a
+// round trip each (see packetPipe). Elsewhere it is Start, and Pipeline
+// sends one command at a time. Only for qemu-io itself (whose stdio
+// buffer takes a whole line): a program that reads its stdin in smaller
+// pieces would lose the rest of each packet.
+func StartPipelined(ctx context.Context, ioPath, dir string) (*Proc, error) {
+	return startCommand(ctx, []string{ioPath}, dir, true)
+}
+
+func startCommand(ctx context.Context, argv []string, dir string, pipelined bool) (*Proc, error) {
 	ioPath := argv[0]
-	inR, inW, err := os.Pipe()
+	var (
+		inR, inW *os.File
+		packet   bool
+		err      error
+	)
+	if pipelined {
+		inR, inW, packet, err = packetPipe()
+	} else {
+		inR, inW, err = os.Pipe()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("qemuio: pipe: %w", err)
 	}
@@ -105,7 +130,7 @@ func StartCommand(ctx context.Context, argv []string, dir string) (*Proc, error)
 	inR.Close()
 	outW.Close()
 	p := &Proc{}
-	p.mu.cmd, p.mu.stdin, p.mu.out, p.mu.ctx = cmd, inW, outR, ctx
+	p.mu.cmd, p.mu.stdin, p.mu.out, p.mu.ctx, p.mu.packet = cmd, inW, outR, ctx, packet
 	p.mu.release = release
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -118,6 +143,14 @@ func StartCommand(ctx context.Context, argv []string, dir string) (*Proc, error)
 
 // Pid returns the process id.
 func (p *Proc) Pid() int { return p.mu.cmd.Process.Pid }
+
+// Exited reports whether the process is known to have ended (its end was
+// seen and it was reaped, or it was killed).
+func (p *Proc) Exited() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mu.done
+}
 
 // Log returns every command sent so far, in order.
 func (p *Proc) Log() []string {
@@ -202,6 +235,89 @@ func (p *Proc) doLocked(line string) (string, error) {
 		return out, &CommandError{Cmd: line, Output: out}
 	}
 	return out, nil
+}
+
+// Reply is the outcome of one command of a [Proc.Pipeline].
+type Reply struct {
+	Out string // what qemu-io printed for the command
+	// Err is nil, a *CommandError (qemu-io reported a failure), or the
+	// process's end (wrapping ErrExited, or no prompt in time): then the
+	// command and every later one of the batch did not complete.
+	Err error
+}
+
+// pipelineMax bounds a line Pipeline sends ahead: one packet
+// (PIPE_BUF), newline included.
+const pipelineMax = 4096
+
+// Pipeline sends lines (commands) as one batch and returns one Reply per
+// line, in order. On a process started with StartPipelined (Linux) every
+// line is written at once, each one packet, and qemu-io runs them one
+// after another, the prompts delimiting their outputs as with Do: one
+// round trip for the batch instead of one per command. Unlike a sequence
+// of Do calls, the lines after a failing command still run (qemu-io does
+// not know they depend on it): a batch must be harmless to run to its
+// end whatever fails (end one that opens an image with a close, say).
+// Elsewhere, or with a line too long for one packet, the lines are sent
+// one at a time, with the same replies. When the process ends (or gives
+// no prompt in time, when it is killed: its output is then out of step),
+// that line and every later one get the error. Safe for concurrent use.
+func (p *Proc) Pipeline(lines ...string) []Reply {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	reps := make([]Reply, len(lines))
+	ahead := p.mu.packet
+	for _, l := range lines {
+		ahead = ahead && len(l) < pipelineMax && !strings.Contains(l, "\n")
+	}
+	if !ahead || p.mu.done {
+		for i, l := range lines {
+			reps[i].Out, reps[i].Err = p.doLocked(l)
+			if reps[i].Err != nil && !errors.Is(reps[i].Err, ErrCommand) {
+				fill(reps[i+1:], reps[i].Err)
+				break
+			}
+		}
+		return reps
+	}
+	p.mu.log = append(p.mu.log, lines...)
+	// The writer runs beside the reader: a batch whose output fills the
+	// output pipe while its input fills the input pipe cannot deadlock.
+	stdin, wrote := p.mu.stdin, make(chan struct{})
+	go func() {
+		defer close(wrote)
+		for _, l := range lines {
+			if _, err := stdin.WriteString(l + "\n"); err != nil {
+				return // the process is gone: the reader sees it too
+			}
+		}
+	}()
+	for i, l := range lines {
+		out, err := p.readPromptLocked()
+		switch {
+		case err != nil:
+			if !p.mu.done { // no prompt in time: the stream is out of step
+				p.killLocked()
+			}
+			reps[i] = Reply{Out: out, Err: err}
+			fill(reps[i+1:], err)
+			<-wrote
+			return reps
+		case Failed(out):
+			reps[i] = Reply{Out: out, Err: &CommandError{Cmd: l, Output: out}}
+		default:
+			reps[i] = Reply{Out: out}
+		}
+	}
+	<-wrote
+	return reps
+}
+
+// fill sets every reply of reps to the process's end err.
+func fill(reps []Reply, err error) {
+	for i := range reps {
+		reps[i].Err = fmt.Errorf("%w: not run: %v", ErrExited, err)
+	}
 }
 
 // ClearLog forgets the commands sent so far (a long-lived process, whose

@@ -1,8 +1,16 @@
 package qemuio
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/qedtorture/qedtorture/internal/qemutool"
 )
 
 // TestParseDump decodes qemu-io's `read -v` hex dump, including a partial
@@ -41,6 +49,68 @@ func TestFailed(t *testing.T) {
 	} {
 		if got := Failed(out); got != want {
 			t.Errorf("Failed(%q) = %v, want %v", out, got, want)
+		}
+	}
+}
+
+// TestPipeline: a batch sent ahead on a packet pipe runs to its end
+// (with an ordinary pipe qemu-io would run its first line and wait, and
+// the test would time out), each line's reply in order whatever failed
+// before it; the replies are those of the same lines sent one at a time;
+// a batch whose outputs outgrow the pipes completes; a process that dies
+// mid-batch fails that line and every later one with ErrExited.
+func TestPipeline(t *testing.T) {
+	tool := qemutool.Require(t)
+	dir := t.TempDir()
+	if res, err := tool.RunImg("create", "-q", "-f", "qed", filepath.Join(dir, "a.qed"), "1M"); err != nil || res.ExitCode != 0 {
+		t.Fatalf("qemu-img create: %v %s", err, res.Stderr)
+	}
+	batch := []string{"open -o driver=qed a.qed", "write -P 0x5a 512 1024", "read -P 0x5a 512 1024",
+		"read -P 0x11 512 512", "nosuchcommand", "flush", "read -v 512 16", "close", "read -v 0 16"}
+	fails := []string{"", "", "", "Pattern verification failed", "not found", "", "", "", "no file open"}
+	for _, pipelined := range []bool{true, false} {
+		start := Start
+		if pipelined {
+			start = StartPipelined
+		}
+		p, err := start(context.Background(), tool.IOPath, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Timeout = 20 * time.Second
+		if pipelined && runtime.GOOS == "linux" && !p.mu.packet {
+			t.Errorf("StartPipelined on Linux: no packet pipe")
+		}
+		reps := p.Pipeline(batch...)
+		for i, r := range reps {
+			var ce *CommandError
+			switch {
+			case fails[i] == "" && r.Err != nil:
+				t.Errorf("pipelined %v: %q: %v", pipelined, batch[i], r.Err)
+			case fails[i] != "" && (!errors.As(r.Err, &ce) || !strings.Contains(r.Out, fails[i])):
+				t.Errorf("pipelined %v: %q: got %v, want a failure %q", pipelined, batch[i], r.Err, fails[i])
+			}
+		}
+		got := make([]byte, 16)
+		if err := ParseDump(reps[6].Out, 512, got); err != nil || !bytes.Equal(got, bytes.Repeat([]byte{0x5a}, 16)) {
+			t.Errorf("pipelined %v: read -v after a failing command: %x %v", pipelined, got, err)
+		}
+		// More lines than a pipe holds packets, more output than it holds.
+		big := []string{"open -r -o driver=qed a.qed"}
+		for range 24 {
+			big = append(big, "read -v 0 16384")
+		}
+		for i, r := range p.Pipeline(append(big, "close")...) {
+			if r.Err != nil {
+				t.Fatalf("pipelined %v: large batch, line %d: %v", pipelined, i, r.Err)
+			}
+		}
+		reps = p.Pipeline("open -o driver=qed a.qed", "abort", "close")
+		if reps[0].Err != nil || !errors.Is(reps[1].Err, ErrExited) || !errors.Is(reps[2].Err, ErrExited) {
+			t.Errorf("pipelined %v: a process dying mid-batch: %v, %v, %v", pipelined, reps[0].Err, reps[1].Err, reps[2].Err)
+		}
+		if err := p.Quit(); err != nil {
+			t.Error(err)
 		}
 	}
 }
