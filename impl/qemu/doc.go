@@ -55,7 +55,12 @@
 //     the others verified zero with `read -P 0`, or with `qemu-img
 //     convert` above 128 KiB of data, and the model judges them), and
 //     reads the uncertain ranges with `read -v` in the writable open the
-//     liveness write then uses), [JudgeParallel] states of a workload at once (a
+//     liveness write then uses; a state's commands go to qemu-io in two
+//     pipelined batches, qemuio.Proc.Pipeline, not a round trip each:
+//     the recovery with the comparison, then the uncertain ranges'
+//     read-back with the liveness write and its read-only reopen, the
+//     verdict taken from the replies in the stages' order),
+//     [JudgeParallel] states of a workload at once (a
 //     campaign.PreparedJudge in a sliding window: the verdicts are taken
 //     in the sample's order, so the outcome is one-at-a-time judging's);
 //     the Driver is a campaign.OverlappedDriver: each campaign worker
