@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -212,4 +214,91 @@ func TestSignatureImageMissing(t *testing.T) {
 	other := Failure{Stage: oracle.StageStructureBefore, Judge: "impl/qed",
 		Verdict: &oracle.Verdict{Stage: oracle.StageStructureBefore, Err: errors.New("reading the crashed image: I/O error")}}
 	require.Equal(t, "raw/structure-before-recovery", other.Signature("qemu"))
+}
+
+// TestCreateDrawsPinned: which workloads record their creation, and which
+// of those create over an existing image, are drawn from the workload seed
+// alone; the draws are pinned (a campaign's seed reproduces the same
+// creations across versions), and a share of 0 records none.
+func TestCreateDrawsPinned(t *testing.T) {
+	var chosen, over []byte
+	for seed := uint64(1); seed <= 24; seed++ {
+		chosen = append(chosen, "01"[boolInt(createChosen(seed, 0.25))])
+		over = append(over, "01"[boolInt(CreateOverChosen(seed))])
+		require.False(t, createChosen(seed, 0), "seed %d: a share of 0", seed)
+		require.True(t, createChosen(seed, 1), "seed %d: a share of 1", seed)
+	}
+	require.Equal(t, "000100110000010010000000", string(chosen), "seeds 1 to 24 chosen at a share of 0.25")
+	require.Equal(t, "000011110001111110111011", string(over), "seeds 1 to 24 created over an old image")
+}
+
+// TestOverImageGeometry: the old image a creation replaces has the new
+// image's cluster and table sizes and another size (4 KiB, or 8 KiB when
+// the new image is 4 KiB: the two headers must differ), its data one
+// cluster at most.
+func TestOverImageGeometry(t *testing.T) {
+	for _, c := range []struct {
+		size, want, data int64
+		cluster          uint32
+	}{{65536, 4096, 4096, 4096}, {4096, 8192, 4096, 4096}, {8192, 4096, 4096, 65536}, {4096, 8192, 8192, 65536}} {
+		o := OverImageFor(workload.Geometry{ClusterSize: c.cluster, TableSize: 2, Size: c.size})
+		require.Equal(t, c.want, o.Size, "the old image's size under a new one of %d", c.size)
+		require.Equal(t, c.data, o.DataLen)
+		require.Equal(t, c.cluster, o.ClusterSize)
+		require.EqualValues(t, 2, o.TableSize)
+		m, err := o.Model()
+		require.NoError(t, err)
+		require.Equal(t, o.Size, m.Size())
+	}
+}
+
+// TestCreateJudgeCountsAbsent: the creation judge passes and counts as
+// absent both a crash state without the image and, in a creation over an
+// old image, one whose file under the image's name has no QED magic yet.
+func TestCreateJudgeCountsAbsent(t *testing.T) {
+	var absent, old atomic.Int64
+	j := &createJudge{t: qedtarget.Target{}, absent: &absent, old: &old}
+	mem := afero.NewMemMapFs()
+	over := OverImageFor(workload.Geometry{ClusterSize: 4096, TableSize: 1, Size: 65536})
+	st := &State{FS: mem, Image: "/d/img.qed", Rec: &Recording{Over: &over}}
+	v, err := j.Judge(context.Background(), st)
+	require.NoError(t, err)
+	require.True(t, v.OK(), "%v", v)
+	require.EqualValues(t, 1, absent.Load(), "the image absent")
+	require.NoError(t, afero.WriteFile(mem, st.Image, make([]byte, 4096), 0o644))
+	v, err = j.Judge(context.Background(), st)
+	require.NoError(t, err)
+	require.True(t, v.OK(), "%v", v)
+	require.EqualValues(t, 2, absent.Load(), "a file without the magic counts as absent")
+	require.Zero(t, old.Load())
+}
+
+// TestCreateJudgeGeometry: the creation judge's geometry check reads the
+// backing file's name even from a file that ends right after it (a
+// creation that wrote its header fields and the name first), and asks for
+// NO_PROBE exactly when the requested backing file is raw.
+func TestCreateJudgeGeometry(t *testing.T) {
+	g := workload.Geometry{ClusterSize: 4096, TableSize: 1, Size: 65536, Backing: []workload.Backing{{Format: "raw", Size: 65536}}}
+	image := func(format string) *State {
+		mem := afero.NewMemMapFs()
+		p := "/d/img.qed"
+		require.NoError(t, afero.WriteFile(mem, "/d/"+workload.BackingName(0, "raw"), make([]byte, 65536), 0o644))
+		require.NoError(t, qedtarget.Target{}.Create(mem, p, target.CreateOptions{Size: g.Size, ClusterSize: g.ClusterSize, TableSize: g.TableSize,
+			BackingFile: workload.BackingName(0, "raw"), BackingFormat: format}))
+		return &State{FS: mem, Image: p, Rec: &Recording{W: &workload.Workload{Geometry: g}}}
+	}
+	j := &createJudge{t: qedtarget.Target{}}
+	st := image("raw")
+	require.NoError(t, j.geometry(st), "the image as requested")
+	b, err := afero.ReadFile(st.FS, st.Image)
+	require.NoError(t, err)
+	h := check.Structure(b).Header
+	end := int64(h.BackingNameOffset) + int64(h.BackingNameSize)
+	f, err := st.FS.OpenFile(st.Image, os.O_RDWR, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Truncate(end))
+	require.NoError(t, f.Close())
+	require.NoError(t, j.geometry(st), "a file that ends with the backing file's name")
+	err = j.geometry(image("qed"))
+	require.ErrorContains(t, err, "NO_PROBE false, want true", "a raw backing file without NO_PROBE")
 }
