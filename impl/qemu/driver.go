@@ -108,6 +108,11 @@ func (d *Driver) Record(ctx context.Context, w *workload.Workload, o campaign.Re
 		ro = RecordOptions{Create: true, Over: o.CreateOver, Strace: st}
 	}
 	qr, err := RecordWith(d.Tool.WithContext(ctx), w, dir, d.EndFor(o.Seed), ro)
+	if cerr := ctx.Err(); cerr != nil && err != nil {
+		// QEMU's processes were killed with the context: the run's
+		// failure proves nothing about QEMU.
+		return nil, cerr
+	}
 	var re *RunError
 	if err != nil && (!errors.As(err, &re) || qr == nil) {
 		return nil, err

@@ -78,6 +78,11 @@ func (d *Driver) RecordRecovery(ctx context.Context, st *campaign.State) (*campa
 	if p := r.Proc(); p != nil {
 		_ = p.Quit()
 	}
+	if err := ctx.Err(); err != nil && opErr != nil {
+		// qemu-io was killed with the context (the campaign's duration
+		// ran out, or a signal): that proves nothing about QEMU.
+		return nil, err
+	}
 	if r.err != nil {
 		return nil, r.err
 	}

@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
@@ -68,4 +69,30 @@ func TestDriverF1DuringRecovery(t *testing.T) {
 		t.Fatalf("want %s (F1 during QEMU's recovery; fixed?), got %+v", want, rep.Failures)
 	}
 	t.Logf("%s", rep.Failures[0].Message)
+}
+
+// TestRecordRecoveryCancelled: a recording of QEMU's recovery whose
+// context ends while it runs (the campaign's --duration ran out, or a
+// signal) is the context's error, not a recorded recovery that failed:
+// qemu-io was killed with the context, which proves nothing about QEMU
+// (it was reported as a finding, "recovery: writable open ... qemu-io
+// process has exited (signal: killed)", at the end of a campaign).
+func TestRecordRecoveryCancelled(t *testing.T) {
+	tool := qemutool.Require(t)
+	img, m := liveImage(t)
+	base, err := crashsim.NewImage(map[string][]byte{"/" + workload.ImageName: img})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := base.NewFS(crashsim.Options{}).Point()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	d := &Driver{Tool: tool}
+	rec, err := d.RecordRecovery(ctx, &campaign.State{ID: crashsim.StateID{Model: crashsim.Model{Base: crashsim.Prefix}}, Point: pt, Image: "/" + workload.ImageName, Model: m})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got a recording (OpErr %v) and error %v, want context.Canceled", rec != nil && rec.OpErr != nil, err)
+	}
 }
