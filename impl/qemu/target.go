@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/qedtorture/qedtorture/internal/qemuio"
@@ -33,7 +34,10 @@ type Target struct {
 	cr *creating
 }
 
-var _ target.Target = Target{}
+var (
+	_ target.Target          = Target{}
+	_ target.PatternVerifier = (*Disk)(nil)
+)
 
 // Name implements target.Target.
 func (Target) Name() string { return "qemu" }
@@ -161,6 +165,28 @@ func (d *Disk) Proc() *qemuio.Proc { return d.proc }
 // ReadAt implements io.ReaderAt with `read -v` (hex dump), 1 MiB per command.
 func (d *Disk) ReadAt(p []byte, off int64) (int, error) {
 	return d.proc.ReadAt("qemu", p, off)
+}
+
+// patternChunk bounds one `read -P` of VerifyPattern (no output: qemu-io
+// only allocates the buffer).
+const patternChunk = 16 << 20
+
+// VerifyPattern implements target.PatternVerifier with `read -q -P`:
+// QEMU compares the bytes it reads with b itself ("Pattern verification
+// failed" when one differs), no hex dump.
+func (d *Disk) VerifyPattern(off, n int64, b byte) (bool, error) {
+	for end := off + n; off < end; off += patternChunk {
+		c := min(patternChunk, end-off)
+		out, err := d.proc.Do(fmt.Sprintf("read -q -P %d %d %d", b, off, c))
+		var ce *qemuio.CommandError
+		switch {
+		case errors.As(err, &ce) && strings.Contains(out, "Pattern verification failed"):
+			return false, nil
+		case err != nil:
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // WriteAt implements io.WriterAt with `write -s FILE` (the bytes go
