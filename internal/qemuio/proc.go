@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -405,16 +404,26 @@ func (p *Proc) Quit() error {
 }
 
 // ParseDump decodes the hex dump `read -v off n` prints into p (len n)
-// and checks that it covers [off, off+len(p)) exactly.
+// and checks that it covers [off, off+len(p)) exactly. A dump line is an
+// offset column (%08x, wider past 4 GiB) followed by ":  " and up to 16
+// groups of two lowercase hex digits and a space; other lines (the
+// statistics) are skipped. It walks the output once without allocating
+// (a dump of a megabyte is four and a half megabytes of text).
 func ParseDump(out string, off int64, p []byte) error {
 	got := 0
-	for _, l := range strings.Split(out, "\n") {
-		c := strings.Index(l, ":  ")
-		if c != 8 && c != 16 { // the offset column is %08x (wider past 4 GiB)
+	for len(out) > 0 {
+		l := out
+		if i := strings.IndexByte(out, '\n'); i >= 0 {
+			l, out = out[:i], out[i+1:]
+		} else {
+			out = ""
+		}
+		c := dumpColon(l)
+		if c < 0 {
 			continue
 		}
-		at, err := strconv.ParseUint(l[:c], 16, 64)
-		if err != nil {
+		at, ok := parseHex(l[:c])
+		if !ok {
 			continue
 		}
 		pos := int64(at) - off
@@ -424,14 +433,14 @@ func ParseDump(out string, off int64, p []byte) error {
 		s := l[c+3:]
 		for j := 0; j < 16 && len(s) >= 3*j+3; j++ {
 			g := s[3*j : 3*j+3]
-			if g[2] != ' ' || !isHex(g[0]) || !isHex(g[1]) {
+			hi, lo := hexVal[g[0]], hexVal[g[1]]
+			if g[2] != ' ' || hi > 15 || lo > 15 {
 				break
 			}
 			if got >= len(p) {
 				return fmt.Errorf("%w: dump longer than %d bytes", ErrParse, len(p))
 			}
-			v, _ := strconv.ParseUint(g[:2], 16, 8)
-			p[got] = byte(v)
+			p[got] = hi<<4 | lo
 			got++
 		}
 	}
@@ -441,16 +450,62 @@ func ParseDump(out string, off int64, p []byte) error {
 	return nil
 }
 
-func isDumpLine(l string) bool {
+// hexVal maps a lowercase hex digit to its value, every other byte to 255.
+var hexVal = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 255
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c - 'a' + 10)
+	}
+	return t
+}()
+
+// dumpColon returns where the ":  " after a dump line's offset column
+// begins (8 or 16: the first ":  " of the line must be there), or -1.
+func dumpColon(l string) int {
 	c := strings.Index(l, ":  ")
 	if c != 8 && c != 16 {
-		return false
+		return -1
 	}
-	_, err := strconv.ParseUint(l[:c], 16, 64)
-	return err == nil
+	return c
 }
 
-func isHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+// parseHex parses s as hexadecimal digits (either case), as
+// strconv.ParseUint(s, 16, 64) does for at most 16 digits.
+func parseHex(s string) (uint64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var v uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		v = v<<4 | uint64(c)
+	}
+	return v, true
+}
+
+func isDumpLine(l string) bool {
+	c := dumpColon(l)
+	if c < 0 {
+		return false
+	}
+	_, ok := parseHex(l[:c])
+	return ok
+}
 
 // ReadAt reads len(p) guest bytes at off through the running qemu-io with
 // `read -v` (a hex dump), 1 MiB per command; errors name what, the prefix
