@@ -61,6 +61,37 @@ func Scale() (float64, error) {
 	return v, nil
 }
 
+// Conformance is TestTarget's account of what it ran, after the defaults,
+// PROPS_SEED and PROPS_SCALE were applied: a caller (and props' own tests)
+// can hold the run to what it asked for. A subtest that was skipped, or
+// did not get as far as running, leaves its fields zero.
+type Conformance struct {
+	// Target is target.Name().
+	Target string
+	// Seed of the whole run: PROPS_SEED, else ConformanceOptions.Seed,
+	// else a random one (logged).
+	Seed int64
+	// Scale is PROPS_SCALE (1 when unset).
+	Scale float64
+	// Regressions replayed (passed or not).
+	Regressions int
+	// StateMachine is the configuration handed to statemachine.Check:
+	// Sequences and Steps defaulted and scaled, Budget, Models (nil = the
+	// oracle's defaults), Run.Explore, Run.Oracle.
+	StateMachine statemachine.Config
+	// Ran is what the state machine ran (sequences, commands, crash
+	// states, what it explored); nil when its subtest did not run it.
+	Ran *statemachine.Result
+	// SweepModels are the crash sweep's models (never empty when it ran),
+	// SweepStates its bound on the crash states judged per model at each
+	// sync, and SweepJudged the crash states it judged.
+	SweepModels              []statemachine.Model
+	SweepStates, SweepJudged int
+	// FaultRuns bounds each fault sweep's runs; FaultSweeps is the number
+	// of sweeps run (a workload under a fault rule each).
+	FaultRuns, FaultSweeps int
+}
+
 // TestTarget runs the whole property suite against an implementation, the
 // way testing/fstest.TestFS checks a file system. Call it from a test of
 // your own with your adapter:
@@ -68,6 +99,9 @@ func Scale() (float64, error) {
 //	func TestConformance(t *testing.T) {
 //		props.TestTarget(t, myTarget{}, props.ConformanceOptions{})
 //	}
+//
+// Problems are reported through t; the Conformance it returns says what
+// ran (a caller may ignore it).
 //
 // Subtests (each reports every problem it finds, then the next one runs):
 //   - Regressions: opts.Regressions replayed;
@@ -79,7 +113,7 @@ func Scale() (float64, error) {
 //     judged under every model (statemachine.CheckCrashSweep);
 //   - FaultSweep: an I/O-error loop (statemachine.CheckFaultSweep) per fault rule over
 //     two fixed workloads, one with a backing file and one without.
-func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
+func TestTarget(t *testing.T, target Target, opts ConformanceOptions) Conformance {
 	t.Helper()
 	seed := opts.Seed
 	if seed == 0 {
@@ -96,9 +130,11 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 		}
 	}
 	t.Logf("conformance of %s: seed %d (replay: PROPS_SEED=%d), scale %g", target.Name(), seed, seed, scale)
+	ran := Conformance{Target: target.Name(), Seed: seed, Scale: scale}
 
 	t.Run("Regressions", func(t *testing.T) {
 		for i, text := range opts.Regressions {
+			ran.Regressions++
 			s, err := statemachine.ParseSequence(text)
 			if err != nil {
 				t.Errorf("regression %d: %v", i, err)
@@ -131,21 +167,21 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 		case opts.Explore < 0:
 			cfg.Run.Explore = 0
 		}
+		ran.StateMachine = cfg
 		res := statemachine.Check(target, cfg)
+		ran.Ran = res
 		if !res.Passed() {
 			t.Error(res.Report())
 			return
 		}
 		t.Log(res.Report())
-		// The run must have done what it was asked: every sequence,
-		// unless its budget ran out first.
-		if res.Sequences < cfg.Sequences && (cfg.Budget == 0 || res.Duration < cfg.Budget) {
-			t.Errorf("the state machine ran %d of %d sequences, within its budget", res.Sequences, cfg.Sequences)
+		if err := ranShort(res, cfg); err != nil {
+			t.Error(err)
 		}
 		t.Logf("explored: op kinds %v; crashes by model %v; crash states by model %v; faults by rule %v; size classes %v; backing layouts %v",
 			res.Explored.OpKinds, res.Explored.Crashes, res.Explored.StatesByModel, res.Explored.FaultRules, res.Explored.SizeClasses, res.Explored.Backings)
-		if secs := res.Duration.Seconds(); secs > 0 {
-			t.Logf("%.1f sequences/s, %.0f commands/s, %.0f crash states/s", float64(res.Sequences)/secs, float64(res.Commands)/secs, float64(res.CrashStates)/secs)
+		if r := rates(res); r != "" {
+			t.Log(r)
 		}
 	})
 
@@ -155,7 +191,9 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 		if len(models) == 0 {
 			models = oracle.DefaultModels()
 		}
+		ran.SweepModels, ran.SweepStates = models, n
 		total, problems := statemachine.CrashSweeps(target, models, n, uint64(seed), opts.Oracle)
+		ran.SweepJudged = total
 		for _, p := range problems {
 			t.Error(p)
 		}
@@ -164,14 +202,38 @@ func TestTarget(t *testing.T, target Target, opts ConformanceOptions) {
 
 	t.Run("FaultSweep", func(t *testing.T) {
 		runs := sweepSize(t, opts.FaultRuns, 24, scale, "fault sweeps disabled by ConformanceOptions.FaultRuns")
+		ran.FaultRuns = runs
 		for name, w := range statemachine.FaultSweepWorkloads() {
 			for _, rule := range statemachine.FaultRules {
+				ran.FaultSweeps++
 				for _, f := range statemachine.CheckFaultSweep(target, w, rule, runs, opts.Oracle) {
 					t.Errorf("workload %s: %v\nworkload:\n%s", name, f, w)
 				}
 			}
 		}
 	})
+	return ran
+}
+
+// ranShort is the state machine's check of itself: a run that passed must
+// have run every sequence it was asked (cfg.Sequences), unless its budget
+// ran out first (statemachine.Check stops between batches once
+// cfg.Budget has passed).
+func ranShort(res *statemachine.Result, cfg statemachine.Config) error {
+	if res.Sequences < cfg.Sequences && (cfg.Budget == 0 || res.Duration < cfg.Budget) {
+		return fmt.Errorf("the state machine ran %d of %d sequences, within its budget", res.Sequences, cfg.Sequences)
+	}
+	return nil
+}
+
+// rates is the state machine's speed, the line TestTarget logs ("" for a
+// run that took no measurable time).
+func rates(res *statemachine.Result) string {
+	secs := res.Duration.Seconds()
+	if secs <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f sequences/s, %.0f commands/s, %.0f crash states/s", float64(res.Sequences)/secs, float64(res.Commands)/secs, float64(res.CrashStates)/secs)
 }
 
 // sweepSize is a sweep's size from its option n: negative skips the

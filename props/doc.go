@@ -14,7 +14,7 @@
 //     sweeps (gopter imports testing: only this door and tests import it).
 //
 // props' own names are the door's: TestTarget, ConformanceOptions,
-// Replay, Scale, and the interface an implementation adapts to (Target,
+// Conformance, Replay, Scale, and the interface an implementation adapts to (Target,
 // Disk, CreateOptions, OpenOptions, CheckResult: aliases of props/target's,
 // target.go). The names the packages' contents had when they lived in
 // props (CheckCrashState, CheckStateMachine, Sequence, ...) are gone
@@ -53,7 +53,14 @@
 // It runs regressions, the state machine (crashes under every crash model
 // of DefaultModels, faults, concurrency), the crash sweeps and the fault
 // sweeps (props/statemachine), and reports every failing subtest with a
-// replayable counterexample. impl/qed is run through exactly this door
+// replayable counterexample. It returns a Conformance, its account of
+// what it ran once the defaults, PROPS_SEED and PROPS_SCALE were applied
+// (the seed, the state machine's configuration and statemachine.Result,
+// the crash sweep's models and states, the fault sweeps): a caller may
+// ignore it, or hold the run to what it asked, as props' own tests do
+// (conformance_test.go). The state machine's check of itself (every
+// sequence asked was run, unless the budget ran out) is a failure of the
+// StateMachine subtest. impl/qed is run through exactly this door
 // (impl/qed/qedtarget's conformance_test.go). PROPS_SCALE multiplies the
 // work for nightly runs.
 //
