@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -44,5 +45,83 @@ func TestExhaustiveDepth3Valid(t *testing.T) {
 	x := NewExhaustive(3)
 	for i := range x.Len() {
 		require.NoError(t, x.Workload(i).Validate(), "workload %d (%s)", i, x.Describe(i))
+	}
+}
+
+// TestCanonicalShapesAim: every shape lands where its name says, on
+// every layout and after a grow: the allocated, zero and unallocated
+// (backing-covered) clusters are c0, c1 and c2 (the prefix makes them
+// so); aligned means to the cluster, sector to 512 bytes and not to the
+// cluster, unaligned to neither; a span crosses the boundary of the two
+// clusters it names; the last-cluster shapes lie in the cluster holding
+// the image's last byte and reach the end.
+func TestCanonicalShapesAim(t *testing.T) {
+	cluster := map[string]int64{"allocated": 0, "zero": 1, "unallocated": 2}
+	for _, l := range CanonicalLayouts() {
+		cs := int64(l.Geometry.ClusterSize)
+		for _, size := range []int64{l.Geometry.Size, l.Geometry.Size + cs + 512} {
+			last := (size - 1) / cs * cs
+			for _, s := range CanonicalShapes() {
+				op := s.Op(cs, size)
+				what := l.Name + " " + s.Name
+				inside := func(op Op, c0, c1 int64) { // op lies in clusters c0..c1
+					t.Helper()
+					require.Positive(t, op.Len, what)
+					require.GreaterOrEqual(t, op.Off, c0*cs, what)
+					require.LessOrEqual(t, op.Off+op.Len, (c1+1)*cs, what)
+				}
+				aligned := func(op Op, class string) {
+					t.Helper()
+					switch class {
+					case "aligned":
+						require.Zero(t, op.Off%cs, what)
+						require.Zero(t, op.Len%cs, what)
+					case "sector":
+						require.Zero(t, op.Off%512, what)
+						require.Zero(t, op.Len%512, what)
+						require.NotZero(t, op.Off%cs+op.Len%cs, what)
+					case "unaligned":
+						require.NotZero(t, op.Off%512, what)
+					}
+				}
+				parts := strings.Split(s.Name, "-")
+				switch {
+				case parts[0] == "write" && parts[1] == "span":
+					c0, c1 := cluster[parts[2]], cluster[parts[3]]
+					inside(op, c0, c1)
+					require.Less(t, op.Off, c1*cs, what)
+					require.Greater(t, op.Off+op.Len, c1*cs, what)
+				case s.Name == "write-last-cluster":
+					require.Equal(t, Write, op.Kind, what)
+					inside(op, last/cs, last/cs)
+					require.Equal(t, size, op.Off+op.Len, what)
+					aligned(op, "unaligned")
+				case parts[0] == "write":
+					require.Equal(t, Write, op.Kind, what)
+					inside(op, cluster[parts[2]], cluster[parts[2]])
+					aligned(op, parts[1])
+				case s.Name == "zero-aligned":
+					require.Equal(t, WriteZeroes, op.Kind, what)
+					inside(op, 0, 0)
+					aligned(op, "aligned")
+				case s.Name == "zero-unaligned":
+					require.Equal(t, WriteZeroes, op.Kind, what)
+					inside(op, 1, 2)
+					require.Less(t, op.Off, 2*cs, what)
+					require.Greater(t, op.Off+op.Len, 2*cs, what)
+					aligned(op, "unaligned")
+				case s.Name == "grow":
+					require.Equal(t, Op{Kind: Resize, Off: size + cs + 512}, op, what)
+				case s.Name == "concurrent-pair":
+					require.Equal(t, Concurrent, op.Kind, what)
+					require.Len(t, op.Group, 2, what)
+					inside(op.Group[0], 2, 2)
+					aligned(op.Group[0], "aligned")
+					require.Equal(t, Op{Kind: Write, Off: last, Len: 512}, op.Group[1], what)
+				default:
+					require.Contains(t, []Kind{Flush, Reopen}, op.Kind, what)
+				}
+			}
+		}
 	}
 }

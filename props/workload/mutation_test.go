@@ -158,3 +158,30 @@ func TestBackingCloseErrors(t *testing.T) {
 	_, err = workload.BuildBacking(closeFailTarget{}, afero.NewMemMapFs(), "/", []workload.Backing{{Format: "qed", Size: 65536, ClusterSize: 4096, TableSize: 1, Fill: 1}})
 	require.ErrorIs(t, err, errCloseFails, "qed")
 }
+
+// zeroFailTarget is impl/qed whose write-zeroes fail.
+type zeroFailTarget struct{ qedtarget.Target }
+
+type zeroFailDisk struct{ target.Disk }
+
+var errZeroFails = errors.New("write-zeroes fails")
+
+func (d zeroFailDisk) WriteZeroes(off, n int64) error { return errZeroFails }
+
+func (t zeroFailTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil {
+		return d, err
+	}
+	return zeroFailDisk{d}, nil
+}
+
+// TestZeroOpFails: a zero op whose write-zeroes fails fails the op with
+// that error.
+func TestZeroOpFails(t *testing.T) {
+	err := runScript(t, zeroFailTarget{}, "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nzero 0x1000 0x200\n")
+	require.ErrorIs(t, err, errZeroFails)
+	var oe *workload.OpError
+	require.ErrorAs(t, err, &oe)
+	require.Equal(t, 0, oe.Index)
+}
