@@ -125,3 +125,35 @@ func TestCanonicalShapesAim(t *testing.T) {
 		}
 	}
 }
+
+// TestCanonicalLayouts: the layouts are what Exhaustive's doc draws:
+// 4 KiB clusters, one-cluster tables, four clusters (the last partial,
+// on a 512-byte boundary, in the unaligned ones), and in the backing ones
+// a raw backing file ending inside c2.
+func TestCanonicalLayouts(t *testing.T) {
+	ls := CanonicalLayouts()
+	require.Len(t, ls, 4)
+	for _, l := range ls {
+		g := l.Geometry
+		require.NoError(t, (&Workload{Geometry: g}).Validate(), l.Name)
+		cs := int64(g.ClusterSize)
+		require.Equal(t, int64(4096), cs, l.Name)
+		require.Equal(t, uint32(1), g.TableSize, l.Name)
+		if strings.Contains(l.Name, "unaligned") {
+			require.Greater(t, g.Size, 3*cs, l.Name)
+			require.Less(t, g.Size, 4*cs, l.Name)
+			require.Zero(t, g.Size%512, l.Name)
+		} else {
+			require.Equal(t, 4*cs, g.Size, l.Name)
+		}
+		if !strings.HasSuffix(l.Name, "-backing") {
+			require.Empty(t, g.Backing, l.Name)
+			continue
+		}
+		require.Len(t, g.Backing, 1, l.Name)
+		b := g.Backing[0]
+		require.Equal(t, "raw", b.Format, l.Name)
+		require.Greater(t, b.Size, 2*cs, l.Name)
+		require.Less(t, b.Size, 3*cs, l.Name)
+	}
+}

@@ -186,13 +186,19 @@ func (c *GenConfig) NoExtras() {
 
 // MaxGuestSize returns the largest image size a geometry addresses
 // (entries per table squared, times the cluster size), capped at
-// MaxImageSize.
+// MaxImageSize. The product is not formed when it would pass the cap
+// (geometries of 2 MiB clusters and more address 2^64 bytes and more,
+// which wrapped around in 64 bits).
 func MaxGuestSize(clusterSize, tableSize uint32) int64 {
-	n := uint64(tableSize) * uint64(clusterSize) / 8
-	if n > 1<<25 {
+	cs := uint64(clusterSize)
+	n := uint64(tableSize) * cs / 8
+	if n == 0 {
+		return 0
+	}
+	if cs > MaxImageSize/n || n > MaxImageSize/(n*cs) {
 		return MaxImageSize
 	}
-	return int64(min(n*n*uint64(clusterSize), MaxImageSize))
+	return int64(n * n * cs)
 }
 
 // drawExtras draws the legal images and requests of GenConfig's chances

@@ -1,0 +1,48 @@
+package workload
+
+import (
+	"math/big"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestMaxGuestSize: MaxGuestSize is (entries per table)² × cluster size,
+// capped at MaxImageSize, for every legal geometry (cluster sizes 4 KiB
+// to 64 MiB, table sizes 1 to 16), computed without overflow: the 16,
+// 32 and 64 MiB clusters of one-cluster tables (the generator's big
+// clusters) address 2^66 bytes and more, which wrapped to 0 in 64-bit
+// arithmetic, so that no long or huge request was drawn on them.
+func TestMaxGuestSize(t *testing.T) {
+	for cs := uint32(4096); cs <= 64<<20; cs *= 2 {
+		for ts := uint32(1); ts <= 16; ts *= 2 {
+			n := new(big.Int).SetUint64(uint64(ts) * uint64(cs) / 8)
+			want := new(big.Int).Mul(n, n)
+			want.Mul(want, big.NewInt(int64(cs)))
+			if want.Cmp(big.NewInt(MaxImageSize)) > 0 {
+				want.SetInt64(MaxImageSize)
+			}
+			require.Equal(t, want.Int64(), MaxGuestSize(cs, ts), "cluster size %d, table size %d", cs, ts)
+		}
+	}
+	require.Equal(t, int64(4096*512*512), MaxGuestSize(4096, 1))
+	require.Zero(t, MaxGuestSize(0, 1))
+	require.Equal(t, int64(MaxImageSize), MaxGuestSize(1<<31, 1<<31), "no overflow outside the legal geometries either")
+}
+
+// TestGenerateEdgeConfigs: a configuration without weights draws no ops
+// (it does not loop or panic), and one with MaxChain 0 no backing file
+// whatever BackingChance says.
+func TestGenerateEdgeConfigs(t *testing.T) {
+	for i := range uint64(200) {
+		cfg := DefaultGenConfig()
+		cfg.NoExtras()
+		cfg.Weights = nil
+		cfg.BackingChance, cfg.MaxChain = 1, 0
+		w := Generate(rand.New(rand.NewPCG(7, i)), cfg)
+		require.Empty(t, w.Ops, "draw %d", i)
+		require.Empty(t, w.Geometry.Backing, "draw %d", i)
+		require.NoError(t, w.Validate())
+	}
+}
