@@ -32,8 +32,9 @@ func TestMaxGuestSize(t *testing.T) {
 }
 
 // TestGenerateEdgeConfigs: a configuration without weights draws no ops
-// (it does not loop or panic), and one with MaxChain 0 no backing file
-// whatever BackingChance says.
+// (it does not loop or panic), one with MaxChain 0 no backing file
+// whatever BackingChance says, and one without BigClusterSizes no big
+// cluster whatever BigClusterChance says.
 func TestGenerateEdgeConfigs(t *testing.T) {
 	for i := range uint64(200) {
 		cfg := DefaultGenConfig()
@@ -44,5 +45,9 @@ func TestGenerateEdgeConfigs(t *testing.T) {
 		require.Empty(t, w.Ops, "draw %d", i)
 		require.Empty(t, w.Geometry.Backing, "draw %d", i)
 		require.NoError(t, w.Validate())
+		cfg = DefaultGenConfig()
+		cfg.BigClusterChance, cfg.BigClusterSizes = 1, nil
+		w = Generate(rand.New(rand.NewPCG(7, i)), cfg)
+		require.Contains(t, cfg.ClusterSizes, w.Geometry.ClusterSize, "draw %d", i)
 	}
 }
