@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/binary"
@@ -40,6 +41,9 @@ type recoverer struct {
 	verified, differed int
 	// trips counts the batches of commands sent (round trips to QEMU).
 	trips int
+	// backing holds the bytes of the backing files reset last wrote into
+	// dir, by name (the image's are not kept).
+	backing map[string][]byte
 }
 
 // readBackLimit bounds the data a recoverer reads back in its own process
@@ -672,18 +676,37 @@ func (r *recoverer) restart() error {
 // readChunk bounds one read command of readBack.
 const readChunk = 1 << 20
 
-// reset empties r's directory and writes files into it.
+// reset empties r's directory and writes files into it. A backing file
+// with the same name and bytes as the one the previous state left there
+// is kept (most states of a workload share their backing chain; writing
+// the files was half of a state's CPU in this process): QEMU opens a
+// backing file read-only (a QED image's backing file is never written
+// by an open, a flush, a write or a close of the image), so the file on
+// disk still holds the bytes written. The image is always written anew.
 func (r *recoverer) reset(files map[string][]byte) error {
 	ents, err := os.ReadDir(r.dir)
 	if err != nil {
 		return fmt.Errorf("qemu: %w", err)
 	}
+	keep := map[string]bool{}
 	for _, e := range ents {
-		if err := os.RemoveAll(filepath.Join(r.dir, e.Name())); err != nil {
+		name := e.Name()
+		if prev, ok := r.backing[name]; ok && e.Type().IsRegular() && files[name] != nil && bytes.Equal(prev, files[name]) {
+			keep[name] = true
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(r.dir, name)); err != nil {
 			return fmt.Errorf("qemu: %w", err)
 		}
 	}
+	r.backing = map[string][]byte{}
 	for name, b := range files {
+		if name != workload.ImageName {
+			r.backing[name] = b
+		}
+		if keep[name] {
+			continue
+		}
 		if err := os.WriteFile(filepath.Join(r.dir, name), b, 0o644); err != nil {
 			return fmt.Errorf("qemu: %w", err)
 		}

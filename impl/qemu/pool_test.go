@@ -33,7 +33,7 @@ type recoveryCase struct {
 // stage: a sound image, a bad L2 entry NEED_CHECK does not announce, the
 // same announced (QEMU repairs it), no QED header, an empty file, data the
 // model does not allow, a size it does not allow, an image over a backing
-// file.
+// file, the same image over a changed backing file.
 func recoveryCases(t testing.TB) []recoveryCase {
 	img, m := liveImage(t)
 	one := func(b []byte) map[string][]byte { return map[string][]byte{workload.ImageName: b} }
@@ -101,6 +101,8 @@ func recoveryCases(t testing.TB) []recoveryCase {
 	if err != nil {
 		t.Fatal(err)
 	}
+	changed := append([]byte(nil), back...)
+	changed[100000] ^= 0xff
 	return []recoveryCase{
 		{"sound", one(img), m},
 		{"bad L2 entry, NEED_CHECK clear", one(badL2), m},
@@ -110,6 +112,10 @@ func recoveryCases(t testing.TB) []recoveryCase {
 		{"data the model does not allow", one(img), other},
 		{"size the model does not allow", one(img), small},
 		{"over a backing file", map[string][]byte{workload.ImageName: bimg, "b.raw": back}, bm},
+		// The same image over a backing file of other bytes, right after
+		// the one above: a recoverer that kept the former file would
+		// pass it.
+		{"over a changed backing file", map[string][]byte{workload.ImageName: bimg, "b.raw": changed}, bm},
 	}
 }
 
