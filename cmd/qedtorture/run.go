@@ -29,6 +29,7 @@ import (
 type runFlags struct {
 	campaignFlags
 	faults      string
+	faultShare  float64 // --fault-share: share of workloads run with a drawn fault
 	shard       string
 	shards      int
 	maxFailures int
@@ -94,6 +95,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	f.register(cmd, runDefaults())
 	fl := cmd.Flags()
 	fl.StringVar(&f.faults, "fault", "", "faultfs rules injected into every workload run, e.g. 'write:enospc@nth=17'")
+	fl.Float64Var(&f.faultShare, "fault-share", campaign.DefaultFaultShare, "share of workloads (0 to 1; of those whose creation is not crashed) run with one fault rule drawn from the workload seed (an EIO, ENOSPC, short or lost write, sync, truncate, read or open at a drawn operation), judged as --fault runs are; in-process targets without --fault, --diff, --exhaustive or --workload (0 = none)")
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
 	fl.IntVar(&f.qemuStates, "qemu-states", qemu.DefaultQEMUStates, "with --target qemu: distinct crash states per workload recovered and read back by QEMU itself (-1 = all, 0 = none)")
@@ -280,10 +282,44 @@ func campaignConfig(cmd *cobra.Command, f *runFlags) (campaign.Config, error) {
 			cfg.Duration = 0
 		}
 	}
+	if err := f.setFaultShare(cmd, &cfg); err != nil {
+		return cfg, err
+	}
 	if err := cfg.CheckMemory(); err != nil {
 		return bad("%v", strings.TrimPrefix(err.Error(), campaign.ErrConfig.Error()+": "))
 	}
 	return cfg, nil
+}
+
+// setFaultShare sets cfg.FaultShare from --fault-share, once the target,
+// --fault, --diff, --exhaustive and --workload are known: its default
+// applies to a generated campaign on an in-process target (cfg.Target)
+// without those; asked for explicitly where it cannot apply, it is a
+// usage error.
+func (f *runFlags) setFaultShare(cmd *cobra.Command, cfg *campaign.Config) error {
+	if f.faultShare < 0 || f.faultShare > 1 {
+		return usagef(cmd, "invalid --fault-share %g: want a share from 0 to 1", f.faultShare)
+	}
+	why := ""
+	switch {
+	case f.faultShare == 0:
+	case cfg.Target == nil:
+		why = "--fault-share injects faults in process: target " + f.target + " runs out of process"
+	case f.faults != "":
+		why = "--fault-share and --fault are exclusive (--fault injects its rules into every workload)"
+	case f.diff != "":
+		why = "--diff compares runs without faults: it cannot go with --fault-share"
+	case f.exhaustive != 0:
+		why = "an exhaustive campaign runs without faults: --exhaustive cannot go with --fault-share"
+	case cfg.Workload != nil:
+		why = "--workload runs the script given: --fault-share would draw faults into it (use --fault)"
+	}
+	if why == "" {
+		cfg.FaultShare = f.faultShare
+	} else if cmd.Flags().Changed("fault-share") {
+		return usagef(cmd, "%s", why)
+	}
+	return nil
 }
 
 func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
@@ -333,6 +369,9 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 		cfg.TargetName, cfg.Shard, cfg.Workers, limit, strings.Join(names, ","), campaign.FormatBytes(cfg.MemoryBudget))
 	if cfg.Faults != "" {
 		fmt.Fprintf(hum, "faults: %s\n", cfg.Faults)
+	}
+	if cfg.FaultShare > 0 {
+		fmt.Fprintf(hum, "faults: one drawn rule in %g of the workloads not crashed during creation (--fault-share)\n", cfg.FaultShare)
 	}
 	if cfg.Diff != nil {
 		fmt.Fprintf(hum, "diff: every workload also runs without crashes on %s and on %s, compared\n", cfg.TargetName, cfg.Diff.Name())
@@ -400,6 +439,10 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	fmt.Fprintf(hum, "%s: %d workload(s) checked in %.1fs (%d passed, %d failed, %d skipped), %d crash points, %d crash states (%.0f states/s)%s\n",
 		what, rep.Workloads+rep.FailedWorkloads+rep.Skipped, rep.Seconds, rep.Workloads, rep.FailedWorkloads, rep.Skipped,
 		rep.CrashPoints, rep.CrashStates, rep.StatesPerSecond, diffNote)
+	if rep.Faulted > 0 {
+		fmt.Fprintf(hum, "faulted: %d workload(s) ran with an injected fault, %d crash state(s) or read(s) failed only within a silent fault's damage (its direct effect)\n",
+			rep.Faulted, rep.FaultEffects)
+	}
 	noArtifact := 0
 	for _, fr := range rep.Failures {
 		fmt.Fprintf(hum, "FAILURE workload %d (seed %d), minimized from %d to %d ops: %s\n  signature: %s\n",

@@ -297,3 +297,42 @@ func TestRunDiff(t *testing.T) {
 	r = runWant(t, exitUsage, "run", "--diff", "impl/qed", "--fault", "write:eio@nth=3", "--iterations", "1")
 	require.Contains(t, r.stderr, "--diff")
 }
+
+// TestRunFaultShare: by default a share of the workloads runs with a
+// drawn fault (the summary says so, the report carries the share and
+// counts the faulted workloads); the share is refused out of [0,1] and,
+// asked for, where it cannot apply; --fault turns the default off.
+func TestRunFaultShare(t *testing.T) {
+	dir := t.TempDir()
+	rep := filepath.Join(dir, "r.json")
+	a := runArgs([]string{"run", "--iterations", "4", "--seed", "11", "--report", rep, "--out", dir, "--nested-depth", "1"}, quick)
+	read := func() map[string]any {
+		b, err := os.ReadFile(rep)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(b, &m))
+		return m
+	}
+	r := runWant(t, exitOK, a...)
+	require.Contains(t, r.stdout, "faults: one drawn rule in 0.2 of the workloads")
+	require.EqualValues(t, 0.2, read()["fault_share"])
+	r = runWant(t, exitOK, runArgs(a, []string{"--fault-share", "1", "--create-crashes", "0"})...)
+	m := read()
+	require.EqualValues(t, 1, m["fault_share"])
+	require.Positive(t, m["faulted"], "faults drawn into every workload fire")
+	require.Contains(t, r.stdout, "faulted: ")
+	r = runWant(t, exitOK, runArgs(a, []string{"--fault", "write:eio@nth=1000000"})...)
+	require.NotContains(t, read(), "fault_share", "--fault turns the drawn faults off")
+	require.NotContains(t, r.stdout, "one drawn rule")
+	for _, bad := range [][]string{
+		{"--fault-share", "1.5"},
+		{"--fault-share", "-1"},
+		{"--fault-share", "0.5", "--fault", "write:eio@nth=1"},
+		{"--fault-share", "0.5", "--exhaustive", "1"},
+		{"--fault-share", "0.5", "--diff", "impl/qed"},
+		{"--fault-share", "0.5", "--target", "exec:qedtorture io"},
+	} {
+		r := runWant(t, exitUsage, runArgs(a, bad)...)
+		require.Contains(t, r.stderr, "fault-share", "%v", bad)
+	}
+}

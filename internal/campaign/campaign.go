@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// build makes a report of the counters and the failures written so far.
 	build := func(st Stats) *Report {
 		rep := &Report{Version: ReportVersion, Seed: cfg.Seed, Shard: cfg.Shard.String(), ShardCount: cfg.Shard.Count,
-			ShardsDone: []int{cfg.Shard.Index}, Target: cfg.TargetName, Models: models, Faults: cfg.Faults,
+			ShardsDone: []int{cfg.Shard.Index}, Target: cfg.TargetName, Models: models, Faults: cfg.Faults, FaultShare: cfg.FaultShare,
 			Iterations: cfg.Iterations, Workers: cfg.Workers, PerModel: map[string]int64{}, Failures: []FailureReport{}}
 		rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = st.Workloads, st.Skipped, st.Points, st.States
 		rep.FailedWorkloads = st.Failures
@@ -238,7 +238,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					}
 					// Held until the workload and its minimization are done.
 					defer gate.release(mem)
-					f, _, err := ck.runWorkload(wl, seed, "")
+					// A drawn fault (faultshare.go): its dry run fails only
+					// where the run itself would, a setup failure.
+					ck.faults = cfg.Faults
+					drawn, err := drawFault(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare)
+					var f *Failure
+					if err == nil {
+						if drawn != "" {
+							ck.faults = drawn
+						}
+						f, _, err = ck.runWorkload(wl, seed, "")
+					}
 					if err != nil && stop() {
 						// Stopped (a signal, or the duration is up) while it
 						// ran: a driver's processes were killed with the
@@ -326,7 +336,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					if cfg.Out != "" {
 						// Committed (durable, under its final name) before the
 						// failure joins the list the reports are built from.
-						dir, err := WriteArtifact(cfg.Out, mf, ArtifactMeta{CampaignSeed: cfg.Seed, Faults: cfg.Faults,
+						dir, err := WriteArtifact(cfg.Out, mf, ArtifactMeta{CampaignSeed: cfg.Seed, Faults: mk.faults,
 							Target: cfg.TargetName, Oracle: cfg.Oracle, Models: models, Bound: cfg.Bound,
 							Samples: cfg.Samples, SampledPoints: cfg.SampledPoints})
 						mf.Artifact, mf.ArtifactErr = dir, err

@@ -132,6 +132,12 @@ type Config struct {
 	MemoryBudget int64
 	// Faults are faultfs rules applied to the run of every workload.
 	Faults string
+	// FaultShare (0 to 1) runs a share of the workloads whose creation is
+	// not recorded with one fault rule each, drawn from the workload seed
+	// and judged as Faults are (faultshare.go); 0: none. Not with Faults
+	// (which fault every workload), Diff or Exhaustive; the driver must
+	// inject faults (in process).
+	FaultShare float64
 	// Bound, Samples: per crash point and model, states are enumerated when
 	// at most Bound, else Samples are drawn. SampledPoints: operation
 	// indices drawn per workload on top of the syncs and the end.
@@ -339,6 +345,19 @@ func (c *Config) setDefaults() error {
 	}
 	if c.CreateShare < 0 || c.CreateShare > 1 {
 		return fmt.Errorf("%w: creation share %g not in [0,1]", ErrConfig, c.CreateShare)
+	}
+	if c.FaultShare < 0 || c.FaultShare > 1 {
+		return fmt.Errorf("%w: fault share %g not in [0,1]", ErrConfig, c.FaultShare)
+	}
+	if c.FaultShare > 0 {
+		switch {
+		case c.Faults != "":
+			return fmt.Errorf("%w: a fault share with faults for every workload (--fault-share with --fault)", ErrConfig)
+		case c.Diff != nil:
+			return fmt.Errorf("%w: differential runs compare runs without faults (no --fault-share with --diff)", ErrConfig)
+		case c.Exhaustive != nil:
+			return fmt.Errorf("%w: an exhaustive campaign runs its workloads without faults (no --fault-share with --exhaustive)", ErrConfig)
+		}
 	}
 	if c.NestedStates == 0 {
 		c.NestedStates = DefaultNestedStates

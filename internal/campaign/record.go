@@ -36,6 +36,10 @@ type Mark struct {
 	// Injected counts the faults injected before the mark: later ones
 	// happened during this op or after it (in process only).
 	Injected int
+	// Matched counts the operations the first fault rule matched before
+	// the mark, fired or not (in process, with faults only: drawFault's
+	// dry run places its fault by op).
+	Matched uint64
 }
 
 // Recording is one run of a workload, recorded: the hand-over from a
@@ -76,6 +80,10 @@ type Recording struct {
 	// OpErr is the first guest op error; Injected the faults injected.
 	OpErr    *workload.OpError
 	Injected []faultfs.Injection
+	// FaultMatches counts, per fault rule, the operations of the run its
+	// filter matched (whether it fired or not): a rule that never fires
+	// counts a run's operations of a kind (drawFault's dry run).
+	FaultMatches []uint64
 	// EndMap is the structure of the image at the end of a faulted run
 	// (with the checker's map): where silent faults landed (faults.go).
 	EndMap *check.Report
@@ -203,6 +211,7 @@ func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Reco
 		return nil, fmt.Errorf("campaign: setup: %w", err)
 	}
 	injected := func() int { return 0 }
+	matched := func() uint64 { return 0 }
 	var ffs *faultfs.FS
 	if faults != "" {
 		ffs, err = faultfs.NewFromString(fs, int64(seed), faults)
@@ -229,16 +238,23 @@ func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Reco
 			e.Disk = nil
 			rec.OpErr = &workload.OpError{Index: -1, Err: fmt.Errorf("reopen through the fault layer (setup): %w", err)}
 		}
-		defer func() { rec.Injected = ffs.Log() }()
+		defer func() {
+			rec.Injected = ffs.Log()
+			rec.FaultMatches = make([]uint64, len(ffs.Rules()))
+			for i := range rec.FaultMatches {
+				rec.FaultMatches[i] = ffs.Matches(i)
+			}
+		}()
 		injected = ffs.Injected
+		matched = func() uint64 { return ffs.Matches(0) }
 	}
 	rec.SetupEnd = fs.Ops()
 	if create {
 		rec.SetupEnd, rec.CreateEnd = createFrom, rec.SetupEnd
 	}
-	rec.Marks = append(rec.Marks, Mark{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone(), Injected: injected()})
+	rec.Marks = append(rec.Marks, Mark{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone(), Injected: injected(), Matched: matched()})
 	e.Snapshot = func(i int, m *model.Disk) {
-		rec.Marks = append(rec.Marks, Mark{Op: i, K: fs.Ops(), Model: m, Injected: injected()})
+		rec.Marks = append(rec.Marks, Mark{Op: i, K: fs.Ops(), Model: m, Injected: injected(), Matched: matched()})
 	}
 	fs.OnSync(func(p *crashsim.Point) bool {
 		rec.Syncs[p.K()] = p

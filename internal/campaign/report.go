@@ -29,8 +29,11 @@ type Report struct {
 	Target     string   `json:"target"`      // implementation under test
 	Models     []string `json:"models"`      // crash models enumerated
 	Faults     string   `json:"faults,omitempty"`
-	Iterations int      `json:"iterations,omitempty"` // workload index space bound (0 = by duration)
-	Workloads  int64    `json:"workloads"`            // workloads completed without a failure
+	// FaultShare is the share of workloads run with a drawn fault
+	// (Config.FaultShare; Faulted counts those in which it fired).
+	FaultShare float64 `json:"fault_share,omitempty"`
+	Iterations int     `json:"iterations,omitempty"` // workload index space bound (0 = by duration)
+	Workloads  int64   `json:"workloads"`            // workloads completed without a failure
 	// FailedWorkloads counts the workloads that failed (Failures lists the
 	// first of each signature, minimized, up to MaxFailures signatures).
 	FailedWorkloads int64 `json:"failed_workloads"`
@@ -227,7 +230,7 @@ func Merge(reps ...*Report) (*Report, error) {
 	}
 	first := reps[0]
 	out := &Report{Version: ReportVersion, Seed: first.Seed, ShardCount: first.ShardCount, Target: first.Target,
-		Models: first.Models, Faults: first.Faults, Iterations: first.Iterations, PerModel: map[string]int64{},
+		Models: first.Models, Faults: first.Faults, FaultShare: first.FaultShare, Iterations: first.Iterations, PerModel: map[string]int64{},
 		Failures: []FailureReport{}, Diff: first.Diff}
 	var digest, wdigest uint64
 	for i, r := range reps {
@@ -245,6 +248,8 @@ func Merge(reps ...*Report) (*Report, error) {
 			what = "diff target " + strconv.Quote(r.Diff)
 		case r.Faults != first.Faults:
 			what = "faults " + strconv.Quote(r.Faults)
+		case r.FaultShare != first.FaultShare:
+			what = "fault share " + strconv.FormatFloat(r.FaultShare, 'g', -1, 64)
 		case r.Iterations != first.Iterations:
 			what = "iterations " + strconv.Itoa(r.Iterations)
 		}
