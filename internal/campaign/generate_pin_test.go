@@ -36,7 +36,17 @@ import (
 // huge requests drawn after the ops (drawExtras; a workload without them
 // is the same script); before:
 // f94e4dacd9c5c8312eede7200c7ec44039a77c63a332fa24f21f8081c6f6d13e.
-const pinnedWorkloads = "87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534fb9bee34347ac64"
+//
+// Changed on purpose by issue 16.2 (coverage): an image spanning more
+// than one L2 table gets a one- or two-table L2 cache (l2_cache=N,
+// L2CacheChance 0.5), drawn last: with the key taken out every script
+// is the one before (pinnedWithoutL2Cache); before:
+// 87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534fb9bee34347ac64.
+const pinnedWorkloads = "2960135d1c439d968957ea0cc60c7cf262bbfb48b049b1f37b79de8fb226919a"
+
+// pinnedWithoutL2Cache is the same hash with every l2_cache key taken
+// out: pinnedWorkloads before the key.
+const pinnedWithoutL2Cache = "87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534fb9bee34347ac64"
 
 // pinnedWithoutHostile is the same hash with every hostile op taken out:
 // the generation before issue 16.1's hostile op (with issue 18's image
@@ -45,9 +55,9 @@ const pinnedWorkloads = "87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534fb9bee
 const pinnedWithoutHostile = "393076e731a1945732c3b08ba0590420602d671adb02ad1b61f34ef4c8fad3ca"
 
 func TestGenerationPinned(t *testing.T) {
-	h, without := sha256.New(), sha256.New()
+	h, without, noCache := sha256.New(), sha256.New(), sha256.New()
 	gen := workload.DefaultGenConfig()
-	hostile := 0
+	hostile, small := 0, 0
 	for w := range 1000 {
 		wl := generate(WorkloadSeed(1, w), gen)
 		if err := wl.Validate(); err != nil {
@@ -57,9 +67,19 @@ func TestGenerationPinned(t *testing.T) {
 		if err := wl.Format(h); err != nil {
 			t.Fatal(err)
 		}
+		if wl.Geometry.L2Cache != 0 {
+			small++
+		}
+		nc := wl.Clone()
+		nc.Geometry.L2Cache = 0
+		fmt.Fprintf(noCache, "# %d\n", w)
+		if err := nc.Format(noCache); err != nil {
+			t.Fatal(err)
+		}
 		n := len(wl.Ops)
 		wl.Ops = slices.DeleteFunc(wl.Ops, func(op workload.Op) bool { return op.Kind == workload.Hostile })
 		hostile += n - len(wl.Ops)
+		wl.Geometry.L2Cache = 0 // drawn after the hostile op: the key came later
 		fmt.Fprintf(without, "# %d\n", w)
 		if err := wl.Format(without); err != nil {
 			t.Fatal(err)
@@ -67,6 +87,12 @@ func TestGenerationPinned(t *testing.T) {
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != pinnedWorkloads {
 		t.Fatalf("workloads 0-999 of seed 1 hash to %s, pinned %s: generation changed", got, pinnedWorkloads)
+	}
+	if got := hex.EncodeToString(noCache.Sum(nil)); got != pinnedWithoutL2Cache {
+		t.Fatalf("workloads 0-999 of seed 1 without their l2_cache keys hash to %s, pinned %s", got, pinnedWithoutL2Cache)
+	}
+	if small < 40 || small > 150 {
+		t.Fatalf("%d workloads of 1000 with a small L2 cache, want about 90 (L2CacheChance 0.5 of the images spanning two tables or more)", small)
 	}
 	if got := hex.EncodeToString(without.Sum(nil)); got != pinnedWithoutHostile {
 		t.Fatalf("workloads 0-999 of seed 1 without their hostile ops hash to %s, pinned %s", got, pinnedWithoutHostile)

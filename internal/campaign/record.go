@@ -222,7 +222,7 @@ func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Reco
 			return nil, fmt.Errorf("campaign: setup: close: %w", err)
 		}
 		e.FS = ffs
-		if e.Disk, err = tgt.Open(ffs, e.ImagePath(), target.OpenOptions{}); err != nil {
+		if e.Disk, err = tgt.Open(ffs, e.ImagePath(), e.OpenOptions(false)); err != nil {
 			// An error the fault layer injected into this open is
 			// expected: the open surfaced it, and the run stops before
 			// its first op with the image as the failed open left it

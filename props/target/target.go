@@ -57,6 +57,12 @@ type CreateOptions struct {
 // OpenOptions are the open parameters of an image under test.
 type OpenOptions struct {
 	ReadOnly bool
+	// L2CacheTables, when positive, asks an implementation that caches
+	// L2 tables to hold at most this many (a small cache evicts tables
+	// the image goes on using: its write-back and re-reads are tested);
+	// 0: its default. A hint: implementations without such a cache, or
+	// without the knob (QEMU's qed driver), ignore it.
+	L2CacheTables int
 }
 
 // Disk is an open image: guest I/O at any offset and length.

@@ -93,10 +93,16 @@ func NewExec(t target.Target, fs afero.Fs, dir string, w *Workload) (*Exec, erro
 	if e.Model, err = model.New(g.Size, m); err != nil {
 		return nil, fmt.Errorf("workload: model: %w", err)
 	}
-	if e.Disk, err = t.Open(fs, e.ImagePath(), target.OpenOptions{}); err != nil {
+	if e.Disk, err = t.Open(fs, e.ImagePath(), e.OpenOptions(false)); err != nil {
 		return nil, fmt.Errorf("workload: open %s: %w", e.ImagePath(), err)
 	}
 	return e, nil
+}
+
+// OpenOptions are the options of every open of the workload's image: its
+// L2 cache size (Geometry.L2Cache) and readOnly.
+func (e *Exec) OpenOptions(readOnly bool) target.OpenOptions {
+	return target.OpenOptions{ReadOnly: readOnly, L2CacheTables: e.W.Geometry.L2Cache}
 }
 
 // BuildBacking writes the backing chain into dir and returns the model of

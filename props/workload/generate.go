@@ -49,6 +49,12 @@ type GenConfig struct {
 	// an image the format forbids, built and judged apart from the
 	// workload's files) inserted at a drawn position among the ops.
 	HostileChance float64
+	// L2CacheChance is the probability that an image spanning more than
+	// one L2 table is opened with an L2 cache of one or two tables
+	// (Geometry.L2Cache): the tables it goes on using are evicted,
+	// written back and read again (drawn last, so the rest of the
+	// workload is the one drawn without it).
+	L2CacheChance float64
 	// Weights of each kind; missing kinds are never generated.
 	Weights map[Kind]int
 }
@@ -77,6 +83,9 @@ func DefaultGenConfig() GenConfig {
 		// that valid images never reach; a few milliseconds each (about 2 % of a
 		// campaign's time).
 		HostileChance: 0.5,
+		// Issue 16: impl/qed's default cache (64 tables) never fills
+		// with the campaign's images; a small one evicts.
+		L2CacheChance: 0.5,
 	}
 }
 
@@ -181,7 +190,7 @@ func (c *GenConfig) NoImageCommands() {
 // clusters, long and huge requests were added (test shapes pinned
 // before them, repair mode's images).
 func (c *GenConfig) NoExtras() {
-	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance = 0, 0, 0, 0, 0
+	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance, c.L2CacheChance = 0, 0, 0, 0, 0, 0
 }
 
 // MaxGuestSize returns the largest image size a geometry addresses
@@ -253,6 +262,9 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 		op, _ := hostileKind{}.gen(&genState{rng: rng})
 		at := rng.IntN(len(w.Ops) + 1)
 		w.Ops = slices.Insert(w.Ops, at, op)
+	}
+	if span := int64(g.TableSize) * int64(g.ClusterSize) / 8 * int64(g.ClusterSize); cfg.L2CacheChance > 0 && og.Size > span && rng.Float64() < cfg.L2CacheChance {
+		g.L2Cache = 1 + rng.IntN(2)
 	}
 }
 

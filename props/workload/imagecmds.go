@@ -330,7 +330,7 @@ func (e *Exec) imageCommand(i int) error {
 	cerr := cmd(ops, e.FS, e.ImagePath())
 	// Open again even after a failed command: a fault may explain it, and
 	// the workload then goes on.
-	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{}); err != nil {
+	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), e.OpenOptions(false)); err != nil {
 		return errors.Join(cerr, fmt.Errorf("reopen: %w", err))
 	}
 	if cerr != nil {

@@ -2,8 +2,6 @@ package workload
 
 import (
 	"fmt"
-
-	"github.com/qedtorture/qedtorture/props/target"
 )
 
 // reopenKind: "reopen" closes the image cleanly (everything durable) and
@@ -31,7 +29,7 @@ func (reopenKind) run(e *Exec, i int, op Op) error {
 		return fmt.Errorf("close: %w", err)
 	}
 	e.Model.Flush() // a clean close makes everything durable
-	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{}); err != nil {
+	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), e.OpenOptions(false)); err != nil {
 		return fmt.Errorf("reopen: %w", err)
 	}
 	if got, want := e.Disk.Size(), e.Model.Size(); got != want {

@@ -50,7 +50,7 @@ func (reopenROKind) run(e *Exec, i int, op Op) error {
 		return fmt.Errorf("close: %w", err)
 	}
 	e.Model.Flush() // a clean close makes everything durable
-	ro, err := e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{ReadOnly: true})
+	ro, err := e.Target.Open(e.FS, e.ImagePath(), e.OpenOptions(true))
 	if err != nil {
 		return fmt.Errorf("read-only open: %w", err)
 	}
@@ -64,7 +64,7 @@ func (reopenROKind) run(e *Exec, i int, op Op) error {
 	if err != nil {
 		return err
 	}
-	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), target.OpenOptions{}); err != nil {
+	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), e.OpenOptions(false)); err != nil {
 		return fmt.Errorf("reopen: %w", err)
 	}
 	return nil

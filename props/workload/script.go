@@ -15,7 +15,11 @@ func (w *Workload) Format(out io.Writer) error {
 	bw := bufio.NewWriter(out)
 	g := w.Geometry
 	fmt.Fprintln(bw, scriptMagic)
-	fmt.Fprintf(bw, "image cluster_size=%d table_size=%d size=%d%s\n", g.ClusterSize, g.TableSize, g.Size, g.Craft.keys())
+	fmt.Fprintf(bw, "image cluster_size=%d table_size=%d size=%d%s", g.ClusterSize, g.TableSize, g.Size, g.Craft.keys())
+	if g.L2Cache != 0 {
+		fmt.Fprintf(bw, " l2_cache=%d", g.L2Cache)
+	}
+	fmt.Fprintln(bw)
 	for _, b := range g.Backing {
 		if b.Format == "qed" {
 			fmt.Fprintf(bw, "backing qed size=%d cluster_size=%d table_size=%d fill=%d\n", b.Size, b.ClusterSize, b.TableSize, b.Fill)
@@ -172,6 +176,7 @@ func Parse(r io.Reader) (*Workload, error) {
 				}
 			}
 			var craft Craft
+			var l2Cache uint64
 			if kw == "image" {
 				for _, f := range craftFields {
 					v, err := num(f.key, 64, false)
@@ -180,12 +185,15 @@ func Parse(r io.Reader) (*Workload, error) {
 					}
 					f.set(&craft, v)
 				}
+				if l2Cache, err = num("l2_cache", 8, false); err != nil {
+					return nil, err
+				}
 			}
 			for k := range kv {
 				return nil, bad("unknown key %q", k)
 			}
 			if kw == "image" {
-				w.Geometry.Craft = craft
+				w.Geometry.Craft, w.Geometry.L2Cache = craft, int(l2Cache)
 				w.Geometry.ClusterSize, w.Geometry.TableSize, w.Geometry.Size = uint32(cs), uint32(ts), int64(size)
 				sawImage = true
 			} else {

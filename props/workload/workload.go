@@ -32,7 +32,17 @@ type Geometry struct {
 	Backing     []Backing
 	// Craft patches the created image's header and layout (craft.go).
 	Craft Craft
+	// L2Cache, when positive, is the L2 cache size in tables every open
+	// of the image asks for (target.OpenOptions.L2CacheTables, a hint:
+	// impl/qed honours it), so images with more L2 tables in use than
+	// that evict tables and read them back (image line key l2_cache=N,
+	// 1..MaxL2Cache); 0: the target's default.
+	L2Cache int
 }
+
+// MaxL2Cache bounds Geometry.L2Cache (impl/qed's default cache holds 64
+// tables).
+const MaxL2Cache = 64
 
 // Workload is a geometry plus the operations to run on it.
 type Workload struct {
@@ -63,6 +73,9 @@ func (w *Workload) Validate() error {
 	g := w.Geometry
 	if err := validQEDGeometry(g.ClusterSize, g.TableSize); err != nil {
 		return err
+	}
+	if g.L2Cache < 0 || g.L2Cache > MaxL2Cache {
+		return fmt.Errorf("%w: l2_cache %d not in 0..%d", ErrInvalid, g.L2Cache, MaxL2Cache)
 	}
 	if g.Size < 0 || g.Size%512 != 0 || g.Size > MaxImageSize {
 		return fmt.Errorf("%w: image size %d must be a multiple of 512 in 0..%d", ErrInvalid, g.Size, int64(MaxImageSize))

@@ -31,7 +31,11 @@ func (Target) Create(fs afero.Fs, path string, o target.CreateOptions) error {
 
 // Open implements target.Target.
 func (t Target) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
-	im, err := qed.Open(fs, path, t.opts(o.ReadOnly))
+	opts := t.opts(o.ReadOnly)
+	if o.L2CacheTables > 0 {
+		opts.L2CacheTables = o.L2CacheTables
+	}
+	im, err := qed.Open(fs, path, opts)
 	if err != nil {
 		return nil, err
 	}

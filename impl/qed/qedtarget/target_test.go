@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/stretchr/testify/require"
@@ -40,4 +41,43 @@ func TestBrokenBreakWhatTheySay(t *testing.T) {
 		require.Positive(t, unsyncedAfterFlush(t, b), "%s: the flushed write must still be losable", b.Name())
 	}
 	require.Equal(t, []string{"broken:nosync", "broken:noflush"}, names)
+}
+
+// TestOpenL2CacheHint: target.OpenOptions.L2CacheTables bounds impl/qed's
+// L2 cache: reads that alternate between two L2 tables read each table
+// once with the default cache, and again at every switch with a
+// one-table cache (eviction); the data read is the same.
+func TestOpenL2CacheHint(t *testing.T) {
+	tableReads := func(cache int) int {
+		mem := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+		require.NoError(t, mem.MkdirAll("/w", 0o755))
+		tg := qedtarget.Target{}
+		// 4 KiB clusters, one-cluster tables: an L2 table spans 2 MiB.
+		require.NoError(t, tg.Create(mem, "/w/image.qed", target.CreateOptions{Size: 8 << 20, ClusterSize: 4096, TableSize: 1}))
+		d, err := tg.Open(mem, "/w/image.qed", target.OpenOptions{})
+		require.NoError(t, err)
+		for _, off := range []int64{0, 2 << 20} {
+			_, err = d.WriteAt([]byte{byte(off>>20) + 1}, off)
+			require.NoError(t, err)
+		}
+		require.NoError(t, d.Close())
+		ffs, err := faultfs.NewFromString(mem, 0, "read:delay=1ns")
+		require.NoError(t, err)
+		d, err = tg.Open(ffs, "/w/image.qed", target.OpenOptions{L2CacheTables: cache})
+		require.NoError(t, err)
+		before := ffs.Matches(0)
+		for range 3 {
+			for _, off := range []int64{0, 2 << 20} {
+				b := make([]byte, 1)
+				_, err := d.ReadAt(b, off)
+				require.NoError(t, err)
+				require.Equal(t, byte(off>>20)+1, b[0])
+			}
+		}
+		require.NoError(t, d.Close())
+		return int(ffs.Matches(0) - before)
+	}
+	// The six guest reads read data clusters alike; the tables differ.
+	def, small := tableReads(0), tableReads(1)
+	require.Equal(t, def+4, small, "one-table cache: each of the 4 switches after the first two reads the table again")
 }
