@@ -1,5 +1,7 @@
 package target
 
+import "github.com/spf13/afero"
+
 // Mapper is an optional capability of a Disk: its allocation map, what
 // `qemu-img map` shows. The workload op "map" asks for it and judges it
 // against the model of the guest disk (a range the map says reads as
@@ -63,6 +65,16 @@ type Hardened interface {
 // Disk without it, nothing is asked.
 type Informer interface {
 	Info() Info
+}
+
+// HeaderReader is a Target that reads an image's info from its header
+// alone, without opening the image or its backing chain, and without
+// disturbing a writer that has it open (`qemu-img info -U`; impl/qed:
+// qed.ReadHeaderWith with ForceShare, what `qedtorture info` reads). The
+// workload op "map" judges that it says what the open image says. Path
+// is the path given; Files and ReadOnly are not set.
+type HeaderReader interface {
+	ReadInfo(fs afero.Fs, path string) (Info, error)
 }
 
 // Info describes an open image.

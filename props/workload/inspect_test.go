@@ -74,6 +74,14 @@ func (l lying) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk
 	return lyingDisk{d, l.how}, nil
 }
 
+func (l lying) ReadInfo(fs afero.Fs, path string) (target.Info, error) {
+	in, err := l.Target.ReadInfo(fs, path)
+	if l.how == "header-size" { // a header that lags the open image
+		in.Size -= 512
+	}
+	return in, err
+}
+
 type lyingDisk struct {
 	target.Disk
 	how string
@@ -130,6 +138,7 @@ func TestInspectOpsJudge(t *testing.T) {
 		"accept-resize": "was not refused",
 		"accept-write":  "a write at a negative offset",
 		"info-size":     "info: size",
+		"header-size":   "info from the header",
 		"info-writable": "read-only: info: read-only false, want true",
 		"closed-resize": "a resize on the closed image was not refused",
 	} {

@@ -38,8 +38,14 @@ func (mapKind) run(e *Exec, i int, op Op) error {
 	}
 	e.snapshot(i)
 	if in, ok := e.Disk.(target.Informer); ok {
-		if err := judgeInfo(in.Info(), e, i, false); err != nil {
+		info := in.Info()
+		if err := judgeInfo(info, e, i, false); err != nil {
 			return err
+		}
+		if hr, ok := e.Target.(target.HeaderReader); ok {
+			if err := judgeHeaderInfo(hr, info, e); err != nil {
+				return err
+			}
 		}
 	}
 	exts, err := m.Map()
@@ -78,6 +84,23 @@ func judgeInfo(in target.Info, e *Exec, i int, readOnly bool) error {
 		return fmt.Errorf("info: read-only %v, want %v", in.ReadOnly, readOnly)
 	case (in.BackingFile != "") != (in.Files > 1) || in.Files < 1:
 		return fmt.Errorf("info: backing file %q with %d file(s) read", in.BackingFile, in.Files)
+	}
+	return nil
+}
+
+// judgeHeaderInfo checks that the info read from the image's header
+// alone, while it is open, is the open image's: what a header reader
+// (qemu-img info -U) shows of a running image is what the image is
+// (every change of its size or backing file written to the header as it
+// is made, not only at a flush or close).
+func judgeHeaderInfo(hr target.HeaderReader, open target.Info, e *Exec) error {
+	h, err := hr.ReadInfo(e.FS, e.ImagePath())
+	if err != nil {
+		return fmt.Errorf("info from the header: %w", err)
+	}
+	if h.Path != e.ImagePath() || h.ClusterSize != open.ClusterSize || h.TableSize != open.TableSize || h.Size != open.Size || h.BackingFile != open.BackingFile {
+		return fmt.Errorf("info from the header (%q: cluster size %d, table size %d, size %#x, backing file %q) differs from the open image's (cluster size %d, table size %d, size %#x, backing file %q)",
+			h.Path, h.ClusterSize, h.TableSize, h.Size, h.BackingFile, open.ClusterSize, open.TableSize, open.Size, open.BackingFile)
 	}
 	return nil
 }

@@ -82,6 +82,18 @@ func (t Target) opts(readOnly bool) qed.OpenOptions {
 	return opts
 }
 
+var _ target.HeaderReader = Target{}
+
+// ReadInfo implements target.HeaderReader with qed.ReadHeaderWith and the
+// force-share lock, as `qedtorture info -U` reads a running image.
+func (Target) ReadInfo(fs afero.Fs, path string) (target.Info, error) {
+	h, err := qed.ReadHeaderWith(fs, path, qed.OpenOptions{ForceShare: true})
+	if err != nil {
+		return target.Info{}, err
+	}
+	return target.Info{Path: path, ClusterSize: h.ClusterSize, TableSize: h.TableSize, Size: int64(h.ImageSize), BackingFile: h.BackingFilename}, nil
+}
+
 var (
 	_ target.Mapper = disk{}
 	_ target.Strict = disk{}
