@@ -122,6 +122,13 @@ func (d lyingDisk) Resize(size int64) error {
 	return err
 }
 
+func (d lyingDisk) Check(repair bool) (target.CheckResult, error) {
+	if d.how == "ro-repair" && repair {
+		return target.CheckResult{}, nil // accepts a repairing check even read-only
+	}
+	return d.Disk.Check(repair)
+}
+
 func (d lyingDisk) WriteAt(p []byte, off int64) (int, error) {
 	if d.how == "accept-write" && off < 0 {
 		return len(p), nil
@@ -139,6 +146,7 @@ func TestInspectOpsJudge(t *testing.T) {
 		"accept-write":  "a write at a negative offset",
 		"info-size":     "info: size",
 		"header-size":   "info from the header",
+		"ro-repair":     "a repairing check of the read-only image was not refused",
 		"info-writable": "read-only: info: read-only false, want true",
 		"closed-resize": "a resize on the closed image was not refused",
 	} {

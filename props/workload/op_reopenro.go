@@ -10,9 +10,11 @@ import (
 // reopenROKind: "reopen-ro OFF LEN" closes the image cleanly (everything
 // durable), opens it read-only, reads [OFF, OFF+LEN) and compares it with
 // the model, checks the size, closes it and opens it writable again. A
-// read-only open writes nothing; on a Strict Disk (target.Strict) a write
-// to the read-only image must be refused, and every call once it is
-// closed; an Informer must say it is read-only (see mapKind).
+// read-only open writes nothing; on a Strict Disk (target.Strict) a write,
+// write-zeroes, resize and repairing check of the read-only image must be
+// refused, a flush and a check without repair succeed (the check clean),
+// and every call once it is closed is refused; an Informer must say it is
+// read-only (see mapKind).
 type reopenROKind struct{}
 
 func (reopenROKind) name() string { return "reopen-ro" }
@@ -96,6 +98,18 @@ func readOnlyChecks(e *Exec, d target.Disk, i int, op Op) error {
 		}
 		if err := d.Resize(d.Size() + 512); err == nil || err.Error() == "" {
 			return fmt.Errorf("a resize of the read-only image was not refused")
+		}
+		if _, err := d.Check(true); err == nil || err.Error() == "" {
+			return fmt.Errorf("a repairing check of the read-only image was not refused")
+		}
+		// Legal on a read-only image: a flush (nothing to write) and a
+		// check without repair, clean after the clean close.
+		if err := d.Flush(); err != nil {
+			return fmt.Errorf("a flush of the read-only image: %w", err)
+		}
+		r, err := d.Check(false)
+		if err != nil || r.Corruptions != 0 || r.CheckErrors != 0 {
+			return fmt.Errorf("a check of the read-only image after a clean close: %+v, %v", r, err)
 		}
 	}
 	return nil
