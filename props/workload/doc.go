@@ -30,6 +30,10 @@
 //	reopen-ro 0x0 0x2000
 //	refused 2
 //
+// The image line may carry a craft's keys (craft.go) and l2_cache=N: every
+// open of the image asks the target for an L2 cache of N tables
+// (target.OpenOptions.L2CacheTables; Exec.OpenOptions).
+//
 // rebase, rebase-unsafe and commit are the image commands (imagecmds.go):
 // the image closed, qemu-img rebase, rebase -u or commit run on its files
 // through the target's target.ImageOps, the image opened again; the setup
