@@ -95,7 +95,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	f.register(cmd, runDefaults())
 	fl := cmd.Flags()
 	fl.StringVar(&f.faults, "fault", "", "faultfs rules injected into every workload run, e.g. 'write:enospc@nth=17'")
-	fl.Float64Var(&f.faultShare, "fault-share", campaign.DefaultFaultShare, "share of workloads (0 to 1; of those whose creation is not crashed) run with one fault rule drawn from the workload seed (an EIO, ENOSPC, short or lost write, sync, truncate, read or open at a drawn operation), judged as --fault runs are; in-process targets without --fault, --diff, --exhaustive or --workload (0 = none)")
+	fl.Float64Var(&f.faultShare, "fault-share", campaign.DefaultFaultShare, "share of workloads (0 to 1; of those whose creation is not crashed) run with one fault rule drawn from the workload seed (an EIO, ENOSPC or lost write, sync, truncate, read or open at a drawn operation), judged as --fault runs are; in-process targets without --fault, --diff, --exhaustive or --workload (0 = none)")
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
 	fl.IntVar(&f.qemuStates, "qemu-states", qemu.DefaultQEMUStates, "with --target qemu: distinct crash states per workload recovered and read back by QEMU itself (-1 = all, 0 = none)")

@@ -47,11 +47,19 @@ import (
 // whose operations may interleave differently).
 
 // DrawnFaultKinds are the faults drawn (faultfs's "ops:fault"): the
-// error faults on every file operation impl/qed makes after the setup
-// (short: a write that stores a prefix and returns ENOSPC, as a full disk
-// does), and the silent losses of a write, a sync and a truncate.
+// error faults on every file operation impl/qed makes after the setup,
+// and the silent losses of a write, a sync and a truncate.
+//
+// write:short (a prefix stored, ENOSPC returned) is left out: it tears a
+// write inside a sector, which the format's atomic header and table
+// updates cannot survive (a short write of the 64-byte header fields,
+// then a crash before the implementation's rewrite of the old fields is
+// durable, leaves a header half new and half old), like the garbage
+// crash models; the judges excuse the silent faults' damage, not that.
+// Found by the first campaign with --fault-share 1 (seed 2, workload 80:
+// "write:short@nth=2" during a rebase -u).
 var DrawnFaultKinds = []string{
-	"write:eio", "write:enospc", "write:short", "write:lost",
+	"write:eio", "write:enospc", "write:lost",
 	"sync:eio", "sync:lost",
 	"truncate:eio", "truncate:enospc", "truncate:lost",
 	"read:eio",

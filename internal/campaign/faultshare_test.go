@@ -71,6 +71,9 @@ func TestDrawnFault(t *testing.T) {
 		require.InDelta(t, 4000/3, hit[step], 150, "step %s drawn uniformly: %v", step, hit)
 	}
 	require.Len(t, kinds, len(DrawnFaultKinds), "every kind drawn")
+	// A short write tears a sector no implementation can keep atomic
+	// (faultshare.go): never drawn.
+	require.NotContains(t, DrawnFaultKinds, "write:short")
 	require.Empty(t, DrawnFault(1, []uint64{0, 0, 0}))
 	require.Empty(t, DrawnFault(1, nil))
 }
