@@ -153,16 +153,17 @@ func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size i
 			if o := opOf[j]; o >= 0 && o < len(w.Ops) && w.Ops[o].Effect(w.SizeAt(o)).Reads {
 				d.add(w.Ops[o].Off, w.Ops[o].Len) // what the guest read
 			}
-			if !d.hostHit(in.Off, int64(in.Len), true, reps) {
+			if !d.hostHit(in.Off, int64(in.Len), true, locating(w, opOf[j], reps)) {
 				// A cluster not linked in the file yet: what the epoch
 				// wrote there may have been read back and used.
 				d.epochWrites(w, opOf[j])
 			}
 		default: // a lost or misdirected write
 			d.lost = true
-			located := d.hostHit(in.Off, int64(in.Len), false, reps)
+			rs := locating(w, opOf[j], reps)
+			located := d.hostHit(in.Off, int64(in.Len), false, rs)
 			if in.Fault == faultfs.FaultMisdirect && in.Detail >= 0 {
-				located = d.hostHit(in.Detail, int64(in.Len), false, reps) && located
+				located = d.hostHit(in.Detail, int64(in.Len), false, rs) && located
 			}
 			if !located {
 				// Bytes in no table, header or mapped cluster of the
@@ -183,6 +184,24 @@ func damageOf(injs []faultfs.Injection, opOf []int, w *workload.Workload, size i
 		}
 	}
 	return d
+}
+
+// locating returns the maps that may locate a fault during op o: reps,
+// unless a commit runs during or after o. A commit empties the image and
+// truncates the clusters it freed, which later allocations take again:
+// a map taken after it (the run's end, a crash state during or after it)
+// may show a table or data cluster at the host offset the fault hit that
+// was something else when it hit (found by a lost L2 table write before a
+// commit, located by the end map in the table allocated after it, at
+// entries past the image's size: nothing excused, a false failure). The
+// fault is then located by none (the epoch's writes are its damage).
+func locating(w *workload.Workload, o int, reps []*check.Report) []*check.Report {
+	for i := max(o, 0); i < len(w.Ops); i++ {
+		if w.Ops[i].Kind == workload.Commit {
+			return nil
+		}
+	}
+	return reps
 }
 
 // collisions adds the guest ranges of rep's mapped clusters whose data

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/faultfs"
@@ -103,4 +104,29 @@ func TestFaultsImageCommands(t *testing.T) {
 		require.Empty(t, rep.Failures, "workload %d", w)
 		require.Positive(t, rep.FaultEffects, "workload %d: the silent faults had effects", w)
 	}
+}
+
+// TestLostWriteBeforeCommit: a lost L2 table write before a commit (the
+// commit, reopening the image, finds the data unlinked and commits
+// nothing; emptying the image then loses it) is the fault's direct
+// effect. The run's end map, taken after the commit freed the clusters
+// and a later write took them again, located the lost write in the new
+// L2 table at entries past the image's size, so nothing was excused: a
+// false failure the first campaign with --fault-share 1 found (seed 5,
+// workload 4).
+func TestLostWriteBeforeCommit(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=16384 table_size=16 size=983040
+backing raw size=37376 fill=1
+write 0x6c000 0x4000 id=4
+commit
+zero 0x4000 0x8000
+`))
+	require.NoError(t, err)
+	rep, err := Run(context.Background(), Config{Seed: 5, Iterations: 1, Workload: w, Faults: "write:lost@nth=2",
+		Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), rep.Faulted)
+	require.Empty(t, rep.Failures)
+	require.Positive(t, rep.FaultEffects)
 }
