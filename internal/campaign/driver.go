@@ -318,6 +318,23 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 		}
 		return v, nil
 	}
+	// A crash during a commit: the base is recovered first, as without
+	// faults (it may need its own recovery, which the image's read-only
+	// open of it does not do); a base its recovery refuses after a silent
+	// fault in a file other than the image is that fault's effect (the
+	// judgement of its contents is left to the runs without faults).
+	if name, format, _, ok, _, err := st.Rec.W.CommitBase(st.GuestOp); err != nil {
+		return nil, err
+	} else if ok {
+		if err := oracle.RecoverCommitBase(j.t, st.FS, path.Join(path.Dir(st.Image), name), format); err != nil {
+			if injs, _ := st.Rec.silentUpTo(st.ID.K); slices.ContainsFunc(injs, func(in faultfs.Injection) bool {
+				return silentFault(in) && path.Clean(in.Path) != path.Clean(st.Image)
+			}) {
+				return excused, nil
+			}
+			return &oracle.Verdict{Stage: oracle.StageCommitBase, Err: err}, nil
+		}
+	}
 	// The fault check below needs the model as of the crash: recover a copy.
 	v := oracle.Judge(j.t, st.FS, st.Image, st.Model.Clone(), o)
 	if v.OK() {

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"errors"
+	"github.com/qedtorture/qedtorture/crashsim"
 	"strings"
 	"testing"
 
@@ -129,4 +130,25 @@ zero 0x4000 0x8000
 	require.Equal(t, int64(1), rep.Faulted)
 	require.Empty(t, rep.Failures)
 	require.Positive(t, rep.FaultEffects)
+}
+
+// TestFaultedCommitRecoversBase: in a faulted run too, a crash during a
+// commit into a qed base recovers the base before the image is judged
+// (as a user would: check -r of the base, then the image). Before, only
+// runs without faults did, so a crash state before the fault (the base's
+// L2 link durable, its file extension not yet) failed reading the image
+// through the unrecovered base: found by --fault-share 1, seed 5.
+func TestFaultedCommitRecoversBase(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=4096 table_size=1 size=139264
+backing qed size=31744 cluster_size=65536 table_size=4 fill=1
+zero 0x14a00 0x1a00
+commit
+`))
+	require.NoError(t, err)
+	rep, err := Run(context.Background(), Config{Seed: 5, Iterations: 1, Workload: w, Faults: "truncate:enospc@nth=3",
+		Models: []crashsim.Model{{Base: crashsim.Subset}}, Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), rep.Faulted)
+	require.Empty(t, rep.Failures)
 }
