@@ -27,12 +27,27 @@ import (
 // were); pinnedGenerateLong draws 0..1999 with a long and a huge request
 // in every workload (their rare corners: a long request ending on a
 // sector boundary).
+//
+// Changed on purpose by issue 16.2 (coverage): the small L2 cache
+// (l2_cache=N, L2CacheChance 0.5 of the images spanning more than one L2
+// table) drawn last in drawExtras, and zeroed in turn by oneOffConfigs
+// too; with the key taken out, the draws hash to the pins before it
+// (pinnedWithoutL2Cache: the same draws, the five one-off configurations
+// of before).
 const (
-	pinnedGenerate       = "07e10159122f655bbf2cfd45d5c6c0e7be6aa0771da3e2465e1b3e352fac4a2f"
-	pinnedGenerateExtras = "10a8491eeb78a86f1c68d8fe5d4efef9c6e8c803e8ae43262d4b94211be46713"
-	pinnedGenerateOneOff = "28064f60697b45b8e3d22bb70dc54b07e94344389ac2a06a5f9fa8d01d325380"
-	pinnedGenerateLong   = "8ff5164f67db66403d510992a6e0bd108c4e57fc1840fefd22bf329966d26311"
+	pinnedGenerate       = "d57daabbb34d807db6b2b0d471566b890ce1a575dfe69b309c079e252af1339a"
+	pinnedGenerateExtras = "549d69ab1305cd10beaf600fb1354f93cce5ac4fa59d6c82f6be08c9bcf9b45e"
+	pinnedGenerateOneOff = "543ab7b0dd0caf088aebc7bb6a204ddafcabea9f3d22e97208e4179be66427c7"
+	pinnedGenerateLong   = "e1bbcaeb02f68064fbe591c19304de0e6d6ac1b26234b59beca2c2ed7b932c5e"
 )
+
+// pinnedWithoutL2Cache are the four pins before the l2_cache key.
+var pinnedWithoutL2Cache = [4]string{
+	"07e10159122f655bbf2cfd45d5c6c0e7be6aa0771da3e2465e1b3e352fac4a2f",
+	"10a8491eeb78a86f1c68d8fe5d4efef9c6e8c803e8ae43262d4b94211be46713",
+	"28064f60697b45b8e3d22bb70dc54b07e94344389ac2a06a5f9fa8d01d325380",
+	"8ff5164f67db66403d510992a6e0bd108c4e57fc1840fefd22bf329966d26311",
+}
 
 // extrasConfig is DefaultGenConfig with every chance of drawExtras, wide
 // images and backing chains raised, so that 300 draws reach each branch.
@@ -47,27 +62,36 @@ func extrasConfig() GenConfig {
 // in turn.
 func oneOffConfigs() []GenConfig {
 	var cfgs []GenConfig
-	for k := range 5 {
+	for k := range 6 {
 		cfg := extrasConfig()
-		*[]*float64{&cfg.BigClusterChance, &cfg.LongChance, &cfg.HugeChance, &cfg.CraftChance, &cfg.HostileChance}[k] = 0
+		*[]*float64{&cfg.BigClusterChance, &cfg.LongChance, &cfg.HugeChance, &cfg.CraftChance, &cfg.HostileChance, &cfg.L2CacheChance}[k] = 0
 		cfgs = append(cfgs, cfg)
 	}
 	return cfgs
 }
 
 func generationHash(t *testing.T, draws uint64, cfgs ...GenConfig) string {
+	return generationHashStrip(t, draws, false, cfgs...)
+}
+
+// generationHashStrip is generationHash, the l2_cache key taken out of
+// every draw when strip is set.
+func generationHashStrip(t *testing.T, draws uint64, strip bool, cfgs ...GenConfig) string {
 	h := sha256.New()
 	for _, cfg := range cfgs {
-		hashDraws(t, h, draws, cfg)
+		hashDraws(t, h, draws, cfg, strip)
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func hashDraws(t *testing.T, h io.Writer, draws uint64, cfg GenConfig) {
+func hashDraws(t *testing.T, h io.Writer, draws uint64, cfg GenConfig, strip bool) {
 	for i := range draws {
 		w := Generate(rand.New(rand.NewPCG(1, i)), cfg)
 		if err := w.Validate(); err != nil {
 			t.Fatalf("draw %d is invalid: %v\n%s", i, err, w)
+		}
+		if strip {
+			w.Geometry.L2Cache = 0
 		}
 		fmt.Fprintf(h, "# %d\n", i)
 		if err := w.Format(h); err != nil {
@@ -90,5 +114,16 @@ func TestGeneratePinned(t *testing.T) {
 	long.LongChance, long.HugeChance = 1, 1
 	if got := generationHash(t, 2000, long); got != pinnedGenerateLong {
 		t.Errorf("Generate's draws 0-1999 of PCG(1, i) with a long and a huge request hash to %s, pinned %s: generation changed", got, pinnedGenerateLong)
+	}
+	// Without the l2_cache key (drawn last), the draws of before.
+	for i, got := range [4]string{
+		generationHashStrip(t, 300, true, DefaultGenConfig()),
+		generationHashStrip(t, 300, true, extrasConfig()),
+		generationHashStrip(t, 300, true, oneOffConfigs()[:5]...),
+		generationHashStrip(t, 2000, true, long),
+	} {
+		if got != pinnedWithoutL2Cache[i] {
+			t.Errorf("pin %d without the l2_cache key: %s, pinned %s: the other draws changed", i, got, pinnedWithoutL2Cache[i])
+		}
 	}
 }
