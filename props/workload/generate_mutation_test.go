@@ -51,3 +51,23 @@ func TestGenerateEdgeConfigs(t *testing.T) {
 		require.Contains(t, cfg.ClusterSizes, w.Geometry.ClusterSize, "draw %d", i)
 	}
 }
+
+// TestGenerateHugeValid: the huge requests stay inside the image they
+// grow, on the geometry where the write across 4 GiB can pass the end
+// (4 KiB clusters: the size is 4 GiB plus as little as one cluster).
+func TestGenerateHugeValid(t *testing.T) {
+	cfg := DefaultGenConfig()
+	cfg.NoExtras()
+	cfg.ClusterSizes, cfg.TableSizes, cfg.WideChance, cfg.HugeChance = []uint32{4096}, []uint32{16}, 0, 1
+	trimmed := 0
+	for i := range uint64(3000) {
+		w := Generate(rand.New(rand.NewPCG(11, i)), cfg)
+		require.NoError(t, w.Validate(), "draw %d", i)
+		n := len(w.Ops)
+		require.Equal(t, Write, w.Ops[n-1].Kind, "draw %d", i)
+		if size := w.Ops[n-3].Off; w.Ops[n-1].Off+w.Ops[n-1].Len == size {
+			trimmed++
+		}
+	}
+	require.Positive(t, trimmed, "a write across 4 GiB trimmed to the image's end")
+}
