@@ -71,3 +71,20 @@ func TestGenerateHugeValid(t *testing.T) {
 	}
 	require.Positive(t, trimmed, "a write across 4 GiB trimmed to the image's end")
 }
+
+// TestOpGenHotOutside: the ranged ops an OpGen draws stay inside the
+// image whatever its hot regions are (a hot region at or past the end,
+// as an OpGen whose Hot was computed for another size could have).
+func TestOpGenHotOutside(t *testing.T) {
+	for i := range uint64(300) {
+		const size = 65536
+		g := &OpGen{Rand: rand.New(rand.NewPCG(5, i)), Size: size, ClusterSize: 4096, Hot: []int64{size, 1 << 40}, NextID: 1}
+		for _, k := range []Kind{Write, WriteZeroes, Read, ReopenRO} {
+			op, ok := g.Draw(k)
+			require.True(t, ok)
+			require.Positive(t, op.Len, "draw %d: %v", i, op)
+			require.GreaterOrEqual(t, op.Off, int64(0), "draw %d: %v", i, op)
+			require.LessOrEqual(t, op.Off+op.Len, int64(size), "draw %d: %v", i, op)
+		}
+	}
+}
