@@ -50,6 +50,8 @@ func TestGenerateEdgeConfigs(t *testing.T) {
 		w = Generate(rand.New(rand.NewPCG(7, i)), cfg)
 		require.Contains(t, cfg.ClusterSizes, w.Geometry.ClusterSize, "draw %d", i)
 	}
+	require.Equal(t, Flush, PickKind(rand.New(rand.NewPCG(7, 0)), nil), "PickKind without weights")
+	require.Equal(t, Flush, PickKind(rand.New(rand.NewPCG(7, 0)), map[Kind]int{Write: 0}), "PickKind with weights 0")
 }
 
 // TestGenerateHugeValid: the huge requests stay inside the image they

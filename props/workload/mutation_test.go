@@ -3,6 +3,7 @@ package workload_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -184,4 +185,23 @@ func TestZeroOpFails(t *testing.T) {
 	var oe *workload.OpError
 	require.ErrorAs(t, err, &oe)
 	require.Equal(t, 0, oe.Index)
+}
+
+// TestConcurrentGroupSizes: a concurrent group of 1 to 64 requests
+// parses and round-trips; 0 and 65 are refused with the size named.
+func TestConcurrentGroupSizes(t *testing.T) {
+	for _, n := range []int{1, 64} {
+		s := fmt.Sprintf("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nconcurrent %d\n", n)
+		for j := range n {
+			s += fmt.Sprintf("  write %#x 0x200 id=%d\n", j*0x200, j+1)
+		}
+		w, err := workload.Parse(strings.NewReader(s))
+		require.NoError(t, err, "group of %d", n)
+		require.Len(t, w.Ops[0].Group, n)
+		require.Equal(t, s, w.String())
+	}
+	for _, n := range []int{0, 65} {
+		_, err := workload.Parse(strings.NewReader(fmt.Sprintf("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nconcurrent %d\n", n)))
+		require.ErrorContains(t, err, fmt.Sprintf("concurrent group size %d not in 1..64", n))
+	}
 }
