@@ -1,0 +1,92 @@
+package campaign
+
+import (
+	"testing"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/spf13/afero"
+	"github.com/stretchr/testify/require"
+)
+
+// TestStateKeyIgnoresHistory: a state's key depends on its point and its
+// bytes only, not on what the hasher hashed before: the campaign keeps one
+// hasher per worker across workloads, so the point before may be another
+// recording's at the same trace index (its durable image and unsynced
+// operations another workload's).
+func TestStateKeyIgnoresHistory(t *testing.T) {
+	a, err := Record(qedtarget.Target{}, benchWorkload(4096, 64<<10, 8, 4), 1, "")
+	require.NoError(t, err)
+	b, err := Record(qedtarget.Target{}, benchWorkload(4096, 64<<10, 8, 2), 1, "")
+	require.NoError(t, err)
+	shared := newStateHasher()
+	checked := 0
+	for _, k := range b.PointKs(4) {
+		if k >= int64(len(a.Trace.Ops)) {
+			continue
+		}
+		pa, err := a.Point(k)
+		require.NoError(t, err)
+		pb, err := b.Point(k)
+		require.NoError(t, err)
+		fresh := newStateHasher()
+		fresh.s1, fresh.s2 = shared.s1, shared.s2
+		for id := range pb.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 16, Samples: 8, Seed: 1}) {
+			// The shared hasher saw a's point at the same index last.
+			sa, err := pa.State(crashsim.StateID{K: k, Model: crashsim.Model{Base: crashsim.Drop}})
+			require.NoError(t, err)
+			_, ok := shared.key(Dir, pa, sa, 0)
+			require.True(t, ok)
+			sb, err := pb.State(id)
+			require.NoError(t, err)
+			got, ok := shared.key(Dir, pb, sb, 0)
+			require.True(t, ok)
+			want, ok := fresh.key(Dir, pb, sb, 0)
+			require.True(t, ok)
+			require.Equal(t, want, got, "k=%d %s: the key after another recording's point", k, id)
+			checked++
+		}
+	}
+	require.Greater(t, checked, 4, "states checked")
+}
+
+// TestStateKeyHoleOverData: a crash state whose file reads zeros where
+// the durable file holds data, at the same length (an unsynced shrink and
+// regrow: both truncates kept), gets another key than the state that keeps
+// the durable data.
+func TestStateKeyZerosOverData(t *testing.T) {
+	fs := crashsim.New(fsOptions)
+	require.NoError(t, fs.MkdirAll(Dir, 0o755))
+	f, err := fs.Create(ImagePath)
+	require.NoError(t, err)
+	data := make([]byte, 3*hashPage)
+	for i := range data {
+		data[i] = byte(i%251 + 1)
+	}
+	_, err = f.WriteAt(data, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	require.NoError(t, f.Truncate(0))
+	require.NoError(t, f.Truncate(int64(len(data))))
+	require.NoError(t, f.Close())
+	p, err := fs.Point()
+	require.NoError(t, err)
+	sh := newStateHasher()
+	keys := map[string]stateKey{} // by the file's contents
+	for id := range p.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 64, Samples: 64, Seed: 1}) {
+		st, err := p.State(id)
+		require.NoError(t, err)
+		b, err := afero.ReadFile(st, ImagePath)
+		require.NoError(t, err)
+		key, ok := sh.key(Dir, p, st, 0)
+		require.True(t, ok)
+		if k, seen := keys[string(b)]; seen {
+			require.Equal(t, k, key, "%s: the same bytes", id)
+		}
+		keys[string(b)] = key
+	}
+	zeros, durable := string(make([]byte, len(data))), string(data)
+	require.Contains(t, keys, zeros, "a state with the hole")
+	require.Contains(t, keys, durable, "a state with the durable data")
+	require.NotEqual(t, keys[zeros], keys[durable], "the hole and the durable data share a key")
+}
