@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -50,43 +51,71 @@ func TestStateKeyIgnoresHistory(t *testing.T) {
 	require.Greater(t, checked, 4, "states checked")
 }
 
-// TestStateKeyHoleOverData: a crash state whose file reads zeros where
-// the durable file holds data, at the same length (an unsynced shrink and
-// regrow: both truncates kept), gets another key than the state that keeps
-// the durable data.
+// TestStateKeyZerosOverData: a crash state whose file reads zeros where
+// the durable file holds data, at the same length, gets another key than
+// the state that keeps the durable data: an unsynced shrink and regrow
+// (both truncates kept), and an unsynced discard (as QEMU's block-layer
+// log records them).
 func TestStateKeyZerosOverData(t *testing.T) {
-	fs := crashsim.New(fsOptions)
-	require.NoError(t, fs.MkdirAll(Dir, 0o755))
-	f, err := fs.Create(ImagePath)
-	require.NoError(t, err)
 	data := make([]byte, 3*hashPage)
 	for i := range data {
 		data[i] = byte(i%251 + 1)
 	}
-	_, err = f.WriteAt(data, 0)
-	require.NoError(t, err)
-	require.NoError(t, f.Sync())
-	require.NoError(t, f.Truncate(0))
-	require.NoError(t, f.Truncate(int64(len(data))))
-	require.NoError(t, f.Close())
-	p, err := fs.Point()
-	require.NoError(t, err)
-	sh := newStateHasher()
-	keys := map[string]stateKey{} // by the file's contents
-	for id := range p.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 64, Samples: 64, Seed: 1}) {
-		st, err := p.State(id)
+	for _, c := range []struct {
+		name   string
+		zeroed [2]int // the bytes the change zeroes
+		// change makes the unsynced change, on f or as ops appended to
+		// the trace tr (returned; nil: made on f).
+		change func(f afero.File, tr *crashsim.Trace) *crashsim.Trace
+	}{
+		{"shrink and regrow", [2]int{0, len(data)}, func(f afero.File, _ *crashsim.Trace) *crashsim.Trace {
+			require.NoError(t, f.Truncate(0))
+			require.NoError(t, f.Truncate(int64(len(data))))
+			return nil
+		}},
+		{"discard", [2]int{hashPage, 2 * hashPage}, func(_ afero.File, tr *crashsim.Trace) *crashsim.Trace {
+			w := tr.Ops[len(tr.Ops)-2] // the write before the sync
+			require.Equal(t, crashsim.OpWrite, w.Kind)
+			tr.Ops = append(tr.Ops, crashsim.Op{Index: int64(len(tr.Ops)), Kind: crashsim.OpDiscard, File: w.File, Path: w.Path, Off: hashPage, Size: hashPage})
+			return tr
+		}},
+	} {
+		fs := crashsim.New(fsOptions)
+		require.NoError(t, fs.MkdirAll(Dir, 0o755))
+		f, err := fs.Create(ImagePath)
 		require.NoError(t, err)
-		b, err := afero.ReadFile(st, ImagePath)
+		_, err = f.WriteAt(data, 0)
 		require.NoError(t, err)
-		key, ok := sh.key(Dir, p, st, 0)
-		require.True(t, ok)
-		if k, seen := keys[string(b)]; seen {
-			require.Equal(t, k, key, "%s: the same bytes", id)
+		require.NoError(t, f.Sync())
+		var p *crashsim.Point
+		if tr := c.change(f, fs.Trace()); tr != nil {
+			rfs, err := crashsim.EmptyImage().Replay(tr, int64(len(tr.Ops)), fsOptions)
+			require.NoError(t, err)
+			p, err = rfs.Point()
+			require.NoError(t, err)
+		} else {
+			p, err = fs.Point()
+			require.NoError(t, err)
 		}
-		keys[string(b)] = key
+		require.NoError(t, f.Close())
+		sh := newStateHasher()
+		keys := map[string]stateKey{} // by the file's contents
+		for id := range p.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 64, Samples: 64, Seed: 1}) {
+			st, err := p.State(id)
+			require.NoError(t, err)
+			b, err := afero.ReadFile(st, ImagePath)
+			require.NoError(t, err)
+			key, ok := sh.key(Dir, p, st, 0)
+			require.True(t, ok)
+			if k, seen := keys[string(b)]; seen {
+				require.Equal(t, k, key, "%s, %s: the same bytes", c.name, id)
+			}
+			keys[string(b)] = key
+		}
+		zeroed := slices.Clone(data)
+		clear(zeroed[c.zeroed[0]:c.zeroed[1]])
+		require.Contains(t, keys, string(zeroed), "%s: a state with the zeros", c.name)
+		require.Contains(t, keys, string(data), "%s: a state with the durable data", c.name)
+		require.NotEqual(t, keys[string(zeroed)], keys[string(data)], "%s: the zeros and the durable data share a key", c.name)
 	}
-	zeros, durable := string(make([]byte, len(data))), string(data)
-	require.Contains(t, keys, zeros, "a state with the hole")
-	require.Contains(t, keys, durable, "a state with the durable data")
-	require.NotEqual(t, keys[zeros], keys[durable], "the hole and the durable data share a key")
 }
