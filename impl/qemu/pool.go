@@ -16,6 +16,7 @@ import (
 	"github.com/qedtorture/qedtorture/internal/qemuio"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
 	"github.com/qedtorture/qedtorture/model"
+	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -39,6 +40,9 @@ type recoverer struct {
 	// compared equal to the model's durable contents, or not (then
 	// judged from the bytes read back).
 	verified, differed int
+	// guessed counts the uncertain ranges (read chunks) whose guessed
+	// bytes QEMU confirmed (guessUncertain): no hex dump.
+	guessed int
 	// trips counts the batches of commands sent (round trips to QEMU).
 	trips int
 	// backing holds the bytes of the backing files reset last wrote into
@@ -190,9 +194,11 @@ func (r *recoverer) close() error {
 // clear; the guest data is read back and judged against m (not
 // modified): QEMU compares the bytes outside m's uncertain ranges with
 // m's durable contents itself (verifyCertain: the quorum driver), and
-// the uncertain ones are read with read -v in the writable open the
-// liveness write then uses; when QEMU's bytes differ there (or the uncertain
-// ranges are large), every byte is read back (readBack: the model's data
+// those of the uncertain ones with a guess of them (what the crashed
+// image maps there: guessUncertain); the uncertain bytes QEMU does not
+// confirm are read with read -v in the writable open the liveness write
+// then uses; when QEMU's certain bytes differ (or the uncertain ranges
+// are large), every byte is read back (readBack: the model's data
 // ranges with read -v, every other byte verified zero by QEMU; above
 // readBackLimit, qemu-img convert) and judged; last, liveness: a sector
 // of livenessPattern written at offset 0 with a flush and a clean close,
@@ -237,8 +243,11 @@ func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg 
 	cmds := recovery
 	var cc *certainCheck
 	if size, ok := crashedSize(files[workload.ImageName]); ok && size > 0 && slices.Contains(m.CrashSizes(), size) {
+		// As before the guesses: above readBackLimit of uncertain
+		// bytes the fallback below reads every byte back (the quorum's
+		// expected file and buffer are the guest's size).
 		if unc := uncertain(m, size); rangesLen(unc) <= readBackLimit {
-			if cc, err = r.planCertain(p, m, size, unc); err != nil {
+			if cc, err = r.planCertain(p, m, size, unc, true); err != nil {
 				return "", "", err
 			}
 		}
@@ -261,10 +270,11 @@ func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg 
 		data     []byte
 		unc      = uncertain(m, size)
 		verified bool
+		toRead   []model.Range // the uncertain bytes QEMU did not confirm
 	)
 	switch {
 	case cc != nil && cc.size == size:
-		if verified, err = r.certainOutcome(cc, reps[len(recovery):]); err != nil {
+		if verified, toRead, err = r.certainOutcome(cc, reps[len(recovery):]); err != nil {
 			return "", "", err
 		}
 		data = cc.data
@@ -290,22 +300,24 @@ func (r *recoverer) recover(files map[string][]byte, m *model.Disk) (stage, msg 
 		if data, verified, err = r.verifyCertain(p, m, size, unc); err != nil {
 			return "", "", err
 		}
+		toRead = unc
 	}
 	n := min(size, livenessLen)
 	liveness := []string{fmt.Sprintf("write -P %#x 0 %d", livenessPattern, n), "flush", "close",
 		openRO, fmt.Sprintf("read -P %#x 0 %d", livenessPattern, n), "close"}
 	if verified {
 		// QEMU read m's durable contents outside the uncertain ranges
-		// (verifyCertain); those are read back in the liveness stage's
-		// writable open, before its write.
-		reads := readCmds(unc)
+		// (verifyCertain) and the guessed bytes of those it confirmed;
+		// the others are read back in the liveness stage's writable
+		// open, before its write.
+		reads := readCmds(toRead)
 		cmds := slices.Concat([]string{open}, reads, liveness)
 		reps := r.pipeline(cmds...)
 		const what = "reading the guest data back after recovery"
 		if st, msg, err := r.judge(oracle.StageData, what, cmds[:1+len(reads)], reps[:1+len(reads)]); st != "" || err != nil {
 			return st, msg, err
 		}
-		if err := parseReads(unc, reps[1:1+len(reads)], data); err != nil {
+		if err := parseReads(toRead, reps[1:1+len(reads)], data); err != nil {
 			r.dead = true // the process's output is not understood
 			return "", "", err
 		}
@@ -568,6 +580,11 @@ type certainCheck struct {
 	data []byte
 	exp  string
 	cmds []string // the quorum open, the reads, a close; none when every byte is uncertain
+	// unc are the uncertain ranges whose guessed bytes (guessUncertain)
+	// the reads of cmds from index uncAt on compare, one a read.
+	unc   []model.Range
+	uncAt int
+	all   []model.Range // every uncertain range (below size)
 }
 
 // verifyCertain has QEMU itself compare the guest bytes of the recovered
@@ -591,23 +608,28 @@ type certainCheck struct {
 // recover usually sends the comparison ahead with the recovery's batch
 // (planCertain, certainOutcome).
 func (r *recoverer) verifyCertain(p string, m *model.Disk, size int64, unc []model.Range) (data []byte, verified bool, err error) {
-	c, err := r.planCertain(p, m, size, unc)
+	c, err := r.planCertain(p, m, size, unc, false)
 	if c == nil || err != nil {
 		return nil, false, err
 	}
-	verified, err = r.certainOutcome(c, r.pipeline(c.cmds...))
+	verified, _, err = r.certainOutcome(c, r.pipeline(c.cmds...))
 	return c.data, verified, err
 }
 
 // planCertain writes the expected bytes of verifyCertain's comparison
 // and returns its commands; nil when the model cannot say what the
-// certain bytes are.
-func (r *recoverer) planCertain(p string, m *model.Disk, size int64, unc []model.Range) (*certainCheck, error) {
+// certain bytes are. The expected bytes of the uncertain ranges unc are a
+// guess, what the crashed image at p maps there (guessUncertain), and
+// each uncertain range is compared by reads of its own after the certain
+// ones: a read that QEMU passes vouches for those bytes as the ones it
+// read, one that fails leaves that range to be read back with read -v
+// (certainOutcome), and neither changes the certain reads' outcome.
+func (r *recoverer) planCertain(p string, m *model.Disk, size int64, unc []model.Range, guess bool) (*certainCheck, error) {
 	data := make([]byte, size)
 	if size > m.Size() || m.ReadDurableAt(data, 0) != nil {
 		return nil, nil
 	}
-	c := &certainCheck{size: size, data: data, exp: filepath.Join(r.dir, expectedName)}
+	c := &certainCheck{size: size, data: data, exp: filepath.Join(r.dir, expectedName), all: unc}
 	var reads []string
 	pos := int64(0)
 	for _, x := range append(slices.Clone(unc), model.Range{Off: size}) {
@@ -616,8 +638,19 @@ func (r *recoverer) planCertain(p string, m *model.Disk, size int64, unc []model
 		}
 		pos = x.Off + x.Len
 	}
-	if len(reads) == 0 {
-		return c, nil // every byte is uncertain: read back
+	certain := len(reads)
+	if guess && len(unc) > 0 && guessUncertain(p, data, unc) {
+		c.uncAt = 1 + len(reads)
+		for _, x := range unc {
+			for off := x.Off; off < x.Off+x.Len; off += verifyChunk {
+				n := min(verifyChunk, x.Off+x.Len-off)
+				reads = append(reads, fmt.Sprintf("read -q %d %d", off, n))
+				c.unc = append(c.unc, model.Range{Off: off, Len: n})
+			}
+		}
+	}
+	if certain == 0 && len(c.unc) == 0 {
+		return c, nil // every byte is uncertain, and no guess: read back
 	}
 	if err := os.WriteFile(c.exp, data, 0o644); err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
@@ -629,35 +662,89 @@ func (r *recoverer) planCertain(p string, m *model.Disk, size int64, unc []model
 	return c, nil
 }
 
+// guessUncertain writes into data (the guest's bytes from offset 0) a
+// guess of what QEMU will read in the uncertain ranges unc of the crashed
+// image at p: where the image's L2 entries map a cluster (the
+// independent checker's map, props/check), the bytes there in the file;
+// a zero cluster's zeros; elsewhere data's own bytes are kept (the
+// model's durable contents: an unallocated cluster reads its backing
+// file or zeros, as before the pending write). It is only a guess, to
+// spare a hex dump when QEMU confirms it: whatever QEMU does not confirm
+// byte for byte is read back. false when the image cannot be mapped.
+func guessUncertain(p string, data []byte, unc []model.Range) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	rep, err := check.FileMapped(f)
+	if err != nil || !rep.Walked {
+		return false
+	}
+	for _, u := range unc {
+		for i, mr := range rep.Mapped {
+			lo, hi := max(u.Off, mr.Off), min(u.Off+u.Len, mr.Off+mr.Len, int64(len(data)))
+			if lo < hi {
+				// A short read (a cluster past the end of the file)
+				// leaves a wrong guess, which QEMU will not confirm.
+				_, _ = f.ReadAt(data[lo:hi], int64(rep.MappedHost[i])+lo-mr.Off)
+			}
+		}
+		for _, z := range rep.Zeroed {
+			if lo, hi := max(u.Off, z.Off), min(u.Off+u.Len, z.Off+z.Len, int64(len(data))); lo < hi {
+				clear(data[lo:hi])
+			}
+		}
+	}
+	return true
+}
+
 // certainOutcome is verifyCertain's outcome from the replies reps of
-// c's commands.
-func (r *recoverer) certainOutcome(c *certainCheck, reps []qemuio.Reply) (verified bool, err error) {
+// c's commands: verified when QEMU read the certain bytes (the open and
+// every read before c.uncAt passed), and unconfirmed, the uncertain
+// ranges whose guess QEMU did not confirm (c.all when nothing was
+// guessed); the bytes of the others in c.data are the ones QEMU read.
+func (r *recoverer) certainOutcome(c *certainCheck, reps []qemuio.Reply) (verified bool, unconfirmed []model.Range, err error) {
 	os.Remove(c.exp)
-	for _, rep := range reps {
+	end := len(reps)
+	if c.uncAt > 0 {
+		end = c.uncAt
+	} else {
+		unconfirmed = c.all // nothing guessed
+	}
+	for i, rep := range reps {
 		var ce *qemuio.CommandError
 		switch {
 		case rep.Err == nil:
 			continue
+		case errors.As(rep.Err, &ce) && i >= end && i < end+len(c.unc):
+			// A guess QEMU did not confirm (EIO): read back.
+			unconfirmed = append(unconfirmed, c.unc[i-end])
 		case errors.As(rep.Err, &ce):
-			// A difference (EIO), or a read QEMU failed: every byte is
-			// read back and judged. (The batch's close ran.)
-			r.differed++
-			return false, nil
+			if i < end {
+				// A difference (EIO), or a read QEMU failed: every byte
+				// is read back and judged. (The batch's close ran.)
+				r.differed++
+				return false, nil, nil
+			}
 		case r.ctx.Err() != nil:
 			r.dead = true
-			return false, r.ctx.Err()
+			return false, nil, r.ctx.Err()
 		case errors.Is(rep.Err, qemuio.ErrExited):
 			// QEMU died: a fresh process reads the bytes for the model
 			// to judge.
 			r.differed++
-			return false, r.restart()
+			return false, nil, r.restart()
 		default:
 			r.dead = true
-			return false, rep.Err
+			return false, nil, rep.Err
 		}
 	}
 	r.verified++
-	return true, nil
+	if c.uncAt > 0 {
+		r.guessed += len(c.unc) - len(unconfirmed)
+	}
+	return true, unconfirmed, nil
 }
 
 // restart replaces r's process (which died) with a fresh one in the same

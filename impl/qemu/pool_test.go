@@ -1,6 +1,7 @@
 package qemu
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"os"
@@ -33,7 +34,9 @@ type recoveryCase struct {
 // stage: a sound image, a bad L2 entry NEED_CHECK does not announce, the
 // same announced (QEMU repairs it), no QED header, an empty file, data the
 // model does not allow, a size it does not allow, an image over a backing
-// file, the same image over a changed backing file.
+// file, the same image over a changed backing file, writes pending at
+// the crash that did not land, and a sector of one holding neither
+// value.
 func recoveryCases(t testing.TB) []recoveryCase {
 	img, m := liveImage(t)
 	one := func(b []byte) map[string][]byte { return map[string][]byte{workload.ImageName: b} }
@@ -103,6 +106,25 @@ func recoveryCases(t testing.TB) []recoveryCase {
 	}
 	changed := append([]byte(nil), back...)
 	changed[100000] ^= 0xff
+
+	// A write pending at the crash over the cluster at 64 KiB and one
+	// into unallocated space at 512 KiB: the crashed image holds neither
+	// (legal: they did not land), or a sector at 64 KiB holds bytes of
+	// neither value (a data failure); QEMU confirms the guess of the
+	// uncertain bytes (what the image maps there) or reads them back.
+	pending := m.Clone()
+	if err := pending.WriteBytes(64<<10, bytes.Repeat([]byte{0x77}, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pending.Write(512<<10, 8192); err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(img, func() []byte { b := make([]byte, 4096); model.Fill(b, 1, 64<<10); return b }())
+	if at < 0 {
+		t.Fatal("the cluster at 64 KiB is not in the image")
+	}
+	torn := append([]byte(nil), img...)
+	copy(torn[at+512:at+1024], bytes.Repeat([]byte{0x33}, 512))
 	return []recoveryCase{
 		{"sound", one(img), m},
 		{"bad L2 entry, NEED_CHECK clear", one(badL2), m},
@@ -116,6 +138,8 @@ func recoveryCases(t testing.TB) []recoveryCase {
 		// the one above: a recoverer that kept the former file would
 		// pass it.
 		{"over a changed backing file", map[string][]byte{workload.ImageName: bimg, "b.raw": changed}, bm},
+		{"writes pending, not landed", one(img), pending},
+		{"a write pending, a sector of neither value", one(torn), pending},
 	}
 }
 
@@ -163,9 +187,9 @@ func TestPooledRecoveryAgrees(t *testing.T) {
 	// (the quorum driver) on the states that got that far, and the data failures
 	// among them were judged from the bytes read back.
 	r := pool.idle[0]
-	t.Logf("quorum: %d verified, %d differed", r.verified, r.differed)
-	if r.verified == 0 || r.differed == 0 {
-		t.Errorf("quorum: %d states verified, %d differed: want both", r.verified, r.differed)
+	t.Logf("quorum: %d verified, %d differed, %d uncertain ranges guessed", r.verified, r.differed, r.guessed)
+	if r.verified == 0 || r.differed == 0 || r.guessed == 0 {
+		t.Errorf("quorum: %d states verified, %d differed, %d uncertain ranges guessed: want each", r.verified, r.differed, r.guessed)
 	}
 }
 
@@ -265,7 +289,13 @@ func TestPooledRecoveryAgreesInCampaign(t *testing.T) {
 	for _, d := range j.diff {
 		t.Error(d)
 	}
-	t.Logf("%d states, %d disagreements", j.n, len(j.diff))
+	j.pool.mu.Lock()
+	var verified, differed, guessed int
+	for _, r := range j.pool.idle {
+		verified, differed, guessed = verified+r.verified, differed+r.differed, guessed+r.guessed
+	}
+	j.pool.mu.Unlock()
+	t.Logf("%d states, %d disagreements; quorum: %d verified, %d differed, %d uncertain ranges guessed", j.n, len(j.diff), verified, differed, guessed)
 }
 
 // BenchmarkQEMURecovery: one sound crash state (the common case: every
