@@ -69,6 +69,12 @@
 // the unsynced operations it keeps, not to the file size, and a 64 MiB
 // file is never copied. Zero pages that were never written are holes.
 //
+// Point.AppendPieces describes a state without building it: the parts of
+// the unsynced operations it keeps, in the order they apply over the
+// durable image (shared with the trace's data), so that a caller can
+// summarize many states of one point in time proportional to their pieces
+// (the campaign's dedup key).
+//
 // # Crashing
 //
 // After a crash the old FS is dead: every operation on it and on its open

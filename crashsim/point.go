@@ -317,13 +317,23 @@ func (p *Point) state(id StateID, o Options) (*FS, error) {
 	if err := id.Model.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrBadStateID, id, err)
 	}
+	ch, err := p.choices(id)
+	if err != nil {
+		return nil, err
+	}
+	return p.build(id.Model, ch, o), nil
+}
+
+// choices returns the choice vector of id, a state of p with a valid
+// model.
+func (p *Point) choices(id StateID) ([]choice, error) {
 	if id.Sampled {
-		return p.build(id.Model, p.sampleChoices(id.Model, id.Seed), o), nil
+		return p.sampleChoices(id.Model, id.Seed), nil
 	}
 	if n, exact := p.Count(id.Model); exact && id.Ordinal >= n {
 		return nil, fmt.Errorf("%w: %s: ordinal out of range (%d states)", ErrBadStateID, id, n)
 	}
-	return p.build(id.Model, p.decodeOrdinal(id.Model, id.Ordinal), o), nil
+	return p.decodeOrdinal(id.Model, id.Ordinal), nil
 }
 
 // build applies the chosen operations over the durable image. Cost: the
@@ -367,27 +377,34 @@ func (p *Point) build(m Model, ch []choice, o Options) *FS {
 // o.Data) and updates the size. The overlay slice is copied on first
 // append so overlays shared with other contents are never modified.
 func overlayChoice(c *content, o *Op, ch choice, sector int) {
-	add := func(x ovlOp) {
+	applyChoice(&c.size, o, ch, sector, func(x ovlOp) {
 		if cap(c.ovl) == len(c.ovl) {
 			c.ovl = append(make([]ovlOp, 0, 2*len(c.ovl)+4), c.ovl...)
 		}
 		c.ovl = append(c.ovl, x)
-	}
+	})
+}
+
+// applyChoice hands add the surviving parts of o under ch, in order, as
+// overlay operations over a file of length *size, and updates *size: the
+// one statement of what a choice keeps, for building a state
+// (overlayChoice) and for describing it (Point.AppendPieces).
+func applyChoice(size *int64, o *Op, ch choice, sector int, add func(ovlOp)) {
 	switch ch.mode {
 	case choiceFull:
 		switch o.Kind {
 		case OpWrite:
 			if len(o.Data) > 0 {
 				add(ovlOp{off: o.Off, n: int64(len(o.Data)), data: o.Data})
-				c.size = max(c.size, o.end())
+				*size = max(*size, o.end())
 			}
 		case OpTruncate:
-			if o.Size < c.size {
+			if o.Size < *size {
 				add(ovlOp{off: o.Size, n: zeroToEnd})
 			}
-			c.size = o.Size
+			*size = o.Size
 		case OpDiscard:
-			if end := min(o.end(), c.size); end > o.Off {
+			if end := min(o.end(), *size); end > o.Off {
 				add(ovlOp{off: o.Off, n: end - o.Off})
 			}
 		}
@@ -404,12 +421,12 @@ func overlayChoice(c *content, o *Op, ch choice, sector int) {
 				add(ovlOp{off: lo, n: hi - lo, data: garbage(o.Index, k, int(hi-lo))})
 			}
 			if s != 0 {
-				c.size = max(c.size, hi)
+				*size = max(*size, hi)
 			}
 		}
 	}
-	if ch.size && o.end() > c.size {
-		c.size = o.end() // the gap reads zeros: bytes past size are zero
+	if ch.size && o.end() > *size {
+		*size = o.end() // the gap reads zeros: bytes past size are zero
 	}
 }
 
