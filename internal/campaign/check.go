@@ -347,7 +347,7 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 		var key stateKey
 		keyed := false
 		if !ck.noDedup {
-			if key, keyed = ck.hasher.key(rec.Dir, point, s.FS, mark); keyed {
+			if key, keyed = ck.hasher.keyOf(rec.Dir, point, s.ID, s.FS, mark); keyed {
 				if _, dup := seen[key]; dup {
 					return nil // same bytes, same model: same verdicts (passed)
 				}

@@ -283,7 +283,7 @@ func (j *nestedJudge) judgeAt(ctx context.Context, st *State, path []crashsim.St
 		if ctx.Err() != nil {
 			return crashsim.ErrStopExplore
 		}
-		key, keyed := hasher.key(rec.dir(), s.Point, s.FS, rec.MarkIndexAt(s.ID.K))
+		key, keyed := hasher.keyOf(rec.dir(), s.Point, s.ID, s.FS, rec.MarkIndexAt(s.ID.K))
 		if keyed {
 			if _, dup := seen[key]; dup {
 				return nil

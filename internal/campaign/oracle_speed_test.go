@@ -105,16 +105,22 @@ func testStateKeyExact(t *testing.T, w *workload.Workload) {
 	sh := newStateHasher()
 	full := newStateHasher() // same seeds, every page read and compared
 	full.s1, full.s2, full.full = sh.s1, sh.s2, true
-	pairs, equal, exactPoints := 0, 0, 0
+	pk := newStateHasher() // keyOf: from the states' pieces
+	pairs, equal, exactPoints, piecePoints := 0, 0, 0, 0
 	for _, k := range rec.PointKs(0) {
 		p, err := rec.Point(k)
 		require.NoError(t, err)
-		var keys []stateKey
+		var keys, pkeys []stateKey
 		var images []map[string]string
-		for _, m := range []crashsim.Model{{Base: crashsim.Subset}, {Base: crashsim.Torn, Sector: 512}, {Base: crashsim.Prefix}} {
+		models := []crashsim.Model{{Base: crashsim.Subset}, {Base: crashsim.Torn, Sector: 512}, {Base: crashsim.Prefix},
+			{Base: crashsim.Torn, Sector: 4096, Size: true}, {Base: crashsim.Subset, Size: true}, {Base: crashsim.Torn, Sector: 512, Garbage: true}}
+		for _, m := range models {
 			for id := range p.IDs(m, crashsim.EnumOptions{Bound: 16, Samples: 8, Seed: 1}) {
 				st, err := p.State(id)
 				require.NoError(t, err)
+				pkey, ok := pk.keyOf(Dir, p, id, st, 0)
+				require.True(t, ok, "k=%d %s", k, id)
+				pkeys = append(pkeys, pkey)
 				key, ok := sh.key(Dir, p, st, 0)
 				require.True(t, ok)
 				fkey, ok := full.key(Dir, p, st, 0)
@@ -134,6 +140,9 @@ func testStateKeyExact(t *testing.T, w *workload.Workload) {
 		if sh.exact {
 			exactPoints++
 		}
+		if pk.ps.ok {
+			piecePoints++
+		}
 		for i := range keys {
 			for j := range i {
 				pairs++
@@ -142,11 +151,13 @@ func testStateKeyExact(t *testing.T, w *workload.Workload) {
 					equal++
 				}
 				require.Equal(t, same, keys[i] == keys[j], "k=%d states %d and %d", k, i, j)
+				require.Equal(t, same, pkeys[i] == pkeys[j], "keyOf: k=%d states %d and %d", k, i, j)
 			}
 		}
 	}
 	require.Positive(t, exactPoints, "the dirty-pages path must be taken")
+	require.Positive(t, piecePoints, "keyOf's pieces path must be taken")
 	require.Positive(t, equal, "some states must be byte-identical")
 	require.Greater(t, pairs, equal, "some states must differ")
-	t.Logf("%d pairs of states, %d byte-identical", pairs, equal)
+	t.Logf("%d pairs of states, %d byte-identical, %d of %d points keyed from pieces", pairs, equal, piecePoints, len(rec.PointKs(0)))
 }

@@ -1,0 +1,97 @@
+package campaign
+
+import (
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/spf13/afero"
+	"github.com/stretchr/testify/require"
+)
+
+// TestKeyOfRandomOps: over random runs of overlapping, unaligned writes
+// (often of the same bytes, so different pieces leave equal files),
+// truncates and discards on two files of Dir, two states of a crash
+// point get equal keyOf keys exactly when their files are byte-identical,
+// for every model; keyOf takes the pieces path at every point (no
+// namespace change is pending).
+func TestKeyOfRandomOps(t *testing.T) {
+	seed := testSeed(t)
+	r := rand.New(rand.NewPCG(seed, 5))
+	models := append(crashsim.Models(), crashsim.Model{Base: crashsim.Prefix, Size: true})
+	pairs, equal, points := 0, 0, 0
+	for round := range 10 {
+		fsys := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+		require.NoError(t, fsys.Mkdir(Dir, 0o755))
+		var files []afero.File
+		for _, n := range []string{Dir + "/a", Dir + "/b"} {
+			f, err := fsys.OpenFile(n, os.O_RDWR|os.O_CREATE, 0o644)
+			require.NoError(t, err)
+			files = append(files, f)
+		}
+		// A few distinct buffers, written at a few offsets: the same bytes
+		// land at the same place through different writes.
+		bufs := make([][]byte, 3)
+		for i := range bufs {
+			bufs[i] = make([]byte, 1+r.IntN(3000))
+			for j := range bufs[i] {
+				bufs[i][j] = byte(1 + r.IntN(4))
+			}
+		}
+		offs := []int64{0, 512, 700, 4096, 5000}
+		for range 10 {
+			f := files[r.IntN(2)]
+			switch r.IntN(8) {
+			case 0:
+				require.NoError(t, f.Truncate(r.Int64N(9000)))
+			case 1:
+				require.NoError(t, fsys.Apply(crashsim.Op{Kind: crashsim.OpDiscard, Path: f.Name(), Off: offs[r.IntN(len(offs))], Size: r.Int64N(3000)}))
+			case 2:
+				require.NoError(t, f.Sync())
+			default:
+				_, err := f.WriteAt(bufs[r.IntN(len(bufs))], offs[r.IntN(len(offs))])
+				require.NoError(t, err)
+			}
+		}
+		tr := fsys.Trace()
+		for _, k := range []int64{int64(len(tr.Ops)) / 2, int64(len(tr.Ops))} {
+			rf, err := fsys.Start().Replay(tr, k, crashsim.Options{ImplicitDirSync: true})
+			require.NoError(t, err)
+			p := rf.Crash()
+			sh := newStateHasher()
+			var keys []stateKey
+			var images []string
+			for _, m := range models {
+				for id := range p.IDs(m, crashsim.EnumOptions{Bound: 64, Samples: 24, Seed: seed}) {
+					st, err := p.State(id)
+					require.NoError(t, err)
+					key, ok := sh.keyOf(Dir, p, id, st, 0)
+					require.True(t, ok, "round %d %s", round, id)
+					img := ""
+					for _, n := range []string{"a", "b"} {
+						b, err := afero.ReadFile(st, Dir+"/"+n)
+						require.NoError(t, err)
+						img += n + ":" + string(b) + "\x00"
+					}
+					keys, images = append(keys, key), append(images, img)
+				}
+			}
+			require.True(t, sh.ps.ok, "round %d k=%d: keyOf fell back to key", round, k)
+			points++
+			for i := range keys {
+				for j := range i {
+					pairs++
+					same := images[i] == images[j]
+					if same {
+						equal++
+					}
+					require.Equal(t, same, keys[i] == keys[j], "round %d k=%d states %d and %d", round, k, i, j)
+				}
+			}
+		}
+	}
+	require.Positive(t, equal)
+	require.Greater(t, pairs, equal)
+	t.Logf("%d points, %d pairs of states, %d byte-identical", points, pairs, equal)
+}
