@@ -351,12 +351,39 @@ func TestOverlayMatchesTree(t *testing.T) {
 		}
 		flat := lazy
 		flat.ovl = slices.Clip(flat.ovl)
-		flat.writeAt(nil, 0, newGen()) // flattens
+		flat.flatten(newGen())
 		if len(flat.ovl) != 0 || !bytes.Equal(read(flat), want) {
 			t.Fatalf("round %d: flattened overlay differs", round)
 		}
+		// Writes and discards over the overlay trim it instead of
+		// flattening it: the same bytes as on the tree, and the shared
+		// overlay unchanged.
+		trimmed := lazy
+		trimmed.ovl = slices.Clip(trimmed.ovl)
+		gen3, gen4 := newGen(), newGen()
+		for i := range 1 + r.IntN(6) {
+			off := r.Int64N(30000)
+			if r.IntN(3) == 0 {
+				n := r.Int64N(5000)
+				applyDiscard(&direct, off, n, gen3)
+				applyDiscard(&trimmed, off, n, gen4)
+			} else {
+				b := bytes.Repeat([]byte{byte(0x40 + i)}, 1+r.IntN(6000))
+				direct.writeAt(b, off, gen3)
+				trimmed.writeAt(b, off, gen4)
+			}
+			if trimmed.size != direct.size || !bytes.Equal(read(trimmed), read(direct)) {
+				t.Fatalf("round %d: write %d over the overlay differs from the tree", round, i)
+			}
+		}
+		grow := trimmed.size + int64(r.IntN(9000))
+		trimmed.truncate(grow, gen4) // flattens, then grows with zeros
+		direct.truncate(grow, gen3)
+		if !bytes.Equal(read(trimmed), read(direct)) {
+			t.Fatalf("round %d: truncate after trimmed writes differs", round)
+		}
 		if !bytes.Equal(read(lazy), want) {
-			t.Fatalf("round %d: flattening changed the shared overlay", round)
+			t.Fatalf("round %d: flattening or trimming changed the shared overlay", round)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package crashsim
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -285,9 +286,57 @@ func (c *content) readTree(p []byte, off int64) {
 	}
 }
 
+// trim removes [lo, hi) from the overlay: every overlay operation keeps
+// only its parts outside the range, in the same order (perf, issue 19
+// goal 5: a crash state's first write used to flatten the whole overlay,
+// copying every kept byte of megabyte writes into pages). The caller then
+// writes all of [lo, hi) into the tree, which no overlay operation hides
+// any more; elsewhere the tree and the overlay are as before, so every
+// byte reads as before. A new slice is made (clipped: an overlay may be
+// shared, and build appends in place only with spare capacity).
+func (c *content) trim(lo, hi int64) {
+	k := slices.IndexFunc(c.ovl, func(o ovlOp) bool { return o.overlaps(lo, hi) })
+	if k < 0 {
+		return
+	}
+	out := make([]ovlOp, 0, len(c.ovl)+1)
+	out = append(out, c.ovl[:k]...)
+	for _, o := range c.ovl[k:] {
+		if !o.overlaps(lo, hi) {
+			out = append(out, o)
+			continue
+		}
+		if o.off < lo {
+			x := ovlOp{off: o.off, n: lo - o.off}
+			if o.data != nil {
+				x.data = o.data[:lo-o.off]
+			}
+			out = append(out, x)
+		}
+		switch {
+		case o.n == zeroToEnd:
+			out = append(out, ovlOp{off: max(hi, o.off), n: zeroToEnd})
+		case o.off+o.n > hi:
+			x := ovlOp{off: hi, n: o.off + o.n - hi}
+			if o.data != nil {
+				x.data = o.data[hi-o.off:]
+			}
+			out = append(out, x)
+		}
+	}
+	c.ovl = slices.Clip(out)
+}
+
+// overlaps reports whether o covers a byte of [lo, hi) (lo < hi).
+func (o ovlOp) overlaps(lo, hi int64) bool {
+	return o.off < hi && (o.n == zeroToEnd || o.off+o.n > lo)
+}
+
 // writeAt stores p at off and extends size when needed.
 func (c *content) writeAt(p []byte, off int64, gen uint64) {
-	c.flatten(gen)
+	if len(p) > 0 {
+		c.trim(off, off+int64(len(p)))
+	}
 	end := off + int64(len(p))
 	for len(p) > 0 {
 		pg, po := off>>pageShift, int(off&(PageSize-1))
@@ -303,7 +352,9 @@ func (c *content) writeAt(p []byte, off int64, gen uint64) {
 
 // zeroRange zeroes [off, off+n) without changing size; hole pages stay holes.
 func (c *content) zeroRange(off, n int64, gen uint64) {
-	c.flatten(gen)
+	if n > 0 {
+		c.trim(off, off+n)
+	}
 	for n > 0 {
 		pg, po := off>>pageShift, off&(PageSize-1)
 		k := min(n, PageSize-po)
