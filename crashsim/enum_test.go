@@ -355,15 +355,18 @@ func TestOverlayMatchesTree(t *testing.T) {
 		if len(flat.ovl) != 0 || !bytes.Equal(read(flat), want) {
 			t.Fatalf("round %d: flattened overlay differs", round)
 		}
-		// Writes and discards over the overlay trim it instead of
-		// flattening it: the same bytes as on the tree, and the shared
+		// Writes, discards and truncates over the overlay trim it instead
+		// of flattening it: the same bytes as on the tree, and the shared
 		// overlay unchanged.
 		trimmed := lazy
 		trimmed.ovl = slices.Clip(trimmed.ovl)
 		gen3, gen4 := newGen(), newGen()
 		for i := range 1 + r.IntN(6) {
 			off := r.Int64N(30000)
-			if r.IntN(3) == 0 {
+			if r.IntN(4) == 0 {
+				direct.truncate(off, gen3)
+				trimmed.truncate(off, gen4)
+			} else if r.IntN(3) == 0 {
 				n := r.Int64N(5000)
 				applyDiscard(&direct, off, n, gen3)
 				applyDiscard(&trimmed, off, n, gen4)
@@ -377,7 +380,7 @@ func TestOverlayMatchesTree(t *testing.T) {
 			}
 		}
 		grow := trimmed.size + int64(r.IntN(9000))
-		trimmed.truncate(grow, gen4) // flattens, then grows with zeros
+		trimmed.truncate(grow, gen4) // grows with zeros
 		direct.truncate(grow, gen3)
 		if !bytes.Equal(read(trimmed), read(direct)) {
 			t.Fatalf("round %d: truncate after trimmed writes differs", round)

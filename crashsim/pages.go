@@ -1,6 +1,7 @@
 package crashsim
 
 import (
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -367,18 +368,25 @@ func (c *content) zeroRange(off, n int64, gen uint64) {
 }
 
 // truncate sets the size; shrinking zeroes the tail and drops later pages.
+//
+// Over an overlay (perf, issue 19 goal 5: impl/qed's flush truncates,
+// which used to flatten a crash state's overlay): growing only sets the
+// size (past the old size the tree reads zeros, and the overlay holds no
+// data there; a truncate's zeros in it stay, still hiding what the tree
+// keeps past them), and shrinking trims the overlay from size on before
+// cutting the tree.
 func (c *content) truncate(size int64, gen uint64) {
-	c.flatten(gen)
 	if size >= c.size {
 		c.size = size
 		return
 	}
+	c.trim(size, math.MaxInt64)
 	c.cut(size, gen)
 	c.size = size
 }
 
-// cut zeroes the tree from size on and drops the later pages (the
-// overlay must be flattened; the size is the caller's).
+// cut zeroes the tree from size on and drops the later pages (no overlay
+// operation may hold data from size on; the size is the caller's).
 func (c *content) cut(size int64, gen uint64) {
 	if size == 0 {
 		c.root, c.height = nil, 0
