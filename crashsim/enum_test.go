@@ -330,6 +330,23 @@ func TestOverlayMatchesTree(t *testing.T) {
 				o.Kind, o.Off = OpWrite, r.Int64N(30000)
 				o.Data = bytes.Repeat([]byte{byte(i + 1)}, 1+r.IntN(6000))
 			}
+			if o.Kind == OpWrite && r.IntN(2) == 0 {
+				// Torn: the kept sectors only, as one overlay op.
+				g := []int{512, 4096}[r.IntN(2)]
+				secs := make([]uint8, pieces(o.Off, o.end(), int64(g)))
+				for k := range secs {
+					secs[k] = uint8(r.IntN(2))
+				}
+				for k, s := range secs {
+					lo := max(o.Off, (o.Off/int64(g)+int64(k))*int64(g))
+					hi := min(o.end(), (o.Off/int64(g)+int64(k)+1)*int64(g))
+					if s == 1 {
+						direct.writeAt(o.Data[lo-o.Off:hi-o.Off], lo, gen2)
+					}
+				}
+				overlayChoice(&lazy, &o, choice{mode: choiceTorn, sectors: secs}, g)
+				continue
+			}
 			switch o.Kind {
 			case OpWrite:
 				direct.writeAt(o.Data, o.Off, gen2)

@@ -60,10 +60,51 @@ type content struct {
 }
 
 // ovlOp writes data at off, or zeroes n bytes at off when data is nil.
+// A torn write's op (torn set) writes only the sectors its mask keeps;
+// the bytes of its other sectors show what lies below (perf, issue 19
+// goal 5: a torn megabyte write is one op, not one per sector, which made
+// the overlay long and every such state flatten at build).
 type ovlOp struct {
 	off  int64
 	n    int64
 	data []byte
+	torn *tornMask
+}
+
+// tornMask says which sectors of a torn write survive: sector s (absolute
+// index, the bytes [s*g, (s+1)*g)) when keep[s-first] == 1.
+type tornMask struct {
+	g     int64
+	first int64
+	keep  []uint8
+}
+
+// each calls f with the maximal runs [a, b) of [lo, hi) (inside o's
+// range) whose bytes o holds: the whole of it, or a torn write's kept
+// sectors there.
+func (o *ovlOp) each(lo, hi int64, f func(a, b int64)) {
+	if o.torn == nil {
+		f(lo, hi)
+		return
+	}
+	t := o.torn
+	start := int64(-1)
+	for s := lo / t.g; s*t.g < hi; s++ {
+		a := max(lo, s*t.g)
+		if i := s - t.first; i >= 0 && i < int64(len(t.keep)) && t.keep[i] == 1 {
+			if start < 0 {
+				start = a
+			}
+			continue
+		}
+		if start >= 0 {
+			f(start, a)
+			start = -1
+		}
+	}
+	if start >= 0 {
+		f(start, hi)
+	}
 }
 
 // maxOverlay bounds the overlay a crash state keeps lazily.
@@ -79,7 +120,7 @@ func (c *content) flatten(gen uint64) {
 	for _, o := range ovl {
 		switch {
 		case o.data != nil:
-			c.writeAt(o.data, o.off, gen)
+			o.each(o.off, o.off+o.n, func(a, b int64) { c.writeAt(o.data[a-o.off:b-o.off], a, gen) })
 		case o.n == zeroToEnd:
 			// c.size is already the state's final size (overlayChoice
 			// set it), which may equal o.off: cut the tree's pages from
@@ -267,7 +308,7 @@ func (c *content) readAt(p []byte, off int64) {
 			continue
 		}
 		if o.data != nil {
-			copy(p[lo-off:hi-off], o.data[lo-o.off:hi-o.off])
+			o.each(lo, hi, func(a, b int64) { copy(p[a-off:b-off], o.data[a-o.off:b-o.off]) })
 		} else {
 			clear(p[lo-off : hi-off])
 		}
@@ -308,7 +349,7 @@ func (c *content) trim(lo, hi int64) {
 			continue
 		}
 		if o.off < lo {
-			x := ovlOp{off: o.off, n: lo - o.off}
+			x := ovlOp{off: o.off, n: lo - o.off, torn: o.torn}
 			if o.data != nil {
 				x.data = o.data[:lo-o.off]
 			}
@@ -318,7 +359,7 @@ func (c *content) trim(lo, hi int64) {
 		case o.n == zeroToEnd:
 			out = append(out, ovlOp{off: max(hi, o.off), n: zeroToEnd})
 		case o.off+o.n > hi:
-			x := ovlOp{off: hi, n: o.off + o.n - hi}
+			x := ovlOp{off: hi, n: o.off + o.n - hi, torn: o.torn}
 			if o.data != nil {
 				x.data = o.data[hi-o.off:]
 			}

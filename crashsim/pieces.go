@@ -1,8 +1,10 @@
 package crashsim
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Piece is a part of an unsynced data operation that a crash state keeps:
@@ -20,7 +22,9 @@ type Piece struct {
 }
 
 // AppendPieces appends to dst the pieces of the unsynced operations that
-// the state id keeps, in the order State applies them, and returns it.
+// the state id keeps, operation by operation in the order State applies
+// them (one operation's pieces are disjoint, in ascending order), and
+// returns it.
 // Guarantee (TestAppendPiecesRebuilds): the state's files are exactly the
 // durable files with each piece written over them in turn (zeros for a
 // piece without Data), up to the lengths the state reports, and read
@@ -58,14 +62,24 @@ func (p *Point) AppendPieces(dst []Piece, id StateID) ([]Piece, error) {
 		if !ok {
 			size = p.img.files[o.File].c.size
 		}
+		start := len(dst)
 		applyChoice(&size, o, c, id.Model.Sector, func(x ovlOp) {
 			pc := Piece{Op: i, Path: names[o.File], Off: x.off, Len: x.n, Data: x.data}
-			if x.n == zeroToEnd {
+			switch {
+			case x.n == zeroToEnd:
 				pc.Len = math.MaxInt64 - x.off
+			case x.torn != nil:
+				// A torn write's kept sectors: one piece per run of them.
+				x.each(x.off, x.off+x.n, func(a, b int64) {
+					dst = append(dst, Piece{Op: i, Path: pc.Path, Off: a, Len: b - a, Data: x.data[a-x.off : b-x.off]})
+				})
+				return
 			}
 			pc.Garbage = x.data != nil && o.Kind == OpWrite && c.mode == choiceTorn && !sameBytes(x.data, o.Data, x.off-o.Off)
 			dst = append(dst, pc)
 		})
+		// One op's pieces are disjoint: in ascending order.
+		slices.SortFunc(dst[start:], func(a, b Piece) int { return cmp.Compare(a.Off, b.Off) })
 		sizes[o.File] = size
 	}
 	return dst, nil

@@ -409,20 +409,26 @@ func applyChoice(size *int64, o *Op, ch choice, sector int, add func(ovlOp)) {
 			}
 		}
 	case choiceTorn:
+		// The kept sectors as one op with a mask, each garbage sector as
+		// its own (they are disjoint: the order does not matter).
 		g := int64(sector)
 		off, end := o.Off, o.end()
+		kept := false
 		for k, s := range ch.sectors {
 			lo := max(off, (off/g+int64(k))*g)
 			hi := min(end, (off/g+int64(k)+1)*g)
 			switch s {
 			case 1:
-				add(ovlOp{off: lo, n: hi - lo, data: o.Data[lo-off : hi-off]})
+				kept = true
 			case 2:
 				add(ovlOp{off: lo, n: hi - lo, data: garbage(o.Index, k, int(hi-lo))})
 			}
 			if s != 0 {
 				*size = max(*size, hi)
 			}
+		}
+		if kept {
+			add(ovlOp{off: off, n: end - off, data: o.Data, torn: &tornMask{g: g, first: off / g, keep: ch.sectors}})
 		}
 	}
 	if ch.size && o.end() > *size {
