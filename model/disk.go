@@ -122,7 +122,7 @@ func (r *record) expect(dst []byte, off int64) {
 	}
 	switch r.Kind {
 	case KindPattern:
-		Fill(dst, r.ID, off)
+		fillMemo(dst, r.ID, off)
 	case KindBytes:
 		copy(dst, r.data[off-r.Off:])
 	default:
