@@ -84,17 +84,19 @@ type opSums struct {
 
 // pieceState is keyOf's per-point state, built by setPoint.
 type pieceState struct {
-	k             int64           // the point prepared (-1 none: a new hasher's zero value is set by keyOf)
-	img           *crashsim.Image // its durable image
-	dir           string
-	ok            bool                    // the point is exact: keyOf uses pieces
-	durable       map[string][]prefixSums // file path -> durable contributions over the dirty sectors below its length, sorted
-	ops           map[int]*opSums         // by index in the point's Unsynced()
-	unsync        []crashsim.Op
-	pieces        []crashsim.Piece
-	vis           []visible
-	covered, next [][2]int64
-	sec           [keySector]byte
+	k       int64           // the point prepared (with img; img nil: none yet)
+	img     *crashsim.Image // its durable image
+	dir     string
+	ok      bool                    // the point is exact: keyOf uses pieces
+	durable map[string][]prefixSums // file path -> durable contributions over the dirty sectors below its length, sorted
+	ops     map[int]*opSums         // by index in the point's Unsynced()
+	unsync  []crashsim.Op
+	pieces  []crashsim.Piece
+	vis     []visible
+	evs     []event
+	heap    []int
+	ended   []bool
+	sec     [keySector]byte
 }
 
 // visible is a part [lo, hi) of a piece that no later piece hides.
@@ -315,60 +317,17 @@ func (sh *stateHasher) fileSum(pth string, n int64, fs afero.Fs) (uint64, uint64
 	// and in the durable file: a piece of zeros is clipped there.
 	limit := max(n, d.size)
 	for _, pc := range ps.pieces {
-		if pc.Data != nil && path.Clean(pc.Path) == pth {
+		if pc.Data != nil && pc.Path == pth {
 			limit = max(limit, pc.Off+pc.Len)
 		}
 	}
 	limit = (limit + keySector - 1) / keySector * keySector
-	// Paint from the last operation to the first: a piece's visible parts
-	// are those no later piece covers. One operation's pieces are
-	// disjoint and ascending (crashsim's applyChoice).
-	ps.vis, ps.covered = ps.vis[:0], ps.covered[:0]
-	for end := len(ps.pieces); end > 0; {
-		start := end - 1
-		for start > 0 && ps.pieces[start-1].Op == ps.pieces[end-1].Op {
-			start--
-		}
-		group := ps.pieces[start:end]
-		end = start
-		if path.Clean(group[0].Path) != pth {
-			continue
-		}
-		ps.next = ps.next[:0]
-		j := 0
-		for gi := range group {
-			pc := &group[gi]
-			lo, hi := pc.Off, pc.Off+pc.Len
-			if pc.Data == nil {
-				hi = min(hi, limit)
-			}
-			if lo >= hi {
-				continue
-			}
-			if k := len(ps.next); k > 0 && lo < ps.next[k-1][1] {
-				return 0, 0, false // not ascending: not what applyChoice emits
-			}
-			ps.next = append(ps.next, [2]int64{lo, hi})
-			for j < len(ps.covered) && ps.covered[j][1] <= lo {
-				j++
-			}
-			pos := lo
-			for k := j; k < len(ps.covered) && ps.covered[k][0] < hi; k++ {
-				if c := ps.covered[k]; c[0] > pos {
-					ps.vis = append(ps.vis, visible{lo: pos, hi: c[0], pc: start + gi})
-				}
-				pos = max(pos, ps.covered[k][1])
-			}
-			if pos < hi {
-				ps.vis = append(ps.vis, visible{lo: pos, hi: hi, pc: start + gi})
-			}
-		}
-		ps.covered = mergeSpans(ps.covered, ps.next)
+	if !ps.paint(pth, limit) {
+		return 0, 0, false
 	}
 	if len(ps.vis) == 0 {
 		return 0, 0, true
 	}
-	slices.SortFunc(ps.vis, func(a, b visible) int { return cmp.Compare(a.lo, b.lo) })
 	var f afero.File
 	defer func() {
 		if f != nil {
@@ -435,6 +394,112 @@ func (sh *stateHasher) fileSum(pth string, n int64, fs afero.Fs) (uint64, uint64
 		}
 	}
 	return c1, c2, true
+}
+
+// event is a piece's start or end, for paint.
+type event struct {
+	at    int64
+	pc    int
+	start bool
+}
+
+// paint sets ps.vis to the visible parts of the state's pieces of the file
+// at pth (pieces of zeros clipped at limit), ascending: a byte shows the
+// last operation's piece that covers it. One operation's pieces are
+// disjoint and ascending (crashsim's AppendPieces), so with one operation
+// they are all visible as they are; with more, a sweep over their edges
+// keeps the active pieces in a heap by operation (at most one piece per
+// operation covers a byte, so the latest one is unique): O(n log n).
+func (ps *pieceState) paint(pth string, limit int64) bool {
+	ps.vis, ps.evs = ps.vis[:0], ps.evs[:0]
+	ops, lastOp := 0, -1
+	for i := range ps.pieces {
+		pc := &ps.pieces[i]
+		if pc.Path != pth {
+			continue
+		}
+		lo, hi := pc.Off, pc.Off+pc.Len
+		if pc.Data == nil {
+			hi = min(hi, limit)
+		}
+		if lo >= hi {
+			continue
+		}
+		if pc.Op != lastOp {
+			ops, lastOp = ops+1, pc.Op
+		}
+		ps.evs = append(ps.evs, event{at: lo, pc: i, start: true}, event{at: hi, pc: i})
+	}
+	if ops <= 1 {
+		for k := 0; k < len(ps.evs); k += 2 {
+			if n := len(ps.vis); n > 0 && ps.evs[k].at < ps.vis[n-1].hi {
+				return false // not ascending: not what AppendPieces gives
+			}
+			ps.vis = append(ps.vis, visible{lo: ps.evs[k].at, hi: ps.evs[k+1].at, pc: ps.evs[k].pc})
+		}
+		return true
+	}
+	slices.SortFunc(ps.evs, func(a, b event) int { return cmp.Compare(a.at, b.at) })
+	if cap(ps.ended) < len(ps.pieces) {
+		ps.ended = make([]bool, len(ps.pieces))
+	}
+	ended := ps.ended[:len(ps.pieces)]
+	clear(ended)
+	h := ps.heap[:0]
+	later := func(i, j int) bool { return ps.pieces[h[i]].Op > ps.pieces[h[j]].Op }
+	push := func(pc int) {
+		h = append(h, pc)
+		for i := len(h) - 1; i > 0; {
+			p := (i - 1) / 2
+			if !later(i, p) {
+				break
+			}
+			h[i], h[p] = h[p], h[i]
+			i = p
+		}
+	}
+	pop := func() {
+		h[0] = h[len(h)-1]
+		h = h[:len(h)-1]
+		for i := 0; ; {
+			l, r, m := 2*i+1, 2*i+2, i
+			if l < len(h) && later(l, m) {
+				m = l
+			}
+			if r < len(h) && later(r, m) {
+				m = r
+			}
+			if m == i {
+				break
+			}
+			h[i], h[m] = h[m], h[i]
+			i = m
+		}
+	}
+	for e := 0; e < len(ps.evs); {
+		x := ps.evs[e].at
+		for ; e < len(ps.evs) && ps.evs[e].at == x; e++ {
+			if ps.evs[e].start {
+				push(ps.evs[e].pc)
+			} else {
+				ended[ps.evs[e].pc] = true
+			}
+		}
+		for len(h) > 0 && ended[h[0]] {
+			pop()
+		}
+		if len(h) == 0 || e == len(ps.evs) {
+			continue
+		}
+		top, next := h[0], ps.evs[e].at
+		if n := len(ps.vis); n > 0 && ps.vis[n-1].pc == top && ps.vis[n-1].hi == x {
+			ps.vis[n-1].hi = next
+		} else {
+			ps.vis = append(ps.vis, visible{lo: x, hi: next, pc: top})
+		}
+	}
+	ps.heap = h
+	return true
 }
 
 // mergeSpans returns the union of two sorted lists of disjoint spans, in
