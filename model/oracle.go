@@ -296,31 +296,41 @@ var recoverPool = sync.Pool{New: func() any { return new(recoverScratch) }}
 // the model is unchanged. The read-back is assumed to be durable, as the
 // crashed medium is.
 func (d *Disk) Recover(size int64, read func(p []byte, off int64) error) error {
+	sc := recoverPool.Get().(*recoverScratch)
+	defer recoverPool.Put(sc)
+	return d.RecoverView(size, func(off, n int64) ([]byte, error) {
+		if int64(cap(sc.buf)) < n {
+			sc.buf = make([]byte, n)
+		}
+		p := sc.buf[:n]
+		return p, read(p, off)
+	})
+}
+
+// RecoverView is Recover with the bytes read back handed over instead of
+// copied: view returns the n bytes at off (held by the caller, read-only
+// to Recover and unchanged until the next call), so a caller that already
+// holds them (the crash oracle keeps what its data stage read) lends them
+// without a copy. The chunks asked for are Recover's.
+func (d *Disk) RecoverView(size int64, view func(off, n int64) ([]byte, error)) error {
 	allowed := d.CrashSizes()
 	if !slices.Contains(allowed, size) {
 		return &SizeError{Op: "recover", Size: size, Allowed: allowed, Err: ErrCrashSize}
 	}
 	m := slices.Clone(d.durable).clip(size)
 	uncertain := d.Uncertain()
-	longest := int64(0)
-	for _, u := range uncertain {
-		longest = max(longest, u.Len)
-	}
-	sc := recoverPool.Get().(*recoverScratch)
-	defer recoverPool.Put(sc)
-	if n := int(min(longest+SectorSize, recoverChunk)); cap(sc.buf) < n {
-		sc.buf = make([]byte, n)
-	}
 	js := judgePool.Get().(*judgeScratch)
 	defer js.put()
-	buf := sc.buf
 	for _, u := range uncertain {
 		for off := u.Off; off < min(u.Off+u.Len, size); {
 			stop := (off + recoverChunk) / SectorSize * SectorSize
 			n := min(u.Off+u.Len, size, stop) - off
-			p := buf[:n]
-			if err := read(p, off); err != nil {
+			p, err := view(off, n)
+			if err != nil {
 				return fmt.Errorf("%w at [%#x,+%#x): %w", ErrRead, off, n, err)
+			}
+			if int64(len(p)) != n {
+				return fmt.Errorf("%w at [%#x,+%#x): %d bytes handed over", ErrRead, off, n, len(p))
 			}
 			if ok, f := d.judge(off, p, js); f != nil {
 				return d.crashMismatch(off, p, ok, f)

@@ -187,9 +187,10 @@ func TestSavedReadsSlots(t *testing.T) {
 	}{{0x1000, 0x200}, {0x1000, 1}, {0x11ff, 1}, {0x3000, 0x800}, {0x3010, 0x20}, {0x37ff, 1}} {
 		want := at(c.off, c.n)
 		require.True(t, s.equal(c.off, want), "equal(%#x, %#x bytes)", c.off, c.n)
-		got := make([]byte, c.n)
-		require.True(t, s.read(got, c.off), "read(%#x bytes at %#x)", c.n, c.off)
-		require.Equal(t, want, got, "read(%#x bytes at %#x)", c.n, c.off)
+		got := s.view(c.off, int64(c.n))
+		require.Equal(t, want, got, "view(%#x bytes at %#x)", c.n, c.off)
+		slot, _, _ := s.slot(c.off, int64(c.n))
+		require.Same(t, &slot[0], &got[0], "view(%#x bytes at %#x): lent, not copied", c.n, c.off)
 		want[c.n-1] ^= 1
 		require.False(t, s.equal(c.off, want), "equal(%#x, %#x bytes) with its last byte changed", c.off, c.n)
 	}
@@ -199,7 +200,7 @@ func TestSavedReadsSlots(t *testing.T) {
 	}{{0xfff, 2}, {0x11ff, 2}, {0x1000, 0x201}, {0x2fff, 0x10}, {0x37ff, 2}, {0x3800, 1}, {0x2000, 0x10}} {
 		p := make([]byte, c.n)
 		require.False(t, s.equal(c.off, p), "equal(%#x, %#x bytes): not inside one range", c.off, c.n)
-		require.False(t, s.read(p, c.off), "read(%#x bytes at %#x): not inside one range", c.n, c.off)
+		require.Nil(t, s.view(c.off, int64(c.n)), "view(%#x bytes at %#x): not inside one range", c.n, c.off)
 	}
 }
 

@@ -227,6 +227,7 @@ type scratch struct {
 	changed []model.Range      // stage 7: where the recovered model may differ from the durable contents
 	segs    []segment          // stage 7: the parts of one chunk to check
 	saved   []byte             // the read-back of the model's uncertain ranges, for Recover
+	recover []byte             // Recover's chunk when saved does not hold it
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -311,15 +312,16 @@ func (s *savedReads) equal(off int64, p []byte) bool {
 	return false
 }
 
-// read serves a read wholly inside one saved range; ok is false otherwise.
-func (s *savedReads) read(p []byte, off int64) bool {
+// view returns the saved bytes [off, off+n) when they lie wholly inside
+// one saved range (read-only), else nil.
+func (s *savedReads) view(off, n int64) []byte {
 	for i, r := range s.rs {
-		if r.Off <= off && off+int64(len(p)) <= r.Off+r.Len {
-			copy(p, s.buf[s.pos[i]+int(off-r.Off):])
-			return true
+		if r.Off <= off && off+n <= r.Off+r.Len {
+			q := s.pos[i] + int(off-r.Off)
+			return s.buf[q : q+int(n)]
 		}
 	}
-	return false
+	return nil
 }
 
 // Verdict is the oracle's judgement of one crash state.
@@ -471,13 +473,18 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 	// Recover reads back exactly the uncertain ranges: it gets the bytes
 	// the loop above read and checked (the same target reads, not a
 	// second pass through the target), and still checks them itself.
-	recoverRead := func(p []byte, off int64) error {
-		if saved.read(p, off) {
-			return nil
+	// (Lent, not copied: RecoverView.)
+	recoverView := func(off, n int64) ([]byte, error) {
+		if p := saved.view(off, n); p != nil {
+			return p, nil
 		}
-		return read(p, off)
+		if cap(sc.recover) < int(n) {
+			sc.recover = make([]byte, n)
+		}
+		p := sc.recover[:n]
+		return p, read(p, off)
 	}
-	if err := m.Recover(size, recoverRead); err != nil {
+	if err := m.RecoverView(size, recoverView); err != nil {
 		return fail(v, StageData, err)
 	}
 	if o.SkipLiveness {
