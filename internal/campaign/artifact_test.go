@@ -421,3 +421,26 @@ func TestHint(t *testing.T) {
 	}
 	require.NotEmpty(t, kindsText(check.Structure(bad)))
 }
+
+// TestReproScriptHeader: repro.sh names the failure it reproduces, and
+// "none (no crash)" for a failure without a crash state.
+func TestReproScriptHeader(t *testing.T) {
+	m := ArtifactMeta{Signature: "sig/x", Target: "t", CampaignSeed: 1, Workload: 2}
+	require.Contains(t, reproScript(m), "# Reproduces this failure: sig/x\n# (target t, campaign seed 1, workload 2, state none (no crash)).\n")
+	m.State = "k=5/prefix/0"
+	require.Contains(t, reproScript(m), "# (target t, campaign seed 1, workload 2, state k=5/prefix/0).\n")
+}
+
+// TestCreationNote: a crash state before the recorded creation's end
+// gets the creation judge's rule (over an existing image or not); any
+// other, or an artifact without a recorded creation, none.
+func TestCreationNote(t *testing.T) {
+	m := &ArtifactMeta{Create: true, CreateEnd: 10}
+	require.Empty(t, m.CreationNote(10))
+	require.Empty(t, m.CreationNote(11))
+	n := m.CreationNote(9)
+	require.True(t, strings.HasPrefix(n, "a crash during the creation of the image and its backing chain (trace operations before 10, real directory semantics): the creation judge wants the image absent"), n)
+	m.CreateOver = true
+	require.Contains(t, m.CreationNote(0), "(trace operations before 10, real directory semantics), over an existing image: ")
+	require.Empty(t, (&ArtifactMeta{CreateEnd: 10}).CreationNote(0))
+}
