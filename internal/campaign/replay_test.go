@@ -1,13 +1,16 @@
 package campaign
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
 
@@ -48,4 +51,67 @@ func TestReplayNestedByTheReference(t *testing.T) {
 	editMeta(t, art, map[string]any{"chain_recorder": "qemu"})
 	_, err = Replay(art, ReplayOptions{Resolve: unavailable, Reference: ref})
 	require.ErrorContains(t, err, `unknown target "broken:noflush"`)
+}
+
+// flakyDriver runs every workload on good, but its failOn-th run (from 1)
+// on bad: a failure that shows only in some runs, as a concurrent group's
+// interleaving does. runs counts the runs.
+type flakyDriver struct {
+	Driver
+	bad    Driver
+	failOn int
+	runs   *int
+}
+
+func (d flakyDriver) Record(ctx context.Context, w *workload.Workload, o RecordOptions) (*Recording, error) {
+	*d.runs++
+	if *d.runs == d.failOn {
+		return d.bad.Record(ctx, w, o)
+	}
+	return d.Driver.Record(ctx, w, o)
+}
+
+// TestReplayCrashFreeRace: a crash-free failure whose workload has
+// concurrent groups is run again until it fails, at most
+// replayRaceAttempts times, and the notes say on which run it failed or
+// how many it passed; one without concurrent groups runs once.
+func TestReplayCrashFreeRace(t *testing.T) {
+	seed := testSeed(t)
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 20, Gen: quickGen(), Models: quickModels[:2],
+		Bound: 8, Samples: 2, Target: flipAllTarget{}, Out: t.TempDir(), MinimizeCandidates: 20})
+	require.NoError(t, err)
+	require.NotEmpty(t, rep.Failures)
+	art := rep.Failures[0].Artifact
+	require.Equal(t, string(StageWorkload), rep.Failures[0].Stage)
+	var runs int
+	good, bad := InProcess(TargetOrDie(t, "impl/qed")), InProcess(flipAllTarget{})
+	replay := func(failOn int) *ReplayResult {
+		runs = 0
+		res, err := Replay(art, ReplayOptions{Resolve: func(string) (Driver, error) { return flakyDriver{good, bad, failOn, &runs}, nil }})
+		require.NoError(t, err)
+		return res
+	}
+	res := replay(2)
+	require.False(t, res.Fails(), "no concurrent group: one run")
+	require.Equal(t, 1, runs)
+	require.Empty(t, res.Notes)
+
+	g := quickGen()
+	g.Weights = maps.Clone(g.Weights)
+	g.Weights[workload.Concurrent] = 1000
+	w := generate(seed, g)
+	require.True(t, hasConcurrent(w))
+	require.NoError(t, os.WriteFile(filepath.Join(art, "workload.txt"), []byte(w.String()), 0o644))
+	res = replay(3)
+	require.True(t, res.Fails())
+	require.Equal(t, 3, runs)
+	require.Equal(t, []string{fmt.Sprintf("the workload's concurrent groups interleave differently on every run: it failed on run 3 of at most %d", replayRaceAttempts)}, res.Notes)
+	res = replay(1)
+	require.True(t, res.Fails())
+	require.Equal(t, 1, runs)
+	require.Empty(t, res.Notes)
+	res = replay(0)
+	require.False(t, res.Fails())
+	require.Equal(t, replayRaceAttempts, runs)
+	require.Equal(t, []string{fmt.Sprintf("the workload's concurrent groups interleave differently on every run: it passed %d runs", replayRaceAttempts)}, res.Notes)
 }
