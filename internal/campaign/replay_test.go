@@ -115,3 +115,31 @@ func TestReplayCrashFreeRace(t *testing.T) {
 	require.Equal(t, replayRaceAttempts, runs)
 	require.Equal(t, []string{fmt.Sprintf("the workload's concurrent groups interleave differently on every run: it passed %d runs", replayRaceAttempts)}, res.Notes)
 }
+
+// TestReplayDiffSignatureNote: a replayed differential failure notes its
+// signature only when it differs from the recorded one; ReplayOptions.On
+// re-runs the artifact's side on another target and says so.
+func TestReplayDiffSignatureNote(t *testing.T) {
+	seed := testSeed(t)
+	g := quickGen()
+	g.Weights = maps.Clone(g.Weights)
+	g.Weights[workload.ReopenRO] = 0
+	rep, err := Run(context.Background(), Config{Target: TargetOrDie(t, "impl/qed"), Diff: InProcess(staleReadTarget{}), Seed: seed,
+		Iterations: 4, Gen: g, Models: quickModels[:1], Bound: 8, Samples: 2, Out: t.TempDir(), MinimizeCandidates: 10})
+	require.NoError(t, err)
+	require.Len(t, rep.Failures, 1, "%+v", rep.Failures)
+	art := rep.Failures[0].Artifact
+	res, err := Replay(art, ReplayOptions{Resolve: diffResolver})
+	require.NoError(t, err)
+	require.True(t, res.Fails())
+	require.Empty(t, res.Notes)
+	editMeta(t, art, map[string]any{"signature": "diff/x/y"})
+	res, err = Replay(art, ReplayOptions{Resolve: diffResolver})
+	require.NoError(t, err)
+	require.Equal(t, []string{"the difference is now diff/data/other (recorded: diff/x/y)"}, res.Notes)
+	editMeta(t, art, map[string]any{"signature": nil})
+	res, err = Replay(art, ReplayOptions{Resolve: diffResolver, On: TargetOrDie(t, "broken:nosync")})
+	require.NoError(t, err)
+	require.True(t, res.Fails())
+	require.Equal(t, []string{"the workload re-run on broken:nosync (the artifact's target: impl/qed) and on test:stale-read"}, res.Notes)
+}
