@@ -77,7 +77,9 @@ func (d flakyDriver) Record(ctx context.Context, w *workload.Workload, o RecordO
 // how many it passed; one without concurrent groups runs once.
 func TestReplayCrashFreeRace(t *testing.T) {
 	seed := testSeed(t)
-	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 20, Gen: quickGen(), Models: quickModels[:2],
+	// Reads drawn first: the crash-free run fails before any crash state.
+	g := readsFirst()
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 20, Gen: g, Models: quickModels[:2],
 		Bound: 8, Samples: 2, Target: flipAllTarget{}, Out: t.TempDir(), MinimizeCandidates: 20})
 	require.NoError(t, err)
 	require.NotEmpty(t, rep.Failures)
@@ -96,10 +98,13 @@ func TestReplayCrashFreeRace(t *testing.T) {
 	require.Equal(t, 1, runs)
 	require.Empty(t, res.Notes)
 
-	g := quickGen()
-	g.Weights = maps.Clone(g.Weights)
-	g.Weights[workload.Concurrent] = 1000
-	w := generate(seed, g)
+	cg := quickGen()
+	cg.Weights = maps.Clone(cg.Weights)
+	cg.Weights[workload.Concurrent] = 1000
+	w := generate(seed, cg)
+	for s := seed + 1; !hasConcurrent(w) && s < seed+100; s++ {
+		w = generate(s, cg) // a draw without a group: the next seed
+	}
 	require.True(t, hasConcurrent(w))
 	require.NoError(t, os.WriteFile(filepath.Join(art, "workload.txt"), []byte(w.String()), 0o644))
 	res = replay(3)
