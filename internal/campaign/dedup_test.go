@@ -45,6 +45,14 @@ func TestStateKeyIgnoresHistory(t *testing.T) {
 			want, ok := fresh.key(Dir, pb, sb, 0)
 			require.True(t, ok)
 			require.Equal(t, want, got, "k=%d %s: the key after another recording's point", k, id)
+			// keyOf (the campaign's), likewise.
+			_, ok = shared.keyOf(Dir, pa, crashsim.StateID{K: k, Model: crashsim.Model{Base: crashsim.Drop}}, sa, 0)
+			require.True(t, ok)
+			got, ok = shared.keyOf(Dir, pb, id, sb, 0)
+			require.True(t, ok)
+			want, ok = fresh.keyOf(Dir, pb, id, sb, 0)
+			require.True(t, ok)
+			require.Equal(t, want, got, "k=%d %s: keyOf after another recording's point", k, id)
 			checked++
 		}
 	}
@@ -98,8 +106,8 @@ func TestStateKeyZerosOverData(t *testing.T) {
 			require.NoError(t, err)
 		}
 		require.NoError(t, f.Close())
-		sh := newStateHasher()
-		keys := map[string]stateKey{} // by the file's contents
+		sh, pk := newStateHasher(), newStateHasher()
+		keys, pkeys := map[string]stateKey{}, map[string]stateKey{} // by the file's contents
 		for id := range p.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 64, Samples: 64, Seed: 1}) {
 			st, err := p.State(id)
 			require.NoError(t, err)
@@ -111,7 +119,15 @@ func TestStateKeyZerosOverData(t *testing.T) {
 				require.Equal(t, k, key, "%s, %s: the same bytes", c.name, id)
 			}
 			keys[string(b)] = key
+			pkey, ok := pk.keyOf(Dir, p, id, st, 0)
+			require.True(t, ok)
+			if k, seen := pkeys[string(b)]; seen {
+				require.Equal(t, k, pkey, "%s, %s: keyOf, the same bytes", c.name, id)
+			}
+			pkeys[string(b)] = pkey
 		}
+		require.True(t, pk.ps.ok, "%s: keyOf from pieces", c.name)
+		require.NotEqual(t, pkeys[string(slices.Concat(data[:c.zeroed[0]], make([]byte, c.zeroed[1]-c.zeroed[0]), data[c.zeroed[1]:]))], pkeys[string(data)], "%s: keyOf: the zeros and the durable data share a key", c.name)
 		zeroed := slices.Clone(data)
 		clear(zeroed[c.zeroed[0]:c.zeroed[1]])
 		require.Contains(t, keys, string(zeroed), "%s: a state with the zeros", c.name)
