@@ -212,6 +212,9 @@ func TestGenCommandDistribution(t *testing.T) {
 	syncs, rules, nths := map[string]float64{}, map[string]float64{}, map[string]float64{}
 	thens, expThens := map[string]float64{}, map[string]float64{}
 	crashes, faults, commands := 0.0, 0.0, 0
+	// The ops crashes and faults are attached to, on non-empty images.
+	crashOps, faultOps := map[workload.Kind]float64{}, map[workload.Kind]float64{}
+	crashesOnData := 0.0
 	for i := range sequences {
 		v, _ := genState(&cfg)(params).Retrieve()
 		s := v.(*smState)
@@ -250,9 +253,17 @@ func TestGenCommandDistribution(t *testing.T) {
 				if cr.Sampled || cr.Choice >= 1<<20 {
 					t.Fatalf("crash choice %v", cr)
 				}
+				if s.Size > 0 {
+					crashOps[c.Op.Kind]++
+					crashesOnData++
+				}
 			case c.Step.Fault != nil:
 				events["fault"]++
 				faults++
+				if s.Size == 0 {
+					t.Fatalf("sequence %d step %d: a fault on an empty image (%v)", i, j, c)
+				}
+				faultOps[c.Op.Kind]++
 				f := c.Step.Fault
 				rules[f.Rule]++
 				nths[string(rune('0'+f.Nth))]++
@@ -311,5 +322,20 @@ func TestGenCommandDistribution(t *testing.T) {
 	}
 	checkCounts(t, "fault nth", nths, expNth)
 	checkCounts(t, "fault then", thens, expThens)
+	// A crash's op is a flush 1/5, a reopen 1/5, else (3/5) drawn as a
+	// fault's op is: the share q of flushes (reopens) among the faults'
+	// ops estimates that draw, so crashes on non-empty images hold
+	// 1/5 + 3/5 q of them, within six standard deviations of the
+	// binomial and of q's estimate.
+	for _, k := range []workload.Kind{workload.Flush, workload.Reopen} {
+		q := faultOps[k] / faults
+		p := 0.2 + 0.6*q
+		exp := crashesOnData * p
+		sd := math.Sqrt(crashesOnData*p*(1-p) + 0.36*crashesOnData*crashesOnData*q*(1-q)/faults)
+		if math.Abs(crashOps[k]-exp) > 6*sd+1 {
+			t.Errorf("crash op %v: drawn %.0f times of %.0f, the stated probabilities predict %.1f (a fault's op is one %.3f of the time)", k, crashOps[k], crashesOnData, exp, q)
+		}
+		t.Logf("crash op %v: drawn %.0f times of %.0f, predicted %.1f ± %.1f", k, crashOps[k], crashesOnData, exp, sd)
+	}
 	t.Logf("%d commands: %.0f crashes, %.0f faults", commands, crashes, faults)
 }
