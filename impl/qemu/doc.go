@@ -49,13 +49,16 @@
 //     directory, images opened and closed with qemu-io's `open` and
 //     `close`; the read-back has QEMU itself compare every byte outside
 //     the model's uncertain ranges, which the crash rule fixes, with the
-//     model's durable contents, under QEMU's quorum driver over the image
-//     and a raw file of those bytes (a difference fails the read: every
+//     model's durable contents, and the uncertain bytes with a guess of
+//     them (what the crashed image maps there), under QEMU's quorum
+//     driver over the image and a raw file of those bytes (a guess QEMU
+//     does not confirm is read back with `read -v`; a difference in the
+//     certain bytes fails the read: every
 //     byte is then read back, the model's data ranges with `read -v` and
 //     the others verified zero with `read -P 0`, or with `qemu-img
 //     convert` above 128 KiB of data, and the model judges them), and
-//     reads the uncertain ranges with `read -v` in the writable open the
-//     liveness write then uses; a state's commands go to qemu-io in two
+//     reads the unconfirmed uncertain ranges with `read -v` in the
+//     writable open the liveness write then uses; a state's commands go to qemu-io in two
 //     pipelined batches, qemuio.Proc.Pipeline, not a round trip each:
 //     the recovery with the comparison, then the uncertain ranges'
 //     read-back with the liveness write and its read-only reopen, the
