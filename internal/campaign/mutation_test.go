@@ -417,6 +417,8 @@ func TestMinimizeNestedRecoversEveryState(t *testing.T) {
 		const budget = 4
 		mf := minimize(ck, f, budget)
 		require.Equal(t, NestedJudgeName, mf.Judge, "seed %d: the minimized failure is a crash during recovery", seed)
+		require.NotNil(t, f.Nested(), "seed %d: the chain of crashes during recovery", seed)
+		require.NotNil(t, mf.Nested(), "seed %d: the minimized chain", seed)
 		require.LessOrEqual(t, len(recorded), budget, "seed %d: workload runs", seed)
 		t.Logf("ops %d -> %d, state %s -> %s", len(f.W.Ops), len(mf.W.Ops), f.State, mf.State)
 		require.Greater(t, rr.n, budget+1, "seed %d: recoveries in %d workload runs (one state each: a sample)", seed, len(recorded))

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
@@ -177,4 +179,49 @@ func nestedArtifact(t *testing.T, d Driver) string {
 	}
 	t.Skipf("seed %d: no crash during recovery among %d failures", seed, len(rep.Failures))
 	return ""
+}
+
+// TestNestedCrashError: a crash during recovery names each crash of its
+// chain with the recovery step it interrupted, in order, then the error.
+func TestNestedCrashError(t *testing.T) {
+	rec := func(ks ...int64) *Recording {
+		r := &Recording{}
+		for op, k := range ks {
+			r.Marks = append(r.Marks, Mark{Op: op, K: k})
+		}
+		return r
+	}
+	a := crashsim.StateID{K: 3, Model: crashsim.Model{Base: crashsim.Drop}}
+	b := crashsim.StateID{K: 7, Model: crashsim.Model{Base: crashsim.Prefix}, Ordinal: 2}
+	e := &NestedCrash{Chain: []crashsim.StateID{a, b}, Recoveries: []*Recording{rec(0, 5), rec(0, 4, 6)}, Err: errors.New("bad data")}
+	require.Equal(t, "crash "+a.String()+" during the recovery (recovery: writable open (check and repair)), then "+
+		b.String()+" during the recovery (recovery: flush): bad data", e.Error())
+	one := &NestedCrash{Chain: []crashsim.StateID{a}, Recoveries: []*Recording{rec(0, 2)}, Err: errors.New("bad data")}
+	require.Equal(t, "crash "+a.String()+" during the recovery (recovery: first write (512 bytes at guest offset 0)): bad data", one.Error())
+}
+
+// TestNestedJudgeExcusesFaultedRuns: a state of a run with injected
+// faults passes the nested judge without its recovery being recorded
+// (the oracle judge excuses the faults' effects against the run's
+// injections); another state's recovery is recorded.
+func TestNestedJudgeExcusesFaultedRuns(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\nflush\n"))
+	require.NoError(t, err)
+	tgt := qedtarget.Target{}
+	rec, err := Record(tgt, w, 1, "")
+	require.NoError(t, err)
+	p := rec.End
+	id := crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}}
+	rr := &countingRecovery{t: tgt}
+	j := &nestedJudge{t: tgt, rr: rr, models: quickModels[:1], enum: crashsim.EnumOptions{Bound: 8, Samples: 2}, depth: 2, budget: 1}
+	faulted := *rec
+	faulted.Injected = []faultfs.Injection{{}}
+	v, err := j.Judge(context.Background(), &State{ID: id, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: &faulted})
+	require.NoError(t, err)
+	require.True(t, v.OK(), "%v", v)
+	require.Zero(t, rr.n, "a faulted run's state recovered")
+	v, err = j.Judge(context.Background(), &State{ID: id, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: rec})
+	require.NoError(t, err)
+	require.True(t, v.OK(), "%v", v)
+	require.Equal(t, 1, rr.n, "the state's recovery recorded")
 }
