@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -203,7 +204,8 @@ func TestNestedCrashError(t *testing.T) {
 // TestNestedJudgeExcusesFaultedRuns: a state of a run with injected
 // faults passes the nested judge without its recovery being recorded
 // (the oracle judge excuses the faults' effects against the run's
-// injections); another state's recovery is recorded.
+// injections); another state's recovery is recorded, once: at depth 2
+// the crash states of that recovery are judged, not recovered again.
 func TestNestedJudgeExcusesFaultedRuns(t *testing.T) {
 	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\nflush\n"))
 	require.NoError(t, err)
@@ -223,5 +225,36 @@ func TestNestedJudgeExcusesFaultedRuns(t *testing.T) {
 	v, err = j.Judge(context.Background(), &State{ID: id, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: rec})
 	require.NoError(t, err)
 	require.True(t, v.OK(), "%v", v)
-	require.Equal(t, 1, rr.n, "the state's recovery recorded")
+	require.Equal(t, 1, rr.n, "recoveries recorded at depth 2")
+}
+
+// TestReplayNestedDepth3: replay follows a chain of two crashes during
+// recovery (depth 3) to its end: the replayed failure has the artifact's
+// chain, not its first crash judged at depth 2.
+func TestReplayNestedDepth3(t *testing.T) {
+	g := quickGen()
+	g.Weights = maps.Clone(g.Weights)
+	g.Weights[workload.Reopen] = 0 // the workload's own flushes work
+	d := InProcess(bigNoFlushTarget{})
+	rep, err := Run(context.Background(), Config{Seed: 1, Iterations: 10, Gen: g, Models: quickModels[:2], Bound: 8, Samples: 2,
+		Driver: d, TargetName: "test:big-noflush", NestedDepth: 3, NestedStates: 2, MaxFailures: 4, MinimizeCandidates: -1, Out: t.TempDir()})
+	require.NoError(t, err)
+	for _, f := range rep.Failures {
+		if !strings.HasPrefix(f.Signature, "depth3/") {
+			continue
+		}
+		meta, err := ReadArtifactMeta(f.Artifact)
+		require.NoError(t, err)
+		require.Len(t, meta.Chain, 2)
+		res, err := Replay(f.Artifact, ReplayOptions{Resolve: func(string) (Driver, error) { return d, nil }})
+		require.NoError(t, err)
+		require.True(t, res.Fails(), "the chain's last crash state fails again")
+		var chain []string
+		for _, id := range res.Failure.Nested().Chain {
+			chain = append(chain, id.String())
+		}
+		require.Equal(t, meta.Chain, chain, "the replayed chain")
+		return
+	}
+	t.Fatalf("seed 1: no crash during the recovery of a recovery among %d failures", len(rep.Failures))
 }
