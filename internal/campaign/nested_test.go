@@ -205,7 +205,8 @@ func TestNestedCrashError(t *testing.T) {
 // faults passes the nested judge without its recovery being recorded
 // (the oracle judge excuses the faults' effects against the run's
 // injections); another state's recovery is recorded, once: at depth 2
-// the crash states of that recovery are judged, not recovered again.
+// the crash states of that recovery are judged, not recovered again; to
+// depth 3, one of them (the sample) is.
 func TestNestedJudgeExcusesFaultedRuns(t *testing.T) {
 	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\nflush\n"))
 	require.NoError(t, err)
@@ -226,6 +227,13 @@ func TestNestedJudgeExcusesFaultedRuns(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, v.OK(), "%v", v)
 	require.Equal(t, 1, rr.n, "recoveries recorded at depth 2")
+	// To depth 3: the sample of one of that recovery's crash states is
+	// recovered in turn.
+	rr.n, j.depth = 0, 3
+	v, err = j.Judge(context.Background(), &State{ID: id, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: rec})
+	require.NoError(t, err)
+	require.True(t, v.OK(), "%v", v)
+	require.Equal(t, 2, rr.n, "recoveries recorded to depth 3 with a sample of one")
 }
 
 // TestReplayNestedDepth3: replay follows a chain of two crashes during
