@@ -63,6 +63,13 @@ func TestRecordRecoveryMarks(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, r.OpErr)
 	require.NotEmpty(t, r.Trace.Ops, "a recovery writes")
+	// The workload's seed (the recovery's sampled crash points are drawn
+	// from it and the chain), workload, directory and file-system options.
+	require.Equal(t, rec.Seed, r.Seed)
+	require.Equal(t, uint64(1), stateSeed(st))
+	require.Same(t, rec.W, r.W)
+	require.Equal(t, rec.Dir, r.Dir)
+	require.Equal(t, rec.Options, r.Options)
 	var ops []int
 	for _, m := range r.Marks {
 		ops = append(ops, m.Op)
@@ -265,4 +272,63 @@ func TestReplayNestedDepth3(t *testing.T) {
 		return
 	}
 	t.Fatalf("seed 1: no crash during the recovery of a recovery among %d failures", len(rep.Failures))
+}
+
+// TestRecordRecoveryEmptyImage: the recovery of an image of size 0 opens
+// and closes it: no write, no flush (there is no sector to write).
+func TestRecordRecoveryEmptyImage(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=0\nflush\n"))
+	require.NoError(t, err)
+	tgt := qedtarget.Target{}
+	rec, err := Record(tgt, w, 1, "")
+	require.NoError(t, err)
+	p := rec.End
+	id := crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}}
+	r, err := RecordRecovery(tgt, &State{ID: id, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: rec})
+	require.NoError(t, err)
+	require.Nil(t, r.OpErr)
+	var ops []int
+	for _, m := range r.Marks {
+		ops = append(ops, m.Op)
+	}
+	require.Equal(t, []int{RecoveryOpen, RecoveryClose}, ops)
+}
+
+// TestPreferStoredMarkAtTheEnd: in replay, a re-recorded recovery whose
+// trace differs from the artifact's is replaced by the recorded one when
+// their steps match, a recorded mark at the very end of the recorded
+// trace included (a step that issued no I/O); a mark past it is refused.
+func TestPreferStoredMarkAtTheEnd(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\n"))
+	require.NoError(t, err)
+	tgt := qedtarget.Target{}
+	rec, err := Record(tgt, w, 1, "")
+	require.NoError(t, err)
+	p := rec.End
+	st := &State{ID: crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}}, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: rec}
+	r, err := RecordRecovery(tgt, st)
+	require.NoError(t, err)
+	stored := &crashsim.Trace{Ops: r.Trace.Ops[:len(r.Trace.Ops)-1]} // another trace: its last op not issued
+	b, err := stored.MarshalBinary()
+	require.NoError(t, err)
+	for _, c := range []struct {
+		lastK int64
+		used  bool
+	}{{int64(len(stored.Ops)), true}, {int64(len(stored.Ops)) + 1, false}} {
+		var marks [][2]int64
+		for _, m := range r.Marks {
+			marks = append(marks, [2]int64{int64(m.Op), min(m.K, int64(len(stored.Ops)))})
+		}
+		marks[len(marks)-1][1] = c.lastK
+		j := &nestedJudge{t: tgt, rr: &countingRecovery{t: tgt}, stored: []storedRecovery{{trace: b, marks: marks}}}
+		got, err := j.preferStored(r, 2)
+		require.NoError(t, err)
+		if !c.used {
+			require.Same(t, r, got, "a recorded mark past the trace's end")
+			continue
+		}
+		require.NotSame(t, r, got, "the recorded recovery, its last mark at the trace's end")
+		require.Len(t, got.Trace.Ops, len(stored.Ops))
+		require.Equal(t, c.lastK, got.Marks[len(got.Marks)-1].K)
+	}
 }
