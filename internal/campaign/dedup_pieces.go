@@ -36,10 +36,12 @@ import (
 //     so its sum is the durable sum plus, over those sectors, the state's
 //     contribution minus the durable one. The durable contributions of
 //     every sector the point's unsynced operations touch are computed
-//     once per point (sectorSums, holes skipped), those of each write's
+//     once per point (pieceState.durable, holes skipped), those of each write's
 //     whole sectors once per write (opSums, kept while the write is
 //     pending), both as prefix sums: a run of whole sectors that one
 //     write (or zeros) covers costs O(1), whatever its length.
+//   - Which piece shows where is painted by a sweep over the pieces'
+//     edges (paint: the last operation's piece covering a byte).
 //   - A sector covered by parts of several pieces, or partly by one (an
 //     unaligned write, a torn write's edge), is read from the state's
 //     file and hashed (a few per state). Garbage sectors are hashed from
@@ -51,8 +53,9 @@ import (
 // falls back to key for a whole point when the point is not exact:
 // unsynced namespace operations, paths outside the directory, tests'
 // full mode), so two keys compared always come from the same function.
-// TestStateKeyExact holds keyOf to "equal exactly when byte-identical"
-// over every model, with unaligned writes and files that grow.
+// TestStateKeyExact and TestKeyOfRandomOps hold keyOf to "equal exactly
+// when byte-identical" over every model, with unaligned and overlapping
+// writes, truncates, discards and files that grow.
 
 // keySector is the granularity of keyOf's sums.
 const keySector = 512
