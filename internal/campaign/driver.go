@@ -323,10 +323,10 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 	// open of it does not do); a base its recovery refuses after a silent
 	// fault in a file other than the image is that fault's effect (the
 	// judgement of its contents is left to the runs without faults).
-	if name, format, _, ok, _, err := st.Rec.W.CommitBase(st.GuestOp); err != nil {
+	if base, format, ok, err := commitBaseOf(st); err != nil {
 		return nil, err
 	} else if ok {
-		if err := oracle.RecoverCommitBase(j.t, st.FS, path.Join(path.Dir(st.Image), name), format); err != nil {
+		if err := oracle.RecoverCommitBase(j.t, st.FS, base, format); err != nil {
 			if injs, _ := st.Rec.silentUpTo(st.ID.K); slices.ContainsFunc(injs, func(in faultfs.Injection) bool {
 				return silentFault(in) && path.Clean(in.Path) != path.Clean(st.Image)
 			}) {

@@ -233,9 +233,23 @@ func (j *nestedJudge) judgeAt(ctx context.Context, st *State, path []crashsim.St
 	if err := rec.complete(); err != nil {
 		return nil, err
 	}
+	base, format, onCommit, err := commitBaseOf(st)
+	if err != nil {
+		return nil, err
+	}
 	judge := func(id crashsim.StateID, fs afero.Fs) *oracle.Verdict {
 		if j.states != nil {
 			j.states.Add(1)
+		}
+		if onCommit {
+			// A crash during a commit: as at depth 1 (oracleJudge), the
+			// chain is recovered from the base up; the base may have
+			// crashed again during its own recovery (the first step of
+			// the recorded one). Its contents were judged at depth 1;
+			// here it is recovered only, and the image judged.
+			if err := oracle.RecoverCommitBase(j.t, fs, base, format); err != nil {
+				return &oracle.Verdict{Stage: oracle.StageCommitBase, Err: err}
+			}
 		}
 		return oracle.Judge(j.t, fs, rec.Image, rec.ModelAt(id.K).Clone(), j.oracle)
 	}
@@ -244,7 +258,7 @@ func (j *nestedJudge) judgeAt(ctx context.Context, st *State, path []crashsim.St
 		if err != nil {
 			return nil, err
 		}
-		return j.judgeAt(ctx, &State{ID: id, Point: p, Image: rec.Image, Model: rec.ModelAt(id.K).Clone(), Rec: st.Rec},
+		return j.judgeAt(ctx, &State{ID: id, Point: p, Image: rec.Image, Model: rec.ModelAt(id.K).Clone(), GuestOp: st.GuestOp, Rec: st.Rec},
 			append(path[:len(path):len(path)], id), recs)
 	}
 	if j.chain != nil {
@@ -392,8 +406,15 @@ func nestedSeed(seed uint64, path []crashsim.StateID) uint64 {
 // writable open (check and repair), the read-back of the model's
 // uncertain ranges (which collapses the model, as the oracle does), one
 // sector written at guest offset 0, a flush and a close. The marks say
-// what a crash at each moment is judged against (see nested.go).
+// what a crash at each moment is judged against (see nested.go). When st
+// crashed during a commit, the recovery starts with the base's own
+// (oracle.RecoverCommitBase, as the depth-1 judge does: the chain is
+// recovered from the base up), recorded under the open's mark.
 func RecordRecovery(t target.Target, st *State) (*Recording, error) {
+	base, format, onCommit, err := commitBaseOf(st)
+	if err != nil {
+		return nil, err
+	}
 	fs, err := st.Point.State(st.ID)
 	if err != nil {
 		return nil, fmt.Errorf("campaign: recovery of %s: %w", st.ID, err)
@@ -410,7 +431,19 @@ func RecordRecovery(t target.Target, st *State) (*Recording, error) {
 		rec.Syncs[p.K()] = p
 		return false
 	})
-	rec.OpErr = RunRecovery(t, fs, st.Image, m, mark)
+	if onCommit {
+		mark(RecoveryOpen)
+		if err := oracle.RecoverCommitBase(t, fs, base, format); err != nil {
+			rec.OpErr = &workload.OpError{Index: RecoveryOpen, Err: fmt.Errorf("%s: %w", recoveryStepText(RecoveryOpen), err)}
+		}
+	}
+	if rec.OpErr == nil {
+		rec.OpErr = RunRecovery(t, fs, st.Image, m, func(op int) {
+			if op != RecoveryOpen || !onCommit { // the open's mark is set
+				mark(op)
+			}
+		})
+	}
 	fs.OnSync(nil)
 	rec.Trace = fs.Trace()
 	if rec.End, err = fs.Point(); err != nil {
@@ -526,4 +559,17 @@ func (a *Artifact) NestedTimeline(i int) (*Timeline, error) {
 	}
 	tl.Epochs = append(tl.Epochs, ep)
 	return tl, nil
+}
+
+// commitBaseOf returns the path and format of the base of the commit st
+// crashed during; ok is false when st did not crash during a commit.
+func commitBaseOf(st *State) (basePath, format string, ok bool, err error) {
+	if st.Rec == nil || st.Rec.W == nil {
+		return "", "", false, nil
+	}
+	name, format, _, ok, _, err := st.Rec.W.CommitBase(st.GuestOp)
+	if err != nil || !ok {
+		return "", "", false, err
+	}
+	return path.Join(path.Dir(st.Image), name), format, true, nil
 }

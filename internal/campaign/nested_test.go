@@ -332,3 +332,56 @@ func TestPreferStoredMarkAtTheEnd(t *testing.T) {
 		require.Equal(t, c.lastK, got.Marks[len(got.Marks)-1].K)
 	}
 }
+
+// TestNestedCommitBaseRecoveredFirst: a crash during a commit into a QED
+// base that had linked an L2 entry before the cluster's data and grow
+// landed (the base's NEED_CHECK set: legal). The depth-1 judge recovers
+// the base before the image; the recovery recorded for crashes of depth 2
+// must too, and the depth-2 judge with it, or the image's read-only open
+// of the base reads through the dangling entry: this workload of seed 4
+// (index 7, a default campaign's draw minimized) failed at depth 2 with
+// "L2[3] ... not a valid data cluster offset" before.
+func TestNestedCommitBaseRecoveredFirst(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=16384 table_size=16 size=524288
+backing qed size=258560 cluster_size=65536 table_size=4 fill=1
+write 0x304fa 0x492a id=2
+commit
+`))
+	require.NoError(t, err)
+	rep, err := Run(context.Background(), Config{Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed", Seed: 4, Shard: Shard{Index: 7, Count: 8}, Iterations: 8,
+		Workload: w, NestedDepth: DefaultNestedDepth, NestedStates: DefaultNestedStates, Bound: DefaultBound, Samples: DefaultSamples, SampledPoints: DefaultSampledPoints})
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures, "%+v", rep.Failures)
+	require.Positive(t, rep.NestedStates)
+
+	// The recorded recovery of a state crashed during the commit starts
+	// with the base's own recovery (its writable open and close).
+	rec, err := RecordWith(qedtarget.Target{}, w, RecordOptions{Seed: 4})
+	require.NoError(t, err)
+	var during *State
+	for k := range rec.Trace.Ops {
+		if rec.GuestOpAt(int64(k)) == 1 && rec.Trace.Ops[k].Kind == crashsim.OpSync {
+			p, err := rec.Point(int64(k))
+			require.NoError(t, err)
+			id := crashsim.StateID{K: int64(k), Model: crashsim.Model{Base: crashsim.Prefix}}
+			during = &State{ID: id, Point: p, Image: rec.Image, Model: rec.ModelAt(int64(k)).Clone(), GuestOp: 1, Rec: rec}
+			break
+		}
+	}
+	require.NotNil(t, during, "a sync during the commit")
+	r, err := RecordRecovery(qedtarget.Target{}, during)
+	require.NoError(t, err)
+	require.Nil(t, r.OpErr)
+	first := -1
+	for i, o := range r.Trace.Ops {
+		if strings.HasSuffix(o.Path, ".qed") && !strings.HasSuffix(o.Path, workload.ImageName) {
+			first = i
+			break
+		}
+	}
+	require.GreaterOrEqual(t, first, 0, "the base is touched by the recovery:\n%v", r.Trace.Ops)
+	require.Equal(t, RecoveryOpen, r.MarkAt(int64(first)).Op)
+	require.Equal(t, RecoveryOpen, r.Marks[0].Op)
+	require.NotEqual(t, RecoveryOpen, r.Marks[1].Op, "one open mark")
+}
