@@ -111,7 +111,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	cs := int64(g.ClusterSize)
 	maxC := max(cfg.MaxClusters, 1)
 	hot := []int64{0} // starts of the regions most ops go to
-	if cfg.WideChance > 0 && rng.Float64() < cfg.WideChance {
+	if cfg.WideChance > 0 && rng.Float64() < cfg.WideChance && wideFits(cfg) {
 		g.ClusterSize, g.TableSize = slices.Min(cfg.ClusterSizes), slices.Min(cfg.TableSizes)
 		cs = int64(g.ClusterSize)
 		span := cs * (int64(g.TableSize) * cs / 8) // guest bytes one L2 table maps
@@ -138,7 +138,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 		for i := n - 1; i >= 0; i-- { // deepest first: ids grow toward the image
 			b := Backing{Fill: id()}
 			// Backing files are often shorter than the image, sometimes longer.
-			b.Size = (rng.Int64N(g.Size/512+8) + 1) * 512
+			b.Size = min((rng.Int64N(g.Size/512+8)+1)*512, MaxImageSize)
 			if rng.IntN(2) == 0 {
 				b.Format = "raw"
 			} else {
@@ -193,6 +193,18 @@ func (c *GenConfig) NoExtras() {
 	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance, c.L2CacheChance = 0, 0, 0, 0, 0, 0
 }
 
+// wideFits reports whether the images spanning two or three L2 tables
+// (GenConfig.WideChance) of cfg's smallest geometry fit MaxImageSize: one
+// table of 4 MiB clusters maps 32 TiB, more than the model holds.
+func wideFits(cfg GenConfig) bool {
+	cs, ts := int64(slices.Min(cfg.ClusterSizes)), int64(slices.Min(cfg.TableSizes))
+	if ts*cs/8 > MaxImageSize/cs {
+		return false
+	}
+	span := cs * (ts * cs / 8)
+	return span <= (MaxImageSize-int64(max(cfg.MaxClusters, 1))*cs)/2
+}
+
 // MaxGuestSize returns the largest image size a geometry addresses
 // (entries per table squared, times the cluster size), capped at
 // MaxImageSize. The product is not formed when it would pass the cap
@@ -204,7 +216,7 @@ func MaxGuestSize(clusterSize, tableSize uint32) int64 {
 	if n == 0 {
 		return 0
 	}
-	if cs > MaxImageSize/n || n > MaxImageSize/(n*cs) {
+	if lim := uint64(MaxImageSize); cs > lim/n || n > lim/(n*cs) {
 		return MaxImageSize
 	}
 	return int64(n * n * cs)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/qedtorture/qedtorture/model"
 )
 
 // Op is one guest operation.
@@ -53,10 +55,14 @@ type Workload struct {
 // ErrInvalid is wrapped by every Validate error.
 var ErrInvalid = errors.New("workload: invalid")
 
-// MaxImageSize bounds generated and parsed images (the model and the
-// in-memory filesystems hold only what is written, so this is about
-// keeping offsets sane, not memory).
-const MaxImageSize = 1 << 50
+// MaxImageSize bounds generated and parsed images and their backing
+// files: the model's largest disk (model.MaxSize, 8 TiB), so every image
+// a workload names can be modelled (the in-memory filesystems hold only
+// what is written, so this is not about memory). It was 2^50 before: a
+// geometry of 4 MiB clusters drew images and backing files of up to
+// 32 TiB, whose setup the model refused, and the campaign reported that
+// as the target's setup failure.
+const MaxImageSize = model.MaxSize
 
 func validQEDGeometry(cluster, table uint32) error {
 	if cluster < 4096 || cluster > 64<<20 || bits.OnesCount32(cluster) != 1 {
