@@ -205,3 +205,62 @@ func TestConcurrentGroupSizes(t *testing.T) {
 		require.ErrorContains(t, err, fmt.Sprintf("concurrent group size %d not in 1..64", n))
 	}
 }
+
+// mapTarget is impl/qed whose allocation maps are edited by edit.
+type mapTarget struct {
+	qedtarget.Target
+	edit func(exts []target.Extent, size int64) []target.Extent
+}
+
+type mapDisk struct {
+	target.Disk
+	edit func(exts []target.Extent, size int64) []target.Extent
+}
+
+func (t mapTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil {
+		return d, err
+	}
+	return mapDisk{d, t.edit}, nil
+}
+
+func (d mapDisk) Map() ([]target.Extent, error) {
+	exts, err := d.Disk.(target.Mapper).Map()
+	return d.edit(exts, d.Size()), err
+}
+
+// TestMapJudgesExtents: map fails on an empty extent, on one reaching
+// past the image size and on an allocated one at host offset 0; the
+// unedited map passes.
+func TestMapJudgesExtents(t *testing.T) {
+	const script = "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x1000 0x1000 id=1\nmap\n"
+	for what, c := range map[string]struct {
+		edit func([]target.Extent, int64) []target.Extent
+		want string
+	}{
+		"unedited": {func(x []target.Extent, _ int64) []target.Extent { return x }, ""},
+		"empty": {func(x []target.Extent, _ int64) []target.Extent {
+			return append([]target.Extent{{Start: 0, Length: 0, Kind: target.ExtentUnallocated}}, x...)
+		}, "extent 0 [0x0, +0x0) does not follow 0x0"},
+		"past the end": {func(x []target.Extent, size int64) []target.Extent {
+			x[len(x)-1].Length += 4096
+			return x
+		}, "does not follow"},
+		"host offset 0": {func(x []target.Extent, _ int64) []target.Extent {
+			for j := range x {
+				if x[j].Kind == target.ExtentData {
+					x[j].HostOffset = 0
+				}
+			}
+			return x
+		}, "is allocated at host offset 0x0"},
+	} {
+		err := runScript(t, mapTarget{edit: c.edit}, script)
+		if c.want == "" {
+			require.NoError(t, err, what)
+			continue
+		}
+		require.ErrorContains(t, err, c.want, what)
+	}
+}
