@@ -264,3 +264,98 @@ func TestMapJudgesExtents(t *testing.T) {
 		require.ErrorContains(t, err, c.want, what)
 	}
 }
+
+// lenientTarget is impl/qed whose disks (Strict) accept one kind of
+// invalid call each, as how says: a read, write or write-zeroes starting
+// inside the image and reaching past its end done up to the end without
+// an error, or a growing resize to a size that is not a multiple of 512
+// accepted and ignored.
+type lenientTarget struct {
+	qedtarget.Target
+	how string
+}
+
+type lenientDisk struct {
+	target.Disk
+	how string
+}
+
+func (lenientDisk) RefusesInvalid() {}
+
+func (t lenientTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil {
+		return d, err
+	}
+	return lenientDisk{d, t.how}, nil
+}
+
+// inside reports whether [off, off+n) starts inside the image and
+// reaches past its end, and how much of it is inside.
+func (d lenientDisk) inside(off, n int64) (int64, bool) {
+	size := d.Size()
+	return size - off, off >= 0 && off < size && off+n > size
+}
+
+func (d lenientDisk) ReadAt(p []byte, off int64) (int, error) {
+	if k, ok := d.inside(off, int64(len(p))); ok && d.how == "read" {
+		n, err := d.Disk.ReadAt(p[:k], off)
+		return n, err
+	}
+	return d.Disk.ReadAt(p, off)
+}
+
+func (d lenientDisk) WriteAt(p []byte, off int64) (int, error) {
+	if k, ok := d.inside(off, int64(len(p))); ok && d.how == "write" {
+		_, err := d.Disk.WriteAt(p[:k], off)
+		return len(p), err
+	}
+	return d.Disk.WriteAt(p, off)
+}
+
+func (d lenientDisk) WriteZeroes(off, n int64) error {
+	if k, ok := d.inside(off, n); ok && d.how == "zero" {
+		return d.Disk.WriteZeroes(off, k)
+	}
+	return d.Disk.WriteZeroes(off, n)
+}
+
+func (d lenientDisk) Resize(size int64) error {
+	if d.how == "resize" && size > d.Size() && size%512 != 0 {
+		return nil
+	}
+	return d.Disk.Resize(size)
+}
+
+// TestRefusedJudges: each refused variant fails on a disk that accepts
+// its call: the read, write and write-zeroes that start inside the image
+// and reach past its end (not only those starting past it), and the
+// unaligned growing resize (not only an unaligned shrink). The same
+// variants pass on impl/qed.
+func TestRefusedJudges(t *testing.T) {
+	const head = "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0xf000 0x1000 id=1\n"
+	for how, v := range map[string]int{"read": 0, "write": 2, "zero": 4, "resize": 7} {
+		script := fmt.Sprintf("%srefused %d\nread 0xf000 0x1000\n", head, v)
+		require.NoError(t, runScript(t, qedtarget.Target{}, script), "refused %d on impl/qed", v)
+		require.ErrorContains(t, runScript(t, lenientTarget{how: how}, script), "was not refused", "refused %d on a disk accepting the %s", v, how)
+	}
+}
+
+// TestRefusedSkipsOnlyTheLimit: on a geometry addressing more than 2^62
+// bytes (8 MiB clusters, one-cluster tables) "refused 8" has nothing to
+// test and passes, and the other variants are still judged.
+func TestRefusedSkipsOnlyTheLimit(t *testing.T) {
+	const head = "qedtorture-workload v1\nimage cluster_size=8388608 table_size=1 size=65536\n"
+	require.NoError(t, runScript(t, qedtarget.Target{}, head+"refused 8\nrefused 0\n"))
+	require.ErrorContains(t, runScript(t, lenientTarget{how: "read"}, head+"refused 0\n"), "was not refused")
+}
+
+// TestRefusedVariantsValidated: a refused variant outside 0..8 is
+// refused by Validate, naming it.
+func TestRefusedVariantsValidated(t *testing.T) {
+	_, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nrefused 9\n"))
+	require.ErrorIs(t, err, workload.ErrInvalid)
+	require.ErrorContains(t, err, "refused variant 9, want 0 to 8")
+	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 4096, TableSize: 1, Size: 65536}, Ops: []workload.Op{{Kind: workload.Refused, Off: -1}}}
+	require.ErrorContains(t, w.Validate(), "refused variant -1, want 0 to 8")
+}
