@@ -90,3 +90,33 @@ func TestOpGenHotOutside(t *testing.T) {
 		}
 	}
 }
+
+// TestResizeBounds: a resize may keep the size (images only do not
+// shrink) and may reach MaxImageSize exactly, not more; an OpGen draws
+// a resize to MaxImageSize exactly, and none from there.
+func TestResizeBounds(t *testing.T) {
+	w := &Workload{Geometry: Geometry{ClusterSize: 65536, TableSize: 16, Size: 65536}}
+	for _, c := range []struct {
+		to int64
+		ok bool
+	}{{65536, true}, {65536 - 512, false}, {MaxImageSize, true}, {MaxImageSize + 512, false}, {65536 + 1, false}} {
+		w.Ops = []Op{{Kind: Resize, Off: c.to}}
+		if c.ok {
+			require.NoError(t, w.Validate(), "resize to %#x", c.to)
+		} else {
+			require.ErrorIs(t, w.Validate(), ErrInvalid, "resize to %#x", c.to)
+		}
+	}
+	exact := 0
+	for i := range uint64(300) {
+		g := &OpGen{Rand: rand.New(rand.NewPCG(3, i)), Size: MaxImageSize - 512, ClusterSize: 4096}
+		if op, ok := g.Draw(Resize); ok {
+			require.Equal(t, int64(MaxImageSize), op.Off)
+			exact++
+		}
+		g = &OpGen{Rand: rand.New(rand.NewPCG(3, i)), Size: MaxImageSize, ClusterSize: 4096}
+		_, ok := g.Draw(Resize)
+		require.False(t, ok, "a resize drawn past MaxImageSize")
+	}
+	require.Positive(t, exact, "no resize drawn to MaxImageSize exactly")
+}
