@@ -359,3 +359,105 @@ func TestRefusedVariantsValidated(t *testing.T) {
 	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 4096, TableSize: 1, Size: 65536}, Ops: []workload.Op{{Kind: workload.Refused, Off: -1}}}
 	require.ErrorContains(t, w.Validate(), "refused variant -1, want 0 to 8")
 }
+
+// resizeTarget is impl/qed whose resizes do what how says: "ignore"
+// returns success without resizing, "fail" fails.
+type resizeTarget struct {
+	qedtarget.Target
+	how string
+}
+
+type resizeDisk struct {
+	target.Disk
+	how string
+}
+
+var errResizeFails = errors.New("resize fails")
+
+func (t resizeTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil {
+		return d, err
+	}
+	return resizeDisk{d, t.how}, nil
+}
+
+func (d resizeDisk) Resize(size int64) error {
+	if d.how == "ignore" {
+		return nil
+	}
+	return errResizeFails
+}
+
+// TestResizeOpJudges: a resize op fails with the target's error when
+// the resize fails, and when the size after a successful one is not the
+// one asked for.
+func TestResizeOpJudges(t *testing.T) {
+	const script = "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nresize 0x20000\n"
+	require.ErrorIs(t, runScript(t, resizeTarget{how: "fail"}, script), errResizeFails)
+	require.ErrorContains(t, runScript(t, resizeTarget{how: "ignore"}, script), "size after resize is 0x10000, want 0x20000")
+}
+
+// roCloseFailTarget is impl/qed whose read-only disks fail to close.
+type roCloseFailTarget struct{ qedtarget.Target }
+
+func (t roCloseFailTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil || !o.ReadOnly {
+		return d, err
+	}
+	return closeFailDisk{d}, nil
+}
+
+// TestReopenROJudges: reopen-ro fails when the read-only image fails to
+// close, and Validate refuses one reaching past the image size.
+func TestReopenROJudges(t *testing.T) {
+	const head = "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\n"
+	err := runScript(t, roCloseFailTarget{}, head+"reopen-ro 0x0 0x1000\n")
+	require.ErrorIs(t, err, errCloseFails)
+	require.ErrorContains(t, err, "read-only close")
+	_, err = workload.Parse(strings.NewReader(head + "reopen-ro 0xf000 0x1001\n"))
+	require.ErrorIs(t, err, workload.ErrInvalid)
+}
+
+// roGrowTarget is impl/qed whose read-only disks (Strict) accept a
+// growing resize, doing nothing: while open (how "open") or once closed
+// (how "closed"); they refuse a shrinking one as impl/qed does.
+type roGrowTarget struct {
+	qedtarget.Target
+	how string
+}
+
+type roGrowDisk struct {
+	target.Disk
+	how    string
+	closed *bool
+}
+
+func (roGrowDisk) RefusesInvalid() {}
+
+func (t roGrowTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil || !o.ReadOnly {
+		return d, err
+	}
+	return roGrowDisk{d, t.how, new(bool)}, nil
+}
+
+func (d roGrowDisk) Close() error { *d.closed = true; return d.Disk.Close() }
+
+func (d roGrowDisk) Resize(size int64) error {
+	if size > d.Size() && (d.how == "closed") == *d.closed {
+		return nil
+	}
+	return d.Disk.Resize(size)
+}
+
+// TestReopenROGrowRefused: reopen-ro requires a growing resize of the
+// read-only image refused, open and closed (a shrink is refused for
+// another reason).
+func TestReopenROGrowRefused(t *testing.T) {
+	const script = "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nreopen-ro 0x0 0x1000\n"
+	require.ErrorContains(t, runScript(t, roGrowTarget{how: "open"}, script), "a resize of the read-only image was not refused")
+	require.ErrorContains(t, runScript(t, roGrowTarget{how: "closed"}, script), "a resize on the closed image was not refused")
+}
