@@ -14,7 +14,7 @@ import (
 func shardReport(i, n int) *Report {
 	k := int64(i + 1)
 	return &Report{Version: ReportVersion, Seed: 5, Shard: Shard{i, n}.String(), ShardCount: n, ShardsDone: []int{i},
-		Target: "impl/qed", Models: []string{"drop", "prefix"}, Faults: "write:eio@nth=3", Iterations: 40, Diff: "other",
+		Target: "impl/qed", Models: []string{"drop", "prefix"}, Faults: "write:eio@nth=3", FaultShare: 0.5, Iterations: 40, Diff: "other",
 		Workloads: 10 * k, FailedWorkloads: k, Skipped: 2 * k, SkipReasons: []string{strings.Repeat("s", i+1)},
 		DiffRuns: 3 * k, Faulted: 4 * k, FaultEffects: 5 * k, CrashPoints: 6 * k, CrashStates: 100 * k,
 		NestedDepth: i + 1, NestedStates: 7 * k, CreationStates: 8 * k, CreationAbsent: 9 * k, CreationOld: 11 * k,
@@ -45,6 +45,7 @@ func TestMergeEveryField(t *testing.T) {
 	require.Equal(t, "impl/qed", m.Target)
 	require.Equal(t, []string{"drop", "prefix"}, m.Models)
 	require.Equal(t, "write:eio@nth=3", m.Faults)
+	require.Equal(t, 0.5, m.FaultShare)
 	require.Equal(t, 40, m.Iterations)
 	require.Equal(t, "other", m.Diff)
 	require.EqualValues(t, 40, m.Workloads)
@@ -137,6 +138,7 @@ func TestMergeEveryField(t *testing.T) {
 		{"models [drop]", func(r *Report) { r.Models = []string{"drop"} }},
 		{`diff target "y"`, func(r *Report) { r.Diff = "y" }},
 		{`faults ""`, func(r *Report) { r.Faults = "" }},
+		{"fault share 0.25", func(r *Report) { r.FaultShare = 0.25 }},
 		{"iterations 41", func(r *Report) { r.Iterations = 41 }},
 		{`digest "zz" is not hex`, func(r *Report) { r.Digest = "zz" }},
 		{`workload_digest "zz" is not hex`, func(r *Report) { r.WorkloadDigest = "zz" }},
