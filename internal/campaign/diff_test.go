@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -146,4 +147,83 @@ func TestCompareRules(t *testing.T) {
 	ds = Compare(w, a, ok())
 	require.Equal(t, "check", ds[0].Key)
 	require.Equal(t, SideTarget, ds[0].Deviates)
+}
+
+// badCloseTarget is impl/qed whose writable disks report an error when
+// closed (after closing).
+type badCloseTarget struct{ qedtarget.Target }
+
+func (t badCloseTarget) Open(fs afero.Fs, p string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, p, o)
+	if err != nil || o.ReadOnly {
+		return d, err
+	}
+	return badCloseDisk{d}, nil
+}
+
+type badCloseDisk struct{ target.Disk }
+
+func (d badCloseDisk) Close() error {
+	if err := d.Disk.Close(); err != nil {
+		return err
+	}
+	return os.ErrInvalid
+}
+
+// TestRunTargetCloseError: a differential run's failing clean close is
+// the run's error (when nothing failed before it).
+func TestRunTargetCloseError(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=16 size=8192\nwrite 0x200 0x400 id=1\nread 0 0x2000\n"))
+	require.NoError(t, err)
+	out, err := RunTarget(badCloseTarget{}, afero.NewMemMapFs(), Dir, w, nil)
+	require.NoError(t, err)
+	require.ErrorIs(t, out.RunErr, os.ErrInvalid)
+	require.EqualError(t, out.RunErr, "close: invalid argument")
+	require.Nil(t, out.Data, "nothing read back after a failed close")
+	out, err = RunTarget(qedtarget.Target{}, afero.NewMemMapFs(), Dir, w, nil)
+	require.NoError(t, err)
+	require.NoError(t, out.RunErr)
+	require.NoError(t, out.Model)
+	require.NotEmpty(t, out.Data)
+}
+
+// TestCompareConcurrentData: guest data that differs while both sides'
+// data agree with their own models is allowed only when the workload has
+// concurrent groups (each model adopted what its groups left); a side
+// whose data disagrees with its model deviates either way.
+func TestCompareConcurrentData(t *testing.T) {
+	seq, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=16 size=8192\nwrite 0 0x200 id=1\n"))
+	require.NoError(t, err)
+	cg := quickGen()
+	cg.Weights = maps.Clone(cg.Weights)
+	cg.Weights[workload.Concurrent] = 1000
+	conc := generate(1, cg)
+	for s := uint64(2); !hasConcurrent(conc) && s < 100; s++ {
+		conc = generate(s, cg)
+	}
+	require.True(t, hasConcurrent(conc))
+	a, b := &Outcome{Data: []byte{1, 2}}, &Outcome{Data: []byte{1, 3}}
+	require.Equal(t, SideUnsure, Compare(seq, a, b)[0].Deviates)
+	require.True(t, Compare(conc, a, b)[0].Allowed())
+	a.Model = os.ErrInvalid
+	require.Equal(t, SideTarget, Compare(conc, a, b)[0].Deviates)
+	require.Equal(t, SideTarget, Compare(seq, a, b)[0].Deviates)
+}
+
+// TestCompareCheckCounts: corruptions and check errors both count as a
+// cleanly closed image that is not consistent, on either side.
+func TestCompareCheckCounts(t *testing.T) {
+	w := generate(1, quickGen())
+	for _, c := range []target.CheckResult{{Corruptions: 1, CheckErrors: 1}, {CheckErrors: 1}, {Corruptions: 2}} {
+		a, b := &Outcome{Data: []byte{1}, Check: c}, &Outcome{Data: []byte{1}}
+		ds := Compare(w, a, b)
+		require.Len(t, ds, 1, "%+v", c)
+		require.Equal(t, "check", ds[0].Key)
+		require.Equal(t, SideTarget, ds[0].Deviates)
+		require.Equal(t, fmt.Sprintf("%d/%d", c.Corruptions, c.CheckErrors), ds[0].Target)
+		ds = Compare(w, b, a)
+		require.Len(t, ds, 1, "%+v", c)
+		require.Equal(t, SideOther, ds[0].Deviates)
+		require.Equal(t, "0/0", ds[0].Target)
+	}
 }
