@@ -204,6 +204,8 @@ func TestCompareConcurrentData(t *testing.T) {
 	require.True(t, hasConcurrent(conc))
 	a, b := &Outcome{Data: []byte{1, 2}}, &Outcome{Data: []byte{1, 3}}
 	require.Equal(t, SideUnsure, Compare(seq, a, b)[0].Deviates)
+	require.Equal(t, "02 at 0x1 (model: ok)", Compare(seq, a, b)[0].Target, "from the first differing byte")
+	require.Equal(t, "03 (model: ok)", Compare(seq, a, b)[0].Other)
 	require.True(t, Compare(conc, a, b)[0].Allowed())
 	a.Model = os.ErrInvalid
 	require.Equal(t, SideTarget, Compare(conc, a, b)[0].Deviates)
