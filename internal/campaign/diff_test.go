@@ -229,3 +229,16 @@ func TestCompareCheckCounts(t *testing.T) {
 		require.Equal(t, "0/0", ds[0].Target)
 	}
 }
+
+// TestDiffFailure: a differential run with a failing difference is a
+// failure of stage diff, of no known workload index (its caller numbers
+// it) and no guest op; one with only allowed differences is none.
+func TestDiffFailure(t *testing.T) {
+	w := generate(1, quickGen())
+	r := &DiffResult{Other: "o", W: w, Differences: []Difference{{Key: "leaks"}}}
+	require.Nil(t, diffFailure(r, 5))
+	r.Differences = append(r.Differences, Difference{Key: "data", Deviates: SideOther})
+	f := diffFailure(r, 5)
+	require.Equal(t, &Failure{Index: -1, WorkloadSeed: 5, W: w, Stage: StageDiff, GuestOp: -1, Diff: r}, f)
+	require.Equal(t, "diff/data/other", diffSignature(r))
+}
