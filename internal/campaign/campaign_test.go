@@ -58,6 +58,7 @@ func TestCampaignPassesOnQED(t *testing.T) {
 	require.Positive(t, rep.CrashStates)
 	require.Positive(t, rep.CrashPoints)
 	require.Equal(t, rep.CrashStates, last.States, "the final progress call sees the final counts")
+	require.InEpsilon(t, float64(last.States)/last.Elapsed.Seconds(), last.StatesPerSecond, 1e-9, "the progress's rate")
 	var sum int64
 	for _, m := range quickModels {
 		require.Positive(t, rep.PerModel[m.String()], m.String())
@@ -561,4 +562,30 @@ func TestReportRate(t *testing.T) {
 	m, err := Merge(rep)
 	require.NoError(t, err)
 	require.Empty(t, m.Rate, "a merged report has no rate samples")
+}
+
+// TestShardWorkloads: a shard's workloads below an iteration count are
+// the indices congruent to its index (every one without sharding).
+func TestShardWorkloads(t *testing.T) {
+	for _, sh := range []Shard{{0, 0}, {0, 1}, {0, 2}, {1, 2}, {2, 3}, {3, 8}, {7, 8}} {
+		for it := range 20 {
+			want := 0
+			for w := range it {
+				if sh.Count <= 1 || w%sh.Count == sh.Index {
+					want++
+				}
+			}
+			require.Equal(t, want, sh.ShardWorkloads(it), "shard %d/%d, %d iterations", sh.Index, sh.Count, it)
+		}
+	}
+}
+
+// TestCheckpointEveryZero: a checkpoint function with no interval is
+// never called (0 turns checkpoints off, as on the command line).
+func TestCheckpointEveryZero(t *testing.T) {
+	calls := 0
+	_, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 3, Iterations: 2, Gen: quickGen(), Models: quickModels[:1],
+		Bound: 8, Samples: 2, Checkpoint: func(*Report) { calls++ }})
+	require.NoError(t, err)
+	require.Zero(t, calls)
 }
