@@ -589,3 +589,30 @@ func TestCheckpointEveryZero(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, calls)
 }
+
+// cancelDriver cancels the campaign once it has recorded a workload.
+type cancelDriver struct {
+	Driver
+	cancel context.CancelFunc
+}
+
+func (d cancelDriver) Record(ctx context.Context, w *workload.Workload, o RecordOptions) (*Recording, error) {
+	rec, err := d.Driver.Record(ctx, w, o)
+	d.cancel()
+	return rec, err
+}
+
+// TestFailureFoundAsTheCampaignStops: a workload that fails while the
+// campaign stops (here: interrupted during its recording) is reported: a
+// finding is kept, whenever it was found.
+func TestFailureFoundAsTheCampaignStops(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\nread 0 4096\n"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep, err := Run(ctx, Config{Driver: cancelDriver{InProcess(flipAllTarget{}), cancel}, TargetName: "test:flip-all", Seed: 1, Iterations: 1,
+		Workload: w, Models: quickModels[:1], Bound: 8, Samples: 2, Workers: 1})
+	require.NoError(t, err)
+	require.Len(t, rep.Failures, 1, "the failure found as the campaign stopped")
+	require.EqualValues(t, StageWorkload, rep.Failures[0].Stage)
+}
