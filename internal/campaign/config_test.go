@@ -1,0 +1,48 @@
+package campaign
+
+import (
+	"testing"
+	"time"
+
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSetDefaults: a campaign bounded by its iterations has no time limit,
+// one bounded by neither runs DefaultDuration; the geometry's bounds
+// accept their edges (one cluster, a backing chance of 0 and of 1) and
+// refuse what lies past them.
+func TestSetDefaults(t *testing.T) {
+	c := Config{Target: qedtarget.Target{}, Iterations: 5}
+	require.NoError(t, c.setDefaults())
+	require.Zero(t, c.Duration, "an iterations-bounded campaign is not cut at a time")
+	require.Equal(t, 1, c.Workers)
+	c = Config{Target: qedtarget.Target{}}
+	require.NoError(t, c.setDefaults())
+	require.Equal(t, DefaultDuration, c.Duration)
+	c = Config{Target: qedtarget.Target{}, Duration: time.Second}
+	require.NoError(t, c.setDefaults())
+	require.Equal(t, time.Second, c.Duration)
+
+	for _, edit := range []struct {
+		name string
+		ok   bool
+		f    func(c *Config)
+	}{
+		{"one cluster", true, func(c *Config) { c.Gen.MaxClusters = 1 }},
+		{"no cluster", false, func(c *Config) { c.Gen.MaxClusters = 0 }},
+		{"backing chance 1", true, func(c *Config) { c.Gen.BackingChance = 1 }},
+		{"backing chance 0", true, func(c *Config) { c.Gen.BackingChance = 0 }},
+		{"backing chance 1.5", false, func(c *Config) { c.Gen.BackingChance = 1.5 }},
+		{"backing chance -0.5", false, func(c *Config) { c.Gen.BackingChance = -0.5 }},
+	} {
+		c := Config{Target: qedtarget.Target{}, Iterations: 1, Gen: quickGen()}
+		edit.f(&c)
+		err := c.setDefaults()
+		if edit.ok {
+			require.NoError(t, err, edit.name)
+		} else {
+			require.ErrorIs(t, err, ErrConfig, edit.name)
+		}
+	}
+}
