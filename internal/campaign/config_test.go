@@ -9,8 +9,9 @@ import (
 )
 
 // TestSetDefaults: a campaign bounded by its iterations has no time limit,
-// one bounded by neither runs DefaultDuration; the geometry's bounds
-// accept their edges (one cluster, a backing chance of 0 and of 1) and
+// one bounded by neither runs DefaultDuration; the target's name defaults
+// to the driver's; a diff driver that is not a Runner needs a reader; the geometry's bounds
+// and the shares accept their edges (one cluster, a chance or share of 1) and
 // refuse what lies past them.
 func TestSetDefaults(t *testing.T) {
 	c := Config{Target: qedtarget.Target{}, Iterations: 5}
@@ -23,6 +24,20 @@ func TestSetDefaults(t *testing.T) {
 	c = Config{Target: qedtarget.Target{}, Duration: time.Second}
 	require.NoError(t, c.setDefaults())
 	require.Equal(t, time.Second, c.Duration)
+	require.Equal(t, "impl/qed", c.TargetName, "the driver's name by default")
+	c = Config{Target: qedtarget.Target{}, Iterations: 1, TargetName: "given"}
+	require.NoError(t, c.setDefaults())
+	require.Equal(t, "given", c.TargetName)
+
+	// A diff driver that is not a Runner needs a reader of its files: its
+	// recoverer, else the reference.
+	oop := outOfProcess{qedtarget.Target{}}
+	c = Config{Target: qedtarget.Target{}, Iterations: 1, Diff: oop}
+	require.ErrorIs(t, c.setDefaults(), ErrConfig)
+	c = Config{Target: qedtarget.Target{}, Iterations: 1, Diff: oop, Reference: qedtarget.Target{}}
+	require.NoError(t, c.setDefaults())
+	c = Config{Target: qedtarget.Target{}, Iterations: 1, Diff: InProcess(qedtarget.Target{})}
+	require.NoError(t, c.setDefaults(), "a Runner reads its own outcome")
 
 	for _, edit := range []struct {
 		name string
@@ -35,6 +50,10 @@ func TestSetDefaults(t *testing.T) {
 		{"backing chance 0", true, func(c *Config) { c.Gen.BackingChance = 0 }},
 		{"backing chance 1.5", false, func(c *Config) { c.Gen.BackingChance = 1.5 }},
 		{"backing chance -0.5", false, func(c *Config) { c.Gen.BackingChance = -0.5 }},
+		{"creation share 1", true, func(c *Config) { c.CreateShare = 1 }},
+		{"creation share 1.5", false, func(c *Config) { c.CreateShare = 1.5 }},
+		{"fault share 1", true, func(c *Config) { c.FaultShare = 1 }},
+		{"fault share 1.5", false, func(c *Config) { c.FaultShare = 1.5 }},
 	} {
 		c := Config{Target: qedtarget.Target{}, Iterations: 1, Gen: quickGen()}
 		edit.f(&c)
