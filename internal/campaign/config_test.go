@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/oracle"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
 
@@ -64,4 +66,47 @@ func TestSetDefaults(t *testing.T) {
 			require.ErrorIs(t, err, ErrConfig, edit.name)
 		}
 	}
+}
+
+// limitTarget is impl/qed asking the oracle for a full-read limit.
+type limitTarget struct {
+	qedtarget.Target
+	limit int64
+}
+
+func (t limitTarget) FullReadLimit() int64 { return t.limit }
+
+// TestConfigReaders: the progress interval defaults to 10 s; a diff
+// driver's files are read back by its own recoverer, else by the
+// reference; a target's positive full-read limit replaces the oracle's,
+// none (0) keeps it.
+func TestConfigReaders(t *testing.T) {
+	c := Config{Target: qedtarget.Target{}, Iterations: 1}
+	require.NoError(t, c.setDefaults())
+	require.Equal(t, 10*time.Second, c.ProgressEvery)
+	c = Config{Target: qedtarget.Target{}, Iterations: 1, ProgressEvery: time.Second}
+	require.NoError(t, c.setDefaults())
+	require.Equal(t, time.Second, c.ProgressEvery)
+
+	ref := TargetOrDie(t, "impl/qed")
+	c = Config{Target: qedtarget.Target{}, Iterations: 1, Diff: InProcess(TargetOrDie(t, "broken:nosync")), Reference: ref}
+	require.NoError(t, c.setDefaults())
+	require.Equal(t, "broken:nosync", c.diffReader().Name())
+	c = Config{Target: qedtarget.Target{}, Iterations: 1, Diff: outOfProcess{qedtarget.Target{}}, Reference: limitTarget{limit: 1}}
+	require.NoError(t, c.setDefaults())
+	require.Equal(t, limitTarget{limit: 1}, c.diffReader())
+
+	o := oracle.Options{FullReadLimit: 8192}
+	require.EqualValues(t, 4096, tuneOracle(limitTarget{limit: 4096}, o).FullReadLimit)
+	require.EqualValues(t, 8192, tuneOracle(limitTarget{}, o).FullReadLimit)
+	require.EqualValues(t, 8192, tuneOracle(qedtarget.Target{}, o).FullReadLimit)
+}
+
+// TestParseWeightsBounds: weights from 0 to 1000 are accepted, 1001 not.
+func TestParseWeightsBounds(t *testing.T) {
+	w, err := ParseWeights("write=1000,flush=0", map[workload.Kind]int{workload.Flush: 1, workload.Read: 1})
+	require.NoError(t, err)
+	require.Equal(t, map[workload.Kind]int{workload.Write: 1000, workload.Read: 1}, w)
+	_, err = ParseWeights("write=1001", nil)
+	require.ErrorIs(t, err, ErrConfig)
 }
