@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 
@@ -99,4 +100,37 @@ func TestDecodeEveryKind(t *testing.T) {
 	}
 	_, err := Encode(&Workload{Geometry: Geometry{ClusterSize: 4096, TableSize: 1, Size: DecodeMaxSize + 512}})
 	require.ErrorContains(t, err, "beyond")
+}
+
+// TestDecodeEdges: a truncated varint ends the input (the bytes after it
+// are not read as more fields); a size of DecodeMaxSize/512 sectors is
+// DecodeMaxSize; a range's length is taken modulo what is left of the
+// image after its offset.
+func TestDecodeEdges(t *testing.T) {
+	w := Decode([]byte{0, 0x80})
+	require.Zero(t, w.Geometry.Size)
+	require.Empty(t, w.Geometry.Backing, "the truncated size's byte read again as the chain")
+	require.Empty(t, w.Ops)
+	size := binary.AppendUvarint([]byte{0}, DecodeMaxSize/512)
+	require.Equal(t, int64(DecodeMaxSize), Decode(size).Geometry.Size)
+	// 4 KiB clusters, 2 sectors, no backing; a write at 512 of 1+600%512 bytes.
+	b := []byte{0, 2, 0, 0}
+	b = binary.AppendUvarint(b, 512)
+	b = binary.AppendUvarint(b, 600)
+	w = Decode(b)
+	require.Equal(t, []Op{{Kind: Write, Off: 512, Len: 1 + 600%512, ID: 1}}, w.Ops)
+}
+
+// TestEncodeAtTheBounds: an image, a backing file and a resize of
+// exactly DecodeMaxSize encode and decode back.
+func TestEncodeAtTheBounds(t *testing.T) {
+	for _, w := range []*Workload{
+		{Geometry: Geometry{ClusterSize: 4096, TableSize: 16, Size: DecodeMaxSize, Backing: []Backing{{Format: "raw", Size: DecodeMaxSize, Fill: 1}}}},
+		{Geometry: Geometry{ClusterSize: 4096, TableSize: 16, Size: DecodeMaxSize - 512}, Ops: []Op{{Kind: Resize, Off: DecodeMaxSize}}},
+	} {
+		require.NoError(t, w.Validate())
+		b, err := Encode(w)
+		require.NoError(t, err, "%s", w)
+		require.Equal(t, w.String(), Decode(b).String())
+	}
 }

@@ -3,6 +3,7 @@ package workload
 import (
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -119,4 +120,29 @@ func TestResizeBounds(t *testing.T) {
 		require.False(t, ok, "a resize drawn past MaxImageSize")
 	}
 	require.Positive(t, exact, "no resize drawn to MaxImageSize exactly")
+}
+
+// TestKindBoundsAndExtents: the kind just past the table has no spec; an
+// empty range is refused; a malformed length is a parse error naming it.
+func TestKindBoundsAndExtents(t *testing.T) {
+	require.Nil(t, Kind(len(kindTable)).spec())
+	w := &Workload{Geometry: Geometry{ClusterSize: 4096, TableSize: 1, Size: 65536}, Ops: []Op{{Kind: WriteZeroes, Off: 0x1000, Len: 0}}}
+	require.ErrorIs(t, w.Validate(), ErrInvalid)
+	_, err := Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nzero 0x0 zz\n"))
+	var pe *ParseError
+	require.ErrorAs(t, err, &pe)
+	require.Contains(t, pe.Msg, "length")
+}
+
+// TestGeometryAtTheLimits: an image and a backing file of MaxImageSize
+// and an L2 cache of MaxL2Cache tables are valid; fill ids must be
+// non-zero and increase toward the image.
+func TestGeometryAtTheLimits(t *testing.T) {
+	g := Geometry{ClusterSize: 65536, TableSize: 16, Size: MaxImageSize, L2Cache: MaxL2Cache,
+		Backing: []Backing{{Format: "raw", Size: MaxImageSize, Fill: 1}}}
+	require.NoError(t, (&Workload{Geometry: g}).Validate())
+	for _, fills := range [][2]uint32{{1, 1}, {1, 0}} { // the image's file first
+		g.Backing = []Backing{{Format: "raw", Size: 512, Fill: fills[0]}, {Format: "raw", Size: 512, Fill: fills[1]}}
+		require.ErrorIs(t, (&Workload{Geometry: g}).Validate(), ErrInvalid, "fill ids %v", fills)
+	}
 }

@@ -461,3 +461,11 @@ func TestReopenROGrowRefused(t *testing.T) {
 	require.ErrorContains(t, runScript(t, roGrowTarget{how: "open"}, script), "a resize of the read-only image was not refused")
 	require.ErrorContains(t, runScript(t, roGrowTarget{how: "closed"}, script), "a resize on the closed image was not refused")
 }
+
+// TestOpString: an op's one-line form for messages is its script line,
+// a concurrent op's followed by its group in brackets.
+func TestOpString(t *testing.T) {
+	require.Equal(t, "write 0x1000 0x200 id=3", workload.Op{Kind: workload.Write, Off: 0x1000, Len: 0x200, ID: 3}.String())
+	require.Equal(t, "concurrent 2 [write 0x0 0x200 id=1; zero 0x200 0x200]", workload.Op{Kind: workload.Concurrent, Group: []workload.Op{
+		{Kind: workload.Write, Off: 0, Len: 0x200, ID: 1}, {Kind: workload.WriteZeroes, Off: 0x200, Len: 0x200}}}.String())
+}
