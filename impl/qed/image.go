@@ -937,7 +937,10 @@ func (im *Image) hideBackingTailLocked(newSize uint64) error {
 func (im *Image) nonZeroAt(host, n uint64) (bool, error) {
 	buf := make([]byte, n)
 	k, err := im.f.ReadAt(buf, int64(host))
-	if err != nil && !errors.Is(err, io.EOF) {
+	// Past the file's end the bytes read as zeros; a short read ends with
+	// io.EOF or, on some filesystems (afero's in-memory one),
+	// io.ErrUnexpectedEOF.
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return false, fileErr(im.path, fmt.Sprintf("reading host offset %d", host), err)
 	}
 	return !allZero(buf[:k]), nil
