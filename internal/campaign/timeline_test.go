@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
@@ -56,7 +57,7 @@ func TestTimeline(t *testing.T) {
 	lay := check.NewLayout(endImg)
 
 	var i int64
-	headers := 0
+	headers, created := 0, 0
 	for ei, ep := range tl.Epochs {
 		last := ei == len(tl.Epochs)-1
 		for j, e := range ep.Entries {
@@ -83,7 +84,13 @@ func TestTimeline(t *testing.T) {
 				require.Equal(t, "backing file "+path.Base(e.Op.Path), e.Label)
 			case e.Op.Kind == crashsim.OpWrite && e.Op.Off < headerFieldsSize && strings.HasPrefix(lay.Label(e.Op.Off, int64(len(e.Op.Data))), "header"):
 				headers++
+				if strings.HasPrefix(e.Label, "header, changes magic, ") {
+					created++
+				}
 				require.True(t, strings.HasPrefix(e.Label, "header, changes ") || strings.HasPrefix(e.Label, "header, rewritten unchanged"), e.Label)
+				if l := lay.Label(e.Op.Off, int64(len(e.Op.Data))); !strings.Contains(l, ") and ") {
+					require.Equal(t, "header, "+headerChange(a.Run, a.Image, e.Op), e.Label, "a header write's label names no tables")
+				}
 			default:
 				require.Equal(t, labelWrite(lay, e.Op), e.Label)
 			}
@@ -94,6 +101,7 @@ func TestTimeline(t *testing.T) {
 	}
 	require.EqualValues(t, len(a.Run.Trace.Ops), i, "every operation once")
 	require.Positive(t, headers, "the image's creation writes its header")
+	require.Positive(t, created, "the header written at the creation changes every field from nothing")
 
 	// Without a crash state: no status.
 	a.Meta.State = ""
@@ -164,4 +172,43 @@ func TestGuestOpAt(t *testing.T) {
 		require.Equal(t, op, a.GuestOpAt(k), "k=%d", k)
 	}
 	require.Equal(t, -2, (&Artifact{}).GuestOpAt(3))
+}
+
+// TestLabelWriteZeroFill: a write of zeros into a data cluster is a zero
+// fill; a write of data, a discard or an empty write is not.
+func TestLabelWriteZeroFill(t *testing.T) {
+	mem := afero.NewMemMapFs()
+	require.NoError(t, qed.Create(mem, "/i.qed", qed.CreateOptions{Size: 1 << 20, ClusterSize: 4096}))
+	q, err := qed.Open(mem, "/i.qed", qed.OpenOptions{})
+	require.NoError(t, err)
+	_, err = q.WriteAt(bytes.Repeat([]byte{7}, 4096), 0)
+	require.NoError(t, err)
+	require.NoError(t, q.Close())
+	img, err := afero.ReadFile(mem, "/i.qed")
+	require.NoError(t, err)
+	lay := check.NewLayout(img)
+	data := int64(-1)
+	for off := int64(0); off < int64(len(img)) && data < 0; off += 4096 {
+		if strings.HasPrefix(lay.Label(off, 512), "data") {
+			data = off // the one data cluster
+		}
+	}
+	require.GreaterOrEqual(t, data, int64(0))
+	w := func(b []byte) crashsim.Op { return crashsim.Op{Kind: crashsim.OpWrite, Off: data, Data: b} }
+	require.Equal(t, lay.Label(data, 512)+", zero fill", labelWrite(lay, w(make([]byte, 512))))
+	require.Equal(t, lay.Label(data, 512), labelWrite(lay, w(bytes.Repeat([]byte{1}, 512))))
+	require.Equal(t, lay.Label(data, 0), labelWrite(lay, w(nil)))
+	require.Equal(t, lay.Label(data, 512), labelWrite(lay, crashsim.Op{Kind: crashsim.OpDiscard, Off: data, Size: 512}))
+}
+
+// TestTimelineWithoutSync: a trace without a sync is one epoch, ended by
+// the trace's end.
+func TestTimelineWithoutSync(t *testing.T) {
+	tr := &crashsim.Trace{Ops: []crashsim.Op{{Index: 0, Kind: crashsim.OpMkdir, Path: Dir}, {Index: 1, Kind: crashsim.OpCreate, Path: ImagePath}}}
+	a := &Artifact{Run: &crashsim.Run{Start: crashsim.EmptyImage(), Options: fsOptions, Trace: tr}, Image: ImagePath}
+	tl, err := a.Timeline("")
+	require.NoError(t, err)
+	require.Len(t, tl.Epochs, 1)
+	require.EqualValues(t, -1, tl.Epochs[0].Barrier)
+	require.Len(t, tl.Epochs[0].Entries, 2)
 }
