@@ -280,6 +280,26 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 	}
 }
 
+// maxSector0Name is the longest backing name that fits in sector 0
+// after the header fields: a rename to it is always possible (written
+// with the fields), whatever the old name's place.
+const maxSector0Name = 512 - 64
+
+// firstUnsafeName is the length of the new name of ops' first change of
+// the backing name when it is a rebase-unsafe (0 otherwise: a safe
+// rebase's names are short).
+func firstUnsafeName(ops []Op) int64 {
+	for _, op := range ops {
+		switch op.Kind {
+		case RebaseUnsafe:
+			return op.Len
+		case Rebase:
+			return 0
+		}
+	}
+	return 0
+}
+
 // drawCraft draws one kind of crafted image that fits g and its ops.
 func drawCraft(rng *rand.Rand, g Geometry, ops []Op) Craft {
 	var c Craft
@@ -313,7 +333,18 @@ func drawCraft(rng *rand.Rand, g Geometry, ops []Op) Craft {
 		}
 		c.HeaderSize = uint32(1 + rng.IntN(2))
 		room := min(int64(c.HeaderSize)*int64(g.ClusterSize)-craftNameOffset, MaxBackingName)
+		if n := firstUnsafeName(ops); n > maxSector0Name {
+			// A crash-safe rename keeps the old name until the header
+			// switches (impl/qed refuses otherwise): a long new name must
+			// fit after the crafted one.
+			room = min(room, int64(c.HeaderSize)*int64(g.ClusterSize)-craftNameOffset-n)
+		}
 		low := int64(len(BackingName(0, g.Backing[0].Format)) + 3)
+		if room < low {
+			c.HeaderSize = 0
+			c.Tail = 512 * (1 + rng.Int64N(int64(g.ClusterSize)/512-1))
+			break
+		}
 		c.BackingName = int(low + rng.Int64N(room-low+1))
 		c.Probe = raw && rng.IntN(2) == 0
 	default:
