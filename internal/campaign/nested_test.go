@@ -215,13 +215,9 @@ func TestNestedCrashError(t *testing.T) {
 // the crash states of that recovery are judged, not recovered again; to
 // depth 3, one of them (the sample) is.
 func TestNestedJudgeExcusesFaultedRuns(t *testing.T) {
-	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\nflush\n"))
-	require.NoError(t, err)
+	rec, st := endState(t, "image cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\nflush\n")
 	tgt := qedtarget.Target{}
-	rec, err := Record(tgt, w, 1, "")
-	require.NoError(t, err)
-	p := rec.End
-	id := crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}}
+	p, id := st.Point, st.ID
 	rr := &countingRecovery{t: tgt}
 	j := &nestedJudge{t: tgt, rr: rr, models: quickModels[:1], enum: crashsim.EnumOptions{Bound: 8, Samples: 2}, depth: 2, budget: 1}
 	faulted := *rec
@@ -277,14 +273,8 @@ func TestReplayNestedDepth3(t *testing.T) {
 // TestRecordRecoveryEmptyImage: the recovery of an image of size 0 opens
 // and closes it: no write, no flush (there is no sector to write).
 func TestRecordRecoveryEmptyImage(t *testing.T) {
-	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=0\nflush\n"))
-	require.NoError(t, err)
-	tgt := qedtarget.Target{}
-	rec, err := Record(tgt, w, 1, "")
-	require.NoError(t, err)
-	p := rec.End
-	id := crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}}
-	r, err := RecordRecovery(tgt, &State{ID: id, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: rec})
+	_, st := endState(t, "image cluster_size=4096 table_size=1 size=0\nflush\n")
+	r, err := RecordRecovery(qedtarget.Target{}, st)
 	require.NoError(t, err)
 	require.Nil(t, r.OpErr)
 	var ops []int
@@ -299,13 +289,8 @@ func TestRecordRecoveryEmptyImage(t *testing.T) {
 // their steps match, a recorded mark at the very end of the recorded
 // trace included (a step that issued no I/O); a mark past it is refused.
 func TestPreferStoredMarkAtTheEnd(t *testing.T) {
-	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\n"))
-	require.NoError(t, err)
+	_, st := endState(t, "image cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\n")
 	tgt := qedtarget.Target{}
-	rec, err := Record(tgt, w, 1, "")
-	require.NoError(t, err)
-	p := rec.End
-	st := &State{ID: crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}}, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: rec}
 	r, err := RecordRecovery(tgt, st)
 	require.NoError(t, err)
 	stored := &crashsim.Trace{Ops: r.Trace.Ops[:len(r.Trace.Ops)-1]} // another trace: its last op not issued
@@ -384,4 +369,18 @@ commit
 	require.Equal(t, RecoveryOpen, r.MarkAt(int64(first)).Op)
 	require.Equal(t, RecoveryOpen, r.Marks[0].Op)
 	require.NotEqual(t, RecoveryOpen, r.Marks[1].Op, "one open mark")
+}
+
+// endState records script (a workload's lines after its header) on
+// impl/qed and returns the recording and its drop state at the end point
+// (no close: NEED_CHECK set), the state a recovery test starts from.
+func endState(t *testing.T, script string) (*Recording, *State) {
+	t.Helper()
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\n" + script))
+	require.NoError(t, err)
+	rec, err := Record(qedtarget.Target{}, w, 1, "")
+	require.NoError(t, err)
+	p := rec.End
+	id := crashsim.StateID{K: p.K(), Model: crashsim.Model{Base: crashsim.Drop}}
+	return rec, &State{ID: id, Point: p, Image: rec.Image, Model: rec.EndModel.Clone(), Rec: rec}
 }
