@@ -272,8 +272,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 						// tool), reported with the workload that triggers it.
 						f = &Failure{WorkloadSeed: seed, W: wl, Stage: StageSetup, GuestOp: -1, Err: err}
 					}
-					if f == nil && stop() {
-						return // interrupted: not a completed workload
+					if stop() && (f == nil || f.cancelled()) {
+						// Interrupted: not a completed workload; a failure
+						// whose error is the stop itself (a judge's or a
+						// driver's process killed with the context) proves
+						// nothing. Any other failure is kept.
+						return
 					}
 					mu.Lock()
 					wdigest ^= share

@@ -621,3 +621,34 @@ func TestFailureFoundAsTheCampaignStops(t *testing.T) {
 	require.Len(t, rep.Failures, 1, "the failure found as the campaign stopped")
 	require.EqualValues(t, StageWorkload, rep.Failures[0].Stage)
 }
+
+// killedJudge stands for a judge whose processes die with the campaign's
+// context: once called, it stops the campaign and fails its state with
+// the context's error, as a killed qemu-io would.
+type killedJudge struct{ cancel context.CancelFunc }
+
+func (killedJudge) Name() string { return "killed" }
+
+func (killedJudge) Budget() int { return -1 }
+
+func (j killedJudge) Judge(ctx context.Context, _ *State) (*oracle.Verdict, error) {
+	j.cancel()
+	<-ctx.Done()
+	return &oracle.Verdict{Stage: oracle.StageRecovery, Err: fmt.Errorf("recovery: qemu-io: %w", ctx.Err())}, nil
+}
+
+// TestStopIsNoFinding: a verdict whose error is the campaign's own stop
+// (a judge's process killed with the context) is not a failure: the
+// workload is abandoned, the report interrupted, nothing found. A real
+// finding made while the campaign stops is kept
+// (TestFailureFoundAsTheCampaignStops).
+func TestStopIsNoFinding(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rep, err := Run(ctx, Config{Target: qedtarget.Target{}, Judges: []Judge{killedJudge{cancel}}, Seed: 1, Iterations: 4, Gen: quickGen(),
+		Models: quickModels[:1], Bound: 8, Samples: 2, Workers: 1})
+	require.NoError(t, err)
+	require.True(t, rep.Interrupted)
+	require.Empty(t, rep.Failures, "the stop is not a finding")
+	require.Zero(t, rep.FailedWorkloads)
+}

@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -667,4 +668,26 @@ func (rec *Recording) workloadFails() (fails, effect bool) {
 		return true, false
 	}
 	return false, true
+}
+
+// cancelled reports whether f's error is a context's cancellation or
+// deadline (the campaign stopping under a judge or a driver), not a
+// finding.
+func (f *Failure) cancelled() bool {
+	var errs []error
+	if f.Err != nil {
+		errs = append(errs, f.Err)
+	}
+	if f.OpErr != nil {
+		errs = append(errs, f.OpErr)
+	}
+	if f.Verdict != nil && f.Verdict.Err != nil {
+		errs = append(errs, f.Verdict.Err)
+	}
+	for _, err := range errs {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			return true
+		}
+	}
+	return false
 }
