@@ -369,6 +369,12 @@ func TestExploreStops(t *testing.T) {
 // loop it replaces (Point.IDs, FinalState, Release), so an engine can
 // enumerate through it without losing speed.
 func TestExploreAllocs(t *testing.T) {
+	if raceEnabled {
+		// sync.Pool drops items at random under the race detector: the
+		// counts differ by a few between two runs of the same loop (a
+		// clean-clone CI run saw 9 over the allowance).
+		t.Skip("allocation counts are not stable under the race detector")
+	}
 	w := logWorkload(12, 5)
 	o := ExploreOptions{Models: []Model{{Base: Subset}, {Base: Torn, Sector: 512}}, Bound: 64, Samples: 16, Seed: 1}
 	r, err := Record(w, o)
