@@ -2,6 +2,7 @@ package qed
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -263,6 +264,18 @@ func DefectSelection(list string) (map[string]bool, error) {
 			return nil, fmt.Errorf("no seeded defect named %q (impl/qed/defects.go)", name)
 		}
 		sel[name] = true
+	}
+	return sel, nil
+}
+
+// DefectSelectionEnv is DefectSelection of the environment variable env
+// (the seeded-defect suites' PROPS_DEFECT and CAMPAIGN_DEFECT), its error
+// naming the variable and its value.
+func DefectSelectionEnv(env string) (map[string]bool, error) {
+	v := os.Getenv(env)
+	sel, err := DefectSelection(v)
+	if err != nil {
+		return nil, fmt.Errorf("%s=%q: %w", env, v, err)
 	}
 	return sel, nil
 }

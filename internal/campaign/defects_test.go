@@ -4,7 +4,6 @@ package campaign
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -86,10 +85,9 @@ func TestSeededDefects(t *testing.T) {
 // would otherwise run nothing and pass).
 func defectSelection(t *testing.T, env string) map[string]bool {
 	t.Helper()
-	v := os.Getenv(env)
-	sel, err := qed.DefectSelection(v)
+	sel, err := qed.DefectSelectionEnv(env)
 	if err != nil {
-		t.Fatalf("%s=%q: %v", env, v, err)
+		t.Fatal(err)
 	}
 	if sel != nil {
 		t.Logf("%s: running %d of %d seeded defects", env, len(sel), len(qed.DefectCatalogue))

@@ -4,7 +4,6 @@ package statemachine
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"text/tabwriter"
@@ -160,10 +159,9 @@ func modelList(ms []crashsim.Model) string {
 // would otherwise run nothing and pass).
 func defectSelection(t *testing.T, env string) map[string]bool {
 	t.Helper()
-	v := os.Getenv(env)
-	sel, err := qed.DefectSelection(v)
+	sel, err := qed.DefectSelectionEnv(env)
 	if err != nil {
-		t.Fatalf("%s=%q: %v", env, v, err)
+		t.Fatal(err)
 	}
 	if sel != nil {
 		t.Logf("%s: running %d of %d seeded defects", env, len(sel), len(qed.DefectCatalogue))
