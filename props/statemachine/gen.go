@@ -536,12 +536,7 @@ func Check(tg target.Target, cfg Config) *Result {
 					shrinking = true
 					shrinkStart = time.Now()
 				}
-				// Keep the shortest failure of the first one's kind: the
-				// last failing candidate gopter tries is not always the
-				// smallest.
-				if last == nil || (f.Kind == res.First.Kind && f.Seq.Len() <= last.Seq.Len()) {
-					last = f
-				}
+				last = keepShrunk(last, f, res.First.Kind)
 			}
 		},
 		InitialStateGen: genState(&cfg),
@@ -573,6 +568,18 @@ func Check(tg target.Target, cfg Config) *Result {
 	}
 	res.Duration = time.Since(start)
 	return res
+}
+
+// keepShrunk is the failure to report as shrunk after gopter's candidate
+// f failed, given the one kept so far (nil at first): the shortest failure
+// of the first one's kind, since the last failing candidate gopter tries is
+// not always the smallest; of equally short ones the later, which gopter
+// shrank further (smaller values: offsets, lengths, ids).
+func keepShrunk(kept, f *Failure, kind string) *Failure {
+	if kept == nil || (f.Kind == kind && f.Seq.Len() <= kept.Seq.Len()) {
+		return f
+	}
+	return kept
 }
 
 // Simplify finishes the shrinking gopter cannot do, which only removes

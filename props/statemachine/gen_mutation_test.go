@@ -188,3 +188,72 @@ func TestSimplifyDirectives(t *testing.T) {
 		t.Errorf("an accept refusing everything (%d calls): got\n%s", calls, h.Seq)
 	}
 }
+
+// TestSimplifyFailureMovesEarlier: a flaky target (QEMU under load) can
+// report a failure at a later op than the one a rerun fails at. Simplify
+// then shortens the sequence under its own loop (a failure's sequence ends
+// at its failing op): here the failure handed in claims op 4, and the
+// first candidate, without op 4's crash, fails at op 2 already, two ops
+// earlier. Simplify must go on over the shorter sequence, not index past
+// its end, and return that failure, simplified.
+func TestSimplifyFailureMovesEarlier(t *testing.T) {
+	// The input up to and with the reopen and its crash directive (op 4).
+	in, ok := strings.CutSuffix(simplifyInput, "read 0x0 0x3000\n")
+	if !ok {
+		t.Fatal("simplifyInput no longer ends with its read")
+	}
+	s, err := ParseSequence(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 5 || s.Steps[4].Crash == nil {
+		t.Fatalf("op 4 of the input has no crash directive:\n%s", s)
+	}
+	tg := lossyTarget{QEDTarget{}}
+	f := &Failure{Op: 4, Seq: s, Kind: "crash", Stage: "data", Err: errors.New("as a flaky target reported it")}
+	var g *Failure
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("Simplify panicked on a failure that moved two ops earlier: %v", p)
+			}
+		}()
+		g = Simplify(tg, f, RunOptions{}, nil)
+	}()
+	if g.Op != 2 || g.Seq.Len() != 3 || g.Kind != "crash" || g.Stage != "data" {
+		t.Fatalf("got a %s failure at op %d (stage %s) of %d ops, want the crash at op 2's data stage:\n%s", g.Kind, g.Op, g.Stage, g.Seq.Len(), g.Seq)
+	}
+	if c := g.Seq.Steps[2].Crash; c == nil || c.Sync != 0 || c.Model.String() != "drop" {
+		t.Errorf("op 2's crash not simplified: %+v\n%s", c, g.Seq)
+	}
+}
+
+// TestKeepShrunk: while gopter shrinks, the failure kept is the shortest
+// of the first failure's kind, and of equally short ones the later (gopter
+// tries smaller values of the same length later); another kind never
+// replaces it, the first failure is kept whatever its kind.
+func TestKeepShrunk(t *testing.T) {
+	seq := func(n int) *Sequence {
+		return &Sequence{W: &workload.Workload{Ops: make([]workload.Op, n)}, Steps: make([]Step, n)}
+	}
+	first := &Failure{Kind: "crash", Seq: seq(5)}
+	shorter := &Failure{Kind: "crash", Seq: seq(3)}
+	same := &Failure{Kind: "crash", Seq: seq(3)}
+	longer := &Failure{Kind: "crash", Seq: seq(4)}
+	other := &Failure{Kind: "op", Seq: seq(1)}
+	for _, c := range []struct {
+		name    string
+		kept, f *Failure
+		want    *Failure
+	}{
+		{"the first failure", nil, other, other},
+		{"a shorter one", first, shorter, shorter},
+		{"an equally short later one", shorter, same, same},
+		{"a longer one", shorter, longer, shorter},
+		{"another kind, shorter", shorter, other, shorter},
+	} {
+		if got := keepShrunk(c.kept, c.f, "crash"); got != c.want {
+			t.Errorf("%s: kept the wrong failure (%s of %d ops)", c.name, got.Kind, got.Seq.Len())
+		}
+	}
+}
