@@ -404,7 +404,27 @@ func TestReplayOnAnotherTarget(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "impl/qed", res.Judge)
 	require.NotEmpty(t, res.Notes)
+
+	// The artifact's target fixed since (impl/qed under the recorded
+	// name): its I/O differs (it syncs), so the recorded state no longer
+	// exists and every crash state is judged again, under the artifact's
+	// own models, not the default ones.
+	fixed := func(string) (Driver, error) { return InProcess(renamedTarget{qedtarget.Target{}, meta.Target}), nil }
+	res, err = Replay(dir, ReplayOptions{Resolve: fixed})
+	require.NoError(t, err)
+	require.False(t, res.Fails(), "the fixed target fails: %v", res.Failure)
+	require.Equal(t, []string{"drop", "prefix"}, meta.Models)
+	require.Contains(t, strings.Join(res.Notes, "\n"), "checked again instead of the recorded one, under the artifact's crash models: drop,prefix")
 }
+
+// renamedTarget is a target under another name (an implementation changed
+// since an artifact named it).
+type renamedTarget struct {
+	target.Target
+	name string
+}
+
+func (r renamedTarget) Name() string { return r.name }
 
 // TestSignaturesAndPerJudgeCounts: every failed workload is counted under
 // its signature, the failures listed have distinct signatures (the first

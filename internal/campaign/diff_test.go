@@ -2,6 +2,7 @@ package campaign
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -94,6 +95,36 @@ func TestDiffFindsSeededDifference(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, res.Fails(), "replay reproduces the difference")
 	require.Equal(t, "diff/data/other", res.Failure.Signature(meta.Target))
+
+	// Replayed against the other side fixed (impl/qed under the recorded
+	// name), the difference is gone; each side's files are read back by its
+	// own driver's recoverer, never by the reference (here one that opens
+	// nothing), which only serves drivers without one.
+	fixed := func(name string) (Driver, error) { return InProcess(qedtarget.Target{}), nil }
+	res, err = Replay(fr.Artifact, ReplayOptions{Resolve: fixed, Reference: refusingTarget{}})
+	require.NoError(t, err)
+	require.False(t, res.Fails(), "a fixed other side still differs: %v", res.Failure)
+
+	// An other side that records but does not run in process (as QEMU) and
+	// has no recoverer of its own: the reference reads its files back.
+	oop := func(name string) (Driver, error) {
+		if name == meta.Diff {
+			return outOfProcess{qedtarget.Target{}}, nil
+		}
+		return InProcess(qedtarget.Target{}), nil
+	}
+	res, err = Replay(fr.Artifact, ReplayOptions{Resolve: oop, Reference: qedtarget.Target{}})
+	require.NoError(t, err)
+	require.False(t, res.Fails(), "impl/qed recorded out of process differs from itself: %v", res.Failure)
+}
+
+// refusingTarget opens no image.
+type refusingTarget struct{ qedtarget.Target }
+
+func (refusingTarget) Name() string { return "test:refusing" }
+
+func (refusingTarget) Open(afero.Fs, string, target.OpenOptions) (target.Disk, error) {
+	return nil, errors.New("test:refusing opens nothing")
 }
 
 // TestDiffCleanPairs: impl/qed against itself and against broken:nosync

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/internal/atomicfile"
@@ -596,7 +597,6 @@ func hasConcurrent(w *workload.Workload) bool {
 // operation index, the artifact's models and bounds) is checked instead;
 // the first failure of any stage is reported.
 func replayChanged(res *ReplayResult, tgt target.Target, w *workload.Workload, rec *Recording, meta ArtifactMeta) (*ReplayResult, error) {
-	res.Notes = append(res.Notes, "the implementation's I/O changed since the artifact was written (the workload's filesystem trace differs): every crash state of the workload was checked again instead of the recorded one")
 	var models []crashsim.Model
 	for _, name := range meta.Models {
 		m, err := crashsim.ParseModel(name)
@@ -605,9 +605,15 @@ func replayChanged(res *ReplayResult, tgt target.Target, w *workload.Workload, r
 		}
 		models = append(models, m)
 	}
+	which := "the artifact's crash models"
 	if len(models) == 0 {
-		models = oracle.DefaultModels()
+		models, which = oracle.DefaultModels(), "the default crash models (the artifact names none)"
 	}
+	names := make([]string, len(models))
+	for i, m := range models {
+		names[i] = m.String()
+	}
+	res.Notes = append(res.Notes, fmt.Sprintf("the implementation's I/O changed since the artifact was written (the workload's filesystem trace differs): every crash state of the workload was checked again instead of the recorded one, under %s: %s", which, strings.Join(names, ",")))
 	ck := inProcessChecker(tgt, meta.Oracle, models)
 	ck.sampledPoints, ck.allPoints, ck.enum = meta.SampledPoints, true, crashsim.EnumOptions{Bound: meta.Bound, Samples: meta.Samples}
 	f, err := ck.judge(rec, "")

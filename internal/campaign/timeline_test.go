@@ -212,3 +212,21 @@ func TestTimelineWithoutSync(t *testing.T) {
 	require.EqualValues(t, -1, tl.Epochs[0].Barrier)
 	require.Len(t, tl.Epochs[0].Entries, 2)
 }
+
+// TestHeaderChangeIntoEmptyFile: a header written into a file shorter than
+// the write (an implementation that writes its header first into the
+// created, empty file) is compared against the file extended to the
+// write's end: every field it sets is named, none is "rewritten
+// unchanged".
+func TestHeaderChangeIntoEmptyFile(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	require.NoError(t, qed.Create(fs, "/img", qed.CreateOptions{Size: 1 << 20}))
+	hdr, err := afero.ReadFile(fs, "/img")
+	require.NoError(t, err)
+	hdr = hdr[:64]
+	write := crashsim.Op{Index: 2, Kind: crashsim.OpWrite, Path: ImagePath, Off: 0, Data: hdr}
+	tr := &crashsim.Trace{Ops: []crashsim.Op{{Index: 0, Kind: crashsim.OpMkdir, Path: Dir}, {Index: 1, Kind: crashsim.OpCreate, Path: ImagePath}, write}}
+	run := &crashsim.Run{Start: crashsim.EmptyImage(), Options: fsOptions, Trace: tr}
+	got := headerChange(run, ImagePath, write)
+	require.True(t, strings.HasPrefix(got, "changes magic, cluster_size"), "a header written into an empty file: %q", got)
+}
