@@ -35,6 +35,26 @@ type Mismatch struct {
 	// in words, naming the sector, the bytes and the writes.
 	Reason string
 	Detail string
+	// Found is the write of this disk's chain whose pattern the bytes
+	// read from Off are, at its own guest offset (nil when they are not).
+	Found *Source
+}
+
+// BackingForZeros reports whether the bad bytes are the backing file's
+// where every candidate reads zeros: a cluster the guest zeroed, or never
+// wrote past a grow, reading through to a backing layer's data at the same
+// guest offset (the shape of QEMU's F2 in docs/findings.md, and of any
+// implementation that forgets a zero mark or a hidden backing tail).
+func (m *Mismatch) BackingForZeros() bool {
+	if m.Found == nil || m.Found.Layer == 0 || len(m.Candidates) == 0 {
+		return false
+	}
+	for _, c := range m.Candidates {
+		if c.Kind != KindNone && c.Kind != KindZeroes && c.Kind != KindGrow {
+			return false
+		}
+	}
+	return true
 }
 
 const excerptLen = 32
@@ -55,6 +75,9 @@ func (m *Mismatch) Error() string {
 	}
 	fmt.Fprintf(&b, "  read:    %s\n", hexExcerpt(m.Got))
 	fmt.Fprintf(&b, "  looks like: %s\n", m.Looks)
+	if m.BackingForZeros() {
+		fmt.Fprintf(&b, "  that is: %s's data where only zeros are allowed (a zeroed or grown range reads through to the backing file)\n", m.Found)
+	}
 	for _, c := range m.Candidates {
 		state := "pending"
 		if c.Durable {
@@ -160,6 +183,12 @@ func (d *Disk) mismatch(crash bool, off int64, got []byte, ok []bool) *Mismatch 
 		Off: pos, Len: runLen, Bad: bad,
 		Got:   slices.Clone(got[first:min(len(got), first+excerptLen)]),
 		Looks: d.Explain(pos, got[first:min(run, first+4096)]),
+	}
+	if p := got[first:min(run, first+4096)]; len(p) > 0 {
+		if f, ok := Identify(p, func(id uint64) bool { return d.lookup(id) != nil }); ok && f.Index == 0 && f.SrcOff == pos {
+			src := d.lookup(f.ID).source()
+			m.Found = &src
+		}
 	}
 	add := func(r *record, limit int64, durable bool) {
 		n := min(limit, pos+min(runLen, excerptLen)) - pos

@@ -319,3 +319,63 @@ func TestReadDurableAt(t *testing.T) {
 		t.Fatalf("ReadDurableAt past end: %v", err)
 	}
 }
+
+// TestBackingForZeros: bytes read as a backing layer's write at their own
+// offset where the guest zeroed the range (or grew the disk over it) are
+// told apart from every other bad read: a stale write of the disk itself,
+// backing data where data was written, misplaced backing data, lost data
+// read as zeros.
+func TestBackingForZeros(t *testing.T) {
+	base, _ := New(1<<20, nil)
+	b1 := mustWrite(t, base, 0, 0x4000)
+	base.Flush()
+	d, err := New(1<<20, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.WriteZeroes(0, 0x1000); err != nil {
+		t.Fatal(err)
+	}
+	w := mustWrite(t, d, 0x1000, 0x1000)
+	if err := d.WriteZeroes(0x2000, 0x1000); err != nil {
+		t.Fatal(err)
+	}
+	d.Flush()
+	w2 := mustWrite(t, d, 0x2000, 0x200) // pending over the zeroed range
+	small, _ := New(0x2000, base)
+	if err := small.Grow(0x4000); err != nil { // the grown tail reads zeros, not the backing file's
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		d     *Disk
+		off   int64
+		got   []byte
+		crash bool
+		want  bool
+	}{
+		{"backing data where zeros were written", d, 0, pat(b1, 0, 0x200), false, true},
+		{"the same after a crash", d, 0, pat(b1, 0, 0x200), true, true},
+		{"backing data past a grow", small, 0x2000, pat(b1, 0x2000, 0x200), false, true},
+		{"backing data where data was written", d, 0x1000, pat(b1, 0x1000, 0x200), false, false},
+		{"backing data where a pending write may land", d, 0x2000, pat(b1, 0x2000, 0x200), true, false},
+		{"misplaced backing data", d, 0, pat(b1, 0x800, 0x200), false, false},
+		{"the disk's own write where zeros were written", d, 0, pat(w, 0, 0x200), false, false},
+		{"the disk's own pending write misplaced", d, 0, pat(w2, 0, 0x200), true, false},
+		{"zeros where data was written", d, 0x1000, zeros(0x200), false, false},
+	} {
+		var err error
+		if c.crash {
+			err = c.d.VerifyCrash(c.off, c.got)
+		} else {
+			err = c.d.Verify(c.off, c.got)
+		}
+		var m *Mismatch
+		if !errors.As(err, &m) {
+			t.Fatalf("%s: error %v, want a *Mismatch", c.name, err)
+		}
+		if m.BackingForZeros() != c.want {
+			t.Errorf("%s: BackingForZeros %v, want %v (found %v, candidates %v)", c.name, !c.want, c.want, m.Found, m.Candidates)
+		}
+	}
+}

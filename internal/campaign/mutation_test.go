@@ -35,6 +35,10 @@ func TestSignatureSides(t *testing.T) {
 	}{
 		{"an op error", Failure{Stage: StageWorkload, OpErr: &workload.OpError{Err: errors.New("eio")}}, "t/workload"},
 		{"a read that disagreed", Failure{Stage: StageWorkload, OpErr: &workload.OpError{Err: workload.ErrDataMismatch, Mismatch: &model.Mismatch{}}}, "t/workload/data"},
+		{"a read of zeroed data returning the backing file's", Failure{Stage: StageWorkload, OpErr: &workload.OpError{Err: workload.ErrDataMismatch, Mismatch: &model.Mismatch{
+			Found: &model.Source{Kind: model.KindPattern, ID: 1, Layer: 1}, Candidates: []model.Candidate{{Source: model.Source{Kind: model.KindZeroes}}}}}}, "t/workload/data/backing-for-zeros"},
+		{"a read of written data returning the backing file's", Failure{Stage: StageWorkload, OpErr: &workload.OpError{Err: workload.ErrDataMismatch, Mismatch: &model.Mismatch{
+			Found: &model.Source{Kind: model.KindPattern, ID: 1, Layer: 1}, Candidates: []model.Candidate{{Source: model.Source{Kind: model.KindPattern, ID: 2}}}}}}, "t/workload/data"},
 		{"a state a judge rejected", Failure{Stage: oracle.StageData, Judge: "qemu"}, "qemu/data"},
 		{"a state no judge is named for", Failure{Stage: oracle.StageData}, "t/data"},
 		{"a raw image without a verdict", Failure{Stage: oracle.StageStructureBefore, Judge: "qemu"}, "raw/structure-before-recovery"},

@@ -56,6 +56,12 @@ func (f *Failure) Signature(target string) string {
 		return diffSignature(f.Diff)
 	case StageWorkload:
 		if f.OpErr != nil && f.OpErr.Mismatch != nil {
+			if f.OpErr.Mismatch.BackingForZeros() {
+				// A read of a range the guest zeroed returned the backing
+				// file's data: its own signature, so that a known bug of
+				// this shape (QEMU's F2) does not stand for every wrong read.
+				return target + "/workload/data/" + BackingForZeros
+			}
 			return target + "/workload/data"
 		}
 		return target + "/workload"
@@ -103,6 +109,12 @@ func (f *Failure) Signature(target string) string {
 	}
 	return s
 }
+
+// BackingForZeros ends the signature of a crash-free read that returned
+// a backing layer's data where the guest had zeroed the range (or grown
+// the disk over it): target/workload/data/backing-for-zeros
+// (model.Mismatch.BackingForZeros).
+const BackingForZeros = "backing-for-zeros"
 
 // ImageMissing ends the signature of a crash state without the image
 // (raw/structure-before-recovery/image-missing): its name was never made
