@@ -185,8 +185,10 @@ func RunRepair(ctx context.Context, cfg RepairConfig) (*RepairReport, error) {
 		}
 		// A reader that cannot read the consistent image (QEMU 7.2 and
 		// table_size 1) reads none of its plants; its repair paths then
-		// refuse them, which the judge accepts as reported.
-		readers := cfg.Readers[:1]
+		// refuse them, which the judge accepts as reported. readers is a
+		// slice of its own: appending to cfg.Readers[:1] would overwrite
+		// cfg.Readers[1:], dropping a skipped reader from the next images.
+		readers := []GuestReader{cfg.Readers[0]}
 		for _, rd := range cfg.Readers[1:] {
 			got, err := readOn(ctx, cfg, rd, files)
 			switch {

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -18,7 +19,11 @@ import (
 // testRepairer is impl/qed's check -r all, or a deliberately broken repair
 // path (how): "noop" changes nothing and reports nothing, "panic" aborts,
 // "hang" never returns before its deadline, "clear-flag" clears NEED_CHECK
-// without repairing, "zero-data" repairs, then overwrites guest cluster 0.
+// without repairing, "zero-data" repairs, then overwrites guest cluster 0;
+// or a path the judge must accept: "refuse" refuses every image without
+// touching it, "alloc" allocates 512 MiB (in 1 MiB pieces, garbage at
+// once) before repairing. "report-clear" clears NEED_CHECK without
+// repairing but reports the damage left.
 type testRepairer struct{ how string }
 
 func (r testRepairer) Name() string    { return "test:" + r.how }
@@ -28,6 +33,18 @@ func (r testRepairer) Repair(ctx context.Context, path string) ([]string, error)
 	switch r.how {
 	case "noop":
 		return nil, nil
+	case "refuse":
+		return nil, errors.New("deliberately refused")
+	case "alloc":
+		for range 512 {
+			allocSink = make([]byte, 1<<20)
+		}
+		allocSink = nil
+	case "report-clear":
+		if _, err := (testRepairer{"clear-flag"}).Repair(ctx, path); err != nil {
+			return nil, err
+		}
+		return []string{"deliberately left"}, nil
 	case "panic":
 		panic("deliberate")
 	case "hang":
@@ -68,6 +85,9 @@ func (r testRepairer) Repair(ctx context.Context, path string) ([]string, error)
 	}
 	return unrep, im.Close()
 }
+
+// allocSink keeps the "alloc" repair's allocations from being optimised away.
+var allocSink []byte
 
 type testReader struct{}
 

@@ -1,0 +1,267 @@
+package campaign
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/workload"
+)
+
+// The repair judge's own rules and accounts (repair.go, repair_target.go,
+// repair_crash.go), each held to what a known repair path must give: the
+// tests the mutation run of docs/mutation.md found missing.
+
+// pathReader reads the guest as testReader does, but fails (how "fail")
+// or returns the guest one byte short ("short") or with its first byte
+// flipped ("flip") on the images under a directory named in, every image
+// when in is "".
+type pathReader struct{ how, in string }
+
+func (r pathReader) Name() string { return "test:" + r.how + "-reader" }
+func (r pathReader) ReadGuest(ctx context.Context, p string) ([]byte, error) {
+	b, err := testReader{}.ReadGuest(ctx, p)
+	if err != nil || (r.in != "" && filepath.Base(filepath.Dir(p)) != r.in) {
+		return b, err
+	}
+	switch r.how {
+	case "fail":
+		return nil, os.ErrPermission
+	case "short":
+		return b[:len(b)-1], nil
+	case "flip":
+		b[0] ^= 0xff
+	}
+	return b, nil
+}
+
+func runRepairWith(t *testing.T, images int, rs []Repairer, rds []GuestReader, kinds ...check.Corruption) (*RepairReport, error) {
+	t.Helper()
+	return RunRepair(context.Background(), RepairConfig{
+		Seed: 3, Images: images, Reference: qedtarget.Target{}, Corruptions: kinds,
+		Repairers: rs, Readers: rds, Dir: t.TempDir(), Timeout: 30 * time.Second,
+	})
+}
+
+func failureRules(rep *RepairReport) map[string]int {
+	rules := map[string]int{}
+	for _, f := range rep.Failures {
+		rules[f.Repairer+" "+f.Rule]++
+	}
+	return rules
+}
+
+// TestRepairReaders: a reader that cannot read the consistent image is
+// skipped on that image (counted, and never judged after); one that reads
+// it differently from Readers[0] stops the run; a reader that cannot read
+// a consistent repaired image, or reads it short, breaks a rule.
+func TestRepairReaders(t *testing.T) {
+	good := []Repairer{testRepairer{"good"}}
+	kinds := []check.Corruption{check.CorruptL2PastEOF, check.CorruptL1Misaligned}
+	rep, err := runRepairWith(t, 2, good, []GuestReader{testReader{}, pathReader{"fail", ""}, pathReader{"none", ""}}, kinds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.ReaderSkips != 2 || len(rep.Failures) != 0 || rep.Plants == 0 {
+		t.Errorf("a reader failing on every image: %d skips over 2 images, %d plants, failures %v", rep.ReaderSkips, rep.Plants, rep.Failures)
+	}
+	_, err = runRepairWith(t, 1, good, []GuestReader{testReader{}, pathReader{"flip", "orig"}}, kinds...)
+	if err == nil || !strings.Contains(err.Error(), "test:flip-reader and impl/qed read the consistent image differently") {
+		t.Errorf("a reader disagreeing on the consistent image: err %v", err)
+	}
+	for how, rule := range map[string]string{"fail": "unreadable", "short": "untouched-changed"} {
+		rep, err := runRepairWith(t, 1, good, []GuestReader{testReader{}, pathReader{how, "repair"}}, kinds...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := failureRules(rep)
+		if want := map[string]int{"test:good " + rule: rep.Plants}; rep.Plants == 0 || !mapsEqual(got, want) {
+			t.Errorf("a reader %s on the repaired images: failures %v, want %v", how, got, want)
+		}
+	}
+}
+
+func mapsEqual(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestRepairAccounts: a refusal breaks no rule and counts as reported
+// damage; a repair that reports damage but clears NEED_CHECK over it claims
+// the image clean; the report's per-path counts and the differences
+// between two checks (every plant, "refused") add up, sorted.
+func TestRepairAccounts(t *testing.T) {
+	kinds := []check.Corruption{check.CorruptL2PastEOF, check.CorruptLeak, check.CorruptL1Misaligned}
+	rs := []Repairer{testRepairer{"good"}, testRepairer{"refuse"}, testRepairer{"report-clear"}}
+	rep, err := runRepairWith(t, 2, rs, []GuestReader{testReader{}}, kinds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d plants, %d runs, consistent %v, unrepaired %v, failures %v", rep.Plants, rep.Runs, rep.Consistent, rep.Unrepaired, failureRules(rep))
+	if rep.Images != 2 || rep.Runs != 3*rep.Plants || rep.Plants+rep.NotApplicable != 2*2*len(kinds) {
+		t.Fatalf("%d images, %d plants, %d not applicable, %d runs", rep.Images, rep.Plants, rep.NotApplicable, rep.Runs)
+	}
+	// Leaks leave a consistent image: 2 images x NEED_CHECK set and clear.
+	leaks := 4
+	if rep.Consistent["test:good"] != rep.Plants || rep.Unrepaired["test:good"] != 0 {
+		t.Errorf("good: %d consistent, %d unrepaired of %d", rep.Consistent["test:good"], rep.Unrepaired["test:good"], rep.Plants)
+	}
+	if rep.Consistent["test:refuse"] != leaks || rep.Unrepaired["test:refuse"] != rep.Plants-leaks {
+		t.Errorf("refuse: %d consistent, %d unrepaired of %d", rep.Consistent["test:refuse"], rep.Unrepaired["test:refuse"], rep.Plants)
+	}
+	// report-clear leaves NEED_CHECK clear over what it leaves on every
+	// plant but the leaks: it did not refuse the image, so its report does
+	// not excuse the flag (refuse leaves the same images, unwritten, and
+	// breaks no rule).
+	if got, want := failureRules(rep), map[string]int{"test:report-clear claims-clean": rep.Plants - leaks}; !mapsEqual(got, want) {
+		t.Errorf("failures %v, want %v", got, want)
+	}
+	refused := 0
+	for i, d := range rep.Differences {
+		if i > 0 {
+			a := rep.Differences[i-1]
+			if ka, kb := fmt.Sprint(a.Corruption, " ", a.NeedCheck), fmt.Sprint(d.Corruption, " ", d.NeedCheck); ka > kb {
+				t.Errorf("differences not sorted: %+v before %+v", a, d)
+			}
+		}
+		if d.A == "test:good" && d.B == "test:refuse" {
+			if d.What != "refused" || d.Count != 2 {
+				t.Errorf("good and refuse: %+v, want refused on both images", d)
+			}
+			refused += d.Count
+		}
+	}
+	if refused != rep.Plants {
+		t.Errorf("good and refuse differ (refused) on %d plants of %d: %+v", refused, rep.Plants, rep.Differences)
+	}
+}
+
+// TestRepairBounds: the defaults (one image at least, a 60 s timeout) and
+// the allocation bound of an in-process repair, given and by default
+// (256 MiB and 16 times the file).
+func TestRepairBounds(t *testing.T) {
+	cfg := RepairConfig{Seed: 3, Reference: qedtarget.Target{}, Corruptions: []check.Corruption{check.CorruptL2PastEOF},
+		Repairers: []Repairer{testRepairer{"good"}}, Readers: []GuestReader{testReader{}}, Dir: t.TempDir()}
+	rep, err := RunRepair(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Images != 1 || rep.Plants != 2 || len(rep.Failures) != 0 {
+		t.Errorf("defaults: %d images, %d plants, failures %v", rep.Images, rep.Plants, rep.Failures)
+	}
+	cfg.MemoryBound = 1
+	rep, err = RunRepair(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failureRules(rep); !mapsEqual(got, map[string]int{"test:good memory": 2}) {
+		t.Errorf("a 1-byte bound: failures %v", got)
+	}
+	cfg.MemoryBound = 0
+	cfg.Repairers = []Repairer{testRepairer{"alloc"}}
+	rep, err = RunRepair(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := failureRules(rep); !mapsEqual(got, map[string]int{"test:alloc memory": 2}) {
+		t.Errorf("512 MiB allocated under the default bound: failures %v", got)
+	}
+	cfg.MemoryBound = 1 << 30
+	rep, err = RunRepair(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Failures) != 0 {
+		t.Errorf("512 MiB allocated under a 1 GiB bound: failures %v", rep.Failures)
+	}
+}
+
+// TestRepairFailureString: a failure names its plant, path and rule.
+func TestRepairFailureString(t *testing.T) {
+	f := RepairFailure{Image: 2, Corruption: "leak", NeedCheck: true, Seed: 7, Repairer: "r", Rule: "hang", What: "still running"}
+	if got, want := f.String(), "image 2 leak need-check=true seed 7: r: hang: still running"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}
+
+// TestTargetRepairerReports: an in-process target's check reports nothing
+// left on a plant it repairs, and its open repairs an image whose
+// NEED_CHECK is set; the image is consistent afterwards.
+func TestTargetRepairerReports(t *testing.T) {
+	wl, _ := GenerateWorkload(3, 0, repairGen())
+	files, err := consistentImage(qedtarget.Target{}, wl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, open := range []bool{false, true} {
+		img, _, err := check.Plant(files[workload.ImageName], check.CorruptL2PastEOF, true, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := writeFiles(filepath.Join(t.TempDir(), "t"), files, img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := TargetRepairer{T: qedtarget.Target{}, Open: open}
+		unrep, err := r.Repair(context.Background(), p)
+		if err != nil || unrep != nil {
+			t.Errorf("%s: unrepaired %q, err %v", r.Name(), unrep, err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cr := check.Structure(b); !cr.IsConsistent() || cr.NeedCheck() {
+			t.Errorf("%s left %v, NEED_CHECK %v", r.Name(), cr.Kinds(), cr.NeedCheck())
+		}
+	}
+}
+
+// repairGen is RunRepair's default generation.
+func repairGen() workload.GenConfig {
+	g := workload.DefaultGenConfig()
+	g.NoExtras()
+	g.NoImageCommands()
+	g.MaxClusters = min(g.MaxClusters, 64)
+	return g
+}
+
+// TestRepairOutcomeSame: a crash state's second repair must reach what one
+// repair reached: consistency, NEED_CHECK when consistent, readability and
+// the guest contents.
+func TestRepairOutcomeSame(t *testing.T) {
+	want := repairOutcome{guest: []byte{1, 2}, consistent: true}
+	for _, c := range []struct {
+		got  repairOutcome
+		diff string
+	}{
+		{repairOutcome{guest: []byte{1, 2}, consistent: true}, ""},
+		{repairOutcome{guest: []byte{1, 2}, consistent: false}, "consistent false, one repair true"},
+		{repairOutcome{guest: []byte{1, 2}, consistent: true, needCheck: true}, "NEED_CHECK true, one repair false"},
+		{repairOutcome{consistent: true}, "readable false, one repair true"},
+		{repairOutcome{guest: []byte{1, 3}, consistent: true}, "guest contents differ from one repair's"},
+	} {
+		if got := want.same(c.got); got != c.diff {
+			t.Errorf("%+v: %q, want %q", c.got, got, c.diff)
+		}
+	}
+	// NEED_CHECK is compared only when consistent (an inconsistent image
+	// may carry it either way).
+	a, b := repairOutcome{guest: []byte{1}}, repairOutcome{guest: []byte{1}, needCheck: true}
+	if got := a.same(b); got != "" {
+		t.Errorf("inconsistent both, NEED_CHECK differing: %q", got)
+	}
+}
