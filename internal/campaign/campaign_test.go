@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -679,4 +683,57 @@ func TestStopIsNoFinding(t *testing.T) {
 	require.True(t, rep.Interrupted)
 	require.Empty(t, rep.Failures, "the stop is not a finding")
 	require.Zero(t, rep.FailedWorkloads)
+}
+
+// minimizeWaitDriver holds the workload runs after the first (the
+// minimizer's) until released.
+type minimizeWaitDriver struct {
+	Driver
+	runs    *atomic.Int64
+	release <-chan struct{}
+}
+
+func (d minimizeWaitDriver) Record(ctx context.Context, w *workload.Workload, o RecordOptions) (*Recording, error) {
+	if d.runs.Add(1) > 1 {
+		select {
+		case <-d.release:
+		case <-time.After(time.Minute):
+			return nil, errors.New("minimizeWaitDriver: no progress call saw the minimization in a minute")
+		}
+	}
+	return d.Driver.Record(ctx, w, o)
+}
+
+// TestProgressCountsMinimizing: while a failure is minimized the progress
+// counts it (Stats.Minimizing 1, MinimizingFor positive), and once it is
+// done the last progress call counts none: a minimization is counted
+// once and forgotten when it ends.
+func TestProgressCountsMinimizing(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\nread 0 4096\nwrite 4096 4096 id=2\nread 4096 4096\n"))
+	require.NoError(t, err)
+	release := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
+	var seen []Stats
+	rep, err := Run(context.Background(), Config{Driver: minimizeWaitDriver{InProcess(flipAllTarget{}), new(atomic.Int64), release},
+		TargetName: "test:flip-all", Seed: 1, Iterations: 1, Workload: w, Models: quickModels[:1], Bound: 8, Samples: 2, Workers: 1,
+		ProgressEvery: time.Millisecond, Progress: func(st Stats) {
+			mu.Lock()
+			seen = append(seen, st)
+			mu.Unlock()
+			if st.Minimizing > 0 {
+				once.Do(func() { close(release) })
+			}
+		}})
+	require.NoError(t, err)
+	require.Len(t, rep.Failures, 1)
+	mu.Lock()
+	defer mu.Unlock()
+	during := slices.IndexFunc(seen, func(st Stats) bool { return st.Minimizing > 0 })
+	require.GreaterOrEqual(t, during, 0, "no progress call saw the minimization")
+	require.Equal(t, 1, seen[during].Minimizing)
+	require.Positive(t, seen[during].MinimizingFor)
+	last := seen[len(seen)-1]
+	require.Zero(t, last.Minimizing, "the last progress call, after the minimization ended")
+	require.Zero(t, last.MinimizingFor)
 }
