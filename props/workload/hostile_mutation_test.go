@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
@@ -180,5 +182,35 @@ func TestHostileValidates(t *testing.T) {
 		_, err := Parse(strings.NewReader(head + c.op + "\n"))
 		require.ErrorIs(t, err, ErrInvalid, c.op)
 		require.ErrorContains(t, err, c.msg, c.op)
+	}
+}
+
+// needCheckSpy is impl/qed recording the NEED_CHECK bit of every image
+// it opens read-only, as the file holds it at the open.
+type needCheckSpy struct {
+	qedtarget.Target
+	seen *[]bool
+}
+
+func (s needCheckSpy) Open(fs afero.Fs, p string, o target.OpenOptions) (target.Disk, error) {
+	if o.ReadOnly {
+		if b, err := afero.ReadFile(fs, p); err == nil && len(b) >= hdrFieldsBytes {
+			*s.seen = append(*s.seen, le.Uint64(b[hdrFeatures:])&featureNeedCheck != 0)
+		}
+	}
+	return s.Target.Open(fs, p, o)
+}
+
+// TestHostileSeedParity: a planted image has NEED_CHECK set exactly when
+// the seed is odd, as "hostile V S" documents (a recorded op replays the
+// same image).
+func TestHostileSeedParity(t *testing.T) {
+	for _, c := range []check.Corruption{check.CorruptLeak, check.Corruptions()[0]} {
+		for _, s := range []uint64{1, 2, 7, 1<<32 - 2} {
+			var seen []bool
+			require.NoError(t, runHostile(needCheckSpy{seen: &seen}, int(c), s), "corruption %s seed %d", c, s)
+			require.NotEmpty(t, seen, "corruption %s seed %d: no read-only open", c, s)
+			require.Equal(t, s%2 == 1, seen[0], "corruption %s seed %d: NEED_CHECK", c, s)
+		}
 	}
 }
