@@ -182,10 +182,3 @@ func (c *l2Cache) clear() {
 		e = prev
 	}
 }
-
-// len returns the number of cached tables.
-func (c *l2Cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len()
-}

@@ -180,3 +180,11 @@ func qemuImg(t testing.TB) string {
 
 // newRandFrom returns a generator for a seed derived by the test.
 func newRandFrom(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)) }
+
+// len returns the number of cached tables (for tests: nothing in the
+// package needs it).
+func (c *l2Cache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}
