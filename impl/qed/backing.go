@@ -129,8 +129,16 @@ func openBacking(fs afero.Fs, imgPath string, h *Header, ch *chain, opts OpenOpt
 	}
 	isQED := false
 	if h.Features&FeatureBackingNoProbe == 0 {
+		// A file too short for the magic is raw; a read that fails is an
+		// error, not a raw file: taking a qed backing file whose probe
+		// failed (an EIO) for raw would read its header and tables as the
+		// guest's data (found by a campaign's fault sweep of a reopen).
 		var magic [4]byte
-		n, _ := f.ReadAt(magic[:], 0)
+		n, err := f.ReadAt(magic[:], 0)
+		if err != nil && n < len(magic) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			f.Close()
+			return nil, fileErr(imgPath, "backing file", fileErr(p, "probing the format", err))
+		}
 		isQED = n == 4 && decodeMagic(magic[:]) == Magic
 	}
 	writable := opts.writeDepth == ch.depth+1
