@@ -254,7 +254,7 @@ func TestRunTargetQEMUFlags(t *testing.T) {
 func TestQEMUAliasCarriesRunFlags(t *testing.T) {
 	e := &env{}
 	run, alias := newRunCommand(e), newQEMUCommand(e)
-	runOnly := map[string]bool{"target": true, "fault": true, "fault-share": true, "exec-states": true}
+	runOnly := map[string]bool{"target": true, "fault": true, "fault-share": true, "fault-sweep": true, "exec-states": true}
 	run.Flags().VisitAll(func(rf *pflag.Flag) {
 		af := alias.Flags().Lookup(rf.Name)
 		switch {

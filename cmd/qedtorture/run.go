@@ -30,6 +30,7 @@ type runFlags struct {
 	campaignFlags
 	faults      string
 	faultShare  float64 // --fault-share: share of workloads run with a drawn fault
+	faultSweep  float64 // --fault-sweep: share of those that sweep a step instead
 	shard       string
 	shards      int
 	maxFailures int
@@ -96,6 +97,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.faults, "fault", "", "faultfs rules injected into every workload run, e.g. 'write:enospc@nth=17'")
 	fl.Float64Var(&f.faultShare, "fault-share", campaign.DefaultFaultShare, "share of workloads (0 to 1; of those whose creation is not crashed) run with one fault rule drawn from the workload seed (an EIO, ENOSPC or lost write, sync, truncate, read or open at a drawn operation), judged as --fault runs are; in-process targets without --fault, --diff, --exhaustive or --workload (0 = none)")
+	fl.Float64Var(&f.faultSweep, "fault-sweep", campaign.DefaultFaultSweep, "share of the workloads drawn by --fault-share (0 to 1) that sweep instead: one step of the workload drawn (its op kind first), each of its operations failed with EIO in turn, one run each, every run judged as a faulted run (0 = none)")
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
 	fl.IntVar(&f.qemuStates, "qemu-states", qemu.DefaultQEMUStates, "with --target qemu: distinct crash states per workload recovered and read back by QEMU itself (-1 = all, 0 = none)")
@@ -300,6 +302,9 @@ func (f *runFlags) setFaultShare(cmd *cobra.Command, cfg *campaign.Config) error
 	if f.faultShare < 0 || f.faultShare > 1 {
 		return usagef(cmd, "invalid --fault-share %g: want a share from 0 to 1", f.faultShare)
 	}
+	if f.faultSweep < 0 || f.faultSweep > 1 {
+		return usagef(cmd, "invalid --fault-sweep %g: want a share from 0 to 1", f.faultSweep)
+	}
 	why := ""
 	switch {
 	case f.faultShare == 0:
@@ -315,7 +320,7 @@ func (f *runFlags) setFaultShare(cmd *cobra.Command, cfg *campaign.Config) error
 		why = "--workload runs the script given: --fault-share would draw faults into it (use --fault)"
 	}
 	if why == "" {
-		cfg.FaultShare = f.faultShare
+		cfg.FaultShare, cfg.FaultSweep = f.faultShare, f.faultSweep
 	} else if cmd.Flags().Changed("fault-share") {
 		return usagef(cmd, "%s", why)
 	}
@@ -372,6 +377,9 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	}
 	if cfg.FaultShare > 0 {
 		fmt.Fprintf(hum, "faults: one drawn rule in %g of the workloads not crashed during creation (--fault-share)\n", cfg.FaultShare)
+		if cfg.FaultSweep > 0 {
+			fmt.Fprintf(hum, "faults: %g of those sweep a step instead, each operation failed in turn (--fault-sweep)\n", cfg.FaultSweep)
+		}
 	}
 	if cfg.Diff != nil {
 		fmt.Fprintf(hum, "diff: every workload also runs without crashes on %s and on %s, compared\n", cfg.TargetName, cfg.Diff.Name())
@@ -442,6 +450,9 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	if rep.Faulted > 0 {
 		fmt.Fprintf(hum, "faulted: %d workload(s) ran with an injected fault, %d crash state(s) or read(s) failed only within a silent fault's damage (its direct effect)\n",
 			rep.Faulted, rep.FaultEffects)
+	}
+	if rep.FaultSweeps > 0 {
+		fmt.Fprintf(hum, "fault sweeps: %d workload(s) swept a step in %d faulted runs\n", rep.FaultSweeps, rep.FaultSweepRuns)
 	}
 	noArtifact := 0
 	for _, fr := range rep.Failures {

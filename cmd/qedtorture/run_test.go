@@ -335,4 +335,16 @@ func TestRunFaultShare(t *testing.T) {
 		r := runWant(t, exitUsage, runArgs(a, bad)...)
 		require.Contains(t, r.stderr, "fault-share", "%v", bad)
 	}
+	// Every workload drawn and swept: the summary and the report count
+	// the sweeps and their runs; the share is refused out of [0,1].
+	r = runWant(t, exitOK, runArgs(a, []string{"--fault-share", "1", "--fault-sweep", "1", "--create-crashes", "0"})...)
+	m = read()
+	require.EqualValues(t, 1, m["fault_sweep"])
+	require.Positive(t, m["fault_sweeps"], "workloads swept")
+	require.Greater(t, m["fault_sweep_runs"], m["fault_sweeps"], "a sweep runs once per operation of its step")
+	require.Contains(t, r.stdout, "fault sweeps: ")
+	for _, bad := range [][]string{{"--fault-sweep", "1.5"}, {"--fault-sweep", "-1"}} {
+		r := runWant(t, exitUsage, runArgs(a, bad)...)
+		require.Contains(t, r.stderr, "fault-sweep", "%v", bad)
+	}
 }

@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	// build makes a report of the counters and the failures written so far.
 	build := func(st Stats) *Report {
 		rep := &Report{Version: ReportVersion, Seed: cfg.Seed, Shard: cfg.Shard.String(), ShardCount: cfg.Shard.Count,
-			ShardsDone: []int{cfg.Shard.Index}, Target: cfg.TargetName, Models: models, Faults: cfg.Faults, FaultShare: cfg.FaultShare,
+			ShardsDone: []int{cfg.Shard.Index}, Target: cfg.TargetName, Models: models, Faults: cfg.Faults, FaultShare: cfg.FaultShare, FaultSweep: cfg.FaultSweep,
 			Iterations: cfg.Iterations, Workers: cfg.Workers, PerModel: map[string]int64{}, Failures: []FailureReport{}}
 		rep.Workloads, rep.Skipped, rep.CrashPoints, rep.CrashStates = st.Workloads, st.Skipped, st.Points, st.States
 		rep.FailedWorkloads = st.Failures
@@ -129,6 +129,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			rep.Diff = cfg.Diff.Name()
 		}
 		rep.FaultEffects = c.faultEffects.Load()
+		rep.FaultSweeps, rep.FaultSweepRuns = c.sweeps.Load(), c.sweepRuns.Load()
 		if cfg.NestedDepth >= 2 {
 			rep.NestedDepth, rep.NestedStates = cfg.NestedDepth, c.nested.Load()
 		}
@@ -240,10 +241,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					defer gate.release(mem)
 					// A drawn fault (faultshare.go): its dry run fails only
 					// where the run itself would, a setup failure.
+					// A fault sweep (faultsweep.go) runs it once per
+					// operation of a step instead.
 					ck.faults = cfg.Faults
-					drawn, err := drawFault(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare)
+					sw, err := drawSweep(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare, cfg.FaultSweep)
+					drawn := ""
+					if err == nil && sw == nil {
+						drawn, err = drawFault(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare)
+					}
 					var f *Failure
-					if err == nil {
+					if err == nil && sw != nil {
+						f, err = ck.runSweep(wl, seed, sw)
+					} else if err == nil {
 						if drawn != "" {
 							ck.faults = drawn
 						}

@@ -92,6 +92,7 @@ type counters struct {
 	nested                                                            atomic.Int64   // crash states of depth 2 and more (nested.go)
 	creation, creationAbsent, creationOld                             atomic.Int64   // creation crash states judged, those with the image absent, and those with the old image (create.go)
 	overBound                                                         atomic.Int64   // (point, model) pairs sampled for being over the bound (exhaustive campaigns)
+	sweeps, sweepRuns                                                 atomic.Int64   // fault sweeps and their runs (faultsweep.go)
 	perModel                                                          []atomic.Int64 // by index in Config.Models
 	mu                                                                sync.Mutex     // guards the maps below
 	judged, adapted                                                   map[string]int64
@@ -139,9 +140,14 @@ type checker struct {
 	// fromOp > 0: crash points start at guest op fromOp (the prefix of an
 	// exhaustive workload is not judged), and the (point, model) pairs
 	// over the bound are counted (counters.overBound).
-	fromOp    int
-	noDedup   bool   // run the judges on every state, even byte-identical ones
-	onlyJudge string // failures of this judge only ("" = any): minimization keeps the judge
+	fromOp int
+	// sweepFrom > 0: crash points start at guest op sweepFrom, and
+	// sweepRepeat: the run is not the first of its fault sweep, so it is
+	// not counted in Report.Faulted again (faultsweep.go).
+	sweepFrom   int
+	sweepRepeat bool
+	noDedup     bool   // run the judges on every state, even byte-identical ones
+	onlyJudge   string // failures of this judge only ("" = any): minimization keeps the judge
 	// diff is the other side of differential runs (nil: none), diffRead
 	// and read the targets that read back a non-Runner's files (its
 	// recoverer, or the reference); diffSig, when set, keeps only
@@ -210,7 +216,7 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.S
 			ck.c.add(&ck.c.adapted, a.Kind, 1)
 		}
 	}
-	if rec.Faulted() && ck.c != nil {
+	if rec.Faulted() && ck.c != nil && !ck.sweepRepeat {
 		ck.c.faulted.Add(1)
 	}
 	if fails, effect := rec.workloadFails(); fails {
@@ -268,9 +274,9 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 	}
 	o := crashsim.ExploreOptions{Models: ck.models, Bound: ck.enum.Bound, Samples: ck.enum.Samples, Seed: rec.Seed,
 		SampledPoints: ck.sampledPoints, AllPoints: ck.allPoints, From: rec.SetupEnd, MaxFailures: -1}
-	if ck.fromOp > 0 {
+	if from := max(ck.fromOp, ck.sweepFrom); from > 0 {
 		for _, m := range rec.Marks {
-			if m.Op >= ck.fromOp {
+			if m.Op >= from {
 				o.From = max(o.From, m.K)
 				break
 			}

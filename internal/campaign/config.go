@@ -138,6 +138,10 @@ type Config struct {
 	// (which fault every workload), Diff or Exhaustive; the driver must
 	// inject faults (in process).
 	FaultShare float64
+	// FaultSweep (0 to 1) sweeps a share of the workloads drawn for a
+	// fault: one step of the workload, each of its operations failed in
+	// turn, one run each (faultsweep.go); 0: none.
+	FaultSweep float64
 	// Bound, Samples: per crash point and model, states are enumerated when
 	// at most Bound, else Samples are drawn. SampledPoints: operation
 	// indices drawn per workload on top of the syncs and the end.
@@ -348,6 +352,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.FaultShare < 0 || c.FaultShare > 1 {
 		return fmt.Errorf("%w: fault share %g not in [0,1]", ErrConfig, c.FaultShare)
+	}
+	if c.FaultSweep < 0 || c.FaultSweep > 1 {
+		return fmt.Errorf("%w: fault sweep share %g not in [0,1]", ErrConfig, c.FaultSweep)
 	}
 	if c.FaultShare > 0 {
 		switch {

@@ -32,8 +32,14 @@ type Report struct {
 	// FaultShare is the share of workloads run with a drawn fault
 	// (Config.FaultShare; Faulted counts those in which it fired).
 	FaultShare float64 `json:"fault_share,omitempty"`
-	Iterations int     `json:"iterations,omitempty"` // workload index space bound (0 = by duration)
-	Workloads  int64   `json:"workloads"`            // workloads completed without a failure
+	// FaultSweep is the share of those that swept a step instead
+	// (Config.FaultSweep): FaultSweeps counts the workloads swept,
+	// FaultSweepRuns their runs (faultsweep.go).
+	FaultSweep     float64 `json:"fault_sweep,omitempty"`
+	FaultSweeps    int64   `json:"fault_sweeps,omitempty"`
+	FaultSweepRuns int64   `json:"fault_sweep_runs,omitempty"`
+	Iterations     int     `json:"iterations,omitempty"` // workload index space bound (0 = by duration)
+	Workloads      int64   `json:"workloads"`            // workloads completed without a failure
 	// FailedWorkloads counts the workloads that failed (Failures lists the
 	// first of each signature, minimized, up to MaxFailures signatures).
 	FailedWorkloads int64 `json:"failed_workloads"`
@@ -230,7 +236,7 @@ func Merge(reps ...*Report) (*Report, error) {
 	}
 	first := reps[0]
 	out := &Report{Version: ReportVersion, Seed: first.Seed, ShardCount: first.ShardCount, Target: first.Target,
-		Models: first.Models, Faults: first.Faults, FaultShare: first.FaultShare, Iterations: first.Iterations, PerModel: map[string]int64{},
+		Models: first.Models, Faults: first.Faults, FaultShare: first.FaultShare, FaultSweep: first.FaultSweep, Iterations: first.Iterations, PerModel: map[string]int64{},
 		Failures: []FailureReport{}, Diff: first.Diff}
 	var digest, wdigest uint64
 	for i, r := range reps {
@@ -250,6 +256,8 @@ func Merge(reps ...*Report) (*Report, error) {
 			what = "faults " + strconv.Quote(r.Faults)
 		case r.FaultShare != first.FaultShare:
 			what = "fault share " + strconv.FormatFloat(r.FaultShare, 'g', -1, 64)
+		case r.FaultSweep != first.FaultSweep:
+			what = "fault sweep share " + strconv.FormatFloat(r.FaultSweep, 'g', -1, 64)
 		case r.Iterations != first.Iterations:
 			what = "iterations " + strconv.Itoa(r.Iterations)
 		}
@@ -284,6 +292,8 @@ func Merge(reps ...*Report) (*Report, error) {
 		}
 		out.Faulted += r.Faulted
 		out.FaultEffects += r.FaultEffects
+		out.FaultSweeps += r.FaultSweeps
+		out.FaultSweepRuns += r.FaultSweepRuns
 		if r.Exhaustive != nil {
 			if out.Exhaustive == nil {
 				x := *r.Exhaustive

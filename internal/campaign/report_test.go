@@ -14,8 +14,8 @@ import (
 func shardReport(i, n int) *Report {
 	k := int64(i + 1)
 	return &Report{Version: ReportVersion, Seed: 5, Shard: Shard{i, n}.String(), ShardCount: n, ShardsDone: []int{i},
-		Target: "impl/qed", Models: []string{"drop", "prefix"}, Faults: "write:eio@nth=3", FaultShare: 0.5, Iterations: 40, Diff: "other",
-		Workloads: 10 * k, FailedWorkloads: k, Skipped: 2 * k, SkipReasons: []string{strings.Repeat("s", i+1)},
+		Target: "impl/qed", Models: []string{"drop", "prefix"}, Faults: "write:eio@nth=3", FaultShare: 0.5, FaultSweep: 0.3, Iterations: 40, Diff: "other",
+		FaultSweeps: 12 * k, FaultSweepRuns: 13 * k, Workloads: 10 * k, FailedWorkloads: k, Skipped: 2 * k, SkipReasons: []string{strings.Repeat("s", i+1)},
 		DiffRuns: 3 * k, Faulted: 4 * k, FaultEffects: 5 * k, CrashPoints: 6 * k, CrashStates: 100 * k,
 		NestedDepth: i + 1, NestedStates: 7 * k, CreationStates: 8 * k, CreationAbsent: 9 * k, CreationOld: 11 * k,
 		OracleRuns: 90 * k, PerModel: map[string]int64{"drop": 40 * k, "prefix": 60 * k},
@@ -46,6 +46,9 @@ func TestMergeEveryField(t *testing.T) {
 	require.Equal(t, []string{"drop", "prefix"}, m.Models)
 	require.Equal(t, "write:eio@nth=3", m.Faults)
 	require.Equal(t, 0.5, m.FaultShare)
+	require.Equal(t, 0.3, m.FaultSweep)
+	require.EqualValues(t, 48, m.FaultSweeps)
+	require.EqualValues(t, 52, m.FaultSweepRuns)
 	require.Equal(t, 40, m.Iterations)
 	require.Equal(t, "other", m.Diff)
 	require.EqualValues(t, 40, m.Workloads)
@@ -139,6 +142,7 @@ func TestMergeEveryField(t *testing.T) {
 		{`diff target "y"`, func(r *Report) { r.Diff = "y" }},
 		{`faults ""`, func(r *Report) { r.Faults = "" }},
 		{"fault share 0.25", func(r *Report) { r.FaultShare = 0.25 }},
+		{"fault sweep share 0.5", func(r *Report) { r.FaultSweep = 0.5 }},
 		{"iterations 41", func(r *Report) { r.Iterations = 41 }},
 		{`digest "zz" is not hex`, func(r *Report) { r.Digest = "zz" }},
 		{`workload_digest "zz" is not hex`, func(r *Report) { r.WorkloadDigest = "zz" }},

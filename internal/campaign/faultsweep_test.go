@@ -1,0 +1,224 @@
+package campaign
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSweepPositions: a step of up to MaxSweepRuns operations is swept
+// whole; a longer one at MaxSweepRuns operations, its first and last
+// quarter of them and the rest spread strictly between, ascending.
+func TestSweepPositions(t *testing.T) {
+	require.Empty(t, sweepPositions(0))
+	require.Equal(t, []uint64{1, 2, 3}, sweepPositions(3))
+	all := sweepPositions(MaxSweepRuns)
+	require.Len(t, all, MaxSweepRuns)
+	require.Equal(t, uint64(MaxSweepRuns), all[MaxSweepRuns-1])
+	for _, n := range []uint64{MaxSweepRuns + 1, 40, 100, 1000, 1 << 40} {
+		ps := sweepPositions(n)
+		require.Len(t, ps, MaxSweepRuns, "n=%d", n)
+		q := MaxSweepRuns / 4
+		for i := range q {
+			require.Equal(t, uint64(i+1), ps[i], "n=%d: the first quarter", n)
+			require.Equal(t, n-uint64(q-1-i), ps[MaxSweepRuns-q+i], "n=%d: the last quarter", n)
+		}
+		for i := 1; i < len(ps); i++ {
+			require.Less(t, ps[i-1], ps[i], "n=%d: ascending, no repeat: %v", n, ps)
+		}
+	}
+}
+
+// TestSweepPlan: the step is drawn by op kind first (a kind with one step
+// as likely as one with many), never a step without operations; its rules
+// fail each of its operations in turn; nothing to sweep, no plan.
+func TestSweepPlan(t *testing.T) {
+	// Steps: the reopen 2 operations, four writes of 3 each, a write of
+	// none, a commit of 5.
+	bounds := []uint64{0, 2, 5, 8, 11, 14, 14, 19}
+	kinds := []string{"reopen-faultfs", "write", "write", "write", "write", "write", "commit"}
+	byKind := map[string]int{}
+	for w := range 3000 {
+		seed := WorkloadSeed(4, w)
+		step, rules, ok := SweepPlan(seed, bounds, kinds)
+		require.True(t, ok)
+		s2, r2, _ := SweepPlan(seed, bounds, kinds)
+		require.Equal(t, step, s2, "deterministic")
+		require.Equal(t, rules, r2, "deterministic")
+		require.NotEqual(t, 5, step, "a step without operations")
+		byKind[kinds[step]]++
+		n := bounds[step+1] - bounds[step]
+		require.Len(t, rules, int(n), "every operation of the step")
+		for i, rule := range rules {
+			rs, err := faultfs.Parse(rule)
+			require.NoError(t, err, rule)
+			require.Len(t, rs, 1)
+			require.Equal(t, faultfs.Nth, rs[0].Trigger, rule)
+			require.True(t, strings.HasPrefix(rule, SweepFault+"@"), rule)
+			require.Equal(t, int64(bounds[step])+int64(i)+1, rs[0].N, "operation %d of step %d", i, step)
+		}
+	}
+	for _, k := range []string{"reopen-faultfs", "write", "commit"} {
+		require.InDelta(t, 1000, byKind[k], 120, "kind %s drawn uniformly: %v", k, byKind)
+	}
+	_, _, ok := SweepPlan(1, []uint64{0, 0, 0}, []string{"write", "write"})
+	require.False(t, ok)
+	_, _, ok = SweepPlan(1, nil, nil)
+	require.False(t, ok)
+}
+
+// TestSweepChosen: the share of the workloads drawn for a fault, 0 none.
+func TestSweepChosen(t *testing.T) {
+	const n = 20000
+	chosen := 0
+	for w := range n {
+		seed := WorkloadSeed(9, w)
+		if SweepChosen(seed, 0.3) {
+			chosen++
+		}
+		require.False(t, SweepChosen(seed, 0))
+		require.True(t, SweepChosen(seed, 1))
+	}
+	require.InDelta(t, 0.3, float64(chosen)/n, 0.015)
+}
+
+// sweptWorkloads returns up to n workload indices of campaign seed (with
+// gen) whose fault sweep (every workload drawn, every one swept) aims at
+// an op of kind, with their sweeps.
+func sweptWorkloads(t *testing.T, tgt target.Target, seed uint64, gen workload.GenConfig, kind workload.Kind, n int) ([]int, []*sweep) {
+	t.Helper()
+	var ws []int
+	var sws []*sweep
+	for w := 0; len(ws) < n && w < 400; w++ {
+		s := WorkloadSeed(seed, w)
+		wl := generate(s, gen)
+		sw, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1)
+		require.NoError(t, err)
+		if sw != nil && sw.op >= 0 && wl.Ops[sw.op].Kind == kind {
+			ws, sws = append(ws, w), append(sws, sw)
+		}
+	}
+	require.Len(t, ws, n, "workloads sweeping a %s", kind)
+	return ws, sws
+}
+
+// TestSweepRunsSharePrefix: the runs of a sweep make the same file
+// operations up to the swept op (so the runs after the first, judged from
+// the swept op on, skip only states the first judged), and each run's
+// fault fires inside the swept op.
+func TestSweepRunsSharePrefix(t *testing.T) {
+	tgt := TargetOrDie(t, "impl/qed")
+	gen := DefaultGenConfig()
+	const seed = 3
+	ws, sws := sweptWorkloads(t, tgt, seed, gen, workload.Commit, 2)
+	for i, w := range ws {
+		s := WorkloadSeed(seed, w)
+		wl := generate(s, gen)
+		sw := sws[i]
+		require.NotEmpty(t, sw.rules)
+		var first *Recording
+		for _, rule := range sw.rules {
+			rec, err := Record(tgt, wl, s, rule)
+			require.NoError(t, err, rule)
+			require.Len(t, rec.Injected, 1, "%s fires once", rule)
+			// The injection happened during the swept op.
+			at := -2
+			for _, m := range rec.Marks {
+				if m.Injected == 0 {
+					at = m.Op
+				}
+			}
+			require.Equal(t, sw.op, at, "workload %d, %s: fired in op %d", w, rule, at)
+			k := stepK(t, rec, sw.op)
+			if first == nil {
+				first = rec
+				continue
+			}
+			require.Equal(t, stepK(t, first, sw.op), k, "%s: the swept op starts at the same operation", rule)
+			require.Equal(t, first.Trace.Ops[:k], rec.Trace.Ops[:k], "workload %d, %s: the same operations before the swept op", w, rule)
+		}
+	}
+}
+
+// stepK returns the trace index at which op starts in rec.
+func stepK(t *testing.T, rec *Recording, op int) int64 {
+	for _, m := range rec.Marks {
+		if m.Op == op {
+			return m.K
+		}
+	}
+	t.Fatalf("no mark of op %d", op)
+	return 0
+}
+
+// TestFaultSweepCatchesSwallowedError: a target that hides a failed
+// sync (faultshare_test.go) passes the campaign without faults; a sweep
+// of a flush fails each of its operations in turn, its sync among them,
+// so it catches it; the failure's artifact names the run's rule, and
+// replay reproduces it.
+func TestFaultSweepCatchesSwallowedError(t *testing.T) {
+	tgt := swallowFlushTarget{TargetOrDie(t, "impl/qed")}
+	gen := DefaultGenConfig()
+	gen.NoImageCommands() // the wrapper has no target.ImageOps
+	gen.Weights[workload.Flush] = 8
+	const seed = 13
+	ws, _ := sweptWorkloads(t, tgt, seed, gen, workload.Flush, 4)
+	run := func(share float64) *Report {
+		rep := &Report{}
+		for _, w := range ws {
+			r, err := Run(context.Background(), Config{Seed: seed, Shard: Shard{Index: w, Count: w + 1}, Iterations: w + 1,
+				Gen: gen, FaultShare: share, FaultSweep: 1, Target: tgt, TargetName: tgt.Name(), Out: t.TempDir(), MinimizeCandidates: -1})
+			require.NoError(t, err)
+			rep.Workloads += r.Workloads
+			rep.FaultSweeps += r.FaultSweeps
+			rep.Failures = append(rep.Failures, r.Failures...)
+		}
+		return rep
+	}
+	require.Empty(t, run(0).Failures, "without faults the swallowed error never happens")
+	rep := run(1)
+	require.NotEmpty(t, rep.Failures, "a sweep of a flush catches the swallowed error")
+	require.Equal(t, int64(len(ws)), rep.FaultSweeps)
+	f := rep.Failures[0]
+	meta, err := os.ReadFile(filepath.Join(f.Artifact, "meta.json"))
+	require.NoError(t, err)
+	var m ArtifactMeta
+	require.NoError(t, json.Unmarshal(meta, &m))
+	require.True(t, strings.HasPrefix(m.Faults, SweepFault+"@nth="), "the artifact's faults are the failing run's rule: %q", m.Faults)
+	res, err := Replay(f.Artifact, ReplayOptions{Resolve: InProcessResolver(func(string) (target.Target, error) { return tgt, nil })})
+	require.NoError(t, err)
+	require.True(t, res.Fails(), "replay reproduces the failure with the run's rule")
+}
+
+// TestFaultSweepCampaign: with every workload drawn and swept, impl/qed
+// passes (it surfaces every error the sweeps inject), the runs after the
+// first of each sweep judge fewer states than a run from the setup, and
+// the report counts the sweeps and their runs.
+func TestFaultSweepCampaign(t *testing.T) {
+	rep, err := Run(context.Background(), Config{Seed: 5, Iterations: 10, Workers: 2, FaultShare: 1, FaultSweep: 1,
+		Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures)
+	require.Equal(t, int64(10), rep.Workloads)
+	require.Equal(t, 1.0, rep.FaultSweep)
+	require.Positive(t, rep.FaultSweeps)
+	require.Greater(t, rep.FaultSweepRuns, rep.FaultSweeps, "a sweep runs once per operation of its step")
+	require.LessOrEqual(t, rep.FaultSweepRuns, rep.FaultSweeps*MaxSweepRuns)
+	require.LessOrEqual(t, rep.Faulted, int64(10), "a workload counted once however many runs it swept")
+}
+
+// TestFaultSweepConfig: the sweep share is refused out of [0,1].
+func TestFaultSweepConfig(t *testing.T) {
+	for _, s := range []float64{-0.1, 1.5} {
+		_, err := Run(context.Background(), Config{Seed: 1, Iterations: 1, FaultShare: 0.5, FaultSweep: s, Target: TargetOrDie(t, "impl/qed")})
+		require.ErrorIs(t, err, ErrConfig, "sweep %g", s)
+	}
+}
