@@ -149,6 +149,15 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 			backingLen, baseStuck = -1, false
 		case op.Kind == workload.RebaseUnsafe:
 			baseStuck = false // a raw copy
+		case op.Kind == workload.Commit && op.Off > 1:
+			// commit -b N into a deeper base (the geometry's chain, no
+			// rebase before it): the images between stay as they are
+			// (-d implied, by QEMU too). The base grows to the image's
+			// size; the base at depth 2 is the own backing file of the
+			// file at depth 1, which then may no longer grow (Q2).
+			if ch := c.Geometry.Backing; op.Off == 2 && ch[0].Format == "qed" && size > backingLen {
+				baseStuck = true
+			}
 		case op.Kind == workload.Commit:
 			if baseStuck && size > backingLen {
 				ad = append(ad, Adaptation{QuirkGrowOverLongerBacking,
@@ -190,7 +199,7 @@ func Adapt(w *workload.Workload) (*workload.Workload, []Adaptation) {
 	}
 	// An image command that needed what was dropped (a backing file a
 	// dropped rebase gave) is dropped too.
-	cur := workload.Cursor{Size: c.Geometry.Size, Backing: len(c.Geometry.Backing) > 0}
+	cur := workload.Cursor{Size: c.Geometry.Size, Backing: len(c.Geometry.Backing) > 0, Chain: workload.CommitChain(c.Geometry.Backing)}
 	for _, b := range c.Geometry.Backing {
 		cur.LastID = max(cur.LastID, b.Fill)
 	}

@@ -35,7 +35,10 @@ func (t Target) Rebase(fs afero.Fs, path, backing, format string, unsafe bool) e
 	return t.img(real, args)
 }
 
-// Commit implements target.ImageOps with `qemu-img commit [-d]`. QEMU
+// Commit implements target.ImageOps with `qemu-img commit [-d] [-b
+// BASE]` (BASE resolved by qemu-img as a backing name, relative to the
+// image's directory, where it runs; o.Progress is not called: qemu-img's
+// -p prints to a terminal). QEMU
 // 7.2 cannot empty a QED image (findings Q4): without -d it leaves the
 // image as it is, as with -d. On the image a recording records, the image
 // is opened through blklogwrites (appending to the log) as for Rebase;
@@ -50,6 +53,9 @@ func (t Target) Commit(fs afero.Fs, path string, o target.CommitOptions) error {
 	args := []string{"commit", "-q"}
 	if o.Drop {
 		args = append(args, "-d")
+	}
+	if o.Base != "" {
+		args = append(args, "-b", o.Base)
 	}
 	return t.imgTraced(real, args) // the base's writes too (traced.go)
 }

@@ -42,7 +42,16 @@ import (
 // L2CacheChance 0.5), drawn last: with the key taken out every script
 // is the one before (pinnedWithoutL2Cache); before:
 // 87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534fb9bee34347ac64.
-const pinnedWorkloads = "2960135d1c439d968957ea0cc60c7cf262bbfb48b049b1f37b79de8fb226919a"
+//
+// Changed on purpose by issue 16.2 (coverage, the commit API): a commit
+// on a chain whose first file is a QED image is "commit -b N" into the
+// deepest base half of the time, from the same draw: with the base depth
+// taken out every script is the one before (pinnedWithoutDeepCommit).
+const pinnedWorkloads = "2512e7a9ec31e679e197b6bf5efe7b089337a881efb1ac01257b38e54dc23fb9"
+
+// pinnedWithoutDeepCommit is the same hash with every commit's base
+// depth taken out: pinnedWorkloads before commit -b was drawn.
+const pinnedWithoutDeepCommit = "2960135d1c439d968957ea0cc60c7cf262bbfb48b049b1f37b79de8fb226919a"
 
 // pinnedWithoutL2Cache is the same hash with every l2_cache key taken
 // out: pinnedWorkloads before the key.
@@ -55,9 +64,9 @@ const pinnedWithoutL2Cache = "87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534f
 const pinnedWithoutHostile = "393076e731a1945732c3b08ba0590420602d671adb02ad1b61f34ef4c8fad3ca"
 
 func TestGenerationPinned(t *testing.T) {
-	h, without, noCache := sha256.New(), sha256.New(), sha256.New()
+	h, without, noCache, noDeep := sha256.New(), sha256.New(), sha256.New(), sha256.New()
 	gen := workload.DefaultGenConfig()
-	hostile, small := 0, 0
+	hostile, small, deep := 0, 0, 0
 	for w := range 1000 {
 		wl := generate(WorkloadSeed(1, w), gen)
 		if err := wl.Validate(); err != nil {
@@ -65,6 +74,16 @@ func TestGenerationPinned(t *testing.T) {
 		}
 		fmt.Fprintf(h, "# %d\n", w)
 		if err := wl.Format(h); err != nil {
+			t.Fatal(err)
+		}
+		for i, op := range wl.Ops { // commit -b's depth came last
+			if op.Kind == workload.Commit && op.Off > 0 {
+				wl.Ops[i].Off = 0
+				deep++
+			}
+		}
+		fmt.Fprintf(noDeep, "# %d\n", w)
+		if err := wl.Format(noDeep); err != nil {
 			t.Fatal(err)
 		}
 		if wl.Geometry.L2Cache != 0 {
@@ -88,6 +107,13 @@ func TestGenerationPinned(t *testing.T) {
 	if got := hex.EncodeToString(h.Sum(nil)); got != pinnedWorkloads {
 		t.Fatalf("workloads 0-999 of seed 1 hash to %s, pinned %s: generation changed", got, pinnedWorkloads)
 	}
+	if got := hex.EncodeToString(noDeep.Sum(nil)); got != pinnedWithoutDeepCommit {
+		t.Fatalf("workloads 0-999 of seed 1 without commit -b hash to %s, pinned %s", got, pinnedWithoutDeepCommit)
+	}
+	if deep < 5 {
+		t.Fatalf("%d commit -b in 1000 workloads of seed 1", deep)
+	}
+	t.Logf("commit -b: %d in 1000 workloads", deep)
 	if got := hex.EncodeToString(noCache.Sum(nil)); got != pinnedWithoutL2Cache {
 		t.Fatalf("workloads 0-999 of seed 1 without their l2_cache keys hash to %s, pinned %s", got, pinnedWithoutL2Cache)
 	}

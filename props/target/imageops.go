@@ -27,4 +27,17 @@ type ImageOps interface {
 type CommitOptions struct {
 	// Drop leaves the image as it is after the commit (qemu-img commit -d).
 	Drop bool
+	// Base names the file to commit into (qemu-img commit -b): a file of
+	// the image's backing chain, named as backing names are (relative to
+	// the image's directory); "" for the image's own backing file. A base
+	// below the image's own backing file implies Drop: the images between
+	// are left as they are (what they read changes; the image's view does
+	// not).
+	Base string
+	// Progress, when set, is called by a target that reports progress
+	// (qemu-img commit -p) with the bytes committed so far and the bytes
+	// to commit: (0, total) first, done never decreasing and at most total,
+	// the last call (total, total) when the commit succeeded. A target that
+	// does not report progress never calls it.
+	Progress func(done, total int64)
 }

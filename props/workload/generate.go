@@ -154,7 +154,7 @@ func Generate(rng *rand.Rand, cfg GenConfig) *Workload {
 	for _, wt := range cfg.Weights {
 		total += wt
 	}
-	og := &OpGen{Rand: rng, Size: g.Size, ClusterSize: cs, Hot: hot, NextID: nextID, Backing: len(g.Backing) > 0}
+	og := &OpGen{Rand: rng, Size: g.Size, ClusterSize: cs, Hot: hot, NextID: nextID, Backing: len(g.Backing) > 0, Chain: CommitChain(g.Backing)}
 	for len(w.Ops) < cfg.Ops && total > 0 {
 		if op, ok := og.Draw(pickKind(rng, cfg.Weights, total)); ok {
 			w.Ops = append(w.Ops, op)
@@ -372,9 +372,10 @@ type OpGen struct {
 	Hot []int64
 	// NextID is the id the next write drawn takes; each one advances it.
 	NextID uint32
-	// Backing and Committed are Cursor's: the image commands drawn
-	// depend on them and update them.
+	// Backing, Committed and Chain are Cursor's: the image commands
+	// drawn depend on them and update them.
 	Backing, Committed bool
+	Chain              int
 }
 
 // Draw draws one op of kind k, or returns false when k cannot be drawn
@@ -391,9 +392,9 @@ func (g *OpGen) Draw(k Kind) (Op, bool) {
 	}
 	gs := &genState{rng: g.Rand, size: g.Size, cs: g.ClusterSize, hot: hot,
 		id:      func() uint32 { g.NextID++; return g.NextID - 1 },
-		backing: g.Backing, committed: g.Committed}
+		backing: g.Backing, committed: g.Committed, chain: g.Chain}
 	op, ok := s.gen(gs)
-	g.Size, g.Backing, g.Committed = gs.size, gs.backing, gs.committed
+	g.Size, g.Backing, g.Committed, g.Chain = gs.size, gs.backing, gs.committed, gs.chain
 	return op, ok
 }
 

@@ -37,12 +37,26 @@ import (
 // backing name leaves room for the workload's first rebase-unsafe name
 // when that is longer than sector 0 can hold (TestCraftedNameLeavesRoom):
 // the extras and one-off pins (with and without the key) moved.
+// Changed on purpose again (issue 16.2, coverage): a commit on a chain
+// whose first file is a QED image draws "commit -b N" into the deepest
+// base half of the time, from the same draw (no randomness more): with
+// the base depth taken out, the draws hash to the pins before it
+// (pinnedWithoutDeepCommit), and without it and the l2_cache key to
+// pinnedWithoutL2Cache.
 const (
-	pinnedGenerate       = "d57daabbb34d807db6b2b0d471566b890ce1a575dfe69b309c079e252af1339a"
-	pinnedGenerateExtras = "395deb392658e99b0b6b8719b91b3385fa377173844a9a79758ae2a0f0d99ea4"
-	pinnedGenerateOneOff = "f7485ccbf2a88a77b0068a204aefd9803556b600ac1fb2d929a504a56192cc32"
-	pinnedGenerateLong   = "e1bbcaeb02f68064fbe591c19304de0e6d6ac1b26234b59beca2c2ed7b932c5e"
+	pinnedGenerate       = "3717df0a9d595dd44aff5d27a3ec9a2164929cf72e236d023c85d5f9fbb73738"
+	pinnedGenerateExtras = "57efab7820ce40680dd3f1bd20f3146aaeb29d5fde97a566e11b750118a71107"
+	pinnedGenerateOneOff = "97a9ad50fadd1d6a30169e59173372e525da5347e3e27b4d8906c0a39fd4666f"
+	pinnedGenerateLong   = "a0ce82cac3e98a385ac717fbe25b13c26ba18c00254c2d855d8124d3e02b9cb0"
 )
+
+// pinnedWithoutDeepCommit are the four pins before commit -b was drawn.
+var pinnedWithoutDeepCommit = [4]string{
+	"d57daabbb34d807db6b2b0d471566b890ce1a575dfe69b309c079e252af1339a",
+	"395deb392658e99b0b6b8719b91b3385fa377173844a9a79758ae2a0f0d99ea4",
+	"f7485ccbf2a88a77b0068a204aefd9803556b600ac1fb2d929a504a56192cc32",
+	"e1bbcaeb02f68064fbe591c19304de0e6d6ac1b26234b59beca2c2ed7b932c5e",
+}
 
 // pinnedWithoutL2Cache are the four pins before the l2_cache key.
 var pinnedWithoutL2Cache = [4]string{
@@ -74,12 +88,18 @@ func oneOffConfigs() []GenConfig {
 }
 
 func generationHash(t *testing.T, draws uint64, cfgs ...GenConfig) string {
-	return generationHashStrip(t, draws, false, cfgs...)
+	return generationHashStrip(t, draws, 0, cfgs...)
 }
 
-// generationHashStrip is generationHash, the l2_cache key taken out of
-// every draw when strip is set.
-func generationHashStrip(t *testing.T, draws uint64, strip bool, cfgs ...GenConfig) string {
+// What generationHashStrip takes out of every draw.
+const (
+	stripL2Cache    = 1 << iota // the l2_cache key
+	stripDeepCommit             // commit -b N (Op.Off of a commit)
+)
+
+// generationHashStrip is generationHash, what strip says taken out of
+// every draw.
+func generationHashStrip(t *testing.T, draws uint64, strip int, cfgs ...GenConfig) string {
 	h := sha256.New()
 	for _, cfg := range cfgs {
 		hashDraws(t, h, draws, cfg, strip)
@@ -87,14 +107,21 @@ func generationHashStrip(t *testing.T, draws uint64, strip bool, cfgs ...GenConf
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func hashDraws(t *testing.T, h io.Writer, draws uint64, cfg GenConfig, strip bool) {
+func hashDraws(t *testing.T, h io.Writer, draws uint64, cfg GenConfig, strip int) {
 	for i := range draws {
 		w := Generate(rand.New(rand.NewPCG(1, i)), cfg)
 		if err := w.Validate(); err != nil {
 			t.Fatalf("draw %d is invalid: %v\n%s", i, err, w)
 		}
-		if strip {
+		if strip&stripL2Cache != 0 {
 			w.Geometry.L2Cache = 0
+		}
+		if strip&stripDeepCommit != 0 {
+			for i := range w.Ops {
+				if w.Ops[i].Kind == Commit {
+					w.Ops[i].Off = 0
+				}
+			}
 		}
 		fmt.Fprintf(h, "# %d\n", i)
 		if err := w.Format(h); err != nil {
@@ -118,15 +145,26 @@ func TestGeneratePinned(t *testing.T) {
 	if got := generationHash(t, 2000, long); got != pinnedGenerateLong {
 		t.Errorf("Generate's draws 0-1999 of PCG(1, i) with a long and a huge request hash to %s, pinned %s: generation changed", got, pinnedGenerateLong)
 	}
-	// Without the l2_cache key (drawn last), the draws of before.
+	// Without commit -b's depth, the draws of before; without it and
+	// the l2_cache key (drawn last), the draws of before that.
 	for i, got := range [4]string{
-		generationHashStrip(t, 300, true, DefaultGenConfig()),
-		generationHashStrip(t, 300, true, extrasConfig()),
-		generationHashStrip(t, 300, true, oneOffConfigs()[:5]...),
-		generationHashStrip(t, 2000, true, long),
+		generationHashStrip(t, 300, stripDeepCommit, DefaultGenConfig()),
+		generationHashStrip(t, 300, stripDeepCommit, extrasConfig()),
+		generationHashStrip(t, 300, stripDeepCommit, oneOffConfigs()...),
+		generationHashStrip(t, 2000, stripDeepCommit, long),
+	} {
+		if got != pinnedWithoutDeepCommit[i] {
+			t.Errorf("pin %d without commit -b: %s, pinned %s: the other draws changed", i, got, pinnedWithoutDeepCommit[i])
+		}
+	}
+	for i, got := range [4]string{
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit, DefaultGenConfig()),
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit, extrasConfig()),
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit, oneOffConfigs()[:5]...),
+		generationHashStrip(t, 2000, stripL2Cache|stripDeepCommit, long),
 	} {
 		if got != pinnedWithoutL2Cache[i] {
-			t.Errorf("pin %d without the l2_cache key: %s, pinned %s: the other draws changed", i, got, pinnedWithoutL2Cache[i])
+			t.Errorf("pin %d without the l2_cache key and commit -b: %s, pinned %s: the other draws changed", i, got, pinnedWithoutL2Cache[i])
 		}
 	}
 }

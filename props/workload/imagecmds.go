@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"path"
@@ -220,8 +221,16 @@ func (e *Exec) imageCmd(i int) func(ops target.ImageOps, fs afero.Fs, img string
 			return ops.Rebase(fs, img, name, "raw", true)
 		}
 	case Commit:
+		base := ""
+		if op.Off > 0 && int(op.Off) <= len(e.W.Geometry.Backing) {
+			base = BackingName(int(op.Off)-1, e.W.Geometry.Backing[op.Off-1].Format)
+		}
 		return func(ops target.ImageOps, fs afero.Fs, img string) error {
-			return ops.Commit(fs, img, target.CommitOptions{Drop: op.ID == 1})
+			var p progressCheck
+			if err := ops.Commit(fs, img, target.CommitOptions{Drop: op.ID == 1, Base: base, Progress: p.call}); err != nil {
+				return err
+			}
+			return p.finished()
 		}
 	}
 	return func(target.ImageOps, afero.Fs, string) error {
@@ -282,16 +291,41 @@ func walkImageFiles(w *Workload, backing *model.Disk, upTo int, emit func(i int,
 // is not a commit; fixed is false when an earlier commit wrote the same
 // file (its contents then depend on the run, and only the image's own
 // view is judged).
+//
+// A commit's base is the backing file in force, or with -b N (Op.Off) the
+// file at depth N of the geometry's chain (Cursor.Chain: no rebase before
+// it). An earlier commit changed the base's contents when it wrote the
+// same file, or a file deeper in the same chain (what the base reads
+// through).
 func (w *Workload) CommitBase(i int) (name, format string, old []byte, ok, fixed bool, err error) {
 	if i < 0 || i >= len(w.Ops) || w.Ops[i].Kind != Commit {
 		return "", "", nil, false, false, nil
 	}
 	names, formats := w.backingAt()
-	name, format = names[i], formats[i]
+	base := func(j int) (name, format string, depth int) {
+		if d := int(w.Ops[j].Off); d > 1 && d <= len(w.Geometry.Backing) {
+			b := w.Geometry.Backing[d-1]
+			return BackingName(d-1, b.Format), b.Format, d
+		}
+		return names[j], formats[j], 1
+	}
+	name, format, depth := base(i)
 	for j := range i {
-		if w.Ops[j].Kind == Commit && names[j] == names[i] {
+		if w.Ops[j].Kind != Commit {
+			continue
+		}
+		if n, _, d := base(j); n == name || names[j] == names[i] && d > depth {
 			return name, format, nil, true, false, nil
 		}
+	}
+	if depth > 1 {
+		m, err := chainModel(w.Geometry.Backing[depth-1:])
+		if err != nil {
+			return "", "", nil, false, false, err
+		}
+		old = make([]byte, m.Size())
+		err = m.ReadAt(old, 0)
+		return name, format, old, err == nil, err == nil, err
 	}
 	m, err := chainModel(w.Geometry.Backing)
 	if err != nil {
@@ -299,6 +333,39 @@ func (w *Workload) CommitBase(i int) (name, format string, old []byte, ok, fixed
 	}
 	old, err = walkImageFiles(w, m, i, func(int, string, []byte) error { return nil })
 	return name, format, old, err == nil, err == nil, err
+}
+
+// progressCheck checks the progress a commit reports
+// (target.CommitOptions.Progress): (0, total) first, the same total
+// throughout, done never decreasing nor above total, and (total, total)
+// last once the commit returned success. A target that reports none
+// passes.
+type progressCheck struct {
+	calls       int
+	done, total int64
+	err         error
+}
+
+func (p *progressCheck) call(done, total int64) {
+	switch {
+	case p.err != nil:
+	case p.calls == 0 && (done != 0 || total < 0):
+		p.err = fmt.Errorf("commit progress: first report (%d, %d), want (0, total)", done, total)
+	case p.calls > 0 && total != p.total:
+		p.err = fmt.Errorf("commit progress: total %d after %d", total, p.total)
+	case done < p.done || done > total:
+		p.err = fmt.Errorf("commit progress: done %d after %d, of %d", done, p.done, total)
+	}
+	p.calls++
+	p.done, p.total = done, total
+}
+
+// finished is the check's verdict once the commit returned success.
+func (p *progressCheck) finished() error {
+	if p.err == nil && p.calls > 0 && p.done != p.total {
+		p.err = fmt.Errorf("commit progress: ended at %d of %d", p.done, p.total)
+	}
+	return p.err
 }
 
 // ErrUnsupported is wrapped by the error of an op the target cannot run
@@ -328,6 +395,9 @@ func (e *Exec) imageCommand(i int) error {
 	e.Model.Flush() // a clean close makes everything durable
 	e.snapshot(i)
 	cerr := cmd(ops, e.FS, e.ImagePath())
+	if cerr == nil && e.W.Ops[i].Kind == Commit {
+		cerr = e.checkCommitted(i)
+	}
 	// Open again even after a failed command: a fault may explain it, and
 	// the workload then goes on.
 	if e.Disk, err = e.Target.Open(e.FS, e.ImagePath(), e.OpenOptions(false)); err != nil {
@@ -338,6 +408,85 @@ func (e *Exec) imageCommand(i int) error {
 	}
 	if got, want := e.Disk.Size(), e.Model.Size(); got != want {
 		return fmt.Errorf("size after %s is %#x, want %#x", e.W.Ops[i].Kind, got, want)
+	}
+	return nil
+}
+
+// maxCheckedCommit bounds the images whose base checkCommitted reads
+// whole (as the setup of a rebase's file, maxRebaseImage).
+const maxCheckedCommit = maxRebaseImage
+
+// checkCommitted checks the base of commit op i once the command
+// returned success, the image closed: the crash states during the commit
+// allow each sector of the base old or new, so a commit that wrote
+// nothing would pass them; here every sector must read the image's view
+// (the model's, the model flushed by the clean close), except where the
+// image would read what the base read before if nothing above the base
+// allocated (the base's old contents, cut at the size of the smallest
+// file between: the image reads zeros past it), where the base may keep
+// its old contents (nothing above allocated there, or it allocated the
+// same data). Past the image's size the base keeps its old contents, and
+// its size is its old one or the image's, the larger. Only for a base
+// whose old contents the workload fixes (Workload.CommitBase), and an
+// image of at most maxCheckedCommit bytes.
+func (e *Exec) checkCommitted(i int) error {
+	name, format, old, ok, fixed, err := e.W.CommitBase(i)
+	if err != nil || !ok || !fixed || e.Model.Size() > maxCheckedCommit {
+		return err
+	}
+	view := make([]byte, e.Model.Size())
+	if err := e.Model.ReadAt(view, 0); err != nil {
+		return err
+	}
+	through := int64(len(old)) // the image reads the base's old contents below this
+	if d := int(e.W.Ops[i].Off); d > 1 {
+		for _, b := range e.W.Geometry.Backing[:d-1] {
+			through = min(through, b.Size)
+		}
+	}
+	p := path.Join(e.Dir, name)
+	var got []byte
+	switch format {
+	case "raw":
+		got, err = afero.ReadFile(e.FS, p)
+	default:
+		var d target.Disk
+		if d, err = e.Target.Open(e.FS, p, target.OpenOptions{ReadOnly: true}); err == nil {
+			got = make([]byte, d.Size())
+			_, err = d.ReadAt(got, 0)
+			if cerr := d.Close(); err == nil {
+				err = cerr
+			}
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("commit base %s after the commit: %w", name, err)
+	}
+	if want := max(int64(len(old)), int64(len(view))); int64(len(got)) != want {
+		return fmt.Errorf("commit base %s after the commit: size %#x, want %#x", name, len(got), want)
+	}
+	for lo := int64(0); lo < int64(len(got)); lo += model.SectorSize {
+		hi := min(lo+model.SectorSize, int64(len(got)))
+		g := got[lo:hi]
+		oldS := make([]byte, hi-lo) // the base's old contents, zeros past them
+		if lo < int64(len(old)) {
+			copy(oldS, old[lo:min(hi, int64(len(old)))])
+		}
+		if hi > int64(len(view)) {
+			if !bytes.Equal(g, oldS) {
+				return fmt.Errorf("commit base %s after the commit: sector %#x past the image's size changed", name, lo)
+			}
+			continue
+		}
+		v := view[lo:hi]
+		if bytes.Equal(g, v) {
+			continue
+		}
+		readsThrough := lo >= through && !slices.ContainsFunc(v, func(b byte) bool { return b != 0 }) ||
+			hi <= through && bytes.Equal(v, oldS)
+		if !readsThrough || !bytes.Equal(g, oldS) {
+			return fmt.Errorf("commit base %s after the commit: sector %#x reads neither the image's data nor, where the image reads through to it, its old contents", name, lo)
+		}
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func TestImageCommandsValidate(t *testing.T) {
 		{head + backing + "rebase-unsafe 1001\n", "not in 16..1000"},
 		{head + backing + "rebase 0x0 0x1000 id=1\n", "above the previous id 1"},
 		{head + backing + "rebase 0xf000 0x2000 id=2\n", "outside the image"},
-		{head + "commit -x\n", "no argument or -d"},
+		{head + "commit -x\n", "commit takes -d and -b N"},
 		{head + "rebase 0x0 0x1000\n", "rebase takes"},
 	} {
 		_, err := workload.Parse(strings.NewReader(c.script))

@@ -160,8 +160,9 @@ type validator struct {
 	lastID uint32 // the last write or fill id
 	nested bool   // checking a concurrent group's member
 	// backing: a backing file is in force; committed: a commit ran
-	// before (see Cursor).
+	// before; chain: the deepest commit base (see Cursor).
 	backing, committed bool
+	chain              int
 }
 
 // extent checks that op's [Off, Off+Len) is a non-empty range inside the
@@ -189,8 +190,10 @@ type genState struct {
 	cs   int64   // the image's cluster size
 	hot  []int64 // starts of the regions most ops go to
 	id   func() uint32
-	// backing, committed: as Cursor's (the image commands' preconditions).
+	// backing, committed, chain: as Cursor's (the image commands'
+	// preconditions).
 	backing, committed bool
+	chain              int
 }
 
 // nargs checks a script op's argument count.

@@ -27,7 +27,7 @@ func (rebaseKind) check(op Op, v *validator) error {
 		return err
 	}
 	if op.Len == 0 && op.Off == 0 && op.ID == 0 { // rebase none
-		v.backing = false
+		v.backing, v.chain = false, 0
 		return nil
 	}
 	if err := v.extent(op); err != nil {
@@ -37,7 +37,7 @@ func (rebaseKind) check(op Op, v *validator) error {
 		return fmt.Errorf("%w: op %d: rebase id %d must be non-zero and above the previous id %d", ErrInvalid, v.i, op.ID, v.lastID)
 	}
 	v.lastID = op.ID
-	v.backing = true
+	v.backing, v.chain = true, 0 // commit -b needs the geometry's chain
 	return nil
 }
 
@@ -79,11 +79,11 @@ func (rebaseKind) gen(g *genState) (Op, bool) {
 		return Op{}, false
 	}
 	if g.size == 0 || g.rng.IntN(4) == 0 {
-		g.backing = false
+		g.backing, g.chain = false, 0
 		return Op{Kind: Rebase}, true
 	}
 	off, n := extent(g.rng, g.size, g.cs, g.hot)
-	g.backing = true
+	g.backing, g.chain = true, 0
 	return Op{Kind: Rebase, Off: off, Len: n, ID: g.id()}, true
 }
 

@@ -25,6 +25,7 @@ func (rebaseUnsafeKind) check(op Op, v *validator) error {
 	if !v.backing || v.committed {
 		return fmt.Errorf("%w: op %d: rebase-unsafe needs a backing file and no commit before it (the setup copies the backing file)", ErrInvalid, v.i)
 	}
+	v.chain = 0 // commit -b needs the geometry's chain
 	return nil
 }
 
@@ -51,6 +52,7 @@ func (rebaseUnsafeKind) gen(g *genState) (Op, bool) {
 	default: // over two sectors
 		n = 600 + g.rng.Int64N(maxUnsafeName-600+1)
 	}
+	g.chain = 0
 	return Op{Kind: RebaseUnsafe, Len: n}, true
 }
 

@@ -115,7 +115,7 @@ func (w *Workload) Validate() error {
 		}
 		lastID = g.Backing[i].Fill
 	}
-	c := Cursor{Size: g.Size, LastID: lastID, Backing: len(g.Backing) > 0}
+	c := Cursor{Size: g.Size, LastID: lastID, Backing: len(g.Backing) > 0, Chain: CommitChain(g.Backing)}
 	for i, op := range w.Ops {
 		if err := c.Step(i, op); err != nil {
 			return err
@@ -145,17 +145,35 @@ type Cursor struct {
 	// made by the setup, would no longer read what the backing file
 	// reads). Only the image commands look at them.
 	Backing, Committed bool
+	// Chain is the depth of the deepest file of the geometry's backing
+	// chain a "commit -b N" may name (CommitChain), 0 once a rebase
+	// changed the chain (or where the caller does not track it: no
+	// commit -b is then valid or drawn).
+	Chain int
+}
+
+// CommitChain is the depth (1 the image's own backing file) of the
+// deepest file of chain a commit may commit into: the chain down to its
+// first raw file (a commit's intermediate files are QED images, opened
+// to list what they allocate), 0 without a backing file.
+func CommitChain(chain []Backing) int {
+	for i, b := range chain {
+		if b.Format != "qed" {
+			return i + 1
+		}
+	}
+	return len(chain)
 }
 
 // Step checks op as Validate checks the op at index i (i names it in the
 // error) and, when it is valid, moves c past it: the size it leaves, its
 // last write id. An invalid op leaves c as it was.
 func (c *Cursor) Step(i int, op Op) error {
-	v := validator{i: i, size: c.Size, lastID: c.LastID, backing: c.Backing, committed: c.Committed}
+	v := validator{i: i, size: c.Size, lastID: c.LastID, backing: c.Backing, committed: c.Committed, chain: c.Chain}
 	if err := checkOp(op, &v); err != nil {
 		return err
 	}
-	c.Size, c.LastID, c.Backing, c.Committed = v.size, v.lastID, v.backing, v.committed
+	c.Size, c.LastID, c.Backing, c.Committed, c.Chain = v.size, v.lastID, v.backing, v.committed, v.chain
 	return nil
 }
 

@@ -67,9 +67,9 @@ func (t Target) Rebase(fs afero.Fs, path, backing, format string, unsafe bool) e
 }
 
 // Commit implements target.ImageOps with qed.Commit, the function behind
-// `qedtorture commit [-d]`.
+// `qedtorture commit [-d] [-b BASE] [-p]`.
 func (t Target) Commit(fs afero.Fs, path string, o target.CommitOptions) error {
-	return qed.Commit(fs, path, qed.CommitOptions{Open: t.opts(false), Drop: o.Drop})
+	return qed.Commit(fs, path, qed.CommitOptions{Open: t.opts(false), Drop: o.Drop, Base: o.Base, Progress: o.Progress})
 }
 
 // opts are the open options of t's opens (the idle timer off unless set).
