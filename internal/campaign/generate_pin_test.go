@@ -47,10 +47,14 @@ import (
 // on a chain whose first file is a QED image is "commit -b N" into the
 // deepest base half of the time, from the same draw: with the base depth
 // taken out every script is the one before (pinnedWithoutDeepCommit).
-const pinnedWorkloads = "2512e7a9ec31e679e197b6bf5efe7b089337a881efb1ac01257b38e54dc23fb9"
+// And the idle op (IdleChance 0.5, drawn last, inserted after the first
+// op): with it and the base depth taken out, the scripts of before; with
+// it alone (the depth kept):
+// 2512e7a9ec31e679e197b6bf5efe7b089337a881efb1ac01257b38e54dc23fb9.
+const pinnedWorkloads = "381e3638e88a487f7b1694f390dc8671aaef1aeb69fd4fd1a2ea232a87d844f9"
 
-// pinnedWithoutDeepCommit is the same hash with every commit's base
-// depth taken out: pinnedWorkloads before commit -b was drawn.
+// pinnedWithoutDeepCommit is the same hash with every idle op and every
+// commit's base depth taken out: pinnedWorkloads before either.
 const pinnedWithoutDeepCommit = "2960135d1c439d968957ea0cc60c7cf262bbfb48b049b1f37b79de8fb226919a"
 
 // pinnedWithoutL2Cache is the same hash with every l2_cache key taken
@@ -66,7 +70,7 @@ const pinnedWithoutHostile = "393076e731a1945732c3b08ba0590420602d671adb02ad1b61
 func TestGenerationPinned(t *testing.T) {
 	h, without, noCache, noDeep := sha256.New(), sha256.New(), sha256.New(), sha256.New()
 	gen := workload.DefaultGenConfig()
-	hostile, small, deep := 0, 0, 0
+	hostile, small, deep, idle := 0, 0, 0, 0
 	for w := range 1000 {
 		wl := generate(WorkloadSeed(1, w), gen)
 		if err := wl.Validate(); err != nil {
@@ -76,7 +80,10 @@ func TestGenerationPinned(t *testing.T) {
 		if err := wl.Format(h); err != nil {
 			t.Fatal(err)
 		}
-		for i, op := range wl.Ops { // commit -b's depth came last
+		n0 := len(wl.Ops) // the idle op and commit -b's depth came last
+		wl.Ops = slices.DeleteFunc(wl.Ops, func(op workload.Op) bool { return op.Kind == workload.Idle })
+		idle += n0 - len(wl.Ops)
+		for i, op := range wl.Ops {
 			if op.Kind == workload.Commit && op.Off > 0 {
 				wl.Ops[i].Off = 0
 				deep++
@@ -108,12 +115,15 @@ func TestGenerationPinned(t *testing.T) {
 		t.Fatalf("workloads 0-999 of seed 1 hash to %s, pinned %s: generation changed", got, pinnedWorkloads)
 	}
 	if got := hex.EncodeToString(noDeep.Sum(nil)); got != pinnedWithoutDeepCommit {
-		t.Fatalf("workloads 0-999 of seed 1 without commit -b hash to %s, pinned %s", got, pinnedWithoutDeepCommit)
+		t.Fatalf("workloads 0-999 of seed 1 without idle ops and commit -b hash to %s, pinned %s", got, pinnedWithoutDeepCommit)
 	}
 	if deep < 5 {
 		t.Fatalf("%d commit -b in 1000 workloads of seed 1", deep)
 	}
 	t.Logf("commit -b: %d in 1000 workloads", deep)
+	if idle < 400 || idle > 600 {
+		t.Fatalf("%d idle ops in 1000 workloads, want about 500 (IdleChance 0.5)", idle)
+	}
 	if got := hex.EncodeToString(noCache.Sum(nil)); got != pinnedWithoutL2Cache {
 		t.Fatalf("workloads 0-999 of seed 1 without their l2_cache keys hash to %s, pinned %s", got, pinnedWithoutL2Cache)
 	}

@@ -86,3 +86,16 @@ type Info struct {
 	Files                  int    // the files the image reads: itself and each of its backing chain
 	ReadOnly               bool
 }
+
+// Idler is an optional capability of a Disk: Idle lets the disk's idle
+// time pass (its clock advanced past the delay after which the
+// implementation does its idle work: impl/qed's flush and clear of
+// NEED_CHECK once no allocating write came for a while) and returns once
+// that work is done. The work happens at this point of the run and at
+// no other, so that a recording has its writes at a fixed place of the
+// trace and replays exactly (a real timer would fire at a time no trace
+// fixes). The workload op "idle" calls it; on a Disk without it the op
+// does nothing.
+type Idler interface {
+	Idle() error
+}

@@ -162,9 +162,9 @@ func Decode(data []byte) *Workload {
 // decodeKinds are the kinds Decode draws, fixed so that a fuzz corpus
 // keeps its meaning when kinds are added: the image commands (rebase,
 // rebase-unsafe, commit) are not among them. Kinds are only appended
-// (map, reopen-ro and refused were): the kind bytes Encode writes are
+// (map, reopen-ro and refused were, then idle): the kind bytes Encode writes are
 // indices, below the old length, which read the same.
-var decodeKinds = []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Map, ReopenRO, Refused}
+var decodeKinds = []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Map, ReopenRO, Refused, Idle}
 
 type encoder struct{ b []byte }
 

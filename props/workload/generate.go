@@ -55,6 +55,12 @@ type GenConfig struct {
 	// written back and read again (drawn last, so the rest of the
 	// workload is the one drawn without it).
 	L2CacheChance float64
+	// IdleChance is the probability of an "idle" op (op_idle.go: the
+	// image's idle work, impl/qed's NEED_CHECK clear, at a fixed point)
+	// inserted at a drawn position after the first op (drawn after
+	// everything else, so the rest of the workload is the one drawn
+	// without it).
+	IdleChance float64
 	// Weights of each kind; missing kinds are never generated.
 	Weights map[Kind]int
 }
@@ -86,6 +92,9 @@ func DefaultGenConfig() GenConfig {
 		// Issue 16: impl/qed's default cache (64 tables) never fills
 		// with the campaign's images; a small one evicts.
 		L2CacheChance: 0.5,
+		// Issue 16: the idle NEED_CHECK clear, which campaign targets
+		// otherwise never run (their timer does not fire on its own).
+		IdleChance: 0.5,
 	}
 }
 
@@ -190,7 +199,7 @@ func (c *GenConfig) NoImageCommands() {
 // clusters, long and huge requests were added (test shapes pinned
 // before them, repair mode's images).
 func (c *GenConfig) NoExtras() {
-	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance, c.L2CacheChance = 0, 0, 0, 0, 0, 0
+	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance, c.L2CacheChance, c.IdleChance = 0, 0, 0, 0, 0, 0, 0
 }
 
 // wideFits reports whether the images spanning two or three L2 tables
@@ -277,6 +286,9 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 	}
 	if span := int64(g.TableSize) * int64(g.ClusterSize) / 8 * int64(g.ClusterSize); cfg.L2CacheChance > 0 && og.Size > span && rng.Float64() < cfg.L2CacheChance {
 		g.L2Cache = 1 + rng.IntN(2)
+	}
+	if cfg.IdleChance > 0 && len(w.Ops) > 0 && rng.Float64() < cfg.IdleChance {
+		w.Ops = slices.Insert(w.Ops, 1+rng.IntN(len(w.Ops)), Op{Kind: Idle})
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -42,12 +43,15 @@ import (
 // base half of the time, from the same draw (no randomness more): with
 // the base depth taken out, the draws hash to the pins before it
 // (pinnedWithoutDeepCommit), and without it and the l2_cache key to
-// pinnedWithoutL2Cache.
+// pinnedWithoutL2Cache. And again: the idle op (IdleChance 0.5, drawn
+// last in drawExtras, inserted after the first op): with it and the base
+// depth taken out, the draws hash to pinnedWithoutDeepCommit (oneOffConfigs
+// leave IdleChance as it is).
 const (
-	pinnedGenerate       = "3717df0a9d595dd44aff5d27a3ec9a2164929cf72e236d023c85d5f9fbb73738"
-	pinnedGenerateExtras = "57efab7820ce40680dd3f1bd20f3146aaeb29d5fde97a566e11b750118a71107"
-	pinnedGenerateOneOff = "97a9ad50fadd1d6a30169e59173372e525da5347e3e27b4d8906c0a39fd4666f"
-	pinnedGenerateLong   = "a0ce82cac3e98a385ac717fbe25b13c26ba18c00254c2d855d8124d3e02b9cb0"
+	pinnedGenerate       = "8c456b859a222f4dc4b375857f2d3c707e4e0c9170701000920afbb8c8379b5f"
+	pinnedGenerateExtras = "9e52aa9702ce2a37cb64ed27ec60e2c92aae22e74b73026250e131227a7856d2"
+	pinnedGenerateOneOff = "c01e0d204256cba02c55b5a37e4467851a51bddc6590c00e45426c6e3180843e"
+	pinnedGenerateLong   = "a5e95d1bd9248eecbb3b9c95abf42a9299ba61019ea703cc4da170c2d460e73c"
 )
 
 // pinnedWithoutDeepCommit are the four pins before commit -b was drawn.
@@ -95,6 +99,7 @@ func generationHash(t *testing.T, draws uint64, cfgs ...GenConfig) string {
 const (
 	stripL2Cache    = 1 << iota // the l2_cache key
 	stripDeepCommit             // commit -b N (Op.Off of a commit)
+	stripIdle                   // the idle ops
 )
 
 // generationHashStrip is generationHash, what strip says taken out of
@@ -115,6 +120,9 @@ func hashDraws(t *testing.T, h io.Writer, draws uint64, cfg GenConfig, strip int
 		}
 		if strip&stripL2Cache != 0 {
 			w.Geometry.L2Cache = 0
+		}
+		if strip&stripIdle != 0 {
+			w.Ops = slices.DeleteFunc(w.Ops, func(op Op) bool { return op.Kind == Idle })
 		}
 		if strip&stripDeepCommit != 0 {
 			for i := range w.Ops {
@@ -148,23 +156,23 @@ func TestGeneratePinned(t *testing.T) {
 	// Without commit -b's depth, the draws of before; without it and
 	// the l2_cache key (drawn last), the draws of before that.
 	for i, got := range [4]string{
-		generationHashStrip(t, 300, stripDeepCommit, DefaultGenConfig()),
-		generationHashStrip(t, 300, stripDeepCommit, extrasConfig()),
-		generationHashStrip(t, 300, stripDeepCommit, oneOffConfigs()...),
-		generationHashStrip(t, 2000, stripDeepCommit, long),
+		generationHashStrip(t, 300, stripDeepCommit|stripIdle, DefaultGenConfig()),
+		generationHashStrip(t, 300, stripDeepCommit|stripIdle, extrasConfig()),
+		generationHashStrip(t, 300, stripDeepCommit|stripIdle, oneOffConfigs()...),
+		generationHashStrip(t, 2000, stripDeepCommit|stripIdle, long),
 	} {
 		if got != pinnedWithoutDeepCommit[i] {
-			t.Errorf("pin %d without commit -b: %s, pinned %s: the other draws changed", i, got, pinnedWithoutDeepCommit[i])
+			t.Errorf("pin %d without commit -b and idle: %s, pinned %s: the other draws changed", i, got, pinnedWithoutDeepCommit[i])
 		}
 	}
 	for i, got := range [4]string{
-		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit, DefaultGenConfig()),
-		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit, extrasConfig()),
-		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit, oneOffConfigs()[:5]...),
-		generationHashStrip(t, 2000, stripL2Cache|stripDeepCommit, long),
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, DefaultGenConfig()),
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, extrasConfig()),
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, oneOffConfigs()[:5]...),
+		generationHashStrip(t, 2000, stripL2Cache|stripDeepCommit|stripIdle, long),
 	} {
 		if got != pinnedWithoutL2Cache[i] {
-			t.Errorf("pin %d without the l2_cache key and commit -b: %s, pinned %s: the other draws changed", i, got, pinnedWithoutL2Cache[i])
+			t.Errorf("pin %d without the l2_cache key, commit -b and idle: %s, pinned %s: the other draws changed", i, got, pinnedWithoutL2Cache[i])
 		}
 	}
 }

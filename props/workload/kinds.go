@@ -29,6 +29,7 @@ const (
 	ReopenRO                     // close cleanly, open read-only, read [Off, Off+Len), open writable again
 	Refused                      // a call the image must refuse (variant Off of refusedCalls)
 	Hostile                      // a hostile image (variant Off, seed Len) the image's target must refuse or repair
+	Idle                         // the image's idle time passes (its idle work done here)
 )
 
 // opKind is everything the package knows about one op kind. Adding a kind
@@ -106,6 +107,7 @@ var kindTable = [...]opKind{
 	ReopenRO:     reopenROKind{},
 	Refused:      refusedKind{},
 	Hostile:      hostileKind{},
+	Idle:         idleKind{},
 }
 
 // spec returns k's implementation, nil for an unknown kind.

@@ -130,14 +130,14 @@ func TestGenerateValidAndDeterministic(t *testing.T) {
 // the constants' order, each with a distinct keyword that KindByName
 // reads back, and a positive default weight.
 func TestKindNamesRoundTrip(t *testing.T) {
-	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Rebase, RebaseUnsafe, Commit, Map, ReopenRO, Refused, Hostile}
+	want := []Kind{Write, WriteZeroes, Read, Flush, Resize, Reopen, Check, Concurrent, Rebase, RebaseUnsafe, Commit, Map, ReopenRO, Refused, Hostile, Idle}
 	require.Equal(t, want, Kinds())
-	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent", "rebase", "rebase-unsafe", "commit", "map", "reopen-ro", "refused", "hostile"}, KindNames())
+	require.Equal(t, []string{"write", "zero", "read", "flush", "resize", "reopen", "check", "concurrent", "rebase", "rebase-unsafe", "commit", "map", "reopen-ro", "refused", "hostile", "idle"}, KindNames())
 	require.Equal(t, "Kind(0)", Kind(0).String())
 	require.Equal(t, "Kind(200)", Kind(200).String())
 	for _, k := range Kinds() {
 		switch k {
-		case Hostile: // drawn by drawExtras (HostileChance)
+		case Hostile, Idle: // drawn by drawExtras (HostileChance, IdleChance)
 			require.Zero(t, DefaultWeights()[k], "kind %s", k)
 		default:
 			require.Positive(t, DefaultWeights()[k], "kind %s", k)
@@ -204,6 +204,7 @@ func TestEffects(t *testing.T) {
 		{Op{Kind: ReopenRO, Off: 0x10, Len: 0x20}, Effect{Ranged: true, Reads: true, Barrier: true}},
 		{Op{Kind: Refused, Off: 2}, Effect{}},
 		{Op{Kind: Hostile, Off: 3, Len: 9}, Effect{}},
+		{Op{Kind: Idle}, Effect{}}, // not a barrier: an image with nothing to clear writes nothing
 		{Op{Kind: Kind(99)}, Effect{}},
 	}
 	covered := map[Kind]bool{}

@@ -1,6 +1,10 @@
 package qedtarget
 
 import (
+	"slices"
+	"sync"
+	"time"
+
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/spf13/afero"
@@ -8,7 +12,9 @@ import (
 
 // Target drives impl/qed through the target.Target interface. Options tune
 // the opens it makes (cache size, clock); the zero value uses the defaults
-// with the idle NEED_CHECK timer disabled so that runs are deterministic.
+// with the idle NEED_CHECK timer on a clock that stands still until the
+// Disk's Idle moves it (target.Idler), so that runs are deterministic; the
+// image commands' opens have the timer disabled.
 type Target struct {
 	Options qed.OpenOptions
 }
@@ -30,19 +36,99 @@ func (Target) Create(fs afero.Fs, path string, o target.CreateOptions) error {
 }
 
 // Open implements target.Target.
+//
+// Without a clock and an idle delay of t's own, the image's idle
+// NEED_CHECK timer runs on a clock of the Disk's that stands still: armed
+// with the default delay, it never fires on its own (runs replay
+// exactly), only when Idle moves the clock (target.Idler).
 func (t Target) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
 	opts := t.opts(o.ReadOnly)
 	if o.L2CacheTables > 0 {
 		opts.L2CacheTables = o.L2CacheTables
 	}
+	var clk *idleClock
+	if t.Options.Clock == nil && t.Options.IdleClearDelay == 0 {
+		clk = &idleClock{}
+		opts.Clock, opts.IdleClearDelay = clk, 0 // the default delay
+	}
 	im, err := qed.Open(fs, path, opts)
 	if err != nil {
 		return nil, err
 	}
-	return disk{im}, nil
+	return disk{im, clk}, nil
 }
 
-type disk struct{ *qed.Image }
+type disk struct {
+	*qed.Image
+	clk *idleClock // nil: the clock is t.Options' (Idle does nothing)
+}
+
+var _ target.Idler = disk{}
+
+// Idle implements target.Idler: the Disk's clock moves past the idle
+// delay, and the image's idle NEED_CHECK clear, when armed (an allocating
+// write since the last clear, NEED_CHECK set), runs before Idle returns.
+// Its errors leave NEED_CHECK set (impl/qed's idleClear), which is safe.
+func (d disk) Idle() error {
+	if d.clk != nil {
+		d.clk.advance(qed.DefaultIdleClearDelay)
+	}
+	return nil
+}
+
+// idleClock is a qed.Clock that moves only in advance, which runs the
+// timers then due in the caller's goroutine, in the order they were set.
+type idleClock struct {
+	mu     sync.Mutex
+	now    time.Duration
+	timers []*idleTimer
+}
+
+type idleTimer struct {
+	c  *idleClock
+	at time.Duration
+	f  func()
+}
+
+func (c *idleClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Unix(0, 0).Add(c.now)
+}
+
+func (c *idleClock) AfterFunc(d time.Duration, f func()) qed.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &idleTimer{c: c, at: c.now + d, f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+// Stop removes the timer; it reports whether it was pending.
+func (t *idleTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	n := len(t.c.timers)
+	t.c.timers = slices.DeleteFunc(t.c.timers, func(x *idleTimer) bool { return x == t })
+	return len(t.c.timers) < n
+}
+
+func (c *idleClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now += d
+	var due []*idleTimer
+	c.timers = slices.DeleteFunc(c.timers, func(t *idleTimer) bool {
+		if t.at <= c.now {
+			due = append(due, t)
+			return true
+		}
+		return false
+	})
+	c.mu.Unlock()
+	for _, t := range due {
+		t.f()
+	}
+}
 
 func (d disk) Check(repair bool) (target.CheckResult, error) {
 	r, err := d.Image.Check(repair)
