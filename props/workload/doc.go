@@ -26,6 +26,7 @@
 //	rebase 0x2000 0x1000 id=204
 //	rebase-unsafe 700
 //	commit
+//	idle
 //	map
 //	reopen-ro 0x0 0x2000
 //	refused 2
@@ -38,6 +39,14 @@
 // the image closed, qemu-img rebase, rebase -u or commit run on its files
 // through the target's target.ImageOps, the image opened again; the setup
 // makes the files they act on.
+//
+// commit takes -d (the image kept) and -b N (into the file at depth N of
+// the geometry's chain: "commit -d -b 2"; valid before any rebase, down
+// to the chain's first raw file).
+//
+// idle lets the image's idle time pass (target.Idler: impl/qed's idle
+// NEED_CHECK clear happens there, at a fixed point of the trace); the
+// model records nothing.
 //
 // map, reopen-ro and refused exercise the image's API beyond guest I/O and
 // are judged like the rest: map compares the Disk's allocation map
