@@ -9,8 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/afero"
+
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -265,5 +268,40 @@ func TestRepairOutcomeSame(t *testing.T) {
 	a, b := repairOutcome{guest: []byte{1}}, repairOutcome{guest: []byte{1}, needCheck: true}
 	if got := a.same(b); got != "" {
 		t.Errorf("inconsistent both, NEED_CHECK differing: %q", got)
+	}
+}
+
+// closeCounting counts the disks its target opened and those closed.
+type closeCounting struct {
+	target.Target
+	opened, closed *int
+}
+
+type countedDisk struct {
+	target.Disk
+	closed *int
+}
+
+func (d countedDisk) Close() error { *d.closed++; return d.Disk.Close() }
+
+func (t closeCounting) Open(fs afero.Fs, p string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, p, o)
+	if err != nil {
+		return nil, err
+	}
+	*t.opened++
+	return countedDisk{d, t.closed}, nil
+}
+
+// TestConsistentImageCloses: the consistent image a repair run corrupts is
+// the one its workload left closed (a target may hold writes until then).
+func TestConsistentImageCloses(t *testing.T) {
+	var opened, closed int
+	wl, _ := GenerateWorkload(3, 0, repairGen())
+	if _, err := consistentImage(closeCounting{qedtarget.Target{}, &opened, &closed}, wl); err != nil {
+		t.Fatal(err)
+	}
+	if opened == 0 || closed != opened {
+		t.Errorf("%d disks opened, %d closed", opened, closed)
 	}
 }

@@ -1,7 +1,9 @@
 package campaign
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -191,10 +193,16 @@ func TestRepairCrashesRecorded(t *testing.T) {
 			if wantFail := how == "clear-first"; (len(rec.Failures) > 0) != wantFail {
 				t.Errorf("%d of %d states differ, want failures %v: %v", len(rec.Failures), rec.States, wantFail, rec.Failures)
 			}
+			perPlant := map[string]int{}
 			for _, f := range rec.Failures {
 				if !strings.HasPrefix(f, "image 0 ") || !strings.Contains(f, rr.Name()+": crash state ") {
 					t.Errorf("failure %q does not name the plant, path and state", f)
 				}
+				perPlant[f[:strings.Index(f, ": crash state ")]]++
+			}
+			// Every failing state is named, not a plant's first alone.
+			if how == "clear-first" && len(perPlant) >= len(rec.Failures) {
+				t.Errorf("%d failures over %d plants: every plant's exploration stopped at its first", len(rec.Failures), len(perPlant))
 			}
 		})
 	}
@@ -236,4 +244,37 @@ func TestRepairCrashesRecorded(t *testing.T) {
 			t.Errorf("err %v, want Dir required", err)
 		}
 	})
+}
+
+// TestOutcomeOn: the outcome of an out-of-process repair reads the guest
+// through the path's reader (none when it cannot read), and a context
+// that ended while reading is an error, not an unreadable image.
+func TestOutcomeOn(t *testing.T) {
+	wl, _ := GenerateWorkload(3, 0, repairGen())
+	files, err := consistentImage(qedtarget.Target{}, wl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := writeFiles(filepath.Join(t.TempDir(), "o"), files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := files[workload.ImageName]
+	guest, err := testReader{}.ReadGuest(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := outcomeOn(context.Background(), testReader{}, p, b)
+	if err != nil || !o.consistent || o.needCheck || !bytes.Equal(o.guest, guest) {
+		t.Errorf("readable: %+v (guest equal %v), %v", o, bytes.Equal(o.guest, guest), err)
+	}
+	o, err = outcomeOn(context.Background(), pathReader{"fail", ""}, p, b)
+	if err != nil || !o.consistent || o.guest != nil {
+		t.Errorf("unreadable: guest %d bytes, consistent %v, %v", len(o.guest), o.consistent, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := outcomeOn(ctx, testReader{}, p, b); !errors.Is(err, context.Canceled) {
+		t.Errorf("a context ended: %v", err)
+	}
 }
