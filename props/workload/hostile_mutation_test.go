@@ -2,6 +2,7 @@ package workload
 
 import (
 	"bytes"
+	"errors"
 	"path"
 	"strconv"
 	"strings"
@@ -211,6 +212,143 @@ func TestHostileSeedParity(t *testing.T) {
 			require.NoError(t, runHostile(needCheckSpy{seen: &seen}, int(c), s), "corruption %s seed %d", c, s)
 			require.NotEmpty(t, seen, "corruption %s seed %d: no read-only open", c, s)
 			require.Equal(t, s%2 == 1, seen[0], "corruption %s seed %d: NEED_CHECK", c, s)
+		}
+	}
+}
+
+// hostileSpy is impl/qed with every disk it opens wrapped by wrap.
+type hostileSpy struct {
+	qedtarget.Target
+	wrap func(fs afero.Fs, p string, o target.OpenOptions, d target.Disk) target.Disk
+	// before is the file as it was before the last open.
+	before *[]byte
+}
+
+func (s hostileSpy) Open(fs afero.Fs, p string, o target.OpenOptions) (target.Disk, error) {
+	*s.before, _ = afero.ReadFile(fs, p)
+	d, err := s.Target.Open(fs, p, o)
+	if err != nil {
+		return nil, err
+	}
+	return s.wrap(fs, p, o, d), nil
+}
+
+var errInjected = errors.New("injected")
+
+// closeFails: Close closes, then reports an error.
+type closeFails struct{ target.Disk }
+
+func (d closeFails) Close() error {
+	d.Disk.Close()
+	return errInjected
+}
+
+// lyingCheck repairs but reports nothing left, and then always finds a
+// corruption.
+type lyingCheck struct{ target.Disk }
+
+func (d lyingCheck) Check(repair bool) (target.CheckResult, error) {
+	if repair {
+		_, err := d.Disk.Check(true)
+		return target.CheckResult{}, err
+	}
+	return target.CheckResult{Corruptions: 1}, nil
+}
+
+// wrongReads reads every byte inverted.
+type wrongReads struct{ target.Disk }
+
+func (d wrongReads) ReadAt(p []byte, off int64) (int, error) {
+	n, err := d.Disk.ReadAt(p, off)
+	for i := range p[:n] {
+		p[i] ^= 0xff
+	}
+	return n, err
+}
+
+// restoresDamage closes, then writes back the damaged image it was opened
+// on, NEED_CHECK cleared: a close that claims a clean image.
+type restoresDamage struct {
+	target.Disk
+	fs      afero.Fs
+	p       string
+	damaged []byte
+}
+
+func (d restoresDamage) Close() error {
+	if err := d.Disk.Close(); err != nil {
+		return err
+	}
+	b := bytes.Clone(d.damaged)
+	le.PutUint64(b[hdrFeatures:], le.Uint64(b[hdrFeatures:])&^featureNeedCheck)
+	return afero.WriteFile(d.fs, d.p, b, 0o644)
+}
+
+// TestHostileJudgesTheRest: the judgements of a planted image that a
+// target refusing or repairing well never reaches, each made to fail by a
+// target wrong in one way only.
+func TestHostileJudgesTheRest(t *testing.T) {
+	// A corruption judged by its opens and checks: not a leak, not a
+	// header field (refused).
+	var c check.Corruption
+	found := false
+	for _, k := range check.Corruptions() {
+		if k != check.CorruptLeak && k != check.CorruptHeaderField {
+			c, found = k, true
+			break
+		}
+	}
+	require.True(t, found)
+	// runHostile opens the base writable, the planted image read-only,
+	// then writable (the repair).
+	writable := 0
+	var before []byte
+	repairing := func(o target.OpenOptions) bool { return !o.ReadOnly && writable == 2 }
+	for _, s := range []uint64{1, 2} { // NEED_CHECK set and clear
+		require.NoError(t, runHostile(qedtarget.Target{}, int(c), s), "impl/qed itself, seed %d", s)
+	}
+	for _, tc := range []struct {
+		name string
+		wrap func(fs afero.Fs, p string, o target.OpenOptions, d target.Disk) target.Disk
+		want string
+	}{
+		{"the read-only close fails", func(_ afero.Fs, _ string, o target.OpenOptions, d target.Disk) target.Disk {
+			if o.ReadOnly {
+				return closeFails{d}
+			}
+			return d
+		}, "(read-only): injected"},
+		{"the close after the repair fails", func(_ afero.Fs, _ string, o target.OpenOptions, d target.Disk) target.Disk {
+			if repairing(o) {
+				return closeFails{d}
+			}
+			return d
+		}, "after the repair: injected"},
+		{"the repair reports nothing left, the check after it finds damage", func(_ afero.Fs, _ string, _ target.OpenOptions, d target.Disk) target.Disk {
+			return lyingCheck{d}
+		}, "the repair reported none left"},
+		{"a read-only open reads wrong data", func(_ afero.Fs, _ string, o target.OpenOptions, d target.Disk) target.Disk {
+			if o.ReadOnly {
+				return wrongReads{d}
+			}
+			return d
+		}, "read-only: untouched guest cluster at 0x"},
+		{"the repaired image closed as damaged as before, NEED_CHECK clear", func(fs afero.Fs, p string, o target.OpenOptions, d target.Disk) target.Disk {
+			if !repairing(o) {
+				return d
+			}
+			return restoresDamage{Disk: d, fs: fs, p: p, damaged: before}
+		}, "has NEED_CHECK clear but is inconsistent"},
+	} {
+		for _, s := range []uint64{1, 2} {
+			writable = 0
+			err := runHostile(hostileSpy{wrap: func(fs afero.Fs, p string, o target.OpenOptions, d target.Disk) target.Disk {
+				if !o.ReadOnly {
+					writable++
+				}
+				return tc.wrap(fs, p, o, d)
+			}, before: &before}, int(c), s)
+			require.ErrorContains(t, err, tc.want, "%s (%s, seed %d)", tc.name, c, s)
 		}
 	}
 }

@@ -174,3 +174,32 @@ func TestRerunImageCommand(t *testing.T) {
 	err = e2.RerunImageCommand(0)
 	require.True(t, errors.Is(err, workload.ErrUnsupported), "%v", err)
 }
+
+// refusingCommands is impl/qed whose image commands refuse, leaving the
+// files as they are.
+type refusingCommands struct{ qedtarget.Target }
+
+var errRefusedCommand = errors.New("the command refused")
+
+func (refusingCommands) Rebase(afero.Fs, string, string, string, bool) error {
+	return errRefusedCommand
+}
+
+func (refusingCommands) Commit(afero.Fs, string, target.CommitOptions) error {
+	return errRefusedCommand
+}
+
+// TestImageCommandFails: an image command's error fails the op even when
+// the image reopens at the right size, and the image is open again after
+// it (the workload may go on).
+func TestImageCommandFails(t *testing.T) {
+	for _, cmd := range []string{"rebase-unsafe 100", "rebase 0x0 0x1000 id=2", "commit"} {
+		w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=2 size=65536\nbacking raw size=65536 fill=1\n" + cmd + "\n"))
+		require.NoError(t, err)
+		e, err := workload.NewExec(refusingCommands{}, afero.NewMemMapFs(), "/w", w)
+		require.NoError(t, err)
+		require.ErrorIs(t, e.Step(), errRefusedCommand, cmd)
+		require.NotNil(t, e.Disk, "%s: reopened", cmd)
+		require.NoError(t, e.Disk.Close())
+	}
+}
