@@ -95,3 +95,76 @@ func TestKeyOfRandomOps(t *testing.T) {
 	require.Greater(t, pairs, equal)
 	t.Logf("%d points, %d pairs of states, %d byte-identical", points, pairs, equal)
 }
+
+// keyOfMatchesBytes enumerates the states of p under models and requires
+// keyOf's keys to be equal exactly when the files of Dir are
+// byte-identical, from the pieces path; it returns how many pairs were
+// byte-identical and how many differed.
+func keyOfMatchesBytes(t *testing.T, p *crashsim.Point, models []crashsim.Model, names ...string) (equal, differ int) {
+	t.Helper()
+	sh := newStateHasher()
+	var keys []stateKey
+	var images []string
+	for _, m := range models {
+		for id := range p.IDs(m, crashsim.EnumOptions{Bound: 64, Samples: 16, Seed: 1}) {
+			st, err := p.State(id)
+			require.NoError(t, err)
+			key, ok := sh.keyOf(Dir, p, id, st, 0)
+			require.True(t, ok, "%s", id)
+			img := ""
+			for _, n := range names {
+				b, err := afero.ReadFile(st, Dir+"/"+n)
+				require.NoError(t, err)
+				img += n + ":" + string(b) + "\x00"
+			}
+			keys, images = append(keys, key), append(images, img)
+		}
+	}
+	require.True(t, sh.ps.ok, "keyOf fell back to key")
+	for i := range keys {
+		for j := range i {
+			same := images[i] == images[j]
+			if same {
+				equal++
+			} else {
+				differ++
+			}
+			require.Equal(t, same, keys[i] == keys[j], "states %d and %d", i, j)
+		}
+	}
+	return equal, differ
+}
+
+// TestKeyOfDurableHoleThenData: the durable file has a hole (its first
+// page, never written) followed by data, and the unsynced writes cover
+// sectors on both sides of that edge, rewriting the durable bytes (so
+// keeping or dropping them leaves the same file) or changing them: the
+// durable contributions of the sectors after the hole count (a sector
+// of data right after a hole taken as a hole splits byte-identical
+// states).
+func TestKeyOfDurableHoleThenData(t *testing.T) {
+	data := make([]byte, 2*hashPage)
+	for i := range data {
+		data[i] = byte(i%251 + 1)
+	}
+	fsys := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+	require.NoError(t, fsys.Mkdir(Dir, 0o755))
+	f, err := fsys.OpenFile(Dir+"/a", os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	_, err = f.WriteAt(data, hashPage) // [0, 4096) stays a hole
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	n, err := f.Seek(0, crashsim.SeekData)
+	require.NoError(t, err)
+	require.EqualValues(t, hashPage, n, "the durable file's first page is a hole")
+	// The same bytes as the durable file across the edge (zeros, then the
+	// data), then other bytes at the end of the data.
+	same := append(make([]byte, keySector), data[:2*keySector]...)
+	_, err = f.WriteAt(same, hashPage-keySector)
+	require.NoError(t, err)
+	_, err = f.WriteAt([]byte("other bytes"), 2*hashPage-100)
+	require.NoError(t, err)
+	equal, differ := keyOfMatchesBytes(t, fsys.Crash(), []crashsim.Model{{Base: crashsim.Subset}, {Base: crashsim.Torn, Sector: keySector}}, "a")
+	require.Positive(t, equal, "states that keep and drop the rewrite of the durable bytes")
+	require.Positive(t, differ)
+}
