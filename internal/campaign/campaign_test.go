@@ -737,3 +737,76 @@ func TestProgressCountsMinimizing(t *testing.T) {
 	require.Zero(t, last.Minimizing, "the last progress call, after the minimization ended")
 	require.Zero(t, last.MinimizingFor)
 }
+
+// closeErrDriver is impl/qed's in-process driver (every optional
+// interface kept) whose Close fails with err.
+type closeErrDriver struct {
+	inProcess
+	err error
+}
+
+func (d closeErrDriver) Close() error { return d.err }
+
+// TestRunCloseErrors: a campaign whose driver or differential driver
+// fails to close returns that error with its report; when both fail,
+// the driver's (the first) is returned.
+func TestRunCloseErrors(t *testing.T) {
+	errMain, errDiff := errors.New("main close"), errors.New("diff close")
+	for _, c := range []struct {
+		name       string
+		main, diff error
+		want       error
+	}{
+		{"diff", nil, errDiff, errDiff},
+		{"driver", errMain, nil, errMain},
+		{"both", errMain, errDiff, errMain},
+		{"neither", nil, nil, nil},
+	} {
+		rep, err := Run(context.Background(), Config{Driver: closeErrDriver{inProcess{qedtarget.Target{}}, c.main}, TargetName: "impl/qed",
+			Diff: closeErrDriver{inProcess{qedtarget.Target{}}, c.diff}, Seed: 1, Iterations: 1, Gen: quickGen(), Models: quickModels[:1],
+			Bound: 8, Samples: 2, Workers: 1})
+		require.NotNil(t, rep, c.name)
+		require.EqualValues(t, 1, rep.Workloads, "%s: %+v %v", c.name, rep.Failures, rep.SkipReasons)
+		if c.want == nil {
+			require.NoError(t, err, c.name)
+			continue
+		}
+		require.ErrorIs(t, err, c.want, c.name)
+		require.ErrorContains(t, err, "campaign: closing the", c.name)
+	}
+}
+
+// TestRateSamplerThinsAtTheLimit: the sampler thins its samples as the
+// MaxRateSamples-th is taken (the first, at 0, counts), doubling its
+// interval, so that a report's samples, its own counters added, are at
+// most MaxRateSamples.
+func TestRateSamplerThinsAtTheLimit(t *testing.T) {
+	r := &rateSampler{every: time.Millisecond}
+	var calls atomic.Int64
+	hold, done := make(chan struct{}), make(chan struct{})
+	entered := make(chan struct{})
+	var ran sync.WaitGroup
+	ran.Go(func() {
+		r.run(done, func() Stats {
+			n := calls.Add(1)
+			if n == MaxRateSamples {
+				// MaxRateSamples-1 samples taken after the first: the
+				// sampler waits here, its last sample handled.
+				close(entered)
+				<-hold
+			}
+			return Stats{Elapsed: time.Duration(n) * time.Millisecond, States: n}
+		})
+	})
+	<-entered
+	r.mu.Lock()
+	taken, every := len(r.taken), r.every
+	r.mu.Unlock()
+	close(done)
+	close(hold)
+	ran.Wait()
+	require.Less(t, taken, MaxRateSamples, "samples kept once MaxRateSamples were taken")
+	require.Equal(t, MaxRateSamples/2, taken, "the first and every other one")
+	require.Equal(t, 2*time.Millisecond, every)
+	require.LessOrEqual(t, len(r.samples(Stats{Elapsed: time.Hour})), MaxRateSamples)
+}
