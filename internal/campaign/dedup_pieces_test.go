@@ -168,3 +168,58 @@ func TestKeyOfDurableHoleThenData(t *testing.T) {
 	require.Positive(t, equal, "states that keep and drop the rewrite of the durable bytes")
 	require.Positive(t, differ)
 }
+
+// TestKeyOfReusesOnlyTheSameWrite: the campaign keeps one hasher per
+// worker across workloads, and keyOf reuses the sums of a write still
+// pending from the point it prepared last: a write of another recording
+// at the same trace index, offset and length, but with other bytes, is
+// summed afresh (its key equals a fresh hasher's).
+func TestKeyOfReusesOnlyTheSameWrite(t *testing.T) {
+	point := func(fill byte) *crashsim.Point {
+		fsys := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+		require.NoError(t, fsys.Mkdir(Dir, 0o755))
+		f, err := fsys.OpenFile(Dir+"/a", os.O_RDWR|os.O_CREATE, 0o644)
+		require.NoError(t, err)
+		_, err = f.WriteAt(make([]byte, 4*keySector), 0)
+		require.NoError(t, err)
+		require.NoError(t, f.Sync())
+		b := make([]byte, 2*keySector)
+		for i := range b {
+			b[i] = fill
+		}
+		_, err = f.WriteAt(b, keySector)
+		require.NoError(t, err)
+		return fsys.Crash()
+	}
+	all := func(p *crashsim.Point) []crashsim.StateID {
+		var ids []crashsim.StateID
+		for id := range p.IDs(crashsim.Model{Base: crashsim.Subset}, crashsim.EnumOptions{Bound: 8, Samples: 8, Seed: 1}) {
+			ids = append(ids, id)
+		}
+		require.Len(t, ids, 2, "the write kept or dropped")
+		return ids
+	}
+	pa, pb := point(1), point(2)
+	shared := newStateHasher()
+	fresh := newStateHasher()
+	fresh.s1, fresh.s2 = shared.s1, shared.s2
+	for _, id := range all(pa) {
+		st, err := pa.State(id)
+		require.NoError(t, err)
+		_, ok := shared.keyOf(Dir, pa, id, st, 0)
+		require.True(t, ok)
+	}
+	keys := map[stateKey]bool{}
+	for _, id := range all(pb) {
+		st, err := pb.State(id)
+		require.NoError(t, err)
+		got, ok := shared.keyOf(Dir, pb, id, st, 0)
+		require.True(t, ok)
+		want, ok := fresh.keyOf(Dir, pb, id, st, 0)
+		require.True(t, ok)
+		require.Equal(t, want, got, "%s: keyOf after another recording's write at the same index", id)
+		keys[got] = true
+	}
+	require.True(t, shared.ps.ok && fresh.ps.ok, "keyOf from pieces")
+	require.Len(t, keys, 2, "the write kept and dropped: two keys")
+}
