@@ -223,3 +223,37 @@ func TestKeyOfReusesOnlyTheSameWrite(t *testing.T) {
 	require.True(t, shared.ps.ok && fresh.ps.ok, "keyOf from pieces")
 	require.Len(t, keys, 2, "the write kept and dropped: two keys")
 }
+
+// TestKeyOfSectorEdges: keyOf at the edges of sectors and of the durable
+// file: unsynced writes that rewrite the durable bytes of the first, the
+// third (one sector after another rewrite: two sums with a sector
+// between them) and the last sector of the durable file (so that
+// keeping or dropping them leaves the same file), and a write of other
+// bytes that ends one byte before a sector's end. Keys are equal exactly
+// when the files are.
+func TestKeyOfSectorEdges(t *testing.T) {
+	data := make([]byte, 8*keySector)
+	for i := range data {
+		data[i] = byte(i/keySector*7 + i%13 + 1)
+	}
+	fsys := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+	require.NoError(t, fsys.Mkdir(Dir, 0o755))
+	f, err := fsys.OpenFile(Dir+"/a", os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	_, err = f.WriteAt(data, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.Sync())
+	for _, s := range []int{0, 2, 7} { // the durable bytes again
+		_, err = f.WriteAt(data[s*keySector:(s+1)*keySector], int64(s*keySector))
+		require.NoError(t, err)
+	}
+	other := make([]byte, keySector-1)
+	for i := range other {
+		other[i] = 0xee
+	}
+	_, err = f.WriteAt(other, 5*keySector)
+	require.NoError(t, err)
+	equal, differ := keyOfMatchesBytes(t, fsys.Crash(), []crashsim.Model{{Base: crashsim.Subset}}, "a")
+	require.Positive(t, equal, "states that keep and drop the rewrites of the durable bytes")
+	require.Positive(t, differ)
+}
