@@ -387,17 +387,17 @@ feed:
 	}
 	rep := build(st)
 	rep.Interrupted = parent.Err() != nil
-	closeErr := cfg.Driver.Close()
+	closeErr, closing := cfg.Driver.Close(), cfg.Driver.Name()
 	if cfg.Diff != nil {
 		if err := cfg.Diff.Close(); err != nil && closeErr == nil {
-			closeErr = err
+			closeErr, closing = err, cfg.Diff.Name()
 		}
 	}
 	if firstEr != nil {
 		return rep, fmt.Errorf("campaign: writing an artifact: %w", firstEr)
 	}
 	if closeErr != nil {
-		return rep, fmt.Errorf("campaign: closing the %s driver: %w", cfg.Driver.Name(), closeErr)
+		return rep, fmt.Errorf("campaign: closing the %s driver: %w", closing, closeErr)
 	}
 	return rep, nil
 }

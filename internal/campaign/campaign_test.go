@@ -745,31 +745,36 @@ func TestProgressCountsMinimizing(t *testing.T) {
 }
 
 // closeErrDriver is impl/qed's in-process driver (every optional
-// interface kept) whose Close fails with err.
+// interface kept) named name, whose Close fails with err.
 type closeErrDriver struct {
 	inProcess
-	err error
+	name string
+	err  error
 }
+
+func (d closeErrDriver) Name() string { return d.name }
 
 func (d closeErrDriver) Close() error { return d.err }
 
 // TestRunCloseErrors: a campaign whose driver or differential driver
 // fails to close returns that error with its report; when both fail,
-// the driver's (the first) is returned.
+// the driver's (the first) is returned. The error names the driver
+// that failed.
 func TestRunCloseErrors(t *testing.T) {
 	errMain, errDiff := errors.New("main close"), errors.New("diff close")
 	for _, c := range []struct {
 		name       string
 		main, diff error
 		want       error
+		named      string
 	}{
-		{"diff", nil, errDiff, errDiff},
-		{"driver", errMain, nil, errMain},
-		{"both", errMain, errDiff, errMain},
-		{"neither", nil, nil, nil},
+		{"diff", nil, errDiff, errDiff, "other"},
+		{"driver", errMain, nil, errMain, "one"},
+		{"both", errMain, errDiff, errMain, "one"},
+		{"neither", nil, nil, nil, ""},
 	} {
-		rep, err := Run(context.Background(), Config{Driver: closeErrDriver{inProcess{qedtarget.Target{}}, c.main}, TargetName: "impl/qed",
-			Diff: closeErrDriver{inProcess{qedtarget.Target{}}, c.diff}, Seed: 1, Iterations: 1, Gen: quickGen(), Models: quickModels[:1],
+		rep, err := Run(context.Background(), Config{Driver: closeErrDriver{inProcess{qedtarget.Target{}}, "one", c.main}, TargetName: "impl/qed",
+			Diff: closeErrDriver{inProcess{qedtarget.Target{}}, "other", c.diff}, Seed: 1, Iterations: 1, Gen: quickGen(), Models: quickModels[:1],
 			Bound: 8, Samples: 2, Workers: 1})
 		require.NotNil(t, rep, c.name)
 		require.EqualValues(t, 1, rep.Workloads, "%s: %+v %v", c.name, rep.Failures, rep.SkipReasons)
@@ -778,7 +783,7 @@ func TestRunCloseErrors(t *testing.T) {
 			continue
 		}
 		require.ErrorIs(t, err, c.want, c.name)
-		require.ErrorContains(t, err, "campaign: closing the", c.name)
+		require.ErrorContains(t, err, "campaign: closing the "+c.named+" driver: ", c.name)
 	}
 }
 
