@@ -173,7 +173,7 @@ read 0xb400 0x1800
 func TestFindingGrowAfterRebaseNone(t *testing.T) {
 	tool := qemutool.Require(t)
 	rep := runQEMU(t, tool, growAfterRebaseNoneRepro, campaign.Config{Models: []crashsim.Model{{Base: crashsim.Prefix}}})
-	if len(rep.Failures) != 1 || rep.Failures[0].Signature != "qemu/workload/data" || !strings.Contains(rep.Failures[0].Message, "bad data at 0xb400") {
+	if len(rep.Failures) != 1 || rep.Failures[0].Signature != "qemu/workload/data/backing-for-zeros" || !strings.Contains(rep.Failures[0].Message, "bad data at 0xb400") {
 		t.Fatalf("want QEMU reading the old backing file's bytes at 0xb400 in the crash-free run; got %+v", rep.Failures)
 	}
 }
