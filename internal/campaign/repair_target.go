@@ -51,7 +51,7 @@ func (r TargetRepairer) RepairFS(fs afero.Fs, path string) error {
 
 // ReadGuestFS implements FSRepairer: a read-only open of the target.
 func (r TargetRepairer) ReadGuestFS(fs afero.Fs, path string) ([]byte, error) {
-	return readGuest(r.T, fs, path)
+	return target.ReadGuest(r.T, fs, path, "qed")
 }
 
 func (r TargetRepairer) repair(fs afero.Fs, path string) ([]string, error) {
@@ -83,18 +83,5 @@ func (r TargetReader) Name() string { return r.T.Name() }
 
 // ReadGuest implements GuestReader on the real files.
 func (r TargetReader) ReadGuest(_ context.Context, path string) ([]byte, error) {
-	return readGuest(r.T, afero.NewOsFs(), path)
-}
-
-func readGuest(t target.Target, fs afero.Fs, path string) ([]byte, error) {
-	d, err := t.Open(fs, path, target.OpenOptions{ReadOnly: true})
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	b := make([]byte, d.Size())
-	if _, err := d.ReadAt(b, 0); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return target.ReadGuest(r.T, afero.NewOsFs(), path, "qed")
 }

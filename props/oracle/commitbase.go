@@ -118,29 +118,12 @@ func JudgeCommitBase(t target.Target, fs afero.Fs, path, format string, m *model
 // builds the two once (the campaign: the model's judge of a whole base
 // cost as much as the rest of the state).
 func JudgeCommitBaseViews(t target.Target, fs afero.Fs, path, format string, m *model.Disk, durable, view []byte) error {
-	var got []byte
-	switch format {
-	case "raw":
-		b, err := afero.ReadFile(fs, path)
-		if err != nil {
-			return fmt.Errorf("commit base %s: %w", path, err)
-		}
-		got = b
-	case "qed":
-		d, err := t.Open(fs, path, target.OpenOptions{ReadOnly: true})
-		if err != nil {
-			return fmt.Errorf("commit base %s: open: %w", path, err)
-		}
-		got = make([]byte, d.Size())
-		_, err = d.ReadAt(got, 0)
-		if cerr := d.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("commit base %s: read: %w", path, err)
-		}
-	default:
+	if format != "raw" && format != "qed" {
 		return fmt.Errorf("commit base %s: unknown format %q", path, format)
+	}
+	got, err := target.ReadGuest(t, fs, path, format)
+	if err != nil {
+		return fmt.Errorf("commit base %s: %w", path, err)
 	}
 	if !slices.Contains(m.CrashSizes(), int64(len(got))) {
 		return fmt.Errorf("%w: commit base %s: size %#x, the rule allows %#x", ErrCommitBaseSize, path, len(got), m.CrashSizes())

@@ -1,6 +1,10 @@
 package target
 
-import "github.com/spf13/afero"
+import (
+	"fmt"
+
+	"github.com/spf13/afero"
+)
 
 // ImageOps is an optional capability of a Target: the offline image
 // commands a user runs on a closed image (qemu-img rebase, rebase -u,
@@ -40,4 +44,27 @@ type CommitOptions struct {
 	// the last call (total, total) when the commit succeeded. A target that
 	// does not report progress never calls it.
 	Progress func(done, total int64)
+}
+
+// ReadGuest returns what a guest reads from the file at path: a raw file's
+// bytes as they are, a QED file's guest view through t opened read-only
+// (its close's error reported as the read's). It never writes the file.
+func ReadGuest(t Target, fs afero.Fs, path, format string) ([]byte, error) {
+	if format == "raw" {
+		return afero.ReadFile(fs, path)
+	}
+	d, err := t.Open(fs, path, OpenOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("open: %w", err)
+	}
+	b := make([]byte, d.Size())
+	_, err = d.ReadAt(b, 0)
+	cerr := d.Close()
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read: %w", err)
+	case cerr != nil:
+		return nil, fmt.Errorf("close: %w", cerr)
+	}
+	return b, nil
 }

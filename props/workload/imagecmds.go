@@ -445,20 +445,7 @@ func (e *Exec) checkCommitted(i int) error {
 		}
 	}
 	p := path.Join(e.Dir, name)
-	var got []byte
-	switch format {
-	case "raw":
-		got, err = afero.ReadFile(e.FS, p)
-	default:
-		var d target.Disk
-		if d, err = e.Target.Open(e.FS, p, target.OpenOptions{ReadOnly: true}); err == nil {
-			got = make([]byte, d.Size())
-			_, err = d.ReadAt(got, 0)
-			if cerr := d.Close(); err == nil {
-				err = cerr
-			}
-		}
-	}
+	got, err := target.ReadGuest(e.Target, e.FS, p, format)
 	if err != nil {
 		return fmt.Errorf("commit base %s after the commit: %w", name, err)
 	}
