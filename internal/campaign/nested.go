@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -567,9 +568,59 @@ func commitBaseOf(st *State) (basePath, format string, ok bool, err error) {
 	if st.Rec == nil || st.Rec.W == nil {
 		return "", "", false, nil
 	}
-	name, format, _, ok, _, err := st.Rec.W.CommitBase(st.GuestOp)
+	w, i := st.Rec.W, st.GuestOp
+	if i < 0 || i >= len(w.Ops) || w.Ops[i].Kind != workload.Commit {
+		return "", "", false, nil
+	}
+	name, format, ok, err := commitBases.of(w, i)
 	if err != nil || !ok {
 		return "", "", false, err
 	}
 	return path.Join(path.Dir(st.Image), name), format, true, nil
+}
+
+// commitBases remembers Workload.CommitBase's name and format per
+// workload and commit op (perf, issue 19 goal 5: CommitBase also walks
+// the base's old contents, the whole backing model read into a buffer,
+// which commitBaseOf does not use; asked for every crash state of a
+// faulted workload's commit, it was 7 % of a 4 MiB-cluster campaign's
+// CPU). A recorded workload is not changed while its states are judged,
+// so the answer for (w, op) is fixed; the map holds w, so its address
+// is not reused while it is a key. Bounded: it starts over at
+// maxCommitBases entries (the workloads in flight: a few).
+var commitBases commitBaseMemo
+
+type commitBaseMemo struct {
+	mu sync.Mutex
+	m  map[commitBaseKey]commitBaseAnswer
+}
+
+type commitBaseKey struct {
+	w  *workload.Workload
+	op int
+}
+
+type commitBaseAnswer struct {
+	name, format string
+	ok           bool
+	err          error
+}
+
+const maxCommitBases = 32
+
+func (c *commitBaseMemo) of(w *workload.Workload, op int) (name, format string, ok bool, err error) {
+	k := commitBaseKey{w, op}
+	c.mu.Lock()
+	a, hit := c.m[k]
+	c.mu.Unlock()
+	if !hit {
+		a.name, a.format, _, a.ok, _, a.err = w.CommitBase(op)
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= maxCommitBases {
+			c.m = map[commitBaseKey]commitBaseAnswer{}
+		}
+		c.m[k] = a
+		c.mu.Unlock()
+	}
+	return a.name, a.format, a.ok, a.err
 }
