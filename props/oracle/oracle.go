@@ -176,9 +176,22 @@ func (d *Durable) sparseBlock(off int64, n int, tmp []byte, i int) ([]byte, int)
 // zeroBlock (same result as comparing with the durable bytes). tmp is
 // scratch of durableBlock bytes (for a sparse Durable).
 func (d *Durable) diffSpans(off int64, p []byte, out [][2]int, tmp []byte) [][2]int {
+	return d.diffSpansOutside(off, p, out, tmp, nil)
+}
+
+// diffSpansOutside is diffSpans with the blocks that lie wholly inside
+// one of skip (sorted, disjoint, touching ranges merged) taken as equal,
+// not compared: stage 7 checks those bytes against what recovery left
+// there instead (perf: a second comparison, with the durable contents,
+// of every byte recovery may have changed). The spans it returns,
+// intersected with the complement of skip, are diffSpans' (a skipped
+// block adds nothing outside skip); without durable contents it is all
+// of p, as diffSpans.
+func (d *Durable) diffSpansOutside(off int64, p []byte, out [][2]int, tmp []byte, skip []model.Range) [][2]int {
 	if d == nil || off < 0 || off+int64(len(p)) > d.size {
 		return append(out, [2]int{0, len(p)})
 	}
+	si := 0 // the first range of skip that may hold a block from here on
 	var want []byte
 	if d.b != nil {
 		want = d.b[off : off+int64(len(p))]
@@ -192,6 +205,13 @@ func (d *Durable) diffSpans(off int64, p []byte, out [][2]int, tmp []byte) [][2]
 	}
 	for i := 0; i < len(p); i += durableBlock {
 		j := min(i+durableBlock, len(p))
+		lo, hi := off+int64(i), off+int64(j)
+		for si < len(skip) && skip[si].Off+skip[si].Len < hi {
+			si++
+		}
+		if si < len(skip) && skip[si].Off <= lo {
+			continue // wholly inside skip[si]
+		}
 		var w []byte
 		switch {
 		case d.b == nil:
@@ -581,7 +601,7 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 			if err := read(p, off); err != nil {
 				return fail(v, StageDataAfterReopen, fmt.Errorf("read [%#x,+%#x) after the close that followed recovery: %w", off, len(p), err))
 			}
-			sc.spans = o.Durable.diffSpans(off, p, sc.spans[:0], sc.blk[:])
+			sc.spans = o.Durable.diffSpansOutside(off, p, sc.spans[:0], sc.blk[:], changed)
 			if o.Durable == nil {
 				for _, sp := range sc.spans {
 					if err := verify(off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {
@@ -592,7 +612,10 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 			}
 			// The runs that differ from the durable contents outside
 			// changed, and every part of changed, in ascending order (the
-			// first bad byte is reported, as without Durable). A part of
+			// first bad byte is reported, as without Durable); the blocks
+			// wholly inside changed are not compared with the durable
+			// contents (diffSpansOutside: the differing runs outside
+			// changed are the same, and changed is checked below). A part of
 			// changed equal to what recovery left there (recovered: the
 			// liveness sector and the bytes stage 4 read and Recover
 			// adopted) is right: the model holds exactly those bytes.
