@@ -342,6 +342,16 @@ func (d *Disk) Recover(size int64, read func(p []byte, off int64) error) error {
 // holds them (the crash oracle keeps what its data stage read) lends them
 // without a copy. The chunks asked for are Recover's.
 func (d *Disk) RecoverView(size int64, view func(off, n int64) ([]byte, error)) error {
+	return d.RecoverViewMemo(size, view, nil)
+}
+
+// RecoverViewMemo is RecoverView with a JudgeMemo (nil: none): a chunk
+// read back equal, byte for byte, to one that passed the sector rule on
+// a disk with the same durable extents, pending writes and excused flag
+// takes its attribution without being judged again (see JudgeMemo); the
+// others are judged, and those that pass are kept. The result (the error,
+// and on success the recovered contents) is RecoverView's.
+func (d *Disk) RecoverViewMemo(size int64, view func(off, n int64) ([]byte, error), memo *JudgeMemo) error {
 	allowed := d.CrashSizes()
 	if !slices.Contains(allowed, size) {
 		return &SizeError{Op: "recover", Size: size, Allowed: allowed, Err: ErrCrashSize}
@@ -350,6 +360,10 @@ func (d *Disk) RecoverView(size int64, view func(off, n int64) ([]byte, error)) 
 	uncertain := d.Uncertain()
 	js := judgePool.Get().(*judgeScratch)
 	defer js.put()
+	var gen uint64
+	if memo != nil {
+		gen = memo.Bind(d)
+	}
 	for _, u := range uncertain {
 		for off := u.Off; off < min(u.Off+u.Len, size); {
 			stop := (off + recoverChunk) / SectorSize * SectorSize
@@ -361,12 +375,25 @@ func (d *Disk) RecoverView(size int64, view func(off, n int64) ([]byte, error)) 
 			if int64(len(p)) != n {
 				return fmt.Errorf("%w at [%#x,+%#x): %d bytes handed over", ErrRead, off, n, len(p))
 			}
+			if memo != nil {
+				var hit bool
+				if js.memo, hit = memo.lookup(gen, off, p, js.memo[:0]); hit {
+					for _, r := range js.memo {
+						m = m.set(r.lo, r.hi, r.rec)
+					}
+					off += n
+					continue
+				}
+			}
 			if ok, f := d.judge(off, p, js); f != nil {
 				return d.crashMismatch(off, p, ok, f)
 			}
 			// What pending writes explain; the rest stays durable.
 			for _, r := range js.runs {
 				m = m.set(r.lo, r.hi, js.cands[r.idx].rec)
+			}
+			if memo != nil {
+				memo.store(gen, off, p, js.runs, js.cands)
 			}
 			off += n
 		}

@@ -81,6 +81,7 @@ type judgeScratch struct {
 	kept    []bool
 	runs    []attrRun
 	sec     []attrRun
+	memo    []memoRun // a JudgeMemo's answer
 }
 
 var judgePool = sync.Pool{New: func() any { return new(judgeScratch) }}
