@@ -169,6 +169,19 @@ type checker struct {
 	cpu chan struct{}
 	// local counts what this checker did (one worker's share).
 	local struct{ points, states, oracleRuns int64 }
+	// memo is the sector rule's memo of the states of the workload this
+	// checker judges (model.JudgeMemo: a chunk read back equal to one
+	// that passed for the same model is not judged again); made at first
+	// use, dropped at the next workload.
+	memo *model.JudgeMemo
+}
+
+// judgeMemo returns ck's memo of the sector rule's answers.
+func (ck *checker) judgeMemo() *model.JudgeMemo {
+	if ck.memo == nil {
+		ck.memo = new(model.JudgeMemo)
+	}
+	return ck.memo
 }
 
 // inProcessChecker returns a checker of t's crash states under models,
@@ -272,6 +285,7 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 	if ck.hasher == nil {
 		ck.hasher = newStateHasher()
 	}
+	ck.memo = nil // one workload's: its memory goes with it
 	o := crashsim.ExploreOptions{Models: ck.models, Bound: ck.enum.Bound, Samples: ck.enum.Samples, Seed: rec.Seed,
 		SampledPoints: ck.sampledPoints, AllPoints: ck.allPoints, From: rec.SetupEnd, MaxFailures: -1}
 	if from := max(ck.fromOp, ck.sweepFrom); from > 0 {
@@ -394,7 +408,7 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 				ck.c.add(&ck.c.judged, j.Name(), 1)
 			}
 			v, err := j.Judge(ck.context(), &State{ID: s.ID, Point: point, FS: fs, Image: rec.Image, Model: base.Clone(),
-				Durable: durable, GuestOp: guestOp, Rec: rec})
+				Durable: durable, Memo: ck.judgeMemo(), GuestOp: guestOp, Rec: rec})
 			if err != nil {
 				ferr = fmt.Errorf("campaign: judge %s, %s: %w", j.Name(), s.ID, err)
 				return crashsim.ErrStopExplore

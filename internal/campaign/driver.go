@@ -232,6 +232,9 @@ type State struct {
 	// Durable is Model's durable contents (oracle.NewDurable of it before
 	// any change), shared and read-only; nil when too big to keep.
 	Durable *oracle.Durable
+	// Memo is the judging worker's memo of the sector rule's answers
+	// (oracle.Options.Memo); nil: none.
+	Memo    *model.JudgeMemo
 	GuestOp int // the guest op in progress (-1 before the first, len(ops) after the last)
 	Rec     *Recording
 }
@@ -293,6 +296,9 @@ func (j *oracleJudge) Judge(_ context.Context, st *State) (*oracle.Verdict, erro
 	o := j.oracle
 	if o.Durable == nil {
 		o.Durable = st.Durable
+	}
+	if o.Memo == nil {
+		o.Memo = st.Memo
 	}
 	if st.Rec != nil && st.Rec.W != nil {
 		o.BackingNames = st.Rec.W.BackingNames(st.GuestOp)

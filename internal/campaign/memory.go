@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
 
@@ -74,7 +75,8 @@ const memoryBase = 16 << 20
 // read-back buffers; above, the oracle keeps only the written ranges),
 // eight clusters (copy-on-write buffers) and the requests: three times
 // each write's length (its data in the trace, the pages it fills, the
-// buffers of the write), twice each read's.
+// buffers of the write), twice each read's; and the judge's memo of the
+// sector rule (four times the writes, at most model.MaxJudgeMemo).
 func WorkloadMemory(w *workload.Workload) int64 {
 	g := w.Geometry
 	cs := int64(g.ClusterSize)
@@ -85,12 +87,14 @@ func WorkloadMemory(w *workload.Workload) int64 {
 		}
 		n += 2 * b.Size
 	}
+	writes := int64(0)
 	var ops func([]workload.Op)
 	ops = func(os []workload.Op) {
 		for _, op := range os {
 			switch op.Kind {
 			case workload.Write, workload.WriteZeroes:
 				n += 3 * op.Len
+				writes += op.Len
 			case workload.Read:
 				n += 2 * op.Len
 			}
@@ -98,7 +102,10 @@ func WorkloadMemory(w *workload.Workload) int64 {
 		}
 	}
 	ops(w.Ops)
-	return n
+	// The judging worker's memo of the sector rule (model.JudgeMemo,
+	// kept for one workload): up to four read-backs of each chunk of the
+	// pending writes, bounded.
+	return n + min(model.MaxJudgeMemo, 4*writes)
 }
 
 // maxGenMemory is the largest WorkloadMemory a generator can draw, and

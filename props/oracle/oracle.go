@@ -52,6 +52,12 @@ type Options struct {
 	// names the run read, not the whole chunk). Blocks whose durable
 	// contents are all zeros are compared with a shared zero block.
 	Durable *Durable `json:"-"`
+	// Memo, if set, remembers the sector rule's answers for the chunks of
+	// the model's uncertain ranges read back (model.JudgeMemo): a chunk
+	// read equal to one that passed for the same model is not judged
+	// again (same verdicts; every byte is still read back and compared).
+	// A campaign worker keeps one across the states it judges.
+	Memo *model.JudgeMemo `json:"-"`
 	// BackingNames, when not nil, are the backing file names the crashed
 	// image's header may hold ("" for none): the name in force, and
 	// during a change of the backing file (rebase, rebase -u) the new
@@ -504,7 +510,7 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 		p := sc.recover[:n]
 		return p, read(p, off)
 	}
-	if err := m.RecoverView(size, recoverView); err != nil {
+	if err := m.RecoverViewMemo(size, recoverView, o.Memo); err != nil {
 		return fail(v, StageData, err)
 	}
 	if o.SkipLiveness {
