@@ -99,3 +99,134 @@ func TestBigTablesCampaign(t *testing.T) {
 	require.EqualValues(t, 3, rep.Workloads)
 	t.Logf("%d crash states", rep.CrashStates)
 }
+
+// TestWorkloadMemory pins the estimate (memory.go's formula, each term
+// computed by hand here): tables held whole up to 64 KiB and in pages
+// above (a page index and a page per mapped cluster, plus one), the
+// guest size counted up to 64 MiB, each backing file's tables and
+// contents, and the requests (a concurrent group's writes included).
+func TestWorkloadMemory(t *testing.T) {
+	for _, tc := range []struct {
+		cs, ts, size, want int64
+	}{
+		{4096, 4, 1 << 20, 16 << 10},    // 16 KiB: whole
+		{65536, 1, 128 << 20, 64 << 10}, // exactly 64 KiB: whole
+		{65536, 2, 1 << 20, 128<<10/512 + 4096*(16+1)},
+		{65536, 2, 1<<20 + 1, 128<<10/512 + 4096*(17+1)},
+		{65536, 2, 0, 128<<10/512 + 4096},
+	} {
+		require.Equal(t, tc.want, tableMemory(tc.cs, tc.ts, tc.size), "%+v", tc)
+	}
+	w := &workload.Workload{
+		Geometry: workload.Geometry{ClusterSize: 4096, TableSize: 4, Size: 1 << 20, Backing: []workload.Backing{
+			{Format: "qed", ClusterSize: 65536, TableSize: 1, Size: 128 << 10},
+			{Format: "raw", Size: 3000},
+		}},
+		Ops: []workload.Op{
+			{Kind: workload.Write, Len: 100},
+			{Kind: workload.WriteZeroes, Len: 10},
+			{Kind: workload.Read, Len: 7},
+			{Kind: workload.Flush},
+			{Kind: workload.Concurrent, Group: []workload.Op{{Kind: workload.Write, Len: 5}, {Kind: workload.WriteZeroes, Len: 3}}},
+		},
+	}
+	image := int64(16<<20) + 8*(16<<10) + 4*(1<<20) + 8*4096
+	backing := 3*(64<<10) + 2*65536 + 2*(128<<10) + 2*3000
+	requests := 3*100 + 3*10 + 2*7 + 3*5 + 3*3
+	require.Equal(t, image+int64(backing)+int64(requests), WorkloadMemory(w))
+	// Above 64 MiB the guest size counts as 64 MiB.
+	big := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 65536, TableSize: 1, Size: 128 << 20}}
+	require.Equal(t, int64(16<<20)+8*(64<<10)+4*(64<<20)+8*65536, WorkloadMemory(big))
+}
+
+// TestMaxGenMemory pins the largest estimate a generator draws and the
+// geometry named with it: the largest cluster and table sizes, the image
+// of MaxClusters of them, a write of one cluster per op; a long request,
+// the backing chain and the big clusters only when their chance is not 0.
+func TestMaxGenMemory(t *testing.T) {
+	gen := workload.GenConfig{ClusterSizes: []uint32{4096, 65536}, TableSizes: []uint32{4, 1}, MaxClusters: 10, Ops: 5,
+		MaxChain: 2, BigClusterSizes: []uint32{2 << 20}, LongChance: 0}
+	// 64 KiB clusters, 4-cluster (256 KiB) tables of a 640 KiB image:
+	// each table a 512-byte page index and 10+1 pages.
+	table := int64(256<<10/512 + 4096*(10+1))
+	base := int64(16<<20) + 8*table + 4*(640<<10) + 8*65536 + 5*3*65536
+	n, what := maxGenMemory(gen)
+	require.Equal(t, base, n)
+	require.Equal(t, "64 KiB clusters, 4-cluster tables (256 KiB tables), a 640 KiB image, backing chain of 0", what)
+
+	g := gen
+	g.LongChance = 0.1
+	n, _ = maxGenMemory(g)
+	require.Equal(t, base+3*(8<<20), n, "a long request of 8 MiB")
+
+	g = gen
+	g.BackingChance = 0.5
+	n, what = maxGenMemory(g)
+	require.Equal(t, base+2*(3*table+2*65536+2*(640<<10)), n, "two qed backing files like the image")
+	require.True(t, strings.HasSuffix(what, "backing chain of 2"), what)
+
+	g = gen
+	g.BigClusterChance = 0.1
+	n, what = maxGenMemory(g)
+	// 2 MiB clusters, one-cluster (2 MiB) tables: a 4 KiB page index and
+	// 1+1 pages; the image and the requests as for 64 KiB clusters.
+	require.Equal(t, int64(16<<20)+8*(2<<20/512+4096*2)+4*(640<<10)+8*(2<<20)+5*3*65536, n)
+	require.Equal(t, "2 MiB clusters, 1-cluster tables (2 MiB tables), a 640 KiB image, backing chain of 0", what)
+	g.BigClusterSizes = []uint32{4096} // smaller than the ordinary worst
+	n, what = maxGenMemory(g)
+	require.Equal(t, base, n)
+	require.True(t, strings.HasPrefix(what, "64 KiB clusters"), what)
+
+	g = gen
+	g.MaxClusters = 0 // an image of one cluster at least
+	_, what = maxGenMemory(g)
+	require.Contains(t, what, "a 64 KiB image")
+}
+
+// TestCheckMemory: a negative budget refused, 0 the default, an estimate
+// of exactly the budget accepted and one byte over refused, naming the
+// estimate and the budget; an exhaustive campaign never refused.
+func TestCheckMemory(t *testing.T) {
+	require.ErrorIs(t, (&Config{MemoryBudget: -1}).CheckMemory(), ErrConfig)
+	c := &Config{Gen: quickGen()}
+	require.NoError(t, c.CheckMemory())
+	require.Equal(t, int64(DefaultMemoryBudget), c.MemoryBudget)
+
+	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 4096, TableSize: 4, Size: 1 << 20}}
+	need := WorkloadMemory(w)
+	require.NoError(t, (&Config{Workload: w, MemoryBudget: need}).CheckMemory())
+	err := (&Config{Workload: w, MemoryBudget: need - 1}).CheckMemory()
+	require.ErrorIs(t, err, ErrConfig)
+	require.Contains(t, err.Error(), "the workload's geometry needs about "+FormatBytes(need)+" per workload, more than the memory budget of "+FormatBytes(need-1))
+
+	gn, _ := maxGenMemory(quickGen())
+	require.NoError(t, (&Config{Gen: quickGen(), MemoryBudget: gn}).CheckMemory())
+	require.ErrorIs(t, (&Config{Gen: quickGen(), MemoryBudget: gn - 1}).CheckMemory(), ErrConfig)
+	require.NoError(t, (&Config{Gen: quickGen(), Exhaustive: workload.NewExhaustive(1), MemoryBudget: 1}).CheckMemory())
+}
+
+func TestFormatBytes(t *testing.T) {
+	for n, want := range map[int64]string{
+		0: "0 B", 1023: "1023 B", 1024: "1 KiB", 1536: "1.5 KiB", 1<<20 - 1: "1024.0 KiB",
+		1 << 20: "1 MiB", 3 << 29: "1.5 GiB", 3 << 30: "3 GiB", 5 << 40: "5120 GiB",
+	} {
+		require.Equal(t, want, FormatBytes(n), "%d", n)
+	}
+}
+
+// TestMemoryGateBounds: an estimate that fills the budget exactly is
+// admitted beside the others; once every workload is released, one over
+// the budget is admitted alone again.
+func TestMemoryGateBounds(t *testing.T) {
+	g := newMemGate(100)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.True(t, g.acquire(ctx, 60))
+	require.True(t, g.acquire(ctx, 40), "60 + 40 fits a budget of 100")
+	g.release(60)
+	g.release(40)
+	require.True(t, g.acquire(ctx, 250), "nothing in flight: admitted alone")
+	require.Equal(t, int64(250), g.peak)
+	g.release(250)
+	require.Zero(t, g.used)
+}
