@@ -3,14 +3,17 @@ package campaign
 import (
 	"context"
 	"errors"
-	"github.com/qedtorture/qedtorture/crashsim"
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/check"
+	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
 
@@ -51,6 +54,12 @@ func TestDamageOf(t *testing.T) {
 		{"lost header write", lost(0, 512), 2, nil, true},
 		{"misdirected data write", faultfs.Injection{Op: faultfs.OpWrite, Fault: faultfs.FaultMisdirect, Path: img, Off: 0x3000, Len: 0x100, Detail: 0x4000},
 			2, []model.Range{{Off: 0x200000, Len: 0x100}, {Off: 0x201000, Len: 0x100}}, false},
+		{"misdirected data write onto the header", faultfs.Injection{Op: faultfs.OpWrite, Fault: faultfs.FaultMisdirect, Path: img, Off: 0x3000, Len: 0x100, Detail: 0},
+			2, []model.Range{{Off: 0x200000, Len: 0x100}}, true},
+		{"lost sync of the first epoch, during op 0", faultfs.Injection{Op: faultfs.OpSync, Fault: faultfs.FaultLost, Path: img}, 0,
+			[]model.Range{{Off: 0, Len: 0x1000}}, true},
+		{"lost sync at the run's end (its close)", faultfs.Injection{Op: faultfs.OpSync, Fault: faultfs.FaultLost, Path: img}, len(w.Ops),
+			nil, true},
 		{"lost sync of the second epoch", faultfs.Injection{Op: faultfs.OpSync, Fault: faultfs.FaultLost, Path: img}, 4,
 			[]model.Range{{Off: 0x5000, Len: 0x1000}, {Off: 0x9000, Len: 0x1000}}, true},
 		{"bitflip in a table read", faultfs.Injection{Op: faultfs.OpRead, Fault: faultfs.FaultBitflip, Path: img, Off: 0x2000, Len: 0x1000},
@@ -67,6 +76,27 @@ func TestDamageOf(t *testing.T) {
 			require.Equal(t, tc.meta, d.meta)
 		})
 	}
+	// The header's and a table's ends: a map whose guest cluster 0 is
+	// the cluster right after the header, the L1 table at 0x2000 (and
+	// without that data cluster: nothing right after the header).
+	after := &check.Report{Walked: true, Header: rep.Header, Tables: []check.TableRef{{Host: 0x2000, Index: -1}},
+		Mapped: []check.Range{{Off: 0, Len: 0x1000}}, MappedHost: []uint64{0x1000}}
+	unlinked := &check.Report{Walked: true, Header: rep.Header, Tables: after.Tables}
+	for _, tc := range []struct {
+		name   string
+		in     faultfs.Injection
+		rep    *check.Report
+		ranges []model.Range
+		meta   bool
+	}{
+		{"a data cluster right after the header", lost(0x1000, 0x100), after, []model.Range{{Off: 0, Len: 0x100}}, false},
+		{"over the header's end into no cluster: the epoch's writes", lost(0x800, 0x1000), unlinked, []model.Range{{Off: 0x5000, Len: 0x1000}}, true},
+		{"over a table's end into no cluster: the epoch's writes", lost(0x2800, 0x1000), unlinked, []model.Range{{Off: 0x5000, Len: 0x1000}}, true},
+	} {
+		d := damageOf([]faultfs.Injection{tc.in}, []int{2}, w, size, tc.rep)
+		require.Equal(t, tc.ranges, d.ranges, tc.name)
+		require.Equal(t, tc.meta, d.meta, tc.name)
+	}
 	// After a lost write, guest clusters sharing a data cluster are damaged.
 	twice := &check.Report{Walked: true, Header: rep.Header,
 		Mapped:     []check.Range{{Off: 0x8000, Len: 0x1000}, {Off: 0x88000, Len: 0x2000}},
@@ -81,6 +111,15 @@ func TestDamageOf(t *testing.T) {
 	d = damage{size: size, ranges: []model.Range{{Off: 0, Len: 0x100}, {Off: 0x80, Len: 0x100}}}
 	require.True(t, d.within(0x10, 0x150))
 	require.False(t, d.within(0x10, 0x200))
+	require.True(t, d.within(0x10, 0x170), "to the end of the last range")
+	require.True(t, d.within(0x80, 0x100), "from the start of a range")
+	require.False(t, d.within(0x170, 0x20), "past the end of the last range")
+	d = damage{size: size, ranges: []model.Range{{Off: 0, Len: 0x100}, {Off: 0x100, Len: 0x100}}}
+	require.True(t, d.within(0, 0x200), "adjacent ranges")
+	// A bitflip in a read at the run's end (after the last op: its close):
+	// located by the map, no guest read.
+	d = damageOf([]faultfs.Injection{{Op: faultfs.OpRead, Fault: faultfs.FaultBitflip, Path: img, Off: 0x3000, Len: 0x100}}, []int{len(rd.Ops)}, rd, size, rep)
+	require.Equal(t, []model.Range{{Off: 0x200000, Len: 0x100}}, d.ranges)
 }
 
 // TestFaultsImageCommands: silent faults during the image commands. A
@@ -151,4 +190,64 @@ commit
 	require.NoError(t, err)
 	require.Equal(t, int64(1), rep.Faulted)
 	require.Empty(t, rep.Failures)
+}
+
+// cleanImage is the image file of w run on impl/qed and closed.
+func cleanImage(t *testing.T, w *workload.Workload) []byte {
+	t.Helper()
+	fs := afero.NewMemMapFs()
+	e, err := workload.NewExec(qedtarget.Target{}, fs, Dir, w)
+	require.NoError(t, err)
+	require.NoError(t, e.RunAll())
+	require.NoError(t, e.Disk.Close())
+	img, err := afero.ReadFile(fs, ImagePath)
+	require.NoError(t, err)
+	return img
+}
+
+// TestDamageFoundBy: which structural failures are a silent fault's
+// damage found. Any structural stage when metadata was hit; after a lost
+// write, a failure of the structure before or after recovery whose every
+// violation is a link past the end of the file (or a cluster linked
+// twice, or NEED_CHECK clear over them), in both reports; no other stage,
+// no other violation, nothing when neither.
+func TestDamageFoundBy(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 4096 id=1\nwrite 8192 4096 id=2\n"))
+	require.NoError(t, err)
+	img := cleanImage(t, w)
+	plant := func(c check.Corruption) *check.Report {
+		bad, _, err := check.Plant(img, c, true, 1)
+		require.NoError(t, err)
+		return check.Structure(bad)
+	}
+	pastEOF, misaligned := plant(check.CorruptTruncate), plant(check.CorruptL2Misaligned)
+	require.NotEmpty(t, pastEOF.Kinds())
+	for _, k := range pastEOF.Kinds() {
+		require.Contains(t, []check.ViolationKind{check.ViolDataPastEOF, check.ViolTablePastEOF}, k)
+	}
+	require.True(t, misaligned.Has(check.ViolDataMisaligned))
+	clean := check.Structure(img)
+	require.Empty(t, clean.Kinds())
+
+	meta, lost, none := damage{meta: true}, damage{lost: true}, damage{}
+	for _, tc := range []struct {
+		name  string
+		d     damage
+		v     oracle.Verdict
+		found bool
+	}{
+		{"data failure: never", meta, oracle.Verdict{Stage: oracle.StageData}, false},
+		{"metadata hit: any structural stage", meta, oracle.Verdict{Stage: oracle.StageRecovery}, true},
+		{"metadata hit: the liveness", meta, oracle.Verdict{Stage: oracle.StageLiveness}, true},
+		{"no damage", none, oracle.Verdict{Stage: oracle.StageStructureBefore, Before: pastEOF}, false},
+		{"lost write: links past the end before", lost, oracle.Verdict{Stage: oracle.StageStructureBefore, Before: pastEOF}, true},
+		{"lost write: links past the end after", lost, oracle.Verdict{Stage: oracle.StageStructureAfter, Before: clean, After: pastEOF}, true},
+		{"lost write: a recovery failure", lost, oracle.Verdict{Stage: oracle.StageRecovery}, false},
+		{"lost write: a size failure", lost, oracle.Verdict{Stage: oracle.StageSize, Before: pastEOF}, false},
+		{"lost write: a misaligned link before", lost, oracle.Verdict{Stage: oracle.StageStructureBefore, Before: misaligned}, false},
+		{"lost write: a misaligned link after", lost, oracle.Verdict{Stage: oracle.StageStructureAfter, Before: pastEOF, After: misaligned}, false},
+		{"lost write: a misaligned link before, after clean", lost, oracle.Verdict{Stage: oracle.StageStructureAfter, Before: misaligned, After: clean}, false},
+	} {
+		require.Equal(t, tc.found, tc.d.foundBy(&tc.v), tc.name)
+	}
 }
