@@ -82,6 +82,7 @@ func TestDamageOf(t *testing.T) {
 	after := &check.Report{Walked: true, Header: rep.Header, Tables: []check.TableRef{{Host: 0x2000, Index: -1}},
 		Mapped: []check.Range{{Off: 0, Len: 0x1000}}, MappedHost: []uint64{0x1000}}
 	unlinked := &check.Report{Walked: true, Header: rep.Header, Tables: after.Tables}
+	l2zero := &check.Report{Walked: true, Header: rep.Header, Tables: []check.TableRef{{Host: 0x2000, Index: -1}, {Host: 0x3000, Index: 0}}}
 	for _, tc := range []struct {
 		name   string
 		in     faultfs.Injection
@@ -92,6 +93,7 @@ func TestDamageOf(t *testing.T) {
 		{"a data cluster right after the header", lost(0x1000, 0x100), after, []model.Range{{Off: 0, Len: 0x100}}, false},
 		{"over the header's end into no cluster: the epoch's writes", lost(0x800, 0x1000), unlinked, []model.Range{{Off: 0x5000, Len: 0x1000}}, true},
 		{"over a table's end into no cluster: the epoch's writes", lost(0x2800, 0x1000), unlinked, []model.Range{{Off: 0x5000, Len: 0x1000}}, true},
+		{"entries 1 and 2 of L1 entry 0's L2 table", lost(0x3008, 16), l2zero, []model.Range{{Off: 0x1000, Len: 0x2000}}, true},
 	} {
 		d := damageOf([]faultfs.Injection{tc.in}, []int{2}, w, size, tc.rep)
 		require.Equal(t, tc.ranges, d.ranges, tc.name)
