@@ -83,6 +83,8 @@ func TestDamageOf(t *testing.T) {
 		Mapped: []check.Range{{Off: 0, Len: 0x1000}}, MappedHost: []uint64{0x1000}}
 	unlinked := &check.Report{Walked: true, Header: rep.Header, Tables: after.Tables}
 	l2zero := &check.Report{Walked: true, Header: rep.Header, Tables: []check.TableRef{{Host: 0x2000, Index: -1}, {Host: 0x3000, Index: 0}}}
+	gapAfter := &check.Report{Walked: true, Header: rep.Header, Tables: []check.TableRef{{Host: 0x3000, Index: -1}},
+		Mapped: after.Mapped, MappedHost: after.MappedHost}
 	for _, tc := range []struct {
 		name   string
 		in     faultfs.Injection
@@ -94,6 +96,8 @@ func TestDamageOf(t *testing.T) {
 		{"over the header's end into no cluster: the epoch's writes", lost(0x800, 0x1000), unlinked, []model.Range{{Off: 0x5000, Len: 0x1000}}, true},
 		{"over a table's end into no cluster: the epoch's writes", lost(0x2800, 0x1000), unlinked, []model.Range{{Off: 0x5000, Len: 0x1000}}, true},
 		{"entries 1 and 2 of L1 entry 0's L2 table", lost(0x3008, 16), l2zero, []model.Range{{Off: 0x1000, Len: 0x2000}}, true},
+		{"over a data cluster's end into no cluster: its bytes and the epoch's writes", lost(0x1800, 0x1000), gapAfter,
+			[]model.Range{{Off: 0x800, Len: 0x800}, {Off: 0x5000, Len: 0x1000}}, true},
 	} {
 		d := damageOf([]faultfs.Injection{tc.in}, []int{2}, w, size, tc.rep)
 		require.Equal(t, tc.ranges, d.ranges, tc.name)
