@@ -75,8 +75,6 @@ func (d *damage) foundBy(v *oracle.Verdict) bool {
 	return true
 }
 
-func (d *damage) any() bool { return d.meta || len(d.ranges) > 0 }
-
 func (d *damage) add(off, n int64) {
 	if end := min(off+n, d.size); off < end {
 		d.ranges = append(d.ranges, model.Range{Off: max(off, 0), Len: end - max(off, 0)})
