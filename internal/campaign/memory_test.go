@@ -11,6 +11,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -133,7 +134,11 @@ func TestWorkloadMemory(t *testing.T) {
 	image := int64(16<<20) + 8*(16<<10) + 4*(1<<20) + 8*4096
 	backing := 3*(64<<10) + 2*65536 + 2*(128<<10) + 2*3000
 	requests := 3*100 + 3*10 + 2*7 + 3*5 + 3*3
-	require.Equal(t, image+int64(backing)+int64(requests), WorkloadMemory(w))
+	memo := 4 * (100 + 10 + 5 + 3) // the judge's memo: four times the writes
+	require.Equal(t, image+int64(backing)+int64(requests)+int64(memo), WorkloadMemory(w))
+	// The memo is bounded: a 16 MiB write counts 32 MiB, not 64.
+	long := &workload.Workload{Geometry: w.Geometry, Ops: []workload.Op{{Kind: workload.Write, Len: 16 << 20}}}
+	require.Equal(t, image+int64(backing)+3*(16<<20)+model.MaxJudgeMemo, WorkloadMemory(long))
 	// Above 64 MiB the guest size counts as 64 MiB.
 	big := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 65536, TableSize: 1, Size: 128 << 20}}
 	require.Equal(t, int64(16<<20)+8*(64<<10)+4*(64<<20)+8*65536, WorkloadMemory(big))
@@ -149,7 +154,8 @@ func TestMaxGenMemory(t *testing.T) {
 	// 64 KiB clusters, 4-cluster (256 KiB) tables of a 640 KiB image:
 	// each table a 512-byte page index and 10+1 pages.
 	table := int64(256<<10/512 + 4096*(10+1))
-	base := int64(16<<20) + 8*table + 4*(640<<10) + 8*65536 + 5*3*65536
+	memo := int64(4 * 5 * 65536) // the judge's memo: four times the writes
+	base := int64(16<<20) + 8*table + 4*(640<<10) + 8*65536 + 5*3*65536 + memo
 	n, what := maxGenMemory(gen)
 	require.Equal(t, base, n)
 	require.Equal(t, "64 KiB clusters, 4-cluster tables (256 KiB tables), a 640 KiB image, backing chain of 0", what)
@@ -157,7 +163,7 @@ func TestMaxGenMemory(t *testing.T) {
 	g := gen
 	g.LongChance = 0.1
 	n, _ = maxGenMemory(g)
-	require.Equal(t, base+3*(8<<20), n, "a long request of 8 MiB")
+	require.Equal(t, base-memo+3*(8<<20)+model.MaxJudgeMemo, n, "a long request of 8 MiB (the memo then at its bound)")
 
 	g = gen
 	g.BackingChance = 0.5
@@ -170,7 +176,7 @@ func TestMaxGenMemory(t *testing.T) {
 	n, what = maxGenMemory(g)
 	// 2 MiB clusters, one-cluster (2 MiB) tables: a 4 KiB page index and
 	// 1+1 pages; the image and the requests as for 64 KiB clusters.
-	require.Equal(t, int64(16<<20)+8*(2<<20/512+4096*2)+4*(640<<10)+8*(2<<20)+5*3*65536, n)
+	require.Equal(t, int64(16<<20)+8*(2<<20/512+4096*2)+4*(640<<10)+8*(2<<20)+5*3*65536+memo, n)
 	require.Equal(t, "2 MiB clusters, 1-cluster tables (2 MiB tables), a 640 KiB image, backing chain of 0", what)
 	g.BigClusterSizes = []uint32{4096} // smaller than the ordinary worst
 	n, what = maxGenMemory(g)
