@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -304,4 +305,56 @@ func TestConsistentImageCloses(t *testing.T) {
 	if opened == 0 || closed != opened {
 		t.Errorf("%d disks opened, %d closed", opened, closed)
 	}
+}
+
+// TestFirstUntouchedDiff: the first differing byte outside the touched
+// clusters, whatever lies after it; a difference inside them, or in a
+// short last cluster, is found or excused as its cluster is.
+func TestFirstUntouchedDiff(t *testing.T) {
+	const cs = 4
+	p := &check.Planted{Touched: []check.Range{{Off: 12, Len: 4}}}
+	a := make([]byte, 18) // clusters 0-3 and a short cluster 4
+	for _, c := range []struct {
+		diffs []int
+		want  int64 // -1: none
+	}{
+		{nil, -1},
+		{[]int{13}, -1},         // touched cluster 3 alone
+		{[]int{6, 13}, 6},       // untouched cluster 1, touched 3 after it
+		{[]int{13, 17}, 17},     // the short last cluster
+		{[]int{5, 7, 13}, 5},    // the first byte of several
+		{[]int{0, 13, 17}, 0},   // at 0
+		{[]int{12, 15, 16}, 16}, // past the touched range
+	} {
+		b := bytes.Clone(a)
+		for _, d := range c.diffs {
+			b[d] = 1
+		}
+		off, ok := firstUntouchedDiff(p, a, b, cs)
+		if c.want < 0 && ok || c.want >= 0 && (!ok || off != c.want) {
+			t.Errorf("differences at %v: %d, %v; want %d", c.diffs, off, ok, c.want)
+		}
+	}
+}
+
+// TestRepairGuestDifference: two checks that both repair but leave
+// different guest data differ on "guest-data" alone, as read by the
+// first reader.
+func TestRepairGuestDifference(t *testing.T) {
+	rep, err := runRepairWith(t, 2, []Repairer{testRepairer{"good"}, testRepairer{"zero-data"}},
+		[]GuestReader{testReader{}}, check.CorruptL2PastEOF, check.CorruptL1Misaligned, check.CorruptLeak)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range rep.Differences {
+		if d.A != "test:good" || d.B != "test:zero-data" || d.What != "guest-data" {
+			t.Errorf("difference %+v", d)
+		}
+		n += d.Count
+	}
+	if n == 0 {
+		t.Errorf("no guest-data difference over %d plants: %+v", rep.Plants, rep.Differences)
+	}
+	t.Logf("%d plants, %d differ", rep.Plants, n)
 }
