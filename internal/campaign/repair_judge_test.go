@@ -358,3 +358,62 @@ func TestRepairGuestDifference(t *testing.T) {
 	}
 	t.Logf("%d plants, %d differ", rep.Plants, n)
 }
+
+// allocRepairer is an in-process path that allocates n bytes (in 1 MiB
+// pieces, garbage at once) and repairs nothing.
+type allocRepairer struct{ n int }
+
+func (allocRepairer) Name() string    { return "test:alloc-n" }
+func (allocRepairer) Check() bool     { return true }
+func (allocRepairer) InProcess() bool { return true }
+func (r allocRepairer) Repair(context.Context, string) ([]string, error) {
+	for range r.n >> 20 {
+		allocSink = make([]byte, 1<<20)
+	}
+	allocSink = nil
+	return nil, nil
+}
+
+// TestRepairDefaultMemoryBound: with no bound given, an in-process repair
+// of a file of size bytes may allocate 256 MiB plus 16 times size: of an
+// 8 MiB file, 320 MiB passes and 400 MiB is a failure.
+func TestRepairDefaultMemoryBound(t *testing.T) {
+	cfg := RepairConfig{Timeout: 30 * time.Second}
+	for _, c := range []struct {
+		alloc int
+		fails bool
+	}{{320 << 20, false}, {400 << 20, true}} {
+		var rules []string
+		unrep, err, ok := runRepair(context.Background(), cfg, allocRepairer{c.alloc}, "unused", 8<<20, func(rule, format string, args ...any) {
+			rules = append(rules, rule+": "+fmt.Sprintf(format, args...))
+		})
+		if !ok || err != nil || unrep != nil || (len(rules) > 0) != c.fails {
+			t.Errorf("%d MiB allocated: ok %v, err %v, unrepaired %v, failures %v; want a failure %v", c.alloc>>20, ok, err, unrep, rules, c.fails)
+		}
+	}
+}
+
+// TestTargetReader: an in-process target's reader reads the guest as
+// impl/qed does, and fails on a path that is no image.
+func TestTargetReader(t *testing.T) {
+	wl, _ := GenerateWorkload(3, 0, repairGen())
+	files, err := consistentImage(qedtarget.Target{}, wl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := writeFiles(filepath.Join(t.TempDir(), "r"), files, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := testReader{}.ReadGuest(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := TargetReader{qedtarget.Target{}}
+	if got, err := r.ReadGuest(context.Background(), p); err != nil || !bytes.Equal(got, want) || len(want) == 0 {
+		t.Errorf("%s read %d bytes (equal %v), %v; impl/qed %d", r.Name(), len(got), bytes.Equal(got, want), err, len(want))
+	}
+	if got, err := r.ReadGuest(context.Background(), p+".missing"); err == nil {
+		t.Errorf("a missing image read: %d bytes", len(got))
+	}
+}
