@@ -150,15 +150,24 @@ func refuseSelfBacking(fs afero.Fs, path, backing string) error {
 }
 
 // syncDir makes the entries of directory dir durable. Filesystems that
-// cannot open or sync a directory (EINVAL on some systems) are taken as
-// making entries durable by themselves.
+// cannot open or sync a directory (EINVAL or ENOTSUP on some systems) are
+// taken as making entries durable by themselves, and so is a directory
+// that does not exist: a file was just made in it, so only a filesystem
+// without directories (afero's in-memory one, which holds files in
+// directories never made, and nothing durably) can say so. Any other
+// failure, of the open as of the sync, is an error: an EIO opening the
+// directory left its new entries (a new image, the backing files made
+// just before it) to be lost in a crash after Create reported success
+// (found by a campaign's fault sweep of the setup).
 func syncDir(fs afero.Fs, dir string) error {
 	d, err := fs.Open(dir)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	err = d.Sync()
-	d.Close()
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
 	if err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
