@@ -81,12 +81,15 @@ const ArtifactVersion = 2
 
 // ArtifactMeta is meta.json.
 type ArtifactMeta struct {
-	Version      int            `json:"version"`
-	Target       string         `json:"target"`
-	CampaignSeed uint64         `json:"campaign_seed"`
-	Workload     int            `json:"workload"`
-	WorkloadSeed uint64         `json:"workload_seed"`
-	Faults       string         `json:"faults,omitempty"`
+	Version      int    `json:"version"`
+	Target       string `json:"target"`
+	CampaignSeed uint64 `json:"campaign_seed"`
+	Workload     int    `json:"workload"`
+	WorkloadSeed uint64 `json:"workload_seed"`
+	Faults       string `json:"faults,omitempty"`
+	// CreateFaults are the faults of the setup (RecordOptions.CreateFaults:
+	// a fault sweep of the setup, faultsetup.go).
+	CreateFaults string         `json:"create_faults,omitempty"`
 	Stage        string         `json:"stage"`
 	State        string         `json:"state,omitempty"`
 	CrashPoint   int64          `json:"crash_point"`

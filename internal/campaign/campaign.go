@@ -243,7 +243,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					// where the run itself would, a setup failure.
 					// A fault sweep (faultsweep.go) runs it once per
 					// operation of a step instead.
-					ck.faults = cfg.Faults
+					ck.faults, ck.createFaults = cfg.Faults, ""
 					sw, err := drawSweep(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare, cfg.FaultSweep)
 					drawn := ""
 					if err == nil && sw == nil {
@@ -349,7 +349,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					if cfg.Out != "" {
 						// Committed (durable, under its final name) before the
 						// failure joins the list the reports are built from.
-						dir, err := WriteArtifact(cfg.Out, mf, ArtifactMeta{CampaignSeed: cfg.Seed, Faults: mk.faults,
+						dir, err := WriteArtifact(cfg.Out, mf, ArtifactMeta{CampaignSeed: cfg.Seed, Faults: mk.faults, CreateFaults: mk.createFaults,
 							Target: cfg.TargetName, Oracle: cfg.Oracle, Models: models, Bound: cfg.Bound,
 							Samples: cfg.Samples, SampledPoints: cfg.SampledPoints})
 						mf.Artifact, mf.ArtifactErr = dir, err

@@ -173,6 +173,13 @@ type RecordOptions struct {
 	// durably under the image's name, then creates the workload's image
 	// over it, and sets Recording.Over (create.go).
 	CreateOver bool
+	// CreateFaults are faultfs rules applied to the setup: the creation
+	// of the backing chain and the image and the first open, recorded
+	// and judged as with Create (which they imply; not with Faults). An
+	// injected error that fails the setup ends the run there (OpErr at
+	// index -1), every crash state of it judged by the creation judge
+	// (faultsetup.go). In process only.
+	CreateFaults string
 }
 
 // An Adaptation is one change Driver.Adapt made to a workload.

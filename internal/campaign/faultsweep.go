@@ -70,19 +70,19 @@ func SweepChosen(seed uint64, sweep float64) bool {
 
 // A sweep is the plan of one workload's fault sweep.
 type sweep struct {
-	op    int      // the guest op swept (-1: the reopen through the fault layer)
+	op    int      // the guest op swept (-1: the reopen through the fault layer, or the setup)
+	setup bool     // the setup is swept: the rules are CreateFaults
 	rules []string // one rule per run, in operation order
 }
 
-// SweepPlan returns the step a sweep of seed aims at and its rules,
-// given the dry run's count of operations (bounds[i]: the operations
-// before step i, the last entry their total, as DrawnFault takes them)
-// and each step's kind (kinds[i], "" for none). ok is false when no step
-// made an operation.
-func SweepPlan(seed uint64, bounds []uint64, kinds []string) (step int, rules []string, ok bool) {
+// SweepPlan returns the step a sweep of seed aims at and the operations
+// of it each run fails (1 to counts[step], ascending), given each step's
+// count of operations (counts[i]) and kind (kinds[i]). ok is false when
+// no step made an operation.
+func SweepPlan(seed uint64, counts []uint64, kinds []string) (step int, ops []uint64, ok bool) {
 	var byKind []string
-	for i := 0; i+1 < len(bounds) && i < len(kinds); i++ {
-		if bounds[i+1] > bounds[i] && !slices.Contains(byKind, kinds[i]) {
+	for i := 0; i < len(counts) && i < len(kinds); i++ {
+		if counts[i] > 0 && !slices.Contains(byKind, kinds[i]) {
 			byKind = append(byKind, kinds[i])
 		}
 	}
@@ -92,16 +92,13 @@ func SweepPlan(seed uint64, bounds []uint64, kinds []string) (step int, rules []
 	r := faultRNG(seed, "sweep-step")
 	kind := byKind[r.IntN(len(byKind))]
 	var steps []int
-	for i := 0; i+1 < len(bounds) && i < len(kinds); i++ {
-		if bounds[i+1] > bounds[i] && kinds[i] == kind {
+	for i := 0; i < len(counts) && i < len(kinds); i++ {
+		if counts[i] > 0 && kinds[i] == kind {
 			steps = append(steps, i)
 		}
 	}
 	step = steps[r.IntN(len(steps))]
-	for _, n := range sweepPositions(bounds[step+1] - bounds[step]) {
-		rules = append(rules, fmt.Sprintf("%s@nth=%d", SweepFault, bounds[step]+n))
-	}
-	return step, rules, true
+	return step, sweepPositions(counts[step]), true
 }
 
 // sweepPositions returns the operations (1 to n) a sweep of a step of n
@@ -131,10 +128,19 @@ func sweepPositions(n uint64) []uint64 {
 	return ps
 }
 
+// SetupStep is the kind of a sweep's step that is the setup (the
+// creation of the backing chain and the image, and the first open:
+// faultsetup.go); ReopenStep the reopen through the fault layer after it.
+const (
+	SetupStep  = "setup"
+	ReopenStep = "reopen-faultfs"
+)
+
 // drawSweep returns the sweep the workload w of seed runs (nil: none, it
 // runs its drawn fault, if any): chosen by FaultChosen and SweepChosen,
-// planned with a dry run counting every operation through a rule that
-// never fires (Mark.Matched).
+// planned with two dry runs counting every operation through a rule that
+// never fires: the setup's (its creation recorded, as its sweep runs it),
+// and the run's step by step (Mark.Matched).
 func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64, share, createShare, sweepShare float64) (*sweep, error) {
 	if !FaultChosen(seed, share, createShare) || !SweepChosen(seed, sweepShare) {
 		return nil, nil
@@ -143,31 +149,51 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 		return nil, nil
 	}
 	w, _ = d.Adapt(w)
-	rec, err := d.Record(ctx, w, RecordOptions{Seed: seed, Faults: "*:eio@after=" + neverFires})
-	if err != nil {
-		return nil, fmt.Errorf("campaign: dry run counting the operations of a fault sweep: %w", err)
-	}
-	if len(rec.FaultMatches) != 1 {
-		return nil, fmt.Errorf("campaign: dry run counting the operations of a fault sweep: driver %s counted no matches", d.Name())
-	}
-	bounds := make([]uint64, 0, len(rec.Marks)+1)
-	kinds := make([]string, 0, len(rec.Marks))
-	ops := make([]int, 0, len(rec.Marks))
-	for _, m := range rec.Marks {
-		bounds = append(bounds, m.Matched)
-		ops = append(ops, m.Op)
-		if m.Op < 0 || m.Op >= len(w.Ops) {
-			kinds = append(kinds, "reopen-faultfs")
-		} else {
-			kinds = append(kinds, w.Ops[m.Op].Kind.String())
+	count := func(o RecordOptions) (*Recording, error) {
+		rec, err := d.Record(ctx, w, o)
+		if err != nil {
+			return nil, fmt.Errorf("campaign: dry run counting the operations of a fault sweep: %w", err)
 		}
+		if len(rec.FaultMatches) != 1 {
+			return nil, fmt.Errorf("campaign: dry run counting the operations of a fault sweep: driver %s counted no matches", d.Name())
+		}
+		return rec, nil
 	}
-	bounds = append(bounds, rec.FaultMatches[0])
-	step, rules, ok := SweepPlan(seed, bounds, kinds)
+	never := SweepFault + "@after=" + neverFires
+	setup, err := count(RecordOptions{Seed: seed, CreateFaults: never, CreateOver: CreateOverChosen(seed)})
+	if err != nil {
+		return nil, err
+	}
+	rec, err := count(RecordOptions{Seed: seed, Faults: never})
+	if err != nil {
+		return nil, err
+	}
+	// Steps: the setup, the reopen through the fault layer (its operations
+	// made before the first mark, Op -1), each guest op (from its mark,
+	// taken before its I/O, to the next one).
+	counts := []uint64{setup.FaultMatches[0], 0}
+	kinds, ops, bases := []string{SetupStep, ReopenStep}, []int{-1, -1}, []uint64{0, 0}
+	for i, m := range rec.Marks {
+		if m.Op < 0 {
+			counts[1] = m.Matched
+			continue
+		}
+		next := rec.FaultMatches[0]
+		if i+1 < len(rec.Marks) {
+			next = rec.Marks[i+1].Matched
+		}
+		counts, kinds = append(counts, next-m.Matched), append(kinds, w.Ops[m.Op].Kind.String())
+		ops, bases = append(ops, m.Op), append(bases, m.Matched)
+	}
+	step, nths, ok := SweepPlan(seed, counts, kinds)
 	if !ok {
 		return nil, nil
 	}
-	return &sweep{op: ops[step], rules: rules}, nil
+	sw := &sweep{op: ops[step], setup: step == 0}
+	for _, n := range nths {
+		sw.rules = append(sw.rules, fmt.Sprintf("%s@nth=%d", SweepFault, bases[step]+n))
+	}
+	return sw, nil
 }
 
 // runSweep runs w once per rule of sw, each run judged as a faulted run
@@ -185,7 +211,12 @@ func (ck *checker) runSweep(w *workload.Workload, seed uint64, sw *sweep) (*Fail
 		if i > 0 && ck.stop != nil && ck.stop() {
 			return nil, nil
 		}
-		ck.faults, ck.sweepFrom, ck.sweepRepeat = rule, 0, i > 0
+		ck.sweepFrom, ck.sweepRepeat = 0, i > 0
+		if sw.setup {
+			ck.createFaults = rule
+		} else {
+			ck.faults = rule
+		}
 		if i > 0 {
 			ck.sweepFrom = max(sw.op, 0)
 		}

@@ -38,38 +38,29 @@ func TestSweepPositions(t *testing.T) {
 }
 
 // TestSweepPlan: the step is drawn by op kind first (a kind with one step
-// as likely as one with many), never a step without operations; its rules
-// fail each of its operations in turn; nothing to sweep, no plan.
+// as likely as one with many), never a step without operations; its
+// operations are all swept; nothing to sweep, no plan.
 func TestSweepPlan(t *testing.T) {
-	// Steps: the reopen 2 operations, four writes of 3 each, a write of
-	// none, a commit of 5.
-	bounds := []uint64{0, 2, 5, 8, 11, 14, 14, 19}
-	kinds := []string{"reopen-faultfs", "write", "write", "write", "write", "write", "commit"}
+	// Steps: the setup 9 operations, the reopen 2, four writes of 3 each,
+	// a write of none, a commit of 5.
+	counts := []uint64{9, 2, 3, 3, 3, 3, 0, 5}
+	kinds := []string{SetupStep, ReopenStep, "write", "write", "write", "write", "write", "commit"}
 	byKind := map[string]int{}
-	for w := range 3000 {
+	for w := range 4000 {
 		seed := WorkloadSeed(4, w)
-		step, rules, ok := SweepPlan(seed, bounds, kinds)
+		step, ops, ok := SweepPlan(seed, counts, kinds)
 		require.True(t, ok)
-		s2, r2, _ := SweepPlan(seed, bounds, kinds)
+		s2, o2, _ := SweepPlan(seed, counts, kinds)
 		require.Equal(t, step, s2, "deterministic")
-		require.Equal(t, rules, r2, "deterministic")
-		require.NotEqual(t, 5, step, "a step without operations")
+		require.Equal(t, ops, o2, "deterministic")
+		require.NotEqual(t, 6, step, "a step without operations")
 		byKind[kinds[step]]++
-		n := bounds[step+1] - bounds[step]
-		require.Len(t, rules, int(n), "every operation of the step")
-		for i, rule := range rules {
-			rs, err := faultfs.Parse(rule)
-			require.NoError(t, err, rule)
-			require.Len(t, rs, 1)
-			require.Equal(t, faultfs.Nth, rs[0].Trigger, rule)
-			require.True(t, strings.HasPrefix(rule, SweepFault+"@"), rule)
-			require.Equal(t, int64(bounds[step])+int64(i)+1, rs[0].N, "operation %d of step %d", i, step)
-		}
+		require.Equal(t, sweepPositions(counts[step]), ops, "every operation of the step")
 	}
-	for _, k := range []string{"reopen-faultfs", "write", "commit"} {
+	for _, k := range []string{SetupStep, ReopenStep, "write", "commit"} {
 		require.InDelta(t, 1000, byKind[k], 120, "kind %s drawn uniformly: %v", k, byKind)
 	}
-	_, _, ok := SweepPlan(1, []uint64{0, 0, 0}, []string{"write", "write"})
+	_, _, ok := SweepPlan(1, []uint64{0, 0}, []string{"write", "write"})
 	require.False(t, ok)
 	_, _, ok = SweepPlan(1, nil, nil)
 	require.False(t, ok)
@@ -102,7 +93,7 @@ func sweptWorkloads(t *testing.T, tgt target.Target, seed uint64, gen workload.G
 		wl := generate(s, gen)
 		sw, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1)
 		require.NoError(t, err)
-		if sw != nil && sw.op >= 0 && wl.Ops[sw.op].Kind == kind {
+		if sw != nil && !sw.setup && sw.op >= 0 && wl.Ops[sw.op].Kind == kind {
 			ws, sws = append(ws, w), append(sws, sw)
 		}
 	}
@@ -124,8 +115,14 @@ func TestSweepRunsSharePrefix(t *testing.T) {
 		wl := generate(s, gen)
 		sw := sws[i]
 		require.NotEmpty(t, sw.rules)
+		require.False(t, sw.setup)
 		var first *Recording
 		for _, rule := range sw.rules {
+			rs, err := faultfs.Parse(rule)
+			require.NoError(t, err, rule)
+			require.Len(t, rs, 1)
+			require.Equal(t, faultfs.Nth, rs[0].Trigger, rule)
+			require.True(t, strings.HasPrefix(rule, SweepFault+"@"), rule)
 			rec, err := Record(tgt, wl, s, rule)
 			require.NoError(t, err, rule)
 			require.Len(t, rec.Injected, 1, "%s fires once", rule)

@@ -13,6 +13,7 @@ import (
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
 )
 
 // Dir is the directory of the image under test inside the recording
@@ -170,7 +171,7 @@ func Record(tgt target.Target, w *workload.Workload, seed uint64, faults string)
 // chain and CreateEnd after the image's first open.
 func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Recording, error) {
 	seed, faults := o.Seed, o.Faults
-	create := o.Create && faults == ""
+	create := (o.Create || o.CreateFaults != "") && faults == ""
 	opts := fsOptions
 	if create {
 		opts = crashsim.Options{} // real directory semantics
@@ -205,13 +206,32 @@ func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Reco
 			return false
 		})
 	}
-	e, err := workload.NewExec(tgt, fs, Dir, w)
+	var err error
+	var setupFS afero.Fs = fs
+	var cffs *faultfs.FS // the fault layer of the setup (CreateFaults)
+	if create && o.CreateFaults != "" {
+		if cffs, err = faultfs.NewFromString(fs, int64(seed), o.CreateFaults); err != nil {
+			return nil, fmt.Errorf("campaign: create faults: %w", err)
+		}
+		setupFS = cffs
+	}
+	e, err := workload.NewExec(tgt, setupFS, Dir, w)
 	fs.OnSync(nil)
+	injected := func() int { return 0 }
+	matched := func() uint64 { return 0 }
+	if cffs != nil {
+		// The rules are for the setup: disarmed after it (the run goes on
+		// through the layer when the setup survived its fault).
+		cffs.Arm(false)
+		rec.Injected, rec.FaultMatches = cffs.Log(), []uint64{cffs.Matches(0)}
+		if err != nil {
+			return setupFailed(tgt, w, rec, fs, createFrom, err)
+		}
+		injected = cffs.Injected
+	}
 	if err != nil {
 		return nil, fmt.Errorf("campaign: setup: %w", err)
 	}
-	injected := func() int { return 0 }
-	matched := func() uint64 { return 0 }
 	var ffs *faultfs.FS
 	if faults != "" {
 		ffs, err = faultfs.NewFromString(fs, int64(seed), faults)

@@ -175,7 +175,7 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 		}
 	}
 
-	rec, err := d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create, CreateOver: meta.CreateOver})
+	rec, err := d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create, CreateOver: meta.CreateOver, CreateFaults: meta.CreateFaults})
 	if err != nil {
 		res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
 		return res, nil
@@ -201,7 +201,7 @@ func Replay(dir string, o ReplayOptions) (*ReplayResult, error) {
 			if try >= attempts {
 				break
 			}
-			if rec, err = d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create, CreateOver: meta.CreateOver}); err != nil {
+			if rec, err = d.Record(context.Background(), w, RecordOptions{Seed: meta.WorkloadSeed, Faults: meta.Faults, Create: meta.Create, CreateOver: meta.CreateOver, CreateFaults: meta.CreateFaults}); err != nil {
 				res.Failure = &Failure{Index: meta.Workload, WorkloadSeed: meta.WorkloadSeed, W: w, Stage: StageSetup, GuestOp: -1, Err: err}
 				return res, nil
 			}
