@@ -417,3 +417,26 @@ func TestTargetReader(t *testing.T) {
 		t.Errorf("a missing image read: %d bytes", len(got))
 	}
 }
+
+// deadlineRepairer returns its own deadline's error (a tool's timeout of
+// its own) at once, long before the judge's.
+type deadlineRepairer struct{}
+
+func (deadlineRepairer) Name() string    { return "test:own-deadline" }
+func (deadlineRepairer) Check() bool     { return true }
+func (deadlineRepairer) InProcess() bool { return true }
+func (deadlineRepairer) Repair(context.Context, string) ([]string, error) {
+	return nil, fmt.Errorf("a tool's own timeout: %w", context.DeadlineExceeded)
+}
+
+// TestRepairOwnDeadlineRefuses: a repair returning a deadline error of its
+// own while the judge's timeout has not passed refused the image; it did
+// not hang.
+func TestRepairOwnDeadlineRefuses(t *testing.T) {
+	var fails []string
+	unrep, err, ok := runRepair(context.Background(), RepairConfig{Timeout: time.Minute}, deadlineRepairer{}, "unused", 0,
+		func(rule, format string, args ...any) { fails = append(fails, rule+": "+fmt.Sprintf(format, args...)) })
+	if !ok || err == nil || unrep != nil || len(fails) != 0 {
+		t.Errorf("ok %v, err %v, unrepaired %v, failures %v; want the error returned, no failure", ok, err, unrep, fails)
+	}
+}
