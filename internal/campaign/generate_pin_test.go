@@ -51,7 +51,15 @@ import (
 // op): with it and the base depth taken out, the scripts of before; with
 // it alone (the depth kept):
 // 2512e7a9ec31e679e197b6bf5efe7b089337a881efb1ac01257b38e54dc23fb9.
-const pinnedWorkloads = "381e3638e88a487f7b1694f390dc8671aaef1aeb69fd4fd1a2ea232a87d844f9"
+//
+// Changed on purpose by issue 16.2 (coverage, big shapes): PagedChance
+// and BackedLongChance, drawn last: with both 0 the workloads hash to
+// the pin before them (pinnedWithoutBigShapes).
+const pinnedWorkloads = "0ed5e1e277b58273dad81125c492911243e30953d8b03113fe1f17cd12d4bb29"
+
+// pinnedWithoutBigShapes is pinnedWorkloads with PagedChance and
+// BackedLongChance 0: the pin before them.
+const pinnedWithoutBigShapes = "381e3638e88a487f7b1694f390dc8671aaef1aeb69fd4fd1a2ea232a87d844f9"
 
 // pinnedWithoutDeepCommit is the same hash with every idle op and every
 // commit's base depth taken out: pinnedWorkloads before either.
@@ -68,8 +76,10 @@ const pinnedWithoutL2Cache = "87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534f
 const pinnedWithoutHostile = "393076e731a1945732c3b08ba0590420602d671adb02ad1b61f34ef4c8fad3ca"
 
 func TestGenerationPinned(t *testing.T) {
-	h, without, noCache, noDeep := sha256.New(), sha256.New(), sha256.New(), sha256.New()
+	h, without, noCache, noDeep, nb := sha256.New(), sha256.New(), sha256.New(), sha256.New(), sha256.New()
 	gen := workload.DefaultGenConfig()
+	noBig := gen
+	noBig.PagedChance, noBig.BackedLongChance = 0, 0
 	hostile, small, deep, idle := 0, 0, 0, 0
 	for w := range 1000 {
 		wl := generate(WorkloadSeed(1, w), gen)
@@ -78,6 +88,11 @@ func TestGenerationPinned(t *testing.T) {
 		}
 		fmt.Fprintf(h, "# %d\n", w)
 		if err := wl.Format(h); err != nil {
+			t.Fatal(err)
+		}
+		wl = generate(WorkloadSeed(1, w), noBig) // the big shapes came last
+		fmt.Fprintf(nb, "# %d\n", w)
+		if err := wl.Format(nb); err != nil {
 			t.Fatal(err)
 		}
 		n0 := len(wl.Ops) // the idle op and commit -b's depth came last
@@ -110,6 +125,9 @@ func TestGenerationPinned(t *testing.T) {
 		if err := wl.Format(without); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if got := hex.EncodeToString(nb.Sum(nil)); got != pinnedWithoutBigShapes {
+		t.Fatalf("workloads 0-999 of seed 1 without the big shapes hash to %s, pinned %s", got, pinnedWithoutBigShapes)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != pinnedWorkloads {
 		t.Fatalf("workloads 0-999 of seed 1 hash to %s, pinned %s: generation changed", got, pinnedWorkloads)

@@ -136,11 +136,16 @@ func maxGenMemory(gen workload.GenConfig) (int64, string) {
 		w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: ics, TableSize: its, Size: size}}
 		// Requests: writes of one cluster (workload.Generate's extents
 		// are 1 byte to 2 clusters, about one on average).
-		w.Ops = make([]workload.Op, gen.Ops, gen.Ops+1)
+		w.Ops = make([]workload.Op, gen.Ops, gen.Ops+2)
 		for i := range w.Ops {
 			w.Ops[i] = workload.Op{Kind: workload.Write, Len: int64(cs)}
 		}
+		// The long requests (each up to 8 MiB): one of LongChance, one of
+		// BackedLongChance (an image with a backing file).
 		if gen.LongChance > 0 {
+			w.Ops = append(w.Ops, workload.Op{Kind: workload.Write, Len: 8 << 20})
+		}
+		if gen.BackedLongChance > 0 {
 			w.Ops = append(w.Ops, workload.Op{Kind: workload.Write, Len: 8 << 20})
 		}
 		for range chain {

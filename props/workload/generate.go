@@ -61,6 +61,19 @@ type GenConfig struct {
 	// everything else, so the rest of the workload is the one drawn
 	// without it).
 	IdleChance float64
+	// PagedChance is the probability that an image whose tables are
+	// paged (over 64 KiB: impl/qed holds them in pages of 512 entries)
+	// grows past guest cluster 512 and takes a write across the boundary
+	// of guest clusters 511 and 512: entries of one L2 table on both
+	// sides of a page boundary written in one request (drawn after the
+	// idle op).
+	PagedChance float64
+	// BackedLongChance is the probability that an image with a backing
+	// file takes a long write drawn as LongChance's (4 to 8 MiB,
+	// unaligned at both ends): a copy-on-write above impl/qed's
+	// one-buffer bound, its partial clusters filled from the backing file
+	// or, past its end, with zeros (drawn last).
+	BackedLongChance float64
 	// Weights of each kind; missing kinds are never generated.
 	Weights map[Kind]int
 }
@@ -95,6 +108,11 @@ func DefaultGenConfig() GenConfig {
 		// Issue 16: the idle NEED_CHECK clear, which campaign targets
 		// otherwise never run (their timer does not fire on its own).
 		IdleChance: 0.5,
+		// Issue 16: big shapes the draw above makes too rarely (each
+		// about 3 % of the workloads, 1 % for the long writes, which
+		// cost a few MiB of data per state).
+		PagedChance:      0.1,
+		BackedLongChance: 0.02,
 	}
 }
 
@@ -200,6 +218,7 @@ func (c *GenConfig) NoImageCommands() {
 // before them, repair mode's images).
 func (c *GenConfig) NoExtras() {
 	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance, c.L2CacheChance, c.IdleChance = 0, 0, 0, 0, 0, 0, 0
+	c.PagedChance, c.BackedLongChance = 0, 0
 }
 
 // wideFits reports whether the images spanning two or three L2 tables
@@ -253,7 +272,7 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 		w.Ops = append(w.Ops, Op{Kind: Write, Off: off, Len: n, ID: og.NextID})
 		og.NextID++
 	}
-	if cfg.LongChance > 0 && rng.Float64() < cfg.LongChance {
+	long := func() {
 		n := 4<<20 + 1 + rng.Int64N(4<<20)
 		off := rng.Int64N(max(og.Size, 1)) | 1 // odd: unaligned at the start
 		if (off+n)%512 == 0 {
@@ -263,6 +282,9 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 			grow(end)
 			write(off, n)
 		}
+	}
+	if cfg.LongChance > 0 && rng.Float64() < cfg.LongChance {
+		long()
 	}
 	if cfg.HugeChance > 0 && rng.Float64() < cfg.HugeChance {
 		size := int64(4<<30) + (1+rng.Int64N(64))*int64(g.ClusterSize) + 512*rng.Int64N(int64(g.ClusterSize)/512)
@@ -290,7 +312,25 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 	if cfg.IdleChance > 0 && len(w.Ops) > 0 && rng.Float64() < cfg.IdleChance {
 		w.Ops = slices.Insert(w.Ops, 1+rng.IntN(len(w.Ops)), Op{Kind: Idle})
 	}
+	cs := int64(g.ClusterSize)
+	if cs*int64(g.TableSize) > 64<<10 && cfg.PagedChance > 0 && rng.Float64() < cfg.PagedChance {
+		if b := pageEntries * cs; b+cs <= maxSize {
+			// Clusters 511 and 512, both partly, at most 32 KiB of each
+			// (big clusters' writes stay short: 2 bytes make the shape).
+			grow(b + cs)
+			half := min(cs/2, 32<<10)
+			off := b - 1 - rng.Int64N(half)
+			write(off, b+1+rng.Int64N(half)-off)
+		}
+	}
+	if len(g.Backing) > 0 && cfg.BackedLongChance > 0 && rng.Float64() < cfg.BackedLongChance {
+		long()
+	}
 }
+
+// pageEntries is the entries of one page of a paged table (impl/qed's
+// table.go: tables over 64 KiB are held in pages of 512 entries).
+const pageEntries = 512
 
 // maxSector0Name is the longest backing name that fits in sector 0
 // after the header fields: a rename to it is always possible (written

@@ -106,7 +106,10 @@ func TestGenerateDistribution(t *testing.T) {
 // TestGenerateExtras: the default generator draws every kind of crafted
 // image, big clusters, long requests and images above 4 GiB (issue 14,
 // part 3) at about their chances, every workload valid; the long request
-// is unaligned at both ends and longer than 4 MiB.
+// is unaligned at both ends and longer than 4 MiB. The big shapes
+// (issue 16) too: a paged table's write across guest clusters 511 and
+// 512 at about PagedChance of the paged geometries, the long requests
+// of BackedLongChance on the backed images.
 func TestGenerateExtras(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
@@ -127,7 +130,18 @@ func TestGenerateExtras(t *testing.T) {
 				seen[k]++
 			}
 		}
+		cs := int64(g.ClusterSize)
+		paged := cs*int64(g.TableSize) > 64<<10 && pageEntries*cs+cs <= MaxGuestSize(g.ClusterSize, g.TableSize)
+		if paged {
+			seen["paged geometry"]++
+		}
+		if len(g.Backing) > 0 {
+			seen["backed"]++
+		}
 		for _, op := range w.Ops {
+			if b := pageEntries * cs; paged && op.Kind == Write && op.Off < b && op.Off >= b-32<<10 && op.Off+op.Len > b && op.Off+op.Len <= b+32<<10 {
+				seen["page boundary"]++
+			}
 			if op.Kind == Write && op.Len > 4<<20 {
 				seen["long"]++
 				if op.Off%512 == 0 || (op.Off+op.Len)%512 == 0 {
@@ -147,7 +161,16 @@ func TestGenerateExtras(t *testing.T) {
 	}
 	near("crafted", cfg.CraftChance, 1.3)
 	near("big", cfg.BigClusterChance, 2)
-	near("long", cfg.LongChance, 1.5)
+	// Long requests: LongChance's on every image, BackedLongChance's on
+	// the backed ones.
+	if got, p := float64(seen["long"])/n, cfg.LongChance+cfg.BackedLongChance*float64(seen["backed"])/n; got < p/1.5 || got > p*1.5 {
+		t.Errorf("long: %.4f of draws, want about %.4f", got, p)
+	}
+	// A write across a page boundary: PagedChance of the paged
+	// geometries (the main draw's ops never reach guest cluster 511).
+	if got, p := float64(seen["page boundary"]), cfg.PagedChance*float64(seen["paged geometry"]); got < p/1.5 || got > p*1.5 {
+		t.Errorf("page boundary writes: %.0f of %d paged geometries, want about %.0f", got, seen["paged geometry"], p)
+	}
 	for _, k := range []string{"compat", "autoclear", "need_check", "header_size", "l1_gap", "backing_name", "probe", "tail", "across 4 GiB"} {
 		if seen[k] == 0 {
 			t.Errorf("%s never drawn in %d workloads", k, n)

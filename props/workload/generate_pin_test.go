@@ -46,13 +46,35 @@ import (
 // pinnedWithoutL2Cache. And again: the idle op (IdleChance 0.5, drawn
 // last in drawExtras, inserted after the first op): with it and the base
 // depth taken out, the draws hash to pinnedWithoutDeepCommit (oneOffConfigs
-// leave IdleChance as it is).
+// leave IdleChance as it is). And again: the big shapes (PagedChance
+// 0.1, BackedLongChance 0.02, drawn after the idle op): with both
+// chances 0 the draws hash to pinnedWithoutBigShapes, the pins before
+// them, and every check below runs with them 0.
 const (
-	pinnedGenerate       = "8c456b859a222f4dc4b375857f2d3c707e4e0c9170701000920afbb8c8379b5f"
-	pinnedGenerateExtras = "9e52aa9702ce2a37cb64ed27ec60e2c92aae22e74b73026250e131227a7856d2"
-	pinnedGenerateOneOff = "c01e0d204256cba02c55b5a37e4467851a51bddc6590c00e45426c6e3180843e"
-	pinnedGenerateLong   = "a5e95d1bd9248eecbb3b9c95abf42a9299ba61019ea703cc4da170c2d460e73c"
+	pinnedGenerate       = "6614bedf614168b0f853f3afc64135175f2f6ed4925c17daaff556cb9724d542"
+	pinnedGenerateExtras = "fddd5143453e5fd2c65bf8ad59da9cb253fc99ba855456481243a9ebd6c7a8bd"
+	pinnedGenerateOneOff = "271befae9e652d2e052b6e9b21082071f93bc3d999ed48d424a7bd1cf24ef74e"
+	pinnedGenerateLong   = "8c2f2617bab05d3f057e49e5c4c09b018e0870ea40c097326304195f1a51eec4"
 )
+
+// pinnedWithoutBigShapes are the four pins before PagedChance and
+// BackedLongChance.
+var pinnedWithoutBigShapes = [4]string{
+	"8c456b859a222f4dc4b375857f2d3c707e4e0c9170701000920afbb8c8379b5f",
+	"9e52aa9702ce2a37cb64ed27ec60e2c92aae22e74b73026250e131227a7856d2",
+	"c01e0d204256cba02c55b5a37e4467851a51bddc6590c00e45426c6e3180843e",
+	"a5e95d1bd9248eecbb3b9c95abf42a9299ba61019ea703cc4da170c2d460e73c",
+}
+
+// noBigShapes is cfgs with PagedChance and BackedLongChance 0.
+func noBigShapes(cfgs ...GenConfig) []GenConfig {
+	out := make([]GenConfig, len(cfgs))
+	for i, c := range cfgs {
+		c.PagedChance, c.BackedLongChance = 0, 0
+		out[i] = c
+	}
+	return out
+}
 
 // pinnedWithoutDeepCommit are the four pins before commit -b was drawn.
 var pinnedWithoutDeepCommit = [4]string{
@@ -75,6 +97,7 @@ var pinnedWithoutL2Cache = [4]string{
 func extrasConfig() GenConfig {
 	cfg := DefaultGenConfig()
 	cfg.WideChance, cfg.CraftChance, cfg.BigClusterChance, cfg.LongChance, cfg.HugeChance = 0.3, 0.6, 0.2, 0.3, 0.3
+	cfg.PagedChance, cfg.BackedLongChance = 0.5, 0.3
 	cfg.MaxChain = 3
 	return cfg
 }
@@ -153,23 +176,33 @@ func TestGeneratePinned(t *testing.T) {
 	if got := generationHash(t, 2000, long); got != pinnedGenerateLong {
 		t.Errorf("Generate's draws 0-1999 of PCG(1, i) with a long and a huge request hash to %s, pinned %s: generation changed", got, pinnedGenerateLong)
 	}
+	for i, got := range [4]string{
+		generationHash(t, 300, noBigShapes(DefaultGenConfig())...),
+		generationHash(t, 300, noBigShapes(extrasConfig())...),
+		generationHash(t, 300, noBigShapes(oneOffConfigs()...)...),
+		generationHash(t, 2000, noBigShapes(long)...),
+	} {
+		if got != pinnedWithoutBigShapes[i] {
+			t.Errorf("pin %d without the big shapes: %s, pinned %s: the other draws changed", i, got, pinnedWithoutBigShapes[i])
+		}
+	}
 	// Without commit -b's depth, the draws of before; without it and
 	// the l2_cache key (drawn last), the draws of before that.
 	for i, got := range [4]string{
-		generationHashStrip(t, 300, stripDeepCommit|stripIdle, DefaultGenConfig()),
-		generationHashStrip(t, 300, stripDeepCommit|stripIdle, extrasConfig()),
-		generationHashStrip(t, 300, stripDeepCommit|stripIdle, oneOffConfigs()...),
-		generationHashStrip(t, 2000, stripDeepCommit|stripIdle, long),
+		generationHashStrip(t, 300, stripDeepCommit|stripIdle, noBigShapes(DefaultGenConfig())...),
+		generationHashStrip(t, 300, stripDeepCommit|stripIdle, noBigShapes(extrasConfig())...),
+		generationHashStrip(t, 300, stripDeepCommit|stripIdle, noBigShapes(oneOffConfigs()...)...),
+		generationHashStrip(t, 2000, stripDeepCommit|stripIdle, noBigShapes(long)...),
 	} {
 		if got != pinnedWithoutDeepCommit[i] {
 			t.Errorf("pin %d without commit -b and idle: %s, pinned %s: the other draws changed", i, got, pinnedWithoutDeepCommit[i])
 		}
 	}
 	for i, got := range [4]string{
-		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, DefaultGenConfig()),
-		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, extrasConfig()),
-		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, oneOffConfigs()[:5]...),
-		generationHashStrip(t, 2000, stripL2Cache|stripDeepCommit|stripIdle, long),
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, noBigShapes(DefaultGenConfig())...),
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, noBigShapes(extrasConfig())...),
+		generationHashStrip(t, 300, stripL2Cache|stripDeepCommit|stripIdle, noBigShapes(oneOffConfigs()[:5]...)...),
+		generationHashStrip(t, 2000, stripL2Cache|stripDeepCommit|stripIdle, noBigShapes(long)...),
 	} {
 		if got != pinnedWithoutL2Cache[i] {
 			t.Errorf("pin %d without the l2_cache key, commit -b and idle: %s, pinned %s: the other draws changed", i, got, pinnedWithoutL2Cache[i])
