@@ -18,10 +18,12 @@ import (
 // pages of 512 entries), whose L2 update is one table write over both
 // pages, and a long unaligned write over a backing file, a copy-on-write
 // of more than 4 MiB with partial clusters at both ends filled from the
-// backing file. With impl/qed's table.write assembling the second page
+// backing file, and one from a cluster boundary (the last cluster's
+// rest alone filled from the backing file). With impl/qed's table.write assembling the second page
 // of a multi-page range as zeros (tried by hand), the first fails: the
 // entry of cluster 512 is lost, its data read as zeros (past the
-// backing file's end).
+// backing file's end); with its split copy-on-write stopping at an
+// empty head (break for continue, tried by hand) the third fails.
 func TestBigShapesJudged(t *testing.T) {
 	for _, script := range []string{`qedtorture-workload v1
 image cluster_size=8192 table_size=16 size=65536
@@ -33,11 +35,18 @@ read 0x3fe000 0x4000
 flush
 read 0x0 0x402000
 `, `qedtorture-workload v1
-image cluster_size=4096 table_size=1 size=65536
+image cluster_size=4096 table_size=4 size=65536
 backing qed size=65536 cluster_size=4096 table_size=1 fill=2
 write 0x3000 0x200 id=3
 resize 0x600000
 write 0x1001 0x5000fe id=4
+flush
+read 0x0 0x600000
+`, `qedtorture-workload v1
+image cluster_size=4096 table_size=4 size=65536
+backing raw size=6291456 fill=1
+resize 0x600000
+write 0x1000 0x5000fe id=3
 flush
 read 0x0 0x600000
 `} {

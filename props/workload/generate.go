@@ -64,15 +64,15 @@ type GenConfig struct {
 	// PagedChance is the probability that an image whose tables are
 	// paged (over 64 KiB: impl/qed holds them in pages of 512 entries)
 	// grows past guest cluster 512 and takes a write across the boundary
-	// of guest clusters 511 and 512: entries of one L2 table on both
-	// sides of a page boundary written in one request (drawn after the
-	// idle op).
+	// of guest clusters 511 and 512, then a flush: entries of one L2
+	// table on both sides of a page boundary written in one request
+	// (drawn after the idle op).
 	PagedChance float64
 	// BackedLongChance is the probability that an image with a backing
-	// file takes a long write drawn as LongChance's (4 to 8 MiB,
-	// unaligned at both ends): a copy-on-write above impl/qed's
-	// one-buffer bound, its partial clusters filled from the backing file
-	// or, past its end, with zeros (drawn last).
+	// file takes a long write drawn as LongChance's (4 to 8 MiB) but
+	// starting on a cluster boundary, then a flush: a copy-on-write above
+	// impl/qed's one-buffer bound, its partial last cluster filled from
+	// the backing file or, past its end, with zeros (drawn last).
 	BackedLongChance float64
 	// Weights of each kind; missing kinds are never generated.
 	Weights map[Kind]int
@@ -272,9 +272,12 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 		w.Ops = append(w.Ops, Op{Kind: Write, Off: off, Len: n, ID: og.NextID})
 		og.NextID++
 	}
-	long := func() {
+	long := func(alignStart bool) {
 		n := 4<<20 + 1 + rng.Int64N(4<<20)
 		off := rng.Int64N(max(og.Size, 1)) | 1 // odd: unaligned at the start
+		if alignStart {
+			off &^= int64(g.ClusterSize) - 1 // a whole first cluster
+		}
 		if (off+n)%512 == 0 {
 			n-- // and at the end
 		}
@@ -284,7 +287,7 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 		}
 	}
 	if cfg.LongChance > 0 && rng.Float64() < cfg.LongChance {
-		long()
+		long(false)
 	}
 	if cfg.HugeChance > 0 && rng.Float64() < cfg.HugeChance {
 		size := int64(4<<30) + (1+rng.Int64N(64))*int64(g.ClusterSize) + 512*rng.Int64N(int64(g.ClusterSize)/512)
@@ -321,10 +324,21 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 			half := min(cs/2, 32<<10)
 			off := b - 1 - rng.Int64N(half)
 			write(off, b+1+rng.Int64N(half)-off)
+			// The workload ends in a crash, not a close: without a
+			// flush the two entries would never be written.
+			w.Ops = append(w.Ops, Op{Kind: Flush})
 		}
 	}
 	if len(g.Backing) > 0 && cfg.BackedLongChance > 0 && rng.Float64() < cfg.BackedLongChance {
-		long()
+		// Starting on a cluster boundary: the copy-on-write of an
+		// allocation over 4 MiB fills its last cluster only. Then a
+		// flush, so that the crash states across the linking of the
+		// big allocation are judged too.
+		n := len(w.Ops)
+		long(true)
+		if len(w.Ops) > n {
+			w.Ops = append(w.Ops, Op{Kind: Flush})
+		}
 	}
 }
 

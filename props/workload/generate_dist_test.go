@@ -109,7 +109,8 @@ func TestGenerateDistribution(t *testing.T) {
 // is unaligned at both ends and longer than 4 MiB. The big shapes
 // (issue 16) too: a paged table's write across guest clusters 511 and
 // 512 at about PagedChance of the paged geometries, the long requests
-// of BackedLongChance on the backed images.
+// of BackedLongChance on the backed images (from a cluster boundary),
+// each followed by a flush.
 func TestGenerateExtras(t *testing.T) {
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
@@ -138,13 +139,23 @@ func TestGenerateExtras(t *testing.T) {
 		if len(g.Backing) > 0 {
 			seen["backed"]++
 		}
-		for _, op := range w.Ops {
+		flushed := func(j int) bool { return j+1 < len(w.Ops) && w.Ops[j+1].Kind == Flush }
+		for j, op := range w.Ops {
 			if b := pageEntries * cs; paged && op.Kind == Write && op.Off < b && op.Off >= b-32<<10 && op.Off+op.Len > b && op.Off+op.Len <= b+32<<10 {
 				seen["page boundary"]++
+				if !flushed(j) {
+					t.Fatalf("draw %d: the page boundary's write %#x+%#x not flushed", i, op.Off, op.Len)
+				}
 			}
 			if op.Kind == Write && op.Len > 4<<20 {
 				seen["long"]++
-				if op.Off%512 == 0 || (op.Off+op.Len)%512 == 0 {
+				// LongChance's: unaligned at both ends; BackedLongChance's:
+				// a whole first cluster, a flush after it.
+				aligned := op.Off%cs == 0 && len(g.Backing) > 0 && flushed(j)
+				if aligned {
+					seen["long from a cluster"]++
+				}
+				if (op.Off%512 == 0 && !aligned) || (op.Off+op.Len)%512 == 0 {
 					t.Fatalf("draw %d: long write %#x+%#x aligned at an end", i, op.Off, op.Len)
 				}
 			}
@@ -165,6 +176,9 @@ func TestGenerateExtras(t *testing.T) {
 	// the backed ones.
 	if got, p := float64(seen["long"])/n, cfg.LongChance+cfg.BackedLongChance*float64(seen["backed"])/n; got < p/1.5 || got > p*1.5 {
 		t.Errorf("long: %.4f of draws, want about %.4f", got, p)
+	}
+	if got, p := float64(seen["long from a cluster"]), cfg.BackedLongChance*float64(seen["backed"]); got < p/1.5 || got > p*1.5 {
+		t.Errorf("long writes from a cluster boundary: %.0f, want about %.0f", got, p)
 	}
 	// A write across a page boundary: PagedChance of the paged
 	// geometries (the main draw's ops never reach guest cluster 511).

@@ -51,10 +51,10 @@ import (
 // chances 0 the draws hash to pinnedWithoutBigShapes, the pins before
 // them, and every check below runs with them 0.
 const (
-	pinnedGenerate       = "6614bedf614168b0f853f3afc64135175f2f6ed4925c17daaff556cb9724d542"
-	pinnedGenerateExtras = "fddd5143453e5fd2c65bf8ad59da9cb253fc99ba855456481243a9ebd6c7a8bd"
-	pinnedGenerateOneOff = "271befae9e652d2e052b6e9b21082071f93bc3d999ed48d424a7bd1cf24ef74e"
-	pinnedGenerateLong   = "8c2f2617bab05d3f057e49e5c4c09b018e0870ea40c097326304195f1a51eec4"
+	pinnedGenerate       = "cf9b78f8810c5ea5ee23503ed4f77eb31553fb51224847e0e30499d248f7abac"
+	pinnedGenerateExtras = "9560fa40b6805581b97efef1a1eea1d68bd338694c1fe068e8666f2c6b957093"
+	pinnedGenerateOneOff = "ab23a0ba8d5aadd1387a5c8d841859846a80d2e371a3b80170fe865290a59de3"
+	pinnedGenerateLong   = "b7a3d910ffafcffccbbbe0b8047c73bc1ccd9c32d2f65d49c3360a868af26c44"
 )
 
 // pinnedWithoutBigShapes are the four pins before PagedChance and
