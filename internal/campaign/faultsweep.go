@@ -23,9 +23,13 @@ import (
 // fault sweep (faultfs.SweepRules) fails every operation of a call:
 //
 //   - Which workloads: a share P of those drawn for a fault (FaultChosen)
-//     sweep instead of running their one drawn rule; not a workload with
-//     concurrent groups (its operations may interleave differently from
-//     run to run, so an operation's number names no fixed operation).
+//     sweep instead of running their one drawn rule. In a workload with
+//     concurrent groups only the steps before its first group are swept:
+//     a group's operations may interleave differently from run to run, so
+//     from the group on an operation's number names no fixed operation,
+//     while before it every run makes the same operations in the same
+//     order (a run whose fault it survives goes on through the groups, as
+//     a drawn fault's does).
 //   - The fault: SweepFault ("*:eio") on every operation the step makes:
 //     an error on any file operation (read, write, sync, truncate, open,
 //     create, close, stat, of the image or of a backing file or a commit's
@@ -145,10 +149,14 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 	if !FaultChosen(seed, share, createShare) || !SweepChosen(seed, sweepShare) {
 		return nil, nil
 	}
-	if slices.ContainsFunc(w.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent }) {
-		return nil, nil
-	}
 	w, _ = d.Adapt(w)
+	// A concurrent group's operations may interleave differently from run
+	// to run: only the steps before the first group are numbered the same
+	// in every run (the setup, the reopen, the ops before it).
+	group := slices.IndexFunc(w.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })
+	if group < 0 {
+		group = len(w.Ops)
+	}
 	count := func(o RecordOptions) (*Recording, error) {
 		rec, err := d.Record(ctx, w, o)
 		if err != nil {
@@ -177,6 +185,9 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 		if m.Op < 0 {
 			counts[1] = m.Matched
 			continue
+		}
+		if m.Op >= group {
+			break
 		}
 		next := rec.FaultMatches[0]
 		if i+1 < len(rec.Marks) {
