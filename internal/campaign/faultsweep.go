@@ -23,25 +23,33 @@ import (
 // fault sweep (faultfs.SweepRules) fails every operation of a call:
 //
 //   - Which workloads: a share P of those drawn for a fault (FaultChosen)
-//     sweep instead of running their one drawn rule. In a workload with
-//     concurrent groups only the steps before its first group are swept:
-//     a group's operations may interleave differently from run to run, so
-//     from the group on an operation's number names no fixed operation,
-//     while before it every run makes the same operations in the same
-//     order (a run whose fault it survives goes on through the groups, as
-//     a drawn fault's does).
+//     sweep instead of running their one drawn rule, and so does every
+//     one drawn for a fault with a commit or a rebase among the steps a
+//     sweep may aim at (sweepsAnyway: the rarest steps with the most
+//     error returns of their own). In a workload with concurrent groups
+//     only the steps before its first group are swept: a group's
+//     operations may interleave differently from run to run, so from the
+//     group on an operation's number names no fixed operation, while
+//     before it every run makes the same operations in the same order (a
+//     run whose fault it survives goes on through the groups, as a drawn
+//     fault's does).
 //   - The fault: SweepFault ("*:eio") on every operation the step makes:
 //     an error on any file operation (read, write, sync, truncate, open,
 //     create, close, stat, of the image or of a backing file or a commit's
 //     base) reaches the error return after it. EIO only: the other error
 //     kinds take the same returns, and the silent faults none.
-//   - The step: a dry run with a rule that never fires numbers the
-//     operations step by step (as drawFault's); one op kind is drawn
-//     uniformly among the kinds of the steps that made an operation (the
-//     reopen through the fault layer is a kind of its own), then one step
-//     of that kind: a workload's one commit is as likely as any of its
-//     writes together, so the rare steps' error returns are reached.
-//   - The runs: one per operation of the step (`*:eio@nth=N`), at most
+//   - The steps: a dry run with a rule that never fires numbers the
+//     operations step by step (as drawFault's; an image command's close
+//     and command are one step), and another the setup's; SweepSteps op
+//     kinds are drawn one after the other without replacement among the
+//     kinds of the steps that made an operation (the setup and the reopen
+//     through the fault layer are kinds of their own), each by its weight
+//     (sweepweights.go: a commit, a rebase, a resize and the setup weigh
+//     more), then one step of each kind: a workload's one commit is more
+//     likely than all its writes together, so the rare steps' error
+//     returns are reached. The steps are swept in order, one after the
+//     other.
+//   - The runs: one per operation of a step (`*:eio@nth=N`), at most
 //     MaxSweepRuns: past that, the first and last quarter of them and the
 //     rest spread evenly between (a step's error returns cluster at its
 //     start, its opening reads and checks, and at its end, its syncs and
@@ -49,19 +57,29 @@ import (
 //
 // Every run is a faulted run judged exactly as a drawn fault's (the
 // injected error ends it; its crash states and the state right after the
-// fault judged by the oracle's rules for faulted runs). The runs differ
-// only from the step on: the operations before it are the same in every
-// run (no concurrency, the rule's count the same), so their crash states
-// are the same states; the first run judges them from the setup on, the
-// others from the step's first crash point (checker.sweepFrom). A failure
-// is reported with its run's rule as its faults, so its artifact replays
+// fault judged by the oracle's rules for faulted runs). The runs of a
+// step differ only from the step on: the operations before it are the
+// same in every run (no concurrency before it, the rule's count the
+// same), so their crash states are the same states, and they are those
+// of the runs of the steps swept before, up to their own step. So the
+// first run of the first step judges them from the setup on, the first
+// run of each later step from the previous step swept on (the crash
+// states up to there judged by that step's first run; from the setup on
+// again after a sweep of the setup, whose runs record a creation), and
+// the other runs of a step from the step's first crash point
+// (checker.sweepFrom). A failure is reported with its run's rule as its
+// faults (as its create faults for the setup), so its artifact replays
 // it as any faulted run (`replay` judges from the setup on).
 
 // SweepFault is the fault every operation of a swept step gets in turn.
 const SweepFault = "*:eio"
 
-// MaxSweepRuns bounds the runs of one sweep.
+// MaxSweepRuns bounds the runs of one step's sweep.
 const MaxSweepRuns = 32
+
+// SweepSteps is the number of steps (of distinct kinds) a swept workload
+// sweeps, one after the other.
+const SweepSteps = 4
 
 // DefaultFaultSweep is cmd/qedtorture's --fault-sweep default.
 const DefaultFaultSweep = 0.3
@@ -79,30 +97,45 @@ type sweep struct {
 	rules []string // one rule per run, in operation order
 }
 
-// SweepPlan returns the step a sweep of seed aims at and the operations
-// of it each run fails (1 to counts[step], ascending), given each step's
-// count of operations (counts[i]) and kind (kinds[i]). ok is false when
+// SweepPlan returns the steps a sweep of seed aims at, ascending: up to n
+// steps of distinct kinds, given each step's count of operations
+// (counts[i]) and kind (kinds[i]). The kinds are drawn one after the other
+// without replacement among those of the steps that made an operation,
+// each by its weight (sweepweights.go), and one step of each kind
+// uniformly. Each step is swept at sweepPositions(counts[step]). None when
 // no step made an operation.
-func SweepPlan(seed uint64, counts []uint64, kinds []string) (step int, ops []uint64, ok bool) {
+func SweepPlan(seed uint64, counts []uint64, kinds []string, n int) []int {
 	var byKind []string
 	for i := 0; i < len(counts) && i < len(kinds); i++ {
 		if counts[i] > 0 && !slices.Contains(byKind, kinds[i]) {
 			byKind = append(byKind, kinds[i])
 		}
 	}
-	if len(byKind) == 0 {
-		return 0, nil, false
-	}
 	r := faultRNG(seed, "sweep-step")
-	kind := byKind[r.IntN(len(byKind))]
-	var steps []int
-	for i := 0; i < len(counts) && i < len(kinds); i++ {
-		if counts[i] > 0 && kinds[i] == kind {
-			steps = append(steps, i)
+	var plan []int
+	for ; n > 0 && len(byKind) > 0; n-- {
+		total := 0
+		for _, k := range byKind {
+			total += sweepKindWeight(k)
 		}
+		j, x := 0, r.IntN(total)
+		for ; j < len(byKind)-1; j++ {
+			if x -= sweepKindWeight(byKind[j]); x < 0 {
+				break
+			}
+		}
+		kind := byKind[j]
+		byKind = slices.Delete(byKind, j, j+1)
+		var steps []int
+		for i := 0; i < len(counts) && i < len(kinds); i++ {
+			if counts[i] > 0 && kinds[i] == kind {
+				steps = append(steps, i)
+			}
+		}
+		plan = append(plan, steps[r.IntN(len(steps))])
 	}
-	step = steps[r.IntN(len(steps))]
-	return step, sweepPositions(counts[step]), true
+	slices.Sort(plan)
+	return plan
 }
 
 // sweepPositions returns the operations (1 to n) a sweep of a step of n
@@ -145,8 +178,8 @@ const (
 // planned with two dry runs counting every operation through a rule that
 // never fires: the setup's (its creation recorded, as its sweep runs it),
 // and the run's step by step (Mark.Matched).
-func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64, share, createShare, sweepShare float64) (*sweep, error) {
-	if !FaultChosen(seed, share, createShare) || !SweepChosen(seed, sweepShare) {
+func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64, share, createShare, sweepShare float64) ([]*sweep, error) {
+	if sweepShare <= 0 || !FaultChosen(seed, share, createShare) {
 		return nil, nil
 	}
 	w, _ = d.Adapt(w)
@@ -156,6 +189,9 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 	group := slices.IndexFunc(w.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })
 	if group < 0 {
 		group = len(w.Ops)
+	}
+	if !SweepChosen(seed, sweepShare) && !sweepsAnyway(w.Ops[:group]) {
+		return nil, nil
 	}
 	count := func(o RecordOptions) (*Recording, error) {
 		rec, err := d.Record(ctx, w, o)
@@ -193,50 +229,67 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 		if i+1 < len(rec.Marks) {
 			next = rec.Marks[i+1].Matched
 		}
+		if last := len(ops) - 1; ops[last] == m.Op {
+			// An op marked twice (an image command: its close, then the
+			// command) is one step.
+			counts[last] += next - m.Matched
+			continue
+		}
 		counts, kinds = append(counts, next-m.Matched), append(kinds, w.Ops[m.Op].Kind.String())
 		ops, bases = append(ops, m.Op), append(bases, m.Matched)
 	}
-	step, nths, ok := SweepPlan(seed, counts, kinds)
-	if !ok {
-		return nil, nil
+	var sws []*sweep
+	for _, step := range SweepPlan(seed, counts, kinds, SweepSteps) {
+		sw := &sweep{op: ops[step], setup: step == 0}
+		for _, n := range sweepPositions(counts[step]) {
+			sw.rules = append(sw.rules, fmt.Sprintf("%s@nth=%d", SweepFault, bases[step]+n))
+		}
+		sws = append(sws, sw)
 	}
-	sw := &sweep{op: ops[step], setup: step == 0}
-	for _, n := range nths {
-		sw.rules = append(sw.rules, fmt.Sprintf("%s@nth=%d", SweepFault, bases[step]+n))
-	}
-	return sw, nil
+	return sws, nil
 }
 
-// runSweep runs w once per rule of sw, each run judged as a faulted run
-// (runWorkload), and returns the first failure, with ck.faults left at its
-// rule (the minimizer and the artifact take it from there). The first run
-// is judged from the setup on, the others from the swept op on (see
-// above). It stops early when the campaign stops. The report counts the
-// workload once in Faulted (its first run), each run in FaultSweepRuns.
-func (ck *checker) runSweep(w *workload.Workload, seed uint64, sw *sweep) (*Failure, error) {
+// runSweep runs w once per rule of each step of sws (in step order),
+// each run judged as a faulted run (runWorkload), and returns the first
+// failure, with ck.faults (or ck.createFaults, a sweep of the setup) left
+// at its rule (the minimizer and the artifact take it from there). A
+// step's first run is judged from the previous step swept on (the first
+// step's, or one after a sweep of the setup, whose runs record a creation:
+// from the setup on), the others from the swept op on (see above). It
+// stops early when the campaign stops. The report counts the workload
+// once in Faulted (its first run) and FaultSweeps, each run in
+// FaultSweepRuns.
+func (ck *checker) runSweep(w *workload.Workload, seed uint64, sws []*sweep) (*Failure, error) {
 	defer func() { ck.sweepFrom, ck.sweepRepeat = 0, false }()
 	if ck.c != nil {
 		ck.c.sweeps.Add(1)
 	}
-	for i, rule := range sw.rules {
-		if i > 0 && ck.stop != nil && ck.stop() {
-			return nil, nil
+	from, runs := 0, 0 // judged from guest op from on; the runs so far
+	for _, sw := range sws {
+		for i, rule := range sw.rules {
+			if runs > 0 && ck.stop != nil && ck.stop() {
+				return nil, nil
+			}
+			ck.sweepFrom, ck.sweepRepeat = from, runs > 0
+			if sw.setup {
+				ck.faults, ck.createFaults = "", rule
+			} else {
+				ck.faults, ck.createFaults = rule, ""
+			}
+			if i > 0 {
+				ck.sweepFrom = max(sw.op, 0)
+			}
+			f, _, err := ck.runWorkload(w, seed, "")
+			runs++
+			if ck.c != nil {
+				ck.c.sweepRuns.Add(1)
+			}
+			if err != nil || f != nil {
+				return f, err
+			}
 		}
-		ck.sweepFrom, ck.sweepRepeat = 0, i > 0
-		if sw.setup {
-			ck.createFaults = rule
-		} else {
-			ck.faults = rule
-		}
-		if i > 0 {
-			ck.sweepFrom = max(sw.op, 0)
-		}
-		f, _, err := ck.runWorkload(w, seed, "")
-		if ck.c != nil {
-			ck.c.sweepRuns.Add(1)
-		}
-		if err != nil || f != nil {
-			return f, err
+		if !sw.setup {
+			from = max(sw.op, 0)
 		}
 	}
 	return nil, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -37,33 +38,51 @@ func TestSweepPositions(t *testing.T) {
 	}
 }
 
-// TestSweepPlan: the step is drawn by op kind first (a kind with one step
-// as likely as one with many), never a step without operations; its
-// operations are all swept; nothing to sweep, no plan.
+// TestSweepPlan: the steps are drawn by op kind first, by the kind's
+// weight (a kind with one step as likely as one with many), without
+// replacement (distinct kinds, at most n, all of them when n is more),
+// never a step without operations, in step order; nothing to sweep, no
+// plan.
 func TestSweepPlan(t *testing.T) {
 	// Steps: the setup 9 operations, the reopen 2, four writes of 3 each,
 	// a write of none, a commit of 5.
 	counts := []uint64{9, 2, 3, 3, 3, 3, 0, 5}
 	kinds := []string{SetupStep, ReopenStep, "write", "write", "write", "write", "write", "commit"}
+	require.Greater(t, sweepKindWeight("commit"), sweepKindWeight("write"), "a commit weighs more than a write")
+	require.Greater(t, sweepKindWeight(SetupStep), sweepKindWeight(ReopenStep))
+	require.Equal(t, 1, sweepKindWeight(ReopenStep))
 	byKind := map[string]int{}
-	for w := range 4000 {
+	const n = 4000
+	for w := range n {
 		seed := WorkloadSeed(4, w)
-		step, ops, ok := SweepPlan(seed, counts, kinds)
-		require.True(t, ok)
-		s2, o2, _ := SweepPlan(seed, counts, kinds)
-		require.Equal(t, step, s2, "deterministic")
-		require.Equal(t, ops, o2, "deterministic")
-		require.NotEqual(t, 6, step, "a step without operations")
-		byKind[kinds[step]]++
-		require.Equal(t, sweepPositions(counts[step]), ops, "every operation of the step")
+		plan := SweepPlan(seed, counts, kinds, 1)
+		require.Len(t, plan, 1)
+		require.Equal(t, plan, SweepPlan(seed, counts, kinds, 1), "deterministic")
+		require.NotEqual(t, 6, plan[0], "a step without operations")
+		byKind[kinds[plan[0]]]++
+		three := SweepPlan(seed, counts, kinds, 3)
+		require.Len(t, three, 3)
+		require.True(t, slices.IsSorted(three), "in step order: %v", three)
+		require.Contains(t, three, plan[0], "the first kind drawn is the one drawn alone")
+		seen := map[string]bool{}
+		for _, step := range three {
+			require.NotEqual(t, 6, step, "a step without operations")
+			require.False(t, seen[kinds[step]], "distinct kinds: %v", three)
+			seen[kinds[step]] = true
+		}
+		all := SweepPlan(seed, counts, kinds, 10)
+		require.Len(t, all, 4, "every kind once: %v", all)
+	}
+	total := 0
+	for _, k := range []string{SetupStep, ReopenStep, "write", "commit"} {
+		total += sweepKindWeight(k)
 	}
 	for _, k := range []string{SetupStep, ReopenStep, "write", "commit"} {
-		require.InDelta(t, 1000, byKind[k], 120, "kind %s drawn uniformly: %v", k, byKind)
+		want := float64(n*sweepKindWeight(k)) / float64(total)
+		require.InDelta(t, want, byKind[k], 150, "kind %s drawn by its weight: %v", k, byKind)
 	}
-	_, _, ok := SweepPlan(1, []uint64{0, 0}, []string{"write", "write"})
-	require.False(t, ok)
-	_, _, ok = SweepPlan(1, nil, nil)
-	require.False(t, ok)
+	require.Empty(t, SweepPlan(1, []uint64{0, 0}, []string{"write", "write"}, 3))
+	require.Empty(t, SweepPlan(1, nil, nil, 3))
 }
 
 // TestSweepChosen: the share of the workloads drawn for a fault, 0 none.
@@ -91,10 +110,13 @@ func sweptWorkloads(t *testing.T, tgt target.Target, seed uint64, gen workload.G
 	for w := 0; len(ws) < n && w < 400; w++ {
 		s := WorkloadSeed(seed, w)
 		wl := generate(s, gen)
-		sw, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1)
+		parts, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1)
 		require.NoError(t, err)
-		if sw != nil && !sw.setup && sw.op >= 0 && wl.Ops[sw.op].Kind == kind {
-			ws, sws = append(ws, w), append(sws, sw)
+		for _, sw := range parts {
+			if !sw.setup && sw.op >= 0 && wl.Ops[sw.op].Kind == kind {
+				ws, sws = append(ws, w), append(sws, sw)
+				break
+			}
 		}
 	}
 	require.Len(t, ws, n, "workloads sweeping a %s", kind)
@@ -208,7 +230,7 @@ func TestFaultSweepCampaign(t *testing.T) {
 	require.Equal(t, 1.0, rep.FaultSweep)
 	require.Positive(t, rep.FaultSweeps)
 	require.Greater(t, rep.FaultSweepRuns, rep.FaultSweeps, "a sweep runs once per operation of its step")
-	require.LessOrEqual(t, rep.FaultSweepRuns, rep.FaultSweeps*MaxSweepRuns)
+	require.LessOrEqual(t, rep.FaultSweepRuns, rep.FaultSweeps*SweepSteps*MaxSweepRuns)
 	require.LessOrEqual(t, rep.Faulted, int64(10), "a workload counted once however many runs it swept")
 }
 

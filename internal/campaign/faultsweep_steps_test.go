@@ -1,0 +1,83 @@
+package campaign
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSweepStepsOfRareKinds: a workload drawn for a fault with a commit
+// before its first concurrent group sweeps even at a sweep share that
+// chooses almost none, its steps of distinct kinds in order, at most
+// SweepSteps; its commit among them far more often than not, swept from
+// the commit's first operation (its close: an image command's two marks
+// are one step) over more operations than the close makes.
+func TestSweepStepsOfRareKinds(t *testing.T) {
+	tgt := TargetOrDie(t, "impl/qed")
+	gen := DefaultGenConfig()
+	gen.Weights[workload.Commit] = 3
+	const seed = 23
+	withCommit, commitSwept := 0, 0
+	for w := 0; w < 300 && withCommit < 12; w++ {
+		s := WorkloadSeed(seed, w)
+		if !FaultChosen(s, 1, 0) {
+			continue
+		}
+		wl := generate(s, gen)
+		group := slices.IndexFunc(wl.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })
+		if group < 0 {
+			group = len(wl.Ops)
+		}
+		commit := slices.IndexFunc(wl.Ops[:group], func(op workload.Op) bool { return op.Kind == workload.Commit })
+		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1e-9)
+		require.NoError(t, err)
+		if commit < 0 {
+			require.Equal(t, SweepChosen(s, 1e-9) || sweepsAnyway(wl.Ops[:group]), sws != nil, "workload %d", w)
+			continue
+		}
+		withCommit++
+		require.NotEmpty(t, sws, "workload %d: a commit at op %d, before any group: swept", w, commit)
+		require.LessOrEqual(t, len(sws), SweepSteps)
+		kinds := map[string]bool{}
+		last := -2
+		for i, sw := range sws {
+			k := ReopenStep
+			switch {
+			case sw.setup:
+				k = SetupStep
+				require.Zero(t, i, "the setup first")
+			case sw.op >= 0:
+				k = wl.Ops[sw.op].Kind.String()
+			}
+			require.False(t, kinds[k], "workload %d: kinds distinct", w)
+			kinds[k] = true
+			require.GreaterOrEqual(t, sw.op, last, "in op order")
+			last = sw.op
+			if sw.op != commit || sw.setup {
+				continue
+			}
+			commitSwept++
+			rec, err := RecordWith(tgt, wl, RecordOptions{Seed: s, Faults: SweepFault + "@after=" + neverFires})
+			require.NoError(t, err)
+			var marks []uint64
+			for _, m := range rec.Marks {
+				if m.Op == commit {
+					marks = append(marks, m.Matched)
+				}
+			}
+			require.Len(t, marks, 2, "a commit is marked at its close and at its command")
+			rs, err := faultfs.Parse(sw.rules[0])
+			require.NoError(t, err)
+			require.Equal(t, int64(marks[0])+1, rs[0].N, "workload %d: the sweep starts at the commit's close", w)
+			rs, err = faultfs.Parse(sw.rules[len(sw.rules)-1])
+			require.NoError(t, err)
+			require.Greater(t, rs[0].N, int64(marks[1]), "workload %d: and goes on into the command", w)
+		}
+	}
+	require.Equal(t, 12, withCommit)
+	require.GreaterOrEqual(t, commitSwept, 9, "a commit (weight %d) is among the steps swept", sweepKindWeight("commit"))
+}

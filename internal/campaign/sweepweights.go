@@ -1,0 +1,76 @@
+package campaign
+
+import (
+	"slices"
+
+	"github.com/qedtorture/qedtorture/props/workload"
+)
+
+// The weights of the op kinds a fault sweep's step is drawn by
+// (SweepPlan).
+//
+// A drawn kind uniformly among the kinds of a workload's steps left the
+// rarest steps, each with most error returns of its own, to a few sweeps
+// in a thousand: a commit is in one workload in five, beside some ten
+// other kinds, so about one sweep in fifty swept one, and a default
+// campaign's handful of sweeps reached none of a commit's 20 error
+// returns (docs/campaigns.md, "Statement coverage"). The kinds below are
+// weighted by what a sweep of them reaches that nothing else does: a
+// step that makes many file operations, each the last one before an
+// error return of its own, which neither the drawn faults (one operation
+// of one step) nor a sweep of a common step reach:
+//
+//   - the setup: Create's, writeNewImage's and syncDir's returns, and the
+//     backing chain's creation (weighing less: every workload has one, and
+//     one sweep of it reaches most of them);
+//   - a commit: the base's open, growth, writes and flushes, the image's
+//     emptying (its table write, syncs and truncation);
+//   - a rebase: the new backing file's open and reads, the copy's reads
+//     and writes, the header's rewrite and its syncs; a rebase -u: the
+//     header's rewrite in place;
+//   - a resize: hiding the backing file's tail (reads of the clusters
+//     past the old size, their zeroing, the tables' flush).
+//
+// (A hostile image is built and opened in a filesystem of its own, not
+// through the fault layer: its steps make no operation a sweep counts.)
+//
+// A write and a write-zeroes weigh 2: their steps hold the allocation's
+// and the zeroing's error returns (fillAndWrite, linkAllocLocked,
+// zeroInPlace, zeroMarkLocked), which a drawn fault reaches only when one
+// of its kind lands at their own operation (none did in a default
+// campaign of 150 workloads). Every other kind weighs 1: a read's, a
+// flush's, a reopen's error returns are few, and the drawn faults' (a
+// drawn fault lands in the step of a common kind most of the time).
+var sweepKindWeights = map[string]int{
+	workload.Commit.String():       8,
+	workload.Rebase.String():       8,
+	workload.RebaseUnsafe.String(): 4,
+	workload.Resize.String():       4,
+	SetupStep:                      2,
+	workload.Write.String():        2,
+	workload.WriteZeroes.String():  2,
+}
+
+// sweepKindWeight is kind's weight in a sweep's draw of its step: 1 for a
+// kind not in sweepKindWeights.
+func sweepKindWeight(kind string) int {
+	if w, ok := sweepKindWeights[kind]; ok {
+		return w
+	}
+	return 1
+}
+
+// sweepAlways is the weight from which a kind's step makes a workload
+// drawn for a fault sweep whatever SweepChosen says (sweepsAnyway).
+const sweepAlways = 8
+
+// sweepsAnyway reports whether ops (a workload's steps a sweep may aim
+// at) hold a kind of weight sweepAlways or more: a commit or a rebase.
+// Such a workload, drawn for a fault, sweeps instead of running its one
+// drawn rule: one in five workloads has a commit, so the default share of
+// sweeps (a tenth of the workloads with no concurrent group before it)
+// left a campaign of 150 workloads with a commit swept in none of them
+// (docs/campaigns.md, "Statement coverage").
+func sweepsAnyway(ops []workload.Op) bool {
+	return slices.ContainsFunc(ops, func(op workload.Op) bool { return sweepKindWeight(op.Kind.String()) >= sweepAlways })
+}
