@@ -32,9 +32,9 @@ type Report struct {
 	// FaultShare is the share of workloads run with a drawn fault
 	// (Config.FaultShare; Faulted counts those in which it fired).
 	FaultShare float64 `json:"fault_share,omitempty"`
-	// FaultSweep is the share of those that swept a step instead
-	// (Config.FaultSweep): FaultSweeps counts the workloads swept,
-	// FaultSweepRuns their runs (faultsweep.go).
+	// FaultSweep is the share of those that swept steps instead (and those
+	// with a commit or a rebase; Config.FaultSweep): FaultSweeps counts the
+	// workloads swept, FaultSweepRuns their runs (faultsweep.go).
 	FaultSweep     float64 `json:"fault_sweep,omitempty"`
 	FaultSweeps    int64   `json:"fault_sweeps,omitempty"`
 	FaultSweepRuns int64   `json:"fault_sweep_runs,omitempty"`
