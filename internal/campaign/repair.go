@@ -514,7 +514,10 @@ func runRepair(ctx context.Context, cfg RepairConfig, r Repairer, path string, s
 		case res.panic != nil:
 			fail("abort", "panic: %v", res.panic)
 			return nil, nil, false
-		case ctx.Err() != nil && res.err != nil && errors.Is(res.err, context.DeadlineExceeded):
+		case ctx.Err() != nil && errors.Is(res.err, context.DeadlineExceeded):
+			// The repair returned its deadline's error as the deadline
+			// passed, and the select took its result (a race: the
+			// case below takes a repair still running).
 			fail("hang", "still running after %v", cfg.Timeout)
 			return nil, nil, false
 		case r.InProcess() && res.alloc > uint64(bound):
