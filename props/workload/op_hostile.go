@@ -434,7 +434,7 @@ func hostileReadOnly(fs afero.Fs, t target.Target, img, what string, planted []b
 }
 
 // hostileRepair opens the planted image writable (repairing it when
-// NEED_CHECK is set) and repairs it with a check. As in the repair
+// NEED_CHECK is set), reads it and repairs it with a check. As in the repair
 // campaign (docs/campaigns.md, "Repair of planted corruption"), a repair
 // may leave damage it cannot fix (impl/qed, like qemu-img check -r, does
 // not resolve a cluster referenced twice) but must then report it: a
@@ -451,6 +451,12 @@ func hostileRepair(fs afero.Fs, t target.Target, img, what string, p *check.Plan
 		return fmt.Errorf("hostile: a writable open of %s failed: %w", what, err)
 	}
 	defer d.Close()
+	// Read before the repair too: the writable image reads the untouched
+	// clusters as they were, and the repair works on an image whose
+	// tables are cached (the reads after it must see what it wrote).
+	if err := untouchedRead(d, what+", writable, before the repair", p, want); err != nil {
+		return err
+	}
 	rep, err := d.Check(true)
 	if err != nil {
 		return fmt.Errorf("hostile: the repair of %s failed: %w", what, err)
@@ -465,6 +471,14 @@ func hostileRepair(fs afero.Fs, t target.Target, img, what string, p *check.Plan
 	if err := untouchedRead(d, what+", repaired", p, want); err != nil {
 		return err
 	}
+	// A repair that left nothing: the open image reads, everywhere, what
+	// a fresh open of the file it leaves reads (not tables it cached
+	// before the repair rewrote them).
+	clean := rep.Corruptions == 0 && rep.CheckErrors == 0
+	var seen []byte
+	if clean {
+		seen = guestClusters(d)
+	}
 	if err := d.Close(); err != nil {
 		return fmt.Errorf("hostile: closing %s after the repair: %w", what, err)
 	}
@@ -475,7 +489,50 @@ func hostileRepair(fs afero.Fs, t target.Target, img, what string, p *check.Plan
 	if cr := check.Structure(b); cr.Has(check.ViolNeedCheckClearButInconsistent) {
 		return fmt.Errorf("hostile: %s, repaired and closed, has NEED_CHECK clear but is inconsistent (%v)", what, cr.Kinds())
 	}
+	if !clean {
+		return nil
+	}
+	d, err = t.Open(fs, img, target.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("hostile: a read-only open of %s after its repair failed: %w", what, err)
+	}
+	again := guestClusters(d)
+	if err := d.Close(); err != nil {
+		return fmt.Errorf("hostile: closing %s (read-only, after the repair): %w", what, err)
+	}
+	if i := mismatchAt(seen, again); i >= 0 {
+		return fmt.Errorf("hostile: the repaired image %s read at %#x differs from a fresh open of the file it left", what, i)
+	}
 	return nil
+}
+
+// guestClusters reads d whole, cluster by cluster; a cluster that fails
+// to read is 0xff bytes, marked by a last byte of 1 appended per cluster
+// (0 for one read), so two reads compare with bytes.Equal.
+func guestClusters(d target.Disk) []byte {
+	var out []byte
+	buf := make([]byte, hostileCS)
+	for off := int64(0); off < d.Size(); off += hostileCS {
+		n := min(hostileCS, d.Size()-off)
+		if _, err := d.ReadAt(buf[:n], off); err != nil && !errors.Is(err, io.EOF) {
+			out = append(append(out, bytes.Repeat([]byte{0xff}, int(n))...), 1)
+			continue
+		}
+		out = append(append(out, buf[:n]...), 0)
+	}
+	return out
+}
+
+// mismatchAt returns the guest offset of the first cluster where two
+// guestClusters reads differ (-1 for none).
+func mismatchAt(a, b []byte) int64 {
+	for i := 0; i < max(len(a), len(b)); i += hostileCS + 1 {
+		ea, eb := min(i+hostileCS+1, len(a)), min(i+hostileCS+1, len(b))
+		if i >= len(a) || i >= len(b) || !bytes.Equal(a[i:ea], b[i:eb]) {
+			return int64(i / (hostileCS + 1) * hostileCS)
+		}
+	}
+	return -1
 }
 
 // untouchedRead reads every guest cluster of d; a cluster outside
