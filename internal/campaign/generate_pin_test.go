@@ -56,8 +56,15 @@ import (
 // and BackedLongChance, drawn last: with both 0 the workloads hash to
 // the pin before them (pinnedWithoutBigShapes). Changed again when
 // both shapes took a flush after them and the backed long write a
-// cluster-aligned start.
-const pinnedWorkloads = "f9e4595fed0db1443e2ee1e665b5f21c0f9fa56b0c2186a025b31d721f67edec"
+// cluster-aligned start. Changed again by a second hostile op
+// (HostileAgainChance, drawn before the big shapes): with it 0,
+// pinnedWithoutHostileAgain; with it and the big shapes 0,
+// pinnedWithoutBigShapes.
+const pinnedWorkloads = "ea19b8e3e731cbc0915b7804e15a59dc3fa3c99da7726accf7e8d21193a94ccc"
+
+// pinnedWithoutHostileAgain is pinnedWorkloads with HostileAgainChance 0:
+// the pin before it.
+const pinnedWithoutHostileAgain = "f9e4595fed0db1443e2ee1e665b5f21c0f9fa56b0c2186a025b31d721f67edec"
 
 // pinnedWithoutBigShapes is pinnedWorkloads with PagedChance and
 // BackedLongChance 0: the pin before them.
@@ -78,9 +85,11 @@ const pinnedWithoutL2Cache = "87914042cee121bb5c12aa8b41fe7731698e249a1a8c57534f
 const pinnedWithoutHostile = "393076e731a1945732c3b08ba0590420602d671adb02ad1b61f34ef4c8fad3ca"
 
 func TestGenerationPinned(t *testing.T) {
-	h, without, noCache, noDeep, nb := sha256.New(), sha256.New(), sha256.New(), sha256.New(), sha256.New()
+	h, without, noCache, noDeep, nb, nh := sha256.New(), sha256.New(), sha256.New(), sha256.New(), sha256.New(), sha256.New()
 	gen := workload.DefaultGenConfig()
-	noBig := gen
+	noAgain := gen
+	noAgain.HostileAgainChance = 0
+	noBig := noAgain
 	noBig.PagedChance, noBig.BackedLongChance = 0, 0
 	hostile, small, deep, idle := 0, 0, 0, 0
 	for w := range 1000 {
@@ -92,7 +101,12 @@ func TestGenerationPinned(t *testing.T) {
 		if err := wl.Format(h); err != nil {
 			t.Fatal(err)
 		}
-		wl = generate(WorkloadSeed(1, w), noBig) // the big shapes came last
+		wl = generate(WorkloadSeed(1, w), noAgain) // the second hostile op came after the big shapes
+		fmt.Fprintf(nh, "# %d\n", w)
+		if err := wl.Format(nh); err != nil {
+			t.Fatal(err)
+		}
+		wl = generate(WorkloadSeed(1, w), noBig) // and the big shapes
 		fmt.Fprintf(nb, "# %d\n", w)
 		if err := wl.Format(nb); err != nil {
 			t.Fatal(err)
@@ -127,6 +141,9 @@ func TestGenerationPinned(t *testing.T) {
 		if err := wl.Format(without); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if got := hex.EncodeToString(nh.Sum(nil)); got != pinnedWithoutHostileAgain {
+		t.Fatalf("workloads 0-999 of seed 1 without the second hostile op hash to %s, pinned %s", got, pinnedWithoutHostileAgain)
 	}
 	if got := hex.EncodeToString(nb.Sum(nil)); got != pinnedWithoutBigShapes {
 		t.Fatalf("workloads 0-999 of seed 1 without the big shapes hash to %s, pinned %s", got, pinnedWithoutBigShapes)

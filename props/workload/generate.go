@@ -49,6 +49,12 @@ type GenConfig struct {
 	// an image the format forbids, built and judged apart from the
 	// workload's files) inserted at a drawn position among the ops.
 	HostileChance float64
+	// HostileAgainChance is the probability of a second hostile op,
+	// drawn after the idle op (with it 0 the workloads are those of
+	// before):
+	// 41 variants drawn once in half the workloads left a few of them
+	// out of a minute's campaign (issue 16.2, class V).
+	HostileAgainChance float64
 	// L2CacheChance is the probability that an image spanning more than
 	// one L2 table is opened with an L2 cache of one or two tables
 	// (Geometry.L2Cache): the tables it goes on using are evicted,
@@ -101,7 +107,8 @@ func DefaultGenConfig() GenConfig {
 		// Issue 16: the validation, refusal and repair paths of impl/qed
 		// that valid images never reach; a few milliseconds each (about 2 % of a
 		// campaign's time).
-		HostileChance: 0.5,
+		HostileChance:      0.5,
+		HostileAgainChance: 0.5,
 		// Issue 16: impl/qed's default cache (64 tables) never fills
 		// with the campaign's images; a small one evicts.
 		L2CacheChance: 0.5,
@@ -218,7 +225,7 @@ func (c *GenConfig) NoImageCommands() {
 // before them, repair mode's images).
 func (c *GenConfig) NoExtras() {
 	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance, c.L2CacheChance, c.IdleChance = 0, 0, 0, 0, 0, 0, 0
-	c.PagedChance, c.BackedLongChance = 0, 0
+	c.PagedChance, c.BackedLongChance, c.HostileAgainChance = 0, 0, 0
 }
 
 // wideFits reports whether the images spanning two or three L2 tables
@@ -314,6 +321,12 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 	}
 	if cfg.IdleChance > 0 && len(w.Ops) > 0 && rng.Float64() < cfg.IdleChance {
 		w.Ops = slices.Insert(w.Ops, 1+rng.IntN(len(w.Ops)), Op{Kind: Idle})
+	}
+	// The second hostile op before the big shapes' ops, so that none
+	// falls between a write and the flush after it.
+	if cfg.HostileAgainChance > 0 && rng.Float64() < cfg.HostileAgainChance {
+		op, _ := hostileKind{}.gen(&genState{rng: rng})
+		w.Ops = slices.Insert(w.Ops, rng.IntN(len(w.Ops)+1), op)
 	}
 	cs := int64(g.ClusterSize)
 	if cs*int64(g.TableSize) > 64<<10 && cfg.PagedChance > 0 && rng.Float64() < cfg.PagedChance {

@@ -139,6 +139,16 @@ func TestGenerateExtras(t *testing.T) {
 		if len(g.Backing) > 0 {
 			seen["backed"]++
 		}
+		nh := 0
+		for _, op := range w.Ops {
+			if op.Kind == Hostile {
+				nh++
+			}
+		}
+		seen["hostile"] += nh
+		if nh == 2 {
+			seen["two hostile"]++
+		}
 		flushed := func(j int) bool { return j+1 < len(w.Ops) && w.Ops[j+1].Kind == Flush }
 		for j, op := range w.Ops {
 			// (Not the huge image's write across 4 GiB: for 8 MiB clusters
@@ -180,6 +190,9 @@ func TestGenerateExtras(t *testing.T) {
 	if got, p := float64(seen["long"])/n, cfg.LongChance+cfg.BackedLongChance*float64(seen["backed"])/n; got < p/1.5 || got > p*1.5 {
 		t.Errorf("long: %.4f of draws, want about %.4f", got, p)
 	}
+	// Hostile ops: HostileChance's and HostileAgainChance's, apart.
+	near("hostile", cfg.HostileChance+cfg.HostileAgainChance, 1.1)
+	near("two hostile", cfg.HostileChance*cfg.HostileAgainChance, 1.2)
 	if got, p := float64(seen["long from a cluster"]), cfg.BackedLongChance*float64(seen["backed"]); got < p/1.5 || got > p*1.5 {
 		t.Errorf("long writes from a cluster boundary: %.0f, want about %.0f", got, p)
 	}

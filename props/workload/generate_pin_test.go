@@ -49,16 +49,37 @@ import (
 // leave IdleChance as it is). And again: the big shapes (PagedChance
 // 0.1, BackedLongChance 0.02, drawn after the idle op): with both
 // chances 0 the draws hash to pinnedWithoutBigShapes, the pins before
-// them, and every check below runs with them 0.
+// them, and every check below runs with them 0. And again: a second
+// hostile op (HostileAgainChance 0.5, drawn after the idle op, before
+// the big shapes): with it 0 the draws hash to pinnedWithoutHostileAgain;
+// with it and the big shapes 0 (noBigShapes), to pinnedWithoutBigShapes.
 const (
-	pinnedGenerate       = "cf9b78f8810c5ea5ee23503ed4f77eb31553fb51224847e0e30499d248f7abac"
-	pinnedGenerateExtras = "9560fa40b6805581b97efef1a1eea1d68bd338694c1fe068e8666f2c6b957093"
-	pinnedGenerateOneOff = "ab23a0ba8d5aadd1387a5c8d841859846a80d2e371a3b80170fe865290a59de3"
-	pinnedGenerateLong   = "b7a3d910ffafcffccbbbe0b8047c73bc1ccd9c32d2f65d49c3360a868af26c44"
+	pinnedGenerate       = "144ac5d88e3ccdd60a4a4d68523a7cd36c8c852332a783b5a5a7285a58fad4d3"
+	pinnedGenerateExtras = "4ee527f7831dbf13e54d0ae648987388dec840cb2cdc106d0ad4c1962007c195"
+	pinnedGenerateOneOff = "6545b9cd9ecabc75570d36f3622d4ba27b39892b65bd36633b1ba95961add5b9"
+	pinnedGenerateLong   = "c6876affb070bb015f467ecd7850053e655cb8534c8e8f9fc42f3f98a731e586"
 )
 
+// pinnedWithoutHostileAgain are the four pins before HostileAgainChance.
+var pinnedWithoutHostileAgain = [4]string{
+	"cf9b78f8810c5ea5ee23503ed4f77eb31553fb51224847e0e30499d248f7abac",
+	"9560fa40b6805581b97efef1a1eea1d68bd338694c1fe068e8666f2c6b957093",
+	"ab23a0ba8d5aadd1387a5c8d841859846a80d2e371a3b80170fe865290a59de3",
+	"b7a3d910ffafcffccbbbe0b8047c73bc1ccd9c32d2f65d49c3360a868af26c44",
+}
+
+// noHostileAgain is cfgs with HostileAgainChance 0.
+func noHostileAgain(cfgs ...GenConfig) []GenConfig {
+	out := make([]GenConfig, len(cfgs))
+	for i, c := range cfgs {
+		c.HostileAgainChance = 0
+		out[i] = c
+	}
+	return out
+}
+
 // pinnedWithoutBigShapes are the four pins before PagedChance and
-// BackedLongChance.
+// BackedLongChance (and HostileAgainChance).
 var pinnedWithoutBigShapes = [4]string{
 	"8c456b859a222f4dc4b375857f2d3c707e4e0c9170701000920afbb8c8379b5f",
 	"9e52aa9702ce2a37cb64ed27ec60e2c92aae22e74b73026250e131227a7856d2",
@@ -66,11 +87,12 @@ var pinnedWithoutBigShapes = [4]string{
 	"a5e95d1bd9248eecbb3b9c95abf42a9299ba61019ea703cc4da170c2d460e73c",
 }
 
-// noBigShapes is cfgs with PagedChance and BackedLongChance 0.
+// noBigShapes is cfgs with PagedChance and BackedLongChance 0 (and
+// HostileAgainChance, which came after them).
 func noBigShapes(cfgs ...GenConfig) []GenConfig {
 	out := make([]GenConfig, len(cfgs))
 	for i, c := range cfgs {
-		c.PagedChance, c.BackedLongChance = 0, 0
+		c.PagedChance, c.BackedLongChance, c.HostileAgainChance = 0, 0, 0
 		out[i] = c
 	}
 	return out
@@ -175,6 +197,16 @@ func TestGeneratePinned(t *testing.T) {
 	long.LongChance, long.HugeChance = 1, 1
 	if got := generationHash(t, 2000, long); got != pinnedGenerateLong {
 		t.Errorf("Generate's draws 0-1999 of PCG(1, i) with a long and a huge request hash to %s, pinned %s: generation changed", got, pinnedGenerateLong)
+	}
+	for i, got := range [4]string{
+		generationHash(t, 300, noHostileAgain(DefaultGenConfig())...),
+		generationHash(t, 300, noHostileAgain(extrasConfig())...),
+		generationHash(t, 300, noHostileAgain(oneOffConfigs()...)...),
+		generationHash(t, 2000, noHostileAgain(long)...),
+	} {
+		if got != pinnedWithoutHostileAgain[i] {
+			t.Errorf("pin %d without the second hostile op: %s, pinned %s: the other draws changed", i, got, pinnedWithoutHostileAgain[i])
+		}
 	}
 	for i, got := range [4]string{
 		generationHash(t, 300, noBigShapes(DefaultGenConfig())...),
