@@ -159,15 +159,24 @@ func getPage() *[PageSize]byte {
 }
 
 func (c *content) own(n *node, gen uint64, leaf bool) *node {
+	return c.ownPage(n, gen, leaf, false)
+}
+
+// ownPage is own; with whole, a new leaf's bytes are left as they come
+// from the pool (neither copied from n nor cleared): the caller is about
+// to overwrite all of them.
+func (c *content) ownPage(n *node, gen uint64, leaf, whole bool) *node {
 	if n != nil && n.gen == gen {
 		return n
 	}
 	m := &node{gen: gen}
 	if leaf {
 		m.data = getPage()
-		if n != nil {
+		switch {
+		case whole:
+		case n != nil:
 			*m.data = *n.data
-		} else {
+		default:
 			clear(m.data[:])
 		}
 	} else {
@@ -193,12 +202,20 @@ func (c *content) grow(pg int64, gen uint64) {
 
 // pageForWrite returns the page pg owned by gen, copying the path to it.
 func (c *content) pageForWrite(pg int64, gen uint64) *[PageSize]byte {
+	return c.pageForOverwrite(pg, gen, false)
+}
+
+// pageForOverwrite is pageForWrite; with whole, the caller overwrites
+// every byte of the page, so a page it has to make (a hole, or another
+// generation's) is not filled first (perf, issue 19 goal 5: a megabyte
+// write paid a copy or a clear of every page before its own copy).
+func (c *content) pageForOverwrite(pg int64, gen uint64, whole bool) *[PageSize]byte {
 	c.grow(pg, gen)
-	c.root = c.own(c.root, gen, c.height == 0)
+	c.root = c.ownPage(c.root, gen, c.height == 0, whole)
 	n := c.root
 	for h := c.height; h > 0; h-- {
 		i := (pg >> (uint(h-1) * fanBits)) & fanMask
-		k := c.own(n.kids[i], gen, h == 1)
+		k := c.ownPage(n.kids[i], gen, h == 1, whole)
 		n.kids[i] = k
 		n = k
 	}
@@ -398,7 +415,7 @@ func (c *content) writeAt(p []byte, off int64, gen uint64) {
 	for len(p) > 0 {
 		pg, po := off>>pageShift, int(off&(PageSize-1))
 		n := min(len(p), PageSize-po)
-		d := c.pageForWrite(pg, gen)
+		d := c.pageForOverwrite(pg, gen, n == PageSize)
 		copy(d[po:po+n], p[:n])
 		p, off = p[n:], off+int64(n)
 	}
@@ -416,7 +433,7 @@ func (c *content) zeroRange(off, n int64, gen uint64) {
 		pg, po := off>>pageShift, off&(PageSize-1)
 		k := min(n, PageSize-po)
 		if c.page(pg) != nil {
-			d := c.pageForWrite(pg, gen)
+			d := c.pageForOverwrite(pg, gen, k == PageSize)
 			clear(d[po : po+k])
 		}
 		off, n = off+k, n-k
