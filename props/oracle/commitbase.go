@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 
 	"github.com/qedtorture/qedtorture/model"
@@ -121,6 +122,9 @@ func JudgeCommitBaseViews(t target.Target, fs afero.Fs, path, format string, m *
 	if format != "raw" && format != "qed" {
 		return fmt.Errorf("commit base %s: unknown format %q", path, format)
 	}
+	if format == "raw" && view != nil && rawBaseOneOf(fs, path, m, durable, view) {
+		return nil
+	}
 	got, err := target.ReadGuest(t, fs, path, format)
 	if err != nil {
 		return fmt.Errorf("commit base %s: %w", path, err)
@@ -135,6 +139,47 @@ func JudgeCommitBaseViews(t target.Target, fs afero.Fs, path, format string, m *
 		return fmt.Errorf("commit base %s: a sector is neither its old contents nor the image's: %w", path, err)
 	}
 	return nil
+}
+
+// rawBaseOneOf reports whether the raw file at path has a size m allows
+// and every sector equal to the same bytes of durable or of view, read
+// in chunks into pooled scratch: what JudgeCommitBaseViews decides from
+// the whole file, without a buffer of its size (perf, issue 19 goal 5:
+// a fresh buffer of the base for every crash state of a commit to a raw
+// base was 9 % of a 4 MiB-cluster campaign's CPU). The file's bytes are
+// crashsim's or the host's, not the target's: how they are read does not
+// change them. False when unsure (an open, stat or read error, a file
+// that does not end at its stated size) as well as when the base does not
+// pass: the caller then judges from the whole file as before, with the
+// same error.
+func rawBaseOneOf(fs afero.Fs, path string, m *model.Disk, durable, view []byte) bool {
+	f, err := fs.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !slices.Contains(m.CrashSizes(), fi.Size()) {
+		return false
+	}
+	size := fi.Size()
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	for off := int64(0); off < size; {
+		p := sc.chunk[:min(int64(len(sc.chunk)), size-off)] // whole sectors but the file's last
+		n, err := f.ReadAt(p, off)
+		if n != len(p) || (err != nil && !(errors.Is(err, io.EOF) && off+int64(n) == size)) {
+			return false
+		}
+		a, b := durable[min(off, int64(len(durable))):], view[min(off, int64(len(view))):]
+		if !everySectorOneOf(p, a, b) {
+			return false
+		}
+		off += int64(n)
+	}
+	var one [1]byte
+	n, _ := f.ReadAt(one[:], size) // read to the end, as a whole-file read does
+	return n == 0
 }
 
 // everySectorOneOf reports whether each 512-byte sector of got (the last
