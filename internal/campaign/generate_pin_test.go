@@ -59,12 +59,14 @@ import (
 // cluster-aligned start. Changed again by a second hostile op
 // (HostileAgainChance, drawn before the big shapes): with it 0,
 // pinnedWithoutHostileAgain; with it and the big shapes 0,
-// pinnedWithoutBigShapes.
-const pinnedWorkloads = "ea19b8e3e731cbc0915b7804e15a59dc3fa3c99da7726accf7e8d21193a94ccc"
+// pinnedWithoutBigShapes. And again by the paged shape's write into
+// guest cluster 1536 and its reopen (the big shapes' draws moved: the
+// pin without the second hostile op too).
+const pinnedWorkloads = "5cc676625d0ca764ce9dbb9a53767fc8bf4ba3c9219ccef817076bc0707ccd35"
 
 // pinnedWithoutHostileAgain is pinnedWorkloads with HostileAgainChance 0:
 // the pin before it.
-const pinnedWithoutHostileAgain = "f9e4595fed0db1443e2ee1e665b5f21c0f9fa56b0c2186a025b31d721f67edec"
+const pinnedWithoutHostileAgain = "bc8e01bfd27dcf5f056f8ba14941a55693bd101af0af09daf11fc6f9bac206aa"
 
 // pinnedWithoutBigShapes is pinnedWorkloads with PagedChance and
 // BackedLongChance 0: the pin before them.

@@ -70,9 +70,10 @@ type GenConfig struct {
 	// PagedChance is the probability that an image whose tables are
 	// paged (over 64 KiB: impl/qed holds them in pages of 512 entries)
 	// grows past guest cluster 512 and takes a write across the boundary
-	// of guest clusters 511 and 512, then a flush: entries of one L2
-	// table on both sides of a page boundary written in one request
-	// (drawn after the idle op).
+	// of guest clusters 511 and 512 (half of the time a write into guest
+	// cluster 1536 too), then a flush: entries of one L2 table on both
+	// sides of a page boundary (and of an empty page) written in one
+	// request (drawn after the idle op).
 	PagedChance float64
 	// BackedLongChance is the probability that an image with a backing
 	// file takes a long write drawn as LongChance's (4 to 8 MiB) but
@@ -331,15 +332,32 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 	cs := int64(g.ClusterSize)
 	if cs*int64(g.TableSize) > 64<<10 && cfg.PagedChance > 0 && rng.Float64() < cfg.PagedChance {
 		if b := pageEntries * cs; b+cs <= maxSize {
+			// Half of the time also guest cluster 1536 (entry 1536 of
+			// the same L2 table: a paged table has 8,192 entries or
+			// more), so that the flush's range spans page 2, whose
+			// entries are all zero and which has no storage (written as
+			// zeros, between pages that have).
+			far := 3*b+cs <= maxSize && rng.IntN(2) == 0
+			if far {
+				grow(3*b + cs)
+			} else {
+				grow(b + cs)
+			}
 			// Clusters 511 and 512, both partly, at most 32 KiB of each
 			// (big clusters' writes stay short: 2 bytes make the shape).
-			grow(b + cs)
 			half := min(cs/2, 32<<10)
 			off := b - 1 - rng.Int64N(half)
 			write(off, b+1+rng.Int64N(half)-off)
+			if far {
+				write(3*b+rng.Int64N(half), 1+rng.Int64N(half))
+			}
 			// The workload ends in a crash, not a close: without a
-			// flush the two entries would never be written.
-			w.Ops = append(w.Ops, Op{Kind: Flush})
+			// flush the entries would never be written. Then a reopen:
+			// a crash state's recovery repairs what NEED_CHECK covers,
+			// so only a clean close and open reads the table as
+			// written (a page of zeros written as garbage, tried by
+			// hand, passes every crash state).
+			w.Ops = append(w.Ops, Op{Kind: Flush}, Op{Kind: Reopen})
 		}
 	}
 	if len(g.Backing) > 0 && cfg.BackedLongChance > 0 && rng.Float64() < cfg.BackedLongChance {

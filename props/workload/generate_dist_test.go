@@ -156,6 +156,10 @@ func TestGenerateExtras(t *testing.T) {
 			across4G := op.Off < 4<<30 && op.Off+op.Len > 4<<30
 			if b := pageEntries * cs; paged && !across4G && op.Kind == Write && op.Off < b && op.Off >= b-32<<10 && op.Off+op.Len > b && op.Off+op.Len <= b+32<<10 {
 				seen["page boundary"]++
+				if j+1 < len(w.Ops) && w.Ops[j+1].Kind == Write && w.Ops[j+1].Off >= 3*b && w.Ops[j+1].Off+w.Ops[j+1].Len <= 3*b+cs {
+					seen["empty page between"]++
+					j++ // the flush after the write into cluster 1536
+				}
 				if !flushed(j) {
 					t.Fatalf("draw %d: the page boundary's write %#x+%#x not flushed", i, op.Off, op.Len)
 				}
@@ -195,6 +199,12 @@ func TestGenerateExtras(t *testing.T) {
 	near("two hostile", cfg.HostileChance*cfg.HostileAgainChance, 1.2)
 	if got, p := float64(seen["long from a cluster"]), cfg.BackedLongChance*float64(seen["backed"]); got < p/1.5 || got > p*1.5 {
 		t.Errorf("long writes from a cluster boundary: %.0f, want about %.0f", got, p)
+	}
+	// Half of them with a write into guest cluster 1536 (3 of 4
+	// geometries have room: 4 KiB clusters and 64 KiB tables are not
+	// paged, so every paged one addresses 1537 clusters).
+	if got, p := float64(seen["empty page between"]), float64(seen["page boundary"])/2; got < p/1.5 || got > p*1.5 {
+		t.Errorf("writes into guest cluster 1536: %.0f of %d page boundaries, want about %.0f", got, seen["page boundary"], p)
 	}
 	// A write across a page boundary: PagedChance of the paged
 	// geometries (the main draw's ops never reach guest cluster 511).

@@ -54,18 +54,18 @@ import (
 // the big shapes): with it 0 the draws hash to pinnedWithoutHostileAgain;
 // with it and the big shapes 0 (noBigShapes), to pinnedWithoutBigShapes.
 const (
-	pinnedGenerate       = "144ac5d88e3ccdd60a4a4d68523a7cd36c8c852332a783b5a5a7285a58fad4d3"
-	pinnedGenerateExtras = "4ee527f7831dbf13e54d0ae648987388dec840cb2cdc106d0ad4c1962007c195"
-	pinnedGenerateOneOff = "6545b9cd9ecabc75570d36f3622d4ba27b39892b65bd36633b1ba95961add5b9"
-	pinnedGenerateLong   = "c6876affb070bb015f467ecd7850053e655cb8534c8e8f9fc42f3f98a731e586"
+	pinnedGenerate       = "d30dcfbc9a8776ca4d25c3a784d0e0e9bee63d0232de993e798bd0e95144ed34"
+	pinnedGenerateExtras = "f7e1f35b9b134f1b6ac15b278ffd712c286baa3fd5459352018c60009aa2d0e5"
+	pinnedGenerateOneOff = "8fde2ee22887aa403639a4251f55dde93ecc494504b11cbbfd4aba9f0daa0419"
+	pinnedGenerateLong   = "62a88840d9e0cc325b6484c4bac72dbe5c469caa6d01b9b63ef8db40c9beb4f1"
 )
 
 // pinnedWithoutHostileAgain are the four pins before HostileAgainChance.
 var pinnedWithoutHostileAgain = [4]string{
-	"cf9b78f8810c5ea5ee23503ed4f77eb31553fb51224847e0e30499d248f7abac",
-	"9560fa40b6805581b97efef1a1eea1d68bd338694c1fe068e8666f2c6b957093",
-	"ab23a0ba8d5aadd1387a5c8d841859846a80d2e371a3b80170fe865290a59de3",
-	"b7a3d910ffafcffccbbbe0b8047c73bc1ccd9c32d2f65d49c3360a868af26c44",
+	"632e0769ca379eb5ae6dc9c49e91fb4773529d5840dde0777704085be05c6c8b",
+	"4129a38f99c71dea9b86d408fee5d81f888c980c09c0999cb8a5f0a578d19834",
+	"f77366e9bcea05617099f51260f5e83b4745ef7334b02c3cb65c86ddbe05db68",
+	"fe20087f57238aaf95626d19968891774b2155b0b27fcf5ac2ae6332c4856e6e",
 }
 
 // noHostileAgain is cfgs with HostileAgainChance 0.
