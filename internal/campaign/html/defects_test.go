@@ -7,7 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/stretchr/testify/require"
 )
 
@@ -24,7 +26,14 @@ func TestStructuralFailurePage(t *testing.T) {
 		}
 	}
 	require.Equal(t, "defect:need-check-never-set", tgt.Name())
-	rep := campaignWith(t, tgt)
+	// The defect target switches the defect on for the whole process.
+	t.Cleanup(func() { qed.SetDefect(qed.DefectNone) })
+	// Without hostile ops: the defect also fails a hostile op's repair
+	// (the image is left marked clean), a failure at stage workload
+	// with no crashed image to map.
+	gen := campaign.DefaultGenConfig()
+	gen.HostileChance, gen.HostileAgainChance = 0, 0
+	rep := campaignWithGen(t, tgt, gen)
 	fr := rep.Failures[0]
 	require.Contains(t, fr.Signature, "data-past-eof")
 	p := ForReport(rep, "", "qedtorture run: "+tgt.Name())

@@ -12,6 +12,7 @@ import (
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/props/target"
+	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
@@ -20,8 +21,15 @@ import (
 // minimized into an artifact under a temporary directory.
 func campaignWith(t *testing.T, tgt target.Target) *campaign.Report {
 	t.Helper()
+	return campaignWithGen(t, tgt, workload.GenConfig{})
+}
+
+// campaignWithGen is campaignWith drawing workloads from gen (the
+// campaign's default when gen is zero).
+func campaignWithGen(t *testing.T, tgt target.Target, gen workload.GenConfig) *campaign.Report {
+	t.Helper()
 	rep, err := campaign.Run(context.Background(), campaign.Config{Seed: 5, Iterations: 20, Target: tgt, Workers: 1,
-		MaxFailures: 1, Out: t.TempDir()})
+		MaxFailures: 1, Out: t.TempDir(), Gen: gen})
 	require.NoError(t, err)
 	require.NotEmpty(t, rep.Failures, "%s found nothing", tgt.Name())
 	return rep
