@@ -177,6 +177,33 @@ zero 0x4000 0x8000
 	require.Positive(t, rep.FaultEffects)
 }
 
+// TestLostL1LinkBeforeCommit: a lost write of the L1 entry linking a new
+// L2 table, then a commit. The writes after the loss update the unlinked
+// table (in memory the link holds), so they are lost too, and the commit,
+// reading the file's L1, copies none of them. The damage is the L1
+// entry's whole span: the header and the L1 table never move, so the
+// lost write is located there although a commit follows. Before, only the
+// lost write's epoch was excused and the later write's loss was a false
+// failure (found by a campaign weighting hostile ops, seed 21, workload
+// 48; minimized).
+func TestLostL1LinkBeforeCommit(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(`qedtorture-workload v1
+image cluster_size=16384 table_size=1 size=786432
+backing raw size=240128 fill=1
+write 0xbc00 0x7a00 id=2
+flush
+write 0xa0000 0x4000 id=5
+commit
+`))
+	require.NoError(t, err)
+	rep, err := Run(context.Background(), Config{Seed: 21, Iterations: 1, Workload: w, Faults: "write:lost@nth=3",
+		Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), rep.Faulted)
+	require.Empty(t, rep.Failures)
+	require.Positive(t, rep.FaultEffects)
+}
+
 // TestFaultedCommitRecoversBase: in a faulted run too, a crash during a
 // commit into a qed base recovers the base before the image is judged
 // (as a user would: check -r of the base, then the image). Before, only
