@@ -50,6 +50,15 @@ type CommitOptions struct {
 // bytes as they are, a QED file's guest view through t opened read-only
 // (its close's error reported as the read's). It never writes the file.
 func ReadGuest(t Target, fs afero.Fs, path, format string) ([]byte, error) {
+	return ReadGuestInto(t, fs, path, format, nil)
+}
+
+// ReadGuestInto is ReadGuest reading a QED file's guest view into buf when
+// it is long enough (the same single read of the whole view, into memory
+// the caller reuses: perf, a fresh buffer of the view for every crash
+// state of a commit), else into a new buffer. The result may alias buf. A
+// raw file is read as ReadGuest reads it, into a new buffer.
+func ReadGuestInto(t Target, fs afero.Fs, path, format string, buf []byte) ([]byte, error) {
 	if format == "raw" {
 		return afero.ReadFile(fs, path)
 	}
@@ -57,8 +66,18 @@ func ReadGuest(t Target, fs afero.Fs, path, format string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}
-	b := make([]byte, d.Size())
-	_, err = d.ReadAt(b, 0)
+	var b []byte
+	if n := d.Size(); n >= 0 && int64(cap(buf)) >= n {
+		b = buf[:n]
+	} else {
+		b = make([]byte, n)
+	}
+	n, err := d.ReadAt(b, 0)
+	if n < len(b) {
+		// What a short read left is what a new buffer held: zeros (a
+		// reused buffer holds the last view read).
+		clear(b[max(n, 0):])
+	}
 	cerr := d.Close()
 	switch {
 	case err != nil:

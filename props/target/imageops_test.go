@@ -59,3 +59,71 @@ func TestReadGuest(t *testing.T) {
 	_, err = target.ReadGuest(closeFails{tg}, fs, "/img.qed", "qed")
 	require.EqualError(t, err, "close: injected")
 }
+
+// shortRead wraps a Target whose disks read only the first half of a
+// request and report no error (a broken io.ReaderAt).
+type shortRead struct{ target.Target }
+
+func (s shortRead) Open(fs afero.Fs, p string, o target.OpenOptions) (target.Disk, error) {
+	d, err := s.Target.Open(fs, p, o)
+	if err != nil {
+		return nil, err
+	}
+	return halfRead{d}, nil
+}
+
+type halfRead struct{ target.Disk }
+
+func (h halfRead) ReadAt(p []byte, off int64) (int, error) {
+	return h.Disk.ReadAt(p[:len(p)/2], off)
+}
+
+// TestReadGuestInto: read into a reused buffer (holding another view's
+// bytes), a QED file's guest view is what ReadGuest returns, in that
+// buffer when it is long enough and in a new one when it is not; what a
+// short read without error leaves is zeros, as in a new buffer, not the
+// buffer's old bytes; a raw file reads as ReadGuest reads it.
+func TestReadGuestInto(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	tg := qedtarget.Target{}
+	require.NoError(t, tg.Create(fs, "/img.qed", target.CreateOptions{Size: 1 << 16, ClusterSize: 4096, TableSize: 1}))
+	d, err := tg.Open(fs, "/img.qed", target.OpenOptions{})
+	require.NoError(t, err)
+	_, err = d.WriteAt([]byte{7, 8, 9}, 0x1001)
+	require.NoError(t, err)
+	_, err = d.WriteAt([]byte{5}, 0xf000)
+	require.NoError(t, err)
+	require.NoError(t, d.Close())
+	want, err := target.ReadGuest(tg, fs, "/img.qed", "qed")
+	require.NoError(t, err)
+
+	stale := make([]byte, 1<<17)
+	for i := range stale {
+		stale[i] = 0xa5
+	}
+	got, err := target.ReadGuestInto(tg, fs, "/img.qed", "qed", stale)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Same(t, &stale[0], &got[0], "a long enough buffer is reused")
+
+	small := make([]byte, 10)
+	got, err = target.ReadGuestInto(tg, fs, "/img.qed", "qed", small)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.NotSame(t, &small[0], &got[0])
+
+	for i := range stale {
+		stale[i] = 0xa5
+	}
+	fresh, err := target.ReadGuest(shortRead{tg}, fs, "/img.qed", "qed")
+	require.NoError(t, err)
+	got, err = target.ReadGuestInto(shortRead{tg}, fs, "/img.qed", "qed", stale)
+	require.NoError(t, err)
+	require.Equal(t, fresh, got, "a short read leaves zeros, not the buffer's old bytes")
+	require.Equal(t, byte(0), got[0xf000], "the unread half")
+
+	require.NoError(t, afero.WriteFile(fs, "/raw", []byte("abc"), 0o644))
+	got, err = target.ReadGuestInto(tg, fs, "/raw", "raw", stale)
+	require.NoError(t, err)
+	require.Equal(t, []byte("abc"), got)
+}
