@@ -302,3 +302,67 @@ func TestCreateJudgeGeometry(t *testing.T) {
 	err = j.geometry(image("qed"))
 	require.ErrorContains(t, err, "NO_PROBE false, want true", "a raw backing file without NO_PROBE")
 }
+
+// TestCreatedImageAsWholeFile: the creation judge's look at a created
+// image (createdImage: the checker over the open file, holes skipped, and
+// the backing name's bytes alone) gives the report, size and name the
+// whole file's bytes give, for every length a creation may leave (cut in
+// the header, in the name, in the tables, whole), on crashsim (holes) and
+// afero's memory files, and for a file that is no image at all.
+func TestCreatedImageAsWholeFile(t *testing.T) {
+	whole := func(fsys afero.Fs, p string) (*check.Report, int64, string) {
+		b, err := afero.ReadFile(fsys, p)
+		require.NoError(t, err)
+		rep := check.Structure(b)
+		h, name := rep.Header, ""
+		if end := uint64(h.BackingNameOffset) + uint64(h.BackingNameSize); end <= uint64(len(b)) {
+			name = string(b[h.BackingNameOffset:end])
+		}
+		return rep, int64(len(b)), name
+	}
+	for _, fsys := range []afero.Fs{crashsim.New(crashsim.Options{ImplicitDirSync: true}), afero.NewMemMapFs()} {
+		require.NoError(t, fsys.MkdirAll("/d", 0o755))
+		require.NoError(t, afero.WriteFile(fsys, "/d/"+workload.BackingName(0, "raw"), make([]byte, 1<<20), 0o644))
+		require.NoError(t, qedtarget.Target{}.Create(fsys, "/d/img.qed", target.CreateOptions{Size: 4 << 20, ClusterSize: 64 << 10, TableSize: 16,
+			BackingFile: workload.BackingName(0, "raw"), BackingFormat: "raw"}))
+		full, err := afero.ReadFile(fsys, "/d/img.qed")
+		require.NoError(t, err)
+		h := check.Structure(full).Header
+		require.NotZero(t, h.BackingNameSize)
+		nameEnd := int64(h.BackingNameOffset) + int64(h.BackingNameSize)
+		require.Equal(t, make([]byte, int64(len(full))-nameEnd), full[nameEnd:], "a new image: zeros after the name")
+		lengths := []int64{0, 3, 40, 63, int64(h.BackingNameOffset), nameEnd - 1, nameEnd, 64 << 10, 100 << 10, int64(len(full)) - 1, int64(len(full)), int64(len(full)) + 5000}
+		names := 0
+		for _, n := range lengths {
+			f, err := fsys.OpenFile("/d/img.qed", os.O_RDWR, 0)
+			require.NoError(t, err)
+			require.NoError(t, f.Truncate(n))
+			require.NoError(t, f.Close())
+			wantRep, wantSize, wantName := whole(fsys, "/d/img.qed")
+			rep, size, name, err := createdImage(fsys, "/d/img.qed")
+			require.NoError(t, err, "%T, %d bytes", fsys, n)
+			require.Equal(t, wantSize, size, "%T, %d bytes", fsys, n)
+			require.Equal(t, wantName, name, "%T, %d bytes", fsys, n)
+			require.Equal(t, wantRep.Header, rep.Header, "%T, %d bytes", fsys, n)
+			require.Equal(t, kindsText(wantRep), kindsText(rep), "%T, %d bytes", fsys, n)
+			require.Equal(t, wantRep.Violations, rep.Violations, "%T, %d bytes", fsys, n)
+			if name != "" {
+				names++
+			}
+			f, err = fsys.OpenFile("/d/img.qed", os.O_RDWR, 0)
+			require.NoError(t, err)
+			_, err = f.WriteAt(full[:nameEnd], 0) // the rest reads zeros as before (holes on crashsim)
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		}
+		require.Greater(t, names, 3)
+		require.NoError(t, afero.WriteFile(fsys, "/d/junk", []byte("not an image at all"), 0o644))
+		wantRep, _, _ := whole(fsys, "/d/junk")
+		rep, size, _, err := createdImage(fsys, "/d/junk")
+		require.NoError(t, err)
+		require.EqualValues(t, 19, size)
+		require.Equal(t, wantRep.Violations, rep.Violations)
+		_, _, _, err = createdImage(fsys, "/d/missing")
+		require.Error(t, err)
+	}
+}
