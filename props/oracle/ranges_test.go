@@ -139,3 +139,42 @@ func TestReopenRanges(t *testing.T) {
 	after.Header.ImageSize = 0x90000
 	require.Equal(t, []model.Range{{Off: 0, Len: 0x80000}}, reopenRanges(m, 0x80000, nil, before, after))
 }
+
+// TestNewDurableSparseWhenMostlyUnwritten: NewDurable keeps an image's
+// durable contents whole only when its data ranges hold more than a
+// quarter of it (and it is at most denseDurable); DurableCost says what
+// it keeps either way, and the sparse contents find the same runs as the
+// dense ones over the whole image, blocks off the 4 KiB grid included.
+func TestNewDurableSparseWhenMostlyUnwritten(t *testing.T) {
+	const size = 4 << 20
+	for _, tc := range []struct {
+		written int64
+		dense   bool
+	}{{0, false}, {size / 8, false}, {size / 4, false}, {size/4 + 512, true}, {size, true}} {
+		m, err := model.New(size, nil)
+		require.NoError(t, err)
+		if tc.written > 0 {
+			require.NoError(t, m.WriteID(size-tc.written, tc.written, 1))
+		}
+		m.Flush()
+		d, err := NewDurable(m)
+		require.NoError(t, err)
+		require.Equal(t, tc.dense, d.b != nil, "%d bytes written", tc.written)
+		want := tc.written
+		if tc.dense {
+			want = size
+		}
+		require.Equal(t, want, DurableCost(m))
+		ref, err := newDurable(m, true)
+		require.NoError(t, err)
+		buf := make([]byte, size)
+		require.NoError(t, m.ReadAt(buf, 0))
+		buf[size-tc.written/2-1] ^= 1 // a byte off in the data or in the zeros before it
+		var tmp [durableBlock]byte
+		for _, off := range []int64{0, 512, 3 * 512, size - tc.written - 4096 - 512} {
+			off = max(off, 0)
+			p := buf[off:min(off+oracleChunk, size)]
+			require.Equal(t, ref.diffSpans(off, p, nil, tmp[:]), d.diffSpans(off, p, nil, tmp[:]), "%d bytes written, read at %#x", tc.written, off)
+		}
+	}
+}
