@@ -25,9 +25,24 @@ type failingClose struct{ target.Disk }
 
 func (failingClose) Close() error { return errors.New("injected") }
 
+// readFails wraps a Target whose disks fail to read (and close fine).
+type readFails struct{ target.Target }
+
+func (c readFails) Open(fs afero.Fs, p string, o target.OpenOptions) (target.Disk, error) {
+	d, err := c.Target.Open(fs, p, o)
+	if err != nil {
+		return nil, err
+	}
+	return failingRead{d}, nil
+}
+
+type failingRead struct{ target.Disk }
+
+func (failingRead) ReadAt([]byte, int64) (int, error) { return 0, errors.New("read injected") }
+
 // TestReadGuest: a raw file reads as its bytes, a QED file as its guest
 // view (not its bytes); the file is not written; a missing file, a
-// failing open and a failing close are errors naming the step.
+// failing open, read and close are errors naming the step.
 func TestReadGuest(t *testing.T) {
 	fs := afero.NewMemMapFs()
 	require.NoError(t, afero.WriteFile(fs, "/raw", []byte("abc"), 0o644))
@@ -58,6 +73,8 @@ func TestReadGuest(t *testing.T) {
 	require.ErrorContains(t, err, "open: ")
 	_, err = target.ReadGuest(closeFails{tg}, fs, "/img.qed", "qed")
 	require.EqualError(t, err, "close: injected")
+	_, err = target.ReadGuest(readFails{tg}, fs, "/img.qed", "qed")
+	require.EqualError(t, err, "read: read injected")
 }
 
 // shortRead wraps a Target whose disks read only the first half of a
