@@ -135,6 +135,16 @@ func (m *imageMutex) Lock() {
 	}
 }
 
+// waitDrained waits while a Lock call drains the allocations in flight,
+// so that a new allocation does not start before it: a stream of
+// allocations would otherwise hold Lock off for ever. rw must be held
+// exclusively (lockMeta).
+func (m *imageMutex) waitDrained() {
+	for m.draining > 0 {
+		m.cond.Wait()
+	}
+}
+
 // overlapping reports whether an allocation in flight covers any of the
 // guest clusters [first, first+n). rw must be held exclusively.
 func (m *imageMutex) overlapping(first, n uint64) bool {
@@ -163,9 +173,7 @@ func (im *Image) allocateConcurrent(p []byte, pos uint64) (int, error) {
 		entry inflightAlloc
 	)
 	for {
-		for m.draining > 0 {
-			m.cond.Wait()
-		}
+		m.waitDrained()
 		if err := im.checkWriteLocked(int64(pos), int64(len(p))); err != nil {
 			m.Unlock()
 			return 0, err
