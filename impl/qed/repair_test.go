@@ -115,8 +115,8 @@ func TestRepairLeavingCorruptionSetsNeedCheck(t *testing.T) {
 	mustNil(t, err)
 	rep, err := rw.Check(true)
 	mustNil(t, err)
-	if rep.Corruptions != 1 {
-		t.Fatalf("repair report %+v, want the double reference left", rep)
+	if rep.Corruptions != 1 || rep.CheckErrors != 0 {
+		t.Fatalf("repair report %+v, want the double reference left and no check error", rep)
 	}
 	if h, _ := ReadHeader(fs, path); h.Features&FeatureNeedCheck == 0 {
 		t.Error("NEED_CHECK clear in the file right after a repair that left a corruption")

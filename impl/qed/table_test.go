@@ -254,8 +254,9 @@ func TestBigTablesHeldSparsely(t *testing.T) {
 
 // TestRepairPagedTables: with QEMU's default geometry (64 KiB clusters,
 // 4-cluster tables: 256 KiB tables, held in pages) a repair clears
-// invalid L2 entries in two pages of one table and an invalid L1 entry by
-// writing only their sectors (one 512-byte write each), keeps every
+// invalid L2 entries in two pages of one table (two of them in one
+// sector) and an invalid L1 entry by writing only their sectors (one
+// 512-byte write each), keeps every
 // valid mapping, and leaves the image consistent.
 func TestRepairPagedTables(t *testing.T) {
 	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true})
@@ -274,6 +275,7 @@ func TestRepairPagedTables(t *testing.T) {
 	}
 	mustNil(t, im.Close())
 	pokeL2(t, fs, "/r.qed", 1*cs, 3)   // page 0 of the L2 table
+	pokeL2(t, fs, "/r.qed", 2*cs, 7)   // the same sector: written once
 	pokeL2(t, fs, "/r.qed", 601*cs, 5) // page 1
 	h, err := ReadHeader(fs, "/r.qed")
 	mustNil(t, err)
@@ -294,7 +296,7 @@ func TestRepairPagedTables(t *testing.T) {
 	if len(writes) != 4 || writes[0] != 512 || writes[1] != 512 || writes[2] != 512 {
 		t.Errorf("repair writes %v, want three 512-byte sectors and the header", writes)
 	}
-	for c, want := range map[uint64]uint64{1: 0, 601: 0, 0: 1, 600: 1} {
+	for c, want := range map[uint64]uint64{1: 0, 2: 0, 601: 0, 0: 1, 600: 1} {
 		if e := l2Entry(t, fs, "/r.qed", c*cs); (e != 0) != (want != 0) {
 			t.Errorf("L2 entry of cluster %d = %d after the repair, want %s", c, e, map[bool]string{true: "a mapping", false: "0"}[want != 0])
 		}
