@@ -77,3 +77,50 @@ func TestCommitClampsToTheImage(t *testing.T) {
 		t.Error("the commit changed the base past the image's end")
 	}
 }
+
+// TestCommitBaseThroughLink: a base named by another path to the same
+// file (a symbolic link, on the OS's file system) is found in the chain
+// by device and inode.
+func TestCommitBaseThroughLink(t *testing.T) {
+	dir := t.TempDir()
+	fs := afero.NewOsFs()
+	base, top, link := filepath.Join(dir, "base.qed"), filepath.Join(dir, "top.qed"), filepath.Join(dir, "link.qed")
+	mustCreate(t, fs, base, qed.CreateOptions{Size: 4 * opsCluster}, nil)
+	mustCreate(t, fs, top, qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "base.qed"}, map[int64][]byte{0: pattern(6, 100)})
+	if err := os.Symlink(base, link); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	want := view(t, fs, top)
+	if err := qed.Commit(fs, top, qed.CommitOptions{Base: link}); err != nil {
+		t.Fatalf("commit into the base named through a link: %v", err)
+	}
+	if got := view(t, fs, base); !bytes.Equal(got, want) {
+		t.Error("the base does not hold the committed data")
+	}
+}
+
+// TestCommitProgressCountsTheUnion: ranges two layers both allocate (one
+// overlapping the other) are committed once: the progress total is the
+// union of the allocated ranges, and the last report is (total, total).
+func TestCommitProgressCountsTheUnion(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	mustCreate(t, fs, "/base.qed", qed.CreateOptions{Size: 4 * opsCluster}, nil)
+	mustCreate(t, fs, "/mid.qed", qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "base.qed"}, map[int64][]byte{opsCluster: pattern(7, 2*opsCluster)})
+	mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "mid.qed"}, map[int64][]byte{opsCluster: pattern(8, 10)})
+	want := view(t, fs, "/top.qed")
+	var last [2]int64
+	calls := 0
+	err := qed.Commit(fs, "/top.qed", qed.CommitOptions{Base: "/base.qed", Progress: func(done, total int64) {
+		calls++
+		last = [2]int64{done, total}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls < 2 || last != [2]int64{2 * opsCluster, 2 * opsCluster} {
+		t.Errorf("progress: %d calls, last %v, want at least 2 and the last (%d, %d): clusters 1 and 2 once", calls, last, 2*opsCluster, 2*opsCluster)
+	}
+	if got := view(t, fs, "/base.qed"); !bytes.Equal(got, want) {
+		t.Error("the base does not read the image's data")
+	}
+}
