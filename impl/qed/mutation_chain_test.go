@@ -124,3 +124,92 @@ func TestCommitProgressCountsTheUnion(t *testing.T) {
 		t.Error("the base does not read the image's data")
 	}
 }
+
+// TestCommitRawBaseSize: a raw base shorter than the image is grown to
+// the image's size (durably, before the data), a longer one keeps its
+// length and its bytes past the image's end.
+func TestCommitRawBaseSize(t *testing.T) {
+	for _, baseLen := range []int64{2 * opsCluster, 6 * opsCluster} {
+		fs := afero.NewMemMapFs()
+		raw := pattern(9, int(baseLen))
+		if err := afero.WriteFile(fs, "/base.raw", raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "base.raw", BackingFormat: "raw"}, map[int64][]byte{0: pattern(10, 100)})
+		want := view(t, fs, "/top.qed")
+		if err := qed.Commit(fs, "/top.qed", qed.CommitOptions{}); err != nil {
+			t.Fatalf("base of %d bytes: %v", baseLen, err)
+		}
+		got, err := afero.ReadFile(fs, "/base.raw")
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantLen := max(baseLen, 4*opsCluster)
+		if int64(len(got)) != wantLen {
+			t.Fatalf("base of %d bytes is %d bytes after the commit, want %d", baseLen, len(got), wantLen)
+		}
+		if !bytes.Equal(got[:len(want)], want) {
+			t.Errorf("base of %d bytes: it does not read the image's data", baseLen)
+		}
+		if !bytes.Equal(got[len(want):], raw[min(len(raw), len(want)):]) {
+			t.Errorf("base of %d bytes: its bytes past the image's end changed", baseLen)
+		}
+	}
+}
+
+// baseFaultsFs fails, for the file at path, Truncate (failTruncate) and
+// the first failSyncs Syncs, with EIO.
+type baseFaultsFs struct {
+	afero.Fs
+	path         string
+	failTruncate bool
+	failSyncs    *int
+}
+
+func (b baseFaultsFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
+	f, err := b.Fs.OpenFile(name, flag, perm)
+	if err != nil || filepath.Clean(name) != b.path {
+		return f, err
+	}
+	return baseFaultsFile{f, b}, nil
+}
+
+type baseFaultsFile struct {
+	afero.File
+	b baseFaultsFs
+}
+
+func (f baseFaultsFile) Truncate(size int64) error {
+	if f.b.failTruncate {
+		return &os.PathError{Op: "truncate", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.File.Truncate(size)
+}
+
+func (f baseFaultsFile) Sync() error {
+	if *f.b.failSyncs > 0 {
+		*f.b.failSyncs--
+		return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.File.Sync()
+}
+
+// TestCommitRawBaseGrowErrors: a raw base's growth that fails (its
+// truncate, or the sync that makes it durable) fails the commit.
+func TestCommitRawBaseGrowErrors(t *testing.T) {
+	for _, how := range []string{"truncate", "sync"} {
+		fs := afero.NewMemMapFs()
+		if err := afero.WriteFile(fs, "/base.raw", pattern(9, 2*opsCluster), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "base.raw", BackingFormat: "raw"}, map[int64][]byte{0: pattern(10, 100)})
+		syncs := 0
+		if how == "sync" {
+			syncs = 1
+		}
+		err := qed.Commit(baseFaultsFs{fs, "/base.raw", how == "truncate", &syncs}, "/top.qed", qed.CommitOptions{})
+		if !errors.Is(err, syscall.EIO) {
+			t.Errorf("commit with the base's %s failing returned %v, want its EIO", how, err)
+		}
+	}
+}
