@@ -333,7 +333,9 @@ func (im *Image) emptyLocked() error {
 		written = append(written, 0)
 	}
 	for _, base := range written {
-		if err := im.writeTableLocked(im.hdr.L1TableOffset, &im.l1, base, min(pageEntries, im.l1.len()-base)); err != nil {
+		// A page's entries: the whole table when it is one page (up to
+		// 8192 entries, not pageEntries).
+		if err := im.writeTableLocked(im.hdr.L1TableOffset, &im.l1, base, im.l1.pageLen(base>>im.l1.shift)); err != nil {
 			return err
 		}
 	}

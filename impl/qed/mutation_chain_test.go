@@ -157,13 +157,13 @@ func TestCommitRawBaseSize(t *testing.T) {
 	}
 }
 
-// baseFaultsFs fails, for the file at path, Truncate (failTruncate) and
-// the first failSyncs Syncs, with EIO.
+// baseFaultsFs fails, for the file at path, Truncate (failTruncate),
+// WriteAt (failWrite) and the first failSyncs Syncs, with EIO.
 type baseFaultsFs struct {
 	afero.Fs
-	path         string
-	failTruncate bool
-	failSyncs    *int
+	path                    string
+	failTruncate, failWrite bool
+	failSyncs               *int
 }
 
 func (b baseFaultsFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
@@ -186,6 +186,13 @@ func (f baseFaultsFile) Truncate(size int64) error {
 	return f.File.Truncate(size)
 }
 
+func (f baseFaultsFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.b.failWrite {
+		return 0, &os.PathError{Op: "write", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.File.WriteAt(p, off)
+}
+
 func (f baseFaultsFile) Sync() error {
 	if *f.b.failSyncs > 0 {
 		*f.b.failSyncs--
@@ -194,22 +201,75 @@ func (f baseFaultsFile) Sync() error {
 	return f.File.Sync()
 }
 
-// TestCommitRawBaseGrowErrors: a raw base's growth that fails (its
-// truncate, or the sync that makes it durable) fails the commit.
-func TestCommitRawBaseGrowErrors(t *testing.T) {
-	for _, how := range []string{"truncate", "sync"} {
+// TestCommitRawBaseErrors: a raw base's growth that fails (its truncate,
+// or the sync that makes it durable), a failed data write into it and a
+// failed final sync (a base as long as the image: no growth) fail the
+// commit.
+func TestCommitRawBaseErrors(t *testing.T) {
+	for _, how := range []string{"truncate", "grow sync", "write", "flush"} {
 		fs := afero.NewMemMapFs()
-		if err := afero.WriteFile(fs, "/base.raw", pattern(9, 2*opsCluster), 0o644); err != nil {
+		baseLen := 2 * opsCluster
+		if how == "flush" || how == "write" {
+			baseLen = 4 * opsCluster
+		}
+		if err := afero.WriteFile(fs, "/base.raw", pattern(9, baseLen), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "base.raw", BackingFormat: "raw"}, map[int64][]byte{0: pattern(10, 100)})
 		syncs := 0
-		if how == "sync" {
+		if how == "grow sync" || how == "flush" {
 			syncs = 1
 		}
-		err := qed.Commit(baseFaultsFs{fs, "/base.raw", how == "truncate", &syncs}, "/top.qed", qed.CommitOptions{})
+		err := qed.Commit(baseFaultsFs{fs, "/base.raw", how == "truncate", how == "write", &syncs}, "/top.qed", qed.CommitOptions{})
 		if !errors.Is(err, syscall.EIO) {
 			t.Errorf("commit with the base's %s failing returned %v, want its EIO", how, err)
+		}
+	}
+}
+
+// TestCommitEmptiesWholeL1: emptying an image whose L1 table is one page
+// of more than 512 entries (8 KiB clusters, one-cluster tables: 1024
+// entries) zeros every entry; before the fix only the first 512 were
+// written, so a mapping through L1[640] stayed in the file, pointing past
+// the end the emptying cut it to (an inconsistent image with NEED_CHECK
+// clear), found through a surviving mutant of that count.
+func TestCommitEmptiesWholeL1(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	const cs = 8 << 10
+	const size = 8 << 30
+	const off = 5 << 30 // L1[640]: an L2 table maps 8 MiB
+	mustCreate(t, fs, "/base.qed", qed.CreateOptions{Size: size, ClusterSize: cs, TableSize: 1}, nil)
+	mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: size, ClusterSize: cs, TableSize: 1, BackingFile: "base.qed"},
+		map[int64][]byte{0: pattern(12, 100), off: pattern(11, 100)})
+	if err := qed.Commit(fs, "/top.qed", qed.CommitOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/top.qed", "/base.qed"} {
+		if rep, err := checkFile(fs, p); err != nil || !rep.IsConsistent() {
+			t.Fatalf("%s after the commit: %v %v", p, err, rep.Err())
+		}
+	}
+	im, err := qed.Open(fs, "/top.qed", qed.OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer im.Close()
+	ext, err := im.Map()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ext {
+		if x.Kind != qed.ExtentUnallocated {
+			t.Errorf("the emptied image still maps %+v", x)
+		}
+	}
+	for _, o := range []int64{0, off} {
+		got := make([]byte, 100)
+		if _, err := im.ReadAt(got, o); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, pattern(map[int64]byte{0: 12, off: 11}[o], 100)) {
+			t.Errorf("guest offset %d does not read the committed data", o)
 		}
 	}
 }
