@@ -48,6 +48,7 @@ type runFlags struct {
 	html               string  // --html FILE: the report as a self-contained page
 	coverage           string  // --coverage DIR: statement coverage (a coverage build)
 	cpuProfile         string  // --cpuprofile (hidden): a Go CPU profile of the whole campaign
+	memProfile         string  // --memprofile (hidden): a Go heap profile taken at the heap's peak
 	nestedDepth        int     // --nested-depth: crashes during recovery, to this depth
 	nestedN            int     // --nested-states: the sample recovered and crashed again
 	createShare        float64 // --create-crashes: share of workloads whose creation is judged
@@ -123,6 +124,8 @@ func (f *runFlags) registerEngine(cmd *cobra.Command) {
 	fl.StringVar(&f.coverage, "coverage", "", "write the statement coverage of impl/qed and props/check reached by the campaign into this directory and print it (needs a coverage build: "+coverBuild+")")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile of the campaign to FILE (go tool pprof; for speed work)")
 	_ = fl.MarkHidden("cpuprofile")
+	fl.StringVar(&f.memProfile, "memprofile", "", "write a Go heap profile taken when the heap was largest to FILE (go tool pprof -sample_index=inuse_space; for memory work)")
+	_ = fl.MarkHidden("memprofile")
 	fl.IntVar(&f.nestedDepth, "nested-depth", campaign.DefaultNestedDepth, "crashes during recovery: record the recovery of a sample of crash states and judge its own crash states, to this depth (0 or 1: one crash and a clean recovery)")
 	fl.IntVar(&f.nestedN, "nested-states", campaign.DefaultNestedStates, "with --nested-depth 2 or more: crash states per workload whose recovery is crashed (and per recovery at each further depth)")
 	fl.Float64Var(&f.createShare, "create-crashes", campaign.DefaultCreateShare, "share of workloads (0 to 1) whose creation of the image and its backing chain is crashed, with real directory semantics, half of them over an existing image (in-process targets and qemu, whose qemu-img create is recorded with strace; exec: programs have no create; 0 = none)")
@@ -353,6 +356,13 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 			return fail(err)
 		}
 		defer stop()
+	}
+	if f.memProfile != "" {
+		stop, err := startMemProfile(f.memProfile)
+		if err != nil {
+			return fail(err)
+		}
+		defer func() { _ = stop() }()
 	}
 	// With the report on stdout, every human line goes to stderr.
 	hum := f.humanOut(e)
