@@ -67,6 +67,9 @@ type FS struct {
 	nextID                 uint64
 	nops                   int64
 	trace                  []Op
+	// replaying: Replay is applying a trace's operations, whose data the
+	// trace keeps unchanged (no copy is made of it).
+	replaying bool
 }
 
 type inode struct {
@@ -580,9 +583,19 @@ func (f *FS) writeLocked(ino *inode, p string, data []byte, off int64) error {
 		ino.cur.writeAt(data, off, ino.gen)
 		return nil
 	}
+	if !f.replaying {
+		data = slices.Clone(data)
+	}
 	o := f.recordLocked(Op{Kind: OpWrite, File: ino.id, Path: p, Off: off,
-		Data: slices.Clone(data), Extends: off+int64(len(data)) > ino.cur.size})
-	ino.cur.writeAt(data, off, ino.gen)
+		Data: data, Extends: off+int64(len(data)) > ino.cur.size})
+	if f.opts.DiscardTrace {
+		// The copy dies at the next sync: pages of its own.
+		ino.cur.writeAt(data, off, ino.gen)
+	} else {
+		// The trace keeps the copy (unchanged) for the filesystem's
+		// life: the file's pages point into it.
+		ino.cur.writeShared(data, off, ino.gen)
+	}
 	ino.pending = append(ino.pending, o)
 	return nil
 }
@@ -725,6 +738,10 @@ func (img *Image) Replay(t *Trace, k int64, opts Options) (*FS, error) {
 		return nil, &replayError{op: Op{Index: k}, why: "crash point outside the trace"}
 	}
 	f := img.NewFS(opts)
+	// A trace's bytes are never changed: the replay's trace and pages
+	// share them instead of copying them (memory, issue 19 goal 5).
+	f.replaying = true
+	defer func() { f.replaying = false }()
 	for _, o := range t.Ops[:k] {
 		if err := f.Apply(o); err != nil {
 			return nil, err
