@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -365,4 +366,28 @@ func TestCreatedImageAsWholeFile(t *testing.T) {
 		_, _, _, err = createdImage(fsys, "/d/missing")
 		require.Error(t, err)
 	}
+}
+
+// TestCreateJudgeGeometryBigTables: the geometry check of a new image of
+// 64 MiB clusters and 16-cluster tables (a 1 GiB L1 table of holes in a
+// crashsim file) reads the file where it has data: it allocates a few
+// megabytes, not the gigabyte a copy of the file was (issue 19 goal 5).
+func TestCreateJudgeGeometryBigTables(t *testing.T) {
+	g := workload.Geometry{ClusterSize: 64 << 20, TableSize: 16, Size: 128 << 20}
+	fsys := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+	require.NoError(t, fsys.MkdirAll("/d", 0o755))
+	p := "/d/img.qed"
+	require.NoError(t, qedtarget.Target{}.Create(fsys, p, target.CreateOptions{Size: g.Size, ClusterSize: g.ClusterSize, TableSize: g.TableSize}))
+	fi, err := fsys.Stat(p)
+	require.NoError(t, err)
+	require.Greater(t, fi.Size(), int64(1<<30), "the file spans its L1 table")
+	st := &State{FS: fsys, Image: p, Rec: &Recording{W: &workload.Workload{Geometry: g}}}
+	j := &createJudge{t: qedtarget.Target{}}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	require.NoError(t, j.geometry(st))
+	runtime.ReadMemStats(&after)
+	require.Less(t, after.TotalAlloc-before.TotalAlloc, uint64(64<<20), "the check read the file whole")
+	g.TableSize = 8
+	require.ErrorContains(t, j.geometry(&State{FS: fsys, Image: p, Rec: &Recording{W: &workload.Workload{Geometry: g}}}), "table_size 16, want 8")
 }
