@@ -67,53 +67,118 @@ const DefaultMemoryBudget = 1536 << 20
 const memoryBase = 16 << 20
 
 // WorkloadMemory estimates the peak bytes a workload holds while it is
-// run and judged: eight tables of the image (L1 and L2 tables of the
-// recovery, the reopen and the checker's walk; tableMemory), three of each
-// QED backing file (read-only opens keep only the L2 tables they read), twice each
-// backing file's contents (written whole when the chain is built), four
-// times the guest size up to 64 MiB (the model's durable contents and
-// read-back buffers; above, the oracle keeps only the written ranges),
-// eight clusters (copy-on-write buffers) and the requests: three times
-// each write's length (its data in the trace, the pages it fills, the
-// buffers of the write), twice each read's; and the judge's memo of the
-// sector rule (four times the writes, at most model.MaxJudgeMemo).
+// run and judged (calibrated on impl/qed with --memprofile's live heap;
+// docs/campaigns.md, "Session 10: memory"):
+//
+//   - eight tables of the image (L1 and L2 tables of the recovery, the
+//     reopen and the checker's walk; tableMemory), three of each QED
+//     backing file (read-only opens keep only the L2 tables they read);
+//   - three times the guest size up to 64 MiB (the judge's durable
+//     contents, maxDurableCache, and two read-backs);
+//   - a cluster (impl/qed's copy-on-write buffer), two with a backing
+//     file;
+//   - every byte the workload makes the files hold, once: the recording
+//     keeps each write's bytes in its trace and the files' pages point
+//     into them (crashsim), so a byte costs what it costs whether it was
+//     overwritten since or not. That is each backing file, the writes
+//     and write-zeroes (with a backing file, the rest of the first and
+//     last clusters of each, filled from it, up to the image's size in
+//     all), the setup's copies of backing files (a safe
+//     rebase's new backing file, a rebase -u's copy of the one in
+//     force) and what a safe rebase or a commit may copy (the guest);
+//   - the buffer of the largest request in flight (a concurrent group's
+//     requests together; a safe rebase's new backing file, a rebase -u's
+//     copy; a commit's base, read back, which the judge also keeps);
+//   - the judge's memo of the sector rule (four times the writes, at
+//     most model.MaxJudgeMemo).
 func WorkloadMemory(w *workload.Workload) int64 {
 	g := w.Geometry
 	cs := int64(g.ClusterSize)
-	n := int64(memoryBase) + 8*tableMemory(cs, int64(g.TableSize), g.Size) + 4*min(g.Size, 64<<20) + 8*cs
-	for _, b := range g.Backing {
+	n := int64(memoryBase) + 8*tableMemory(cs, int64(g.TableSize), g.Size) + 3*min(g.Size, maxDurableCache) + cs
+	if len(g.Backing) > 0 {
+		n += cs // copy-on-write from a backing file: impl/qed's buffer and its copy
+	}
+	inForce := int64(0) // the backing file in force's guest size
+	biggest := int64(0) // the largest backing file's (a commit's base)
+	for i, b := range g.Backing {
 		if b.Format == "qed" {
-			n += 3*tableMemory(int64(b.ClusterSize), int64(b.TableSize), b.Size) + 2*int64(b.ClusterSize)
+			n += 3 * tableMemory(int64(b.ClusterSize), int64(b.TableSize), b.Size)
 		}
-		n += 2 * b.Size
+		n += b.Size
+		biggest = max(biggest, b.Size)
+		if i == 0 {
+			inForce = b.Size
+		}
 	}
-	writes := int64(0)
-	var ops func([]workload.Op)
-	ops = func(os []workload.Op) {
-		for _, op := range os {
-			switch op.Kind {
-			case workload.Write, workload.WriteZeroes:
-				n += 3 * op.Len
-				writes += op.Len
-			case workload.Read:
-				n += 2 * op.Len
+	held, writes, peak, fill, size := int64(0), int64(0), int64(0), int64(0), g.Size
+	write := func(op workload.Op) {
+		held += op.Len
+		writes += op.Len
+		if len(g.Backing) > 0 && op.Len > 0 {
+			// An allocating write fills the rest of its first and last
+			// clusters from the backing file, and the trace keeps it.
+			fill += (op.Off+op.Len+cs-1)/cs*cs - op.Off/cs*cs - op.Len
+		}
+	}
+	for i, op := range w.Ops {
+		if op.Kind == workload.Resize {
+			size = max(size, op.Off)
+		}
+		switch op.Kind {
+		case workload.Write, workload.WriteZeroes:
+			write(op)
+			peak = max(peak, op.Len)
+		case workload.Read, workload.ReopenRO:
+			peak = max(peak, op.Len)
+		case workload.Concurrent:
+			group := int64(0)
+			for _, o := range op.Group {
+				if o.Kind == workload.Write || o.Kind == workload.WriteZeroes {
+					write(o)
+				}
+				group += o.Len
 			}
-			ops(op.Group)
+			peak = max(peak, group)
+		case workload.Rebase:
+			size := w.SizeAt(i)
+			// The data the rebase copies into the image: where the
+			// backing file in force and the new one may differ.
+			held += min(size, inForce+op.Len)
+			if op.Len > 0 {
+				held += size // the new backing file, made at the setup
+				peak = max(peak, size)
+				inForce, biggest = size, max(biggest, size)
+			} else {
+				inForce = 0
+			}
+		case workload.RebaseUnsafe:
+			held += inForce // the copy of the backing file in force
+			peak = max(peak, inForce)
+		case workload.Commit:
+			// The data the commit copies into its base, and the base's
+			// contents as the setup made them (the judge keeps them for
+			// the workload: commitBaseOf), read back.
+			held += w.SizeAt(i) + biggest
+			peak = max(peak, 2*biggest) // and the model's copy it is read from
 		}
 	}
-	ops(w.Ops)
-	// The judging worker's memo of the sector rule (model.JudgeMemo,
-	// kept for one workload): up to four read-backs of each chunk of the
-	// pending writes, bounded.
-	return n + min(model.MaxJudgeMemo, 4*writes)
+	// A cluster is filled once, when it is allocated: at most the image.
+	return n + held + min(fill, size) + peak + min(model.MaxJudgeMemo, 4*writes)
 }
 
-// maxGenMemory is the largest WorkloadMemory a generator can draw, and
-// the geometry that gives it (for the refusal message): the largest
-// cluster and table sizes with the largest image, or a big cluster
-// (GenConfig.BigClusterSizes, one-cluster tables) with the requests and
-// image size drawn for the largest ordinary cluster; the longest chain;
-// requests of one cluster each, plus a long request when drawn.
+// maxGenMemory is the estimate of a typical workload of the largest
+// geometry a generator draws, and that geometry (for the refusal
+// message): the largest cluster and table sizes with the largest image,
+// or a big cluster (GenConfig.BigClusterSizes, one-cluster tables) with
+// the requests and image size drawn for the largest ordinary cluster;
+// the longest chain; the requests the generator draws on average (each
+// op's expected number of writes and write-zeroes, from the weights: a
+// concurrent group holds three on average; each one cluster long, as
+// workload.Generate's extents are about on average; three of them
+// together when groups are drawn), plus a long request when drawn. A
+// drawn workload may need more (the gate then runs it alone, under the
+// runtime's soft limit); a configuration whose typical workload does
+// not fit the budget is refused.
 func maxGenMemory(gen workload.GenConfig) (int64, string) {
 	var cs, ts, big uint32
 	for _, c := range gen.ClusterSizes {
@@ -135,10 +200,19 @@ func maxGenMemory(gen workload.GenConfig) (int64, string) {
 	worst := func(ics, its uint32) (int64, string) {
 		w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: ics, TableSize: its, Size: size}}
 		// Requests: writes of one cluster (workload.Generate's extents
-		// are 1 byte to 2 clusters, about one on average).
-		w.Ops = make([]workload.Op, gen.Ops, gen.Ops+2)
-		for i := range w.Ops {
-			w.Ops[i] = workload.Op{Kind: workload.Write, Len: int64(cs)}
+		// are 1 byte to 2 clusters, about one on average), as many as
+		// the ops draw on average.
+		n := expectedRequests(gen)
+		w.Ops = make([]workload.Op, 0, n+2)
+		if group := min(n, 3); gen.Weights[workload.Concurrent] > 0 && group > 1 {
+			op := workload.Op{Kind: workload.Concurrent}
+			for range group {
+				op.Group = append(op.Group, workload.Op{Kind: workload.Write, Len: int64(cs)})
+			}
+			w.Ops, n = append(w.Ops, op), n-group
+		}
+		for range n {
+			w.Ops = append(w.Ops, workload.Op{Kind: workload.Write, Len: int64(cs)})
 		}
 		// The long requests (each up to 8 MiB): one of LongChance, one of
 		// BackedLongChance (an image with a backing file).
@@ -161,6 +235,25 @@ func maxGenMemory(gen workload.GenConfig) (int64, string) {
 		}
 	}
 	return n, what
+}
+
+// expectedRequests is the number of writes and write-zeroes gen.Ops ops
+// draw on average (a concurrent group holds three), rounded up.
+func expectedRequests(gen workload.GenConfig) int {
+	total, reqs := 0, 0
+	for k, wt := range gen.Weights {
+		total += wt
+		switch k {
+		case workload.Write, workload.WriteZeroes:
+			reqs += wt
+		case workload.Concurrent:
+			reqs += 3 * wt
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return (gen.Ops*reqs + total - 1) / total
 }
 
 // CheckMemory refuses a configuration whose largest workload does not

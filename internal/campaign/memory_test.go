@@ -66,18 +66,19 @@ func TestMemoryGate(t *testing.T) {
 // naming it, its estimate and the budget; one that fits runs.
 func TestMemoryBudgetRefusesGeometry(t *testing.T) {
 	gen := quickGen()
-	gen.ClusterSizes, gen.TableSizes = []uint32{64 << 20}, []uint32{16}
+	gen.ClusterSizes, gen.TableSizes, gen.MaxClusters = []uint32{64 << 20}, []uint32{16}, 96
+	gen.BackingChance, gen.MaxChain = 0.5, 2 // two 6 GiB backing files
 	_, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 1, Iterations: 1, Gen: gen})
 	require.ErrorIs(t, err, ErrConfig)
-	for _, s := range []string{"64 MiB clusters", "16-cluster tables", "1 GiB tables", "memory budget of 1.5 GiB"} {
+	for _, s := range []string{"64 MiB clusters", "16-cluster tables", "1 GiB tables", "6 GiB image", "backing chain of 2", "memory budget of 1.5 GiB"} {
 		require.Contains(t, err.Error(), s)
 	}
 	_, err = Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 1, Iterations: 1, Gen: quickGen(), MemoryBudget: 1 << 20})
 	require.ErrorIs(t, err, ErrConfig, "even a small geometry does not fit 1 MiB")
-	// A 1 GiB image of 64 MiB clusters over a 1 GiB raw backing file (its
-	// contents written whole: twice 1 GiB in the estimate).
+	// A 1 GiB image of 64 MiB clusters over a 2 GiB raw backing file (its
+	// contents written whole).
 	w := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 64 << 20, TableSize: 16, Size: 1 << 30,
-		Backing: []workload.Backing{{Format: "raw", Size: 1 << 30}}}}
+		Backing: []workload.Backing{{Format: "raw", Size: 2 << 30}}}}
 	_, err = Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 1, Workload: w})
 	require.ErrorIs(t, err, ErrConfig)
 	require.True(t, strings.Contains(err.Error(), "the workload's geometry"), err.Error())
@@ -105,7 +106,10 @@ func TestBigTablesCampaign(t *testing.T) {
 // computed by hand here): tables held whole up to 64 KiB and in pages
 // above (a page index and a page per mapped cluster, plus one), the
 // guest size counted up to 64 MiB, each backing file's tables and
-// contents, and the requests (a concurrent group's writes included).
+// contents, the bytes the requests make the files hold (a concurrent
+// group's writes included; with a backing file, the copy-on-write fill
+// of their first and last clusters), the setup's copies of backing files
+// and what a rebase or a commit copies, the largest request's buffer.
 func TestWorkloadMemory(t *testing.T) {
 	for _, tc := range []struct {
 		cs, ts, size, want int64
@@ -124,51 +128,92 @@ func TestWorkloadMemory(t *testing.T) {
 			{Format: "raw", Size: 3000},
 		}},
 		Ops: []workload.Op{
-			{Kind: workload.Write, Len: 100},
-			{Kind: workload.WriteZeroes, Len: 10},
+			{Kind: workload.Write, Off: 4095, Len: 100}, // fills 4095 + 3997
+			{Kind: workload.WriteZeroes, Off: 8192, Len: 10},
 			{Kind: workload.Read, Len: 7},
 			{Kind: workload.Flush},
-			{Kind: workload.Concurrent, Group: []workload.Op{{Kind: workload.Write, Len: 5}, {Kind: workload.WriteZeroes, Len: 3}}},
+			{Kind: workload.Concurrent, Group: []workload.Op{{Kind: workload.Write, Off: 4096, Len: 4096}, {Kind: workload.WriteZeroes, Off: 100, Len: 3}}},
 		},
 	}
-	image := int64(16<<20) + 8*(16<<10) + 4*(1<<20) + 8*4096
-	backing := 3*(64<<10) + 2*65536 + 2*(128<<10) + 2*3000
-	requests := 3*100 + 3*10 + 2*7 + 3*5 + 3*3
-	memo := 4 * (100 + 10 + 5 + 3) // the judge's memo: four times the writes
-	require.Equal(t, image+int64(backing)+int64(requests)+int64(memo), WorkloadMemory(w))
-	// The memo is bounded: a 16 MiB write counts 32 MiB, not 64.
+	image := int64(16<<20) + 8*(16<<10) + 3*(1<<20) + 2*4096
+	backing := 3*(64<<10) + (128 << 10) + 3000
+	held := 100 + 10 + 4096 + 3
+	fill := (4095 + 3997) + (4096 - 10) + 0 + (4096 - 3)
+	peak := 4096 + 3 // the group's buffers
+	memo := 4 * held // the judge's memo: four times the writes
+	require.Equal(t, image+int64(backing)+int64(held+fill+peak+memo), WorkloadMemory(w))
+	// The memo is bounded: a 16 MiB write counts 32 MiB, not 64; the
+	// fill of a cluster-aligned write is nothing.
 	long := &workload.Workload{Geometry: w.Geometry, Ops: []workload.Op{{Kind: workload.Write, Len: 16 << 20}}}
-	require.Equal(t, image+int64(backing)+3*(16<<20)+model.MaxJudgeMemo, WorkloadMemory(long))
+	require.Equal(t, image+int64(backing)+2*(16<<20)+model.MaxJudgeMemo, WorkloadMemory(long))
+	// The fill is at most the image (each cluster filled once), and
+	// without a backing file there is none.
+	many := &workload.Workload{Geometry: w.Geometry}
+	for i := range 1000 {
+		many.Ops = append(many.Ops, workload.Op{Kind: workload.Write, Off: int64(i), Len: 1})
+	}
+	require.Equal(t, image+int64(backing)+1000+(1<<20)+1+4*1000, WorkloadMemory(many))
+	many.Geometry.Backing = nil
+	require.Equal(t, image-4096+1000+1+4*1000, WorkloadMemory(many))
 	// Above 64 MiB the guest size counts as 64 MiB.
 	big := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 65536, TableSize: 1, Size: 128 << 20}}
-	require.Equal(t, int64(16<<20)+8*(64<<10)+4*(64<<20)+8*65536, WorkloadMemory(big))
+	require.Equal(t, int64(16<<20)+8*(64<<10)+3*(64<<20)+65536, WorkloadMemory(big))
+	// Image commands: a safe rebase onto a new file (the file, made at
+	// the setup, is its buffer too; what it copies is at most the old
+	// backing file and the new one's data), a rebase -u (a copy of the
+	// backing file in force), a commit (the guest, and its base kept and
+	// read back from the model's copy), a rebase onto nothing (the old
+	// backing file's data), after a grow.
+	cmds := &workload.Workload{Geometry: workload.Geometry{ClusterSize: 65536, TableSize: 1, Size: 1 << 20,
+		Backing: []workload.Backing{{Format: "raw", Size: 1000}}},
+		Ops: []workload.Op{
+			{Kind: workload.RebaseUnsafe, Len: 9},               // 1000
+			{Kind: workload.Resize, Off: 2 << 20},               //
+			{Kind: workload.Rebase, Off: 512, Len: 4096, ID: 1}, // min(2 MiB, 1000+4096) + 2 MiB, peak 2 MiB
+			{Kind: workload.RebaseUnsafe, Len: 9},               // 2 MiB
+			{Kind: workload.Commit},                             // 2 MiB + 2 MiB, peak 4 MiB
+			{Kind: workload.Rebase},                             // 2 MiB; nothing in force after it
+			{Kind: workload.RebaseUnsafe, Len: 9},               // 0
+		}}
+	base := int64(16<<20) + 8*(64<<10) + 3*(1<<20) + 2*65536 + 1000
+	require.Equal(t, base+1000+(1000+4096)+(2<<20)+(2<<20)+(4<<20)+(2<<20)+0+(4<<20), WorkloadMemory(cmds))
 }
 
-// TestMaxGenMemory pins the largest estimate a generator draws and the
-// geometry named with it: the largest cluster and table sizes, the image
-// of MaxClusters of them, a write of one cluster per op; a long request,
-// the backing chain and the big clusters only when their chance is not 0.
+// TestMaxGenMemory pins the estimate of a typical workload of the
+// largest geometry a generator draws and the geometry named with it: the
+// largest cluster and table sizes, the image of MaxClusters of them,
+// the writes the ops draw on average (from the weights) of one cluster
+// each, three of them a group when groups are drawn; a long request, the
+// backing chain and the big clusters only when their chance is not 0.
 func TestMaxGenMemory(t *testing.T) {
 	gen := workload.GenConfig{ClusterSizes: []uint32{4096, 65536}, TableSizes: []uint32{4, 1}, MaxClusters: 10, Ops: 5,
-		MaxChain: 2, BigClusterSizes: []uint32{2 << 20}, LongChance: 0}
+		MaxChain: 2, BigClusterSizes: []uint32{2 << 20}, LongChance: 0,
+		Weights: map[workload.Kind]int{workload.Write: 2, workload.Read: 2}}
+	require.Equal(t, 3, expectedRequests(gen), "5 ops, half of them writes: 2.5, rounded up")
 	// 64 KiB clusters, 4-cluster (256 KiB) tables of a 640 KiB image:
 	// each table a 512-byte page index and 10+1 pages.
 	table := int64(256<<10/512 + 4096*(10+1))
-	memo := int64(4 * 5 * 65536) // the judge's memo: four times the writes
-	base := int64(16<<20) + 8*table + 4*(640<<10) + 8*65536 + 5*3*65536 + memo
+	memo := int64(4 * 3 * 65536) // the judge's memo: four times the writes
+	base := int64(16<<20) + 8*table + 3*(640<<10) + 65536 + 3*65536 + 65536 + memo
 	n, what := maxGenMemory(gen)
 	require.Equal(t, base, n)
 	require.Equal(t, "64 KiB clusters, 4-cluster tables (256 KiB tables), a 640 KiB image, backing chain of 0", what)
 
 	g := gen
+	g.Weights = map[workload.Kind]int{workload.Write: 1, workload.Concurrent: 1, workload.Read: 2}
+	require.Equal(t, 5, expectedRequests(g), "5 ops: a quarter writes, a quarter groups of three")
+	n, _ = maxGenMemory(g)
+	require.Equal(t, base+2*65536+2*65536+8*65536, n, "five writes, three of them a group (the buffers of three)")
+
+	g = gen
 	g.LongChance = 0.1
 	n, _ = maxGenMemory(g)
-	require.Equal(t, base-memo+3*(8<<20)+model.MaxJudgeMemo, n, "a long request of 8 MiB (the memo then at its bound)")
+	require.Equal(t, base-memo+(8<<20)+(8<<20)-65536+model.MaxJudgeMemo, n, "a long request of 8 MiB (the memo then at its bound)")
 
 	g = gen
 	g.BackingChance = 0.5
 	n, what = maxGenMemory(g)
-	require.Equal(t, base+2*(3*table+2*65536+2*(640<<10)), n, "two qed backing files like the image")
+	require.Equal(t, base+65536+2*(3*table+(640<<10)), n, "two qed backing files like the image, a copy-on-write buffer")
 	require.True(t, strings.HasSuffix(what, "backing chain of 2"), what)
 
 	g = gen
@@ -176,7 +221,7 @@ func TestMaxGenMemory(t *testing.T) {
 	n, what = maxGenMemory(g)
 	// 2 MiB clusters, one-cluster (2 MiB) tables: a 4 KiB page index and
 	// 1+1 pages; the image and the requests as for 64 KiB clusters.
-	require.Equal(t, int64(16<<20)+8*(2<<20/512+4096*2)+4*(640<<10)+8*(2<<20)+5*3*65536+memo, n)
+	require.Equal(t, int64(16<<20)+8*(2<<20/512+4096*2)+3*(640<<10)+(2<<20)+3*65536+65536+memo, n)
 	require.Equal(t, "2 MiB clusters, 1-cluster tables (2 MiB tables), a 640 KiB image, backing chain of 0", what)
 	g.BigClusterSizes = []uint32{4096} // smaller than the ordinary worst
 	n, what = maxGenMemory(g)
@@ -187,6 +232,8 @@ func TestMaxGenMemory(t *testing.T) {
 	g.MaxClusters = 0 // an image of one cluster at least
 	_, what = maxGenMemory(g)
 	require.Contains(t, what, "a 64 KiB image")
+	g.Weights = nil
+	require.Zero(t, expectedRequests(g))
 }
 
 // TestCheckMemory: a negative budget refused, 0 the default, an estimate
