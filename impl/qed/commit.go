@@ -241,13 +241,10 @@ type commitBase struct {
 }
 
 func newCommitBase(b backingFile) commitBase {
-	switch v := b.(type) {
-	case *qedBacking:
-		return commitBase{im: v.im}
-	case *rawBacking:
-		return commitBase{raw: v}
+	if q, ok := b.(*qedBacking); ok {
+		return commitBase{im: q.im}
 	}
-	return commitBase{}
+	return commitBase{raw: b.(*rawBacking)} // the only other kind
 }
 
 // grow makes the base at least size guest bytes, durably.

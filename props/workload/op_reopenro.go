@@ -130,6 +130,7 @@ func closedChecks(d target.Disk) error {
 		{"write", func() error { _, err := d.WriteAt(buf, 0); return err }},
 		{"write-zeroes", func() error { return d.WriteZeroes(0, 512) }},
 		{"flush", d.Flush},
+		{"check", func() error { _, err := d.Check(false); return err }},
 		{"resize", func() error { return d.Resize(d.Size() + 512) }},
 		{"close", d.Close},
 		{"map", func() error {
