@@ -56,7 +56,13 @@ type compiledRule struct {
 
 // FS is an afero.Fs that forwards to a wrapped Fs and injects faults.
 type FS struct {
-	base    afero.Fs
+	base afero.Fs
+	*state
+}
+
+// state is an FS's rules, counters and log: shared with the layers Over
+// makes.
+type state struct {
 	seed    int64
 	rules   []compiledRule // immutable after New
 	ruleOps OpSet          // union of the rules' operation sets: fast path for the rest
@@ -75,7 +81,7 @@ var _ afero.Fs = (*FS)(nil)
 
 // New wraps base with the given rules; seed drives every random choice.
 func New(base afero.Fs, seed int64, rules RuleSet) (*FS, error) {
-	fs := &FS{base: base, seed: seed}
+	fs := &FS{base: base, state: &state{seed: seed}}
 	for i, r := range rules {
 		if err := r.Validate(); err != nil {
 			return nil, fmt.Errorf("faultfs: rule %d: %w", i, err)
@@ -112,6 +118,15 @@ func (fs *FS) Rules() RuleSet {
 
 // Base returns the wrapped Fs.
 func (fs *FS) Base() afero.Fs { return fs.base }
+
+// Over returns a layer over base that shares fs's rules, counters, armed
+// state and log: an operation through either layer counts against the
+// same rules (one numbering of matches, one Ops count) and its injection
+// is logged in both. For a caller that builds files of its own in another
+// filesystem while the faults of fs are in force (a workload op that
+// works in a private in-memory filesystem): the rules' counts then
+// number its operations too, so a rule such as nth=N reaches them.
+func (fs *FS) Over(base afero.Fs) afero.Fs { return &FS{base: base, state: fs.state} }
 
 // Seed returns the seed given to New.
 func (fs *FS) Seed() int64 { return fs.seed }

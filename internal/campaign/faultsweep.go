@@ -74,6 +74,10 @@ import (
 // SweepFault is the fault every operation of a swept step gets in turn.
 const SweepFault = "*:eio"
 
+// SweepWriteFault is the fault a long step's writes, syncs and
+// truncates get, some of them in turn (sweepPositions).
+const SweepWriteFault = "write|sync|truncate:eio"
+
 // MaxSweepRuns bounds the runs of one step's sweep.
 const MaxSweepRuns = 32
 
@@ -138,31 +142,49 @@ func SweepPlan(seed uint64, counts []uint64, kinds []string, n int) []int {
 	return plan
 }
 
-// sweepPositions returns the operations (1 to n) a sweep of a step of n
-// operations fails: all of them up to MaxSweepRuns, else the first and
-// last quarter of MaxSweepRuns and the rest evenly spread between.
-func sweepPositions(n uint64) []uint64 {
-	var ps []uint64
+// sweepPositions returns the operations a sweep of a step of n
+// operations, nw of them writes, syncs and truncates, fails: all (1 to
+// n) up to MaxSweepRuns, and then no writes; else, of all, the first and
+// last quarter of MaxSweepRuns and some evenly spread between, and of
+// the writes (1 to nw) the rest of the middle half, at most half of it,
+// evenly spread over them (all of them when there are that few). The
+// middle of a long step is mostly reads (a commit's copy, a rebase's,
+// the opening reads of the tables), while most of its error returns
+// follow a write, a sync or a truncate (the base's growth and flush, the
+// image's emptying, a header's rewrite): spread over all operations
+// alone, the middle runs rarely hit one.
+func sweepPositions(n, nw uint64) (all, writes []uint64) {
 	if n <= MaxSweepRuns {
 		for i := uint64(1); i <= n; i++ {
-			ps = append(ps, i)
+			all = append(all, i)
 		}
-		return ps
+		return all, nil
 	}
 	q := uint64(MaxSweepRuns / 4)
 	mid := uint64(MaxSweepRuns) - 2*q
+	midW := min(mid/2, nw)
+	if nw <= midW {
+		for i := uint64(1); i <= nw; i++ {
+			writes = append(writes, i)
+		}
+	} else {
+		for j := uint64(0); j < midW; j++ {
+			writes = append(writes, 1+j*nw/midW)
+		}
+	}
+	mid -= uint64(len(writes))
 	for i := uint64(1); i <= q; i++ {
-		ps = append(ps, i)
+		all = append(all, i)
 	}
 	// mid positions spread over (q, n-q]: strictly between the two ends.
 	span := n - 2*q
 	for j := uint64(0); j < mid; j++ {
-		ps = append(ps, q+1+j*span/mid)
+		all = append(all, q+1+j*span/mid)
 	}
 	for i := n - q + 1; i <= n; i++ {
-		ps = append(ps, i)
+		all = append(all, i)
 	}
-	return ps
+	return all, writes
 }
 
 // SetupStep is the kind of a sweep's step that is the setup (the
@@ -198,7 +220,7 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 		if err != nil {
 			return nil, fmt.Errorf("campaign: dry run counting the operations of a fault sweep: %w", err)
 		}
-		if len(rec.FaultMatches) != 1 {
+		if len(rec.FaultMatches) == 0 {
 			return nil, fmt.Errorf("campaign: dry run counting the operations of a fault sweep: driver %s counted no matches", d.Name())
 		}
 		return rec, nil
@@ -208,42 +230,72 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 	if err != nil {
 		return nil, err
 	}
-	rec, err := count(RecordOptions{Seed: seed, Faults: never})
+	// The second rule counts the writes, syncs and truncates (Matched2).
+	rec, err := count(RecordOptions{Seed: seed, Faults: never + "; " + SweepWriteFault + "@after=" + neverFires})
 	if err != nil {
 		return nil, err
 	}
+	if len(rec.FaultMatches) != 2 {
+		return nil, fmt.Errorf("campaign: dry run counting the operations of a fault sweep: driver %s counted no writes", d.Name())
+	}
 	// Steps: the setup, the reopen through the fault layer (its operations
 	// made before the first mark, Op -1), each guest op (from its mark,
-	// taken before its I/O, to the next one).
-	counts := []uint64{setup.FaultMatches[0], 0}
-	kinds, ops, bases := []string{SetupStep, ReopenStep}, []int{-1, -1}, []uint64{0, 0}
+	// taken before its I/O, to the next one; an image command to where
+	// the command itself returned). counts and bases count every
+	// operation, countsW and basesW the writes, syncs and truncates (none
+	// for the setup: its sweep spreads over all its operations).
+	counts, countsW := []uint64{setup.FaultMatches[0], 0}, []uint64{0, 0}
+	kinds, ops, bases, basesW := []string{SetupStep, ReopenStep}, []int{-1, -1}, []uint64{0, 0}, []uint64{0, 0}
 	for i, m := range rec.Marks {
 		if m.Op < 0 {
-			counts[1] = m.Matched
+			counts[1], countsW[1] = m.Matched, m.Matched2
 			continue
 		}
 		if m.Op >= group {
 			break
 		}
-		next := rec.FaultMatches[0]
+		next, nextW := rec.FaultMatches[0], rec.FaultMatches[1]
 		if i+1 < len(rec.Marks) {
-			next = rec.Marks[i+1].Matched
+			next, nextW = rec.Marks[i+1].Matched, rec.Marks[i+1].Matched2
 		}
 		if last := len(ops) - 1; ops[last] == m.Op {
 			// An op marked twice (an image command: its close, then the
 			// command) is one step.
 			counts[last] += next - m.Matched
+			countsW[last] += nextW - m.Matched2
 			continue
 		}
 		counts, kinds = append(counts, next-m.Matched), append(kinds, w.Ops[m.Op].Kind.String())
-		ops, bases = append(ops, m.Op), append(bases, m.Matched)
+		countsW = append(countsW, nextW-m.Matched2)
+		ops, bases, basesW = append(ops, m.Op), append(bases, m.Matched), append(basesW, m.Matched2)
+	}
+	// An image command's step ends where the command returned: the
+	// commit's read-back of its base and the reopen after it make a
+	// hundred operations or more, which would take the sweep's last
+	// positions away from the command's own tail (the base's growth and
+	// flush, the image's emptying).
+	for _, c := range rec.CommandEnds {
+		if j := slices.Index(ops, c.Op); j >= 2 && c.Op >= 0 {
+			counts[j], countsW[j] = c.Matched-bases[j], c.Matched2-basesW[j]
+		}
 	}
 	var sws []*sweep
 	for _, step := range SweepPlan(seed, counts, kinds, SweepSteps) {
 		sw := &sweep{op: ops[step], setup: step == 0}
-		for _, n := range sweepPositions(counts[step]) {
+		all, writes := sweepPositions(counts[step], countsW[step])
+		for _, n := range all {
 			sw.rules = append(sw.rules, fmt.Sprintf("%s@nth=%d", SweepFault, bases[step]+n))
 		}
+		// The writes' runs go before the last quarter's.
+		tail := slices.Clone(sw.rules[len(sw.rules)-min(len(sw.rules), MaxSweepRuns/4):])
+		if len(writes) == 0 {
+			tail = nil
+		}
+		sw.rules = sw.rules[:len(sw.rules)-len(tail)]
+		for _, n := range writes {
+			sw.rules = append(sw.rules, fmt.Sprintf("%s@nth=%d", SweepWriteFault, basesW[step]+n))
+		}
+		sw.rules = append(sw.rules, tail...)
 		sws = append(sws, sw)
 	}
 	return sws, nil

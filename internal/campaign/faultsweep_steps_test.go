@@ -15,7 +15,8 @@ import (
 // chooses almost none, its steps of distinct kinds in order, at most
 // SweepSteps; its commit among them far more often than not, swept from
 // the commit's first operation (its close: an image command's two marks
-// are one step) over more operations than the close makes.
+// are one step) over more operations than the close makes, to the
+// command's last operation (the base's read-back after it is not swept).
 func TestSweepStepsOfRareKinds(t *testing.T) {
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
@@ -76,6 +77,12 @@ func TestSweepStepsOfRareKinds(t *testing.T) {
 			rs, err = faultfs.Parse(sw.rules[len(sw.rules)-1])
 			require.NoError(t, err)
 			require.Greater(t, rs[0].N, int64(marks[1]), "workload %d: and goes on into the command", w)
+			// It ends where the command returned, before the base's
+			// read-back and the reopen after it.
+			end := slices.IndexFunc(rec.CommandEnds, func(m Mark) bool { return m.Op == commit })
+			require.GreaterOrEqual(t, end, 0, "workload %d: the command's end is marked", w)
+			require.Equal(t, int64(rec.CommandEnds[end].Matched), rs[0].N, "workload %d: the sweep ends at the command's last operation", w)
+			require.Greater(t, rec.CommandEnds[end].Matched, marks[1])
 		}
 	}
 	require.Equal(t, 12, withCommit)

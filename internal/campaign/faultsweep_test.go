@@ -16,24 +16,46 @@ import (
 )
 
 // TestSweepPositions: a step of up to MaxSweepRuns operations is swept
-// whole; a longer one at MaxSweepRuns operations, its first and last
-// quarter of them and the rest spread strictly between, ascending.
+// whole (no writes' runs); a longer one at MaxSweepRuns operations, its
+// first and last quarter of them and the rest spread strictly between,
+// ascending, less the writes' runs: half the middle at most, spread over
+// the step's writes (all of them when fewer), ascending.
 func TestSweepPositions(t *testing.T) {
-	require.Empty(t, sweepPositions(0))
-	require.Equal(t, []uint64{1, 2, 3}, sweepPositions(3))
-	all := sweepPositions(MaxSweepRuns)
-	require.Len(t, all, MaxSweepRuns)
-	require.Equal(t, uint64(MaxSweepRuns), all[MaxSweepRuns-1])
-	for _, n := range []uint64{MaxSweepRuns + 1, 40, 100, 1000, 1 << 40} {
-		ps := sweepPositions(n)
-		require.Len(t, ps, MaxSweepRuns, "n=%d", n)
-		q := MaxSweepRuns / 4
-		for i := range q {
-			require.Equal(t, uint64(i+1), ps[i], "n=%d: the first quarter", n)
-			require.Equal(t, n-uint64(q-1-i), ps[MaxSweepRuns-q+i], "n=%d: the last quarter", n)
-		}
-		for i := 1; i < len(ps); i++ {
-			require.Less(t, ps[i-1], ps[i], "n=%d: ascending, no repeat: %v", n, ps)
+	for _, nw := range []uint64{0, 1, 3, 8, 9, 100} {
+		all, writes := sweepPositions(0, nw)
+		require.Empty(t, all)
+		require.Empty(t, writes)
+		all, writes = sweepPositions(3, nw)
+		require.Equal(t, []uint64{1, 2, 3}, all)
+		require.Empty(t, writes)
+		all, writes = sweepPositions(MaxSweepRuns, nw)
+		require.Len(t, all, MaxSweepRuns)
+		require.Empty(t, writes)
+		require.Equal(t, uint64(MaxSweepRuns), all[MaxSweepRuns-1])
+		for _, n := range []uint64{MaxSweepRuns + 1, 40, 100, 1000, 1 << 40} {
+			if nw > n {
+				continue
+			}
+			ps, ws := sweepPositions(n, nw)
+			q := MaxSweepRuns / 4
+			require.Len(t, ws, int(min(nw, MaxSweepRuns/4)), "n=%d nw=%d", n, nw)
+			require.Len(t, ps, MaxSweepRuns-len(ws), "n=%d nw=%d", n, nw)
+			for i := range q {
+				require.Equal(t, uint64(i+1), ps[i], "n=%d: the first quarter", n)
+				require.Equal(t, n-uint64(q-1-i), ps[len(ps)-q+i], "n=%d: the last quarter", n)
+			}
+			for i := 1; i < len(ps); i++ {
+				require.Less(t, ps[i-1], ps[i], "n=%d: ascending, no repeat: %v", n, ps)
+			}
+			for i, w := range ws {
+				require.True(t, w >= 1 && w <= nw, "n=%d nw=%d: a write of the step: %v", n, nw, ws)
+				if i > 0 {
+					require.Less(t, ws[i-1], w, "n=%d nw=%d: ascending, no repeat: %v", n, nw, ws)
+				}
+			}
+			if nw <= MaxSweepRuns/4 {
+				require.Equal(t, nw, uint64(len(ws)), "every write of the step when that few")
+			}
 		}
 	}
 }
@@ -144,7 +166,7 @@ func TestSweepRunsSharePrefix(t *testing.T) {
 			require.NoError(t, err, rule)
 			require.Len(t, rs, 1)
 			require.Equal(t, faultfs.Nth, rs[0].Trigger, rule)
-			require.True(t, strings.HasPrefix(rule, SweepFault+"@"), rule)
+			require.True(t, strings.HasPrefix(rule, SweepFault+"@") || strings.HasPrefix(rule, SweepWriteFault+"@"), rule)
 			rec, err := Record(tgt, wl, s, rule)
 			require.NoError(t, err, rule)
 			require.Len(t, rec.Injected, 1, "%s fires once", rule)

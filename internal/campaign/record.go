@@ -41,6 +41,9 @@ type Mark struct {
 	// the mark, fired or not (in process, with faults only: drawFault's
 	// dry run places its fault by op).
 	Matched uint64
+	// Matched2 counts the same for the second fault rule (drawSweep's
+	// dry run counts a step's writes, syncs and truncates with it).
+	Matched2 uint64
 }
 
 // Recording is one run of a workload, recorded: the hand-over from a
@@ -71,6 +74,10 @@ type Recording struct {
 	// nil: the image did not exist before its creation).
 	Over  *OverImage
 	Marks []Mark // in K order
+	// CommandEnds mark where each image command itself returned
+	// (workload.Exec.CommandDone), before the checks and the reopen
+	// after it: Op, K, Matched and Matched2 (no Model; in process only).
+	CommandEnds []Mark
 	// Syncs are the crash points at every sync after the setup, and End
 	// the point after the last op ran (or the op that failed): captured
 	// live in process; a driver recording out of process leaves them nil
@@ -219,6 +226,7 @@ func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Reco
 	fs.OnSync(nil)
 	injected := func() int { return 0 }
 	matched := func() uint64 { return 0 }
+	matched2 := func() uint64 { return 0 }
 	if cffs != nil {
 		// The rules are for the setup: disarmed after it (the run goes on
 		// through the layer when the setup survived its fault).
@@ -267,14 +275,24 @@ func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Reco
 		}()
 		injected = ffs.Injected
 		matched = func() uint64 { return ffs.Matches(0) }
+		if countedFaults(ffs.Rules()) {
+			// The hostile op's private files go through the same rules:
+			// a drawn fault or a sweep reaches the repair's and the
+			// refusals' error returns on images no crash leaves.
+			e.Private = ffs.Over
+		}
+		matched2 = func() uint64 { return ffs.Matches(1) }
 	}
 	rec.SetupEnd = fs.Ops()
 	if create {
 		rec.SetupEnd, rec.CreateEnd = createFrom, rec.SetupEnd
 	}
-	rec.Marks = append(rec.Marks, Mark{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone(), Injected: injected(), Matched: matched()})
+	rec.Marks = append(rec.Marks, Mark{Op: -1, K: rec.SetupEnd, Model: e.Model.Clone(), Injected: injected(), Matched: matched(), Matched2: matched2()})
 	e.Snapshot = func(i int, m *model.Disk) {
-		rec.Marks = append(rec.Marks, Mark{Op: i, K: fs.Ops(), Model: m, Injected: injected(), Matched: matched()})
+		rec.Marks = append(rec.Marks, Mark{Op: i, K: fs.Ops(), Model: m, Injected: injected(), Matched: matched(), Matched2: matched2()})
+	}
+	e.CommandDone = func(i int) {
+		rec.CommandEnds = append(rec.CommandEnds, Mark{Op: i, K: fs.Ops(), Injected: injected(), Matched: matched(), Matched2: matched2()})
 	}
 	fs.OnSync(func(p *crashsim.Point) bool {
 		rec.Syncs[p.K()] = p
@@ -401,4 +419,21 @@ func (r *Recording) silentUpTo(k int64) ([]faultfs.Injection, []int) {
 		ops[j] = r.Marks[max(i-1, 0)].Op
 	}
 	return injs, ops
+}
+
+// countedFaults reports whether rules place their faults by count alone
+// (nth=N, after=N, no probability: the drawn faults, the sweeps' rules
+// and their dry runs): then the operations of the ops that work in a
+// private filesystem (the hostile op) are numbered and failed with the
+// workload's own (workload.Exec.Private). Rules that fire at random or
+// repeatedly (p=, every=, or at every match: a `--fault` campaign's) do
+// not reach them: a hostile op makes a hundred operations, and such rules
+// would end most runs there, before the ops after it.
+func countedFaults(rules faultfs.RuleSet) bool {
+	for _, r := range rules {
+		if (r.Trigger != faultfs.Nth && r.Trigger != faultfs.After) || r.P != 0 {
+			return false
+		}
+	}
+	return len(rules) > 0
 }

@@ -29,10 +29,14 @@ import (
 //     and writes, the header's rewrite and its syncs; a rebase -u: the
 //     header's rewrite in place;
 //   - a resize: hiding the backing file's tail (reads of the clusters
-//     past the old size, their zeroing, the tables' flush).
-//
-// (A hostile image is built and opened in a filesystem of its own, not
-// through the fault layer: its steps make no operation a sweep counts.)
+//     past the old size, their zeroing, the tables' flush);
+//   - a hostile op: the repair of a planted image (its tables' rewrite,
+//     NEED_CHECK set and cleared, the repair on open) and the refusals'
+//     opens. Its image lives in a filesystem of its own, reached by the
+//     run's rules through the fault layer's Over (workload.Exec.Private):
+//     nothing else in a campaign repairs an image through the fault
+//     layer (a crash state's recovery is opened by the judges, without
+//     faults).
 //
 // A write and a write-zeroes weigh 2: their steps hold the allocation's
 // and the zeroing's error returns (fillAndWrite, linkAllocLocked,
@@ -46,6 +50,7 @@ var sweepKindWeights = map[string]int{
 	workload.Rebase.String():       8,
 	workload.RebaseUnsafe.String(): 4,
 	workload.Resize.String():       4,
+	workload.Hostile.String():      4,
 	SetupStep:                      2,
 	workload.Write.String():        2,
 	workload.WriteZeroes.String():  2,

@@ -52,6 +52,16 @@ type Exec struct {
 	// model taken just before the op's I/O is issued (after the model
 	// recorded it). A crash during op i must be judged against that clone.
 	Snapshot func(i int, m *model.Disk)
+	// CommandDone, if set, is called with the op index when image
+	// command i (commit, rebase, rebase -u) returned, before the checks
+	// and the reopen after it: what the command itself did ends there
+	// (a fault sweep aims at it).
+	CommandDone func(i int)
+	// Private, if set, wraps the private filesystem an op builds its own
+	// files in (the hostile op's fresh in-memory one): a campaign's fault
+	// layer over it, so that the run's fault rules count and fail the
+	// op's operations as they do the workload's own.
+	Private func(afero.Fs) afero.Fs
 
 	lastSnap *model.Disk // the snapshot of the op in progress (nil: none taken)
 }

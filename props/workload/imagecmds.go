@@ -395,6 +395,9 @@ func (e *Exec) imageCommand(i int) error {
 	e.Model.Flush() // a clean close makes everything durable
 	e.snapshot(i)
 	cerr := cmd(ops, e.FS, e.ImagePath())
+	if e.CommandDone != nil {
+		e.CommandDone(i)
+	}
 	if cerr == nil && e.W.Ops[i].Kind == Commit {
 		cerr = e.checkCommitted(i)
 	}

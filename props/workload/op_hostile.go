@@ -265,7 +265,11 @@ func (hostileKind) run(e *Exec, i int, op Op) error {
 		return nil
 	}
 	e.snapshot(i)
-	return runHostile(e.Target, int(op.Off), uint64(op.Len))
+	var fs afero.Fs = afero.NewMemMapFs()
+	if e.Private != nil {
+		fs = e.Private(fs)
+	}
+	return runHostileIn(e.Target, fs, int(op.Off), uint64(op.Len))
 }
 
 func (hostileKind) effect(Op, int64) Effect { return Effect{} }
@@ -273,7 +277,12 @@ func (hostileKind) effect(Op, int64) Effect { return Effect{} }
 // runHostile runs variant v with seed s on t in a fresh in-memory
 // filesystem (see hostileKind).
 func runHostile(t target.Target, v int, s uint64) error {
-	fs := afero.NewMemMapFs()
+	return runHostileIn(t, afero.NewMemMapFs(), v, s)
+}
+
+// runHostileIn is runHostile in fs, an empty filesystem of the op's own
+// (Exec.Private's layer over a fresh in-memory one).
+func runHostileIn(t target.Target, fs afero.Fs, v int, s uint64) error {
 	const dir = "/hostile"
 	img := path.Join(dir, "image.qed")
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
