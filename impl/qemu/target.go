@@ -61,8 +61,17 @@ func RealPath(fs afero.Fs, name string) (string, error) {
 // at path (relative backing names are resolved by QEMU against the
 // image's directory).
 func CreateArgs(path string, o target.CreateOptions) []string {
-	opts := fmt.Sprintf("cluster_size=%d,table_size=%d", o.ClusterSize, o.TableSize)
-	args := []string{"create", "-q", "-f", "qed", "-o", opts}
+	var opts []string // 0: QEMU's default, the format's
+	if o.ClusterSize != 0 {
+		opts = append(opts, fmt.Sprintf("cluster_size=%d", o.ClusterSize))
+	}
+	if o.TableSize != 0 {
+		opts = append(opts, fmt.Sprintf("table_size=%d", o.TableSize))
+	}
+	args := []string{"create", "-q", "-f", "qed"}
+	if len(opts) > 0 {
+		args = append(args, "-o", strings.Join(opts, ","))
+	}
 	if o.BackingFile != "" {
 		args = append(args, "-b", o.BackingFile)
 		if o.BackingFormat != "" {

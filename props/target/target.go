@@ -45,9 +45,20 @@ type Target interface {
 	Open(fs afero.Fs, path string, opts OpenOptions) (Disk, error)
 }
 
+// The QED format's default cluster size (bytes) and table size
+// (clusters): what an implementation creates for a CreateOptions size of
+// 0, as QEMU does.
+const (
+	DefaultClusterSize = 65536
+	DefaultTableSize   = 4
+)
+
 // CreateOptions are the creation parameters of an image under test.
 type CreateOptions struct {
-	Size          int64
+	Size int64
+	// ClusterSize and TableSize, 0: the format's defaults
+	// (DefaultClusterSize, DefaultTableSize), as `qemu-img create`
+	// without those options.
 	ClusterSize   uint32
 	TableSize     uint32
 	BackingFile   string // as stored in the header: relative to the image's directory, or absolute

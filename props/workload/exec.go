@@ -89,6 +89,16 @@ func NewExec(t target.Target, fs afero.Fs, dir string, w *Workload) (*Exec, erro
 	}
 	g := w.Geometry
 	opts := target.CreateOptions{Size: g.Size, ClusterSize: g.ClusterSize, TableSize: g.TableSize}
+	// The image names only the sizes that differ from the format's
+	// defaults, as `qemu-img create` without -o: the default path of the
+	// target's creation is taken, and its result judged as any geometry
+	// (the map op compares the header's sizes with the geometry's).
+	if opts.ClusterSize == target.DefaultClusterSize {
+		opts.ClusterSize = 0
+	}
+	if opts.TableSize == target.DefaultTableSize {
+		opts.TableSize = 0
+	}
 	if len(g.Backing) > 0 {
 		opts.BackingFile = BackingName(0, g.Backing[0].Format)
 		opts.BackingFormat = g.Backing[0].Format
