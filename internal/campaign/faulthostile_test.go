@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"context"
 	"fmt"
 	"path"
 	"strings"
@@ -17,7 +18,8 @@ import (
 // operations in its private filesystem with the workload's own, so a
 // sweep of the op reaches the repair of a planted image through the
 // fault layer (its writes fail in turn); random rules (p=) do not reach
-// them. Every such run passes: the injected error ends it at the hostile
+// them; a sweep of the op fails each of its writes, syncs and truncates
+// in turn. Every such run passes: the injected error ends it at the hostile
 // op, which no judge holds against the image.
 func TestHostileOpFaulted(t *testing.T) {
 	tgt := TargetOrDie(t, "impl/qed")
@@ -68,4 +70,24 @@ func TestHostileOpFaulted(t *testing.T) {
 		require.Nil(t, f, "%s: judged as a faulted run, it passes", rule)
 	}
 	require.Equal(t, int(writes), private, "every write, sync and truncate of the step is the private files'")
+
+	// A sweep of the hostile op fails each of them in turn, and nothing
+	// else of the step.
+	swept := 0
+	for s := uint64(1); s < 40; s++ {
+		sws, err := drawSweep(context.Background(), InProcess(tgt), w, s, 1, 0, 1)
+		require.NoError(t, err)
+		for _, sw := range sws {
+			if sw.op != 1 {
+				continue
+			}
+			swept++
+			var want []string
+			for n := uint64(1); n <= writes; n++ {
+				want = append(want, fmt.Sprintf("%s@nth=%d", SweepWriteFault, at.Matched2+n))
+			}
+			require.Equal(t, want, sw.rules, "seed %d", s)
+		}
+	}
+	require.Positive(t, swept, "a hostile op (weight %d) among the steps swept", sweepKindWeight("hostile"))
 }

@@ -162,16 +162,7 @@ func sweepPositions(n, nw uint64) (all, writes []uint64) {
 	}
 	q := uint64(MaxSweepRuns / 4)
 	mid := uint64(MaxSweepRuns) - 2*q
-	midW := min(mid/2, nw)
-	if nw <= midW {
-		for i := uint64(1); i <= nw; i++ {
-			writes = append(writes, i)
-		}
-	} else {
-		for j := uint64(0); j < midW; j++ {
-			writes = append(writes, 1+j*nw/midW)
-		}
-	}
+	writes = spread(nw, mid/2)
 	mid -= uint64(len(writes))
 	for i := uint64(1); i <= q; i++ {
 		all = append(all, i)
@@ -185,6 +176,22 @@ func sweepPositions(n, nw uint64) (all, writes []uint64) {
 		all = append(all, i)
 	}
 	return all, writes
+}
+
+// spread returns k of the positions 1 to n evenly spread, ascending (all
+// of them when n <= k).
+func spread(n, k uint64) []uint64 {
+	var ps []uint64
+	if n <= k {
+		for i := uint64(1); i <= n; i++ {
+			ps = append(ps, i)
+		}
+		return ps
+	}
+	for j := uint64(0); j < k; j++ {
+		ps = append(ps, 1+j*n/k)
+	}
+	return ps
 }
 
 // SetupStep is the kind of a sweep's step that is the setup (the
@@ -283,6 +290,14 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 	for _, step := range SweepPlan(seed, counts, kinds, SweepSteps) {
 		sw := &sweep{op: ops[step], setup: step == 0}
 		all, writes := sweepPositions(counts[step], countsW[step])
+		if kinds[step] == workload.Hostile.String() {
+			// A hostile op's error returns of its own follow its writes,
+			// syncs and truncates (the repair's table writes, NEED_CHECK
+			// set and cleared): all of those, and no other, up to
+			// MaxSweepRuns (its reads' returns are the opens' and the
+			// reads' of every other step).
+			all, writes = nil, spread(countsW[step], MaxSweepRuns)
+		}
 		for _, n := range all {
 			sw.rules = append(sw.rules, fmt.Sprintf("%s@nth=%d", SweepFault, bases[step]+n))
 		}
