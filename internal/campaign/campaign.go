@@ -194,7 +194,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 
 	judges := cfg.judges(&c.nested)
-	gate := newMemGate(cfg.MemoryBudget)
+	gate := newMemGate(gateBudget(cfg.MemoryBudget))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	// An OverlappedDriver's workloads wait on other processes: each
@@ -234,6 +234,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					}
 					share := ScriptDigest(w, wl) // of the workload as generated
 					mem := WorkloadMemory(wl)
+					if mem > cfg.MemoryBudget {
+						// A drawn workload that cannot fit the budget even
+						// alone (a workload file or an exhaustive campaign
+						// that does not fit is refused before the start):
+						// not run, counted and named (memory.go).
+						c.skipped.Add(1)
+						mu.Lock()
+						wdigest ^= share
+						if len(skipWhy) < maxSkipReasons {
+							skipWhy = append(skipWhy, fmt.Sprintf("workload %d (seed %d): needs about %s, more than the memory budget of %s",
+								w, seed, FormatBytes(mem), FormatBytes(cfg.MemoryBudget)))
+						}
+						mu.Unlock()
+						return
+					}
 					if !gate.acquire(ctx, mem) {
 						return // stopped while waiting for memory
 					}

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,10 +268,12 @@ func TestFormatBytes(t *testing.T) {
 	}
 }
 
-// TestMemoryGateBounds: an estimate that fills the budget exactly is
+// TestMemoryGateBounds: the gate takes three quarters of the budget
+// (the rest is the collector's room); an estimate that fills it exactly is
 // admitted beside the others; once every workload is released, one over
 // the budget is admitted alone again.
 func TestMemoryGateBounds(t *testing.T) {
+	require.Equal(t, int64(1152<<20), gateBudget(DefaultMemoryBudget), "three quarters of the budget")
 	g := newMemGate(100)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -282,4 +285,43 @@ func TestMemoryGateBounds(t *testing.T) {
 	require.Equal(t, int64(250), g.peak)
 	g.release(250)
 	require.Zero(t, g.used)
+}
+
+// TestOverBudgetWorkloadsSkipped: a drawn workload whose estimate
+// exceeds the memory budget is not run (it is counted in Skipped and
+// named in SkipReasons); the others are run and judged. Without the
+// check, the budget is not honoured: such a workload ran alone, over it.
+func TestOverBudgetWorkloadsSkipped(t *testing.T) {
+	seed := testSeed(t)
+	gen := quickGen()
+	gen.Ops = 30 // estimates spread with the writes drawn
+	typical, _ := maxGenMemory(gen)
+	const n = 12
+	ests := make([]int64, n)
+	for w := range n {
+		ests[w] = WorkloadMemory(generate(WorkloadSeed(seed, w), gen))
+	}
+	sorted := slices.Clone(ests)
+	slices.Sort(sorted)
+	budget := max(typical, sorted[n/2]) // about half the workloads over it
+	over := 0
+	for _, e := range ests {
+		if e > budget {
+			over++
+		}
+	}
+	if over == 0 {
+		budget = sorted[n-1] - 1
+		over = 1
+		require.GreaterOrEqual(t, budget, typical, "seed %d: no drawn workload over the typical one", seed)
+	}
+	rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: seed, Iterations: n, Workers: 2, Gen: gen,
+		Models: quickModels[:2], Bound: 4, Samples: 2, SampledPoints: 1, MemoryBudget: budget})
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures)
+	require.EqualValues(t, over, rep.Skipped, "seed %d, budget %d, estimates %v", seed, budget, ests)
+	require.EqualValues(t, n-over, rep.Workloads)
+	require.NotEmpty(t, rep.SkipReasons)
+	require.Contains(t, rep.SkipReasons[0], "more than the memory budget of "+FormatBytes(budget))
+	t.Logf("%d of %d workloads over a budget of %s, %d crash states judged", over, n, FormatBytes(budget), rep.CrashStates)
 }
