@@ -265,7 +265,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 						drawn, err = drawFault(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare)
 					}
 					var f *Failure
-					if err == nil && sw != nil {
+					if err == nil && sw != nil && sw[0].after {
+						// The usual run first, then the sweep of its
+						// commit's or rebase's writes (RareSweepChosen).
+						if f, _, err = ck.runWorkload(wl, seed, ""); err == nil && f == nil {
+							f, err = ck.runSweep(wl, seed, sw)
+						}
+					} else if err == nil && sw != nil {
 						f, err = ck.runSweep(wl, seed, sw)
 					} else if err == nil {
 						if drawn != "" {

@@ -88,6 +88,16 @@ const SweepSteps = 4
 // DefaultFaultSweep is cmd/qedtorture's --fault-sweep default.
 const DefaultFaultSweep = 0.3
 
+// RareSweepChosen reports whether the workload of seed, not drawn for a
+// fault, sweeps the writes, syncs and truncates of its commit or rebase
+// after its usual run, at share sweep (the --fault-sweep share): a
+// commit is in one workload in five, but only those drawn for a fault
+// (15 %) swept one, so a default campaign of 150 workloads swept one
+// commit (docs/campaigns.md, "Statement coverage").
+func RareSweepChosen(seed uint64, sweep float64) bool {
+	return sweep > 0 && faultRNG(seed, "rare-sweep").Float64() < sweep
+}
+
 // SweepChosen reports whether the workload of seed, drawn for a fault
 // (FaultChosen), sweeps a step instead, at share sweep.
 func SweepChosen(seed uint64, sweep float64) bool {
@@ -96,8 +106,11 @@ func SweepChosen(seed uint64, sweep float64) bool {
 
 // A sweep is the plan of one workload's fault sweep.
 type sweep struct {
-	op    int      // the guest op swept (-1: the reopen through the fault layer, or the setup)
-	setup bool     // the setup is swept: the rules are CreateFaults
+	op    int  // the guest op swept (-1: the reopen through the fault layer, or the setup)
+	setup bool // the setup is swept: the rules are CreateFaults
+	// after: the workload ran as usual first (not drawn for a fault);
+	// every run of the sweep is judged from the swept op on.
+	after bool
 	rules []string // one rule per run, in operation order
 }
 
@@ -208,7 +221,13 @@ const (
 // never fires: the setup's (its creation recorded, as its sweep runs it),
 // and the run's step by step (Mark.Matched).
 func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64, share, createShare, sweepShare float64) ([]*sweep, error) {
-	if sweepShare <= 0 || !FaultChosen(seed, share, createShare) {
+	if sweepShare <= 0 || share <= 0 {
+		return nil, nil
+	}
+	// after: a workload not drawn for a fault, run as usual, then its
+	// commit's or rebase's writes swept (RareSweepChosen).
+	after := !FaultChosen(seed, share, createShare)
+	if after && !RareSweepChosen(seed, sweepShare) {
 		return nil, nil
 	}
 	w, _ = d.Adapt(w)
@@ -219,7 +238,10 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 	if group < 0 {
 		group = len(w.Ops)
 	}
-	if !SweepChosen(seed, sweepShare) && !sweepsAnyway(w.Ops[:group]) {
+	if after && !sweepsAnyway(w.Ops[:group]) {
+		return nil, nil
+	}
+	if !after && !SweepChosen(seed, sweepShare) && !sweepsAnyway(w.Ops[:group]) {
 		return nil, nil
 	}
 	count := func(o RecordOptions) (*Recording, error) {
@@ -233,9 +255,12 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 		return rec, nil
 	}
 	never := SweepFault + "@after=" + neverFires
-	setup, err := count(RecordOptions{Seed: seed, CreateFaults: never, CreateOver: CreateOverChosen(seed)})
-	if err != nil {
-		return nil, err
+	setup := &Recording{FaultMatches: []uint64{0}} // not swept after a run
+	if !after {
+		var err error
+		if setup, err = count(RecordOptions{Seed: seed, CreateFaults: never, CreateOver: CreateOverChosen(seed)}); err != nil {
+			return nil, err
+		}
 	}
 	// The second rule counts the writes, syncs and truncates (Matched2).
 	rec, err := count(RecordOptions{Seed: seed, Faults: never + "; " + SweepWriteFault + "@after=" + neverFires})
@@ -286,6 +311,26 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 			counts[j], countsW[j] = c.Matched-bases[j], c.Matched2-basesW[j]
 		}
 	}
+	if after {
+		// One step of a kind that always sweeps (a commit, a rebase),
+		// drawn as the plan draws it, its writes, syncs and truncates
+		// alone.
+		rare := slices.Clone(countsW)
+		for i := range rare {
+			if i < 2 || sweepKindWeight(kinds[i]) < sweepAlways {
+				rare[i] = 0
+			}
+		}
+		plan := SweepPlan(seed, rare, kinds, 1)
+		if len(plan) == 0 {
+			return nil, nil
+		}
+		sw := &sweep{op: ops[plan[0]], after: true}
+		for _, n := range spread(countsW[plan[0]], MaxSweepRuns) {
+			sw.rules = append(sw.rules, fmt.Sprintf("%s@nth=%d", SweepWriteFault, basesW[plan[0]]+n))
+		}
+		return []*sweep{sw}, nil
+	}
 	var sws []*sweep
 	for _, step := range SweepPlan(seed, counts, kinds, SweepSteps) {
 		sw := &sweep{op: ops[step], setup: step == 0}
@@ -332,6 +377,9 @@ func (ck *checker) runSweep(w *workload.Workload, seed uint64, sws []*sweep) (*F
 		ck.c.sweeps.Add(1)
 	}
 	from, runs := 0, 0 // judged from guest op from on; the runs so far
+	if len(sws) > 0 && sws[0].after {
+		from = sws[0].op // the usual run judged what comes before it
+	}
 	for _, sw := range sws {
 		for i, rule := range sw.rules {
 			if runs > 0 && ck.stop != nil && ck.stop() {

@@ -3,6 +3,7 @@ package campaign
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/faultfs"
@@ -87,4 +88,58 @@ func TestSweepStepsOfRareKinds(t *testing.T) {
 	}
 	require.Equal(t, 12, withCommit)
 	require.GreaterOrEqual(t, commitSwept, 9, "a commit (weight %d) is among the steps swept", sweepKindWeight("commit"))
+}
+
+// TestRareSweepAfterRun: a workload not drawn for a fault with a commit
+// or a rebase before its first concurrent group, chosen at the sweep
+// share, runs as usual and then sweeps that step's writes, syncs and
+// truncates alone (every run judged from the step on); one without such
+// a step sweeps nothing. A campaign doing so judges every state the
+// usual runs judge, and more.
+func TestRareSweepAfterRun(t *testing.T) {
+	tgt := TargetOrDie(t, "impl/qed")
+	gen := DefaultGenConfig()
+	gen.Weights[workload.Commit] = 3
+	const seed, share = 23, 1e-9
+	swept := 0
+	for w := 0; w < 60; w++ {
+		s := WorkloadSeed(seed, w)
+		if FaultChosen(s, share, 0) {
+			continue
+		}
+		wl := generate(s, gen)
+		group := slices.IndexFunc(wl.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })
+		if group < 0 {
+			group = len(wl.Ops)
+		}
+		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, share, 0, 1)
+		require.NoError(t, err)
+		if !sweepsAnyway(wl.Ops[:group]) {
+			require.Nil(t, sws, "workload %d: no commit or rebase before a group", w)
+			continue
+		}
+		require.Len(t, sws, 1, "workload %d", w)
+		sw := sws[0]
+		require.True(t, sw.after)
+		require.False(t, sw.setup)
+		require.GreaterOrEqual(t, sweepKindWeight(wl.Ops[sw.op].Kind.String()), sweepAlways, "workload %d: a commit or a rebase", w)
+		require.NotEmpty(t, sw.rules)
+		for _, r := range sw.rules {
+			require.True(t, strings.HasPrefix(r, SweepWriteFault+"@nth="), r)
+		}
+		swept++
+	}
+	require.GreaterOrEqual(t, swept, 5)
+
+	run := func(sweep float64) *Report {
+		rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 8, Workers: 2, Gen: gen, Models: quickModels, Bound: 16, Samples: 4,
+			SampledPoints: 2, FaultShare: share, FaultSweep: sweep, Target: tgt, TargetName: tgt.Name()})
+		require.NoError(t, err)
+		require.Empty(t, rep.Failures)
+		return rep
+	}
+	without, with := run(0), run(1)
+	require.Zero(t, without.FaultSweeps)
+	require.Positive(t, with.FaultSweeps)
+	require.Greater(t, with.CrashStates, without.CrashStates)
 }
