@@ -98,7 +98,7 @@ error; 130 interrupted by SIGINT, 143 by SIGTERM.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.faults, "fault", "", "faultfs rules injected into every workload run, e.g. 'write:enospc@nth=17'")
 	fl.Float64Var(&f.faultShare, "fault-share", campaign.DefaultFaultShare, "share of workloads (0 to 1; of those whose creation is not crashed) run with one fault rule drawn from the workload seed (an EIO, ENOSPC or lost write, sync, truncate, read or open at a drawn operation), judged as --fault runs are; in-process targets without --fault, --diff, --exhaustive or --workload (0 = none)")
-	fl.Float64Var(&f.faultSweep, "fault-sweep", campaign.DefaultFaultSweep, "share of the workloads drawn by --fault-share (0 to 1) that sweep instead (and every one with a commit or a rebase before its first concurrent group, when above 0): up to four steps of the workload drawn by weighted op kind, each of their operations failed with EIO in turn, one run each, every run judged as a faulted run (0 = none)")
+	fl.Float64Var(&f.faultSweep, "fault-sweep", campaign.DefaultFaultSweep, "share of the workloads drawn by --fault-share (0 to 1) that sweep instead (and every one with a commit or a rebase before its first concurrent group, when above 0): up to four steps of the workload drawn by weighted op kind, each of their operations failed with EIO in turn, one run each, every run judged as a faulted run; the same share of the workloads not drawn, with a commit or a rebase before their first group, run as usual and then sweep that step's writes, syncs and truncates (0 = none)")
 	fl.IntVar(&f.maxFailures, "max-failures", 1, "stop after failures of this many distinct signatures (the first of each is minimized, the others counted)")
 	fl.StringVar(&f.target, "target", "impl/qed", targetHelp())
 	fl.IntVar(&f.qemuStates, "qemu-states", qemu.DefaultQEMUStates, "with --target qemu: distinct crash states per workload recovered and read back by QEMU itself (-1 = all, 0 = none)")
@@ -388,7 +388,7 @@ func runCampaign(cmd *cobra.Command, e *env, f *runFlags) error {
 	if cfg.FaultShare > 0 {
 		fmt.Fprintf(hum, "faults: one drawn rule in %g of the workloads not crashed during creation (--fault-share)\n", cfg.FaultShare)
 		if cfg.FaultSweep > 0 {
-			fmt.Fprintf(hum, "faults: %g of those (and those with a commit or a rebase) sweep steps instead, each operation failed in turn (--fault-sweep)\n", cfg.FaultSweep)
+			fmt.Fprintf(hum, "faults: %g of those (and those with a commit or a rebase) sweep steps instead, each operation failed in turn, and %g of the others with a commit or a rebase sweep its writes after their run (--fault-sweep)\n", cfg.FaultSweep, cfg.FaultSweep)
 		}
 	}
 	if cfg.Diff != nil {
