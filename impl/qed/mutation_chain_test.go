@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -158,12 +159,13 @@ func TestCommitRawBaseSize(t *testing.T) {
 }
 
 // baseFaultsFs fails, for the file at path, Truncate (failTruncate),
-// WriteAt (failWrite) and the first failSyncs Syncs, with EIO.
+// WriteAt (failWrite) and the first failSyncs Syncs after the first
+// passSyncs (nil: none), with EIO.
 type baseFaultsFs struct {
 	afero.Fs
 	path                    string
 	failTruncate, failWrite bool
-	failSyncs               *int
+	failSyncs, passSyncs    *int
 }
 
 func (b baseFaultsFs) OpenFile(name string, flag int, perm os.FileMode) (afero.File, error) {
@@ -194,6 +196,10 @@ func (f baseFaultsFile) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (f baseFaultsFile) Sync() error {
+	if p := f.b.passSyncs; p != nil && *p > 0 {
+		*p--
+		return f.File.Sync()
+	}
 	if *f.b.failSyncs > 0 {
 		*f.b.failSyncs--
 		return &os.PathError{Op: "sync", Path: f.Name(), Err: syscall.EIO}
@@ -220,7 +226,7 @@ func TestCommitRawBaseErrors(t *testing.T) {
 		if how == "grow sync" || how == "flush" {
 			syncs = 1
 		}
-		err := qed.Commit(baseFaultsFs{fs, "/base.raw", how == "truncate", how == "write", &syncs}, "/top.qed", qed.CommitOptions{})
+		err := qed.Commit(baseFaultsFs{fs, "/base.raw", how == "truncate", how == "write", &syncs, nil}, "/top.qed", qed.CommitOptions{})
 		if !errors.Is(err, syscall.EIO) {
 			t.Errorf("commit with the base's %s failing returned %v, want its EIO", how, err)
 		}
@@ -249,6 +255,11 @@ func TestCommitEmptiesWholeL1(t *testing.T) {
 			t.Fatalf("%s after the commit: %v %v", p, err, rep.Err())
 		}
 	}
+	// The file ends at its L1 table: every L2 table and data cluster
+	// dropped (header 1 cluster, L1 1 cluster).
+	if st, err := fs.Stat("/top.qed"); err != nil || st.Size() != 2*cs {
+		t.Errorf("the emptied image is %v bytes (%v), want %d: header and L1 table", st.Size(), err, 2*cs)
+	}
 	im, err := qed.Open(fs, "/top.qed", qed.OpenOptions{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
@@ -270,6 +281,33 @@ func TestCommitEmptiesWholeL1(t *testing.T) {
 		}
 		if !bytes.Equal(got, pattern(map[int64]byte{0: 12, off: 11}[o], 100)) {
 			t.Errorf("guest offset %d does not read the committed data", o)
+		}
+	}
+}
+
+// TestCommitEmptyingErrors: each failing step of emptying the image
+// fails the commit, naming the step: the zeroed L1 table's write, its
+// sync, the truncate that drops the clusters, and that truncate's sync
+// (the first sync of the image's file is the metadata writeback's).
+func TestCommitEmptyingErrors(t *testing.T) {
+	for _, c := range []struct {
+		how        string
+		pass, fail int
+		write, cut bool
+		want       string
+	}{
+		{"write", 0, 0, true, false, "writing table at"},
+		{"sync", 1, 1, false, false, "flush after emptying the L1 table"},
+		{"truncate", 0, 0, false, true, "dropping the emptied clusters"},
+		{"truncate sync", 2, 1, false, false, "flush after dropping the emptied clusters"},
+	} {
+		fs := afero.NewMemMapFs()
+		mustCreate(t, fs, "/base.qed", qed.CreateOptions{Size: 4 * opsCluster}, nil)
+		mustCreate(t, fs, "/top.qed", qed.CreateOptions{Size: 4 * opsCluster, BackingFile: "base.qed"}, map[int64][]byte{opsCluster: pattern(13, 100)})
+		fail, pass := c.fail, c.pass
+		err := qed.Commit(baseFaultsFs{fs, "/top.qed", c.cut, c.write, &fail, &pass}, "/top.qed", qed.CommitOptions{})
+		if !errors.Is(err, syscall.EIO) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("commit with the image's %s failing returned %v, want its EIO in %q", c.how, err, c.want)
 		}
 	}
 }
