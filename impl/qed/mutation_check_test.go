@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/spf13/afero"
 )
 
@@ -70,4 +71,38 @@ func TestCheckProblemsNameOffsets(t *testing.T) {
 			t.Errorf("Problems %q, want %q", rep.Problems, want)
 		}
 	})
+}
+
+// TestRepairWholeTableAtLimit: tables of exactly 64 KiB (maxWholeTable:
+// 4 KiB clusters, 16-cluster tables) are held whole, so a repair writes a
+// fixed table whole, as QEMU's check does (one 64 KiB write), not the
+// sectors of its cleared entries as it does for bigger, paged tables.
+func TestRepairWholeTableAtLimit(t *testing.T) {
+	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+	const tableBytes = 16 * cs4k
+	mustNil(t, Create(fs, "/w.qed", CreateOptions{Size: 64 * cs4k, ClusterSize: cs4k, TableSize: 16}))
+	im, err := Open(fs, "/w.qed", OpenOptions{IdleClearDelay: -1})
+	mustNil(t, err)
+	_, err = im.WriteAt(fill(cs4k, 0x55), 0)
+	mustNil(t, err)
+	mustNil(t, im.Close())
+	pokeL2(t, fs, "/w.qed", cs4k, 3)
+	setHeaderField(t, fs, "/w.qed", offFeatures, 8, FeatureNeedCheck)
+	before := len(fs.Trace().Ops)
+	im, err = Open(fs, "/w.qed", OpenOptions{IdleClearDelay: -1})
+	mustNil(t, err)
+	mustNil(t, im.Close())
+	var writes []int
+	for _, op := range fs.Trace().Ops[before:] {
+		if op.Kind == crashsim.OpWrite {
+			writes = append(writes, len(op.Data))
+		}
+	}
+	// The fixed L2 table whole, then the header (NEED_CHECK cleared).
+	if len(writes) != 2 || writes[0] != tableBytes {
+		t.Errorf("repair writes %v, want the %d-byte table whole and the header", writes, tableBytes)
+	}
+	if e := l2Entry(t, fs, "/w.qed", cs4k); e != 0 {
+		t.Errorf("the invalid entry reads %d after the repair", e)
+	}
 }
