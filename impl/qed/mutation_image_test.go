@@ -2,7 +2,9 @@ package qed
 
 import (
 	"os"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/spf13/afero"
 )
@@ -37,5 +39,37 @@ func TestGrowZerosStaleTail(t *testing.T) {
 	mustRead(t, im, got, cs4k)
 	want := append(fill(cs4k/2, 0x5A), make([]byte, cs4k/2)...)
 	assertEqual(t, got, want)
+	mustNil(t, im.Close())
+}
+
+// TestGrowBackingEndsAtTableSpan: a grow over a longer backing file that
+// ends exactly where an L2 table's span ends (here 2 MiB, with no L2
+// table beyond it) zero-marks up to that end and stops there (one more
+// step made an L2 table for the next span and a zero mark in it); the
+// guest reads the backing file below the old size and zeros above it.
+func TestGrowBackingEndsAtTableSpan(t *testing.T) {
+	fs := afero.NewMemMapFs()
+	const span = 512 * cs4k // one L2 table: 2 MiB
+	mustNil(t, afero.WriteFile(fs, "/b.raw", fill(span, 0x3C), 0o644))
+	im := mustCreate(t, fs, "/t.qed", CreateOptions{Size: span / 2, ClusterSize: cs4k, TableSize: 1, BackingFile: "b.raw", BackingFormat: "raw"}, OpenOptions{IdleClearDelay: -1})
+	done := make(chan error, 1)
+	go func() { done <- im.Resize(2 * span) }()
+	select {
+	case err := <-done:
+		mustNil(t, err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the grow did not return")
+	}
+	got := make([]byte, 2*span)
+	mustRead(t, im, got, 0)
+	want := append(fill(span/2, 0x3C), make([]byte, 3*span/2)...)
+	assertEqual(t, got, want)
+	// Zero marks exactly over [old size, backing end): nothing past it.
+	ext, err := im.Map()
+	mustNil(t, err)
+	wantExt := []Extent{{Start: 0, Length: span / 2, Kind: ExtentUnallocated}, {Start: span / 2, Length: span / 2, Kind: ExtentZero}, {Start: span, Length: span, Kind: ExtentUnallocated}}
+	if !slices.Equal(ext, wantExt) {
+		t.Errorf("map after the grow %+v, want %+v", ext, wantExt)
+	}
 	mustNil(t, im.Close())
 }
