@@ -42,34 +42,37 @@ func TestGrowZerosStaleTail(t *testing.T) {
 	mustNil(t, im.Close())
 }
 
-// TestGrowBackingEndsAtTableSpan: a grow over a longer backing file that
-// ends exactly where an L2 table's span ends (here 2 MiB, with no L2
-// table beyond it) zero-marks up to that end and stops there (one more
-// step made an L2 table for the next span and a zero mark in it); the
-// guest reads the backing file below the old size and zeros above it.
+// TestGrowBackingEndsAtTableSpan: a grow over a longer backing file
+// zero-marks exactly [old size, backing end) and stops there: here the
+// backing file ends where an L2 table's span ends (2 MiB, with no L2
+// table beyond it: one more step made an L2 table for the next span and a
+// zero mark in it), or inside the span (1.5 MiB: a lookup asked for more
+// clusters than that marks them to the table's end). The guest reads the
+// backing file below the old size and zeros above it.
 func TestGrowBackingEndsAtTableSpan(t *testing.T) {
-	fs := afero.NewMemMapFs()
 	const span = 512 * cs4k // one L2 table: 2 MiB
-	mustNil(t, afero.WriteFile(fs, "/b.raw", fill(span, 0x3C), 0o644))
-	im := mustCreate(t, fs, "/t.qed", CreateOptions{Size: span / 2, ClusterSize: cs4k, TableSize: 1, BackingFile: "b.raw", BackingFormat: "raw"}, OpenOptions{IdleClearDelay: -1})
-	done := make(chan error, 1)
-	go func() { done <- im.Resize(2 * span) }()
-	select {
-	case err := <-done:
+	for _, bend := range []int64{span, 3 * span / 4} {
+		fs := afero.NewMemMapFs()
+		mustNil(t, afero.WriteFile(fs, "/b.raw", fill(int(bend), 0x3C), 0o644))
+		im := mustCreate(t, fs, "/t.qed", CreateOptions{Size: span / 2, ClusterSize: cs4k, TableSize: 1, BackingFile: "b.raw", BackingFormat: "raw"}, OpenOptions{IdleClearDelay: -1})
+		done := make(chan error, 1)
+		go func() { done <- im.Resize(2 * span) }()
+		select {
+		case err := <-done:
+			mustNil(t, err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("the grow did not return")
+		}
+		got := make([]byte, 2*span)
+		mustRead(t, im, got, 0)
+		want := append(fill(span/2, 0x3C), make([]byte, 3*span/2)...)
+		assertEqual(t, got, want)
+		ext, err := im.Map()
 		mustNil(t, err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("the grow did not return")
+		wantExt := []Extent{{Start: 0, Length: span / 2, Kind: ExtentUnallocated}, {Start: span / 2, Length: bend - span/2, Kind: ExtentZero}, {Start: bend, Length: 2*span - bend, Kind: ExtentUnallocated}}
+		if !slices.Equal(ext, wantExt) {
+			t.Errorf("backing file of %d bytes: map after the grow %+v, want %+v", bend, ext, wantExt)
+		}
+		mustNil(t, im.Close())
 	}
-	got := make([]byte, 2*span)
-	mustRead(t, im, got, 0)
-	want := append(fill(span/2, 0x3C), make([]byte, 3*span/2)...)
-	assertEqual(t, got, want)
-	// Zero marks exactly over [old size, backing end): nothing past it.
-	ext, err := im.Map()
-	mustNil(t, err)
-	wantExt := []Extent{{Start: 0, Length: span / 2, Kind: ExtentUnallocated}, {Start: span / 2, Length: span / 2, Kind: ExtentZero}, {Start: span, Length: span, Kind: ExtentUnallocated}}
-	if !slices.Equal(ext, wantExt) {
-		t.Errorf("map after the grow %+v, want %+v", ext, wantExt)
-	}
-	mustNil(t, im.Close())
 }
