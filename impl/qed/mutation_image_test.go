@@ -6,10 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/spf13/afero"
 )
 
-// Tests written for mutants of image.go that survived impl/qed's suite
+// Tests written for mutants of image.go and io.go that survived impl/qed's suite
 // (docs/mutation.md, "impl/qed: the code changed since 78d146e").
 
 // TestGrowZerosStaleTail: bytes past the image size inside the last data
@@ -75,4 +76,37 @@ func TestGrowBackingEndsAtTableSpan(t *testing.T) {
 		}
 		mustNil(t, im.Close())
 	}
+}
+
+// TestNewBigTableAtOpenLengthNotWritten: the first L2 table a new image
+// with big (paged) tables allocates for a zero mark (no data cluster
+// before it) lies exactly at the file's length at open; it is written as the sectors of its entries set (the file is
+// extended over the rest), never as a whole table of zeros (256 KiB for
+// QEMU's default geometry, 1 GiB at most).
+func TestNewBigTableAtOpenLengthNotWritten(t *testing.T) {
+	fs := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+	const cs = 64 << 10
+	mustNil(t, Create(fs, "/n.qed", CreateOptions{Size: 1 << 30, ClusterSize: cs, TableSize: 4}))
+	before := len(fs.Trace().Ops)
+	im, err := Open(fs, "/n.qed", OpenOptions{IdleClearDelay: -1})
+	mustNil(t, err)
+	if !im.geo.sparseTables {
+		t.Fatal("256 KiB tables are not paged")
+	}
+	// A zero mark allocates the table alone: at the length at open.
+	mustNil(t, im.WriteZeroes(cs, cs))
+	_, err = im.WriteAt(fill(cs, 0x21), 0)
+	mustNil(t, err)
+	mustNil(t, im.Close())
+	for _, op := range fs.Trace().Ops[before:] {
+		if op.Kind == crashsim.OpWrite && len(op.Data) > cs {
+			t.Errorf("a write of %d bytes at %d: the new table written whole", len(op.Data), op.Off)
+		}
+	}
+	got := make([]byte, cs)
+	im, err = Open(fs, "/n.qed", OpenOptions{ReadOnly: true})
+	mustNil(t, err)
+	defer im.Close()
+	mustRead(t, im, got, 0)
+	assertEqual(t, got, fill(cs, 0x21))
 }
