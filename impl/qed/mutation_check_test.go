@@ -1,6 +1,7 @@
 package qed
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -104,5 +105,33 @@ func TestRepairWholeTableAtLimit(t *testing.T) {
 	}
 	if e := l2Entry(t, fs, "/w.qed", cs4k); e != 0 {
 		t.Errorf("the invalid entry reads %d after the repair", e)
+	}
+}
+
+// failWriter fails every write.
+type failWriter struct{}
+
+func (failWriter) WriteAt([]byte, int64) (int, error) { return 0, errors.New("injected") }
+
+// TestTableWriteErrorOffset: a failed table write reports the file offset
+// it wrote at (the table's offset plus its first sector's), both for a
+// range within one page and for one assembled across pages.
+func TestTableWriteErrorOffset(t *testing.T) {
+	for _, c := range []struct {
+		paged       bool
+		first, n    uint64
+		wantAtDelta uint64
+	}{
+		{false, 100, 1, 512},       // entry 100: sector 1 of a whole table
+		{true, 600, 1, 4096 + 512}, // entry 600: page 1, its sector 1
+		{true, 500, 100, 7 * 512},  // entries 500..599: sectors 7 to 9, two pages
+	} {
+		tb := newTable(16384, c.paged)
+		const off = 1 << 20
+		at, err := tb.write(failWriter{}, off, c.first, c.n)
+		if err == nil || at != off+c.wantAtDelta {
+			t.Errorf("paged=%v, entries [%d, %d): write at %d (%v), want an error at %d", c.paged, c.first, c.first+c.n, at, err, off+c.wantAtDelta)
+		}
+		tb.release()
 	}
 }
