@@ -122,6 +122,11 @@ func TestReadGuestInto(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 	require.Same(t, &stale[0], &got[0], "a long enough buffer is reused")
+	exact := make([]byte, len(want))
+	got, err = target.ReadGuestInto(tg, fs, "/img.qed", "qed", exact)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	require.Same(t, &exact[0], &got[0], "a buffer of exactly the view's size is reused")
 
 	small := make([]byte, 10)
 	got, err = target.ReadGuestInto(tg, fs, "/img.qed", "qed", small)
