@@ -68,6 +68,21 @@ var pinnedWithoutHostileAgain = [4]string{
 	"fe20087f57238aaf95626d19968891774b2155b0b27fcf5ac2ae6332c4856e6e",
 }
 
+// pinnedWithoutIdle is the default and the extras configuration with
+// IdleChance 0: a chance of 0 draws nothing, so the second hostile op and
+// the big shapes, drawn after the idle op, keep the draws they have there.
+const pinnedWithoutIdle = "d3498ce07a2bc1ea3181ceb2e98b84268460904cdbb122028a27789e93161513"
+
+// noIdle is cfgs with IdleChance 0.
+func noIdle(cfgs ...GenConfig) []GenConfig {
+	out := make([]GenConfig, len(cfgs))
+	for i, c := range cfgs {
+		c.IdleChance = 0
+		out[i] = c
+	}
+	return out
+}
+
 // noHostileAgain is cfgs with HostileAgainChance 0.
 func noHostileAgain(cfgs ...GenConfig) []GenConfig {
 	out := make([]GenConfig, len(cfgs))
@@ -192,6 +207,9 @@ func TestGeneratePinned(t *testing.T) {
 	}
 	if got := generationHash(t, 300, oneOffConfigs()...); got != pinnedGenerateOneOff {
 		t.Errorf("Generate's draws 0-299 of PCG(1, i) with one extra's chance 0 in turn hash to %s, pinned %s: generation changed", got, pinnedGenerateOneOff)
+	}
+	if got := generationHash(t, 300, noIdle(DefaultGenConfig(), extrasConfig())...); got != pinnedWithoutIdle {
+		t.Errorf("Generate's draws 0-299 of PCG(1, i) with IdleChance 0 hash to %s, pinned %s: generation changed", got, pinnedWithoutIdle)
 	}
 	long := DefaultGenConfig()
 	long.LongChance, long.HugeChance = 1, 1
