@@ -73,6 +73,21 @@ var pinnedWithoutHostileAgain = [4]string{
 // the big shapes, drawn after the idle op, keep the draws they have there.
 const pinnedWithoutIdle = "d3498ce07a2bc1ea3181ceb2e98b84268460904cdbb122028a27789e93161513"
 
+// pinnedWithoutPaged is the extras configuration with PagedChance 0 (the
+// backed long shape, drawn after it, keeps its draws) and with PagedChance
+// 1 (every image with big tables gets the paged shape).
+var pinnedWithoutPaged = [2]string{"1906dd02eae27e3206a28eaee141c4006d3e3f3b77f849ba756fabe973f79c4a", "0e452e5d8af1ca1ba4b8277733c3a9b053f83a5204b3b02664c953cde37e90f6"}
+
+// withPaged is cfgs with PagedChance p.
+func withPaged(p float64, cfgs ...GenConfig) []GenConfig {
+	out := make([]GenConfig, len(cfgs))
+	for i, c := range cfgs {
+		c.PagedChance = p
+		out[i] = c
+	}
+	return out
+}
+
 // noIdle is cfgs with IdleChance 0.
 func noIdle(cfgs ...GenConfig) []GenConfig {
 	out := make([]GenConfig, len(cfgs))
@@ -210,6 +225,11 @@ func TestGeneratePinned(t *testing.T) {
 	}
 	if got := generationHash(t, 300, noIdle(DefaultGenConfig(), extrasConfig())...); got != pinnedWithoutIdle {
 		t.Errorf("Generate's draws 0-299 of PCG(1, i) with IdleChance 0 hash to %s, pinned %s: generation changed", got, pinnedWithoutIdle)
+	}
+	for i, p := range []float64{0, 1} {
+		if got := generationHash(t, 300, withPaged(p, extrasConfig())...); got != pinnedWithoutPaged[i] {
+			t.Errorf("Generate's draws 0-299 of PCG(1, i) with every extra and PagedChance %v hash to %s, pinned %s: generation changed", p, got, pinnedWithoutPaged[i])
+		}
 	}
 	long := DefaultGenConfig()
 	long.LongChance, long.HugeChance = 1, 1
