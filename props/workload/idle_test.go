@@ -78,3 +78,19 @@ func TestIdleOp(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, d.String(), workload.Decode(b).String())
 }
+
+// TestGenerateNoOpsNoIdle: a configuration that asks for no ops and no
+// extra that adds one draws an empty workload: the idle op, inserted
+// after the first op, has no place (instead of failing on the empty
+// list).
+func TestGenerateNoOpsNoIdle(t *testing.T) {
+	cfg := workload.DefaultGenConfig()
+	cfg.Ops, cfg.IdleChance = 0, 1
+	cfg.HostileChance, cfg.HostileAgainChance, cfg.LongChance, cfg.HugeChance = 0, 0, 0, 0
+	cfg.PagedChance, cfg.BackedLongChance, cfg.CraftChance = 0, 0, 0
+	for seed := range uint64(50) {
+		if w := workload.Generate(rand.New(rand.NewPCG(1, seed)), cfg); len(w.Ops) != 0 {
+			t.Fatalf("seed %d: ops %v in a workload asked to have none", seed, w.Ops)
+		}
+	}
+}
