@@ -1,0 +1,31 @@
+package model
+
+import "testing"
+
+// Tests written for mutants of disk.go that survived model's suite
+// (docs/mutation.md, "model: the code changed since 78d146e").
+
+// TestExcuseCountsAndRecords: an excusal is one op, recorded over the
+// clipped range [off, min(off+n, size)) with that length; an empty or
+// out-of-range one changes nothing (no op, the disk not marked excused).
+func TestExcuseCountsAndRecords(t *testing.T) {
+	d, _ := New(4096, nil)
+	mustWrite(t, d, 0, 4096)
+	ops := d.Ops()
+	for _, c := range [][2]int64{{100, 0}, {4096, 10}, {5000, 10}, {-1, 10}} {
+		d.Excuse(c[0], c[1])
+		if d.Ops() != ops || d.excused {
+			t.Fatalf("Excuse(%d, %d): ops %d (was %d), excused %v: an empty excusal changed the disk", c[0], c[1], d.Ops(), ops, d.excused)
+		}
+	}
+	d.Excuse(4000, 200) // clipped to [4000, 4096)
+	if d.Ops() != ops+1 || !d.excused {
+		t.Fatalf("Excuse(4000, 200): ops %d, want %d; excused %v", d.Ops(), ops+1, d.excused)
+	}
+	for _, m := range []extentMap{d.current, d.durable} {
+		i := m.search(4000)
+		if i >= len(m) || m[i].off != 4000 || m[i].end != 4096 || m[i].rec.Kind != KindUnknown || m[i].rec.Off != 4000 || m[i].rec.Len != 96 || m[i].rec.Op != ops+1 {
+			t.Fatalf("the excusal's extent %+v (record %+v), want [4000, 4096) of 96 bytes at op %d", m[i], *m[i].rec, ops+1)
+		}
+	}
+}
