@@ -29,3 +29,28 @@ func TestExcuseCountsAndRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestPatternMemoBounded: the pattern memo keeps at most memoChunks
+// chunks (32 MiB): asking twice for more distinct chunks than that (each
+// generated and kept the second time) never holds more.
+func TestPatternMemoBounded(t *testing.T) {
+	for i := range memoChunks + 50 {
+		k := memoKey{id: 0xbeef0000 + uint64(i), chunk: 3}
+		memoChunkOf(k)
+		if memoChunkOf(k) == nil {
+			t.Fatalf("chunk %d asked for twice not kept", i)
+		}
+		memo.Lock()
+		kept := 0
+		for _, b := range memo.m {
+			if b != nil {
+				kept++
+			}
+		}
+		n := memo.chunks
+		memo.Unlock()
+		if kept > memoChunks || n != kept {
+			t.Fatalf("after %d chunks: %d kept, counted %d (at most %d)", i+1, kept, n, memoChunks)
+		}
+	}
+}
