@@ -1,6 +1,7 @@
 package campaign
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -328,14 +329,8 @@ func createdImage(fsys afero.Fs, path string) (*check.Report, int64, string, err
 		fi, serr := f.Stat()
 		rep, cerr := check.File(f)
 		if serr == nil && cerr == nil {
-			h, size := rep.Header, fi.Size()
-			end := uint64(h.BackingNameOffset) + uint64(h.BackingNameSize)
-			if end > uint64(size) || h.BackingNameSize == 0 {
-				return rep, size, "", nil
-			}
-			name := make([]byte, h.BackingNameSize)
-			if n, rerr := f.ReadAt(name, int64(h.BackingNameOffset)); n == len(name) && (rerr == nil || errors.Is(rerr, io.EOF)) {
-				return rep, size, string(name), nil
+			if name, ok := backingNameIn(f, rep.Header, fi.Size()); ok {
+				return rep, fi.Size(), name, nil
 			}
 		}
 	}
@@ -344,12 +339,23 @@ func createdImage(fsys afero.Fs, path string) (*check.Report, int64, string, err
 		return nil, 0, "", err
 	}
 	rep := check.Structure(b)
-	h := rep.Header
-	name := ""
-	if end := uint64(h.BackingNameOffset) + uint64(h.BackingNameSize); end <= uint64(len(b)) {
-		name = string(b[h.BackingNameOffset:end])
-	}
+	name, _ := backingNameIn(bytes.NewReader(b), rep.Header, int64(len(b)))
 	return rep, int64(len(b)), name, nil
+}
+
+// backingNameIn reads the backing file name h points at from r, a file
+// of size bytes: "" when the name does not lie wholly in the file; false
+// when reading it failed.
+func backingNameIn(r io.ReaderAt, h check.Header, size int64) (string, bool) {
+	end := uint64(h.BackingNameOffset) + uint64(h.BackingNameSize)
+	if end > uint64(size) || h.BackingNameSize == 0 {
+		return "", true
+	}
+	name := make([]byte, h.BackingNameSize)
+	if n, err := r.ReadAt(name, int64(h.BackingNameOffset)); n != len(name) || err != nil && !errors.Is(err, io.EOF) {
+		return "", false
+	}
+	return string(name), true
 }
 
 // qedMagic is the header's magic, "QED\0" little-endian.
