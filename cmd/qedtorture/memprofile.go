@@ -9,18 +9,22 @@ import (
 	"runtime/pprof"
 	"sync"
 	"time"
+
+	"github.com/qedtorture/qedtorture/internal/atomicfile"
 )
 
 // startMemProfile watches the live heap the last collection marked (runtime/metrics, every
 // 50 ms) and keeps a Go heap profile taken when they were at their
 // largest; the returned function stops watching and writes that profile
 // to name (run's hidden --memprofile, for memory work: go tool pprof
-// -sample_index=inuse_space BINARY name). The profile is a diagnostic,
-// not a result: it is written in place, not atomically. Sampling is
+// -sample_index=inuse_space BINARY name). The profile is written under
+// a temporary name in name's directory (made at the start: an unwritable
+// directory fails the run before it begins) and renamed over name at the
+// end, so an existing file is replaced whole or not at all. Sampling is
 // runtime.MemProfileRate's (one sample per 512 KiB allocated), enough for
 // the megabyte buffers memory work is about.
 func startMemProfile(name string) (stop func() error, err error) {
-	f, err := os.Create(name)
+	f, err := atomicfile.Create(name, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("--memprofile %s: %w", name, err)
 	}
@@ -61,8 +65,11 @@ func startMemProfile(name string) (stop func() error, err error) {
 		close(done)
 		<-finished
 		runtime.GC()
-		defer f.Close()
 		if _, err := f.Write(best.Bytes()); err != nil {
+			_ = f.Abort()
+			return fmt.Errorf("--memprofile %s: %w", name, err)
+		}
+		if err := f.Commit(); err != nil {
 			return fmt.Errorf("--memprofile %s: %w", name, err)
 		}
 		fmt.Fprintf(os.Stderr, "memprofile: live heap peaked at %s (the profile written is from then)\n", fmtMiB(peak))
