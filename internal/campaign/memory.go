@@ -55,13 +55,14 @@ import (
 // are not read; the independent checker walks it in chunks and skips
 // holes, and crashsim stores no page for a hole): its page index (one
 // pointer per 512 entries) and at most one page per cluster the image
-// maps, plus one.
+// maps, plus one, and never more pages than the table has (a wide image
+// of small clusters maps more clusters than one table has pages).
 func tableMemory(cs, ts, size int64) int64 {
 	tb := cs * ts
 	if tb <= 64<<10 {
 		return tb
 	}
-	return tb/512 + 4096*((size+cs-1)/cs+1)
+	return tb/512 + 4096*min((size+cs-1)/cs+1, tb/4096)
 }
 
 // DefaultMemoryBudget is Config.MemoryBudget's default: 1.5 GiB, which

@@ -96,11 +96,17 @@ func TestBigTablesCampaign(t *testing.T) {
 	gen.ClusterSizes, gen.TableSizes, gen.MaxClusters, gen.Ops = []uint32{256 << 10}, []uint32{16}, 6, 6
 	rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: seed, Iterations: 3, Workers: 2, Gen: gen,
 		Models: append(quickModels, crashsim.Model{Base: crashsim.Subset, Size: true}), Bound: 16, Samples: 4, SampledPoints: 2,
-		MemoryBudget: 200 << 20})
+		MemoryBudget: 320 << 20})
 	require.NoError(t, err)
 	require.Empty(t, rep.Failures, "%+v", rep.Failures)
-	require.EqualValues(t, 3, rep.Workloads)
-	t.Logf("%d crash states", rep.CrashStates)
+	t.Logf("%d crash states, %d skipped: %q", rep.CrashStates, rep.Skipped, rep.SkipReasons)
+	// A drawn workload over the budget (a big backing file) is skipped,
+	// and says so; the others run.
+	require.EqualValues(t, 3, rep.Workloads+rep.Skipped)
+	require.Positive(t, rep.Workloads)
+	for _, why := range rep.SkipReasons {
+		require.Contains(t, why, "more than the memory budget of 320 MiB")
+	}
 }
 
 // TestWorkloadMemory pins the estimate (memory.go's formula, each term
@@ -120,6 +126,11 @@ func TestWorkloadMemory(t *testing.T) {
 		{65536, 2, 1 << 20, 128<<10/512 + 4096*(16+1)},
 		{65536, 2, 1<<20 + 1, 128<<10/512 + 4096*(17+1)},
 		{65536, 2, 0, 128<<10/512 + 4096},
+		// A 128 GiB image of 256 KiB clusters maps more clusters than its
+		// 4 MiB tables have pages: at most every page.
+		{256 << 10, 16, 128 << 30, 4<<20/512 + 4<<20},
+		{256 << 10, 16, 1023 * 256 << 10, 4<<20/512 + 4<<20},
+		{256 << 10, 16, 1022 * 256 << 10, 4<<20/512 + 4096*1023},
 	} {
 		require.Equal(t, tc.want, tableMemory(tc.cs, tc.ts, tc.size), "%+v", tc)
 	}
