@@ -1,6 +1,9 @@
 package model
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 // Tests written for mutants of disk.go that survived model's suite
 // (docs/mutation.md, "model: the code changed since 78d146e").
@@ -52,5 +55,51 @@ func TestPatternMemoBounded(t *testing.T) {
 		if kept > memoChunks || n != kept {
 			t.Fatalf("after %d chunks: %d kept, counted %d (at most %d)", i+1, kept, n, memoChunks)
 		}
+	}
+}
+
+// TestExcuseSurvivesRecoverUnderPendingWrite: excused bytes stay excused
+// after a recovery even where a pending write explained the sector they
+// share with bytes the write changed (the write chosen for the sector
+// covers them too), and an excusal past the recovered size is not put
+// back (oracle.go's Recover, docs/mutation.md: 421:13, 421:34, 421:58).
+func TestExcuseSurvivesRecoverUnderPendingWrite(t *testing.T) {
+	d, _ := New(4096, nil)
+	d.Excuse(0, 100)
+	mustWrite(t, d, 0, 512) // pending over the excused bytes' sector
+	crashed := make([]byte, 4096)
+	if err := d.ReadAt(crashed, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Recover(4096, (&crashDisk{data: crashed}).read); err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Clone(crashed)
+	got[10] ^= 0xff // still excused
+	if err := d.Verify(0, got); err != nil {
+		t.Fatalf("an excused byte under the recovered write: %v", err)
+	}
+	got[200] ^= 0xff // the write's, not excused
+	if err := d.Verify(0, got); err == nil {
+		t.Fatal("a byte of the recovered write outside the excusal changed: Verify passed")
+	}
+
+	// An excusal of a grown range that the recovery does not keep (the
+	// grow was pending): nothing of it comes back when the disk grows again.
+	d, _ = New(4096, nil)
+	if err := d.Grow(8192); err != nil {
+		t.Fatal(err)
+	}
+	d.Excuse(4096, 4096)
+	if err := d.Recover(4096, (&crashDisk{data: make([]byte, 4096)}).read); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Grow(8192); err != nil {
+		t.Fatal(err)
+	}
+	got = make([]byte, 8192)
+	got[5000] = 1
+	if err := d.Verify(0, got); err == nil {
+		t.Fatal("the grown range after a recovery that dropped the excused grow allows any value")
 	}
 }
