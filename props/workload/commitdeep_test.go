@@ -233,3 +233,38 @@ func TestCommitDeeperGenerated(t *testing.T) {
 	require.Greater(t, plain, 50, "plain commits still drawn on deep chains")
 	t.Logf("commit -b %d, plain or -d on deep chains %d", deep, plain)
 }
+
+// TestCommitCheckBounds: the commit check's two bounds
+// (docs/mutation.md, imagecmds.go 437:51 and 475:22). An image of
+// exactly maxCheckedCommit (256 MiB) is still checked: a commit that
+// writes nothing fails. A base sector starting exactly where the file
+// between ends (sector-aligned, before the base does) reads through to
+// the base: the image reads zeros there and the base keeps its old
+// contents, which impl/qed's commit -b 2 leaves, and passes.
+func TestCommitCheckBounds(t *testing.T) {
+	qt := qedtarget.Target{}
+	nothing := func(afero.Fs, string, target.CommitOptions) error { return nil }
+	for _, c := range []struct {
+		name, script string
+		commit       func(fs afero.Fs, path string, o target.CommitOptions) error
+		err          string
+	}{
+		{"256 MiB, nothing written", "qedtorture-workload v1\nimage cluster_size=65536 table_size=1 size=268435456\nbacking raw size=131072 fill=1\nwrite 0x1000 0x3000 id=3\ncommit -d\n",
+			nothing, "commit base backing0.raw after the commit: size 0x20000, want 0x10000000"},
+		{"the file between ends first", "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=262144\nbacking qed size=65536 cluster_size=4096 table_size=2 fill=2\nbacking raw size=131072 fill=1\nwrite 0x1000 0x3000 id=3\ncommit -b 2\n",
+			qt.Commit, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, err := workload.Parse(strings.NewReader(c.script))
+			require.NoError(t, err)
+			e, err := workload.NewExec(commitTarget{qt, c.commit}, afero.NewMemMapFs(), "/w", w)
+			require.NoError(t, err)
+			err = e.RunAll()
+			if c.err == "" {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorContains(t, err, c.err)
+		})
+	}
+}
