@@ -137,17 +137,26 @@ read 0x12000 0x1000
 // TestFindingConcurrentZeroAssert (finding F3): an unaligned write-zeroes
 // that crosses a cluster boundary, in flight together with an allocating
 // write, aborts QEMU 7.2 on an assertion in qed_aio_write_alloc: the
-// engine reports the crash-free run's failure.
+// engine reports the crash-free run's failure. The abort needs both
+// requests in flight at once, which a loaded machine (CI under -race)
+// does not always give qemu-io: the run is tried up to ten times, and
+// a run that passes is only the race not hit (any other failure fails).
 func TestFindingConcurrentZeroAssert(t *testing.T) {
 	tool := qemutool.Require(t)
-	rep := runQEMU(t, tool, `qedtorture-workload v1
+	for try := 1; ; try++ {
+		rep := runQEMU(t, tool, `qedtorture-workload v1
 image cluster_size=4096 table_size=16 size=1048576
 concurrent 2
   zero 0x400 0x1e00
   write 0x4000 0x200 id=1
 `, campaign.Config{Models: []crashsim.Model{{Base: crashsim.Prefix}}})
-	if len(rep.Failures) != 1 || rep.Failures[0].Signature != "qemu/workload" || !strings.Contains(rep.Failures[0].Message, "allocating_acb == NULL") {
-		t.Fatalf("want qemu-io to abort on the allocating_acb assertion, got %+v", rep.Failures)
+		if len(rep.Failures) == 1 && rep.Failures[0].Signature == "qemu/workload" && strings.Contains(rep.Failures[0].Message, "allocating_acb == NULL") {
+			t.Logf("qemu-io aborted on try %d", try)
+			return
+		}
+		if len(rep.Failures) != 0 || try == 10 {
+			t.Fatalf("want qemu-io to abort on the allocating_acb assertion (try %d), got %+v", try, rep.Failures)
+		}
 	}
 }
 
