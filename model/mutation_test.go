@@ -270,3 +270,86 @@ func TestSectorReasons(t *testing.T) {
 		t.Error("a byte past a failed write that nothing wrote was allowed")
 	}
 }
+
+// reasonOf is crashReason that reports a panic of the check as an error
+// (an index past a candidate's bytes must not crash the oracle).
+func reasonOf(t *testing.T, d *Disk, got []byte) (r string) {
+	t.Helper()
+	defer func() {
+		if p := recover(); p != nil {
+			t.Errorf("VerifyCrash panicked: %v", p)
+			r = ""
+		}
+	}()
+	return crashReason(t, d, got)
+}
+
+// TestSectorReasonsLayouts: the reason explainSector gives where the
+// simple cases of TestSectorReasons do not reach: a byte explained by a
+// later write that starts exactly there; an earlier write that starts
+// exactly at the byte; an earlier write that ends exactly at the byte
+// (its bytes must not be read one past their end); an earlier write of
+// the same concurrent group (no order between them: torn) or of another
+// group (order). Every state is one sector of 512 bytes, then zeroes.
+func TestSectorReasonsLayouts(t *testing.T) {
+	rest := zeros(4096 - 512)
+	tests := []struct {
+		name   string
+		layout func(d *Disk) []byte
+		want   string
+	}{{
+		// A, W over the sector, then L over [256,384). W shows on
+		// [0,256), L on [256,384) (a later write starting at 256
+		// explains it), A on [384,512): an earlier write over W.
+		"later write starts at the byte", func(d *Disk) []byte {
+			a := mustWrite(t, d, 0, 512)
+			w := mustWrite(t, d, 0, 512)
+			l := mustWrite(t, d, 256, 128)
+			return cat(pat(w, 0, 256), pat(l, 256, 128), pat(a, 384, 128), rest)
+		}, ReasonOrder,
+	}, {
+		// A over [256,512), then W over the sector: W on [0,256), A on
+		// [256,512), where A starts: A shows over W, issued later.
+		"earlier write starts at the byte", func(d *Disk) []byte {
+			a := mustWrite(t, d, 256, 256)
+			w := mustWrite(t, d, 0, 512)
+			return cat(pat(w, 0, 256), pat(a, 256, 256), rest)
+		}, ReasonOrder,
+	}, {
+		// E over [0,256), then W over the sector: W on [0,256), the
+		// durable zeroes on [256,512), where E ends: W torn at 256.
+		"earlier write ends at the byte", func(d *Disk) []byte {
+			mustWrite(t, d, 0, 256)
+			w := mustWrite(t, d, 0, 512)
+			return cat(pat(w, 0, 256), zeros(256), rest)
+		}, ReasonTorn,
+	}, {
+		// A and W in one concurrent group: either may land last, but
+		// each whole; W on [0,256), A on [256,512) is torn, not order.
+		"earlier write of the same group", func(d *Disk) []byte {
+			d.BeginGroup()
+			a := mustWrite(t, d, 0, 512)
+			w := mustWrite(t, d, 0, 512)
+			d.EndGroup()
+			return cat(pat(w, 0, 256), pat(a, 256, 256), rest)
+		}, ReasonTorn,
+	}, {
+		// A and B in a group, then W alone: A over W is order.
+		"earlier write of another group", func(d *Disk) []byte {
+			d.BeginGroup()
+			a := mustWrite(t, d, 0, 512)
+			mustWrite(t, d, 1024, 512)
+			d.EndGroup()
+			w := mustWrite(t, d, 0, 512)
+			return cat(pat(w, 0, 256), pat(a, 256, 256), rest)
+		}, ReasonOrder,
+	}}
+	for _, tc := range tests {
+		d, err := New(4096, nil)
+		must(t, err)
+		got := tc.layout(d)
+		if r := reasonOf(t, d, got); r != tc.want {
+			t.Errorf("%s: reason %q, want %q", tc.name, r, tc.want)
+		}
+	}
+}
