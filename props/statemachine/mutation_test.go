@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -398,4 +399,50 @@ func TestCatchingModels(t *testing.T) {
 	caught, noCrash = CatchingModels(lossyTarget{QEDTarget{}}, plain, []crashsim.Model{{Base: crashsim.Drop}}, 0)
 	require.True(t, noCrash)
 	require.Nil(t, caught)
+}
+
+// TestCrashExploresEarlierSyncs: with RunOptions.Explore, the syncs of
+// an op before the point its crash directive names are crash points too,
+// and their states are judged. A reopen over a target that ignores Flush
+// syncs twice (closing); until the second sync completes, the data
+// flushed before is still pending and a drop crash loses it; after the op
+// it is durable. So a crash after the op (sync=0) passes without
+// exploration and fails with it, at sync 1, and the failure's sequence
+// names sync 1 and replays without exploration.
+func TestCrashExploresEarlierSyncs(t *testing.T) {
+	s, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\nflush\n#! crash sync=0 model=drop choice=0\nreopen\n")
+	require.NoError(t, err)
+	r, f := RunSequence(lossyTarget{QEDTarget{}}, s, RunOptions{})
+	require.Nil(t, f, "the state after the op alone must pass: %v", f)
+	require.Equal(t, 1, r.CrashStates)
+	_, f = RunSequence(lossyTarget{QEDTarget{}}, s, RunOptions{Explore: 1})
+	require.NotNil(t, f, "the drop state at the reopen's first sync was not judged")
+	require.Equal(t, "crash", f.Kind, "%v", f)
+	require.Equal(t, 1, f.Seq.Steps[2].Crash.Sync, "the failure's sequence:\n%s", f.Seq)
+	_, g := RunSequence(lossyTarget{QEDTarget{}}, f.Seq, RunOptions{})
+	require.NotNil(t, g, "the failure's sequence does not replay:\n%s", f.Seq)
+	require.Equal(t, f.StateID, g.StateID)
+}
+
+// TestFaultCloseJudgesLiveFiles: after a fault then=close, the files as
+// they are (every op since the last sync kept: the last state of the
+// prefix model) are judged, not a crash state that drops some of them. A
+// target whose syncs are all lost but whose writes all land (impl/qed
+// over a filesystem that drops syncs, qedtarget's broken:nosync) leaves
+// right live files; any state keeping fewer of its writes loses the
+// image's own creation.
+func TestFaultCloseJudgesLiveFiles(t *testing.T) {
+	var nosync Target
+	for _, b := range qedtarget.Broken() {
+		if b.Name() == "broken:nosync" {
+			nosync = b
+		}
+	}
+	require.NotNil(t, nosync, "qedtarget.Broken has no broken:nosync")
+	s, err := ParseSequence("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0x0 0x1000 id=1\nflush\nwrite 0x2000 0x1000 id=2\n#! fault write:eio nth=1 then=close\nwrite 0x8000 0x1000 id=3\nwrite 0x3000 0x1000 id=4\n")
+	require.NoError(t, err)
+	r, f := RunSequence(nosync, s, RunOptions{})
+	require.Nil(t, f, "the live files after the fault were judged as a crash state: %v", f)
+	require.Equal(t, 1, r.Faults, "the fault did not fire")
+	require.Equal(t, 1, r.CrashStates)
 }
