@@ -97,8 +97,15 @@ func CheckCrashSweep(t target.Target, w *workload.Workload, models []crashsim.Mo
 	if setupErr != nil || len(marks) == 0 {
 		return nil, 0, r.Err
 	}
-	// A point at k belongs to the op whose I/O issued operation k-1: the
-	// last mark before k. The setup's points are not judged.
+	// A point at k (just before operation k) is judged against the last
+	// mark taken at or before k, as the campaign engine's
+	// Recording.MarkAt: just before an op's first file operation (a sync,
+	// when the op has nothing to write first) the op before it has
+	// returned, its flush acknowledged, so its own snapshot (taken before
+	// its I/O, without that flush) would excuse data the flush lost; the
+	// op's snapshot adds only its own pending writes. The runner judges
+	// the replay's crash at that sync against the same snapshot. The
+	// setup's points are not judged.
 	r.From = marks[0].k + 1
 	syncs := make([]int64, 0, len(r.Syncs))
 	for k := range r.Syncs {
@@ -107,8 +114,8 @@ func CheckCrashSweep(t target.Target, w *workload.Workload, models []crashsim.Mo
 	slices.Sort(syncs)
 	check := func(s crashsim.State) error {
 		k := s.Point.K()
-		mi := sort.Search(len(marks), func(i int) bool { return marks[i].k >= k }) - 1
-		mk := marks[max(mi, 0)] // (-1: the end of a run whose close wrote nothing)
+		mi := sort.Search(len(marks), func(i int) bool { return marks[i].k > k }) - 1
+		mk := marks[max(mi, 0)] // (never -1: From is past the first mark)
 		var v *oracle.Verdict
 		if perr := protect(func() error {
 			v = oracle.Judge(t, s.FS, e.ImagePath(), mk.m.Clone(), oo)
