@@ -3,6 +3,7 @@ package workload
 import (
 	"math/big"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -145,4 +146,62 @@ func TestGeometryAtTheLimits(t *testing.T) {
 		g.Backing = []Backing{{Format: "raw", Size: 512, Fill: fills[0]}, {Format: "raw", Size: 512, Fill: fills[1]}}
 		require.ErrorIs(t, (&Workload{Geometry: g}).Validate(), ErrInvalid, "fill ids %v", fills)
 	}
+}
+
+// TestDrawExtrasGrowsOnly: the extras grow the image before a request
+// that ends past it, and append no resize when the request ends at or
+// inside the size in force (a resize to the size in force is a no-op op
+// that the state machine would count as one that writes): a long request
+// that ends, rounded up to a sector, exactly at the image's end, and the
+// paged tables' writes on an image exactly as large as they need. (Killed
+// the mutant `to >= og.Size` in drawExtras' grow: about one long request
+// in 8192 ends at the size, none among TestGeneratePinned's.)
+func TestDrawExtrasGrowsOnly(t *testing.T) {
+	// growsOnly checks every resize of ops grows the size from size.
+	growsOnly := func(ops []Op, size int64, what string) {
+		t.Helper()
+		for _, op := range ops {
+			if op.Kind == Resize {
+				require.Greater(t, op.Off, size, "%s: a resize that does not grow: %v", what, ops)
+				size = op.Off
+			}
+		}
+	}
+	draw := func(cfg GenConfig, seed uint64, cs uint32, ts uint32, size int64) []Op {
+		w := &Workload{Geometry: Geometry{ClusterSize: cs, TableSize: ts, Size: size}}
+		og := &OpGen{Size: size, ClusterSize: int64(cs), NextID: 1}
+		drawExtras(rand.New(rand.NewPCG(seed, 0)), cfg, w, og)
+		require.NoError(t, w.Validate())
+		return w.Ops
+	}
+
+	// The long request. Seed 50706 is the first of rand.NewPCG(seed, 0)
+	// from 0 whose long request on an 8 MiB image of 64 KiB clusters ends
+	// in its last sector (found by trying seeds 0 on; about one in 25,000
+	// does, 0.1 s of draws). Should drawExtras' draws change, search again
+	// with that loop.
+	cfg := DefaultGenConfig()
+	cfg.NoExtras()
+	cfg.LongChance = 1
+	const size = 8 << 20
+	ops := draw(cfg, 50706, 65536, 4, size)
+	require.Len(t, ops, 1, "the long request alone: %v", ops)
+	require.Equal(t, int64(size), (ops[0].Off+ops[0].Len+511)/512*512, "the pinned seed's long request no longer ends at the image's end: search again (%v)", ops)
+	growsOnly(ops, size, "a long request ending at the size")
+
+	// The paged tables' shape on an image that already has cluster 512
+	// (half the time cluster 1536 too, after a grow).
+	cfg = DefaultGenConfig()
+	cfg.NoExtras()
+	cfg.PagedChance = 1
+	const cs = 65536
+	near := 0
+	for seed := range uint64(16) {
+		ops := draw(cfg, seed, cs, 4, pageEntries*cs+cs)
+		growsOnly(ops, pageEntries*cs+cs, "the paged shape")
+		if !slices.ContainsFunc(ops, func(op Op) bool { return op.Kind == Resize }) {
+			near++
+		}
+	}
+	require.Positive(t, near, "no draw of the paged shape stayed inside the image")
 }

@@ -58,7 +58,10 @@ func (resizeKind) run(e *Exec, i int, op Op) error {
 }
 
 // effect: the grown range may change (a lost sync may lose the hiding of
-// the backing file's data past the old size).
+// the backing file's data past the old size). A resize to the size in
+// force has the empty range at the size: it changes no guest byte, but it
+// is an op on the image (impl/qed rewrites its header), so it stays among
+// the ops that may change it, to which crashes and faults are attached.
 func (resizeKind) effect(op Op, size int64) Effect {
 	if op.Off < size {
 		return Effect{}

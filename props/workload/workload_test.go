@@ -193,6 +193,12 @@ func TestEffects(t *testing.T) {
 		{Op{Kind: Read, Off: 0x10, Len: 0x20}, Effect{Ranged: true, Reads: true}},
 		{Op{Kind: Flush}, Effect{Barrier: true}},
 		{Op{Kind: Resize, Off: 0x3000}, Effect{Changes: r(0x2000, 0x1000)}},
+		// To the size in force: no guest byte changes, but the empty
+		// range keeps it among the ops that may change the image (the
+		// state machine's writes: crashes are attached to it), which
+		// it is: impl/qed rewrites its header. (Killed the mutant
+		// `op.Off <= size` in resizeKind.effect.)
+		{Op{Kind: Resize, Off: 0x2000}, Effect{Changes: r(0x2000, 0)}},
 		{Op{Kind: Reopen}, Effect{Barrier: true}},
 		{Op{Kind: Check}, Effect{}},
 		{Op{Kind: Concurrent, Group: []Op{{Kind: Write, Off: 0, Len: 1, ID: 6}, {Kind: WriteZeroes, Off: 0x800, Len: 0x10}}},
