@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"syscall"
 	"testing"
@@ -312,4 +313,24 @@ func TestLocationsPastFirstChunk(t *testing.T) {
 		}
 	}
 	t.Fatalf("no double reference: %s", r)
+}
+
+// TestMaxCheckedClustersAllowed: a file of exactly MaxCheckedClusters
+// whole clusters is walked (a larger one is refused: the "too-large" case
+// of TestReaderAtErrors). The file is 16 TiB of 4 KiB clusters whose
+// reads fail past the header cluster, so the walk, once its two cluster
+// bitmaps are made (512 MiB each, never touched: the first read fails),
+// stops with ErrRead at the L1 table instead of ErrTooLarge. A fresh
+// Checker, so that the bitmaps are not kept in the pool. (Killed the
+// mutant `FileClusters >= MaxCheckedClusters`.)
+func TestMaxCheckedClustersAllowed(t *testing.T) {
+	if math.MaxInt == math.MaxInt32 {
+		t.Skip("two 512 MiB bitmaps need a 64-bit address space")
+	}
+	im := newTestImage(t, 4096, 1, 1, 1<<30)
+	var c Checker
+	_, err := c.CheckReaderAt(bytes.NewReader(im.buf[:im.l1]), int64(MaxCheckedClusters)*4096)
+	if !errors.Is(err, ErrRead) || errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "offset 4096") {
+		t.Fatalf("err = %v, want ErrRead at the L1 table (offset 4096): walked, not refused", err)
+	}
 }

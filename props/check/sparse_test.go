@@ -12,10 +12,14 @@ import (
 
 // sparseReader serves b as a sparse file: 4 KiB pages of zeros are holes
 // that SEEK_DATA skips (as crashsim's files and Linux's report them), and
-// it counts the bytes read.
+// it counts the bytes read. With grain set, its holes are runs of zeros
+// of that granularity instead (1: SEEK_DATA answers the first non-zero
+// byte itself); answers lists what SEEK_DATA answered.
 type sparseReader struct {
-	b    []byte
-	read int64
+	b       []byte
+	read    int64
+	grain   int64
+	answers []int64
 }
 
 func (r *sparseReader) ReadAt(p []byte, off int64) (int, error) {
@@ -34,9 +38,14 @@ func (r *sparseReader) Seek(off int64, whence int) (int64, error) {
 	if whence != seekData {
 		return 0, errors.New("sparseReader: only SEEK_DATA")
 	}
-	for pg := off / 4096 * 4096; pg < int64(len(r.b)); pg += 4096 {
-		for _, c := range r.b[pg:min(pg+4096, int64(len(r.b)))] {
+	g := r.grain
+	if g == 0 {
+		g = 4096
+	}
+	for pg := off / g * g; pg < int64(len(r.b)); pg += g {
+		for _, c := range r.b[pg:min(pg+g, int64(len(r.b)))] {
 			if c != 0 {
+				r.answers = append(r.answers, max(pg, off))
 				return max(pg, off), nil
 			}
 		}
@@ -103,5 +112,47 @@ func TestSparseTablesSkipped(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("walk of a sparse os.File differs:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestSparseDataOffBlocks: SEEK_DATA may answer any offset up to a
+// table's first non-zero byte, not only a page's (a byte-exact source
+// here): the walk then reads a table from that entry on, and its chunk
+// ends off a 256-byte block of zeroRun's, in a buffer exactly as long
+// (the first read of a fresh Checker). The report is the one of the
+// bytes read whole. (Killed the mutants of zeroRun's bound,
+// `j-zeroBlockLen <= len(b)` and `j+zeroBlockLen > len(b)`: both compare
+// a block reaching past the chunk and panicked.)
+func TestSparseDataOffBlocks(t *testing.T) {
+	// 4 KiB clusters, one-cluster tables: L1 entries 1 and 2 set (entry 0
+	// not), the first L2 table's entries 3 and 100, the second's last.
+	im := newTestImage(t, 4096, 1, 1, 1<<30)
+	per := im.entries()
+	for _, gc := range []uint64{per + 3, per + 100, 3*per - 1} {
+		im.write(gc, 0xab)
+	}
+	want := Structure(im.buf)
+	if want.L2Tables != 2 || want.AllocatedClusters != 3 {
+		t.Fatalf("test image: %d L2 tables, %d clusters; want 2 and 3", want.L2Tables, want.AllocatedClusters)
+	}
+	r := &sparseReader{b: im.buf, grain: 1}
+	var c Checker
+	got, err := c.CheckReaderAt(r, int64(len(im.buf)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("report differs:\n got %+v\nwant %+v", got, want)
+	}
+	// The walk asked, and the answers lay off the blocks: inside L1 entry
+	// 1 and L2 entry 3 of the first table.
+	off := 0
+	for _, a := range r.answers {
+		if (a-int64(im.l1))%zeroBlockLen != 0 {
+			off++
+		}
+	}
+	if off < 2 {
+		t.Fatalf("SEEK_DATA answers %v: want at least two off a 256-byte block", r.answers)
 	}
 }
