@@ -53,30 +53,36 @@ import (
 // hostile op (HostileAgainChance 0.5, drawn after the idle op, before
 // the big shapes): with it 0 the draws hash to pinnedWithoutHostileAgain;
 // with it and the big shapes 0 (noBigShapes), to pinnedWithoutBigShapes.
+// Changed on purpose again (issue 16.2, coverage): six hostile variants
+// appended (hostileLate), so a hostile op's variant is drawn among 47,
+// not 41, from the same single draw: every pin here moved (each keeps
+// the hostile ops), and with each hostile op's variant taken out the
+// draws hash as before (pinnedHostileMasked, computed before and after
+// the change).
 const (
-	pinnedGenerate       = "d30dcfbc9a8776ca4d25c3a784d0e0e9bee63d0232de993e798bd0e95144ed34"
-	pinnedGenerateExtras = "f7e1f35b9b134f1b6ac15b278ffd712c286baa3fd5459352018c60009aa2d0e5"
-	pinnedGenerateOneOff = "8fde2ee22887aa403639a4251f55dde93ecc494504b11cbbfd4aba9f0daa0419"
-	pinnedGenerateLong   = "62a88840d9e0cc325b6484c4bac72dbe5c469caa6d01b9b63ef8db40c9beb4f1"
+	pinnedGenerate       = "a16694092e2d801b3de7e1a372ff2e90dbe4778a5c65ddc7ab78250c499156a1"
+	pinnedGenerateExtras = "454cdf2e579e1e54248e4caad6f3492077a50ad8ca599b4f0342b0ee4c9a12ce"
+	pinnedGenerateOneOff = "e599715b30cc52a1115fa3815452aca843453551127e90271e753d3dd6f0f3b1"
+	pinnedGenerateLong   = "88542136c65a65219f52f0131407986a0812c1499de48b402a63098b177d3fd2"
 )
 
 // pinnedWithoutHostileAgain are the four pins before HostileAgainChance.
 var pinnedWithoutHostileAgain = [4]string{
-	"632e0769ca379eb5ae6dc9c49e91fb4773529d5840dde0777704085be05c6c8b",
-	"4129a38f99c71dea9b86d408fee5d81f888c980c09c0999cb8a5f0a578d19834",
-	"f77366e9bcea05617099f51260f5e83b4745ef7334b02c3cb65c86ddbe05db68",
-	"fe20087f57238aaf95626d19968891774b2155b0b27fcf5ac2ae6332c4856e6e",
+	"18f9cdbb4dc7a1ef51f3fac72d9bc58d1b3b53a1654d38bc68c3fcc98262ffd9",
+	"c7dfa68903f9ba39855ae0f36a7d687fa18ea2335bb1c9a68bdf4eeac2019fe0",
+	"3e9f5d18e7ceb56c49192025b15baa0aa472f8dd26ed084e953721df6c460e0e",
+	"98caafaaf7a3e0730ee63629887b2027dc78fd2b1337ceea7d8c16814ff76974",
 }
 
 // pinnedWithoutIdle is the default and the extras configuration with
 // IdleChance 0: a chance of 0 draws nothing, so the second hostile op and
 // the big shapes, drawn after the idle op, keep the draws they have there.
-const pinnedWithoutIdle = "d3498ce07a2bc1ea3181ceb2e98b84268460904cdbb122028a27789e93161513"
+const pinnedWithoutIdle = "3b1dda5f60ef4c11ea6dfcfe4379a3473cd2625d099e8d0994da678ab2518e34"
 
 // pinnedWithoutPaged is the extras configuration with PagedChance 0 (the
 // backed long shape, drawn after it, keeps its draws) and with PagedChance
 // 1 (every image with big tables gets the paged shape).
-var pinnedWithoutPaged = [2]string{"1906dd02eae27e3206a28eaee141c4006d3e3f3b77f849ba756fabe973f79c4a", "0e452e5d8af1ca1ba4b8277733c3a9b053f83a5204b3b02664c953cde37e90f6"}
+var pinnedWithoutPaged = [2]string{"44b4b2cb05acc03e8ada69b31bb035b68a366ef6f8f89af4330e960eb930c500", "ccba23b7cd62ac44de53ac96fad85f6dc9bb408757a72dd9e17a53b545581e6f"}
 
 // withPaged is cfgs with PagedChance p.
 func withPaged(p float64, cfgs ...GenConfig) []GenConfig {
@@ -111,10 +117,10 @@ func noHostileAgain(cfgs ...GenConfig) []GenConfig {
 // pinnedWithoutBigShapes are the four pins before PagedChance and
 // BackedLongChance (and HostileAgainChance).
 var pinnedWithoutBigShapes = [4]string{
-	"8c456b859a222f4dc4b375857f2d3c707e4e0c9170701000920afbb8c8379b5f",
-	"9e52aa9702ce2a37cb64ed27ec60e2c92aae22e74b73026250e131227a7856d2",
-	"c01e0d204256cba02c55b5a37e4467851a51bddc6590c00e45426c6e3180843e",
-	"a5e95d1bd9248eecbb3b9c95abf42a9299ba61019ea703cc4da170c2d460e73c",
+	"76779a9d2a69ce32a06e110a6431af68978a566452524908dfd897253802861e",
+	"a324b818eeec7b7433569ec14b78666eb2cb66b43435ed02bd32522c9fe962f3",
+	"0d027c35c6da3027fdf43c56881b8d8c97e1574972ef9394472f72da4e617a05",
+	"7aba99c2e71b7ca5d19f95458ee7313c5ab9da6bce139d5efa51a80889bd3b85",
 }
 
 // noBigShapes is cfgs with PagedChance and BackedLongChance 0 (and
@@ -130,18 +136,18 @@ func noBigShapes(cfgs ...GenConfig) []GenConfig {
 
 // pinnedWithoutDeepCommit are the four pins before commit -b was drawn.
 var pinnedWithoutDeepCommit = [4]string{
-	"d57daabbb34d807db6b2b0d471566b890ce1a575dfe69b309c079e252af1339a",
-	"395deb392658e99b0b6b8719b91b3385fa377173844a9a79758ae2a0f0d99ea4",
-	"f7485ccbf2a88a77b0068a204aefd9803556b600ac1fb2d929a504a56192cc32",
-	"e1bbcaeb02f68064fbe591c19304de0e6d6ac1b26234b59beca2c2ed7b932c5e",
+	"9099e5e9a9581d2dce3346863eb690b77c6aba0cb6c836f62b1540fa6866db3d",
+	"74b46b665f6cdff714ec1242ccded3497de2dd8c8202053d09495750cec3833e",
+	"97e22b67671c5beab3124495c14c6de4ef1a855f1f27adad2a68787240ad5bae",
+	"3a628c2254617bf4ef13006f247e60567952a115e4a9f4c67e187533a3ac801a",
 }
 
 // pinnedWithoutL2Cache are the four pins before the l2_cache key.
 var pinnedWithoutL2Cache = [4]string{
-	"07e10159122f655bbf2cfd45d5c6c0e7be6aa0771da3e2465e1b3e352fac4a2f",
-	"64a3f0c005b147f86a968e470732bb49ed79ffdfe85d6fe4313ce793a3b88ff4",
-	"9765a6083dfa156310cf39458222e13b3ba1767efd777cddb9cf96921bc22c20",
-	"8ff5164f67db66403d510992a6e0bd108c4e57fc1840fefd22bf329966d26311",
+	"d6493e697a4691e8b27af9fbf6bade18cd73a4543a149fdad9fcb0f73a520d95",
+	"7f5000115f830579208867661d946b8fce292df0175bdb86d287355744b6cfc9",
+	"1c079e2c5bf6555b673add762b7f079e0c82d96655ceb54972ee7f5a23e4e550",
+	"d0df26b664a6a2240a5ac5f60cbda1fa570103528bbfc354f57f3024213f183c",
 }
 
 // extrasConfig is DefaultGenConfig with every chance of drawExtras, wide
@@ -277,5 +283,31 @@ func TestGeneratePinned(t *testing.T) {
 		if got != pinnedWithoutL2Cache[i] {
 			t.Errorf("pin %d without the l2_cache key, commit -b and idle: %s, pinned %s: the other draws changed", i, got, pinnedWithoutL2Cache[i])
 		}
+	}
+}
+
+// pinnedHostileMasked is the SHA-256 of the scripts of Generate(PCG(1,
+// i)) for i in 0..2999 under DefaultGenConfig with every hostile op's
+// variant set to 0: the same before and after hostileLate's six variants
+// were appended (the variant is one draw whatever the count of variants,
+// so nothing else moved).
+const pinnedHostileMasked = "b12c5f5894d6c23c37c02a84248e3eec536933ed72f4d2b5abd3cfa19bc36f39"
+
+func TestGenerateHostileVariantMasked(t *testing.T) {
+	h := sha256.New()
+	for i := range 3000 {
+		w := Generate(rand.New(rand.NewPCG(1, uint64(i))), DefaultGenConfig())
+		for j := range w.Ops {
+			if w.Ops[j].Kind == Hostile {
+				w.Ops[j].Off = 0
+			}
+		}
+		fmt.Fprintf(h, "# %d\n", i)
+		if err := w.Format(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != pinnedHostileMasked {
+		t.Fatalf("Generate's draws 0-2999 of PCG(1, i) with the hostile variants masked hash to %s, pinned %s: generation changed", got, pinnedHostileMasked)
 	}
 }

@@ -57,7 +57,8 @@ import (
 //     command forbids (a rebase onto an unknown format, a format without
 //     a name, a name longer than the header allows, the image itself; a
 //     commit of an image without a backing file), which must be refused
-//     with the image's bytes unchanged.
+//     with the image's bytes unchanged; then hostileLate's variants
+//     (see there), numbered after all of these.
 //
 // Every refusal must carry a message (its Error() is not empty).
 type hostileKind struct{}
@@ -214,9 +215,93 @@ var hostileCommands = [...]struct {
 	}},
 }
 
+// hostileLate are the variants added after hostileCommands (numbered
+// after them, so that the variants before keep their numbers): each makes
+// its files from the base image (make, nil: the base as it is); then
+// either both opens must refuse the image (run nil) or the image command
+// run must be refused with the image's bytes unchanged (on a target with
+// target.ImageOps; on another the variant does nothing). Issue 16.2
+// (coverage): impl/qed's refusals no other op reaches: a table whose
+// clusters wrap past 2^64, a backing chain deeper than
+// qed.DefaultMaxBackingDepth (16; QEMU 7.2 opens one of 18, but a
+// QEMU disk is not target.Hardened), a header rewrite refused for an
+// unknown compat feature (whose data may follow the fields) or for a
+// name that fits the format's bound but not the header beside the
+// fields, and a commit into a file outside the backing chain.
+var hostileLate = [...]struct {
+	what string
+	make func(fs afero.Fs, t target.Target, dir, img string, base []byte) error
+	run  func(fs afero.Fs, t target.ImageOps, img string) error
+}{
+	{"an L1 table whose last cluster lies past 2^64", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		// Two-cluster tables at the last cluster-aligned offset: the
+		// table's second cluster wraps to offset 0.
+		return patchHeader(fs, img, base, func(b []byte) {
+			le.PutUint32(b[8:], 2)                     // table_size
+			le.PutUint64(b[40:], ^uint64(hostileCS-1)) // l1_table_offset: 2^64 - 4096
+		})
+	}, nil},
+	{"a backing chain deeper than 16 files", func(fs afero.Fs, t target.Target, dir, img string, _ []byte) error {
+		// img -> c17.qed -> ... -> c1.qed -> c0.raw: 18 files below img.
+		if err := afero.WriteFile(fs, path.Join(dir, "c0.raw"), nil, 0o644); err != nil {
+			return err
+		}
+		prev, format := "c0.raw", "raw"
+		for i := 1; i <= hostileDeepChain; i++ {
+			name := fmt.Sprintf("c%d.qed", i)
+			if err := hostileCreate(fs, t, path.Join(dir, name), prev, format); err != nil {
+				return err
+			}
+			prev, format = name, "qed"
+		}
+		return hostileCreate(fs, t, img, prev, format)
+	}, nil},
+	{"a rebase -u of an image with an unknown compat feature", hostileCompat, func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Rebase(fs, img, "new.raw", "raw", true)
+	}},
+	{"a rebase of an image with an unknown compat feature", hostileCompat, func(fs afero.Fs, t target.ImageOps, img string) error {
+		// new.raw is empty: it reads zeros, as the image's absent backing
+		// file does, so a rebase that copied first would copy nothing.
+		return t.Rebase(fs, img, "new.raw", "raw", false)
+	}},
+	{"a rebase -u onto a name that fits the format but not the header beside its fields", nil, func(fs afero.Fs, t target.ImageOps, img string) error {
+		// 64 bytes of fields and 4,040 of name: more than the one
+		// header cluster (4,096 bytes), less than the 4,095 bytes the
+		// format allows a name.
+		return t.Rebase(fs, img, strings.Repeat("n", hostileCS-hdrFields+8-len(".raw"))+".raw", "raw", true)
+	}},
+	{"a commit -b naming a file outside the backing chain", func(fs afero.Fs, t target.Target, dir, img string, _ []byte) error {
+		for _, name := range []string{"b.raw", "other.raw"} {
+			if err := afero.WriteFile(fs, path.Join(dir, name), make([]byte, hostileCS), 0o644); err != nil {
+				return err
+			}
+		}
+		return hostileCreate(fs, t, img, "b.raw", "raw")
+	}, func(fs afero.Fs, t target.ImageOps, img string) error {
+		return t.Commit(fs, img, target.CommitOptions{Base: "other.raw"})
+	}},
+}
+
+// hostileDeepChain is the number of QED files between the image and the
+// raw file at the bottom of hostileLate's deep chain.
+const hostileDeepChain = 17
+
+// hdrFields is the size of the header's fields; the backing name may
+// start right after them.
+const hdrFields = 64
+
+// hostileCompat makes the base image with an unknown compat feature set
+// (and an empty raw file new.raw beside it).
+func hostileCompat(fs afero.Fs, _ target.Target, dir, img string, base []byte) error {
+	if err := afero.WriteFile(fs, path.Join(dir, "new.raw"), nil, 0o644); err != nil {
+		return err
+	}
+	return patchHeader(fs, img, base, func(b []byte) { le.PutUint64(b[24:], le.Uint64(b[24:])|1<<40) })
+}
+
 // hostileVariants is the number of variants of "hostile V S".
 func hostileVariants() int {
-	return len(check.Corruptions()) + len(hostileOpens) + len(hostileCreates) + len(hostileCommands)
+	return len(check.Corruptions()) + len(hostileOpens) + len(hostileCreates) + len(hostileCommands) + len(hostileLate)
 }
 
 func hostileCreate(fs afero.Fs, t target.Target, img, backing, format string) error {
@@ -289,6 +374,9 @@ func runHostileIn(t target.Target, fs afero.Fs, v int, s uint64) error {
 		return err
 	}
 	nc := len(check.Corruptions())
+	if late := nc + len(hostileOpens) + len(hostileCreates) + len(hostileCommands); v >= late {
+		return runHostileLate(t, fs, dir, img, v-late)
+	}
 	if v >= nc+len(hostileOpens)+len(hostileCreates) {
 		c := hostileCommands[v-nc-len(hostileOpens)-len(hostileCreates)]
 		ops, ok := t.(target.ImageOps)
@@ -351,6 +439,41 @@ func runHostileIn(t target.Target, fs afero.Fs, v int, s uint64) error {
 		return err
 	}
 	return hostileRepair(fs, t, img, what, p, want)
+}
+
+// runHostileLate runs hostileLate[v] in fs (see there).
+func runHostileLate(t target.Target, fs afero.Fs, dir, img string, v int) error {
+	c := hostileLate[v]
+	ops, isOps := t.(target.ImageOps)
+	if c.run != nil && !isOps {
+		return nil
+	}
+	base, _, err := hostileBase(fs, t, img)
+	if err != nil {
+		return fmt.Errorf("hostile: building the base image: %w", err)
+	}
+	if c.make != nil {
+		if err := fs.Remove(img); err != nil {
+			return err
+		}
+		if err := c.make(fs, t, dir, img, base); err != nil {
+			return fmt.Errorf("hostile: making %s: %w", c.what, err)
+		}
+	}
+	if c.run == nil {
+		return refusedOpens(fs, t, img, c.what)
+	}
+	before, err := afero.ReadFile(fs, img)
+	if err != nil {
+		return err
+	}
+	if err := refused(c.run(fs, ops, img), c.what); err != nil {
+		return err
+	}
+	if got, _ := afero.ReadFile(fs, img); !bytes.Equal(got, before) {
+		return fmt.Errorf("hostile: %s was refused but changed the image", c.what)
+	}
+	return nil
 }
 
 // hostileBase creates the base image in fs at img through t and returns
