@@ -138,6 +138,7 @@ func TestDamageOf(t *testing.T) {
 // workload seed (so the faults) it has in the whole campaign; all 83 took
 // 40 s under the race detector.
 func TestFaultsImageCommands(t *testing.T) {
+	heavyUnderRace(t)
 	gen := DefaultGenConfig()
 	var err error
 	gen.Weights, err = ParseWeights("rebase=2,rebase-unsafe=2,commit=2", gen.Weights)

@@ -14,6 +14,7 @@ import (
 // reopen, an op before it); every run's fault fires once, inside the
 // swept op; and a campaign of such sweeps passes on impl/qed.
 func TestSweepBeforeConcurrentGroup(t *testing.T) {
+	heavyUnderRace(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
 	gen.Weights[workload.Concurrent] = 4

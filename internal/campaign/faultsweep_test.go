@@ -150,6 +150,7 @@ func sweptWorkloads(t *testing.T, tgt target.Target, seed uint64, gen workload.G
 // the swept op on, skip only states the first judged), and each run's
 // fault fires inside the swept op.
 func TestSweepRunsSharePrefix(t *testing.T) {
+	heavyUnderRace(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
 	const seed = 3
@@ -206,6 +207,7 @@ func stepK(t *testing.T, rec *Recording, op int) int64 {
 // so it catches it; the failure's artifact names the run's rule, and
 // replay reproduces it.
 func TestFaultSweepCatchesSwallowedError(t *testing.T) {
+	heavyUnderRace(t)
 	tgt := swallowFlushTarget{TargetOrDie(t, "impl/qed")}
 	gen := DefaultGenConfig()
 	gen.NoImageCommands() // the wrapper has no target.ImageOps
@@ -244,6 +246,7 @@ func TestFaultSweepCatchesSwallowedError(t *testing.T) {
 // first of each sweep judge fewer states than a run from the setup, and
 // the report counts the sweeps and their runs.
 func TestFaultSweepCampaign(t *testing.T) {
+	heavyUnderRace(t)
 	rep, err := Run(context.Background(), Config{Seed: 5, Iterations: 10, Workers: 2, FaultShare: 1, FaultSweep: 1,
 		Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
 	require.NoError(t, err)
@@ -254,6 +257,23 @@ func TestFaultSweepCampaign(t *testing.T) {
 	require.Greater(t, rep.FaultSweepRuns, rep.FaultSweeps, "a sweep runs once per operation of its step")
 	require.LessOrEqual(t, rep.FaultSweepRuns, rep.FaultSweeps*SweepSteps*MaxSweepRuns)
 	require.LessOrEqual(t, rep.Faulted, int64(10), "a workload counted once however many runs it swept")
+}
+
+// TestFaultSweepCampaignSmall is TestFaultSweepCampaign on small
+// workloads, for the race detector: two workers each sweeping and
+// judging faulted runs at once (the heavy tests of the fault share and
+// the sweeps skip themselves under -race, heavyUnderRace).
+func TestFaultSweepCampaignSmall(t *testing.T) {
+	seed := testSeed(t)
+	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 4, Workers: 2, FaultShare: 1, FaultSweep: 1,
+		Gen: quickGen(), Models: quickModels[:2], Bound: 8, Samples: 2, SampledPoints: 2,
+		Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
+	require.NoError(t, err)
+	require.Empty(t, rep.Failures)
+	require.Equal(t, int64(4), rep.Workloads)
+	require.Positive(t, rep.FaultSweeps)
+	require.Greater(t, rep.FaultSweepRuns, rep.FaultSweeps, "a sweep runs once per operation of its step")
+	require.Positive(t, rep.CrashStates)
 }
 
 // TestFaultSweepConfig: the sweep share is refused out of [0,1].
