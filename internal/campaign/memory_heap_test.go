@@ -26,6 +26,7 @@ import (
 // commands make is under the measured heap and fails here: the budget
 // would then not be honoured.
 func TestWorkloadMemoryBoundsHeap(t *testing.T) {
+	heavyUnderRace(t)
 	if testing.Short() {
 		t.Skip("records and judges megabyte workloads")
 	}

@@ -95,6 +95,7 @@ func TestOracleSpeedupsKeepDataChecks(t *testing.T) {
 // grows by file extensions past the durable length (a new L2 table, data
 // clusters), whose holes the key skips (dataRuns).
 func TestStateKeyExact(t *testing.T) {
+	heavyUnderRace(t)
 	t.Run("4K", func(t *testing.T) { testStateKeyExact(t, benchWorkload(4096, 64<<10, 8, 4)) })
 	t.Run("1M", func(t *testing.T) { testStateKeyExact(t, benchWorkload(1<<20, 8<<20, 4, 2)) })
 }

@@ -218,6 +218,7 @@ func (testRepairer) ReadGuestFS(fs afero.Fs, path string) ([]byte, error) {
 // again, reaches what one repair reaches; the broken clear-first repair is
 // caught on the states between its flag clear and its fixes.
 func TestRepairCrashes(t *testing.T) {
+	heavyUnderRace(t)
 	for how, wantFail := range map[string]bool{"good": false, "clear-first": true} {
 		t.Run(how, func(t *testing.T) {
 			rep, err := RepairCrashes(context.Background(), RepairConfig{
