@@ -242,3 +242,17 @@ func TestJudgeInconsistentMessage(t *testing.T) {
 	require.NotContains(t, v.Err.Error(), "no violations")
 	require.Regexp(t, `\(\S+ x1(, \S+ x1)*\)$`, v.Err.Error())
 }
+
+// TestJudgeRecoverPastSavedReads: when the model's uncertain ranges hold
+// more than the data stage keeps for Recover (16 MiB), Recover reads them
+// through the target again, in chunks of its own: a state with 16 MiB
+// and 64 KiB of pending writes, dropped by the crash, passes.
+func TestJudgeRecoverPastSavedReads(t *testing.T) {
+	const script = `qedtorture-workload v1
+image cluster_size=65536 table_size=1 size=0x1100000
+write 0x0 0x1010000 id=1
+`
+	st, e := oracleCase(t, script)
+	v := oracle.Judge(qedtarget.Target{}, st, e.ImagePath(), e.Model.Clone(), oracle.Options{})
+	require.True(t, v.OK(), "%v", v)
+}
