@@ -144,6 +144,7 @@ func TestMergeSaysCheckpointAndInterrupted(t *testing.T) {
 // TestRunOutputsCheckedBeforeStart: an unwritable --out or --report fails
 // at once with one line naming it, before any workload runs (item 5).
 func TestRunOutputsCheckedBeforeStart(t *testing.T) {
+	heavyUnderRace(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
@@ -180,6 +181,7 @@ func TestRunOutputsCheckedBeforeStart(t *testing.T) {
 // naming it and the cause, and leaves no report, partial or temporary
 // (item 4).
 func TestRunReportFullDisk(t *testing.T) {
+	heavyUnderRace(t)
 	d := tmpfstest.Mount(t, "size=64k")
 	tmpfstest.Fill(t, d)
 	rep := filepath.Join(d, "r.json")

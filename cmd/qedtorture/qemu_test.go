@@ -165,6 +165,7 @@ func TestSameSeedSameWorkloads(t *testing.T) {
 // replays on) and target/ (the blklogwrites log, the qemu-io script and
 // the pattern files it writes from). --fault is refused for it.
 func TestRunTargetQEMU(t *testing.T) {
+	heavyUnderRace(t)
 	qemutool.Require(t)
 	dir := t.TempDir()
 	wf := filepath.Join(dir, "w.txt")

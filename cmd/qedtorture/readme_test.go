@@ -119,6 +119,7 @@ func TestREADMEBlocks(t *testing.T) {
 // never. QEDTORTURE_README_BLOCKS (README line numbers of blocks) runs
 // only those (to re-run a long block that failed).
 func TestREADMECommands(t *testing.T) {
+	heavyUnderRace(t)
 	if testing.Short() {
 		t.Skip("skipping in -short mode: builds and runs the README's commands")
 	}
