@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 )
@@ -521,6 +522,57 @@ func (d *Disk) Ranges(class int) []Range {
 		rs = append(rs, Range{e.off, e.end - e.off})
 	}
 	return rs
+}
+
+// DurableChanges returns, sorted and merged, the ranges where d's durable
+// contents may differ from o's: where their durable extents hold different
+// records (or one of them none). Everywhere else the two read the same
+// bytes (ReadDurableAt): a record is immutable and its bytes at a guest
+// offset depend on it and the offset alone, so the same record at the same
+// offset is the same bytes, in any clone. The answer says nothing about
+// the sizes: a caller comparing contents of different sizes handles the
+// bytes past the smaller one itself. A disk and its clone, or two
+// snapshots of one workload's disk, share their records (Clone); disks
+// made apart (New) share none, and differ wherever either holds data.
+func (d *Disk) DurableChanges(o *Disk) []Range {
+	var out []Range
+	a, b := d.durable, o.durable
+	i, j := 0, 0
+	for pos := int64(0); ; {
+		for i < len(a) && a[i].end <= pos {
+			i++
+		}
+		for j < len(b) && b[j].end <= pos {
+			j++
+		}
+		if i == len(a) && j == len(b) {
+			return out
+		}
+		ra, ea := extentAt(a, i, pos)
+		rb, eb := extentAt(b, j, pos)
+		next := min(ea, eb)
+		if ra != rb {
+			if n := len(out); n > 0 && out[n-1].Off+out[n-1].Len == pos {
+				out[n-1].Len += next - pos
+			} else {
+				out = append(out, Range{Off: pos, Len: next - pos})
+			}
+		}
+		pos = next
+	}
+}
+
+// extentAt returns the record of m at pos (nil in a gap) and where that
+// extent or gap ends (math.MaxInt64 past the last extent); i is the index
+// of the first extent ending after pos.
+func extentAt(m extentMap, i int, pos int64) (*record, int64) {
+	switch {
+	case i == len(m):
+		return nil, math.MaxInt64
+	case m[i].off > pos:
+		return nil, m[i].off
+	}
+	return m[i].rec, m[i].end
 }
 
 // Flush makes everything durable: the current contents become the durable

@@ -347,10 +347,12 @@ func (ck *checker) judge(rec *Recording, stage oracle.Stage) (*Failure, error) {
 			base, mark, guestOp, durable = rec.ModelAt(k), rec.MarkIndexAt(k), rec.GuestOpAt(k), nil
 			if oracle.DurableCost(base) <= maxDurableCache {
 				// Points come in K order, so each mark's states are
-				// consecutive: keep the last mark's durable contents.
+				// consecutive: keep the last mark's durable contents, and
+				// build the next mark's from them (the blocks the ops
+				// between did not change are shared, not generated again).
 				if mark != keptMark {
 					var err error
-					if kept, err = oracle.NewDurable(base); err != nil {
+					if kept, err = oracle.NewDurableAfter(kept, base); err != nil {
 						ferr = err
 						return crashsim.ErrStopExplore
 					}

@@ -26,13 +26,12 @@ func TestDiffSpansOutsideSegments(t *testing.T) {
 		_, _ = m.Write(rng.Int64N(size-0x10000)/512*512, 512*(1+rng.Int64N(64)))
 	}
 	m.Flush()
-	dense, err := newDurable(m, true)
+	dense, err := NewDurable(m)
 	require.NoError(t, err)
-	sparse, err := newDurable(m, false)
+	sparse, err := sharedDurable(m)
 	require.NoError(t, err)
 	cur := make([]byte, size)
 	require.NoError(t, m.ReadAt(cur, 0))
-	var tmp [durableBlock]byte
 	skipped := 0
 	for i := range 3000 {
 		off := rng.Int64N(size-0x20000) / 512 * 512
@@ -52,8 +51,8 @@ func TestDiffSpansOutsideSegments(t *testing.T) {
 			pos += l + int64(1+rng.IntN(40))*256
 		}
 		for _, d := range []*Durable{dense, sparse} {
-			full := d.diffSpans(off, p, nil, tmp[:])
-			part := d.diffSpansOutside(off, p, nil, tmp[:], changed)
+			full := d.diffSpans(off, p, nil)
+			part := d.diffSpansOutside(off, p, nil, changed)
 			require.Equal(t, reopenSegments(nil, off, p, full, changed), reopenSegments(nil, off, p, part, changed),
 				"case %d: chunk [%#x,+%#x), changed %v", i, off, n, changed)
 			if len(full) != len(part) || !equalSpans(full, part) {
@@ -69,11 +68,11 @@ func TestDiffSpansOutsideSegments(t *testing.T) {
 	copy(p, cur[0x10000:])
 	p[0x1800] ^= 1
 	inside := []model.Range{{Off: 0x11000, Len: 0x1000}}
-	require.Empty(t, dense.diffSpansOutside(0x10000, p, nil, tmp[:], inside))
-	require.Equal(t, [][2]int{{0x1000, 0x2000}}, dense.diffSpans(0x10000, p, nil, tmp[:]))
+	require.Empty(t, dense.diffSpansOutside(0x10000, p, nil, inside))
+	require.Equal(t, [][2]int{{0x1000, 0x2000}}, dense.diffSpans(0x10000, p, nil))
 	edge := []model.Range{{Off: 0x11000, Len: 0x800}}
-	require.Equal(t, [][2]int{{0x1000, 0x2000}}, dense.diffSpansOutside(0x10000, p, nil, tmp[:], edge))
-	require.Equal(t, [][2]int{{0, 0x4000}}, (*Durable)(nil).diffSpansOutside(0x10000, p, nil, tmp[:], inside), "no durable contents: all of p")
+	require.Equal(t, [][2]int{{0x1000, 0x2000}}, dense.diffSpansOutside(0x10000, p, nil, edge))
+	require.Equal(t, [][2]int{{0, 0x4000}}, (*Durable)(nil).diffSpansOutside(0x10000, p, nil, inside), "no durable contents: all of p")
 }
 
 func equalSpans(a, b [][2]int) bool {

@@ -60,18 +60,17 @@ func TestDiffSpansExact(t *testing.T) {
 	_, _ = m.Write(0, 0x3000)           // data at 0
 	_, _ = m.Write(size-0x2000, 0x2000) // and up to the size
 	m.Flush()
-	dense, err := newDurable(m, true)
+	dense, err := NewDurable(m)
 	require.NoError(t, err)
-	sparse, err := newDurable(m, false)
+	sparse, err := sharedDurable(m)
 	require.NoError(t, err)
 	cur := make([]byte, size)
 	require.NoError(t, m.ReadAt(cur, 0))
-	var tmp [durableBlock]byte
 	check := func(off int64, p []byte, what string) {
 		t.Helper()
 		want := diffSpansRef(m, dense, off, p)
-		require.Equal(t, want, dense.diffSpans(off, p, nil, tmp[:]), "dense, %s: read [%#x,+%#x)", what, off, len(p))
-		require.Equal(t, want, sparse.diffSpans(off, p, nil, tmp[:]), "sparse, %s: read [%#x,+%#x)", what, off, len(p))
+		require.Equal(t, want, dense.diffSpans(off, p, nil), "dense, %s: read [%#x,+%#x)", what, off, len(p))
+		require.Equal(t, want, sparse.diffSpans(off, p, nil), "sparse, %s: read [%#x,+%#x)", what, off, len(p))
 	}
 	read := func(off, n int64) []byte {
 		p := make([]byte, n)
@@ -85,10 +84,10 @@ func TestDiffSpansExact(t *testing.T) {
 	p[0x2fff] ^= 1
 	p[0x5000] ^= 1 // block 5 alone
 	check(0, p, "blocks 1-2 and 5 differ")
-	require.Equal(t, [][2]int{{0x1000, 0x3000}, {0x5000, 0x6000}}, dense.diffSpans(0, p, nil, tmp[:]))
+	require.Equal(t, [][2]int{{0x1000, 0x3000}, {0x5000, 0x6000}}, dense.diffSpans(0, p, nil))
 	check(size-0x1000, read(size-0x1000, 0x1200), "past the size")
 	check(-512, read(0, 0x1000), "a negative offset")
-	require.Equal(t, [][2]int{{0, 0x1000}}, (*Durable)(nil).diffSpans(0, read(0, 0x1000), nil, tmp[:]), "no durable contents")
+	require.Equal(t, [][2]int{{0, 0x1000}}, (*Durable)(nil).diffSpans(0, read(0, 0x1000), nil), "no durable contents")
 	for range 400 {
 		off := rng.Int64N(size) / 512 * 512
 		if rng.IntN(2) == 0 {
@@ -103,18 +102,17 @@ func TestDiffSpansExact(t *testing.T) {
 	}
 }
 
-// TestDurableKeepsWhatItCosts: NewDurable keeps every byte up to
-// denseDurable (64 MiB, inclusive) when more than a quarter of the image
-// is data, and only the data ranges otherwise and above it, as
-// DurableCost says (the campaign budgets its cache with DurableCost), at
-// sizes that are not a multiple of its 4 KiB blocks too.
+// TestDurableKeepsWhatItCosts: NewDurable keeps the 4 KiB blocks that
+// meet the model's data ranges, clipped to the size, and nothing of the
+// rest, as DurableCost says (the campaign budgets its cache with
+// DurableCost), at sizes that are not a multiple of its blocks too.
 func TestDurableKeepsWhatItCosts(t *testing.T) {
 	for _, c := range []struct {
 		size  int64
-		whole bool // the whole image written, not 0x3200 bytes
-		dense bool
-	}{{0x6200, false, true}, {1 << 20, false, false}, {1 << 20, true, true}, {denseDurable, true, true}, {denseDurable, false, false},
-		{denseDurable + 512, true, false}, {1 << 30, false, false}} {
+		whole bool // the whole image written, not 0x2200 bytes at 0x3000 and the last 0x1000
+		kept  int64
+	}{{0x6200, false, 0x3200}, {1 << 20, false, 0x4000}, {1 << 20, true, 1 << 20}, {64 << 20, false, 0x4000},
+		{64<<20 + 512, true, 64<<20 + 512}, {1 << 30, false, 0x4000}} {
 		m, _ := model.New(c.size, nil)
 		if c.whole {
 			_, _ = m.Write(0, c.size)
@@ -125,12 +123,15 @@ func TestDurableKeepsWhatItCosts(t *testing.T) {
 		m.Flush()
 		d, err := NewDurable(m)
 		require.NoError(t, err)
-		require.Equal(t, c.dense, d.b != nil, "size %#x: dense", c.size)
-		kept := int64(len(d.b) + len(d.data))
-		require.Equal(t, kept, DurableCost(m), "size %#x", c.size)
-		if !c.dense && !c.whole {
-			require.Equal(t, int64(0x3200), kept, "size %#x: the data ranges only", c.size)
+		held := int64(0)
+		for b := int64(0); b*durableBlock < c.size; b++ {
+			if blk := d.block(b); blk != nil {
+				held += min(durableBlock, c.size-b*durableBlock)
+			}
 		}
+		require.Equal(t, c.kept, held, "size %#x: the blocks held", c.size)
+		require.Equal(t, c.kept, d.kept, "size %#x: kept", c.size)
+		require.Equal(t, c.kept, DurableCost(m), "size %#x: DurableCost", c.size)
 	}
 }
 
@@ -479,4 +480,15 @@ func TestAbbrev(t *testing.T) {
 	s := strings.Repeat("a", 50) + strings.Repeat("b", 50)
 	require.Equal(t, s, abbrev(s))
 	require.Equal(t, strings.Repeat("a", 40)+"..."+strings.Repeat("b", 40), abbrev(s+"b"))
+}
+
+// sharedDurable returns m's durable contents built after its own
+// (NewDurableAfter sharing every block), for the tests that compare it
+// with NewDurable's.
+func sharedDurable(m *model.Disk) (*Durable, error) {
+	prev, err := NewDurable(m)
+	if err != nil {
+		return nil, err
+	}
+	return NewDurableAfter(prev, m)
 }

@@ -74,26 +74,31 @@ type Options struct {
 const DefaultFullReadLimit = 1 << 20
 
 // Durable is a model's durable contents up to its current size, computed
-// once and shared (read-only, safe for concurrent use) by many
-// Judge calls. Up to denseDurable it holds every byte; above,
-// only the model's Written ranges (the durable contents are zeros
-// elsewhere), so that the flushed data of a big image is compared without
-// generating the model's bytes again for every state.
+// once and shared (read-only, safe for concurrent use) by many Judge
+// calls. It holds the 4 KiB blocks that meet the model's Written ranges
+// (the durable contents are zeros elsewhere), so that flushed data is
+// compared without generating the model's bytes again for every state.
+// NewDurableAfter builds the contents of the next op's model from the
+// previous op's, sharing the blocks whose bytes did not change.
 type Durable struct {
-	size int64
-	b    []byte
-	zero []bool // dense: zero[i]: 4 KiB block i of b is all zeros
-	// Sparse (b == nil): rs are the data ranges, data[pos[i]:] their bytes.
-	rs   []model.Range
-	pos  []int
-	data []byte
+	size   int64
+	chunks []*durableChunk // chunk i: blocks [i*chunkBlocks, (i+1)*chunkBlocks); nil: all zeros
+	src    *model.Disk     // a clone of the model the contents are of (NewDurableAfter)
+	kept   int64           // bytes of the blocks held, shared ones included (DurableCost)
 }
 
-// durableBlock is the granularity of the durable-contents comparison.
+// durableChunk is chunkBlocks blocks of durable contents; a nil block is
+// all zeros. Chunks and blocks are never written once their Durable is
+// built: a later Durable shares them, and copies a chunk it changes.
+type durableChunk [chunkBlocks]*[durableBlock]byte
+
+// durableBlock is the granularity of the durable-contents comparison and
+// of the blocks a Durable holds.
 const durableBlock = 4096
 
-// denseDurable is the largest image whose durable contents are kept whole.
-const denseDurable = 64 << 20
+// chunkBlocks is the number of blocks of a durableChunk (256 KiB of guest
+// range: a 1 GiB image's Durable is 4,096 chunk pointers).
+const chunkBlocks = 64
 
 // zeroBlock is compared against the blocks of the durable contents that
 // are all zeros: it stays in the L1 cache, so comparing a read-back block
@@ -101,103 +106,176 @@ const denseDurable = 64 << 20
 // small image is unallocated).
 var zeroBlock [durableBlock]byte
 
-// DurableCost returns the bytes NewDurable(m) keeps.
+// DurableCost returns the bytes NewDurable(m) keeps: the 4 KiB blocks
+// (clipped to the size) that meet m's Written ranges.
 func DurableCost(m *model.Disk) int64 {
-	dense, written := durableDense(m)
-	if dense {
-		return m.Size()
-	}
-	return written
+	n := int64(0)
+	forDataBlocks(m.Written(), m.Size(), func(b int64) { n += min(durableBlock, m.Size()-b*durableBlock) })
+	return n
 }
 
-// durableDense says whether NewDurable keeps m's durable contents whole,
-// and how many bytes its Written ranges hold below its size: whole up to
-// denseDurable, unless the data ranges hold at most a quarter of it
-// (perf, issue 19 goal 5: a 32 MiB image with a few megabytes written
-// generated, cleared and kept 32 MiB for every op of the workload, and
-// compared blocks of zeros off the 4 KiB grid with that buffer, not
-// with zeroBlock). Sparse or dense, diffSpans finds the same runs.
-func durableDense(m *model.Disk) (bool, int64) {
-	n := int64(0)
-	for _, r := range m.Written() {
-		if r.Off < m.Size() {
-			n += min(r.Len, m.Size()-r.Off)
+// forDataBlocks calls f, in ascending order and once each, with the index
+// of every 4 KiB block below size that meets one of rs (sorted by offset;
+// they may overlap).
+func forDataBlocks(rs []model.Range, size int64, f func(b int64)) {
+	next := int64(0) // the first block not yet reported
+	for _, r := range rs {
+		end := min(r.Off+r.Len, size)
+		if r.Off >= end {
+			continue
+		}
+		for b := max(r.Off/durableBlock, next); b*durableBlock < end; b++ {
+			f(b)
+			next = b + 1
 		}
 	}
-	return m.Size() <= denseDurable && n > m.Size()/4, n
 }
 
 // NewDurable returns m's durable contents (m.ReadDurableAt over [0,
 // m.Size())).
 func NewDurable(m *model.Disk) (*Durable, error) {
-	dense, _ := durableDense(m)
-	return newDurable(m, dense)
+	return NewDurableAfter(nil, m)
 }
 
-func newDurable(m *model.Disk, dense bool) (*Durable, error) {
-	if !dense {
-		d := &Durable{size: m.Size()}
-		for _, r := range m.Written() {
-			if r.Off >= m.Size() {
-				break
-			}
-			r.Len = min(r.Len, m.Size()-r.Off)
-			d.rs = append(d.rs, r)
-			d.pos = append(d.pos, len(d.data))
-			d.data = append(d.data, make([]byte, r.Len)...)
-			if err := m.ReadDurableAt(d.data[d.pos[len(d.pos)-1]:], r.Off); err != nil {
-				return nil, err
-			}
+// NewDurableAfter returns m's durable contents, as NewDurable, sharing
+// with prev (nil: none) every block whose bytes are the same in both: the
+// blocks below both sizes that meet no range where the two models'
+// durable extents differ (model.Disk.DurableChanges, which compares the
+// models' records, never the implementation's word). The rest is
+// generated from m. Perf (issue 19 goal 5): a campaign builds the
+// contents of each op's model, and successive ops change a few of a big
+// image's megabytes; generating all of them again was a tenth of a
+// campaign's CPU on 4 MiB clusters. The result is the same as NewDurable's
+// whatever prev is (TestNewDurableAfterMatchesFresh).
+func NewDurableAfter(prev *Durable, m *model.Disk) (*Durable, error) {
+	size := m.Size()
+	nb := (size + durableBlock - 1) / durableBlock
+	d := &Durable{size: size, src: m.Clone(), chunks: make([]*durableChunk, (nb+chunkBlocks-1)/chunkBlocks)}
+	data := m.Written()
+	var build []int64 // the data blocks to generate, ascending
+	if prev == nil || prev.src == nil {
+		forDataBlocks(data, size, func(b int64) { build = append(build, b) })
+	} else {
+		// Whole chunks below both sizes may be shared (a block cut by a
+		// size holds fewer bytes in one of the two); of their blocks, the
+		// ones meeting a change are built again, or dropped when they
+		// meet no data. Everything past them is built.
+		shared := int64(len(d.chunks))
+		if prev.size != size {
+			shared = min(prev.size, size) / (durableBlock * chunkBlocks)
 		}
-		return d, nil
+		copy(d.chunks, prev.chunks[:shared])
+		redo := m.DurableChanges(prev.src)
+		if end := shared * durableBlock * chunkBlocks; end < size {
+			redo = append(redo, model.Range{Off: end, Len: size - end})
+			slices.SortFunc(redo, func(a, b model.Range) int { return cmp.Compare(a.Off, b.Off) })
+		}
+		own := make([]bool, len(d.chunks)) // chunk i is d's own copy
+		dataAt := 0                        // the first range of data that may meet the block
+		forDataBlocks(redo, size, func(b int64) {
+			if c := d.chunks[b/chunkBlocks]; c != nil {
+				if !own[b/chunkBlocks] { // prev's: copy it before any change
+					cp := *c
+					c, own[b/chunkBlocks] = &cp, true
+					d.chunks[b/chunkBlocks] = c
+				}
+				c[b%chunkBlocks] = nil
+			}
+			lo := b * durableBlock
+			for dataAt < len(data) && data[dataAt].Off+data[dataAt].Len <= lo {
+				dataAt++
+			}
+			if dataAt < len(data) && data[dataAt].Off < min(lo+durableBlock, size) {
+				build = append(build, b)
+			}
+		})
 	}
-	b := make([]byte, m.Size())
-	if err := m.ReadDurableAt(b, 0); err != nil {
+	if err := d.generate(m, build); err != nil {
 		return nil, err
 	}
-	d := &Durable{size: m.Size(), b: b, zero: make([]bool, (len(b)+durableBlock-1)/durableBlock)}
-	for i := range d.zero {
-		blk := b[i*durableBlock : min((i+1)*durableBlock, len(b))]
-		d.zero[i] = bytes.Equal(blk, zeroBlock[:len(blk)])
+	for ci, c := range d.chunks {
+		if c == nil {
+			continue
+		}
+		for i, blk := range c {
+			if blk != nil {
+				d.kept += min(durableBlock, size-(int64(ci)*chunkBlocks+int64(i))*durableBlock)
+			}
+		}
 	}
 	return d, nil
 }
 
-// sparseBlock returns the durable contents of [off, off+n) (n <=
-// durableBlock) of a sparse Durable: zeroBlock when no data range meets
-// it, else the bytes laid out in tmp. i is a hint: the index of the first
-// data range that may meet the block (blocks are asked for in ascending
-// order); it returns the hint for the next block.
-func (d *Durable) sparseBlock(off int64, n int, tmp []byte, i int) ([]byte, int) {
-	end := off + int64(n)
-	for i < len(d.rs) && d.rs[i].Off+d.rs[i].Len <= off {
-		i++
+// generateRun is the most bytes generate asks the model for at once.
+const generateRun = 1 << 20
+
+// generate fills the blocks build (ascending) from m, in runs of
+// consecutive blocks, each block a new array. A chunk it writes is d's
+// own: new, or a copy of the previous contents' (NewDurableAfter copies
+// every shared chunk that holds a block it builds, before generate).
+func (d *Durable) generate(m *model.Disk, build []int64) error {
+	var buf []byte
+	for i := 0; i < len(build); {
+		j := i + 1
+		for j < len(build) && build[j] == build[j-1]+1 && (j-i)*durableBlock < generateRun {
+			j++
+		}
+		off := build[i] * durableBlock
+		n := min(int64(j-i)*durableBlock, d.size-off)
+		if cap(buf) < int(n) {
+			buf = make([]byte, generateRun)
+		}
+		if err := m.ReadDurableAt(buf[:n], off); err != nil {
+			return err
+		}
+		for k, b := range build[i:j] {
+			c := d.chunks[b/chunkBlocks]
+			if c == nil {
+				c = new(durableChunk)
+				d.chunks[b/chunkBlocks] = c
+			}
+			blk := new([durableBlock]byte)
+			copy(blk[:], buf[int64(k)*durableBlock:n])
+			c[b%chunkBlocks] = blk
+		}
+		i = j
 	}
-	if i == len(d.rs) || d.rs[i].Off >= end {
-		return zeroBlock[:n], i
+	return nil
+}
+
+// block returns block b's bytes, nil when they are all zeros.
+func (d *Durable) block(b int64) *[durableBlock]byte {
+	if c := d.chunks[b/chunkBlocks]; c != nil {
+		return c[b%chunkBlocks]
 	}
-	if r := d.rs[i]; r.Off <= off && end <= r.Off+r.Len { // inside one range: no copy
-		p := d.pos[i] + int(off-r.Off)
-		return d.data[p : p+n], i
+	return nil
+}
+
+// equal reports whether q, at off (inside the size), equals the durable
+// contents there. A block that is all zeros is compared with zeroBlock.
+func (d *Durable) equal(off int64, q []byte) bool {
+	for len(q) > 0 {
+		b, r := off/durableBlock, int(off%durableBlock)
+		n := min(len(q), durableBlock-r)
+		w := zeroBlock[r : r+n]
+		if blk := d.block(b); blk != nil {
+			w = blk[r : r+n]
+		}
+		if !bytes.Equal(w, q[:n]) {
+			return false
+		}
+		q, off = q[n:], off+int64(n)
 	}
-	w := tmp[:n]
-	clear(w)
-	for j := i; j < len(d.rs) && d.rs[j].Off < end; j++ {
-		r := d.rs[j]
-		lo, hi := max(r.Off, off), min(r.Off+r.Len, end)
-		copy(w[lo-off:hi-off], d.data[d.pos[j]+int(lo-r.Off):])
-	}
-	return w, i
+	return true
 }
 
 // diffSpans appends to out the maximal runs [lo, hi) of 4 KiB blocks of p
 // (read at off) that differ from the durable contents, in order, and
 // returns it. Without durable contents (nil), or out of their range, it is
 // all of p. A block whose durable contents are all zeros is compared with
-// zeroBlock (same result as comparing with the durable bytes). tmp is
-// scratch of durableBlock bytes (for a sparse Durable).
-func (d *Durable) diffSpans(off int64, p []byte, out [][2]int, tmp []byte) [][2]int {
-	return d.diffSpansOutside(off, p, out, tmp, nil)
+// zeroBlock (same result as comparing with the durable bytes).
+func (d *Durable) diffSpans(off int64, p []byte, out [][2]int) [][2]int {
+	return d.diffSpansOutside(off, p, out, nil)
 }
 
 // diffSpansOutside is diffSpans with the blocks that lie wholly inside
@@ -208,22 +286,11 @@ func (d *Durable) diffSpans(off int64, p []byte, out [][2]int, tmp []byte) [][2]
 // intersected with the complement of skip, are diffSpans' (a skipped
 // block adds nothing outside skip); without durable contents it is all
 // of p, as diffSpans.
-func (d *Durable) diffSpansOutside(off int64, p []byte, out [][2]int, tmp []byte, skip []model.Range) [][2]int {
+func (d *Durable) diffSpansOutside(off int64, p []byte, out [][2]int, skip []model.Range) [][2]int {
 	if d == nil || off < 0 || off+int64(len(p)) > d.size {
 		return append(out, [2]int{0, len(p)})
 	}
 	si := 0 // the first range of skip that may hold a block from here on
-	var want []byte
-	if d.b != nil {
-		want = d.b[off : off+int64(len(p))]
-	}
-	aligned := off%durableBlock == 0
-	hint := 0
-	if d.b == nil {
-		hint, _ = slices.BinarySearchFunc(d.rs, off, func(r model.Range, off int64) int {
-			return cmp.Compare(r.Off+r.Len, off+1)
-		})
-	}
 	for i := 0; i < len(p); i += durableBlock {
 		j := min(i+durableBlock, len(p))
 		lo, hi := off+int64(i), off+int64(j)
@@ -233,16 +300,7 @@ func (d *Durable) diffSpansOutside(off int64, p []byte, out [][2]int, tmp []byte
 		if si < len(skip) && skip[si].Off <= lo {
 			continue // wholly inside skip[si]
 		}
-		var w []byte
-		switch {
-		case d.b == nil:
-			w, hint = d.sparseBlock(off+int64(i), j-i, tmp, hint)
-		case aligned && d.zero[(off+int64(i))/durableBlock]:
-			w = zeroBlock[:j-i]
-		default:
-			w = want[i:j]
-		}
-		if bytes.Equal(w, p[i:j]) {
+		if d.equal(lo, p[i:j]) {
 			continue
 		}
 		if n := len(out); n > 0 && out[n-1][1] == i {
@@ -264,11 +322,10 @@ type scratch struct {
 	chunk   [oracleChunk]byte
 	live    [livenessLen]byte
 	spans   [][2]int
-	blk     [durableBlock]byte // a sparse Durable's block
-	changed []model.Range      // stage 7: where the recovered model may differ from the durable contents
-	segs    []segment          // stage 7: the parts of one chunk to check
-	saved   []byte             // the read-back of the model's uncertain ranges, for Recover
-	recover []byte             // Recover's chunk when saved does not hold it
+	changed []model.Range // stage 7: where the recovered model may differ from the durable contents
+	segs    []segment     // stage 7: the parts of one chunk to check
+	saved   []byte        // the read-back of the model's uncertain ranges, for Recover
+	recover []byte        // Recover's chunk when saved does not hold it
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -501,7 +558,7 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 				// (when saved could not hold them) are checked by Recover
 				// below, byte for byte as VerifyCrash would (same
 				// *Mismatch, same stage); VerifyCrash checks the rest here.
-				sc.spans = o.Durable.diffSpans(off, p, sc.spans[:0], sc.blk[:])
+				sc.spans = o.Durable.diffSpans(off, p, sc.spans[:0])
 				for _, sp := range sc.spans {
 					if err := verifyOutside(m, uncertain, off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {
 						return fail(v, StageData, err)
@@ -622,7 +679,7 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 			if err := read(p, off); err != nil {
 				return fail(v, StageDataAfterReopen, fmt.Errorf("read [%#x,+%#x) after the close that followed recovery: %w", off, len(p), err))
 			}
-			sc.spans = o.Durable.diffSpansOutside(off, p, sc.spans[:0], sc.blk[:], changed)
+			sc.spans = o.Durable.diffSpansOutside(off, p, sc.spans[:0], changed)
 			if o.Durable == nil {
 				for _, sp := range sc.spans {
 					if err := verify(off+int64(sp[0]), p[sp[0]:sp[1]]); err != nil {

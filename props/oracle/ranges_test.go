@@ -79,8 +79,9 @@ func TestSampleGapsBounded(t *testing.T) {
 	require.Greater(t, len(pieces), 150, "seeds sample different pieces")
 }
 
-// TestDurableSparseMatchesDense: the sparse durable contents of big images
-// find the same differing blocks as the dense ones.
+// TestDurableSparseMatchesDense: durable contents built after another's
+// (NewDurableAfter, sharing every block) find the same differing blocks as
+// ones built afresh.
 func TestDurableSparseMatchesDense(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	m, _ := model.New(1<<20, nil)
@@ -88,14 +89,12 @@ func TestDurableSparseMatchesDense(t *testing.T) {
 		_, _ = m.Write(rng.Int64N(1<<20-0x3000), 1+rng.Int64N(0x3000))
 	}
 	m.Flush()
-	dense, err := newDurable(m, true)
+	dense, err := NewDurable(m)
 	require.NoError(t, err)
-	sparse, err := newDurable(m, false)
+	sparse, err := sharedDurable(m)
 	require.NoError(t, err)
-	require.Nil(t, sparse.b)
 	buf := make([]byte, 1<<20)
 	require.NoError(t, m.ReadAt(buf, 0))
-	var tmp [durableBlock]byte
 	for range 500 {
 		off := rng.Int64N(1<<20-1) / 512 * 512
 		n := 1 + rng.Int64N(min(1<<20-off, 3*durableBlock))
@@ -103,8 +102,8 @@ func TestDurableSparseMatchesDense(t *testing.T) {
 		for range rng.IntN(3) {
 			p[rng.Int64N(n)] ^= 0x40
 		}
-		a := dense.diffSpans(off, p, nil, tmp[:])
-		b := sparse.diffSpans(off, p, nil, tmp[:])
+		a := dense.diffSpans(off, p, nil)
+		b := sparse.diffSpans(off, p, nil)
 		require.Equal(t, a, b, "read [%#x,+%#x)", off, n)
 	}
 }
@@ -140,41 +139,30 @@ func TestReopenRanges(t *testing.T) {
 	require.Equal(t, []model.Range{{Off: 0, Len: 0x80000}}, reopenRanges(m, 0x80000, nil, before, after))
 }
 
-// TestNewDurableSparseWhenMostlyUnwritten: NewDurable keeps an image's
-// durable contents whole only when its data ranges hold more than a
-// quarter of it (and it is at most denseDurable); DurableCost says what
-// it keeps either way, and the sparse contents find the same runs as the
-// dense ones over the whole image, blocks off the 4 KiB grid included.
+// TestNewDurableSparseWhenMostlyUnwritten: NewDurable keeps only the
+// blocks of an image's data ranges (DurableCost says so), and finds the
+// same runs as the plain comparison with the model's durable bytes over
+// the whole image, blocks off the 4 KiB grid included.
 func TestNewDurableSparseWhenMostlyUnwritten(t *testing.T) {
 	const size = 4 << 20
-	for _, tc := range []struct {
-		written int64
-		dense   bool
-	}{{0, false}, {size / 8, false}, {size / 4, false}, {size/4 + 512, true}, {size, true}} {
+	for _, written := range []int64{0, size / 8, size / 4, size/4 + 512, size} {
 		m, err := model.New(size, nil)
 		require.NoError(t, err)
-		if tc.written > 0 {
-			require.NoError(t, m.WriteID(size-tc.written, tc.written, 1))
+		if written > 0 {
+			require.NoError(t, m.WriteID(size-written, written, 1))
 		}
 		m.Flush()
 		d, err := NewDurable(m)
 		require.NoError(t, err)
-		require.Equal(t, tc.dense, d.b != nil, "%d bytes written", tc.written)
-		want := tc.written
-		if tc.dense {
-			want = size
-		}
-		require.Equal(t, want, DurableCost(m))
-		ref, err := newDurable(m, true)
-		require.NoError(t, err)
+		require.Equal(t, (written+durableBlock-1)/durableBlock*durableBlock, DurableCost(m))
+		require.Equal(t, DurableCost(m), d.kept)
 		buf := make([]byte, size)
 		require.NoError(t, m.ReadAt(buf, 0))
-		buf[size-tc.written/2-1] ^= 1 // a byte off in the data or in the zeros before it
-		var tmp [durableBlock]byte
-		for _, off := range []int64{0, 512, 3 * 512, size - tc.written - 4096 - 512} {
+		buf[size-written/2-1] ^= 1 // a byte off in the data or in the zeros before it
+		for _, off := range []int64{0, 512, 3 * 512, size - written - 4096 - 512} {
 			off = max(off, 0)
 			p := buf[off:min(off+oracleChunk, size)]
-			require.Equal(t, ref.diffSpans(off, p, nil, tmp[:]), d.diffSpans(off, p, nil, tmp[:]), "%d bytes written, read at %#x", tc.written, off)
+			require.Equal(t, diffSpansRef(m, d, off, p), d.diffSpans(off, p, nil), "%d bytes written, read at %#x", written, off)
 		}
 	}
 }
