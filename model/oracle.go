@@ -368,6 +368,19 @@ func (d *Disk) RecoverView(size int64, view func(off, n int64) ([]byte, error)) 
 // others are judged, and those that pass are kept. The result (the error,
 // and on success the recovered contents) is RecoverView's.
 func (d *Disk) RecoverViewMemo(size int64, view func(off, n int64) ([]byte, error), memo *JudgeMemo) error {
+	return d.RecoverProven(size, view, memo, nil)
+}
+
+// RecoverProven is RecoverViewMemo with the parts of the uncertain ranges
+// that lie in proven (sorted, disjoint, whole sectors) taken as their
+// durable contents without being read: view is not asked for them, and
+// the recovered contents keep the durable extents there, as Recover does
+// for bytes read equal to their durable value (the sector rule always
+// allows it, sector by sector). The caller vouches for proven: the crash
+// oracle passes the parts a crashed image's map proves to read as the
+// durable contents by the format (clusters it does not map, over the
+// backing chain's data or zeros), never the implementation's word.
+func (d *Disk) RecoverProven(size int64, view func(off, n int64) ([]byte, error), memo *JudgeMemo, proven []Range) error {
 	allowed := d.CrashSizes()
 	if !slices.Contains(allowed, size) {
 		return &SizeError{Op: "recover", Size: size, Allowed: allowed, Err: ErrCrashSize}
@@ -379,6 +392,9 @@ func (d *Disk) RecoverViewMemo(size int64, view func(off, n int64) ([]byte, erro
 	var gen uint64
 	if memo != nil {
 		gen = memo.Bind(d)
+	}
+	if len(proven) > 0 {
+		uncertain = subtractRanges(uncertain, proven)
 	}
 	for _, u := range uncertain {
 		for off := u.Off; off < min(u.Off+u.Len, size); {
@@ -431,4 +447,27 @@ func (d *Disk) RecoverViewMemo(size int64, view func(off, n int64) ([]byte, erro
 	d.group = 0
 	d.size, d.durableSize = size, size
 	return nil
+}
+
+// subtractRanges returns the parts of a (sorted, disjoint) outside b
+// (sorted, disjoint), in order.
+func subtractRanges(a, b []Range) []Range {
+	var out []Range
+	j := 0
+	for _, r := range a {
+		pos, end := r.Off, r.Off+r.Len
+		for j < len(b) && b[j].Off+b[j].Len <= pos {
+			j++
+		}
+		for k := j; k < len(b) && b[k].Off < end && pos < end; k++ {
+			if b[k].Off > pos {
+				out = append(out, Range{Off: pos, Len: b[k].Off - pos})
+			}
+			pos = max(pos, b[k].Off+b[k].Len)
+		}
+		if pos < end {
+			out = append(out, Range{Off: pos, Len: end - pos})
+		}
+	}
+	return out
 }

@@ -108,3 +108,83 @@ func TestReopenSamplesProvenChanges(t *testing.T) {
 		}
 	}
 }
+
+// recoveryFlipTarget is impl/qed whose writable opens (recovery, stage
+// 4's reads) return the guest byte at flipAt inverted and count the guest
+// bytes read in [lo, hi) (n, when set).
+type recoveryFlipTarget struct {
+	qedtarget.Target
+	flipAt int64
+	lo, hi int64
+	n      *int64
+}
+
+type recoveryFlipDisk struct {
+	target.Disk
+	t recoveryFlipTarget
+}
+
+func (t recoveryFlipTarget) Open(fs afero.Fs, path string, o target.OpenOptions) (target.Disk, error) {
+	d, err := t.Target.Open(fs, path, o)
+	if err != nil || o.ReadOnly {
+		return d, err
+	}
+	return recoveryFlipDisk{d, t}, nil
+}
+
+func (d recoveryFlipDisk) ReadAt(p []byte, off int64) (int, error) {
+	n, err := d.Disk.ReadAt(p, off)
+	if i := d.t.flipAt - off; i >= 0 && i < int64(n) {
+		p[i] ^= 0xff
+	}
+	if lo, hi := max(off, d.t.lo), min(off+int64(len(p)), d.t.hi); d.t.n != nil && lo < hi {
+		*d.t.n += hi - lo
+	}
+	return n, err
+}
+
+// TestDataStageSamplesProvenPending: above FullReadLimit, stage 4 does not
+// read all of a pending write's range that the crashed image's map proves
+// (the write lost, no cluster mapped under it: the backing file's bytes,
+// its durable contents), only a sample; a byte recovery's open returns
+// wrong at either edge of it is still reported at its offset, with and
+// without the durable contents. The same write kept in place (its clusters
+// mapped) is read whole, and a wrong byte in its middle is reported.
+func TestDataStageSamplesProvenPending(t *testing.T) {
+	const lo, hi = 0x40000, 0x60000
+	for _, dur := range []bool{false, true} {
+		opts := func(script string) oracle.Options {
+			o := oracle.Options{FullReadLimit: 4096}
+			if dur {
+				_, e, _ := oracleCases(t, script)
+				var err error
+				o.Durable, err = oracle.NewDurable(e.Model)
+				require.NoError(t, err)
+			}
+			return o
+		}
+		st, e, _ := oracleCases(t, lostWriteScript)
+		var n int64
+		v := oracle.Judge(recoveryFlipTarget{flipAt: -1, lo: lo, hi: hi, n: &n}, st, e.ImagePath(), e.Model.Clone(), opts(lostWriteScript))
+		require.True(t, v.OK(), "durable=%v: %v", dur, v)
+		require.Positive(t, n, "durable=%v: the lost write's range is not sampled", dur)
+		require.LessOrEqual(t, n, int64(3*4096), "durable=%v: stage 4 read %d bytes of the lost write's range", dur, n)
+		for _, at := range []int64{lo, lo + 0x1ff, hi - 1, hi - 0x200} {
+			st, e, _ := oracleCases(t, lostWriteScript)
+			v := oracle.Judge(recoveryFlipTarget{flipAt: at}, st, e.ImagePath(), e.Model.Clone(), opts(lostWriteScript))
+			require.Equal(t, oracle.StageData, v.Stage, "lost, flip at %#x, durable=%v: %v", at, dur, v)
+			require.Equal(t, at, v.Mismatch.Off, "lost, durable=%v", dur)
+		}
+		_, e, live := oracleCases(t, inPlaceScript)
+		n = 0
+		v = oracle.Judge(recoveryFlipTarget{flipAt: -1, lo: lo, hi: hi, n: &n}, live, e.ImagePath(), e.Model.Clone(), opts(inPlaceScript))
+		require.True(t, v.OK(), "durable=%v: %v", dur, v)
+		require.Equal(t, int64(hi-lo), n, "durable=%v: the kept write is read whole", dur)
+		for _, at := range []int64{lo, lo + 0x10003, hi - 1} {
+			_, e, live := oracleCases(t, inPlaceScript)
+			v := oracle.Judge(recoveryFlipTarget{flipAt: at}, live, e.ImagePath(), e.Model.Clone(), opts(inPlaceScript))
+			require.Equal(t, oracle.StageData, v.Stage, "kept, flip at %#x, durable=%v: %v", at, dur, v)
+			require.Equal(t, at, v.Mismatch.Off, "kept, durable=%v", dur)
+		}
+	}
+}
