@@ -12,10 +12,12 @@
 // stage that failed, with the checker's reports and the model's mismatch.
 // Options tune how much is read back: images up to FullReadLimit (1 MiB
 // by default) are read whole; above it stage 4 reads what the checker's
-// map of the crashed image cannot prove (pending writes, flushed data,
-// the backing file's range, mapped clusters) and a seeded, bounded sample
-// of what it proves zero, and stage 7 what the closed image's map cannot
-// prove, so that the cost of a state follows what it can change rather
+// map of the crashed image cannot prove (pending writes but where it maps
+// nothing over the backing chain's data or zeros, flushed data, the
+// backing file's range, mapped clusters) and a seeded, bounded sample of
+// what it proves, and stage 7, at any size, what the closed image's map
+// cannot prove and a sample of what it proves of the pending writes'
+// ranges, so that the cost of a state follows what it can change rather
 // than the guest size. Durable, the model's durable
 // contents computed once, lets a campaign judge many states of one crash
 // point without generating them again (the verdicts are the same).

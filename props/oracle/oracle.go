@@ -38,7 +38,10 @@ type Options struct {
 	// and where the independent checker finds a data cluster mapped in the
 	// image file; the rest is proven to read zeros by the format (no
 	// mapping in the image, no backing data, and the model says zeros),
-	// and a bounded sample of it is read (see readRanges). 0 =
+	// and a bounded sample of it is read (see readRanges). Of the pending
+	// writes' ranges, the parts over clusters the image does not map whose
+	// durable contents are the backing chain's data or zeros (the format
+	// reads them) are sampled the same way (provenRanges). 0 =
 	// DefaultFullReadLimit.
 	FullReadLimit int64
 	// SkipLiveness skips the liveness stage (write, close, reopen).
@@ -479,7 +482,8 @@ const LivenessPatternID = model.MaxPatternID
 //
 // How stage (4) is computed (speed, issue 5; same verdicts, tested in
 // internal/campaign): every guest byte (or, above FullReadLimit, every
-// byte of the model's uncertain ranges) is read through the target once,
+// byte of the model's uncertain ranges but the sampled-out parts that
+// provenRanges proves) is read through the target once,
 // in 64 KiB chunks. With Durable, a 4 KiB block equal to the durable
 // contents is accepted (those are always allowed); a differing run is
 // checked by m.VerifyCrash where it lies outside the model's uncertain
