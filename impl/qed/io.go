@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 )
 
 // run is a stretch of guest clusters, all in one L2 table, that share a
@@ -82,6 +83,16 @@ func (im *Image) lookupLocked(pos, maxN uint64) (run, error) {
 func (im *Image) getL2Locked(off uint64) (*l2Table, error) {
 	if t := im.cache.get(off); t != nil {
 		return t, nil
+	}
+	if im.yieldInFlight && !im.readOnly {
+		// On in-memory files (alloc.go's yield before an allocation's
+		// I/O) a table read never blocks, so two writers of a
+		// concurrent group that miss the same table would rarely both
+		// read it and race to insert it (l2Cache.insert keeps the first
+		// and drops the second): yield first, as a real read would. Not
+		// on read-only images (the oracle's opens of every crash state,
+		// which run no concurrent requests).
+		runtime.Gosched()
 	}
 	t := im.newL2Table(off, false)
 	if err := im.readTable(off, &t.entries); err != nil {
