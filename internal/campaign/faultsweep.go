@@ -119,9 +119,20 @@ type sweep struct {
 // (counts[i]) and kind (kinds[i]). The kinds are drawn one after the other
 // without replacement among those of the steps that made an operation,
 // each by its weight (sweepweights.go), and one step of each kind
-// uniformly. Each step is swept at sweepPositions(counts[step]). None when
-// no step made an operation.
-func SweepPlan(seed uint64, counts []uint64, kinds []string, n int) []int {
+// uniformly, or, with writes (each step's writes, syncs and truncates),
+// by 1 + its writes: of a kind's steps, those that write most hold most
+// error returns of their own (a write-zeroes over allocated clusters
+// zeroes them in place, one over unallocated ones writes nothing until
+// the next flush; a resize that zeroes a backing file's tail, a hostile
+// op that repairs), and a uniform draw among a workload's writes and
+// write-zeroes rarely swept one of them (docs/campaigns.md, "Statement
+// coverage"). Each step is swept at sweepPositions(counts[step]). None
+// when no step made an operation.
+func SweepPlan(seed uint64, counts []uint64, kinds []string, n int, writes ...[]uint64) []int {
+	var ws []uint64
+	if len(writes) > 0 {
+		ws = writes[0]
+	}
 	var byKind []string
 	for i := 0; i < len(counts) && i < len(kinds); i++ {
 		if counts[i] > 0 && !slices.Contains(byKind, kinds[i]) {
@@ -144,15 +155,38 @@ func SweepPlan(seed uint64, counts []uint64, kinds []string, n int) []int {
 		kind := byKind[j]
 		byKind = slices.Delete(byKind, j, j+1)
 		var steps []int
+		var sum uint64
 		for i := 0; i < len(counts) && i < len(kinds); i++ {
 			if counts[i] > 0 && kinds[i] == kind {
 				steps = append(steps, i)
+				sum += stepWeight(ws, i)
 			}
 		}
-		plan = append(plan, steps[r.IntN(len(steps))])
+		if ws == nil {
+			plan = append(plan, steps[r.IntN(len(steps))])
+			continue
+		}
+		y := r.Uint64N(sum)
+		for _, i := range steps {
+			if w := stepWeight(ws, i); y >= w {
+				y -= w
+				continue
+			}
+			plan = append(plan, i)
+			break
+		}
 	}
 	slices.Sort(plan)
 	return plan
+}
+
+// stepWeight is step i's weight among the steps of its kind in
+// SweepPlan's draw with writes ws: 1 plus its writes.
+func stepWeight(ws []uint64, i int) uint64 {
+	if i < len(ws) {
+		return 1 + min(ws[i], 1<<32)
+	}
+	return 1
 }
 
 // sweepPositions returns the operations a sweep of a step of n
@@ -332,7 +366,7 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 		return []*sweep{sw}, nil
 	}
 	var sws []*sweep
-	for _, step := range SweepPlan(seed, counts, kinds, SweepSteps) {
+	for _, step := range SweepPlan(seed, counts, kinds, SweepSteps, countsW) {
 		sw := &sweep{op: ops[step], setup: step == 0}
 		all, writes := sweepPositions(counts[step], countsW[step])
 		if kinds[step] == workload.Hostile.String() {

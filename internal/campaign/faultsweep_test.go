@@ -105,6 +105,30 @@ func TestSweepPlan(t *testing.T) {
 	}
 	require.Empty(t, SweepPlan(1, []uint64{0, 0}, []string{"write", "write"}, 3))
 	require.Empty(t, SweepPlan(1, nil, nil, 3))
+
+	// With each step's writes, a kind's step is drawn by 1 + its writes:
+	// of the four writes, the one of 9 writes 10 times in 13, each of the
+	// others once in 13; the kinds are drawn as before.
+	writes := []uint64{0, 0, 0, 9, 0, 0, 0, 2}
+	byStep := map[int]int{}
+	kindsW := map[string]int{}
+	for w := range n {
+		seed := WorkloadSeed(4, w)
+		plan := SweepPlan(seed, counts, kinds, 1, writes)
+		require.Equal(t, plan, SweepPlan(seed, counts, kinds, 1, writes), "deterministic")
+		require.Equal(t, kinds[plan[0]], kinds[SweepPlan(seed, counts, kinds, 1)[0]], "the kind drawn as without the writes")
+		kindsW[kinds[plan[0]]]++
+		if kinds[plan[0]] == "write" {
+			byStep[plan[0]]++
+		}
+		require.Len(t, SweepPlan(seed, counts, kinds, 10, writes), 4)
+	}
+	require.Equal(t, byKind, kindsW)
+	require.InDelta(t, float64(kindsW["write"])*10/13, byStep[3], 60, "%v", byStep)
+	for _, i := range []int{2, 4, 5} {
+		require.InDelta(t, float64(kindsW["write"])/13, byStep[i], 40, "%v", byStep)
+	}
+	require.Zero(t, byStep[6], "a step without operations")
 }
 
 // TestSweepChosen: the share of the workloads drawn for a fault, 0 none.
