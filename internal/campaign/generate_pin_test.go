@@ -63,9 +63,10 @@ import (
 // guest cluster 1536 and its reopen (the big shapes' draws moved: the
 // pin without the second hostile op too).
 //
-// Changed on purpose by issue 16.2 (coverage, six hostile variants
-// appended after the others: hostileLate): a hostile op's variant is
-// drawn among 47, not 41, from the same draw, so every pin that keeps
+// Changed on purpose by issue 16.2 (coverage, session 12: eleven hostile
+// variants appended after the others, hostileLate and hostileAccepted):
+// a hostile op's variant is drawn among 52, not 41, from the same draw,
+// so every pin that keeps
 // the hostile ops moved; with each hostile op's variant taken out the
 // draws are those of before (props/workload's
 // TestGenerateHostileVariantMasked). Before: pinnedWorkloads
@@ -73,23 +74,32 @@ import (
 // pinnedWithoutHostileAgain bc8e01bf..., pinnedWithoutBigShapes
 // 381e3638..., pinnedWithoutDeepCommit 2960135d..., pinnedWithoutL2Cache
 // 87914042... (pinnedWithoutHostile, without the hostile ops, unchanged).
-const pinnedWorkloads = "c3d6d9e2557dd9c340a48483387caaf7d1e7265f8e9851ded8f8a8a98f5f4130"
+//
+// Changed on purpose by issue 16.2 (coverage, session 12): the tail
+// shape and the zero-data shape (TailChance 0.2, ZeroDataChance 0.15,
+// drawn last): with both 0, pinnedWithoutTail; the pins below are taken
+// with both 0.
+const pinnedWorkloads = "bebbfb7155d7210054de8241363f660a76a218f1463007ea2816a993badbe7e3"
+
+// pinnedWithoutTail is pinnedWorkloads with TailChance and
+// ZeroDataChance 0 (drawn last: nothing else moves).
+const pinnedWithoutTail = "f048be13206619654a4d7d04faf90d8097d0ba1cdb618177ecaac3a196141a19"
 
 // pinnedWithoutHostileAgain is pinnedWorkloads with HostileAgainChance 0:
 // the pin before it.
-const pinnedWithoutHostileAgain = "c6c436d6a630f12fbbc9fa4af10b83c9a203cc00eeb3c78889f22ababc41e22c"
+const pinnedWithoutHostileAgain = "3a6d83e78460502eb12a726b8e1586e81cca8e7de896d6beb76f88014059cbb3"
 
 // pinnedWithoutBigShapes is pinnedWorkloads with PagedChance and
 // BackedLongChance 0: the pin before them.
-const pinnedWithoutBigShapes = "d11fde37ca54c1f58607880bc2308b535030773ab84dd0e1b314445bfb6fe5d6"
+const pinnedWithoutBigShapes = "7a67609958624983bc643bf7476d9455f1326e42e0c48df9826e0663193a0d16"
 
 // pinnedWithoutDeepCommit is the same hash with every idle op and every
 // commit's base depth taken out: pinnedWorkloads before either.
-const pinnedWithoutDeepCommit = "2a626137affba66a40c89b1c28b4255e217d357a03c9e52da72d1f2c2522cd30"
+const pinnedWithoutDeepCommit = "1e3ba8ee436fcbcaebbade38ea484515623d87bd4a26534bb8e1e0d8af96eeda"
 
 // pinnedWithoutL2Cache is the same hash with every l2_cache key taken
 // out: pinnedWorkloads before the key.
-const pinnedWithoutL2Cache = "1204c640571f6367adebcb98724426a46b31666000366df779edc50e8a91966c"
+const pinnedWithoutL2Cache = "78f359203b10b0625f6f5eb6aa5db859d02ab5cccd30d5f877c7811c6813f8b5"
 
 // pinnedWithoutHostile is the same hash with every hostile op taken out:
 // the generation before issue 16.1's hostile op (with issue 18's image
@@ -102,6 +112,10 @@ func TestGenerationPinned(t *testing.T) {
 	gen := workload.DefaultGenConfig()
 	noAgain := gen
 	noAgain.HostileAgainChance = 0
+	noAgain.TailChance, noAgain.ZeroDataChance = 0, 0 // drawn after it
+	noTail := gen
+	noTail.TailChance, noTail.ZeroDataChance = 0, 0
+	nt := sha256.New()
 	noBig := noAgain
 	noBig.PagedChance, noBig.BackedLongChance = 0, 0
 	hostile, small, deep, idle := 0, 0, 0, 0
@@ -112,6 +126,11 @@ func TestGenerationPinned(t *testing.T) {
 		}
 		fmt.Fprintf(h, "# %d\n", w)
 		if err := wl.Format(h); err != nil {
+			t.Fatal(err)
+		}
+		wl = generate(WorkloadSeed(1, w), noTail) // the tail shape came last
+		fmt.Fprintf(nt, "# %d\n", w)
+		if err := wl.Format(nt); err != nil {
 			t.Fatal(err)
 		}
 		wl = generate(WorkloadSeed(1, w), noAgain) // the second hostile op came after the big shapes
@@ -154,6 +173,9 @@ func TestGenerationPinned(t *testing.T) {
 		if err := wl.Format(without); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if got := hex.EncodeToString(nt.Sum(nil)); got != pinnedWithoutTail {
+		t.Fatalf("workloads 0-999 of seed 1 without the tail shape hash to %s, pinned %s", got, pinnedWithoutTail)
 	}
 	if got := hex.EncodeToString(nh.Sum(nil)); got != pinnedWithoutHostileAgain {
 		t.Fatalf("workloads 0-999 of seed 1 without the second hostile op hash to %s, pinned %s", got, pinnedWithoutHostileAgain)

@@ -81,6 +81,21 @@ type GenConfig struct {
 	// impl/qed's one-buffer bound, its partial last cluster filled from
 	// the backing file or, past its end, with zeros (drawn last).
 	BackedLongChance float64
+	// TailChance is the probability that an image with a backing file,
+	// no image command and a partial last cluster gets that backing file
+	// made longer than its size, then a write into the last cluster (its
+	// copy-on-write fills the bytes past the size from the backing
+	// file), a grow of a sector to two clusters and a read of the grown
+	// tail: a grow over an allocated last cluster whose bytes past the
+	// size are not zeros, which the image must zero (drawn last).
+	TailChance float64
+	// ZeroDataChance is the probability that a workload on a non-empty
+	// image starts with a write of one or two whole clusters, a reopen
+	// and a write-zeroes of the same clusters: the zeroing in place of
+	// allocated clusters whose L2 table the reopen dropped from the
+	// cache, first in the workload so that a fault sweep may aim at it
+	// (the draw rarely zeroes whole allocated clusters; drawn last).
+	ZeroDataChance float64
 	// Weights of each kind; missing kinds are never generated.
 	Weights map[Kind]int
 }
@@ -121,6 +136,12 @@ func DefaultGenConfig() GenConfig {
 		// cost a few MiB of data per state).
 		PagedChance:      0.1,
 		BackedLongChance: 0.02,
+		// Issue 16.2: a grow over a dirty last cluster (about 3 % of
+		// the workloads).
+		TailChance: 0.2,
+		// Issue 16.2: write-zeroes over allocated clusters after a
+		// reopen.
+		ZeroDataChance: 0.15,
 	}
 }
 
@@ -226,7 +247,7 @@ func (c *GenConfig) NoImageCommands() {
 // before them, repair mode's images).
 func (c *GenConfig) NoExtras() {
 	c.CraftChance, c.BigClusterChance, c.LongChance, c.HugeChance, c.HostileChance, c.L2CacheChance, c.IdleChance = 0, 0, 0, 0, 0, 0, 0
-	c.PagedChance, c.BackedLongChance, c.HostileAgainChance = 0, 0, 0
+	c.PagedChance, c.BackedLongChance, c.HostileAgainChance, c.TailChance, c.ZeroDataChance = 0, 0, 0, 0, 0
 }
 
 // wideFits reports whether the images spanning two or three L2 tables
@@ -371,7 +392,67 @@ func drawExtras(rng *rand.Rand, cfg GenConfig, w *Workload, og *OpGen) {
 			w.Ops = append(w.Ops, Op{Kind: Flush})
 		}
 	}
+	if len(g.Backing) > 0 && cfg.TailChance > 0 && rng.Float64() < cfg.TailChance {
+		drawTail(rng, w, og, maxSize, grow, write)
+	}
+	if cfg.ZeroDataChance > 0 && g.Size > 0 && rng.Float64() < cfg.ZeroDataChance {
+		// Within the size at creation (the ops come after), at a hot
+		// region's start when it is cluster-aligned.
+		cs := int64(g.ClusterSize)
+		off := rng.Int64N(max(g.Size/cs, 1)) * cs
+		n := min(cs*(1+rng.Int64N(2)), g.Size-off)
+		// Write ids ascend through the script: the new first write
+		// takes the first id the ops' writes use, and theirs move up.
+		id := og.NextID
+		for i := range w.Ops {
+			shiftWriteIDs(&w.Ops[i], &id)
+		}
+		og.NextID++
+		w.Ops = slices.Insert(w.Ops, 0, Op{Kind: Write, Off: off, Len: n, ID: id}, Op{Kind: Reopen}, Op{Kind: WriteZeroes, Off: off, Len: n})
+	}
 }
+
+// shiftWriteIDs moves the id of op (and of its group's writes) up by one
+// when it is a write or a rebase (the kinds whose ids ascend), after
+// lowering *first to the lowest id seen.
+func shiftWriteIDs(op *Op, first *uint32) {
+	if (op.Kind == Write || op.Kind == Rebase) && op.ID != 0 {
+		*first = min(*first, op.ID)
+		op.ID++
+	}
+	for i := range op.Group {
+		shiftWriteIDs(&op.Group[i], first)
+	}
+}
+
+// drawTail appends GenConfig.TailChance's shape to w when it fits: an
+// image with no image command (a commit or a rebase may change the
+// backing file before the shape), a partial last cluster, at most
+// maxTailImage bytes and clusters of at most 1 MiB (the backing file
+// grows to the image's size, the last cluster is copied whole).
+func drawTail(rng *rand.Rand, w *Workload, og *OpGen, maxSize int64, grow func(int64), write func(off, n int64)) {
+	g := &w.Geometry
+	cs := int64(g.ClusterSize)
+	size := og.Size
+	if size%cs == 0 || size > maxTailImage || cs > 1<<20 || slices.ContainsFunc(w.Ops, func(op Op) bool { return slices.Contains(ImageCommandKinds(), op.Kind) }) {
+		return
+	}
+	longer := size + 512*(1+rng.Int64N(2*cs/512))
+	to := size + 512*(1+rng.Int64N(2*cs/512))
+	if longer > MaxImageSize || to > maxSize {
+		return
+	}
+	b := &g.Backing[0]
+	b.Size = max(b.Size, longer)
+	start := size &^ (cs - 1)
+	off := start + 512*rng.Int64N((size-start)/512)
+	write(off, size-off)
+	grow(to)
+	w.Ops = append(w.Ops, Op{Kind: Read, Off: start, Len: to - start})
+}
+
+// maxTailImage bounds the images TailChance's shape is drawn for.
+const maxTailImage = 16 << 20
 
 // pageEntries is the entries of one page of a paged table (impl/qed's
 // table.go: tables over 64 KiB are held in pages of 512 entries).

@@ -53,42 +53,65 @@ import (
 // hostile op (HostileAgainChance 0.5, drawn after the idle op, before
 // the big shapes): with it 0 the draws hash to pinnedWithoutHostileAgain;
 // with it and the big shapes 0 (noBigShapes), to pinnedWithoutBigShapes.
-// Changed on purpose again (issue 16.2, coverage): six hostile variants
-// appended (hostileLate), so a hostile op's variant is drawn among 47,
-// not 41, from the same single draw: every pin here moved (each keeps
-// the hostile ops), and with each hostile op's variant taken out the
-// draws hash as before (pinnedHostileMasked, computed before and after
-// the change).
+// Changed on purpose again (issue 16.2, coverage, session 12): eleven
+// hostile variants appended (hostileLate, hostileAccepted), so a hostile
+// op's variant is drawn among 52, not 41, from the same single draw:
+// every pin here moved (each keeps the hostile ops), and with each
+// hostile op's variant taken out the draws hash as before
+// (pinnedHostileMasked, computed before and after the change). And the
+// tail shape (TailChance 0.2) and the zero-data shape (ZeroDataChance
+// 0.15), drawn last: with both 0 the draws hash to pinnedWithoutTail.
 const (
-	pinnedGenerate       = "a16694092e2d801b3de7e1a372ff2e90dbe4778a5c65ddc7ab78250c499156a1"
-	pinnedGenerateExtras = "454cdf2e579e1e54248e4caad6f3492077a50ad8ca599b4f0342b0ee4c9a12ce"
-	pinnedGenerateOneOff = "e599715b30cc52a1115fa3815452aca843453551127e90271e753d3dd6f0f3b1"
-	pinnedGenerateLong   = "88542136c65a65219f52f0131407986a0812c1499de48b402a63098b177d3fd2"
+	pinnedGenerate       = "fa90a67057fb8fc714f9a1290d527a431fb53a33a4ec1f5edafb516481a8da73"
+	pinnedGenerateExtras = "c3b38a8f87513d808f1886d65593ed2ce7be8d326adb196c657ee4c6722b913f"
+	pinnedGenerateOneOff = "689e2e85e9242c4415c54054602a2257950757f10c428f511508f418d6e0dde0"
+	pinnedGenerateLong   = "32dccb301696ec80945c5d22bc3b59f395b6f4cbc04ee6f57ed3aa54d4628de7"
 )
+
+// pinnedWithoutTail are the four pins above with TailChance and
+// ZeroDataChance 0 (noTail: drawn last, so nothing else moves).
+// withPaged, noIdle, noHostileAgain and noBigShapes set both to 0 too.
+var pinnedWithoutTail = [4]string{
+	"bed2a7fe9dd6c03ae915e168c51e53878c5ca886c9871239d9db5f806a66e265",
+	"3cbd70e166a9b02d23e53c429cdfaa681990b2d97f9c41e8a8c6f480813234a2",
+	"2f4c1b1df221678dbdd8505e58da82e9bd3d8bd0c04154c0e6299a2966c6ccef",
+	"1ecaf82795b2a388972a790a4623f9db8bfd4b028bf943c0485794e8d3a1585e",
+}
+
+// noTail is cfgs with TailChance and ZeroDataChance 0 (drawn after it).
+func noTail(cfgs ...GenConfig) []GenConfig {
+	out := make([]GenConfig, len(cfgs))
+	for i, c := range cfgs {
+		c.TailChance, c.ZeroDataChance = 0, 0
+		out[i] = c
+	}
+	return out
+}
 
 // pinnedWithoutHostileAgain are the four pins before HostileAgainChance.
 var pinnedWithoutHostileAgain = [4]string{
-	"18f9cdbb4dc7a1ef51f3fac72d9bc58d1b3b53a1654d38bc68c3fcc98262ffd9",
-	"c7dfa68903f9ba39855ae0f36a7d687fa18ea2335bb1c9a68bdf4eeac2019fe0",
-	"3e9f5d18e7ceb56c49192025b15baa0aa472f8dd26ed084e953721df6c460e0e",
-	"98caafaaf7a3e0730ee63629887b2027dc78fd2b1337ceea7d8c16814ff76974",
+	"0248eb41138b400cfaee3b5d6da5671859e2e534e21d443d1e2655498c4f49ce",
+	"4b77c28f4b45ae57b605155dee444ff0768381167efd3b4fb3d7eb4d37ec88a5",
+	"81c37bfd7f8666912bd3982d6e2845468932abdd3c39e5b84bd1d1db711788b4",
+	"a084d8725e07519d2c8c9637a7e0acc3e7bbcc9eae82d093980c2202294b9d4a",
 }
 
 // pinnedWithoutIdle is the default and the extras configuration with
 // IdleChance 0: a chance of 0 draws nothing, so the second hostile op and
 // the big shapes, drawn after the idle op, keep the draws they have there.
-const pinnedWithoutIdle = "3b1dda5f60ef4c11ea6dfcfe4379a3473cd2625d099e8d0994da678ab2518e34"
+const pinnedWithoutIdle = "70d17b5808e2c481ef246b33c010467934037cb8d2bce35fde6aab989b215c86"
 
 // pinnedWithoutPaged is the extras configuration with PagedChance 0 (the
 // backed long shape, drawn after it, keeps its draws) and with PagedChance
 // 1 (every image with big tables gets the paged shape).
-var pinnedWithoutPaged = [2]string{"44b4b2cb05acc03e8ada69b31bb035b68a366ef6f8f89af4330e960eb930c500", "ccba23b7cd62ac44de53ac96fad85f6dc9bb408757a72dd9e17a53b545581e6f"}
+var pinnedWithoutPaged = [2]string{"1165001bd72cd17d6a726758a54fe36c4e8d34ef666481dd2090a6f658a44be1", "1861cdfb91801fb1b829e9a595e9883a6c9e822710699a7c8c51cdb9cc3b26e6"}
 
 // withPaged is cfgs with PagedChance p.
 func withPaged(p float64, cfgs ...GenConfig) []GenConfig {
 	out := make([]GenConfig, len(cfgs))
 	for i, c := range cfgs {
 		c.PagedChance = p
+		c.TailChance, c.ZeroDataChance = 0, 0 // drawn after it
 		out[i] = c
 	}
 	return out
@@ -99,6 +122,7 @@ func noIdle(cfgs ...GenConfig) []GenConfig {
 	out := make([]GenConfig, len(cfgs))
 	for i, c := range cfgs {
 		c.IdleChance = 0
+		c.TailChance, c.ZeroDataChance = 0, 0 // drawn after it
 		out[i] = c
 	}
 	return out
@@ -109,6 +133,7 @@ func noHostileAgain(cfgs ...GenConfig) []GenConfig {
 	out := make([]GenConfig, len(cfgs))
 	for i, c := range cfgs {
 		c.HostileAgainChance = 0
+		c.TailChance, c.ZeroDataChance = 0, 0 // drawn after it
 		out[i] = c
 	}
 	return out
@@ -117,10 +142,10 @@ func noHostileAgain(cfgs ...GenConfig) []GenConfig {
 // pinnedWithoutBigShapes are the four pins before PagedChance and
 // BackedLongChance (and HostileAgainChance).
 var pinnedWithoutBigShapes = [4]string{
-	"76779a9d2a69ce32a06e110a6431af68978a566452524908dfd897253802861e",
-	"a324b818eeec7b7433569ec14b78666eb2cb66b43435ed02bd32522c9fe962f3",
-	"0d027c35c6da3027fdf43c56881b8d8c97e1574972ef9394472f72da4e617a05",
-	"7aba99c2e71b7ca5d19f95458ee7313c5ab9da6bce139d5efa51a80889bd3b85",
+	"71ba5e85913e387cb559214d09a5f68edadb5cb6caeea745adfc28696a0e3235",
+	"88d90a957bb0d1da5d2a55544d71037985d1ce4813ceea228e2ff3fc442b6024",
+	"7a900120df225df5a1920573441d232a645c9cbca81bde521a107a9530a994a1",
+	"6d226cc2df2a986745e838f54fbb7f260d8588a74ab450e9512cadcc2a126e75",
 }
 
 // noBigShapes is cfgs with PagedChance and BackedLongChance 0 (and
@@ -129,6 +154,7 @@ func noBigShapes(cfgs ...GenConfig) []GenConfig {
 	out := make([]GenConfig, len(cfgs))
 	for i, c := range cfgs {
 		c.PagedChance, c.BackedLongChance, c.HostileAgainChance = 0, 0, 0
+		c.TailChance, c.ZeroDataChance = 0, 0
 		out[i] = c
 	}
 	return out
@@ -136,18 +162,18 @@ func noBigShapes(cfgs ...GenConfig) []GenConfig {
 
 // pinnedWithoutDeepCommit are the four pins before commit -b was drawn.
 var pinnedWithoutDeepCommit = [4]string{
-	"9099e5e9a9581d2dce3346863eb690b77c6aba0cb6c836f62b1540fa6866db3d",
-	"74b46b665f6cdff714ec1242ccded3497de2dd8c8202053d09495750cec3833e",
-	"97e22b67671c5beab3124495c14c6de4ef1a855f1f27adad2a68787240ad5bae",
-	"3a628c2254617bf4ef13006f247e60567952a115e4a9f4c67e187533a3ac801a",
+	"46a14954d49dc267035955755d8de27de7f4631e0266bd8bd1c4936ac3bf93ac",
+	"253ce8984d1c6a6de06322ca52e6d9cee796aef817774ea296f832834e5aa2e7",
+	"5def9e0da04cf6cdba15adf3968073d0a4c7bac0c6777348dd8028bbff135eea",
+	"b2cde0d1a1a1f6ac7ef38cb83898d4717955078fb40860620aab8098ea76d9e7",
 }
 
 // pinnedWithoutL2Cache are the four pins before the l2_cache key.
 var pinnedWithoutL2Cache = [4]string{
-	"d6493e697a4691e8b27af9fbf6bade18cd73a4543a149fdad9fcb0f73a520d95",
-	"7f5000115f830579208867661d946b8fce292df0175bdb86d287355744b6cfc9",
-	"1c079e2c5bf6555b673add762b7f079e0c82d96655ceb54972ee7f5a23e4e550",
-	"d0df26b664a6a2240a5ac5f60cbda1fa570103528bbfc354f57f3024213f183c",
+	"96e516ddd3cd86d4153a1c25044fe218e0e8414542b6851b8111bda24d1f1da0",
+	"b44bae296c57a4502e0b808a134aaa79f160755a32b854c8f5c37fc5b2819dc9",
+	"8b7a0957324a0ac727a1fb636c916b9b62572423361db459207b063aac1caf8a",
+	"8a3f00063f9db130a013cc057e5f71c405f0a2b2327bd10f3cba329843c7c7d4",
 }
 
 // extrasConfig is DefaultGenConfig with every chance of drawExtras, wide
@@ -243,6 +269,16 @@ func TestGeneratePinned(t *testing.T) {
 		t.Errorf("Generate's draws 0-1999 of PCG(1, i) with a long and a huge request hash to %s, pinned %s: generation changed", got, pinnedGenerateLong)
 	}
 	for i, got := range [4]string{
+		generationHash(t, 300, noTail(DefaultGenConfig())...),
+		generationHash(t, 300, noTail(extrasConfig())...),
+		generationHash(t, 300, noTail(oneOffConfigs()...)...),
+		generationHash(t, 2000, noTail(long)...),
+	} {
+		if got != pinnedWithoutTail[i] {
+			t.Errorf("pin %d without the tail shape: %s, pinned %s: the other draws changed", i, got, pinnedWithoutTail[i])
+		}
+	}
+	for i, got := range [4]string{
 		generationHash(t, 300, noHostileAgain(DefaultGenConfig())...),
 		generationHash(t, 300, noHostileAgain(extrasConfig())...),
 		generationHash(t, 300, noHostileAgain(oneOffConfigs()...)...),
@@ -287,7 +323,8 @@ func TestGeneratePinned(t *testing.T) {
 }
 
 // pinnedHostileMasked is the SHA-256 of the scripts of Generate(PCG(1,
-// i)) for i in 0..2999 under DefaultGenConfig with every hostile op's
+// i)) for i in 0..2999 under DefaultGenConfig (TailChance 0, which came
+// later) with every hostile op's
 // variant set to 0: the same before and after hostileLate's six variants
 // were appended (the variant is one draw whatever the count of variants,
 // so nothing else moved).
@@ -296,7 +333,7 @@ const pinnedHostileMasked = "b12c5f5894d6c23c37c02a84248e3eec536933ed72f4d2b5abd
 func TestGenerateHostileVariantMasked(t *testing.T) {
 	h := sha256.New()
 	for i := range 3000 {
-		w := Generate(rand.New(rand.NewPCG(1, uint64(i))), DefaultGenConfig())
+		w := Generate(rand.New(rand.NewPCG(1, uint64(i))), noTail(DefaultGenConfig())[0])
 		for j := range w.Ops {
 			if w.Ops[j].Kind == Hostile {
 				w.Ops[j].Off = 0

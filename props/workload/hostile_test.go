@@ -17,7 +17,17 @@ import (
 
 // hostileVariants is the number of "hostile V S" variants: every planted
 // corruption, then the open and creation variants.
-const hostileVariants = 16 + 12 + 6 + 7 + 6
+const hostileVariants = 16 + 12 + 6 + 7 + 7 + 4
+
+// The variants that must succeed (hostileAccepted): the rename, then
+// the absolute backing name, the paged tables without SEEK_DATA and the
+// commit through a longer middle image.
+const (
+	hostileRename   = hostileVariants - 4
+	hostileAbsolute = hostileVariants - 3
+	hostilePaged    = hostileVariants - 2
+	hostileCommitB  = hostileVariants - 1
+)
 
 func hostileScript(v, s int) string {
 	return fmt.Sprintf("qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=65536\nwrite 0 0x1000 id=1\nhostile %d %d\nread 0 0x1000\n", v, s)
@@ -78,10 +88,20 @@ func (g gullible) Open(fs afero.Fs, path string, o target.OpenOptions) (target.D
 // damage fails every variant, each with its own complaint.
 func TestHostileOpJudges(t *testing.T) {
 	for v := range hostileVariants {
+		if v == hostileAbsolute || v == hostilePaged {
+			// Valid images only read back: gullible passes them
+			// (impl/qed mutants fail them: docs of hostileAccepted).
+			require.NoError(t, runScript(t, gullible{}, hostileScript(v, 3)), "variant %d", v)
+			continue
+		}
 		err := runScript(t, gullible{}, hostileScript(v, 3))
 		require.Error(t, err, "variant %d", v)
 		msg := err.Error()
 		switch {
+		case v == hostileRename:
+			require.Contains(t, msg, "the header does not name it", "variant %d", v)
+		case v == hostileCommitB:
+			require.Contains(t, msg, "does not read what the image read", "variant %d", v)
 		case v >= 16:
 			require.Contains(t, msg, "was not refused", "variant %d", v)
 		case v == int(check.CorruptLeak):
@@ -134,8 +154,8 @@ func (s scribbler) Commit(fs afero.Fs, path string, _ target.CommitOptions) erro
 // image's bytes as they were.
 func TestHostileCommandsUnchanged(t *testing.T) {
 	for v := 34; v < hostileVariants; v++ {
-		if v == 41 || v == 42 {
-			continue // hostileLate's open variants
+		if v == 41 || v == 42 || v == 47 || v >= hostileRename {
+			continue // hostileLate's open variants, hostileAccepted's
 		}
 		err := runScript(t, scribbler{}, hostileScript(v, 1))
 		require.ErrorContains(t, err, "was refused but changed the image", "variant %d", v)

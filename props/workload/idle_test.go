@@ -87,7 +87,7 @@ func TestGenerateNoOpsNoIdle(t *testing.T) {
 	cfg := workload.DefaultGenConfig()
 	cfg.Ops, cfg.IdleChance = 0, 1
 	cfg.HostileChance, cfg.HostileAgainChance, cfg.LongChance, cfg.HugeChance = 0, 0, 0, 0
-	cfg.PagedChance, cfg.BackedLongChance, cfg.CraftChance = 0, 0, 0
+	cfg.PagedChance, cfg.BackedLongChance, cfg.CraftChance, cfg.TailChance, cfg.ZeroDataChance = 0, 0, 0, 0, 0
 	for seed := range uint64(50) {
 		if w := workload.Generate(rand.New(rand.NewPCG(1, seed)), cfg); len(w.Ops) != 0 {
 			t.Fatalf("seed %d: ops %v in a workload asked to have none", seed, w.Ops)

@@ -57,8 +57,8 @@ import (
 //     command forbids (a rebase onto an unknown format, a format without
 //     a name, a name longer than the header allows, the image itself; a
 //     commit of an image without a backing file), which must be refused
-//     with the image's bytes unchanged; then hostileLate's variants
-//     (see there), numbered after all of these.
+//     with the image's bytes unchanged; then hostileLate's and
+//     hostileAccepted's variants (see there), numbered after all of these.
 //
 // Every refusal must carry a message (its Error() is not empty).
 type hostileKind struct{}
@@ -280,6 +280,215 @@ var hostileLate = [...]struct {
 	}, func(fs afero.Fs, t target.ImageOps, img string) error {
 		return t.Commit(fs, img, target.CommitOptions{Base: "other.raw"})
 	}},
+	{"an unknown incompatible feature", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return patchHeader(fs, img, base, func(b []byte) { le.PutUint64(b[16:], le.Uint64(b[16:])|1<<40) })
+	}, nil},
+}
+
+// hostileAccepted are the variants after hostileLate: an image command
+// the format allows but no other op makes, on the base image, which must
+// succeed (on a target with target.ImageOps; on another the variant does
+// nothing) and leave what its judge (part of the entry) requires; want is
+// the base's guest contents. Issue 16.2 (coverage): the crash-safe
+// header rewrite's third place for a new name (nameSlot: in sector 0 with
+// the fields, when neither the bytes before the old name nor those after
+// it hold it), which the workloads' names never need.
+var hostileAccepted = [...]struct {
+	what string
+	run  func(fs afero.Fs, t target.Target, ops target.ImageOps, dir, img string, want []byte) error
+}{
+	{"a rename whose short new name fits only in sector 0 with the fields, beside an old name near the header's end", hostileRenameSector0},
+	{"a backing file named by an absolute path", hostileAbsoluteName},
+	{"an image with paged tables in a filesystem without SEEK_DATA", hostilePagedNoSeekData},
+	{"a commit -b into the bottom of a chain whose middle image is longer than the image", hostileCommitLongerMiddle},
+}
+
+// hostileAbsoluteName creates an image over a raw backing file named by
+// its absolute path (the workloads' names are relative, so that their
+// files move together) and requires it to read the backing file's bytes
+// (it allocates nothing).
+func hostileAbsoluteName(fs afero.Fs, t target.Target, _ target.ImageOps, dir, _ string, _ []byte) error {
+	b := path.Join(dir, "abs.raw")
+	data := make([]byte, hostileSize)
+	model.Fill(data, 9, 0)
+	if err := afero.WriteFile(fs, b, data, 0o644); err != nil {
+		return err
+	}
+	img := path.Join(dir, "abs.qed")
+	if err := hostileCreate(fs, t, img, b, "raw"); err != nil {
+		return fmt.Errorf("hostile: creating an image over %s: %w", b, err)
+	}
+	return hostileReadsAs(fs, t, img, data, "the image over a backing file named by an absolute path")
+}
+
+// hostilePagedNoSeekData creates an image whose tables are paged (64 KiB
+// clusters, two-cluster tables: impl/qed holds tables over 64 KiB in
+// pages of 512 entries and, where the file answers SEEK_DATA, reads only
+// their pages with data) in the op's filesystem (afero's in-memory one,
+// which does not answer SEEK_DATA, unlike the campaign's crash
+// filesystem), writes guest clusters 0 and 512 (entries in the first and
+// the second page of the L2 table), and requires a fresh read-only open
+// to read them back, and zeros around them.
+func hostilePagedNoSeekData(fs afero.Fs, t target.Target, _ target.ImageOps, dir, _ string, _ []byte) error {
+	const cs = 64 << 10
+	img := path.Join(dir, "paged.qed")
+	if err := t.Create(fs, img, target.CreateOptions{Size: 520 * cs, ClusterSize: cs, TableSize: 2}); err != nil {
+		return err
+	}
+	d, err := t.Open(fs, img, target.OpenOptions{})
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, cs)
+	for i, c := range []int64{0, 512} {
+		model.Fill(buf, uint64(i+1), c*cs)
+		if _, err := d.WriteAt(buf, c*cs); err != nil {
+			d.Close()
+			return err
+		}
+	}
+	if err := d.Close(); err != nil {
+		return err
+	}
+	if d, err = t.Open(fs, img, target.OpenOptions{ReadOnly: true}); err != nil {
+		return fmt.Errorf("hostile: opening an image with paged tables: %w", err)
+	}
+	defer d.Close()
+	want := make([]byte, cs)
+	for i, c := range []int64{0, 1, 511, 512, 519} {
+		clear(want)
+		switch c {
+		case 0, 512:
+			model.Fill(want, uint64(i/3+1), c*cs)
+		}
+		if _, err := d.ReadAt(buf, c*cs); err != nil {
+			return fmt.Errorf("hostile: reading guest cluster %d of an image with paged tables: %w", c, err)
+		}
+		if !bytes.Equal(buf, want) {
+			return fmt.Errorf("hostile: guest cluster %d of an image with paged tables reads differently", c)
+		}
+	}
+	return nil
+}
+
+// hostileCommitLongerMiddle commits an image into the raw file at the
+// bottom of its chain (commit -b), through a QED image between them that
+// is longer than the image and allocates the image's first cluster too
+// and a cluster past the image's size: the base must then read, over the
+// image's size, what the image read before, and the image still reads
+// the same (a commit into a deeper base leaves the images as they are).
+func hostileCommitLongerMiddle(fs afero.Fs, t target.Target, ops target.ImageOps, dir, _ string, _ []byte) error {
+	base, mid, img := path.Join(dir, "bottom.raw"), path.Join(dir, "middle.qed"), path.Join(dir, "top.qed")
+	if err := afero.WriteFile(fs, base, make([]byte, hostileSize+8*hostileCS), 0o644); err != nil {
+		return err
+	}
+	if err := t.Create(fs, mid, target.CreateOptions{Size: hostileSize + 8*hostileCS, ClusterSize: hostileCS, TableSize: 1, BackingFile: "bottom.raw", BackingFormat: "raw"}); err != nil {
+		return err
+	}
+	if err := hostileWrite(fs, t, mid, 5, 0, hostileSize+2*hostileCS); err != nil {
+		return err
+	}
+	if err := hostileCreate(fs, t, img, "middle.qed", "qed"); err != nil {
+		return err
+	}
+	if err := hostileWrite(fs, t, img, 6, 0, 7*hostileCS); err != nil {
+		return err
+	}
+	want, err := hostileGuest(fs, t, img)
+	if err != nil {
+		return err
+	}
+	if err := ops.Commit(fs, img, target.CommitOptions{Base: "bottom.raw"}); err != nil {
+		return fmt.Errorf("hostile: a commit -b into the bottom of a chain whose middle image is longer: %w", err)
+	}
+	got, err := afero.ReadFile(fs, base)
+	if err != nil {
+		return err
+	}
+	if len(got) < len(want) || !bytes.Equal(got[:len(want)], want) {
+		return fmt.Errorf("hostile: after a commit -b into %s it does not read what the image read", base)
+	}
+	return hostileReadsAs(fs, t, img, want, "the image after its commit -b through a longer middle image")
+}
+
+// hostileWrite writes one cluster of pattern id at each guest offset of
+// offs into the image at img.
+func hostileWrite(fs afero.Fs, t target.Target, img string, id uint64, offs ...int64) error {
+	d, err := t.Open(fs, img, target.OpenOptions{})
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, hostileCS)
+	for _, off := range offs {
+		model.Fill(buf, id, off)
+		if _, err := d.WriteAt(buf, off); err != nil {
+			d.Close()
+			return err
+		}
+	}
+	return d.Close()
+}
+
+// hostileGuest reads the whole guest view of the image at img.
+func hostileGuest(fs afero.Fs, t target.Target, img string) ([]byte, error) {
+	d, err := t.Open(fs, img, target.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	buf := make([]byte, d.Size())
+	if _, err := d.ReadAt(buf, 0); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// hostileReadsAs requires a read-only open of img to read want.
+func hostileReadsAs(fs afero.Fs, t target.Target, img string, want []byte, what string) error {
+	got, err := hostileGuest(fs, t, img)
+	if err != nil {
+		return fmt.Errorf("hostile: reading %s: %w", what, err)
+	}
+	if i := mismatchAt(got, want); len(got) != len(want) || i >= 0 {
+		return fmt.Errorf("hostile: %s does not read as it should (first difference in the cluster at %#x)", what, i)
+	}
+	return nil
+}
+
+// hostileRenameSector0 renames the base image's backing file (it has
+// none) to a 4,000-byte name, whose bytes end 32 bytes before the end of
+// the header cluster, then to a 100-byte one (rebase -u both): the new
+// name fits neither before the old one (which starts right after the
+// fields) nor after it, but it fits in sector 0 with the fields, where a
+// crash-safe rewrite writes both at once (one sector is atomic). The
+// header must then name the new file (read from the file's bytes), and
+// the image over it (an empty raw file, which reads zeros like no backing
+// file) must read as the base did.
+func hostileRenameSector0(fs afero.Fs, t target.Target, ops target.ImageOps, dir, img string, want []byte) error {
+	long := strings.Repeat("./", (hostileCS-hdrFields-32-len("new.raw"))/2) + "new.raw"
+	short := strings.Repeat("./", (100-len("new.raw"))/2) + "new.raw"
+	if err := afero.WriteFile(fs, path.Join(dir, "new.raw"), nil, 0o644); err != nil {
+		return err
+	}
+	for _, name := range []string{long, short} {
+		if err := ops.Rebase(fs, img, name, "raw", true); err != nil {
+			return fmt.Errorf("hostile: a rebase -u of the base image to a %d-byte name failed: %w", len(name), err)
+		}
+	}
+	b, err := afero.ReadFile(fs, img)
+	if err != nil {
+		return err
+	}
+	off, n := uint64(le.Uint32(b[56:])), uint64(le.Uint32(b[60:]))
+	if off+n > uint64(len(b)) || string(b[off:off+n]) != short || le.Uint64(b[16:])&1 == 0 {
+		return fmt.Errorf("hostile: after a rebase -u to a %d-byte name beside a %d-byte one, the header does not name it", len(short), len(long))
+	}
+	d, err := t.Open(fs, img, target.OpenOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("hostile: opening the image renamed to a %d-byte name: %w", len(short), err)
+	}
+	defer d.Close()
+	return untouchedRead(d, "the image renamed to a short name", &check.Planted{}, want)
 }
 
 // hostileDeepChain is the number of QED files between the image and the
@@ -301,7 +510,7 @@ func hostileCompat(fs afero.Fs, _ target.Target, dir, img string, base []byte) e
 
 // hostileVariants is the number of variants of "hostile V S".
 func hostileVariants() int {
-	return len(check.Corruptions()) + len(hostileOpens) + len(hostileCreates) + len(hostileCommands) + len(hostileLate)
+	return len(check.Corruptions()) + len(hostileOpens) + len(hostileCreates) + len(hostileCommands) + len(hostileLate) + len(hostileAccepted)
 }
 
 func hostileCreate(fs afero.Fs, t target.Target, img, backing, format string) error {
@@ -374,7 +583,20 @@ func runHostileIn(t target.Target, fs afero.Fs, v int, s uint64) error {
 		return err
 	}
 	nc := len(check.Corruptions())
-	if late := nc + len(hostileOpens) + len(hostileCreates) + len(hostileCommands); v >= late {
+	late := nc + len(hostileOpens) + len(hostileCreates) + len(hostileCommands)
+	if v >= late+len(hostileLate) {
+		c := hostileAccepted[v-late-len(hostileLate)]
+		ops, ok := t.(target.ImageOps)
+		if !ok {
+			return nil
+		}
+		_, want, err := hostileBase(fs, t, img)
+		if err != nil {
+			return fmt.Errorf("hostile: building the base image: %w", err)
+		}
+		return c.run(fs, t, ops, dir, img, want)
+	}
+	if v >= late {
 		return runHostileLate(t, fs, dir, img, v-late)
 	}
 	if v >= nc+len(hostileOpens)+len(hostileCreates) {
