@@ -283,6 +283,12 @@ var hostileLate = [...]struct {
 	{"an unknown incompatible feature", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
 		return patchHeader(fs, img, base, func(b []byte) { le.PutUint64(b[16:], le.Uint64(b[16:])|1<<40) })
 	}, nil},
+	{"an image_size that is not a multiple of 512", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return patchHeader(fs, img, base, func(b []byte) { le.PutUint64(b[48:], le.Uint64(b[48:])+1) })
+	}, nil},
+	{"a cluster_size that is not a power of two", func(fs afero.Fs, _ target.Target, _, img string, base []byte) error {
+		return patchHeader(fs, img, base, func(b []byte) { le.PutUint32(b[4:], 3*hostileCS) })
+	}, nil},
 }
 
 // hostileAccepted are the variants after hostileLate: an image command
