@@ -78,30 +78,39 @@ const DefaultFullReadLimit = 1 << 20
 
 // Durable is a model's durable contents up to its current size, computed
 // once and shared (read-only, safe for concurrent use) by many Judge
-// calls. It holds the 4 KiB blocks that meet the model's Written ranges
-// (the durable contents are zeros elsewhere), so that flushed data is
-// compared without generating the model's bytes again for every state.
-// NewDurableAfter builds the contents of the next op's model from the
-// previous op's, sharing the blocks whose bytes did not change.
+// calls. It holds, per chunk of 64 KiB of guest range, the span of 4 KiB
+// blocks from the first to the last that meets the model's Written ranges
+// (the durable contents are zeros elsewhere), contiguous, so that flushed
+// data is compared without generating the model's bytes again for every
+// state. NewDurableAfter builds the contents of the next op's model from
+// the previous op's, sharing the chunks whose bytes did not change.
 type Durable struct {
 	size   int64
-	chunks []*durableChunk // chunk i: blocks [i*chunkBlocks, (i+1)*chunkBlocks); nil: all zeros
+	chunks []*durableChunk // nil: all zeros
 	src    *model.Disk     // a clone of the model the contents are of (NewDurableAfter)
-	kept   int64           // bytes of the blocks held, shared ones included (DurableCost)
+	kept   int64           // bytes of the chunks held, shared ones included (DurableCost)
 }
 
-// durableChunk is chunkBlocks blocks of durable contents; a nil block is
-// all zeros. Chunks and blocks are never written once their Durable is
-// built: a later Durable shares them, and copies a chunk it changes.
-type durableChunk [chunkBlocks]*[durableBlock]byte
+// durableChunk is the durable contents of chunkBlocks blocks: data holds
+// blocks [lo, lo+len(data)/durableBlock) (the last one clipped to the
+// size), the others are zeros; zero has bit i set when block i meets no
+// data (zeros, compared with zeroBlock). Never written once built: a
+// later Durable shares it or builds another.
+type durableChunk struct {
+	lo   int64
+	data []byte
+	zero uint64
+}
 
-// durableBlock is the granularity of the durable-contents comparison and
-// of the blocks a Durable holds.
+// durableBlock is the granularity of the durable-contents comparison.
 const durableBlock = 4096
 
-// chunkBlocks is the number of blocks of a durableChunk (256 KiB of guest
-// range: a 1 GiB image's Durable is 4,096 chunk pointers).
-const chunkBlocks = 64
+// chunkBlocks is the number of blocks of a durableChunk (64 KiB of guest
+// range: a 1 GiB image's Durable is 16,384 chunk pointers).
+const chunkBlocks = 16
+
+// chunkLen is the guest range of a chunk.
+const chunkLen = durableBlock * chunkBlocks
 
 // zeroBlock is compared against the blocks of the durable contents that
 // are all zeros: it stays in the L1 cache, so comparing a read-back block
@@ -109,29 +118,42 @@ const chunkBlocks = 64
 // small image is unallocated).
 var zeroBlock [durableBlock]byte
 
-// DurableCost returns the bytes NewDurable(m) keeps: the 4 KiB blocks
-// (clipped to the size) that meet m's Written ranges.
+// DurableCost returns the bytes NewDurable(m) keeps: per 64 KiB chunk, the
+// blocks from the first to the last that meet m's Written ranges, clipped
+// to the size.
 func DurableCost(m *model.Disk) int64 {
 	n := int64(0)
-	forDataBlocks(m.Written(), m.Size(), func(b int64) { n += min(durableBlock, m.Size()-b*durableBlock) })
+	forDataChunks(m.Written(), m.Size(), func(c, lo, hi int64, _ uint64) {
+		n += min(c*chunkLen+hi*durableBlock, m.Size()) - (c*chunkLen + lo*durableBlock)
+	})
 	return n
 }
 
-// forDataBlocks calls f, in ascending order and once each, with the index
-// of every 4 KiB block below size that meets one of rs (sorted by offset;
-// they may overlap).
-func forDataBlocks(rs []model.Range, size int64, f func(b int64)) {
-	next := int64(0) // the first block not yet reported
-	for _, r := range rs {
-		end := min(r.Off+r.Len, size)
-		if r.Off >= end {
-			continue
-		}
-		for b := max(r.Off/durableBlock, next); b*durableBlock < end; b++ {
-			f(b)
-			next = b + 1
+// forDataChunks calls f, in ascending order, for every chunk below size
+// that meets rs (sorted by offset, disjoint): its index, the first block
+// and one past the last block (within the chunk) that meet rs, and the
+// blocks between that meet none of it (bit i: block i).
+func forDataChunks(rs []model.Range, size int64, f func(c, lo, hi int64, zero uint64)) {
+	c, lo, hi := int64(-1), int64(0), int64(0)
+	var meets uint64 // the blocks of chunk c that meet rs
+	flush := func() {
+		if c >= 0 {
+			f(c, lo, hi, ^meets&(1<<hi-1)&^(1<<lo-1))
 		}
 	}
+	for _, r := range rs {
+		end := min(r.Off+r.Len, size)
+		for b := r.Off / durableBlock; b*durableBlock < end; b++ {
+			bc, bi := b/chunkBlocks, b%chunkBlocks
+			if bc != c {
+				flush()
+				c, lo, meets = bc, bi, 0
+			}
+			meets |= 1 << bi
+			hi = bi + 1
+		}
+	}
+	flush()
 }
 
 // NewDurable returns m's durable contents (m.ReadDurableAt over [0,
@@ -141,117 +163,93 @@ func NewDurable(m *model.Disk) (*Durable, error) {
 }
 
 // NewDurableAfter returns m's durable contents, as NewDurable, sharing
-// with prev (nil: none) every block whose bytes are the same in both: the
-// blocks below both sizes that meet no range where the two models'
+// with prev (nil: none) every chunk whose bytes are the same in both: the
+// chunks below both sizes that meet no range where the two models'
 // durable extents differ (model.Disk.DurableChanges, which compares the
-// models' records, never the implementation's word). The rest is
-// generated from m. Perf (issue 19 goal 5): a campaign builds the
-// contents of each op's model, and successive ops change a few of a big
-// image's megabytes; generating all of them again was a tenth of a
-// campaign's CPU on 4 MiB clusters. The result is the same as NewDurable's
-// whatever prev is (TestNewDurableAfterMatchesFresh).
+// models' records, never the implementation's word). The others are
+// built from m. Perf (issue 19 goal 5): a campaign builds the contents of
+// each op's model, and successive ops change a few of a big image's
+// megabytes; generating all of them again was a tenth of a campaign's CPU
+// on 4 MiB clusters. The result is the same as NewDurable's whatever prev
+// is (TestNewDurableAfterMatchesFresh).
 func NewDurableAfter(prev *Durable, m *model.Disk) (*Durable, error) {
 	size := m.Size()
-	nb := (size + durableBlock - 1) / durableBlock
-	d := &Durable{size: size, src: m.Clone(), chunks: make([]*durableChunk, (nb+chunkBlocks-1)/chunkBlocks)}
+	d := &Durable{size: size, src: m.Clone(), chunks: make([]*durableChunk, (size+chunkLen-1)/chunkLen)}
 	data := m.Written()
-	var build []int64 // the data blocks to generate, ascending
-	if prev == nil || prev.src == nil {
-		forDataBlocks(data, size, func(b int64) { build = append(build, b) })
-	} else {
-		// Whole chunks below both sizes may be shared (a block cut by a
-		// size holds fewer bytes in one of the two); of their blocks, the
-		// ones meeting a change are built again, or dropped when they
-		// meet no data. Everything past them is built.
+	build := data // the data ranges whose chunks are built
+	if prev != nil && prev.src != nil {
+		// Chunks wholly below both sizes may be shared (a chunk cut by a
+		// size holds fewer bytes in one of the two), unless a change
+		// meets them; everything past them is built.
 		shared := int64(len(d.chunks))
 		if prev.size != size {
-			shared = min(prev.size, size) / (durableBlock * chunkBlocks)
+			shared = min(prev.size, size) / chunkLen
 		}
 		copy(d.chunks, prev.chunks[:shared])
 		redo := m.DurableChanges(prev.src)
-		if end := shared * durableBlock * chunkBlocks; end < size {
+		if end := shared * chunkLen; end < size {
 			redo = append(redo, model.Range{Off: end, Len: size - end})
-			slices.SortFunc(redo, func(a, b model.Range) int { return cmp.Compare(a.Off, b.Off) })
 		}
-		own := make([]bool, len(d.chunks)) // chunk i is d's own copy
-		dataAt := 0                        // the first range of data that may meet the block
-		forDataBlocks(redo, size, func(b int64) {
-			if c := d.chunks[b/chunkBlocks]; c != nil {
-				if !own[b/chunkBlocks] { // prev's: copy it before any change
-					cp := *c
-					c, own[b/chunkBlocks] = &cp, true
-					d.chunks[b/chunkBlocks] = c
-				}
-				c[b%chunkBlocks] = nil
+		var redoChunks []model.Range
+		for _, r := range redo {
+			if lo, hi := r.Off/chunkLen, min((r.Off+r.Len+chunkLen-1)/chunkLen, int64(len(d.chunks))); lo < hi {
+				clear(d.chunks[lo:hi])
+				redoChunks = append(redoChunks, model.Range{Off: lo * chunkLen, Len: (hi - lo) * chunkLen})
 			}
-			lo := b * durableBlock
-			for dataAt < len(data) && data[dataAt].Off+data[dataAt].Len <= lo {
-				dataAt++
-			}
-			if dataAt < len(data) && data[dataAt].Off < min(lo+durableBlock, size) {
-				build = append(build, b)
-			}
-		})
+		}
+		// The data ranges inside the chunks to build (mergeRanges sorts).
+		build = intersect(data, mergeRanges(redoChunks, size))
 	}
-	if err := d.generate(m, build); err != nil {
+	var err error
+	forDataChunks(build, size, func(c, _, _ int64, _ uint64) {
+		if err == nil {
+			d.chunks[c], err = newChunk(m, data, c, size)
+		}
+	})
+	if err != nil {
 		return nil, err
 	}
-	for ci, c := range d.chunks {
-		if c == nil {
-			continue
-		}
-		for i, blk := range c {
-			if blk != nil {
-				d.kept += min(durableBlock, size-(int64(ci)*chunkBlocks+int64(i))*durableBlock)
-			}
+	for _, c := range d.chunks {
+		if c != nil {
+			d.kept += int64(len(c.data))
 		}
 	}
 	return d, nil
 }
 
-// generateRun is the most bytes generate asks the model for at once.
-const generateRun = 1 << 20
-
-// generate fills the blocks build (ascending) from m, in runs of
-// consecutive blocks, each block a new array. A chunk it writes is d's
-// own: new, or a copy of the previous contents' (NewDurableAfter copies
-// every shared chunk that holds a block it builds, before generate).
-func (d *Durable) generate(m *model.Disk, build []int64) error {
-	var buf []byte
-	for i := 0; i < len(build); {
-		j := i + 1
-		for j < len(build) && build[j] == build[j-1]+1 && (j-i)*durableBlock < generateRun {
-			j++
-		}
-		off := build[i] * durableBlock
-		n := min(int64(j-i)*durableBlock, d.size-off)
-		if cap(buf) < int(n) {
-			buf = make([]byte, generateRun)
-		}
-		if err := m.ReadDurableAt(buf[:n], off); err != nil {
-			return err
-		}
-		for k, b := range build[i:j] {
-			c := d.chunks[b/chunkBlocks]
-			if c == nil {
-				c = new(durableChunk)
-				d.chunks[b/chunkBlocks] = c
-			}
-			blk := new([durableBlock]byte)
-			copy(blk[:], buf[int64(k)*durableBlock:n])
-			c[b%chunkBlocks] = blk
-		}
-		i = j
+// newChunk builds chunk c of m's durable contents (data: m's Written
+// ranges; at least one meets the chunk).
+func newChunk(m *model.Disk, data []model.Range, c, size int64) (*durableChunk, error) {
+	base, end := c*chunkLen, min((c+1)*chunkLen, size)
+	i, _ := slices.BinarySearchFunc(data, base, func(r model.Range, off int64) int { return cmp.Compare(r.Off+r.Len, off+1) })
+	var in []model.Range
+	for ; i < len(data) && data[i].Off < end; i++ {
+		in = append(in, data[i])
 	}
-	return nil
+	var ch *durableChunk
+	forDataChunks(in, end, func(cc, lo, hi int64, zero uint64) {
+		if cc == c {
+			ch = &durableChunk{lo: lo, zero: zero, data: make([]byte, min(base+hi*durableBlock, size)-(base+lo*durableBlock))}
+		}
+	})
+	if ch == nil {
+		return nil, nil
+	}
+	return ch, m.ReadDurableAt(ch.data, base+ch.lo*durableBlock)
 }
 
-// block returns block b's bytes, nil when they are all zeros.
-func (d *Durable) block(b int64) *[durableBlock]byte {
-	if c := d.chunks[b/chunkBlocks]; c != nil {
-		return c[b%chunkBlocks]
+// block returns block b's bytes (clipped to the size), nil when they are
+// all zeros.
+func (d *Durable) block(b int64) []byte {
+	c := d.chunks[b/chunkBlocks]
+	if c == nil {
+		return nil
 	}
-	return nil
+	i := b%chunkBlocks - c.lo
+	if i < 0 || c.zero&(1<<(b%chunkBlocks)) != 0 || i*durableBlock >= int64(len(c.data)) {
+		return nil
+	}
+	return c.data[i*durableBlock : min((i+1)*durableBlock, int64(len(c.data)))]
 }
 
 // equal reports whether q, at off (inside the size), equals the durable
