@@ -161,16 +161,44 @@ func TestSampleStates(t *testing.T) {
 // judgings it saw in flight at once, and how many states of slow's
 // workload had started when slow finished (beforeSlowEnd).
 type preparedJudge struct {
-	window   int
-	failOn   map[string]bool
-	slow     string
-	mu       sync.Mutex
-	inFlight int
-	most     int
-	per      map[uint64][]string
+	window int
+	failOn map[string]bool
+	slow   string
+	// holdFor > 0: a judging waits (at most holdWait) until holdFor
+	// judgings have been seen in flight at once, so that a window's
+	// overlap does not depend on the scheduler (a loaded machine).
+	holdFor int
+	// slowWaits > 0: slow's judging waits (at most holdWait) until that
+	// many states of its workload have started, before it ends.
+	slowWaits int
+	gaveUp    bool // a wait ran out (waitUntil)
+	mu        sync.Mutex
+	inFlight  int
+	most      int
+	per       map[uint64][]string
 	// beforeSlowEnd is the states of slow's workload started when slow's
 	// judging finished.
 	beforeSlowEnd int
+}
+
+// holdWait bounds a preparedJudge's waits: a driver that does not
+// overlap judgings then fails the test's counts instead of hanging.
+const holdWait = 5 * time.Second
+
+// waitUntil polls cond under j.mu until it holds or holdWait passed;
+// after one wait in vain it no longer waits (the test fails anyway).
+func (j *preparedJudge) waitUntil(cond func() bool) {
+	for end := time.Now().Add(holdWait); ; time.Sleep(time.Millisecond) {
+		j.mu.Lock()
+		ok := cond() || j.gaveUp
+		if !ok && time.Now().After(end) {
+			j.gaveUp, ok = true, true
+		}
+		j.mu.Unlock()
+		if ok {
+			return
+		}
+	}
 }
 
 func (*preparedJudge) Name() string { return "prepared" }
@@ -195,8 +223,10 @@ func (j *preparedJudge) Prepare(_ context.Context, st *State) (func() (*oracle.V
 		j.inFlight++
 		j.most = max(j.most, j.inFlight)
 		j.mu.Unlock()
+		j.waitUntil(func() bool { return j.most >= j.holdFor })
 		if id == j.slow {
 			time.Sleep(50 * time.Millisecond)
+			j.waitUntil(func() bool { return len(j.per[seed]) >= j.slowWaits })
 			j.mu.Lock()
 			j.beforeSlowEnd = len(j.per[seed])
 			j.mu.Unlock()
@@ -219,8 +249,11 @@ func (j *preparedJudge) Prepare(_ context.Context, st *State) (func() (*oracle.V
 // in the sample's order is the failure reported, even when the second
 // finishes first.
 func TestPreparedJudge(t *testing.T) {
-	run := func(window int, failOn map[string]bool, slow string) (*Report, *preparedJudge) {
+	run := func(window int, failOn map[string]bool, slow string, hold ...int) (*Report, *preparedJudge) {
 		j := &preparedJudge{window: window, failOn: failOn, slow: slow, per: map[uint64][]string{}}
+		if len(hold) == 2 {
+			j.holdFor, j.slowWaits = hold[0], hold[1]
+		}
 		rep, err := Run(context.Background(), Config{Target: qedtarget.Target{}, Seed: 21, Iterations: 4, Workers: 1,
 			Gen: quickGen(), Models: quickModels, Bound: 16, Samples: 4, SampledPoints: 2, Judges: []Judge{j},
 			MinimizeTimeout: time.Nanosecond}) // the failure as found
@@ -230,7 +263,7 @@ func TestPreparedJudge(t *testing.T) {
 	rep, one := run(1, nil, "")
 	require.Empty(t, rep.Failures)
 	require.Equal(t, 1, one.most)
-	_, three := run(3, nil, "")
+	_, three := run(3, nil, "", 3, 0)
 	for _, ids := range three.per {
 		slices.Sort(ids) // started in any order within a window
 	}
@@ -263,7 +296,7 @@ func TestPreparedJudge(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, len(most), 4, "a workload with four sampled states")
-	_, slid := run(2, nil, most[0])
+	_, slid := run(2, nil, most[0], 0, len(most))
 	require.Equal(t, len(most), slid.beforeSlowEnd, "states of %v started before the slow one ended", most)
 	require.Len(t, got.Failures, len(want.Failures))
 	for i := range want.Failures {
