@@ -394,7 +394,7 @@ func (d *Disk) RecoverProven(size int64, view func(off, n int64) ([]byte, error)
 		gen = memo.Bind(d)
 	}
 	if len(proven) > 0 {
-		uncertain = subtractRanges(uncertain, proven)
+		uncertain = SubtractRanges(uncertain, proven)
 	}
 	for _, u := range uncertain {
 		for off := u.Off; off < min(u.Off+u.Len, size); {
@@ -449,9 +449,9 @@ func (d *Disk) RecoverProven(size int64, view func(off, n int64) ([]byte, error)
 	return nil
 }
 
-// subtractRanges returns the parts of a (sorted, disjoint) outside b
+// SubtractRanges returns the parts of a (sorted, disjoint) outside b
 // (sorted, disjoint), in order.
-func subtractRanges(a, b []Range) []Range {
+func SubtractRanges(a, b []Range) []Range {
 	var out []Range
 	j := 0
 	for _, r := range a {

@@ -85,3 +85,19 @@ func TestRecoverProvenMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestSubtractRanges: the parts of a outside b, in order, for b before,
+// inside, across, after and over the ranges of a.
+func TestSubtractRanges(t *testing.T) {
+	r := func(off, n int64) Range { return Range{Off: off, Len: n} }
+	for _, c := range []struct{ a, b, want []Range }{
+		{[]Range{r(0, 100)}, nil, []Range{r(0, 100)}},
+		{[]Range{r(0, 100)}, []Range{r(0, 100)}, nil},
+		{[]Range{r(0, 100)}, []Range{r(10, 20), r(50, 10)}, []Range{r(0, 10), r(30, 20), r(60, 40)}},
+		{[]Range{r(0, 100), r(200, 100)}, []Range{r(90, 120)}, []Range{r(0, 90), r(210, 90)}},
+		{[]Range{r(100, 10)}, []Range{r(0, 50), r(200, 50)}, []Range{r(100, 10)}},
+		{[]Range{r(0, 10), r(20, 10), r(40, 10)}, []Range{r(5, 40)}, []Range{r(0, 5), r(45, 5)}},
+	} {
+		require.Equal(t, c.want, SubtractRanges(c.a, c.b), "%v minus %v", c.a, c.b)
+	}
+}

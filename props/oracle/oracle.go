@@ -538,14 +538,14 @@ func Judge(t target.Target, fs afero.Fs, imagePath string, m *model.Disk, o Opti
 	var proven []model.Range
 	if size > limit && len(o.BackingNames) <= 1 {
 		if proven = provenRanges(m, size, uncertain, v.Before); len(proven) > 0 {
-			ranges = subtract(ranges, proven)
+			ranges = model.SubtractRanges(ranges, proven)
 		}
 	}
 	sc := scratchPool.Get().(*scratch)
 	defer scratchPool.Put(sc)
 	// Every uncertain range (below size) but proven lies inside ranges:
 	// keep what is read there for the model's recovery below.
-	saved := newSavedReads(subtract(uncertain, proven), size, sc.saved)
+	saved := newSavedReads(model.SubtractRanges(uncertain, proven), size, sc.saved)
 	sc.saved = saved.buf
 	for _, r := range ranges {
 		end := min(r.Off+r.Len, size)
@@ -878,30 +878,7 @@ func reopenRead(m *model.Disk, size int64, changed []model.Range, before, after 
 	for _, r := range after.Mapped {
 		seed = mix64(seed ^ uint64(r.Off) ^ mix64(uint64(r.Len)))
 	}
-	return mergeRanges(samplePieces(rs, subtract(changed, rs), seed), size)
-}
-
-// subtract returns the parts of a (sorted, disjoint) outside b (sorted,
-// disjoint), in order.
-func subtract(a, b []model.Range) []model.Range {
-	var out []model.Range
-	j := 0
-	for _, r := range a {
-		pos, end := r.Off, r.Off+r.Len
-		for j < len(b) && b[j].Off+b[j].Len <= pos {
-			j++
-		}
-		for k := j; k < len(b) && b[k].Off < end && pos < end; k++ {
-			if b[k].Off > pos {
-				out = append(out, model.Range{Off: pos, Len: b[k].Off - pos})
-			}
-			pos = max(pos, b[k].Off+b[k].Len)
-		}
-		if pos < end {
-			out = append(out, model.Range{Off: pos, Len: end - pos})
-		}
-	}
-	return out
+	return mergeRanges(samplePieces(rs, model.SubtractRanges(changed, rs), seed), size)
 }
 
 // reopenRanges returns the guest ranges below size that the closed
@@ -1044,7 +1021,7 @@ func provenRanges(m *model.Disk, size int64, uncertain []model.Range, before *ch
 	}
 	not = mergeRanges(not, size)
 	var out []model.Range
-	for _, r := range subtract(mergeRanges(slices.Clone(uncertain), size), not) {
+	for _, r := range model.SubtractRanges(mergeRanges(slices.Clone(uncertain), size), not) {
 		lo, hi := alignUp(r.Off, model.SectorSize), alignDown(r.Off+r.Len, model.SectorSize)
 		if lo < hi {
 			out = append(out, model.Range{Off: lo, Len: hi - lo})
@@ -1060,7 +1037,7 @@ func provenRanges(m *model.Disk, size int64, uncertain []model.Range, before *ch
 	for _, r := range before.Mapped {
 		seed = mix64(seed ^ uint64(r.Off) ^ mix64(uint64(r.Len)))
 	}
-	return subtract(out, mergeRanges(samplePieces(nil, out, seed), size))
+	return model.SubtractRanges(out, mergeRanges(samplePieces(nil, out, seed), size))
 }
 
 // Sampling of the gaps (readRanges): per gap, its first and last

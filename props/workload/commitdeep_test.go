@@ -120,16 +120,7 @@ func TestCommitCheckedAfter(t *testing.T) {
 		}, "first report (1, 10)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			w, err := workload.Parse(strings.NewReader(deepHead + "write 0x1000 0x3000 id=3\nwrite 0x38000 0x1200 id=4\n" + c.ops + "\n"))
-			require.NoError(t, err)
-			e, err := workload.NewExec(commitTarget{qt, c.commit}, afero.NewMemMapFs(), "/w", w)
-			require.NoError(t, err)
-			err = e.RunAll()
-			if c.err == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, c.err)
+			runCommitScript(t, deepHead+"write 0x1000 0x3000 id=3\nwrite 0x38000 0x1200 id=4\n"+c.ops+"\n", c.commit, c.err)
 		})
 	}
 	require.NotEmpty(t, calls, "impl/qed reports progress")
@@ -254,17 +245,22 @@ func TestCommitCheckBounds(t *testing.T) {
 		{"the file between ends first", "qedtorture-workload v1\nimage cluster_size=4096 table_size=1 size=262144\nbacking qed size=65536 cluster_size=4096 table_size=2 fill=2\nbacking raw size=131072 fill=1\nwrite 0x1000 0x3000 id=3\ncommit -b 2\n",
 			qt.Commit, ""},
 	} {
-		t.Run(c.name, func(t *testing.T) {
-			w, err := workload.Parse(strings.NewReader(c.script))
-			require.NoError(t, err)
-			e, err := workload.NewExec(commitTarget{qt, c.commit}, afero.NewMemMapFs(), "/w", w)
-			require.NoError(t, err)
-			err = e.RunAll()
-			if c.err == "" {
-				require.NoError(t, err)
-				return
-			}
-			require.ErrorContains(t, err, c.err)
-		})
+		t.Run(c.name, func(t *testing.T) { runCommitScript(t, c.script, c.commit, c.err) })
 	}
+}
+
+// runCommitScript runs script over impl/qed with commit as its Commit:
+// it must pass (wantErr "") or fail with an error containing wantErr.
+func runCommitScript(t *testing.T, script string, commit func(fs afero.Fs, path string, o target.CommitOptions) error, wantErr string) {
+	t.Helper()
+	w, err := workload.Parse(strings.NewReader(script))
+	require.NoError(t, err)
+	e, err := workload.NewExec(commitTarget{qedtarget.Target{}, commit}, afero.NewMemMapFs(), "/w", w)
+	require.NoError(t, err)
+	err = e.RunAll()
+	if wantErr == "" {
+		require.NoError(t, err)
+		return
+	}
+	require.ErrorContains(t, err, wantErr)
 }
