@@ -148,3 +148,45 @@ func TestSeekHoleExact(t *testing.T) {
 		}
 	}
 }
+
+// TestSeekDataExact: SeekData finds exactly the next page of the tree
+// (a live file's data, found through empty subtrees and past the tree's
+// capacity) or range of a crash state's overlay, and fails past the
+// last.
+func TestSeekDataExact(t *testing.T) {
+	fs := New(Options{ImplicitDirSync: true})
+	live := mustCreate(t, fs, "/f").(*File)
+	mustWriteAt(t, live, "d", 5*PageSize+7)
+	mustWriteAt(t, live, "d", 40*PageSize)
+	must(t, live.Truncate(2000*PageSize)) // past the tree's capacity (32^2 pages)
+	for _, c := range [][2]int64{{0, 5 * PageSize}, {5*PageSize + 100, 5*PageSize + 100}, {6 * PageSize, 40 * PageSize}, {40*PageSize + 1, 40*PageSize + 1}, {41 * PageSize, -1}, {1500 * PageSize, -1}} {
+		d, err := live.Seek(c[0], SeekData)
+		if c[1] < 0 {
+			if !errors.Is(err, ErrNoData) {
+				t.Fatalf("live: SeekData(%d) = %d %v, want ErrNoData", c[0], d, err)
+			}
+			continue
+		}
+		if err != nil || d != c[1] {
+			t.Fatalf("live: SeekData(%d) = %d %v, want %d", c[0], d, err, c[1])
+		}
+	}
+	st := keptState(t, func(f *File) {
+		mustWriteAt(t, f, "d", 2*PageSize)
+		must(t, f.Sync()) // page 2 durable: the state's tree
+		mustWriteAt(t, f, strings.Repeat("e", 1000), 20000)
+		must(t, f.Truncate(16*PageSize))
+	})
+	for _, c := range [][2]int64{{0, 2 * PageSize}, {3 * PageSize, 20000}, {20500, 20500}, {21000, -1}} {
+		d, err := st.Seek(c[0], SeekData)
+		if c[1] < 0 {
+			if !errors.Is(err, ErrNoData) {
+				t.Fatalf("crash state: SeekData(%d) = %d %v, want ErrNoData", c[0], d, err)
+			}
+			continue
+		}
+		if err != nil || d != c[1] {
+			t.Fatalf("crash state: SeekData(%d) = %d %v, want %d", c[0], d, err, c[1])
+		}
+	}
+}
