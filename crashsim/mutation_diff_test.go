@@ -190,3 +190,19 @@ func TestSeekDataExact(t *testing.T) {
 		}
 	}
 }
+
+// TestTrimLeavesNoEmptyOp: a discard over the whole of an overlay write
+// (a crash state's file replaying a trace's discard) removes the write
+// from the overlay: no empty operation is left at its end for SeekData
+// to report as data, and the page there stays a hole.
+func TestTrimLeavesNoEmptyOp(t *testing.T) {
+	data := []byte(strings.Repeat("w", PageSize))
+	c := &content{size: 16 * PageSize, ovl: []ovlOp{{off: 2 * PageSize, n: PageSize, data: data}}}
+	applyDiscard(c, 2*PageSize, PageSize, newGen())
+	if len(c.ovl) != 0 {
+		t.Fatalf("overlay after the discard: %+v", c.ovl)
+	}
+	if d := c.nextData(0); d != -1 {
+		t.Fatalf("nextData(0) = %d after the only write was discarded, want -1", d)
+	}
+}
