@@ -1,6 +1,7 @@
 package crashsim
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"strings"
@@ -204,5 +205,62 @@ func TestTrimLeavesNoEmptyOp(t *testing.T) {
 	}
 	if d := c.nextData(0); d != -1 {
 		t.Fatalf("nextData(0) = %d after the only write was discarded, want -1", d)
+	}
+}
+
+// TestAppendPiecesTornAtOffset: the pieces of a torn write at an offset
+// other than 0 (three sectors' pieces, [100,512) [512,1024) [1024,1100))
+// in every state of the torn model are its kept runs: each holds Len
+// bytes, the op's own, Data == op.Data[Off-op.Off:][:Len], and together
+// they are the kept pieces of the state.
+func TestAppendPiecesTornAtOffset(t *testing.T) {
+	fs := New(Options{})
+	f := mustCreate(t, fs, "/a")
+	syncDir(t, fs, "/")
+	mustWriteAt(t, f, strings.Repeat(".", 1200), 0)
+	must(t, f.Sync())
+	data := []byte(strings.Repeat("A", 400) + strings.Repeat("B", 512) + strings.Repeat("C", 88))
+	mustWriteAt(t, f, string(data), 100)
+	p := fs.Crash()
+	m := Model{Base: Torn, Sector: 512}
+	seen := map[int64]int{}
+	for id, s := range p.States(m, EnumOptions{}) {
+		pieces, err := p.AppendPieces(nil, id)
+		must(t, err)
+		kept := 0
+		for _, pc := range pieces {
+			o := p.Unsynced()[pc.Op]
+			if o.Kind != OpWrite {
+				continue
+			}
+			if int64(len(pc.Data)) != pc.Len || !bytes.Equal(pc.Data, o.Data[pc.Off-o.Off:][:pc.Len]) {
+				t.Fatalf("%v: piece at %d of %d bytes holds %q", id, pc.Off, pc.Len, pc.Data)
+			}
+			kept += int(pc.Len)
+		}
+		c := contentOf(t, s, "/a")
+		if n := 1200 - strings.Count(c, "."); n != kept {
+			t.Fatalf("%v: %d bytes of the write in the state, %d in its pieces", id, n, kept)
+		}
+		seen[int64(kept)]++
+	}
+	if len(seen) < 5 {
+		t.Fatalf("kept lengths seen: %v", seen)
+	}
+}
+
+// TestDiscardAtTheEndKeepsNoOp: a crash state that keeps a discard
+// starting exactly at the file's end (a trace's discard past the data)
+// holds nothing for it: once a later write extends the file, SeekData
+// from below finds that write, not the discard's offset.
+func TestDiscardAtTheEndKeepsNoOp(t *testing.T) {
+	st := keptState(t, func(f *File) {
+		must(t, f.Truncate(PageSize))
+		must(t, f.Sync())
+		must(t, f.fs.Apply(Op{Kind: OpDiscard, Path: "/f", Off: PageSize, Size: PageSize}))
+		mustWriteAt(t, f, "w", 3*PageSize)
+	})
+	if d, err := st.Seek(0, SeekData); err != nil || d != 3*PageSize {
+		t.Fatalf("SeekData(0) = %d %v, want %d (the write)", d, err, 3*PageSize)
 	}
 }

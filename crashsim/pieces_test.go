@@ -14,7 +14,7 @@ import (
 // write to it was pending), every state of every model at every crash
 // point is the durable image with its AppendPieces written over it in
 // order, up to the state's lengths; a write's kept bytes are the op's own
-// memory unless marked Garbage.
+// memory unless marked Garbage, Len of them.
 func TestAppendPiecesRebuilds(t *testing.T) {
 	seed := testSeed(t)
 	r := rand.New(rand.NewPCG(seed, 3))
@@ -70,6 +70,9 @@ func TestAppendPiecesRebuilds(t *testing.T) {
 						o := p.ops[pc.Op]
 						if pc.Data != nil && !pc.Garbage && !sameBytes(pc.Data, o.Data, pc.Off-o.Off) {
 							t.Fatalf("round %d %s: piece %+v: data is not the op's own bytes", round, id, pc)
+						}
+						if pc.Data != nil && int64(len(pc.Data)) != pc.Len {
+							t.Fatalf("round %d %s: piece at %d of %d bytes holds %d", round, id, pc.Off, pc.Len, len(pc.Data))
 						}
 						b := want[pc.Path]
 						end := pc.Off + pc.Len
