@@ -275,7 +275,7 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 	if after && !sweepsAnyway(w.Ops[:group]) {
 		return nil, nil
 	}
-	if !after && !SweepChosen(seed, sweepShare) && !sweepsAnyway(w.Ops[:group]) {
+	if !after && !SweepChosen(seed, sweepShare) && !sweepsAnyway(w.Ops[:group]) && !sweepsShape(w.Ops[:group], w.Geometry.ClusterSize) {
 		return nil, nil
 	}
 	count := func(o RecordOptions) (*Recording, error) {
@@ -366,7 +366,15 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 		return []*sweep{sw}, nil
 	}
 	var sws []*sweep
-	for _, step := range SweepPlan(seed, counts, kinds, SweepSteps, countsW) {
+	// The rare shapes' steps are always swept (withShapeSteps).
+	var shapes []int
+	for _, o := range shapeOps(w.Ops[:group], w.Geometry.ClusterSize) {
+		if j := slices.Index(ops, o); j >= 2 {
+			shapes = append(shapes, j)
+		}
+	}
+	plan := withShapeSteps(SweepPlan(seed, counts, kinds, SweepSteps, countsW), shapes, counts, kinds, SweepSteps)
+	for _, step := range plan {
 		sw := &sweep{op: ops[step], setup: step == 0}
 		all, writes := sweepPositions(counts[step], countsW[step])
 		if kinds[step] == workload.Hostile.String() {
