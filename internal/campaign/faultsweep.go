@@ -268,10 +268,7 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 	// A concurrent group's operations may interleave differently from run
 	// to run: only the steps before the first group are numbered the same
 	// in every run (the setup, the reopen, the ops before it).
-	group := slices.IndexFunc(w.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })
-	if group < 0 {
-		group = len(w.Ops)
-	}
+	group := firstGroup(w.Ops)
 	if after && !sweepsAnyway(w.Ops[:group]) {
 		return nil, nil
 	}

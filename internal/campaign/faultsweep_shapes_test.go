@@ -49,10 +49,7 @@ func TestSweepsShapeSteps(t *testing.T) {
 			continue
 		}
 		wl := generate(s, gen)
-		group := slices.IndexFunc(wl.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })
-		if group < 0 {
-			group = len(wl.Ops)
-		}
+		group := firstGroup(wl.Ops)
 		shapes := shapeOps(wl.Ops[:group], wl.Geometry.ClusterSize)
 		if len(shapes) == 0 {
 			continue

@@ -32,10 +32,7 @@ func TestSweepStepsOfRareKinds(t *testing.T) {
 			continue
 		}
 		wl := generate(s, gen)
-		group := slices.IndexFunc(wl.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })
-		if group < 0 {
-			group = len(wl.Ops)
-		}
+		group := firstGroup(wl.Ops)
 		commit := slices.IndexFunc(wl.Ops[:group], func(op workload.Op) bool { return op.Kind == workload.Commit })
 		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1e-9)
 		require.NoError(t, err)
@@ -111,10 +108,7 @@ func TestRareSweepAfterRun(t *testing.T) {
 			continue
 		}
 		wl := generate(s, gen)
-		group := slices.IndexFunc(wl.Ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent })
-		if group < 0 {
-			group = len(wl.Ops)
-		}
+		group := firstGroup(wl.Ops)
 		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, share, 0, 1)
 		require.NoError(t, err)
 		if !sweepsAnyway(wl.Ops[:group]) {

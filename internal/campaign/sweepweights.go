@@ -69,6 +69,16 @@ func sweepKindWeight(kind string) int {
 // drawn for a fault sweep whatever SweepChosen says (sweepsAnyway).
 const sweepAlways = 8
 
+// firstGroup returns the index of ops' first concurrent group, len(ops)
+// without one: only the steps before it are numbered the same in every
+// run.
+func firstGroup(ops []workload.Op) int {
+	if i := slices.IndexFunc(ops, func(op workload.Op) bool { return op.Kind == workload.Concurrent }); i >= 0 {
+		return i
+	}
+	return len(ops)
+}
+
 // sweepsAnyway reports whether ops (a workload's steps a sweep may aim
 // at) hold a kind of weight sweepAlways or more: a commit or a rebase.
 // Such a workload, drawn for a fault, sweeps instead of running its one
