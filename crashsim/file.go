@@ -115,14 +115,14 @@ func (f *File) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (f *File) writeAtLocked(p []byte, off int64) (int, error) {
+func (f *File) writeAtLocked(p []byte, off int64, frozen bool) (int, error) {
 	if off < 0 {
 		return 0, pathErr("write", f.name, errInvalid)
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
-	if err := f.fs.writeLocked(f.ino, f.path, p, off); err != nil {
+	if err := f.fs.writeLocked(f.ino, f.path, p, off, frozen); err != nil {
 		return 0, pathErr("write", f.name, err)
 	}
 	return len(p), nil
@@ -136,7 +136,22 @@ func (f *File) WriteAt(p []byte, off int64) (int, error) {
 	if err := f.checkWrite("write"); err != nil {
 		return 0, err
 	}
-	return f.writeAtLocked(p, off)
+	return f.writeAtLocked(p, off, false)
+}
+
+// WriteAtFrozen is WriteAt for bytes the caller never changes again, for
+// as long as the filesystem, its crash points or anything built from
+// them may read them: they are kept as they are, not copied (a
+// workload's setup writes whole backing files it generated for the
+// purpose; see props/workload). Changing p afterwards changes what the
+// file, the trace and every crash state read.
+func (f *File) WriteAtFrozen(p []byte, off int64) (int, error) {
+	f.fs.mu.Lock()
+	defer f.fs.mu.Unlock()
+	if err := f.checkWrite("write"); err != nil {
+		return 0, err
+	}
+	return f.writeAtLocked(p, off, true)
 }
 
 // Write implements io.Writer (at the end of the file with O_APPEND).
@@ -149,7 +164,7 @@ func (f *File) Write(p []byte) (int, error) {
 	if f.flag&os.O_APPEND != 0 {
 		f.pos = f.ino.cur.size
 	}
-	n, err := f.writeAtLocked(p, f.pos)
+	n, err := f.writeAtLocked(p, f.pos, false)
 	f.pos += int64(n)
 	return n, err
 }

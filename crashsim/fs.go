@@ -573,7 +573,11 @@ func (f *FS) dirSyncLocked(ino *inode, d string) error {
 
 // --- data operations ---
 
-func (f *FS) writeLocked(ino *inode, p string, data []byte, off int64) error {
+// writeLocked records and performs a write of data at off. frozen says
+// that the caller never changes data again (File.WriteAtFrozen, or a
+// replayed trace's data): the trace and the file's pages keep data
+// itself; otherwise they keep a copy.
+func (f *FS) writeLocked(ino *inode, p string, data []byte, off int64, frozen bool) error {
 	if err := f.beginLocked(OpWrite); err != nil {
 		return err
 	}
@@ -583,14 +587,19 @@ func (f *FS) writeLocked(ino *inode, p string, data []byte, off int64) error {
 		ino.cur.writeAt(data, off, ino.gen)
 		return nil
 	}
-	if !f.replaying {
+	if !frozen && !f.replaying {
 		data = slices.Clone(data)
 	}
 	o := f.recordLocked(Op{Kind: OpWrite, File: ino.id, Path: p, Off: off,
 		Data: data, Extends: off+int64(len(data)) > ino.cur.size})
 	if f.opts.DiscardTrace {
-		// The copy dies at the next sync: pages of its own.
-		ino.cur.writeAt(data, off, ino.gen)
+		// The copy dies at the next sync: pages of its own (frozen
+		// bytes are not a copy: shared, as the trace's are below).
+		if frozen {
+			ino.cur.writeShared(data, off, ino.gen)
+		} else {
+			ino.cur.writeAt(data, off, ino.gen)
+		}
 	} else {
 		// The trace keeps the copy (unchanged) for the filesystem's
 		// life: the file's pages point into it.
@@ -691,7 +700,7 @@ func (f *FS) Apply(o Op) error {
 		if o.Off < 0 {
 			return fail("negative offset")
 		}
-		return f.writeLocked(ino, p, o.Data, o.Off)
+		return f.writeLocked(ino, p, o.Data, o.Off, false)
 	case OpTruncate:
 		if o.Size < 0 {
 			return fail("negative size")

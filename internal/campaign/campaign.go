@@ -259,7 +259,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					// A fault sweep (faultsweep.go) runs it once per
 					// operation of a step instead.
 					ck.faults, ck.createFaults = cfg.Faults, ""
-					sw, err := drawSweep(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare, cfg.FaultSweep)
+					// The workload's setup bytes, kept for its recordings
+					// (a sweep's runs, the dry runs that count them).
+					ck.setup = new(workload.SetupCache)
+					defer func() { ck.setup = nil }()
+					sw, err := drawSweep(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare, cfg.FaultSweep, ck.setup)
 					drawn := ""
 					if err == nil && sw == nil {
 						drawn, err = drawFault(ctx, cfg.Driver, wl, seed, cfg.FaultShare, cfg.CreateShare)

@@ -149,8 +149,11 @@ type checker struct {
 	// createFaults are faultfs rules for the setup (RecordOptions.CreateFaults:
 	// a fault sweep's setup step, faultsetup.go); "" for none.
 	createFaults string
-	noDedup      bool   // run the judges on every state, even byte-identical ones
-	onlyJudge    string // failures of this judge only ("" = any): minimization keeps the judge
+	// setup keeps the bytes of the workload's setup between its
+	// recordings (RecordOptions.Setup); nil: none.
+	setup     *workload.SetupCache
+	noDedup   bool   // run the judges on every state, even byte-identical ones
+	onlyJudge string // failures of this judge only ("" = any): minimization keeps the judge
 	// diff is the other side of differential runs (nil: none), diffRead
 	// and read the targets that read back a non-Runner's files (its
 	// recoverer, or the reference); diffSig, when set, keeps only
@@ -223,7 +226,7 @@ func (ck *checker) runWorkload(w *workload.Workload, seed uint64, stage oracle.S
 	w, ad := ck.driver.Adapt(w)
 	create := ck.fromOp == 0 && ck.faults == "" && (ck.createFaults != "" || createChosen(seed, ck.createShare))
 	rec, err := ck.driver.Record(ck.context(), w, RecordOptions{Seed: seed, Faults: ck.faults, Create: create, CreateOver: create && CreateOverChosen(seed),
-		CreateFaults: ck.createFaults})
+		CreateFaults: ck.createFaults, Setup: ck.setup})
 	if err != nil {
 		return nil, nil, err
 	}

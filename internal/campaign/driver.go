@@ -180,6 +180,12 @@ type RecordOptions struct {
 	// index -1), every crash state of it judged by the creation judge
 	// (faultsetup.go). In process only.
 	CreateFaults string
+	// Setup, if set, keeps the bytes of the workload's setup (backing
+	// files, the image commands' files) between recordings of the same
+	// workload (a fault sweep's runs): a driver that builds the setup
+	// in process writes the same files without generating them again
+	// (workload.SetupCache); others ignore it.
+	Setup *workload.SetupCache
 }
 
 // An Adaptation is one change Driver.Adapt made to a workload.

@@ -76,7 +76,7 @@ func TestHostileOpFaulted(t *testing.T) {
 	// else of the step.
 	swept := 0
 	for s := uint64(1); s < 40; s++ {
-		sws, err := drawSweep(context.Background(), InProcess(tgt), w, s, 1, 0, 1)
+		sws, err := drawSweep(context.Background(), InProcess(tgt), w, s, 1, 0, 1, nil)
 		require.NoError(t, err)
 		for _, sw := range sws {
 			if sw.op != 1 {

@@ -22,7 +22,7 @@ func setupSwept(t *testing.T, tgt target.Target, seed uint64, gen workload.GenCo
 	var ws []int
 	for w := 0; len(ws) < n && w < 400; w++ {
 		s := WorkloadSeed(seed, w)
-		sws, err := drawSweep(context.Background(), InProcess(tgt), generate(s, gen), s, 1, 0, 1)
+		sws, err := drawSweep(context.Background(), InProcess(tgt), generate(s, gen), s, 1, 0, 1, nil)
 		require.NoError(t, err)
 		if len(sws) > 0 && sws[0].setup {
 			require.NotEmpty(t, sws[0].rules)

@@ -253,8 +253,10 @@ const (
 // runs its drawn fault, if any): chosen by FaultChosen and SweepChosen,
 // planned with two dry runs counting every operation through a rule that
 // never fires: the setup's (its creation recorded, as its sweep runs it),
-// and the run's step by step (Mark.Matched).
-func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64, share, createShare, sweepShare float64) ([]*sweep, error) {
+// and the run's step by step (Mark.Matched). cache, if set, keeps the
+// workload's setup bytes for the dry runs and the runs after them
+// (RecordOptions.Setup).
+func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64, share, createShare, sweepShare float64, cache *workload.SetupCache) ([]*sweep, error) {
 	if sweepShare <= 0 || share <= 0 {
 		return nil, nil
 	}
@@ -276,6 +278,7 @@ func drawSweep(ctx context.Context, d Driver, w *workload.Workload, seed uint64,
 		return nil, nil
 	}
 	count := func(o RecordOptions) (*Recording, error) {
+		o.Setup = cache
 		rec, err := d.Record(ctx, w, o)
 		if err != nil {
 			return nil, fmt.Errorf("campaign: dry run counting the operations of a fault sweep: %w", err)

@@ -28,7 +28,7 @@ func TestSweepBeforeConcurrentGroup(t *testing.T) {
 		if group < 0 {
 			continue
 		}
-		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1)
+		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1, nil)
 		require.NoError(t, err)
 		require.NotEmpty(t, sws, "workload %d: a workload with a concurrent group at op %d sweeps", w, group)
 		ws = append(ws, w)

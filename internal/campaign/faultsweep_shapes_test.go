@@ -54,7 +54,7 @@ func TestSweepsShapeSteps(t *testing.T) {
 		if len(shapes) == 0 {
 			continue
 		}
-		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1e-9)
+		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1e-9, nil)
 		require.NoError(t, err)
 		require.NotEmpty(t, sws, "workload %d: shape steps %v swept", w, shapes)
 		require.LessOrEqual(t, len(sws), SweepSteps)

@@ -34,7 +34,7 @@ func TestSweepStepsOfRareKinds(t *testing.T) {
 		wl := generate(s, gen)
 		group := firstGroup(wl.Ops)
 		commit := slices.IndexFunc(wl.Ops[:group], func(op workload.Op) bool { return op.Kind == workload.Commit })
-		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1e-9)
+		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1e-9, nil)
 		require.NoError(t, err)
 		if commit < 0 {
 			require.Equal(t, SweepChosen(s, 1e-9) || sweepsAnyway(wl.Ops[:group]), sws != nil, "workload %d", w)
@@ -109,7 +109,7 @@ func TestRareSweepAfterRun(t *testing.T) {
 		}
 		wl := generate(s, gen)
 		group := firstGroup(wl.Ops)
-		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, share, 0, 1)
+		sws, err := drawSweep(context.Background(), InProcess(tgt), wl, s, share, 0, 1, nil)
 		require.NoError(t, err)
 		if !sweepsAnyway(wl.Ops[:group]) {
 			require.Nil(t, sws, "workload %d: no commit or rebase before a group", w)

@@ -156,7 +156,7 @@ func sweptWorkloads(t *testing.T, tgt target.Target, seed uint64, gen workload.G
 	for w := 0; len(ws) < n && w < 400; w++ {
 		s := WorkloadSeed(seed, w)
 		wl := generate(s, gen)
-		parts, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1)
+		parts, err := drawSweep(context.Background(), InProcess(tgt), wl, s, 1, 0, 1, nil)
 		require.NoError(t, err)
 		for _, sw := range parts {
 			if !sw.setup && sw.op >= 0 && wl.Ops[sw.op].Kind == kind {

@@ -222,7 +222,7 @@ func RecordWith(tgt target.Target, w *workload.Workload, o RecordOptions) (*Reco
 		}
 		setupFS = cffs
 	}
-	e, err := workload.NewExec(tgt, setupFS, Dir, w)
+	e, err := workload.NewExecCached(tgt, setupFS, Dir, w, o.Setup)
 	fs.OnSync(nil)
 	injected := func() int { return 0 }
 	matched := func() uint64 { return 0 }

@@ -74,17 +74,23 @@ func (e *Exec) ImagePath() string { return path.Join(e.Dir, ImageName) }
 // act on (imagecmds.go) and the image, opens it writable
 // and returns an Exec positioned before the first op. Setup I/O is flushed.
 func NewExec(t target.Target, fs afero.Fs, dir string, w *Workload) (*Exec, error) {
+	return newExec(t, fs, dir, w, nil)
+}
+
+// newExec is NewExec with the setup's bytes from c (nil: none kept; when
+// set, the caller holds c.mu).
+func newExec(t target.Target, fs afero.Fs, dir string, w *Workload, c *SetupCache) (*Exec, error) {
 	if err := w.Validate(); err != nil {
 		return nil, err
 	}
 	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("workload: setup: %w", err)
 	}
-	m, err := BuildBacking(t, fs, dir, w.Geometry.Backing)
+	m, err := buildBacking(t, fs, dir, w.Geometry.Backing, c)
 	if err != nil {
 		return nil, err
 	}
-	if err := makeImageFiles(fs, dir, w, m); err != nil {
+	if err := makeImageFiles(fs, dir, w, m, c); err != nil {
 		return nil, err
 	}
 	g := w.Geometry
@@ -128,6 +134,11 @@ func (e *Exec) OpenOptions(readOnly bool) target.OpenOptions {
 // BuildBacking writes the backing chain into dir and returns the model of
 // the image's immediate backing file (nil for none).
 func BuildBacking(t target.Target, fs afero.Fs, dir string, chain []Backing) (*model.Disk, error) {
+	return buildBacking(t, fs, dir, chain, nil)
+}
+
+// buildBacking is BuildBacking with the fill bytes from c (nil: none kept).
+func buildBacking(t target.Target, fs afero.Fs, dir string, chain []Backing, c *SetupCache) (*model.Disk, error) {
 	m, err := chainModel(chain)
 	if err != nil {
 		return nil, err
@@ -135,8 +146,7 @@ func BuildBacking(t target.Target, fs afero.Fs, dir string, chain []Backing) (*m
 	for i := len(chain) - 1; i >= 0; i-- {
 		b := chain[i]
 		name := path.Join(dir, BackingName(i, b.Format))
-		buf := make([]byte, b.FillLen())
-		model.Fill(buf, uint64(b.Fill), 0)
+		buf := c.fill(i, b)
 		switch b.Format {
 		case "raw":
 			err = writeRaw(fs, name, buf, b.Size)
@@ -177,12 +187,25 @@ func chainModel(chain []Backing) (*model.Disk, error) {
 	return m, nil
 }
 
+// frozenWriter is a file that can keep the bytes written to it instead of
+// a copy (crashsim.File.WriteAtFrozen).
+type frozenWriter interface {
+	WriteAtFrozen(p []byte, off int64) (int, error)
+}
+
+// writeRaw writes a raw file of size bytes holding data, durably. data
+// is never changed afterwards (the setup generates it for this and keeps
+// it, SetupCache): a file that can keep it instead of a copy does.
 func writeRaw(fs afero.Fs, name string, data []byte, size int64) error {
 	f, err := fs.Create(name)
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(data, 0); err != nil {
+	write := f.WriteAt
+	if fw, ok := f.(frozenWriter); ok {
+		write = fw.WriteAtFrozen
+	}
+	if _, err := write(data, 0); err != nil {
 		f.Close()
 		return err
 	}

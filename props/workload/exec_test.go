@@ -2,11 +2,10 @@ package workload_test
 
 import (
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/testseed"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -19,13 +18,7 @@ import (
 // consistent and read back entirely as the model says. The seed is random
 // and printed; PROPS_SEED=N replays it.
 func TestExecGeneratedWorkloads(t *testing.T) {
-	seed := rand.Uint64()
-	if s := os.Getenv("PROPS_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 0, 64)
-		require.NoError(t, err, "PROPS_SEED=%q", s)
-		seed = v
-	}
-	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
+	seed := testseed.Seed(t, "PROPS_SEED")
 	cfg := workload.DefaultGenConfig()
 	cfg.HugeChance = 0 // every guest byte is read back at once below: no 4 GiB images
 	for i := range uint64(40) {

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
+
+	"github.com/qedtorture/qedtorture/internal/testseed"
 )
 
 // TestGenerateDistribution holds Generate to the probabilities of its
@@ -18,7 +18,7 @@ import (
 // own exploration (campaign.TestCampaignExploration) is then recounted from
 // what it drew.
 func TestGenerateDistribution(t *testing.T) {
-	seed := drawSeed(t)
+	seed := testseed.Seed(t, "PROPS_SEED")
 	cfg := DefaultGenConfig()
 	cfg.NoExtras() // TestGenerateExtras counts them
 	const n = 20000
@@ -113,7 +113,7 @@ func TestGenerateDistribution(t *testing.T) {
 // of BackedLongChance on the backed images (from a cluster boundary),
 // each followed by a flush.
 func TestGenerateExtras(t *testing.T) {
-	seed := drawSeed(t)
+	seed := testseed.Seed(t, "PROPS_SEED")
 	cfg := DefaultGenConfig()
 	const n = 20000
 	seen := map[string]int{}
@@ -245,19 +245,4 @@ func TestCraftNoCompatWithRebase(t *testing.T) {
 		}
 	}
 	t.Logf("%d compat crafts without a rebase", compat)
-}
-
-// drawSeed returns a fresh seed, or PROPS_SEED when set, and logs it so
-// that a failure replays.
-func drawSeed(t *testing.T) uint64 {
-	seed := rand.Uint64()
-	if s := os.Getenv("PROPS_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 0, 64)
-		if err != nil {
-			t.Fatalf("PROPS_SEED=%q: %v", s, err)
-		}
-		seed = v
-	}
-	t.Logf("seed %d (replay: PROPS_SEED=%d)", seed, seed)
-	return seed
 }

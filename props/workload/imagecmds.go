@@ -120,19 +120,6 @@ func (w *Workload) BackingNames(i int) []string {
 	return out
 }
 
-// makeImageFiles writes the files the image commands of w act on (see
-// above) into dir; backing is the model of the image's backing file (nil
-// for none).
-func makeImageFiles(fs afero.Fs, dir string, w *Workload, backing *model.Disk) error {
-	_, err := walkImageFiles(w, backing, len(w.Ops), func(i int, name string, data []byte) error {
-		if err := writeRaw(fs, path.Join(dir, name), data, int64(len(data))); err != nil {
-			return fmt.Errorf("workload: setup of op %d: %w", i, err)
-		}
-		return nil
-	})
-	return err
-}
-
 // Prepare makes what op i needs that the setup did not make: the file an
 // image command appended to W after NewExec acts on, durable, as the
 // setup's (an Exec whose ops are appended as it runs: the state machine,
@@ -167,7 +154,7 @@ func (e *Exec) ensureImageFile(i int) error {
 	if err != nil {
 		return err
 	}
-	_, err = walkImageFiles(e.W, m, i+1, func(j int, n string, data []byte) error {
+	_, err = walkImageFiles(e.W, m, i+1, false, func(j int, n string, data []byte) error {
 		if j != i {
 			return nil
 		}
@@ -241,8 +228,11 @@ func (e *Exec) imageCmd(i int) func(ops target.ImageOps, fs afero.Fs, img string
 // walkImageFiles walks the ops of w before op upTo, calling emit with the
 // name and contents of each file the setup makes for them, and returns
 // what the backing file in force before op upTo reads as the setup made
-// it (nil for none). backing is the model of the geometry's backing file.
-func walkImageFiles(w *Workload, backing *model.Disk, upTo int, emit func(i int, name string, data []byte) error) ([]byte, error) {
+// it (nil for none; always nil unless wantCur: reading the backing model
+// whole costs its size). backing is the model of the geometry's backing
+// file. The contents emitted are never changed afterwards: emit may keep
+// them (the setup writes them frozen).
+func walkImageFiles(w *Workload, backing *model.Disk, upTo int, wantCur bool, emit func(i int, name string, data []byte) error) ([]byte, error) {
 	var cur []byte // what the backing file in force reads
 	loaded := backing == nil
 	load := func() error {
@@ -278,6 +268,9 @@ func walkImageFiles(w *Workload, backing *model.Disk, upTo int, emit func(i int,
 				return nil, err
 			}
 		}
+	}
+	if !wantCur {
+		return nil, nil
 	}
 	if err := load(); err != nil {
 		return nil, err
@@ -331,7 +324,7 @@ func (w *Workload) CommitBase(i int) (name, format string, old []byte, ok, fixed
 	if err != nil {
 		return "", "", nil, false, false, err
 	}
-	old, err = walkImageFiles(w, m, i, func(int, string, []byte) error { return nil })
+	old, err = walkImageFiles(w, m, i, true, func(int, string, []byte) error { return nil })
 	return name, format, old, err == nil, err == nil, err
 }
 

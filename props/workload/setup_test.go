@@ -1,0 +1,78 @@
+package workload_test
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/qedtorture/qedtorture/crashsim"
+	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/testseed"
+	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/stretchr/testify/require"
+)
+
+// TestSetupCacheSameSetup: a setup through a SetupCache performs the same
+// filesystem operations, with the same bytes, as one without, for its
+// first use, for every use after it (after the workload ran on the files
+// written from the cache: commits write into backing files, which must
+// not reach the cached bytes), and for a cache last used by another
+// workload.
+func TestSetupCacheSameSetup(t *testing.T) {
+	seed := testseed.Seed(t, "PROPS_SEED")
+	cfg := workload.DefaultGenConfig()
+	cfg.HugeChance = 0
+	// Lean on the image commands: their files are what the cache walks.
+	for _, k := range workload.ImageCommandKinds() {
+		cfg.Weights[k] = 6
+	}
+	tgt := qedtarget.Target{}
+	setup := func(w *workload.Workload, c *workload.SetupCache) (*crashsim.FS, *workload.Exec) {
+		t.Helper()
+		fs := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+		e, err := workload.NewExecCached(tgt, fs, "/w", w, c)
+		require.NoError(t, err, "%s", w)
+		return fs, e
+	}
+	same := func(what string, w *workload.Workload, got *crashsim.FS, b []crashsim.Op) {
+		t.Helper()
+		a := got.Trace().Ops
+		require.Equal(t, len(b), len(a), "%s: operations of the setup\n%s", what, w)
+		for i := range a {
+			x, y := a[i], b[i]
+			if x.Kind != y.Kind || x.Path != y.Path || x.Off != y.Off || x.Size != y.Size || !bytes.Equal(x.Data, y.Data) {
+				t.Fatalf("%s: setup operation %d is %v at %s+%d (%d bytes), want %v at %s+%d (%d bytes)\n%s",
+					what, i, x.Kind, x.Path, x.Off, len(x.Data), y.Kind, y.Path, y.Off, len(y.Data), w)
+			}
+		}
+	}
+	c := new(workload.SetupCache)
+	imageFiles := 0
+	for i := range uint64(30) {
+		w := workload.Generate(rand.New(rand.NewPCG(seed, i)), cfg)
+		plain, pe := setup(w, nil)
+		want := plain.Trace().Ops // the setup's, before the close
+		require.NoError(t, pe.Disk.Close())
+		for round := range 3 {
+			fs, e := setup(w, c)
+			same(fmt.Sprintf("workload %d, use %d of the cache", i, round), w, fs, want)
+			// Run it (the model's checks of every read apply), so that
+			// the next use follows writes over the files the cache's
+			// bytes were written to.
+			require.NoError(t, e.RunAll(), "workload %d:\n%s", i, w)
+			if e.Disk != nil {
+				require.NoError(t, e.Disk.Close())
+			}
+		}
+		for _, op := range want {
+			if op.Kind == crashsim.OpCreate && (bytes.Contains([]byte(op.Path), []byte("alt")) || bytes.Contains([]byte(op.Path), []byte("unsafe"))) {
+				imageFiles++
+			}
+		}
+	}
+	// The draws above made image commands' files (the part the cache
+	// walks once), not only backing files.
+	require.Positive(t, imageFiles, "no image command's file was made")
+	t.Logf("%d image commands' files", imageFiles)
+}
