@@ -51,6 +51,7 @@ var layout = map[string][]string{
 	"internal/imagelock":     nil,
 	"internal/cleanup":       nil,
 	"internal/tmpfstest":     nil,
+	"internal/testseed":      nil,
 	"internal/iocount":       {"crashsim"},
 	"internal/atomicfile":    {"internal/cleanup"},
 	"internal/archtest":      nil,

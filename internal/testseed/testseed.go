@@ -7,13 +7,20 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
-	"testing"
 )
+
+// T is the part of testing.TB Seed uses (declared here so that the
+// package does not link testing: principle 4 of docs/architecture.md).
+type T interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+}
 
 // Seed returns the value of the environment variable env when it is set
 // (decimal, or 0x hexadecimal) and a fresh random seed otherwise, and
 // logs it with the line that replays it. A malformed value fails t.
-func Seed(t testing.TB, env string) uint64 {
+func Seed(t T, env string) uint64 {
 	t.Helper()
 	seed := rand.Uint64()
 	if s := os.Getenv(env); s != "" {
