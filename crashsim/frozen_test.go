@@ -57,25 +57,7 @@ func TestWriteAtFrozen(t *testing.T) {
 		want := make([]byte, 1000+n)
 		copy(want[1000:], orig)
 		durable := bytes.Clone(want)
-		for range 100 {
-			off := r.Int64N(int64(len(want)) - 3*PageSize)
-			k := 1 + r.Int64N(3*PageSize)
-			if r.IntN(3) == 0 {
-				if err := fsys.Apply(Op{Kind: OpDiscard, Path: "/f", Off: off, Size: k}); err != nil {
-					t.Fatal(err)
-				}
-				clear(want[off : off+k])
-				continue
-			}
-			p := make([]byte, k)
-			for i := range p {
-				p[i] = byte(r.Uint32())
-			}
-			if _, err := f.WriteAt(p, off); err != nil {
-				t.Fatal(err)
-			}
-			copy(want[off:], p)
-		}
+		scribble(t, fsys, f, r, want, 100)
 		if err := f.Truncate(int64(len(want)) - 5000); err != nil {
 			t.Fatal(err)
 		}

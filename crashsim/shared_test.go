@@ -52,25 +52,7 @@ func TestWritesShareTraceBytes(t *testing.T) {
 	copy(want[1000:], data)
 	// Writes, discards and a truncate over the shared pages.
 	model := bytes.Clone(want)
-	for range 200 {
-		off := r.Int64N(int64(len(model)) - 3*PageSize)
-		k := 1 + r.Int64N(3*PageSize)
-		if r.IntN(3) == 0 {
-			if err := fsys.Apply(Op{Kind: OpDiscard, Path: "/f", Off: off, Size: k}); err != nil {
-				t.Fatal(err)
-			}
-			clear(model[off : off+k])
-			continue
-		}
-		b := make([]byte, k)
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		if _, err := f.WriteAt(b, off); err != nil {
-			t.Fatal(err)
-		}
-		copy(model[off:], b)
-	}
+	scribble(t, fsys, f, r, model, 200)
 	cut := int64(len(model)) - 12345
 	if err := f.Truncate(cut); err != nil {
 		t.Fatal(err)
@@ -104,5 +86,33 @@ func TestWritesShareTraceBytes(t *testing.T) {
 	check("replay after the release", rep, model)
 	if !bytes.Equal(tr.Ops[1].Data, data) {
 		t.Fatal("the trace's copy of the first write changed")
+	}
+}
+
+// scribble makes n random writes and discards of up to three pages each
+// over file /f of fsys (open as f), below its last three pages, and
+// applies each to model, /f's expected contents.
+func scribble(t *testing.T, fsys *FS, f interface {
+	WriteAt([]byte, int64) (int, error)
+}, r *rand.Rand, model []byte, n int) {
+	t.Helper()
+	for range n {
+		off := r.Int64N(int64(len(model)) - 3*PageSize)
+		k := 1 + r.Int64N(3*PageSize)
+		if r.IntN(3) == 0 {
+			if err := fsys.Apply(Op{Kind: OpDiscard, Path: "/f", Off: off, Size: k}); err != nil {
+				t.Fatal(err)
+			}
+			clear(model[off : off+k])
+			continue
+		}
+		b := make([]byte, k)
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		if _, err := f.WriteAt(b, off); err != nil {
+			t.Fatal(err)
+		}
+		copy(model[off:], b)
 	}
 }
