@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -75,4 +76,44 @@ func TestSetupCacheSameSetup(t *testing.T) {
 	// walks once), not only backing files.
 	require.Positive(t, imageFiles, "no image command's file was made")
 	t.Logf("%d image commands' files", imageFiles)
+}
+
+// TestSetupCacheKeepsBytes: a setup through a SetupCache after the first
+// writes the very bytes the first generated (the same memory, written
+// frozen), for the image commands' files as for the raw backing file:
+// the image commands' files are walked once, not on every use (mutant
+// checked by hand: the walk kept as not done after it succeeded, so that
+// every use walks again, fails here; the files are then the same bytes
+// in new memory, which TestSetupCacheSameSetup cannot tell).
+func TestSetupCacheKeepsBytes(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(imageCmdsScript))
+	require.NoError(t, err)
+	c := new(workload.SetupCache)
+	var traces [][]crashsim.Op
+	for range 3 {
+		fs := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+		e, err := workload.NewExecCached(qedtarget.Target{}, fs, "/w", w, c)
+		require.NoError(t, err)
+		var raw []crashsim.Op // the writes of the raw files the setup made
+		for _, op := range fs.Trace().Ops {
+			if op.Kind == crashsim.OpWrite && strings.HasSuffix(op.Path, ".raw") && len(op.Data) > 0 {
+				raw = append(raw, op)
+			}
+		}
+		traces = append(traces, raw)
+		require.NoError(t, e.RunAll())
+		require.NoError(t, e.Disk.Close())
+	}
+	first := traces[0]
+	// The raw backing file and the three image commands' files
+	// (alt3.raw, copy5.raw, alt10.raw).
+	require.Len(t, first, 4, "raw files written by the setup: %v", first)
+	for use, ops := range traces[1:] {
+		require.Len(t, ops, len(first), "use %d of the cache", use+2)
+		for i, op := range ops {
+			require.Equal(t, first[i].Path, op.Path, "use %d, write %d", use+2, i)
+			require.True(t, &op.Data[0] == &first[i].Data[0] && len(op.Data) == len(first[i].Data),
+				"use %d of the cache: %s written from bytes generated again, not the first use's", use+2, op.Path)
+		}
+	}
 }
