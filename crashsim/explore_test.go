@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/spf13/afero"
 )
 
@@ -369,7 +370,7 @@ func TestExploreStops(t *testing.T) {
 // loop it replaces (Point.IDs, FinalState, Release), so an engine can
 // enumerate through it without losing speed.
 func TestExploreAllocs(t *testing.T) {
-	if raceEnabled {
+	if racetest.Enabled {
 		// sync.Pool drops items at random under the race detector: the
 		// counts differ by a few between two runs of the same loop (a
 		// clean-clone CI run saw 9 over the allowance).

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/internal/tmpfstest"
 	"github.com/stretchr/testify/require"
 )
@@ -144,7 +145,7 @@ func TestMergeSaysCheckpointAndInterrupted(t *testing.T) {
 // TestRunOutputsCheckedBeforeStart: an unwritable --out or --report fails
 // at once with one line naming it, before any workload runs (item 5).
 func TestRunOutputsCheckedBeforeStart(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
 	require.NoError(t, os.WriteFile(file, []byte("x"), 0o644))
@@ -181,7 +182,7 @@ func TestRunOutputsCheckedBeforeStart(t *testing.T) {
 // naming it and the cause, and leaves no report, partial or temporary
 // (item 4).
 func TestRunReportFullDisk(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	d := tmpfstest.Mount(t, "size=64k")
 	tmpfstest.Fill(t, d)
 	rep := filepath.Join(d, "r.json")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/spf13/pflag"
 	"github.com/stretchr/testify/require"
 )
@@ -165,7 +166,7 @@ func TestSameSeedSameWorkloads(t *testing.T) {
 // replays on) and target/ (the blklogwrites log, the qemu-io script and
 // the pattern files it writes from). --fault is refused for it.
 func TestRunTargetQEMU(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	qemutool.Require(t)
 	dir := t.TempDir()
 	wf := filepath.Join(dir, "w.txt")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qedtorture/qedtorture/internal/racetest"
 )
 
 // The README's command blocks are run by TestREADMECommands. A block is
@@ -119,7 +121,7 @@ func TestREADMEBlocks(t *testing.T) {
 // never. QEDTORTURE_README_BLOCKS (README line numbers of blocks) runs
 // only those (to re-run a long block that failed).
 func TestREADMECommands(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	if testing.Short() {
 		t.Skip("skipping in -short mode: builds and runs the README's commands")
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 )
 
 // TestRepairCommandImplQED: qedtorture repair on impl/qed's repair paths
@@ -23,7 +24,7 @@ func TestRepairCommandImplQED(t *testing.T) {
 // (claims-clean, or an open that reports nothing, also when QEMU reopens
 // what impl/qed left with NEED_CHECK set) or accepting header_size 0. The first seed's images include double references.
 func TestRepairCommandQEMU(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	qemutool.Require(t)
 	r := runWant(t, 1, "repair", "--images", "3", "--seed", "1", "--dir", t.TempDir())
 	fails := regexp.MustCompile(`(?m)^FAIL .*$`).FindAllString(r.stdout, -1)
@@ -44,7 +45,7 @@ func TestRepairCommandQEMU(t *testing.T) {
 // breaks only the rules QEMU's own open breaks (F4, F5); a bad target
 // name and --no-qemu with --target are usage errors.
 func TestRepairCommandTargets(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	r := runWant(t, 2, "repair", "--target", "impl/qed,nonsense", "--images", "1", "--dir", t.TempDir())
 	if !strings.Contains(r.stderr, `invalid --target: unknown target "nonsense"`) {
 		t.Errorf("stderr %q", r.stderr)

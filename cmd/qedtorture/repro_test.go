@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -18,7 +19,7 @@ import (
 // Seed 4: its first failure is a top-level crash state (seed 3's became
 // one found during recovery when the generator drew the ops of issue 16.2).
 func TestReproScript(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	bin := qedtortureBinary(t)
 	out := t.TempDir()
 	r := qt(t, "run", "--target", "broken:noflush", "--iterations", "30", "--seed", "4", "--crash-model", "drop,subset",

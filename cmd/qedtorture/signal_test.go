@@ -17,6 +17,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/internal/campaign"
 	"github.com/qedtorture/qedtorture/internal/qemutool"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/stretchr/testify/require"
 )
 
@@ -46,7 +47,7 @@ func qedtortureBinary(t *testing.T) string {
 		}
 		built.path = filepath.Join(dir, "qedtorture")
 		args := []string{"build", "-o", built.path}
-		if raceEnabled {
+		if racetest.Enabled {
 			args = append(args, "-race")
 		}
 		cmd := exec.Command("go", append(args, ".")...)

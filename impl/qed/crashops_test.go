@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/spf13/afero"
 
 	"github.com/qedtorture/qedtorture/crashsim"
@@ -252,6 +253,7 @@ func crashSetBacking(t *testing.T, oldName, newName string) {
 // TestCrashRebase: safe rebase onto a backing file that differs in some
 // clusters, and removing the backing file: the guest data never changes.
 func TestCrashRebase(t *testing.T) {
+	racetest.Heavy(t)
 	crashDefectFromEnv(t)
 	for _, tc := range []struct {
 		name, newName, newFmt string
@@ -308,6 +310,7 @@ func TestCrashRebase(t *testing.T) {
 // every crash state, and every 512-byte sector of the base reads its old
 // or its new contents.
 func TestCrashCommit(t *testing.T) {
+	racetest.Heavy(t)
 	crashDefectFromEnv(t)
 	for _, tc := range []struct {
 		name string
@@ -465,6 +468,7 @@ func crashGrow(t *testing.T, newSize int64, prepare func(afero.Fs)) {
 // (with or without emptying) and grow. The seed is printed; set
 // QED_CRASHOPS_SEED to replay it, QED_CRASHOPS_CASES for more cases than 12.
 func TestCrashOpsRandom(t *testing.T) {
+	racetest.Heavy(t)
 	crashDefectFromEnv(t)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("QED_CRASHOPS_SEED"); s != "" {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/spf13/afero"
 )
 
@@ -74,6 +75,7 @@ func TestGeometryMatrix(t *testing.T) {
 // memory, so the default run only creates, opens, reads and checks (128
 // MiB); QED_LONG=1 adds one allocating write (~300 MiB).
 func TestLargestClusters(t *testing.T) {
+	racetest.Heavy(t)
 	fs := afero.NewMemMapFs()
 	im := mustCreate(t, fs, "/big.qed", CreateOptions{Size: 1 << 30, ClusterSize: MaxClusterSize, TableSize: 1}, OpenOptions{})
 	defer im.Close()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/spf13/afero"
 )
 
@@ -50,6 +51,7 @@ func TestWriteAcrossEndWritesNothing(t *testing.T) {
 // skips them), fill bytes that are all non-zero, and an allocation larger
 // than the one-buffer limit (maxCOWBuffer) with a head and a tail.
 func TestAllocationFills(t *testing.T) {
+	racetest.Heavy(t)
 	const size = 2*maxCOWBuffer + 4*cs4k
 	base := make([]byte, size)
 	copy(base, "ABC")                        // non-zero bytes, then zeros

@@ -52,6 +52,7 @@ var layout = map[string][]string{
 	"internal/cleanup":       nil,
 	"internal/tmpfstest":     nil,
 	"internal/testseed":      nil,
+	"internal/racetest":      nil,
 	"internal/iocount":       {"crashsim"},
 	"internal/atomicfile":    {"internal/cleanup"},
 	"internal/archtest":      nil,

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -22,7 +23,7 @@ import (
 // in turn. Every such run passes: the injected error ends it at the hostile
 // op, which no judge holds against the image.
 func TestHostileOpFaulted(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	// l2-invalid planted with an odd seed: NEED_CHECK set, so the
 	// writable open repairs, and so does the repairing check.

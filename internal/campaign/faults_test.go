@@ -9,6 +9,7 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/oracle"
@@ -138,7 +139,7 @@ func TestDamageOf(t *testing.T) {
 // workload seed (so the faults) it has in the whole campaign; all 83 took
 // 40 s under the race detector.
 func TestFaultsImageCommands(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	gen := DefaultGenConfig()
 	var err error
 	gen.Weights, err = ParseWeights("rebase=2,rebase-unsafe=2,commit=2", gen.Weights)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
@@ -39,7 +40,7 @@ func setupSwept(t *testing.T, tgt target.Target, seed uint64, gen workload.GenCo
 // judge (the image absent, the complete image, or the old image; a file
 // without the magic counted as absent).
 func TestSetupFaultsJudged(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
 	const seed = 21
@@ -128,7 +129,7 @@ func (t lyingCreateTarget) Create(fs afero.Fs, path string, o target.CreateOptio
 // state with the header over no complete image), and the artifact carries
 // the setup's rule, which replay runs again.
 func TestSetupFaultCatchesLyingCreate(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := lyingCreateTarget{TargetOrDie(t, "impl/qed")}
 	gen := DefaultGenConfig()
 	gen.NoImageCommands()

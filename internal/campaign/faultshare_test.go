@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/spf13/afero"
@@ -83,7 +84,7 @@ func TestDrawnFault(t *testing.T) {
 // --fault run (no failure on impl/qed: it surfaces every error), and the
 // report carries the share.
 func TestFaultShareCampaign(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	rep, err := Run(context.Background(), Config{Seed: 5, Iterations: 12, Workers: 2, FaultShare: 1,
 		Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
 	require.NoError(t, err)
@@ -122,7 +123,7 @@ func (d swallowFlushDisk) Flush() error {
 // sync passes the campaign without drawn faults and fails it with them;
 // the failure's artifact names the drawn rule, and replay reproduces it.
 func TestFaultShareCatchesSwallowedError(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := swallowFlushTarget{TargetOrDie(t, "impl/qed")}
 	gen := DefaultGenConfig()
 	gen.Weights[workload.Flush] = 8 // flushes to fail

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
@@ -14,7 +15,7 @@ import (
 // reopen, an op before it); every run's fault fires once, inside the
 // swept op; and a campaign of such sweeps passes on impl/qed.
 func TestSweepBeforeConcurrentGroup(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
 	gen.Weights[workload.Concurrent] = 4

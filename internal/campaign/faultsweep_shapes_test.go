@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
@@ -37,7 +38,7 @@ func TestWithShapeSteps(t *testing.T) {
 // shape's write-zeroes and grow (shapeOps finds them in generated
 // workloads: the generator's shapes and the campaign's detection agree).
 func TestSweepsShapeSteps(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
 	gen.TailChance, gen.ZeroDataChance = 1, 1

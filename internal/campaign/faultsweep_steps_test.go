@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
@@ -19,7 +20,7 @@ import (
 // are one step) over more operations than the close makes, to the
 // command's last operation (the base's read-back after it is not swept).
 func TestSweepStepsOfRareKinds(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
 	gen.Weights[workload.Commit] = 3
@@ -96,7 +97,7 @@ func TestSweepStepsOfRareKinds(t *testing.T) {
 // a step sweeps nothing. A campaign doing so judges every state the
 // usual runs judge, and more.
 func TestRareSweepAfterRun(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
 	gen.Weights[workload.Commit] = 3

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
@@ -174,7 +175,7 @@ func sweptWorkloads(t *testing.T, tgt target.Target, seed uint64, gen workload.G
 // the swept op on, skip only states the first judged), and each run's
 // fault fires inside the swept op.
 func TestSweepRunsSharePrefix(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := TargetOrDie(t, "impl/qed")
 	gen := DefaultGenConfig()
 	const seed = 3
@@ -231,7 +232,7 @@ func stepK(t *testing.T, rec *Recording, op int) int64 {
 // so it catches it; the failure's artifact names the run's rule, and
 // replay reproduces it.
 func TestFaultSweepCatchesSwallowedError(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	tgt := swallowFlushTarget{TargetOrDie(t, "impl/qed")}
 	gen := DefaultGenConfig()
 	gen.NoImageCommands() // the wrapper has no target.ImageOps
@@ -270,7 +271,7 @@ func TestFaultSweepCatchesSwallowedError(t *testing.T) {
 // first of each sweep judge fewer states than a run from the setup, and
 // the report counts the sweeps and their runs.
 func TestFaultSweepCampaign(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	rep, err := Run(context.Background(), Config{Seed: 5, Iterations: 10, Workers: 2, FaultShare: 1, FaultSweep: 1,
 		Target: TargetOrDie(t, "impl/qed"), TargetName: "impl/qed"})
 	require.NoError(t, err)
@@ -286,7 +287,7 @@ func TestFaultSweepCampaign(t *testing.T) {
 // TestFaultSweepCampaignSmall is TestFaultSweepCampaign on small
 // workloads, for the race detector: two workers each sweeping and
 // judging faulted runs at once (the heavy tests of the fault share and
-// the sweeps skip themselves under -race, heavyUnderRace).
+// the sweeps skip themselves under -race, racetest.Heavy).
 func TestFaultSweepCampaignSmall(t *testing.T) {
 	seed := testSeed(t)
 	rep, err := Run(context.Background(), Config{Seed: seed, Iterations: 4, Workers: 2, FaultShare: 1, FaultSweep: 1,

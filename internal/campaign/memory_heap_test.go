@@ -11,6 +11,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/workload"
 	"github.com/stretchr/testify/require"
 )
@@ -26,7 +27,7 @@ import (
 // commands make is under the measured heap and fails here: the budget
 // would then not be honoured.
 func TestWorkloadMemoryBoundsHeap(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	if testing.Short() {
 		t.Skip("records and judges megabyte workloads")
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -95,7 +96,7 @@ func TestOracleSpeedupsKeepDataChecks(t *testing.T) {
 // grows by file extensions past the durable length (a new L2 table, data
 // clusters), whose holes the key skips (dataRuns).
 func TestStateKeyExact(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	t.Run("4K", func(t *testing.T) { testStateKeyExact(t, benchWorkload(4096, 64<<10, 8, 4)) })
 	t.Run("1M", func(t *testing.T) { testStateKeyExact(t, benchWorkload(1<<20, 8<<20, 4, 2)) })
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/check"
 )
 
@@ -218,7 +219,7 @@ func (testRepairer) ReadGuestFS(fs afero.Fs, path string) ([]byte, error) {
 // again, reaches what one repair reaches; the broken clear-first repair is
 // caught on the states between its flag clear and its fixes.
 func TestRepairCrashes(t *testing.T) {
-	heavyUnderRace(t)
+	racetest.Heavy(t)
 	for how, wantFail := range map[string]bool{"good": false, "clear-first": true} {
 		t.Run(how, func(t *testing.T) {
 			rep, err := RepairCrashes(context.Background(), RepairConfig{

@@ -11,6 +11,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/oracle"
 )
 
@@ -36,7 +37,7 @@ const (
 // reproducible); PROPS_DEFECT=name runs one defect, PROPS_DEFECT=a,b,c
 // those (scripts/mutation's bounded runs: docs/mutation.md says which).
 func TestDefects(t *testing.T) {
-	if raceEnabled {
+	if racetest.Enabled {
 		t.Skip("the detection budget is calibrated for the plain build; run TestDefects without -race")
 	}
 	seed := int64(envSeed(t, 20261125))

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -84,7 +85,7 @@ func TestStateMachineExploration(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Seed = seed
 	cfg.Sequences = 200
-	if raceEnabled {
+	if racetest.Enabled {
 		cfg.Sequences, cfg.Steps, cfg.Run.Explore = 20, 20, 2
 	}
 	// A budget that is not reached must not cut the run short.

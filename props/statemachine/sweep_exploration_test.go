@@ -11,6 +11,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/faultfs"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/model"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -65,7 +66,7 @@ func sweepPoints(t *testing.T, w *workload.Workload, models []crashsim.Model, en
 func TestCrashSweepExploration(t *testing.T) {
 	models := oracle.DefaultModels()
 	enum := crashsim.EnumOptions{Bound: 6, Samples: 3, Seed: 7}
-	if raceEnabled {
+	if racetest.Enabled {
 		models = models[:3]
 	}
 	for name, w := range FaultSweepWorkloads() {
@@ -108,7 +109,7 @@ func TestFaultSweepExploration(t *testing.T) {
 	w := FaultSweepWorkloads()["raw-backing"]
 	for _, rule := range FaultRules {
 		for _, maxRuns := range []int{0, 4} {
-			if maxRuns == 0 && (raceEnabled || rule != "sync:eio") {
+			if maxRuns == 0 && (racetest.Enabled || rule != "sync:eio") {
 				continue // every position of every rule: the conformance sweeps' job
 			}
 			t.Run(fmt.Sprintf("%s/max%d", rule, maxRuns), func(t *testing.T) {

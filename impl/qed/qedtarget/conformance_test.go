@@ -5,6 +5,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/impl/qed"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props"
 )
 
@@ -12,7 +13,7 @@ import (
 // as another implementation's module would.
 func TestConformanceQED(t *testing.T) {
 	opts := props.ConformanceOptions{}
-	if raceEnabled {
+	if racetest.Enabled {
 		opts.Sequences, opts.Steps, opts.Explore, opts.FaultRuns, opts.SweepStates = 12, 20, 4, 6, 1
 	}
 	props.TestTarget(t, qedtarget.Target{}, opts)
@@ -23,7 +24,7 @@ func TestConformanceQED(t *testing.T) {
 // forces) happens in the small images the state machine uses.
 func TestConformanceQEDOneTableCache(t *testing.T) {
 	opts := props.ConformanceOptions{Sequences: 20, FaultRuns: -1, SweepStates: -1}
-	if raceEnabled {
+	if racetest.Enabled {
 		opts.Sequences, opts.Steps, opts.Explore = 6, 20, 4
 	}
 	props.TestTarget(t, qedtarget.Target{Options: qed.OpenOptions{L2CacheTables: 1}}, opts)

@@ -1,5 +1,0 @@
-//go:build !race
-
-package crashsim
-
-const raceEnabled = false

@@ -1,5 +1,0 @@
-//go:build !race
-
-package qedtarget_test
-
-const raceEnabled = false

@@ -1,5 +1,0 @@
-//go:build !race
-
-package statemachine
-
-const raceEnabled = false
