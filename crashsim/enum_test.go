@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/qedtorture/qedtorture/internal/testseed"
 )
 
 // countPoint: an 8 KiB synced file, then w0 @0+512, w1 @1000+1024,
@@ -410,14 +412,8 @@ func TestOverlayMatchesTree(t *testing.T) {
 
 // testSeed returns a fresh seed, or CRASHSIM_SEED when set, and logs it.
 func testSeed(t *testing.T) uint64 {
-	seed := rand.Uint64()
-	if s := os.Getenv("CRASHSIM_SEED"); s != "" {
-		if _, err := fmt.Sscan(s, &seed); err != nil {
-			t.Fatalf("CRASHSIM_SEED=%q: %v", s, err)
-		}
-	}
-	t.Logf("seed %d (CRASHSIM_SEED=%d to replay)", seed, seed)
-	return seed
+	t.Helper()
+	return testseed.Seed(t, "CRASHSIM_SEED")
 }
 
 // TestTruncatedStateExtendsWithZeros: a crash state that kept an unsynced

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/testseed"
 	"github.com/qedtorture/qedtorture/props/oracle"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -26,14 +26,8 @@ import (
 
 // testSeed returns CAMPAIGN_SEED when set, else a random seed; it is logged.
 func testSeed(t testing.TB) uint64 {
-	seed := rand.Uint64()
-	if s := os.Getenv("CAMPAIGN_SEED"); s != "" {
-		var err error
-		seed, err = parseUint(s)
-		require.NoError(t, err)
-	}
-	t.Logf("seed %d (replay: CAMPAIGN_SEED=%d)", seed, seed)
-	return seed
+	t.Helper()
+	return testseed.Seed(t, "CAMPAIGN_SEED")
 }
 
 // quickGen is a small, deterministic workload shape: no concurrent groups
