@@ -146,7 +146,17 @@ func buildBacking(t target.Target, fs afero.Fs, dir string, chain []Backing, c *
 	for i := len(chain) - 1; i >= 0; i-- {
 		b := chain[i]
 		name := path.Join(dir, BackingName(i, b.Format))
-		buf := c.fill(i, b)
+		// A QED backing file's bytes are written through the target: the
+		// implementation under test, which must not change a caller's
+		// bytes but is what is being tested. Only raw files (written
+		// here) take the cache's, so that a target that scribbled over
+		// them could not change what a later setup of the workload
+		// writes.
+		cache := c
+		if b.Format != "raw" {
+			cache = nil
+		}
+		buf := cache.fill(i, b)
 		switch b.Format {
 		case "raw":
 			err = writeRaw(fs, name, buf, b.Size)

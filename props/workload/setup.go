@@ -11,8 +11,9 @@ import (
 )
 
 // SetupCache keeps the bytes NewExecCached generates for one workload's
-// setup: each backing file's fill and the files its image commands act
-// on. A fault sweep records the same workload again and again; with a
+// setup: each raw backing file's fill and the files its image commands
+// act on (a QED backing file's fill is written through the target under
+// test, and is generated afresh each time). A fault sweep records the same workload again and again; with a
 // cache, every setup after the first writes the same bytes without
 // generating them again (model.Fill, and reading the backing chain's
 // model whole for the image commands' files, were most of a setup's

@@ -10,7 +10,9 @@ import (
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
 	"github.com/qedtorture/qedtorture/internal/testseed"
+	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
+	"github.com/spf13/afero"
 	"github.com/stretchr/testify/require"
 )
 
@@ -115,5 +117,58 @@ func TestSetupCacheKeepsBytes(t *testing.T) {
 			require.True(t, &op.Data[0] == &first[i].Data[0] && len(op.Data) == len(first[i].Data),
 				"use %d of the cache: %s written from bytes generated again, not the first use's", use+2, op.Path)
 		}
+	}
+}
+
+// bufScribbler is impl/qed with a Disk that changes the caller's bytes after
+// each write (io.WriterAt forbids it): a broken target's way of reaching
+// what the caller keeps.
+type bufScribbler struct{ qedtarget.Target }
+
+func (s bufScribbler) Open(fs afero.Fs, path string, opts target.OpenOptions) (target.Disk, error) {
+	d, err := s.Target.Open(fs, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	return bufScribbleDisk{d}, nil
+}
+
+type bufScribbleDisk struct{ target.Disk }
+
+func (d bufScribbleDisk) WriteAt(p []byte, off int64) (int, error) {
+	n, err := d.Disk.WriteAt(p, off)
+	if len(p) > 0 {
+		p[0] ^= 0xff
+	}
+	return n, err
+}
+
+// TestSetupCacheTargetCannotScribble: the bytes a setup writes through the
+// target (a QED backing file's fill) are not the cache's, so a target that
+// changes a caller's bytes after writing them cannot change what a later
+// setup of the workload writes (mutant checked by hand: the QED backing
+// file's fill taken from the cache fails here).
+func TestSetupCacheTargetCannotScribble(t *testing.T) {
+	w, err := workload.Parse(strings.NewReader(imageCmdsScript))
+	require.NoError(t, err)
+	require.Equal(t, "qed", w.Geometry.Backing[0].Format)
+	backingWrites := func(c *workload.SetupCache) [][]byte {
+		fs := crashsim.New(crashsim.Options{ImplicitDirSync: true})
+		e, err := workload.NewExecCached(bufScribbler{}, fs, "/w", w, c)
+		require.NoError(t, err)
+		require.NoError(t, e.Disk.Close())
+		var out [][]byte
+		for _, op := range fs.Trace().Ops {
+			if op.Kind == crashsim.OpWrite && strings.HasSuffix(op.Path, "backing0.qed") {
+				out = append(out, op.Data)
+			}
+		}
+		return out
+	}
+	want := backingWrites(nil)
+	require.NotEmpty(t, want)
+	c := new(workload.SetupCache)
+	for use := range 3 {
+		require.Equal(t, want, backingWrites(c), "use %d of the cache: the QED backing file's writes differ from a setup without it", use+1)
 	}
 }
