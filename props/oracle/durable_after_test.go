@@ -15,10 +15,11 @@ import (
 // differing runs as the plain comparison when read-backs are wrong,
 // also in a block shared with the previous contents; building them
 // leaves the previous contents as they were (a chunk that changes is
-// built anew), and unchanged chunks are shared, not generated
-// again. The ops: writes, caller bytes, write-zeroes, excused ranges,
-// grows (sizes off the 4 KiB grid) and flushes over a backing disk; a
-// model made apart (a new image) shares nothing. (Mutants checked by
+// built anew), and exactly the unchanged chunks are shared
+// (sharedExactly), not generated again. The ops: writes, caller bytes,
+// write-zeroes, excused ranges, grows (sizes off the 4 KiB grid) and
+// flushes over a backing disk; a model made apart (a new image) shares
+// nothing. (Mutants checked by
 // hand: DurableChanges returning nil, and a changed chunk kept, fail
 // this test.)
 func TestNewDurableAfterMatchesFresh(t *testing.T) {
@@ -97,6 +98,7 @@ func TestNewDurableAfterMatchesFresh(t *testing.T) {
 		require.NoError(t, err)
 		matches(d, m, "after")
 		matches(prev, prevModel, "the previous contents, once the next are built")
+		sharedExactly(t, "after", prev, d)
 		// Shared chunks: the same chunk, and a wrong byte in a block of
 		// one is found.
 		for b := int64(0); b*durableBlock < min(m.Size(), prevModel.Size()); b++ {
