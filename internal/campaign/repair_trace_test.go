@@ -16,6 +16,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/props/check"
 	"github.com/qedtorture/qedtorture/props/workload"
 )
@@ -168,6 +169,7 @@ func recordedStates(t *testing.T, r FSRepairer) int64 {
 // clear-first repair caught; a recording that does not replay to what the
 // run left is refused, naming why; a recorder that refuses is counted.
 func TestRepairCrashesRecorded(t *testing.T) {
+	racetest.Heavy(t)
 	for _, how := range []string{"good", "clear-first"} {
 		t.Run(how, func(t *testing.T) {
 			in, err := repairCrashesRecorded(t, 30*time.Second, testRepairer{how})
