@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/qedtorture/qedtorture/internal/racetest"
 )
 
 // TestFillMemo: fillMemo gives Fill's bytes for any id, offset and
 // length, first asked, asked again (from a kept chunk), across chunk
 // boundaries and across the memo's resets.
 func TestFillMemo(t *testing.T) {
+	racetest.Heavy(t)
 	seed := rand.Uint64()
 	t.Logf("seed %d", seed)
 	r := rand.New(rand.NewPCG(seed, 1))

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/qedtorture/qedtorture/internal/racetest"
 )
 
 // Tests written for mutants that survived the rest of the suite (see
@@ -95,6 +97,7 @@ func TestRecoverKeepsTornHole(t *testing.T) {
 }
 
 func TestBoundaries(t *testing.T) {
+	racetest.Heavy(t)
 	if got := Kind(len(kindNames)).String(); got != fmt.Sprintf("Kind(%d)", len(kindNames)) {
 		t.Errorf("Kind(%d).String() = %q", len(kindNames), got)
 	}

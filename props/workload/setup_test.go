@@ -9,6 +9,7 @@ import (
 
 	"github.com/qedtorture/qedtorture/crashsim"
 	"github.com/qedtorture/qedtorture/impl/qed/qedtarget"
+	"github.com/qedtorture/qedtorture/internal/racetest"
 	"github.com/qedtorture/qedtorture/internal/testseed"
 	"github.com/qedtorture/qedtorture/props/target"
 	"github.com/qedtorture/qedtorture/props/workload"
@@ -23,6 +24,7 @@ import (
 // not reach the cached bytes), and for a cache last used by another
 // workload.
 func TestSetupCacheSameSetup(t *testing.T) {
+	racetest.Heavy(t)
 	seed := testseed.Seed(t, "PROPS_SEED")
 	cfg := workload.DefaultGenConfig()
 	cfg.HugeChance = 0
