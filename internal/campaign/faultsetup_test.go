@@ -65,8 +65,9 @@ func TestSetupFaultsJudged(t *testing.T) {
 
 // TestSetupFaultRecording: a setup whose creation fails under an injected
 // error ends the run there: the error is the run's op error (index -1),
-// every state of the run a creation state; the same rule on the first
-// operation after the setup is not a setup fault at all.
+// every state of the run a creation state, its one mark the setup's
+// (op -1); the same rule on the first operation after the setup is not a
+// setup fault at all.
 func TestSetupFaultRecording(t *testing.T) {
 	tgt := TargetOrDie(t, "impl/qed")
 	w := generate(WorkloadSeed(21, 0), DefaultGenConfig())
@@ -88,6 +89,7 @@ func TestSetupFaultRecording(t *testing.T) {
 			require.ErrorIs(t, rec.OpErr, rec.Injected[0].Err)
 			require.Greater(t, rec.CreateEnd, rec.End.K(), "the end point is a creation state")
 			require.Equal(t, rec.SetupEnd, rec.Marks[0].K)
+			require.Equal(t, -1, rec.Marks[0].Op, "the setup's mark names no guest op")
 			require.NotNil(t, rec.EndModel)
 		} else {
 			require.Less(t, rec.CreateEnd, rec.End.K()+1, "operation %d: a setup that survived its fault ends its creation", i)
