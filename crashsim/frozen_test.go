@@ -47,15 +47,7 @@ func TestWriteAtFrozen(t *testing.T) {
 				t.Errorf("the trace holds a copy of the frozen bytes, not them")
 			}
 		}
-		if err := f.Sync(); err != nil {
-			t.Fatal(err)
-		}
-		synced, err := fsys.Point()
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := make([]byte, 1000+n)
-		copy(want[1000:], orig)
+		synced, want := syncAt1000(t, fsys, f, orig)
 		durable := bytes.Clone(want)
 		scribble(t, fsys, f, r, want, 100)
 		if err := f.Truncate(int64(len(want)) - 5000); err != nil {

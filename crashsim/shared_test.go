@@ -41,15 +41,7 @@ func TestWritesShareTraceBytes(t *testing.T) {
 	}); got > n+n/4 {
 		t.Errorf("a %d MiB write allocated %d bytes, want the trace's copy only", n>>20, got)
 	}
-	if err := f.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	synced, err := fsys.Point()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := make([]byte, 1000+n)
-	copy(want[1000:], data)
+	synced, want := syncAt1000(t, fsys, f, data)
 	// Writes, discards and a truncate over the shared pages.
 	model := bytes.Clone(want)
 	scribble(t, fsys, f, r, model, 200)
@@ -115,4 +107,21 @@ func scribble(t *testing.T, fsys *FS, f interface {
 		}
 		copy(model[off:], b)
 	}
+}
+
+// syncAt1000 syncs f (file /f of fsys, holding data at offset 1000 after
+// 1000 zero bytes) and returns the crash point just after the sync and
+// the file's expected contents.
+func syncAt1000(t *testing.T, fsys *FS, f interface{ Sync() error }, data []byte) (*Point, []byte) {
+	t.Helper()
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	synced, err := fsys.Point()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 1000+len(data))
+	copy(want[1000:], data)
+	return synced, want
 }
